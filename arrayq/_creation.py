@@ -1,0 +1,144 @@
+"""Creation functions (array API chapter "Creation Functions").
+
+Functions with no array argument use the default backend (``arrayq.default_backend``);
+``*_like`` functions, ``tril``/``triu`` and ``meshgrid`` use their arrays' backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ._dispatch import current_backend, default_device, resolve
+from ._helpers import maybe_dtype, shape_tuple
+
+
+def _where_to_create(device: Any):
+    backend = current_backend()
+    return backend, default_device(backend, device)
+
+
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None):
+    """Convert ``obj`` (an array of any backend, nested sequences, a scalar, a buffer) to an
+    array. Arrays of a backend stay on it; other objects go to the default backend. Python
+    floats become the backend's default float dtype. Raises TypeError for an unknown dtype."""
+    from ._dispatch import backend_of
+
+    dtype = maybe_dtype(dtype)
+    try:
+        owner = backend_of(obj)
+    except TypeError:
+        owner = None
+    backend = owner or current_backend()
+    if owner is None and device is None:
+        device = default_device(backend, None)
+    return backend.asarray(obj, dtype, device, copy)
+
+
+def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None):
+    """Evenly spaced values in ``[start, stop)`` (one argument: ``[0, start)``); 1-D.
+    Raises ValueError for ``step == 0``."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange step must not be 0")
+    backend, device = _where_to_create(device)
+    return backend.arange(start, stop, step, maybe_dtype(dtype), device)
+
+
+def _filled(method: str, doc: str):
+    def create(shape: Any, *, dtype: Any = None, device: Any = None):
+        backend, device = _where_to_create(device)
+        return getattr(backend, method)(shape_tuple(shape), maybe_dtype(dtype), device)
+
+    create.__name__ = create.__qualname__ = method
+    create.__doc__ = doc + " Shape is an int or tuple of ints; dtype defaults to the backend's default float. Raises ValueError for a negative size."
+    return create
+
+
+zeros = _filled("zeros", "A new array of ``shape`` filled with 0 on the default backend.")
+ones = _filled("ones", "A new array of ``shape`` filled with 1 on the default backend.")
+empty = _filled("empty", "A new array of ``shape`` with unspecified contents (arrayq gives zeros).")
+
+
+def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None):
+    """A new array of ``shape`` filled with ``fill_value``; dtype from ``fill_value``
+    (bool, default int or default float) unless given."""
+    from . import _dtypes as dt
+
+    backend, device = _where_to_create(device)
+    dtype = maybe_dtype(dtype)
+    if dtype is None:
+        dtype = dt.bool_ if isinstance(fill_value, bool) else backend.default_int if isinstance(fill_value, int) else backend.default_float
+    return backend.full(shape_tuple(shape), fill_value, dtype, device)
+
+
+def _like(method: str, doc: str):
+    def create(x: Any, /, *, dtype: Any = None, device: Any = None):
+        backend, (x,) = resolve(x)
+        return getattr(backend, method)(x, maybe_dtype(dtype), device)
+
+    create.__name__ = create.__qualname__ = method
+    create.__doc__ = doc + " Same shape as ``x``, its dtype unless ``dtype`` is given, on x's backend."
+    return create
+
+
+zeros_like = _like("zeros_like", "An array of zeros like ``x``.")
+ones_like = _like("ones_like", "An array of ones like ``x``.")
+empty_like = _like("empty_like", "An uninitialised array like ``x`` (arrayq gives zeros).")
+
+
+def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None):
+    """An array like ``x`` (shape, dtype unless given, backend) filled with ``fill_value``."""
+    backend, (x,) = resolve(x)
+    return backend.full_like(x, fill_value, maybe_dtype(dtype), device)
+
+
+def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None):
+    """A 2-D array (n_rows, n_cols or n_rows) with ones on diagonal ``k``, zeros elsewhere."""
+    backend, device = _where_to_create(device)
+    n_cols = n_rows if n_cols is None else n_cols
+    shape_tuple((n_rows, n_cols))
+    return backend.eye(n_rows, n_cols, k, maybe_dtype(dtype), device)
+
+
+def linspace(start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (included if ``endpoint``).
+    Raises ValueError for a negative ``num``."""
+    if num < 0:
+        raise ValueError(f"linspace num must be >= 0, got {num}")
+    backend, device = _where_to_create(device)
+    return backend.linspace(start, stop, num, maybe_dtype(dtype), device, endpoint)
+
+
+def meshgrid(*arrays: Any, indexing: str = "xy") -> list:
+    """Coordinate grids from 1-D arrays; ``indexing`` "xy" (Cartesian) or "ij" (matrix).
+    Raises ValueError for another indexing or a non-1-D input."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"indexing must be 'xy' or 'ij', got {indexing!r}")
+    if not arrays:
+        return []
+    backend, arrays = resolve(*arrays)
+    if any(len(a.shape) != 1 for a in arrays):
+        raise ValueError("meshgrid takes 1-D arrays")
+    return backend.meshgrid(arrays, indexing)
+
+
+def _triangle(method: str, doc: str):
+    def tri(x: Any, /, *, k: int = 0):
+        backend, (x,) = resolve(x)
+        if len(x.shape) < 2:
+            raise ValueError(f"{method} needs an array of at least 2 dimensions, got shape {tuple(x.shape)}")
+        return getattr(backend, method)(x, k)
+
+    tri.__name__ = tri.__qualname__ = method
+    tri.__doc__ = doc + " ``x`` is (..., M, N); result has x's shape and dtype. Raises ValueError for fewer than 2 dims."
+    return tri
+
+
+tril = _triangle("tril", "Zero the elements above diagonal ``k`` of each matrix in ``x``.")
+triu = _triangle("triu", "Zero the elements below diagonal ``k`` of each matrix in ``x``.")
+
+__all__ = [
+    "arange", "asarray", "empty", "empty_like", "eye", "full", "full_like", "linspace",
+    "meshgrid", "ones", "ones_like", "tril", "triu", "zeros", "zeros_like",
+]

@@ -1,0 +1,185 @@
+"""How a call finds its backend.
+
+* From the arrays: ``type(x)`` → backend, cached in a dict, so the common case is one
+  dictionary lookup. Python scalars belong to no backend and mix with anything.
+* For creation functions (no array argument): the default backend, chosen in this order:
+  ``with arrayq.default_backend(...)`` (a context variable, so threads and asyncio tasks
+  each see their own), ``arrayq.set_default_backend(...)``, the ``ARRAYQ_BACKEND``
+  environment variable, then ``"numpy"``.
+* Arrays of two backends: a backend with ``gives_way`` (NumPy, the reference) moves its
+  arrays to the other one; any other pair raises BackendMismatchError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ._registry import get_backend, loaded_backends
+from .errors import BackendMismatchError
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+_SCALARS = (bool, int, float, complex)
+_type_cache: dict[type, "Backend"] = {}
+
+
+def forget_types() -> None:
+    """Drop the type → backend cache (after the set of backends changed)."""
+    _type_cache.clear()
+
+
+def backend_of(x: Any) -> "Backend | None":
+    """The backend whose native array ``x`` is; None for a Python scalar.
+
+    Raises TypeError for anything else (a list, an unknown array type)."""
+    backend = _type_cache.get(type(x))
+    if backend is not None:
+        return backend
+    if isinstance(x, _SCALARS):
+        return None
+    for candidate in loaded_backends():
+        if candidate.is_array(x):
+            _type_cache[type(x)] = candidate
+            return candidate
+    raise TypeError(
+        f"arrayq got a {type(x).__module__}.{type(x).__qualname__}, which no loaded backend "
+        "recognises as an array; convert it first with arrayq.asarray(...)"
+    )
+
+
+def resolve(*xs: Any) -> tuple["Backend", list[Any]]:
+    """The one backend for these arguments, and the arguments moved onto it where a
+    giving-way backend (NumPy) meets another. Scalars stay as they are."""
+    chosen = None
+    mixed = False
+    for x in xs:
+        b = backend_of(x)
+        if b is None or b is chosen:
+            continue
+        if chosen is None:
+            chosen = b
+        elif b.gives_way and not chosen.gives_way:
+            mixed = True
+        elif chosen.gives_way and not b.gives_way:
+            chosen, mixed = b, True
+        else:
+            raise BackendMismatchError(
+                f"this op got arrays of two backends, {chosen.name!r} and {b.name!r}; move one "
+                f"with arrayq.to_backend(x, {chosen.name!r}) (or {b.name!r}) first"
+            )
+    if chosen is None:
+        return current_backend(), list(xs)
+    if mixed:
+        xs = tuple(_move(x, chosen) for x in xs)
+    return chosen, list(xs)
+
+
+def _move(x: Any, target: "Backend") -> Any:
+    source = backend_of(x)
+    if source is None or source is target:
+        return x
+    return target.from_numpy(source.to_numpy(x), device=_context_device(target))
+
+
+# ---- the default backend --------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Default:
+    backend: "str | Backend"
+    device: Any = None
+
+
+_context: contextvars.ContextVar[_Default | None] = contextvars.ContextVar("arrayq_default", default=None)
+_process_default: _Default | None = None
+
+
+def _chosen() -> _Default:
+    return (
+        _context.get()
+        or _process_default
+        or _Default(os.environ.get("ARRAYQ_BACKEND") or "numpy")
+    )
+
+
+def current_backend() -> "Backend":
+    """The backend creation functions use now (see the module docstring for the order)."""
+    return get_backend(_chosen().backend)
+
+
+def _context_device(backend: "Backend") -> Any:
+    chosen = _chosen()
+    return chosen.device if get_backend(chosen.backend) is backend else None
+
+
+def default_device(backend: "Backend", device: Any) -> Any:
+    """``device`` if given, else the device of the active default for this backend."""
+    return device if device is not None else _context_device(backend)
+
+
+@contextlib.contextmanager
+def default_backend(backend: "str | Backend", device: Any = None) -> Iterator["Backend"]:
+    """Within the ``with`` block, creation functions use ``backend`` (a name or a Backend)
+    on ``device`` (None: the backend's own default device).
+
+    The setting lives in a context variable: other threads and asyncio tasks keep theirs.
+    Raises UnknownBackendError / BackendUnavailableError at entry for a bad name, and
+    ValueError for a device the backend does not have."""
+    resolved = get_backend(backend)
+    if device is not None:
+        resolved.check_device(device)
+    token = _context.set(_Default(resolved, device))
+    try:
+        yield resolved
+    finally:
+        _context.reset(token)
+
+
+def set_default_backend(backend: "str | Backend | None", device: Any = None) -> None:
+    """Set the process-wide default backend (below any ``with default_backend``); None
+    clears it, so ``ARRAYQ_BACKEND`` or NumPy apply again."""
+    global _process_default
+    if backend is None:
+        _process_default = None
+        return
+    resolved = get_backend(backend)
+    if device is not None:
+        resolved.check_device(device)
+    _process_default = _Default(resolved, device)
+
+
+# ---- moving data between backends -----------------------------------------------------
+
+def to_backend(obj: Any, backend: "str | Backend", device: Any = None) -> Any:
+    """``obj`` with every array in it moved to ``backend`` (and ``device``).
+
+    ``obj`` may be an array, a scalar, or a tuple / list / dict / dataclass of these, nested;
+    containers keep their type (dataclasses are rebuilt with ``dataclasses.replace``).
+    Arrays already there are returned unchanged. Raises TypeError for an object that is
+    none of these."""
+    target = get_backend(backend)
+    if device is not None:
+        target.check_device(device)
+
+    def move(o: Any) -> Any:
+        if o is None or isinstance(o, (_SCALARS, str)):
+            return o
+        if isinstance(o, tuple) and hasattr(o, "_fields"):
+            return type(o)(*map(move, o))
+        if isinstance(o, (tuple, list)):
+            return type(o)(map(move, o))
+        if isinstance(o, dict):
+            return type(o)((k, move(v)) for k, v in o.items())
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            changes = {f.name: move(getattr(o, f.name)) for f in dataclasses.fields(o) if f.init}
+            return dataclasses.replace(o, **changes)
+        source = backend_of(o)
+        if source is target and (device is None or target.device_of(o) == device):
+            return o
+        return target.from_numpy(source.to_numpy(o), device=default_device(target, device))
+
+    return move(obj)

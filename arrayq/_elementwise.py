@@ -1,0 +1,95 @@
+"""Elementwise functions (array API chapter "Element-wise Functions"), plus ``erf``.
+
+Every function here dispatches on its array arguments; Python scalars mix with any
+backend's arrays (array API "weak" scalars: the array's dtype wins).
+Results have the broadcast shape of the operands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._dispatch import resolve
+from .backend import BINARY_OPS, UNARY_OPS
+
+_UNARY_DOC = {
+    "abs": "absolute value", "acos": "inverse cosine", "acosh": "inverse hyperbolic cosine",
+    "asin": "inverse sine", "asinh": "inverse hyperbolic sine", "atan": "inverse tangent",
+    "atanh": "inverse hyperbolic tangent", "bitwise_invert": "bitwise NOT (integer or bool x)",
+    "ceil": "smallest integer >= x", "conj": "complex conjugate", "cos": "cosine",
+    "cosh": "hyperbolic cosine", "exp": "e**x", "expm1": "e**x - 1, accurate near 0",
+    "floor": "largest integer <= x", "imag": "imaginary part (complex x)",
+    "isfinite": "whether finite (bool result)", "isinf": "whether infinite (bool result)",
+    "isnan": "whether NaN (bool result)", "log": "natural logarithm",
+    "log1p": "log(1 + x), accurate near 0", "log2": "base-2 logarithm", "log10": "base-10 logarithm",
+    "logical_not": "logical NOT (bool result)", "negative": "-x", "real": "real part",
+    "round": "round half to even", "sign": "-1, 0 or 1 by the sign of x",
+    "signbit": "whether the sign bit is set (bool result)", "sin": "sine", "sinh": "hyperbolic sine",
+    "sqrt": "square root", "tan": "tangent", "tanh": "hyperbolic tangent",
+    "trunc": "x rounded toward zero",
+    # composites
+    "positive": "+x", "square": "x * x", "erf": "the error function (floating x)",
+}
+_BINARY_DOC = {
+    "add": "x1 + x2", "atan2": "the angle of (x2, x1), quadrant-aware",
+    "bitwise_and": "bitwise AND", "bitwise_left_shift": "x1 << x2", "bitwise_or": "bitwise OR",
+    "bitwise_right_shift": "x1 >> x2", "bitwise_xor": "bitwise XOR",
+    "copysign": "|x1| with the sign of x2", "divide": "x1 / x2 (true division)",
+    "equal": "x1 == x2", "floor_divide": "floor(x1 / x2)", "greater": "x1 > x2",
+    "greater_equal": "x1 >= x2", "less": "x1 < x2", "less_equal": "x1 <= x2",
+    "logical_and": "logical AND", "logical_or": "logical OR", "logical_xor": "logical XOR",
+    "maximum": "the larger of x1, x2 (NaN propagates)", "minimum": "the smaller of x1, x2 (NaN propagates)",
+    "multiply": "x1 * x2", "not_equal": "x1 != x2", "pow": "x1 ** x2",
+    "remainder": "x1 - floor_divide(x1, x2) * x2 (sign of x2)", "subtract": "x1 - x2",
+    # composites
+    "hypot": "sqrt(x1**2 + x2**2) without overflow", "logaddexp": "log(exp(x1) + exp(x2)) without overflow",
+}
+_COMPOSITE_UNARY = ("positive", "square", "erf")
+_COMPOSITE_BINARY = ("hypot", "logaddexp")
+
+
+def _unary(name: str):
+    composite = name in _COMPOSITE_UNARY
+
+    def op(x: Any, /):
+        backend, (x,) = resolve(x)
+        if not backend.is_array(x):
+            x = backend.asarray(x, None, None, None)
+        return getattr(backend, name)(x) if composite else backend.unary(name, x)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (f"Elementwise {_UNARY_DOC[name]}.\n\n``x``: an array of any shape; the result "
+                  "has x's shape. Dtype rules follow the array API standard; an unsupported "
+                  "dtype raises the backend's TypeError.")
+    return op
+
+
+def _binary(name: str):
+    composite = name in _COMPOSITE_BINARY
+
+    def op(x1: Any, x2: Any, /):
+        backend, (x1, x2) = resolve(x1, x2)
+        if not (backend.is_array(x1) or backend.is_array(x2)):
+            x1 = backend.asarray(x1, None, None, None)
+        return getattr(backend, name)(x1, x2) if composite else backend.binary(name, x1, x2)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (f"Elementwise {_BINARY_DOC[name]}.\n\n``x1``, ``x2``: arrays (or one Python "
+                  "scalar) whose shapes broadcast; the result has the broadcast shape. Raises "
+                  "ValueError if the shapes do not broadcast.")
+    return op
+
+
+_names = {name: _unary(name) for name in (*UNARY_OPS, *_COMPOSITE_UNARY)}
+_names.update({name: _binary(name) for name in (*BINARY_OPS, *_COMPOSITE_BINARY)})
+globals().update(_names)
+
+
+def clip(x: Any, /, min: Any = None, max: Any = None):
+    """``x`` limited to ``[min, max]`` (either bound may be None, a scalar or an array that
+    broadcasts against x). Result has x's shape and dtype."""
+    backend, (x, lo, hi) = resolve(x, min, max)
+    return backend.clip(x, lo, hi)
+
+
+__all__ = [*_names, "clip"]

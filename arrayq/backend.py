@@ -1,0 +1,508 @@
+"""The backend contract: everything a backend is, in one file.
+
+A backend is a subclass of :class:`Backend`. It works on its library's own arrays
+(``numpy.ndarray``, ``mlx.core.array``); arrayq never wraps them.
+
+* **Required primitives** raise ``UnsupportedOperationError`` here; a backend implements
+  them all (or declares the gap, see ``declared_gaps``).
+* **Composites** have a reference default right here, written once in terms of the
+  primitives (and, for the quantized ops, of the array-API frontend pinned to this
+  backend). A backend overrides a composite only where it has something native or faster;
+  :func:`arrayq.capabilities` reports which it did.
+
+The frontend (``arrayq.add`` etc.) normalises arguments before calling in, so methods here
+receive: ``dtype`` as an :class:`arrayq.DType` or None, ``axis`` of reductions as a tuple of
+non-negative ints or None, ``shape`` as a tuple of ints, and Python scalars only where
+the array API allows them (second operand of elementwise ops, fill values).
+
+Backend packages import their array library in ``__init__`` (not at module import), and
+name it in ``library_module``, so that arrayq can list them without importing it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from . import _dtypes as dt
+from ._dtypes import DType
+from .errors import UnsupportedDTypeError, UnsupportedOperationError
+
+Array = Any  # the backend's own array type
+
+#: Elementwise ops every backend implements through :meth:`Backend.unary` / :meth:`Backend.binary`.
+UNARY_OPS = (
+    "abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "bitwise_invert", "ceil",
+    "conj", "cos", "cosh", "exp", "expm1", "floor", "imag", "isfinite", "isinf", "isnan",
+    "log", "log1p", "log2", "log10", "logical_not", "negative", "real", "round", "sign",
+    "signbit", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+)
+BINARY_OPS = (
+    "add", "atan2", "bitwise_and", "bitwise_left_shift", "bitwise_or", "bitwise_right_shift",
+    "bitwise_xor", "copysign", "divide", "equal", "floor_divide", "greater", "greater_equal",
+    "less", "less_equal", "logical_and", "logical_or", "logical_xor", "maximum", "minimum",
+    "multiply", "not_equal", "pow", "remainder", "subtract",
+)
+REDUCE_OPS = ("sum", "prod", "max", "min", "all", "any")
+
+
+def _unsupported(backend: "Backend", op: str) -> UnsupportedOperationError:
+    return UnsupportedOperationError(
+        f"backend {backend.name!r} does not implement {op!r}; implement the primitive in "
+        f"{type(backend).__name__} or list it in declared_gaps"
+    )
+
+
+class Backend:
+    """Base class of every arrayq backend. See the module docstring for the rules."""
+
+    #: Set by the registry to the name the backend is registered under.
+    name: str = "unnamed"
+    #: The module of the array library (checked in sys.modules to recognise its arrays).
+    library_module: str | None = None
+    #: What to tell a user whose library is missing.
+    install_hint: str | None = None
+    #: NumPy, the reference, moves its arrays to the other backend in a mixed call.
+    gives_way: bool = False
+    #: Dtypes Python floats / ints become, and the dtypes this backend has.
+    default_float: DType = dt.float32
+    default_int: DType = dt.int32
+    #: What this backend does not support, ``{"what": "why"}``: op names, dtype names, or
+    #: "data-dependent shapes". The conformance suite skips these with the reason.
+    declared_gaps: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ data and dtypes
+    def is_array(self, x: Any) -> bool:
+        """Whether ``x`` is one of this backend's arrays."""
+        raise _unsupported(self, "is_array")
+
+    def native_dtype(self, dtype: DType) -> Any:
+        """The library's dtype for ``dtype``; raises UnsupportedDTypeError if it has none."""
+        raise _unsupported(self, "native_dtype")
+
+    def dtype_of(self, x: Array) -> DType:
+        return dt.as_dtype(x.dtype)
+
+    def from_numpy(self, a: Any, device: Any = None) -> Array:
+        """A backend array equal to the NumPy array ``a`` (same dtype), on ``device``."""
+        raise _unsupported(self, "from_numpy")
+
+    def to_numpy(self, x: Array) -> Any:
+        """``x`` as a NumPy array (evaluating it if the backend is lazy)."""
+        raise _unsupported(self, "to_numpy")
+
+    def astype(self, x: Array, dtype: DType, copy: bool = True) -> Array:
+        raise _unsupported(self, "astype")
+
+    # ------------------------------------------------------------------ devices, laziness
+    def devices(self) -> list[Any]:
+        """Devices this backend can put arrays on; the first is its default."""
+        return ["cpu"]
+
+    def device_of(self, x: Array) -> Any:
+        return self.devices()[0]
+
+    def check_device(self, device: Any) -> None:
+        """Raise ValueError unless ``device`` is one of :meth:`devices`."""
+        if device not in self.devices():
+            raise ValueError(f"backend {self.name!r} has no device {device!r}; it has {self.devices()}")
+
+    def eval(self, *xs: Array) -> None:
+        """Force lazy arrays to be computed. Eager backends do nothing."""
+
+    # ------------------------------------------------------------------ creation
+    def full(self, shape: tuple[int, ...], fill_value: Any, dtype: DType | None, device: Any) -> Array:
+        raise _unsupported(self, "full")
+
+    def arange(self, start: Any, stop: Any, step: Any, dtype: DType | None, device: Any) -> Array:
+        raise _unsupported(self, "arange")
+
+    def asarray(self, obj: Any, dtype: DType | None, device: Any, copy: bool | None) -> Array:
+        """From a backend array, a NumPy array, nested sequences or a scalar. Python floats
+        become ``default_float`` and ints ``default_int`` unless ``dtype`` says otherwise."""
+        import numpy as np
+
+        if self.is_array(obj):
+            return obj if dtype is None or self.dtype_of(obj) == dtype else self.astype(obj, dtype)
+        a = np.asarray(obj)
+        if dtype is None and not isinstance(obj, np.ndarray):
+            if a.dtype.kind == "f":
+                dtype = self.default_float
+            elif a.dtype.kind in "iu" and a.dtype != np.uint64:
+                dtype = self.default_int
+        if dtype is not None:
+            a = a.astype(dtype.dtype)
+        return self.from_numpy(a, device)
+
+    def zeros(self, shape, dtype, device):
+        return self.full(shape, 0, dtype or self.default_float, device)
+
+    def ones(self, shape, dtype, device):
+        return self.full(shape, 1, dtype or self.default_float, device)
+
+    def empty(self, shape, dtype, device):
+        return self.zeros(shape, dtype, device)
+
+    def full_like(self, x, fill_value, dtype, device):
+        return self.full(tuple(x.shape), fill_value, dtype or self.dtype_of(x), device or self.device_of(x))
+
+    def zeros_like(self, x, dtype, device):
+        return self.full_like(x, 0, dtype, device)
+
+    def ones_like(self, x, dtype, device):
+        return self.full_like(x, 1, dtype, device)
+
+    def empty_like(self, x, dtype, device):
+        return self.zeros_like(x, dtype, device)
+
+    def eye(self, n_rows, n_cols, k, dtype, device):
+        rows = self.reshape(self.arange(0, n_rows, 1, dt.int64 if self._has(dt.int64) else dt.int32, device), (n_rows, 1))
+        cols = self.arange(0, n_cols, 1, self.dtype_of(rows), device)
+        hit = self.binary("equal", self.binary("add", rows, k), cols)
+        return self.astype(hit, dtype or self.default_float)
+
+    def linspace(self, start, stop, num, dtype, device, endpoint):
+        dtype = dtype or self.default_float
+        steps = self.astype(self.arange(0, num, 1, self.default_int, device), dtype)
+        div = (num - 1) if endpoint else num
+        delta = (stop - start) / div if div > 0 else 0.0
+        out = self.binary("add", self.binary("multiply", steps, delta), start)
+        if endpoint and num > 1:  # make the last point exactly ``stop``
+            out = self.concat([out[: num - 1], self.full((1,), stop, dtype, device)], 0)
+        return out
+
+    def meshgrid(self, arrays, indexing):
+        n = len(arrays)
+        sizes = [int(a.shape[0]) for a in arrays]
+        if indexing == "xy" and n >= 2:
+            sizes[0], sizes[1] = sizes[1], sizes[0]
+        out = []
+        for i, a in enumerate(arrays):
+            axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and n >= 2 else i
+            shape = [1] * n
+            shape[axis] = -1
+            out.append(self.broadcast_to(self.reshape(a, tuple(shape)), tuple(sizes)))
+        return out
+
+    def _triangle_mask(self, x, k, lower):
+        n, m = int(x.shape[-2]), int(x.shape[-1])
+        rows = self.reshape(self.arange(0, n, 1, self.default_int, None), (n, 1))
+        cols = self.arange(0, m, 1, self.default_int, None)
+        diff = self.binary("subtract", cols, rows)
+        return self.binary("less_equal" if lower else "greater_equal", diff, k)
+
+    def tril(self, x, k):
+        return self.where(self._triangle_mask(x, k, True), x, self.zeros_like(x, None, None))
+
+    def triu(self, x, k):
+        return self.where(self._triangle_mask(x, k, False), x, self.zeros_like(x, None, None))
+
+    # ------------------------------------------------------------------ elementwise
+    def unary(self, op: str, x: Array) -> Array:
+        """Apply the elementwise op ``op`` (one of UNARY_OPS) with array API semantics."""
+        raise _unsupported(self, op)
+
+    def binary(self, op: str, x1: Array, x2: Array) -> Array:
+        """Apply ``op`` (one of BINARY_OPS) with broadcasting; either operand may be a
+        Python scalar."""
+        raise _unsupported(self, op)
+
+    def where(self, condition: Array, x1: Array, x2: Array) -> Array:
+        raise _unsupported(self, "where")
+
+    def positive(self, x):
+        return x
+
+    def square(self, x):
+        return self.binary("multiply", x, x)
+
+    def hypot(self, x1, x2):
+        # scale by the larger magnitude so squares neither overflow nor underflow
+        a, b = self.unary("abs", x1), self.unary("abs", x2)
+        big, small = self.binary("maximum", a, b), self.binary("minimum", a, b)
+        safe = self.where(self.binary("equal", big, 0), self.ones_like(big, None, None), big)
+        ratio = self.binary("divide", small, safe)
+        return self.binary("multiply", big, self.unary("sqrt", self.binary("add", 1, self.square(ratio))))
+
+    def logaddexp(self, x1, x2):
+        big = self.binary("maximum", x1, x2)
+        diff = self.unary("negative", self.unary("abs", self.binary("subtract", x1, x2)))
+        return self.binary("add", big, self.unary("log1p", self.unary("exp", diff)))
+
+    def clip(self, x, min, max):
+        if min is not None:
+            x = self.binary("maximum", x, min)
+        if max is not None:
+            x = self.binary("minimum", x, max)
+        return x
+
+    def erf(self, x):
+        # Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, at float32 precision; a backend
+        # with a native erf (float64-exact) should override this.
+        t = self.binary("divide", 1.0, self.binary("add", 1.0, self.binary("multiply", 0.3275911, self.unary("abs", x))))
+        poly = 1.061405429
+        for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+            poly = self.binary("add", self.binary("multiply", poly, t), c)
+        tail = self.binary("multiply", self.binary("multiply", poly, t), self.unary("exp", self.unary("negative", self.square(x))))
+        return self.binary("multiply", self.unary("sign", x), self.binary("subtract", 1.0, tail))
+
+    # ------------------------------------------------------------------ reductions
+    def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: DType | None) -> Array:
+        """Reduce with ``op`` (one of REDUCE_OPS) over ``axis`` (None: all axes). ``dtype``
+        is only given for sum and prod."""
+        raise _unsupported(self, op)
+
+    def argreduce(self, op: str, x: Array, axis: int | None, keepdims: bool) -> Array:
+        """``op`` is "argmax" or "argmin"; first occurrence wins; axis None flattens."""
+        raise _unsupported(self, op)
+
+    def cumulative_sum(self, x: Array, axis: int, dtype: DType | None, include_initial: bool) -> Array:
+        raise _unsupported(self, "cumulative_sum")
+
+    def _count(self, x, axis):
+        axes = range(x.ndim) if axis is None else axis
+        return math.prod(int(x.shape[a]) for a in axes)
+
+    def mean(self, x, axis, keepdims):
+        return self.binary("divide", self.reduce("sum", x, axis, keepdims, None), self._count(x, axis))
+
+    def var(self, x, axis, correction, keepdims):
+        centred = self.binary("subtract", x, self.mean(x, axis, True))
+        sq = self.binary("multiply", centred, self.unary("conj", centred))
+        total = self.reduce("sum", sq, axis, keepdims, None)
+        return self.binary("divide", total, builtins_max(self._count(x, axis) - correction, 0))
+
+    def std(self, x, axis, correction, keepdims):
+        return self.unary("sqrt", self.var(x, axis, correction, keepdims))
+
+    def count_nonzero(self, x, axis, keepdims):
+        nonzero = self.binary("not_equal", x, 0)
+        return self.reduce("sum", self.astype(nonzero, self.default_int), axis, keepdims, self.default_int)
+
+    # ------------------------------------------------------------------ shapes and indexing
+    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
+        raise _unsupported(self, "reshape")
+
+    def permute_dims(self, x: Array, axes: tuple[int, ...]) -> Array:
+        raise _unsupported(self, "permute_dims")
+
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        raise _unsupported(self, "broadcast_to")
+
+    def concat(self, arrays: Sequence[Array], axis: int | None) -> Array:
+        """Join along ``axis``; ``axis`` None flattens the arrays first."""
+        raise _unsupported(self, "concat")
+
+    def flip(self, x: Array, axis: tuple[int, ...] | None) -> Array:
+        raise _unsupported(self, "flip")
+
+    def take(self, x: Array, indices: Array, axis: int | None) -> Array:
+        raise _unsupported(self, "take")
+
+    def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
+        raise _unsupported(self, "take_along_axis")
+
+    def expand_dims(self, x, axis):
+        shape = list(x.shape)
+        shape.insert(axis, 1)
+        return self.reshape(x, tuple(shape))
+
+    def squeeze(self, x, axis):
+        for a in axis:
+            if x.shape[a] != 1:
+                raise ValueError(f"cannot squeeze axis {a}: its length is {x.shape[a]}, not 1")
+        return self.reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axis))
+
+    def stack(self, arrays, axis):
+        return self.concat([self.expand_dims(a, axis) for a in arrays], axis)
+
+    def unstack(self, x, axis):
+        moved = self.moveaxis(x, (axis,), (0,))
+        return tuple(moved[i] for i in range(int(moved.shape[0])))
+
+    def moveaxis(self, x, source, destination):
+        order = [i for i in range(x.ndim) if i not in source]
+        for dst, src in sorted(zip(destination, source)):
+            order.insert(dst, src)
+        return self.permute_dims(x, tuple(order))
+
+    def matrix_transpose(self, x):
+        axes = list(range(x.ndim))
+        axes[-2], axes[-1] = axes[-1], axes[-2]
+        return self.permute_dims(x, tuple(axes))
+
+    def broadcast_arrays(self, arrays):
+        shape = broadcast_shapes(*(tuple(a.shape) for a in arrays))
+        return [self.broadcast_to(a, shape) for a in arrays]
+
+    def tile(self, x, repetitions):
+        reps = (1,) * (x.ndim - len(repetitions)) + tuple(repetitions)
+        shape = (1,) * (len(reps) - x.ndim) + tuple(x.shape)
+        x = self.reshape(x, shape)
+        # interleave a repetition axis before each axis, broadcast, then merge pairs
+        inter = self.reshape(x, tuple(v for n in shape for v in (1, n)))
+        big = self.broadcast_to(inter, tuple(v for r, n in zip(reps, shape) for v in (r, n)))
+        return self.reshape(big, tuple(r * n for r, n in zip(reps, shape)))
+
+    def repeat(self, x, repeats, axis):
+        if axis is None:
+            x, axis = self.reshape(x, (-1,)), 0
+        n = int(x.shape[axis])
+        counts = [repeats] * n if isinstance(repeats, int) else [int(v) for v in self.to_numpy(repeats).ravel()]
+        if len(counts) != n:
+            raise ValueError(f"repeats has {len(counts)} entries but axis {axis} has length {n}")
+        index = [i for i, c in enumerate(counts) for _ in range(c)]
+        return self.take(x, self.asarray(index, self.default_int, self.device_of(x), None), axis)
+
+    def roll(self, x, shift, axis):
+        if axis is None:
+            return self.reshape(self.roll(self.reshape(x, (-1,)), shift, (0,)), tuple(x.shape))
+        shifts = (shift,) * len(axis) if isinstance(shift, int) else tuple(shift)
+        for s, a in zip(shifts, axis):
+            n = int(x.shape[a])
+            if n:
+                index = [(i - s) % n for i in range(n)]
+                x = self.take(x, self.asarray(index, self.default_int, self.device_of(x), None), a)
+        return x
+
+    def diff(self, x, axis, n, prepend, append):
+        parts = [p for p in (prepend, x, append) if p is not None]
+        if len(parts) > 1:
+            parts = [self.broadcast_to(p, tuple(x.shape[:axis]) + (p.shape[axis] if p.ndim == x.ndim else 1,) + tuple(x.shape[axis + 1:]))
+                     if p.ndim == x.ndim else self.expand_dims(p, axis) for p in parts]
+            x = self.concat(parts, axis)
+        for _ in range(n):
+            hi = tuple(slice(1, None) if i == axis else slice(None) for i in range(x.ndim))
+            lo = tuple(slice(None, -1) if i == axis else slice(None) for i in range(x.ndim))
+            x = self.binary("subtract", x[hi], x[lo])
+        return x
+
+    # ------------------------------------------------------------------ searching, sorting, sets
+    def nonzero(self, x: Array) -> tuple[Array, ...]:
+        raise _unsupported(self, "nonzero")
+
+    def searchsorted(self, x1: Array, x2: Array, side: str, sorter: Array | None) -> Array:
+        raise _unsupported(self, "searchsorted")
+
+    def sort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
+        raise _unsupported(self, "sort")
+
+    def argsort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
+        raise _unsupported(self, "argsort")
+
+    def unique_all(self, x: Array) -> tuple[Array, Array, Array, Array]:
+        """(values, first indices, inverse indices shaped like x, counts), values sorted."""
+        raise _unsupported(self, "unique_all")
+
+    def unique_counts(self, x):
+        values, _, _, counts = self.unique_all(x)
+        return values, counts
+
+    def unique_inverse(self, x):
+        values, _, inverse, _ = self.unique_all(x)
+        return values, inverse
+
+    def unique_values(self, x):
+        return self.unique_all(x)[0]
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, x1: Array, x2: Array) -> Array:
+        raise _unsupported(self, "matmul")
+
+    def tensordot(self, x1, x2, axes):
+        a_axes, b_axes = axes
+        a_free = [i for i in range(x1.ndim) if i not in a_axes]
+        b_free = [i for i in range(x2.ndim) if i not in b_axes]
+        k = math.prod(int(x1.shape[i]) for i in a_axes)
+        a = self.reshape(self.permute_dims(x1, tuple(a_free) + tuple(a_axes)), (-1, k) if x1.size else (math.prod(int(x1.shape[i]) for i in a_free), k))
+        b = self.reshape(self.permute_dims(x2, tuple(b_axes) + tuple(b_free)), (k, math.prod(int(x2.shape[i]) for i in b_free)))
+        out = self.matmul(a, b)
+        return self.reshape(out, tuple(int(x1.shape[i]) for i in a_free) + tuple(int(x2.shape[i]) for i in b_free))
+
+    def vecdot(self, x1, x2, axis):
+        return self.reduce("sum", self.binary("multiply", self.unary("conj", x1), x2), (axis,), False, None)
+
+    # ------------------------------------------------------------------ quantized linear algebra
+    # Reference defaults: the format code in arrayq._quant_formats, run through the array-API
+    # frontend with this backend pinned, block by block so extra memory stays bounded.
+    def quantize(self, w, group_size, bits, mode):
+        from . import _quant_formats as qf
+        with self._pinned() as xp:
+            return qf.quantize(xp, w, group_size, bits, mode)
+
+    def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
+        from . import _quant_formats as qf
+        with self._pinned() as xp:
+            return qf.dequantize(xp, packed, scales, biases, group_size, bits, mode, dtype)
+
+    def quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode):
+        from . import _quant_formats as qf
+        with self._pinned() as xp:
+            return qf.quantized_matmul_reference(
+                xp, x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode)
+
+    def gather_qmm(self, x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode):
+        from . import _quant_formats as qf
+        with self._pinned() as xp:
+            return qf.gather_qmm_reference(
+                xp, x, packed, scales, biases, lhs_indices, rhs_indices,
+                transpose=transpose, group_size=group_size, bits=bits, mode=mode)
+
+    # ------------------------------------------------------------------ helpers for composites
+    def _pinned(self):
+        """The arrayq frontend, with this backend as the default for creation functions."""
+        import arrayq
+        from ._dispatch import default_backend
+
+        class _Pin:
+            def __enter__(pin):
+                pin.cm = default_backend(self)
+                pin.cm.__enter__()
+                return arrayq
+
+            def __exit__(pin, *exc):
+                return pin.cm.__exit__(*exc)
+
+        return _Pin()
+
+    def _has(self, dtype: DType) -> bool:
+        try:
+            self.native_dtype(dtype)
+            return True
+        except UnsupportedDTypeError:
+            return False
+
+    def __repr__(self) -> str:
+        return f"<arrayq backend {self.name!r} ({type(self).__name__})>"
+
+
+builtins_max = max
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The array API broadcast of ``shapes``; raises ValueError naming them if they clash."""
+    ndim = builtins_max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-ndim, 0):
+        sizes = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {', '.join(map(str, shapes))} do not broadcast (axis {i}: sizes {sorted(sizes)})")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+#: Every op of the contract, by category, as :func:`arrayq.capabilities` reports them.
+PRIMITIVES = (
+    "is_array", "native_dtype", "from_numpy", "to_numpy", "astype", "full", "arange", "where",
+    *UNARY_OPS, *BINARY_OPS, *REDUCE_OPS, "argmax", "argmin", "cumulative_sum",
+    "reshape", "permute_dims", "broadcast_to", "concat", "flip", "take", "take_along_axis",
+    "nonzero", "searchsorted", "sort", "argsort", "unique_all", "matmul",
+)
+COMPOSITES = (
+    "asarray", "zeros", "ones", "empty", "full_like", "zeros_like", "ones_like", "empty_like",
+    "eye", "linspace", "meshgrid", "tril", "triu", "positive", "square", "hypot", "logaddexp",
+    "clip", "erf", "mean", "var", "std", "count_nonzero", "expand_dims", "squeeze", "stack",
+    "unstack", "moveaxis", "matrix_transpose", "broadcast_arrays", "tile", "repeat", "roll",
+    "diff", "unique_counts", "unique_inverse", "unique_values", "tensordot", "vecdot",
+    "quantize", "dequantize", "quantized_matmul", "gather_qmm",
+)

@@ -1,0 +1,33 @@
+"""Every exception a user can trigger through arrayq. Backends raise these same types,
+so code that catches them works whatever backend runs it."""
+
+
+class ArrayqError(Exception):
+    """Base class of arrayq's own errors."""
+
+
+class BackendMismatchError(ArrayqError, TypeError):
+    """Arrays of two different (non-NumPy) backends were given to one op."""
+
+
+class BackendUnavailableError(ArrayqError, RuntimeError):
+    """A backend was asked for whose library is not installed or failed to load."""
+
+
+class UnknownBackendError(ArrayqError, KeyError):
+    """A backend name that no entry point or ``register_backend`` call provides."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedDTypeError(ArrayqError, TypeError):
+    """The backend has no native dtype for the requested arrayq dtype."""
+
+
+class UnsupportedOperationError(ArrayqError, NotImplementedError):
+    """The backend does not implement this op (and there is no reference default)."""
+
+
+class QuantizationError(ArrayqError, ValueError):
+    """Bad input to a quantization op: group size, bits, mode, shapes or dtypes."""

@@ -1,0 +1,255 @@
+"""Quantized weights as a first-class value: :class:`QuantizedWeight`, :func:`quantize`,
+:func:`dequantize`, and the checks every quantized op runs before any kernel does.
+
+The formats are MLX's, bit for bit (docs/quantization-formats.md). A backend with a fused
+kernel overrides ``Backend.quantize`` / ``dequantize`` / ``quantized_matmul`` /
+``gather_qmm``; every other backend gets the blockwise reference in ``arrayq._quant_formats``.
+All validation lives here, so every backend refuses the same bad input with the same
+:class:`~arrayq.QuantizationError` (a ValueError) before its kernel runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from . import _dtypes as dt
+from ._dispatch import resolve
+from .errors import QuantizationError
+
+#: mode -> (default group size, default bits, allowed group sizes, allowed bits)
+MODES: dict[str, tuple[int, int, tuple[int, ...], tuple[int, ...]]] = {
+    "affine": (64, 4, (32, 64, 128), (1, 2, 3, 4, 5, 6, 8)),
+    "mxfp4": (32, 4, (32,), (4,)),
+    "mxfp8": (32, 8, (32,), (8,)),
+    "nvfp4": (16, 4, (16,), (4,)),
+}
+#: Float dtypes weights and activations may have (what MLX's kernels take).
+FLOAT_DTYPES = (dt.float32, dt.float16, dt.bfloat16)
+
+
+def check_format(group_size: int | None, bits: int | None, mode: str) -> tuple[int, int]:
+    """Fill in the mode's defaults and check the triple; returns (group_size, bits).
+    Raises QuantizationError naming the allowed values."""
+    if mode not in MODES:
+        raise QuantizationError(f"unknown quantization mode {mode!r}; use one of {list(MODES)}")
+    default_gs, default_bits, sizes, widths = MODES[mode]
+    group_size = default_gs if group_size is None else group_size
+    bits = default_bits if bits is None else bits
+    if group_size not in sizes:
+        raise QuantizationError(f"mode {mode!r} takes group_size in {sizes}, got {group_size}")
+    if bits not in widths:
+        raise QuantizationError(f"mode {mode!r} takes bits in {widths}, got {bits}")
+    return group_size, bits
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in x.shape)
+
+
+def _dtype_of(x: Any) -> dt.DType:
+    return dt.as_dtype(x.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedWeight:
+    """A quantized matrix (or batch of matrices) in one of MLX's formats.
+
+    Fields: ``packed`` (..., rows, cols * bits / 32) uint32 words; ``scales``
+    (..., rows, cols / group_size), float16/bfloat16/float32 for affine and uint8 codes for
+    mxfp4/mxfp8/nvfp4; ``biases`` like ``scales`` for affine and None otherwise;
+    ``group_size``, ``bits``, ``mode``; ``dtype``, the float dtype :func:`dequantize`
+    returns (for affine, the scales' dtype).
+
+    The logical shape is ``(..., rows, cols)``: for ``quantized_matmul(x, w)`` with
+    transpose=True that is (N, K); with transpose=False (K, N). Groups run along ``cols``.
+
+    Validated at construction (so also after :func:`arrayq.to_backend`, which rebuilds it):
+    raises QuantizationError for a wrong dtype, a shape that disagrees with the others, or
+    a bad format triple.
+    """
+
+    packed: Any
+    scales: Any
+    biases: Any
+    group_size: int = 64
+    bits: int = 4
+    mode: str = "affine"
+    dtype: dt.DType | None = None
+
+    def __post_init__(self) -> None:
+        group_size, bits = check_format(self.group_size, self.bits, self.mode)
+        object.__setattr__(self, "group_size", group_size)
+        object.__setattr__(self, "bits", bits)
+        if _dtype_of(self.packed) != dt.uint32:
+            raise QuantizationError(f"packed weight must be uint32, got {_dtype_of(self.packed).name}")
+        ps, ss = _shape(self.packed), _shape(self.scales)
+        if len(ps) < 2:
+            raise QuantizationError(f"packed weight must have at least 2 dimensions, got shape {ps}")
+        cols = ps[-1] * 32 // bits
+        if (ps[-1] * 32) % bits:
+            raise QuantizationError(f"packed width {ps[-1]} words does not hold whole {bits}-bit values")
+        expected = ps[:-1] + (cols // group_size,)
+        if cols % group_size or ss != expected:
+            raise QuantizationError(
+                f"scales must have shape {expected} for packed weight {ps} "
+                f"({cols} columns in groups of {group_size}), got {ss}")
+        if self.mode == "affine":
+            if self.biases is None:
+                raise QuantizationError("affine mode needs biases; pass the biases array quantize returned")
+            if _shape(self.biases) != ss:
+                raise QuantizationError(f"biases must have the scales' shape {ss}, got {_shape(self.biases)}")
+            sdt = _dtype_of(self.scales)
+            if sdt not in FLOAT_DTYPES or _dtype_of(self.biases) != sdt:
+                raise QuantizationError(
+                    f"affine scales and biases must share one float dtype of {[d.name for d in FLOAT_DTYPES]}, "
+                    f"got {sdt.name} and {_dtype_of(self.biases).name}")
+            if self.dtype is None:
+                object.__setattr__(self, "dtype", sdt)
+        else:
+            if self.biases is not None:
+                raise QuantizationError(f"mode {self.mode!r} has no biases; pass biases=None")
+            if _dtype_of(self.scales) != dt.uint8:
+                raise QuantizationError(f"mode {self.mode!r} stores scales as uint8 codes, got {_dtype_of(self.scales).name}")
+            if self.dtype is None:
+                object.__setattr__(self, "dtype", dt.bfloat16)
+        object.__setattr__(self, "dtype", dt.as_dtype(self.dtype))
+        if self.dtype not in FLOAT_DTYPES:
+            raise QuantizationError(f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {self.dtype.name}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Logical (unpacked) shape (..., rows, cols)."""
+        ps = _shape(self.packed)
+        return ps[:-1] + (ps[-1] * 32 // self.bits,)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by packed words, scales and biases."""
+        return sum(int(a.nbytes) for a in (self.packed, self.scales, self.biases) if a is not None)
+
+
+def _weight(w: Any, scales: Any, biases: Any, group_size: int | None, bits: int | None, mode: str) -> QuantizedWeight:
+    """The QuantizedWeight for either call form (a QuantizedWeight, or loose arrays)."""
+    if isinstance(w, QuantizedWeight):
+        if scales is not None or biases is not None:
+            raise QuantizationError("pass either a QuantizedWeight or packed/scales/biases arrays, not both")
+        return w
+    if scales is None:
+        raise QuantizationError("a packed weight needs its scales (and biases for affine); or pass a QuantizedWeight")
+    return QuantizedWeight(w, scales, biases, group_size, bits, mode)
+
+
+def quantize(w: Any, /, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine") -> QuantizedWeight:
+    """Quantize ``w`` (..., rows, cols), float32/float16/bfloat16, in groups of
+    ``group_size`` along the last axis, exactly as ``mlx.core.quantize`` does.
+
+    Defaults per mode: affine 64/4, mxfp4 32/4, mxfp8 32/8, nvfp4 16/4.
+    Raises QuantizationError for fewer than 2 dims, cols not divisible by group_size, a
+    non-float dtype, an unsupported format, or NaN/inf in ``w`` (a group holding them has
+    no meaningful scale, and MLX would silently produce garbage)."""
+    group_size, bits = check_format(group_size, bits, mode)
+    backend, (w,) = resolve(w)
+    shape, wdt = _shape(w), _dtype_of(w)
+    if len(shape) < 2:
+        raise QuantizationError(f"quantize needs at least 2 dimensions (..., rows, cols), got shape {shape}")
+    if shape[-1] % group_size:
+        raise QuantizationError(f"the last axis ({shape[-1]}) must be divisible by group_size {group_size}")
+    if wdt not in FLOAT_DTYPES:
+        raise QuantizationError(f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first")
+    if not bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", w), None, False, None))):
+        raise QuantizationError("the weight holds NaN or inf; quantization needs finite values")
+    packed, scales, biases = backend.quantize(w, group_size, bits, mode)
+    return QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
+
+
+def dequantize(w: Any, /, scales: Any = None, biases: Any = None, *, group_size: int | None = None,
+               bits: int | None = None, mode: str = "affine", dtype: Any = None):
+    """The float array a QuantizedWeight stands for, shape (..., rows, cols), exactly as
+    ``mlx.core.dequantize`` computes it. Pass a QuantizedWeight, or the packed uint32 array
+    with its ``scales`` and ``biases`` and format. ``dtype`` defaults to the weight's.
+    Raises QuantizationError for inconsistent arguments."""
+    qw = _weight(w, scales, biases, group_size, bits, mode)
+    out_dtype = dt.as_dtype(dtype) if dtype is not None else qw.dtype
+    if out_dtype not in FLOAT_DTYPES:
+        raise QuantizationError(f"dequantize dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {out_dtype.name}")
+    backend, (packed, scales_, biases_) = resolve(qw.packed, qw.scales, qw.biases)
+    return backend.dequantize(packed, scales_, biases_, qw.group_size, qw.bits, qw.mode, out_dtype)
+
+
+def _check_x(x: Any, k: int, what: str) -> None:
+    xdt = _dtype_of(x)
+    if xdt not in FLOAT_DTYPES:
+        raise QuantizationError(f"{what} takes x of dtype {[d.name for d in FLOAT_DTYPES]}, got {xdt.name}; cast x first")
+    if not x.shape:
+        raise QuantizationError(f"{what} needs x with at least 1 dimension, got a 0-d array")
+    if int(x.shape[-1]) != k:
+        raise QuantizationError(f"{what}: x's last dimension is {int(x.shape[-1])} but the weight expects K = {k}")
+
+
+def _kn(qw: QuantizedWeight, transpose: bool) -> tuple[int, int]:
+    rows, cols = qw.shape[-2:]
+    return (cols, rows) if transpose else (rows, cols)
+
+
+def quantized_matmul(x: Any, w: Any, /, scales: Any = None, biases: Any = None, transpose: bool = True,
+                     group_size: int | None = None, bits: int | None = None, mode: str = "affine"):
+    """``x @ dequantize(w).T`` (transpose=True) or ``x @ dequantize(w)`` without
+    materialising the dequantized weight.
+
+    ``x``: (..., M, K) or (K,), float32/float16/bfloat16. ``w``: a QuantizedWeight of logical
+    shape (..., N, K) for transpose=True or (..., K, N) for transpose=False, or the packed
+    array with ``scales``/``biases`` and format (the 7-argument form of
+    ``Nx.LinAlg.quantized_matmul/7``). Batch axes of a batched weight broadcast against x's.
+    Result: (..., M, N) in x's dtype ((N,) for 1-D x), accumulated in float32 or better.
+    Raises QuantizationError for a bad format, mismatched K, a non-float x, or
+    scales/biases that disagree with the weight; an empty x gives an empty result."""
+    from .backend import broadcast_shapes
+
+    qw = _weight(w, scales, biases, group_size, bits, mode)
+    k, n = _kn(qw, transpose)
+    _check_x(x, k, "quantized_matmul")
+    backend, (x, packed, scales_, biases_) = resolve(x, qw.packed, qw.scales, qw.biases)
+    xs, wbatch = _shape(x), qw.shape[:-2]
+    try:
+        batch = broadcast_shapes(xs[:-2], wbatch)
+    except ValueError as exc:
+        raise QuantizationError(f"quantized_matmul: x batch {xs[:-2]} and weight batch {wbatch} do not broadcast") from exc
+    out_shape = (n,) if len(xs) == 1 and not wbatch else batch + xs[-2:-1] + (n,)
+    if 0 in xs or 0 in wbatch:
+        return backend.zeros(out_shape, _dtype_of(x), backend.device_of(x))
+    return backend.quantized_matmul(x, packed, scales_, biases_, transpose, qw.group_size, qw.bits, qw.mode)
+
+
+def gather_qmm(x: Any, w: Any, /, scales: Any = None, biases: Any = None, lhs_indices: Any = None,
+               rhs_indices: Any = None, transpose: bool = True, group_size: int | None = None,
+               bits: int | None = None, mode: str = "affine"):
+    """Quantized matmul with gathered operands, for mixture-of-experts layers, with the
+    semantics of ``mlx.core.gather_qmm``.
+
+    ``x``: (..., M, K) float; ``w``: a QuantizedWeight (or packed arrays) of logical shape
+    (E, N, K) (transpose=True) — one matrix per expert, with any extra leading batch axes.
+    ``lhs_indices`` picks batch entries of x and ``rhs_indices`` picks entries of w's batch
+    (expert ids), both integer arrays broadcasting to the output batch shape; None means
+    "all, in order". Result: (*index batch shape, M, N) in x's dtype.
+    Raises QuantizationError for bad formats or shapes, non-integer indices, and indices
+    out of range (which some kernels would otherwise read out of bounds)."""
+    qw = _weight(w, scales, biases, group_size, bits, mode)
+    k, _ = _kn(qw, transpose)
+    _check_x(x, k, "gather_qmm")
+    backend, (x, packed, scales_, biases_, lhs, rhs) = resolve(
+        x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices)
+    import math
+
+    for name, idx, limit in (("lhs_indices", lhs, math.prod(_shape(x)[:-2])), ("rhs_indices", rhs, math.prod(qw.shape[:-2]))):
+        if idx is None:
+            continue
+        if _dtype_of(idx).kind not in ("signed", "unsigned"):
+            raise QuantizationError(f"{name} must be an integer array, got {_dtype_of(idx).name}")
+        host = backend.to_numpy(idx)
+        if host.size and (host.min() < 0 or host.max() >= limit):
+            raise QuantizationError(f"{name} must lie in [0, {limit}), got values from {host.min()} to {host.max()}")
+    return backend.gather_qmm(x, packed, scales_, biases_, lhs, rhs, transpose, qw.group_size, qw.bits, qw.mode)
+
+
+__all__ = ["QuantizedWeight", "dequantize", "gather_qmm", "quantize", "quantized_matmul"]

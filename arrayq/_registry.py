@@ -37,6 +37,8 @@ _runtime: dict[str, _Entry] = {}
 
 
 def _discover() -> dict[str, _Entry]:
+    """All entries; run-time registrations first, so that their (often more specific)
+    array types are tried before the installed backends'."""
     global _entries
     if _entries is None:
         with _lock:
@@ -45,7 +47,7 @@ def _discover() -> dict[str, _Entry]:
                 for ep in entry_points(group=ENTRY_POINT_GROUP):
                     found.setdefault(ep.name, _Entry(ep.name, f"entry point {ep.value}", ep))
                 _entries = found
-    return {**_entries, **_runtime}
+    return {**_runtime, **{k: v for k, v in _entries.items() if k not in _runtime}}
 
 
 def register_backend(name: str, backend: Backend | type[Backend], *, replace: bool = False) -> None:
@@ -62,7 +64,11 @@ def register_backend(name: str, backend: Backend | type[Backend], *, replace: bo
         raise TypeError(f"register_backend needs a Backend instance or subclass, got {backend!r}")
     if name in _discover() and not replace:
         raise ValueError(f"a backend named {name!r} exists already; pass replace=True to override it")
-    _runtime[name] = _Entry(name, "register_backend", backend)
+    entry = _Entry(name, "register_backend", backend)
+    _load(entry)  # its library is imported already: load now, so its arrays are recognised
+    if entry.backend is None:
+        raise TypeError(f"backend {name!r} could not be created: {entry.error}")
+    _runtime[name] = entry
     _dispatch.forget_types()
 
 

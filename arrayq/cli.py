@@ -1,0 +1,86 @@
+"""The ``arrayq`` command line: ``arrayq info``, ``arrayq demo``, ``arrayq --version``.
+Each subcommand is one function taking the parsed arguments and returning an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from ._version import __version__
+
+
+def _library_version(module: str | None) -> str:
+    if not module:
+        return "-"
+    try:
+        return version(module.split(".")[0])
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Backends found, available or not and why, their devices and library versions."""
+    import arrayq
+
+    print(f"arrayq {__version__} on Python {platform.python_version()} ({platform.system()} {platform.machine()})")
+    print(f"default backend: {arrayq._dispatch._chosen().backend!r}")
+    for row in arrayq.list_backends():
+        if row.available:
+            b = arrayq.get_backend(row.name)
+            print(f"  {row.name:<10} available  {b.library_module} {_library_version(b.library_module)}  devices: {b.devices()}")
+        else:
+            print(f"  {row.name:<10} unavailable: {row.reason}")
+            if row.install_hint:
+                print(f"  {'':<10} fix: {row.install_hint}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A backend-agnostic example: quantize a weight, run quantized_matmul, compare."""
+    import arrayq as aq
+
+    with aq.default_backend(args.backend or aq.current_backend()):
+        backend = aq.current_backend()
+        k, n = 256, 128
+        w = aq.reshape(aq.sin(aq.arange(n * k, dtype=aq.float32) * 0.37), (n, k))
+        x = aq.cos(aq.reshape(aq.arange(4 * k, dtype=aq.float32), (4, k)) * 0.11)
+        qw = aq.quantize(w, group_size=64, bits=4)
+        y_q = aq.linalg.quantized_matmul(x, qw)
+        y_ref = aq.matmul(x, aq.matrix_transpose(aq.dequantize(qw)))
+        y_dense = aq.matmul(x, aq.matrix_transpose(w))
+        err_kernel = float(aq.to_numpy(aq.max(aq.abs(y_q - y_ref))))
+        err_quant = float(aq.to_numpy(aq.max(aq.abs(y_q - y_dense)) / aq.max(aq.abs(y_dense))))
+    print(f"backend {backend.name}: {n}x{k} weight, 4-bit gs64: {qw.nbytes} bytes instead of {n * k * 4}")
+    print(f"  quantized_matmul vs matmul with the dequantized weight: max |diff| = {err_kernel:.2e}")
+    print(f"  quantization error relative to the float32 result: {err_quant:.2%}")
+    return 0 if err_kernel < 1e-3 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra.")
+    parser.add_argument("--version", action="version", version=f"arrayq {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="backends, availability, devices, versions").set_defaults(func=cmd_info)
+    demo = sub.add_parser("demo", help="a small backend-agnostic quantized example")
+    demo.add_argument("--backend", help="backend name (default: the default backend)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # user-facing errors: one line, no traceback
+        from .errors import ArrayqError
+
+        if not isinstance(exc, (ArrayqError, ValueError, TypeError)):
+            raise
+        print(f"arrayq: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

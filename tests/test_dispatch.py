@@ -1,0 +1,150 @@
+"""Which backend a call runs on: from its arrays, or the default backend's precedence,
+isolated per thread and per asyncio task; mixing backends; moving between them."""
+
+import asyncio
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+import arrayq
+from arrayq import _dispatch
+from tests._fake_backends import make_backend_class
+
+
+@pytest.fixture
+def two_backends():
+    """Backends "alpha" and "beta", neither giving way; cleaned up afterwards."""
+    alpha, beta = make_backend_class("Alpha")(), make_backend_class("Beta")()
+    arrayq.register_backend("alpha", alpha)
+    arrayq.register_backend("beta", beta)
+    yield alpha, beta
+    arrayq.unregister_backend("alpha")
+    arrayq.unregister_backend("beta")
+    arrayq.set_default_backend(None)
+
+
+def test_backend_comes_from_the_array(two_backends):
+    alpha, _ = two_backends
+    a = alpha.from_numpy(np.arange(3.0))
+    assert arrayq.backend_of(a) is alpha
+    assert arrayq.backend_of(np.arange(3.0)) is arrayq.get_backend("numpy")
+    assert arrayq.backend_of(1.5) is None
+    out = arrayq.add(a, 2.0)  # a Python scalar mixes with anything
+    assert arrayq.backend_of(out) is alpha and out.tolist() == [2.0, 3.0, 4.0]
+
+
+def test_unknown_object_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="arrayq.asarray"):
+        arrayq.add([1, 2], [3, 4])
+
+
+def test_two_backends_raise_mismatch_naming_both_and_the_fix(two_backends):
+    alpha, beta = two_backends
+    with pytest.raises(arrayq.BackendMismatchError, match=r"'alpha' and 'beta'.*arrayq.to_backend"):
+        arrayq.add(alpha.from_numpy(np.ones(2)), beta.from_numpy(np.ones(2)))
+
+
+def test_numpy_gives_way_to_the_other_backend(two_backends):
+    alpha, _ = two_backends
+    out = arrayq.multiply(np.array([1.0, 2.0]), alpha.from_numpy(np.array([3.0, 4.0])))
+    assert arrayq.backend_of(out) is alpha and out.tolist() == [3.0, 8.0]
+    op, t1, t2 = alpha.calls[-1]
+    assert op == "multiply" and t1 is alpha.array_cls and t2 is alpha.array_cls  # moved, not mixed
+
+
+def test_default_backend_precedence(two_backends, monkeypatch):
+    alpha, beta = two_backends
+    monkeypatch.delenv("ARRAYQ_BACKEND", raising=False)
+    assert arrayq.current_backend().name == "numpy"  # last resort
+    monkeypatch.setenv("ARRAYQ_BACKEND", "beta")
+    assert arrayq.current_backend() is beta  # env var beats NumPy
+    arrayq.set_default_backend("alpha")
+    assert arrayq.current_backend() is alpha  # process default beats env var
+    with arrayq.default_backend("beta"):
+        assert arrayq.current_backend() is beta  # context beats process default
+        assert arrayq.backend_of(arrayq.zeros((2,))) is beta  # creation follows it
+        with arrayq.default_backend("numpy"):
+            assert type(arrayq.ones(3)) is np.ndarray
+        assert arrayq.current_backend() is beta
+    assert arrayq.current_backend() is alpha
+    arrayq.set_default_backend(None)
+    assert arrayq.current_backend() is beta
+
+
+def test_bad_default_backend_fails_at_entry():
+    with pytest.raises(arrayq.UnknownBackendError):
+        with arrayq.default_backend("no-such-backend"):
+            pass
+    with pytest.raises(ValueError, match="no device 'gpu'"):
+        with arrayq.default_backend("numpy", device="gpu"):
+            pass
+
+
+def test_context_is_isolated_across_threads(two_backends):
+    alpha, beta = two_backends
+    barrier = threading.Barrier(2)
+    seen = {}
+
+    def worker(name):
+        with arrayq.default_backend(name):
+            barrier.wait()  # both threads are inside their own block now
+            seen[name] = arrayq.current_backend().name
+            barrier.wait()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("alpha", "beta")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"alpha": "alpha", "beta": "beta"}
+    assert arrayq.current_backend().name == "numpy"
+
+
+def test_context_is_isolated_across_asyncio_tasks(two_backends):
+    async def task(name, started, release):
+        with arrayq.default_backend(name):
+            started.set()
+            await release.wait()
+            return arrayq.backend_of(arrayq.zeros(1)).name
+
+    async def main():
+        events = [asyncio.Event() for _ in range(3)]
+        release = events[2]
+        tasks = [asyncio.create_task(task(n, e, release)) for n, e in zip(("alpha", "beta"), events)]
+        await events[0].wait()
+        await events[1].wait()
+        release.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(main()) == ["alpha", "beta"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    left: object
+    right: object
+    label: str = "pair"
+
+
+def test_to_backend_round_trips_containers(two_backends):
+    alpha, _ = two_backends
+    tree = {"w": np.arange(6.0).reshape(2, 3), "items": (np.int32(7), [np.ones(2, np.float32)]),
+            "pair": Pair(np.zeros(1), None), "n": 3}
+    moved = arrayq.to_backend(tree, "alpha")
+    assert isinstance(moved["w"], alpha.array_cls) and isinstance(moved["items"][1][0], alpha.array_cls)
+    assert isinstance(moved["pair"], Pair) and isinstance(moved["pair"].left, alpha.array_cls)
+    assert moved["n"] == 3 and moved["pair"].right is None and isinstance(moved["items"], tuple)
+    back = arrayq.to_backend(moved, "numpy")
+    np.testing.assert_array_equal(back["w"], tree["w"])
+    assert back["items"][1][0].dtype == np.float32 and int(back["items"][0]) == 7
+    same = np.arange(3)
+    assert arrayq.to_backend(same, "numpy") is same  # already there: untouched
+
+
+def test_type_cache_is_used(two_backends):
+    alpha, _ = two_backends
+    a = alpha.from_numpy(np.ones(1))
+    arrayq.backend_of(a)
+    assert _dispatch._type_cache[type(a)] is alpha

@@ -44,6 +44,19 @@ def dtype(x: Any) -> DType:
     return as_dtype(x.dtype)
 
 
+def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None):
+    """``x`` converted to ``dtype`` (an arrayq dtype, a name, or a native dtype), same
+    shape; with ``copy`` false, ``x`` itself when it already has that dtype. Raises
+    UnsupportedDTypeError when x's backend lacks the dtype."""
+    from ._dispatch import resolve
+
+    backend, (x,) = resolve(x)
+    target = as_dtype(dtype)
+    if not copy and backend.dtype_of(x) == target:
+        return x
+    return backend.astype(x, target, copy)
+
+
 def eval(*arrays: Any) -> None:  # noqa: A001
     """Compute lazy arrays now (MLX builds graphs; NumPy is eager and does nothing).
     Accepts arrays and containers of arrays, like :func:`to_backend`."""
@@ -105,7 +118,7 @@ __all__ = [
     "matmul", "tensordot", "vecdot", "linalg",
     "DType", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
-    "can_cast", "finfo", "iinfo", "isdtype", "result_type", "as_dtype", "dtype",
+    "astype", "can_cast", "finfo", "iinfo", "isdtype", "result_type", "as_dtype", "dtype",
     "e", "inf", "nan", "pi", "newaxis",
     "Backend", "BackendInfo", "backend_of", "capabilities", "current_backend", "default_backend",
     "eval", "get_backend", "list_backends", "register_backend", "set_default_backend",

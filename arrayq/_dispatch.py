@@ -34,13 +34,13 @@ def forget_types() -> None:
 
 
 def backend_of(x: Any) -> "Backend | None":
-    """The backend whose native array ``x`` is; None for a Python scalar.
+    """The backend whose native array ``x`` is; None for a Python scalar or None.
 
     Raises TypeError for anything else (a list, an unknown array type)."""
     backend = _type_cache.get(type(x))
     if backend is not None:
         return backend
-    if isinstance(x, _SCALARS):
+    if x is None or isinstance(x, _SCALARS):
         return None
     for candidate in loaded_backends():
         if candidate.is_array(x):

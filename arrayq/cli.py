@@ -58,6 +58,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if err_kernel < 1e-3 else 1
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """Run the conformance suite on a backend; exit 1 on any failure."""
+    from .conformance import runner
+
+    report = runner.run(args.backend, device=args.device, pattern=args.k, progress=runner.progress_bar())
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(report.to_json())
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra.")
     parser.add_argument("--version", action="version", version=f"arrayq {__version__}")
@@ -66,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a small backend-agnostic quantized example")
     demo.add_argument("--backend", help="backend name (default: the default backend)")
     demo.set_defaults(func=cmd_demo)
+    conf = sub.add_parser("conformance", help="run the conformance suite on a backend")
+    conf.add_argument("backend", help="backend name, e.g. numpy or mlx")
+    conf.add_argument("--device", help="device to run on (default: the backend's default)")
+    conf.add_argument("-k", metavar="PATTERN", help="only cases whose id contains PATTERN (or matches it as a glob)")
+    conf.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    conf.set_defaults(func=cmd_conformance)
     return parser
 
 

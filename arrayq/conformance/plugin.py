@@ -1,0 +1,9 @@
+"""pytest plugin (entry point ``pytest11``): adds ``--arrayq-backend`` and
+``--arrayq-device`` so that ``pytest --pyargs arrayq.conformance --arrayq-backend NAME``
+runs the suite on that backend."""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("arrayq")
+    group.addoption("--arrayq-backend", default=None, help="backend for arrayq's conformance suite (default: numpy)")
+    group.addoption("--arrayq-device", default=None, help="device for arrayq's conformance suite")

@@ -1,0 +1,247 @@
+"""Runs conformance cases on a backend and reports per op.
+
+Each case runs twice through the arrayq frontend: on the NumPy reference with NumPy
+inputs, and on the backend under test with the same inputs moved there. Results are
+brought back with ``to_numpy`` (which evaluates lazy backends) and compared as the case
+says. Declared gaps (``Backend.declared_gaps``) turn a case into a skip with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import re
+import sys
+import warnings
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .cases import TOLERANCE, Case, all_cases
+
+
+@dataclasses.dataclass
+class CaseResult:
+    id: str
+    op: str
+    status: str  # "pass", "fail" or "skip"
+    error: float | None = None  # normalised error vs the reference (close cases)
+    message: str = ""
+
+
+@dataclasses.dataclass
+class Report:
+    backend: str
+    device: Any
+    results: list[CaseResult]
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "fail": 0, "skip": 0}
+        for r in self.results:
+            out[r.status] += 1
+        return out
+
+    def by_op(self) -> list[dict[str, Any]]:
+        """One row per op: status (fail beats pass beats skip), counts, worst error, and
+        the first failure's or skip's message."""
+        rows: dict[str, dict[str, Any]] = {}
+        for r in self.results:
+            row = rows.setdefault(r.op, {"op": r.op, "pass": 0, "fail": 0, "skip": 0, "worst_error": None, "note": ""})
+            row[r.status] += 1
+            if r.error is not None:
+                row["worst_error"] = max(row["worst_error"] or 0.0, r.error)
+            if r.status == "fail" and not row["fail"] - 1:
+                row["note"] = f"{r.id}: {r.message}"
+            elif r.status == "skip" and not row["note"]:
+                row["note"] = r.message
+        for row in rows.values():
+            row["status"] = "FAIL" if row["fail"] else "pass" if row["pass"] else "skipped"
+        return sorted(rows.values(), key=lambda row: (row["status"] != "FAIL", row["op"]))
+
+    def table(self) -> str:
+        lines = [f"{'op':<20} {'status':<8} {'pass':>5} {'fail':>5} {'skip':>5} {'worst err':>10}  note"]
+        for row in self.by_op():
+            err = "-" if row["worst_error"] is None else f"{row['worst_error']:.2e}"
+            lines.append(f"{row['op']:<20} {row['status']:<8} {row['pass']:>5} {row['fail']:>5} {row['skip']:>5} {err:>10}  {row['note'][:100]}")
+        c = self.counts()
+        lines.append(f"{self.backend}{'' if self.device is None else ' on ' + str(self.device)}: "
+                     f"{c['pass']} passed, {c['fail']} failed, {c['skip']} skipped (declared gaps)")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({"backend": self.backend, "device": None if self.device is None else str(self.device),
+                           "counts": self.counts(), "ops": self.by_op(),
+                           "cases": [dataclasses.asdict(r) for r in self.results]}, indent=1)
+
+
+def _leaves(value: Any) -> list[Any]:
+    from ..quantization import QuantizedWeight
+
+    if isinstance(value, QuantizedWeight):
+        return [value.packed, value.scales, value.biases]
+    if isinstance(value, (tuple, list)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _host(aq: Any, leaf: Any) -> Any:
+    return None if leaf is None else aq.to_numpy(leaf)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The raw bits of a float array (so NaNs and signed zeros compare exactly)."""
+    return a.view(f"u{a.dtype.itemsize}") if a.dtype.kind in "fcV" else a
+
+
+def _compare(case: Case, got: list[Any], ref: list[Any]) -> tuple[bool, float | None, str]:
+    if len(got) != len(ref):
+        return False, None, f"returned {len(got)} arrays, the reference {len(ref)}"
+    worst = None
+    for i, (g, r) in enumerate(zip(got, ref)):
+        where = f"output {i}: " if len(ref) > 1 else ""
+        if r is None or g is None:
+            if (r is None) != (g is None):
+                return False, None, f"{where}got {g!r}, reference {r!r}"
+            continue
+        g, r = np.asarray(g), np.asarray(r)
+        if g.shape != r.shape:
+            return False, None, f"{where}shape {g.shape}, reference {r.shape}"
+        if g.dtype != r.dtype:
+            return False, None, f"{where}dtype {g.dtype}, reference {r.dtype}"
+        if case.expect == "exact" or r.dtype.kind in "biu":
+            if not np.array_equal(_bits(g), _bits(r)):
+                bad = int(np.count_nonzero(_bits(g) != _bits(r)))
+                return False, None, f"{where}{bad} of {r.size} elements differ (exact match required)"
+            continue
+        gf, rf = g.astype(np.complex128 if r.dtype.kind == "c" else np.float64), r.astype(np.complex128 if r.dtype.kind == "c" else np.float64)
+        if not np.array_equal(np.isnan(gf), np.isnan(rf)):
+            return False, None, f"{where}NaN where the reference has none (or the reverse)"
+        ok = ~np.isnan(rf)
+        scale = max(1.0, float(np.max(np.abs(rf[ok]), initial=0.0)))
+        err = float(np.max(np.abs(gf[ok] - rf[ok]), initial=0.0)) / scale
+        worst = err if worst is None else max(worst, err)
+        tol = TOLERANCE[str(r.dtype)]
+        if err > tol:
+            return False, err, f"{where}error {err:.3g} > tolerance {tol:g} for {r.dtype}"
+    return True, worst, ""
+
+
+def _gap(case: Case, gaps: dict[str, str]) -> str | None:
+    for key in (case.op, *case.dtypes):
+        if key in gaps:
+            return f"declared gap {key!r}: {gaps[key]}"
+    return None
+
+
+def _upcast(args: list[Any]) -> list[Any]:
+    return [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize == 2
+            or isinstance(a, np.ndarray) and str(a.dtype) == "bfloat16" else a for a in args]
+
+
+def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
+    """Run one case on ``backend`` (a Backend) and the reference, and compare."""
+    import arrayq as aq
+
+    gap = _gap(case, backend.declared_gaps)
+    if gap:
+        return CaseResult(case.id, case.op, "skip", message=gap)
+    reference = aq.get_backend("numpy")
+    with aq.default_backend(reference), warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # NumPy warns on empty means etc.; the values are what count
+        try:
+            args = case.make(np.random.default_rng(case.seed))
+        except Exception as exc:  # noqa: BLE001
+            return CaseResult(case.id, case.op, "fail", message=f"making the inputs raised {exc!r}: the case is wrong")
+        try:
+            ref_args = _upcast(args) if case.upcast else args
+            ref = case.call(aq, *ref_args)
+            ref_error = None
+        except Exception as exc:  # noqa: BLE001 - the reference's error is the expectation
+            ref, ref_error = None, exc
+    if case.expect == "raises" and ref_error is None:
+        return CaseResult(case.id, case.op, "fail", message="the reference did not raise: the case is wrong")
+    if case.expect != "raises" and ref_error is not None:
+        return CaseResult(case.id, case.op, "fail", message=f"the reference raised {ref_error!r}: the case is wrong")
+    try:
+        with aq.default_backend(backend, device), warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            moved = aq.to_backend(args, backend, device)
+            got = case.call(aq, *moved)
+            got_leaves = [_host(aq, leaf) for leaf in _leaves(got)]
+    except Exception as exc:  # noqa: BLE001 - any error is a result to report
+        if case.expect == "raises" and isinstance(exc, type(ref_error)):
+            return CaseResult(case.id, case.op, "pass")
+        expected = f"; the reference raises {type(ref_error).__name__}" if ref_error else ""
+        return CaseResult(case.id, case.op, "fail", message=f"raised {type(exc).__name__}: {exc}{expected}"[:400])
+    if case.expect == "raises":
+        return CaseResult(case.id, case.op, "fail", message=f"did not raise; the reference raises {type(ref_error).__name__}: {ref_error}"[:400])
+    ref_leaves = [_host(aq, leaf) for leaf in _leaves(ref)]
+    if case.upcast:
+        dtype = args[0].dtype
+        ref_leaves = [r.astype(dtype) if r is not None and r.dtype.kind == "f" else r for r in ref_leaves]
+    ok, err, message = _compare(case, got_leaves, ref_leaves)
+    return CaseResult(case.id, case.op, "pass" if ok else "fail", err, message)
+
+
+def context_results(backend: Any, device: Any = None) -> list[CaseResult]:
+    """The default-backend context: creation inside ``default_backend`` lands on the
+    backend, and leaving the block restores the previous default."""
+    import arrayq as aq
+
+    before = aq.current_backend()
+    try:
+        with aq.default_backend(backend, device), warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            inside = aq.backend_of(aq.zeros((2,), dtype=aq.float32))
+        ok = inside is backend and aq.current_backend() is before
+        message = "" if ok else f"zeros() inside the block went to {inside!r}; after it the default is {aq.current_backend()!r}"
+    except Exception as exc:  # noqa: BLE001
+        ok, message = False, f"raised {type(exc).__name__}: {exc}"
+    return [CaseResult("default_backend[context]", "default_backend", "pass" if ok else "fail", message=message)]
+
+
+def select(cases: Iterable[Case], pattern: str | None) -> list[Case]:
+    """Cases whose id contains ``pattern`` or matches it as a glob (like pytest's -k, simplified)."""
+    if not pattern:
+        return list(cases)
+    glob = re.compile(fnmatch.translate(pattern))
+    return [c for c in cases if pattern in c.id or glob.match(c.id)]
+
+
+def run(backend: Any, device: Any = None, pattern: str | None = None,
+        progress: Callable[[int, int], None] | None = None) -> Report:
+    """Run the suite (or the cases matching ``pattern``) on ``backend`` (a name or a
+    Backend) and return the Report."""
+    import arrayq as aq
+
+    b = aq.get_backend(backend)
+    if device is not None:
+        b.check_device(device)
+    cases = select(all_cases(), pattern)
+    results = []
+    for i, case in enumerate(cases):
+        results.append(run_case(case, b, device))
+        if progress:
+            progress(i + 1, len(cases))
+    if not pattern or "default_backend" in pattern:
+        results += context_results(b, device)
+    return Report(b.name, device, results)
+
+
+def progress_bar(stream=sys.stderr) -> Callable[[int, int], None]:
+    """A one-line text progress bar, redrawn in place (only on a terminal)."""
+    def show(done: int, total: int) -> None:
+        if not stream.isatty() and done != total:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+    return show

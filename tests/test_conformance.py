@@ -1,0 +1,103 @@
+"""The conformance suite itself: it passes on the shipped backends and the example
+third-party backend, catches a broken backend with a readable report, honours declared
+gaps, and runs from the CLI and as a pytest plugin."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import arrayq
+from arrayq import cli
+from arrayq.conformance import run
+from tests._fake_backends import make_backend_class
+
+
+def _assert_passes(report):
+    assert not report.failed, "\n" + report.table()
+    assert report.counts()["pass"] > 500
+
+
+def test_numpy_reference_passes_the_whole_suite():
+    _assert_passes(run("numpy"))
+
+
+def test_example_third_party_backend_passes():
+    pytest.importorskip("arrayq_strict", reason="install examples/arrayq-strict (CI does)")
+    report = run("strict")
+    _assert_passes(report)
+    caps = arrayq.capabilities("strict")
+    assert caps["quantized_matmul"] == caps["dequantize"] == caps["mean"] == "fallback"
+
+
+def test_mlx_passes():
+    pytest.importorskip("mlx.core")
+    _assert_passes(run("mlx"))
+
+
+@pytest.fixture
+def broken_backend():
+    base = make_backend_class("Broken")
+
+    class BrokenDequantize(base):
+        def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
+            good = super().dequantize(packed, scales, biases, group_size, bits, mode, dtype)
+            return good * 1.001  # slightly wrong: exactly what a tolerance could hide
+
+    arrayq.register_backend("broken", BrokenDequantize)
+    yield
+    arrayq.unregister_backend("broken")
+
+
+def test_broken_backend_is_caught_with_a_readable_report(broken_backend, capsys):
+    report = run("broken", pattern="dequantize[affine,gs64")
+    assert report.failed and all(r.op == "dequantize" for r in report.failed)
+    table = report.table()
+    row = next(line for line in table.splitlines() if line.startswith("dequantize"))
+    assert "FAIL" in row and "elements differ (exact match required)" in row
+    assert table.splitlines()[-1].startswith("broken: 0 passed, 21 failed")  # 7 widths x 3 dtypes
+    # the CLI says the same and exits 1
+    assert cli.main(["conformance", "broken", "-k", "dequantize[affine,gs64,b4"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_declared_gaps_are_skipped_with_their_reason():
+    cls = make_backend_class("Gappy")
+    cls.declared_gaps = {"bfloat16": "this backend has no bfloat16", "sort": "not written yet"}
+    arrayq.register_backend("gappy", cls)
+    try:
+        report = run("gappy", pattern="sort")
+        rows = {r["op"]: r for r in report.by_op()}
+        assert rows["sort"]["status"] == "skipped" and "not written yet" in rows["sort"]["note"]
+        assert rows["argsort"]["status"] == "pass"
+        bf16 = [r for r in run("gappy", pattern="exp[bfloat16").results]
+        assert bf16 and all(r.status == "skip" and "no bfloat16" in r.message for r in bf16)
+    finally:
+        arrayq.unregister_backend("gappy")
+
+
+def test_cli_writes_json_and_exits_zero(tmp_path):
+    out = tmp_path / "report.json"
+    assert cli.main(["conformance", "numpy", "-k", "quantize[affine,gs64,b4", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["backend"] == "numpy" and data["counts"]["fail"] == 0 and data["counts"]["pass"] == 6
+    assert {row["op"] for row in data["ops"]} == {"quantize", "dequantize"}  # -k matches substrings
+
+
+def test_pytest_plugin_runs_the_suite():
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "arrayq.conformance", "--arrayq-backend", "numpy",
+           "-k", "matmul and float32", "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_case_inputs_are_deterministic():
+    from arrayq.conformance import all_cases
+
+    case = next(c for c in all_cases() if c.id.startswith("sin[float32"))
+    a = case.make(np.random.default_rng(case.seed))
+    b = case.make(np.random.default_rng(case.seed))
+    np.testing.assert_array_equal(a[0], b[0])

@@ -17,6 +17,13 @@ def _where_to_create(device: Any):
     return backend, default_device(backend, device)
 
 
+def _default_complex(backend: Any):
+    """The default complex dtype: the one whose parts are the backend's default float."""
+    from . import _dtypes as dt
+
+    return dt.complex128 if backend.default_float == dt.float64 else dt.complex64
+
+
 def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None):
     """Convert ``obj`` (an array of any backend, nested sequences, a scalar, a buffer) to an
     array. Arrays of a backend stay on it; other objects go to the default backend. Python
@@ -62,13 +69,14 @@ empty = _filled("empty", "A new array of ``shape`` with unspecified contents (ar
 
 def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None):
     """A new array of ``shape`` filled with ``fill_value``; dtype from ``fill_value``
-    (bool, default int or default float) unless given."""
+    (bool, default int, default float or default complex) unless given."""
     from . import _dtypes as dt
 
     backend, device = _where_to_create(device)
     dtype = maybe_dtype(dtype)
     if dtype is None:
-        dtype = dt.bool_ if isinstance(fill_value, bool) else backend.default_int if isinstance(fill_value, int) else backend.default_float
+        dtype = (dt.bool_ if isinstance(fill_value, bool) else backend.default_int if isinstance(fill_value, int)
+                 else _default_complex(backend) if isinstance(fill_value, complex) else backend.default_float)
     return backend.full(shape_tuple(shape), fill_value, dtype, device)
 
 
@@ -102,12 +110,16 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
 
 
 def linspace(start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True):
-    """``num`` evenly spaced values from ``start`` to ``stop`` (included if ``endpoint``).
-    Raises ValueError for a negative ``num``."""
+    """``num`` evenly spaced values from ``start`` to ``stop`` (included if ``endpoint``);
+    dtype the default float, or the default complex if start or stop is complex, unless
+    given. Raises ValueError for a negative ``num``."""
     if num < 0:
         raise ValueError(f"linspace num must be >= 0, got {num}")
     backend, device = _where_to_create(device)
-    return backend.linspace(start, stop, num, maybe_dtype(dtype), device, endpoint)
+    dtype = maybe_dtype(dtype)
+    if dtype is None and (isinstance(start, complex) or isinstance(stop, complex)):
+        dtype = _default_complex(backend)
+    return backend.linspace(start, stop, num, dtype, device, endpoint)
 
 
 def meshgrid(*arrays: Any, indexing: str = "xy") -> list:

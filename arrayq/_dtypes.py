@@ -163,8 +163,8 @@ def can_cast(from_: object, to: object, /) -> bool:
     src, dst = as_dtype(getattr(from_, "dtype", from_)), as_dtype(to)
     try:
         return _promote_pair(src, dst) == dst
-    except TypeError:
-        return src.kind == "bool" and dst.kind != "bool"
+    except TypeError:  # kinds the promotion table does not join (bool and int, int and float)
+        return False
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,9 @@ def finfo(type: object, /) -> finfo_object:
         raise TypeError(f"finfo needs a floating dtype, got {dt.name}; use iinfo for integers")
     mant, emax = _FLOAT_FORMATS[name]
     largest = (2.0 - 2.0 ** -mant) * 2.0 ** emax
+    # for a complex dtype, the limits (and ``dtype``) are those of its real component
     return finfo_object(bits=_BY_NAME[name].bits, eps=2.0 ** -mant, max=largest, min=-largest,
-                        smallest_normal=2.0 ** (1 - emax), dtype=dt)
+                        smallest_normal=2.0 ** (1 - emax), dtype=_BY_NAME[name])
 
 
 def iinfo(type: object, /) -> iinfo_object:

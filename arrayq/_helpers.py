@@ -18,9 +18,9 @@ def normalize_axis(axis: int, ndim: int) -> int:
         axis = operator.index(axis)
     except TypeError:
         raise TypeError(f"axis must be an int, got {axis!r}") from None
-    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
+    if not -ndim <= axis < ndim:  # a 0-d array has no axis at all
         raise IndexError(f"axis {axis} is out of range for an array with {ndim} dimensions")
-    return axis % ndim if ndim else 0
+    return axis % ndim
 
 
 def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...] | None:

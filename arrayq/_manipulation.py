@@ -14,7 +14,8 @@ from .backend import broadcast_shapes
 
 def reshape(x: Any, /, shape: Any, *, copy: bool | None = None):
     """``x`` with a new ``shape`` (one entry may be -1) and the same elements in row-major
-    order. Raises ValueError if the sizes differ."""
+    order; with ``copy`` true, always a new array (None or false: a view where the backend
+    can). Raises ValueError if the sizes differ."""
     backend, (x,) = resolve(x)
     shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
     size = math.prod(int(n) for n in x.shape)
@@ -25,7 +26,8 @@ def reshape(x: Any, /, shape: Any, *, copy: bool | None = None):
         raise ValueError(f"cannot reshape an array of shape {tuple(x.shape)} (size {size}) into {shape}")
     if -1 in shape:
         shape = tuple(size // known if n == -1 else n for n in shape)
-    return backend.reshape(x, shape)
+    out = backend.reshape(x, shape)
+    return backend.astype(out, backend.dtype_of(out), copy=True) if copy else out
 
 
 def permute_dims(x: Any, /, axes: Sequence[int]):
@@ -138,6 +140,8 @@ def roll(x: Any, /, shift: Any, *, axis: Any = None):
     array), wrapping around."""
     backend, (x,) = resolve(x)
     if axis is None:
+        if isinstance(shift, (tuple, list)):
+            raise ValueError(f"roll with axis=None takes one int shift, got {shift!r}; a tuple of shifts needs a tuple of axes")
         return backend.roll(x, shift, None)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     axes = tuple(normalize_axis(a, len(x.shape)) for a in axes)

@@ -123,7 +123,13 @@ class Backend:
         import numpy as np
 
         if self.is_array(obj):
-            return obj if dtype is None or self.dtype_of(obj) == dtype else self.astype(obj, dtype)
+            if dtype is None or self.dtype_of(obj) == dtype:
+                return self.astype(obj, self.dtype_of(obj), copy=True) if copy else obj
+            if copy is False:
+                raise ValueError(f"asarray(copy=False) cannot make {self.dtype_of(obj).name} into {dtype.name} without a copy")
+            return self.astype(obj, dtype)
+        if copy is False:
+            raise ValueError("asarray(copy=False) would have to copy to make an array of this object; pass copy=None")
         a = np.asarray(obj)
         if dtype is None and not isinstance(obj, np.ndarray):
             if a.dtype.kind == "f":
@@ -218,15 +224,21 @@ class Backend:
 
     def hypot(self, x1, x2):
         # scale by the larger magnitude so squares neither overflow nor underflow
+        x1, x2 = self._array_operands(x1, x2)
         a, b = self.unary("abs", x1), self.unary("abs", x2)
         big, small = self.binary("maximum", a, b), self.binary("minimum", a, b)
         safe = self.where(self.binary("equal", big, 0), self.ones_like(big, None, None), big)
         ratio = self.binary("divide", small, safe)
-        return self.binary("multiply", big, self.unary("sqrt", self.binary("add", 1, self.square(ratio))))
+        out = self.binary("multiply", big, self.unary("sqrt", self.binary("add", 1, self.square(ratio))))
+        # an infinite side gives +inf, even against NaN or another infinity (where ratio is NaN)
+        infinite = self.binary("logical_or", self.unary("isinf", a), self.unary("isinf", b))
+        return self.where(infinite, self.full_like(out, math.inf, None, None), out)
 
     def logaddexp(self, x1, x2):
         big = self.binary("maximum", x1, x2)
         diff = self.unary("negative", self.unary("abs", self.binary("subtract", x1, x2)))
+        # equal infinities: their difference is NaN, but the answer is that infinity
+        diff = self.where(self.binary("equal", x1, x2), self.zeros_like(big, None, None), diff)
         return self.binary("add", big, self.unary("log1p", self.unary("exp", diff)))
 
     def clip(self, x, min, max):
@@ -371,8 +383,12 @@ class Backend:
             x, axis = self.reshape(x, (-1,)), 0
         n = int(x.shape[axis])
         counts = [repeats] * n if isinstance(repeats, int) else [int(v) for v in self.to_numpy(repeats).ravel()]
+        if len(counts) == 1:  # one count (a 0-d or length-1 array) broadcasts to every element
+            counts = counts * n
         if len(counts) != n:
             raise ValueError(f"repeats has {len(counts)} entries but axis {axis} has length {n}")
+        if any(c < 0 for c in counts):
+            raise ValueError(f"repeats must be >= 0, got {counts}")
         index = [i for i, c in enumerate(counts) for _ in range(c)]
         return self.take(x, self.asarray(index, self.default_int, self.device_of(x), None), axis)
 
@@ -442,7 +458,9 @@ class Backend:
         return self.reshape(out, tuple(int(x1.shape[i]) for i in a_free) + tuple(int(x2.shape[i]) for i in b_free))
 
     def vecdot(self, x1, x2, axis):
-        return self.reduce("sum", self.binary("multiply", self.unary("conj", x1), x2), (axis,), False, None)
+        products = self.binary("multiply", self.unary("conj", x1), x2)
+        # sum in the operands' promoted dtype: a plain sum would widen small integers
+        return self.reduce("sum", products, (axis,), False, self.dtype_of(products))
 
     # ------------------------------------------------------------------ quantized linear algebra
     # Reference defaults: the format code in arrayq._quant_formats, run through the array-API
@@ -486,6 +504,15 @@ class Backend:
                 return pin.cm.__exit__(*exc)
 
         return _Pin()
+
+    def _array_operands(self, x1, x2):
+        """Both operands of a binary composite as arrays: a Python scalar becomes a 0-d
+        array of the other operand's dtype (array API scalar rules), so it can go to unary."""
+        if not self.is_array(x1):
+            x1 = self.asarray(x1, self.dtype_of(x2), self.device_of(x2), None)
+        if not self.is_array(x2):
+            x2 = self.asarray(x2, self.dtype_of(x1), self.device_of(x1), None)
+        return x1, x2
 
     def _has(self, dtype: DType) -> bool:
         try:

@@ -57,16 +57,18 @@ class NumPyBackend(Backend):
         return _arr(x).astype(self._native[dtype], copy=copy)
 
     def asarray(self, obj, dtype, device, copy):
-        if dtype is None and not isinstance(obj, (np.ndarray, np.generic)):
-            return super().asarray(obj, dtype, device, copy)
         native = None if dtype is None else self._native[dtype]
-        if copy:
-            return np.array(obj, dtype=native, copy=True)
         if copy is False:
+            # only an array (or a buffer) of the right dtype comes through without a copy;
+            # ``out is obj`` also covers empty arrays, which share no memory with anything
             out = np.asarray(obj, dtype=native)
-            if not np.shares_memory(out, obj) if isinstance(obj, np.ndarray) else True:
+            if out is not obj and not np.shares_memory(out, obj):
                 raise ValueError("asarray(copy=False) would have to copy; pass copy=None")
             return out
+        if dtype is None and not isinstance(obj, (np.ndarray, np.generic)):
+            return super().asarray(obj, dtype, device, copy)
+        if copy:
+            return np.array(obj, dtype=native, copy=True)
         return np.asarray(obj, dtype=native)
 
     # ---- creation
@@ -93,7 +95,18 @@ class NumPyBackend(Backend):
         return _arr(getattr(self.xp, op)(x))
 
     def binary(self, op, x1, x2):
+        x1, x2 = self._weak_floats(x1, x2)
         return _arr(getattr(self.xp, op)(x1, x2))
+
+    def _weak_floats(self, x1, x2):
+        # ml_dtypes' bfloat16 takes no part in NumPy's weak-scalar promotion: bfloat16 and a
+        # Python float give float32. The array API keeps the array's dtype; so does this.
+        bf16 = self._native[dt.bfloat16]
+        if type(x2) is float and getattr(x1, "dtype", None) == bf16:
+            x2 = np.asarray(x2, bf16)
+        elif type(x1) is float and getattr(x2, "dtype", None) == bf16:
+            x1 = np.asarray(x1, bf16)
+        return x1, x2
 
     def where(self, condition, x1, x2):
         return _arr(np.where(condition, x1, x2))
@@ -102,18 +115,20 @@ class NumPyBackend(Backend):
         return _arr(np.square(x))
 
     def hypot(self, x1, x2):
-        return _arr(np.hypot(x1, x2))
+        return _arr(np.hypot(*self._weak_floats(x1, x2)))
 
     def logaddexp(self, x1, x2):
-        return _arr(np.logaddexp(x1, x2))
+        return _arr(np.logaddexp(*self._weak_floats(x1, x2)))
 
     def clip(self, x, min, max):
+        if x.dtype == self._native[dt.bfloat16]:  # NumPy has no clip loop for bfloat16
+            return super().clip(x, min, max)
         return _arr(self.xp.clip(x, min, max))
 
     def erf(self, x):
         # NumPy has no erf; math.erf is exact to float64, so the reference is exact.
         erf = np.frompyfunc(math.erf, 1, 1)
-        return erf(x).astype(x.dtype) if x.size else x.copy()
+        return np.asarray(erf(x), dtype=np.float64).astype(x.dtype)
 
     # ---- reductions
     def reduce(self, op, x, axis, keepdims, dtype):
@@ -150,10 +165,10 @@ class NumPyBackend(Backend):
         return np.concatenate(arrays, axis=axis)
 
     def flip(self, x, axis):
-        return np.flip(x, axis=axis)
+        return _arr(np.flip(x, axis=axis))
 
     def take(self, x, indices, axis):
-        return np.take(x, indices, axis=axis)
+        return _arr(np.take(x, indices, axis=axis))
 
     def take_along_axis(self, x, indices, axis):
         return np.take_along_axis(x, indices, axis=axis)
@@ -185,10 +200,16 @@ class NumPyBackend(Backend):
 
     # ---- linear algebra
     def matmul(self, x1, x2):
-        return _arr(np.matmul(x1, x2))
+        # NumPy promotes bfloat16 products to float32; the array API keeps the input dtype
+        out = _arr(np.matmul(x1, x2))
+        dtype = np.result_type(x1, x2)
+        return out if out.dtype == dtype else out.astype(dtype)
 
     def tensordot(self, x1, x2, axes):
         return _arr(np.tensordot(x1, x2, axes=axes))
 
     def vecdot(self, x1, x2, axis):
-        return _arr(np.vecdot(x1, x2, axis=axis))
+        # as in matmul: NumPy gives bfloat16 products in float32; the array API keeps the dtype
+        out = _arr(np.vecdot(x1, x2, axis=axis))
+        dtype = np.result_type(x1, x2)
+        return out if out.dtype == dtype else out.astype(dtype)

@@ -199,17 +199,29 @@ class NumPyBackend(Backend):
         return tuple(self.xp.unique_all(x))
 
     # ---- linear algebra
+    # NumPy computes bfloat16 products in float32; the array API keeps the operands' dtype.
     def matmul(self, x1, x2):
-        # NumPy promotes bfloat16 products to float32; the array API keeps the input dtype
-        out = _arr(np.matmul(x1, x2))
-        dtype = np.result_type(x1, x2)
-        return out if out.dtype == dtype else out.astype(dtype)
+        return _in_dtype(np.matmul(x1, x2), x1, x2)
 
     def tensordot(self, x1, x2, axes):
         return _arr(np.tensordot(x1, x2, axes=axes))
 
     def vecdot(self, x1, x2, axis):
-        # as in matmul: NumPy gives bfloat16 products in float32; the array API keeps the dtype
-        out = _arr(np.vecdot(x1, x2, axis=axis))
-        dtype = np.result_type(x1, x2)
-        return out if out.dtype == dtype else out.astype(dtype)
+        return _in_dtype(np.vecdot(x1, x2, axis=axis), x1, x2)
+
+    # ---- quantized linear algebra
+    def quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode):
+        """Affine weights without batch axes take the fast path in ``_quantized``; other
+        formats and batched weights take the blockwise reference."""
+        if mode != "affine" or packed.ndim != 2:
+            return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
+        from ._quantized import affine_matmul
+
+        x2d = x.reshape(-1, x.shape[-1]).astype(np.float32)
+        out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
+        return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
+
+
+def _in_dtype(out: Any, *operands: Any) -> np.ndarray:
+    dtype = np.result_type(*operands)
+    return _arr(out) if out.dtype == dtype else _arr(out).astype(dtype)

@@ -1,0 +1,89 @@
+"""The NumPy backend's fast path for affine quantized matmul.
+
+The reference in ``arrayq._quant_formats`` is written against the array API and is the
+definition; this is the same arithmetic arranged for NumPy's strengths, and is checked
+against the reference in the tests. Work goes block by block over output rows, so the
+extra memory of a call stays bounded (a block of float32 codes of ~``BLOCK_ELEMENTS``
+values) however large the weight is.
+
+* decode (few rows of x): per group ``g`` of ``group_size`` columns,
+  ``y = sum_g scale_g * (codes_g . x_g) + bias_g * sum(x_g)`` — the codes are only
+  converted to float32, never scaled, and the dot products run as one batched matmul.
+* prefill (many rows): dequantize a block of weight rows to float32 and hand it to BLAS.
+
+Accumulation is in float32; scales and biases are widened to float32 first, so bfloat16
+checkpoints lose nothing to the kernel (MLX's CPU kernel accumulates in bfloat16).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Float32 codes held at once per block (4 MiB), small enough to stay in cache.
+BLOCK_ELEMENTS = 1 << 20
+#: Up to this many rows of x, the grouped-dot (decode) strategy beats dequantize+matmul.
+DECODE_MAX_ROWS = 8
+
+
+def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 codes (..., cols) from MLX's packed uint32 words (..., cols * bits / 32).
+
+    The row is one little-endian bit stream, so every ``bits`` bytes hold exactly 8 codes:
+    gather those bytes into one integer and cut it into eight ``bits``-bit fields."""
+    data = np.ascontiguousarray(packed).view(np.uint8)
+    lead, nbytes = data.shape[:-1], data.shape[-1]
+    mask = np.uint8((1 << bits) - 1)
+    if 8 % bits == 0:  # 1, 2, 4, 8 bits: fields never cross a byte
+        shifts = np.arange(0, 8, bits, dtype=np.uint8)
+        codes = (data[..., None] >> shifts) & mask
+    else:  # 3, 5, 6 bits: fields cross bytes; 8 codes per `bits` bytes
+        units = data.reshape(*lead, nbytes // bits, bits).astype(np.uint64)
+        word = np.zeros(units.shape[:-1], np.uint64)
+        for i in range(bits):
+            word |= units[..., i] << np.uint64(8 * i)
+        shifts = np.arange(0, 8 * bits, bits, dtype=np.uint64)
+        codes = ((word[..., None] >> shifts) & np.uint64(mask)).astype(np.uint8)
+    return codes.reshape(*lead, nbytes * 8 // bits)
+
+
+def _dequantize_rows(packed, scales, biases, bits, group_size) -> np.ndarray:
+    """float32 (rows, cols) for a block of rows, scales/biases already float32."""
+    codes = unpack_codes(packed, bits).astype(np.float32)
+    rows, cols = codes.shape
+    grouped = codes.reshape(rows, cols // group_size, group_size)
+    grouped *= scales[:, :, None]
+    grouped += biases[:, :, None]
+    return codes
+
+
+def affine_matmul(x: np.ndarray, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray,
+                  transpose: bool, group_size: int, bits: int) -> np.ndarray:
+    """``x @ W.T`` (transpose) or ``x @ W`` for an unbatched affine weight W.
+
+    x: (M, K) float32. packed/scales/biases: 2-D as stored. Returns (M, N) float32."""
+    s32, b32 = scales.astype(np.float32), biases.astype(np.float32)
+    rows, cols = packed.shape[0], scales.shape[1] * group_size
+    m = x.shape[0]
+    block = max(1, BLOCK_ELEMENTS // cols)
+    if not transpose:  # W is (K, N): sum over blocks of K rows
+        out = np.zeros((m, cols), np.float32)
+        for r in range(0, rows, block):
+            w = _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
+            out += x[:, r:r + block] @ w
+        return out
+    out = np.empty((m, rows), np.float32)
+    if m <= DECODE_MAX_ROWS:
+        groups = cols // group_size
+        xg = np.ascontiguousarray(x.reshape(m, groups, group_size).transpose(1, 2, 0))  # (G, gs, M)
+        xsum = x.reshape(m, groups, group_size).sum(axis=-1)                            # (M, G)
+        for r in range(0, rows, block):
+            codes = unpack_codes(packed[r:r + block], bits).astype(np.float32)
+            codes = codes.reshape(-1, groups, group_size).transpose(1, 0, 2)             # (G, R, gs)
+            dots = np.matmul(codes, xg)                                                    # (G, R, M)
+            scaled = np.einsum("grm,rg->mr", dots, s32[r:r + block])
+            out[:, r:r + block] = scaled + xsum @ b32[r:r + block].T
+        return out
+    for r in range(0, rows, block):
+        w = _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
+        np.matmul(x, w.T, out=out[:, r:r + block])
+    return out

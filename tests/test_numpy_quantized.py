@@ -1,0 +1,84 @@
+"""The NumPy backend's quantized fast path (backends/arrayq_numpy/_quantized.py) against
+the array-API reference in arrayq._quant_formats (run on the composite default of a
+backend that has no fast path), and against hand-built codes."""
+
+import itertools
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import arrayq as aq
+from arrayq import _quant_formats as qf
+from arrayq.backend import Backend
+from arrayq_numpy._quantized import DECODE_MAX_ROWS, unpack_codes
+
+# The fast path and the reference both accumulate in float32 but in a different order
+# (grouped partial sums vs one dot per row); with K <= 256 terms of size ~1, their
+# difference stays below ~K * 2**-24 relative to the output's magnitude: 2e-5 leaves room.
+RTOL_FLOAT32 = 2e-5
+
+
+def _reference(x, qw, transpose):
+    """The blockwise reference, run by the Backend default on NumPy arrays."""
+    numpy_backend = aq.get_backend("numpy")
+    return Backend.quantized_matmul(numpy_backend, x, qw.packed, qw.scales, qw.biases,
+                                    transpose, qw.group_size, qw.bits, qw.mode)
+
+
+def test_unpack_codes_by_hand():
+    # 4-bit: word 0x76543210 holds codes 0..7, lowest nibble first
+    assert unpack_codes(np.array([[0x76543210]], np.uint32), 4).tolist() == [list(range(8))]
+    # 3-bit: codes 0..7 form the 24-bit stream 0b111_110_101_100_011_010_001_000 = 0xFAC688,
+    # and 32 codes fill 3 words; the 11th code straddles words 0 and 1
+    codes = np.arange(32, dtype=np.uint32) % 8
+    stream = sum(int(c) << (3 * i) for i, c in enumerate(codes))
+    words = np.array([[(stream >> (32 * j)) & 0xFFFFFFFF for j in range(3)]], np.uint32)
+    assert words[0, 0] & 0xFFFFFF == 0xFAC688
+    assert unpack_codes(words, 3).tolist() == [codes.tolist()]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 8])
+def test_unpack_codes_matches_the_reference(bits):
+    rng = np.random.default_rng(bits)
+    packed = rng.integers(0, 2**32, size=(3, 2 * bits), dtype=np.uint64).astype(np.uint32)
+    expected = qf.unpack(_anp(), packed, bits)
+    np.testing.assert_array_equal(unpack_codes(packed, bits), expected)
+
+
+def _anp():
+    import array_api_compat.numpy as anp
+
+    return anp
+
+
+CASES = list(itertools.product([1, 2, 3, 4, 5, 6, 8], [32, 64, 128], [True, False]))
+
+
+@pytest.mark.parametrize("bits,group_size,transpose", CASES)
+@pytest.mark.parametrize("m", [1, DECODE_MAX_ROWS + 1])
+def test_fast_path_matches_reference(bits, group_size, transpose, m):
+    rng = np.random.default_rng(bits * 1000 + group_size)
+    w = rng.standard_normal((40, 256) if transpose else (256, 128)).astype(np.float32)
+    qw = aq.quantize(w.astype(ml_dtypes.bfloat16), group_size=group_size, bits=bits)
+    x = rng.standard_normal((m, 256)).astype(np.float32)
+    got = aq.linalg.quantized_matmul(x, qw, transpose=transpose)
+    want = _reference(x, qw, transpose)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=RTOL_FLOAT32 * np.abs(want).max())
+
+
+def test_batched_and_non_contiguous_x_and_narrow_dtypes():
+    rng = np.random.default_rng(7)
+    qw = aq.quantize(rng.standard_normal((24, 128)).astype(np.float32), bits=4, group_size=32)
+    x = rng.standard_normal((2, 5, 256)).astype(np.float32)[:, ::2, ::2]  # (2, 3, 128), strided
+    got = aq.linalg.quantized_matmul(x, qw)
+    want = _reference(np.ascontiguousarray(x), qw, True)
+    assert got.shape == (2, 3, 24)
+    np.testing.assert_allclose(got, want, rtol=0, atol=RTOL_FLOAT32 * np.abs(want).max())
+    for dtype in (np.float16, ml_dtypes.bfloat16):
+        # the result is rounded once to x's dtype: half an ulp of it (2**-11, 2**-8)
+        y = aq.linalg.quantized_matmul(x.astype(dtype), qw)
+        y32 = aq.linalg.quantized_matmul(x.astype(dtype).astype(np.float32), qw)
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y.astype(np.float32), y32, rtol=2 * float(ml_dtypes.finfo(dtype).eps), atol=1e-6)

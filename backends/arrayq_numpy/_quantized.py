@@ -17,10 +17,12 @@ checkpoints lose nothing to the kernel (MLX's CPU kernel accumulates in bfloat16
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-#: Float32 codes held at once per block (4 MiB), small enough to stay in cache.
-BLOCK_ELEMENTS = 1 << 20
+#: Float32 values of one dequantized block (8 MiB): the bound on a call's extra memory.
+BLOCK_ELEMENTS = 1 << 21
 #: Up to this many rows of x, the grouped-dot (decode) strategy beats dequantize+matmul.
 DECODE_MAX_ROWS = 8
 
@@ -46,9 +48,25 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
     return codes.reshape(*lead, nbytes * 8 // bits)
 
 
+@functools.lru_cache(maxsize=None)
+def _byte_table(bits: int) -> np.ndarray:
+    """(256, 8 // bits) float32: the codes each byte value holds, lowest bits first."""
+    values = np.arange(256, dtype=np.uint16)[:, None] >> np.arange(0, 8, bits, dtype=np.uint16)
+    return (values & ((1 << bits) - 1)).astype(np.float32)
+
+
+def codes_f32(packed: np.ndarray, bits: int) -> np.ndarray:
+    """float32 codes (..., cols). For 1, 2, 4 and 8 bits one table lookup per byte
+    (NumPy's take is ~4x faster than shifting, masking and converting)."""
+    if 8 % bits:
+        return unpack_codes(packed, bits).astype(np.float32)
+    data = np.ascontiguousarray(packed).view(np.uint8)
+    return np.take(_byte_table(bits), data, axis=0).reshape(*data.shape[:-1], -1)
+
+
 def _dequantize_rows(packed, scales, biases, bits, group_size) -> np.ndarray:
     """float32 (rows, cols) for a block of rows, scales/biases already float32."""
-    codes = unpack_codes(packed, bits).astype(np.float32)
+    codes = codes_f32(packed, bits)
     rows, cols = codes.shape
     grouped = codes.reshape(rows, cols // group_size, group_size)
     grouped *= scales[:, :, None]
@@ -68,22 +86,23 @@ def affine_matmul(x: np.ndarray, packed: np.ndarray, scales: np.ndarray, biases:
     if not transpose:  # W is (K, N): sum over blocks of K rows
         out = np.zeros((m, cols), np.float32)
         for r in range(0, rows, block):
-            w = _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
-            out += x[:, r:r + block] @ w
+            out += x[:, r:r + block] @ _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
         return out
-    out = np.empty((m, rows), np.float32)
     if m <= DECODE_MAX_ROWS:
+        out = np.empty((m, rows), np.float32)
         groups = cols // group_size
-        xg = np.ascontiguousarray(x.reshape(m, groups, group_size).transpose(1, 2, 0))  # (G, gs, M)
-        xsum = x.reshape(m, groups, group_size).sum(axis=-1)                            # (M, G)
+        xg = x.reshape(m, groups, group_size)
+        xsum = xg.sum(axis=-1)                                                   # (M, G)
         for r in range(0, rows, block):
-            codes = unpack_codes(packed[r:r + block], bits).astype(np.float32)
-            codes = codes.reshape(-1, groups, group_size).transpose(1, 0, 2)             # (G, R, gs)
-            dots = np.matmul(codes, xg)                                                    # (G, R, M)
-            scaled = np.einsum("grm,rg->mr", dots, s32[r:r + block])
-            out[:, r:r + block] = scaled + xsum @ b32[r:r + block].T
+            codes = codes_f32(packed[r:r + block], bits).reshape(-1, groups, group_size)
+            dots = np.einsum("rgk,mgk->mrg", codes, xg)                          # (M, R, G)
+            out[:, r:r + block] = np.einsum("mrg,rg->mr", dots, s32[r:r + block]) + xsum @ b32[r:r + block].T
         return out
+    # prefill: W_block @ x.T fills contiguous rows of out.T (BLAS is several times faster
+    # this way round than x @ W_block.T for blocks of a few hundred rows)
+    out_t = np.empty((rows, m), np.float32)
+    xt = np.ascontiguousarray(x.T)
     for r in range(0, rows, block):
         w = _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
-        np.matmul(x, w.T, out=out[:, r:r + block])
-    return out
+        np.matmul(w, xt, out=out_t[r:r + block])
+    return np.ascontiguousarray(out_t.T)

@@ -285,7 +285,7 @@ def quantized_cases() -> list[Case]:
         cases.append(Case(f"gather_qmm[{mode},gs{gs},b{bits}]", "gather_qmm", ("float32",), make,
                           lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri)))
         cases.append(Case(f"quantized_matmul[{mode},gs{gs},b{bits},batched-weight]", "quantized_matmul", ("float32",),
-                          lambda rng, mk=make: mk(rng)[:2], lambda aq, x, qw: aq.linalg.quantized_matmul(x[:1], qw)))
+                          lambda rng, mk=make: mk(rng)[:2], lambda aq, x, qw: aq.linalg.quantized_matmul(x[:1, ...], qw)))
     return cases
 
 
@@ -321,13 +321,13 @@ def error_cases() -> list[Case]:
         ("quantized_matmul", "biases given for mxfp4", lambda rng: [_values(rng, (2, 256), "float32"), *_qw_parts(rng, "mxfp4", 32, 4)[:2], _values(rng, (8, 8), "float32")],
          qmm),
         ("quantized_matmul", "scales with a wrong row count", x_and(),
-         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s[:4], b[:4])),
+         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s[:4, ...], b[:4, ...])),
         ("quantized_matmul", "scales with a wrong group count", x_and(),
          lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, b, group_size=32)),
         ("quantized_matmul", "packed weight not uint32", x_and(),
          lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, aq.astype(p, aq.int32), s, b)),
         ("quantized_matmul", "biases dtype differs from scales", x_and(),
-         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, aq.astype(b, aq.float16))),
+         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, aq.astype(b, aq.float16)), ("float16",)),
         ("gather_qmm", "expert index out of range", lambda rng: [_values(rng, (1, 2, 256), "float32"), *_qw_parts(rng, shape=(3, 8, 256)), np.array([3], np.int32)],
          lambda aq, x, p, s, b, r: aq.linalg.gather_qmm(x, p, s, b, rhs_indices=r)),
         ("reshape", "size mismatch", _arrays(((2, 3), "float32", -1, 1)), lambda aq, x: aq.reshape(x, (4, 2))),
@@ -336,7 +336,8 @@ def error_cases() -> list[Case]:
         ("concat", "shapes differ off the axis", _arrays(((2, 3), "float32", -1, 1), ((3, 3), "float32", -1, 1)), lambda aq, a, b: aq.concat([a, b], axis=1)),
         ("broadcast_to", "incompatible shape", _arrays(((3,), "float32", -1, 1)), lambda aq, x: aq.broadcast_to(x, (2, 4))),
     ]
-    return [Case(f"error:{op}[{why}]", op, (), make, call, "raises", tags=("error",)) for op, why, make, call in table]
+    return [Case(f"error:{op}[{why}]", op, dtypes[0] if dtypes else (), make, call, "raises", tags=("error",))
+            for op, why, make, call, *dtypes in table]
 
 
 def empty_x_cases() -> list[Case]:

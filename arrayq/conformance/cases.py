@@ -351,5 +351,38 @@ def empty_x_cases() -> list[Case]:
                  lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw), "exact")]
 
 
+def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
+    """Property-style cases: shapes, formats and dtypes drawn from a seeded generator (so
+    runs are repeatable and bounded; hypothesis is not a runtime dependency). Each draws
+    broadcast-compatible operands for a binary op, or a random quantized matmul problem."""
+    rng = np.random.default_rng(seed)
+    formats = list(_formats())
+    cases = []
+    for i in range(count):
+        ndim = int(rng.integers(0, 4))
+        shape = tuple(int(n) for n in rng.integers(0, 5, size=ndim))
+        other = tuple(n if rng.random() < 0.6 else 1 for n in shape[int(rng.integers(0, ndim + 1)):])
+        name = str(rng.choice(["add", "multiply", "maximum", "atan2", "logaddexp", "less"]))
+        dtype = str(rng.choice(["float32", "float64", "bfloat16"]))
+        cases.append(Case(f"random:{name}[{i},{dtype},{shape},{other}]", name, (dtype,),
+                          _arrays((shape, dtype, -3, 3), (other, dtype, -3, 3)), _op(name),
+                          upcast=dtype == "bfloat16"))
+        mode, gs, bits = formats[int(rng.integers(len(formats)))]
+        n, k = int(rng.integers(1, 6)) * 8, gs * int(rng.integers(1, 4)) * 2
+        batch = tuple(int(b) for b in rng.integers(1, 3, size=int(rng.integers(0, 3))))
+        m = int(rng.integers(1, 12))
+
+        def make(r, mode=mode, gs=gs, bits=bits, n=n, k=k, batch=batch, m=m):
+            from .. import quantization
+
+            qw = quantization.quantize(_weight(r, (n, k), "float32"), group_size=gs, bits=bits, mode=mode)
+            return [r.uniform(-1, 1, batch + (m, k)).astype(np.float32), qw]
+
+        cases.append(Case(f"random:quantized_matmul[{i},{mode},gs{gs},b{bits},x{batch + (m, k)},w({n},{k})]",
+                          "quantized_matmul", ("float32",), make, lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw)))
+    return cases
+
+
 def all_cases() -> list[Case]:
-    return elementwise_cases() + structural_cases() + quantized_cases() + error_cases() + empty_x_cases()
+    return (elementwise_cases() + structural_cases() + quantized_cases() + error_cases() + empty_x_cases()
+            + random_cases())

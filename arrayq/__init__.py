@@ -74,7 +74,7 @@ def eval(*arrays: Any) -> None:  # noqa: A001
         elif dataclasses.is_dataclass(o) and not isinstance(o, type):
             for f in dataclasses.fields(o):
                 collect(getattr(o, f.name))
-        elif o is not None and backend_of(o) is not None:
+        elif not (o is None or isinstance(o, (str, int, float, complex))) and backend_of(o) is not None:
             flat.append(o)
 
     collect(arrays)
@@ -84,6 +84,15 @@ def eval(*arrays: Any) -> None:  # noqa: A001
         by_backend.setdefault(id(b), (b, []))[1].append(a)
     for b, xs in by_backend.values():
         b.eval(*xs)
+
+
+def __getattr__(name: str) -> Any:
+    # arrayq.nn and arrayq.models load on first use, keeping `import arrayq` small
+    if name in ("nn", "models", "conformance", "bench"):
+        import importlib
+
+        return importlib.import_module(f"arrayq.{name}")
+    raise AttributeError(f"module 'arrayq' has no attribute {name!r}")
 
 
 def to_numpy(x: Any):

@@ -1,4 +1,5 @@
-"""The ``arrayq`` command line: ``arrayq info``, ``arrayq demo``, ``arrayq --version``.
+"""The ``arrayq`` command line: ``arrayq info``, ``arrayq demo``, ``arrayq --version``,
+``arrayq make-checkpoint`` and ``arrayq generate`` (these two live in ``arrayq.models._cli``).
 Each subcommand is one function taking the parsed arguments and returning an exit code."""
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("-k", metavar="PATTERN", help="only cases whose id contains PATTERN (or matches it as a glob)")
     conf.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     conf.set_defaults(func=cmd_conformance)
+    from .models._cli import add_parsers as add_model_parsers  # make-checkpoint, generate
+
+    add_model_parsers(sub)
     return parser
 
 

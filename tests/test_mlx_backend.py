@@ -550,7 +550,7 @@ def test_float64_works_on_the_cpu():
         check(aq.add, x, x, tol=F64)
         check(aq.matmul, x, x.T, tol=F64)
         check(aq.sum, x, tol=F64)
-        got = check(lambda a: aq.astype(a, aq.float32), x)
+        check(lambda a: aq.astype(a, aq.float32), x)
         with aq.default_backend("mlx", device="cpu"):
             assert aq.zeros(2, dtype=aq.float64).dtype == mx.float64
 

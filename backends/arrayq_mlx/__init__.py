@@ -111,9 +111,20 @@ class MLXBackend(Backend):
         "unique_values": _DATA_DEPENDENT,
     }
 
+    #: The oldest MLX this backend was written and tested against (0.32.4): it uses
+    #: mx.searchsorted, mx.count_nonzero, mx.vecdot, mx.unstack and dequantize(dtype=).
+    min_mlx_version = (0, 32)
+
     def __init__(self) -> None:
+        import re
+
         import mlx.core as mx
 
+        found = tuple(int(v) for v in re.findall(r"\d+", mx.__version__)[:2])
+        if found < self.min_mlx_version:
+            # an ImportError, so the registry reports the backend unavailable with install_hint
+            raise ImportError(f"arrayq's MLX backend needs mlx >= {'.'.join(map(str, self.min_mlx_version))}, "
+                              f"found {mx.__version__}")
         self.mx = mx
         self._native = {}
         for d in dt.ALL_DTYPES:

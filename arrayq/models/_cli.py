@@ -1,0 +1,189 @@
+"""The ``arrayq make-checkpoint`` and ``arrayq generate`` commands (wired up in
+:mod:`arrayq.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+
+def cache_dir() -> Path:
+    """Where ``arrayq generate`` keeps the checkpoint it makes when given no ``--model``:
+    ``$ARRAYQ_CACHE``, else ``~/.cache/arrayq``."""
+    return Path(os.environ.get("ARRAYQ_CACHE") or Path.home() / ".cache" / "arrayq")
+
+
+def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int, str], None]:
+    """A one-line text progress bar on ``stream`` (default: sys.stderr at call time):
+    redrawn in place on a terminal; elsewhere only the finished bar is written."""
+    def show(done: int, total: int, what: str = "") -> None:
+        out = stream if stream is not None else sys.stderr
+        done = min(done, total)
+        if not out.isatty() and done != total:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        tail = f" {what}" if what and done != total else ""
+        out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{tail[:40]:<41}")
+        if done == total:
+            out.write("\n")
+        out.flush()
+    return show
+
+
+def peak_memory_bytes() -> int:
+    """The process's peak resident memory (``getrusage`` maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def _format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cmd_make_checkpoint(args: argparse.Namespace) -> int:
+    """Write a random-weight checkpoint of a preset to a directory."""
+    from . import make_checkpoint, preset_config
+
+    config = preset_config(args.preset)
+    shard = int(args.shard_mb * 2 ** 20) if args.shard_mb else None
+    path = make_checkpoint(args.directory, args.preset, seed=args.seed, shard_bytes=shard,
+                           progress=progress_bar(f"writing {args.preset}"))
+    files = sorted(p for p in path.iterdir() if p.suffix == ".safetensors")
+    size = sum(p.stat().st_size for p in files)
+    q = config.quantization
+    fmt = f"{q['bits']}-bit group {q['group_size']}" if q else "dense bfloat16"
+    params = config.num_parameters()
+    print(f"wrote {path}: preset {args.preset}, {config.num_hidden_layers} layers, {params / 1e6:.0f}M parameters, "
+          f"{fmt}, {_format_bytes(size)} in {len(files)} file{'s' if len(files) != 1 else ''}")
+    return 0
+
+
+class _TextStream:
+    """Incremental detokenization: the text added by each new token (held back while
+    the text so far ends in an incomplete UTF-8 sequence)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self.shown = text[self.shown:], len(text)
+        return new
+
+
+def _tokenizer(path: Path) -> Any:
+    file = path / "tokenizer.json" if path.is_dir() else None
+    if file is None or not file.is_file():
+        return None
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        print(f"arrayq: {file} found but the 'tokenizers' package is not installed "
+              "(pip install tokenizers); printing token ids", file=sys.stderr)
+        return None
+    return Tokenizer.from_file(str(file))
+
+
+def _parse_ids(text: str) -> list[int]:
+    try:
+        ids = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise ValueError(f"--prompt-ids takes comma-separated integers, got {text!r}") from None
+    if not ids:
+        raise ValueError("--prompt-ids needs at least one id")
+    return ids
+
+
+def _use_device(backend: Any, device: str | None) -> None:
+    """Make ``device`` where the model's ops run. For MLX that is MLX's default device
+    (arrayq's device argument only places creation functions)."""
+    if device is None:
+        return
+    backend.check_device(device)
+    if backend.name == "mlx":
+        import mlx.core as mx
+
+        mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Load a model (making the tiny checkpoint first when no --model is given), stream
+    generated tokens to stdout, then print prefill/decode speed and peak memory to stderr."""
+    import arrayq as aq
+
+    from . import CheckpointError, GenerationStats, generate, load, make_checkpoint
+
+    out, err = sys.stdout, sys.stderr
+    if args.model is None:
+        path = cache_dir() / "tiny"
+        if not (path / "config.json").is_file():
+            make_checkpoint(path, "tiny")
+            print(f"arrayq: no --model given; wrote the tiny random-weight checkpoint to {path}", file=err)
+    else:
+        path = Path(args.model)
+    backend = aq.get_backend(args.backend) if args.backend else aq.current_backend()
+    _use_device(backend, args.device)
+    tokenizer = _tokenizer(path)
+    if args.prompt is not None:
+        if tokenizer is None:
+            raise CheckpointError(path, "has no usable tokenizer.json (with the 'tokenizers' package) "
+                                        "to encode --prompt; pass --prompt-ids instead")
+        prompt = tokenizer.encode(args.prompt).ids
+    else:
+        prompt = _parse_ids(args.prompt_ids)
+    model = load(path, backend=backend, device=args.device, progress=progress_bar(f"loading {path.name}", err))
+    stop = () if args.ignore_eos else model.config.eos_token_id
+    stats = GenerationStats()
+    text = _TextStream(tokenizer) if tokenizer is not None else None
+    for token in generate(model, prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
+                          top_p=args.top_p, seed=args.seed, stop_ids=stop, stats=stats):
+        out.write(text.add(token) if text is not None else f"{token} ")
+        out.flush()
+    out.write("\n")
+    out.flush()
+    device = args.device or backend.devices()[0]
+    print(f"backend {backend.name} ({device}), {model.dtype} activations", file=err)
+    print(f"prefill: {stats.prompt_tokens} tokens, {stats.prefill_tps:.2f} tok/s", file=err)
+    print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
+    print(f"peak memory: {_format_bytes(peak_memory_bytes())} (max resident set size)", file=err)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the make-checkpoint and generate subcommands to an argparse subparsers object."""
+    from .checkpoint import PRESETS
+
+    mk = sub.add_parser("make-checkpoint", help="write a checkpoint of random weights (mlx-community Qwen3 format)")
+    mk.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="model shape (default: tiny)")
+    mk.add_argument("directory", help="where to write config.json and the safetensors file(s)")
+    mk.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
+    mk.add_argument("--shard-mb", type=float, help="split the weights into shards of at most this many MiB")
+    mk.set_defaults(func=cmd_make_checkpoint)
+
+    gen = sub.add_parser("generate", help="generate tokens with a Qwen3 checkpoint (safetensors directory or GGUF)")
+    gen.add_argument("--model", help="checkpoint directory or .gguf file (default: a tiny random checkpoint, "
+                                     "made on first use in $ARRAYQ_CACHE or ~/.cache/arrayq)")
+    gen.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
+    gen.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
+    prompt = gen.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="prompt text (needs tokenizer.json in the model directory)")
+    prompt.add_argument("--prompt-ids", help="prompt token ids, comma-separated, e.g. 1,2,3")
+    gen.add_argument("--max-tokens", type=int, default=32, help="tokens to generate (default 32)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
+    gen.add_argument("--top-k", type=int, default=0, help="sample among the k most likely (default 0: off)")
+    gen.add_argument("--seed", type=int, help="sampling seed")
+    gen.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-sequence token")
+    gen.set_defaults(func=cmd_generate)

@@ -1,0 +1,135 @@
+"""Token generation: prefill with a KV cache, then one token at a time, greedy or sampled.
+
+Sampling runs on the host in float64 with NumPy's seeded generator, so a given seed gives
+the same tokens on every backend whenever the backends' logits agree. (arrayq's frontend
+has no random numbers, and the vocabulary-sized work per token is small next to the
+model.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+import arrayq as aq
+
+
+@dataclasses.dataclass
+class GenerationStats:
+    """Timings of one :func:`generate` run, filled in as it goes.
+
+    ``prefill_seconds``: from the start until the first new token is known (the prompt's
+    forward pass and one sampling). ``decode_seconds``: from then until the last token;
+    ``decode_tokens`` = generated tokens after the first."""
+
+    prompt_tokens: int = 0
+    prefill_seconds: float = 0.0
+    generated_tokens: int = 0
+    decode_seconds: float = 0.0
+
+    @property
+    def decode_tokens(self) -> int:
+        return max(self.generated_tokens - 1, 0)
+
+    @property
+    def prefill_tps(self) -> float:
+        """Prompt tokens per second of prefill (0 before it ran)."""
+        return self.prompt_tokens / self.prefill_seconds if self.prefill_seconds else 0.0
+
+    @property
+    def decode_tps(self) -> float:
+        """Generated tokens per second after the first (0 with fewer than 2 tokens)."""
+        return self.decode_tokens / self.decode_seconds if self.decode_seconds else 0.0
+
+
+def _check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got {temperature}, {top_k}, {top_p}")
+
+
+def sample(logits: Any, *, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+           rng: np.random.Generator | None = None) -> int:
+    """One token id from ``logits`` (vocab,) of any backend.
+
+    ``temperature`` 0 is greedy (the first maximum). Otherwise the logits are divided by
+    ``temperature``; ``top_k`` > 0 keeps the k largest; ``top_p`` < 1 keeps the smallest
+    set of most likely tokens whose probabilities sum to at least ``top_p`` (always at
+    least one); a token is then drawn with ``rng`` (a fresh unseeded generator if None).
+    Raises ValueError for a negative temperature or top_k, or top_p outside (0, 1]."""
+    _check_sampling(temperature, top_k, top_p)
+    values = np.asarray(aq.to_numpy(logits), dtype=np.float64).reshape(-1)
+    if temperature == 0:
+        return int(np.argmax(values))
+    values = values / temperature
+    if 0 < top_k < values.size:
+        kth = np.partition(values, values.size - top_k)[values.size - top_k]
+        values = np.where(values >= kth, values, -np.inf)
+    probs = np.exp(values - values.max())
+    probs /= probs.sum()
+    if top_p < 1:
+        order = np.argsort(-probs, kind="stable")
+        before = np.cumsum(probs[order]) - probs[order]       # mass of the more likely tokens
+        keep = order[before < top_p]
+        mask = np.zeros_like(probs, dtype=bool)
+        mask[keep] = True
+        probs = np.where(mask, probs, 0.0)
+        probs /= probs.sum()
+    rng = rng if rng is not None else np.random.default_rng()
+    return int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), probs.size - 1))
+
+
+def generate(model: Any, prompt_ids: Sequence[int], max_tokens: int, *, temperature: float = 0.0,
+             top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+             stop_ids: Sequence[int] | None = None, prefill_chunk: int = 512,
+             stats: GenerationStats | None = None) -> Iterator[int]:
+    """Yield up to ``max_tokens`` new token ids after ``prompt_ids``, one as soon as it is
+    known.
+
+    ``model``: a language model with ``make_cache()``, ``hidden(ids, cache)`` and
+    ``logits(h)`` (such as :class:`arrayq.models.Qwen3`). The prompt runs in chunks of
+    ``prefill_chunk`` tokens, and only its last position goes through the output head.
+    Sampling as :func:`sample`, with ``np.random.default_rng(seed)``. Generation stops
+    early at a token in ``stop_ids`` (which is not yielded). ``stats``, if given, is filled
+    in as tokens come. Raises ValueError for an empty prompt, ids outside the vocabulary,
+    or bad sampling parameters."""
+    prompt = [int(t) for t in prompt_ids]
+    vocab = model.config.vocab_size
+    if not prompt:
+        raise ValueError("the prompt needs at least one token")
+    if min(prompt) < 0 or max(prompt) >= vocab:
+        raise ValueError(f"prompt ids must lie in [0, {vocab}), got values from {min(prompt)} to {max(prompt)}")
+    if max_tokens < 0 or prefill_chunk < 1:
+        raise ValueError(f"need max_tokens >= 0 and prefill_chunk >= 1, got {max_tokens}, {prefill_chunk}")
+    _check_sampling(temperature, top_k, top_p)
+    stats = stats if stats is not None else GenerationStats()
+    stats.prompt_tokens = len(prompt)
+    stop = set(int(t) for t in (stop_ids or ()))
+    rng = np.random.default_rng(seed)
+    if max_tokens == 0:
+        return
+    start = time.perf_counter()
+    cache = model.make_cache()
+    chunks = [prompt[i:i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
+    for chunk in chunks[:-1]:
+        model.hidden(np.asarray([chunk], np.int32), cache)
+        aq.eval(cache)  # lazy backends: compute this chunk now, keeping graphs small
+    h = model.hidden(np.asarray([chunks[-1]], np.int32), cache)
+    token = sample(model.logits(h[:, -1:])[0, -1], temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
+    stats.prefill_seconds = time.perf_counter() - start
+    for n in range(max_tokens):
+        if token in stop:
+            return
+        stats.generated_tokens = n + 1
+        yield token
+        if n + 1 == max_tokens:
+            return
+        t0 = time.perf_counter()  # decode time counts the model only, not the caller's time between tokens
+        h = model.hidden(np.asarray([[token]], np.int32), cache)
+        token = sample(model.logits(h)[0, -1], temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
+        stats.decode_seconds += time.perf_counter() - t0
+
+
+__all__ = ["GenerationStats", "generate", "sample"]

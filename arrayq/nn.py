@@ -1,0 +1,435 @@
+"""``arrayq.nn``: the layers of a transformer language model, written once against arrayq's
+frontend, so they run on every backend.
+
+Every layer is a plain dataclass whose fields are the backend's own arrays (or a
+:class:`~arrayq.QuantizedWeight`, or other layers), so ``arrayq.to_backend(model, "mlx")``
+moves a whole model and ``arrayq.eval(nn.parameters(model))`` evaluates one. Calling a
+layer runs it.
+
+Conventions: activations are ``(..., features)``; attention works on ``(B, L, hidden)``
+input with heads laid out ``(B, heads, L, head_dim)``. Norms, softmax and attention scores
+are computed in float32 (float64 stays float64) and returned in the input's dtype.
+Linear weights are ``(out_features, in_features)``, as PyTorch, MLX and safetensors
+checkpoints store them.
+
+Small constant tables (rotary angles, causal masks) are computed once per call on the host
+in float64 with NumPy and moved to the activations' backend: every backend therefore sees
+bit-identical tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+import arrayq as aq
+from . import linalg as _linalg
+from .quantization import QuantizedWeight
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _like(a: np.ndarray, x: Any) -> Any:
+    """The host (NumPy) array ``a`` on ``x``'s backend."""
+    backend = aq.backend_of(x)
+    return a if backend is None else aq.to_backend(a, backend)
+
+
+def _wide(x: Any) -> tuple[Any, Any]:
+    """``x`` in float32 when it is float16/bfloat16, and the dtype to return results in."""
+    dtype = aq.dtype(x)
+    return (aq.astype(x, aq.float32), dtype) if dtype.name in _LOW_PRECISION else (x, dtype)
+
+
+def _narrow(x: Any, dtype: Any) -> Any:
+    return aq.astype(x, dtype, copy=False)
+
+
+# ---------------------------------------------------------------------- functions
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably (the maximum is subtracted
+    first) in float32 or wider; same shape and dtype as ``x`` (floating). Entries equal to
+    ``-inf`` get probability 0; a slice that is all ``-inf`` gives NaN."""
+    xw, dtype = _wide(x)
+    e = aq.exp(xw - aq.max(xw, axis=axis, keepdims=True))
+    return _narrow(e / aq.sum(e, axis=axis, keepdims=True), dtype)
+
+
+def sigmoid(x: Any) -> Any:
+    """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
+    z = aq.exp(-aq.abs(x))
+    return aq.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def silu(x: Any) -> Any:
+    """SiLU (swish), ``x * sigmoid(x)``, elementwise; same shape and dtype as ``x``."""
+    return x * sigmoid(x)
+
+
+def gelu(x: Any, approximate: str = "none") -> Any:
+    """GELU elementwise: ``x * Phi(x)`` with the exact normal CDF (``approximate="none"``)
+    or the tanh approximation (``"tanh"``). Raises ValueError for another ``approximate``."""
+    if approximate == "none":
+        return 0.5 * x * (1 + aq.erf(x * (1 / math.sqrt(2))))
+    if approximate == "tanh":
+        return 0.5 * x * (1 + aq.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
+    raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def rms_norm(x: Any, weight: Any, eps: float = 1e-6) -> Any:
+    """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in float32 or wider, returned in x's
+    dtype. ``x``: (..., D) floating; ``weight``: (D,) or None."""
+    xw, dtype = _wide(x)
+    out = xw * (1 / aq.sqrt(aq.mean(xw * xw, axis=-1, keepdims=True) + eps))
+    if weight is not None:
+        out = out * _narrow(weight, aq.dtype(out))
+    return _narrow(out, dtype)
+
+
+def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, in float32 or
+    wider, returned in x's dtype. ``weight`` and ``bias``: (D,) or None."""
+    xw, dtype = _wide(x)
+    centered = xw - aq.mean(xw, axis=-1, keepdims=True)
+    out = centered * (1 / aq.sqrt(aq.mean(centered * centered, axis=-1, keepdims=True) + eps))
+    if weight is not None:
+        out = out * _narrow(weight, aq.dtype(out))
+    if bias is not None:
+        out = out + _narrow(bias, aq.dtype(out))
+    return _narrow(out, dtype)
+
+
+def causal_mask(length: int, total: int) -> np.ndarray:
+    """Additive float32 mask (length, total) for ``length`` new queries at the end of a
+    sequence of ``total`` positions: 0 where query i may see key j (j <= total - length + i),
+    ``-inf`` elsewhere. A host (NumPy) array; it mixes with any backend's arrays."""
+    offset = total - length
+    allowed = np.arange(total)[None, :] <= (offset + np.arange(length))[:, None]
+    return np.where(allowed, np.float32(0), np.float32(-np.inf))
+
+
+def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: Any = None) -> Any:
+    """Multi-head attention ``softmax(q @ k.T * scale + mask) @ v`` with grouped query heads.
+
+    ``q``: (B, H, L, D); ``k``, ``v``: (B, Hkv, S, D) with H a multiple of Hkv: query head h
+    reads key/value head ``h // (H // Hkv)`` (the grouping of Llama/Qwen checkpoints).
+    ``mask``: None, ``"causal"`` (the last L of S positions, see :func:`causal_mask`), or
+    an additive array broadcasting to (B, H, L, S). Scores and softmax are in float32;
+    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes."""
+    b, h, length, d = (int(n) for n in q.shape)
+    hkv, s = int(k.shape[1]), int(k.shape[2])
+    if h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
+        raise ValueError(f"attention shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    rep = h // hkv
+    # (B, Hkv, rep*L, D): the rep query heads sharing a kv head become extra query rows
+    qg = aq.reshape(q, (b, hkv, rep * length, d))
+    scores, dtype = _wide(aq.matmul(qg, aq.matrix_transpose(k)) * scale)
+    if mask is not None:
+        if isinstance(mask, str):
+            if mask != "causal":
+                raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
+            mask = _like(causal_mask(length, s), scores) if length > 1 else None
+        if mask is not None:
+            scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
+    probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
+    out = aq.matmul(probs, v)                                  # (B, Hkv, rep*L, Dv)
+    return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), dtype)
+
+
+# ---------------------------------------------------------------------- layers
+
+@dataclasses.dataclass
+class Linear:
+    """``y = x @ weight.T + bias``. ``weight``: (out_features, in_features); ``bias``:
+    (out_features,) or None. Input (..., in_features) → (..., out_features), in the
+    promoted dtype of x and weight."""
+
+    weight: Any
+    bias: Any = None
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[-1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[-2])
+
+    def __call__(self, x: Any) -> Any:
+        y = aq.matmul(x, aq.matrix_transpose(self.weight))
+        return y if self.bias is None else y + self.bias
+
+    def quantize(self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine") -> "QuantizedLinear":
+        """This layer with its weight quantized (see :func:`arrayq.quantize` for the formats
+        and the QuantizationError it raises); the bias stays as is."""
+        return QuantizedLinear(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode), self.bias)
+
+
+@dataclasses.dataclass
+class QuantizedLinear:
+    """:class:`Linear` with a quantized weight: ``y = x @ dequantize(weight).T + bias``,
+    computed by :func:`arrayq.linalg.quantized_matmul` without materialising the weight.
+    ``weight``: a QuantizedWeight of logical shape (out_features, in_features). The result
+    has x's dtype (float32/float16/bfloat16; see quantized_matmul for its errors)."""
+
+    weight: QuantizedWeight
+    bias: Any = None
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[-1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[-2]
+
+    def __call__(self, x: Any) -> Any:
+        # looked up at call time, so a profiler can wrap arrayq.linalg.quantized_matmul
+        y = _linalg.quantized_matmul(x, self.weight, transpose=True)
+        return y if self.bias is None else y + _narrow(self.bias, aq.dtype(y))
+
+
+@dataclasses.dataclass
+class Embedding:
+    """A lookup table ``weight`` (num_embeddings, dims). ``emb(ids)``: integer ids of any
+    shape → ids.shape + (dims,) in weight's dtype (negative ids count from the end).
+    ``emb.as_linear(x)``: x (..., dims) @ weight.T, the tied output head."""
+
+    weight: Any
+
+    def __call__(self, ids: Any) -> Any:
+        return aq.take(self.weight, ids, axis=0)
+
+    def as_linear(self, x: Any) -> Any:
+        return aq.matmul(x, aq.matrix_transpose(self.weight))
+
+    def quantize(self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine") -> "QuantizedEmbedding":
+        """This table quantized row by row (groups run along ``dims``)."""
+        return QuantizedEmbedding(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode))
+
+
+@dataclasses.dataclass
+class QuantizedEmbedding:
+    """A quantized lookup table: ``weight`` is a QuantizedWeight of logical shape
+    (num_embeddings, dims). ``emb(ids)`` takes only the looked-up rows of the packed words,
+    scales and biases and dequantizes those (never the whole table), giving
+    ids.shape + (dims,) in ``weight.dtype``, bit-identical to the same rows of
+    ``arrayq.dequantize(weight)``. ``emb.as_linear(x)``: quantized_matmul(x, weight), the
+    tied output head, in x's dtype."""
+
+    weight: QuantizedWeight
+
+    def __call__(self, ids: Any) -> Any:
+        w = self.weight
+        shape = tuple(int(n) for n in ids.shape)
+        flat = aq.reshape(ids, (-1,))
+        rows = QuantizedWeight(
+            aq.take(w.packed, flat, axis=0), aq.take(w.scales, flat, axis=0),
+            None if w.biases is None else aq.take(w.biases, flat, axis=0),
+            w.group_size, w.bits, w.mode, w.dtype)
+        return aq.reshape(aq.dequantize(rows), shape + (w.shape[-1],))
+
+    def as_linear(self, x: Any) -> Any:
+        return _linalg.quantized_matmul(x, self.weight, transpose=True)
+
+
+@dataclasses.dataclass
+class RMSNorm:
+    """Root-mean-square norm over the last axis (:func:`rms_norm`); ``weight``: (D,)."""
+
+    weight: Any
+    eps: float = 1e-6
+
+    def __call__(self, x: Any) -> Any:
+        return rms_norm(x, self.weight, self.eps)
+
+
+@dataclasses.dataclass
+class LayerNorm:
+    """Layer norm over the last axis (:func:`layer_norm`); ``weight``, ``bias``: (D,) or None."""
+
+    weight: Any = None
+    bias: Any = None
+    eps: float = 1e-5
+
+    def __call__(self, x: Any) -> Any:
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
+
+@dataclasses.dataclass
+class RoPE:
+    """Rotary position embedding over the first ``dims`` features of the last axis.
+
+    Position p rotates feature pair i by the angle ``p * scale * base**(-2i/dims)``. The
+    pairs are ``(i, i + dims/2)`` ("rotate_half", as Llama, Qwen and GGUF's NEOX mode) when
+    ``traditional`` is false, and ``(2i, 2i + 1)`` (interleaved) when it is true.
+    Angles, cosines and sines are computed in float64 on the host; the rotation runs in
+    float32 (float64 for float64 input) and returns x's dtype."""
+
+    dims: int
+    base: float = 10000.0
+    traditional: bool = False
+    scale: float = 1.0
+
+    def cos_sin(self, offset: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Host float32 (length, dims/2) tables for positions offset .. offset+length-1."""
+        inv_freq = self.base ** (-np.arange(0, self.dims, 2, dtype=np.float64) / self.dims)
+        angles = (np.arange(offset, offset + length, dtype=np.float64) * self.scale)[:, None] * inv_freq[None, :]
+        return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+    def __call__(self, x: Any, offset: int = 0, tables: tuple[Any, Any] | None = None) -> Any:
+        """``x`` (..., L, D) with positions ``offset`` .. ``offset+L-1`` rotated; same shape
+        and dtype. ``tables``: (cos, sin) from :meth:`cos_sin` already on x's backend, to
+        share them between layers. Raises ValueError if D < dims or dims is odd."""
+        d, length = int(x.shape[-1]), int(x.shape[-2])
+        if self.dims % 2 or self.dims > d:
+            raise ValueError(f"RoPE dims {self.dims} must be even and at most the feature size {d}")
+        if tables is None:
+            tables = tuple(_like(t, x) for t in self.cos_sin(offset, length))
+        x, dtype = _wide(x)                      # float16/bfloat16 rotate in float32
+        cos, sin = (_narrow(t, aq.dtype(x)) for t in tables)
+        half = self.dims // 2
+        rot, rest = (x, None) if self.dims == d else (x[..., :self.dims], x[..., self.dims:])
+        if self.traditional:
+            pairs = aq.reshape(rot, tuple(int(n) for n in rot.shape[:-1]) + (half, 2))
+            x1, x2 = pairs[..., 0], pairs[..., 1]
+            out = aq.reshape(aq.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1), tuple(int(n) for n in rot.shape))
+        else:
+            x1, x2 = rot[..., :half], rot[..., half:]
+            out = aq.concat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+        return _narrow(out if rest is None else aq.concat([out, rest], axis=-1), dtype)
+
+
+@dataclasses.dataclass
+class KVCache:
+    """Keys and values of the positions seen so far, (B, Hkv, S, D) each, or None before
+    the first call. :meth:`update_and_fetch` appends (a concatenation: O(S) per step, and
+    works on every backend, immutable arrays included)."""
+
+    keys: Any = None
+    values: Any = None
+
+    @property
+    def offset(self) -> int:
+        """Number of positions cached."""
+        return 0 if self.keys is None else int(self.keys.shape[2])
+
+    def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
+        """Append ``keys``/``values`` (B, Hkv, L, D) and return all cached (B, Hkv, S+L, D)."""
+        if self.keys is None:
+            self.keys, self.values = keys, values
+        else:
+            self.keys = aq.concat([self.keys, keys], axis=2)
+            self.values = aq.concat([self.values, values], axis=2)
+        return self.keys, self.values
+
+
+@dataclasses.dataclass
+class Attention:
+    """Grouped-query self-attention with rotary positions, optional per-head q/k RMS norms
+    (Qwen3) and a KV cache.
+
+    ``q_proj``: hidden → n_heads*head_dim; ``k_proj``/``v_proj``: hidden → n_kv_heads*head_dim;
+    ``o_proj``: n_heads*head_dim → hidden (each a Linear or QuantizedLinear). ``q_norm`` /
+    ``k_norm``: RMSNorm over head_dim, applied per head before RoPE, or None. ``scale``
+    defaults to ``head_dim ** -0.5``."""
+
+    q_proj: Any
+    k_proj: Any
+    v_proj: Any
+    o_proj: Any
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    rope: RoPE
+    q_norm: RMSNorm | None = None
+    k_norm: RMSNorm | None = None
+    scale: float | None = None
+
+    def __call__(self, x: Any, mask: Any = "causal", cache: KVCache | None = None,
+                 rope_tables: tuple[Any, Any] | None = None) -> Any:
+        """``x`` (B, L, hidden) → (B, L, hidden). ``mask``: as in
+        :func:`scaled_dot_product_attention` (default causal). With ``cache`` the L new
+        positions follow the cached ones and are appended to it. ``rope_tables``: shared
+        (cos, sin) for positions cache.offset .. +L (see :meth:`RoPE.cos_sin`)."""
+        b, length = int(x.shape[0]), int(x.shape[1])
+        offset = cache.offset if cache is not None else 0
+
+        def heads(proj: Any, n: int, norm: RMSNorm | None) -> Any:
+            y = aq.reshape(proj(x), (b, length, n, self.head_dim))
+            if norm is not None:
+                y = norm(y)
+            return aq.permute_dims(y, (0, 2, 1, 3))
+
+        q = self.rope(heads(self.q_proj, self.n_heads, self.q_norm), offset, rope_tables)
+        k = self.rope(heads(self.k_proj, self.n_kv_heads, self.k_norm), offset, rope_tables)
+        v = heads(self.v_proj, self.n_kv_heads, None)
+        if cache is not None:
+            k, v = cache.update_and_fetch(k, v)
+        scale = self.scale if self.scale is not None else self.head_dim ** -0.5
+        out = scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        out = aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, length, self.n_heads * self.head_dim))
+        return self.o_proj(out)
+
+
+@dataclasses.dataclass
+class SwiGLU:
+    """The gated MLP of Llama/Qwen: ``down_proj(silu(gate_proj(x)) * up_proj(x))``.
+    (..., hidden) → (..., hidden); each projection a Linear or QuantizedLinear."""
+
+    gate_proj: Any
+    up_proj: Any
+    down_proj: Any
+
+    def __call__(self, x: Any) -> Any:
+        return self.down_proj(silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def _leaves(o: Any, out: list) -> list:
+    if isinstance(o, (list, tuple)):
+        for v in o:
+            _leaves(v, out)
+    elif isinstance(o, dict):
+        for v in o.values():
+            _leaves(v, out)
+    elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+        if isinstance(o, QuantizedWeight):
+            out.append(o)
+        else:
+            for f in dataclasses.fields(o):
+                _leaves(getattr(o, f.name), out)
+    elif hasattr(o, "shape") and hasattr(o, "dtype") and not isinstance(o, (str, bytes)):
+        out.append(o)
+    return out
+
+
+def parameters(layer: Any) -> list:
+    """Every array in a layer or model (nested layers, lists, dicts; a QuantizedWeight
+    gives its packed words, scales and biases), e.g. for ``arrayq.eval(*parameters(m))``."""
+    arrays = []
+    for leaf in _leaves(layer, []):
+        if isinstance(leaf, QuantizedWeight):
+            arrays.extend(a for a in (leaf.packed, leaf.scales, leaf.biases) if a is not None)
+        else:
+            arrays.append(leaf)
+    return arrays
+
+
+def num_parameters(layer: Any) -> int:
+    """Number of logical parameters in a layer or model (a quantized weight counts its
+    logical, unpacked shape)."""
+    return sum(math.prod(int(n) for n in leaf.shape) for leaf in _leaves(layer, []))
+
+
+__all__ = [
+    "Attention", "Embedding", "KVCache", "LayerNorm", "Linear", "QuantizedEmbedding",
+    "QuantizedLinear", "RMSNorm", "RoPE", "SwiGLU", "causal_mask", "gelu", "layer_norm",
+    "num_parameters", "parameters", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu", "softmax",
+]
+

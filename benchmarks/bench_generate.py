@@ -1,0 +1,231 @@
+"""Token generation with the qwen3-0.6b preset: arrayq on NumPy, arrayq on MLX, and mlx-lm
+on the very same checkpoint (when installed), side by side in one run.
+
+    python benchmarks/bench_generate.py [--model DIR] [--prompt-tokens 64] [--decode-tokens 16]
+                                        [--engines numpy,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16] [--repeat 2]
+
+On machines that set OPENBLAS_CORETYPE (an old-OpenBLAS workaround that slows current
+NumPy), run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`.
+
+Without --model it writes the qwen3-0.6b random-weight checkpoint (the exact on-disk
+format of mlx-community/Qwen3-0.6B-4bit) to $ARRAYQ_CACHE or ~/.cache/arrayq first.
+Each engine runs in its own process (so peak RSS is its own): a warm-up generation, then
+``--repeat`` timed ones (greedy, EOS ignored; the best prefill and decode rates are kept,
+since other processes on the machine add noise), then for arrayq an instrumented decode that times every
+``arrayq.linalg.quantized_matmul`` call (inputs evaluated before the clock starts, output
+evaluated before it stops, so lazy MLX is measured too): the rest of a decoded token's time
+is the framework overhead (attention, norms, RoPE, embedding, sampling, Python).
+
+Memory floor: a decoded token must read every weight once (the tied head reads the whole
+embedding table), so tok/s cannot exceed copy bandwidth / weight bytes per token, with the
+bandwidth of a large ``numpy.copyto`` (read + write bytes per second) measured in this run.
+mlx-lm's prefill is measured on a shorter prompt by default (it runs ~0.3 tok/s here; its
+rate does not improve with length), which flatters it if anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def prompt_ids(n: int, vocab: int) -> list[int]:
+    return [(i * 7919) % vocab for i in range(1, n + 1)]
+
+
+# ---------------------------------------------------------------------- workers (one process each)
+
+def run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict:
+    import arrayq as aq
+    import arrayq.linalg
+    from arrayq import models, nn
+    from arrayq.models._cli import peak_memory_bytes
+
+    t0 = time.perf_counter()
+    model = models.load(model_dir, backend=backend)
+    aq.eval(nn.parameters(model))
+    load_s = time.perf_counter() - t0
+    vocab = model.config.vocab_size
+    list(models.generate(model, prompt_ids(8, vocab)[::-1], 3))                     # warm-up
+    runs = []
+    for _ in range(repeat):
+        stats = models.GenerationStats()
+        tokens = list(models.generate(model, prompt_ids(n_prompt, vocab), n_decode, stats=stats))
+        runs.append(stats)
+
+    # instrumented decode: time spent inside quantized_matmul vs the whole token
+    real = arrayq.linalg.quantized_matmul
+    inside = [0.0, 0]
+
+    def timed(x, w, *args, **kw):
+        aq.eval(x)
+        start = time.perf_counter()
+        y = real(x, w, *args, **kw)
+        aq.eval(y)
+        inside[0] += time.perf_counter() - start
+        inside[1] += 1
+        return y
+
+    arrayq.linalg.quantized_matmul = timed
+    try:
+        probe = models.GenerationStats()
+        n_probe = min(n_decode, 8)
+        for i, _ in enumerate(models.generate(model, prompt_ids(4, vocab), n_probe, stats=probe)):
+            if i == 0:  # count decode steps only
+                inside[:] = [0.0, 0]
+                probe.decode_seconds = 0.0
+    finally:
+        arrayq.linalg.quantized_matmul = real
+    overhead = 1 - inside[0] / probe.decode_seconds if probe.decode_seconds else float("nan")
+    return {
+        "engine": f"arrayq {backend}", "prompt_tokens": stats.prompt_tokens,
+        "prefill_tps": max(r.prefill_tps for r in runs), "decode_tokens": stats.decode_tokens,
+        "decode_tps": max(r.decode_tps for r in runs), "overhead": overhead,
+        "qmm_calls_per_token": inside[1] / max(probe.decode_tokens, 1), "peak_rss": peak_memory_bytes(),
+        "load_s": load_s, "tokens": tokens[:6], "weight_bytes_per_token": model.weight_bytes(per_token=True),
+        "params": model.config.num_parameters(),
+    }
+
+
+def run_mlx_lm(model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict:
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+    from mlx_lm.utils import load_model
+
+    from arrayq.models._cli import peak_memory_bytes
+
+    t0 = time.perf_counter()
+    model, config = load_model(Path(model_dir))
+    load_s = time.perf_counter() - t0
+    greedy = lambda logits: mx.argmax(logits, axis=-1)  # noqa: E731
+
+    def run(ids: list[int], n: int) -> tuple[list[int], list[float], float]:
+        start = time.perf_counter()
+        tokens, times = [], []
+        for token, _ in generate_step(mx.array(ids), model, max_tokens=n, sampler=greedy):
+            tokens.append(int(token))
+            times.append(time.perf_counter())
+        return tokens, times, start
+
+    run(prompt_ids(2, config["vocab_size"])[::-1], 2)                                 # warm-up
+    prefill, decode = [], []
+    for _ in range(repeat):
+        tokens, times, start = run(prompt_ids(n_prompt, config["vocab_size"]), n_decode)
+        prefill.append(n_prompt / (times[0] - start))
+        decode.append((len(tokens) - 1) / (times[-1] - times[0]) if len(tokens) > 1 else 0.0)
+    return {
+        "engine": "mlx-lm " + __import__("mlx_lm").__version__, "prompt_tokens": n_prompt,
+        "prefill_tps": max(prefill), "decode_tokens": len(tokens) - 1, "decode_tps": max(decode), "overhead": None,
+        "peak_rss": peak_memory_bytes(), "load_s": load_s, "tokens": tokens[:6],
+    }
+
+
+# ---------------------------------------------------------------------- the parent
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _worker(args: argparse.Namespace, engine: str, n_prompt: int) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", engine, "--model", str(args.model),
+           "--prompt-tokens", str(n_prompt), "--decode-tokens", str(args.decode_tokens), "--repeat", str(args.repeat)]
+    print(f"running {engine} ...", file=sys.stderr, flush=True)
+    # (the parent stays small: a child's maxrss starts from its parent's at exec)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"{engine} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2 ** 20:.0f} MiB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="checkpoint directory (default: the qwen3-0.6b preset in the cache)")
+    parser.add_argument("--prompt-tokens", type=int, default=64)
+    parser.add_argument("--decode-tokens", type=int, default=16)
+    parser.add_argument("--mlx-lm-prompt-tokens", type=int, default=16,
+                        help="prompt length for mlx-lm (default 16: its prefill runs ~0.3 tok/s here)")
+    parser.add_argument("--engines", default="numpy,mlx,mlx-lm")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine; the best is kept (default 2)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        if args.worker == "bandwidth":  # in its own process: its 1 GiB must not count in the others' peak RSS
+            from arrayq import bench
+
+            result = {"bandwidth": bench.copy_bandwidth(1 << 29)}
+        elif args.worker == "mlx-lm":
+            result = run_mlx_lm(args.model, args.prompt_tokens, args.decode_tokens, args.repeat)
+        else:
+            result = run_arrayq(args.worker, args.model, args.prompt_tokens, args.decode_tokens, args.repeat)
+        print(json.dumps(result))
+        return 0
+
+    from arrayq import models
+    from arrayq.models._cli import cache_dir
+
+    if args.model is None:
+        args.model = cache_dir() / "qwen3-0.6b"
+        if not (args.model / "config.json").is_file():
+            print(f"writing the qwen3-0.6b checkpoint to {args.model} ...", file=sys.stderr)
+            models.make_checkpoint(args.model, "qwen3-0.6b")
+    config = models.read_config(args.model)
+    bandwidth = _worker(args, "bandwidth", 0)["bandwidth"]
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    rows = []
+    for engine in engines:
+        if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
+            print("mlx-lm is not installed: skipped (pip install mlx-lm)", file=sys.stderr)
+            continue
+        if engine == "mlx" and not _available("mlx"):
+            print("mlx is not installed: skipped", file=sys.stderr)
+            continue
+        n_prompt = args.mlx_lm_prompt_tokens if engine == "mlx-lm" else args.prompt_tokens
+        row = _worker(args, engine, n_prompt)
+        if row is not None:
+            rows.append(row)
+    if not rows:
+        return 1
+
+    per_token = next((r["weight_bytes_per_token"] for r in rows if "weight_bytes_per_token" in r), None)
+    floor_tps = bandwidth / per_token if per_token else float("nan")
+    q = config.quantization or {}
+    print(f"\nqwen3 checkpoint {args.model}: {config.num_parameters() / 1e6:.0f}M parameters, "
+          f"{q.get('bits', 16)}-bit group {q.get('group_size', '-')}, {config.num_hidden_layers} layers, "
+          f"vocab {config.vocab_size}")
+    print(f"weights read per decoded token: {per_token / 1e6:.1f} MB; copy bandwidth (np.copyto, read+write): "
+          f"{bandwidth / 1e9:.1f} GB/s -> memory floor {1000 / floor_tps:.1f} ms/token = {floor_tps:.1f} tok/s\n")
+    ref = next((r for r in rows if r["engine"].startswith("mlx-lm")), None)
+    head = (f"{'engine':<16}{'prompt':>7}{'prefill tok/s':>15}{'decode tok/s':>14}{'vs mlx-lm prefill':>19}"
+            f"{'vs mlx-lm decode':>18}{'% of floor':>12}{'overhead':>10}{'peak RSS':>10}  first tokens")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        pre = f"{r['prefill_tps'] / ref['prefill_tps']:.1f}x" if ref else "-"
+        dec = f"{r['decode_tps'] / ref['decode_tps']:.1f}x" if ref else "-"
+        over = f"{r['overhead']:.1%}" if r.get("overhead") is not None else "-"
+        print(f"{r['engine']:<16}{r['prompt_tokens']:>7}{r['prefill_tps']:>15.2f}{r['decode_tps']:>14.2f}{pre:>19}"
+              f"{dec:>18}{r['decode_tps'] / floor_tps:>12.1%}{over:>10}{_mib(r['peak_rss']):>10}  "
+              f"{' '.join(map(str, r['tokens']))}")
+    print(f"\nbest of {args.repeat} timed runs after a warm-up; decode: {args.decode_tokens} tokens after the first; "
+          "overhead: share of a decoded token's time outside quantized_matmul (instrumented run, up to 8 tokens);")
+    print("peak RSS: getrusage maxrss of the engine's own process (weights memory-mapped on NumPy).")
+    if ref:
+        print("mlx-lm's first tokens come from its own (shorter) prompt, computed in bfloat16 (arrayq: float32).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""arrayq.nn: each function and layer against a float64 NumPy formula written here, on
+NumPy and (where installed) MLX, and the layers as containers (to_backend, eval)."""
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import arrayq as aq
+from arrayq import nn
+
+# float32 computations against float64 references. Inputs have magnitude ~1 and the
+# reductions here have at most a few hundred terms, so float32 rounding (2**-24 ~ 6e-8
+# per operation, growing at most linearly with the number of terms) stays far below 1e-5.
+RTOL = 1e-5
+ATOL = 1e-5
+
+BACKENDS = ["numpy", "mlx"]
+
+
+def _has_mlx():
+    return any(b.name == "mlx" and b.available for b in aq.list_backends())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param == "mlx" and not _has_mlx():
+        pytest.skip("mlx is not installed")
+    return request.param
+
+
+def _on(backend, *arrays):
+    out = aq.to_backend(arrays, backend)
+    return out if len(arrays) > 1 else out[0]
+
+
+def _close(actual, expected, rtol=RTOL, atol=ATOL):
+    np.testing.assert_allclose(aq.to_numpy(actual).astype(np.float64), expected, rtol=rtol, atol=atol)
+
+
+rng = np.random.default_rng(0)
+
+
+def test_activations(backend):
+    x64 = np.concatenate([rng.standard_normal(200) * 3, [-100.0, -30.0, 0.0, 30.0, 100.0]])
+    x = _on(backend, x64.astype(np.float32))
+    _close(nn.sigmoid(x), 1 / (1 + np.exp(-x64)))
+    _close(nn.silu(x), x64 / (1 + np.exp(-x64)))
+    erf = np.vectorize(math.erf)
+    _close(nn.gelu(x), 0.5 * x64 * (1 + erf(x64 / math.sqrt(2))), atol=1e-4)
+    _close(nn.gelu(x, approximate="tanh"),
+           0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3))), atol=1e-4)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.gelu(x, approximate="fast")
+
+
+def test_softmax(backend):
+    x64 = rng.standard_normal((3, 7)) * 10
+    x64[0, 2] = -np.inf                                    # masked entry: probability 0
+    e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
+    expected = e / e.sum(axis=-1, keepdims=True)
+    out = nn.softmax(_on(backend, x64.astype(np.float32)))
+    _close(out, expected)
+    assert aq.to_numpy(out)[0, 2] == 0
+    _close(nn.softmax(_on(backend, x64.astype(np.float32)), axis=0),
+           np.exp(x64 - x64.max(0)) / np.exp(x64 - x64.max(0)).sum(0))
+    # float16 input: computed in float32, returned in float16
+    out16 = nn.softmax(_on(backend, np.array([1000.0, 1000.0], np.float16)))
+    assert aq.dtype(out16) == aq.float16
+    assert aq.to_numpy(out16).tolist() == [0.5, 0.5]
+
+
+def test_norms(backend):
+    x64 = rng.standard_normal((2, 5, 64)) * 2 + 0.5
+    w64, b64 = rng.standard_normal(64), rng.standard_normal(64)
+    x, w, b = _on(backend, x64.astype(np.float32), w64.astype(np.float32), b64.astype(np.float32))
+    rms = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-6) * w64
+    _close(nn.RMSNorm(w, 1e-6)(x), rms)
+    _close(nn.rms_norm(x, None), x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-6))
+    mu, var = x64.mean(-1, keepdims=True), x64.var(-1, keepdims=True)
+    _close(nn.LayerNorm(w, b, 1e-5)(x), (x64 - mu) / np.sqrt(var + 1e-5) * w64 + b64)
+    # bfloat16 in, bfloat16 out, statistics in float32
+    xb = _on(backend, x64.astype(ml_dtypes.bfloat16))
+    out = nn.rms_norm(xb, _on(backend, w64.astype(ml_dtypes.bfloat16)))
+    assert aq.dtype(out) == aq.bfloat16
+    xb64 = x64.astype(ml_dtypes.bfloat16).astype(np.float64)
+    wb64 = w64.astype(ml_dtypes.bfloat16).astype(np.float64)
+    _close(out, xb64 / np.sqrt((xb64 ** 2).mean(-1, keepdims=True) + 1e-6) * wb64, rtol=2 ** -7, atol=2 ** -7)
+
+
+def test_linear_and_quantized_linear(backend):
+    w64, b64 = rng.standard_normal((48, 128)) / 10, rng.standard_normal(48)
+    x64 = rng.standard_normal((2, 3, 128))
+    lin = _on(backend, nn.Linear(w64.astype(np.float32), b64.astype(np.float32)))
+    assert (lin.in_features, lin.out_features) == (128, 48)
+    x = _on(backend, x64.astype(np.float32))
+    _close(lin(x), x64 @ w64.T + b64)
+    q = lin.quantize(bits=8, group_size=64)
+    assert isinstance(q, nn.QuantizedLinear) and q.weight.shape == (48, 128) and q.weight.bits == 8
+    assert (q.in_features, q.out_features) == (128, 48)
+    wq = aq.to_numpy(aq.dequantize(q.weight)).astype(np.float64)
+    _close(q(x), x64 @ wq.T + b64, rtol=1e-4, atol=1e-4)
+    assert np.abs(wq - w64).max() < 0.01                       # 8-bit: close to the float weight
+    y = q(aq.astype(x, aq.float16))                             # result in x's dtype
+    assert aq.dtype(y) == aq.float16
+
+
+def test_embedding_looks_up_rows_without_dequantizing_the_table(backend):
+    table = rng.standard_normal((100, 64)).astype(np.float32)
+    emb = _on(backend, nn.Embedding(table))
+    ids = np.array([[3, 99, 0], [-1, 5, 5]], np.int32)
+    assert aq.to_numpy(emb(_on(backend, ids))).tolist() == table[ids].tolist()
+    _close(emb.as_linear(_on(backend, table[:2])), table[:2].astype(np.float64) @ table.T.astype(np.float64), atol=1e-4)
+    qemb = emb.quantize(bits=4, group_size=32)
+    assert isinstance(qemb, nn.QuantizedEmbedding)
+    full = aq.to_numpy(aq.dequantize(qemb.weight))
+    rows = aq.to_numpy(qemb(_on(backend, ids)))
+    assert rows.shape == (2, 3, 64) and rows.dtype == full.dtype
+    assert rows.tobytes() == full[ids].tobytes()                # bit-identical to the table's rows
+    _close(qemb.as_linear(_on(backend, table[:2])), table[:2].astype(np.float64) @ full.T.astype(np.float64), atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["mxfp4", "nvfp4"])
+def test_quantized_embedding_without_biases(backend, mode):
+    table = rng.standard_normal((40, 64)).astype(np.float32)
+    qemb = _on(backend, nn.Embedding(table).quantize(mode=mode))
+    assert qemb.weight.biases is None
+    ids = np.array([7, 0, 39], np.int32)
+    full = aq.to_numpy(aq.dequantize(qemb.weight))
+    assert aq.to_numpy(qemb(_on(backend, ids))).tobytes() == full[ids].tobytes()
+
+
+def test_quantized_embedding_reads_only_the_rows_it_needs(monkeypatch):
+    """The lookup dequantizes a (n_ids, dims) weight, never the (vocab, dims) table."""
+    import arrayq.nn as module
+
+    qemb = nn.Embedding(rng.standard_normal((1000, 64)).astype(np.float32)).quantize()
+    shapes = []
+    real = module.aq.dequantize
+    monkeypatch.setattr(module.aq, "dequantize", lambda w, *a, **k: shapes.append(w.shape) or real(w, *a, **k))
+    qemb(np.array([1, 2, 3]))
+    assert shapes == [(3, 64)]
+
+
+def _rope_reference(x, offset, base, traditional):
+    d = x.shape[-1]
+    inv = base ** (-np.arange(0, d, 2) / d)
+    ang = (offset + np.arange(x.shape[-2]))[:, None] * inv[None]
+    cos, sin = np.cos(ang), np.sin(ang)
+    if traditional:
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2], out[..., 1::2] = x1 * cos - x2 * sin, x2 * cos + x1 * sin
+        return out
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    rotate_half = np.concatenate([-x2, x1], axis=-1)
+    return x * np.concatenate([cos, cos], -1) + rotate_half * np.concatenate([sin, sin], -1)
+
+
+@pytest.mark.parametrize("traditional", [False, True])
+def test_rope(backend, traditional):
+    x64 = rng.standard_normal((1, 2, 5, 32))
+    rope = nn.RoPE(32, base=10000.0, traditional=traditional)
+    _close(rope(_on(backend, x64.astype(np.float32)), offset=7), _rope_reference(x64, 7, 10000.0, traditional))
+    # partial rotation: only the first dims features turn
+    part = nn.RoPE(16, base=500.0)(_on(backend, x64.astype(np.float32)), offset=2)
+    _close(part, np.concatenate([_rope_reference(x64[..., :16], 2, 500.0, False), x64[..., 16:]], -1))
+    with pytest.raises(ValueError, match="dims"):
+        nn.RoPE(64)(_on(backend, x64.astype(np.float32)))
+
+
+def _attention_reference(q, k, v, scale, causal):
+    rep = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)   # head h reads kv head h // rep
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    if causal:
+        length, total = q.shape[2], k.shape[2]
+        s = np.where(np.arange(total)[None] <= (total - length + np.arange(length))[:, None], s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("length,total", [(6, 6), (1, 9), (3, 8)])
+def test_grouped_query_attention(backend, length, total):
+    q64 = rng.standard_normal((2, 8, length, 16))
+    k64, v64 = rng.standard_normal((2, 2, total, 16)), rng.standard_normal((2, 2, total, 16))
+    q, k, v = _on(backend, q64.astype(np.float32), k64.astype(np.float32), v64.astype(np.float32))
+    out = nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask="causal")
+    _close(out, _attention_reference(q64, k64, v64, 0.25, causal=True))
+    _close(nn.scaled_dot_product_attention(q, k, v, scale=0.25), _attention_reference(q64, k64, v64, 0.25, causal=False))
+    with pytest.raises(ValueError, match="do not fit"):
+        nn.scaled_dot_product_attention(q, q, v, scale=1.0)
+
+
+def test_causal_mask():
+    m = nn.causal_mask(2, 4)
+    assert m.dtype == np.float32 and m.tolist() == [[0, 0, 0, -np.inf], [0, 0, 0, 0]]
+
+
+def _attention_layer(seed=1, hidden=64, heads=4, kv=2, hd=16):
+    r = np.random.default_rng(seed)
+    lin = lambda n, k: nn.Linear((r.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32))  # noqa: E731
+    norm = lambda d: nn.RMSNorm((1 + 0.1 * r.standard_normal(d)).astype(np.float32))  # noqa: E731
+    return nn.Attention(lin(heads * hd, hidden), lin(kv * hd, hidden), lin(kv * hd, hidden), lin(hidden, heads * hd),
+                        heads, kv, hd, nn.RoPE(hd, 1e6), norm(hd), norm(hd))
+
+
+def test_attention_with_cache_equals_full_sequence(backend):
+    attn = _on(backend, _attention_layer())
+    x = _on(backend, rng.standard_normal((1, 7, 64)).astype(np.float32))
+    full = aq.to_numpy(attn(x))
+    cache = nn.KVCache()
+    parts = [aq.to_numpy(attn(x[:, :4], cache=cache))]
+    assert cache.offset == 4
+    parts += [aq.to_numpy(attn(x[:, i:i + 1], cache=cache)) for i in range(4, 7)]
+    assert cache.offset == 7 and tuple(cache.keys.shape) == (1, 2, 7, 16)
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-4, atol=1e-5)
+
+
+def test_swiglu(backend):
+    r = np.random.default_rng(2)
+    g, u, d = (r.standard_normal(s) / 8 for s in ((96, 32), (96, 32), (32, 96)))
+    mlp = _on(backend, nn.SwiGLU(nn.Linear(g.astype(np.float32)), nn.Linear(u.astype(np.float32)), nn.Linear(d.astype(np.float32))))
+    x64 = r.standard_normal((3, 32))
+    gx = x64 @ g.T
+    _close(mlp(_on(backend, x64.astype(np.float32))), (gx / (1 + np.exp(-gx)) * (x64 @ u.T)) @ d.T)
+
+
+def test_layers_are_containers_that_move_between_backends():
+    if not _has_mlx():
+        pytest.skip("mlx is not installed")
+    import mlx.core as mx
+
+    attn = _attention_layer()
+    qattn = nn.Attention(**{**attn.__dict__, "q_proj": attn.q_proj.quantize(group_size=64)})
+    moved = aq.to_backend(qattn, "mlx")
+    assert isinstance(moved.q_proj.weight.packed, mx.array) and isinstance(moved.o_proj.weight, mx.array)
+    assert isinstance(moved.q_norm.weight, mx.array) and moved.rope == qattn.rope
+    arrays = nn.parameters(moved)
+    assert len(arrays) == 3 + 3 + 2 and all(isinstance(a, mx.array) for a in arrays)
+    aq.eval(arrays)
+    x = rng.standard_normal((1, 5, 64)).astype(np.float32)
+    np.testing.assert_allclose(aq.to_numpy(moved(aq.to_backend(x, "mlx"))), qattn(x), rtol=1e-4, atol=1e-5)
+    assert nn.num_parameters(qattn) == nn.num_parameters(attn) == 4 * 64 * 64 - 2 * 64 * 32 + 2 * 16

@@ -107,6 +107,11 @@ class Backend:
         if device not in self.devices():
             raise ValueError(f"backend {self.name!r} has no device {device!r}; it has {self.devices()}")
 
+    def gaps(self, device: Any = None) -> dict[str, str]:
+        """The declared gaps that apply on ``device`` (None: the default device); a backend
+        whose gaps differ per device overrides this."""
+        return self.declared_gaps
+
     def eval(self, *xs: Array) -> None:
         """Force lazy arrays to be computed. Eager backends do nothing."""
 

@@ -234,9 +234,13 @@ def gather_qmm(x: Any, w: Any, /, scales: Any = None, biases: Any = None, lhs_in
     "all, in order". Result: (*index batch shape, M, N) in x's dtype.
     Raises QuantizationError for bad formats or shapes, non-integer indices, and indices
     out of range (which some kernels would otherwise read out of bounds)."""
+    from .backend import broadcast_shapes
+
     qw = _weight(w, scales, biases, group_size, bits, mode)
     k, _ = _kn(qw, transpose)
     _check_x(x, k, "gather_qmm")
+    if len(_shape(x)) < 2:
+        raise QuantizationError(f"gather_qmm needs x with at least 2 dimensions (..., M, K), got shape {_shape(x)}")
     backend, (x, packed, scales_, biases_, lhs, rhs) = resolve(
         x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices)
     import math
@@ -249,6 +253,14 @@ def gather_qmm(x: Any, w: Any, /, scales: Any = None, biases: Any = None, lhs_in
         host = backend.to_numpy(idx)
         if host.size and (host.min() < 0 or host.max() >= limit):
             raise QuantizationError(f"{name} must lie in [0, {limit}), got values from {host.min()} to {host.max()}")
+    batch = _shape(lhs if lhs is not None else rhs) if (lhs is not None or rhs is not None) else None
+    if batch is not None and lhs is not None and rhs is not None:
+        batch = broadcast_shapes(_shape(lhs), _shape(rhs))
+    if batch is None:
+        batch = broadcast_shapes(_shape(x)[:-2], qw.shape[:-2])
+    m, n = _shape(x)[-2], _kn(qw, transpose)[1]
+    if 0 in batch or m == 0:  # nothing to compute; some kernels crash on empty inputs
+        return backend.zeros(batch + (m, n), _dtype_of(x), backend.device_of(x))
     return backend.gather_qmm(x, packed, scales_, biases_, lhs, rhs, transpose, qw.group_size, qw.bits, qw.mode)
 
 

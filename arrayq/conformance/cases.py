@@ -347,8 +347,16 @@ def empty_x_cases() -> list[Case]:
 
         return [np.zeros((0, 256), np.float32), quantization.quantize(rng.standard_normal((8, 256)).astype(np.float32))]
 
+    def make_experts(rng):
+        from .. import quantization
+
+        qw = quantization.quantize(rng.standard_normal((3, 8, 256)).astype(np.float32))
+        return [np.zeros((2, 0, 256), np.float32), qw, np.array([0, 1], np.int32), np.array([2, 0], np.int32)]
+
     return [Case("quantized_matmul[empty x]", "quantized_matmul", ("float32",), make,
-                 lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw), "exact")]
+                 lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw), "exact"),
+            Case("gather_qmm[empty x]", "gather_qmm", ("float32",), make_experts,
+                 lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri), "exact")]
 
 
 def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:

@@ -147,7 +147,7 @@ def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
     """Run one case on ``backend`` (a Backend) and the reference, and compare."""
     import arrayq as aq
 
-    gap = _gap(case, backend.declared_gaps)
+    gap = _gap(case, backend.gaps(device))
     if gap:
         return CaseResult(case.id, case.op, "skip", message=gap)
     reference = aq.get_backend("numpy")

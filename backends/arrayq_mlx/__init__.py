@@ -241,6 +241,11 @@ class MLXBackend(Backend):
         names."""
         return "gpu" if self._target_is_gpu() else "cpu"
 
+    def gaps(self, device=None):
+        """float64 is a gap on the GPU only; MLX has it on the CPU."""
+        on_gpu = self._device_name(device) == "gpu" if device is not None else self._target_is_gpu()
+        return self.declared_gaps if on_gpu else {k: v for k, v in self.declared_gaps.items() if k != "float64"}
+
     def check_device(self, device):
         name = self._device_name(device) if isinstance(device, (str, self.mx.Device, self.mx.DeviceType)) else device
         if name not in self.devices():

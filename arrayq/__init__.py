@@ -10,30 +10,53 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import linalg
-from ._creation import *  # noqa: F401,F403
-from ._creation import __all__ as _creation_all
+from . import _creation, _elementwise, _manipulation, _searching, _statistical, linalg
+from ._creation import *  # noqa: F403
 from ._dispatch import backend_of, current_backend, default_backend, set_default_backend, to_backend
-from ._dtypes import (DType, as_dtype, bfloat16, bool_, can_cast, complex64, complex128, finfo,
-                      float16, float32, float64, iinfo, int8, int16, int32, int64, isdtype,
-                      result_type, uint8, uint16, uint32, uint64)
-from ._elementwise import *  # noqa: F401,F403
-from ._elementwise import __all__ as _elementwise_all
+from ._dtypes import (
+    DType,
+    as_dtype,
+    bfloat16,
+    bool_,
+    can_cast,
+    complex64,
+    complex128,
+    finfo,
+    float16,
+    float32,
+    float64,
+    iinfo,
+    int8,
+    int16,
+    int32,
+    int64,
+    isdtype,
+    result_type,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+)
+from ._elementwise import *  # noqa: F403
 from ._linear_algebra import matmul, tensordot, vecdot
-from ._manipulation import *  # noqa: F401,F403
-from ._manipulation import __all__ as _manipulation_all
+from ._manipulation import *  # noqa: F403
 from ._registry import BackendInfo, get_backend, list_backends, register_backend, unregister_backend
-from ._searching import *  # noqa: F401,F403
-from ._searching import __all__ as _searching_all
-from ._statistical import *  # noqa: F401,F403
-from ._statistical import __all__ as _statistical_all
-from ._version import __version__
+from ._searching import *  # noqa: F403
+from ._statistical import *  # noqa: F403
+from ._version import __version__ as __version__
 from .backend import COMPOSITES, PRIMITIVES, Backend
-from .errors import (ArrayqError, BackendMismatchError, BackendUnavailableError, QuantizationError,
-                     UnknownBackendError, UnsupportedDTypeError, UnsupportedOperationError)
+from .errors import (
+    ArrayqError,
+    BackendMismatchError,
+    BackendUnavailableError,
+    QuantizationError,
+    UnknownBackendError,
+    UnsupportedDTypeError,
+    UnsupportedOperationError,
+)
 from .quantization import QuantizedWeight, dequantize, quantize
 
-bool = bool_  # the array API spells it arrayq.bool  # noqa: A001
+bool = bool_  # the array API spells it arrayq.bool
 e, inf, nan, pi = 2.718281828459045, float("inf"), float("nan"), 3.141592653589793
 newaxis = None
 __array_api_version__ = "2023.12"
@@ -57,7 +80,7 @@ def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None):
     return backend.astype(x, target, copy)
 
 
-def eval(*arrays: Any) -> None:  # noqa: A001
+def eval(*arrays: Any) -> None:
     """Compute lazy arrays now (MLX builds graphs; NumPy is eager and does nothing).
     Accepts arrays and containers of arrays, like :func:`to_backend`."""
     import dataclasses
@@ -122,17 +145,69 @@ def capabilities(backend: str | Backend | None = None) -> dict[str, str]:
     return out
 
 
-__all__ = [
-    *_creation_all, *_elementwise_all, *_manipulation_all, *_searching_all, *_statistical_all,
-    "matmul", "tensordot", "vecdot", "linalg",
-    "DType", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
-    "astype", "can_cast", "finfo", "iinfo", "isdtype", "result_type", "as_dtype", "dtype",
-    "e", "inf", "nan", "pi", "newaxis",
-    "Backend", "BackendInfo", "backend_of", "capabilities", "current_backend", "default_backend",
-    "eval", "get_backend", "list_backends", "register_backend", "set_default_backend",
-    "to_backend", "to_numpy", "unregister_backend",
-    "QuantizedWeight", "quantize", "dequantize",
-    "ArrayqError", "BackendMismatchError", "BackendUnavailableError", "QuantizationError",
-    "UnknownBackendError", "UnsupportedDTypeError", "UnsupportedOperationError",
+# the chapter modules' names first, then the rest (written so that type checkers follow it)
+__all__: list[str] = []
+__all__ += _creation.__all__
+__all__ += _elementwise.__all__
+__all__ += _manipulation.__all__
+__all__ += _searching.__all__
+__all__ += _statistical.__all__
+__all__ += [
+    "matmul",
+    "tensordot",
+    "vecdot",
+    "linalg",
+    "DType",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "astype",
+    "can_cast",
+    "finfo",
+    "iinfo",
+    "isdtype",
+    "result_type",
+    "as_dtype",
+    "dtype",
+    "e",
+    "inf",
+    "nan",
+    "pi",
+    "newaxis",
+    "Backend",
+    "BackendInfo",
+    "backend_of",
+    "capabilities",
+    "current_backend",
+    "default_backend",
+    "eval",
+    "get_backend",
+    "list_backends",
+    "register_backend",
+    "set_default_backend",
+    "to_backend",
+    "to_numpy",
+    "unregister_backend",
+    "QuantizedWeight",
+    "quantize",
+    "dequantize",
+    "ArrayqError",
+    "BackendMismatchError",
+    "BackendUnavailableError",
+    "QuantizationError",
+    "UnknownBackendError",
+    "UnsupportedDTypeError",
+    "UnsupportedOperationError",
 ]

@@ -6,7 +6,7 @@ Functions with no array argument use the default backend (``arrayq.default_backe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from ._dispatch import current_backend, default_device, resolve
 from ._helpers import maybe_dtype, shape_tuple
@@ -58,7 +58,10 @@ def _filled(method: str, doc: str):
         return getattr(backend, method)(shape_tuple(shape), maybe_dtype(dtype), device)
 
     create.__name__ = create.__qualname__ = method
-    create.__doc__ = doc + " Shape is an int or tuple of ints; dtype defaults to the backend's default float. Raises ValueError for a negative size."
+    create.__doc__ = (
+        doc + " Shape is an int or tuple of ints; dtype defaults to the backend's default float."
+        " Raises ValueError for a negative size."
+    )
     return create
 
 
@@ -75,8 +78,15 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None):
     backend, device = _where_to_create(device)
     dtype = maybe_dtype(dtype)
     if dtype is None:
-        dtype = (dt.bool_ if isinstance(fill_value, bool) else backend.default_int if isinstance(fill_value, int)
-                 else _default_complex(backend) if isinstance(fill_value, complex) else backend.default_float)
+        dtype = (
+            dt.bool_
+            if isinstance(fill_value, bool)
+            else backend.default_int
+            if isinstance(fill_value, int)
+            else _default_complex(backend)
+            if isinstance(fill_value, complex)
+            else backend.default_float
+        )
     return backend.full(shape_tuple(shape), fill_value, dtype, device)
 
 
@@ -143,7 +153,9 @@ def _triangle(method: str, doc: str):
         return getattr(backend, method)(x, k)
 
     tri.__name__ = tri.__qualname__ = method
-    tri.__doc__ = doc + " ``x`` is (..., M, N); result has x's shape and dtype. Raises ValueError for fewer than 2 dims."
+    tri.__doc__ = (
+        doc + " ``x`` is (..., M, N); result has x's shape and dtype. Raises ValueError for fewer than 2 dims."
+    )
     return tri
 
 
@@ -151,6 +163,19 @@ tril = _triangle("tril", "Zero the elements above diagonal ``k`` of each matrix 
 triu = _triangle("triu", "Zero the elements below diagonal ``k`` of each matrix in ``x``.")
 
 __all__ = [
-    "arange", "asarray", "empty", "empty_like", "eye", "full", "full_like", "linspace",
-    "meshgrid", "ones", "ones_like", "tril", "triu", "zeros", "zeros_like",
+    "arange",
+    "asarray",
+    "empty",
+    "empty_like",
+    "eye",
+    "full",
+    "full_like",
+    "linspace",
+    "meshgrid",
+    "ones",
+    "ones_like",
+    "tril",
+    "triu",
+    "zeros",
+    "zeros_like",
 ]

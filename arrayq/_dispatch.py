@@ -16,7 +16,8 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ._registry import get_backend, loaded_backends
 from .errors import BackendMismatchError
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .backend import Backend
 
 _SCALARS = (bool, int, float, complex)
-_type_cache: dict[type, "Backend"] = {}
+_type_cache: dict[type, Backend] = {}
 
 
 def forget_types() -> None:
@@ -33,7 +34,7 @@ def forget_types() -> None:
     _type_cache.clear()
 
 
-def backend_of(x: Any) -> "Backend | None":
+def backend_of(x: Any) -> Backend | None:
     """The backend whose native array ``x`` is; None for a Python scalar or None.
 
     Raises TypeError for anything else (a list, an unknown array type)."""
@@ -52,7 +53,7 @@ def backend_of(x: Any) -> "Backend | None":
     )
 
 
-def resolve(*xs: Any) -> tuple["Backend", list[Any]]:
+def resolve(*xs: Any) -> tuple[Backend, list[Any]]:
     """The one backend for these arguments, and the arguments moved onto it where a
     giving-way backend (NumPy) meets another. Scalars stay as they are."""
     chosen = None
@@ -79,7 +80,7 @@ def resolve(*xs: Any) -> tuple["Backend", list[Any]]:
     return chosen, list(xs)
 
 
-def _move(x: Any, target: "Backend") -> Any:
+def _move(x: Any, target: Backend) -> Any:
     source = backend_of(x)
     if source is None or source is target:
         return x
@@ -88,9 +89,10 @@ def _move(x: Any, target: "Backend") -> Any:
 
 # ---- the default backend --------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class _Default:
-    backend: "str | Backend"
+    backend: str | Backend
     device: Any = None
 
 
@@ -99,30 +101,26 @@ _process_default: _Default | None = None
 
 
 def _chosen() -> _Default:
-    return (
-        _context.get()
-        or _process_default
-        or _Default(os.environ.get("ARRAYQ_BACKEND") or "numpy")
-    )
+    return _context.get() or _process_default or _Default(os.environ.get("ARRAYQ_BACKEND") or "numpy")
 
 
-def current_backend() -> "Backend":
+def current_backend() -> Backend:
     """The backend creation functions use now (see the module docstring for the order)."""
     return get_backend(_chosen().backend)
 
 
-def _context_device(backend: "Backend") -> Any:
+def _context_device(backend: Backend) -> Any:
     chosen = _chosen()
     return chosen.device if get_backend(chosen.backend) is backend else None
 
 
-def default_device(backend: "Backend", device: Any) -> Any:
+def default_device(backend: Backend, device: Any) -> Any:
     """``device`` if given, else the device of the active default for this backend."""
     return device if device is not None else _context_device(backend)
 
 
 @contextlib.contextmanager
-def default_backend(backend: "str | Backend", device: Any = None) -> Iterator["Backend"]:
+def default_backend(backend: str | Backend, device: Any = None) -> Iterator[Backend]:
     """Within the ``with`` block, creation functions use ``backend`` (a name or a Backend)
     on ``device`` (None: the backend's own default device).
 
@@ -139,7 +137,7 @@ def default_backend(backend: "str | Backend", device: Any = None) -> Iterator["B
         _context.reset(token)
 
 
-def set_default_backend(backend: "str | Backend | None", device: Any = None) -> None:
+def set_default_backend(backend: str | Backend | None, device: Any = None) -> None:
     """Set the process-wide default backend (below any ``with default_backend``); None
     clears it, so ``ARRAYQ_BACKEND`` or NumPy apply again."""
     global _process_default
@@ -154,7 +152,8 @@ def set_default_backend(backend: "str | Backend | None", device: Any = None) -> 
 
 # ---- moving data between backends -----------------------------------------------------
 
-def to_backend(obj: Any, backend: "str | Backend", device: Any = None) -> Any:
+
+def to_backend(obj: Any, backend: str | Backend, device: Any = None) -> Any:
     """``obj`` with every array in it moved to ``backend`` (and ``device``).
 
     ``obj`` may be an array, a scalar, or a tuple / list / dict / dataclass of these, nested;

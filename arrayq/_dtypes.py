@@ -70,8 +70,21 @@ complex64 = DType("complex64", "complex", 64)
 complex128 = DType("complex128", "complex", 128)
 
 ALL_DTYPES: tuple[DType, ...] = (
-    bool_, int8, int16, int32, int64, uint8, uint16, uint32, uint64,
-    float16, bfloat16, float32, float64, complex64, complex128,
+    bool_,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+    float16,
+    bfloat16,
+    float32,
+    float64,
+    complex64,
+    complex128,
 )
 _BY_NAME = {d.name: d for d in ALL_DTYPES}
 _BY_NAME["bool_"] = bool_
@@ -140,8 +153,7 @@ def _promote_pair(a: DType, b: DType) -> DType:
         f, c = (a, b) if a.kind == "float" else (b, a)
         return complex128 if max(f.bits * 2, c.bits) > 64 else complex64
     raise TypeError(
-        f"the array API defines no promotion between {a.name} and {b.name}; "
-        "cast one with arrayq.astype first"
+        f"the array API defines no promotion between {a.name} and {b.name}; cast one with arrayq.astype first"
     )
 
 
@@ -198,10 +210,16 @@ def finfo(type: object, /) -> finfo_object:
     if name not in _FLOAT_FORMATS:
         raise TypeError(f"finfo needs a floating dtype, got {dt.name}; use iinfo for integers")
     mant, emax = _FLOAT_FORMATS[name]
-    largest = (2.0 - 2.0 ** -mant) * 2.0 ** emax
+    largest = (2.0 - 2.0**-mant) * 2.0**emax
     # for a complex dtype, the limits (and ``dtype``) are those of its real component
-    return finfo_object(bits=_BY_NAME[name].bits, eps=2.0 ** -mant, max=largest, min=-largest,
-                        smallest_normal=2.0 ** (1 - emax), dtype=_BY_NAME[name])
+    return finfo_object(
+        bits=_BY_NAME[name].bits,
+        eps=2.0**-mant,
+        max=largest,
+        min=-largest,
+        smallest_normal=2.0 ** (1 - emax),
+        dtype=_BY_NAME[name],
+    )
 
 
 def iinfo(type: object, /) -> iinfo_object:
@@ -210,5 +228,5 @@ def iinfo(type: object, /) -> iinfo_object:
     if dt.kind == "signed":
         return iinfo_object(dt.bits, 2 ** (dt.bits - 1) - 1, -(2 ** (dt.bits - 1)), dt)
     if dt.kind == "unsigned":
-        return iinfo_object(dt.bits, 2 ** dt.bits - 1, 0, dt)
+        return iinfo_object(dt.bits, 2**dt.bits - 1, 0, dt)
     raise TypeError(f"iinfo needs an integer dtype, got {dt.name}; use finfo for floats")

@@ -51,8 +51,11 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1):
     backend, (x1, x2) = resolve(x1, x2)
     shape = broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
     axis = normalize_axis(axis, len(shape))
-    if len(x1.shape) - len(shape) + axis < 0 or len(x2.shape) - len(shape) + axis < 0 or \
-            x1.shape[axis - len(shape)] != x2.shape[axis - len(shape)]:
+    if (
+        len(x1.shape) - len(shape) + axis < 0
+        or len(x2.shape) - len(shape) + axis < 0
+        or x1.shape[axis - len(shape)] != x2.shape[axis - len(shape)]
+    ):
         raise ValueError(f"vecdot: shapes {tuple(x1.shape)} and {tuple(x2.shape)} differ along axis {axis}")
     return backend.vecdot(backend.broadcast_to(x1, shape), backend.broadcast_to(x2, shape), axis)
 

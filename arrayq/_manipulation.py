@@ -5,7 +5,8 @@ fit raise ValueError."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ._dispatch import resolve
 from ._helpers import normalize_axes, normalize_axis, shape_tuple
@@ -20,8 +21,10 @@ def reshape(x: Any, /, shape: Any, *, copy: bool | None = None):
     shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
     size = math.prod(int(n) for n in x.shape)
     known = math.prod(n for n in shape if n != -1)
-    if shape.count(-1) > 1 or any(n < -1 for n in shape) or (
-        size != known if -1 not in shape else (known == 0 or size % known)
+    if (
+        shape.count(-1) > 1
+        or any(n < -1 for n in shape)
+        or (size != known if -1 not in shape else (known == 0 or size % known))
     ):
         raise ValueError(f"cannot reshape an array of shape {tuple(x.shape)} (size {size}) into {shape}")
     if -1 in shape:
@@ -76,7 +79,9 @@ def concat(arrays: Sequence[Any], /, *, axis: int | None = 0):
         axis = normalize_axis(axis, ndim)
         for a in arrays:
             if len(a.shape) != ndim or any(a.shape[i] != arrays[0].shape[i] for i in range(ndim) if i != axis):
-                raise ValueError(f"concat along axis {axis}: shapes {[tuple(b.shape) for b in arrays]} differ off that axis")
+                raise ValueError(
+                    f"concat along axis {axis}: shapes {[tuple(b.shape) for b in arrays]} differ off that axis"
+                )
     return backend.concat(arrays, axis)
 
 
@@ -141,7 +146,9 @@ def roll(x: Any, /, shift: Any, *, axis: Any = None):
     backend, (x,) = resolve(x)
     if axis is None:
         if isinstance(shift, (tuple, list)):
-            raise ValueError(f"roll with axis=None takes one int shift, got {shift!r}; a tuple of shifts needs a tuple of axes")
+            raise ValueError(
+                f"roll with axis=None takes one int shift, got {shift!r}; a tuple of shifts needs a tuple of axes"
+            )
         return backend.roll(x, shift, None)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     axes = tuple(normalize_axis(a, len(x.shape)) for a in axes)
@@ -175,12 +182,28 @@ def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1):
     dimensions and broadcasts against x on the other axes (as numpy.take_along_axis)."""
     backend, (x, indices) = resolve(x, indices)
     if len(indices.shape) != len(x.shape):
-        raise ValueError(f"take_along_axis needs indices with x's {len(x.shape)} dimensions, got shape {tuple(indices.shape)}")
+        raise ValueError(
+            f"take_along_axis needs indices with x's {len(x.shape)} dimensions, got shape {tuple(indices.shape)}"
+        )
     return backend.take_along_axis(x, indices, normalize_axis(axis, len(x.shape)))
 
 
 __all__ = [
-    "broadcast_arrays", "broadcast_to", "concat", "expand_dims", "flip", "matrix_transpose",
-    "moveaxis", "permute_dims", "repeat", "reshape", "roll", "squeeze", "stack", "take",
-    "take_along_axis", "tile", "unstack",
+    "broadcast_arrays",
+    "broadcast_to",
+    "concat",
+    "expand_dims",
+    "flip",
+    "matrix_transpose",
+    "moveaxis",
+    "permute_dims",
+    "repeat",
+    "reshape",
+    "roll",
+    "squeeze",
+    "stack",
+    "take",
+    "take_along_axis",
+    "tile",
+    "unstack",
 ]

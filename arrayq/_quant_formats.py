@@ -73,16 +73,16 @@ _FLOAT_INFO = {
 }
 
 # e2m1 code -> value (index = 4-bit code, sign in bit 3).
-_FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
-               -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+_FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
 
 _POW2_MIN = -149  # smallest exponent in the float32 power-of-two table
-_POW2_MAX = 128   # 2**128 is stored as +inf
+_POW2_MAX = 128  # 2**128 is stored as +inf
 
 
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
+
 
 def _prod(shape):
     n = 1
@@ -113,9 +113,7 @@ def _dtype_name(xp, dtype):
 def _require_float(xp, dtype, what):
     name = _dtype_name(xp, dtype)
     if name not in _FLOAT_INFO:
-        raise TypeError(
-            f"{what} must have dtype float32, float16 or bfloat16, got {dtype}"
-        )
+        raise TypeError(f"{what} must have dtype float32, float16 or bfloat16, got {dtype}")
     return name
 
 
@@ -149,16 +147,12 @@ def default_params(mode, group_size=None, bits=None):
             not support.
     """
     if mode not in MODES:
-        raise ValueError(
-            f"unknown quantization mode {mode!r}; expected one of {sorted(MODES)}"
-        )
+        raise ValueError(f"unknown quantization mode {mode!r}; expected one of {sorted(MODES)}")
     dgs, dbits, ok_gs, ok_bits = MODES[mode]
     gs = dgs if group_size is None else int(group_size)
     b = dbits if bits is None else int(bits)
     if gs not in ok_gs:
-        raise ValueError(
-            f"{mode} quantization supports group sizes {ok_gs}, got {gs}"
-        )
+        raise ValueError(f"{mode} quantization supports group sizes {ok_gs}, got {gs}")
     if b not in ok_bits:
         raise ValueError(f"{mode} quantization supports bits {ok_bits}, got {b}")
     return gs, b
@@ -177,8 +171,7 @@ def packed_width(k, bits):
     """
     if (k * bits) % 32:
         raise ValueError(
-            f"{k} values of {bits} bits do not fill whole uint32 words "
-            f"(k * bits must be a multiple of 32)"
+            f"{k} values of {bits} bits do not fill whole uint32 words (k * bits must be a multiple of 32)"
         )
     return k * bits // 32
 
@@ -186,6 +179,7 @@ def packed_width(k, bits):
 # ---------------------------------------------------------------------------
 # bit packing
 # ---------------------------------------------------------------------------
+
 
 def pack(xp, q, bits):
     """Pack integer codes into uint32 words, exactly as MLX lays them out.
@@ -231,9 +225,7 @@ def pack(xp, q, bits):
         words[wi] = lo if words[wi] is None else xp.bitwise_or(words[wi], lo)
         if sh + bits > 32:
             hi = xp.bitwise_right_shift(v, _u32(xp, 32 - sh))
-            words[wi + 1] = (
-                hi if words[wi + 1] is None else xp.bitwise_or(words[wi + 1], hi)
-            )
+            words[wi + 1] = hi if words[wi + 1] is None else xp.bitwise_or(words[wi + 1], hi)
     out = xp.stack(words, axis=-1)
     return xp.reshape(out, lead + (n_words,))
 
@@ -265,14 +257,10 @@ def unpack(xp, packed, bits, k=None):
         raise ValueError(f"{n_words} words do not hold whole {bits}-bit values")
     k_full = n_words * 32 // bits
     if k is not None and int(k) != k_full:
-        raise ValueError(
-            f"{n_words} uint32 words hold {k_full} values of {bits} bits, not {k}"
-        )
+        raise ValueError(f"{n_words} uint32 words hold {k_full} values of {bits} bits, not {k}")
     n_vals, n_w = _period(bits)
     if n_words % n_w:
-        raise ValueError(
-            f"{bits}-bit packing needs a multiple of {n_w} words, got {n_words}"
-        )
+        raise ValueError(f"{bits}-bit packing needs a multiple of {n_w} words, got {n_words}")
     lead = tuple(packed.shape[:-1])
     w = xp.reshape(xp.astype(packed, xp.uint32), lead + (n_words // n_w, n_w))
     mask = _u32(xp, (1 << bits) - 1) if bits < 32 else None
@@ -283,9 +271,7 @@ def unpack(xp, packed, bits, k=None):
         if sh:
             v = xp.bitwise_right_shift(v, _u32(xp, sh))
         if sh + bits > 32:
-            v = xp.bitwise_or(
-                v, xp.bitwise_left_shift(w[..., wi + 1], _u32(xp, 32 - sh))
-            )
+            v = xp.bitwise_or(v, xp.bitwise_left_shift(w[..., wi + 1], _u32(xp, 32 - sh)))
         if mask is not None:
             v = xp.bitwise_and(v, mask)
         vals.append(v)
@@ -297,7 +283,8 @@ def unpack(xp, packed, bits, k=None):
 # exact float helpers (pure Python tables + array comparisons)
 # ---------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _e8m0_thresholds(name):
     """(n_lo, [h_{n_lo+1}, ..., h_{n_hi}]) for the e8m0 exponent of a scale.
 
@@ -348,7 +335,7 @@ def _pow2_values(name):
         elif k < emin_sub:  # 2**(emin_sub-1) is a tie -> rounds to even 0
             out.append(0.0)
         else:
-            out.append(2.0 ** k)
+            out.append(2.0**k)
     return out
 
 
@@ -381,14 +368,14 @@ def _to_e4m3(xp, v):
     to zero.
     """
     a = xp.abs(v)
-    sub_lim = 2.0 ** -6
+    sub_lim = 2.0**-6
     # subnormal range: round(|v| * 2**9), half to even
     small = xp.where(a < sub_lim, a, xp.zeros_like(a))
     code_sub = xp.round(small * 512.0)
     # normal range: exponent by exact comparisons, 3 mantissa bits RNE
     e = xp.zeros(a.shape, dtype=xp.int32) - 6
     for k in range(-5, 9):
-        e = e + xp.astype(a >= 2.0 ** k, xp.int32)
+        e = e + xp.astype(a >= 2.0**k, xp.int32)
     m = a / _pow2(xp, e)
     mant = xp.round((m - 1.0) * 8.0)
     code_norm = xp.astype(e + 7, xp.float32) * 8.0 + mant
@@ -396,8 +383,7 @@ def _to_e4m3(xp, v):
     # saturate; written so that NaN also lands on 0x7E like MLX
     code = xp.where(a < 464.0, code, _f32(xp, 126.0))
     code = xp.astype(code, xp.int32)
-    sign = xp.where(xp.signbit(v), xp.full(code.shape, 128, dtype=xp.int32),
-                    xp.zeros_like(code))
+    sign = xp.where(xp.signbit(v), xp.full(code.shape, 128, dtype=xp.int32), xp.zeros_like(code))
     return xp.astype(code + sign, xp.uint8)
 
 
@@ -412,7 +398,7 @@ def _e4m3_table(xp):
     e = xp.bitwise_right_shift(mag, _i32(xp, 3))
     m = xp.astype(xp.bitwise_and(c, _i32(xp, 7)), xp.float32)
     p = _pow2(xp, e - 10)
-    val = xp.where(e == 0, m * (2.0 ** -9), (m + 8.0) * p)
+    val = xp.where(e == 0, m * (2.0**-9), (m + 8.0) * p)
     val = xp.where(mag == 127, xp.full(val.shape, math.nan, dtype=xp.float32), val)
     return xp.where(c >= 128, -val, val)
 
@@ -459,6 +445,7 @@ def _from_fp4(xp, codes):
 # quantize / dequantize
 # ---------------------------------------------------------------------------
 
+
 def has_nonfinite(xp, w):
     """True if ``w`` contains NaN or +-inf (returns a Python bool).
 
@@ -498,14 +485,10 @@ def quantize(xp, w, group_size=None, bits=None, mode="affine"):
     group_size, bits = default_params(mode, group_size, bits)
     name = _require_float(xp, w.dtype, "w")
     if w.ndim < 2:
-        raise ValueError(
-            f"quantize needs an array with at least 2 dimensions, got {w.ndim}"
-        )
+        raise ValueError(f"quantize needs an array with at least 2 dimensions, got {w.ndim}")
     k = w.shape[-1]
     if k % group_size:
-        raise ValueError(
-            f"last dimension {k} is not divisible by group_size {group_size}"
-        )
+        raise ValueError(f"last dimension {k} is not divisible by group_size {group_size}")
     lead = tuple(w.shape[:-1])
     n_groups = k // group_size
     wg = xp.reshape(xp.astype(w, xp.float32), lead + (n_groups, group_size))
@@ -534,8 +517,7 @@ def _first_min_zero_sign(xp, wg, w_min):
     first = xp.argmax(xp.astype(is_min, xp.int32), axis=-1, keepdims=True)
     first_neg = xp.argmax(xp.astype(neg_min, xp.int32), axis=-1, keepdims=True)
     neg = xp.logical_and(xp.any(neg_min, axis=-1, keepdims=True), first == first_neg)
-    zero = xp.where(neg, xp.full(w_min.shape, -0.0, dtype=w_min.dtype),
-                    xp.zeros_like(w_min))
+    zero = xp.where(neg, xp.full(w_min.shape, -0.0, dtype=w_min.dtype), xp.zeros_like(w_min))
     return xp.where(w_min == 0, zero, w_min)
 
 
@@ -594,8 +576,7 @@ def _fp_codes(xp, wg, bits, mode, dtype, name):
     return codes, scale_codes[..., 0]
 
 
-def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None,
-               mode="affine", dtype=None):
+def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None, mode="affine", dtype=None):
     """Dequantize exactly like ``mlx.core.dequantize`` (MLX CPU backend).
 
     Args:
@@ -627,14 +608,9 @@ def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None,
     if not _same_dtype(xp.uint32, packed.dtype):
         raise TypeError(f"packed must be uint32, got {packed.dtype}")
     if packed.ndim < 2:
-        raise ValueError(
-            f"dequantize needs an array with at least 2 dimensions, got {packed.ndim}"
-        )
+        raise ValueError(f"dequantize needs an array with at least 2 dimensions, got {packed.ndim}")
     if tuple(scales.shape[:-1]) != tuple(packed.shape[:-1]) or scales.ndim != packed.ndim:
-        raise ValueError(
-            f"scales shape {tuple(scales.shape)} does not match packed shape "
-            f"{tuple(packed.shape)}"
-        )
+        raise ValueError(f"scales shape {tuple(scales.shape)} does not match packed shape {tuple(packed.shape)}")
     k = packed.shape[-1] * 32 // bits
     if (packed.shape[-1] * 32) % bits or k != scales.shape[-1] * group_size:
         raise ValueError(
@@ -651,10 +627,7 @@ def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None,
         if biases is None:
             raise ValueError("affine dequantization needs biases")
         if tuple(biases.shape) != tuple(scales.shape):
-            raise ValueError(
-                f"biases shape {tuple(biases.shape)} != scales shape "
-                f"{tuple(scales.shape)}"
-            )
+            raise ValueError(f"biases shape {tuple(biases.shape)} != scales shape {tuple(scales.shape)}")
         if not _same_dtype(scales.dtype, biases.dtype):
             raise TypeError("scales and biases must have the same dtype")
         _require_float(xp, scales.dtype, "scales")
@@ -689,19 +662,15 @@ def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None,
 # reference matmuls
 # ---------------------------------------------------------------------------
 
+
 def _check_quantized_weight(xp, packed, scales, biases, mode, group_size, bits):
     if not _same_dtype(xp.uint32, packed.dtype):
         raise TypeError(f"packed weight must be uint32, got {packed.dtype}")
     if packed.ndim < 2:
         raise ValueError("packed weight must have at least 2 dimensions")
     if scales.ndim != packed.ndim or tuple(scales.shape[:-1]) != tuple(packed.shape[:-1]):
-        raise ValueError(
-            f"scales shape {tuple(scales.shape)} does not match packed weight "
-            f"shape {tuple(packed.shape)}"
-        )
-    if (packed.shape[-1] * 32) % bits or (
-        packed.shape[-1] * 32 // bits != scales.shape[-1] * group_size
-    ):
+        raise ValueError(f"scales shape {tuple(scales.shape)} does not match packed weight shape {tuple(packed.shape)}")
+    if (packed.shape[-1] * 32) % bits or (packed.shape[-1] * 32 // bits != scales.shape[-1] * group_size):
         raise ValueError(
             f"packed weight {tuple(packed.shape)} and scales "
             f"{tuple(scales.shape)} are inconsistent with group_size="
@@ -737,9 +706,9 @@ def _rows_per_block(batch, inner, unit, block_rows=None):
     return block // unit * unit if block_rows is None else -(-block // unit) * unit
 
 
-def quantized_matmul_reference(xp, x, packed, scales, biases=None, *,
-                               transpose=True, group_size=None, bits=None,
-                               mode="affine", block_rows=None):
+def quantized_matmul_reference(
+    xp, x, packed, scales, biases=None, *, transpose=True, group_size=None, bits=None, mode="affine", block_rows=None
+):
     """Reference for ``mlx.core.quantized_matmul``: ``x @ W.T`` or ``x @ W``.
 
     ``W`` is the dequantized weight; its logical shape is ``(..., N, K)`` when
@@ -775,7 +744,8 @@ def quantized_matmul_reference(xp, x, packed, scales, biases=None, *,
     Differences from MLX 0.32: for affine weights whose scales dtype differs
     from ``x.dtype``, MLX promotes (float16 x with float32 scales gives a
     float32 result) and casts scales/biases to that dtype before
-    dequantizing; arrayq keeps ``x.dtype`` and dequantizes in float32.  MLX ignores all but the first weight matrix when ``w`` is batched
+    dequantizing; arrayq keeps ``x.dtype`` and dequantizes in float32.  MLX
+    ignores all but the first weight matrix when ``w`` is batched
     but ``x`` has fewer than 3 dimensions; this function broadcasts like
     ``matmul``.  Accumulation order and precision differ (MLX's CPU kernels
     accumulate some paths in the input dtype), so results agree only to
@@ -821,16 +791,30 @@ def quantized_matmul_reference(xp, x, packed, scales, biases=None, *,
     for n0 in range(0, outer, block):
         n1 = min(outer, n0 + block)
         if transpose:
-            wb = dequantize(xp, packed[..., n0:n1, :], widened(scales[..., n0:n1, :]),
-                            None if biases is None else widened(biases[..., n0:n1, :]),
-                            group_size, bits, mode, deq_dtype)
+            wb = dequantize(
+                xp,
+                packed[..., n0:n1, :],
+                widened(scales[..., n0:n1, :]),
+                None if biases is None else widened(biases[..., n0:n1, :]),
+                group_size,
+                bits,
+                mode,
+                deq_dtype,
+            )
             wb = xp.matrix_transpose(xp.astype(wb, xp.float32))
         else:
             w0, w1 = n0 * bits // 32, n1 * bits // 32
             g0, g1 = n0 // group_size, n1 // group_size
-            wb = dequantize(xp, packed[..., w0:w1], widened(scales[..., g0:g1]),
-                            None if biases is None else widened(biases[..., g0:g1]),
-                            group_size, bits, mode, deq_dtype)
+            wb = dequantize(
+                xp,
+                packed[..., w0:w1],
+                widened(scales[..., g0:g1]),
+                None if biases is None else widened(biases[..., g0:g1]),
+                group_size,
+                bits,
+                mode,
+                deq_dtype,
+            )
             wb = xp.astype(wb, xp.float32)
         parts.append(xp.matmul(x32, wb))
     if not parts:  # N == 0
@@ -842,9 +826,20 @@ def quantized_matmul_reference(xp, x, packed, scales, biases=None, *,
     return xp.astype(out, out_dtype)
 
 
-def gather_qmm_reference(xp, x, packed, scales, biases=None, lhs_indices=None,
-                         rhs_indices=None, *, transpose=True, group_size=None,
-                         bits=None, mode="affine"):
+def gather_qmm_reference(
+    xp,
+    x,
+    packed,
+    scales,
+    biases=None,
+    lhs_indices=None,
+    rhs_indices=None,
+    *,
+    transpose=True,
+    group_size=None,
+    bits=None,
+    mode="affine",
+):
     """Reference for ``mlx.core.gather_qmm`` (matrix-level gather + qmm).
 
     ``x`` has shape ``(*Bx, M, K)`` and the quantized weight ``(*Bw, N, K)``
@@ -900,9 +895,7 @@ def gather_qmm_reference(xp, x, packed, scales, biases=None, lhs_indices=None,
     n_out = packed.shape[-2] if transpose else k_cols
     k_in = k_cols if transpose else packed.shape[-2]
     if kx != k_in:
-        raise ValueError(
-            f"x has inner dimension {kx} but the quantized weight needs {k_in}"
-        )
+        raise ValueError(f"x has inner dimension {kx} but the quantized weight needs {k_in}")
     if p == 0:
         return xp.zeros(out_batch + (m, n_out), dtype=out_dtype)
 
@@ -917,9 +910,15 @@ def gather_qmm_reference(xp, x, packed, scales, biases=None, lhs_indices=None,
         li, ri = lhs[p0:p1], rhs[p0:p1]
         xg = xp.take(x_flat, li, axis=0)
         y = quantized_matmul_reference(
-            xp, xg, xp.take(pw, ri, axis=0), xp.take(sw, ri, axis=0),
+            xp,
+            xg,
+            xp.take(pw, ri, axis=0),
+            xp.take(sw, ri, axis=0),
             None if bwt is None else xp.take(bwt, ri, axis=0),
-            transpose=transpose, group_size=group_size, bits=bits, mode=mode,
+            transpose=transpose,
+            group_size=group_size,
+            bits=bits,
+            mode=mode,
         )
         outs.append(y)
     out = outs[0] if len(outs) == 1 else xp.concat(outs, axis=0)

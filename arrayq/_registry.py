@@ -56,8 +56,8 @@ def register_backend(name: str, backend: Backend | type[Backend], *, replace: bo
     Raises ValueError if ``name`` is already taken and ``replace`` is false, and TypeError
     if ``backend`` is not a Backend.
     """
-    from .backend import Backend
     from . import _dispatch
+    from .backend import Backend
 
     is_class = isinstance(backend, type) and issubclass(backend, Backend)
     if not (is_class or isinstance(backend, Backend)):
@@ -95,7 +95,9 @@ def _load(entry: _Entry) -> None:
         entry.backend = backend
     except ImportError as exc:
         entry.error = f"{type(exc).__name__}: {exc}"
-        entry.hint = getattr(loader, "install_hint", None) or f"install the package that provides the {entry.name!r} backend"
+        entry.hint = (
+            getattr(loader, "install_hint", None) or f"install the package that provides the {entry.name!r} backend"
+        )
     except Exception as exc:  # a broken backend must not break arrayq: report it
         entry.error = f"{type(exc).__name__}: {exc}"
 

@@ -20,8 +20,10 @@ def _arg(name: str):
         return backend.argreduce(name, x, axis, keepdims)
 
     arg.__name__ = arg.__qualname__ = name
-    arg.__doc__ = (f"Index of the first {name[3:]}imum of ``x`` along ``axis`` (None: in the "
-                   "flattened array), in the default integer dtype. ValueError for an empty array.")
+    arg.__doc__ = (
+        f"Index of the first {name[3:]}imum of ``x`` along ``axis`` (None: in the "
+        "flattened array), in the default integer dtype. ValueError for an empty array."
+    )
     return arg
 
 
@@ -99,5 +101,16 @@ def unique_values(x: Any, /):
     return backend.unique_values(x)
 
 
-__all__ = ["argmax", "argmin", "argsort", "nonzero", "searchsorted", "sort", "unique_all",
-           "unique_counts", "unique_inverse", "unique_values", "where"]
+__all__ = [
+    "argmax",
+    "argmin",
+    "argsort",
+    "nonzero",
+    "searchsorted",
+    "sort",
+    "unique_all",
+    "unique_counts",
+    "unique_inverse",
+    "unique_values",
+    "where",
+]

@@ -22,7 +22,8 @@ name it in ``library_module``, so that arrayq can list them without importing it
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import _dtypes as dt
 from ._dtypes import DType
@@ -32,21 +33,73 @@ Array = Any  # the backend's own array type
 
 #: Elementwise ops every backend implements through :meth:`Backend.unary` / :meth:`Backend.binary`.
 UNARY_OPS = (
-    "abs", "acos", "acosh", "asin", "asinh", "atan", "atanh", "bitwise_invert", "ceil",
-    "conj", "cos", "cosh", "exp", "expm1", "floor", "imag", "isfinite", "isinf", "isnan",
-    "log", "log1p", "log2", "log10", "logical_not", "negative", "real", "round", "sign",
-    "signbit", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+    "abs",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "bitwise_invert",
+    "ceil",
+    "conj",
+    "cos",
+    "cosh",
+    "exp",
+    "expm1",
+    "floor",
+    "imag",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "logical_not",
+    "negative",
+    "real",
+    "round",
+    "sign",
+    "signbit",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+    "trunc",
 )
 BINARY_OPS = (
-    "add", "atan2", "bitwise_and", "bitwise_left_shift", "bitwise_or", "bitwise_right_shift",
-    "bitwise_xor", "copysign", "divide", "equal", "floor_divide", "greater", "greater_equal",
-    "less", "less_equal", "logical_and", "logical_or", "logical_xor", "maximum", "minimum",
-    "multiply", "not_equal", "pow", "remainder", "subtract",
+    "add",
+    "atan2",
+    "bitwise_and",
+    "bitwise_left_shift",
+    "bitwise_or",
+    "bitwise_right_shift",
+    "bitwise_xor",
+    "copysign",
+    "divide",
+    "equal",
+    "floor_divide",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "maximum",
+    "minimum",
+    "multiply",
+    "not_equal",
+    "pow",
+    "remainder",
+    "subtract",
 )
 REDUCE_OPS = ("sum", "prod", "max", "min", "all", "any")
 
 
-def _unsupported(backend: "Backend", op: str) -> UnsupportedOperationError:
+def _unsupported(backend: Backend, op: str) -> UnsupportedOperationError:
     return UnsupportedOperationError(
         f"backend {backend.name!r} does not implement {op!r}; implement the primitive in "
         f"{type(backend).__name__} or list it in declared_gaps"
@@ -131,7 +184,9 @@ class Backend:
             if dtype is None or self.dtype_of(obj) == dtype:
                 return self.astype(obj, self.dtype_of(obj), copy=True) if copy else obj
             if copy is False:
-                raise ValueError(f"asarray(copy=False) cannot make {self.dtype_of(obj).name} into {dtype.name} without a copy")
+                raise ValueError(
+                    f"asarray(copy=False) cannot make {self.dtype_of(obj).name} into {dtype.name} without a copy"
+                )
             return self.astype(obj, dtype)
         if copy is False:
             raise ValueError("asarray(copy=False) would have to copy to make an array of this object; pass copy=None")
@@ -167,7 +222,9 @@ class Backend:
         return self.zeros_like(x, dtype, device)
 
     def eye(self, n_rows, n_cols, k, dtype, device):
-        rows = self.reshape(self.arange(0, n_rows, 1, dt.int64 if self._has(dt.int64) else dt.int32, device), (n_rows, 1))
+        rows = self.reshape(
+            self.arange(0, n_rows, 1, dt.int64 if self._has(dt.int64) else dt.int32, device), (n_rows, 1)
+        )
         cols = self.arange(0, n_cols, 1, self.dtype_of(rows), device)
         hit = self.binary("equal", self.binary("add", rows, k), cols)
         return self.astype(hit, dtype or self.default_float)
@@ -281,7 +338,11 @@ class Backend:
         frac = big
         for k in range(80, 0, -1):
             frac = b("add", big, b("divide", k / 2, frac))
-        erfc = b("divide", self.unary("exp", self.unary("negative", self.square(big))), b("multiply", frac, math.sqrt(math.pi)))
+        erfc = b(
+            "divide",
+            self.unary("exp", self.unary("negative", self.square(big))),
+            b("multiply", frac, math.sqrt(math.pi)),
+        )
         tails = b("subtract", 1.0, erfc)
         return b("multiply", self.unary("sign", x), self.where(b("less_equal", ax, 2.5), series, tails))
 
@@ -411,8 +472,14 @@ class Backend:
     def diff(self, x, axis, n, prepend, append):
         parts = [p for p in (prepend, x, append) if p is not None]
         if len(parts) > 1:
-            parts = [self.broadcast_to(p, tuple(x.shape[:axis]) + (p.shape[axis] if p.ndim == x.ndim else 1,) + tuple(x.shape[axis + 1:]))
-                     if p.ndim == x.ndim else self.expand_dims(p, axis) for p in parts]
+            parts = [
+                self.broadcast_to(
+                    p, tuple(x.shape[:axis]) + (p.shape[axis] if p.ndim == x.ndim else 1,) + tuple(x.shape[axis + 1 :])
+                )
+                if p.ndim == x.ndim
+                else self.expand_dims(p, axis)
+                for p in parts
+            ]
             x = self.concat(parts, axis)
         for _ in range(n):
             hi = tuple(slice(1, None) if i == axis else slice(None) for i in range(x.ndim))
@@ -457,8 +524,13 @@ class Backend:
         a_free = [i for i in range(x1.ndim) if i not in a_axes]
         b_free = [i for i in range(x2.ndim) if i not in b_axes]
         k = math.prod(int(x1.shape[i]) for i in a_axes)
-        a = self.reshape(self.permute_dims(x1, tuple(a_free) + tuple(a_axes)), (-1, k) if x1.size else (math.prod(int(x1.shape[i]) for i in a_free), k))
-        b = self.reshape(self.permute_dims(x2, tuple(b_axes) + tuple(b_free)), (k, math.prod(int(x2.shape[i]) for i in b_free)))
+        a = self.reshape(
+            self.permute_dims(x1, tuple(a_free) + tuple(a_axes)),
+            (-1, k) if x1.size else (math.prod(int(x1.shape[i]) for i in a_free), k),
+        )
+        b = self.reshape(
+            self.permute_dims(x2, tuple(b_axes) + tuple(b_free)), (k, math.prod(int(x2.shape[i]) for i in b_free))
+        )
         out = self.matmul(a, b)
         return self.reshape(out, tuple(int(x1.shape[i]) for i in a_free) + tuple(int(x2.shape[i]) for i in b_free))
 
@@ -472,31 +544,47 @@ class Backend:
     # frontend with this backend pinned, block by block so extra memory stays bounded.
     def quantize(self, w, group_size, bits, mode):
         from . import _quant_formats as qf
+
         with self._pinned() as xp:
             return qf.quantize(xp, w, group_size, bits, mode)
 
     def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
         from . import _quant_formats as qf
+
         with self._pinned() as xp:
             return qf.dequantize(xp, packed, scales, biases, group_size, bits, mode, dtype)
 
     def quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode):
         from . import _quant_formats as qf
+
         with self._pinned() as xp:
             return qf.quantized_matmul_reference(
-                xp, x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode)
+                xp, x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode
+            )
 
     def gather_qmm(self, x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode):
         from . import _quant_formats as qf
+
         with self._pinned() as xp:
             return qf.gather_qmm_reference(
-                xp, x, packed, scales, biases, lhs_indices, rhs_indices,
-                transpose=transpose, group_size=group_size, bits=bits, mode=mode)
+                xp,
+                x,
+                packed,
+                scales,
+                biases,
+                lhs_indices,
+                rhs_indices,
+                transpose=transpose,
+                group_size=group_size,
+                bits=bits,
+                mode=mode,
+            )
 
     # ------------------------------------------------------------------ helpers for composites
     def _pinned(self):
         """The arrayq frontend, with this backend as the default for creation functions."""
         import arrayq
+
         from ._dispatch import default_backend
 
         class _Pin:
@@ -547,16 +635,76 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 #: Every op of the contract, by category, as :func:`arrayq.capabilities` reports them.
 PRIMITIVES = (
-    "is_array", "native_dtype", "from_numpy", "to_numpy", "astype", "full", "arange", "where",
-    *UNARY_OPS, *BINARY_OPS, *REDUCE_OPS, "argmax", "argmin", "cumulative_sum",
-    "reshape", "permute_dims", "broadcast_to", "concat", "flip", "take", "take_along_axis",
-    "nonzero", "searchsorted", "sort", "argsort", "unique_all", "matmul",
+    "is_array",
+    "native_dtype",
+    "from_numpy",
+    "to_numpy",
+    "astype",
+    "full",
+    "arange",
+    "where",
+    *UNARY_OPS,
+    *BINARY_OPS,
+    *REDUCE_OPS,
+    "argmax",
+    "argmin",
+    "cumulative_sum",
+    "reshape",
+    "permute_dims",
+    "broadcast_to",
+    "concat",
+    "flip",
+    "take",
+    "take_along_axis",
+    "nonzero",
+    "searchsorted",
+    "sort",
+    "argsort",
+    "unique_all",
+    "matmul",
 )
 COMPOSITES = (
-    "asarray", "zeros", "ones", "empty", "full_like", "zeros_like", "ones_like", "empty_like",
-    "eye", "linspace", "meshgrid", "tril", "triu", "positive", "square", "hypot", "logaddexp",
-    "clip", "erf", "mean", "var", "std", "count_nonzero", "expand_dims", "squeeze", "stack",
-    "unstack", "moveaxis", "matrix_transpose", "broadcast_arrays", "tile", "repeat", "roll",
-    "diff", "unique_counts", "unique_inverse", "unique_values", "tensordot", "vecdot",
-    "quantize", "dequantize", "quantized_matmul", "gather_qmm",
+    "asarray",
+    "zeros",
+    "ones",
+    "empty",
+    "full_like",
+    "zeros_like",
+    "ones_like",
+    "empty_like",
+    "eye",
+    "linspace",
+    "meshgrid",
+    "tril",
+    "triu",
+    "positive",
+    "square",
+    "hypot",
+    "logaddexp",
+    "clip",
+    "erf",
+    "mean",
+    "var",
+    "std",
+    "count_nonzero",
+    "expand_dims",
+    "squeeze",
+    "stack",
+    "unstack",
+    "moveaxis",
+    "matrix_transpose",
+    "broadcast_arrays",
+    "tile",
+    "repeat",
+    "roll",
+    "diff",
+    "unique_counts",
+    "unique_inverse",
+    "unique_values",
+    "tensordot",
+    "vecdot",
+    "quantize",
+    "dequantize",
+    "quantized_matmul",
+    "gather_qmm",
 )

@@ -11,7 +11,8 @@ import gc
 import statistics
 import time
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -71,9 +72,21 @@ def quantized_matmul(n: int = 12288, k: int = 4096, prefill: int = 128, quick: b
         x = rng.standard_normal((m, k), dtype=np.float32)
         label = f"{'decode' if m == 1 else 'prefill'} x({m},{k})"
         repeat = 7 if m == 1 else 3
-        rows.append({"case": label, "name": "arrayq numpy", "median_s": median_time(lambda: aq.linalg.quantized_matmul(x, qw), repeat),
-                     "peak_extra_MiB": peak_extra_bytes(lambda: aq.linalg.quantized_matmul(x, qw)) / 2**20})
-        rows.append({"case": label, "name": "numpy f32 matmul, dequantized in advance", "median_s": median_time(lambda: x @ dense.T, repeat)})
+        rows.append(
+            {
+                "case": label,
+                "name": "arrayq numpy",
+                "median_s": median_time(lambda: aq.linalg.quantized_matmul(x, qw), repeat),
+                "peak_extra_MiB": peak_extra_bytes(lambda: aq.linalg.quantized_matmul(x, qw)) / 2**20,
+            }
+        )
+        rows.append(
+            {
+                "case": label,
+                "name": "numpy f32 matmul, dequantized in advance",
+                "median_s": median_time(lambda: x @ dense.T, repeat),
+            }
+        )
         if mx is not None:
             packed = mx.array(qw.packed)
             for scale_name, dtype in (("float32", mx.float32), ("bfloat16", mx.bfloat16)):
@@ -87,8 +100,13 @@ def quantized_matmul(n: int = 12288, k: int = 4096, prefill: int = 128, quick: b
                 def run(xm=xm, s=s, b=b):
                     mx.eval(mx.quantized_matmul(xm, packed, s, b, transpose=True, group_size=64, bits=4))
 
-                rows.append({"case": label, "name": f"mlx cpu, {scale_name} scales",
-                             "median_s": median_time(run, repeat if m == 1 else 1)})
+                rows.append(
+                    {
+                        "case": label,
+                        "name": f"mlx cpu, {scale_name} scales",
+                        "median_s": median_time(run, repeat if m == 1 else 1),
+                    }
+                )
     return rows
 
 

@@ -30,7 +30,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for row in arrayq.list_backends():
         if row.available:
             b = arrayq.get_backend(row.name)
-            print(f"  {row.name:<10} available  {b.library_module} {_library_version(b.library_module)}  devices: {b.devices()}")
+            library = f"{b.library_module} {_library_version(b.library_module)}"
+            print(f"  {row.name:<10} available  {library}  devices: {b.devices()}")
         else:
             print(f"  {row.name:<10} unavailable: {row.reason}")
             if row.install_hint:
@@ -72,7 +73,9 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra.")
+    parser = argparse.ArgumentParser(
+        prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra."
+    )
     parser.add_argument("--version", action="version", version=f"arrayq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="backends, availability, devices, versions").set_defaults(func=cmd_info)

@@ -5,4 +5,13 @@ from ._linear_algebra import matmul, tensordot, vecdot
 from ._manipulation import matrix_transpose
 from .quantization import dequantize, gather_qmm, quantize, quantized_matmul
 
-__all__ = ["dequantize", "gather_qmm", "matmul", "matrix_transpose", "quantize", "quantized_matmul", "tensordot", "vecdot"]
+__all__ = [
+    "dequantize",
+    "gather_qmm",
+    "matmul",
+    "matrix_transpose",
+    "quantize",
+    "quantized_matmul",
+    "tensordot",
+    "vecdot",
+]

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import arrayq as aq
+
 from . import linalg as _linalg
 from .quantization import QuantizedWeight
 
@@ -33,6 +34,7 @@ _LOW_PRECISION = ("float16", "bfloat16")
 
 
 # ---------------------------------------------------------------------- helpers
+
 
 def _like(a: np.ndarray, x: Any) -> Any:
     """The host (NumPy) array ``a`` on ``x``'s backend."""
@@ -51,6 +53,7 @@ def _narrow(x: Any, dtype: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- functions
+
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """``exp(x) / sum(exp(x))`` along ``axis``, computed stably (the maximum is subtracted
@@ -138,11 +141,12 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: 
         if mask is not None:
             scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
     probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
-    out = aq.matmul(probs, v)                                  # (B, Hkv, rep*L, Dv)
+    out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)
     return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), dtype)
 
 
 # ---------------------------------------------------------------------- layers
+
 
 @dataclasses.dataclass
 class Linear:
@@ -165,7 +169,9 @@ class Linear:
         y = aq.matmul(x, aq.matrix_transpose(self.weight))
         return y if self.bias is None else y + self.bias
 
-    def quantize(self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine") -> "QuantizedLinear":
+    def quantize(
+        self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
+    ) -> QuantizedLinear:
         """This layer with its weight quantized (see :func:`arrayq.quantize` for the formats
         and the QuantizationError it raises); the bias stays as is."""
         return QuantizedLinear(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode), self.bias)
@@ -209,7 +215,9 @@ class Embedding:
     def as_linear(self, x: Any) -> Any:
         return aq.matmul(x, aq.matrix_transpose(self.weight))
 
-    def quantize(self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine") -> "QuantizedEmbedding":
+    def quantize(
+        self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
+    ) -> QuantizedEmbedding:
         """This table quantized row by row (groups run along ``dims``)."""
         return QuantizedEmbedding(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode))
 
@@ -230,9 +238,14 @@ class QuantizedEmbedding:
         shape = tuple(int(n) for n in ids.shape)
         flat = aq.reshape(ids, (-1,))
         rows = QuantizedWeight(
-            aq.take(w.packed, flat, axis=0), aq.take(w.scales, flat, axis=0),
+            aq.take(w.packed, flat, axis=0),
+            aq.take(w.scales, flat, axis=0),
             None if w.biases is None else aq.take(w.biases, flat, axis=0),
-            w.group_size, w.bits, w.mode, w.dtype)
+            w.group_size,
+            w.bits,
+            w.mode,
+            w.dtype,
+        )
         return aq.reshape(aq.dequantize(rows), shape + (w.shape[-1],))
 
     def as_linear(self, x: Any) -> Any:
@@ -292,14 +305,16 @@ class RoPE:
             raise ValueError(f"RoPE dims {self.dims} must be even and at most the feature size {d}")
         if tables is None:
             tables = tuple(_like(t, x) for t in self.cos_sin(offset, length))
-        x, dtype = _wide(x)                      # float16/bfloat16 rotate in float32
+        x, dtype = _wide(x)  # float16/bfloat16 rotate in float32
         cos, sin = (_narrow(t, aq.dtype(x)) for t in tables)
         half = self.dims // 2
-        rot, rest = (x, None) if self.dims == d else (x[..., :self.dims], x[..., self.dims:])
+        rot, rest = (x, None) if self.dims == d else (x[..., : self.dims], x[..., self.dims :])
         if self.traditional:
             pairs = aq.reshape(rot, tuple(int(n) for n in rot.shape[:-1]) + (half, 2))
             x1, x2 = pairs[..., 0], pairs[..., 1]
-            out = aq.reshape(aq.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1), tuple(int(n) for n in rot.shape))
+            out = aq.reshape(
+                aq.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1), tuple(int(n) for n in rot.shape)
+            )
         else:
             x1, x2 = rot[..., :half], rot[..., half:]
             out = aq.concat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
@@ -352,8 +367,9 @@ class Attention:
     k_norm: RMSNorm | None = None
     scale: float | None = None
 
-    def __call__(self, x: Any, mask: Any = "causal", cache: KVCache | None = None,
-                 rope_tables: tuple[Any, Any] | None = None) -> Any:
+    def __call__(
+        self, x: Any, mask: Any = "causal", cache: KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
+    ) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden). ``mask``: as in
         :func:`scaled_dot_product_attention` (default causal). With ``cache`` the L new
         positions follow the cached ones and are appended to it. ``rope_tables``: shared
@@ -372,7 +388,7 @@ class Attention:
         v = heads(self.v_proj, self.n_kv_heads, None)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
-        scale = self.scale if self.scale is not None else self.head_dim ** -0.5
+        scale = self.scale if self.scale is not None else self.head_dim**-0.5
         out = scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         out = aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, length, self.n_heads * self.head_dim))
         return self.o_proj(out)
@@ -428,8 +444,24 @@ def num_parameters(layer: Any) -> int:
 
 
 __all__ = [
-    "Attention", "Embedding", "KVCache", "LayerNorm", "Linear", "QuantizedEmbedding",
-    "QuantizedLinear", "RMSNorm", "RoPE", "SwiGLU", "causal_mask", "gelu", "layer_norm",
-    "num_parameters", "parameters", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu", "softmax",
+    "Attention",
+    "Embedding",
+    "KVCache",
+    "LayerNorm",
+    "Linear",
+    "QuantizedEmbedding",
+    "QuantizedLinear",
+    "RMSNorm",
+    "RoPE",
+    "SwiGLU",
+    "causal_mask",
+    "gelu",
+    "layer_norm",
+    "num_parameters",
+    "parameters",
+    "rms_norm",
+    "scaled_dot_product_attention",
+    "sigmoid",
+    "silu",
+    "softmax",
 ]
-

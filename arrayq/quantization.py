@@ -93,7 +93,8 @@ class QuantizedWeight:
         if cols % group_size or ss != expected:
             raise QuantizationError(
                 f"scales must have shape {expected} for packed weight {ps} "
-                f"({cols} columns in groups of {group_size}), got {ss}")
+                f"({cols} columns in groups of {group_size}), got {ss}"
+            )
         if self.mode == "affine":
             if self.biases is None:
                 raise QuantizationError("affine mode needs biases; pass the biases array quantize returned")
@@ -103,19 +104,24 @@ class QuantizedWeight:
             if sdt not in FLOAT_DTYPES or _dtype_of(self.biases) != sdt:
                 raise QuantizationError(
                     f"affine scales and biases must share one float dtype of {[d.name for d in FLOAT_DTYPES]}, "
-                    f"got {sdt.name} and {_dtype_of(self.biases).name}")
+                    f"got {sdt.name} and {_dtype_of(self.biases).name}"
+                )
             if self.dtype is None:
                 object.__setattr__(self, "dtype", sdt)
         else:
             if self.biases is not None:
                 raise QuantizationError(f"mode {self.mode!r} has no biases; pass biases=None")
             if _dtype_of(self.scales) != dt.uint8:
-                raise QuantizationError(f"mode {self.mode!r} stores scales as uint8 codes, got {_dtype_of(self.scales).name}")
+                raise QuantizationError(
+                    f"mode {self.mode!r} stores scales as uint8 codes, got {_dtype_of(self.scales).name}"
+                )
             if self.dtype is None:
                 object.__setattr__(self, "dtype", dt.bfloat16)
         object.__setattr__(self, "dtype", dt.as_dtype(self.dtype))
         if self.dtype not in FLOAT_DTYPES:
-            raise QuantizationError(f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {self.dtype.name}")
+            raise QuantizationError(
+                f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {self.dtype.name}"
+            )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -140,7 +146,9 @@ def _weight(w: Any, scales: Any, biases: Any, group_size: int | None, bits: int 
     return QuantizedWeight(w, scales, biases, group_size, bits, mode)
 
 
-def quantize(w: Any, /, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine") -> QuantizedWeight:
+def quantize(
+    w: Any, /, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
+) -> QuantizedWeight:
     """Quantize ``w`` (..., rows, cols), float32/float16/bfloat16, in groups of
     ``group_size`` along the last axis, exactly as ``mlx.core.quantize`` does.
 
@@ -156,15 +164,26 @@ def quantize(w: Any, /, *, group_size: int | None = None, bits: int | None = Non
     if shape[-1] % group_size:
         raise QuantizationError(f"the last axis ({shape[-1]}) must be divisible by group_size {group_size}")
     if wdt not in FLOAT_DTYPES:
-        raise QuantizationError(f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first")
+        raise QuantizationError(
+            f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first"
+        )
     if not bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", w), None, False, None))):
         raise QuantizationError("the weight holds NaN or inf; quantization needs finite values")
     packed, scales, biases = backend.quantize(w, group_size, bits, mode)
     return QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
 
 
-def dequantize(w: Any, /, scales: Any = None, biases: Any = None, *, group_size: int | None = None,
-               bits: int | None = None, mode: str = "affine", dtype: Any = None):
+def dequantize(
+    w: Any,
+    /,
+    scales: Any = None,
+    biases: Any = None,
+    *,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+    dtype: Any = None,
+):
     """The float array a QuantizedWeight stands for, shape (..., rows, cols), exactly as
     ``mlx.core.dequantize`` computes it. Pass a QuantizedWeight, or the packed uint32 array
     with its ``scales`` and ``biases`` and format. ``dtype`` defaults to the weight's.
@@ -172,7 +191,9 @@ def dequantize(w: Any, /, scales: Any = None, biases: Any = None, *, group_size:
     qw = _weight(w, scales, biases, group_size, bits, mode)
     out_dtype = dt.as_dtype(dtype) if dtype is not None else qw.dtype
     if out_dtype not in FLOAT_DTYPES:
-        raise QuantizationError(f"dequantize dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {out_dtype.name}")
+        raise QuantizationError(
+            f"dequantize dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {out_dtype.name}"
+        )
     backend, (packed, scales_, biases_) = resolve(qw.packed, qw.scales, qw.biases)
     return backend.dequantize(packed, scales_, biases_, qw.group_size, qw.bits, qw.mode, out_dtype)
 
@@ -180,7 +201,9 @@ def dequantize(w: Any, /, scales: Any = None, biases: Any = None, *, group_size:
 def _check_x(x: Any, k: int, what: str) -> None:
     xdt = _dtype_of(x)
     if xdt not in FLOAT_DTYPES:
-        raise QuantizationError(f"{what} takes x of dtype {[d.name for d in FLOAT_DTYPES]}, got {xdt.name}; cast x first")
+        raise QuantizationError(
+            f"{what} takes x of dtype {[d.name for d in FLOAT_DTYPES]}, got {xdt.name}; cast x first"
+        )
     if not x.shape:
         raise QuantizationError(f"{what} needs x with at least 1 dimension, got a 0-d array")
     if int(x.shape[-1]) != k:
@@ -192,8 +215,17 @@ def _kn(qw: QuantizedWeight, transpose: bool) -> tuple[int, int]:
     return (cols, rows) if transpose else (rows, cols)
 
 
-def quantized_matmul(x: Any, w: Any, /, scales: Any = None, biases: Any = None, transpose: bool = True,
-                     group_size: int | None = None, bits: int | None = None, mode: str = "affine"):
+def quantized_matmul(
+    x: Any,
+    w: Any,
+    /,
+    scales: Any = None,
+    biases: Any = None,
+    transpose: bool = True,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+):
     """``x @ dequantize(w).T`` (transpose=True) or ``x @ dequantize(w)`` without
     materialising the dequantized weight.
 
@@ -214,16 +246,28 @@ def quantized_matmul(x: Any, w: Any, /, scales: Any = None, biases: Any = None, 
     try:
         batch = broadcast_shapes(xs[:-2], wbatch)
     except ValueError as exc:
-        raise QuantizationError(f"quantized_matmul: x batch {xs[:-2]} and weight batch {wbatch} do not broadcast") from exc
+        raise QuantizationError(
+            f"quantized_matmul: x batch {xs[:-2]} and weight batch {wbatch} do not broadcast"
+        ) from exc
     out_shape = (n,) if len(xs) == 1 and not wbatch else batch + xs[-2:-1] + (n,)
     if 0 in xs or 0 in wbatch:
         return backend.zeros(out_shape, _dtype_of(x), backend.device_of(x))
     return backend.quantized_matmul(x, packed, scales_, biases_, transpose, qw.group_size, qw.bits, qw.mode)
 
 
-def gather_qmm(x: Any, w: Any, /, scales: Any = None, biases: Any = None, lhs_indices: Any = None,
-               rhs_indices: Any = None, transpose: bool = True, group_size: int | None = None,
-               bits: int | None = None, mode: str = "affine"):
+def gather_qmm(
+    x: Any,
+    w: Any,
+    /,
+    scales: Any = None,
+    biases: Any = None,
+    lhs_indices: Any = None,
+    rhs_indices: Any = None,
+    transpose: bool = True,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+):
     """Quantized matmul with gathered operands, for mixture-of-experts layers, with the
     semantics of ``mlx.core.gather_qmm``.
 
@@ -242,10 +286,14 @@ def gather_qmm(x: Any, w: Any, /, scales: Any = None, biases: Any = None, lhs_in
     if len(_shape(x)) < 2:
         raise QuantizationError(f"gather_qmm needs x with at least 2 dimensions (..., M, K), got shape {_shape(x)}")
     backend, (x, packed, scales_, biases_, lhs, rhs) = resolve(
-        x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices)
+        x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices
+    )
     import math
 
-    for name, idx, limit in (("lhs_indices", lhs, math.prod(_shape(x)[:-2])), ("rhs_indices", rhs, math.prod(qw.shape[:-2]))):
+    for name, idx, limit in (
+        ("lhs_indices", lhs, math.prod(_shape(x)[:-2])),
+        ("rhs_indices", rhs, math.prod(qw.shape[:-2])),
+    ):
         if idx is None:
             continue
         if _dtype_of(idx).kind not in ("signed", "unsigned"):

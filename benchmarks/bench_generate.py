@@ -39,6 +39,7 @@ def prompt_ids(n: int, vocab: int) -> list[int]:
 
 # ---------------------------------------------------------------------- workers (one process each)
 
+
 def run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict:
     import arrayq as aq
     import arrayq.linalg
@@ -50,7 +51,7 @@ def run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repea
     aq.eval(nn.parameters(model))
     load_s = time.perf_counter() - t0
     vocab = model.config.vocab_size
-    list(models.generate(model, prompt_ids(8, vocab)[::-1], 3))                     # warm-up
+    list(models.generate(model, prompt_ids(8, vocab)[::-1], 3))  # warm-up
     runs = []
     for _ in range(repeat):
         stats = models.GenerationStats()
@@ -82,11 +83,17 @@ def run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repea
         arrayq.linalg.quantized_matmul = real
     overhead = 1 - inside[0] / probe.decode_seconds if probe.decode_seconds else float("nan")
     return {
-        "engine": f"arrayq {backend}", "prompt_tokens": stats.prompt_tokens,
-        "prefill_tps": max(r.prefill_tps for r in runs), "decode_tokens": stats.decode_tokens,
-        "decode_tps": max(r.decode_tps for r in runs), "overhead": overhead,
-        "qmm_calls_per_token": inside[1] / max(probe.decode_tokens, 1), "peak_rss": peak_memory_bytes(),
-        "load_s": load_s, "tokens": tokens[:6], "weight_bytes_per_token": model.weight_bytes(per_token=True),
+        "engine": f"arrayq {backend}",
+        "prompt_tokens": stats.prompt_tokens,
+        "prefill_tps": max(r.prefill_tps for r in runs),
+        "decode_tokens": stats.decode_tokens,
+        "decode_tps": max(r.decode_tps for r in runs),
+        "overhead": overhead,
+        "qmm_calls_per_token": inside[1] / max(probe.decode_tokens, 1),
+        "peak_rss": peak_memory_bytes(),
+        "load_s": load_s,
+        "tokens": tokens[:6],
+        "weight_bytes_per_token": model.weight_bytes(per_token=True),
         "params": model.config.num_parameters(),
     }
 
@@ -111,20 +118,27 @@ def run_mlx_lm(model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dic
             times.append(time.perf_counter())
         return tokens, times, start
 
-    run(prompt_ids(2, config["vocab_size"])[::-1], 2)                                 # warm-up
+    run(prompt_ids(2, config["vocab_size"])[::-1], 2)  # warm-up
     prefill, decode = [], []
     for _ in range(repeat):
         tokens, times, start = run(prompt_ids(n_prompt, config["vocab_size"]), n_decode)
         prefill.append(n_prompt / (times[0] - start))
         decode.append((len(tokens) - 1) / (times[-1] - times[0]) if len(tokens) > 1 else 0.0)
     return {
-        "engine": "mlx-lm " + __import__("mlx_lm").__version__, "prompt_tokens": n_prompt,
-        "prefill_tps": max(prefill), "decode_tokens": len(tokens) - 1, "decode_tps": max(decode), "overhead": None,
-        "peak_rss": peak_memory_bytes(), "load_s": load_s, "tokens": tokens[:6],
+        "engine": "mlx-lm " + __import__("mlx_lm").__version__,
+        "prompt_tokens": n_prompt,
+        "prefill_tps": max(prefill),
+        "decode_tokens": len(tokens) - 1,
+        "decode_tps": max(decode),
+        "overhead": None,
+        "peak_rss": peak_memory_bytes(),
+        "load_s": load_s,
+        "tokens": tokens[:6],
     }
 
 
 # ---------------------------------------------------------------------- the parent
+
 
 def _available(module: str) -> bool:
     import importlib.util
@@ -133,8 +147,20 @@ def _available(module: str) -> bool:
 
 
 def _worker(args: argparse.Namespace, engine: str, n_prompt: int) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", engine, "--model", str(args.model),
-           "--prompt-tokens", str(n_prompt), "--decode-tokens", str(args.decode_tokens), "--repeat", str(args.repeat)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        engine,
+        "--model",
+        str(args.model),
+        "--prompt-tokens",
+        str(n_prompt),
+        "--decode-tokens",
+        str(args.decode_tokens),
+        "--repeat",
+        str(args.repeat),
+    ]
     print(f"running {engine} ...", file=sys.stderr, flush=True)
     # (the parent stays small: a child's maxrss starts from its parent's at exec)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -145,7 +171,7 @@ def _worker(args: argparse.Namespace, engine: str, n_prompt: int) -> dict | None
 
 
 def _mib(n: float) -> str:
-    return f"{n / 2 ** 20:.0f} MiB"
+    return f"{n / 2**20:.0f} MiB"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="checkpoint directory (default: the qwen3-0.6b preset in the cache)")
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--decode-tokens", type=int, default=16)
-    parser.add_argument("--mlx-lm-prompt-tokens", type=int, default=16,
-                        help="prompt length for mlx-lm (default 16: its prefill runs ~0.3 tok/s here)")
+    parser.add_argument(
+        "--mlx-lm-prompt-tokens",
+        type=int,
+        default=16,
+        help="prompt length for mlx-lm (default 16: its prefill runs ~0.3 tok/s here)",
+    )
     parser.add_argument("--engines", default="numpy,mlx,mlx-lm")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine; the best is kept (default 2)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -202,25 +232,35 @@ def main(argv: list[str] | None = None) -> int:
     per_token = next((r["weight_bytes_per_token"] for r in rows if "weight_bytes_per_token" in r), None)
     floor_tps = bandwidth / per_token if per_token else float("nan")
     q = config.quantization or {}
-    print(f"\nqwen3 checkpoint {args.model}: {config.num_parameters() / 1e6:.0f}M parameters, "
-          f"{q.get('bits', 16)}-bit group {q.get('group_size', '-')}, {config.num_hidden_layers} layers, "
-          f"vocab {config.vocab_size}")
-    print(f"weights read per decoded token: {per_token / 1e6:.1f} MB; copy bandwidth (np.copyto, read+write): "
-          f"{bandwidth / 1e9:.1f} GB/s -> memory floor {1000 / floor_tps:.1f} ms/token = {floor_tps:.1f} tok/s\n")
+    print(
+        f"\nqwen3 checkpoint {args.model}: {config.num_parameters() / 1e6:.0f}M parameters, "
+        f"{q.get('bits', 16)}-bit group {q.get('group_size', '-')}, {config.num_hidden_layers} layers, "
+        f"vocab {config.vocab_size}"
+    )
+    print(
+        f"weights read per decoded token: {per_token / 1e6:.1f} MB; copy bandwidth (np.copyto, read+write): "
+        f"{bandwidth / 1e9:.1f} GB/s -> memory floor {1000 / floor_tps:.1f} ms/token = {floor_tps:.1f} tok/s\n"
+    )
     ref = next((r for r in rows if r["engine"].startswith("mlx-lm")), None)
-    head = (f"{'engine':<16}{'prompt':>7}{'prefill tok/s':>15}{'decode tok/s':>14}{'vs mlx-lm prefill':>19}"
-            f"{'vs mlx-lm decode':>18}{'% of floor':>12}{'overhead':>10}{'peak RSS':>10}  first tokens")
+    head = (
+        f"{'engine':<16}{'prompt':>7}{'prefill tok/s':>15}{'decode tok/s':>14}{'vs mlx-lm prefill':>19}"
+        f"{'vs mlx-lm decode':>18}{'% of floor':>12}{'overhead':>10}{'peak RSS':>10}  first tokens"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         pre = f"{r['prefill_tps'] / ref['prefill_tps']:.1f}x" if ref else "-"
         dec = f"{r['decode_tps'] / ref['decode_tps']:.1f}x" if ref else "-"
         over = f"{r['overhead']:.1%}" if r.get("overhead") is not None else "-"
-        print(f"{r['engine']:<16}{r['prompt_tokens']:>7}{r['prefill_tps']:>15.2f}{r['decode_tps']:>14.2f}{pre:>19}"
-              f"{dec:>18}{r['decode_tps'] / floor_tps:>12.1%}{over:>10}{_mib(r['peak_rss']):>10}  "
-              f"{' '.join(map(str, r['tokens']))}")
-    print(f"\nbest of {args.repeat} timed runs after a warm-up; decode: {args.decode_tokens} tokens after the first; "
-          "overhead: share of a decoded token's time outside quantized_matmul (instrumented run, up to 8 tokens);")
+        print(
+            f"{r['engine']:<16}{r['prompt_tokens']:>7}{r['prefill_tps']:>15.2f}{r['decode_tps']:>14.2f}{pre:>19}"
+            f"{dec:>18}{r['decode_tps'] / floor_tps:>12.1%}{over:>10}{_mib(r['peak_rss']):>10}  "
+            f"{' '.join(map(str, r['tokens']))}"
+        )
+    print(
+        f"\nbest of {args.repeat} timed runs after a warm-up; decode: {args.decode_tokens} tokens after the first; "
+        "overhead: share of a decoded token's time outside quantized_matmul (instrumented run, up to 8 tokens);"
+    )
     print("peak RSS: getrusage maxrss of the engine's own process (weights memory-mapped on NumPy).")
     if ref:
         print("mlx-lm's first tokens come from its own (shorter) prompt, computed in bfloat16 (arrayq: float32).")

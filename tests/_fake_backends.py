@@ -10,11 +10,36 @@ from arrayq.backend import BINARY_OPS, COMPOSITES, REDUCE_OPS, UNARY_OPS
 from arrayq_numpy import NumPyBackend
 
 _NOT_ARRAY_OPS = {"is_array", "native_dtype", "to_numpy", *UNARY_OPS, *BINARY_OPS, *REDUCE_OPS, "argmax", "argmin"}
-ARRAY_OPS = [op for op in (
-    "from_numpy", "astype", "full", "arange", "where", "unary", "binary", "reduce", "argreduce",
-    "cumulative_sum", "reshape", "permute_dims", "broadcast_to", "concat", "flip", "take",
-    "take_along_axis", "nonzero", "searchsorted", "sort", "argsort", "unique_all", "matmul", *COMPOSITES,
-) if op not in _NOT_ARRAY_OPS]
+ARRAY_OPS = [
+    op
+    for op in (
+        "from_numpy",
+        "astype",
+        "full",
+        "arange",
+        "where",
+        "unary",
+        "binary",
+        "reduce",
+        "argreduce",
+        "cumulative_sum",
+        "reshape",
+        "permute_dims",
+        "broadcast_to",
+        "concat",
+        "flip",
+        "take",
+        "take_along_axis",
+        "nonzero",
+        "searchsorted",
+        "sort",
+        "argsort",
+        "unique_all",
+        "matmul",
+        *COMPOSITES,
+    )
+    if op not in _NOT_ARRAY_OPS
+]
 
 
 def _retag(value, array_type):
@@ -28,6 +53,7 @@ def _retag(value, array_type):
 def _tagging(method, array_type):
     def op(self, *args, **kwargs):
         return _retag(method(self, *args, **kwargs), array_type)
+
     op.__name__ = method.__name__
     return op
 
@@ -45,7 +71,11 @@ def make_backend_class(tag: str, gives_way: bool = False, base: type = NumPyBack
         return _retag(base.binary(self, op, x1, x2), array_type)
 
     namespace.update(
-        __init__=__init__, binary=binary, library_module=None, array_cls=array_type, gives_way=gives_way,
+        __init__=__init__,
+        binary=binary,
+        library_module=None,
+        array_cls=array_type,
+        gives_way=gives_way,
         is_array=lambda self, x: isinstance(x, array_type),
         to_numpy=lambda self, x: np.asarray(x).view(np.ndarray),
     )

@@ -35,7 +35,9 @@ from arrayq_numpy import NumPyBackend
 
 QUANTIZED = frozenset({"quantize", "dequantize", "quantized_matmul", "gather_qmm"})
 #: Composites the NumPy backend overrides natively; PrimitivesOnly puts them back.
-NUMPY_NATIVE = tuple(n for n in COMPOSITES if n not in QUANTIZED and getattr(NumPyBackend, n) is not getattr(Backend, n))
+NUMPY_NATIVE = tuple(
+    n for n in COMPOSITES if n not in QUANTIZED and getattr(NumPyBackend, n) is not getattr(Backend, n)
+)
 
 # ---------------------------------------------------------------------- the test-only backend
 
@@ -58,12 +60,14 @@ class PArray:
     size = property(lambda self: self.a.size)
     dtype = property(lambda self: self.a.dtype)
 
-    def __getitem__(self, key: Any) -> "PArray":
+    def __getitem__(self, key: Any) -> PArray:
         return PArray(np.asarray(self.a[key]))
 
     def __array__(self, *args: Any, **kwargs: Any):
-        raise TypeError("a PArray reached NumPy without going through the backend: "
-                        "a composite used something outside the Backend contract")
+        raise TypeError(
+            "a PArray reached NumPy without going through the backend: "
+            "a composite used something outside the Backend contract"
+        )
 
     def __repr__(self) -> str:
         return f"PArray({self.a!r})"
@@ -98,9 +102,29 @@ def _boxed(name: str):
 
 #: The primitives that take or give arrays (is_array, native_dtype, to_numpy are below).
 _ARRAY_PRIMITIVES = (
-    "from_numpy", "astype", "full", "arange", "unary", "binary", "where", "reduce", "argreduce",
-    "cumulative_sum", "reshape", "permute_dims", "broadcast_to", "concat", "flip", "take",
-    "take_along_axis", "nonzero", "searchsorted", "sort", "argsort", "unique_all", "matmul",
+    "from_numpy",
+    "astype",
+    "full",
+    "arange",
+    "unary",
+    "binary",
+    "where",
+    "reduce",
+    "argreduce",
+    "cumulative_sum",
+    "reshape",
+    "permute_dims",
+    "broadcast_to",
+    "concat",
+    "flip",
+    "take",
+    "take_along_axis",
+    "nonzero",
+    "searchsorted",
+    "sort",
+    "argsort",
+    "unique_all",
+    "matmul",
 )
 
 
@@ -170,9 +194,13 @@ class Be:
                 got, want = got.astype(np.float32), want.astype(np.float32)
             np.testing.assert_array_equal(got, want)
         else:
-            np.testing.assert_allclose(got.astype(np.complex128 if got.dtype.kind == "c" else np.float64),
-                                       want.astype(np.complex128 if np.iscomplexobj(want) else np.float64),
-                                       rtol=rtol, atol=atol, equal_nan=True)
+            np.testing.assert_allclose(
+                got.astype(np.complex128 if got.dtype.kind == "c" else np.float64),
+                want.astype(np.complex128 if np.iscomplexobj(want) else np.float64),
+                rtol=rtol,
+                atol=atol,
+                equal_nan=True,
+            )
         return out
 
 

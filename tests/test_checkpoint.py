@@ -56,12 +56,18 @@ def _fails(directory, file, tensor, *words):
 
 # ---------------------------------------------------------------------- safetensors itself
 
+
 def test_safetensors_round_trip(tmp_path):
     tensors = {
-        "f32": np.arange(12, dtype=np.float32).reshape(3, 4), "bf16": np.array([1.5, -2], ml_dtypes.bfloat16),
-        "f16": np.array([[0.25]], np.float16), "u32": np.array([1, 2**32 - 1], np.uint32),
-        "i8": np.array([-1, 2, 3], np.int8), "bool": np.array([True, False]), "empty": np.zeros((0, 3), np.float32),
-        "scalar": np.array(7, np.int64), "f64": np.array([np.pi]),
+        "f32": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "bf16": np.array([1.5, -2], ml_dtypes.bfloat16),
+        "f16": np.array([[0.25]], np.float16),
+        "u32": np.array([1, 2**32 - 1], np.uint32),
+        "i8": np.array([-1, 2, 3], np.int8),
+        "bool": np.array([True, False]),
+        "empty": np.zeros((0, 3), np.float32),
+        "scalar": np.array(7, np.int64),
+        "f64": np.array([np.pi]),
     }
     n = safetensors.save(tmp_path / "t.safetensors", tensors, {"k": "v"})
     assert n == (tmp_path / "t.safetensors").stat().st_size
@@ -71,13 +77,15 @@ def test_safetensors_round_trip(tmp_path):
     for name, a in tensors.items():
         b = f[name]
         assert b.dtype == a.dtype and b.shape == a.shape and b.tobytes() == a.tobytes()
-        assert f.infos[name].start % a.dtype.itemsize == 0         # every tensor aligned for its dtype
-    assert not f["f32"].flags.writeable                             # read-only view of the map
+        assert f.infos[name].start % a.dtype.itemsize == 0  # every tensor aligned for its dtype
+    assert not f["f32"].flags.writeable  # read-only view of the map
 
 
 def test_safetensors_reads_misaligned_tensors(tmp_path):
-    header = {"a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]},
-              "b": {"dtype": "F32", "shape": [2], "data_offsets": [3, 11]}}
+    header = {
+        "a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]},
+        "b": {"dtype": "F32", "shape": [2], "data_offsets": [3, 11]},
+    }
     raw = json.dumps(header).encode()
     data = bytes([1, 2, 3]) + np.array([1.5, -4], np.float32).tobytes()
     (tmp_path / "m.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw + data)
@@ -87,8 +95,11 @@ def test_safetensors_reads_misaligned_tensors(tmp_path):
 
 def test_safetensors_interoperates_with_the_reference_package(tmp_path):
     st = pytest.importorskip("safetensors.numpy")
-    tensors = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "q": np.array([3, 4], np.uint32),
-               "h": np.array([1, 2], np.float16)}
+    tensors = {
+        "w": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "q": np.array([3, 4], np.uint32),
+        "h": np.array([1, 2], np.float16),
+    }
     safetensors.save(tmp_path / "ours.safetensors", tensors)
     theirs = st.load_file(str(tmp_path / "ours.safetensors"))
     assert all(np.array_equal(theirs[k], v) for k, v in tensors.items())
@@ -97,12 +108,15 @@ def test_safetensors_interoperates_with_the_reference_package(tmp_path):
     assert all(np.array_equal(ours[k], v) and ours[k].dtype == v.dtype for k, v in tensors.items())
 
 
-@pytest.mark.parametrize("damage,words", [
-    (lambda b: b[:5], "too short"),
-    (lambda b: b[:40], "header length"),
-    (lambda b: b[:8] + b"x" + b[9:], "not valid JSON"),
-    (lambda b: (10**12).to_bytes(8, "little") + b[8:], "header length"),
-])
+@pytest.mark.parametrize(
+    "damage,words",
+    [
+        (lambda b: b[:5], "too short"),
+        (lambda b: b[:40], "header length"),
+        (lambda b: b[:8] + b"x" + b[9:], "not valid JSON"),
+        (lambda b: (10**12).to_bytes(8, "little") + b[8:], "header length"),
+    ],
+)
 def test_safetensors_damaged_headers(tmp_path, damage, words):
     good = tmp_path / "good.safetensors"
     safetensors.save(good, {"x": np.zeros(4, np.float32)})
@@ -113,13 +127,16 @@ def test_safetensors_damaged_headers(tmp_path, damage, words):
     assert info.value.path == str(bad)
 
 
-@pytest.mark.parametrize("entry,words", [
-    ({"dtype": "F8_E5M2", "shape": [1], "data_offsets": [0, 1]}, "unsupported dtype"),
-    ({"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}, "needs 8"),
-    ({"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}, "shape"),
-    ({"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}, "data_offsets"),
-    ({"dtype": "F32", "shape": [1]}, "lacks"),
-])
+@pytest.mark.parametrize(
+    "entry,words",
+    [
+        ({"dtype": "F8_E5M2", "shape": [1], "data_offsets": [0, 1]}, "unsupported dtype"),
+        ({"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}, "needs 8"),
+        ({"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}, "shape"),
+        ({"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}, "data_offsets"),
+        ({"dtype": "F32", "shape": [1]}, "lacks"),
+    ],
+)
 def test_safetensors_corrupted_entries_name_the_tensor(tmp_path, entry, words):
     raw = json.dumps({"bad": entry}).encode()
     path = tmp_path / "c.safetensors"
@@ -130,8 +147,12 @@ def test_safetensors_corrupted_entries_name_the_tensor(tmp_path, entry, words):
 
 
 def test_safetensors_overlapping_tensors(tmp_path):
-    raw = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                      "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}).encode()
+    raw = json.dumps(
+        {
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+        }
+    ).encode()
     path = tmp_path / "o.safetensors"
     path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(8))
     with pytest.raises(CheckpointError, match="overlap"):
@@ -139,6 +160,7 @@ def test_safetensors_overlapping_tensors(tmp_path):
 
 
 # ---------------------------------------------------------------------- checkpoints
+
 
 def test_missing_tensor(ckpt):
     name = "model.layers.1.post_attention_layernorm.weight"
@@ -180,12 +202,18 @@ def test_corrupted_header(ckpt):
     _fails(ckpt, "model.safetensors", None, "corrupted")
 
 
-@pytest.mark.parametrize("quant,tensor,words", [
-    ({"group_size": 64, "bits": 4, "mode": "int4"}, None, "unknown quantization mode 'int4'"),
-    ({"group_size": 48, "bits": 4}, None, "group_size"),
-    ({"group_size": 64, "bits": 4, "model.layers.0.mlp.down_proj": {"mode": "fp3"}}, "model.layers.0.mlp.down_proj",
-     "unknown quantization mode 'fp3'"),
-])
+@pytest.mark.parametrize(
+    "quant,tensor,words",
+    [
+        ({"group_size": 64, "bits": 4, "mode": "int4"}, None, "unknown quantization mode 'int4'"),
+        ({"group_size": 48, "bits": 4}, None, "group_size"),
+        (
+            {"group_size": 64, "bits": 4, "model.layers.0.mlp.down_proj": {"mode": "fp3"}},
+            "model.layers.0.mlp.down_proj",
+            "unknown quantization mode 'fp3'",
+        ),
+    ],
+)
 def test_bad_quantization_config(ckpt, quant, tensor, words):
     _config(ckpt, quantization=quant)
     _fails(ckpt, "config.json", tensor, words)
@@ -208,7 +236,9 @@ def test_config_marks_layer_unquantized_but_it_is(ckpt):
 
 def test_packed_weight_without_scales(ckpt):
     name = "model.layers.0.self_attn.o_proj"
-    _rewrite(ckpt, lambda t: {k: v for k, v in t.items() if not k.startswith(name + ".s") and not k.startswith(name + ".b")})
+    _rewrite(
+        ckpt, lambda t: {k: v for k, v in t.items() if not k.startswith(name + ".s") and not k.startswith(name + ".b")}
+    )
     _fails(ckpt, "model.safetensors", name + ".weight", "packed", "scales is missing")
 
 
@@ -237,13 +267,16 @@ def test_unexpected_tensor(ckpt):
     _fails(ckpt, "model.safetensors", "model.layers.0.self_attn.q_proj.bias", "attention_bias = false")
 
 
-@pytest.mark.parametrize("change,words", [
-    ({"model_type": "llama"}, "model_type 'llama'"),
-    ({"hidden_size": "128"}, "hidden_size must be a positive integer"),
-    ({"num_key_value_heads": 3}, "multiple of"),
-    ({"rope_scaling": {"rope_type": "yarn", "factor": 4}}, "rope_scaling"),
-    ({"quantization_config": {"quant_method": "gptq", "bits": 4}, "quantization": None}, "gptq"),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        ({"model_type": "llama"}, "model_type 'llama'"),
+        ({"hidden_size": "128"}, "hidden_size must be a positive integer"),
+        ({"num_key_value_heads": 3}, "multiple of"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4}}, "rope_scaling"),
+        ({"quantization_config": {"quant_method": "gptq", "bits": 4}, "quantization": None}, "gptq"),
+    ],
+)
 def test_bad_config_values(ckpt, change, words):
     _config(ckpt, **change)
     _fails(ckpt, "config.json", None, words)

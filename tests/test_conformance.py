@@ -72,7 +72,7 @@ def test_declared_gaps_are_skipped_with_their_reason():
         rows = {r["op"]: r for r in report.by_op()}
         assert rows["sort"]["status"] == "skipped" and "not written yet" in rows["sort"]["note"]
         assert rows["argsort"]["status"] == "pass"
-        bf16 = [r for r in run("gappy", pattern="exp[bfloat16").results]
+        bf16 = list(run("gappy", pattern="exp[bfloat16").results)
         assert bf16 and all(r.status == "skip" and "no bfloat16" in r.message for r in bf16)
     finally:
         arrayq.unregister_backend("gappy")
@@ -87,8 +87,20 @@ def test_cli_writes_json_and_exits_zero(tmp_path):
 
 
 def test_pytest_plugin_runs_the_suite():
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "arrayq.conformance", "--arrayq-backend", "numpy",
-           "-k", "matmul and float32", "-q", "-p", "no:cacheprovider"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "arrayq.conformance",
+        "--arrayq-backend",
+        "numpy",
+        "-k",
+        "matmul and float32",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout

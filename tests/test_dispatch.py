@@ -130,8 +130,12 @@ class Pair:
 
 def test_to_backend_round_trips_containers(two_backends):
     alpha, _ = two_backends
-    tree = {"w": np.arange(6.0).reshape(2, 3), "items": (np.int32(7), [np.ones(2, np.float32)]),
-            "pair": Pair(np.zeros(1), None), "n": 3}
+    tree = {
+        "w": np.arange(6.0).reshape(2, 3),
+        "items": (np.int32(7), [np.ones(2, np.float32)]),
+        "pair": Pair(np.zeros(1), None),
+        "n": 3,
+    }
     moved = arrayq.to_backend(tree, "alpha")
     assert isinstance(moved["w"], alpha.array_cls) and isinstance(moved["items"][1][0], alpha.array_cls)
     assert isinstance(moved["pair"], Pair) and isinstance(moved["pair"].left, alpha.array_cls)

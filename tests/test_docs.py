@@ -8,8 +8,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-EXAMPLES = [(f"{path.name}#{i}", code) for path in FILES for i, code in enumerate(BLOCK.findall(path.read_text()))
-            if "# not run" not in code]
+EXAMPLES = [
+    (f"{path.name}#{i}", code)
+    for path in FILES
+    for i, code in enumerate(BLOCK.findall(path.read_text()))
+    if "# not run" not in code
+]
 
 
 def test_there_are_examples():

@@ -19,10 +19,21 @@ COVERS = {"astype", "can_cast", "finfo", "iinfo", "isdtype", "result_type", "as_
 
 # name: (kind, bits)
 ALL = {
-    "bool": ("bool", 8), "int8": ("signed", 8), "int16": ("signed", 16), "int32": ("signed", 32),
-    "int64": ("signed", 64), "uint8": ("unsigned", 8), "uint16": ("unsigned", 16), "uint32": ("unsigned", 32),
-    "uint64": ("unsigned", 64), "float16": ("float", 16), "bfloat16": ("float", 16), "float32": ("float", 32),
-    "float64": ("float", 64), "complex64": ("complex", 64), "complex128": ("complex", 128),
+    "bool": ("bool", 8),
+    "int8": ("signed", 8),
+    "int16": ("signed", 16),
+    "int32": ("signed", 32),
+    "int64": ("signed", 64),
+    "uint8": ("unsigned", 8),
+    "uint16": ("unsigned", 16),
+    "uint32": ("unsigned", 32),
+    "uint64": ("unsigned", 64),
+    "float16": ("float", 16),
+    "bfloat16": ("float", 16),
+    "float32": ("float", 32),
+    "float64": ("float", 64),
+    "complex64": ("complex", 64),
+    "complex128": ("complex", 128),
 }
 ARRAY_API = [n for n in ALL if n not in ("float16", "bfloat16")]  # the standard's dtypes (array_api_strict's)
 
@@ -32,6 +43,7 @@ def _np(name):
 
 
 # ---------------------------------------------------------------------- DType objects
+
 
 @pytest.mark.parametrize("name", ALL)
 def test_dtype_objects(name):
@@ -83,17 +95,21 @@ def test_as_dtype_rejects_what_is_not_a_dtype(bad):
 
 # ---------------------------------------------------------------------- astype
 
-@pytest.mark.parametrize("src, dst, data, expected", [
-    ("int8", "float32", [-3, 0, 7], [-3.0, 0.0, 7.0]),
-    ("float64", "int16", [-3.0, 0.0, 7.0], [-3, 0, 7]),
-    ("int32", "bool", [-3, 0, 7], [True, False, True]),
-    ("bool", "uint8", [True, False], [1, 0]),
-    ("float32", "float16", [0.5, -2.0], [0.5, -2.0]),
-    ("float32", "bfloat16", [0.5, -2.0], [0.5, -2.0]),
-    ("float64", "complex64", [0.5, -2.0], [0.5, -2.0]),
-    ("uint16", "int64", [0, 65535], [0, 65535]),
-    ("int64", "int64", [5], [5]),
-])
+
+@pytest.mark.parametrize(
+    "src, dst, data, expected",
+    [
+        ("int8", "float32", [-3, 0, 7], [-3.0, 0.0, 7.0]),
+        ("float64", "int16", [-3.0, 0.0, 7.0], [-3, 0, 7]),
+        ("int32", "bool", [-3, 0, 7], [True, False, True]),
+        ("bool", "uint8", [True, False], [1, 0]),
+        ("float32", "float16", [0.5, -2.0], [0.5, -2.0]),
+        ("float32", "bfloat16", [0.5, -2.0], [0.5, -2.0]),
+        ("float64", "complex64", [0.5, -2.0], [0.5, -2.0]),
+        ("uint16", "int64", [0, 65535], [0, 65535]),
+        ("int64", "int64", [5], [5]),
+    ],
+)
 def test_astype(be, src, dst, data, expected):
     x = be.arr(data, src)
     be.check(aq.astype(x, getattr(aq, dst)), expected, getattr(aq, dst))
@@ -136,9 +152,18 @@ def test_result_type_follows_the_array_api_table(a, b):
         assert aq.result_type(a, _np(b)) is getattr(aq, expected)  # names and native dtypes too
 
 
-@pytest.mark.parametrize("names", [("int8", "uint8", "int16"), ("float32", "complex64", "float64"),
-                                   ("uint8", "uint16", "int8"), ("bool", "bool", "bool"), ("int8", "uint64", "int64"),
-                                   ("float32",), ("uint32", "int8", "uint8")])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("int8", "uint8", "int16"),
+        ("float32", "complex64", "float64"),
+        ("uint8", "uint16", "int8"),
+        ("bool", "bool", "bool"),
+        ("int8", "uint64", "int64"),
+        ("float32",),
+        ("uint32", "int8", "uint8"),
+    ],
+)
 def test_result_type_of_several(names):
     expected = _strict_result(*names)
     if expected is None:
@@ -252,6 +277,7 @@ def test_isdtype_with_dtypes_and_tuples():
 
 
 # ---------------------------------------------------------------------- constants
+
 
 def test_constants():
     assert aq.e == math.e and aq.pi == math.pi

@@ -26,6 +26,7 @@ U32, I32, F32, BOOL, STRING, ARRAY, U64 = 4, 5, 6, 7, 8, 9, 10
 
 # ---------------------------------------------------------------------- a GGUF writer, llama.cpp's block formats
 
+
 def quantize_q8_0(x):
     """llama.cpp's reference Q8_0: per block of 32, d = amax / 127, q = round(x / d)."""
     blocks = x.astype(np.float32).reshape(-1, 32)
@@ -53,14 +54,20 @@ def quantize_q4_1(x):
         lo, hi = block.min(), block.max()
         d = (hi - lo) / 15
         q = np.minimum(15, np.floor((block - lo) / d + 0.5) if d else np.zeros(32)).astype(np.uint8)
-        out.append(np.float16(d).tobytes() + np.float16(lo).tobytes() + (q[:16] | (q[16:] << 4)).astype(np.uint8).tobytes())
+        out.append(
+            np.float16(d).tobytes() + np.float16(lo).tobytes() + (q[:16] | (q[16:] << 4)).astype(np.uint8).tobytes()
+        )
     return b"".join(out)
 
 
 def dequantize_reference(raw, kind, shape):
     """llama.cpp's dequantization in float32, from the block bytes."""
     if kind in ("F32", "F16", "BF16"):
-        return np.frombuffer(raw, {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16}[kind]).astype(np.float32).reshape(shape)
+        return (
+            np.frombuffer(raw, {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16}[kind])
+            .astype(np.float32)
+            .reshape(shape)
+        )
     size = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}[kind]
     blocks = np.frombuffer(raw, np.uint8).reshape(-1, size)
     d = blocks[:, :2].copy().view(np.float16).astype(np.float32)
@@ -75,9 +82,14 @@ def dequantize_reference(raw, kind, shape):
 
 
 def encode(kind, x):
-    return {"F32": lambda a: a.astype(np.float32).tobytes(), "F16": lambda a: a.astype(np.float16).tobytes(),
-            "BF16": lambda a: a.astype(ml_dtypes.bfloat16).tobytes(), "Q8_0": quantize_q8_0,
-            "Q4_0": quantize_q4_0, "Q4_1": quantize_q4_1}[kind](x)
+    return {
+        "F32": lambda a: a.astype(np.float32).tobytes(),
+        "F16": lambda a: a.astype(np.float16).tobytes(),
+        "BF16": lambda a: a.astype(ml_dtypes.bfloat16).tobytes(),
+        "Q8_0": quantize_q8_0,
+        "Q4_0": quantize_q4_0,
+        "Q4_1": quantize_q4_1,
+    }[kind](x)
 
 
 def _string(s):
@@ -114,10 +126,26 @@ def write_gguf(path, metadata, tensors, alignment=32, version=3):
 
 # ---------------------------------------------------------------------- a tiny Qwen3 in GGUF
 
-CONFIG = dict(vocab_size=96, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-              head_dim=32, intermediate_size=128, rms_norm_eps=1e-6, rope_theta=1e6)
-KINDS = {"attn_q": "Q4_0", "attn_k": "BF16", "attn_v": "F16", "attn_output": "Q4_0", "ffn_gate": "Q4_1",
-         "ffn_up": "Q8_0", "ffn_down": "Q4_0"}
+CONFIG = dict(
+    vocab_size=96,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    intermediate_size=128,
+    rms_norm_eps=1e-6,
+    rope_theta=1e6,
+)
+KINDS = {
+    "attn_q": "Q4_0",
+    "attn_k": "BF16",
+    "attn_v": "F16",
+    "attn_output": "Q4_0",
+    "ffn_gate": "Q4_1",
+    "ffn_up": "Q8_0",
+    "ffn_down": "Q4_0",
+}
 
 
 def _weights(seed=0):
@@ -125,10 +153,19 @@ def _weights(seed=0):
     r = np.random.default_rng(seed)
     c = CONFIG
     hid, hd, inter = c["hidden_size"], c["head_dim"], c["intermediate_size"]
-    w = {"token_embd.weight": ("Q8_0", r.standard_normal((c["vocab_size"], hid)) * 0.4),
-         "output_norm.weight": ("F32", 1 + 0.1 * r.standard_normal(hid))}
-    shapes = {"attn_q": (4 * hd, hid), "attn_k": (2 * hd, hid), "attn_v": (2 * hd, hid), "attn_output": (hid, 4 * hd),
-              "ffn_gate": (inter, hid), "ffn_up": (inter, hid), "ffn_down": (hid, inter)}
+    w = {
+        "token_embd.weight": ("Q8_0", r.standard_normal((c["vocab_size"], hid)) * 0.4),
+        "output_norm.weight": ("F32", 1 + 0.1 * r.standard_normal(hid)),
+    }
+    shapes = {
+        "attn_q": (4 * hd, hid),
+        "attn_k": (2 * hd, hid),
+        "attn_v": (2 * hd, hid),
+        "attn_output": (hid, 4 * hd),
+        "ffn_gate": (inter, hid),
+        "ffn_up": (inter, hid),
+        "ffn_down": (hid, inter),
+    }
     for i in range(c["num_hidden_layers"]):
         for key, shape in shapes.items():
             w[f"blk.{i}.{key}.weight"] = (KINDS[key], r.standard_normal(shape) / np.sqrt(shape[1]))
@@ -140,14 +177,20 @@ def _weights(seed=0):
 def _metadata(**changes):
     c = CONFIG
     md = {
-        "general.architecture": (STRING, "qwen3"), "general.name": (STRING, "tiny test"),
-        "qwen3.block_count": (U32, c["num_hidden_layers"]), "qwen3.context_length": (U32, 4096),
-        "qwen3.embedding_length": (U32, c["hidden_size"]), "qwen3.feed_forward_length": (U32, c["intermediate_size"]),
+        "general.architecture": (STRING, "qwen3"),
+        "general.name": (STRING, "tiny test"),
+        "qwen3.block_count": (U32, c["num_hidden_layers"]),
+        "qwen3.context_length": (U32, 4096),
+        "qwen3.embedding_length": (U32, c["hidden_size"]),
+        "qwen3.feed_forward_length": (U32, c["intermediate_size"]),
         "qwen3.attention.head_count": (U32, c["num_attention_heads"]),
         "qwen3.attention.head_count_kv": (U32, c["num_key_value_heads"]),
-        "qwen3.attention.key_length": (U32, c["head_dim"]), "qwen3.attention.value_length": (U32, c["head_dim"]),
-        "qwen3.attention.layer_norm_rms_epsilon": (F32, c["rms_norm_eps"]), "qwen3.rope.freq_base": (F32, c["rope_theta"]),
-        "tokenizer.ggml.model": (STRING, "gpt2"), "tokenizer.ggml.eos_token_id": (U32, 95),
+        "qwen3.attention.key_length": (U32, c["head_dim"]),
+        "qwen3.attention.value_length": (U32, c["head_dim"]),
+        "qwen3.attention.layer_norm_rms_epsilon": (F32, c["rms_norm_eps"]),
+        "qwen3.rope.freq_base": (F32, c["rope_theta"]),
+        "tokenizer.ggml.model": (STRING, "gpt2"),
+        "tokenizer.ggml.eos_token_id": (U32, 95),
         "tokenizer.ggml.tokens": (ARRAY, (STRING, [f"t{i}" for i in range(c["vocab_size"])])),
         "tokenizer.ggml.token_type": (ARRAY, (I32, [1] * c["vocab_size"])),
     }
@@ -168,11 +211,14 @@ def gguf_model(tmp_path_factory):
 
 # ---------------------------------------------------------------------- tests
 
+
 def test_reader_parses_header_metadata_and_tensor_infos(gguf_model):
     f = gguf.GGUFFile(gguf_model)
     assert f.version == 3 and f.alignment == 32 and f.data_start % 32 == 0
     assert f.metadata["general.architecture"] == "qwen3" and f.metadata["qwen3.block_count"] == 2
-    assert f.metadata["tokenizer.ggml.tokens"][:2] == ["t0", "t1"] and len(f.metadata["tokenizer.ggml.token_type"]) == 96
+    assert (
+        f.metadata["tokenizer.ggml.tokens"][:2] == ["t0", "t1"] and len(f.metadata["tokenizer.ggml.token_type"]) == 96
+    )
     assert abs(f.metadata["qwen3.attention.layer_norm_rms_epsilon"] - 1e-6) < 1e-12
     info = f.tensors["blk.0.attn_q.weight"]
     assert (info.shape, info.type) == ((128, 64), "Q4_0")
@@ -182,8 +228,8 @@ def test_reader_parses_header_metadata_and_tensor_infos(gguf_model):
 @pytest.mark.parametrize("kind", ["Q4_0", "Q4_1", "Q8_0"])
 def test_block_formats_map_exactly_onto_affine(tmp_path, kind):
     x = (np.random.default_rng(1).standard_normal((6, 128)) * 3).astype(np.float32)
-    x[0, :32] = 0                                             # an all-zero block
-    x[1, 32:64] = 1.25                                        # a constant block
+    x[0, :32] = 0  # an all-zero block
+    x[1, 32:64] = 1.25  # a constant block
     raw = encode(kind, x)
     path = write_gguf(tmp_path / "t.gguf", [("general.architecture", STRING, "test")], [("w", kind, x.shape, raw)])
     packed, scales, biases, group, bits = gguf.GGUFFile(path).affine("w")
@@ -191,7 +237,7 @@ def test_block_formats_map_exactly_onto_affine(tmp_path, kind):
     qw = aq.QuantizedWeight(packed, scales, biases, group, bits)
     assert qw.shape == x.shape
     expected = dequantize_reference(raw, kind, x.shape)
-    assert np.array_equal(aq.to_numpy(aq.dequantize(qw)), expected)        # bit for bit
+    assert np.array_equal(aq.to_numpy(aq.dequantize(qw)), expected)  # bit for bit
     assert np.abs(expected - x).max() < np.abs(x).max() / (4 if bits == 4 else 60)
     # quantized_matmul with the mapped weight equals x @ W.T with llama.cpp's weights
     v = np.random.default_rng(2).standard_normal((3, 128)).astype(np.float32)
@@ -222,7 +268,7 @@ def test_qwen3_gguf_runs_through_the_same_decoder(gguf_model, tmp_path):
     f = gguf.GGUFFile(gguf_model)
     tensors = {}
     for name, info in f.tensors.items():
-        raw = bytes(f._map[info.start:info.stop])
+        raw = bytes(f._map[info.start : info.stop])
         tensors[models.qwen3.gguf_to_mlx_name(name)] = dequantize_reference(raw, info.type, info.shape)
     d = tmp_path / "dense"
     d.mkdir()
@@ -240,16 +286,23 @@ def test_gguf_on_mlx(gguf_model):
         pytest.skip("mlx is not installed")
     ids = np.array([[5, 17, 3, 90, 42]], np.int32)
     ref = models.load(gguf_model)(ids)
-    np.testing.assert_allclose(aq.to_numpy(models.load(gguf_model, backend="mlx")(ids)), ref, rtol=0,
-                               atol=5e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(
+        aq.to_numpy(models.load(gguf_model, backend="mlx")(ids)), ref, rtol=0, atol=5e-5 * np.abs(ref).max()
+    )
 
 
 def test_cli_generate_with_gguf(gguf_model, capsys):
     from arrayq import cli
 
-    assert cli.main(["generate", "--model", str(gguf_model), "--prompt-ids", "5,17,3", "--max-tokens", "4",
-                     "--ignore-eos"]) == 0
-    assert [int(t) for t in capsys.readouterr()[0].split()] == list(models.generate(models.load(gguf_model), [5, 17, 3], 4))
+    assert (
+        cli.main(
+            ["generate", "--model", str(gguf_model), "--prompt-ids", "5,17,3", "--max-tokens", "4", "--ignore-eos"]
+        )
+        == 0
+    )
+    assert [int(t) for t in capsys.readouterr()[0].split()] == list(
+        models.generate(models.load(gguf_model), [5, 17, 3], 4)
+    )
 
 
 def test_untied_gguf(tmp_path):
@@ -270,9 +323,13 @@ def test_against_the_gguf_package(tmp_path):
     writer.add_array("tokenizer.ggml.tokens", ["a", "b", "c"])
     r = np.random.default_rng(7)
     arrays = {}
-    for name, qtype in (("q8", pkg.GGMLQuantizationType.Q8_0), ("q4", pkg.GGMLQuantizationType.Q4_0),
-                        ("q41", pkg.GGMLQuantizationType.Q4_1), ("f16", pkg.GGMLQuantizationType.F16),
-                        ("f32", pkg.GGMLQuantizationType.F32)):
+    for name, qtype in (
+        ("q8", pkg.GGMLQuantizationType.Q8_0),
+        ("q4", pkg.GGMLQuantizationType.Q4_0),
+        ("q41", pkg.GGMLQuantizationType.Q4_1),
+        ("f16", pkg.GGMLQuantizationType.F16),
+        ("f32", pkg.GGMLQuantizationType.F32),
+    ):
         x = r.standard_normal((8, 64)).astype(np.float32)
         if qtype == pkg.GGMLQuantizationType.F16:
             data = x.astype(np.float16)
@@ -301,6 +358,7 @@ def test_against_the_gguf_package(tmp_path):
 
 
 # ---------------------------------------------------------------------- bad files
+
 
 def _fails(path, tensor, *words):
     with pytest.raises(CheckpointError) as info:
@@ -332,14 +390,14 @@ def test_truncated_gguf(gguf_model, tmp_path):
     bad = tmp_path / "cut.gguf"
     bad.write_bytes(raw[:-40])
     _fails(bad, last, "truncated")
-    bad.write_bytes(raw[:300])                                  # inside the metadata
+    bad.write_bytes(raw[:300])  # inside the metadata
     _fails(bad, None, "truncated or corrupted")
 
 
 def test_corrupted_gguf(gguf_model, tmp_path):
     bad = tmp_path / "corrupt.gguf"
     raw = bytearray(gguf_model.read_bytes())
-    raw[16:24] = struct.pack("<Q", 10**15)                      # absurd metadata count
+    raw[16:24] = struct.pack("<Q", 10**15)  # absurd metadata count
     bad.write_bytes(bytes(raw))
     _fails(bad, None, "corrupted")
     t = _weights()
@@ -350,7 +408,7 @@ def test_corrupted_gguf(gguf_model, tmp_path):
     # shift one tensor's offset off the alignment: its uint64 offset ends right before the next name
     name = "blk.0.ffn_up.weight"
     pos = raw.index(name.encode()) + len(name) + 4 + 16 + 4
-    raw[pos:pos + 8] = struct.pack("<Q", f.tensors[name].start - f.data_start + 2)
+    raw[pos : pos + 8] = struct.pack("<Q", f.tensors[name].start - f.data_start + 2)
     bad.write_bytes(bytes(raw))
     _fails(bad, name, "alignment")
 
@@ -364,14 +422,22 @@ def test_unsupported_tensor_type(tmp_path):
 
 
 def test_wrong_architecture_and_missing_metadata(tmp_path):
-    _fails(_write_model(tmp_path / "a.gguf", metadata=_metadata(**{"general.architecture": (STRING, "llama")})),
-           None, "'llama'")
-    _fails(_write_model(tmp_path / "b.gguf", metadata=_metadata(**{"qwen3.block_count": (None, None)})),
-           None, "qwen3.block_count")
+    _fails(
+        _write_model(tmp_path / "a.gguf", metadata=_metadata(**{"general.architecture": (STRING, "llama")})),
+        None,
+        "'llama'",
+    )
+    _fails(
+        _write_model(tmp_path / "b.gguf", metadata=_metadata(**{"qwen3.block_count": (None, None)})),
+        None,
+        "qwen3.block_count",
+    )
 
 
 def test_missing_and_misshapen_tensors(tmp_path):
-    _fails(_write_model(tmp_path / "m.gguf", drop=("blk.1.ffn_norm.weight",)), "blk.1.ffn_norm.weight", "missing tensor")
+    _fails(
+        _write_model(tmp_path / "m.gguf", drop=("blk.1.ffn_norm.weight",)), "blk.1.ffn_norm.weight", "missing tensor"
+    )
     w = _weights()
     w["blk.0.attn_k.weight"] = ("BF16", w["blk.0.attn_k.weight"][1][:32])
     _fails(_write_model(tmp_path / "s.gguf", w), "blk.0.attn_k.weight", "shape (32, 64)", "expected (64, 64)")

@@ -46,6 +46,7 @@ F32_MATMUL = dict(rtol=5e-3, atol=5e-3) if _TF32 else F32_SUM
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def to_mlx(obj):
     """NumPy arrays inside ``obj`` as MLX arrays (other values unchanged)."""
     if isinstance(obj, np.ndarray):
@@ -75,9 +76,12 @@ def assert_same(ref, got, tol=F32, exact_dtype=True):
         assert rdt == gdt or _defaults_explain(rdt, gdt), f"dtype {gdt} on MLX, {rdt} on NumPy"
     g = aq.to_numpy(got)
     if rdt.kind in ("float", "complex") or gdt.kind in ("float", "complex"):
-        np.testing.assert_allclose(g.astype(np.complex128 if gdt.kind == "complex" else np.float64),
-                                   np.asarray(ref).astype(np.complex128 if rdt.kind == "complex" else np.float64),
-                                   equal_nan=True, **tol)
+        np.testing.assert_allclose(
+            g.astype(np.complex128 if gdt.kind == "complex" else np.float64),
+            np.asarray(ref).astype(np.complex128 if rdt.kind == "complex" else np.float64),
+            equal_nan=True,
+            **tol,
+        )
     else:
         np.testing.assert_array_equal(g, ref)
 
@@ -116,6 +120,7 @@ pair_id = lambda p: f"{shape_id(p[0])}-{shape_id(p[1])}"  # noqa: E731
 
 # ----------------------------------------------------------------------------- loading
 
+
 def test_entry_point_loads_the_backend():
     from arrayq_mlx import MLXBackend
 
@@ -126,15 +131,38 @@ def test_entry_point_loads_the_backend():
 
 
 def test_importing_the_package_does_not_import_mlx():
-    code = "import sys, arrayq, arrayq_mlx; assert not any(m == 'mlx' or m.startswith('mlx.') for m in sys.modules), sorted(m for m in sys.modules if m.startswith('mlx'))"
+    code = (
+        "import sys, arrayq, arrayq_mlx; assert not any(m == 'mlx' or m.startswith('mlx.') for m in sys.modules), "
+        "sorted(m for m in sys.modules if m.startswith('mlx'))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_capabilities_report_native_overrides_and_gaps():
     caps = aq.capabilities("mlx")
-    for op in ("mean", "var", "std", "erf", "tensordot", "clip", "eye", "linspace", "tril", "stack",
-               "tile", "roll", "expand_dims", "squeeze", "moveaxis", "logaddexp", "square",
-               "quantize", "dequantize", "quantized_matmul", "gather_qmm"):
+    for op in (
+        "mean",
+        "var",
+        "std",
+        "erf",
+        "tensordot",
+        "clip",
+        "eye",
+        "linspace",
+        "tril",
+        "stack",
+        "tile",
+        "roll",
+        "expand_dims",
+        "squeeze",
+        "moveaxis",
+        "logaddexp",
+        "square",
+        "quantize",
+        "dequantize",
+        "quantized_matmul",
+        "gather_qmm",
+    ):
         assert caps[op] == "native", op
     for op in ("nonzero", "unique_all", "unique_values"):
         assert caps[op].startswith("gap:"), op
@@ -143,13 +171,35 @@ def test_capabilities_report_native_overrides_and_gaps():
 # ----------------------------------------------------------------------------- elementwise
 
 UNARY_DOMAIN = {
-    "acos": (-0.99, 0.99), "asin": (-0.99, 0.99), "atanh": (-0.99, 0.99), "acosh": (1.0, 5.0),
-    "log": (0.1, 5.0), "log2": (0.1, 5.0), "log10": (0.1, 5.0), "sqrt": (0.0, 5.0),
-    "log1p": (-0.9, 5.0), "tan": (-1.4, 1.4),
+    "acos": (-0.99, 0.99),
+    "asin": (-0.99, 0.99),
+    "atanh": (-0.99, 0.99),
+    "acosh": (1.0, 5.0),
+    "log": (0.1, 5.0),
+    "log2": (0.1, 5.0),
+    "log10": (0.1, 5.0),
+    "sqrt": (0.0, 5.0),
+    "log1p": (-0.9, 5.0),
+    "tan": (-1.4, 1.4),
 }
-FLOAT_UNARY = [op for op in (*aq.backend.UNARY_OPS, "positive", "square", "erf") if op not in ("bitwise_invert", "logical_not")]
-INT_UNARY = ["abs", "bitwise_invert", "ceil", "floor", "negative", "positive", "round", "sign", "square", "trunc",
-             "isfinite", "isinf", "isnan"]
+FLOAT_UNARY = [
+    op for op in (*aq.backend.UNARY_OPS, "positive", "square", "erf") if op not in ("bitwise_invert", "logical_not")
+]
+INT_UNARY = [
+    "abs",
+    "bitwise_invert",
+    "ceil",
+    "floor",
+    "negative",
+    "positive",
+    "round",
+    "sign",
+    "square",
+    "trunc",
+    "isfinite",
+    "isinf",
+    "isnan",
+]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
@@ -167,8 +217,22 @@ def test_unary_int32(op, shape):
 
 def test_unary_specials_nan_inf_signed_zero():
     x = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 2.5, -2.5, 1e-40], np.float32)
-    for op in ("abs", "ceil", "floor", "trunc", "round", "sign", "signbit", "isnan", "isinf", "isfinite",
-               "negative", "exp", "tanh", "square"):
+    for op in (
+        "abs",
+        "ceil",
+        "floor",
+        "trunc",
+        "round",
+        "sign",
+        "signbit",
+        "isnan",
+        "isinf",
+        "isfinite",
+        "negative",
+        "exp",
+        "tanh",
+        "square",
+    ):
         got = check(getattr(aq, op), x)
         if op in ("negative", "abs"):  # signed zeros are visible here (a NaN's sign is unspecified)
             keep = ~np.isnan(x)
@@ -181,25 +245,50 @@ def test_round_is_half_to_even():
     assert aq.to_numpy(aq.round(to_mlx(x))).tolist() == [0, 2, 2, 0, -2, -2, 4, 4]
 
 
-FLOAT_BINARY = [op for op in (*aq.backend.BINARY_OPS, "hypot", "logaddexp")
-                if not op.startswith(("bitwise", "logical"))]
-INT_BINARY = ["add", "subtract", "multiply", "floor_divide", "remainder", "pow", "maximum", "minimum",
-              "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
-              "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift"]
+FLOAT_BINARY = [
+    op for op in (*aq.backend.BINARY_OPS, "hypot", "logaddexp") if not op.startswith(("bitwise", "logical"))
+]
+INT_BINARY = [
+    "add",
+    "subtract",
+    "multiply",
+    "floor_divide",
+    "remainder",
+    "pow",
+    "maximum",
+    "minimum",
+    "equal",
+    "not_equal",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_left_shift",
+    "bitwise_right_shift",
+]
 
 
 def _binary_operands(op, s1, s2, kind):
     if kind == "float":
         x1 = floats(s1, 0.1, 3.0) if op == "pow" else floats(s1)
-        x2 = floats(s2, 0.5, 3.0) * np.where(RNG.random(s2) < 0.5, -1, 1).astype(np.float32) \
-            if op in ("divide", "floor_divide", "remainder") else floats(s2)
+        x2 = (
+            floats(s2, 0.5, 3.0) * np.where(RNG.random(s2) < 0.5, -1, 1).astype(np.float32)
+            if op in ("divide", "floor_divide", "remainder")
+            else floats(s2)
+        )
         return x1, x2
     if op == "pow":
         return ints(s1, -3, 4), ints(s2, 0, 5)
     if op in ("bitwise_left_shift", "bitwise_right_shift"):
         return ints(s1, -1000, 1000), ints(s2, 0, 40)  # past the width: 0 (or the sign), as NumPy
-    x2 = ints(s2, 1, 6) * np.where(RNG.random(s2) < 0.5, -1, 1).astype(np.int32) \
-        if op in ("floor_divide", "remainder") else ints(s2)
+    x2 = (
+        ints(s2, 1, 6) * np.where(RNG.random(s2) < 0.5, -1, 1).astype(np.int32)
+        if op in ("floor_divide", "remainder")
+        else ints(s2)
+    )
     return ints(s1, -50, 50), x2
 
 
@@ -215,20 +304,35 @@ def test_binary_int32(op, pair):
     check(getattr(aq, op), *_binary_operands(op, *pair, "int"))
 
 
-@pytest.mark.parametrize("op", ["logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
-                                "bitwise_xor", "equal", "not_equal"])
+@pytest.mark.parametrize(
+    "op", ["logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "equal", "not_equal"]
+)
 def test_binary_bool(op):
     check(getattr(aq, op), RNG.random((3, 4)) < 0.5, RNG.random((4,)) < 0.5)
     check(aq.logical_not, RNG.random((3, 4)) < 0.5)
     check(aq.bitwise_invert, RNG.random((3, 4)) < 0.5)
 
 
-@pytest.mark.parametrize("op", ["add", "subtract", "multiply", "divide", "maximum", "pow", "less", "copysign",
-                                "remainder", "floor_divide", "atan2"])
+@pytest.mark.parametrize(
+    "op",
+    [
+        "add",
+        "subtract",
+        "multiply",
+        "divide",
+        "maximum",
+        "pow",
+        "less",
+        "copysign",
+        "remainder",
+        "floor_divide",
+        "atan2",
+    ],
+)
 def test_python_scalars_are_weak(op):
     x = floats((3, 4), 0.1, 3.0)
     for scalar in (2.0, -1.5):
-        got = check(lambda a: getattr(aq, op)(a, scalar), x)
+        got = check(lambda a, scalar=scalar: getattr(aq, op)(a, scalar), x)
         assert got.dtype in (mx.float32, mx.bool_)
     half = x.astype(np.float16)
     assert to_mlx(half).dtype == mx.float16
@@ -272,8 +376,18 @@ def test_clip_where_and_friends():
 
 # ----------------------------------------------------------------------------- reductions
 
-RED_SHAPES = [((), None), ((5,), None), ((5,), 0), ((3, 4), None), ((3, 4), 0), ((3, 4), -1),
-              ((2, 3, 4), (0, 2)), ((2, 3, 4), ()), ((0, 4), 0), ((0, 4), None)]
+RED_SHAPES = [
+    ((), None),
+    ((5,), None),
+    ((5,), 0),
+    ((3, 4), None),
+    ((3, 4), 0),
+    ((3, 4), -1),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), ()),
+    ((0, 4), 0),
+    ((0, 4), None),
+]
 red_id = lambda c: f"{shape_id(c[0])}-ax{c[1]}"  # noqa: E731
 
 
@@ -324,7 +438,7 @@ def test_argreduce_first_occurrence(op, kind):
     x = x.astype(np.float32) if kind == "float32" else x
     for axis in (None, 0, 1, -1):
         for keepdims in (False, True):
-            check(lambda a: getattr(aq, op)(a, axis=axis, keepdims=keepdims), x)
+            check(lambda a, axis=axis, keepdims=keepdims: getattr(aq, op)(a, axis=axis, keepdims=keepdims), x)
     check(getattr(aq, op), np.array(3.0, np.float32))
     big = np.zeros(10_000, np.float32)
     big[[17, 4000, 9999]] = 1.0 if op == "argmax" else -1.0
@@ -334,13 +448,26 @@ def test_argreduce_first_occurrence(op, kind):
 
 @pytest.mark.parametrize("include_initial", [False, True])
 def test_cumulative_sum(include_initial):
-    for x, axis in ((floats((5,)), None), (floats((3, 4)), 0), (floats((2, 3, 4)), -1), (floats((0,)), None),
-                    (ints((3, 4)), 1), (ints((3, 4)).astype(np.int8), 0)):
-        check(lambda a: aq.cumulative_sum(a, axis=axis, include_initial=include_initial), x, tol=F32_SUM)
+    for x, axis in (
+        (floats((5,)), None),
+        (floats((3, 4)), 0),
+        (floats((2, 3, 4)), -1),
+        (floats((0,)), None),
+        (ints((3, 4)), 1),
+        (ints((3, 4)).astype(np.int8), 0),
+    ):
+        check(
+            lambda a, axis=axis, include_initial=include_initial: aq.cumulative_sum(
+                a, axis=axis, include_initial=include_initial
+            ),
+            x,
+            tol=F32_SUM,
+        )
     check(lambda a: aq.cumulative_sum(a, axis=0, dtype=aq.float32), ints((3, 2)))
 
 
 # ----------------------------------------------------------------------------- creation
+
 
 def _on_both(fn):
     with aq.default_backend("numpy"):
@@ -351,19 +478,26 @@ def _on_both(fn):
 
 
 CREATION = {
-    "zeros": lambda: aq.zeros((2, 3)), "ones_int": lambda: aq.ones(4, dtype=aq.int32),
-    "empty": lambda: aq.zeros((0, 3)), "full_f": lambda: aq.full((2, 2), 1.5, dtype=aq.float32),
-    "full_i": lambda: aq.full((3,), 7, dtype=aq.int32), "full_0d": lambda: aq.full((), True),
-    "arange_i": lambda: aq.arange(10, dtype=aq.int32), "arange_f": lambda: aq.arange(0.0, 1.0, 0.125, dtype=aq.float32),
-    "arange_neg": lambda: aq.arange(5, -5, -2, dtype=aq.int32), "arange_empty": lambda: aq.arange(5, 0, dtype=aq.int32),
-    "eye": lambda: aq.eye(3, dtype=aq.float32), "eye_k": lambda: aq.eye(3, 5, k=1, dtype=aq.float32),
+    "zeros": lambda: aq.zeros((2, 3)),
+    "ones_int": lambda: aq.ones(4, dtype=aq.int32),
+    "empty": lambda: aq.zeros((0, 3)),
+    "full_f": lambda: aq.full((2, 2), 1.5, dtype=aq.float32),
+    "full_i": lambda: aq.full((3,), 7, dtype=aq.int32),
+    "full_0d": lambda: aq.full((), True),
+    "arange_i": lambda: aq.arange(10, dtype=aq.int32),
+    "arange_f": lambda: aq.arange(0.0, 1.0, 0.125, dtype=aq.float32),
+    "arange_neg": lambda: aq.arange(5, -5, -2, dtype=aq.int32),
+    "arange_empty": lambda: aq.arange(5, 0, dtype=aq.int32),
+    "eye": lambda: aq.eye(3, dtype=aq.float32),
+    "eye_k": lambda: aq.eye(3, 5, k=1, dtype=aq.float32),
     "eye_kneg_int": lambda: aq.eye(4, 2, k=-1, dtype=aq.int32),
     "linspace": lambda: aq.linspace(0.0, 1.0, 7, dtype=aq.float32),
     "linspace_open": lambda: aq.linspace(-2.0, 3.0, 5, endpoint=False, dtype=aq.float32),
     "linspace_0": lambda: aq.linspace(0.0, 1.0, 0, dtype=aq.float32),
     "linspace_1": lambda: aq.linspace(2.0, 3.0, 1, dtype=aq.float32),
     "asarray_list": lambda: aq.asarray([[1.0, 2.0], [3.0, 4.0]], dtype=aq.float32),
-    "asarray_int": lambda: aq.asarray([1, 2, 3], dtype=aq.int32), "asarray_bool": lambda: aq.asarray([True, False]),
+    "asarray_int": lambda: aq.asarray([1, 2, 3], dtype=aq.int32),
+    "asarray_bool": lambda: aq.asarray([True, False]),
 }
 
 
@@ -386,12 +520,17 @@ def test_creation_defaults_are_float32_and_int32():
 
 def test_like_creation_and_triangles():
     x = floats((2, 3, 4))
-    for fn in (aq.zeros_like, aq.ones_like, aq.empty_like, lambda a: aq.full_like(a, 2.5),
-               lambda a: aq.ones_like(a, dtype=aq.int32)):
+    for fn in (
+        aq.zeros_like,
+        aq.ones_like,
+        aq.empty_like,
+        lambda a: aq.full_like(a, 2.5),
+        lambda a: aq.ones_like(a, dtype=aq.int32),
+    ):
         check(fn, x)
     for k in (-1, 0, 2):
-        check(lambda a: aq.tril(a, k=k), x)
-        check(lambda a: aq.triu(a, k=k), x)
+        check(lambda a, k=k: aq.tril(a, k=k), x)
+        check(lambda a, k=k: aq.triu(a, k=k), x)
     check(lambda a, b: aq.meshgrid(a, b), floats((3,)), floats((4,)))
     check(lambda a, b: aq.meshgrid(a, b, indexing="ij"), floats((3,)), floats((4,)))
 
@@ -408,28 +547,40 @@ def test_asarray_keeps_mlx_arrays_and_copy_false_refuses_to_copy():
 # ----------------------------------------------------------------------------- manipulation
 
 MANIP = {
-    "reshape": (lambda a: aq.reshape(a, (4, 6)), (2, 3, 4)), "reshape_-1": (lambda a: aq.reshape(a, (-1,)), (2, 3, 4)),
-    "reshape_0d": (lambda a: aq.reshape(a, (1, 1)), ()), "reshape_empty": (lambda a: aq.reshape(a, (4, 0)), (0, 4)),
+    "reshape": (lambda a: aq.reshape(a, (4, 6)), (2, 3, 4)),
+    "reshape_-1": (lambda a: aq.reshape(a, (-1,)), (2, 3, 4)),
+    "reshape_0d": (lambda a: aq.reshape(a, (1, 1)), ()),
+    "reshape_empty": (lambda a: aq.reshape(a, (4, 0)), (0, 4)),
     "permute": (lambda a: aq.permute_dims(a, (2, 0, 1)), (2, 3, 4)),
     "matrix_transpose": (aq.matrix_transpose, (2, 3, 4)),
     "broadcast_to": (lambda a: aq.broadcast_to(a, (2, 3, 4)), (3, 1)),
     "broadcast_0d": (lambda a: aq.broadcast_to(a, (2, 2)), ()),
-    "flip_all": (aq.flip, (2, 3, 4)), "flip_axis": (lambda a: aq.flip(a, axis=(0, 2)), (2, 3, 4)),
+    "flip_all": (aq.flip, (2, 3, 4)),
+    "flip_axis": (lambda a: aq.flip(a, axis=(0, 2)), (2, 3, 4)),
     "flip_empty": (lambda a: aq.flip(a, axis=0), (0, 3)),
-    "expand_dims": (lambda a: aq.expand_dims(a, axis=1), (2, 3)), "expand_dims_end": (lambda a: aq.expand_dims(a, axis=-1), (2, 3)),
+    "expand_dims": (lambda a: aq.expand_dims(a, axis=1), (2, 3)),
+    "expand_dims_end": (lambda a: aq.expand_dims(a, axis=-1), (2, 3)),
     "expand_0d": (lambda a: aq.expand_dims(a, axis=0), ()),
     "squeeze": (lambda a: aq.squeeze(a, axis=(0, 2)), (1, 3, 1)),
-    "moveaxis": (lambda a: aq.moveaxis(a, 0, -1), (2, 3, 4)), "moveaxis2": (lambda a: aq.moveaxis(a, (0, 1), (2, 0)), (2, 3, 4)),
-    "tile": (lambda a: aq.tile(a, (2, 1, 3)), (3, 4)), "tile_0": (lambda a: aq.tile(a, (0, 2)), (3,)),
-    "repeat": (lambda a: aq.repeat(a, 2, axis=1), (3, 4)), "repeat_flat": (lambda a: aq.repeat(a, 3), (2, 2)),
-    "roll": (lambda a: aq.roll(a, 2, axis=1), (3, 4)), "roll_flat": (lambda a: aq.roll(a, -3), (3, 4)),
-    "roll_multi": (lambda a: aq.roll(a, (1, -2), axis=(0, 1)), (3, 4)), "roll_empty": (lambda a: aq.roll(a, 1, axis=0), (0, 4)),
+    "moveaxis": (lambda a: aq.moveaxis(a, 0, -1), (2, 3, 4)),
+    "moveaxis2": (lambda a: aq.moveaxis(a, (0, 1), (2, 0)), (2, 3, 4)),
+    "tile": (lambda a: aq.tile(a, (2, 1, 3)), (3, 4)),
+    "tile_0": (lambda a: aq.tile(a, (0, 2)), (3,)),
+    "repeat": (lambda a: aq.repeat(a, 2, axis=1), (3, 4)),
+    "repeat_flat": (lambda a: aq.repeat(a, 3), (2, 2)),
+    "roll": (lambda a: aq.roll(a, 2, axis=1), (3, 4)),
+    "roll_flat": (lambda a: aq.roll(a, -3), (3, 4)),
+    "roll_multi": (lambda a: aq.roll(a, (1, -2), axis=(0, 1)), (3, 4)),
+    "roll_empty": (lambda a: aq.roll(a, 1, axis=0), (0, 4)),
     "unstack": (lambda a: aq.unstack(a, axis=1), (2, 3, 4)),
-    "diff": (lambda a: aq.diff(a, axis=0), (3, 4)), "diff2": (lambda a: aq.diff(a, n=2), (3, 5)),
+    "diff": (lambda a: aq.diff(a, axis=0), (3, 4)),
+    "diff2": (lambda a: aq.diff(a, n=2), (3, 5)),
     "concat_none": (lambda a: aq.concat([a, a], axis=None), (2, 3)),
     "concat_0d_none": (lambda a: aq.concat([a, a], axis=None), ()),
-    "concat1": (lambda a: aq.concat([a, a[:, :1]], axis=1), (2, 3)), "concat_empty": (lambda a: aq.concat([a, a]), (0, 3)),
-    "stack": (lambda a: aq.stack([a, a, a], axis=1), (2, 3)), "stack_0d": (lambda a: aq.stack([a, a]), ()),
+    "concat1": (lambda a: aq.concat([a, a[:, :1]], axis=1), (2, 3)),
+    "concat_empty": (lambda a: aq.concat([a, a]), (0, 3)),
+    "stack": (lambda a: aq.stack([a, a, a], axis=1), (2, 3)),
+    "stack_0d": (lambda a: aq.stack([a, a]), ()),
     "broadcast_arrays": (lambda a: aq.broadcast_arrays(a, a[:1]), (3, 4)),
     "take": (lambda a: aq.take(a, np.array([2, 0, -1, 2]), axis=1), (3, 4)),
     "take_1d": (lambda a: aq.take(a, np.array([[0, 1], [-2, 4]])), (5,)),
@@ -465,14 +616,15 @@ def test_repeat_with_array_counts():
 
 # ----------------------------------------------------------------------------- searching, sorting
 
+
 @pytest.mark.parametrize("descending", [False, True])
 @pytest.mark.parametrize("kind", ["float32", "int32", "bool"])
 def test_sort_and_argsort_stable(kind, descending):
     x = ints((4, 50), 0, 4)  # many ties: stability is visible in argsort
     x = {"float32": x.astype(np.float32), "int32": x, "bool": x > 1}[kind]
     for axis in (0, -1):
-        check(lambda a: aq.sort(a, axis=axis, descending=descending), x)
-        check(lambda a: aq.argsort(a, axis=axis, descending=descending, stable=True), x)
+        check(lambda a, axis=axis: aq.sort(a, axis=axis, descending=descending), x)
+        check(lambda a, axis=axis: aq.argsort(a, axis=axis, descending=descending, stable=True), x)
     check(lambda a: aq.argsort(a, descending=descending), x[:0])
 
 
@@ -497,8 +649,16 @@ def test_searchsorted(side):
 
 # ----------------------------------------------------------------------------- linear algebra
 
-MATMUL_SHAPES = [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
-                 ((2, 1, 3, 4), (5, 4, 2)), ((0, 4), (4, 3)), ((3, 0), (0, 2))]
+MATMUL_SHAPES = [
+    ((3, 4), (4, 5)),
+    ((4,), (4, 5)),
+    ((3, 4), (4,)),
+    ((4,), (4,)),
+    ((2, 3, 4), (4, 5)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+    ((0, 4), (4, 3)),
+    ((3, 0), (0, 2)),
+]
 
 
 @pytest.mark.parametrize("kind", ["float32", "int32"])
@@ -523,6 +683,7 @@ def test_tensordot_and_vecdot(kind):
 
 # ----------------------------------------------------------------------------- gaps and dtypes
 
+
 @pytest.mark.parametrize("op", ["nonzero", "unique_all", "unique_counts", "unique_inverse", "unique_values"])
 def test_data_dependent_shapes_are_a_declared_gap(op):
     assert op in MLX.declared_gaps
@@ -546,7 +707,9 @@ def test_float64_works_on_the_cpu():
     with mx.stream(mx.cpu):
         x = floats((3, 4), dtype=np.float64)
         for op in ("exp", "sin", "sqrt", "erf", "log1p", "tanh"):
-            check(getattr(aq, op), np.abs(x) + 0.1, tol=dict(rtol=1e-12, atol=1e-14) if op != "erf" else dict(rtol=1e-6))
+            check(
+                getattr(aq, op), np.abs(x) + 0.1, tol=dict(rtol=1e-12, atol=1e-14) if op != "erf" else dict(rtol=1e-6)
+            )
         check(aq.add, x, x, tol=F64)
         check(aq.matmul, x, x.T, tol=F64)
         check(aq.sum, x, tol=F64)
@@ -589,8 +752,10 @@ def test_bfloat16_round_trip_is_bit_exact():
     np.testing.assert_array_equal(aq.to_numpy(aq.to_backend(strided, "mlx")).view(np.uint16), strided.view(np.uint16))
 
 
-@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64",
-                                   "float16", "float32", "complex64"])
+@pytest.mark.parametrize(
+    "dtype",
+    ["bool", "int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "complex64"],
+)
 def test_round_trip_every_dtype(dtype):
     a = (RNG.integers(0, 100, (3, 5)) - (0 if dtype.startswith(("u", "b")) else 50)).astype(dtype)
     x = aq.to_backend(a, "mlx")
@@ -608,6 +773,7 @@ def test_to_numpy_returns_a_writable_copy():
 
 
 # ----------------------------------------------------------------------------- laziness, devices, mixing
+
 
 def test_ops_are_lazy_until_eval_or_to_numpy():
     x = mx.ones((1024, 1024))  # 4 MiB
@@ -666,8 +832,16 @@ def test_to_backend_round_trips_a_dict_of_arrays():
 
 # ----------------------------------------------------------------------------- quantized
 
-QUANT_FORMATS = [("affine", 32, 2), ("affine", 64, 4), ("affine", 128, 8), ("affine", 64, 3), ("affine", 32, 6),
-                 ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 4)]
+QUANT_FORMATS = [
+    ("affine", 32, 2),
+    ("affine", 64, 4),
+    ("affine", 128, 8),
+    ("affine", 64, 3),
+    ("affine", 32, 6),
+    ("mxfp4", 32, 4),
+    ("mxfp8", 32, 8),
+    ("nvfp4", 16, 4),
+]
 fmt_id = lambda f: f"{f[0]}-g{f[1]}-b{f[2]}"  # noqa: E731
 
 
@@ -683,7 +857,9 @@ def test_quantize_equals_mx_quantize_exactly(fmt):
     if qw.biases is not None:
         assert mx.array_equal(qw.biases, ref[2]).item()
     deq = aq.dequantize(qw)
-    assert mx.array_equal(deq, mx.dequantize(*ref[:2], ref[2] if len(ref) > 2 else None, gs, bits, mode, dtype=mx.float32)).item()
+    assert mx.array_equal(
+        deq, mx.dequantize(*ref[:2], ref[2] if len(ref) > 2 else None, gs, bits, mode, dtype=mx.float32)
+    ).item()
     assert aq.dequantize(qw, dtype=aq.bfloat16).dtype == mx.bfloat16
 
 
@@ -754,7 +930,9 @@ def test_quantized_matmul_shapes_transpose_and_batches():
         got = aq.linalg.quantized_matmul(x, batched)
         ref = _reference_qmm(x[None] if x.ndim == 1 else x, batched)
         _assert_qmm_close(got, ref[..., 0, :] if x.ndim == 1 else ref, aq.float32, k)
-    grid_w = aq.quantize(mx.array(floats((2, 1, n, k), specials=False)), group_size=64, bits=4)  # w's batch broadcasts too
+    grid_w = aq.quantize(
+        mx.array(floats((2, 1, n, k), specials=False)), group_size=64, bits=4
+    )  # w's batch broadcasts too
     x = mx.array(floats((3, 5, k), specials=False))
     _assert_qmm_close(aq.linalg.quantized_matmul(x, grid_w), _reference_qmm(x, grid_w), aq.float32, k)
     # the GPU's route for broadcasting batches (a gather_qmm over index grids), checked here too
@@ -778,7 +956,7 @@ def test_quantized_matmul_accumulates_in_float32_for_bfloat16():
     ref = _reference_qmm(x, qw)
     # one rounding to bfloat16 (half an ulp: 2**-8 relative) plus float32 accumulation noise;
     # MLX's CPU kernel fed bfloat16 directly is off by ~50% here (measured with mlx 0.32.4)
-    assert np.max(np.abs(got - ref) / np.abs(ref)) <= 1.05 * 2.0 ** -8
+    assert np.max(np.abs(got - ref) / np.abs(ref)) <= 1.05 * 2.0**-8
 
 
 def test_gather_qmm_matches_a_loop_of_matmuls():

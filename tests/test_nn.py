@@ -49,22 +49,27 @@ def test_activations(backend):
     _close(nn.silu(x), x64 / (1 + np.exp(-x64)))
     erf = np.vectorize(math.erf)
     _close(nn.gelu(x), 0.5 * x64 * (1 + erf(x64 / math.sqrt(2))), atol=1e-4)
-    _close(nn.gelu(x, approximate="tanh"),
-           0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3))), atol=1e-4)
+    _close(
+        nn.gelu(x, approximate="tanh"),
+        0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3))),
+        atol=1e-4,
+    )
     with pytest.raises(ValueError, match="approximate"):
         nn.gelu(x, approximate="fast")
 
 
 def test_softmax(backend):
     x64 = rng.standard_normal((3, 7)) * 10
-    x64[0, 2] = -np.inf                                    # masked entry: probability 0
+    x64[0, 2] = -np.inf  # masked entry: probability 0
     e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
     expected = e / e.sum(axis=-1, keepdims=True)
     out = nn.softmax(_on(backend, x64.astype(np.float32)))
     _close(out, expected)
     assert aq.to_numpy(out)[0, 2] == 0
-    _close(nn.softmax(_on(backend, x64.astype(np.float32)), axis=0),
-           np.exp(x64 - x64.max(0)) / np.exp(x64 - x64.max(0)).sum(0))
+    _close(
+        nn.softmax(_on(backend, x64.astype(np.float32)), axis=0),
+        np.exp(x64 - x64.max(0)) / np.exp(x64 - x64.max(0)).sum(0),
+    )
     # float16 input: computed in float32, returned in float16
     out16 = nn.softmax(_on(backend, np.array([1000.0, 1000.0], np.float16)))
     assert aq.dtype(out16) == aq.float16
@@ -75,9 +80,9 @@ def test_norms(backend):
     x64 = rng.standard_normal((2, 5, 64)) * 2 + 0.5
     w64, b64 = rng.standard_normal(64), rng.standard_normal(64)
     x, w, b = _on(backend, x64.astype(np.float32), w64.astype(np.float32), b64.astype(np.float32))
-    rms = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-6) * w64
+    rms = x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6) * w64
     _close(nn.RMSNorm(w, 1e-6)(x), rms)
-    _close(nn.rms_norm(x, None), x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-6))
+    _close(nn.rms_norm(x, None), x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6))
     mu, var = x64.mean(-1, keepdims=True), x64.var(-1, keepdims=True)
     _close(nn.LayerNorm(w, b, 1e-5)(x), (x64 - mu) / np.sqrt(var + 1e-5) * w64 + b64)
     # bfloat16 in, bfloat16 out, statistics in float32
@@ -86,7 +91,7 @@ def test_norms(backend):
     assert aq.dtype(out) == aq.bfloat16
     xb64 = x64.astype(ml_dtypes.bfloat16).astype(np.float64)
     wb64 = w64.astype(ml_dtypes.bfloat16).astype(np.float64)
-    _close(out, xb64 / np.sqrt((xb64 ** 2).mean(-1, keepdims=True) + 1e-6) * wb64, rtol=2 ** -7, atol=2 ** -7)
+    _close(out, xb64 / np.sqrt((xb64**2).mean(-1, keepdims=True) + 1e-6) * wb64, rtol=2**-7, atol=2**-7)
 
 
 def test_linear_and_quantized_linear(backend):
@@ -101,8 +106,8 @@ def test_linear_and_quantized_linear(backend):
     assert (q.in_features, q.out_features) == (128, 48)
     wq = aq.to_numpy(aq.dequantize(q.weight)).astype(np.float64)
     _close(q(x), x64 @ wq.T + b64, rtol=1e-4, atol=1e-4)
-    assert np.abs(wq - w64).max() < 0.01                       # 8-bit: close to the float weight
-    y = q(aq.astype(x, aq.float16))                             # result in x's dtype
+    assert np.abs(wq - w64).max() < 0.01  # 8-bit: close to the float weight
+    y = q(aq.astype(x, aq.float16))  # result in x's dtype
     assert aq.dtype(y) == aq.float16
 
 
@@ -117,7 +122,7 @@ def test_embedding_looks_up_rows_without_dequantizing_the_table(backend):
     full = aq.to_numpy(aq.dequantize(qemb.weight))
     rows = aq.to_numpy(qemb(_on(backend, ids)))
     assert rows.shape == (2, 3, 64) and rows.dtype == full.dtype
-    assert rows.tobytes() == full[ids].tobytes()                # bit-identical to the table's rows
+    assert rows.tobytes() == full[ids].tobytes()  # bit-identical to the table's rows
     _close(qemb.as_linear(_on(backend, table[:2])), table[:2].astype(np.float64) @ full.T.astype(np.float64), atol=1e-4)
 
 
@@ -153,7 +158,7 @@ def _rope_reference(x, offset, base, traditional):
         out = np.empty_like(x)
         out[..., 0::2], out[..., 1::2] = x1 * cos - x2 * sin, x2 * cos + x1 * sin
         return out
-    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
     rotate_half = np.concatenate([-x2, x1], axis=-1)
     return x * np.concatenate([cos, cos], -1) + rotate_half * np.concatenate([sin, sin], -1)
 
@@ -172,7 +177,7 @@ def test_rope(backend, traditional):
 
 def _attention_reference(q, k, v, scale, causal):
     rep = q.shape[1] // k.shape[1]
-    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)   # head h reads kv head h // rep
+    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)  # head h reads kv head h // rep
     s = q @ np.swapaxes(k, -1, -2) * scale
     if causal:
         length, total = q.shape[2], k.shape[2]
@@ -188,7 +193,9 @@ def test_grouped_query_attention(backend, length, total):
     q, k, v = _on(backend, q64.astype(np.float32), k64.astype(np.float32), v64.astype(np.float32))
     out = nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask="causal")
     _close(out, _attention_reference(q64, k64, v64, 0.25, causal=True))
-    _close(nn.scaled_dot_product_attention(q, k, v, scale=0.25), _attention_reference(q64, k64, v64, 0.25, causal=False))
+    _close(
+        nn.scaled_dot_product_attention(q, k, v, scale=0.25), _attention_reference(q64, k64, v64, 0.25, causal=False)
+    )
     with pytest.raises(ValueError, match="do not fit"):
         nn.scaled_dot_product_attention(q, q, v, scale=1.0)
 
@@ -202,8 +209,18 @@ def _attention_layer(seed=1, hidden=64, heads=4, kv=2, hd=16):
     r = np.random.default_rng(seed)
     lin = lambda n, k: nn.Linear((r.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32))  # noqa: E731
     norm = lambda d: nn.RMSNorm((1 + 0.1 * r.standard_normal(d)).astype(np.float32))  # noqa: E731
-    return nn.Attention(lin(heads * hd, hidden), lin(kv * hd, hidden), lin(kv * hd, hidden), lin(hidden, heads * hd),
-                        heads, kv, hd, nn.RoPE(hd, 1e6), norm(hd), norm(hd))
+    return nn.Attention(
+        lin(heads * hd, hidden),
+        lin(kv * hd, hidden),
+        lin(kv * hd, hidden),
+        lin(hidden, heads * hd),
+        heads,
+        kv,
+        hd,
+        nn.RoPE(hd, 1e6),
+        norm(hd),
+        norm(hd),
+    )
 
 
 def test_attention_with_cache_equals_full_sequence(backend):
@@ -213,7 +230,7 @@ def test_attention_with_cache_equals_full_sequence(backend):
     cache = nn.KVCache()
     parts = [aq.to_numpy(attn(x[:, :4], cache=cache))]
     assert cache.offset == 4
-    parts += [aq.to_numpy(attn(x[:, i:i + 1], cache=cache)) for i in range(4, 7)]
+    parts += [aq.to_numpy(attn(x[:, i : i + 1], cache=cache)) for i in range(4, 7)]
     assert cache.offset == 7 and tuple(cache.keys.shape) == (1, 2, 7, 16)
     np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-4, atol=1e-5)
 
@@ -221,7 +238,10 @@ def test_attention_with_cache_equals_full_sequence(backend):
 def test_swiglu(backend):
     r = np.random.default_rng(2)
     g, u, d = (r.standard_normal(s) / 8 for s in ((96, 32), (96, 32), (32, 96)))
-    mlp = _on(backend, nn.SwiGLU(nn.Linear(g.astype(np.float32)), nn.Linear(u.astype(np.float32)), nn.Linear(d.astype(np.float32))))
+    mlp = _on(
+        backend,
+        nn.SwiGLU(nn.Linear(g.astype(np.float32)), nn.Linear(u.astype(np.float32)), nn.Linear(d.astype(np.float32))),
+    )
     x64 = r.standard_normal((3, 32))
     gx = x64 @ g.T
     _close(mlp(_on(backend, x64.astype(np.float32))), (gx / (1 + np.exp(-gx)) * (x64 @ u.T)) @ d.T)

@@ -22,8 +22,9 @@ RTOL_FLOAT32 = 2e-5
 def _reference(x, qw, transpose):
     """The blockwise reference, run by the Backend default on NumPy arrays."""
     numpy_backend = aq.get_backend("numpy")
-    return Backend.quantized_matmul(numpy_backend, x, qw.packed, qw.scales, qw.biases,
-                                    transpose, qw.group_size, qw.bits, qw.mode)
+    return Backend.quantized_matmul(
+        numpy_backend, x, qw.packed, qw.scales, qw.biases, transpose, qw.group_size, qw.bits, qw.mode
+    )
 
 
 def test_unpack_codes_by_hand():

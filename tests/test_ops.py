@@ -12,24 +12,68 @@ from arrayq import _creation, _elementwise, _manipulation, _searching, _statisti
 from arrayq.backend import COMPOSITES, PRIMITIVES, Backend
 from tests._ops_support import NUMPY_NATIVE, QUANTIZED, PArray, PrimitivesOnly, be  # noqa: F401 (fixture)
 
-CHAPTERS = ("test_ops_creation", "test_ops_elementwise", "test_ops_statistical", "test_ops_manipulation",
-            "test_ops_searching", "test_ops_linalg", "test_dtypes")
+CHAPTERS = (
+    "test_ops_creation",
+    "test_ops_elementwise",
+    "test_ops_statistical",
+    "test_ops_manipulation",
+    "test_ops_searching",
+    "test_ops_linalg",
+    "test_dtypes",
+)
 
 #: Names of arrayq.__all__ that are not array ops; other test files cover them.
 NOT_OPS = {
     # dtype objects and constants (test_dtypes checks them, but they are not called)
-    "DType", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
-    "e", "inf", "nan", "pi", "newaxis", "linalg",
+    "DType",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "e",
+    "inf",
+    "nan",
+    "pi",
+    "newaxis",
+    "linalg",
     # backends, dispatch, moving data: tests/test_registry.py, tests/test_dispatch.py
-    "Backend", "BackendInfo", "backend_of", "capabilities", "current_backend", "default_backend",
-    "eval", "get_backend", "list_backends", "register_backend", "set_default_backend",
-    "to_backend", "to_numpy", "unregister_backend",
+    "Backend",
+    "BackendInfo",
+    "backend_of",
+    "capabilities",
+    "current_backend",
+    "default_backend",
+    "eval",
+    "get_backend",
+    "list_backends",
+    "register_backend",
+    "set_default_backend",
+    "to_backend",
+    "to_numpy",
+    "unregister_backend",
     # quantization: tests/test_quant*.py
-    "QuantizedWeight", "quantize", "dequantize",
+    "QuantizedWeight",
+    "quantize",
+    "dequantize",
     # errors
-    "ArrayqError", "BackendMismatchError", "BackendUnavailableError", "QuantizationError",
-    "UnknownBackendError", "UnsupportedDTypeError", "UnsupportedOperationError",
+    "ArrayqError",
+    "BackendMismatchError",
+    "BackendUnavailableError",
+    "QuantizationError",
+    "UnknownBackendError",
+    "UnsupportedDTypeError",
+    "UnsupportedOperationError",
 }
 
 
@@ -47,8 +91,25 @@ def test_every_frontend_op_has_a_test():
 
 def test_primitives_only_resets_exactly_the_numpy_overrides():
     # what the NumPy backend overrides today; if this changes, PrimitivesOnly follows it
-    assert set(NUMPY_NATIVE) >= {"asarray", "eye", "linspace", "tril", "triu", "hypot", "logaddexp", "clip",
-                                 "erf", "mean", "var", "std", "stack", "tile", "roll", "tensordot", "vecdot"}
+    assert set(NUMPY_NATIVE) >= {
+        "asarray",
+        "eye",
+        "linspace",
+        "tril",
+        "triu",
+        "hypot",
+        "logaddexp",
+        "clip",
+        "erf",
+        "mean",
+        "var",
+        "std",
+        "stack",
+        "tile",
+        "roll",
+        "tensordot",
+        "vecdot",
+    }
     for name in COMPOSITES:
         if name not in QUANTIZED:
             assert getattr(PrimitivesOnly, name) is getattr(Backend, name), name
@@ -87,16 +148,24 @@ def test_a_parray_refuses_to_leak_into_numpy():
 
 
 AXIS_CALLS = {
-    "sum": lambda x: arrayq.sum(x, axis=0), "max": lambda x: arrayq.max(x, axis=-1),
-    "mean": lambda x: arrayq.mean(x, axis=0), "count_nonzero": lambda x: arrayq.count_nonzero(x, axis=0),
-    "cumulative_sum": lambda x: arrayq.cumulative_sum(x, axis=0), "diff": lambda x: arrayq.diff(x, axis=0),
-    "argmax": lambda x: arrayq.argmax(x, axis=0), "sort": lambda x: arrayq.sort(x, axis=0),
-    "argsort": lambda x: arrayq.argsort(x, axis=0), "unstack": lambda x: arrayq.unstack(x),
-    "flip": lambda x: arrayq.flip(x, axis=0), "roll": lambda x: arrayq.roll(x, 1, axis=0),
-    "squeeze": lambda x: arrayq.squeeze(x, axis=0), "concat": lambda x: arrayq.concat([x, x], axis=0),
+    "sum": lambda x: arrayq.sum(x, axis=0),
+    "max": lambda x: arrayq.max(x, axis=-1),
+    "mean": lambda x: arrayq.mean(x, axis=0),
+    "count_nonzero": lambda x: arrayq.count_nonzero(x, axis=0),
+    "cumulative_sum": lambda x: arrayq.cumulative_sum(x, axis=0),
+    "diff": lambda x: arrayq.diff(x, axis=0),
+    "argmax": lambda x: arrayq.argmax(x, axis=0),
+    "sort": lambda x: arrayq.sort(x, axis=0),
+    "argsort": lambda x: arrayq.argsort(x, axis=0),
+    "unstack": lambda x: arrayq.unstack(x),
+    "flip": lambda x: arrayq.flip(x, axis=0),
+    "roll": lambda x: arrayq.roll(x, 1, axis=0),
+    "squeeze": lambda x: arrayq.squeeze(x, axis=0),
+    "concat": lambda x: arrayq.concat([x, x], axis=0),
     "take": lambda x: arrayq.take(x, np.array([0]), axis=0),
     "take_along_axis": lambda x: arrayq.take_along_axis(x, np.array(0), axis=0),
-    "moveaxis": lambda x: arrayq.moveaxis(x, 0, 0), "repeat": lambda x: arrayq.repeat(x, 2, axis=0),
+    "moveaxis": lambda x: arrayq.moveaxis(x, 0, 0),
+    "repeat": lambda x: arrayq.repeat(x, 2, axis=0),
     "vecdot": lambda x: arrayq.vecdot(x, x, axis=0),
 }
 

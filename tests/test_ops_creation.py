@@ -10,25 +10,44 @@ import pytest
 import arrayq as aq
 from tests._ops_support import be, eps  # noqa: F401 (fixture)
 
-COVERS = {"arange", "asarray", "empty", "empty_like", "eye", "full", "full_like", "linspace", "meshgrid",
-          "ones", "ones_like", "tril", "triu", "zeros", "zeros_like"}
+COVERS = {
+    "arange",
+    "asarray",
+    "empty",
+    "empty_like",
+    "eye",
+    "full",
+    "full_like",
+    "linspace",
+    "meshgrid",
+    "ones",
+    "ones_like",
+    "tril",
+    "triu",
+    "zeros",
+    "zeros_like",
+}
 
 
 # ---------------------------------------------------------------------- arange
 
-@pytest.mark.parametrize("args, kwargs, expected, dtype", [
-    ((5,), {}, [0, 1, 2, 3, 4], aq.int64),
-    ((2, 5), {}, [2, 3, 4], aq.int64),
-    ((5, 2, -1), {}, [5, 4, 3], aq.int64),
-    ((0, 10, 3), {}, [0, 3, 6, 9], aq.int64),
-    ((0,), {}, np.zeros(0), aq.int64),
-    ((-3,), {}, np.zeros(0), aq.int64),
-    ((3, 3), {}, np.zeros(0), aq.int64),
-    ((0.0, 1.0, 0.25), {}, [0.0, 0.25, 0.5, 0.75], aq.float64),
-    ((1, 2, 0.5), {"dtype": aq.float32}, [1.0, 1.5], aq.float32),
-    ((3,), {"dtype": aq.int8}, [0, 1, 2], aq.int8),
-    ((4,), {"dtype": "float64"}, [0.0, 1.0, 2.0, 3.0], aq.float64),
-])
+
+@pytest.mark.parametrize(
+    "args, kwargs, expected, dtype",
+    [
+        ((5,), {}, [0, 1, 2, 3, 4], aq.int64),
+        ((2, 5), {}, [2, 3, 4], aq.int64),
+        ((5, 2, -1), {}, [5, 4, 3], aq.int64),
+        ((0, 10, 3), {}, [0, 3, 6, 9], aq.int64),
+        ((0,), {}, np.zeros(0), aq.int64),
+        ((-3,), {}, np.zeros(0), aq.int64),
+        ((3, 3), {}, np.zeros(0), aq.int64),
+        ((0.0, 1.0, 0.25), {}, [0.0, 0.25, 0.5, 0.75], aq.float64),
+        ((1, 2, 0.5), {"dtype": aq.float32}, [1.0, 1.5], aq.float32),
+        ((3,), {"dtype": aq.int8}, [0, 1, 2], aq.int8),
+        ((4,), {"dtype": "float64"}, [0.0, 1.0, 2.0, 3.0], aq.float64),
+    ],
+)
 def test_arange(be, args, kwargs, expected, dtype):
     with be.creating():
         be.check(aq.arange(*args, **kwargs), expected, dtype)
@@ -41,22 +60,26 @@ def test_arange_step_zero_is_an_error(be):
 
 # ---------------------------------------------------------------------- asarray
 
-@pytest.mark.parametrize("obj, kwargs, expected, dtype", [
-    ([1, 2, 3], {}, [1, 2, 3], aq.int64),                # Python ints: the default int
-    ([1.5, 2], {}, [1.5, 2.0], aq.float64),              # a float anywhere: the default float
-    ([True, False], {}, [True, False], aq.bool),
-    ([1j, 2], {}, [1j, 2], aq.complex128),
-    ([[1, 2], [3, 4]], {}, [[1, 2], [3, 4]], aq.int64),
-    (3.5, {}, 3.5, aq.float64),                          # a scalar: a 0-d array
-    (7, {}, 7, aq.int64),
-    (True, {}, True, aq.bool),
-    ([], {}, np.zeros(0), aq.float64),
-    ([[], []], {}, np.zeros((2, 0)), aq.float64),
-    ([1, 2], {"dtype": aq.float32}, [1.0, 2.0], aq.float32),
-    (0.5, {"dtype": "float16"}, 0.5, aq.float16),
-    ([1, 0, 2], {"dtype": aq.bool}, [True, False, True], aq.bool),
-    ([1, 2], {"copy": True}, [1, 2], aq.int64),
-])
+
+@pytest.mark.parametrize(
+    "obj, kwargs, expected, dtype",
+    [
+        ([1, 2, 3], {}, [1, 2, 3], aq.int64),  # Python ints: the default int
+        ([1.5, 2], {}, [1.5, 2.0], aq.float64),  # a float anywhere: the default float
+        ([True, False], {}, [True, False], aq.bool),
+        ([1j, 2], {}, [1j, 2], aq.complex128),
+        ([[1, 2], [3, 4]], {}, [[1, 2], [3, 4]], aq.int64),
+        (3.5, {}, 3.5, aq.float64),  # a scalar: a 0-d array
+        (7, {}, 7, aq.int64),
+        (True, {}, True, aq.bool),
+        ([], {}, np.zeros(0), aq.float64),
+        ([[], []], {}, np.zeros((2, 0)), aq.float64),
+        ([1, 2], {"dtype": aq.float32}, [1.0, 2.0], aq.float32),
+        (0.5, {"dtype": "float16"}, 0.5, aq.float16),
+        ([1, 0, 2], {"dtype": aq.bool}, [True, False, True], aq.bool),
+        ([1, 2], {"copy": True}, [1, 2], aq.int64),
+    ],
+)
 def test_asarray_from_python_objects(be, obj, kwargs, expected, dtype):
     with be.creating():
         be.check(aq.asarray(obj, **kwargs), expected, dtype)
@@ -135,17 +158,20 @@ def test_shape_may_be_an_int_and_must_not_be_negative(be):
             aq.full((-1,), 1.0)
 
 
-@pytest.mark.parametrize("fill, kwargs, dtype", [
-    (True, {}, aq.bool),
-    (3, {}, aq.int64),           # Python int: the default int
-    (2.5, {}, aq.float64),       # Python float: the default float
-    (1 + 2j, {}, aq.complex128),  # Python complex: the default complex
-    (3, {"dtype": aq.int8}, aq.int8),
-    (0.5, {"dtype": aq.float32}, aq.float32),
-    (1j, {"dtype": aq.complex64}, aq.complex64),
-    (float("nan"), {}, aq.float64),
-    (float("-inf"), {"dtype": aq.float16}, aq.float16),
-])
+@pytest.mark.parametrize(
+    "fill, kwargs, dtype",
+    [
+        (True, {}, aq.bool),
+        (3, {}, aq.int64),  # Python int: the default int
+        (2.5, {}, aq.float64),  # Python float: the default float
+        (1 + 2j, {}, aq.complex128),  # Python complex: the default complex
+        (3, {"dtype": aq.int8}, aq.int8),
+        (0.5, {"dtype": aq.float32}, aq.float32),
+        (1j, {"dtype": aq.complex64}, aq.complex64),
+        (float("nan"), {}, aq.float64),
+        (float("-inf"), {"dtype": aq.float16}, aq.float16),
+    ],
+)
 @pytest.mark.parametrize("shape", [(2, 3), (), (0,)])
 def test_full(be, fill, kwargs, dtype, shape):
     with be.creating():
@@ -185,10 +211,23 @@ def test_full_like(be, data, dtype):
 
 # ---------------------------------------------------------------------- eye
 
-@pytest.mark.parametrize("n_rows, n_cols, k", [
-    (3, None, 0), (2, 3, 1), (3, 2, -1), (3, 3, 5), (3, 3, -3), (3, 3, 2), (4, 2, -2),
-    (0, None, 0), (1, 0, 0), (0, 3, 1), (1, None, 0),
-])
+
+@pytest.mark.parametrize(
+    "n_rows, n_cols, k",
+    [
+        (3, None, 0),
+        (2, 3, 1),
+        (3, 2, -1),
+        (3, 3, 5),
+        (3, 3, -3),
+        (3, 3, 2),
+        (4, 2, -2),
+        (0, None, 0),
+        (1, 0, 0),
+        (0, 3, 1),
+        (1, None, 0),
+    ],
+)
 @pytest.mark.parametrize("dtype", [None, aq.int8, aq.bool, aq.float32, aq.complex64])
 def test_eye(be, n_rows, n_cols, k, dtype):
     cols = n_rows if n_cols is None else n_cols
@@ -205,34 +244,42 @@ def test_eye_rejects_negative_sizes(be):
 
 # ---------------------------------------------------------------------- linspace
 
+
 def _linspace_exact(start, stop, num, endpoint):
     """The exact points, as Fractions (real or complex pairs), rounded once to Python numbers."""
     div = (num - 1) if endpoint else num
     out = []
     for i in range(num):
         parts = []
-        for a, b in ((start.real, stop.real), (start.imag, stop.imag)) if isinstance(start + stop, complex) else ((start, stop),):
+        for a, b in (
+            ((start.real, stop.real), (start.imag, stop.imag))
+            if isinstance(start + stop, complex)
+            else ((start, stop),)
+        ):
             a, b = Fraction(a), Fraction(b)
             parts.append(float(a + (b - a) * i / div) if div else float(a))
         out.append(complex(*parts) if len(parts) == 2 else parts[0])
     return out
 
 
-@pytest.mark.parametrize("start, stop, num, kwargs, dtype", [
-    (0, 1, 5, {}, aq.float64),
-    (0, 1, 5, {"endpoint": False}, aq.float64),
-    (-1, 1, 7, {}, aq.float64),
-    (3, -3, 4, {}, aq.float64),
-    (0.1, 0.7, 11, {}, aq.float64),
-    (2, 1, 1, {}, aq.float64),                       # one point: start
-    (1, 2, 1, {"endpoint": False}, aq.float64),
-    (2, 1, 0, {}, aq.float64),                       # no points
-    (0, 1, 2, {}, aq.float64),
-    (0, 10, 4, {"dtype": aq.float32}, aq.float32),
-    (-2.5, 7.25, 9, {"dtype": aq.float32, "endpoint": False}, aq.float32),
-    (0, 1j, 3, {}, aq.complex128),                   # a complex end: the default complex
-    (1 + 1j, 2 - 1j, 5, {"dtype": aq.complex64}, aq.complex64),
-])
+@pytest.mark.parametrize(
+    "start, stop, num, kwargs, dtype",
+    [
+        (0, 1, 5, {}, aq.float64),
+        (0, 1, 5, {"endpoint": False}, aq.float64),
+        (-1, 1, 7, {}, aq.float64),
+        (3, -3, 4, {}, aq.float64),
+        (0.1, 0.7, 11, {}, aq.float64),
+        (2, 1, 1, {}, aq.float64),  # one point: start
+        (1, 2, 1, {"endpoint": False}, aq.float64),
+        (2, 1, 0, {}, aq.float64),  # no points
+        (0, 1, 2, {}, aq.float64),
+        (0, 10, 4, {"dtype": aq.float32}, aq.float32),
+        (-2.5, 7.25, 9, {"dtype": aq.float32, "endpoint": False}, aq.float32),
+        (0, 1j, 3, {}, aq.complex128),  # a complex end: the default complex
+        (1 + 1j, 2 - 1j, 5, {"dtype": aq.complex64}, aq.complex64),
+    ],
+)
 def test_linspace(be, start, stop, num, kwargs, dtype):
     with be.creating():
         got = aq.linspace(start, stop, num, **kwargs)
@@ -254,6 +301,7 @@ def test_linspace_rejects_negative_num(be):
 
 # ---------------------------------------------------------------------- meshgrid
 
+
 def _meshgrid_loops(arrays, indexing):
     sizes = [len(a) for a in arrays]
     swap = indexing == "xy" and len(arrays) >= 2
@@ -269,7 +317,7 @@ def _meshgrid_loops(arrays, indexing):
 @pytest.mark.parametrize("sizes", [(3,), (2, 3), (2, 3, 4), (3, 0), (1, 2, 1, 2)])
 @pytest.mark.parametrize("indexing", ["xy", "ij"])
 def test_meshgrid(be, sizes, indexing):
-    data = [np.arange(n, dtype=np.int16) * (10 ** i) + i for i, n in enumerate(sizes)]
+    data = [np.arange(n, dtype=np.int16) * (10**i) + i for i, n in enumerate(sizes)]
     got = aq.meshgrid(*(be.arr(a) for a in data), indexing=indexing)
     assert isinstance(got, list) and len(got) == len(sizes)
     for g, e in zip(got, _meshgrid_loops(data, indexing)):
@@ -292,6 +340,7 @@ def test_meshgrid_errors_and_no_arrays(be):
 
 
 # ---------------------------------------------------------------------- tril, triu
+
 
 def _triangle_loops(a, k, lower):
     out = a.copy()

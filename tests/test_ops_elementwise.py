@@ -154,35 +154,101 @@ def test_unary_keeps_any_shape(be, name, shape):
     ref, values, exact = UNARY_REAL[name]
     size = int(np.prod(shape))
     data = np.array((values * (size // len(values) + 1))[:size], np.float64).reshape(shape)
-    expected = np.array([ref(float(v)) for v in data.ravel()], bool if name in BOOL_RESULT else np.float64).reshape(shape)
-    be.check(getattr(aq, name)(be.arr(data)), expected, aq.bool if name in BOOL_RESULT else aq.float64,
-             **_tolerance(exact, aq.float64))
+    expected = np.array([ref(float(v)) for v in data.ravel()], bool if name in BOOL_RESULT else np.float64).reshape(
+        shape
+    )
+    be.check(
+        getattr(aq, name)(be.arr(data)),
+        expected,
+        aq.bool if name in BOOL_RESULT else aq.float64,
+        **_tolerance(exact, aq.float64),
+    )
 
 
 # (op, input, result): the IEEE 754 / array API special cases, by hand
 SPECIAL = [
-    ("abs", -0.0, 0.0), ("abs", -inf, inf), ("abs", nan, nan),
-    ("acos", 2.0, nan), ("acosh", 1.0, 0.0), ("acosh", 0.5, nan), ("asin", -0.0, -0.0), ("asinh", -inf, -inf),
-    ("atan", inf, math.pi / 2), ("atan", -0.0, -0.0), ("atanh", 1.0, inf), ("atanh", -1.0, -inf), ("atanh", 2.0, nan),
-    ("ceil", -0.5, -0.0), ("ceil", inf, inf), ("ceil", nan, nan),
-    ("cos", inf, nan), ("cos", -0.0, 1.0), ("cosh", -inf, inf),
-    ("exp", -inf, 0.0), ("exp", inf, inf), ("exp", nan, nan), ("exp", 1000.0, inf),
-    ("expm1", -inf, -1.0), ("expm1", -0.0, -0.0), ("expm1", inf, inf),
-    ("floor", -0.0, -0.0), ("floor", -inf, -inf),
-    ("log", 0.0, -inf), ("log", -0.0, -inf), ("log", -1.0, nan), ("log", inf, inf), ("log", 1.0, 0.0),
-    ("log1p", -1.0, -inf), ("log1p", -2.0, nan), ("log1p", -0.0, -0.0), ("log2", 0.0, -inf), ("log2", 8.0, 3.0),
-    ("log10", 0.0, -inf), ("log10", 1000.0, 3.0),
-    ("negative", 0.0, -0.0), ("negative", -inf, inf), ("positive", -0.0, -0.0),
-    ("round", -0.5, -0.0), ("round", 2.5, 2.0), ("round", -1.5, -2.0), ("round", inf, inf), ("round", nan, nan),
-    ("sign", -3.0, -1.0), ("sign", inf, 1.0), ("sign", -inf, -1.0), ("sign", nan, nan), ("sign", 0.0, 0.0),
-    ("sin", inf, nan), ("sin", -0.0, -0.0), ("sinh", -inf, -inf), ("sinh", -0.0, -0.0),
-    ("sqrt", -0.0, -0.0), ("sqrt", -1.0, nan), ("sqrt", inf, inf), ("sqrt", 4.0, 2.0),
-    ("square", -inf, inf), ("square", nan, nan), ("square", -0.0, 0.0),
-    ("tan", -0.0, -0.0), ("tan", inf, nan), ("tanh", inf, 1.0), ("tanh", -inf, -1.0), ("tanh", -0.0, -0.0),
-    ("trunc", -0.75, -0.0), ("trunc", -inf, -inf),
-    ("isfinite", inf, False), ("isfinite", nan, False), ("isinf", -inf, True), ("isnan", nan, True),
-    ("signbit", -0.0, True), ("signbit", 0.0, False), ("signbit", -inf, True),
-    ("erf", inf, 1.0), ("erf", -inf, -1.0), ("erf", nan, nan), ("erf", 0.0, 0.0),
+    ("abs", -0.0, 0.0),
+    ("abs", -inf, inf),
+    ("abs", nan, nan),
+    ("acos", 2.0, nan),
+    ("acosh", 1.0, 0.0),
+    ("acosh", 0.5, nan),
+    ("asin", -0.0, -0.0),
+    ("asinh", -inf, -inf),
+    ("atan", inf, math.pi / 2),
+    ("atan", -0.0, -0.0),
+    ("atanh", 1.0, inf),
+    ("atanh", -1.0, -inf),
+    ("atanh", 2.0, nan),
+    ("ceil", -0.5, -0.0),
+    ("ceil", inf, inf),
+    ("ceil", nan, nan),
+    ("cos", inf, nan),
+    ("cos", -0.0, 1.0),
+    ("cosh", -inf, inf),
+    ("exp", -inf, 0.0),
+    ("exp", inf, inf),
+    ("exp", nan, nan),
+    ("exp", 1000.0, inf),
+    ("expm1", -inf, -1.0),
+    ("expm1", -0.0, -0.0),
+    ("expm1", inf, inf),
+    ("floor", -0.0, -0.0),
+    ("floor", -inf, -inf),
+    ("log", 0.0, -inf),
+    ("log", -0.0, -inf),
+    ("log", -1.0, nan),
+    ("log", inf, inf),
+    ("log", 1.0, 0.0),
+    ("log1p", -1.0, -inf),
+    ("log1p", -2.0, nan),
+    ("log1p", -0.0, -0.0),
+    ("log2", 0.0, -inf),
+    ("log2", 8.0, 3.0),
+    ("log10", 0.0, -inf),
+    ("log10", 1000.0, 3.0),
+    ("negative", 0.0, -0.0),
+    ("negative", -inf, inf),
+    ("positive", -0.0, -0.0),
+    ("round", -0.5, -0.0),
+    ("round", 2.5, 2.0),
+    ("round", -1.5, -2.0),
+    ("round", inf, inf),
+    ("round", nan, nan),
+    ("sign", -3.0, -1.0),
+    ("sign", inf, 1.0),
+    ("sign", -inf, -1.0),
+    ("sign", nan, nan),
+    ("sign", 0.0, 0.0),
+    ("sin", inf, nan),
+    ("sin", -0.0, -0.0),
+    ("sinh", -inf, -inf),
+    ("sinh", -0.0, -0.0),
+    ("sqrt", -0.0, -0.0),
+    ("sqrt", -1.0, nan),
+    ("sqrt", inf, inf),
+    ("sqrt", 4.0, 2.0),
+    ("square", -inf, inf),
+    ("square", nan, nan),
+    ("square", -0.0, 0.0),
+    ("tan", -0.0, -0.0),
+    ("tan", inf, nan),
+    ("tanh", inf, 1.0),
+    ("tanh", -inf, -1.0),
+    ("tanh", -0.0, -0.0),
+    ("trunc", -0.75, -0.0),
+    ("trunc", -inf, -inf),
+    ("isfinite", inf, False),
+    ("isfinite", nan, False),
+    ("isinf", -inf, True),
+    ("isnan", nan, True),
+    ("signbit", -0.0, True),
+    ("signbit", 0.0, False),
+    ("signbit", -inf, True),
+    ("erf", inf, 1.0),
+    ("erf", -inf, -1.0),
+    ("erf", nan, nan),
+    ("erf", 0.0, 0.0),
 ]
 
 
@@ -212,10 +278,15 @@ def test_unary_ops_take_0d_and_python_scalars(be):
 
 def test_numpy_scalars_give_arrays_not_scalars():
     # NumPy scalars belong to the NumPy backend; what it gives back is a 0-d ndarray
-    for out, dtype in ((aq.sin(np.float64(1.0)), aq.float64), (aq.add(np.float32(1.0), np.float32(2.0)), aq.float32),
-                       (aq.isnan(np.float16(1.0)), aq.bool), (aq.erf(np.float64(0.5)), aq.float64),
-                       (aq.square(np.int8(3)), aq.int8), (aq.hypot(np.float64(3.0), np.float64(4.0)), aq.float64),
-                       (aq.clip(np.float32(3.0), 0.0, 1.0), aq.float32)):
+    for out, dtype in (
+        (aq.sin(np.float64(1.0)), aq.float64),
+        (aq.add(np.float32(1.0), np.float32(2.0)), aq.float32),
+        (aq.isnan(np.float16(1.0)), aq.bool),
+        (aq.erf(np.float64(0.5)), aq.float64),
+        (aq.square(np.int8(3)), aq.int8),
+        (aq.hypot(np.float64(3.0), np.float64(4.0)), aq.float64),
+        (aq.clip(np.float32(3.0), 0.0, 1.0), aq.float32),
+    ):
         assert type(out) is np.ndarray and out.shape == () and aq.dtype(out) == dtype
 
 
@@ -223,9 +294,16 @@ def test_numpy_scalars_give_arrays_not_scalars():
 
 INT_DTYPES = [aq.int8, aq.int16, aq.int32, aq.int64, aq.uint8, aq.uint16, aq.uint32, aq.uint64]
 INT_UNARY = {
-    "abs": abs, "negative": operator.neg, "positive": lambda v: v, "sign": lambda v: (v > 0) - (v < 0),
-    "square": lambda v: v * v, "ceil": lambda v: v, "floor": lambda v: v, "round": lambda v: v,
-    "trunc": lambda v: v, "bitwise_invert": operator.invert,
+    "abs": abs,
+    "negative": operator.neg,
+    "positive": lambda v: v,
+    "sign": lambda v: (v > 0) - (v < 0),
+    "square": lambda v: v * v,
+    "ceil": lambda v: v,
+    "floor": lambda v: v,
+    "round": lambda v: v,
+    "trunc": lambda v: v,
+    "bitwise_invert": operator.invert,
 }
 
 
@@ -237,8 +315,8 @@ def test_unary_integer(be, name, dtype):
         pytest.skip("negating an unsigned integer wraps: implementation-defined")
     values = [-11, -3, -1, 0, 1, 2, 11] if signed else [0, 1, 2, 3, 11, 15]
     bits = dtype.bits
-    expected = [INT_UNARY[name](v) % (2 ** bits) for v in values]  # wrap like two's complement
-    expected = [e - 2 ** bits if signed and e >= 2 ** (bits - 1) else e for e in expected]
+    expected = [INT_UNARY[name](v) % (2**bits) for v in values]  # wrap like two's complement
+    expected = [e - 2**bits if signed and e >= 2 ** (bits - 1) else e for e in expected]
     be.check(getattr(aq, name)(be.arr(values, dtype)), expected, dtype)
 
 
@@ -290,8 +368,12 @@ def test_unary_complex(be, name, dtype):
     data = np.array(values, dtype.dtype)
     expected = [ref(complex(v)) for v in data]
     out_dtype = {"same": dtype, "real": {64: aq.float32, 128: aq.float64}[dtype.bits], "bool": aq.bool}[kind]
-    be.check(getattr(aq, name)(be.arr(data)), np.array(expected).astype(out_dtype.dtype), out_dtype,
-             **({} if exact else {"rtol": TRANSCENDENTAL_ULPS[dtype.name] * eps(dtype), "atol": eps(dtype)}))
+    be.check(
+        getattr(aq, name)(be.arr(data)),
+        np.array(expected).astype(out_dtype.dtype),
+        out_dtype,
+        **({} if exact else {"rtol": TRANSCENDENTAL_ULPS[dtype.name] * eps(dtype), "atol": eps(dtype)}),
+    )
 
 
 # ---------------------------------------------------------------------- erf
@@ -357,8 +439,20 @@ BINARY_REAL = {
 }
 COMPARISONS = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"}
 #: computed in float32 for these small formats, so only the IEEE-exact ops are exact there
-SMALL_FLOAT_OK = {"add", "subtract", "multiply", "divide", "maximum", "minimum", "copysign", *COMPARISONS,
-                  "atan2", "pow", "hypot", "logaddexp"}
+SMALL_FLOAT_OK = {
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "maximum",
+    "minimum",
+    "copysign",
+    *COMPARISONS,
+    "atan2",
+    "pow",
+    "hypot",
+    "logaddexp",
+}
 
 
 @pytest.mark.parametrize("dtype", REAL_FLOATS, ids=lambda d: d.name)
@@ -384,11 +478,22 @@ UINT_X1 = [5, 7, 9, 10, 200, 3, 0, 1]
 UINT_X2 = [1, 2, 3, 4, 5, 3, 7, 1]
 
 BINARY_INT = {
-    "add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
-    "floor_divide": operator.floordiv, "remainder": operator.mod, "maximum": max, "minimum": min,
-    "bitwise_and": operator.and_, "bitwise_or": operator.or_, "bitwise_xor": operator.xor,
-    "equal": operator.eq, "not_equal": operator.ne, "less": operator.lt, "less_equal": operator.le,
-    "greater": operator.gt, "greater_equal": operator.ge,
+    "add": operator.add,
+    "subtract": operator.sub,
+    "multiply": operator.mul,
+    "floor_divide": operator.floordiv,
+    "remainder": operator.mod,
+    "maximum": max,
+    "minimum": min,
+    "bitwise_and": operator.and_,
+    "bitwise_or": operator.or_,
+    "bitwise_xor": operator.xor,
+    "equal": operator.eq,
+    "not_equal": operator.ne,
+    "less": operator.lt,
+    "less_equal": operator.le,
+    "greater": operator.gt,
+    "greater_equal": operator.ge,
 }
 
 
@@ -405,41 +510,72 @@ def test_binary_integer(be, name, dtype):
         ref = BINARY_INT[name]
     expected = [ref(u, v) for u, v in zip(a, b)]
     out_dtype = aq.bool if name in COMPARISONS else dtype
-    be.check(getattr(aq, name)(be.arr(a, dtype), be.arr(b, dtype)), np.array(expected).astype(out_dtype.dtype), out_dtype)
+    be.check(
+        getattr(aq, name)(be.arr(a, dtype), be.arr(b, dtype)), np.array(expected).astype(out_dtype.dtype), out_dtype
+    )
 
 
 BOOLS = ([True, True, False, False], [True, False, True, False])
 
 
-@pytest.mark.parametrize("name, ref", [
-    ("logical_and", operator.and_), ("logical_or", operator.or_), ("logical_xor", operator.xor),
-    ("bitwise_and", operator.and_), ("bitwise_or", operator.or_), ("bitwise_xor", operator.xor),
-    ("equal", operator.eq), ("not_equal", operator.ne),
-])
+@pytest.mark.parametrize(
+    "name, ref",
+    [
+        ("logical_and", operator.and_),
+        ("logical_or", operator.or_),
+        ("logical_xor", operator.xor),
+        ("bitwise_and", operator.and_),
+        ("bitwise_or", operator.or_),
+        ("bitwise_xor", operator.xor),
+        ("equal", operator.eq),
+        ("not_equal", operator.ne),
+    ],
+)
 def test_binary_bool(be, name, ref):
     a, b = BOOLS
     be.check(getattr(aq, name)(be.arr(a), be.arr(b)), [ref(u, v) for u, v in zip(a, b)], aq.bool)
 
 
 @pytest.mark.parametrize("dtype", [aq.complex64, aq.complex128], ids=lambda d: d.name)
-@pytest.mark.parametrize("name, ref, exact", [
-    ("add", operator.add, True), ("subtract", operator.sub, True), ("multiply", operator.mul, False),
-    ("divide", operator.truediv, False), ("equal", operator.eq, True), ("not_equal", operator.ne, True),
-])
+@pytest.mark.parametrize(
+    "name, ref, exact",
+    [
+        ("add", operator.add, True),
+        ("subtract", operator.sub, True),
+        ("multiply", operator.mul, False),
+        ("divide", operator.truediv, False),
+        ("equal", operator.eq, True),
+        ("not_equal", operator.ne, True),
+    ],
+)
 def test_binary_complex(be, name, ref, exact, dtype):
     a, b = np.array(Z, dtype.dtype), np.array([2 - 1j, 0.5j, 1 + 1j, -3 - 1j, 4, 0.25 + 0.5j], dtype.dtype)
     expected = np.array([ref(complex(u), complex(v)) for u, v in zip(a, b)])
     out_dtype = aq.bool if name in COMPARISONS else dtype
-    be.check(getattr(aq, name)(be.arr(a), be.arr(b)), expected.astype(out_dtype.dtype), out_dtype,
-             # complex * and / take a few real roundings, in NumPy and in Python alike
-             **({} if exact else {"rtol": 8 * eps(dtype)}))
+    be.check(
+        getattr(aq, name)(be.arr(a), be.arr(b)),
+        expected.astype(out_dtype.dtype),
+        out_dtype,
+        # complex * and / take a few real roundings, in NumPy and in Python alike
+        **({} if exact else {"rtol": 8 * eps(dtype)}),
+    )
 
 
-BROADCAST_SHAPES = [((), ()), ((0,), (1,)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)), ((1,), (0, 3)), ((2, 3), ()), ((5, 1), (1, 5))]
+BROADCAST_SHAPES = [
+    ((), ()),
+    ((0,), (1,)),
+    ((3, 4), (4,)),
+    ((2, 1, 3), (4, 1)),
+    ((1,), (0, 3)),
+    ((2, 3), ()),
+    ((5, 1), (1, 5)),
+]
 
 
 @pytest.mark.parametrize("s1, s2", BROADCAST_SHAPES, ids=str)
-@pytest.mark.parametrize("name", ["add", "multiply", "maximum", "less", "atan2", "hypot", "logaddexp", "copysign", "pow"])
+@pytest.mark.parametrize(
+    "name", ["add", "multiply", "maximum", "less", "atan2", "hypot", "logaddexp", "copysign", "pow"]
+)
 def test_binary_broadcasts(be, name, s1, s2):
     ref, _, exact = BINARY_REAL[name]
     x1 = np.linspace(0.25, 4.0, int(np.prod(s1))).reshape(s1)
@@ -464,12 +600,24 @@ def test_shapes_that_do_not_broadcast_raise(be):
 
 # ---------------------------------------------------------------------- Python scalars and promotion
 
-@pytest.mark.parametrize("dtype, scalar, result", [
-    (aq.float32, 1.5, aq.float32), (aq.float16, 2, aq.float16), (aq.float64, 2, aq.float64),
-    (aq.bfloat16, 1.5, aq.bfloat16), (aq.bfloat16, 2, aq.bfloat16), (aq.float16, 0.5, aq.float16),
-    (aq.int8, 3, aq.int8), (aq.uint8, 1, aq.uint8), (aq.int64, -2, aq.int64),
-    (aq.complex64, 1.5, aq.complex64), (aq.float32, 1j, aq.complex64), (aq.float64, 2j, aq.complex128),
-])
+
+@pytest.mark.parametrize(
+    "dtype, scalar, result",
+    [
+        (aq.float32, 1.5, aq.float32),
+        (aq.float16, 2, aq.float16),
+        (aq.float64, 2, aq.float64),
+        (aq.bfloat16, 1.5, aq.bfloat16),
+        (aq.bfloat16, 2, aq.bfloat16),
+        (aq.float16, 0.5, aq.float16),
+        (aq.int8, 3, aq.int8),
+        (aq.uint8, 1, aq.uint8),
+        (aq.int64, -2, aq.int64),
+        (aq.complex64, 1.5, aq.complex64),
+        (aq.float32, 1j, aq.complex64),
+        (aq.float64, 2j, aq.complex128),
+    ],
+)
 def test_python_scalars_take_the_array_dtype(be, dtype, scalar, result):
     x = be.arr([1, 2], dtype)
     expected = [complex(v) + scalar for v in (1, 2)] if result.kind == "complex" else [v + scalar for v in (1, 2)]
@@ -498,8 +646,21 @@ def test_two_python_scalars_make_a_default_dtype_array(be):
         be.check(aq.logaddexp(0.0, 0.0), math.log(2), aq.float64, **_tolerance(False, aq.float64))
 
 
-ARRAY_API_DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                    "float32", "float64", "complex64", "complex128"]
+ARRAY_API_DTYPES = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+]
 
 
 def _strict_result(d1, d2):
@@ -510,8 +671,9 @@ def _strict_result(d1, d2):
         return None
 
 
-@pytest.mark.parametrize("d1, d2", [(a, b) for a, b in itertools.product(ARRAY_API_DTYPES, repeat=2)
-                                    if _strict_result(a, b) is not None])
+@pytest.mark.parametrize(
+    "d1, d2", [(a, b) for a, b in itertools.product(ARRAY_API_DTYPES, repeat=2) if _strict_result(a, b) is not None]
+)
 def test_binary_results_follow_the_array_api_promotion_table(be, d1, d2):
     # array_api_strict's promotion table is an independent statement of the standard's
     expected = aq.as_dtype(_strict_result(d1, d2))
@@ -524,11 +686,16 @@ def test_binary_results_follow_the_array_api_promotion_table(be, d1, d2):
     be.check(aq.equal(x1, x2), [True, False], aq.bool)
     if expected.kind == "float":
         be.check(aq.hypot(x1, x2), [math.sqrt(2), 1.0], expected, **_tolerance(False, expected))
-        be.check(aq.logaddexp(x1, x2), [logaddexp_reference(1, 1), logaddexp_reference(0, 1)], expected,
-                 **_tolerance(False, expected))
+        be.check(
+            aq.logaddexp(x1, x2),
+            [logaddexp_reference(1, 1), logaddexp_reference(0, 1)],
+            expected,
+            **_tolerance(False, expected),
+        )
 
 
 # ---------------------------------------------------------------------- hypot and logaddexp special cases
+
 
 def test_hypot_special_cases(be):
     # array API: an infinite operand gives +inf even with NaN; otherwise NaN propagates
@@ -560,6 +727,7 @@ def test_division_special_cases(be):
 
 
 # ---------------------------------------------------------------------- clip
+
 
 def _clip_ref(v, lo, hi):
     if any(isinstance(t, float) and math.isnan(t) for t in (v, lo, hi)):
@@ -594,8 +762,14 @@ def test_clip_with_array_bounds_that_broadcast(be):
     hi = np.array([[5], [6], [20]], np.float32)
     expected = [[_clip_ref(float(x[i, j]), float(lo[j]), float(hi[i, 0])) for j in range(4)] for i in range(3)]
     be.check(aq.clip(be.arr(x), be.arr(lo), be.arr(hi)), expected, aq.float32)
-    be.check(aq.clip(be.arr(x), be.arr(lo)), [[max(float(v), float(lo[j])) for j, v in enumerate(row)] for row in x], aq.float32)
-    be.check(aq.clip(be.arr(x), max=be.arr(np.float32(4.5))), [[min(float(v), 4.5) for v in row] for row in x], aq.float32)
+    be.check(
+        aq.clip(be.arr(x), be.arr(lo)),
+        [[max(float(v), float(lo[j])) for j, v in enumerate(row)] for row in x],
+        aq.float32,
+    )
+    be.check(
+        aq.clip(be.arr(x), max=be.arr(np.float32(4.5))), [[min(float(v), 4.5) for v in row] for row in x], aq.float32
+    )
 
 
 def test_clip_0d_and_empty(be):

@@ -3,7 +3,6 @@ backends, against explicit sums over index loops and ``numpy.einsum`` (which nei
 backend uses). Inputs are small integers, also in floating dtypes, so every sum of
 products is exact whatever order it is added in: the comparisons are exact."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,7 +20,9 @@ DTYPES = [aq.int8, aq.int64, aq.uint8, aq.float16, aq.bfloat16, aq.float32, aq.f
 def _ints(shape, dtype, seed=0):
     """Small integers (and i for complex), so that products and their sums stay exact."""
     n = int(np.prod(shape))
-    values = np.array([((k * 7 + seed * 3) % 5) - (0 if aq.as_dtype(dtype).kind == "unsigned" else 2) for k in range(n)])
+    values = np.array(
+        [((k * 7 + seed * 3) % 5) - (0 if aq.as_dtype(dtype).kind == "unsigned" else 2) for k in range(n)]
+    )
     if aq.as_dtype(dtype).kind == "complex":
         values = values + 1j * np.array([((k * 3 + seed) % 3) - 1 for k in range(n)])
     return values.reshape(shape).astype(aq.as_dtype(dtype).dtype)
@@ -32,8 +33,10 @@ def _matmul_expected(a, b):
     b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b  # (K,) -> (K, 1)
     batch_a, batch_b = a2.shape[:-2], b2.shape[:-2]
     nd = max(len(batch_a), len(batch_b))
-    batch = tuple(max(x, y) if 0 not in (x, y) else 0
-                  for x, y in zip((1,) * (nd - len(batch_a)) + batch_a, (1,) * (nd - len(batch_b)) + batch_b))
+    batch = tuple(
+        max(x, y) if 0 not in (x, y) else 0
+        for x, y in zip((1,) * (nd - len(batch_a)) + batch_a, (1,) * (nd - len(batch_b)) + batch_b)
+    )
     m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
 
     def pick(arr, bidx):
@@ -53,9 +56,19 @@ def _matmul_expected(a, b):
     return out
 
 
-MATMUL_SHAPES = [((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((2, 2, 3), (3, 4)),
-                 ((2, 1, 2, 3), (5, 3, 2)), ((2, 0), (0, 3)), ((0, 3), (3, 2)), ((0, 2, 3), (3, 1)),
-                 ((3, 1), (1, 3)), ((4,), (2, 4, 3))]
+MATMUL_SHAPES = [
+    ((2, 3), (3, 4)),
+    ((3,), (3, 4)),
+    ((2, 3), (3,)),
+    ((3,), (3,)),
+    ((2, 2, 3), (3, 4)),
+    ((2, 1, 2, 3), (5, 3, 2)),
+    ((2, 0), (0, 3)),
+    ((0, 3), (3, 2)),
+    ((0, 2, 3), (3, 1)),
+    ((3, 1), (1, 3)),
+    ((4,), (2, 4, 3)),
+]
 
 
 @pytest.mark.parametrize("fn", [aq.matmul, aq.linalg.matmul], ids=["matmul", "linalg.matmul"])
@@ -85,6 +98,7 @@ def test_matmul_errors(be):
 
 # ---------------------------------------------------------------------- tensordot
 
+
 def _einsum_tensordot(a, b, axes):
     if isinstance(axes, int):
         axes = (list(range(a.ndim - axes, a.ndim)), list(range(axes)))
@@ -101,16 +115,30 @@ def _einsum_tensordot(a, b, axes):
 
 
 TENSORDOT_CASES = [
-    ((2, 3, 4), (3, 4, 5), 2), ((2, 3), (3, 4), 1), ((2, 3), (4, 5), 0), ((3,), (3,), 1), ((), (), 0),
-    ((2, 3), (), 0), ((2, 3, 4), (4, 3, 2), ([1, 2], [1, 0])), ((2, 3, 4), (4, 3, 2), ([-1, 0], [0, -1])),
-    ((2, 3), (2, 3), ([0, 1], [0, 1])), ((0, 3), (3, 4), 1), ((2, 0), (0, 4), 1), ((0, 0), (0, 4), 1),
-    ((0, 2), (2, 0), 1), ((2, 0, 3), (3, 0, 2), ([1, 2], [1, 0])), ((2, 3), (3, 2), (1, 0)), ((4, 2), (2,), 1),
+    ((2, 3, 4), (3, 4, 5), 2),
+    ((2, 3), (3, 4), 1),
+    ((2, 3), (4, 5), 0),
+    ((3,), (3,), 1),
+    ((), (), 0),
+    ((2, 3), (), 0),
+    ((2, 3, 4), (4, 3, 2), ([1, 2], [1, 0])),
+    ((2, 3, 4), (4, 3, 2), ([-1, 0], [0, -1])),
+    ((2, 3), (2, 3), ([0, 1], [0, 1])),
+    ((0, 3), (3, 4), 1),
+    ((2, 0), (0, 4), 1),
+    ((0, 0), (0, 4), 1),
+    ((0, 2), (2, 0), 1),
+    ((2, 0, 3), (3, 0, 2), ([1, 2], [1, 0])),
+    ((2, 3), (3, 2), (1, 0)),
+    ((4, 2), (2,), 1),
 ]
 
 
 @pytest.mark.parametrize("fn", [aq.tensordot, aq.linalg.tensordot], ids=["tensordot", "linalg.tensordot"])
 @pytest.mark.parametrize("s1, s2, axes", TENSORDOT_CASES, ids=str)
-@pytest.mark.parametrize("dtype", [aq.int8, aq.float16, aq.bfloat16, aq.float32, aq.float64, aq.complex64], ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "dtype", [aq.int8, aq.float16, aq.bfloat16, aq.float32, aq.float64, aq.complex64], ids=lambda d: d.name
+)
 def test_tensordot(be, fn, dtype, s1, s2, axes):
     a, b = _ints(s1, dtype, 1), _ints(s2, dtype, 2)
     be.check(fn(be.arr(a), be.arr(b), axes=axes), _einsum_tensordot(a, b, axes).astype(dtype.dtype), dtype)
@@ -152,24 +180,43 @@ def test_tensordot_errors(be):
 
 # ---------------------------------------------------------------------- vecdot
 
+
 @pytest.mark.parametrize("fn", [aq.vecdot, aq.linalg.vecdot], ids=["vecdot", "linalg.vecdot"])
-@pytest.mark.parametrize("s1, s2, axis", [((3,), (3,), -1), ((2, 3), (3,), -1), ((3, 2), (3, 2), 0), ((2, 1, 3), (4, 3), -1),
-                                          ((2, 3), (2, 3), 1), ((0,), (0,), -1), ((2, 0), (2, 0), -1),
-                                          ((0, 3), (3,), -1), ((4, 3, 2), (3, 1), -2)], ids=str)
-@pytest.mark.parametrize("dtype", [aq.int8, aq.uint8, aq.float16, aq.bfloat16, aq.float32, aq.float64, aq.complex64, aq.complex128],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "s1, s2, axis",
+    [
+        ((3,), (3,), -1),
+        ((2, 3), (3,), -1),
+        ((3, 2), (3, 2), 0),
+        ((2, 1, 3), (4, 3), -1),
+        ((2, 3), (2, 3), 1),
+        ((0,), (0,), -1),
+        ((2, 0), (2, 0), -1),
+        ((0, 3), (3,), -1),
+        ((4, 3, 2), (3, 1), -2),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize(
+    "dtype",
+    [aq.int8, aq.uint8, aq.float16, aq.bfloat16, aq.float32, aq.float64, aq.complex64, aq.complex128],
+    ids=lambda d: d.name,
+)
 def test_vecdot(be, fn, dtype, s1, s2, axis):
     a, b = _ints(s1, dtype, 1), _ints(s2, dtype, 2)
     nd = max(a.ndim, b.ndim)
     ax = axis % nd
     A = np.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape))  # only to line the operands up
     B = np.broadcast_to(b, A.shape)
-    result = A.shape[:ax] + A.shape[ax + 1:]
+    result = A.shape[:ax] + A.shape[ax + 1 :]
 
     def element(idx):  # sum over the axis of conj(x1) * x2
         at = [idx[:ax] + (t,) + idx[ax:] for t in range(A.shape[ax])]
-        return sum(complex(A[i]).conjugate() * complex(B[i]) for i in at) if dtype.kind == "complex" else \
-            sum(A[i].item() * B[i].item() for i in at)
+        return (
+            sum(complex(A[i]).conjugate() * complex(B[i]) for i in at)
+            if dtype.kind == "complex"
+            else sum(A[i].item() * B[i].item() for i in at)
+        )
 
     expected = build(result, element, aq.complex128 if dtype.kind == "complex" else aq.float64)
     be.check(fn(be.arr(a), be.arr(b), axis=axis), expected.astype(dtype.dtype), dtype)

@@ -14,9 +14,26 @@ from hypothesis import strategies as st
 import arrayq as aq
 from tests._ops_support import be, build  # noqa: F401 (fixture)
 
-COVERS = {"broadcast_arrays", "broadcast_to", "concat", "expand_dims", "flip", "matrix_transpose", "moveaxis",
-          "permute_dims", "repeat", "reshape", "roll", "squeeze", "stack", "take", "take_along_axis", "tile",
-          "unstack", "linalg.matrix_transpose"}
+COVERS = {
+    "broadcast_arrays",
+    "broadcast_to",
+    "concat",
+    "expand_dims",
+    "flip",
+    "matrix_transpose",
+    "moveaxis",
+    "permute_dims",
+    "repeat",
+    "reshape",
+    "roll",
+    "squeeze",
+    "stack",
+    "take",
+    "take_along_axis",
+    "tile",
+    "unstack",
+    "linalg.matrix_transpose",
+}
 
 FEW = settings(max_examples=25, derandomize=True, deadline=None, database=None)
 small_shapes = st.lists(st.integers(0, 3), min_size=0, max_size=4).map(tuple)
@@ -34,11 +51,23 @@ def _flat(a):
 
 # ---------------------------------------------------------------------- reshape
 
-@pytest.mark.parametrize("shape, new, result", [
-    ((2, 3, 4), (4, 6), (4, 6)), ((2, 3, 4), (-1,), (24,)), ((2, 3, 4), (2, -1, 3), (2, 4, 3)),
-    ((), (1,), (1,)), ((1, 1), (), ()), ((6,), 6, (6,)), ((0, 3), (3, 0), (3, 0)), ((0, 3), (0,), (0,)),
-    ((0,), (2, 0, 5), (2, 0, 5)), ((3, 1, 2), (2, 3), (2, 3)), ((4,), (1, -1, 1), (1, 4, 1)),
-])
+
+@pytest.mark.parametrize(
+    "shape, new, result",
+    [
+        ((2, 3, 4), (4, 6), (4, 6)),
+        ((2, 3, 4), (-1,), (24,)),
+        ((2, 3, 4), (2, -1, 3), (2, 4, 3)),
+        ((), (1,), (1,)),
+        ((1, 1), (), ()),
+        ((6,), 6, (6,)),
+        ((0, 3), (3, 0), (3, 0)),
+        ((0, 3), (0,), (0,)),
+        ((0,), (2, 0, 5), (2, 0, 5)),
+        ((3, 1, 2), (2, 3), (2, 3)),
+        ((4,), (1, -1, 1), (1, 4, 1)),
+    ],
+)
 def test_reshape(be, shape, new, result):
     a = _data(shape)
     flat = _flat(a)
@@ -56,8 +85,9 @@ def test_reshape_copy_true_copies(be):
     be.check(aq.reshape(be.arr(5), (1, 1), copy=True), [[5]], aq.int64)
 
 
-@pytest.mark.parametrize("shape, new", [((2, 3), (4,)), ((2, 3), (-1, -1)), ((2, 3), (-2, 3)), ((0, 3), (-1, 0)),
-                                        ((6,), (4, -1))])
+@pytest.mark.parametrize(
+    "shape, new", [((2, 3), (4,)), ((2, 3), (-1, -1)), ((2, 3), (-2, 3)), ((0, 3), (-1, 0)), ((6,), (4, -1))]
+)
 def test_reshape_errors(be, shape, new):
     with pytest.raises(ValueError):
         aq.reshape(be.arr(_data(shape)), new)
@@ -65,8 +95,19 @@ def test_reshape_errors(be, shape, new):
 
 # ---------------------------------------------------------------------- permute_dims, matrix_transpose, moveaxis
 
-@pytest.mark.parametrize("shape, axes", [((2, 3, 4), (2, 0, 1)), ((2, 3, 4), (0, 1, 2)), ((2, 3, 4), (-1, 0, -2)),
-                                         ((2, 3), (1, 0)), ((), ()), ((0, 2), (1, 0)), ((1, 2, 1, 3), (3, 1, 0, 2))])
+
+@pytest.mark.parametrize(
+    "shape, axes",
+    [
+        ((2, 3, 4), (2, 0, 1)),
+        ((2, 3, 4), (0, 1, 2)),
+        ((2, 3, 4), (-1, 0, -2)),
+        ((2, 3), (1, 0)),
+        ((), ()),
+        ((0, 2), (1, 0)),
+        ((1, 2, 1, 3), (3, 1, 0, 2)),
+    ],
+)
 def test_permute_dims(be, shape, axes):
     a = _data(shape, np.float32)
     norm = [ax % len(shape) for ax in axes]
@@ -118,10 +159,19 @@ def _moveaxis_expected(a, source, destination):
     return build(tuple(a.shape[ax] for ax in order), element, aq.as_dtype(a.dtype))
 
 
-@pytest.mark.parametrize("shape, source, destination", [
-    ((2, 3, 4), 0, 2), ((2, 3, 4), 2, 0), ((2, 3, 4), -1, 1), ((2, 3, 4), (0, 1), (2, 0)),
-    ((2, 3, 4), (0, 1, 2), (2, 1, 0)), ((2, 3, 4, 5), (3, 0), (0, 3)), ((5,), 0, -1), ((0, 2, 1), 0, 1),
-])
+@pytest.mark.parametrize(
+    "shape, source, destination",
+    [
+        ((2, 3, 4), 0, 2),
+        ((2, 3, 4), 2, 0),
+        ((2, 3, 4), -1, 1),
+        ((2, 3, 4), (0, 1), (2, 0)),
+        ((2, 3, 4), (0, 1, 2), (2, 1, 0)),
+        ((2, 3, 4, 5), (3, 0), (0, 3)),
+        ((5,), 0, -1),
+        ((0, 2, 1), 0, 1),
+    ],
+)
 def test_moveaxis(be, shape, source, destination):
     a = _data(shape)
     be.check(aq.moveaxis(be.arr(a), source, destination), _moveaxis_expected(a, source, destination), aq.int32)
@@ -153,14 +203,26 @@ def test_moveaxis_errors(be):
 
 # ---------------------------------------------------------------------- broadcast_to, broadcast_arrays
 
+
 def _broadcast_element(a, result):
     off = len(result) - a.ndim
     return lambda idx: a[tuple(0 if a.shape[k] == 1 else idx[k + off] for k in range(a.ndim))]
 
 
-@pytest.mark.parametrize("shape, result", [((3,), (2, 3)), ((1,), (4,)), ((), (2, 2)), ((2, 1), (2, 3)),
-                                           ((1, 3), (0, 3)), ((), ()), ((2, 3), (2, 3)), ((1,), (2, 0)),
-                                           ((3, 1, 2), (4, 3, 5, 2))])
+@pytest.mark.parametrize(
+    "shape, result",
+    [
+        ((3,), (2, 3)),
+        ((1,), (4,)),
+        ((), (2, 2)),
+        ((2, 1), (2, 3)),
+        ((1, 3), (0, 3)),
+        ((), ()),
+        ((2, 3), (2, 3)),
+        ((1,), (2, 0)),
+        ((3, 1, 2), (4, 3, 5, 2)),
+    ],
+)
 def test_broadcast_to(be, shape, result):
     a = _data(shape, np.int16)
     be.check(aq.broadcast_to(be.arr(a), result), build(result, _broadcast_element(a, result), aq.int16), aq.int16)
@@ -172,10 +234,16 @@ def test_broadcast_to_errors(be):
             aq.broadcast_to(be.arr(_data(shape)), result)
 
 
-@pytest.mark.parametrize("shapes, result", [
-    ([(3,), (2, 1)], (2, 3)), ([(), (2,), (3, 1)], (3, 2)), ([(2, 3)], (2, 3)), ([(1, 0), (3, 1)], (3, 0)),
-    ([(4, 1, 2), (3, 1), ()], (4, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "shapes, result",
+    [
+        ([(3,), (2, 1)], (2, 3)),
+        ([(), (2,), (3, 1)], (3, 2)),
+        ([(2, 3)], (2, 3)),
+        ([(1, 0), (3, 1)], (3, 0)),
+        ([(4, 1, 2), (3, 1), ()], (4, 3, 2)),
+    ],
+)
 def test_broadcast_arrays(be, shapes, result):
     arrays = [_data(s, np.float64) + i for i, s in enumerate(shapes)]
     got = aq.broadcast_arrays(*(be.arr(a) for a in arrays))
@@ -195,6 +263,7 @@ def test_broadcast_arrays_edge_cases(be):
 
 # ---------------------------------------------------------------------- concat, stack, unstack
 
+
 def _concat_expected(arrays, axis):
     if axis is None:
         return np.array([v for a in arrays for v in _flat(a)])
@@ -207,17 +276,26 @@ def _concat_expected(arrays, axis):
         i = idx[axis]
         for a, n in zip(arrays, sizes):
             if i < n:
-                return a[idx[:axis] + (i,) + idx[axis + 1:]]
+                return a[idx[:axis] + (i,) + idx[axis + 1 :]]
             i -= n
 
     return build(tuple(shape), element, aq.float64)
 
 
-@pytest.mark.parametrize("shapes, axis", [
-    ([(2, 3), (1, 3), (4, 3)], 0), ([(2, 3), (2, 1)], 1), ([(2, 3), (2, 0), (2, 2)], -1), ([(2, 3)], 0),
-    ([(2, 3), (4,)], None), ([(), (), ()], None), ([(0, 3), (0, 3)], 0), ([(2, 1, 2), (2, 3, 2)], 1),
-    ([(5,), (0,)], 0),
-])
+@pytest.mark.parametrize(
+    "shapes, axis",
+    [
+        ([(2, 3), (1, 3), (4, 3)], 0),
+        ([(2, 3), (2, 1)], 1),
+        ([(2, 3), (2, 0), (2, 2)], -1),
+        ([(2, 3)], 0),
+        ([(2, 3), (4,)], None),
+        ([(), (), ()], None),
+        ([(0, 3), (0, 3)], 0),
+        ([(2, 1, 2), (2, 3, 2)], 1),
+        ([(5,), (0,)], 0),
+    ],
+)
 def test_concat(be, shapes, axis):
     arrays = [_data(s, np.float64) * (i + 1) for i, s in enumerate(shapes)]
     be.check(aq.concat([be.arr(a) for a in arrays], axis=axis), _concat_expected(arrays, axis), aq.float64)
@@ -241,14 +319,26 @@ def test_concat_errors(be):
         aq.concat([be.arr(np.ones((2, 3)))], axis=2)
 
 
-@pytest.mark.parametrize("shape, n, axis", [((3,), 2, 0), ((3,), 2, 1), ((3,), 2, -1), ((2, 3), 4, 1), ((2, 3), 1, 0),
-                                            ((), 3, 0), ((), 3, -1), ((0, 2), 2, 1), ((2, 0), 3, 2)])
+@pytest.mark.parametrize(
+    "shape, n, axis",
+    [
+        ((3,), 2, 0),
+        ((3,), 2, 1),
+        ((3,), 2, -1),
+        ((2, 3), 4, 1),
+        ((2, 3), 1, 0),
+        ((), 3, 0),
+        ((), 3, -1),
+        ((0, 2), 2, 1),
+        ((2, 0), 3, 2),
+    ],
+)
 def test_stack(be, shape, n, axis):
     arrays = [_data(shape, np.int64) + 100 * i for i in range(n)]
     nd = len(shape) + 1
     ax = axis % nd
     result = shape[:ax] + (n,) + shape[ax:]
-    expected = build(result, lambda idx: arrays[idx[ax]][idx[:ax] + idx[ax + 1:]], aq.int64)
+    expected = build(result, lambda idx: arrays[idx[ax]][idx[:ax] + idx[ax + 1 :]], aq.int64)
     be.check(aq.stack([be.arr(a) for a in arrays], axis=axis), expected, aq.int64)
 
 
@@ -262,16 +352,17 @@ def test_stack_default_axis_promotion_and_errors(be):
         aq.stack([be.arr([1, 2])], axis=2)
 
 
-@pytest.mark.parametrize("shape, axis", [((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((3,), 0), ((0, 3), 0),
-                                         ((0, 3), 1), ((1, 2), -2)])
+@pytest.mark.parametrize(
+    "shape, axis", [((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((3,), 0), ((0, 3), 0), ((0, 3), 1), ((1, 2), -2)]
+)
 def test_unstack(be, shape, axis):
     a = _data(shape, np.float32)
     ax = axis % len(shape)
     got = aq.unstack(be.arr(a), axis=axis)
     assert isinstance(got, tuple) and len(got) == shape[ax]
-    rest = shape[:ax] + shape[ax + 1:]
+    rest = shape[:ax] + shape[ax + 1 :]
     for i, g in enumerate(got):
-        be.check(g, build(rest, lambda idx: a[idx[:ax] + (i,) + idx[ax:]], aq.float32), aq.float32)
+        be.check(g, build(rest, lambda idx, i=i: a[idx[:ax] + (i,) + idx[ax:]], aq.float32), aq.float32)
 
 
 def test_unstack_default_axis_and_errors(be):
@@ -284,13 +375,17 @@ def test_unstack_default_axis_and_errors(be):
 
 # ---------------------------------------------------------------------- expand_dims, squeeze, flip
 
-@pytest.mark.parametrize("shape, axis", [((2, 3), 0), ((2, 3), 1), ((2, 3), 2), ((2, 3), -1), ((2, 3), -3),
-                                         ((), 0), ((), -1), ((0,), 1)])
+
+@pytest.mark.parametrize(
+    "shape, axis", [((2, 3), 0), ((2, 3), 1), ((2, 3), 2), ((2, 3), -1), ((2, 3), -3), ((), 0), ((), -1), ((0,), 1)]
+)
 def test_expand_dims(be, shape, axis):
     a = _data(shape, np.uint8)
     ax = axis % (len(shape) + 1)
     result = shape[:ax] + (1,) + shape[ax:]
-    be.check(aq.expand_dims(be.arr(a), axis=axis), build(result, lambda idx: a[idx[:ax] + idx[ax + 1:]], aq.uint8), aq.uint8)
+    be.check(
+        aq.expand_dims(be.arr(a), axis=axis), build(result, lambda idx: a[idx[:ax] + idx[ax + 1 :]], aq.uint8), aq.uint8
+    )
 
 
 def test_expand_dims_default_and_errors(be):
@@ -300,8 +395,19 @@ def test_expand_dims_default_and_errors(be):
             aq.expand_dims(be.arr(np.ones((2, 3))), axis=axis)
 
 
-@pytest.mark.parametrize("shape, axis", [((1, 2, 1), 0), ((1, 2, 1), (0, 2)), ((1, 2, 1), -1), ((1, 2, 1), ()),
-                                         ((1,), 0), ((1, 1), (1, 0)), ((0, 1), 1), ((), ())])
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((1, 2, 1), 0),
+        ((1, 2, 1), (0, 2)),
+        ((1, 2, 1), -1),
+        ((1, 2, 1), ()),
+        ((1,), 0),
+        ((1, 1), (1, 0)),
+        ((0, 1), 1),
+        ((), ()),
+    ],
+)
 def test_squeeze(be, shape, axis):
     a = _data(shape)
     axes = {ax % max(len(shape), 1) for ax in ((axis,) if isinstance(axis, int) else axis)}
@@ -322,16 +428,34 @@ def test_squeeze_errors(be):
         aq.squeeze(x, axis=3)
 
 
-@pytest.mark.parametrize("shape, axis", [((2, 3, 4), None), ((2, 3, 4), 0), ((2, 3, 4), -1), ((2, 3, 4), (0, 2)),
-                                         ((5,), None), ((), None), ((0, 3), 1), ((2, 3), ())])
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((2, 3, 4), None),
+        ((2, 3, 4), 0),
+        ((2, 3, 4), -1),
+        ((2, 3, 4), (0, 2)),
+        ((5,), None),
+        ((), None),
+        ((0, 3), 1),
+        ((2, 3), ()),
+    ],
+)
 def test_flip(be, shape, axis):
     a = _data(shape, np.int16)
-    axes = set(range(len(shape))) if axis is None else {ax % len(shape) for ax in ((axis,) if isinstance(axis, int) else axis)}
-    expected = build(shape, lambda idx: a[tuple(shape[k] - 1 - i if k in axes else i for k, i in enumerate(idx))], aq.int16)
+    axes = (
+        set(range(len(shape)))
+        if axis is None
+        else {ax % len(shape) for ax in ((axis,) if isinstance(axis, int) else axis)}
+    )
+    expected = build(
+        shape, lambda idx: a[tuple(shape[k] - 1 - i if k in axes else i for k, i in enumerate(idx))], aq.int16
+    )
     be.check(aq.flip(be.arr(a), axis=axis), expected, aq.int16)
 
 
 # ---------------------------------------------------------------------- repeat, tile, roll
+
 
 def _repeat_expected(a, counts, axis):
     if axis is None:
@@ -339,14 +463,26 @@ def _repeat_expected(a, counts, axis):
     axis %= a.ndim
     counts = [counts] * a.shape[axis] if isinstance(counts, int) else counts
     source = [i for i, c in enumerate(counts) for _ in range(c)]
-    result = a.shape[:axis] + (len(source),) + a.shape[axis + 1:]
-    return build(result, lambda idx: a[idx[:axis] + (source[idx[axis]],) + idx[axis + 1:]], aq.as_dtype(a.dtype))
+    result = a.shape[:axis] + (len(source),) + a.shape[axis + 1 :]
+    return build(result, lambda idx: a[idx[:axis] + (source[idx[axis]],) + idx[axis + 1 :]], aq.as_dtype(a.dtype))
 
 
-@pytest.mark.parametrize("shape, repeats, axis", [
-    ((3,), 2, None), ((2, 3), 2, None), ((2, 3), 3, 0), ((2, 3), 2, 1), ((2, 3), 2, -1), ((2, 3), 0, 1),
-    ((3,), [0, 2, 1], 0), ((2, 3), [1, 0, 3], 1), ((2, 3), [2, 1], 0), ((0, 2), 3, 0), ((), 3, None),
-])
+@pytest.mark.parametrize(
+    "shape, repeats, axis",
+    [
+        ((3,), 2, None),
+        ((2, 3), 2, None),
+        ((2, 3), 3, 0),
+        ((2, 3), 2, 1),
+        ((2, 3), 2, -1),
+        ((2, 3), 0, 1),
+        ((3,), [0, 2, 1], 0),
+        ((2, 3), [1, 0, 3], 1),
+        ((2, 3), [2, 1], 0),
+        ((0, 2), 3, 0),
+        ((), 3, None),
+    ],
+)
 def test_repeat(be, shape, repeats, axis):
     a = _data(shape, np.int8)
     counts = repeats if isinstance(repeats, int) else be.arr(repeats, aq.int64)
@@ -378,13 +514,28 @@ def _tile_expected(a, reps):
     reps = (1,) * (nd - len(reps)) + tuple(reps)
     shape = (1,) * (nd - a.ndim) + a.shape
     src = a.reshape(shape)
-    return build(tuple(r * n for r, n in zip(reps, shape)), lambda idx: src[tuple(i % n for i, n in zip(idx, shape))],
-                 aq.as_dtype(a.dtype))
+    return build(
+        tuple(r * n for r, n in zip(reps, shape)),
+        lambda idx: src[tuple(i % n for i, n in zip(idx, shape))],
+        aq.as_dtype(a.dtype),
+    )
 
 
-@pytest.mark.parametrize("shape, reps", [((3,), (2,)), ((1, 2), (2,)), ((1, 2), (2, 1, 3)), ((2, 3), (2, 2)),
-                                         ((2, 3), (0, 2)), ((), (3,)), ((), ()), ((2,), ()), ((0, 2), (2, 2)),
-                                         ((2, 1, 2), (1, 3, 1))])
+@pytest.mark.parametrize(
+    "shape, reps",
+    [
+        ((3,), (2,)),
+        ((1, 2), (2,)),
+        ((1, 2), (2, 1, 3)),
+        ((2, 3), (2, 2)),
+        ((2, 3), (0, 2)),
+        ((), (3,)),
+        ((), ()),
+        ((2,), ()),
+        ((0, 2), (2, 2)),
+        ((2, 1, 2), (1, 3, 1)),
+    ],
+)
 def test_tile(be, shape, reps):
     a = _data(shape, np.float32)
     be.check(aq.tile(be.arr(a), reps), _tile_expected(a, reps), aq.float32)
@@ -414,14 +565,31 @@ def _roll_expected(a, shift, axis):
     for s, ax in zip(shifts, axes):
         total[ax % a.ndim] += s  # an axis named twice moves by the sum
 
-    return build(a.shape, lambda idx: a[tuple((i - total[k]) % a.shape[k] for k, i in enumerate(idx))], aq.as_dtype(a.dtype))
+    return build(
+        a.shape, lambda idx: a[tuple((i - total[k]) % a.shape[k] for k, i in enumerate(idx))], aq.as_dtype(a.dtype)
+    )
 
 
-@pytest.mark.parametrize("shape, shift, axis", [
-    ((5,), 2, None), ((5,), -7, None), ((2, 3), 1, None), ((2, 3), 4, None), ((2, 3), 1, 0), ((2, 3), -1, 1),
-    ((2, 3), 5, -1), ((2, 3), (1, 2), (0, 1)), ((2, 3, 4), (1, -2), (2, 0)), ((2, 3), 0, 0), ((), 3, None),
-    ((0, 3), 2, 0), ((0, 3), 2, 1), ((0, 3), 1, None), ((3, 4), (1, 1), (1, 1)),
-])
+@pytest.mark.parametrize(
+    "shape, shift, axis",
+    [
+        ((5,), 2, None),
+        ((5,), -7, None),
+        ((2, 3), 1, None),
+        ((2, 3), 4, None),
+        ((2, 3), 1, 0),
+        ((2, 3), -1, 1),
+        ((2, 3), 5, -1),
+        ((2, 3), (1, 2), (0, 1)),
+        ((2, 3, 4), (1, -2), (2, 0)),
+        ((2, 3), 0, 0),
+        ((), 3, None),
+        ((0, 3), 2, 0),
+        ((0, 3), 2, 1),
+        ((0, 3), 1, None),
+        ((3, 4), (1, 1), (1, 1)),
+    ],
+)
 def test_roll(be, shape, shift, axis):
     a = _data(shape, np.int64)
     be.check(aq.roll(be.arr(a), shift, axis=axis), _roll_expected(a, shift, axis), aq.int64)
@@ -451,24 +619,37 @@ def test_roll_errors(be):
 
 # ---------------------------------------------------------------------- take, take_along_axis
 
-@pytest.mark.parametrize("shape, indices, axis", [
-    ((5,), [0, 4, 2, 2], None), ((5,), [-1, -5, 0], 0), ((3, 4), [2, 0], 0), ((3, 4), [3, 3, 1], 1),
-    ((3, 4), [-1], -1), ((5,), [], 0), ((3, 4), [[0, 1], [2, 0]], 0), ((2, 3, 4), [1, 0, 1], 1), ((5,), 3, 0),
-    ((0, 3), [1, 2], 1),
-])
+
+@pytest.mark.parametrize(
+    "shape, indices, axis",
+    [
+        ((5,), [0, 4, 2, 2], None),
+        ((5,), [-1, -5, 0], 0),
+        ((3, 4), [2, 0], 0),
+        ((3, 4), [3, 3, 1], 1),
+        ((3, 4), [-1], -1),
+        ((5,), [], 0),
+        ((3, 4), [[0, 1], [2, 0]], 0),
+        ((2, 3, 4), [1, 0, 1], 1),
+        ((5,), 3, 0),
+        ((0, 3), [1, 2], 1),
+    ],
+)
 @pytest.mark.parametrize("index_dtype", [aq.int64, aq.int32])
 def test_take(be, shape, indices, axis, index_dtype):
     a = _data(shape, np.float64)
     idx_arr = np.array(indices, dtype=np.int64)
     ax = 0 if axis is None else axis % a.ndim
-    result = a.shape[:ax] + idx_arr.shape + a.shape[ax + 1:]
+    result = a.shape[:ax] + idx_arr.shape + a.shape[ax + 1 :]
     k = idx_arr.ndim
 
     def element(idx):
-        j = int(idx_arr[idx[ax:ax + k]]) % a.shape[ax]
-        return a[idx[:ax] + (j,) + idx[ax + k:]]
+        j = int(idx_arr[idx[ax : ax + k]]) % a.shape[ax]
+        return a[idx[:ax] + (j,) + idx[ax + k :]]
 
-    be.check(aq.take(be.arr(a), be.arr(indices, index_dtype), axis=axis), build(result, element, aq.float64), aq.float64)
+    be.check(
+        aq.take(be.arr(a), be.arr(indices, index_dtype), axis=axis), build(result, element, aq.float64), aq.float64
+    )
 
 
 def test_take_errors(be):
@@ -478,11 +659,19 @@ def test_take_errors(be):
         aq.take(be.arr(np.ones((2, 3))), be.arr([0]), axis=2)
 
 
-@pytest.mark.parametrize("shape, indices, axis", [
-    ((3, 4), [[1, 0, 3], [2, 2, 0], [0, 0, 0]], 1), ((3, 4), [[2, 0, 1, 1]], 0), ((3, 4), [[1], [0], [3]], -1),
-    ((2, 3, 2), np.zeros((2, 3, 1), int), 2), ((2, 3, 2), [[[1, 0]], [[2, 2]]], 1), ((5,), [4, 0, 0, 3], 0),
-    ((3, 4), np.zeros((3, 0), int), 1), ((3, 4), [[2], [1], [0]], 1),
-])
+@pytest.mark.parametrize(
+    "shape, indices, axis",
+    [
+        ((3, 4), [[1, 0, 3], [2, 2, 0], [0, 0, 0]], 1),
+        ((3, 4), [[2, 0, 1, 1]], 0),
+        ((3, 4), [[1], [0], [3]], -1),
+        ((2, 3, 2), np.zeros((2, 3, 1), int), 2),
+        ((2, 3, 2), [[[1, 0]], [[2, 2]]], 1),
+        ((5,), [4, 0, 0, 3], 0),
+        ((3, 4), np.zeros((3, 0), int), 1),
+        ((3, 4), [[2], [1], [0]], 1),
+    ],
+)
 def test_take_along_axis(be, shape, indices, axis):
     a = _data(shape, np.int16)
     ind = np.array(indices, dtype=np.int64)

@@ -11,8 +11,19 @@ import pytest
 import arrayq as aq
 from tests._ops_support import be, build  # noqa: F401 (fixture)
 
-COVERS = {"argmax", "argmin", "argsort", "nonzero", "searchsorted", "sort", "unique_all", "unique_counts",
-          "unique_inverse", "unique_values", "where"}
+COVERS = {
+    "argmax",
+    "argmin",
+    "argsort",
+    "nonzero",
+    "searchsorted",
+    "sort",
+    "unique_all",
+    "unique_counts",
+    "unique_inverse",
+    "unique_values",
+    "where",
+}
 
 nan = math.nan
 
@@ -32,6 +43,7 @@ def _lanes(a, axis):
 
 # ---------------------------------------------------------------------- argmax, argmin
 
+
 def _arg_expected(a, axis, keepdims, pick):
     if axis is None:
         flat = [a[idx].item() for idx in _index_tuples(a.shape)]
@@ -43,8 +55,18 @@ def _arg_expected(a, axis, keepdims, pick):
     return out.reshape(rest[:axis] + (1,) + rest[axis:]) if keepdims else out
 
 
-ARG_CASES = [((6,), None), ((6,), 0), ((3, 4), None), ((3, 4), 0), ((3, 4), 1), ((3, 4), -1), ((2, 3, 4), 1),
-             ((), None), ((2, 0), 0), ((1, 5), 0)]
+ARG_CASES = [
+    ((6,), None),
+    ((6,), 0),
+    ((3, 4), None),
+    ((3, 4), 0),
+    ((3, 4), 1),
+    ((3, 4), -1),
+    ((2, 3, 4), 1),
+    ((), None),
+    ((2, 0), 0),
+    ((1, 5), 0),
+]
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -70,8 +92,18 @@ def test_argmax_argmin_errors(be):
 
 # ---------------------------------------------------------------------- where
 
-@pytest.mark.parametrize("sc, s1, s2", [((4,), (4,), (4,)), ((2, 3), (3,), ()), ((2, 1), (1, 3), (2, 3)), ((), (), ()),
-                                        ((0, 3), (3,), (1, 3)), ((3, 1, 1), (2, 1), (4,))])
+
+@pytest.mark.parametrize(
+    "sc, s1, s2",
+    [
+        ((4,), (4,), (4,)),
+        ((2, 3), (3,), ()),
+        ((2, 1), (1, 3), (2, 3)),
+        ((), (), ()),
+        ((0, 3), (3,), (1, 3)),
+        ((3, 1, 1), (2, 1), (4,)),
+    ],
+)
 def test_where(be, sc, s1, s2):
     cond = (np.arange(int(np.prod(sc))) % 3 == 1).reshape(sc)
     x1 = (np.arange(int(np.prod(s1))) + 10).astype(np.float32).reshape(s1)
@@ -101,6 +133,7 @@ def test_where_promotes_and_checks_shapes(be):
 
 
 # ---------------------------------------------------------------------- nonzero
+
 
 @pytest.mark.parametrize("shape", [(7,), (3, 4), (2, 3, 2), (0,), (2, 0), (1, 1)])
 @pytest.mark.parametrize("dtype", [aq.bool, aq.int16, aq.float64, aq.complex64], ids=lambda d: d.name)
@@ -140,10 +173,16 @@ def test_searchsorted_default_side_sorter_and_ints(be):
     order = [1, 3, 2, 0]  # x1[order] = [10, 10, 20, 30]
     ordered = [x1[i] for i in order]
     q = [5, 10, 25, 30, 40]
-    be.check(aq.searchsorted(be.arr(x1, aq.int32), be.arr(q, aq.int32), sorter=be.arr(order)),
-             [bisect.bisect_left(ordered, v) for v in q], aq.int64)
-    be.check(aq.searchsorted(be.arr(x1, aq.int32), be.arr(q, aq.int32), side="right", sorter=be.arr(order)),
-             [bisect.bisect_right(ordered, v) for v in q], aq.int64)
+    be.check(
+        aq.searchsorted(be.arr(x1, aq.int32), be.arr(q, aq.int32), sorter=be.arr(order)),
+        [bisect.bisect_left(ordered, v) for v in q],
+        aq.int64,
+    )
+    be.check(
+        aq.searchsorted(be.arr(x1, aq.int32), be.arr(q, aq.int32), side="right", sorter=be.arr(order)),
+        [bisect.bisect_right(ordered, v) for v in q],
+        aq.int64,
+    )
     be.check(aq.searchsorted(be.arr([1, 2, 3], aq.uint8), be.arr([2], aq.uint8)), [1], aq.int64)
 
 
@@ -156,13 +195,27 @@ def test_searchsorted_errors(be):
 
 # ---------------------------------------------------------------------- sort, argsort
 
+
 def _nan_last_key(v):
     return (math.isnan(v), v) if isinstance(v, float) else (False, v)
 
 
 @pytest.mark.parametrize("descending", [False, True])
-@pytest.mark.parametrize("shape, axis", [((8,), -1), ((8,), 0), ((3, 5), 1), ((3, 5), 0), ((3, 5), -2), ((2, 3, 4), 1),
-                                         ((0,), 0), ((2, 0), 1), ((2, 0), 0)], ids=str)
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((8,), -1),
+        ((8,), 0),
+        ((3, 5), 1),
+        ((3, 5), 0),
+        ((3, 5), -2),
+        ((2, 3, 4), 1),
+        ((0,), 0),
+        ((2, 0), 1),
+        ((2, 0), 0),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("dtype", [aq.int8, aq.uint16, aq.float32, aq.float64, aq.bool], ids=lambda d: d.name)
 def test_sort_and_argsort(be, dtype, shape, axis, descending):
     values = [(5, 3, 8, 3, 1, 9, 3, 0, 7, 5, 2)[k % 11] for k in range(int(np.prod(shape)))]
@@ -171,10 +224,14 @@ def test_sort_and_argsort(be, dtype, shape, axis, descending):
     ax = axis % len(shape)
     lanes, rest = _lanes(a, ax)
     # Python's sort is stable: equal values keep their order, ascending or descending
-    order = {idx: [i for i, _ in sorted(lane, key=lambda iv: -iv[1] if descending else iv[1])] for idx, lane in lanes.items()}
-    ordered = {idx: [v for _, v in sorted(lane, key=lambda iv: -iv[1] if descending else iv[1])] for idx, lane in lanes.items()}
-    expect_sort = build(a.shape, lambda idx: ordered[idx[:ax] + idx[ax + 1:]][idx[ax]], aq.as_dtype(a.dtype))
-    expect_args = build(a.shape, lambda idx: order[idx[:ax] + idx[ax + 1:]][idx[ax]], aq.int64)
+    order = {
+        idx: [i for i, _ in sorted(lane, key=lambda iv: -iv[1] if descending else iv[1])] for idx, lane in lanes.items()
+    }
+    ordered = {
+        idx: [v for _, v in sorted(lane, key=lambda iv: -iv[1] if descending else iv[1])] for idx, lane in lanes.items()
+    }
+    expect_sort = build(a.shape, lambda idx: ordered[idx[:ax] + idx[ax + 1 :]][idx[ax]], aq.as_dtype(a.dtype))
+    expect_args = build(a.shape, lambda idx: order[idx[:ax] + idx[ax + 1 :]][idx[ax]], aq.int64)
     be.check(aq.sort(be.arr(a), axis=axis, descending=descending), expect_sort, aq.as_dtype(a.dtype))
     be.check(aq.argsort(be.arr(a), axis=axis, descending=descending), expect_args, aq.int64)
     be.check(aq.argsort(be.arr(a), axis=axis, descending=descending, stable=True), expect_args, aq.int64)
@@ -200,6 +257,7 @@ def test_sort_errors(be):
 
 # ---------------------------------------------------------------------- unique_*
 
+
 def _unique_expected(flat):
     """Sorted distinct values; NaNs are each distinct (they compare unequal), and last."""
     values, first, counts = [], [], []
@@ -224,11 +282,19 @@ def _unique_expected(flat):
     return ([values[j] for j in order], [first[j] for j in order], inverse, [counts[j] for j in order])
 
 
-@pytest.mark.parametrize("data, dtype", [
-    ([[3, 1], [3, 2]], aq.int64), ([5, 5, 5], aq.int8), ([2.5, -1.0, 2.5, 0.0, -1.0, 7.0], aq.float32),
-    ([True, False, True], aq.bool), (7, aq.uint8), (np.zeros((0, 3)), aq.float64), ([[[1, 2], [2, 1]]], aq.uint16),
-    ([2.0, nan, 1.0, nan, 2.0], aq.float64),
-])
+@pytest.mark.parametrize(
+    "data, dtype",
+    [
+        ([[3, 1], [3, 2]], aq.int64),
+        ([5, 5, 5], aq.int8),
+        ([2.5, -1.0, 2.5, 0.0, -1.0, 7.0], aq.float32),
+        ([True, False, True], aq.bool),
+        (7, aq.uint8),
+        (np.zeros((0, 3)), aq.float64),
+        ([[[1, 2], [2, 1]]], aq.uint16),
+        ([2.0, nan, 1.0, nan, 2.0], aq.float64),
+    ],
+)
 def test_unique(be, data, dtype):
     a = np.array(data).astype(dtype.dtype)
     flat = [a[idx].item() for idx in _index_tuples(a.shape)]

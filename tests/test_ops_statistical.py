@@ -56,23 +56,49 @@ def _quarter_data(shape, dtype):
     return np.array(values).reshape(shape).astype(dtype.dtype if dtype.kind != "unsigned" else np.int64)
 
 
-AXES = [((2, 3, 4), None), ((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((2, 3, 4), (0, 2)),
-        ((2, 3, 4), (-1, -3)), ((2, 3, 4), (0, 1, 2)), ((2, 3, 4), ()), ((), None), ((), ()),
-        ((0, 3), 0), ((0, 3), 1), ((0, 3), None), ((5,), 0)]
+AXES = [
+    ((2, 3, 4), None),
+    ((2, 3, 4), 0),
+    ((2, 3, 4), 1),
+    ((2, 3, 4), -1),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), (-1, -3)),
+    ((2, 3, 4), (0, 1, 2)),
+    ((2, 3, 4), ()),
+    ((), None),
+    ((), ()),
+    ((0, 3), 0),
+    ((0, 3), 1),
+    ((0, 3), None),
+    ((5,), 0),
+]
 AXES_IDS = [f"{s}-{a}" for s, a in AXES]
 
 # array API: integer sums and products widen to the default integer of their signedness,
 # bool counts in the default integer, floats keep their dtype
-SUM_DTYPE = {"bool": aq.int64, "int8": aq.int64, "int16": aq.int64, "int32": aq.int64, "int64": aq.int64,
-             "uint8": aq.uint64, "uint32": aq.uint64, "uint64": aq.uint64,
-             "float16": aq.float16, "bfloat16": aq.bfloat16, "float32": aq.float32, "float64": aq.float64,
-             "complex64": aq.complex64, "complex128": aq.complex128}
+SUM_DTYPE = {
+    "bool": aq.int64,
+    "int8": aq.int64,
+    "int16": aq.int64,
+    "int32": aq.int64,
+    "int64": aq.int64,
+    "uint8": aq.uint64,
+    "uint32": aq.uint64,
+    "uint64": aq.uint64,
+    "float16": aq.float16,
+    "bfloat16": aq.bfloat16,
+    "float32": aq.float32,
+    "float64": aq.float64,
+    "complex64": aq.complex64,
+    "complex128": aq.complex128,
+}
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("shape, axis", AXES, ids=AXES_IDS)
-@pytest.mark.parametrize("dtype", [aq.int8, aq.int32, aq.uint8, aq.float16, aq.bfloat16, aq.float32, aq.float64],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "dtype", [aq.int8, aq.int32, aq.uint8, aq.float16, aq.bfloat16, aq.float32, aq.float64], ids=lambda d: d.name
+)
 def test_sum(be, dtype, shape, axis, keepdims):
     data = _quarter_data(shape, dtype)
     if dtype.kind == "unsigned":
@@ -104,11 +130,18 @@ def test_sum_and_prod_of_bool_and_complex(be):
     be.check(aq.prod(z), (1 + 1j) * (2 - 1j) * 0.5j, aq.complex64)
 
 
-@pytest.mark.parametrize("fn, dtype, result", [
-    ("sum", aq.int8, aq.int8), ("sum", aq.int8, aq.int16), ("sum", aq.float32, aq.float64),
-    ("sum", aq.int32, aq.float64), ("prod", aq.uint8, aq.uint8), ("prod", aq.float16, aq.float32),
-    ("sum", aq.bool, aq.int32),
-])
+@pytest.mark.parametrize(
+    "fn, dtype, result",
+    [
+        ("sum", aq.int8, aq.int8),
+        ("sum", aq.int8, aq.int16),
+        ("sum", aq.float32, aq.float64),
+        ("sum", aq.int32, aq.float64),
+        ("prod", aq.uint8, aq.uint8),
+        ("prod", aq.float16, aq.float32),
+        ("sum", aq.bool, aq.int32),
+    ],
+)
 def test_sum_and_prod_accumulate_in_the_dtype_given(be, fn, dtype, result):
     data = np.array([[1, 2, 1], [2, 1, 1]]).astype(dtype.dtype)
     expected = {"sum": [3, 3, 2], "prod": [2, 2, 1]}[fn]
@@ -142,14 +175,24 @@ def test_reductions_reject_bad_axes(be):
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
-@pytest.mark.parametrize("shape, axis", [a for a in AXES if 0 not in a[0]], ids=[i for a, i in zip(AXES, AXES_IDS) if 0 not in a[0]])
+@pytest.mark.parametrize(
+    "shape, axis", [a for a in AXES if 0 not in a[0]], ids=[i for a, i in zip(AXES, AXES_IDS) if 0 not in a[0]]
+)
 @pytest.mark.parametrize("dtype", [aq.int8, aq.uint16, aq.float32, aq.float64, aq.bfloat16], ids=lambda d: d.name)
 def test_max_min(be, dtype, shape, axis, keepdims):
     data = _quarter_data(shape, dtype)
     if dtype.kind == "unsigned":
         data = np.abs(data).astype(dtype.dtype)
-    be.check(aq.max(be.arr(data), axis=axis, keepdims=keepdims), reduce_loops(data, axis, keepdims, max).astype(dtype.dtype), dtype)
-    be.check(aq.min(be.arr(data), axis=axis, keepdims=keepdims), reduce_loops(data, axis, keepdims, min).astype(dtype.dtype), dtype)
+    be.check(
+        aq.max(be.arr(data), axis=axis, keepdims=keepdims),
+        reduce_loops(data, axis, keepdims, max).astype(dtype.dtype),
+        dtype,
+    )
+    be.check(
+        aq.min(be.arr(data), axis=axis, keepdims=keepdims),
+        reduce_loops(data, axis, keepdims, min).astype(dtype.dtype),
+        dtype,
+    )
 
 
 def test_max_min_propagate_nan_and_reject_empty(be):
@@ -176,8 +219,16 @@ def test_all_any(be, dtype, shape, axis, keepdims):
         values[-1] = nan  # NaN is not zero: true
     data = np.array(values).reshape(shape).astype(dtype.dtype)
     flags = np.array([bool(v) for v in np.asarray(values, dtype=object).ravel()], dtype=object).reshape(shape)
-    be.check(aq.all(be.arr(data), axis=axis, keepdims=keepdims), reduce_loops(flags, axis, keepdims, all).astype(bool), aq.bool)
-    be.check(aq.any(be.arr(data), axis=axis, keepdims=keepdims), reduce_loops(flags, axis, keepdims, any).astype(bool), aq.bool)
+    be.check(
+        aq.all(be.arr(data), axis=axis, keepdims=keepdims),
+        reduce_loops(flags, axis, keepdims, all).astype(bool),
+        aq.bool,
+    )
+    be.check(
+        aq.any(be.arr(data), axis=axis, keepdims=keepdims),
+        reduce_loops(flags, axis, keepdims, any).astype(bool),
+        aq.bool,
+    )
 
 
 def test_all_any_of_empty_and_0d(be):
@@ -188,6 +239,7 @@ def test_all_any_of_empty_and_0d(be):
 
 
 # ---------------------------------------------------------------------- mean, var, std
+
 
 def _stat_rtol(dtype, n):
     # n terms summed (pairwise or not) and a division: about n + 2 roundings, each of at
@@ -218,7 +270,12 @@ def test_mean(be, dtype, shape, axis, keepdims):
     data = (np.arange(int(np.prod(shape))).reshape(shape) * 0.37 - 1.1).astype(dtype.dtype)
     expected = reduce_loops(data, axis, keepdims, lambda v: float(_mean_exact(v)))
     n = max(1, data.size // max(1, np.asarray(expected).size))
-    be.check(aq.mean(be.arr(data), axis=axis, keepdims=keepdims), expected.astype(np.float64), dtype, rtol=_stat_rtol(dtype, n))
+    be.check(
+        aq.mean(be.arr(data), axis=axis, keepdims=keepdims),
+        expected.astype(np.float64),
+        dtype,
+        rtol=_stat_rtol(dtype, n),
+    )
 
 
 @pytest.mark.parametrize("correction", [0, 1, 0.5])
@@ -232,7 +289,9 @@ def test_var_std(be, dtype, shape, axis, keepdims, correction):
     rtol = 2 * _stat_rtol(dtype, n)  # two passes: the mean, then the squares
     with quiet():
         be.check(aq.var(be.arr(data), axis=axis, keepdims=keepdims, correction=correction), var, dtype, rtol=rtol)
-        be.check(aq.std(be.arr(data), axis=axis, keepdims=keepdims, correction=correction), np.sqrt(var), dtype, rtol=rtol)
+        be.check(
+            aq.std(be.arr(data), axis=axis, keepdims=keepdims, correction=correction), np.sqrt(var), dtype, rtol=rtol
+        )
 
 
 def test_mean_var_std_edge_cases(be):
@@ -252,10 +311,15 @@ def test_mean_var_std_edge_cases(be):
 
 # ---------------------------------------------------------------------- cumulative_sum
 
+
 def _cumsum_loops(a, axis, include_initial):
     a = np.asarray(a, dtype=object)
     moved = np.moveaxis(a, axis, -1)
-    rows = moved.reshape(-1, moved.shape[-1]) if moved.size else np.zeros((int(np.prod(moved.shape[:-1])), moved.shape[-1]), object)
+    rows = (
+        moved.reshape(-1, moved.shape[-1])
+        if moved.size
+        else np.zeros((int(np.prod(moved.shape[:-1])), moved.shape[-1]), object)
+    )
     out = []
     for row in rows:
         acc, run = 0, [0] if include_initial else []
@@ -269,14 +333,33 @@ def _cumsum_loops(a, axis, include_initial):
 
 
 @pytest.mark.parametrize("include_initial", [False, True])
-@pytest.mark.parametrize("shape, axis", [((5,), None), ((5,), 0), ((5,), -1), ((3, 4), 0), ((3, 4), 1), ((3, 4), -2),
-                                         ((2, 3, 2), 1), ((0,), None), ((0, 3), 0), ((0, 3), 1)], ids=str)
-@pytest.mark.parametrize("dtype", [aq.int8, aq.uint8, aq.int64, aq.bfloat16, aq.float32, aq.float64, aq.bool],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((5,), None),
+        ((5,), 0),
+        ((5,), -1),
+        ((3, 4), 0),
+        ((3, 4), 1),
+        ((3, 4), -2),
+        ((2, 3, 2), 1),
+        ((0,), None),
+        ((0, 3), 0),
+        ((0, 3), 1),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize(
+    "dtype", [aq.int8, aq.uint8, aq.int64, aq.bfloat16, aq.float32, aq.float64, aq.bool], ids=lambda d: d.name
+)
 def test_cumulative_sum(be, dtype, shape, axis, include_initial):
     data = _quarter_data(shape, dtype if dtype != aq.bool else aq.int8)
     data = (data > 0) if dtype == aq.bool else (np.abs(data) if dtype.kind == "unsigned" else data).astype(dtype.dtype)
-    expected = _cumsum_loops(data.astype(object) if dtype != aq.bool else data.astype(int).astype(object), 0 if axis is None else axis, include_initial)
+    expected = _cumsum_loops(
+        data.astype(object) if dtype != aq.bool else data.astype(int).astype(object),
+        0 if axis is None else axis,
+        include_initial,
+    )
     out_dtype = SUM_DTYPE[dtype.name]
     got = aq.cumulative_sum(be.arr(data), axis=axis, include_initial=include_initial)
     be.check(got, expected.astype(out_dtype.dtype), out_dtype)
@@ -295,6 +378,7 @@ def test_cumulative_sum_dtype_and_errors(be):
 
 
 # ---------------------------------------------------------------------- count_nonzero
+
 
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("shape, axis", AXES, ids=AXES_IDS)
@@ -320,6 +404,7 @@ def test_count_nonzero_negative_zero_and_0d(be):
 
 # ---------------------------------------------------------------------- diff
 
+
 def _diff_loops(rows, n):
     """rows: a list (the axis) of lists (the other axes, flattened)."""
     for _ in range(n):
@@ -334,8 +419,21 @@ def _along(a, axis):
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7])
-@pytest.mark.parametrize("shape, axis", [((6,), -1), ((6,), 0), ((3, 5), 0), ((3, 5), 1), ((3, 5), -1),
-                                         ((2, 4, 3), 1), ((0,), 0), ((2, 0), 1), ((2, 0), 0)], ids=str)
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((6,), -1),
+        ((6,), 0),
+        ((3, 5), 0),
+        ((3, 5), 1),
+        ((3, 5), -1),
+        ((2, 4, 3), 1),
+        ((0,), 0),
+        ((2, 0), 1),
+        ((2, 0), 0),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("dtype", [aq.int8, aq.int64, aq.float32, aq.float64], ids=lambda d: d.name)
 def test_diff(be, dtype, shape, axis, n):
     data = np.array([(k * k * 3) % 17 - 8 for k in range(int(np.prod(shape)))]).reshape(shape).astype(dtype.dtype)

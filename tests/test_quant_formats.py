@@ -89,9 +89,12 @@ def random_weights(rng, shape, dtype, group_size):
 # hand-built cases (no MLX)
 # ---------------------------------------------------------------------------
 
+
 def test_pack_4bit_by_hand():
-    q = np.array([[1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6, 7,
-                   8, 9, 10, 11, 12, 13, 14, 15, 15, 0, 0, 0, 0, 0, 0, 0]], np.uint32)
+    q = np.array(
+        [[1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15, 0, 0, 0, 0, 0, 0, 0]],
+        np.uint32,
+    )
     p = qf.pack(xp, q, 4)
     # first element in the 4 least significant bits
     assert p.dtype == np.uint32 and p.shape == (1, 4)
@@ -253,12 +256,15 @@ def test_e8m0_exponent_is_exact_ceil():
     assert qf._e8m0_exponent(xp, np.array([2.0**-149, 0.0], np.float32), "float32").tolist() == [-149, 0]
 
 
-@pytest.mark.parametrize("dtype,q,s_bits,b_bits,double,single", [
-    # q*s rounds to a tie-to-even first; adding the bias then lands one ulp away from
-    # the correctly rounded q*s+b.  MLX rounds twice (multiply, then add).
-    (F16, 5, 0x3DD2, 0xC965, -3.515625, -3.513671875),
-    (BF16, 15, 0x3FC4, 0xC1D0, -3.0, -3.03125),
-])
+@pytest.mark.parametrize(
+    "dtype,q,s_bits,b_bits,double,single",
+    [
+        # q*s rounds to a tie-to-even first; adding the bias then lands one ulp away from
+        # the correctly rounded q*s+b.  MLX rounds twice (multiply, then add).
+        (F16, 5, 0x3DD2, 0xC965, -3.515625, -3.513671875),
+        (BF16, 15, 0x3FC4, 0xC1D0, -3.0, -3.03125),
+    ],
+)
 def test_affine_dequantize_rounds_twice(dtype, q, s_bits, b_bits, double, single):
     s = np.array([[s_bits]], np.uint16).view(dtype)
     b = np.array([[b_bits]], np.uint16).view(dtype)
@@ -345,8 +351,10 @@ def _check_vs_float64(got, x, w_logical_nk, out_dtype):
     assert (err <= tol).all(), float((err / tol).max())
 
 
-@pytest.mark.parametrize("mode,gs,bits", [("affine", 32, 3), ("affine", 64, 4), ("affine", 128, 1),
-                                          ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 4)])
+@pytest.mark.parametrize(
+    "mode,gs,bits",
+    [("affine", 32, 3), ("affine", 64, 4), ("affine", 128, 1), ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 4)],
+)
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_qmm_reference_vs_float64(mode, gs, bits, dtype):
     rng = np.random.default_rng(3)
@@ -357,16 +365,18 @@ def test_qmm_reference_vs_float64(mode, gs, bits, dtype):
     for xshape in [(5, K), (K,), (2, 3, K)]:
         x = rng.standard_normal(xshape).astype(dtype)
         # block_rows=7 forces several blocks (and a ragged last one)
-        got = qf.quantized_matmul_reference(xp, x, p, s, b, transpose=True, group_size=gs,
-                                            bits=bits, mode=mode, block_rows=7)
+        got = qf.quantized_matmul_reference(
+            xp, x, p, s, b, transpose=True, group_size=gs, bits=bits, mode=mode, block_rows=7
+        )
         _check_vs_float64(got, x, W, dtype)
     # transpose=False: weight stored as (K, N'), x @ W
     wt = rng.standard_normal((K, 256)).astype(dtype)
     p, s, b = qf.quantize(xp, wt, gs, bits, mode)
     Wt = _np_dequant64(p, s, b, gs, bits, mode)
     x = rng.standard_normal((3, K)).astype(dtype)
-    got = qf.quantized_matmul_reference(xp, x, p, s, b, transpose=False, group_size=gs, bits=bits,
-                                        mode=mode, block_rows=1)
+    got = qf.quantized_matmul_reference(
+        xp, x, p, s, b, transpose=False, group_size=gs, bits=bits, mode=mode, block_rows=1
+    )
     _check_vs_float64(got, x, Wt.T, dtype)
 
 
@@ -446,6 +456,7 @@ def test_gather_reference_vs_loop(transpose):
 # comparisons with mlx.core
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def mx():
     return pytest.importorskip("mlx.core")
@@ -496,9 +507,12 @@ def test_fp_modes_exhaustive_vs_mlx(mx, mode, gs, bits, dtype):
     scale, and as the group maximum (i.e. through the scale computation)."""
     rng = np.random.default_rng(11)
     if dtype == F32:
-        v = np.concatenate([rng.uniform(0, 8, 20000).astype(np.float32),
-                            (np.arange(0, 8.25, 0.25)[:, None]
-                             + np.arange(-8, 9)[None, :] * 2.0**-21).ravel().astype(np.float32)])
+        v = np.concatenate(
+            [
+                rng.uniform(0, 8, 20000).astype(np.float32),
+                (np.arange(0, 8.25, 0.25)[:, None] + np.arange(-8, 9)[None, :] * 2.0**-21).ravel().astype(np.float32),
+            ]
+        )
         amax = np.exp(rng.uniform(-95, 85, 20000)).astype(np.float32)
         amax = np.concatenate([amax, np.nextafter(amax, np.float32(np.inf))])
     else:
@@ -541,8 +555,9 @@ def test_fp_dequantize_all_codes_vs_mlx(mx, mode, gs, bits, dtype):
     codes = np.tile(np.arange(n_el, dtype=np.uint32), (256, per_row // n_el))
     packed = qf.pack(xp, codes, bits)
     scales = np.repeat(np.arange(256, dtype=np.uint8)[:, None], per_row // gs, axis=1)
-    want = mx.dequantize(mx.array(packed), mx.array(scales), group_size=gs, bits=bits, mode=mode,
-                         dtype=_mx_dtype(mx, dtype))
+    want = mx.dequantize(
+        mx.array(packed), mx.array(scales), group_size=gs, bits=bits, mode=mode, dtype=_mx_dtype(mx, dtype)
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         got = qf.dequantize(xp, packed, scales, None, gs, bits, mode, dtype)
     assert_same_bits(got, to_np(mx, want), allow_nan_payload=True)
@@ -587,8 +602,9 @@ def _mlx_tolerance(x, packed, scales, biases, gs, bits, mode, ref, dtype, transp
     separately."""
     if mode == "affine":
         codes = qf.unpack(xp, packed, bits).astype(np.float64)
-        qs = (np.abs(codes * np.repeat(scales.astype(np.float64), gs, axis=-1))
-              + np.abs(np.repeat(biases.astype(np.float64), gs, axis=-1)))
+        qs = np.abs(codes * np.repeat(scales.astype(np.float64), gs, axis=-1)) + np.abs(
+            np.repeat(biases.astype(np.float64), gs, axis=-1)
+        )
     else:
         qs = np.abs(qf.dequantize(xp, packed, scales, None, gs, bits, mode, F32).astype(np.float64))
     wlog = qf.dequantize(xp, packed, scales, biases, gs, bits, mode, F32).astype(np.float64)
@@ -606,26 +622,44 @@ def _mlx_tolerance(x, packed, scales, biases, gs, bits, mode, ref, dtype, transp
     return tol + 2 * u * np.abs(ref) + TINY[dtype]
 
 
-@pytest.mark.parametrize("mode,gs,bits", [("affine", 32, 1), ("affine", 64, 2), ("affine", 32, 3),
-                                          ("affine", 128, 4), ("affine", 64, 5), ("affine", 32, 6),
-                                          ("affine", 64, 8), ("mxfp4", 32, 4), ("mxfp8", 32, 8),
-                                          ("nvfp4", 16, 4)])
+@pytest.mark.parametrize(
+    "mode,gs,bits",
+    [
+        ("affine", 32, 1),
+        ("affine", 64, 2),
+        ("affine", 32, 3),
+        ("affine", 128, 4),
+        ("affine", 64, 5),
+        ("affine", 32, 6),
+        ("affine", 64, 8),
+        ("mxfp4", 32, 4),
+        ("mxfp8", 32, 8),
+        ("nvfp4", 16, 4),
+    ],
+)
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_quantized_matmul_vs_mlx(mx, mode, gs, bits, dtype):
     rng = np.random.default_rng(21)
     K, N = 256, 48
-    for transpose, wshape, xshape in [(True, (N, K), (4, K)),
-                                      (True, (N, K), (K,)),
-                                      (True, (2, N, K), (2, 3, K)),
-                                      (False, (K, 128), (2, 1, 3, K))]:
+    for transpose, wshape, xshape in [
+        (True, (N, K), (4, K)),
+        (True, (N, K), (K,)),
+        (True, (2, N, K), (2, 3, K)),
+        (False, (K, 128), (2, 1, 3, K)),
+    ]:
         w = rng.standard_normal(wshape).astype(dtype)
         x = rng.standard_normal(xshape).astype(dtype)
         p, s, b = qf.quantize(xp, w, gs, bits, mode)
         mb = None if b is None else to_mx(mx, b)
-        want = to_np(mx, mx.quantized_matmul(to_mx(mx, x), mx.array(p), to_mx(mx, s), mb,
-                                             transpose=transpose, group_size=gs, bits=bits, mode=mode))
-        got = qf.quantized_matmul_reference(xp, x, p, s, b, transpose=transpose, group_size=gs,
-                                            bits=bits, mode=mode, block_rows=32)
+        want = to_np(
+            mx,
+            mx.quantized_matmul(
+                to_mx(mx, x), mx.array(p), to_mx(mx, s), mb, transpose=transpose, group_size=gs, bits=bits, mode=mode
+            ),
+        )
+        got = qf.quantized_matmul_reference(
+            xp, x, p, s, b, transpose=transpose, group_size=gs, bits=bits, mode=mode, block_rows=32
+        )
         assert got.dtype == want.dtype and got.shape == want.shape
         ref = np.asarray(got, np.float64)
         tol = _mlx_tolerance(x, p, s, b, gs, bits, mode, ref, dtype, transpose)
@@ -633,8 +667,7 @@ def test_quantized_matmul_vs_mlx(mx, mode, gs, bits, dtype):
         assert (err <= tol).all(), (transpose, wshape, xshape, float((err / tol).max()))
 
 
-@pytest.mark.parametrize("mode,gs,bits", [("affine", 64, 4), ("affine", 32, 3), ("mxfp4", 32, 4),
-                                          ("nvfp4", 16, 4)])
+@pytest.mark.parametrize("mode,gs,bits", [("affine", 64, 4), ("affine", 32, 3), ("mxfp4", 32, 4), ("nvfp4", 16, 4)])
 @pytest.mark.parametrize("dtype", [F32, BF16], ids=str)
 @pytest.mark.parametrize("transpose", [True, False])
 def test_gather_qmm_vs_mlx(mx, mode, gs, bits, dtype, transpose):
@@ -646,19 +679,31 @@ def test_gather_qmm_vs_mlx(mx, mode, gs, bits, dtype, transpose):
     lhs = np.array([[0, 2, 1, 1], [2, 0, 0, 1]], np.uint32)
     rhs = np.array([[4, 0, 4, 2], [1, 3, 3, 0]], np.uint32)
     mb = None if b is None else to_mx(mx, b)
-    want = to_np(mx, mx.gather_qmm(to_mx(mx, x), mx.array(p), to_mx(mx, s), mb, mx.array(lhs),
-                                   mx.array(rhs), transpose=transpose, group_size=gs, bits=bits,
-                                   mode=mode))
-    got = qf.gather_qmm_reference(xp, x, p, s, b, lhs, rhs, transpose=transpose, group_size=gs,
-                                  bits=bits, mode=mode)
+    want = to_np(
+        mx,
+        mx.gather_qmm(
+            to_mx(mx, x),
+            mx.array(p),
+            to_mx(mx, s),
+            mb,
+            mx.array(lhs),
+            mx.array(rhs),
+            transpose=transpose,
+            group_size=gs,
+            bits=bits,
+            mode=mode,
+        ),
+    )
+    got = qf.gather_qmm_reference(xp, x, p, s, b, lhs, rhs, transpose=transpose, group_size=gs, bits=bits, mode=mode)
     assert got.shape == want.shape == (2, 4, M, N) and got.dtype == want.dtype
     xf = x.reshape(3, M, K)
     for i in range(2):
         for j in range(4):
             e = rhs[i, j]
             ref = np.asarray(got[i, j], np.float64)
-            tol = _mlx_tolerance(xf[lhs[i, j]], p[e], s[e], None if b is None else b[e], gs, bits,
-                                 mode, ref, dtype, transpose)
+            tol = _mlx_tolerance(
+                xf[lhs[i, j]], p[e], s[e], None if b is None else b[e], gs, bits, mode, ref, dtype, transpose
+            )
             err = np.abs(want[i, j].astype(np.float64) - ref)
             assert (err <= tol).all(), (i, j, float((err / tol).max()))
 
@@ -693,17 +738,29 @@ def test_runs_on_mlx_namespace(mx):
             for g, m in zip(got, want):
                 if m is not None:
                     assert_same_bits(to_np(mx, g), m)
-            assert_same_bits(to_np(mx, qf.dequantize(ns, *got, gs, bits, mode, None)),
-                             qf.dequantize(xp, *want, gs, bits, mode, None))
+            assert_same_bits(
+                to_np(mx, qf.dequantize(ns, *got, gs, bits, mode, None)), qf.dequantize(xp, *want, gs, bits, mode, None)
+            )
         x = rng.standard_normal((2, 3, 256)).astype(np.float32)
-        p, s, b = (qf.quantize(xp, rng.standard_normal((2, 40, 256)).astype(np.float32), gs, bits, mode))
+        p, s, b = qf.quantize(xp, rng.standard_normal((2, 40, 256)).astype(np.float32), gs, bits, mode)
         mb = None if b is None else mx.array(b)
         r_np = qf.quantized_matmul_reference(xp, x, p, s, b, group_size=gs, bits=bits, mode=mode, block_rows=16)
-        r_mx = qf.quantized_matmul_reference(ns, mx.array(x), mx.array(p), mx.array(s), mb, group_size=gs,
-                                             bits=bits, mode=mode, block_rows=16)
+        r_mx = qf.quantized_matmul_reference(
+            ns, mx.array(x), mx.array(p), mx.array(s), mb, group_size=gs, bits=bits, mode=mode, block_rows=16
+        )
         np.testing.assert_allclose(np.array(r_mx), r_np, rtol=1e-5, atol=1e-4)  # float32 BLAS order
         li, ri = np.array([1, 0, 1], np.int32), np.array([0, 1, 1], np.int32)
         g_np = qf.gather_qmm_reference(xp, x, p, s, b, li, ri, group_size=gs, bits=bits, mode=mode)
-        g_mx = qf.gather_qmm_reference(ns, mx.array(x), mx.array(p), mx.array(s), mb, mx.array(li),
-                                       mx.array(ri), group_size=gs, bits=bits, mode=mode)
+        g_mx = qf.gather_qmm_reference(
+            ns,
+            mx.array(x),
+            mx.array(p),
+            mx.array(s),
+            mb,
+            mx.array(li),
+            mx.array(ri),
+            group_size=gs,
+            bits=bits,
+            mode=mode,
+        )
         np.testing.assert_allclose(np.array(g_mx), g_np, rtol=1e-5, atol=1e-4)

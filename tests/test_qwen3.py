@@ -71,8 +71,16 @@ def test_tiny_checkpoint_on_disk(tiny):
 
 def test_qwen3_0_6b_preset_shapes():
     c = models.preset_config("qwen3-0.6b")
-    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-            c.intermediate_size, c.vocab_size, c.tie_word_embeddings) == (1024, 28, 16, 8, 128, 3072, 151936, True)
+    assert (
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.head_dim,
+        c.intermediate_size,
+        c.vocab_size,
+        c.tie_word_embeddings,
+    ) == (1024, 28, 16, 8, 128, 3072, 151936, True)
     assert 590e6 < c.num_parameters() < 600e6  # Qwen3-0.6B: 596M with the tied head
 
 
@@ -81,9 +89,9 @@ def test_model_structure_and_memory_mapping(model):
     attn = model.layers[0].self_attn
     assert isinstance(attn.q_proj, nn.QuantizedLinear) and attn.q_proj.weight.shape == (256, 128)
     assert (attn.n_heads, attn.n_kv_heads, attn.head_dim) == (4, 2, 64)
-    assert attn.q_norm.weight.dtype == np.float32                    # norms converted to the activations' dtype
+    assert attn.q_norm.weight.dtype == np.float32  # norms converted to the activations' dtype
     packed = attn.q_proj.weight.packed
-    assert not packed.flags.writeable and not packed.flags.owndata    # a view of the memory map
+    assert not packed.flags.writeable and not packed.flags.owndata  # a view of the memory map
     assert model.weight_bytes() == model.weight_bytes(per_token=True) > 0
     logits = model(np.array([PROMPT], np.int32))
     assert logits.shape == (1, len(PROMPT), 512) and logits.dtype == np.float32
@@ -98,7 +106,7 @@ def test_greedy_tokens_and_logits_agree_on_numpy_and_mlx(tiny, model):
     tokens_np, logits_np = _greedy(model, PROMPT, 16)
     tokens_mx, logits_mx = _greedy(mlx_model, PROMPT, 16)
     assert tokens_np == tokens_mx
-    assert len(set(tokens_np)) > 1                                   # not one token repeated throughout
+    assert len(set(tokens_np)) > 1  # not one token repeated throughout
     scale = max(np.abs(a).max() for a in logits_np)
     for a, b in zip(logits_np, logits_mx):
         np.testing.assert_allclose(b, a, rtol=0, atol=LOGIT_RTOL * scale)
@@ -110,8 +118,9 @@ def test_greedy_tokens_and_logits_agree_on_numpy_and_mlx(tiny, model):
     # a whole model moves with to_backend: the same arrays as loading onto MLX
     moved = aq.to_backend(model, "mlx")
     assert isinstance(moved.embed_tokens.weight.scales, mx.array) and moved.config == model.config
-    assert np.array_equal(aq.to_numpy(moved(np.array([PROMPT], np.int32))),
-                          aq.to_numpy(mlx_model(np.array([PROMPT], np.int32))))
+    assert np.array_equal(
+        aq.to_numpy(moved(np.array([PROMPT], np.int32))), aq.to_numpy(mlx_model(np.array([PROMPT], np.int32)))
+    )
 
 
 def _unpack_4bit(words):
@@ -142,11 +151,11 @@ def _decoder_layer_float64(t, i, x, config):
     k = rms((h @ weight("self_attn.k_proj").T).reshape(length, kv, hd), "self_attn.k_norm")
     v = (h @ weight("self_attn.v_proj").T).reshape(length, kv, hd)
     inv = config["rope_theta"] ** (-np.arange(0, hd, 2) / hd)
-    ang = np.arange(length)[:, None, None] * inv                    # (L, 1, hd/2)
+    ang = np.arange(length)[:, None, None] * inv  # (L, 1, hd/2)
     cos, sin = np.cos(ang), np.sin(ang)
 
     def rope(a):  # rotate_half: pairs (j, j + hd/2)
-        a1, a2 = a[..., : hd // 2], a[..., hd // 2:]
+        a1, a2 = a[..., : hd // 2], a[..., hd // 2 :]
         return np.concatenate([a1 * cos - a2 * sin, a2 * cos + a1 * sin], -1)
 
     q, k = rope(q), rope(k)
@@ -185,7 +194,7 @@ def test_kv_cache_decode_equals_full_recompute(tiny, backend):
     m = models.load(tiny, backend=backend)
     tokens, steps = _greedy(m, PROMPT, 6)
     full = aq.to_numpy(m(np.array([PROMPT + tokens], np.int32)))[0]
-    cached = np.concatenate([s for s in steps[:-1]], axis=0)       # the prompt, then one row per step
+    cached = np.concatenate(list(steps[:-1]), axis=0)  # the prompt, then one row per step
     np.testing.assert_allclose(cached, full[: len(cached)], rtol=0, atol=LOGIT_RTOL * np.abs(full).max())
     # chunked prefill gives the same tokens as one pass
     assert list(models.generate(m, PROMPT, 6, prefill_chunk=2)) == tokens == list(models.generate(m, PROMPT, 6))
@@ -209,8 +218,8 @@ def test_sampling_is_seeded(model):
     assert run(1) == run(1)
     assert run(1) != run(2)
     greedy = list(models.generate(model, PROMPT, 12))
-    assert run(5, top_k=1) == greedy                                 # top-k 1 is greedy
-    assert run(5, top_p=1e-9) == greedy                              # so is a vanishing top-p
+    assert run(5, top_k=1) == greedy  # top-k 1 is greedy
+    assert run(5, top_p=1e-9) == greedy  # so is a vanishing top-p
     assert list(models.generate(model, PROMPT, 12, temperature=0.0, seed=9)) == greedy
 
 
@@ -220,7 +229,7 @@ def test_sample_filters():
     rng = np.random.default_rng(0)
     assert draw(temperature=1.0) == {0, 1, 2, 3}
     assert draw(temperature=1.0, top_k=2) == {0, 1}
-    assert draw(temperature=1.0, top_p=0.79) == {0, 1}               # 0.5 + 0.3 reaches 0.79
+    assert draw(temperature=1.0, top_p=0.79) == {0, 1}  # 0.5 + 0.3 reaches 0.79
     assert draw(temperature=1.0, top_p=0.81) == {0, 1, 2}
     assert draw(temperature=1.0, top_p=0.5) == {0}
     assert models.sample(logits) == 0
@@ -247,7 +256,9 @@ def test_checkpoint_variants(tmp_path, model):
     logits = model(np.array([PROMPT], np.int32))
     # sharded with an index: the same tensors, so the same logits bit for bit
     sharded = models.make_checkpoint(tmp_path / "sharded", "tiny", shard_bytes=100_000)
-    assert len(list(sharded.glob("model-*-of-*.safetensors"))) > 1 and (sharded / "model.safetensors.index.json").is_file()
+    assert (
+        len(list(sharded.glob("model-*-of-*.safetensors"))) > 1 and (sharded / "model.safetensors.index.json").is_file()
+    )
     assert np.array_equal(models.load(sharded)(np.array([PROMPT], np.int32)), logits)
     # untied head
     untied = models.load(models.make_checkpoint(tmp_path / "untied", "tiny", tie_word_embeddings=False))
@@ -265,8 +276,12 @@ def test_checkpoint_variants(tmp_path, model):
     with pytest.raises(ValueError, match="affine"):
         models.make_checkpoint(tmp_path / "mx", "tiny", quantization={"group_size": 32, "bits": 4, "mode": "mxfp4"})
     # per-layer overrides: 8-bit down_proj in layer 0, an unquantized v_proj in layer 1
-    quant = {"group_size": 64, "bits": 4, "model.layers.0.mlp.down_proj": {"group_size": 32, "bits": 8},
-             "model.layers.1.self_attn.v_proj": False}
+    quant = {
+        "group_size": 64,
+        "bits": 4,
+        "model.layers.0.mlp.down_proj": {"group_size": 32, "bits": 8},
+        "model.layers.1.self_attn.v_proj": False,
+    }
     mixed = models.load(models.make_checkpoint(tmp_path / "mixed", "tiny", quantization=quant))
     down = mixed.layers[0].mlp.down_proj.weight
     assert (down.bits, down.group_size, down.shape) == (8, 32, (128, 384))
@@ -280,8 +295,28 @@ def test_cli_generate(tiny, model, capsys):
     assert [int(t) for t in out.split()] == list(models.generate(model, PROMPT, 8))
     assert "prefill: 7 tokens" in err and "decode:  8 tokens" in err and "peak memory" in err
     assert "loading tiny" in err
-    assert cli.main(["generate", "--model", str(tiny), "--prompt-ids", "1,2,3", "--max-tokens", "5",
-                     "--temperature", "0.7", "--top-p", "0.9", "--top-k", "50", "--seed", "4"]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "--model",
+                str(tiny),
+                "--prompt-ids",
+                "1,2,3",
+                "--max-tokens",
+                "5",
+                "--temperature",
+                "0.7",
+                "--top-p",
+                "0.9",
+                "--top-k",
+                "50",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
     sampled = [int(t) for t in capsys.readouterr()[0].split()]
     assert sampled == list(models.generate(model, [1, 2, 3], 5, temperature=0.7, top_p=0.9, top_k=50, seed=4))
 

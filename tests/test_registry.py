@@ -18,7 +18,8 @@ def fake_distribution(tmp_path, monkeypatch):
     three backends: one that loads, one whose library is missing, one whose package is."""
     pkg = tmp_path / "fake_backend_pkg"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         from tests._fake_backends import make_backend_class
 
         Working = make_backend_class("EntryPoint")
@@ -28,16 +29,19 @@ def fake_distribution(tmp_path, monkeypatch):
 
             def __init__(self):
                 import a_library_that_is_not_installed  # noqa: F401
-    """))
+    """)
+    )
     dist = tmp_path / "fake_backend-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-backend\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [arrayq.backends]
         fake = fake_backend_pkg:Working
         needs-lib = fake_backend_pkg:NeedsMissingLibrary
         no-package = package_that_does_not_exist:Backend
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(_registry, "_entries", None)  # forget the cached discovery
     yield

@@ -21,13 +21,20 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-TOLERANCE = {"float64": 1e-10, "float32": 2e-5, "float16": 2e-3, "bfloat16": 1.6e-2,
-             "complex64": 2e-5, "complex128": 1e-10}
+TOLERANCE = {
+    "float64": 1e-10,
+    "float32": 2e-5,
+    "float16": 2e-3,
+    "bfloat16": 1.6e-2,
+    "complex64": 2e-5,
+    "complex128": 1e-10,
+}
 FLOATS = ("float32", "float16", "bfloat16", "float64")
 INTS = ("int32", "int64", "uint8", "int8")
 SHAPES = ((), (0,), (3, 4))
@@ -61,7 +68,9 @@ def _dtype(name: str):
     return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
 
 
-def _values(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, low: float = -3, high: float = 3) -> np.ndarray:
+def _values(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: str, low: float = -3, high: float = 3
+) -> np.ndarray:
     if dtype == "bool":
         return rng.random(shape) < 0.5
     if dtype.startswith(("int", "uint")):
@@ -83,30 +92,70 @@ def _is_float(dtype: str) -> bool:
 
 # op -> (dtypes, low, high): the input range keeps each function inside its domain.
 UNARY = {
-    "abs": (FLOATS + INTS[:2], -3, 3), "acos": (FLOATS, -0.9, 0.9), "acosh": (FLOATS, 1.1, 4),
-    "asin": (FLOATS, -0.9, 0.9), "asinh": (FLOATS, -3, 3), "atan": (FLOATS, -3, 3),
-    "atanh": (FLOATS, -0.9, 0.9), "bitwise_invert": (INTS + ("bool",), 0, 100),
-    "ceil": (FLOATS, -3, 3), "cos": (FLOATS, -3, 3), "cosh": (FLOATS, -3, 3), "exp": (FLOATS, -3, 3),
-    "expm1": (FLOATS, -1, 1), "floor": (FLOATS, -3, 3), "isfinite": (FLOATS, -3, 3),
-    "isinf": (FLOATS, -3, 3), "isnan": (FLOATS, -3, 3), "log": (FLOATS, 0.1, 5),
-    "log1p": (FLOATS, -0.5, 3), "log2": (FLOATS, 0.1, 5), "log10": (FLOATS, 0.1, 5),
-    "logical_not": (("bool",), 0, 1), "negative": (FLOATS + INTS[:2], -3, 3),
-    "positive": (FLOATS + INTS[:2], -3, 3), "round": (FLOATS, -3, 3), "sign": (FLOATS + INTS[:2], -3, 3),
-    "signbit": (FLOATS, -3, 3), "sin": (FLOATS, -3, 3), "sinh": (FLOATS, -3, 3),
-    "sqrt": (FLOATS, 0, 5), "square": (FLOATS + INTS[:2], -3, 3), "tan": (FLOATS, -1.2, 1.2),
-    "tanh": (FLOATS, -3, 3), "trunc": (FLOATS, -3, 3), "erf": (FLOATS, -3, 3),
+    "abs": (FLOATS + INTS[:2], -3, 3),
+    "acos": (FLOATS, -0.9, 0.9),
+    "acosh": (FLOATS, 1.1, 4),
+    "asin": (FLOATS, -0.9, 0.9),
+    "asinh": (FLOATS, -3, 3),
+    "atan": (FLOATS, -3, 3),
+    "atanh": (FLOATS, -0.9, 0.9),
+    "bitwise_invert": (INTS + ("bool",), 0, 100),
+    "ceil": (FLOATS, -3, 3),
+    "cos": (FLOATS, -3, 3),
+    "cosh": (FLOATS, -3, 3),
+    "exp": (FLOATS, -3, 3),
+    "expm1": (FLOATS, -1, 1),
+    "floor": (FLOATS, -3, 3),
+    "isfinite": (FLOATS, -3, 3),
+    "isinf": (FLOATS, -3, 3),
+    "isnan": (FLOATS, -3, 3),
+    "log": (FLOATS, 0.1, 5),
+    "log1p": (FLOATS, -0.5, 3),
+    "log2": (FLOATS, 0.1, 5),
+    "log10": (FLOATS, 0.1, 5),
+    "logical_not": (("bool",), 0, 1),
+    "negative": (FLOATS + INTS[:2], -3, 3),
+    "positive": (FLOATS + INTS[:2], -3, 3),
+    "round": (FLOATS, -3, 3),
+    "sign": (FLOATS + INTS[:2], -3, 3),
+    "signbit": (FLOATS, -3, 3),
+    "sin": (FLOATS, -3, 3),
+    "sinh": (FLOATS, -3, 3),
+    "sqrt": (FLOATS, 0, 5),
+    "square": (FLOATS + INTS[:2], -3, 3),
+    "tan": (FLOATS, -1.2, 1.2),
+    "tanh": (FLOATS, -3, 3),
+    "trunc": (FLOATS, -3, 3),
+    "erf": (FLOATS, -3, 3),
 }
 BINARY = {
-    "add": (FLOATS + INTS, -3, 3), "subtract": (FLOATS + INTS[:2], -3, 3), "multiply": (FLOATS + INTS, -3, 3),
-    "divide": (FLOATS, 0.5, 3), "floor_divide": (FLOATS + INTS[:2], 1, 9), "remainder": (FLOATS + INTS[:2], 1, 9),
-    "pow": (FLOATS, 0.5, 2), "atan2": (FLOATS, -3, 3), "copysign": (FLOATS, -3, 3),
-    "hypot": (FLOATS, -3, 3), "logaddexp": (FLOATS, -3, 3), "maximum": (FLOATS + INTS, -3, 3),
-    "minimum": (FLOATS + INTS, -3, 3), "equal": (FLOATS + INTS, -2, 2), "not_equal": (FLOATS + INTS, -2, 2),
-    "greater": (FLOATS + INTS, -3, 3), "greater_equal": (FLOATS + INTS, -2, 2), "less": (FLOATS + INTS, -3, 3),
-    "less_equal": (FLOATS + INTS, -2, 2), "logical_and": (("bool",), 0, 1), "logical_or": (("bool",), 0, 1),
-    "logical_xor": (("bool",), 0, 1), "bitwise_and": (INTS + ("bool",), 0, 100),
-    "bitwise_or": (INTS + ("bool",), 0, 100), "bitwise_xor": (INTS + ("bool",), 0, 100),
-    "bitwise_left_shift": (INTS[:2] + ("uint8",), 0, 5), "bitwise_right_shift": (INTS[:2] + ("uint8",), 0, 100),
+    "add": (FLOATS + INTS, -3, 3),
+    "subtract": (FLOATS + INTS[:2], -3, 3),
+    "multiply": (FLOATS + INTS, -3, 3),
+    "divide": (FLOATS, 0.5, 3),
+    "floor_divide": (FLOATS + INTS[:2], 1, 9),
+    "remainder": (FLOATS + INTS[:2], 1, 9),
+    "pow": (FLOATS, 0.5, 2),
+    "atan2": (FLOATS, -3, 3),
+    "copysign": (FLOATS, -3, 3),
+    "hypot": (FLOATS, -3, 3),
+    "logaddexp": (FLOATS, -3, 3),
+    "maximum": (FLOATS + INTS, -3, 3),
+    "minimum": (FLOATS + INTS, -3, 3),
+    "equal": (FLOATS + INTS, -2, 2),
+    "not_equal": (FLOATS + INTS, -2, 2),
+    "greater": (FLOATS + INTS, -3, 3),
+    "greater_equal": (FLOATS + INTS, -2, 2),
+    "less": (FLOATS + INTS, -3, 3),
+    "less_equal": (FLOATS + INTS, -2, 2),
+    "logical_and": (("bool",), 0, 1),
+    "logical_or": (("bool",), 0, 1),
+    "logical_xor": (("bool",), 0, 1),
+    "bitwise_and": (INTS + ("bool",), 0, 100),
+    "bitwise_or": (INTS + ("bool",), 0, 100),
+    "bitwise_xor": (INTS + ("bool",), 0, 100),
+    "bitwise_left_shift": (INTS[:2] + ("uint8",), 0, 5),
+    "bitwise_right_shift": (INTS[:2] + ("uint8",), 0, 100),
 }
 
 
@@ -118,31 +167,85 @@ def elementwise_cases() -> list[Case]:
     cases = []
     for name, (dtypes, lo, hi) in UNARY.items():
         for dtype, shape in itertools.product(dtypes, SHAPES):
-            cases.append(Case(f"{name}[{dtype},{shape}]", name, (dtype,), _arrays((shape, dtype, lo, hi)),
-                              _op(name), "close" if _is_float(dtype) else "exact", dtype in ("float16", "bfloat16")))
+            cases.append(
+                Case(
+                    f"{name}[{dtype},{shape}]",
+                    name,
+                    (dtype,),
+                    _arrays((shape, dtype, lo, hi)),
+                    _op(name),
+                    "close" if _is_float(dtype) else "exact",
+                    dtype in ("float16", "bfloat16"),
+                )
+            )
     for name, (dtypes, lo, hi) in BINARY.items():
         for dtype, (s1, s2) in itertools.product(dtypes, BINARY_SHAPES):
             if name == "bitwise_left_shift":  # keep shifted values inside the type
                 hi2 = 3
             else:
                 hi2 = hi
-            make = _arrays((s1, dtype, lo, hi), (s2, dtype, lo if name != "bitwise_right_shift" else 0, hi2 if name != "bitwise_right_shift" else 3))
-            cases.append(Case(f"{name}[{dtype},{s1},{s2}]", name, (dtype,), make, _op(name),
-                              "close" if _is_float(dtype) else "exact", dtype in ("float16", "bfloat16")))
+            make = _arrays(
+                (s1, dtype, lo, hi),
+                (s2, dtype, lo if name != "bitwise_right_shift" else 0, hi2 if name != "bitwise_right_shift" else 3),
+            )
+            cases.append(
+                Case(
+                    f"{name}[{dtype},{s1},{s2}]",
+                    name,
+                    (dtype,),
+                    make,
+                    _op(name),
+                    "close" if _is_float(dtype) else "exact",
+                    dtype in ("float16", "bfloat16"),
+                )
+            )
     for dtype in ("float32", "int32"):
-        cases.append(Case(f"add[{dtype},scalar]", "add", (dtype,), _arrays(((3,), dtype, -3, 3)),
-                          lambda aq, x: aq.add(x, 2), "exact"))
-    cases.append(Case("clip[float32]", "clip", ("float32",), _arrays(((4, 5), "float32", -3, 3)),
-                      lambda aq, x: aq.clip(x, -1.0, 0.5), "exact"))
-    cases.append(Case("where[float32,broadcast]", "where", ("float32",),
-                      _arrays(((3, 1), "bool", 0, 1), ((4,), "float32", -3, 3), ((), "float32", -3, 3)),
-                      lambda aq, c, a, b: aq.where(c, a, b), "exact"))
+        cases.append(
+            Case(
+                f"add[{dtype},scalar]",
+                "add",
+                (dtype,),
+                _arrays(((3,), dtype, -3, 3)),
+                lambda aq, x: aq.add(x, 2),
+                "exact",
+            )
+        )
+    cases.append(
+        Case(
+            "clip[float32]",
+            "clip",
+            ("float32",),
+            _arrays(((4, 5), "float32", -3, 3)),
+            lambda aq, x: aq.clip(x, -1.0, 0.5),
+            "exact",
+        )
+    )
+    cases.append(
+        Case(
+            "where[float32,broadcast]",
+            "where",
+            ("float32",),
+            _arrays(((3, 1), "bool", 0, 1), ((4,), "float32", -3, 3), ((), "float32", -3, 3)),
+            lambda aq, c, a, b: aq.where(c, a, b),
+            "exact",
+        )
+    )
     return cases
 
 
 # ---- reductions, manipulation, searching, linear algebra ------------------------------
 
-def _simple(op: str, call: Callable[..., Any], shapes: tuple, dtypes=("float32", "float64", "int32"), expect=None, lo=-3, hi=3, variant=""):
+
+def _simple(
+    op: str,
+    call: Callable[..., Any],
+    shapes: tuple,
+    dtypes=("float32", "float64", "int32"),
+    expect=None,
+    lo=-3,
+    hi=3,
+    variant="",
+):
     out = []
     for dtype, shape in itertools.product(dtypes, shapes):
         specs = shape if isinstance(shape, list) else [shape]
@@ -159,24 +262,63 @@ def structural_cases() -> list[Case]:
         dtypes = ("float32", "float64") if red in ("mean", "var", "std") else ("float32", "float64", "int32")
         shapes = [s for s in S if (red not in ("max", "min") or 0 not in s)]
         cases += _simple(red, lambda aq, x, r=red: getattr(aq, r)(x), shapes, dtypes, lo=-2, hi=2)
-        cases += _simple(red, lambda aq, x, r=red: getattr(aq, r)(x, axis=-1, keepdims=True), [(3, 4), (2, 3, 4)], dtypes, lo=-2, hi=2, variant="(axis=-1,keepdims)")
-        cases += _simple(red, lambda aq, x, r=red: getattr(aq, r)(x, axis=(0, 2)), [(2, 3, 4)], dtypes, lo=-2, hi=2, variant="(axis=(0,2))")
+        cases += _simple(
+            red,
+            lambda aq, x, r=red: getattr(aq, r)(x, axis=-1, keepdims=True),
+            [(3, 4), (2, 3, 4)],
+            dtypes,
+            lo=-2,
+            hi=2,
+            variant="(axis=-1,keepdims)",
+        )
+        cases += _simple(
+            red,
+            lambda aq, x, r=red: getattr(aq, r)(x, axis=(0, 2)),
+            [(2, 3, 4)],
+            dtypes,
+            lo=-2,
+            hi=2,
+            variant="(axis=(0,2))",
+        )
     for red in ("all", "any"):
         cases += _simple(red, lambda aq, x, r=red: getattr(aq, r)(x, axis=0), [(0,), (3, 4)], ("bool",), "exact")
-    cases += _simple("var", lambda aq, x: aq.var(x, axis=0, correction=1), [(5, 3)], ("float32",), variant="(correction=1)")
+    cases += _simple(
+        "var", lambda aq, x: aq.var(x, axis=0, correction=1), [(5, 3)], ("float32",), variant="(correction=1)"
+    )
     for arg in ("argmax", "argmin"):
-        cases += _simple(arg, lambda aq, x, a=arg: getattr(aq, a)(x, axis=1, keepdims=True), [(3, 4)], ("float32", "int32"), "exact", -2, 2)
-        cases += _simple(arg, lambda aq, x, a=arg: getattr(aq, a)(x), [(5,), (2, 3)], ("float32", "int32"), "exact", -2, 2, "(flat)")
-    cases += _simple("cumulative_sum", lambda aq, x: aq.cumulative_sum(x, axis=1, include_initial=True), [(3, 4)], ("float32", "int32"))
-    cases += _simple("cumulative_sum", lambda aq, x: aq.cumulative_sum(x), [(0,), (5,)], ("float32", "int32"), variant="(1-D)")
+        cases += _simple(
+            arg,
+            lambda aq, x, a=arg: getattr(aq, a)(x, axis=1, keepdims=True),
+            [(3, 4)],
+            ("float32", "int32"),
+            "exact",
+            -2,
+            2,
+        )
+        cases += _simple(
+            arg, lambda aq, x, a=arg: getattr(aq, a)(x), [(5,), (2, 3)], ("float32", "int32"), "exact", -2, 2, "(flat)"
+        )
+    cases += _simple(
+        "cumulative_sum",
+        lambda aq, x: aq.cumulative_sum(x, axis=1, include_initial=True),
+        [(3, 4)],
+        ("float32", "int32"),
+    )
+    cases += _simple(
+        "cumulative_sum", lambda aq, x: aq.cumulative_sum(x), [(0,), (5,)], ("float32", "int32"), variant="(1-D)"
+    )
     exact = ("float32", "int32", "bool")
     cases += _simple("reshape", lambda aq, x: aq.reshape(x, (4, -1)), [(2, 3, 4), (0, 4)], exact, "exact")
     cases += _simple("permute_dims", lambda aq, x: aq.permute_dims(x, (2, 0, 1)), [(2, 3, 4)], exact, "exact")
     cases += _simple("matrix_transpose", lambda aq, x: aq.matrix_transpose(x), [(2, 3, 4), (0, 3)], exact, "exact")
     cases += _simple("broadcast_to", lambda aq, x: aq.broadcast_to(x, (2, 3, 4)), [(3, 1), (), (4,)], exact, "exact")
     cases += _simple("broadcast_arrays", lambda aq, x, y: aq.broadcast_arrays(x, y), [[(3, 1), (4,)]], exact, "exact")
-    cases += _simple("concat", lambda aq, x, y: aq.concat([x, y], axis=1), [[(2, 3), (2, 0)], [(2, 3), (2, 5)]], exact, "exact")
-    cases += _simple("concat", lambda aq, x, y: aq.concat([x, y], axis=None), [[(2, 3), (4,)]], exact, "exact", variant="(axis=None)")
+    cases += _simple(
+        "concat", lambda aq, x, y: aq.concat([x, y], axis=1), [[(2, 3), (2, 0)], [(2, 3), (2, 5)]], exact, "exact"
+    )
+    cases += _simple(
+        "concat", lambda aq, x, y: aq.concat([x, y], axis=None), [[(2, 3), (4,)]], exact, "exact", variant="(axis=None)"
+    )
     cases += _simple("stack", lambda aq, x, y: aq.stack([x, y], axis=-1), [[(2, 3), (2, 3)], [(), ()]], exact, "exact")
     cases += _simple("unstack", lambda aq, x: aq.unstack(x, axis=1), [(2, 3)], exact, "exact")
     cases += _simple("expand_dims", lambda aq, x: aq.expand_dims(x, axis=-1), [(), (2, 3)], exact, "exact")
@@ -188,12 +330,35 @@ def structural_cases() -> list[Case]:
     cases += _simple("roll", lambda aq, x: aq.roll(x, -3), [(2, 5), (0,)], exact, "exact", variant="(flat)")
     cases += _simple("tile", lambda aq, x: aq.tile(x, (2, 1, 3)), [(2, 3), ()], exact, "exact")
     cases += _simple("repeat", lambda aq, x: aq.repeat(x, 2, axis=1), [(2, 3)], exact, "exact")
-    cases += _simple("take", lambda aq, x: aq.take(x, aq.asarray([2, 0, 2], dtype=aq.int32), axis=1), [(2, 3)], exact, "exact")
-    cases += _simple("take_along_axis", lambda aq, x: aq.take_along_axis(x, aq.argsort(x, axis=1), axis=1), [(3, 4)], ("float32", "int32"), "exact")
+    cases += _simple(
+        "take", lambda aq, x: aq.take(x, aq.asarray([2, 0, 2], dtype=aq.int32), axis=1), [(2, 3)], exact, "exact"
+    )
+    cases += _simple(
+        "take_along_axis",
+        lambda aq, x: aq.take_along_axis(x, aq.argsort(x, axis=1), axis=1),
+        [(3, 4)],
+        ("float32", "int32"),
+        "exact",
+    )
     cases += _simple("sort", lambda aq, x: aq.sort(x, axis=-1), [(3, 5), (0,)], ("float32", "int32"), "exact")
-    cases += _simple("sort", lambda aq, x: aq.sort(x, axis=0, descending=True), [(4, 3)], ("float32", "int32"), "exact", variant="(descending)")
+    cases += _simple(
+        "sort",
+        lambda aq, x: aq.sort(x, axis=0, descending=True),
+        [(4, 3)],
+        ("float32", "int32"),
+        "exact",
+        variant="(descending)",
+    )
     cases += _simple("argsort", lambda aq, x: aq.argsort(x, axis=-1, stable=True), [(3, 6)], ("int32",), "exact", -2, 2)
-    cases += _simple("searchsorted", lambda aq, x, v: aq.searchsorted(aq.sort(x), v, side="right"), [[(6,), (4,)]], ("int32", "float32"), "exact", -3, 3)
+    cases += _simple(
+        "searchsorted",
+        lambda aq, x, v: aq.searchsorted(aq.sort(x), v, side="right"),
+        [[(6,), (4,)]],
+        ("int32", "float32"),
+        "exact",
+        -3,
+        3,
+    )
     cases += _simple("nonzero", lambda aq, x: aq.nonzero(x), [(3, 4)], ("int32",), "exact", -1, 1)
     cases += _simple("unique_values", lambda aq, x: aq.unique_values(x), [(3, 4)], ("int32",), "exact", -2, 2)
     cases += _simple("unique_counts", lambda aq, x: aq.unique_counts(x), [(7,)], ("int32",), "exact", -2, 2)
@@ -204,26 +369,70 @@ def structural_cases() -> list[Case]:
     mat = ("float32", "float64", "float16", "bfloat16")
     for dtype in mat:
         up = dtype in ("float16", "bfloat16")
-        for s1, s2 in (((3, 8), (8, 5)), ((2, 3, 8), (8, 5)), ((8,), (8, 5)), ((2, 1, 3, 8), (4, 8, 2)), ((0, 8), (8, 5))):
-            cases.append(Case(f"matmul[{dtype},{s1},{s2}]", "matmul", (dtype,), _arrays((s1, dtype, -2, 2), (s2, dtype, -2, 2)),
-                              lambda aq, a, b: aq.matmul(a, b), upcast=up))
-    cases += _simple("tensordot", lambda aq, a, b: aq.tensordot(a, b, axes=([1, 2], [0, 1])), [[(2, 3, 4), (3, 4, 5)]], ("float32", "float64"))
-    cases += _simple("tensordot", lambda aq, a, b: aq.tensordot(a, b, axes=0), [[(2,), (3,)]], ("float32",), variant="(outer)")
-    cases += _simple("vecdot", lambda aq, a, b: aq.vecdot(a, b), [[(3, 4), (4,)], [(0, 4), (4,)]], ("float32", "float64"))
+        for s1, s2 in (
+            ((3, 8), (8, 5)),
+            ((2, 3, 8), (8, 5)),
+            ((8,), (8, 5)),
+            ((2, 1, 3, 8), (4, 8, 2)),
+            ((0, 8), (8, 5)),
+        ):
+            cases.append(
+                Case(
+                    f"matmul[{dtype},{s1},{s2}]",
+                    "matmul",
+                    (dtype,),
+                    _arrays((s1, dtype, -2, 2), (s2, dtype, -2, 2)),
+                    lambda aq, a, b: aq.matmul(a, b),
+                    upcast=up,
+                )
+            )
+    cases += _simple(
+        "tensordot",
+        lambda aq, a, b: aq.tensordot(a, b, axes=([1, 2], [0, 1])),
+        [[(2, 3, 4), (3, 4, 5)]],
+        ("float32", "float64"),
+    )
+    cases += _simple(
+        "tensordot", lambda aq, a, b: aq.tensordot(a, b, axes=0), [[(2,), (3,)]], ("float32",), variant="(outer)"
+    )
+    cases += _simple(
+        "vecdot", lambda aq, a, b: aq.vecdot(a, b), [[(3, 4), (4,)], [(0, 4), (4,)]], ("float32", "float64")
+    )
     for dtype in ("float32", "float64"):
-        cases.append(Case(f"linspace[{dtype}]", "linspace", (dtype,), lambda rng: [],
-                          lambda aq, dt=dtype: aq.linspace(-1.0, 2.0, 7, dtype=getattr(aq, dt))))
-        cases.append(Case(f"eye[{dtype}]", "eye", (dtype,), lambda rng: [],
-                          lambda aq, dt=dtype: aq.eye(3, 4, k=1, dtype=getattr(aq, dt)), "exact"))
-    for name, call in (("arange", lambda aq: aq.arange(2, 11, 3, dtype=aq.int32)),
-                       ("zeros", lambda aq: aq.zeros((2, 3), dtype=aq.float32)),
-                       ("ones", lambda aq: aq.ones((0, 3), dtype=aq.int32)),
-                       ("full", lambda aq: aq.full((2,), 7, dtype=aq.int32)),
-                       ("meshgrid", lambda aq: aq.meshgrid(aq.arange(3, dtype=aq.int32), aq.arange(2, dtype=aq.int32))),
-                       ("asarray", lambda aq: aq.asarray([[1, 2], [3, 4]], dtype=aq.float32))):
+        cases.append(
+            Case(
+                f"linspace[{dtype}]",
+                "linspace",
+                (dtype,),
+                lambda rng: [],
+                lambda aq, dt=dtype: aq.linspace(-1.0, 2.0, 7, dtype=getattr(aq, dt)),
+            )
+        )
+        cases.append(
+            Case(
+                f"eye[{dtype}]",
+                "eye",
+                (dtype,),
+                lambda rng: [],
+                lambda aq, dt=dtype: aq.eye(3, 4, k=1, dtype=getattr(aq, dt)),
+                "exact",
+            )
+        )
+    for name, call in (
+        ("arange", lambda aq: aq.arange(2, 11, 3, dtype=aq.int32)),
+        ("zeros", lambda aq: aq.zeros((2, 3), dtype=aq.float32)),
+        ("ones", lambda aq: aq.ones((0, 3), dtype=aq.int32)),
+        ("full", lambda aq: aq.full((2,), 7, dtype=aq.int32)),
+        ("meshgrid", lambda aq: aq.meshgrid(aq.arange(3, dtype=aq.int32), aq.arange(2, dtype=aq.int32))),
+        ("asarray", lambda aq: aq.asarray([[1, 2], [3, 4]], dtype=aq.float32)),
+    ):
         cases.append(Case(f"{name}[creation]", name, (), lambda rng: [], call, "exact"))
-    for name, call in (("zeros_like", lambda aq, x: aq.zeros_like(x)), ("ones_like", lambda aq, x: aq.ones_like(x)),
-                       ("full_like", lambda aq, x: aq.full_like(x, 3)), ("astype", lambda aq, x: aq.astype(x, aq.float32))):
+    for name, call in (
+        ("zeros_like", lambda aq, x: aq.zeros_like(x)),
+        ("ones_like", lambda aq, x: aq.ones_like(x)),
+        ("full_like", lambda aq, x: aq.full_like(x, 3)),
+        ("astype", lambda aq, x: aq.astype(x, aq.float32)),
+    ):
         cases += _simple(name, call, [(2, 3), ()], ("int32",), "exact")
     return cases
 
@@ -232,6 +441,7 @@ ALL_OPS_FAMILY = ("elementwise", "structural", "quantized", "errors", "movement"
 
 
 # ---- quantized linear algebra ----------------------------------------------------------
+
 
 def _formats():
     from ..quantization import MODES
@@ -253,15 +463,35 @@ def quantized_cases() -> list[Case]:
     n, k = 8, 256
     for (mode, gs, bits), dtype in itertools.product(_formats(), ("float32", "float16", "bfloat16")):
         tag = f"{mode},gs{gs},b{bits},{dtype}"
-        make = lambda rng, d=dtype: [_weight(rng, (n, k), d)]
-        cases.append(Case(f"quantize[{tag}]", "quantize", (dtype,), make,
-                          lambda aq, w, m=mode, g=gs, b=bits: aq.quantize(w, group_size=g, bits=b, mode=m), "exact"))
-        cases.append(Case(f"dequantize[{tag}]", "dequantize", (dtype,), make,
-                          lambda aq, w, m=mode, g=gs, b=bits: aq.dequantize(aq.quantize(w, group_size=g, bits=b, mode=m)), "exact"))
+
+        def make(rng: np.random.Generator, d: str = dtype) -> list[Any]:
+            return [_weight(rng, (n, k), d)]
+
+        cases.append(
+            Case(
+                f"quantize[{tag}]",
+                "quantize",
+                (dtype,),
+                make,
+                lambda aq, w, m=mode, g=gs, b=bits: aq.quantize(w, group_size=g, bits=b, mode=m),
+                "exact",
+            )
+        )
+        cases.append(
+            Case(
+                f"dequantize[{tag}]",
+                "dequantize",
+                (dtype,),
+                make,
+                lambda aq, w, m=mode, g=gs, b=bits: aq.dequantize(aq.quantize(w, group_size=g, bits=b, mode=m)),
+                "exact",
+            )
+        )
     # matmul: every format x x-dtype x batch rank x transpose, on a weight quantized on the
     # reference so that only the matmul is under test here.
     for (mode, gs, bits), xdtype, xshape, transpose in itertools.product(
-            _formats(), ("float32", "float16", "bfloat16"), ((k,), (3, k), (2, 3, k)), (True, False)):
+        _formats(), ("float32", "float16", "bfloat16"), ((k,), (3, k), (2, 3, k)), (True, False)
+    ):
         wshape = (n, k) if transpose else (k, 128)  # groups run along the last axis
 
         def make(rng, xs=xshape, xd=xdtype, ws=wshape, m=mode, g=gs, b=bits):
@@ -271,25 +501,52 @@ def quantized_cases() -> list[Case]:
             qw = quantization.quantize(w, group_size=g, bits=b, mode=m)
             return [rng.uniform(-1, 1, xs).astype(_dtype(xd)), qw]
 
-        cases.append(Case(f"quantized_matmul[{mode},gs{gs},b{bits},x{xdtype}{xshape},T={transpose}]", "quantized_matmul",
-                          (xdtype,), make, lambda aq, x, qw, t=transpose: aq.linalg.quantized_matmul(x, qw, transpose=t),
-                          upcast=xdtype != "float32"))
+        cases.append(
+            Case(
+                f"quantized_matmul[{mode},gs{gs},b{bits},x{xdtype}{xshape},T={transpose}]",
+                "quantized_matmul",
+                (xdtype,),
+                make,
+                lambda aq, x, qw, t=transpose: aq.linalg.quantized_matmul(x, qw, transpose=t),
+                upcast=xdtype != "float32",
+            )
+        )
     for mode, gs, bits in (("affine", 64, 4), ("affine", 32, 8), ("mxfp4", 32, 4)):
+
         def make(rng, m=mode, g=gs, b=bits):
             from .. import quantization
 
             qw = quantization.quantize(_weight(rng, (4, n, k), "float32"), group_size=g, bits=b, mode=m)
-            return [rng.uniform(-1, 1, (3, 2, k)).astype(np.float32), qw,
-                    np.array([[0], [2], [1]], np.int32), np.array([[3, 0], [1, 1], [2, 3]], np.int32)]
+            return [
+                rng.uniform(-1, 1, (3, 2, k)).astype(np.float32),
+                qw,
+                np.array([[0], [2], [1]], np.int32),
+                np.array([[3, 0], [1, 1], [2, 3]], np.int32),
+            ]
 
-        cases.append(Case(f"gather_qmm[{mode},gs{gs},b{bits}]", "gather_qmm", ("float32",), make,
-                          lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri)))
-        cases.append(Case(f"quantized_matmul[{mode},gs{gs},b{bits},batched-weight]", "quantized_matmul", ("float32",),
-                          lambda rng, mk=make: mk(rng)[:2], lambda aq, x, qw: aq.linalg.quantized_matmul(x[:1, ...], qw)))
+        cases.append(
+            Case(
+                f"gather_qmm[{mode},gs{gs},b{bits}]",
+                "gather_qmm",
+                ("float32",),
+                make,
+                lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri),
+            )
+        )
+        cases.append(
+            Case(
+                f"quantized_matmul[{mode},gs{gs},b{bits},batched-weight]",
+                "quantized_matmul",
+                ("float32",),
+                lambda rng, mk=make: mk(rng)[:2],
+                lambda aq, x, qw: aq.linalg.quantized_matmul(x[:1, ...], qw),
+            )
+        )
     return cases
 
 
 # ---- bad input: the backend must raise what the reference raises ------------------------
+
 
 def _qw_parts(rng, mode="affine", gs=64, bits=4, shape=(8, 256)):
     from .. import quantization
@@ -304,44 +561,118 @@ def error_cases() -> list[Case]:
 
     qmm = lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, b)  # noqa: E731
     table = [
-        ("quantize", "K not divisible by group_size", _arrays(((4, 100), "float32", -1, 1)),
-         lambda aq, w: aq.quantize(w, group_size=64)),
+        (
+            "quantize",
+            "K not divisible by group_size",
+            _arrays(((4, 100), "float32", -1, 1)),
+            lambda aq, w: aq.quantize(w, group_size=64),
+        ),
         ("quantize", "unsupported bits", _arrays(((4, 128), "float32", -1, 1)), lambda aq, w: aq.quantize(w, bits=7)),
-        ("quantize", "unsupported group size", _arrays(((4, 128), "float32", -1, 1)), lambda aq, w: aq.quantize(w, group_size=48)),
+        (
+            "quantize",
+            "unsupported group size",
+            _arrays(((4, 128), "float32", -1, 1)),
+            lambda aq, w: aq.quantize(w, group_size=48),
+        ),
         ("quantize", "unknown mode", _arrays(((4, 128), "float32", -1, 1)), lambda aq, w: aq.quantize(w, mode="int4")),
-        ("quantize", "mxfp4 with group size 64", _arrays(((4, 128), "float32", -1, 1)), lambda aq, w: aq.quantize(w, mode="mxfp4", group_size=64)),
+        (
+            "quantize",
+            "mxfp4 with group size 64",
+            _arrays(((4, 128), "float32", -1, 1)),
+            lambda aq, w: aq.quantize(w, mode="mxfp4", group_size=64),
+        ),
         ("quantize", "1-D weight", _arrays(((128,), "float32", -1, 1)), lambda aq, w: aq.quantize(w)),
         ("quantize", "integer weight", _arrays(((4, 128), "int32", -1, 1)), lambda aq, w: aq.quantize(w)),
-        ("quantize", "NaN in weight", lambda rng: [np.where(np.arange(128) == 5, np.nan, 1.0).astype(np.float32).reshape(1, 128)],
-         lambda aq, w: aq.quantize(w)),
+        (
+            "quantize",
+            "NaN in weight",
+            lambda rng: [np.where(np.arange(128) == 5, np.nan, 1.0).astype(np.float32).reshape(1, 128)],
+            lambda aq, w: aq.quantize(w),
+        ),
         ("quantized_matmul", "x last dim != K", x_and((2, 128)), qmm),
         ("quantized_matmul", "integer x", x_and(dtype="int32"), qmm),
         ("quantized_matmul", "float64 x", x_and(dtype="float64"), qmm),
-        ("quantized_matmul", "biases missing for affine", x_and(), lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, None)),
-        ("quantized_matmul", "biases given for mxfp4", lambda rng: [_values(rng, (2, 256), "float32"), *_qw_parts(rng, "mxfp4", 32, 4)[:2], _values(rng, (8, 8), "float32")],
-         qmm),
-        ("quantized_matmul", "scales with a wrong row count", x_and(),
-         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s[:4, ...], b[:4, ...])),
-        ("quantized_matmul", "scales with a wrong group count", x_and(),
-         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, b, group_size=32)),
-        ("quantized_matmul", "packed weight not uint32", x_and(),
-         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, aq.astype(p, aq.int32), s, b)),
-        ("quantized_matmul", "biases dtype differs from scales", x_and(),
-         lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, aq.astype(b, aq.float16)), ("float16",)),
-        ("gather_qmm", "expert index out of range", lambda rng: [_values(rng, (1, 2, 256), "float32"), *_qw_parts(rng, shape=(3, 8, 256)), np.array([3], np.int32)],
-         lambda aq, x, p, s, b, r: aq.linalg.gather_qmm(x, p, s, b, rhs_indices=r)),
+        (
+            "quantized_matmul",
+            "biases missing for affine",
+            x_and(),
+            lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, None),
+        ),
+        (
+            "quantized_matmul",
+            "biases given for mxfp4",
+            lambda rng: [
+                _values(rng, (2, 256), "float32"),
+                *_qw_parts(rng, "mxfp4", 32, 4)[:2],
+                _values(rng, (8, 8), "float32"),
+            ],
+            qmm,
+        ),
+        (
+            "quantized_matmul",
+            "scales with a wrong row count",
+            x_and(),
+            lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s[:4, ...], b[:4, ...]),
+        ),
+        (
+            "quantized_matmul",
+            "scales with a wrong group count",
+            x_and(),
+            lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, b, group_size=32),
+        ),
+        (
+            "quantized_matmul",
+            "packed weight not uint32",
+            x_and(),
+            lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, aq.astype(p, aq.int32), s, b),
+        ),
+        (
+            "quantized_matmul",
+            "biases dtype differs from scales",
+            x_and(),
+            lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, aq.astype(b, aq.float16)),
+            ("float16",),
+        ),
+        (
+            "gather_qmm",
+            "expert index out of range",
+            lambda rng: [
+                _values(rng, (1, 2, 256), "float32"),
+                *_qw_parts(rng, shape=(3, 8, 256)),
+                np.array([3], np.int32),
+            ],
+            lambda aq, x, p, s, b, r: aq.linalg.gather_qmm(x, p, s, b, rhs_indices=r),
+        ),
         ("reshape", "size mismatch", _arrays(((2, 3), "float32", -1, 1)), lambda aq, x: aq.reshape(x, (4, 2))),
         ("sum", "axis out of range", _arrays(((2, 3), "float32", -1, 1)), lambda aq, x: aq.sum(x, axis=2)),
-        ("matmul", "inner dimensions differ", _arrays(((2, 3), "float32", -1, 1), ((4, 2), "float32", -1, 1)), lambda aq, a, b: aq.matmul(a, b)),
-        ("concat", "shapes differ off the axis", _arrays(((2, 3), "float32", -1, 1), ((3, 3), "float32", -1, 1)), lambda aq, a, b: aq.concat([a, b], axis=1)),
-        ("broadcast_to", "incompatible shape", _arrays(((3,), "float32", -1, 1)), lambda aq, x: aq.broadcast_to(x, (2, 4))),
+        (
+            "matmul",
+            "inner dimensions differ",
+            _arrays(((2, 3), "float32", -1, 1), ((4, 2), "float32", -1, 1)),
+            lambda aq, a, b: aq.matmul(a, b),
+        ),
+        (
+            "concat",
+            "shapes differ off the axis",
+            _arrays(((2, 3), "float32", -1, 1), ((3, 3), "float32", -1, 1)),
+            lambda aq, a, b: aq.concat([a, b], axis=1),
+        ),
+        (
+            "broadcast_to",
+            "incompatible shape",
+            _arrays(((3,), "float32", -1, 1)),
+            lambda aq, x: aq.broadcast_to(x, (2, 4)),
+        ),
     ]
-    return [Case(f"error:{op}[{why}]", op, dtypes[0] if dtypes else (), make, call, "raises", tags=("error",))
-            for op, why, make, call, *dtypes in table]
+    return [
+        Case(f"error:{op}[{why}]", op, dtypes[0] if dtypes else (), make, call, "raises", tags=("error",))
+        for op, why, make, call, *dtypes in table
+    ]
 
 
 def empty_x_cases() -> list[Case]:
     """M = 0 must give an empty result (it crashes some kernels)."""
+
     def make(rng):
         from .. import quantization
 
@@ -353,10 +684,24 @@ def empty_x_cases() -> list[Case]:
         qw = quantization.quantize(rng.standard_normal((3, 8, 256)).astype(np.float32))
         return [np.zeros((2, 0, 256), np.float32), qw, np.array([0, 1], np.int32), np.array([2, 0], np.int32)]
 
-    return [Case("quantized_matmul[empty x]", "quantized_matmul", ("float32",), make,
-                 lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw), "exact"),
-            Case("gather_qmm[empty x]", "gather_qmm", ("float32",), make_experts,
-                 lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri), "exact")]
+    return [
+        Case(
+            "quantized_matmul[empty x]",
+            "quantized_matmul",
+            ("float32",),
+            make,
+            lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw),
+            "exact",
+        ),
+        Case(
+            "gather_qmm[empty x]",
+            "gather_qmm",
+            ("float32",),
+            make_experts,
+            lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri),
+            "exact",
+        ),
+    ]
 
 
 def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
@@ -369,12 +714,19 @@ def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
     for i in range(count):
         ndim = int(rng.integers(0, 4))
         shape = tuple(int(n) for n in rng.integers(0, 5, size=ndim))
-        other = tuple(n if rng.random() < 0.6 else 1 for n in shape[int(rng.integers(0, ndim + 1)):])
+        other = tuple(n if rng.random() < 0.6 else 1 for n in shape[int(rng.integers(0, ndim + 1)) :])
         name = str(rng.choice(["add", "multiply", "maximum", "atan2", "logaddexp", "less"]))
         dtype = str(rng.choice(["float32", "float64", "bfloat16"]))
-        cases.append(Case(f"random:{name}[{i},{dtype},{shape},{other}]", name, (dtype,),
-                          _arrays((shape, dtype, -3, 3), (other, dtype, -3, 3)), _op(name),
-                          upcast=dtype == "bfloat16"))
+        cases.append(
+            Case(
+                f"random:{name}[{i},{dtype},{shape},{other}]",
+                name,
+                (dtype,),
+                _arrays((shape, dtype, -3, 3), (other, dtype, -3, 3)),
+                _op(name),
+                upcast=dtype == "bfloat16",
+            )
+        )
         mode, gs, bits = formats[int(rng.integers(len(formats)))]
         n, k = int(rng.integers(1, 6)) * 8, gs * int(rng.integers(1, 4)) * 2
         batch = tuple(int(b) for b in rng.integers(1, 3, size=int(rng.integers(0, 3))))
@@ -386,11 +738,19 @@ def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
             qw = quantization.quantize(_weight(r, (n, k), "float32"), group_size=gs, bits=bits, mode=mode)
             return [r.uniform(-1, 1, batch + (m, k)).astype(np.float32), qw]
 
-        cases.append(Case(f"random:quantized_matmul[{i},{mode},gs{gs},b{bits},x{batch + (m, k)},w({n},{k})]",
-                          "quantized_matmul", ("float32",), make, lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw)))
+        cases.append(
+            Case(
+                f"random:quantized_matmul[{i},{mode},gs{gs},b{bits},x{batch + (m, k)},w({n},{k})]",
+                "quantized_matmul",
+                ("float32",),
+                make,
+                lambda aq, x, qw: aq.linalg.quantized_matmul(x, qw),
+            )
+        )
     return cases
 
 
 def all_cases() -> list[Case]:
-    return (elementwise_cases() + structural_cases() + quantized_cases() + error_cases() + empty_x_cases()
-            + random_cases())
+    return (
+        elementwise_cases() + structural_cases() + quantized_cases() + error_cases() + empty_x_cases() + random_cases()
+    )

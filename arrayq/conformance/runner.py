@@ -14,7 +14,8 @@ import json
 import re
 import sys
 import warnings
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -67,16 +68,26 @@ class Report:
         lines = [f"{'op':<20} {'status':<8} {'pass':>5} {'fail':>5} {'skip':>5} {'worst err':>10}  note"]
         for row in self.by_op():
             err = "-" if row["worst_error"] is None else f"{row['worst_error']:.2e}"
-            lines.append(f"{row['op']:<20} {row['status']:<8} {row['pass']:>5} {row['fail']:>5} {row['skip']:>5} {err:>10}  {row['note'][:100]}")
+            counts = f"{row['pass']:>5} {row['fail']:>5} {row['skip']:>5}"
+            lines.append(f"{row['op']:<20} {row['status']:<8} {counts} {err:>10}  {row['note'][:100]}")
         c = self.counts()
-        lines.append(f"{self.backend}{'' if self.device is None else ' on ' + str(self.device)}: "
-                     f"{c['pass']} passed, {c['fail']} failed, {c['skip']} skipped (declared gaps)")
+        lines.append(
+            f"{self.backend}{'' if self.device is None else ' on ' + str(self.device)}: "
+            f"{c['pass']} passed, {c['fail']} failed, {c['skip']} skipped (declared gaps)"
+        )
         return "\n".join(lines)
 
     def to_json(self) -> str:
-        return json.dumps({"backend": self.backend, "device": None if self.device is None else str(self.device),
-                           "counts": self.counts(), "ops": self.by_op(),
-                           "cases": [dataclasses.asdict(r) for r in self.results]}, indent=1)
+        return json.dumps(
+            {
+                "backend": self.backend,
+                "device": None if self.device is None else str(self.device),
+                "counts": self.counts(),
+                "ops": self.by_op(),
+                "cases": [dataclasses.asdict(r) for r in self.results],
+            },
+            indent=1,
+        )
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -118,7 +129,10 @@ def _compare(case: Case, got: list[Any], ref: list[Any]) -> tuple[bool, float | 
                 bad = int(np.count_nonzero(_bits(g) != _bits(r)))
                 return False, None, f"{where}{bad} of {r.size} elements differ (exact match required)"
             continue
-        gf, rf = g.astype(np.complex128 if r.dtype.kind == "c" else np.float64), r.astype(np.complex128 if r.dtype.kind == "c" else np.float64)
+        gf, rf = (
+            g.astype(np.complex128 if r.dtype.kind == "c" else np.float64),
+            r.astype(np.complex128 if r.dtype.kind == "c" else np.float64),
+        )
         if not np.array_equal(np.isnan(gf), np.isnan(rf)):
             return False, None, f"{where}NaN where the reference has none (or the reverse)"
         ok = ~np.isnan(rf)
@@ -139,8 +153,16 @@ def _gap(case: Case, gaps: dict[str, str]) -> str | None:
 
 
 def _upcast(args: list[Any]) -> list[Any]:
-    return [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize == 2
-            or isinstance(a, np.ndarray) and str(a.dtype) == "bfloat16" else a for a in args]
+    return [
+        a.astype(np.float32)
+        if isinstance(a, np.ndarray)
+        and a.dtype.kind == "f"
+        and a.dtype.itemsize == 2
+        or isinstance(a, np.ndarray)
+        and str(a.dtype) == "bfloat16"
+        else a
+        for a in args
+    ]
 
 
 def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
@@ -155,13 +177,13 @@ def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
         warnings.simplefilter("ignore")  # NumPy warns on empty means etc.; the values are what count
         try:
             args = case.make(np.random.default_rng(case.seed))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return CaseResult(case.id, case.op, "fail", message=f"making the inputs raised {exc!r}: the case is wrong")
         try:
             ref_args = _upcast(args) if case.upcast else args
             ref = case.call(aq, *ref_args)
             ref_error = None
-        except Exception as exc:  # noqa: BLE001 - the reference's error is the expectation
+        except Exception as exc:
             ref, ref_error = None, exc
     if case.expect == "raises" and ref_error is None:
         return CaseResult(case.id, case.op, "fail", message="the reference did not raise: the case is wrong")
@@ -173,13 +195,18 @@ def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
             moved = aq.to_backend(args, backend, device)
             got = case.call(aq, *moved)
             got_leaves = [_host(aq, leaf) for leaf in _leaves(got)]
-    except Exception as exc:  # noqa: BLE001 - any error is a result to report
+    except Exception as exc:
         if case.expect == "raises" and isinstance(exc, type(ref_error)):
             return CaseResult(case.id, case.op, "pass")
         expected = f"; the reference raises {type(ref_error).__name__}" if ref_error else ""
         return CaseResult(case.id, case.op, "fail", message=f"raised {type(exc).__name__}: {exc}{expected}"[:400])
     if case.expect == "raises":
-        return CaseResult(case.id, case.op, "fail", message=f"did not raise; the reference raises {type(ref_error).__name__}: {ref_error}"[:400])
+        return CaseResult(
+            case.id,
+            case.op,
+            "fail",
+            message=f"did not raise; the reference raises {type(ref_error).__name__}: {ref_error}"[:400],
+        )
     ref_leaves = [_host(aq, leaf) for leaf in _leaves(ref)]
     if case.upcast:
         dtype = args[0].dtype
@@ -204,8 +231,12 @@ def context_results(backend: Any, device: Any = None) -> list[CaseResult]:
             warnings.simplefilter("ignore")
             inside = aq.backend_of(aq.zeros((2,), dtype=aq.float32))
         ok = inside is backend and aq.current_backend() is before
-        message = "" if ok else f"zeros() inside the block went to {inside!r}; after it the default is {aq.current_backend()!r}"
-    except Exception as exc:  # noqa: BLE001
+        message = (
+            ""
+            if ok
+            else f"zeros() inside the block went to {inside!r}; after it the default is {aq.current_backend()!r}"
+        )
+    except Exception as exc:
         ok, message = False, f"raised {type(exc).__name__}: {exc}"
     return [CaseResult("default_backend[context]", "default_backend", "pass" if ok else "fail", message=message)]
 
@@ -218,8 +249,9 @@ def select(cases: Iterable[Case], pattern: str | None) -> list[Case]:
     return [c for c in cases if pattern in c.id or glob.match(c.id)]
 
 
-def run(backend: Any, device: Any = None, pattern: str | None = None,
-        progress: Callable[[int, int], None] | None = None) -> Report:
+def run(
+    backend: Any, device: Any = None, pattern: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> Report:
     """Run the suite (or the cases matching ``pattern``) on ``backend`` (a name or a
     Backend) and return the Report."""
     import arrayq as aq
@@ -240,6 +272,7 @@ def run(backend: Any, device: Any = None, pattern: str | None = None,
 
 def progress_bar(stream=sys.stderr) -> Callable[[int, int], None]:
     """A one-line text progress bar, redrawn in place (only on a terminal)."""
+
     def show(done: int, total: int) -> None:
         if not stream.isatty() and done != total:
             return
@@ -249,4 +282,5 @@ def progress_bar(stream=sys.stderr) -> Callable[[int, int], None]:
         if done == total:
             stream.write("\n")
         stream.flush()
+
     return show

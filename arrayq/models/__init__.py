@@ -19,6 +19,16 @@ from .generate import GenerationStats, generate, sample
 from .qwen3 import Qwen3, Qwen3Config, Qwen3Layer, load, read_config
 
 __all__ = [
-    "CheckpointError", "GenerationStats", "PRESETS", "Qwen3", "Qwen3Config", "Qwen3Layer", "generate",
-    "load", "make_checkpoint", "preset_config", "read_config", "sample",
+    "CheckpointError",
+    "GenerationStats",
+    "PRESETS",
+    "Qwen3",
+    "Qwen3Config",
+    "Qwen3Layer",
+    "generate",
+    "load",
+    "make_checkpoint",
+    "preset_config",
+    "read_config",
+    "sample",
 ]

@@ -7,8 +7,9 @@ import argparse
 import os
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 
 def cache_dir() -> Path:
@@ -20,6 +21,7 @@ def cache_dir() -> Path:
 def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int, str], None]:
     """A one-line text progress bar on ``stream`` (default: sys.stderr at call time):
     redrawn in place on a terminal; elsewhere only the finished bar is written."""
+
     def show(done: int, total: int, what: str = "") -> None:
         out = stream if stream is not None else sys.stderr
         done = min(done, total)
@@ -32,6 +34,7 @@ def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int
         if done == total:
             out.write("\n")
         out.flush()
+
     return show
 
 
@@ -54,16 +57,19 @@ def cmd_make_checkpoint(args: argparse.Namespace) -> int:
     from . import make_checkpoint, preset_config
 
     config = preset_config(args.preset)
-    shard = int(args.shard_mb * 2 ** 20) if args.shard_mb else None
-    path = make_checkpoint(args.directory, args.preset, seed=args.seed, shard_bytes=shard,
-                           progress=progress_bar(f"writing {args.preset}"))
+    shard = int(args.shard_mb * 2**20) if args.shard_mb else None
+    path = make_checkpoint(
+        args.directory, args.preset, seed=args.seed, shard_bytes=shard, progress=progress_bar(f"writing {args.preset}")
+    )
     files = sorted(p for p in path.iterdir() if p.suffix == ".safetensors")
     size = sum(p.stat().st_size for p in files)
     q = config.quantization
     fmt = f"{q['bits']}-bit group {q['group_size']}" if q else "dense bfloat16"
     params = config.num_parameters()
-    print(f"wrote {path}: preset {args.preset}, {config.num_hidden_layers} layers, {params / 1e6:.0f}M parameters, "
-          f"{fmt}, {_format_bytes(size)} in {len(files)} file{'s' if len(files) != 1 else ''}")
+    print(
+        f"wrote {path}: preset {args.preset}, {config.num_hidden_layers} layers, {params / 1e6:.0f}M parameters, "
+        f"{fmt}, {_format_bytes(size)} in {len(files)} file{'s' if len(files) != 1 else ''}"
+    )
     return 0
 
 
@@ -79,7 +85,7 @@ class _TextStream:
         text = self.tokenizer.decode(self.ids)
         if text.endswith("\ufffd"):
             return ""
-        new, self.shown = text[self.shown:], len(text)
+        new, self.shown = text[self.shown :], len(text)
         return new
 
 
@@ -90,8 +96,11 @@ def _tokenizer(path: Path) -> Any:
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        print(f"arrayq: {file} found but the 'tokenizers' package is not installed "
-              "(pip install tokenizers); printing token ids", file=sys.stderr)
+        print(
+            f"arrayq: {file} found but the 'tokenizers' package is not installed "
+            "(pip install tokenizers); printing token ids",
+            file=sys.stderr,
+        )
         return None
     return Tokenizer.from_file(str(file))
 
@@ -138,8 +147,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     tokenizer = _tokenizer(path)
     if args.prompt is not None:
         if tokenizer is None:
-            raise CheckpointError(path, "has no usable tokenizer.json (with the 'tokenizers' package) "
-                                        "to encode --prompt; pass --prompt-ids instead")
+            raise CheckpointError(
+                path,
+                "has no usable tokenizer.json (with the 'tokenizers' package) "
+                "to encode --prompt; pass --prompt-ids instead",
+            )
         prompt = tokenizer.encode(args.prompt).ids
     else:
         prompt = _parse_ids(args.prompt_ids)
@@ -147,8 +159,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     stop = () if args.ignore_eos else model.config.eos_token_id
     stats = GenerationStats()
     text = _TextStream(tokenizer) if tokenizer is not None else None
-    for token in generate(model, prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
-                          top_p=args.top_p, seed=args.seed, stop_ids=stop, stats=stats):
+    for token in generate(
+        model,
+        prompt,
+        args.max_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop_ids=stop,
+        stats=stats,
+    ):
         out.write(text.add(token) if text is not None else f"{token} ")
         out.flush()
     out.write("\n")
@@ -173,8 +194,11 @@ def add_parsers(sub: Any) -> None:
     mk.set_defaults(func=cmd_make_checkpoint)
 
     gen = sub.add_parser("generate", help="generate tokens with a Qwen3 checkpoint (safetensors directory or GGUF)")
-    gen.add_argument("--model", help="checkpoint directory or .gguf file (default: a tiny random checkpoint, "
-                                     "made on first use in $ARRAYQ_CACHE or ~/.cache/arrayq)")
+    gen.add_argument(
+        "--model",
+        help="checkpoint directory or .gguf file (default: a tiny random checkpoint, "
+        "made on first use in $ARRAYQ_CACHE or ~/.cache/arrayq)",
+    )
     gen.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
     gen.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
     prompt = gen.add_mutually_exclusive_group(required=True)

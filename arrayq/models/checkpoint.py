@@ -18,8 +18,9 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -30,15 +31,39 @@ from .qwen3 import Qwen3Config
 #: name -> config.json values (beyond the defaults of Qwen3Config) and quantization
 PRESETS: dict[str, dict[str, Any]] = {
     # a few layers and small sizes, for tests and the default `arrayq generate`
-    "tiny": dict(vocab_size=512, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, head_dim=64, intermediate_size=384, tie_word_embeddings=True,
-                 rope_theta=1_000_000.0, rms_norm_eps=1e-6, max_position_embeddings=4096,
-                 bos_token_id=None, eos_token_id=(511,), quantization={"group_size": 64, "bits": 4}),
+    "tiny": dict(
+        vocab_size=512,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        intermediate_size=384,
+        tie_word_embeddings=True,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=4096,
+        bos_token_id=None,
+        eos_token_id=(511,),
+        quantization={"group_size": 64, "bits": 4},
+    ),
     # the shapes of Qwen/Qwen3-0.6B as mlx-community/Qwen3-0.6B-4bit ships it
-    "qwen3-0.6b": dict(vocab_size=151936, hidden_size=1024, num_hidden_layers=28, num_attention_heads=16,
-                       num_key_value_heads=8, head_dim=128, intermediate_size=3072, tie_word_embeddings=True,
-                       rope_theta=1_000_000.0, rms_norm_eps=1e-6, max_position_embeddings=40960,
-                       bos_token_id=151643, eos_token_id=(151645,), quantization={"group_size": 64, "bits": 4}),
+    "qwen3-0.6b": dict(
+        vocab_size=151936,
+        hidden_size=1024,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        intermediate_size=3072,
+        tie_word_embeddings=True,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=40960,
+        bos_token_id=151643,
+        eos_token_id=(151645,),
+        quantization={"group_size": 64, "bits": 4},
+    ),
 }
 
 
@@ -56,9 +81,9 @@ def _quantized(name: str, n: int, k: int, std: float, fmt: dict, seed: int) -> d
     """Random packed affine weight (n, k) with per-row scales: uniform codes centred on 0."""
     bits, gs = fmt["bits"], fmt["group_size"]
     rng = _rng(seed, name)
-    levels = 2 ** bits
+    levels = 2**bits
     code_std = math.sqrt((levels * levels - 1) / 12)
-    packed = rng.integers(0, 2 ** 32, size=(n, k * bits // 32), dtype=np.uint32)
+    packed = rng.integers(0, 2**32, size=(n, k * bits // 32), dtype=np.uint32)
     row = (std / code_std) * rng.uniform(0.75, 1.25, size=(n, 1))
     scales = (row * rng.uniform(0.9, 1.1, size=(n, k // gs))).astype(ml_dtypes.bfloat16)
     biases = (scales.astype(np.float32) * np.float32(-(levels - 1) / 2)).astype(ml_dtypes.bfloat16)
@@ -100,12 +125,17 @@ def random_tensors(config: Qwen3Config, seed: int = 0) -> Iterator[tuple[str, np
         p = f"model.layers.{i}"
         ab = c.attention_bias
         parts = [
-            linear(f"{p}.self_attn.q_proj", h * hd, hid, bias=ab), linear(f"{p}.self_attn.k_proj", kv * hd, hid, bias=ab),
-            linear(f"{p}.self_attn.v_proj", kv * hd, hid, bias=ab), linear(f"{p}.self_attn.o_proj", hid, h * hd, GAINS["o_proj"]),
-            _norm(f"{p}.self_attn.q_norm", hd, seed), _norm(f"{p}.self_attn.k_norm", hd, seed),
-            linear(f"{p}.mlp.gate_proj", inter, hid), linear(f"{p}.mlp.up_proj", inter, hid),
+            linear(f"{p}.self_attn.q_proj", h * hd, hid, bias=ab),
+            linear(f"{p}.self_attn.k_proj", kv * hd, hid, bias=ab),
+            linear(f"{p}.self_attn.v_proj", kv * hd, hid, bias=ab),
+            linear(f"{p}.self_attn.o_proj", hid, h * hd, GAINS["o_proj"]),
+            _norm(f"{p}.self_attn.q_norm", hd, seed),
+            _norm(f"{p}.self_attn.k_norm", hd, seed),
+            linear(f"{p}.mlp.gate_proj", inter, hid),
+            linear(f"{p}.mlp.up_proj", inter, hid),
             linear(f"{p}.mlp.down_proj", hid, inter, GAINS["down_proj"]),
-            _norm(f"{p}.input_layernorm", hid, seed), _norm(f"{p}.post_attention_layernorm", hid, seed),
+            _norm(f"{p}.input_layernorm", hid, seed),
+            _norm(f"{p}.post_attention_layernorm", hid, seed),
         ]
         for part in parts:
             yield from part.items()
@@ -131,9 +161,15 @@ def preset_config(preset: str, **overrides: Any) -> Qwen3Config:
     return Qwen3Config(**values)
 
 
-def make_checkpoint(directory: str | os.PathLike, preset: str = "tiny", *, seed: int = 0,
-                    shard_bytes: int | None = None, progress: Callable[[int, int, str], None] | None = None,
-                    **overrides: Any) -> Path:
+def make_checkpoint(
+    directory: str | os.PathLike,
+    preset: str = "tiny",
+    *,
+    seed: int = 0,
+    shard_bytes: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    **overrides: Any,
+) -> Path:
     """Write a checkpoint of random weights for ``preset`` (see :func:`preset_config` for
     ``overrides``) to ``directory`` and return its path. ``shard_bytes``: split the
     weights into ``model-0000i-of-0000n.safetensors`` files of at most about that many bytes

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +51,9 @@ def _check_sampling(temperature: float, top_k: int, top_p: float) -> None:
         raise ValueError(f"need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got {temperature}, {top_k}, {top_p}")
 
 
-def sample(logits: Any, *, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-           rng: np.random.Generator | None = None) -> int:
+def sample(
+    logits: Any, *, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, rng: np.random.Generator | None = None
+) -> int:
     """One token id from ``logits`` (vocab,) of any backend.
 
     ``temperature`` 0 is greedy (the first maximum). Otherwise the logits are divided by
@@ -71,7 +73,7 @@ def sample(logits: Any, *, temperature: float = 0.0, top_k: int = 0, top_p: floa
     probs /= probs.sum()
     if top_p < 1:
         order = np.argsort(-probs, kind="stable")
-        before = np.cumsum(probs[order]) - probs[order]       # mass of the more likely tokens
+        before = np.cumsum(probs[order]) - probs[order]  # mass of the more likely tokens
         keep = order[before < top_p]
         mask = np.zeros_like(probs, dtype=bool)
         mask[keep] = True
@@ -81,10 +83,19 @@ def sample(logits: Any, *, temperature: float = 0.0, top_k: int = 0, top_p: floa
     return int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), probs.size - 1))
 
 
-def generate(model: Any, prompt_ids: Sequence[int], max_tokens: int, *, temperature: float = 0.0,
-             top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-             stop_ids: Sequence[int] | None = None, prefill_chunk: int = 512,
-             stats: GenerationStats | None = None) -> Iterator[int]:
+def generate(
+    model: Any,
+    prompt_ids: Sequence[int],
+    max_tokens: int,
+    *,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    stop_ids: Sequence[int] | None = None,
+    prefill_chunk: int = 512,
+    stats: GenerationStats | None = None,
+) -> Iterator[int]:
     """Yield up to ``max_tokens`` new token ids after ``prompt_ids``, one as soon as it is
     known.
 
@@ -106,13 +117,13 @@ def generate(model: Any, prompt_ids: Sequence[int], max_tokens: int, *, temperat
     _check_sampling(temperature, top_k, top_p)
     stats = stats if stats is not None else GenerationStats()
     stats.prompt_tokens = len(prompt)
-    stop = set(int(t) for t in (stop_ids or ()))
+    stop = {int(t) for t in (stop_ids or ())}
     rng = np.random.default_rng(seed)
     if max_tokens == 0:
         return
     start = time.perf_counter()
     cache = model.make_cache()
-    chunks = [prompt[i:i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
+    chunks = [prompt[i : i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
     for chunk in chunks[:-1]:
         model.hidden(np.asarray([chunk], np.int32), cache)
         aq.eval(cache)  # lazy backends: compute this chunk now, keeping graphs small

@@ -48,16 +48,37 @@ _STRING, _ARRAY = 8, 9
 
 #: ggml type id -> (name, elements per block, bytes per block)
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36),
-    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176),
-    14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
-    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 30: ("BF16", 1, 2),
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 36),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    30: ("BF16", 1, 2),
 }
 #: ggml types read as plain arrays
 DENSE_TYPES = {
-    "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype(ml_dtypes.bfloat16), "F64": np.dtype("<f8"),
-    "I8": np.dtype("i1"), "I16": np.dtype("<i2"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
+    "F64": np.dtype("<f8"),
+    "I8": np.dtype("i1"),
+    "I16": np.dtype("<i2"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
 }
 #: ggml types mapped onto arrayq's affine format: (bits, group size)
 AFFINE_TYPES = {"Q4_0": (4, 32), "Q4_1": (4, 32), "Q8_0": (8, 32)}
@@ -70,7 +91,14 @@ class GGUFTensorInfo:
     __slots__ = ("name", "shape", "type", "type_id", "start", "stop")
 
     def __init__(self, name, shape, type_name, type_id, start, stop):
-        self.name, self.shape, self.type, self.type_id, self.start, self.stop = name, shape, type_name, type_id, start, stop
+        self.name, self.shape, self.type, self.type_id, self.start, self.stop = (
+            name,
+            shape,
+            type_name,
+            type_id,
+            start,
+            stop,
+        )
 
     def __repr__(self) -> str:
         return f"GGUFTensorInfo({self.name!r}, {self.type}, {self.shape})"
@@ -82,8 +110,11 @@ class _Cursor:
 
     def take(self, n: int, what: str) -> int:
         if n < 0 or self.pos + n > self.size:
-            raise CheckpointError(self.path, f"truncated or corrupted: reading {what} needs {n} bytes at "
-                                             f"offset {self.pos}, but the file has {self.size}")
+            raise CheckpointError(
+                self.path,
+                f"truncated or corrupted: reading {what} needs {n} bytes at "
+                f"offset {self.pos}, but the file has {self.size}",
+            )
         start = self.pos
         self.pos += n
         return start
@@ -96,7 +127,7 @@ class _Cursor:
         n = self.scalar("<Q", what)
         start = self.take(n, what)
         try:
-            return bytes(self.buf[start:start + n]).decode("utf-8")
+            return bytes(self.buf[start : start + n]).decode("utf-8")
         except UnicodeDecodeError:
             raise CheckpointError(self.path, f"corrupted: {what} is not UTF-8") from None
 
@@ -133,13 +164,15 @@ class GGUFFile:
             raise CheckpointError(self.path, f"cannot read: {exc.strerror or exc}") from None
         cur = _Cursor(self._map, self.path)
         start = cur.take(4, "the magic")
-        if bytes(self._map[start:start + 4]) != MAGIC:
+        if bytes(self._map[start : start + 4]) != MAGIC:
             raise CheckpointError(self.path, "not a GGUF file (the first 4 bytes are not 'GGUF')")
         self.version = cur.scalar("<I", "the version")
         if self.version not in (2, 3):
             swapped = int.from_bytes(self.version.to_bytes(4, "little"), "big")
             hint = " (a big-endian file; only little-endian GGUF is supported)" if swapped in (2, 3) else ""
-            raise CheckpointError(self.path, f"unsupported GGUF version {self.version}{hint}; this reader takes 2 and 3")
+            raise CheckpointError(
+                self.path, f"unsupported GGUF version {self.version}{hint}; this reader takes 2 and 3"
+            )
         n_tensors = cur.scalar("<Q", "the tensor count")
         n_kv = cur.scalar("<Q", "the metadata count")
         if n_tensors > cur.size or n_kv > cur.size:
@@ -170,21 +203,30 @@ class GGUFFile:
                 raise CheckpointError(self.path, f"unknown ggml type id {type_id}", name)
             type_name, block, block_bytes = GGML_TYPES[type_id]
             if ne and ne[0] % block:
-                raise CheckpointError(self.path, f"{type_name} needs a first dimension divisible by {block}, got ne={ne}", name)
+                raise CheckpointError(
+                    self.path, f"{type_name} needs a first dimension divisible by {block}, got ne={ne}", name
+                )
             if offset % alignment:
-                raise CheckpointError(self.path, f"data offset {offset} is not a multiple of the alignment {alignment} (corrupted)", name)
+                raise CheckpointError(
+                    self.path, f"data offset {offset} is not a multiple of the alignment {alignment} (corrupted)", name
+                )
             nbytes = math.prod(ne) // block * block_bytes
             begin = self.data_start + offset
             if begin + nbytes > cur.size:
-                raise CheckpointError(self.path, f"its data ends at byte {begin + nbytes} but the file has only "
-                                                 f"{cur.size} bytes (truncated file)", name)
+                raise CheckpointError(
+                    self.path,
+                    f"its data ends at byte {begin + nbytes} but the file has only {cur.size} bytes (truncated file)",
+                    name,
+                )
             if name in self.tensors:
                 raise CheckpointError(self.path, "appears twice (corrupted)", name)
             self.tensors[name] = GGUFTensorInfo(name, tuple(reversed(ne)), type_name, type_id, begin, begin + nbytes)
 
     def _unsupported(self, info: GGUFTensorInfo) -> CheckpointError:
         supported = sorted(AFFINE_TYPES) + sorted(DENSE_TYPES)
-        return CheckpointError(self.path, f"ggml type {info.type} is not supported; supported types: {supported}", info.name)
+        return CheckpointError(
+            self.path, f"ggml type {info.type} is not supported; supported types: {supported}", info.name
+        )
 
     def _bytes(self, info: GGUFTensorInfo) -> np.ndarray:
         return np.frombuffer(self._map, np.uint8, info.stop - info.start, info.start)
@@ -212,18 +254,20 @@ class GGUFFile:
         if info.type not in AFFINE_TYPES:
             raise self._unsupported(info)
         if len(info.shape) < 2:
-            raise CheckpointError(self.path, f"a quantized tensor needs 2 or more dimensions, got shape {info.shape}", name)
+            raise CheckpointError(
+                self.path, f"a quantized tensor needs 2 or more dimensions, got shape {info.shape}", name
+            )
         bits, group = AFFINE_TYPES[info.type]
         *lead, k = info.shape
         _, _, block_bytes = GGML_TYPES[info.type_id]
         blocks = self._bytes(info).reshape(*lead, k // group, block_bytes)
         d = np.ascontiguousarray(blocks[..., 0:2]).view("<f2")[..., 0].astype(np.float32)
         if info.type == "Q8_0":
-            codes = blocks[..., 2:] ^ np.uint8(0x80)                        # int8 q -> uint8 q + 128
+            codes = blocks[..., 2:] ^ np.uint8(0x80)  # int8 q -> uint8 q + 128
             packed = np.ascontiguousarray(codes).reshape(*lead, k).view("<u4")
             return packed, d, d * np.float32(-128), group, bits
-        qs = blocks[..., 4:] if info.type == "Q4_1" else blocks[..., 2:]    # (..., G, 16)
-        codes = np.concatenate([qs & np.uint8(0x0F), qs >> np.uint8(4)], axis=-1)   # elements 0..31 of each block
+        qs = blocks[..., 4:] if info.type == "Q4_1" else blocks[..., 2:]  # (..., G, 16)
+        codes = np.concatenate([qs & np.uint8(0x0F), qs >> np.uint8(4)], axis=-1)  # elements 0..31 of each block
         packed = (codes[..., 0::2] | (codes[..., 1::2] << np.uint8(4))).reshape(*lead, k // 2).view("<u4")
         if info.type == "Q4_1":
             m = np.ascontiguousarray(blocks[..., 2:4]).view("<f2")[..., 0].astype(np.float32)

@@ -35,12 +35,14 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 import arrayq as aq
+
 from .. import nn
 from ..errors import QuantizationError
 from ..quantization import QuantizedWeight, check_format
@@ -52,6 +54,7 @@ Progress = Callable[[int, int, str], None]
 
 
 # ---------------------------------------------------------------------- config
+
 
 @dataclasses.dataclass
 class Qwen3Config:
@@ -76,7 +79,7 @@ class Qwen3Config:
     _INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 
     @classmethod
-    def from_dict(cls, d: dict, path: str | os.PathLike = "config.json") -> "Qwen3Config":
+    def from_dict(cls, d: dict, path: str | os.PathLike = "config.json") -> Qwen3Config:
         """From a parsed config.json. Raises CheckpointError naming ``path`` for a missing
         or ill-typed key, an unsupported model type or rope scaling, or inconsistent sizes."""
         if not isinstance(d, dict):
@@ -93,7 +96,11 @@ class Qwen3Config:
             if key == "num_key_value_heads" and v is None:
                 v = d["num_attention_heads"]
             if key == "head_dim" and v is None:
-                v = d["hidden_size"] // d["num_attention_heads"] if isinstance(d["num_attention_heads"], int) and d["num_attention_heads"] else None
+                v = (
+                    d["hidden_size"] // d["num_attention_heads"]
+                    if isinstance(d["num_attention_heads"], int) and d["num_attention_heads"]
+                    else None
+                )
             if key == "max_position_embeddings" and v is None:
                 v = 40960
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -105,21 +112,36 @@ class Qwen3Config:
                 raise CheckpointError(path, f"{key} must be a positive number, got {v!r}")
             values[key] = float(v)
         if values["num_attention_heads"] % values["num_key_value_heads"]:
-            raise CheckpointError(path, f"num_attention_heads {values['num_attention_heads']} is not a multiple of "
-                                        f"num_key_value_heads {values['num_key_value_heads']}")
+            raise CheckpointError(
+                path,
+                f"num_attention_heads {values['num_attention_heads']} is not a multiple of "
+                f"num_key_value_heads {values['num_key_value_heads']}",
+            )
         rope_scaling = d.get("rope_scaling")
         if rope_scaling and rope_scaling.get("rope_type", rope_scaling.get("type")) not in (None, "default"):
             raise CheckpointError(path, f"rope_scaling {rope_scaling!r} is not supported")
         eos = d.get("eos_token_id")
         eos = () if eos is None else tuple(eos) if isinstance(eos, list) else (eos,)
         quant = d.get("quantization")
-        if quant is None and isinstance(d.get("quantization_config"), dict) and "quant_method" in d["quantization_config"]:
+        if (
+            quant is None
+            and isinstance(d.get("quantization_config"), dict)
+            and "quant_method" in d["quantization_config"]
+        ):
             method = d["quantization_config"]["quant_method"]
-            raise CheckpointError(path, f"quantization_config with quant_method {method!r} is not supported; "
-                                        "this loader takes MLX's packed formats ('quantization')")
-        return cls(**values, tie_word_embeddings=bool(d.get("tie_word_embeddings", True)),
-                   attention_bias=bool(d.get("attention_bias", False)), bos_token_id=d.get("bos_token_id"),
-                   eos_token_id=eos, quantization=quant)
+            raise CheckpointError(
+                path,
+                f"quantization_config with quant_method {method!r} is not supported; "
+                "this loader takes MLX's packed formats ('quantization')",
+            )
+        return cls(
+            **values,
+            tie_word_embeddings=bool(d.get("tie_word_embeddings", True)),
+            attention_bias=bool(d.get("attention_bias", False)),
+            bos_token_id=d.get("bos_token_id"),
+            eos_token_id=eos,
+            quantization=quant,
+        )
 
     def num_parameters(self) -> int:
         """Logical parameters of the model (a tied head counted once)."""
@@ -146,6 +168,7 @@ class Qwen3Config:
 
 # ---------------------------------------------------------------------- model
 
+
 @dataclasses.dataclass
 class Qwen3Layer:
     """One decoder block: pre-norm attention and pre-norm SwiGLU MLP, each residual."""
@@ -155,8 +178,9 @@ class Qwen3Layer:
     post_attention_layernorm: nn.RMSNorm
     mlp: nn.SwiGLU
 
-    def __call__(self, x: Any, mask: Any = "causal", cache: nn.KVCache | None = None,
-                 rope_tables: tuple[Any, Any] | None = None) -> Any:
+    def __call__(
+        self, x: Any, mask: Any = "causal", cache: nn.KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
+    ) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden)."""
         h = x + self.self_attn(self.input_layernorm(x), mask, cache, rope_tables)
         return h + self.mlp(self.post_attention_layernorm(h))
@@ -211,6 +235,7 @@ class Qwen3:
     def weight_bytes(self, per_token: bool = False) -> int:
         """Bytes of all weights; with ``per_token``, the bytes one decoded token reads
         (every layer and the head, but only one row of an untied embedding table)."""
+
         def size(o: Any) -> int:
             if isinstance(o, QuantizedWeight):
                 return o.nbytes
@@ -228,6 +253,7 @@ class Qwen3:
 
 # ---------------------------------------------------------------------- where tensors come from
 
+
 class _Source:
     """Tensors by (mlx-lm) name for the builder, with the file each comes from."""
 
@@ -235,7 +261,7 @@ class _Source:
     #: the file to name when a tensor is missing altogether
     missing_file = ""
 
-    def module_format(self, module: str, quant: "_Quantization") -> tuple[bool, tuple[int, int, str] | None]:
+    def module_format(self, module: str, quant: _Quantization) -> tuple[bool, tuple[int, int, str] | None]:
         """(whether the format of ``module`` is stated, the format or None for dense)."""
         return quant.lookup(module)
 
@@ -273,22 +299,30 @@ class _SafetensorsSource(_Source):
             for shard in sorted(set(weight_map.values())):
                 if not (directory / shard).is_file():
                     listed = next(n for n, s in weight_map.items() if s == shard)
-                    raise CheckpointError(directory / shard, f"is missing (model.safetensors.index.json puts {listed!r} there)")
+                    raise CheckpointError(
+                        directory / shard, f"is missing (model.safetensors.index.json puts {listed!r} there)"
+                    )
                 files[shard] = SafetensorsFile(directory / shard)
             for name, shard in weight_map.items():
                 if name not in files[shard]:
-                    raise CheckpointError(files[shard].path, "is listed in model.safetensors.index.json for this shard "
-                                                             "but the shard does not hold it", name)
+                    raise CheckpointError(
+                        files[shard].path,
+                        "is listed in model.safetensors.index.json for this shard but the shard does not hold it",
+                        name,
+                    )
             for shard, f in files.items():
                 for name in f.keys():
                     if weight_map.get(name) != shard:
-                        raise CheckpointError(f.path, "is in this shard but model.safetensors.index.json does not list it "
-                                                      "here", name)
+                        raise CheckpointError(
+                            f.path, "is in this shard but model.safetensors.index.json does not list it here", name
+                        )
                     self.where[name] = f
         else:
             paths = sorted(directory.glob("model*.safetensors"))
             if not paths:
-                raise CheckpointError(directory, "holds no model.safetensors (nor model.safetensors.index.json with shards)")
+                raise CheckpointError(
+                    directory, "holds no model.safetensors (nor model.safetensors.index.json with shards)"
+                )
             if len(paths) > 1:
                 self.missing_file = str(directory)
             for p in paths:
@@ -313,10 +347,17 @@ class _SafetensorsSource(_Source):
 
 _GGUF_TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _GGUF_BLOCK = {
-    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
-    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
 }
 
 
@@ -350,7 +391,7 @@ class _GGUFSource(_Source):
     def __init__(self, f: GGUFFile):
         self.f = f
         self.config_path = self.missing_file = f.path
-        self.entries: dict[str, tuple[str, str]] = {}      # mlx name -> (gguf name, part)
+        self.entries: dict[str, tuple[str, str]] = {}  # mlx name -> (gguf name, part)
         self.quantized: dict[str, tuple[int, int, str]] = {}  # module path -> format
         self._cache: tuple[str, Any] | None = None
         for gname, info in f.tensors.items():
@@ -392,6 +433,7 @@ class _GGUFSource(_Source):
 
 # ---------------------------------------------------------------------- building
 
+
 class _Quantization:
     """config.json's "quantization": the default format and per-module overrides."""
 
@@ -409,7 +451,9 @@ class _Quantization:
             if v is False:
                 self.overrides[key] = None
             elif isinstance(v, dict):
-                self.overrides[key] = self._format(v.get("group_size", gs), v.get("bits", bits), v.get("mode", mode), key)
+                self.overrides[key] = self._format(
+                    v.get("group_size", gs), v.get("bits", bits), v.get("mode", mode), key
+                )
 
     def _format(self, gs: Any, bits: Any, mode: Any, module: str | None) -> tuple[int, int, str]:
         where = "'quantization'" if module is None else f"'quantization' for {module!r}"
@@ -430,8 +474,16 @@ _FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
 class _Builder:
-    def __init__(self, src: _Source, config: Qwen3Config, quant: _Quantization, backend: str, device: Any,
-                 dtype: str, progress: Progress | None):
+    def __init__(
+        self,
+        src: _Source,
+        config: Qwen3Config,
+        quant: _Quantization,
+        backend: str,
+        device: Any,
+        dtype: str,
+        progress: Progress | None,
+    ):
         self.src, self.config, self.quant = src, config, quant
         self.backend, self.device, self.dtype = backend, device, dtype
         self.progress = progress
@@ -474,17 +526,23 @@ class _Builder:
         gs, bits, mode = fmt
         fmt_text = f"{bits}-bit {mode} quantization with group size {gs}"
         if k % gs:
-            raise self._error(f"{module}.weight", f"{what} has {k} input features, not a multiple of the group size {gs}")
+            raise self._error(
+                f"{module}.weight", f"{what} has {k} input features, not a multiple of the group size {gs}"
+            )
         packed = self._tensor(f"{module}.weight", (n, k * bits // 32), ("uint32",), f"{what}, {n}x{k} at {fmt_text}")
         scale_kinds = ("float16", "bfloat16", "float32") if mode == "affine" else ("uint8",)
         scales = self._tensor(f"{module}.scales", (n, k // gs), scale_kinds, f"{what} at {fmt_text}")
         biases = None
         if mode == "affine":
-            biases = self._tensor(f"{module}.biases", (n, k // gs), (aq.as_dtype(scales.dtype).name,), f"{what} at {fmt_text}")
+            biases = self._tensor(
+                f"{module}.biases", (n, k // gs), (aq.as_dtype(scales.dtype).name,), f"{what} at {fmt_text}"
+            )
         elif self.src.has(f"{module}.biases"):
             raise self._error(f"{module}.biases", f"mode {mode!r} has no biases")
         try:
-            return QuantizedWeight(self._put(packed), self._put(scales), None if biases is None else self._put(biases), gs, bits, mode)
+            return QuantizedWeight(
+                self._put(packed), self._put(scales), None if biases is None else self._put(biases), gs, bits, mode
+            )
         except QuantizationError as exc:
             raise self._error(f"{module}.weight", str(exc)) from None
 
@@ -494,15 +552,18 @@ class _Builder:
         said, fmt = self.src.module_format(module, self.quant)
         has_scales = self.src.has(f"{module}.scales")
         if has_scales and fmt is None:
-            why = ("config.json marks it as not quantized" if said else
-                   "config.json has no 'quantization' section")
+            why = "config.json marks it as not quantized" if said else "config.json has no 'quantization' section"
             raise self._error(f"{module}.scales", f"is a quantization scale, but {why}; config and weights disagree")
         if fmt is not None and has_scales:
             layer_weight: Any = self._quantized(module, n, k, fmt, what)
             quantized = True
         else:
-            if fmt is not None and said and self.src.has(f"{module}.weight") and \
-                    aq.as_dtype(self.src.get(f"{module}.weight").dtype).name == "uint32":
+            if (
+                fmt is not None
+                and said
+                and self.src.has(f"{module}.weight")
+                and aq.as_dtype(self.src.get(f"{module}.weight").dtype).name == "uint32"
+            ):
                 raise self._error(f"{module}.weight", f"is packed (uint32) but {module}.scales is missing")
             layer_weight = self._dense(f"{module}.weight", (n, k), what)
             quantized = False
@@ -519,7 +580,13 @@ class _Builder:
 
     def build(self) -> Qwen3:
         c = self.config
-        hd, h, kv, hidden, inter = c.head_dim, c.num_attention_heads, c.num_key_value_heads, c.hidden_size, c.intermediate_size
+        hd, h, kv, hidden, inter = (
+            c.head_dim,
+            c.num_attention_heads,
+            c.num_key_value_heads,
+            c.hidden_size,
+            c.intermediate_size,
+        )
         embed = self.linear("model.embed_tokens", c.vocab_size, hidden, "vocab_size x hidden_size", embedding=True)
         rope = nn.RoPE(hd, c.rope_theta)
         layers = []
@@ -527,19 +594,38 @@ class _Builder:
             p = f"model.layers.{i}"
             ab = c.attention_bias
             attn = nn.Attention(
-                q_proj=self.linear(f"{p}.self_attn.q_proj", h * hd, hidden, "num_attention_heads*head_dim x hidden_size", ab),
-                k_proj=self.linear(f"{p}.self_attn.k_proj", kv * hd, hidden, "num_key_value_heads*head_dim x hidden_size", ab),
-                v_proj=self.linear(f"{p}.self_attn.v_proj", kv * hd, hidden, "num_key_value_heads*head_dim x hidden_size", ab),
-                o_proj=self.linear(f"{p}.self_attn.o_proj", hidden, h * hd, "hidden_size x num_attention_heads*head_dim"),
-                n_heads=h, n_kv_heads=kv, head_dim=hd, rope=rope,
+                q_proj=self.linear(
+                    f"{p}.self_attn.q_proj", h * hd, hidden, "num_attention_heads*head_dim x hidden_size", ab
+                ),
+                k_proj=self.linear(
+                    f"{p}.self_attn.k_proj", kv * hd, hidden, "num_key_value_heads*head_dim x hidden_size", ab
+                ),
+                v_proj=self.linear(
+                    f"{p}.self_attn.v_proj", kv * hd, hidden, "num_key_value_heads*head_dim x hidden_size", ab
+                ),
+                o_proj=self.linear(
+                    f"{p}.self_attn.o_proj", hidden, h * hd, "hidden_size x num_attention_heads*head_dim"
+                ),
+                n_heads=h,
+                n_kv_heads=kv,
+                head_dim=hd,
+                rope=rope,
                 q_norm=self.norm(f"{p}.self_attn.q_norm", hd, "head_dim"),
-                k_norm=self.norm(f"{p}.self_attn.k_norm", hd, "head_dim"))
+                k_norm=self.norm(f"{p}.self_attn.k_norm", hd, "head_dim"),
+            )
             mlp = nn.SwiGLU(
                 gate_proj=self.linear(f"{p}.mlp.gate_proj", inter, hidden, "intermediate_size x hidden_size"),
                 up_proj=self.linear(f"{p}.mlp.up_proj", inter, hidden, "intermediate_size x hidden_size"),
-                down_proj=self.linear(f"{p}.mlp.down_proj", hidden, inter, "hidden_size x intermediate_size"))
-            layers.append(Qwen3Layer(self.norm(f"{p}.input_layernorm", hidden, "hidden_size"), attn,
-                                     self.norm(f"{p}.post_attention_layernorm", hidden, "hidden_size"), mlp))
+                down_proj=self.linear(f"{p}.mlp.down_proj", hidden, inter, "hidden_size x intermediate_size"),
+            )
+            layers.append(
+                Qwen3Layer(
+                    self.norm(f"{p}.input_layernorm", hidden, "hidden_size"),
+                    attn,
+                    self.norm(f"{p}.post_attention_layernorm", hidden, "hidden_size"),
+                    mlp,
+                )
+            )
         norm = self.norm("model.norm", hidden, "hidden_size")
         lm_head = None
         if not c.tie_word_embeddings:
@@ -568,6 +654,7 @@ class _Builder:
 
 # ---------------------------------------------------------------------- loading
 
+
 def config_from_gguf(f: GGUFFile) -> Qwen3Config:
     """The Qwen3Config a qwen3 GGUF file's metadata describes. CheckpointError for another
     architecture or missing keys."""
@@ -589,10 +676,14 @@ def config_from_gguf(f: GGUFFile) -> Qwen3Config:
     vocab = key("vocab_size", None) or f.tensors["token_embd.weight"].shape[0]
     eos = md.get("tokenizer.ggml.eos_token_id")
     d = {
-        "model_type": "qwen3", "vocab_size": vocab, "hidden_size": hidden,
-        "num_hidden_layers": key("block_count"), "num_attention_heads": heads,
+        "model_type": "qwen3",
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "num_hidden_layers": key("block_count"),
+        "num_attention_heads": heads,
         "num_key_value_heads": key("attention.head_count_kv", heads),
-        "head_dim": key("attention.key_length", None) or (hidden // heads if isinstance(heads, int) and heads else None),
+        "head_dim": key("attention.key_length", None)
+        or (hidden // heads if isinstance(heads, int) and heads else None),
         "intermediate_size": key("feed_forward_length"),
         "rms_norm_eps": key("attention.layer_norm_rms_epsilon", 1e-6),
         "rope_theta": key("rope.freq_base", 10000.0),
@@ -619,8 +710,14 @@ def read_config(path: str | os.PathLike) -> Qwen3Config:
     return Qwen3Config.from_dict(d, cfg)
 
 
-def load(path: str | os.PathLike, *, backend: Any = None, device: Any = None, dtype: Any = "float32",
-         progress: Progress | None = None) -> Qwen3:
+def load(
+    path: str | os.PathLike,
+    *,
+    backend: Any = None,
+    device: Any = None,
+    dtype: Any = "float32",
+    progress: Progress | None = None,
+) -> Qwen3:
     """Load a Qwen3 model from a checkpoint directory or a ``.gguf`` file onto ``backend``
     (a name or Backend; default: the current default backend) and ``device``.
 
@@ -651,5 +748,13 @@ def load(path: str | os.PathLike, *, backend: Any = None, device: Any = None, dt
     return _Builder(src, config, quant, backend_obj.name, device, dtype_name, progress).build()
 
 
-__all__ = ["Qwen3", "Qwen3Config", "Qwen3Layer", "config_from_gguf", "gguf_to_mlx_name", "load", "mlx_to_gguf_name",
-           "read_config"]
+__all__ = [
+    "Qwen3",
+    "Qwen3Config",
+    "Qwen3Layer",
+    "config_from_gguf",
+    "gguf_to_mlx_name",
+    "load",
+    "mlx_to_gguf_name",
+    "read_config",
+]

@@ -17,7 +17,8 @@ import json
 import math
 import mmap
 import os
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -26,10 +27,19 @@ from ._errors import CheckpointError
 
 #: safetensors dtype code -> NumPy dtype
 DTYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_), "U8": np.dtype(np.uint8), "I8": np.dtype(np.int8),
-    "U16": np.dtype("<u2"), "I16": np.dtype("<i2"), "U32": np.dtype("<u4"), "I32": np.dtype("<i4"),
-    "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
-    "F64": np.dtype("<f8"), "BF16": np.dtype(ml_dtypes.bfloat16),
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype(np.uint8),
+    "I8": np.dtype(np.int8),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
 }
 _CODES = {v: k for k, v in DTYPES.items()}
 #: Largest header accepted (the reference implementation's limit).
@@ -70,10 +80,15 @@ class SafetensorsFile:
             with open(self.path, "rb") as fh:
                 head = fh.read(8)
                 if len(head) < 8:
-                    raise CheckpointError(self.path, f"file is {size} bytes, too short for a safetensors header (truncated?)")
+                    raise CheckpointError(
+                        self.path, f"file is {size} bytes, too short for a safetensors header (truncated?)"
+                    )
                 n = int.from_bytes(head, "little")
                 if n > MAX_HEADER_BYTES or 8 + n > size:
-                    raise CheckpointError(self.path, f"header length {n} does not fit a file of {size} bytes (truncated or not a safetensors file)")
+                    raise CheckpointError(
+                        self.path,
+                        f"header length {n} does not fit a file of {size} bytes (truncated or not a safetensors file)",
+                    )
                 raw = fh.read(n)
         except OSError as exc:
             raise CheckpointError(self.path, f"cannot read: {exc.strerror or exc}") from None
@@ -104,12 +119,19 @@ class SafetensorsFile:
             raise bad(f"unsupported dtype {code!r}; this reader takes {sorted(DTYPES)}")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise bad(f"shape {shape!r} is not a list of non-negative integers (corrupted header)")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1]):
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
             raise bad(f"data_offsets {offsets!r} are not [begin, end] with 0 <= begin <= end (corrupted header)")
         nbytes = math.prod(shape) * DTYPES[code].itemsize
         if offsets[1] - offsets[0] != nbytes:
-            raise bad(f"data_offsets {offsets} span {offsets[1] - offsets[0]} bytes, but {code} {tuple(shape)} needs {nbytes} (corrupted header)")
+            raise bad(
+                f"data_offsets {offsets} span {offsets[1] - offsets[0]} bytes, but {code} {tuple(shape)} needs "
+                f"{nbytes} (corrupted header)"
+            )
         start, stop = self.data_start + offsets[0], self.data_start + offsets[1]
         if stop > self.size:
             raise bad(f"its data ends at byte {stop} but the file has only {self.size} bytes (truncated file)")
@@ -166,7 +188,11 @@ def save(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: Mapping[
     offset = 0
     for name in order:
         a = arrays[name]
-        header[name] = {"dtype": dtype_code(a.dtype), "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        header[name] = {
+            "dtype": dtype_code(a.dtype),
+            "shape": list(a.shape),
+            "data_offsets": [offset, offset + a.nbytes],
+        }
         offset += a.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-(8 + len(raw)) % 8)

@@ -18,12 +18,18 @@ from arrayq.errors import UnsupportedDTypeError, UnsupportedOperationError
 # arrayq op name -> mlx.core function name, where they differ (or the arrayq name is an
 # alias MLX may drop). Ops not listed use the same name.
 _UNARY_NAMES = {
-    "acos": "arccos", "acosh": "arccosh", "asin": "arcsin", "asinh": "arcsinh",
-    "atan": "arctan", "atanh": "arctanh",
+    "acos": "arccos",
+    "acosh": "arccosh",
+    "asin": "arcsin",
+    "asinh": "arcsinh",
+    "atan": "arctan",
+    "atanh": "arctanh",
 }
 _BINARY_NAMES = {
-    "atan2": "arctan2", "pow": "power",
-    "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+    "atan2": "arctan2",
+    "pow": "power",
+    "bitwise_left_shift": "left_shift",
+    "bitwise_right_shift": "right_shift",
 }
 #: Ops MLX lacks or gets wrong against the array API; built here from MLX ops.
 _COMPOSED_UNARY = frozenset({"signbit", "sign"})
@@ -123,8 +129,9 @@ class MLXBackend(Backend):
         found = tuple(int(v) for v in re.findall(r"\d+", mx.__version__)[:2])
         if found < self.min_mlx_version:
             # an ImportError, so the registry reports the backend unavailable with install_hint
-            raise ImportError(f"arrayq's MLX backend needs mlx >= {'.'.join(map(str, self.min_mlx_version))}, "
-                              f"found {mx.__version__}")
+            raise ImportError(
+                f"arrayq's MLX backend needs mlx >= {'.'.join(map(str, self.min_mlx_version))}, found {mx.__version__}"
+            )
         self.mx = mx
         self._native = {}
         for d in dt.ALL_DTYPES:
@@ -169,12 +176,14 @@ class MLXBackend(Backend):
         if native is None:
             raise UnsupportedDTypeError(
                 f"backend {self.name!r} (MLX) has no dtype {dtype.name}; use complex64 or move "
-                "the data to another backend")
+                "the data to another backend"
+            )
         if dtype == dt.float64 and self._target_is_gpu(device):
             raise UnsupportedDTypeError(
                 f"backend {self.name!r} (MLX) has float64 only on the CPU device, and this op "
                 "targets the GPU; cast to float32, or create on device='cpu' / use "
-                "mx.set_default_device(mx.cpu)")
+                "mx.set_default_device(mx.cpu)"
+            )
         return native
 
     def native_dtype(self, dtype):
@@ -224,7 +233,9 @@ class MLXBackend(Backend):
                 raise ValueError(f"asarray(copy=False) cannot change the dtype of an MLX array to {dtype.name}")
             return self.astype(obj, dtype)
         if copy is False:
-            raise ValueError("asarray(copy=False) cannot wrap a non-MLX object in an MLX array without copying; pass copy=None")
+            raise ValueError(
+                "asarray(copy=False) cannot wrap a non-MLX object in an MLX array without copying; pass copy=None"
+            )
         return super().asarray(obj, dtype, device, None)
 
     # ------------------------------------------------------------------ devices, laziness
@@ -269,8 +280,13 @@ class MLXBackend(Backend):
 
     def full(self, shape, fill_value, dtype, device):
         if dtype is None:
-            dtype = dt.bool_ if isinstance(fill_value, bool) else self.default_int if isinstance(fill_value, int) \
+            dtype = (
+                dt.bool_
+                if isinstance(fill_value, bool)
+                else self.default_int
+                if isinstance(fill_value, int)
                 else self.default_float
+            )
         native = self._native_for(dtype, device)
         with self._on(device):
             return self.mx.full(tuple(shape), fill_value, dtype=native)
@@ -398,8 +414,11 @@ class MLXBackend(Backend):
             # MLX keeps the dividend's sign on a zero result (-0.0 % 3 = -0.0); the array API
             # (and NumPy) give the divisor's sign.
             zero = mx.zeros_like(out)
-            signed_zero = self._copysign(zero, x2) if self.is_array(x2) else (
-                mx.negative(zero) if math.copysign(1.0, x2) < 0 else zero)
+            signed_zero = (
+                self._copysign(zero, x2)
+                if self.is_array(x2)
+                else (mx.negative(zero) if math.copysign(1.0, x2) < 0 else zero)
+            )
             out = mx.where(mx.equal(out, 0), signed_zero, out)
         return out
 
@@ -697,8 +716,9 @@ class MLXBackend(Backend):
         return out[0], out[1], (out[2] if len(out) > 2 else None)
 
     def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
-        return self.mx.dequantize(packed, scales, biases, group_size=group_size, bits=bits, mode=mode,
-                                  dtype=self._native_for(dtype))
+        return self.mx.dequantize(
+            packed, scales, biases, group_size=group_size, bits=bits, mode=mode, dtype=self._native_for(dtype)
+        )
 
     def _cpu_float32(self, x, scales, biases, mode):
         """x, scales, biases in float32 for MLX's CPU kernels (affine scales only: the other
@@ -758,8 +778,9 @@ class MLXBackend(Backend):
                 # batch axes that broadcast: MLX 0.32's CUDA kernel pairs them wrongly
                 # ((4, 1, M, K) x (3, N, K) repeats weight 0), so gather them explicitly
                 return self._batched_as_gather(x, packed, scales, biases, transpose, group_size, bits, mode)
-            out = mx.quantized_matmul(x, packed, scales, biases, transpose=transpose,
-                                      group_size=group_size, bits=bits, mode=mode)
+            out = mx.quantized_matmul(
+                x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode
+            )
             return out if out.dtype == x.dtype else out.astype(x.dtype)
         out_dtype = x.dtype
         rows = math.prod(x.shape[:-1])
@@ -768,8 +789,9 @@ class MLXBackend(Backend):
             w = mx.dequantize(packed, s32, b32, group_size=group_size, bits=bits, mode=mode, dtype=mx.float32)
             out = mx.matmul(x32, mx.swapaxes(w, -1, -2) if transpose else w)
         else:
-            out = mx.quantized_matmul(x32, packed, s32, b32, transpose=transpose,
-                                      group_size=group_size, bits=bits, mode=mode)
+            out = mx.quantized_matmul(
+                x32, packed, s32, b32, transpose=transpose, group_size=group_size, bits=bits, mode=mode
+            )
         return out if out.dtype == out_dtype else out.astype(out_dtype)
 
     def _batched_as_gather(self, x, packed, scales, biases, transpose, group_size, bits, mode):
@@ -796,8 +818,9 @@ class MLXBackend(Backend):
         out_dtype = x.dtype
         if not self._target_is_gpu():
             x, scales, biases = self._cpu_float32(x, scales, biases, mode)
-        out = mx.gather_qmm(x, packed, scales, biases, lhs, rhs, transpose=transpose,
-                            group_size=group_size, bits=bits, mode=mode)
+        out = mx.gather_qmm(
+            x, packed, scales, biases, lhs, rhs, transpose=transpose, group_size=group_size, bits=bits, mode=mode
+        )
         if out.size == 0:  # MLX's CPU kernel dies (SIGFPE) on an empty M: never evaluate it
             return mx.zeros(out.shape, dtype=out_dtype)
         return out if out.dtype == out_dtype else out.astype(out_dtype)

@@ -35,7 +35,9 @@ class NumPyBackend(Backend):
         import ml_dtypes
 
         self.xp = xp
-        self._native = {d: (np.dtype(ml_dtypes.bfloat16) if d.name == "bfloat16" else np.dtype(d.name)) for d in dt.ALL_DTYPES}
+        self._native = {
+            d: (np.dtype(ml_dtypes.bfloat16) if d.name == "bfloat16" else np.dtype(d.name)) for d in dt.ALL_DTYPES
+        }
 
     # ---- data and dtypes
     def is_array(self, x):
@@ -139,8 +141,11 @@ class NumPyBackend(Backend):
         return _arr(getattr(self.xp, op)(x, axis=axis, keepdims=keepdims))
 
     def cumulative_sum(self, x, axis, dtype, include_initial):
-        return _arr(self.xp.cumulative_sum(x, axis=axis, dtype=self._native[dtype] if dtype else None,
-                                           include_initial=include_initial))
+        return _arr(
+            self.xp.cumulative_sum(
+                x, axis=axis, dtype=self._native[dtype] if dtype else None, include_initial=include_initial
+            )
+        )
 
     def mean(self, x, axis, keepdims):
         return _arr(np.mean(x, axis=axis, keepdims=keepdims))

@@ -48,7 +48,7 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
     return codes.reshape(*lead, nbytes * 8 // bits)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _byte_table(bits: int) -> np.ndarray:
     """(256, 8 // bits) float32: the codes each byte value holds, lowest bits first."""
     values = np.arange(256, dtype=np.uint16)[:, None] >> np.arange(0, 8, bits, dtype=np.uint16)
@@ -74,8 +74,15 @@ def _dequantize_rows(packed, scales, biases, bits, group_size) -> np.ndarray:
     return codes
 
 
-def affine_matmul(x: np.ndarray, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray,
-                  transpose: bool, group_size: int, bits: int) -> np.ndarray:
+def affine_matmul(
+    x: np.ndarray,
+    packed: np.ndarray,
+    scales: np.ndarray,
+    biases: np.ndarray,
+    transpose: bool,
+    group_size: int,
+    bits: int,
+) -> np.ndarray:
     """``x @ W.T`` (transpose) or ``x @ W`` for an unbatched affine weight W.
 
     x: (M, K) float32. packed/scales/biases: 2-D as stored. Returns (M, N) float32."""
@@ -86,23 +93,25 @@ def affine_matmul(x: np.ndarray, packed: np.ndarray, scales: np.ndarray, biases:
     if not transpose:  # W is (K, N): sum over blocks of K rows
         out = np.zeros((m, cols), np.float32)
         for r in range(0, rows, block):
-            out += x[:, r:r + block] @ _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
+            out += x[:, r : r + block] @ _dequantize_rows(
+                packed[r : r + block], s32[r : r + block], b32[r : r + block], bits, group_size
+            )
         return out
     if m <= DECODE_MAX_ROWS:
         out = np.empty((m, rows), np.float32)
         groups = cols // group_size
         xg = x.reshape(m, groups, group_size)
-        xsum = xg.sum(axis=-1)                                                   # (M, G)
+        xsum = xg.sum(axis=-1)  # (M, G)
         for r in range(0, rows, block):
-            codes = codes_f32(packed[r:r + block], bits).reshape(-1, groups, group_size)
-            dots = np.einsum("rgk,mgk->mrg", codes, xg)                          # (M, R, G)
-            out[:, r:r + block] = np.einsum("mrg,rg->mr", dots, s32[r:r + block]) + xsum @ b32[r:r + block].T
+            codes = codes_f32(packed[r : r + block], bits).reshape(-1, groups, group_size)
+            dots = np.einsum("rgk,mgk->mrg", codes, xg)  # (M, R, G)
+            out[:, r : r + block] = np.einsum("mrg,rg->mr", dots, s32[r : r + block]) + xsum @ b32[r : r + block].T
         return out
     # prefill: W_block @ x.T fills contiguous rows of out.T (BLAS is several times faster
     # this way round than x @ W_block.T for blocks of a few hundred rows)
     out_t = np.empty((rows, m), np.float32)
     xt = np.ascontiguousarray(x.T)
     for r in range(0, rows, block):
-        w = _dequantize_rows(packed[r:r + block], s32[r:r + block], b32[r:r + block], bits, group_size)
-        np.matmul(w, xt, out=out_t[r:r + block])
+        w = _dequantize_rows(packed[r : r + block], s32[r : r + block], b32[r : r + block], bits, group_size)
+        np.matmul(w, xt, out=out_t[r : r + block])
     return np.ascontiguousarray(out_t.T)

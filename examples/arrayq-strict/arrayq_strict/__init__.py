@@ -77,8 +77,9 @@ class StrictBackend(Backend):
         return getattr(self.xp, op)(x, axis=axis, keepdims=keepdims)
 
     def cumulative_sum(self, x, axis, dtype, include_initial):
-        return self.xp.cumulative_sum(x, axis=axis, dtype=self.native_dtype(dtype) if dtype else None,
-                                      include_initial=include_initial)
+        return self.xp.cumulative_sum(
+            x, axis=axis, dtype=self.native_dtype(dtype) if dtype else None, include_initial=include_initial
+        )
 
     # shapes and indexing
     def reshape(self, x, shape):
@@ -101,7 +102,7 @@ class StrictBackend(Backend):
             return self.xp.take(x, indices, axis=axis)
         # array_api_strict's take wants 1-D indices; take flat, then restore the index shape
         flat = self.xp.take(x, self.xp.reshape(indices, (-1,)), axis=axis)
-        return self.xp.reshape(flat, x.shape[:axis] + indices.shape + x.shape[axis + 1:])
+        return self.xp.reshape(flat, x.shape[:axis] + indices.shape + x.shape[axis + 1 :])
 
     def take_along_axis(self, x, indices, axis):
         return self.xp.take_along_axis(x, indices, axis=axis)

@@ -8,6 +8,7 @@ Functions take and return the backend's own arrays (``numpy.ndarray``,
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from . import _creation, _elementwise, _manipulation, _searching, _statistical, linalg
@@ -67,7 +68,7 @@ def dtype(x: Any) -> DType:
     return as_dtype(x.dtype)
 
 
-def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None):
+def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Any:
     """``x`` converted to ``dtype`` (an arrayq dtype, a name, or a native dtype), same
     shape; with ``copy`` false, ``x`` itself when it already has that dtype. Raises
     UnsupportedDTypeError when x's backend lacks the dtype."""
@@ -85,7 +86,7 @@ def eval(*arrays: Any) -> None:
     Accepts arrays and containers of arrays, like :func:`to_backend`."""
     import dataclasses
 
-    flat: list[Any] = []
+    flat: list[tuple[Backend, Any]] = []
 
     def collect(o: Any) -> None:
         if isinstance(o, (list, tuple)):
@@ -97,13 +98,12 @@ def eval(*arrays: Any) -> None:
         elif dataclasses.is_dataclass(o) and not isinstance(o, type):
             for f in dataclasses.fields(o):
                 collect(getattr(o, f.name))
-        elif not (o is None or isinstance(o, (str, int, float, complex))) and backend_of(o) is not None:
-            flat.append(o)
+        elif not (o is None or isinstance(o, (str, int, float, complex))) and (b := backend_of(o)) is not None:
+            flat.append((b, o))
 
     collect(arrays)
     by_backend: dict[int, tuple[Backend, list[Any]]] = {}
-    for a in flat:
-        b = backend_of(a)
+    for b, a in flat:
         by_backend.setdefault(id(b), (b, []))[1].append(a)
     for b, xs in by_backend.values():
         b.eval(*xs)
@@ -118,7 +118,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'arrayq' has no attribute {name!r}")
 
 
-def to_numpy(x: Any):
+def to_numpy(x: Any) -> Any:
     """``x`` (any backend) as a NumPy array, evaluating it first if lazy."""
     b = backend_of(x)
     if b is None:

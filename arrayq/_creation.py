@@ -6,25 +6,47 @@ Functions with no array argument use the default backend (``arrayq.default_backe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._dispatch import current_backend, default_device, resolve
 from ._helpers import maybe_dtype, shape_tuple
 
+if TYPE_CHECKING:
+    from ._dtypes import DType
+    from .backend import Backend
 
-def _where_to_create(device: Any):
+
+class _Filled(Protocol):
+    __name__: str
+
+    def __call__(self, shape: Any, *, dtype: Any = None, device: Any = None) -> Any: ...
+
+
+class _Like(Protocol):
+    __name__: str
+
+    def __call__(self, x: Any, /, *, dtype: Any = None, device: Any = None) -> Any: ...
+
+
+class _Triangle(Protocol):
+    __name__: str
+
+    def __call__(self, x: Any, /, *, k: int = 0) -> Any: ...
+
+
+def _where_to_create(device: Any) -> tuple[Backend, Any]:
     backend = current_backend()
     return backend, default_device(backend, device)
 
 
-def _default_complex(backend: Any):
+def _default_complex(backend: Backend) -> DType:
     """The default complex dtype: the one whose parts are the backend's default float."""
     from . import _dtypes as dt
 
     return dt.complex128 if backend.default_float == dt.float64 else dt.complex64
 
 
-def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None):
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None) -> Any:
     """Convert ``obj`` (an array of any backend, nested sequences, a scalar, a buffer) to an
     array. Arrays of a backend stay on it; other objects go to the default backend. Python
     floats become the backend's default float dtype. Raises TypeError for an unknown dtype."""
@@ -41,7 +63,7 @@ def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | 
     return backend.asarray(obj, dtype, device, copy)
 
 
-def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None):
+def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Any:
     """Evenly spaced values in ``[start, stop)`` (one argument: ``[0, start)``); 1-D.
     Raises ValueError for ``step == 0``."""
     if stop is None:
@@ -52,8 +74,8 @@ def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
     return backend.arange(start, stop, step, maybe_dtype(dtype), device)
 
 
-def _filled(method: str, doc: str):
-    def create(shape: Any, *, dtype: Any = None, device: Any = None):
+def _filled(method: str, doc: str) -> _Filled:
+    def create(shape: Any, *, dtype: Any = None, device: Any = None) -> Any:
         backend, device = _where_to_create(device)
         return getattr(backend, method)(shape_tuple(shape), maybe_dtype(dtype), device)
 
@@ -70,7 +92,7 @@ ones = _filled("ones", "A new array of ``shape`` filled with 1 on the default ba
 empty = _filled("empty", "A new array of ``shape`` with unspecified contents (arrayq gives zeros).")
 
 
-def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None):
+def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
     """A new array of ``shape`` filled with ``fill_value``; dtype from ``fill_value``
     (bool, default int, default float or default complex) unless given."""
     from . import _dtypes as dt
@@ -90,8 +112,8 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None):
     return backend.full(shape_tuple(shape), fill_value, dtype, device)
 
 
-def _like(method: str, doc: str):
-    def create(x: Any, /, *, dtype: Any = None, device: Any = None):
+def _like(method: str, doc: str) -> _Like:
+    def create(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
         backend, (x,) = resolve(x)
         return getattr(backend, method)(x, maybe_dtype(dtype), device)
 
@@ -105,13 +127,13 @@ ones_like = _like("ones_like", "An array of ones like ``x``.")
 empty_like = _like("empty_like", "An uninitialised array like ``x`` (arrayq gives zeros).")
 
 
-def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None):
+def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
     """An array like ``x`` (shape, dtype unless given, backend) filled with ``fill_value``."""
     backend, (x,) = resolve(x)
     return backend.full_like(x, fill_value, maybe_dtype(dtype), device)
 
 
-def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None):
+def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Any:
     """A 2-D array (n_rows, n_cols or n_rows) with ones on diagonal ``k``, zeros elsewhere."""
     backend, device = _where_to_create(device)
     n_cols = n_rows if n_cols is None else n_cols
@@ -119,7 +141,9 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
     return backend.eye(n_rows, n_cols, k, maybe_dtype(dtype), device)
 
 
-def linspace(start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True):
+def linspace(
+    start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True
+) -> Any:
     """``num`` evenly spaced values from ``start`` to ``stop`` (included if ``endpoint``);
     dtype the default float, or the default complex if start or stop is complex, unless
     given. Raises ValueError for a negative ``num``."""
@@ -139,14 +163,14 @@ def meshgrid(*arrays: Any, indexing: str = "xy") -> list:
         raise ValueError(f"indexing must be 'xy' or 'ij', got {indexing!r}")
     if not arrays:
         return []
-    backend, arrays = resolve(*arrays)
-    if any(len(a.shape) != 1 for a in arrays):
+    backend, moved = resolve(*arrays)
+    if any(len(a.shape) != 1 for a in moved):
         raise ValueError("meshgrid takes 1-D arrays")
-    return backend.meshgrid(arrays, indexing)
+    return backend.meshgrid(moved, indexing)
 
 
-def _triangle(method: str, doc: str):
-    def tri(x: Any, /, *, k: int = 0):
+def _triangle(method: str, doc: str) -> _Triangle:
+    def tri(x: Any, /, *, k: int = 0) -> Any:
         backend, (x,) = resolve(x)
         if len(x.shape) < 2:
             raise ValueError(f"{method} needs an array of at least 2 dimensions, got shape {tuple(x.shape)}")

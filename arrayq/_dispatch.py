@@ -177,6 +177,8 @@ def to_backend(obj: Any, backend: str | Backend, device: Any = None) -> Any:
             changes = {f.name: move(getattr(o, f.name)) for f in dataclasses.fields(o) if f.init}
             return dataclasses.replace(o, **changes)
         source = backend_of(o)
+        if source is None:  # not reached: None and scalars were returned above
+            return o
         if source is target and (device is None or target.device_of(o) == device):
             return o
         return target.from_numpy(source.to_numpy(o), device=default_device(target, device))

@@ -9,6 +9,7 @@ string form ends in that name (``numpy.dtype('float32')``, ``mlx.core.float32``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +33,7 @@ class DType:
         return hash(self.name)
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         """The NumPy dtype of the same name; lets NumPy compare and convert arrayq dtypes."""
         import numpy as np
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import operator
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 from ._dtypes import DType, as_dtype
 
@@ -23,7 +24,11 @@ def normalize_axis(axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...] | None:
+@overload
+def normalize_axes(axis: None, ndim: int) -> None: ...
+@overload
+def normalize_axes(axis: int | Sequence[int], ndim: int) -> tuple[int, ...]: ...
+def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
     """None stays None (all axes); an int or tuple becomes a sorted tuple of non-negative
     ints. Raises IndexError for out-of-range and ValueError for repeated axes."""
     if axis is None:

@@ -9,7 +9,7 @@ from ._helpers import normalize_axis
 from .backend import broadcast_shapes
 
 
-def matmul(x1: Any, x2: Any, /):
+def matmul(x1: Any, x2: Any, /) -> Any:
     """Matrix product with array API semantics: ``x1`` (..., M, K) or (K,), ``x2``
     (..., K, N) or (K,); batch axes broadcast; 1-D operands lose their added axis.
     Raises ValueError for 0-d operands or mismatched K."""
@@ -25,7 +25,7 @@ def matmul(x1: Any, x2: Any, /):
     return backend.matmul(x1, x2)
 
 
-def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2):
+def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
     """Sum of products over ``axes``: an int n (last n axes of x1 with first n of x2) or a
     pair of sequences of axes. Result shape: x1's free axes then x2's. ValueError when the
     contracted sizes differ."""
@@ -45,7 +45,7 @@ def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2):
     return backend.tensordot(x1, x2, pair)
 
 
-def vecdot(x1: Any, x2: Any, /, *, axis: int = -1):
+def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
     """Dot product ``sum(conj(x1) * x2)`` along ``axis`` after broadcasting; ValueError when
     the sizes along ``axis`` differ."""
     backend, (x1, x2) = resolve(x1, x2)

@@ -13,7 +13,7 @@ from ._helpers import normalize_axes, normalize_axis, shape_tuple
 from .backend import broadcast_shapes
 
 
-def reshape(x: Any, /, shape: Any, *, copy: bool | None = None):
+def reshape(x: Any, /, shape: Any, *, copy: bool | None = None) -> Any:
     """``x`` with a new ``shape`` (one entry may be -1) and the same elements in row-major
     order; with ``copy`` true, always a new array (None or false: a view where the backend
     can). Raises ValueError if the sizes differ."""
@@ -33,7 +33,7 @@ def reshape(x: Any, /, shape: Any, *, copy: bool | None = None):
     return backend.astype(out, backend.dtype_of(out), copy=True) if copy else out
 
 
-def permute_dims(x: Any, /, axes: Sequence[int]):
+def permute_dims(x: Any, /, axes: Sequence[int]) -> Any:
     """``x`` with its axes reordered: result axis i is x's axis ``axes[i]``. Raises
     ValueError unless ``axes`` is a permutation of range(x.ndim)."""
     backend, (x,) = resolve(x)
@@ -44,7 +44,7 @@ def permute_dims(x: Any, /, axes: Sequence[int]):
     return backend.permute_dims(x, norm)
 
 
-def matrix_transpose(x: Any, /):
+def matrix_transpose(x: Any, /) -> Any:
     """Swap the last two axes of ``x`` (..., M, N) → (..., N, M). ValueError below 2-D."""
     backend, (x,) = resolve(x)
     if len(x.shape) < 2:
@@ -52,7 +52,7 @@ def matrix_transpose(x: Any, /):
     return backend.matrix_transpose(x)
 
 
-def broadcast_to(x: Any, /, shape: Any):
+def broadcast_to(x: Any, /, shape: Any) -> Any:
     """``x`` broadcast to ``shape`` (a read-only view where the backend has views). Raises
     ValueError if x's shape does not broadcast to it."""
     backend, (x,) = resolve(x)
@@ -64,11 +64,11 @@ def broadcast_to(x: Any, /, shape: Any):
 
 def broadcast_arrays(*arrays: Any) -> list:
     """The arrays broadcast against each other to one common shape."""
-    backend, arrays = resolve(*arrays)
-    return backend.broadcast_arrays(arrays)
+    backend, moved = resolve(*arrays)
+    return backend.broadcast_arrays(moved)
 
 
-def concat(arrays: Sequence[Any], /, *, axis: int | None = 0):
+def concat(arrays: Sequence[Any], /, *, axis: int | None = 0) -> Any:
     """Join ``arrays`` along an existing ``axis`` (None: flatten them first). The other
     axes must match (ValueError otherwise); dtypes promote."""
     backend, arrays = resolve(*arrays)
@@ -85,7 +85,7 @@ def concat(arrays: Sequence[Any], /, *, axis: int | None = 0):
     return backend.concat(arrays, axis)
 
 
-def stack(arrays: Sequence[Any], /, *, axis: int = 0):
+def stack(arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
     """Join same-shape ``arrays`` along a new ``axis``. ValueError if shapes differ."""
     backend, arrays = resolve(*arrays)
     if not arrays or any(tuple(a.shape) != tuple(arrays[0].shape) for a in arrays):
@@ -99,25 +99,25 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple:
     return backend.unstack(x, normalize_axis(axis, len(x.shape)))
 
 
-def expand_dims(x: Any, /, *, axis: int = 0):
+def expand_dims(x: Any, /, *, axis: int = 0) -> Any:
     """``x`` with a new axis of length 1 at ``axis`` (counted in the result)."""
     backend, (x,) = resolve(x)
     return backend.expand_dims(x, normalize_axis(axis, len(x.shape) + 1))
 
 
-def squeeze(x: Any, /, axis: int | tuple[int, ...]):
+def squeeze(x: Any, /, axis: int | tuple[int, ...]) -> Any:
     """``x`` without the length-1 axes named in ``axis``; ValueError if one is not length 1."""
     backend, (x,) = resolve(x)
     return backend.squeeze(x, normalize_axes(axis, len(x.shape)))
 
 
-def flip(x: Any, /, *, axis: Any = None):
+def flip(x: Any, /, *, axis: Any = None) -> Any:
     """``x`` with the order of elements reversed along ``axis`` (None: all axes)."""
     backend, (x,) = resolve(x)
     return backend.flip(x, normalize_axes(axis, len(x.shape)))
 
 
-def moveaxis(x: Any, source: Any, destination: Any, /):
+def moveaxis(x: Any, source: Any, destination: Any, /) -> Any:
     """``x`` with axes ``source`` moved to positions ``destination`` (ints or tuples of
     equal length); the other axes keep their order."""
     backend, (x,) = resolve(x)
@@ -129,7 +129,7 @@ def moveaxis(x: Any, source: Any, destination: Any, /):
     return backend.moveaxis(x, src, dst)
 
 
-def repeat(x: Any, repeats: Any, /, *, axis: int | None = None):
+def repeat(x: Any, repeats: Any, /, *, axis: int | None = None) -> Any:
     """Each element of ``x`` repeated ``repeats`` times (an int, or an integer array with one
     count per element along ``axis``); axis None flattens first."""
     backend, (x, repeats) = resolve(x, repeats)
@@ -140,7 +140,7 @@ def repeat(x: Any, repeats: Any, /, *, axis: int | None = None):
     return backend.repeat(x, repeats, axis)
 
 
-def roll(x: Any, /, shift: Any, *, axis: Any = None):
+def roll(x: Any, /, shift: Any, *, axis: Any = None) -> Any:
     """Elements of ``x`` shifted by ``shift`` along ``axis`` (None: over the flattened
     array), wrapping around."""
     backend, (x,) = resolve(x)
@@ -157,7 +157,7 @@ def roll(x: Any, /, shift: Any, *, axis: Any = None):
     return backend.roll(x, shift, axes)
 
 
-def tile(x: Any, repetitions: Sequence[int], /):
+def tile(x: Any, repetitions: Sequence[int], /) -> Any:
     """``x`` repeated ``repetitions[i]`` times along each axis (leading 1s added as needed)."""
     backend, (x,) = resolve(x)
     if any(r < 0 for r in repetitions):
@@ -165,7 +165,7 @@ def tile(x: Any, repetitions: Sequence[int], /):
     return backend.tile(x, tuple(repetitions))
 
 
-def take(x: Any, indices: Any, /, *, axis: int | None = None):
+def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
     """Elements of ``x`` at integer ``indices`` along ``axis`` (None: 1-D x only; the
     standard requires 1-D indices, arrayq accepts any index shape, which replaces that
     axis). Negative indices count from the end."""
@@ -177,7 +177,7 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None):
     return backend.take(x, indices, normalize_axis(axis, len(x.shape)))
 
 
-def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1):
+def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
     """Elements of ``x`` picked along ``axis`` by ``indices``, which has x's number of
     dimensions and broadcasts against x on the other axes (as numpy.take_along_axis)."""
     backend, (x, indices) = resolve(x, indices)

@@ -43,7 +43,7 @@ def _discover() -> dict[str, _Entry]:
     if _entries is None:
         with _lock:
             if _entries is None:
-                found = {}
+                found: dict[str, _Entry] = {}
                 for ep in entry_points(group=ENTRY_POINT_GROUP):
                     found.setdefault(ep.name, _Entry(ep.name, f"entry point {ep.value}", ep))
                 _entries = found

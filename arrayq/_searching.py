@@ -4,14 +4,20 @@ backends that cannot produce such shapes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from ._dispatch import resolve
 from ._helpers import normalize_axis
 
 
-def _arg(name: str):
-    def arg(x: Any, /, *, axis: int | None = None, keepdims: bool = False):
+class _ArgReduction(Protocol):
+    __name__: str
+
+    def __call__(self, x: Any, /, *, axis: int | None = None, keepdims: bool = False) -> Any: ...
+
+
+def _arg(name: str) -> _ArgReduction:
+    def arg(x: Any, /, *, axis: int | None = None, keepdims: bool = False) -> Any:
         backend, (x,) = resolve(x)
         if axis is not None:
             axis = normalize_axis(axis, len(x.shape))
@@ -38,7 +44,7 @@ argmax = _arg("argmax")
 argmin = _arg("argmin")
 
 
-def where(condition: Any, x1: Any, x2: Any, /):
+def where(condition: Any, x1: Any, x2: Any, /) -> Any:
     """``x1`` where ``condition`` is true, else ``x2``; the three broadcast together."""
     backend, (condition, x1, x2) = resolve(condition, x1, x2)
     return backend.where(condition, x1, x2)
@@ -53,7 +59,7 @@ def nonzero(x: Any, /) -> tuple:
     return backend.nonzero(x)
 
 
-def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None):
+def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None) -> Any:
     """Indices where the values ``x2`` would go in sorted 1-D ``x1`` (or ``x1[sorter]``)
     to keep it sorted; ``side`` "left" or "right" for ties."""
     if side not in ("left", "right"):
@@ -64,38 +70,38 @@ def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None)
     return backend.searchsorted(x1, x2, side, sorter)
 
 
-def sort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool = True):
+def sort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
     """``x`` sorted along ``axis`` (NaNs last)."""
     backend, (x,) = resolve(x)
     return backend.sort(x, normalize_axis(axis, len(x.shape)), descending, stable)
 
 
-def argsort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool = True):
+def argsort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
     """Indices that sort ``x`` along ``axis``; with ``stable``, equal elements keep order."""
     backend, (x,) = resolve(x)
     return backend.argsort(x, normalize_axis(axis, len(x.shape)), descending, stable)
 
 
-def unique_all(x: Any, /):
+def unique_all(x: Any, /) -> Any:
     """(values, indices, inverse_indices, counts) of the sorted distinct values of ``x``:
     first-occurrence indices into flattened x, inverse indices shaped like x."""
     backend, (x,) = resolve(x)
     return backend.unique_all(x)
 
 
-def unique_counts(x: Any, /):
+def unique_counts(x: Any, /) -> Any:
     """(values, counts) of the sorted distinct values of ``x``."""
     backend, (x,) = resolve(x)
     return backend.unique_counts(x)
 
 
-def unique_inverse(x: Any, /):
+def unique_inverse(x: Any, /) -> Any:
     """(values, inverse_indices): ``values[inverse_indices] == x``."""
     backend, (x,) = resolve(x)
     return backend.unique_inverse(x)
 
 
-def unique_values(x: Any, /):
+def unique_values(x: Any, /) -> Any:
     """The sorted distinct values of ``x`` (1-D)."""
     backend, (x,) = resolve(x)
     return backend.unique_values(x)

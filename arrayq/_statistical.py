@@ -4,14 +4,22 @@ axes are dropped unless ``keepdims``. Out-of-range axes raise IndexError."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from ._dispatch import resolve
 from ._helpers import maybe_dtype, normalize_axes, normalize_axis
 
 
-def _reduction(name: str, doc: str, with_dtype: bool):
-    def reduce(x: Any, /, *, axis: Any = None, keepdims: bool = False, **kw: Any):
+class Reduction(Protocol):
+    """A reduction over ``axis``; ``sum`` and ``prod`` also take ``dtype=``."""
+
+    __name__: str
+
+    def __call__(self, x: Any, /, *, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any: ...
+
+
+def _reduction(name: str, doc: str, with_dtype: bool) -> Reduction:
+    def reduce(x: Any, /, *, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
         backend, (x,) = resolve(x)
         axes = normalize_axes(axis, len(x.shape))
         dtype = maybe_dtype(kw.pop("dtype", None)) if with_dtype else None
@@ -34,25 +42,25 @@ all = _reduction("all", "Whether every element over ``axis`` is true (bool resul
 any = _reduction("any", "Whether any element over ``axis`` is true (bool result).", False)
 
 
-def mean(x: Any, /, *, axis: Any = None, keepdims: bool = False):
+def mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean of floating ``x`` over ``axis``. An empty reduction gives NaN."""
     backend, (x,) = resolve(x)
     return backend.mean(x, normalize_axes(axis, len(x.shape)), keepdims)
 
 
-def var(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False):
+def var(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Any:
     """Variance of floating ``x`` over ``axis``, dividing by ``N - correction``."""
     backend, (x,) = resolve(x)
     return backend.var(x, normalize_axes(axis, len(x.shape)), correction, keepdims)
 
 
-def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False):
+def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Any:
     """Standard deviation: ``sqrt(var(x, axis, correction))``."""
     backend, (x,) = resolve(x)
     return backend.std(x, normalize_axes(axis, len(x.shape)), correction, keepdims)
 
 
-def cumulative_sum(x: Any, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False):
+def cumulative_sum(x: Any, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False) -> Any:
     """Running sum along ``axis`` (may be None only for 1-D x). With ``include_initial``
     the result starts with 0 and is one longer along ``axis``. Raises ValueError when x is
     not 1-D and axis is None."""
@@ -64,13 +72,13 @@ def cumulative_sum(x: Any, /, *, axis: int | None = None, dtype: Any = None, inc
     return backend.cumulative_sum(x, normalize_axis(axis, len(x.shape)), maybe_dtype(dtype), include_initial)
 
 
-def count_nonzero(x: Any, /, *, axis: Any = None, keepdims: bool = False):
+def count_nonzero(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Number of non-zero elements over ``axis`` (default integer dtype)."""
     backend, (x,) = resolve(x)
     return backend.count_nonzero(x, normalize_axes(axis, len(x.shape)), keepdims)
 
 
-def diff(x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: Any = None):
+def diff(x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: Any = None) -> Any:
     """The ``n``-th discrete difference along ``axis`` (length shrinks by n), after joining
     ``prepend`` / ``append`` along that axis. Raises ValueError for a negative n."""
     if n < 0:

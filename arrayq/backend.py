@@ -21,8 +21,10 @@ name it in ``library_module``, so that arrayq can list them without importing it
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import types
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import _dtypes as dt
@@ -200,28 +202,28 @@ class Backend:
             a = a.astype(dtype.dtype)
         return self.from_numpy(a, device)
 
-    def zeros(self, shape, dtype, device):
+    def zeros(self, shape: tuple[int, ...], dtype: DType | None, device: Any) -> Array:
         return self.full(shape, 0, dtype or self.default_float, device)
 
-    def ones(self, shape, dtype, device):
+    def ones(self, shape: tuple[int, ...], dtype: DType | None, device: Any) -> Array:
         return self.full(shape, 1, dtype or self.default_float, device)
 
-    def empty(self, shape, dtype, device):
+    def empty(self, shape: tuple[int, ...], dtype: DType | None, device: Any) -> Array:
         return self.zeros(shape, dtype, device)
 
-    def full_like(self, x, fill_value, dtype, device):
+    def full_like(self, x: Array, fill_value: Any, dtype: DType | None, device: Any) -> Array:
         return self.full(tuple(x.shape), fill_value, dtype or self.dtype_of(x), device or self.device_of(x))
 
-    def zeros_like(self, x, dtype, device):
+    def zeros_like(self, x: Array, dtype: DType | None, device: Any) -> Array:
         return self.full_like(x, 0, dtype, device)
 
-    def ones_like(self, x, dtype, device):
+    def ones_like(self, x: Array, dtype: DType | None, device: Any) -> Array:
         return self.full_like(x, 1, dtype, device)
 
-    def empty_like(self, x, dtype, device):
+    def empty_like(self, x: Array, dtype: DType | None, device: Any) -> Array:
         return self.zeros_like(x, dtype, device)
 
-    def eye(self, n_rows, n_cols, k, dtype, device):
+    def eye(self, n_rows: int, n_cols: int, k: int, dtype: DType | None, device: Any) -> Array:
         rows = self.reshape(
             self.arange(0, n_rows, 1, dt.int64 if self._has(dt.int64) else dt.int32, device), (n_rows, 1)
         )
@@ -229,7 +231,7 @@ class Backend:
         hit = self.binary("equal", self.binary("add", rows, k), cols)
         return self.astype(hit, dtype or self.default_float)
 
-    def linspace(self, start, stop, num, dtype, device, endpoint):
+    def linspace(self, start: Any, stop: Any, num: int, dtype: DType | None, device: Any, endpoint: bool) -> Array:
         dtype = dtype or self.default_float
         steps = self.astype(self.arange(0, num, 1, self.default_int, device), dtype)
         div = (num - 1) if endpoint else num
@@ -239,7 +241,7 @@ class Backend:
             out = self.concat([out[: num - 1], self.full((1,), stop, dtype, device)], 0)
         return out
 
-    def meshgrid(self, arrays, indexing):
+    def meshgrid(self, arrays: Sequence[Array], indexing: str) -> list[Array]:
         n = len(arrays)
         sizes = [int(a.shape[0]) for a in arrays]
         if indexing == "xy" and n >= 2:
@@ -252,17 +254,17 @@ class Backend:
             out.append(self.broadcast_to(self.reshape(a, tuple(shape)), tuple(sizes)))
         return out
 
-    def _triangle_mask(self, x, k, lower):
+    def _triangle_mask(self, x: Array, k: int, lower: bool) -> Array:
         n, m = int(x.shape[-2]), int(x.shape[-1])
         rows = self.reshape(self.arange(0, n, 1, self.default_int, None), (n, 1))
         cols = self.arange(0, m, 1, self.default_int, None)
         diff = self.binary("subtract", cols, rows)
         return self.binary("less_equal" if lower else "greater_equal", diff, k)
 
-    def tril(self, x, k):
+    def tril(self, x: Array, k: int) -> Array:
         return self.where(self._triangle_mask(x, k, True), x, self.zeros_like(x, None, None))
 
-    def triu(self, x, k):
+    def triu(self, x: Array, k: int) -> Array:
         return self.where(self._triangle_mask(x, k, False), x, self.zeros_like(x, None, None))
 
     # ------------------------------------------------------------------ elementwise
@@ -278,13 +280,13 @@ class Backend:
     def where(self, condition: Array, x1: Array, x2: Array) -> Array:
         raise _unsupported(self, "where")
 
-    def positive(self, x):
+    def positive(self, x: Array) -> Array:
         return x
 
-    def square(self, x):
+    def square(self, x: Array) -> Array:
         return self.binary("multiply", x, x)
 
-    def hypot(self, x1, x2):
+    def hypot(self, x1: Array, x2: Array) -> Array:
         # scale by the larger magnitude so squares neither overflow nor underflow
         x1, x2 = self._array_operands(x1, x2)
         a, b = self.unary("abs", x1), self.unary("abs", x2)
@@ -296,21 +298,21 @@ class Backend:
         infinite = self.binary("logical_or", self.unary("isinf", a), self.unary("isinf", b))
         return self.where(infinite, self.full_like(out, math.inf, None, None), out)
 
-    def logaddexp(self, x1, x2):
+    def logaddexp(self, x1: Array, x2: Array) -> Array:
         big = self.binary("maximum", x1, x2)
         diff = self.unary("negative", self.unary("abs", self.binary("subtract", x1, x2)))
         # equal infinities: their difference is NaN, but the answer is that infinity
         diff = self.where(self.binary("equal", x1, x2), self.zeros_like(big, None, None), diff)
         return self.binary("add", big, self.unary("log1p", self.unary("exp", diff)))
 
-    def clip(self, x, min, max):
+    def clip(self, x: Array, min: Any, max: Any) -> Array:
         if min is not None:
             x = self.binary("maximum", x, min)
         if max is not None:
             x = self.binary("minimum", x, max)
         return x
 
-    def erf(self, x):
+    def erf(self, x: Array) -> Array:
         if self.dtype_of(x) == dt.float64:
             return self._erf_float64(x)
         # Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, below float32's rounding.
@@ -322,7 +324,7 @@ class Backend:
         tail = b("multiply", b("multiply", poly, t), self.unary("exp", self.unary("negative", self.square(x))))
         return b("multiply", self.unary("sign", x), b("subtract", 1.0, tail))
 
-    def _erf_float64(self, x):
+    def _erf_float64(self, x: Array) -> Array:
         # Taylor series for |x| <= 2.5 and the continued fraction of erfc beyond: |error|
         # about 5e-15 over the real line (checked against math.erf).
         b = self.binary
@@ -359,23 +361,23 @@ class Backend:
     def cumulative_sum(self, x: Array, axis: int, dtype: DType | None, include_initial: bool) -> Array:
         raise _unsupported(self, "cumulative_sum")
 
-    def _count(self, x, axis):
+    def _count(self, x: Array, axis: tuple[int, ...] | None) -> int:
         axes = range(x.ndim) if axis is None else axis
         return math.prod(int(x.shape[a]) for a in axes)
 
-    def mean(self, x, axis, keepdims):
+    def mean(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
         return self.binary("divide", self.reduce("sum", x, axis, keepdims, None), self._count(x, axis))
 
-    def var(self, x, axis, correction, keepdims):
+    def var(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         centred = self.binary("subtract", x, self.mean(x, axis, True))
         sq = self.binary("multiply", centred, self.unary("conj", centred))
         total = self.reduce("sum", sq, axis, keepdims, None)
         return self.binary("divide", total, builtins_max(self._count(x, axis) - correction, 0))
 
-    def std(self, x, axis, correction, keepdims):
+    def std(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return self.unary("sqrt", self.var(x, axis, correction, keepdims))
 
-    def count_nonzero(self, x, axis, keepdims):
+    def count_nonzero(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
         nonzero = self.binary("not_equal", x, 0)
         return self.reduce("sum", self.astype(nonzero, self.default_int), axis, keepdims, self.default_int)
 
@@ -396,46 +398,46 @@ class Backend:
     def flip(self, x: Array, axis: tuple[int, ...] | None) -> Array:
         raise _unsupported(self, "flip")
 
-    def take(self, x: Array, indices: Array, axis: int | None) -> Array:
+    def take(self, x: Array, indices: Array, axis: int) -> Array:
         raise _unsupported(self, "take")
 
     def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
         raise _unsupported(self, "take_along_axis")
 
-    def expand_dims(self, x, axis):
+    def expand_dims(self, x: Array, axis: int) -> Array:
         shape = list(x.shape)
         shape.insert(axis, 1)
         return self.reshape(x, tuple(shape))
 
-    def squeeze(self, x, axis):
+    def squeeze(self, x: Array, axis: tuple[int, ...]) -> Array:
         for a in axis:
             if x.shape[a] != 1:
                 raise ValueError(f"cannot squeeze axis {a}: its length is {x.shape[a]}, not 1")
         return self.reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axis))
 
-    def stack(self, arrays, axis):
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
         return self.concat([self.expand_dims(a, axis) for a in arrays], axis)
 
-    def unstack(self, x, axis):
+    def unstack(self, x: Array, axis: int) -> tuple[Array, ...]:
         moved = self.moveaxis(x, (axis,), (0,))
         return tuple(moved[i, ...] for i in range(int(moved.shape[0])))
 
-    def moveaxis(self, x, source, destination):
+    def moveaxis(self, x: Array, source: tuple[int, ...], destination: tuple[int, ...]) -> Array:
         order = [i for i in range(x.ndim) if i not in source]
         for dst, src in sorted(zip(destination, source)):
             order.insert(dst, src)
         return self.permute_dims(x, tuple(order))
 
-    def matrix_transpose(self, x):
+    def matrix_transpose(self, x: Array) -> Array:
         axes = list(range(x.ndim))
         axes[-2], axes[-1] = axes[-1], axes[-2]
         return self.permute_dims(x, tuple(axes))
 
-    def broadcast_arrays(self, arrays):
+    def broadcast_arrays(self, arrays: Sequence[Array]) -> list[Array]:
         shape = broadcast_shapes(*(tuple(a.shape) for a in arrays))
         return [self.broadcast_to(a, shape) for a in arrays]
 
-    def tile(self, x, repetitions):
+    def tile(self, x: Array, repetitions: tuple[int, ...]) -> Array:
         reps = (1,) * (x.ndim - len(repetitions)) + tuple(repetitions)
         shape = (1,) * (len(reps) - x.ndim) + tuple(x.shape)
         x = self.reshape(x, shape)
@@ -444,7 +446,7 @@ class Backend:
         big = self.broadcast_to(inter, tuple(v for r, n in zip(reps, shape) for v in (r, n)))
         return self.reshape(big, tuple(r * n for r, n in zip(reps, shape)))
 
-    def repeat(self, x, repeats, axis):
+    def repeat(self, x: Array, repeats: int | Array, axis: int | None) -> Array:
         if axis is None:
             x, axis = self.reshape(x, (-1,)), 0
         n = int(x.shape[axis])
@@ -458,7 +460,7 @@ class Backend:
         index = [i for i, c in enumerate(counts) for _ in range(c)]
         return self.take(x, self.asarray(index, self.default_int, self.device_of(x), None), axis)
 
-    def roll(self, x, shift, axis):
+    def roll(self, x: Array, shift: int | Sequence[int], axis: tuple[int, ...] | None) -> Array:
         if axis is None:
             return self.reshape(self.roll(self.reshape(x, (-1,)), shift, (0,)), tuple(x.shape))
         shifts = (shift,) * len(axis) if isinstance(shift, int) else tuple(shift)
@@ -469,7 +471,7 @@ class Backend:
                 x = self.take(x, self.asarray(index, self.default_int, self.device_of(x), None), a)
         return x
 
-    def diff(self, x, axis, n, prepend, append):
+    def diff(self, x: Array, axis: int, n: int, prepend: Array | None, append: Array | None) -> Array:
         parts = [p for p in (prepend, x, append) if p is not None]
         if len(parts) > 1:
             parts = [
@@ -504,22 +506,22 @@ class Backend:
         """(values, first indices, inverse indices shaped like x, counts), values sorted."""
         raise _unsupported(self, "unique_all")
 
-    def unique_counts(self, x):
+    def unique_counts(self, x: Array) -> tuple[Array, Array]:
         values, _, _, counts = self.unique_all(x)
         return values, counts
 
-    def unique_inverse(self, x):
+    def unique_inverse(self, x: Array) -> tuple[Array, Array]:
         values, _, inverse, _ = self.unique_all(x)
         return values, inverse
 
-    def unique_values(self, x):
+    def unique_values(self, x: Array) -> Array:
         return self.unique_all(x)[0]
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, x1: Array, x2: Array) -> Array:
         raise _unsupported(self, "matmul")
 
-    def tensordot(self, x1, x2, axes):
+    def tensordot(self, x1: Array, x2: Array, axes: tuple[Sequence[int], Sequence[int]]) -> Array:
         a_axes, b_axes = axes
         a_free = [i for i in range(x1.ndim) if i not in a_axes]
         b_free = [i for i in range(x2.ndim) if i not in b_axes]
@@ -534,7 +536,7 @@ class Backend:
         out = self.matmul(a, b)
         return self.reshape(out, tuple(int(x1.shape[i]) for i in a_free) + tuple(int(x2.shape[i]) for i in b_free))
 
-    def vecdot(self, x1, x2, axis):
+    def vecdot(self, x1: Array, x2: Array, axis: int) -> Array:
         products = self.binary("multiply", self.unary("conj", x1), x2)
         # sum in the operands' promoted dtype: a plain sum would widen small integers
         return self.reduce("sum", products, (axis,), False, self.dtype_of(products))
@@ -542,19 +544,31 @@ class Backend:
     # ------------------------------------------------------------------ quantized linear algebra
     # Reference defaults: the format code in arrayq._quant_formats, run through the array-API
     # frontend with this backend pinned, block by block so extra memory stays bounded.
-    def quantize(self, w, group_size, bits, mode):
+    def quantize(self, w: Array, group_size: int, bits: int, mode: str) -> tuple[Array, Array, Array | None]:
         from . import _quant_formats as qf
 
         with self._pinned() as xp:
             return qf.quantize(xp, w, group_size, bits, mode)
 
-    def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
+    def dequantize(
+        self, packed: Array, scales: Array, biases: Array | None, group_size: int, bits: int, mode: str, dtype: DType
+    ) -> Array:
         from . import _quant_formats as qf
 
         with self._pinned() as xp:
             return qf.dequantize(xp, packed, scales, biases, group_size, bits, mode, dtype)
 
-    def quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode):
+    def quantized_matmul(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
         from . import _quant_formats as qf
 
         with self._pinned() as xp:
@@ -562,7 +576,19 @@ class Backend:
                 xp, x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode
             )
 
-    def gather_qmm(self, x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode):
+    def gather_qmm(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        lhs_indices: Array | None,
+        rhs_indices: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
         from . import _quant_formats as qf
 
         with self._pinned() as xp:
@@ -581,24 +607,17 @@ class Backend:
             )
 
     # ------------------------------------------------------------------ helpers for composites
-    def _pinned(self):
+    @contextlib.contextmanager
+    def _pinned(self) -> Iterator[types.ModuleType]:
         """The arrayq frontend, with this backend as the default for creation functions."""
         import arrayq
 
         from ._dispatch import default_backend
 
-        class _Pin:
-            def __enter__(pin):
-                pin.cm = default_backend(self)
-                pin.cm.__enter__()
-                return arrayq
+        with default_backend(self):
+            yield arrayq
 
-            def __exit__(pin, *exc):
-                return pin.cm.__exit__(*exc)
-
-        return _Pin()
-
-    def _array_operands(self, x1, x2):
+    def _array_operands(self, x1: Any, x2: Any) -> tuple[Array, Array]:
         """Both operands of a binary composite as arrays: a Python scalar becomes a 0-d
         array of the other operand's dtype (array API scalar rules), so it can go to unary."""
         if not self.is_array(x1):

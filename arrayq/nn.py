@@ -428,7 +428,7 @@ def _leaves(o: Any, out: list) -> list:
 def parameters(layer: Any) -> list:
     """Every array in a layer or model (nested layers, lists, dicts; a QuantizedWeight
     gives its packed words, scales and biases), e.g. for ``arrayq.eval(*parameters(m))``."""
-    arrays = []
+    arrays: list[Any] = []
     for leaf in _leaves(layer, []):
         if isinstance(leaf, QuantizedWeight):
             arrays.extend(a for a in (leaf.packed, leaf.scales, leaf.biases) if a is not None)

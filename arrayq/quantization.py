@@ -117,10 +117,11 @@ class QuantizedWeight:
                 )
             if self.dtype is None:
                 object.__setattr__(self, "dtype", dt.bfloat16)
-        object.__setattr__(self, "dtype", dt.as_dtype(self.dtype))
-        if self.dtype not in FLOAT_DTYPES:
+        dtype = dt.as_dtype(self.dtype)
+        object.__setattr__(self, "dtype", dtype)
+        if dtype not in FLOAT_DTYPES:
             raise QuantizationError(
-                f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {self.dtype.name}"
+                f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {dtype.name}"
             )
 
     @property
@@ -143,6 +144,7 @@ def _weight(w: Any, scales: Any, biases: Any, group_size: int | None, bits: int 
         return w
     if scales is None:
         raise QuantizationError("a packed weight needs its scales (and biases for affine); or pass a QuantizedWeight")
+    group_size, bits = check_format(group_size, bits, mode)  # the mode's defaults for None
     return QuantizedWeight(w, scales, biases, group_size, bits, mode)
 
 
@@ -183,13 +185,13 @@ def dequantize(
     bits: int | None = None,
     mode: str = "affine",
     dtype: Any = None,
-):
+) -> Any:
     """The float array a QuantizedWeight stands for, shape (..., rows, cols), exactly as
     ``mlx.core.dequantize`` computes it. Pass a QuantizedWeight, or the packed uint32 array
     with its ``scales`` and ``biases`` and format. ``dtype`` defaults to the weight's.
     Raises QuantizationError for inconsistent arguments."""
     qw = _weight(w, scales, biases, group_size, bits, mode)
-    out_dtype = dt.as_dtype(dtype) if dtype is not None else qw.dtype
+    out_dtype = dt.as_dtype(dtype if dtype is not None else qw.dtype)
     if out_dtype not in FLOAT_DTYPES:
         raise QuantizationError(
             f"dequantize dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {out_dtype.name}"
@@ -225,7 +227,7 @@ def quantized_matmul(
     group_size: int | None = None,
     bits: int | None = None,
     mode: str = "affine",
-):
+) -> Any:
     """``x @ dequantize(w).T`` (transpose=True) or ``x @ dequantize(w)`` without
     materialising the dequantized weight.
 
@@ -267,7 +269,7 @@ def gather_qmm(
     group_size: int | None = None,
     bits: int | None = None,
     mode: str = "affine",
-):
+) -> Any:
     """Quantized matmul with gathered operands, for mixture-of-experts layers, with the
     semantics of ``mlx.core.gather_qmm``.
 

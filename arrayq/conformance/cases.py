@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ class Case:
         return zlib.crc32(self.id.encode())
 
 
-def _dtype(name: str):
+def _dtype(name: str) -> np.dtype:
     import ml_dtypes
 
     return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
@@ -80,7 +80,7 @@ def _values(
     return rng.uniform(low, high, size=shape).astype(_dtype(dtype))
 
 
-def _arrays(*specs: tuple[tuple[int, ...], str, float, float]):
+def _arrays(*specs: tuple[tuple[int, ...], str, float, float]) -> Callable[[np.random.Generator], list[Any]]:
     return lambda rng: [_values(rng, shape, dtype, lo, hi) for shape, dtype, lo, hi in specs]
 
 
@@ -239,13 +239,13 @@ def elementwise_cases() -> list[Case]:
 def _simple(
     op: str,
     call: Callable[..., Any],
-    shapes: tuple,
-    dtypes=("float32", "float64", "int32"),
-    expect=None,
-    lo=-3,
-    hi=3,
-    variant="",
-):
+    shapes: Sequence[Any],
+    dtypes: Sequence[str] = ("float32", "float64", "int32"),
+    expect: str | None = None,
+    lo: float = -3,
+    hi: float = 3,
+    variant: str = "",
+) -> list[Case]:
     out = []
     for dtype, shape in itertools.product(dtypes, shapes):
         specs = shape if isinstance(shape, list) else [shape]
@@ -418,6 +418,7 @@ def structural_cases() -> list[Case]:
                 "exact",
             )
         )
+    call: Callable[..., Any]
     for name, call in (
         ("arange", lambda aq: aq.arange(2, 11, 3, dtype=aq.int32)),
         ("zeros", lambda aq: aq.zeros((2, 3), dtype=aq.float32)),
@@ -443,7 +444,7 @@ ALL_OPS_FAMILY = ("elementwise", "structural", "quantized", "errors", "movement"
 # ---- quantized linear algebra ----------------------------------------------------------
 
 
-def _formats():
+def _formats() -> Iterator[tuple[str, int, int]]:
     from ..quantization import MODES
 
     for mode, (_, _, sizes, widths) in MODES.items():
@@ -451,7 +452,7 @@ def _formats():
             yield mode, group_size, bits
 
 
-def _weight(rng, shape, dtype):
+def _weight(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     w = rng.standard_normal(shape).astype(np.float32)
     w[..., :2, :] = 0.0  # an all-zero row: groups with nothing to scale
     w[..., 2, :] = 0.75  # a constant row
@@ -464,7 +465,7 @@ def quantized_cases() -> list[Case]:
     for (mode, gs, bits), dtype in itertools.product(_formats(), ("float32", "float16", "bfloat16")):
         tag = f"{mode},gs{gs},b{bits},{dtype}"
 
-        def make(rng: np.random.Generator, d: str = dtype) -> list[Any]:
+        def make_weight(rng: np.random.Generator, d: str = dtype) -> list[Any]:
             return [_weight(rng, (n, k), d)]
 
         cases.append(
@@ -472,7 +473,7 @@ def quantized_cases() -> list[Case]:
                 f"quantize[{tag}]",
                 "quantize",
                 (dtype,),
-                make,
+                make_weight,
                 lambda aq, w, m=mode, g=gs, b=bits: aq.quantize(w, group_size=g, bits=b, mode=m),
                 "exact",
             )
@@ -482,7 +483,7 @@ def quantized_cases() -> list[Case]:
                 f"dequantize[{tag}]",
                 "dequantize",
                 (dtype,),
-                make,
+                make_weight,
                 lambda aq, w, m=mode, g=gs, b=bits: aq.dequantize(aq.quantize(w, group_size=g, bits=b, mode=m)),
                 "exact",
             )
@@ -494,7 +495,15 @@ def quantized_cases() -> list[Case]:
     ):
         wshape = (n, k) if transpose else (k, 128)  # groups run along the last axis
 
-        def make(rng, xs=xshape, xd=xdtype, ws=wshape, m=mode, g=gs, b=bits):
+        def make_matmul(
+            rng: np.random.Generator,
+            xs: tuple[int, ...] = xshape,
+            xd: str = xdtype,
+            ws: tuple[int, int] = wshape,
+            m: str = mode,
+            g: int = gs,
+            b: int = bits,
+        ) -> list[Any]:
             from .. import quantization
 
             w = _weight(rng, ws, "float32")
@@ -506,14 +515,14 @@ def quantized_cases() -> list[Case]:
                 f"quantized_matmul[{mode},gs{gs},b{bits},x{xdtype}{xshape},T={transpose}]",
                 "quantized_matmul",
                 (xdtype,),
-                make,
+                make_matmul,
                 lambda aq, x, qw, t=transpose: aq.linalg.quantized_matmul(x, qw, transpose=t),
                 upcast=xdtype != "float32",
             )
         )
     for mode, gs, bits in (("affine", 64, 4), ("affine", 32, 8), ("mxfp4", 32, 4)):
 
-        def make(rng, m=mode, g=gs, b=bits):
+        def make_gather(rng: np.random.Generator, m: str = mode, g: int = gs, b: int = bits) -> list[Any]:
             from .. import quantization
 
             qw = quantization.quantize(_weight(rng, (4, n, k), "float32"), group_size=g, bits=b, mode=m)
@@ -529,16 +538,20 @@ def quantized_cases() -> list[Case]:
                 f"gather_qmm[{mode},gs{gs},b{bits}]",
                 "gather_qmm",
                 ("float32",),
-                make,
+                make_gather,
                 lambda aq, x, qw, li, ri: aq.linalg.gather_qmm(x, qw, lhs_indices=li, rhs_indices=ri),
             )
         )
+
+        def make_pair(rng: np.random.Generator, mk: Callable[..., list[Any]] = make_gather) -> list[Any]:
+            return mk(rng)[:2]  # x and the batched weight
+
         cases.append(
             Case(
                 f"quantized_matmul[{mode},gs{gs},b{bits},batched-weight]",
                 "quantized_matmul",
                 ("float32",),
-                lambda rng, mk=make: mk(rng)[:2],
+                make_pair,
                 lambda aq, x, qw: aq.linalg.quantized_matmul(x[:1, ...], qw),
             )
         )
@@ -548,7 +561,9 @@ def quantized_cases() -> list[Case]:
 # ---- bad input: the backend must raise what the reference raises ------------------------
 
 
-def _qw_parts(rng, mode="affine", gs=64, bits=4, shape=(8, 256)):
+def _qw_parts(
+    rng: np.random.Generator, mode: str = "affine", gs: int = 64, bits: int = 4, shape: tuple[int, ...] = (8, 256)
+) -> list[Any]:
     from .. import quantization
 
     qw = quantization.quantize(rng.standard_normal(shape).astype(np.float32), group_size=gs, bits=bits, mode=mode)
@@ -556,11 +571,13 @@ def _qw_parts(rng, mode="affine", gs=64, bits=4, shape=(8, 256)):
 
 
 def error_cases() -> list[Case]:
-    def x_and(shape_x=(2, 256), dtype="float32", **kw):
+    def x_and(
+        shape_x: tuple[int, ...] = (2, 256), dtype: str = "float32", **kw: Any
+    ) -> Callable[[np.random.Generator], list[Any]]:
         return lambda rng: [_values(rng, shape_x, dtype), *_qw_parts(rng, **kw)]
 
     qmm = lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, b)  # noqa: E731
-    table = [
+    table: list[tuple[Any, ...]] = [
         (
             "quantize",
             "K not divisible by group_size",
@@ -673,12 +690,12 @@ def error_cases() -> list[Case]:
 def empty_x_cases() -> list[Case]:
     """M = 0 must give an empty result (it crashes some kernels)."""
 
-    def make(rng):
+    def make(rng: np.random.Generator) -> list[Any]:
         from .. import quantization
 
         return [np.zeros((0, 256), np.float32), quantization.quantize(rng.standard_normal((8, 256)).astype(np.float32))]
 
-    def make_experts(rng):
+    def make_experts(rng: np.random.Generator) -> list[Any]:
         from .. import quantization
 
         qw = quantization.quantize(rng.standard_normal((3, 8, 256)).astype(np.float32))
@@ -732,7 +749,16 @@ def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
         batch = tuple(int(b) for b in rng.integers(1, 3, size=int(rng.integers(0, 3))))
         m = int(rng.integers(1, 12))
 
-        def make(r, mode=mode, gs=gs, bits=bits, n=n, k=k, batch=batch, m=m):
+        def make(
+            r: np.random.Generator,
+            mode: str = mode,
+            gs: int = gs,
+            bits: int = bits,
+            n: int = n,
+            k: int = k,
+            batch: tuple[int, ...] = batch,
+            m: int = m,
+        ) -> list[Any]:
             from .. import quantization
 
             qw = quantization.quantize(_weight(r, (n, k), "float32"), group_size=gs, bits=bits, mode=mode)

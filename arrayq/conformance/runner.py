@@ -15,7 +15,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -270,7 +270,7 @@ def run(
     return Report(b.name, device, results)
 
 
-def progress_bar(stream=sys.stderr) -> Callable[[int, int], None]:
+def progress_bar(stream: TextIO = sys.stderr) -> Callable[[int, int], None]:
     """A one-line text progress bar, redrawn in place (only on a terminal)."""
 
     def show(done: int, total: int) -> None:

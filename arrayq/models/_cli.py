@@ -78,7 +78,9 @@ class _TextStream:
     the text so far ends in an incomplete UTF-8 sequence)."""
 
     def __init__(self, tokenizer: Any):
-        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.shown = 0
 
     def add(self, token: int) -> str:
         self.ids.append(token)

@@ -106,7 +106,7 @@ def random_tensors(config: Qwen3Config, seed: int = 0) -> Iterator[tuple[str, np
     c = config
     quant = c.quantization or None
 
-    def linear(name: str, n: int, k: int, gain: float = 1.0, bias: bool = False):
+    def linear(name: str, n: int, k: int, gain: float = 1.0, bias: bool = False) -> dict[str, np.ndarray]:
         fmt = None
         if quant is not None:
             fmt = quant.get(name, {"group_size": quant["group_size"], "bits": quant["bits"]})

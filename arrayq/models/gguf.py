@@ -90,7 +90,7 @@ class GGUFTensorInfo:
 
     __slots__ = ("name", "shape", "type", "type_id", "start", "stop")
 
-    def __init__(self, name, shape, type_name, type_id, start, stop):
+    def __init__(self, name: str, shape: tuple[int, ...], type_name: str, type_id: int, start: int, stop: int):
         self.name, self.shape, self.type, self.type_id, self.start, self.stop = (
             name,
             shape,

@@ -153,7 +153,7 @@ class Qwen3Config:
 
     def to_dict(self) -> dict:
         """The config.json contents (with model_type and architectures)."""
-        out = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}
+        out: dict[str, Any] = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name == "eos_token_id":
@@ -217,6 +217,7 @@ class Qwen3:
         offset = cache[0].offset if cache else 0
         rope = self.layers[0].self_attn.rope
         backend = aq.backend_of(h)
+        assert backend is not None  # h is an array
         tables = tuple(aq.to_backend(t, backend) for t in rope.cos_sin(offset, length))
         mask = "causal" if length > 1 else None
         for i, layer in enumerate(self.layers):
@@ -332,16 +333,16 @@ class _SafetensorsSource(_Source):
                         raise CheckpointError(p, f"is also in {self.where[name].path}", name)
                     self.where[name] = f
 
-    def names(self):
+    def names(self) -> Iterable[str]:
         return self.where.keys()
 
-    def has(self, name):
+    def has(self, name: str) -> bool:
         return name in self.where
 
-    def get(self, name):
+    def get(self, name: str) -> np.ndarray:
         return self.where[name][name]
 
-    def file_of(self, name):
+    def file_of(self, name: str) -> str:
         return self.where[name].path
 
 
@@ -405,16 +406,16 @@ class _GGUFSource(_Source):
             else:
                 self.entries[mname] = (gname, "dense")
 
-    def module_format(self, module, quant):
+    def module_format(self, module: str, quant: _Quantization) -> tuple[bool, tuple[int, int, str] | None]:
         return module in self.quantized, self.quantized.get(module)
 
-    def names(self):
+    def names(self) -> Iterable[str]:
         return self.entries.keys()
 
-    def has(self, name):
+    def has(self, name: str) -> bool:
         return name in self.entries
 
-    def get(self, name):
+    def get(self, name: str) -> np.ndarray:
         gname, part = self.entries[name]
         if part == "dense":
             return self.f.dense(gname)
@@ -423,10 +424,10 @@ class _GGUFSource(_Source):
         packed, scales, biases, _, _ = self._cache[1]
         return {"weight": packed, "scales": scales, "biases": biases}[part]
 
-    def file_of(self, name):
+    def file_of(self, name: str) -> str:
         return self.f.path
 
-    def label(self, name):
+    def label(self, name: str) -> str:
         gname, part = self.entries.get(name, (mlx_to_gguf_name(name), "dense"))
         return gname if part == "dense" else f"{gname} ({part})"
 

@@ -205,7 +205,7 @@ def save(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: Mapping[
             for name in order:
                 a = np.ascontiguousarray(arrays[name])
                 if a.nbytes:
-                    fh.write(memoryview(a.reshape(-1).view(np.uint8)))
+                    fh.write(a.reshape(-1).view(np.uint8).data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from arrayq import _dtypes as dt
-from arrayq.backend import Backend
+from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError, UnsupportedOperationError
 
 # arrayq op name -> mlx.core function name, where they differ (or the arrayq name is an
@@ -126,11 +127,12 @@ class MLXBackend(Backend):
 
         import mlx.core as mx
 
-        found = tuple(int(v) for v in re.findall(r"\d+", mx.__version__)[:2])
+        mlx_version = str(getattr(mx, "__version__", "unknown"))  # (mlx's type stubs omit __version__)
+        found = tuple(int(v) for v in re.findall(r"\d+", mlx_version)[:2])
         if found < self.min_mlx_version:
             # an ImportError, so the registry reports the backend unavailable with install_hint
             raise ImportError(
-                f"arrayq's MLX backend needs mlx >= {'.'.join(map(str, self.min_mlx_version))}, found {mx.__version__}"
+                f"arrayq's MLX backend needs mlx >= {'.'.join(map(str, self.min_mlx_version))}, found {mlx_version}"
             )
         self.mx = mx
         self._native = {}
@@ -153,7 +155,7 @@ class MLXBackend(Backend):
         return False
 
     # ------------------------------------------------------------------ data and dtypes
-    def is_array(self, x):
+    def is_array(self, x: Any) -> bool:
         return isinstance(x, self.mx.array)
 
     def _device_name(self, device: Any) -> str:
@@ -171,7 +173,7 @@ class MLXBackend(Backend):
             return self._device_name(device) == "gpu"
         return self.mx.default_device().type == self.mx.DeviceType.gpu
 
-    def _native_for(self, dtype: dt.DType, device: Any = None):
+    def _native_for(self, dtype: dt.DType, device: Any = None) -> Any:
         native = self._native.get(dtype)
         if native is None:
             raise UnsupportedDTypeError(
@@ -186,16 +188,16 @@ class MLXBackend(Backend):
             )
         return native
 
-    def native_dtype(self, dtype):
+    def native_dtype(self, dtype: dt.DType) -> Any:
         """The ``mlx.core`` dtype; UnsupportedDTypeError for complex128, and for float64 while
         MLX's default device is the GPU."""
         return self._native_for(dt.as_dtype(dtype))
 
-    def dtype_of(self, x):
+    def dtype_of(self, x: Array) -> dt.DType:
         found = self._from_native.get(x.dtype)
         return found if found is not None else dt.as_dtype(x.dtype)
 
-    def from_numpy(self, a, device=None):
+    def from_numpy(self, a: Any, device: Any = None) -> Array:
         import numpy as np
 
         a = np.asarray(a)
@@ -208,7 +210,7 @@ class MLXBackend(Backend):
                 return self.mx.view(bits, self.mx.bfloat16)
             return self.mx.array(a, dtype=native)
 
-    def to_numpy(self, x):
+    def to_numpy(self, x: Array) -> Any:
         """A NumPy copy of ``x`` (evaluating it): a copy, so that writing to it cannot
         change an MLX array, which MLX treats as immutable."""
         import numpy as np
@@ -219,13 +221,13 @@ class MLXBackend(Backend):
             return np.array(self.mx.view(x, self.mx.uint16)).view(ml_dtypes.bfloat16)
         return np.array(x)
 
-    def astype(self, x, dtype, copy=True):
+    def astype(self, x: Array, dtype: dt.DType, copy: bool = True) -> Array:
         native = self._native_for(dtype)
         if x.dtype == native and not copy:
             return x
         return x.astype(native)
 
-    def asarray(self, obj, dtype, device, copy):
+    def asarray(self, obj: Any, dtype: dt.DType | None, device: Any, copy: bool | None) -> Array:
         if self.is_array(obj):
             if dtype is None or self.dtype_of(obj) == dtype:
                 return obj  # MLX arrays are immutable: sharing one is as good as a copy
@@ -239,7 +241,7 @@ class MLXBackend(Backend):
         return super().asarray(obj, dtype, device, None)
 
     # ------------------------------------------------------------------ devices, laziness
-    def devices(self):
+    def devices(self) -> list[Any]:
         """``["cpu"]``, plus ``"gpu"`` where MLX has a Metal or CUDA device; MLX's current
         default device first."""
         out = ["cpu", "gpu"] if self._has_gpu else ["cpu"]
@@ -247,22 +249,22 @@ class MLXBackend(Backend):
             out.reverse()
         return out
 
-    def device_of(self, x):
+    def device_of(self, x: Array) -> Any:
         """MLX arrays carry no device; ops on ``x`` run on MLX's default device, which this
         names."""
         return "gpu" if self._target_is_gpu() else "cpu"
 
-    def gaps(self, device=None):
+    def gaps(self, device: Any = None) -> dict[str, str]:
         """float64 is a gap on the GPU only; MLX has it on the CPU."""
         on_gpu = self._device_name(device) == "gpu" if device is not None else self._target_is_gpu()
         return self.declared_gaps if on_gpu else {k: v for k, v in self.declared_gaps.items() if k != "float64"}
 
-    def check_device(self, device):
+    def check_device(self, device: Any) -> None:
         name = self._device_name(device) if isinstance(device, (str, self.mx.Device, self.mx.DeviceType)) else device
         if name not in self.devices():
             raise ValueError(f"backend {self.name!r} has no device {device!r}; it has {self.devices()}")
 
-    def _on(self, device):
+    def _on(self, device: Any) -> contextlib.AbstractContextManager[Any]:
         """The context that makes a creation op run on ``device`` (None: MLX's default)."""
         if device is None:
             return contextlib.nullcontext()
@@ -270,15 +272,15 @@ class MLXBackend(Backend):
         mx = self.mx
         return mx.stream(mx.gpu if self._device_name(device) == "gpu" else mx.cpu)
 
-    def eval(self, *xs):
+    def eval(self, *xs: Array) -> None:
         if xs:
             self.mx.eval(*xs)
 
     # ------------------------------------------------------------------ creation
-    def _dtype_or(self, dtype, fallback, device):
+    def _dtype_or(self, dtype: dt.DType | None, fallback: dt.DType, device: Any) -> Any:
         return self._native_for(dtype or fallback, device)
 
-    def full(self, shape, fill_value, dtype, device):
+    def full(self, shape: tuple[int, ...], fill_value: Any, dtype: dt.DType | None, device: Any) -> Array:
         if dtype is None:
             dtype = (
                 dt.bool_
@@ -291,7 +293,7 @@ class MLXBackend(Backend):
         with self._on(device):
             return self.mx.full(tuple(shape), fill_value, dtype=native)
 
-    def arange(self, start, stop, step, dtype, device):
+    def arange(self, start: Any, stop: Any, step: Any, dtype: dt.DType | None, device: Any) -> Array:
         if dtype is None:
             ints = all(isinstance(v, int) for v in (start, stop, step))
             dtype = self.default_int if ints else self.default_float
@@ -301,27 +303,27 @@ class MLXBackend(Backend):
                 return self.mx.zeros((0,), dtype=native)
             return self.mx.arange(start, stop, step, dtype=native)
 
-    def zeros(self, shape, dtype, device):
+    def zeros(self, shape: tuple[int, ...], dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
         with self._on(device):
             return self.mx.zeros(tuple(shape), dtype=native)
 
-    def ones(self, shape, dtype, device):
+    def ones(self, shape: tuple[int, ...], dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
         with self._on(device):
             return self.mx.ones(tuple(shape), dtype=native)
 
-    def full_like(self, x, fill_value, dtype, device):
+    def full_like(self, x: Array, fill_value: Any, dtype: dt.DType | None, device: Any) -> Array:
         native = self._native_for(dtype or self.dtype_of(x), device)
         with self._on(device):
             return self.mx.full(x.shape, fill_value, dtype=native)
 
-    def eye(self, n_rows, n_cols, k, dtype, device):
+    def eye(self, n_rows: int, n_cols: int, k: int, dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
         with self._on(device):
             return self.mx.eye(n_rows, n_cols, k, dtype=native)
 
-    def linspace(self, start, stop, num, dtype, device, endpoint):
+    def linspace(self, start: Any, stop: Any, num: int, dtype: dt.DType | None, device: Any, endpoint: bool) -> Array:
         dtype = dtype or self.default_float
         native = self._native_for(dtype, device)
         if dtype.kind not in ("float",):  # MLX computes linspace in floating point only
@@ -329,17 +331,17 @@ class MLXBackend(Backend):
         with self._on(device):
             return self.mx.linspace(start, stop, num, endpoint=endpoint, dtype=native)
 
-    def meshgrid(self, arrays, indexing):
+    def meshgrid(self, arrays: Sequence[Array], indexing: str) -> list[Array]:
         return list(self.mx.meshgrid(*arrays, indexing=indexing))
 
-    def tril(self, x, k):
+    def tril(self, x: Array, k: int) -> Array:
         return self.mx.tril(x, k)
 
-    def triu(self, x, k):
+    def triu(self, x: Array, k: int) -> Array:
         return self.mx.triu(x, k)
 
     # ------------------------------------------------------------------ elementwise
-    def unary(self, op, x):
+    def unary(self, op: str, x: Array) -> Array:
         mx = self.mx
         if op in _COMPOSED_UNARY:
             return getattr(self, "_" + op)(x)
@@ -350,35 +352,35 @@ class MLXBackend(Backend):
     # MLX's CPU exp, sin, cos and erf give float32 accuracy (~1e-7 relative) on float64
     # arrays. These rebuild them from ops MLX computes to float64 accuracy (sinh, cosh,
     # tan: measured <= 2.3e-16 relative).
-    def _exp64(self, x):
+    def _exp64(self, x: Array) -> Array:
         mx = self.mx
         ch, sh = mx.cosh(x), mx.sinh(x)
         # e^x = cosh x + sinh x; for x < 0 the reciprocal form avoids cancellation
         return mx.where(mx.greater_equal(x, 0), mx.add(ch, sh), mx.divide(1.0, mx.subtract(ch, sh)))
 
-    def _half_angle(self, x):
+    def _half_angle(self, x: Array) -> Array:
         return self.mx.tan(self.mx.multiply(x, 0.5))  # x / 2 is exact (but for subnormals)
 
-    def _sin64(self, x):
+    def _sin64(self, x: Array) -> Array:
         mx = self.mx
         t = self._half_angle(x)  # sin x = 2t / (1 + t^2) = 2 / (t + 1/t)
         out = mx.divide(2.0, mx.add(t, mx.divide(1.0, t)))
         return mx.where(mx.less(mx.abs(x), 1e-8), x, out)  # sin x = x to float64 precision there
 
-    def _cos64(self, x):
+    def _cos64(self, x: Array) -> Array:
         mx = self.mx
         t2 = mx.square(self._half_angle(x))  # cos x = (1 - t^2) / (1 + t^2)
         return mx.divide(mx.subtract(1.0, t2), mx.add(1.0, t2))
 
-    def binary(self, op, x1, x2):
+    def binary(self, op: str, x1: Array, x2: Array) -> Array:
         if op in _COMPOSED_BINARY:
             return getattr(self, "_" + op)(x1, x2)
         return getattr(self.mx, _BINARY_NAMES.get(op, op))(x1, x2)
 
-    def _is_float(self, x) -> bool:
+    def _is_float(self, x: Any) -> bool:
         return self.is_array(x) and self.dtype_of(x).kind == "float"
 
-    def _signbit(self, x):
+    def _signbit(self, x: Array) -> Array:
         """Whether the sign bit is set, -0.0 and -NaN included: read from the bits."""
         mx = self.mx
         d = self.dtype_of(x)
@@ -390,14 +392,14 @@ class MLXBackend(Backend):
             return mx.zeros(x.shape, dtype=mx.bool_)
         raise TypeError(f"signbit needs a real-valued array, got {d.name}")
 
-    def _sign(self, x):
+    def _sign(self, x: Array) -> Array:
         mx = self.mx
         out = mx.sign(x)
         if self._is_float(x):  # the array API wants sign(NaN) = NaN; MLX gives 0
             out = mx.where(mx.isnan(x), x, out)
         return out
 
-    def _copysign(self, x1, x2):
+    def _copysign(self, x1: Any, x2: Any) -> Array:
         mx = self.mx
         if not self.is_array(x1):  # a weak scalar takes the array's dtype
             x1 = mx.array(x1, dtype=x2.dtype)
@@ -407,7 +409,7 @@ class MLXBackend(Backend):
         magnitude = mx.abs(x1)
         return mx.where(self._signbit(x2), mx.negative(magnitude), magnitude)
 
-    def _remainder(self, x1, x2):
+    def _remainder(self, x1: Any, x2: Any) -> Array:
         mx = self.mx
         out = mx.remainder(x1, x2)
         if self._is_float(out):
@@ -422,11 +424,11 @@ class MLXBackend(Backend):
             out = mx.where(mx.equal(out, 0), signed_zero, out)
         return out
 
-    def _shift_width(self, x1, x2):
+    def _shift_width(self, x1: Any, x2: Any) -> int:
         d = self.dtype_of(x1 if self.is_array(x1) else x2)
         return d.bits
 
-    def _bitwise_left_shift(self, x1, x2):
+    def _bitwise_left_shift(self, x1: Any, x2: Any) -> Array:
         # MLX (C++) shifts by x2 modulo the width; NumPy and the array API's intent: 0 once
         # every bit has been shifted out.
         mx = self.mx
@@ -435,7 +437,7 @@ class MLXBackend(Backend):
             out = mx.where(mx.greater_equal(x2, self._shift_width(x1, x2)), mx.zeros_like(out), out)
         return out
 
-    def _bitwise_right_shift(self, x1, x2):
+    def _bitwise_right_shift(self, x1: Any, x2: Any) -> Array:
         width = self._shift_width(x1, x2)
         capped = self.mx.minimum(x2, width - 1) if self.is_array(x2) else min(x2, width - 1)
         if self.is_array(x1) and self.dtype_of(x1).kind == "unsigned":
@@ -443,13 +445,13 @@ class MLXBackend(Backend):
             return self.mx.where(self.mx.greater_equal(x2, width), self.mx.zeros_like(out), out)
         return self.mx.right_shift(x1, capped)  # signed: sign-fill, as NumPy
 
-    def where(self, condition, x1, x2):
+    def where(self, condition: Array, x1: Array, x2: Array) -> Array:
         return self.mx.where(condition, x1, x2)
 
-    def square(self, x):
+    def square(self, x: Array) -> Array:
         return self.mx.square(x)
 
-    def logaddexp(self, x1, x2):
+    def logaddexp(self, x1: Array, x2: Array) -> Array:
         mx = self.mx
         if any(self.is_array(v) and v.dtype == mx.float64 for v in (x1, x2)):
             # MLX's float64 logaddexp is float32-accurate: big + log1p(exp(-|x1 - x2|)),
@@ -458,21 +460,21 @@ class MLXBackend(Backend):
             return mx.where(mx.equal(x1, x2), mx.add(x1, math.log(2.0)), out)
         return mx.logaddexp(x1, x2)
 
-    def clip(self, x, min, max):
+    def clip(self, x: Array, min: Any, max: Any) -> Array:
         if min is None and max is None:
             return x
         return self.mx.clip(x, min, max)
 
-    def erf(self, x):
+    def erf(self, x: Array) -> Array:
         if x.dtype == self.mx.float64 and hasattr(Backend, "_erf_float64"):
             return self._erf_float64(x)  # MLX's erf is float32-accurate; arrayq's is ~5e-15
         return self.mx.erf(x)
 
     # ------------------------------------------------------------------ reductions
-    def _axes(self, axis):
+    def _axes(self, axis: tuple[int, ...] | None) -> list[int] | None:
         return None if axis is None else list(axis)
 
-    def _accumulator(self, x, dtype):
+    def _accumulator(self, x: Array, dtype: dt.DType | None) -> dt.DType:
         """The array API's sum/prod/cumulative_sum dtype: ``dtype``, or for a narrow integer
         (or bool) input the default int (uint32 for unsigned)."""
         if dtype is not None:
@@ -486,7 +488,7 @@ class MLXBackend(Backend):
 
     _IDENTITY = {"sum": 0, "prod": 1, "all": True, "any": False}
 
-    def reduce(self, op, x, axis, keepdims, dtype):
+    def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: dt.DType | None) -> Array:
         mx = self.mx
         if op in ("sum", "prod"):
             x = self.astype(x, self._accumulator(x, dtype), copy=False)
@@ -502,12 +504,12 @@ class MLXBackend(Backend):
             out = out.astype(x.dtype)
         return out
 
-    def argreduce(self, op, x, axis, keepdims):
+    def argreduce(self, op: str, x: Array, axis: int | None, keepdims: bool) -> Array:
         mx = self.mx
         out = getattr(mx, op)(x, axis=axis, keepdims=keepdims)
         return out.astype(self._native[self.default_int])
 
-    def cumulative_sum(self, x, axis, dtype, include_initial):
+    def cumulative_sum(self, x: Array, axis: int, dtype: dt.DType | None, include_initial: bool) -> Array:
         mx = self.mx
         x = self.astype(x, self._accumulator(x, dtype), copy=False)
         out = mx.cumsum(x, axis=axis)
@@ -517,13 +519,13 @@ class MLXBackend(Backend):
             out = mx.concatenate([mx.zeros(shape, dtype=out.dtype), out], axis=axis)
         return out
 
-    def mean(self, x, axis, keepdims):
+    def mean(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
         out = self.mx.mean(x, axis=self._axes(axis), keepdims=keepdims)
         if self._count(x, axis) == 0:  # MLX (0.32) gives -inf for some empty arrays; the answer is NaN
             out = self.mx.full(out.shape, math.nan, dtype=out.dtype)
         return out
 
-    def _var_or_std(self, op, x, axis, correction, keepdims):
+    def _var_or_std(self, op: str, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         mx = self.mx
         if correction != int(correction):
             return getattr(super(), op)(x, axis, correction, keepdims)
@@ -534,106 +536,107 @@ class MLXBackend(Backend):
             out = mx.full(out.shape, math.nan, dtype=out.dtype)
         return out
 
-    def var(self, x, axis, correction, keepdims):
+    def var(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return self._var_or_std("var", x, axis, correction, keepdims)
 
-    def std(self, x, axis, correction, keepdims):
+    def std(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return self._var_or_std("std", x, axis, correction, keepdims)
 
-    def count_nonzero(self, x, axis, keepdims):
+    def count_nonzero(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
         out = self.mx.count_nonzero(x, axis=self._axes(axis), keepdims=keepdims)
         return out.astype(self._native[self.default_int])
 
     # ------------------------------------------------------------------ shapes and indexing
-    def reshape(self, x, shape):
+    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
         return self.mx.reshape(x, tuple(shape))
 
-    def permute_dims(self, x, axes):
+    def permute_dims(self, x: Array, axes: tuple[int, ...]) -> Array:
         return self.mx.transpose(x, list(axes))
 
-    def broadcast_to(self, x, shape):
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         return self.mx.broadcast_to(x, tuple(shape))
 
-    def concat(self, arrays, axis):
+    def concat(self, arrays: Sequence[Array], axis: int | None) -> Array:
         mx = self.mx
         arrays = [a if self.is_array(a) else mx.array(a) for a in arrays]
         if axis is None:
             arrays, axis = [mx.reshape(a, (-1,)) for a in arrays], 0
         return mx.concatenate(arrays, axis=axis)
 
-    def flip(self, x, axis):
+    def flip(self, x: Array, axis: tuple[int, ...] | None) -> Array:
         if axis is not None and not axis:
             return x
         return self.mx.flip(x, axis=self._axes(axis))
 
-    def take(self, x, indices, axis):
+    def take(self, x: Array, indices: Array, axis: int) -> Array:
         return self.mx.take(x, indices, axis=axis)
 
-    def take_along_axis(self, x, indices, axis):
+    def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
         return self.mx.take_along_axis(x, indices, axis=axis)
 
-    def expand_dims(self, x, axis):
+    def expand_dims(self, x: Array, axis: int) -> Array:
         return self.mx.expand_dims(x, axis)
 
-    def squeeze(self, x, axis):
+    def squeeze(self, x: Array, axis: tuple[int, ...]) -> Array:
         for a in axis:
             if x.shape[a] != 1:
                 raise ValueError(f"cannot squeeze axis {a}: its length is {x.shape[a]}, not 1")
         return self.mx.squeeze(x, axis=list(axis)) if axis else x
 
-    def stack(self, arrays, axis):
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
         return self.mx.stack(list(arrays), axis=axis)
 
-    def unstack(self, x, axis):
+    def unstack(self, x: Array, axis: int) -> tuple[Array, ...]:
         return tuple(self.mx.unstack(x, axis=axis))
 
-    def moveaxis(self, x, source, destination):
+    def moveaxis(self, x: Array, source: tuple[int, ...], destination: tuple[int, ...]) -> Array:
         if len(source) == 1:
             return self.mx.moveaxis(x, source[0], destination[0])
         return super().moveaxis(x, source, destination)
 
-    def matrix_transpose(self, x):
+    def matrix_transpose(self, x: Array) -> Array:
         return self.mx.swapaxes(x, -1, -2)
 
-    def broadcast_arrays(self, arrays):
+    def broadcast_arrays(self, arrays: Sequence[Array]) -> list[Array]:
         return list(self.mx.broadcast_arrays(*arrays))
 
-    def tile(self, x, repetitions):
+    def tile(self, x: Array, repetitions: tuple[int, ...]) -> Array:
         return self.mx.tile(x, list(repetitions))
 
-    def repeat(self, x, repeats, axis):
+    def repeat(self, x: Array, repeats: int | Array, axis: int | None) -> Array:
         if isinstance(repeats, int):
             if axis is None:
                 return self.mx.repeat(self.mx.reshape(x, (-1,)), repeats, 0)
             return self.mx.repeat(x, repeats, axis)
         return super().repeat(x, repeats, axis)  # per-element counts: data sets the shape
 
-    def roll(self, x, shift, axis):
+    def roll(self, x: Array, shift: int | Sequence[int], axis: tuple[int, ...] | None) -> Array:
         if axis is None:
-            return self.mx.roll(x, shift if isinstance(shift, int) else tuple(shift))
+            # (mlx's stubs spell "a tuple of ints" tuple[int]; mx.roll takes any length)
+            return self.mx.roll(x, shift if isinstance(shift, int) else tuple(shift))  # type: ignore[arg-type]
         shifts = (shift,) * len(axis) if isinstance(shift, int) else tuple(shift)
-        return self.mx.roll(x, shifts, tuple(axis))
+        return self.mx.roll(x, shifts, tuple(axis))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ searching, sorting, sets
-    def _gap(self, op):
+    def _gap(self, op: str) -> UnsupportedOperationError:
         return UnsupportedOperationError(f"backend {self.name!r} does not support {op!r}: {self.declared_gaps[op]}")
 
-    def nonzero(self, x):
+    def nonzero(self, x: Array) -> tuple[Array, ...]:
         raise self._gap("nonzero")
 
-    def unique_all(self, x):
+    def unique_all(self, x: Array) -> tuple[Array, Array, Array, Array]:
         raise self._gap("unique_all")
 
-    def unique_counts(self, x):
+    def unique_counts(self, x: Array) -> tuple[Array, Array]:
         raise self._gap("unique_counts")
 
-    def unique_inverse(self, x):
+    def unique_inverse(self, x: Array) -> tuple[Array, Array]:
         raise self._gap("unique_inverse")
 
-    def unique_values(self, x):
+    def unique_values(self, x: Array) -> Array:
         raise self._gap("unique_values")
 
-    def searchsorted(self, x1, x2, side, sorter):
+    def searchsorted(self, x1: Array, x2: Array, side: str, sorter: Array | None) -> Array:
         mx = self.mx
         if sorter is not None:
             x1 = mx.take(x1, sorter, axis=0)
@@ -642,7 +645,7 @@ class MLXBackend(Backend):
         out = mx.searchsorted(x1, x2, side=side)
         return out.astype(self._native[self.default_int])
 
-    def sort(self, x, axis, descending, stable):
+    def sort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
         # mx.sort is stable (and puts NaN last); descending reverses it, as
         # array_api_compat.numpy does, so NaN comes first there.
         mx = self.mx
@@ -654,7 +657,7 @@ class MLXBackend(Backend):
             out = mx.flip(out, axis=axis)
         return out.astype(mx.bool_) if is_bool else out
 
-    def argsort(self, x, axis, descending, stable):
+    def argsort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
         mx = self.mx
         index = self._native[self.default_int]
         if x.dtype == mx.bool_:
@@ -667,17 +670,17 @@ class MLXBackend(Backend):
         return mx.subtract(n - 1, mx.flip(rev, axis=axis))
 
     # ------------------------------------------------------------------ linear algebra
-    def _inexact(self, *xs) -> bool:
+    def _inexact(self, *xs: Array) -> bool:
         return all(self.dtype_of(x).kind in ("float", "complex") for x in xs)
 
-    def _no_empty_kernel(self, out, *xs):
+    def _no_empty_kernel(self, out: Array, *xs: Array) -> Array:
         """``out``, or zeros of its shape where an operand is empty: MLX's CUDA matmul
         kernels crash on empty operands, and shape inference alone gives the answer."""
         if any(x.size == 0 for x in xs):
             return self.mx.zeros(out.shape, dtype=out.dtype)
         return out
 
-    def matmul(self, x1, x2):
+    def matmul(self, x1: Array, x2: Array) -> Array:
         mx = self.mx
         if self._inexact(x1, x2):
             return self._no_empty_kernel(mx.matmul(x1, x2), x1, x2)
@@ -700,36 +703,51 @@ class MLXBackend(Backend):
             out = mx.squeeze(out, -2 if not v2 else 0) if out.ndim else out
         return out
 
-    def tensordot(self, x1, x2, axes):
+    def tensordot(self, x1: Array, x2: Array, axes: tuple[Sequence[int], Sequence[int]]) -> Array:
         if not self._inexact(x1, x2):
             return super().tensordot(x1, x2, axes)
         out = self.mx.tensordot(x1, x2, axes=[list(axes[0]), list(axes[1])])
         return self._no_empty_kernel(out, x1, x2)
 
-    def vecdot(self, x1, x2, axis):
+    def vecdot(self, x1: Array, x2: Array, axis: int) -> Array:
         return self._no_empty_kernel(self.mx.vecdot(x1, x2, axis=axis), x1, x2)
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quantization) has validated every argument before these run.
-    def quantize(self, w, group_size, bits, mode):
+    def quantize(self, w: Array, group_size: int, bits: int, mode: str) -> tuple[Array, Array, Array | None]:
         out = self.mx.quantize(w, group_size=group_size, bits=bits, mode=mode)
         return out[0], out[1], (out[2] if len(out) > 2 else None)
 
-    def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
+    def dequantize(
+        self, packed: Array, scales: Array, biases: Array | None, group_size: int, bits: int, mode: str, dtype: dt.DType
+    ) -> Array:
         return self.mx.dequantize(
             packed, scales, biases, group_size=group_size, bits=bits, mode=mode, dtype=self._native_for(dtype)
         )
 
-    def _cpu_float32(self, x, scales, biases, mode):
+    def _cpu_float32(
+        self, x: Array, scales: Array, biases: Array | None, mode: str
+    ) -> tuple[Array, Array, Array | None]:
         """x, scales, biases in float32 for MLX's CPU kernels (affine scales only: the other
         modes' scales are uint8 codes)."""
         f32 = self.mx.float32
         x = x.astype(f32) if x.dtype != f32 else x
         if mode == "affine" and scales.dtype != f32:
-            scales, biases = scales.astype(f32), biases.astype(f32)
+            scales = scales.astype(f32)
+            biases = biases.astype(f32) if biases is not None else None
         return x, scales, biases
 
-    def quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode):
+    def quantized_matmul(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
         """MLX's fused ``mx.quantized_matmul``, natively on the GPU.
 
         On the CPU, MLX's quantized kernel accumulates in its input dtype (bfloat16 or
@@ -794,7 +812,17 @@ class MLXBackend(Backend):
             )
         return out if out.dtype == out_dtype else out.astype(out_dtype)
 
-    def _batched_as_gather(self, x, packed, scales, biases, transpose, group_size, bits, mode):
+    def _batched_as_gather(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
         """A quantized_matmul whose batch axes broadcast, as a gather_qmm with index grids
         (no copy of x or of the weight)."""
         from arrayq.backend import broadcast_shapes
@@ -803,13 +831,25 @@ class MLXBackend(Backend):
         xb, wb = tuple(x.shape[:-2]), tuple(packed.shape[:-2])
         batch = broadcast_shapes(xb, wb)
 
-        def grid(shape):
+        def grid(shape: tuple[int, ...]) -> Array:
             ids = mx.reshape(mx.arange(math.prod(shape), dtype=mx.uint32), shape)
             return mx.broadcast_to(mx.reshape(ids, (1,) * (len(batch) - len(shape)) + shape), batch)
 
         return self.gather_qmm(x, packed, scales, biases, grid(xb), grid(wb), transpose, group_size, bits, mode)
 
-    def gather_qmm(self, x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode):
+    def gather_qmm(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        lhs_indices: Array | None,
+        rhs_indices: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
         """``mx.gather_qmm``; on the CPU with x, scales and biases in float32 (as
         :meth:`quantized_matmul`, for float32 accumulation and speed), result in x's dtype."""
         mx = self.mx

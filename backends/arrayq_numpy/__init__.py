@@ -8,12 +8,13 @@ so every result is an ``numpy.ndarray``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from arrayq import _dtypes as dt
-from arrayq.backend import Backend
+from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError
 
 
@@ -34,31 +35,32 @@ class NumPyBackend(Backend):
         import array_api_compat.numpy as xp
         import ml_dtypes
 
-        self.xp = xp
+        # typed Any: array_api_compat builds this namespace at import time, its stubs do not list it
+        self.xp: Any = xp
         self._native = {
             d: (np.dtype(ml_dtypes.bfloat16) if d.name == "bfloat16" else np.dtype(d.name)) for d in dt.ALL_DTYPES
         }
 
     # ---- data and dtypes
-    def is_array(self, x):
+    def is_array(self, x: Any) -> bool:
         return isinstance(x, (np.ndarray, np.generic))
 
-    def native_dtype(self, dtype):
+    def native_dtype(self, dtype: dt.DType) -> Any:
         try:
             return self._native[dtype]
         except KeyError:
             raise UnsupportedDTypeError(f"the numpy backend has no dtype {dtype!r}") from None
 
-    def from_numpy(self, a, device=None):
+    def from_numpy(self, a: Any, device: Any = None) -> Array:
         return np.asarray(a)
 
-    def to_numpy(self, x):
+    def to_numpy(self, x: Array) -> Any:
         return np.asarray(x)
 
-    def astype(self, x, dtype, copy=True):
+    def astype(self, x: Array, dtype: dt.DType, copy: bool = True) -> Array:
         return _arr(x).astype(self._native[dtype], copy=copy)
 
-    def asarray(self, obj, dtype, device, copy):
+    def asarray(self, obj: Any, dtype: dt.DType | None, device: Any, copy: bool | None) -> Array:
         native = None if dtype is None else self._native[dtype]
         if copy is False:
             # only an array (or a buffer) of the right dtype comes through without a copy;
@@ -74,33 +76,33 @@ class NumPyBackend(Backend):
         return np.asarray(obj, dtype=native)
 
     # ---- creation
-    def full(self, shape, fill_value, dtype, device):
+    def full(self, shape: tuple[int, ...], fill_value: Any, dtype: dt.DType | None, device: Any) -> Array:
         return np.full(shape, fill_value, dtype=self._native[dtype] if dtype else None)
 
-    def arange(self, start, stop, step, dtype, device):
+    def arange(self, start: Any, stop: Any, step: Any, dtype: dt.DType | None, device: Any) -> Array:
         return np.arange(start, stop, step, dtype=self._native[dtype] if dtype else None)
 
-    def eye(self, n_rows, n_cols, k, dtype, device):
+    def eye(self, n_rows: int, n_cols: int, k: int, dtype: dt.DType | None, device: Any) -> Array:
         return np.eye(n_rows, n_cols, k, dtype=self._native[dtype or self.default_float])
 
-    def linspace(self, start, stop, num, dtype, device, endpoint):
+    def linspace(self, start: Any, stop: Any, num: int, dtype: dt.DType | None, device: Any, endpoint: bool) -> Array:
         return np.linspace(start, stop, num, dtype=self._native[dtype or self.default_float], endpoint=endpoint)
 
-    def tril(self, x, k):
+    def tril(self, x: Array, k: int) -> Array:
         return np.tril(x, k)
 
-    def triu(self, x, k):
+    def triu(self, x: Array, k: int) -> Array:
         return np.triu(x, k)
 
     # ---- elementwise
-    def unary(self, op, x):
+    def unary(self, op: str, x: Array) -> Array:
         return _arr(getattr(self.xp, op)(x))
 
-    def binary(self, op, x1, x2):
+    def binary(self, op: str, x1: Array, x2: Array) -> Array:
         x1, x2 = self._weak_floats(x1, x2)
         return _arr(getattr(self.xp, op)(x1, x2))
 
-    def _weak_floats(self, x1, x2):
+    def _weak_floats(self, x1: Any, x2: Any) -> tuple[Any, Any]:
         # ml_dtypes' bfloat16 takes no part in NumPy's weak-scalar promotion: bfloat16 and a
         # Python float give float32. The array API keeps the array's dtype; so does this.
         bf16 = self._native[dt.bfloat16]
@@ -110,115 +112,126 @@ class NumPyBackend(Backend):
             x1 = np.asarray(x1, bf16)
         return x1, x2
 
-    def where(self, condition, x1, x2):
+    def where(self, condition: Array, x1: Array, x2: Array) -> Array:
         return _arr(np.where(condition, x1, x2))
 
-    def square(self, x):
+    def square(self, x: Array) -> Array:
         return _arr(np.square(x))
 
-    def hypot(self, x1, x2):
+    def hypot(self, x1: Array, x2: Array) -> Array:
         return _arr(np.hypot(*self._weak_floats(x1, x2)))
 
-    def logaddexp(self, x1, x2):
+    def logaddexp(self, x1: Array, x2: Array) -> Array:
         return _arr(np.logaddexp(*self._weak_floats(x1, x2)))
 
-    def clip(self, x, min, max):
+    def clip(self, x: Array, min: Any, max: Any) -> Array:
         if x.dtype == self._native[dt.bfloat16]:  # NumPy has no clip loop for bfloat16
             return super().clip(x, min, max)
         return _arr(self.xp.clip(x, min, max))
 
-    def erf(self, x):
+    def erf(self, x: Array) -> Array:
         # NumPy has no erf; math.erf is exact to float64, so the reference is exact.
         erf = np.frompyfunc(math.erf, 1, 1)
         return np.asarray(erf(x), dtype=np.float64).astype(x.dtype)
 
     # ---- reductions
-    def reduce(self, op, x, axis, keepdims, dtype):
+    def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: dt.DType | None) -> Array:
         kwargs = {"dtype": self._native[dtype]} if dtype is not None else {}
         return _arr(getattr(self.xp, op)(x, axis=axis, keepdims=keepdims, **kwargs))
 
-    def argreduce(self, op, x, axis, keepdims):
+    def argreduce(self, op: str, x: Array, axis: int | None, keepdims: bool) -> Array:
         return _arr(getattr(self.xp, op)(x, axis=axis, keepdims=keepdims))
 
-    def cumulative_sum(self, x, axis, dtype, include_initial):
+    def cumulative_sum(self, x: Array, axis: int, dtype: dt.DType | None, include_initial: bool) -> Array:
         return _arr(
             self.xp.cumulative_sum(
                 x, axis=axis, dtype=self._native[dtype] if dtype else None, include_initial=include_initial
             )
         )
 
-    def mean(self, x, axis, keepdims):
+    def mean(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
         return _arr(np.mean(x, axis=axis, keepdims=keepdims))
 
-    def var(self, x, axis, correction, keepdims):
+    def var(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return _arr(np.var(x, axis=axis, ddof=correction, keepdims=keepdims))
 
-    def std(self, x, axis, correction, keepdims):
+    def std(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return _arr(np.std(x, axis=axis, ddof=correction, keepdims=keepdims))
 
     # ---- shapes and indexing
-    def reshape(self, x, shape):
+    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
         return np.reshape(x, shape)
 
-    def permute_dims(self, x, axes):
+    def permute_dims(self, x: Array, axes: tuple[int, ...]) -> Array:
         return np.transpose(x, axes)
 
-    def broadcast_to(self, x, shape):
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         return np.broadcast_to(x, shape)
 
-    def concat(self, arrays, axis):
+    def concat(self, arrays: Sequence[Array], axis: int | None) -> Array:
         return np.concatenate(arrays, axis=axis)
 
-    def flip(self, x, axis):
+    def flip(self, x: Array, axis: tuple[int, ...] | None) -> Array:
         return _arr(np.flip(x, axis=axis))
 
-    def take(self, x, indices, axis):
+    def take(self, x: Array, indices: Array, axis: int) -> Array:
         return _arr(np.take(x, indices, axis=axis))
 
-    def take_along_axis(self, x, indices, axis):
+    def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
         return np.take_along_axis(x, indices, axis=axis)
 
-    def stack(self, arrays, axis):
+    def stack(self, arrays: Sequence[Array], axis: int) -> Array:
         return np.stack(arrays, axis=axis)
 
-    def tile(self, x, repetitions):
+    def tile(self, x: Array, repetitions: tuple[int, ...]) -> Array:
         return np.tile(x, repetitions)
 
-    def roll(self, x, shift, axis):
+    def roll(self, x: Array, shift: int | Sequence[int], axis: tuple[int, ...] | None) -> Array:
         return np.roll(x, shift, axis=axis)
 
     # ---- searching, sorting, sets
-    def nonzero(self, x):
+    def nonzero(self, x: Array) -> tuple[Array, ...]:
         return tuple(np.nonzero(x))
 
-    def searchsorted(self, x1, x2, side, sorter):
-        return _arr(np.searchsorted(x1, x2, side=side, sorter=sorter))
+    def searchsorted(self, x1: Array, x2: Array, side: str, sorter: Array | None) -> Array:
+        return _arr(np.searchsorted(x1, x2, side="right" if side == "right" else "left", sorter=sorter))
 
-    def sort(self, x, axis, descending, stable):
+    def sort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
         return self.xp.sort(x, axis=axis, descending=descending, stable=stable)
 
-    def argsort(self, x, axis, descending, stable):
+    def argsort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
         return self.xp.argsort(x, axis=axis, descending=descending, stable=stable)
 
-    def unique_all(self, x):
+    def unique_all(self, x: Array) -> tuple[Array, Array, Array, Array]:
         return tuple(self.xp.unique_all(x))
 
     # ---- linear algebra
     # NumPy computes bfloat16 products in float32; the array API keeps the operands' dtype.
-    def matmul(self, x1, x2):
+    def matmul(self, x1: Array, x2: Array) -> Array:
         return _in_dtype(np.matmul(x1, x2), x1, x2)
 
-    def tensordot(self, x1, x2, axes):
+    def tensordot(self, x1: Array, x2: Array, axes: tuple[Sequence[int], Sequence[int]]) -> Array:
         return _arr(np.tensordot(x1, x2, axes=axes))
 
-    def vecdot(self, x1, x2, axis):
-        return _in_dtype(np.vecdot(x1, x2, axis=axis), x1, x2)
+    def vecdot(self, x1: Array, x2: Array, axis: int) -> Array:
+        # (numpy's stubs omit the axis= keyword that gufuncs take)
+        return _in_dtype(np.vecdot(x1, x2, axis=axis), x1, x2)  # type: ignore[call-overload]
 
     # ---- quantized linear algebra
-    def quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode):
+    def quantized_matmul(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
         """Affine weights without batch axes take the fast path in ``_quantized``; other
         formats and batched weights take the blockwise reference."""
-        if mode != "affine" or packed.ndim != 2:
+        if mode != "affine" or packed.ndim != 2 or biases is None:
             return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
         from ._quantized import affine_matmul
 

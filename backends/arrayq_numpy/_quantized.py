@@ -64,7 +64,9 @@ def codes_f32(packed: np.ndarray, bits: int) -> np.ndarray:
     return np.take(_byte_table(bits), data, axis=0).reshape(*data.shape[:-1], -1)
 
 
-def _dequantize_rows(packed, scales, biases, bits, group_size) -> np.ndarray:
+def _dequantize_rows(
+    packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: int, group_size: int
+) -> np.ndarray:
     """float32 (rows, cols) for a block of rows, scales/biases already float32."""
     codes = codes_f32(packed, bits)
     rows, cols = codes.shape

@@ -1,5 +1,6 @@
 """The ``arrayq`` command line: ``arrayq info``, ``arrayq demo``, ``arrayq --version``,
-``arrayq make-checkpoint`` and ``arrayq generate`` (these two live in ``arrayq.models._cli``).
+``arrayq conformance``, ``arrayq bench``, ``arrayq make-checkpoint`` and ``arrayq generate``
+(these two live in ``arrayq.models._cli``).
 Each subcommand is one function taking the parsed arguments and returning an exit code."""
 
 from __future__ import annotations
@@ -72,6 +73,45 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmarks, print their tables; optionally write the rows as JSON and a chart."""
+    import importlib.util
+    import json
+
+    from . import bench
+
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before running anything
+        print(f"arrayq: error: {bench.MATPLOTLIB_MISSING}", file=sys.stderr)
+        return 2
+    rows = bench.run(args.only, quick=args.quick)
+    print(bench.format_rows(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+            fh.write("\n")
+    if args.plot:
+        try:
+            bench.plot(rows, args.plot)
+        except RuntimeError as exc:  # matplotlib missing
+            print(f"arrayq: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+BENCH_EPILOG = """\
+quantized: 4-bit quantized matmul, arrayq on NumPy vs MLX's CPU kernel vs dense NumPy.
+dispatch: 1000 small ops through arrayq vs the library directly (NumPy; MLX graph
+building and a decode-shape quantized_matmul when MLX is installed), µs per op.
+generate: tokens/s of arrayq on NumPy and MLX (and mlx-lm when installed), through
+benchmarks/bench_generate.py of a source checkout.
+
+NumPy note: some machines set OPENBLAS_CORETYPE (an old-OpenBLAS workaround that slows
+current NumPy); benchmark with them unset:
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE arrayq bench
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra."
@@ -88,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("-k", metavar="PATTERN", help="only cases whose id contains PATTERN (or matches it as a glob)")
     conf.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     conf.set_defaults(func=cmd_conformance)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: quantized matmul, dispatch overhead, generation",
+        description="Run arrayq's benchmarks side by side and print medians.",
+        epilog=BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--only", choices=["quantized", "dispatch", "generate"], help="run one benchmark only")
+    bench.add_argument("--quick", action="store_true", help="smaller runs (tens of seconds in all on 2 cores)")
+    bench.add_argument("--json", metavar="FILE", help="also write every row as JSON")
+    bench.add_argument("--plot", metavar="FILE.png", help="also draw a bar chart (needs matplotlib: arrayq[plot])")
+    bench.set_defaults(func=cmd_bench)
     from .models._cli import add_parsers as add_model_parsers  # make-checkpoint, generate
 
     add_model_parsers(sub)

@@ -170,6 +170,32 @@ def _worker(args: argparse.Namespace, engine: str, n_prompt: int) -> dict | None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_engines(
+    model: str | Path,
+    engines: list[str],
+    prompt_tokens: int = 64,
+    decode_tokens: int = 16,
+    repeat: int = 2,
+    mlx_lm_prompt_tokens: int = 16,
+) -> list[dict]:
+    """One row per engine ("numpy", "mlx", "mlx-lm"), each measured in its own process;
+    an engine whose library is missing is skipped with a note on stderr.
+    (``arrayq bench --only generate`` calls this.)"""
+    args = argparse.Namespace(model=model, decode_tokens=decode_tokens, repeat=repeat)
+    rows = []
+    for engine in engines:
+        if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
+            print("mlx-lm is not installed: skipped (pip install mlx-lm)", file=sys.stderr)
+            continue
+        if engine == "mlx" and not _available("mlx"):
+            print("mlx is not installed: skipped", file=sys.stderr)
+            continue
+        row = _worker(args, engine, mlx_lm_prompt_tokens if engine == "mlx-lm" else prompt_tokens)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:.0f} MiB"
 
@@ -214,18 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     bandwidth = _worker(args, "bandwidth", 0)["bandwidth"]
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    rows = []
-    for engine in engines:
-        if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
-            print("mlx-lm is not installed: skipped (pip install mlx-lm)", file=sys.stderr)
-            continue
-        if engine == "mlx" and not _available("mlx"):
-            print("mlx is not installed: skipped", file=sys.stderr)
-            continue
-        n_prompt = args.mlx_lm_prompt_tokens if engine == "mlx-lm" else args.prompt_tokens
-        row = _worker(args, engine, n_prompt)
-        if row is not None:
-            rows.append(row)
+    rows = run_engines(
+        args.model, engines, args.prompt_tokens, args.decode_tokens, args.repeat, args.mlx_lm_prompt_tokens
+    )
     if not rows:
         return 1
 

@@ -9,7 +9,8 @@ values) however large the weight is.
 * decode (few rows of x): per group ``g`` of ``group_size`` columns,
   ``y = sum_g scale_g * (codes_g . x_g) + bias_g * sum(x_g)`` — the codes are only
   converted to float32, never scaled, and the dot products run as one batched matmul.
-* prefill (many rows): dequantize a block of weight rows to float32 and hand it to BLAS.
+* prefill (many rows): scale a block of float32 codes and hand it to BLAS; the biases
+  add ``bias @ sum_g(x)`` once at the end.
 
 Accumulation is in float32; scales and biases are widened to float32 first, so bfloat16
 checkpoints lose nothing to the kernel (MLX's CPU kernel accumulates in bfloat16).
@@ -110,10 +111,14 @@ def affine_matmul(
             out[:, r : r + block] = np.einsum("mrg,rg->mr", dots, s32[r : r + block]) + xsum @ b32[r : r + block].T
         return out
     # prefill: W_block @ x.T fills contiguous rows of out.T (BLAS is several times faster
-    # this way round than x @ W_block.T for blocks of a few hundred rows)
+    # this way round than x @ W_block.T for blocks of a few hundred rows). Only the scales
+    # touch the block; the biases enter once, as bias @ (x summed per group).
     out_t = np.empty((rows, m), np.float32)
     xt = np.ascontiguousarray(x.T)
+    groups = cols // group_size
     for r in range(0, rows, block):
-        w = _dequantize_rows(packed[r : r + block], s32[r : r + block], b32[r : r + block], bits, group_size)
+        w = codes_f32(packed[r : r + block], bits)
+        w.reshape(-1, groups, group_size).__imul__(s32[r : r + block, :, None])
         np.matmul(w, xt, out=out_t[r : r + block])
+    out_t += b32 @ x.reshape(m, groups, group_size).sum(axis=-1).T
     return np.ascontiguousarray(out_t.T)

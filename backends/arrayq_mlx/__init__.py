@@ -714,15 +714,28 @@ class MLXBackend(Backend):
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quantization) has validated every argument before these run.
+    # MLX 0.32.4's CUDA kernels do not produce MLX's format exactly: quantize rounds exact
+    # ties up (the CPU rounds them to even), dequantize rounds once where the CPU rounds
+    # twice, fp modes encode -0 and all-zero groups differently, and 1-bit quantize and
+    # dequantize return garbage without an error (docs/benchmarks-cuda.md). So these two
+    # always run on MLX's CPU stream: the formats stay bit-exact on every device, and
+    # quantize is a load-time op. quantized_matmul keeps the GPU kernels, except 1-bit.
     def quantize(self, w: Array, group_size: int, bits: int, mode: str) -> tuple[Array, Array, Array | None]:
-        out = self.mx.quantize(w, group_size=group_size, bits=bits, mode=mode)
+        out = self.mx.quantize(w, group_size=group_size, bits=bits, mode=mode, stream=self.mx.cpu)
         return out[0], out[1], (out[2] if len(out) > 2 else None)
 
     def dequantize(
         self, packed: Array, scales: Array, biases: Array | None, group_size: int, bits: int, mode: str, dtype: dt.DType
     ) -> Array:
         return self.mx.dequantize(
-            packed, scales, biases, group_size=group_size, bits=bits, mode=mode, dtype=self._native_for(dtype)
+            packed,
+            scales,
+            biases,
+            group_size=group_size,
+            bits=bits,
+            mode=mode,
+            dtype=self._native_for(dtype, "cpu"),
+            stream=self.mx.cpu,
         )
 
     def _cpu_float32(
@@ -790,6 +803,9 @@ class MLXBackend(Backend):
             # MLX 0.32 silently drops the weight's batch axes when x has fewer dimensions
             # ((M, K) x (B, N, K) gives (M, N)); with leading 1s it broadcasts correctly.
             x = mx.reshape(x, (1,) * (packed.ndim - x.ndim) + tuple(x.shape))
+        if bits == 1 and self._target_is_gpu():  # MLX's CUDA kernels have no 1-bit support
+            with mx.stream(mx.cpu):
+                return self.quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
         on_gpu = self._target_is_gpu()
         if on_gpu:
             if packed.ndim > 2 and tuple(x.shape[:-2]) != tuple(packed.shape[:-2]):
@@ -853,6 +869,11 @@ class MLXBackend(Backend):
         """``mx.gather_qmm``; on the CPU with x, scales and biases in float32 (as
         :meth:`quantized_matmul`, for float32 accumulation and speed), result in x's dtype."""
         mx = self.mx
+        if bits == 1 and self._target_is_gpu():  # MLX's CUDA kernels have no 1-bit support
+            with mx.stream(mx.cpu):
+                return self.gather_qmm(
+                    x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode
+                )
         lhs = None if lhs_indices is None else lhs_indices.astype(mx.uint32)
         rhs = None if rhs_indices is None else rhs_indices.astype(mx.uint32)
         out_dtype = x.dtype

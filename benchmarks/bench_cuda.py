@@ -1,0 +1,285 @@
+"""Quantized matmul on an NVIDIA GPU through MLX's CUDA build (``mlx`` + ``mlx-cuda-13``).
+
+    python benchmarks/bench_cuda.py [--quick] [--out DIR]
+
+4-bit affine, group size 64, bfloat16 activations and bfloat16 scales/biases (the weight is
+quantized from bfloat16). For each shape it times, on the GPU:
+
+* ``mx.quantized_matmul`` called directly,
+* ``arrayq.linalg.quantized_matmul`` on the same arrays (arrayq's validation and dispatch
+  on top of the same kernel),
+* dense bfloat16 ``mx.matmul`` (x @ W.T) as the baseline.
+
+Each timed sample builds 32 independent calls and evaluates them with one ``mx.eval``, so
+launch and synchronisation overhead is spread over 32 calls; the reported time per call is
+the median over the samples divided by 32. The calls cycle through several distinct weights
+(at least ~200 MB in all) so the 50 MB L2 cache of an H100 cannot serve a weight twice.
+"Achieved GB/s" counts the bytes one call must move at least (packed weight + scales +
+biases + x + out, or the bf16 weight + x + out for dense) over its time, and is set against
+the copy bandwidth of the same card measured in the same run (a large device-to-device
+copy, bytes read + bytes written over time). TFLOP/s = 2*M*N*K / time.
+
+Works with or without arrayq installed as a package (run from the repository root, with
+``.`` and ``backends`` on PYTHONPATH): the MLX backend is registered at run time if no
+entry point provides it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+CALLS_PER_EVAL = 32
+GROUP_SIZE, BITS = 64, 4
+# (label, M, K, N)
+SHAPES = [
+    ("decode 1x4096 . 12288x4096", 1, 4096, 12288),
+    ("LM head 1x4096 . 151936x4096", 1, 4096, 151936),
+    ("prefill 512x4096 . 12288x4096", 512, 4096, 12288),
+]
+MIN_WEIGHT_BYTES = 200 * 2**20  # distinct weights per shape add up to at least this much
+
+
+def card_name() -> str:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        return out.splitlines()[0] if out else "unknown (nvidia-smi printed nothing)"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({exc})"
+
+
+def copy_bandwidth_torch(nbytes: int = 4 * 2**30, repeat: int = 20) -> float | None:
+    """Device-to-device copy through PyTorch, (read + write) bytes / median time, in GB/s."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    src = torch.randn(nbytes // 2, dtype=torch.bfloat16, device="cuda")
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * nbytes / statistics.median(times) / 1e9
+
+
+def copy_bandwidth_mlx(mx: Any, nbytes: int = 4 * 2**30, repeat: int = 20) -> float:
+    """The same through MLX: y = x + 1 on a large bfloat16 array (one read, one write)."""
+    x = mx.random.normal((nbytes // 2 // 4096, 4096)).astype(mx.bfloat16)
+    mx.eval(x)
+    times = []
+    for i in range(repeat + 3):
+        t0 = time.perf_counter()
+        y = x + 1
+        mx.eval(y)
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+        del y
+    del x
+    return 2 * nbytes / statistics.median(times) / 1e9
+
+
+def median_per_call(mx: Any, make_calls: Callable[[], list[Any]], samples: int) -> tuple[float, float]:
+    """Per call, after warm-up: (median time of ``mx.eval`` on 32 calls built beforehand,
+    median time to build the 32 calls and evaluate them), each divided by 32. The first is
+    the GPU work and its launches; the second adds the Python cost of making the calls
+    (MLX builds the whole graph before ``mx.eval`` launches anything)."""
+    for _ in range(3):
+        mx.eval(make_calls())
+    eval_only, total = [], []
+    for _ in range(samples):
+        mx.synchronize()
+        outs = make_calls()
+        t0 = time.perf_counter()
+        mx.eval(outs)
+        eval_only.append(time.perf_counter() - t0)
+        del outs
+        mx.synchronize()
+        t0 = time.perf_counter()
+        mx.eval(make_calls())
+        total.append(time.perf_counter() - t0)
+    return statistics.median(eval_only) / CALLS_PER_EVAL, statistics.median(total) / CALLS_PER_EVAL
+
+
+def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: int) -> list[dict[str, Any]]:
+    from arrayq.quantization import QuantizedWeight
+
+    bf16 = mx.bfloat16
+    q_bytes = n * k * BITS // 8 + 2 * (n * (k // GROUP_SIZE) * 2)  # packed + bf16 scales + bf16 biases
+    d_bytes = n * k * 2
+    n_q = max(2, min(CALLS_PER_EVAL, -(-MIN_WEIGHT_BYTES // q_bytes)))
+    n_d = max(2, min(CALLS_PER_EVAL, -(-MIN_WEIGHT_BYTES // d_bytes)))
+    mx.random.seed(0)
+    dense, quant = [], []
+    for i in range(max(n_q, n_d)):
+        w = (mx.random.normal((n, k)) * 0.02).astype(bf16)
+        if i < n_q:
+            packed, scales, biases = mx.quantize(w, group_size=GROUP_SIZE, bits=BITS)
+            assert scales.dtype == bf16, scales.dtype
+            quant.append((packed, scales, biases))
+        if i < n_d:
+            dense.append(w)
+        mx.eval(dense, quant)
+    xs = [(mx.random.normal((m, k))).astype(bf16) for _ in range(CALLS_PER_EVAL)]
+    mx.eval(xs)
+    qws = [QuantizedWeight(p, s, b, GROUP_SIZE, BITS, "affine") for p, s, b in quant]
+
+    # correctness first: the kernel against x @ dequantize(W).T in float32
+    p, s, b = quant[0]
+    got = mx.quantized_matmul(xs[0], p, s, b, transpose=True, group_size=GROUP_SIZE, bits=BITS).astype(mx.float32)
+    via_aq = aq.linalg.quantized_matmul(xs[0], qws[0], transpose=True).astype(mx.float32)
+    ref = mx.matmul(
+        xs[0].astype(mx.float32), mx.dequantize(p, s, b, group_size=GROUP_SIZE, bits=BITS, dtype=mx.float32).T
+    )
+    rel = (mx.linalg.norm(got - ref) / mx.linalg.norm(ref)).item()
+    same = mx.array_equal(got, via_aq).item()
+
+    def direct() -> list[Any]:
+        return [
+            mx.quantized_matmul(xs[i], *quant[i % n_q], transpose=True, group_size=GROUP_SIZE, bits=BITS)
+            for i in range(CALLS_PER_EVAL)
+        ]
+
+    def through_arrayq() -> list[Any]:
+        return [aq.linalg.quantized_matmul(xs[i], qws[i % n_q], transpose=True) for i in range(CALLS_PER_EVAL)]
+
+    def dense_mm() -> list[Any]:
+        return [mx.matmul(xs[i], dense[i % n_d].T) for i in range(CALLS_PER_EVAL)]
+
+    io = m * k * 2 + m * n * 2
+    flops = 2 * m * n * k
+    rows = []
+    for name, fn, wbytes in (
+        ("mx.quantized_matmul q4", direct, q_bytes),
+        ("arrayq quantized_matmul q4", through_arrayq, q_bytes),
+        ("mx.matmul bf16 dense", dense_mm, d_bytes),
+    ):
+        t, t_total = median_per_call(mx, fn, samples)
+        rows.append(
+            {
+                "case": label,
+                "M": m,
+                "K": k,
+                "N": n,
+                "name": name,
+                "us_per_call": t * 1e6,
+                "us_per_call_with_build": t_total * 1e6,
+                "bytes_per_call": wbytes + io,
+                "GB_s": (wbytes + io) / t / 1e9,
+                "TFLOP_s": flops / t / 1e12,
+                "distinct_weights": n_q if wbytes == q_bytes else n_d,
+            }
+        )
+    rows[0]["rel_err_vs_dequantized"] = rel
+    rows[1]["same_as_direct"] = bool(same)
+    return rows
+
+
+def format_table(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"date {meta['date']}  card {meta['card']}  mlx {meta['mlx']}  arrayq {meta['arrayq']}  "
+        f"python {meta['python']}",
+        f"copy bandwidth (read+write): torch {meta['copy_GB_s_torch'] or float('nan'):.0f} GB/s, "
+        f"mlx (x+1) {meta['copy_GB_s_mlx']:.0f} GB/s; {CALLS_PER_EVAL} calls per mx.eval, "
+        f"median of {meta['samples']} samples",
+        "us/call: mx.eval of 32 prebuilt calls / 32 (GB/s, % copy, TFLOP/s from it); "
+        "+build: making the 32 calls in Python and evaluating them, / 32",
+        f"{'case':<31} {'what':<27} {'us/call':>9} {'+build':>8} {'GB/s':>7} {'% copy':>7} {'TFLOP/s':>8}  note",
+    ]
+    copy = meta["copy_GB_s_torch"] or meta["copy_GB_s_mlx"]
+    for r in rows:
+        note = ""
+        if "rel_err_vs_dequantized" in r:
+            note = f"rel err vs dequantized {r['rel_err_vs_dequantized']:.1e}"
+        if "same_as_direct" in r:
+            note = "bit-identical to direct" if r["same_as_direct"] else "DIFFERS from direct"
+        lines.append(
+            f"{r['case']:<31} {r['name']:<27} {r['us_per_call']:>9.1f} {r['us_per_call_with_build']:>8.1f} "
+            f"{r['GB_s']:>7.0f} "
+            f"{100 * r['GB_s'] / copy:>6.0f}% {r['TFLOP_s']:>8.1f}  {note}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument("--out", help="folder for bench_cuda.txt and bench_cuda.json")
+    args = parser.parse_args(argv)
+    samples = 5 if args.quick else 15
+
+    import mlx.core as mx
+
+    import arrayq as aq
+    from arrayq._version import __version__ as version
+
+    try:
+        aq.get_backend("mlx")
+    except Exception:  # no installed entry point: register the backend from the source tree
+        from arrayq_mlx import MLXBackend
+
+        aq.register_backend("mlx", MLXBackend, replace=True)
+    if not mx.cuda.is_available():
+        print("MLX has no CUDA device here (needs mlx-cuda-13 and an NVIDIA GPU)", file=sys.stderr)
+        return 1
+    mx.set_default_device(mx.gpu)
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "card": card_name(),
+        "mlx": getattr(mx, "__version__", "unknown"),
+        "arrayq": version,
+        "python": platform.python_version(),
+        "samples": samples,
+        "calls_per_eval": CALLS_PER_EVAL,
+        "group_size": GROUP_SIZE,
+        "bits": BITS,
+        "activations": "bfloat16",
+        "scales": "bfloat16",
+        "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32"),
+    }
+    meta["copy_GB_s_torch"] = copy_bandwidth_torch()
+    meta["copy_GB_s_mlx"] = copy_bandwidth_mlx(mx)
+    rows = []
+    with aq.default_backend("mlx", "gpu"):
+        for label, m, k, n in SHAPES:
+            rows += bench_shape(mx, aq, label, m, k, n, samples)
+            mx.clear_cache()  # the shape's weights are gone with bench_shape's frame
+            print(format_table(meta, rows).splitlines()[-1], flush=True)
+    table = format_table(meta, rows)
+    print(table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "bench_cuda.txt"), "w") as fh:
+            fh.write(table + "\n")
+        with open(os.path.join(args.out, "bench_cuda.json"), "w") as fh:
+            json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

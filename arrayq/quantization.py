@@ -11,6 +11,7 @@ All validation lives here, so every backend refuses the same bad input with the 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from . import _dtypes as dt
@@ -290,8 +291,6 @@ def gather_qmm(
     backend, (x, packed, scales_, biases_, lhs, rhs) = resolve(
         x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices
     )
-    import math
-
     for name, idx, limit in (
         ("lhs_indices", lhs, math.prod(_shape(x)[:-2])),
         ("rhs_indices", rhs, math.prod(qw.shape[:-2])),
@@ -303,11 +302,11 @@ def gather_qmm(
         host = backend.to_numpy(idx)
         if host.size and (host.min() < 0 or host.max() >= limit):
             raise QuantizationError(f"{name} must lie in [0, {limit}), got values from {host.min()} to {host.max()}")
-    batch = _shape(lhs if lhs is not None else rhs) if (lhs is not None or rhs is not None) else None
-    if batch is not None and lhs is not None and rhs is not None:
-        batch = broadcast_shapes(_shape(lhs), _shape(rhs))
-    if batch is None:
-        batch = broadcast_shapes(_shape(x)[:-2], qw.shape[:-2])
+    # the output batch: the two index arrays broadcast, a missing one standing for "all of
+    # its operand's batch, in order"
+    batch = broadcast_shapes(
+        _shape(lhs) if lhs is not None else _shape(x)[:-2], _shape(rhs) if rhs is not None else qw.shape[:-2]
+    )
     m, n = _shape(x)[-2], _kn(qw, transpose)[1]
     if 0 in batch or m == 0:  # nothing to compute; some kernels crash on empty inputs
         return backend.zeros(batch + (m, n), _dtype_of(x), backend.device_of(x))

@@ -776,3 +776,12 @@ def test_clip_0d_and_empty(be):
     be.check(aq.clip(be.arr(5.0), 0.0, 2.0), 2.0, aq.float64)
     be.check(aq.clip(be.arr(np.int16(-5)), 0, 2), 0, aq.int16)
     be.check(aq.clip(be.arr(np.zeros((0, 3), np.float32)), 0.0, 1.0), np.zeros((0, 3)), aq.float32)
+
+
+def test_elementwise_all_lists_exactly_the_contract_ops():
+    # _elementwise.__all__ is spelled out for static tools; it must stay the contract's op tables
+    from arrayq import _elementwise
+
+    expected = {*UNARY_OPS, *BINARY_OPS, "positive", "square", "erf", "hypot", "logaddexp", "clip"}
+    assert set(_elementwise.__all__) == expected
+    assert len(_elementwise.__all__) == len(expected)

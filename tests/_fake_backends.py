@@ -6,40 +6,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from arrayq.backend import BINARY_OPS, COMPOSITES, REDUCE_OPS, UNARY_OPS
+from arrayq.backend import COMPOSITES
 from arrayq_numpy import NumPyBackend
 
-_NOT_ARRAY_OPS = {"is_array", "native_dtype", "to_numpy", *UNARY_OPS, *BINARY_OPS, *REDUCE_OPS, "argmax", "argmin"}
-ARRAY_OPS = [
-    op
-    for op in (
-        "from_numpy",
-        "astype",
-        "full",
-        "arange",
-        "where",
-        "unary",
-        "binary",
-        "reduce",
-        "argreduce",
-        "cumulative_sum",
-        "reshape",
-        "permute_dims",
-        "broadcast_to",
-        "concat",
-        "flip",
-        "take",
-        "take_along_axis",
-        "nonzero",
-        "searchsorted",
-        "sort",
-        "argsort",
-        "unique_all",
-        "matmul",
-        *COMPOSITES,
-    )
-    if op not in _NOT_ARRAY_OPS
-]
+#: Backend methods implementing primitives that take or give arrays (the elementwise and
+#: reduction op names of the contract go through unary/binary/reduce/argreduce).
+ARRAY_PRIMITIVE_METHODS = (
+    "from_numpy",
+    "astype",
+    "full",
+    "arange",
+    "where",
+    "unary",
+    "binary",
+    "reduce",
+    "argreduce",
+    "cumulative_sum",
+    "reshape",
+    "permute_dims",
+    "broadcast_to",
+    "concat",
+    "flip",
+    "take",
+    "take_along_axis",
+    "nonzero",
+    "searchsorted",
+    "sort",
+    "argsort",
+    "unique_all",
+    "matmul",
+)
+ARRAY_OPS = (*ARRAY_PRIMITIVE_METHODS, *COMPOSITES)
 
 
 def _retag(value, array_type):

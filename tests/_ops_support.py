@@ -32,6 +32,7 @@ import pytest
 import arrayq
 from arrayq.backend import COMPOSITES, Backend
 from arrayq_numpy import NumPyBackend
+from tests._fake_backends import ARRAY_PRIMITIVE_METHODS
 
 QUANTIZED = frozenset({"quantize", "dequantize", "quantized_matmul", "gather_qmm"})
 #: Composites the NumPy backend overrides natively; PrimitivesOnly puts them back.
@@ -101,31 +102,7 @@ def _boxed(name: str):
 
 
 #: The primitives that take or give arrays (is_array, native_dtype, to_numpy are below).
-_ARRAY_PRIMITIVES = (
-    "from_numpy",
-    "astype",
-    "full",
-    "arange",
-    "unary",
-    "binary",
-    "where",
-    "reduce",
-    "argreduce",
-    "cumulative_sum",
-    "reshape",
-    "permute_dims",
-    "broadcast_to",
-    "concat",
-    "flip",
-    "take",
-    "take_along_axis",
-    "nonzero",
-    "searchsorted",
-    "sort",
-    "argsort",
-    "unique_all",
-    "matmul",
-)
+_ARRAY_PRIMITIVES = ARRAY_PRIMITIVE_METHODS
 
 
 class PrimitivesOnly(NumPyBackend):

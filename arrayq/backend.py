@@ -170,6 +170,11 @@ class Backend:
     def eval(self, *xs: Array) -> None:
         """Force lazy arrays to be computed. Eager backends do nothing."""
 
+    def notes(self) -> list[str]:
+        """Lines about how this backend runs on this machine (which kernels, why not
+        others), for ``arrayq info``. None by default."""
+        return []
+
     # ------------------------------------------------------------------ creation
     def full(self, shape: tuple[int, ...], fill_value: Any, dtype: DType | None, device: Any) -> Array:
         raise _unsupported(self, "full")

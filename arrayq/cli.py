@@ -33,6 +33,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             b = arrayq.get_backend(row.name)
             library = f"{b.library_module} {_library_version(b.library_module)}"
             print(f"  {row.name:<10} available  {library}  devices: {b.devices()}")
+            for note in b.notes():
+                print(f"  {'':<10} {note}")
         else:
             print(f"  {row.name:<10} unavailable: {row.reason}")
             if row.install_hint:

@@ -4,6 +4,10 @@ py.typed), and installed into a fresh virtual environment it works on its own: i
 ``arrayq --version``, and a slice of the conformance suite, run from a directory outside
 the source tree so that only the installed wheel can be imported.
 
+The wheel carries the NumPy backend's native kernels where a C compiler is found; a second
+build with no compiler (``CC`` pointing at a program that fails) must still give a wheel that
+installs and works, on the pure-NumPy path, and says so in ``arrayq info``.
+
 The build runs without isolation (no download), so it needs ``build`` and setuptools >= 77
 (which reads ``license = "MIT"``), as the ``dev`` extra installs; otherwise it skips.
 """
@@ -34,8 +38,11 @@ def _setuptools_version() -> tuple[int, ...]:
         return (0,)
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], cwd: Path, timeout: float = 300, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env.update(extra_env or {})
     proc = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
@@ -44,23 +51,47 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complete
     return proc
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sdist and the wheel ``python -m build`` makes (the wheel built from the sdist)."""
+def _build(out: Path, source: Path, extra_env: dict[str, str] | None = None) -> dict[str, Path]:
     if importlib.util.find_spec("build") is None:
         pytest.skip("the build package is not installed; pip install -e '.[dev]'")
     if _setuptools_version() < (77,):
         pytest.skip("setuptools >= 77 is needed to build without isolation; pip install -e '.[dev]'")
-    out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)], cwd=out)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)], out, 300, extra_env)
     wheels, sdists = sorted(out.glob("arrayq-*.whl")), sorted(out.glob("arrayq-*.tar.gz"))
-    assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
-    return {"wheel": wheels[0], "sdist": sdists[0]}
+    assert len(wheels) == 1 and len(sdists) <= 1, sorted(p.name for p in out.iterdir())
+    return {"wheel": wheels[0], "sdist": sdists[0] if sdists else source}
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sdist and the wheel ``python -m build`` makes (the wheel built from the sdist)."""
+    return _build(tmp_path_factory.mktemp("dist"), ROOT)
+
+
+@pytest.fixture(scope="module")
+def wheel_without_compiler(dist: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from the sdist where the C compiler fails (as on a machine without one)."""
+    failing = "false" if os.name != "nt" else "cmd /c exit 1"
+    no_cc = {"CC": failing, "LDSHARED": failing, "LDCXXSHARED": failing}
+    out = tmp_path_factory.mktemp("dist-no-cc")
+    return _build(out, dist["sdist"], extra_env=no_cc)["wheel"]
+
+
+def _has_compiler() -> bool:
+    """Whether this environment built the native kernels (then a wheel build does too)."""
+    return importlib.util.find_spec("arrayq_numpy._kernels") is not None
 
 
 def test_wheel_and_sdist_are_named_for_the_version(dist: dict[str, Path]) -> None:
-    assert dist["wheel"].name.startswith(f"arrayq-{arrayq.__version__}-py3-none-any")
+    assert dist["wheel"].name.startswith(f"arrayq-{arrayq.__version__}-")
     assert dist["sdist"].name == f"arrayq-{arrayq.__version__}.tar.gz"
+
+
+def test_sdist_carries_the_kernel_sources(dist: dict[str, Path]) -> None:
+    import tarfile
+
+    names = {n.split("/", 1)[1] for n in tarfile.open(dist["sdist"]).getnames() if "/" in n}
+    assert {"setup.py", "backends/arrayq_numpy/_kernels.c", "backends/arrayq_numpy/_kernels_body.h"} <= names
 
 
 def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
@@ -87,9 +118,19 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
     assert "arrayq = arrayq.cli:main" in eps
 
 
-def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path) -> None:
+def test_wheel_holds_the_native_kernels_where_a_compiler_is_found(dist: dict[str, Path]) -> None:
+    if not _has_compiler():
+        pytest.skip("this environment has no C compiler: the kernels were not built here either")
+    names = zipfile.ZipFile(dist["wheel"]).namelist()
+    assert any(n.startswith("arrayq_numpy/_kernels") and n.endswith((".so", ".pyd")) for n in names), names
+
+
+def _install_and_probe(wheel: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
+    """A fresh virtual environment with ``wheel`` installed (its dependencies from this
+    interpreter); returns its bin directory, a work directory outside the source tree, and
+    what the installed arrayq reports about itself."""
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
     # arrayq's dependencies (numpy, ml_dtypes, array-api-compat, mlx) come from this
@@ -99,10 +140,12 @@ def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path)
         _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=tmp_path).stdout.strip()
     )
     parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    # (as plain path entries: their .pth files would bring back the editable install's
+    # import hook, which finds modules in the source tree that the wheel lacks)
     (venv_site / "_arrayq_test_parent_site.pth").write_text(
-        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
+        "".join(f"import sys; sys.path.append({p!r})\n" for p in parents)
     )
-    _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(dist["wheel"])], cwd=tmp_path)
+    _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)], cwd=tmp_path)
 
     work = tmp_path / "elsewhere"  # not the source tree: only the installed wheel can be found
     work.mkdir()
@@ -115,6 +158,13 @@ def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path)
         " 'backends': [b.name for b in arrayq.list_backends(load=False)]}))\n"
     )
     found = json.loads(_run([str(python), "-c", probe], cwd=work).stdout.strip().splitlines()[-1])
+    found["venv_site"] = str(venv_site)
+    return bindir, work, found
+
+
+def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path) -> None:
+    bindir, work, found = _install_and_probe(dist["wheel"], tmp_path)
+    venv_site = Path(found["venv_site"])
     for name, file in found["files"].items():
         assert Path(file).resolve().is_relative_to(venv_site.resolve()), f"{name} was imported from {file}"
     assert found["typed"], "py.typed is missing from the installed package"
@@ -122,5 +172,18 @@ def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path)
     assert {"numpy", "mlx"} <= set(found["backends"])
 
     assert _run([str(bindir / "arrayq"), "--version"], cwd=work).stdout.strip() == f"arrayq {arrayq.__version__}"
+    report = _run([str(bindir / "arrayq"), "conformance", "numpy", "-k", "quantized_matmul"], cwd=work).stdout
+    assert "quantized_matmul" in report and "pass" in report, report
+    if _has_compiler():
+        info = _run([str(bindir / "arrayq"), "info"], cwd=work).stdout
+        assert "native kernels" in info, info
+
+
+def test_wheel_built_without_a_compiler_works_on_the_numpy_path(wheel_without_compiler: Path, tmp_path: Path) -> None:
+    names = zipfile.ZipFile(wheel_without_compiler).namelist()
+    assert not any(n.startswith("arrayq_numpy/_kernels") and n.endswith((".so", ".pyd")) for n in names), names
+    bindir, work, _ = _install_and_probe(wheel_without_compiler, tmp_path)
+    info = _run([str(bindir / "arrayq"), "info"], cwd=work).stdout
+    assert "pure-NumPy path (native kernels not built" in info, info
     report = _run([str(bindir / "arrayq"), "conformance", "numpy", "-k", "quantized_matmul"], cwd=work).stdout
     assert "quantized_matmul" in report and "pass" in report, report

@@ -41,6 +41,11 @@ class NumPyBackend(Backend):
             d: (np.dtype(ml_dtypes.bfloat16) if d.name == "bfloat16" else np.dtype(d.name)) for d in dt.ALL_DTYPES
         }
 
+    def notes(self) -> list[str]:
+        from . import _native
+
+        return [_native.status()]
+
     # ---- data and dtypes
     def is_array(self, x: Any) -> bool:
         return isinstance(x, (np.ndarray, np.generic))
@@ -229,14 +234,19 @@ class NumPyBackend(Backend):
         bits: int,
         mode: str,
     ) -> Array:
-        """Affine weights without batch axes take the fast path in ``_quantized``; other
-        formats and batched weights take the blockwise reference."""
+        """Affine weights without batch axes take the native kernels (``_native``, for
+        ``transpose=True`` where they were built) or the pure-NumPy fast path in
+        ``_quantized``; other formats and batched weights take the blockwise reference."""
         if mode != "affine" or packed.ndim != 2 or biases is None:
             return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
+        from . import _native
         from ._quantized import affine_matmul
 
-        x2d = x.reshape(-1, x.shape[-1]).astype(np.float32)
-        out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
+        x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+        if _native.supports(x2d, packed, transpose, group_size):
+            out = _native.matmul(x2d, packed, scales, biases, group_size, bits)
+        else:
+            out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
         return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
 
 

@@ -1,0 +1,547 @@
+/* arrayq_numpy._kernels: native kernels for MLX's affine quantized format.
+ *
+ * Two kernels, each over a range of weight rows, run on a persistent thread pool:
+ *   gemv        out (M, N) = x (M, K) @ W.T for M <= MAX_ROWS (decode),
+ *   dequantize  W rows as float32 (for prefill, where BLAS then does the matmul).
+ * W is given as MLX stores it: packed codes (N, K*bits/8 bytes), scales and biases
+ * (N, K/group_size) in float32, float16 or bfloat16; W = scale * code + bias per group.
+ * Arithmetic is float32 throughout (scales widened first).
+ *
+ * The arithmetic lives in _kernels_body.h, compiled here once per SIMD level (AVX-512,
+ * AVX2, and a portable level) and chosen at run time by what the CPU supports; callers may
+ * ask for a lower level (the tests run every level the machine has).
+ *
+ * Python calls these through the buffer protocol with shapes passed explicitly; the
+ * Python side (arrayq_numpy._native) has validated them, and this file checks buffer sizes
+ * again so that a wrong call raises instead of reading out of bounds.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ROWS 8
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES 2048
+#endif
+#define MAX_THREADS 256
+
+enum scale_kind { SCALE_F32 = 0, SCALE_F16 = 1, SCALE_BF16 = 2 };
+
+/* ------------------------------------------------------------------ scalar helpers */
+static inline float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f)
+        bits = sign | 0x7f800000u | (mant << 13);
+    else if (exp)
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    else if (mant == 0)
+        bits = sign;
+    else {
+        const float f = (float)mant * 0x1p-24f; /* subnormal half */
+        return sign ? -f : f;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* dst[0:n] = float32 of src[start:start+n] (one row's scales or biases), the dtype switch
+ * outside the loops so that each loop vectorizes. */
+static inline void widen_row(float *dst, const void *src, int kind, int64_t start, int64_t n) {
+    if (kind == SCALE_F32) {
+        memcpy(dst, (const float *)src + start, (size_t)n * sizeof(float));
+    } else if (kind == SCALE_BF16) { /* bfloat16 is the top half of a float32 */
+        const uint16_t *h = (const uint16_t *)src + start;
+        for (int64_t i = 0; i < n; i++) {
+            const uint32_t bits = (uint32_t)h[i] << 16;
+            memcpy(dst + i, &bits, 4);
+        }
+    } else {
+        const uint16_t *h = (const uint16_t *)src + start;
+        for (int64_t i = 0; i < n; i++) dst[i] = half_to_float(h[i]);
+    }
+}
+
+/* One row of codes, any bit width, as one byte per code (natural order). MLX's row is a
+ * little-endian bit stream, so every `bits` bytes hold exactly 8 codes. */
+static void unpack_row(const uint8_t *src, int bits, int64_t k, uint8_t *dst) {
+    const uint64_t mask = (1u << bits) - 1u;
+    for (int64_t i = 0; i < k; i += 8, src += bits) {
+        uint64_t word = 0;
+        for (int b = 0; b < bits; b++) word |= (uint64_t)src[b] << (8 * b);
+        for (int c = 0; c < 8; c++) dst[i + c] = (uint8_t)((word >> (bits * c)) & mask);
+    }
+}
+
+/* ------------------------------------------------------------------ jobs and levels */
+struct gemv_job {
+    const float *xp;   /* (M, K) x in slot order */
+    const float *xsum; /* (M, G) x summed per group */
+    const uint8_t *packed;
+    const void *scales, *biases;
+    float *out; /* (M, N) */
+    int64_t m, n, k, row_bytes;
+    int group_size, bits, slot_bits, unpack, scale_kind;
+};
+
+struct dequant_job {
+    const uint8_t *packed;
+    const void *scales, *biases;
+    float *out; /* (rows, K), columns in slot order */
+    int64_t row0, k, row_bytes;
+    int group_size, bits, slot_bits, unpack, scale_kind;
+};
+
+struct level {
+    const char *name;
+    int lanes;
+    void (*gemv_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
+    void (*dequant_rows)(const struct dequant_job *, int64_t, int64_t, uint8_t *);
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+#define X86 1
+#include <immintrin.h>
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,bmi2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,bmi2")
+#endif
+#define LEVEL avx512
+#define VW 16
+#define WIDEN_BYTES(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))
+#include "_kernels_body.h"
+#undef LEVEL
+#undef VW
+#undef WIDEN_BYTES
+#ifdef __clang__
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx2,fma,bmi2"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi2")
+#endif
+#define LEVEL avx2
+#define VW 8
+#define WIDEN_BYTES(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
+#include "_kernels_body.h"
+#undef LEVEL
+#undef VW
+#undef WIDEN_BYTES
+#ifdef __clang__
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+/* the portable level: 4 lanes (SSE2 on x86-64, NEON on arm64, plain C elsewhere) */
+#define LEVEL portable
+#define VW 4
+#include "_kernels_body.h"
+#undef LEVEL
+#undef VW
+
+static const struct level *levels[4];
+static int n_levels;
+
+static void find_levels(void) {
+    n_levels = 0;
+#ifdef X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        levels[n_levels++] = &level_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) levels[n_levels++] = &level_avx2;
+#endif
+    levels[n_levels++] = &level_portable;
+}
+
+/* Codes are read in slot order when a chunk of VW bytes (E = VW * 8/bits codes) fits a
+ * group; other widths and shapes go through unpack_row to one byte per code (8 bits). */
+static int slot_bits_for(const struct level *lv, int bits, int group_size) {
+    if (8 % bits == 0 && group_size % (lv->lanes * (8 / bits)) == 0) return bits;
+    return 8;
+}
+
+/* The position in slot order of column `col`: within each chunk of E columns, column
+ * i*P + t sits at t*VW + i. */
+static inline int64_t slot_position(int64_t col, int lanes, int slot_bits) {
+    const int P = 8 / slot_bits, E = lanes * P;
+    const int64_t base = col - col % E, i = (col % E) / P, t = (col % E) % P;
+    return base + t * lanes + i;
+}
+
+/* ------------------------------------------------------------------ the thread pool
+ * Workers wait for a new generation number: spinning for SPIN_NS after each job (decode
+ * calls come every few tens of microseconds, and a futex wake-up costs more than that),
+ * then sleeping on a condition variable. The calling thread runs part 0 itself. */
+#define SPIN_NS 200000
+
+typedef void (*task_fn)(void *ctx, int part, int parts);
+
+static struct {
+    int threads; /* 0: not started; includes the calling thread */
+    pthread_t tid[MAX_THREADS];
+    atomic_uint generation;
+    atomic_int remaining, sleepers, stop;
+    task_fn fn;
+    void *ctx;
+    int parts;
+    pthread_mutex_t mu, call_mu;
+    pthread_cond_t cv;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .call_mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static int wanted_threads; /* 0: one per CPU this process may run on */
+
+static inline void cpu_relax(void) {
+#ifdef X86
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *worker(void *arg) {
+    const int part = (int)(intptr_t)arg;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned gen;
+        int64_t spin_until = 0;
+        for (int spins = 0; (gen = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen; spins++) {
+            if ((spins & 255) == 0) {
+                const int64_t t = now_ns();
+                if (!spin_until) spin_until = t + SPIN_NS;
+                if (t > spin_until) {
+                    pthread_mutex_lock(&pool.mu);
+                    atomic_fetch_add(&pool.sleepers, 1);
+                    while ((gen = atomic_load(&pool.generation)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+                    atomic_fetch_sub(&pool.sleepers, 1);
+                    pthread_mutex_unlock(&pool.mu);
+                    break;
+                }
+            }
+            cpu_relax();
+        }
+        seen = gen;
+        if (atomic_load(&pool.stop)) return NULL;
+        pool.fn(pool.ctx, part, pool.parts);
+        atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_release);
+    }
+}
+
+static int default_threads(void) {
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void wake_all(void) {
+    atomic_fetch_add(&pool.generation, 1);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
+}
+
+static void stop_pool(void) { /* call_mu held */
+    if (pool.threads <= 1) {
+        pool.threads = 0;
+        return;
+    }
+    atomic_store(&pool.stop, 1);
+    wake_all();
+    for (int i = 1; i < pool.threads; i++) pthread_join(pool.tid[i], NULL);
+    atomic_store(&pool.stop, 0);
+    pool.threads = 0;
+}
+
+static void start_pool(void) { /* call_mu held */
+    int n = wanted_threads > 0 ? wanted_threads : default_threads();
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    pool.threads = 1;
+    for (int i = 1; i < n; i++) {
+        if (pthread_create(&pool.tid[i], NULL, worker, (void *)(intptr_t)i) != 0) break; /* fewer threads */
+        pool.threads = i + 1;
+    }
+}
+
+/* fn(ctx, part, parts) for part = 0..parts-1, in parallel; parts = 1 runs inline. */
+static void run_parallel(task_fn fn, void *ctx, int parallel) {
+    if (!parallel) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&pool.call_mu); /* one job at a time, from any Python thread */
+    if (pool.threads == 0) start_pool();
+    if (pool.threads == 1) {
+        pthread_mutex_unlock(&pool.call_mu);
+        fn(ctx, 0, 1);
+        return;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.parts = pool.threads;
+    atomic_store(&pool.remaining, pool.threads - 1);
+    wake_all();
+    fn(ctx, 0, pool.parts);
+    while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) cpu_relax();
+    pthread_mutex_unlock(&pool.call_mu);
+}
+
+/* A forked child has no pool threads: start afresh on its first call. */
+static void after_fork_in_child(void) {
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_mutex_init(&pool.call_mu, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    pool.threads = 0;
+    atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.stop, 0);
+}
+
+/* ------------------------------------------------------------------ tasks */
+/* A part's scratch: one row of codes unpacked to bytes (k), then its scales and biases
+ * as float32 (2 * k / group_size), float-aligned. */
+static size_t work_bytes(int64_t k, int group_size) {
+    return (size_t)k + 2 * (size_t)(k / group_size) * sizeof(float);
+}
+struct gemv_task {
+    const struct level *lv;
+    const struct gemv_job *job;
+};
+
+static void gemv_part(void *ctx, int part, int parts) {
+    const struct gemv_task *t = ctx;
+    const int64_t n = t->job->n, r0 = n * part / parts, r1 = n * (part + 1) / parts;
+    uint8_t *buf = malloc(work_bytes(t->job->k, t->job->group_size));
+    if (r1 > r0 && buf) t->lv->gemv_rows(t->job, r0, r1, buf);
+    free(buf);
+}
+
+struct dequant_task {
+    const struct level *lv;
+    const struct dequant_job *job;
+    int64_t rows;
+};
+
+static void dequant_part(void *ctx, int part, int parts) {
+    const struct dequant_task *t = ctx;
+    const int64_t row0 = t->job->row0, r0 = row0 + t->rows * part / parts, r1 = row0 + t->rows * (part + 1) / parts;
+    uint8_t *buf = malloc(work_bytes(t->job->k, t->job->group_size));
+    if (r1 > r0 && buf) t->lv->dequant_rows(t->job, r0, r1, buf);
+    free(buf);
+}
+
+/* below this many weights a call runs on the calling thread alone */
+#define PARALLEL_MIN_WEIGHTS (1 << 15)
+
+/* ------------------------------------------------------------------ Python glue */
+static const struct level *level_arg(int index) {
+    if (index < 0 || index >= n_levels) {
+        PyErr_Format(PyExc_ValueError, "level index %d out of range: this CPU has %d levels", index, n_levels);
+        return NULL;
+    }
+    return levels[index];
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t need, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    if (view->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, need %zd", what, view->len, need);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_format(int64_t k, int group_size, int bits, int scale_kind) {
+    if (bits < 1 || bits > 8 || group_size <= 0 || group_size % 32 || k <= 0 || k % group_size ||
+        scale_kind < SCALE_F32 || scale_kind > SCALE_BF16) {
+        PyErr_Format(PyExc_ValueError, "unsupported format: k=%lld group_size=%d bits=%d scale_kind=%d",
+                     (long long)k, group_size, bits, scale_kind);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_levels(PyObject *self, PyObject *args) {
+    PyObject *out = PyTuple_New(n_levels);
+    for (int i = 0; out && i < n_levels; i++) PyTuple_SET_ITEM(out, i, PyUnicode_FromString(levels[i]->name));
+    return out;
+}
+
+static PyObject *py_num_threads(PyObject *self, PyObject *args) {
+    return PyLong_FromLong(wanted_threads > 0 ? wanted_threads : default_threads());
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
+    const long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0 || n > MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be 0 (one per CPU) to %d, got %ld", MAX_THREADS, n);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&pool.call_mu);
+    stop_pool();
+    wanted_threads = (int)n;
+    pthread_mutex_unlock(&pool.call_mu);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+}
+
+/* gemv(level, x, packed, scales, biases, out, m, n, k, group_size, bits, scale_kind) */
+static PyObject *py_gemv(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind;
+    long long m, n, k;
+    PyObject *ox, *op, *os, *ob, *oo;
+    if (!PyArg_ParseTuple(args, "iOOOOOLLLiii", &level_index, &ox, &op, &os, &ob, &oo, &m, &n, &k, &group_size,
+                          &bits, &scale_kind))
+        return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, scale_kind) < 0) return NULL;
+    if (m < 1 || m > MAX_ROWS || n < 0) {
+        PyErr_Format(PyExc_ValueError, "gemv takes 1 to %d rows of x and n >= 0, got m=%lld n=%lld", MAX_ROWS, m, n);
+        return NULL;
+    }
+    const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2;
+    Py_buffer x, p, s, b, o;
+    if (get_buffer(ox, &x, m * k * 4, 0, "x") < 0) return NULL;
+    if (get_buffer(op, &p, n * k * bits / 8, 0, "packed") < 0) goto fail_x;
+    if (get_buffer(os, &s, n * groups * scale_bytes, 0, "scales") < 0) goto fail_p;
+    if (get_buffer(ob, &b, n * groups * scale_bytes, 0, "biases") < 0) goto fail_s;
+    if (get_buffer(oo, &o, m * n * 4, 1, "out") < 0) goto fail_b;
+
+    const int slot_bits = slot_bits_for(lv, bits, group_size);
+    float *xp = malloc((size_t)(m * k + m * groups) * sizeof(float));
+    if (!xp) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
+    float *xsum = xp + m * k;
+    const float *xs = x.buf;
+    Py_BEGIN_ALLOW_THREADS for (int64_t r = 0; r < m; r++) {
+        for (int64_t c = 0; c < k; c++) xp[r * k + slot_position(c, lv->lanes, slot_bits)] = xs[r * k + c];
+        for (int64_t g = 0; g < groups; g++) {
+            float acc = 0.0f;
+            for (int64_t c = g * group_size; c < (g + 1) * group_size; c++) acc += xs[r * k + c];
+            xsum[r * groups + g] = acc;
+        }
+    }
+    const struct gemv_job job = {xp, xsum, p.buf, s.buf, b.buf, o.buf, m, n, k, k * bits / 8,
+                                 group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct gemv_task task = {lv, &job};
+    run_parallel(gemv_part, (void *)&task, n * k >= PARALLEL_MIN_WEIGHTS);
+    Py_END_ALLOW_THREADS free(xp);
+    PyBuffer_Release(&o);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&p);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+fail_o:
+    PyBuffer_Release(&o);
+fail_b:
+    PyBuffer_Release(&b);
+fail_s:
+    PyBuffer_Release(&s);
+fail_p:
+    PyBuffer_Release(&p);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
+/* dequantize(level, packed, scales, biases, out, row0, rows, k, group_size, bits, scale_kind):
+ * rows [row0, row0 + rows) of W into out (rows, k) float32, columns in slot order. */
+static PyObject *py_dequantize(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind;
+    long long row0, rows, k;
+    PyObject *op, *os, *ob, *oo;
+    if (!PyArg_ParseTuple(args, "iOOOOLLLiii", &level_index, &op, &os, &ob, &oo, &row0, &rows, &k, &group_size,
+                          &bits, &scale_kind))
+        return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, scale_kind) < 0) return NULL;
+    if (row0 < 0 || rows < 0) {
+        PyErr_Format(PyExc_ValueError, "need row0 >= 0 and rows >= 0, got %lld and %lld", row0, rows);
+        return NULL;
+    }
+    const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2, end = row0 + rows;
+    Py_buffer p, s, b, o;
+    if (get_buffer(op, &p, end * k * bits / 8, 0, "packed") < 0) return NULL;
+    if (get_buffer(os, &s, end * groups * scale_bytes, 0, "scales") < 0) goto fail_p;
+    if (get_buffer(ob, &b, end * groups * scale_bytes, 0, "biases") < 0) goto fail_s;
+    if (get_buffer(oo, &o, rows * k * 4, 1, "out") < 0) goto fail_b;
+    const int slot_bits = slot_bits_for(lv, bits, group_size);
+    const struct dequant_job job = {p.buf, s.buf, b.buf, o.buf, row0, k, k * bits / 8,
+                                    group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct dequant_task task = {lv, &job, rows};
+    Py_BEGIN_ALLOW_THREADS run_parallel(dequant_part, (void *)&task, rows * k >= PARALLEL_MIN_WEIGHTS);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&p);
+    Py_RETURN_NONE;
+fail_b:
+    PyBuffer_Release(&b);
+fail_s:
+    PyBuffer_Release(&s);
+fail_p:
+    PyBuffer_Release(&p);
+    return NULL;
+}
+
+/* slot_order(level, k, group_size, bits) -> bytes of int64 (k,): position of each column */
+static PyObject *py_slot_order(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits;
+    long long k;
+    if (!PyArg_ParseTuple(args, "iLii", &level_index, &k, &group_size, &bits)) return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, SCALE_F32) < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(k * 8));
+    if (!out) return NULL;
+    int64_t *pos = (int64_t *)PyBytes_AS_STRING(out);
+    const int slot_bits = slot_bits_for(lv, bits, group_size);
+    for (int64_t c = 0; c < k; c++) pos[c] = slot_position(c, lv->lanes, slot_bits);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"levels", py_levels, METH_NOARGS, "SIMD levels this CPU runs, best first."},
+    {"num_threads", py_num_threads, METH_NOARGS, "Threads a parallel call uses (the caller included)."},
+    {"set_num_threads", py_set_num_threads, METH_O, "Set the thread count (0: one per CPU); restarts the pool."},
+    {"gemv", py_gemv, METH_VARARGS, "out = x @ W.T for 1..8 rows of x (see _kernels.c)."},
+    {"dequantize", py_dequantize, METH_VARARGS, "Rows of W as float32, columns in slot order (see _kernels.c)."},
+    {"slot_order", py_slot_order, METH_VARARGS, "Slot-order position of each column, as int64 bytes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "arrayq's native quantized kernels.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) {
+    find_levels();
+    static int fork_handler;
+    if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
+    PyObject *m = PyModule_Create(&module);
+    if (m) PyModule_AddIntConstant(m, "MAX_ROWS", MAX_ROWS);
+    return m;
+}

@@ -1,0 +1,183 @@
+/* One SIMD level of arrayq's native quantized kernels.
+ *
+ * _kernels.c includes this file once per level, with LEVEL (a name) and VW (float lanes
+ * per vector) defined and the level's target flags switched on. The arithmetic is written
+ * once with GCC/Clang vector extensions; the compiler turns it into AVX-512, AVX2, SSE or
+ * NEON instructions. Nothing here knows which level it is compiled for.
+ *
+ * Codes are read in "slot order": a chunk of VW packed bytes holds E = VW * 8/bits codes,
+ * and slot t of the chunk is the vector of codes (byte_i >> bits*t) & mask, i = 0..VW-1,
+ * i.e. elements i*P + t of the chunk (P = 8/bits codes per byte). Turning those into
+ * floats costs a shift, a mask and a convert per VW codes, with no shuffles. The
+ * activations are permuted into the same order once per call (see slot_index in
+ * _kernels.c), so dot products and dequantized rows line up.
+ */
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(f) CAT(f, LEVEL)
+#define STR_(a) #a
+#define STR(a) STR_(a)
+
+#define VF NAME(vf)
+#define VI NAME(vi)
+#define VU NAME(vu)
+#define VB NAME(vb)
+typedef float VF __attribute__((vector_size(VW * 4)));
+typedef int32_t VI __attribute__((vector_size(VW * 4)));
+typedef uint32_t VU __attribute__((vector_size(VW * 4)));
+typedef uint8_t VB __attribute__((vector_size(VW)));
+
+static inline __attribute__((always_inline)) VF NAME(load_f)(const float *p) {
+    VF v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) void NAME(store_f)(float *p, VF v) { memcpy(p, &v, sizeof v); }
+
+/* VW packed bytes, each widened to a 32-bit lane (WIDEN_BYTES: the level's own
+ * instruction where the compiler would otherwise widen byte by byte). */
+static inline __attribute__((always_inline)) VU NAME(load_bytes)(const uint8_t *p) {
+#ifdef WIDEN_BYTES
+    return (VU)WIDEN_BYTES(p);
+#else
+    VB b;
+    memcpy(&b, p, sizeof b);
+    return __builtin_convertvector(b, VU);
+#endif
+}
+
+/* Slot t of a chunk as floats: the codes (byte >> bits*t) & mask (the top slot needs no
+ * mask: the lanes hold single bytes). */
+static inline __attribute__((always_inline)) VF NAME(slot)(VU bytes, int bits, int t) {
+    VU codes = bytes >> (uint32_t)(bits * t);
+    if (bits * (t + 1) < 8) codes &= (uint32_t)((1u << bits) - 1u);
+    return __builtin_convertvector((VI)codes, VF);
+}
+
+static inline __attribute__((always_inline)) float NAME(hsum)(VF v) {
+    float s = 0.0f;
+    for (int i = 0; i < VW; i++) s += v[i];
+    return s;
+}
+
+/* out[m, r] for rows [r0, r1) of the weight and the first M (<= MAX_ROWS) rows of x.
+ * Per group g: s_g * (codes . x_g) + b_g * sum(x_g), so codes are only converted, never
+ * scaled, in the inner loop. bits and M are constants after inlining, so the slot and row
+ * loops unroll and the accumulators live in registers. */
+static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct gemv_job *j, int64_t r0, int64_t r1,
+                                                                  uint8_t *buf, const int bits, const int M) {
+    const int P = 8 / bits, E = VW * P;
+    const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
+    const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = j->packed + r * j->row_bytes;
+        if (j->unpack) {
+            unpack_row(row, j->bits, K, buf);
+            row = buf;
+        }
+        float *srow = (float *)(buf + K), *brow = srow + G;
+        widen_row(srow, j->scales, j->scale_kind, r * G, G);
+        widen_row(brow, j->biases, j->scale_kind, r * G, G);
+        VF total[MAX_ROWS];
+        float bias_total[MAX_ROWS];
+        for (int m = 0; m < M; m++) {
+            total[m] = (VF){0};
+            bias_total[m] = 0.0f;
+        }
+        for (int64_t g = 0; g < G; g++) {
+            const float s = srow[g], b = brow[g];
+            const uint8_t *wp = row + g * group_bytes;
+            const float *xg = j->xp + g * j->group_size;
+            __builtin_prefetch(wp + PREFETCH_BYTES);
+            VF acc[MAX_ROWS];
+            for (int m = 0; m < M; m++) acc[m] = (VF){0};
+            for (int64_t c = 0; c < chunks; c++) {
+                const VU bytes = NAME(load_bytes)(wp + c * VW);
+                for (int t = 0; t < P; t++) {
+                    const VF q = NAME(slot)(bytes, bits, t);
+                    for (int m = 0; m < M; m++) acc[m] += q * NAME(load_f)(xg + m * K + c * E + t * VW);
+                }
+            }
+            for (int m = 0; m < M; m++) {
+                total[m] += s * acc[m];
+                bias_total[m] += b * j->xsum[m * G + g];
+            }
+        }
+        for (int m = 0; m < M; m++) j->out[m * j->n + r] = NAME(hsum)(total[m]) + bias_total[m];
+    }
+}
+
+/* bits and M as compile-time constants: one instance per (bits, M) pair. */
+#define GEMV_M(bits_)                                                                       \
+    switch (j->m) {                                                                         \
+        case 1: NAME(gemv_body)(j, r0, r1, buf, bits_, 1); break;                           \
+        case 2: NAME(gemv_body)(j, r0, r1, buf, bits_, 2); break;                           \
+        case 3: NAME(gemv_body)(j, r0, r1, buf, bits_, 3); break;                           \
+        case 4: NAME(gemv_body)(j, r0, r1, buf, bits_, 4); break;                           \
+        case 5: NAME(gemv_body)(j, r0, r1, buf, bits_, 5); break;                           \
+        case 6: NAME(gemv_body)(j, r0, r1, buf, bits_, 6); break;                           \
+        case 7: NAME(gemv_body)(j, r0, r1, buf, bits_, 7); break;                           \
+        default: NAME(gemv_body)(j, r0, r1, buf, bits_, 8); break;                          \
+    }
+
+static void NAME(gemv_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
+    switch (j->slot_bits) {
+        case 1: GEMV_M(1) break;
+        case 2: GEMV_M(2) break;
+        case 4: GEMV_M(4) break;
+        default: GEMV_M(8) break;
+    }
+}
+#undef GEMV_M
+
+/* Rows [r0, r1) of the weight as float32 s*q + b, columns in slot order, into
+ * out[(r - r0) * K ...]. */
+static inline __attribute__((always_inline)) void NAME(dequant_body)(const struct dequant_job *j, int64_t r0,
+                                                                     int64_t r1, uint8_t *buf, const int bits) {
+    const int P = 8 / bits, E = VW * P;
+    const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
+    const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = j->packed + r * j->row_bytes;
+        if (j->unpack) {
+            unpack_row(row, j->bits, K, buf);
+            row = buf;
+        }
+        float *o = j->out + (r - j->row0) * K;
+        float *srow = (float *)(buf + K), *brow = srow + G;
+        widen_row(srow, j->scales, j->scale_kind, r * G, G);
+        widen_row(brow, j->biases, j->scale_kind, r * G, G);
+        for (int64_t g = 0; g < G; g++) {
+            const float s = srow[g], b = brow[g];
+            const uint8_t *wp = row + g * group_bytes;
+            float *og = o + g * j->group_size;
+            for (int64_t c = 0; c < chunks; c++) {
+                const VU bytes = NAME(load_bytes)(wp + c * VW);
+                for (int t = 0; t < P; t++) NAME(store_f)(og + c * E + t * VW, NAME(slot)(bytes, bits, t) * s + b);
+            }
+        }
+    }
+}
+
+static void NAME(dequant_rows)(const struct dequant_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
+    switch (j->slot_bits) {
+        case 1: NAME(dequant_body)(j, r0, r1, buf, 1); break;
+        case 2: NAME(dequant_body)(j, r0, r1, buf, 2); break;
+        case 4: NAME(dequant_body)(j, r0, r1, buf, 4); break;
+        default: NAME(dequant_body)(j, r0, r1, buf, 8); break;
+    }
+}
+
+static const struct level NAME(level) = {STR(LEVEL), VW, NAME(gemv_rows), NAME(dequant_rows)};
+
+#undef VF
+#undef VI
+#undef VU
+#undef VB
+#undef NAME
+#undef CAT
+#undef CAT_
+#undef STR
+#undef STR_

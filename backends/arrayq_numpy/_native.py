@@ -1,0 +1,161 @@
+"""The NumPy backend's native kernels (``_kernels.c``), where the build compiled them.
+
+Affine weights with ``transpose=True`` (``x @ W.T``, how models store them) and float32
+activations run here:
+
+* decode (``M <= _kernels.MAX_ROWS`` rows of x): one fused pass over the packed weight per
+  call, multithreaded; x is read in the kernel's column order.
+* prefill (more rows): the kernel dequantizes blocks of rows of W to float32 (in the same
+  column order, with x permuted to match), and BLAS multiplies each block.
+
+Without a compiler at install time ``_kernels`` does not exist and the pure-NumPy path in
+``_quantized`` runs instead; :func:`status` says which (``arrayq info`` prints it).
+
+Settings, read once when the kernels are first used:
+
+* ``ARRAYQ_NATIVE``: unset or ``auto`` uses the best SIMD level this CPU runs; ``off``
+  (or ``0``) uses the pure-NumPy path; a level name (``avx512``, ``avx2``, ``portable``)
+  forces that level (ValueError at first use if this CPU lacks it).
+* ``ARRAYQ_NUM_THREADS``: threads per call (default: one per CPU this process may use);
+  :func:`set_num_threads` changes it at run time.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+try:
+    from . import _kernels  # type: ignore[attr-defined]
+
+    _missing = ""
+except ImportError as exc:  # built without a C compiler: the pure-NumPy path runs
+    _kernels = None
+    _missing = str(exc)
+
+#: Rows of x at or below which the fused decode kernel runs (above: dequantize + BLAS).
+DECODE_MAX_ROWS = 8 if _kernels is None else _kernels.MAX_ROWS
+#: Float32 values of one dequantized block in the prefill path (8 MiB): the bound on a
+#: call's extra memory, as in ``_quantized.BLOCK_ELEMENTS``.
+BLOCK_ELEMENTS = 1 << 21
+
+_SCALE_KINDS = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
+
+
+@functools.cache
+def _scale_kinds() -> dict[np.dtype, int]:
+    import ml_dtypes
+
+    return {**_SCALE_KINDS, np.dtype(ml_dtypes.bfloat16): 2}
+
+
+def levels() -> tuple[str, ...]:
+    """SIMD levels of the native kernels that this CPU runs, best first (empty when the
+    kernels were not built)."""
+    return () if _kernels is None else tuple(_kernels.levels())
+
+
+@functools.cache
+def _chosen_level() -> int | None:
+    """Index into :func:`levels` of the level in use, or None for the pure-NumPy path."""
+    if _kernels is None:
+        return None
+    setting = os.environ.get("ARRAYQ_NATIVE", "auto").strip().lower()
+    if setting in ("off", "0", "false", "no"):
+        return None
+    if setting not in ("", "auto", "on", "1", "true", "yes") and setting not in levels():
+        raise ValueError(
+            f"ARRAYQ_NATIVE={setting!r}: this CPU runs the native levels {list(levels())}; "
+            "set one of them, 'auto' or 'off'"
+        )
+    threads = os.environ.get("ARRAYQ_NUM_THREADS", "").strip()
+    if threads:
+        if not threads.isdigit():
+            raise ValueError(f"ARRAYQ_NUM_THREADS={threads!r}: give a whole number of threads (0: one per CPU)")
+        set_num_threads(int(threads))
+    return levels().index(setting) if setting in levels() else 0
+
+
+def level() -> str | None:
+    """The SIMD level quantized matmul uses (None: the pure-NumPy path)."""
+    index = _chosen_level()
+    return None if index is None else levels()[index]
+
+
+def status() -> str:
+    """One line for ``arrayq info``: which path quantized matmul takes and why."""
+    if _kernels is None:
+        return (
+            "quantized matmul: pure-NumPy path (native kernels not built: "
+            f"{_missing}; reinstall with a C compiler present to build them)"
+        )
+    if level() is None:
+        return "quantized matmul: pure-NumPy path (native kernels turned off by ARRAYQ_NATIVE)"
+    return f"quantized matmul: native kernels, {level()} ({num_threads()} threads; this CPU runs {list(levels())})"
+
+
+def num_threads() -> int:
+    """Threads a native call uses, the calling thread included."""
+    return 1 if _kernels is None else int(_kernels.num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads per native call (0: one per CPU). Raises ValueError outside
+    0..256. The pool restarts; calls in flight finish first."""
+    if _kernels is not None:
+        _kernels.set_num_threads(int(n))
+
+
+def _scale_view(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """Scales or biases as the kernel reads them: contiguous, 2-byte floats viewed as
+    uint16, with their kind code (other dtypes are widened to float32)."""
+    kind = _scale_kinds().get(a.dtype)
+    if kind is None:
+        a, kind = a.astype(np.float32), 0
+    a = np.ascontiguousarray(a)
+    return (a.view(np.uint16) if kind else a), kind
+
+
+@functools.cache
+def _column_order(level_index: int, k: int, group_size: int, bits: int) -> np.ndarray:
+    """Permutation that puts x's columns in the kernel's order: ``x[:, order]``."""
+    assert _kernels is not None
+    position = np.frombuffer(_kernels.slot_order(level_index, k, group_size, bits), np.int64)
+    return np.argsort(position)
+
+
+def supports(x: np.ndarray, packed: np.ndarray, transpose: bool, group_size: int) -> bool:
+    """Whether :func:`matmul` takes this call (2-D x and weight, ``x @ W.T``)."""
+    return _chosen_level() is not None and transpose and x.ndim == 2 and packed.ndim == 2 and group_size % 32 == 0
+
+
+def matmul(
+    x: np.ndarray, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int
+) -> np.ndarray:
+    """``x @ W.T`` for an affine weight W (N, K), in float32.
+
+    x: (M, K) float32. packed: (N, K*bits/32) uint32; scales/biases: (N, K/group_size)
+    float32, float16 or bfloat16. Returns (M, N) float32."""
+    index = _chosen_level()
+    assert _kernels is not None and index is not None
+    m, k = x.shape
+    n = packed.shape[0]
+    packed = np.ascontiguousarray(packed)
+    s, kind = _scale_view(scales)
+    b, _ = _scale_view(biases.astype(scales.dtype, copy=False))
+    if m <= DECODE_MAX_ROWS:
+        out = np.empty((m, n), np.float32)
+        _kernels.gemv(index, np.ascontiguousarray(x, np.float32), packed, s, b, out, m, n, k, group_size, bits, kind)
+        return out
+    # prefill: W_block @ x.T fills contiguous rows of out.T (see _quantized.affine_matmul)
+    xt = np.ascontiguousarray(x[:, _column_order(index, k, group_size, bits)].T, np.float32)
+    out_t = np.empty((n, m), np.float32)
+    block = max(1, BLOCK_ELEMENTS // k)
+    w = np.empty((min(block, n), k), np.float32)
+    for r in range(0, n, block):
+        rows = min(block, n - r)
+        _kernels.dequantize(index, packed, s, b, w, r, rows, k, group_size, bits, kind)
+        np.matmul(w[:rows], xt, out=out_t[r : r + rows])
+    return np.ascontiguousarray(out_t.T)

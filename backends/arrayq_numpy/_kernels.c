@@ -181,6 +181,15 @@ static inline int64_t slot_position(int64_t col, int lanes, int slot_bits) {
     return base + t * lanes + i;
 }
 
+/* dst = src (k values) with its columns in slot order (what slot_position says, without
+ * a division per column). */
+static void to_slot_order(float *dst, const float *src, int64_t k, int lanes, int slot_bits) {
+    const int P = 8 / slot_bits, E = lanes * P;
+    for (int64_t base = 0; base < k; base += E)
+        for (int i = 0; i < lanes; i++)
+            for (int t = 0; t < P; t++) dst[base + t * lanes + i] = src[base + i * P + t];
+}
+
 /* ------------------------------------------------------------------ the thread pool
  * Workers wait for a new generation number: spinning for SPIN_NS after each job (decode
  * calls come every few tens of microseconds, and a futex wake-up costs more than that),
@@ -438,7 +447,7 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
     float *xsum = xp + m * k;
     const float *xs = x.buf;
     Py_BEGIN_ALLOW_THREADS for (int64_t r = 0; r < m; r++) {
-        for (int64_t c = 0; c < k; c++) xp[r * k + slot_position(c, lv->lanes, slot_bits)] = xs[r * k + c];
+        to_slot_order(xp + r * k, xs + r * k, k, lv->lanes, slot_bits);
         for (int64_t g = 0; g < groups; g++) {
             float acc = 0.0f;
             for (int64_t c = g * group_size; c < (g + 1) * group_size; c++) acc += xs[r * k + c];

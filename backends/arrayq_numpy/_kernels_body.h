@@ -62,10 +62,21 @@ static inline __attribute__((always_inline)) float NAME(hsum)(VF v) {
     return s;
 }
 
+/* sum(a[i] * b[i]) for i < n */
+static inline __attribute__((always_inline)) float NAME(dot)(const float *a, const float *b, int64_t n) {
+    VF acc = {0};
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) acc += NAME(load_f)(a + i) * NAME(load_f)(b + i);
+    float s = NAME(hsum)(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 /* out[m, r] for rows [r0, r1) of the weight and the first M (<= MAX_ROWS) rows of x.
  * Per group g: s_g * (codes . x_g) + b_g * sum(x_g), so codes are only converted, never
- * scaled, in the inner loop. bits and M are constants after inlining, so the slot and row
- * loops unroll and the accumulators live in registers. */
+ * scaled, in the inner loop, and the biases make one dot product per row. bits and M are
+ * constants after inlining, so the slot and row loops unroll and the accumulators live in
+ * registers. */
 static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct gemv_job *j, int64_t r0, int64_t r1,
                                                                   uint8_t *buf, const int bits, const int M) {
     const int P = 8 / bits, E = VW * P;
@@ -81,13 +92,8 @@ static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct g
         widen_row(srow, j->scales, j->scale_kind, r * G, G);
         widen_row(brow, j->biases, j->scale_kind, r * G, G);
         VF total[MAX_ROWS];
-        float bias_total[MAX_ROWS];
-        for (int m = 0; m < M; m++) {
-            total[m] = (VF){0};
-            bias_total[m] = 0.0f;
-        }
+        for (int m = 0; m < M; m++) total[m] = (VF){0};
         for (int64_t g = 0; g < G; g++) {
-            const float s = srow[g], b = brow[g];
             const uint8_t *wp = row + g * group_bytes;
             const float *xg = j->xp + g * j->group_size;
             __builtin_prefetch(wp + PREFETCH_BYTES);
@@ -100,12 +106,10 @@ static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct g
                     for (int m = 0; m < M; m++) acc[m] += q * NAME(load_f)(xg + m * K + c * E + t * VW);
                 }
             }
-            for (int m = 0; m < M; m++) {
-                total[m] += s * acc[m];
-                bias_total[m] += b * j->xsum[m * G + g];
-            }
+            for (int m = 0; m < M; m++) total[m] += srow[g] * acc[m];
         }
-        for (int m = 0; m < M; m++) j->out[m * j->n + r] = NAME(hsum)(total[m]) + bias_total[m];
+        for (int m = 0; m < M; m++)
+            j->out[m * j->n + r] = NAME(hsum)(total[m]) + NAME(dot)(brow, j->xsum + m * G, G);
     }
 }
 

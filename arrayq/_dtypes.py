@@ -98,6 +98,10 @@ def as_dtype(dtype: object) -> DType:
     """
     if isinstance(dtype, DType):
         return dtype
+    try:  # native dtypes seen before (looking up a NumPy dtype's name costs microseconds)
+        return _BY_NATIVE[dtype]
+    except (KeyError, TypeError):  # TypeError: an unhashable object
+        pass
     if dtype is bool:
         return bool_
     name = _native_name(dtype)
@@ -105,7 +109,13 @@ def as_dtype(dtype: object) -> DType:
     if found is None:
         known = ", ".join(d.name for d in ALL_DTYPES)
         raise TypeError(f"{dtype!r} is not a dtype arrayq knows; use one of: {known}")
+    if len(_BY_NATIVE) < 256:  # bounded: dtypes are few, but hashable look-alikes could be many
+        _BY_NATIVE[dtype] = found
     return found
+
+
+#: native dtype object -> DType, filled by as_dtype (same answer every time: a cache)
+_BY_NATIVE: dict[object, DType] = {}
 
 
 # ---- array API "data type functions" -------------------------------------------------

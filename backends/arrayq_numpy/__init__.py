@@ -17,6 +17,8 @@ from arrayq import _dtypes as dt
 from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError
 
+from ._native import activations, num_threads, set_num_threads
+
 
 def _arr(x: Any) -> np.ndarray:
     return x if type(x) is np.ndarray else np.asarray(x)
@@ -253,3 +255,6 @@ class NumPyBackend(Backend):
 def _in_dtype(out: Any, *operands: Any) -> np.ndarray:
     dtype = np.result_type(*operands)
     return _arr(out) if out.dtype == dtype else _arr(out).astype(dtype)
+
+
+__all__ = ["NumPyBackend", "activations", "num_threads", "set_num_threads"]

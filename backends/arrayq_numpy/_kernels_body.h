@@ -113,19 +113,89 @@ static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct g
     }
 }
 
+/* ---- 8-bit activations (opt-in): x quantized per group to int8 codes xi with a scale
+ * dx_g, so codes . x_g ~ dx_g * (codes . xi), an exact integer dot product (four byte
+ * products per 32-bit lane). Chunks are IB bytes; slot order as above, at byte level. */
+#define VQ NAME(vq)
+#define VX NAME(vx)
+#define VA NAME(va)
+#define VS NAME(vs)
+typedef uint8_t VQ __attribute__((vector_size(IB)));
+typedef int8_t VX __attribute__((vector_size(IB)));
+typedef int32_t VA __attribute__((vector_size(IB)));
+typedef float VS __attribute__((vector_size(IB)));
+
+/* acc + the sums of four byte products a[4i..4i+3] * b[4i..4i+3] in each 32-bit lane i */
+static inline __attribute__((always_inline)) VA NAME(dot4)(VA acc, VQ a, VX b) {
+#ifdef DOT_U8S8
+    return (VA)DOT_U8S8(acc, a, b);
+#else
+    for (int i = 0; i < IB; i++) acc[i / 4] += (int32_t)a[i] * (int32_t)b[i];
+    return acc;
+#endif
+}
+
+static inline __attribute__((always_inline)) void NAME(gemv_i8_body)(const struct gemv_job *j, int64_t r0,
+                                                                     int64_t r1, uint8_t *buf, const int bits,
+                                                                     const int M) {
+    const int P = 8 / bits, E = IB * P;
+    const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
+    const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = j->packed + r * j->row_bytes;
+        if (j->unpack) {
+            unpack_row(row, j->bits, K, buf);
+            row = buf;
+        }
+        float *srow = (float *)(buf + K), *brow = srow + G;
+        widen_row(srow, j->scales, j->scale_kind, r * G, G);
+        widen_row(brow, j->biases, j->scale_kind, r * G, G);
+        VS total[MAX_ROWS];
+        for (int m = 0; m < M; m++) total[m] = (VS){0};
+        for (int64_t g = 0; g < G; g++) {
+            const uint8_t *wp = row + g * group_bytes;
+            const int8_t *xg = j->xq + g * j->group_size;
+            __builtin_prefetch(wp + PREFETCH_BYTES);
+            VA acc[MAX_ROWS];
+            for (int m = 0; m < M; m++) acc[m] = (VA){0};
+            for (int64_t c = 0; c < chunks; c++) {
+                VQ bytes;
+                memcpy(&bytes, wp + c * IB, sizeof bytes);
+                for (int t = 0; t < P; t++) {
+                    VQ q = bytes >> (uint8_t)(bits * t);
+                    if (bits * (t + 1) < 8) q &= (uint8_t)((1u << bits) - 1u);
+                    for (int m = 0; m < M; m++) {
+                        VX xv;
+                        memcpy(&xv, xg + m * K + c * E + t * IB, sizeof xv);
+                        acc[m] = NAME(dot4)(acc[m], q, xv);
+                    }
+                }
+            }
+            for (int m = 0; m < M; m++)
+                total[m] += __builtin_convertvector(acc[m], VS) * (srow[g] * j->xscale[m * G + g]);
+        }
+        for (int m = 0; m < M; m++) {
+            float sum = 0.0f;
+            for (int i = 0; i < IB / 4; i++) sum += total[m][i];
+            j->out[m * j->n + r] = sum + NAME(dot)(brow, j->xsum + m * G, G);
+        }
+    }
+}
+
 /* bits and M as compile-time constants: one instance per (bits, M) pair. */
 #define GEMV_M(bits_)                                                                       \
     switch (j->m) {                                                                         \
-        case 1: NAME(gemv_body)(j, r0, r1, buf, bits_, 1); break;                           \
-        case 2: NAME(gemv_body)(j, r0, r1, buf, bits_, 2); break;                           \
-        case 3: NAME(gemv_body)(j, r0, r1, buf, bits_, 3); break;                           \
-        case 4: NAME(gemv_body)(j, r0, r1, buf, bits_, 4); break;                           \
-        case 5: NAME(gemv_body)(j, r0, r1, buf, bits_, 5); break;                           \
-        case 6: NAME(gemv_body)(j, r0, r1, buf, bits_, 6); break;                           \
-        case 7: NAME(gemv_body)(j, r0, r1, buf, bits_, 7); break;                           \
-        default: NAME(gemv_body)(j, r0, r1, buf, bits_, 8); break;                          \
+        case 1: NAME(BODY)(j, r0, r1, buf, bits_, 1); break;                           \
+        case 2: NAME(BODY)(j, r0, r1, buf, bits_, 2); break;                           \
+        case 3: NAME(BODY)(j, r0, r1, buf, bits_, 3); break;                           \
+        case 4: NAME(BODY)(j, r0, r1, buf, bits_, 4); break;                           \
+        case 5: NAME(BODY)(j, r0, r1, buf, bits_, 5); break;                           \
+        case 6: NAME(BODY)(j, r0, r1, buf, bits_, 6); break;                           \
+        case 7: NAME(BODY)(j, r0, r1, buf, bits_, 7); break;                           \
+        default: NAME(BODY)(j, r0, r1, buf, bits_, 8); break;                          \
     }
 
+#define BODY gemv_body
 static void NAME(gemv_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
     switch (j->slot_bits) {
         case 1: GEMV_M(1) break;
@@ -134,6 +204,17 @@ static void NAME(gemv_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, ui
         default: GEMV_M(8) break;
     }
 }
+#undef BODY
+#define BODY gemv_i8_body
+static void NAME(gemv_i8_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
+    switch (j->slot_bits) {
+        case 1: GEMV_M(1) break;
+        case 2: GEMV_M(2) break;
+        case 4: GEMV_M(4) break;
+        default: GEMV_M(8) break;
+    }
+}
+#undef BODY
 #undef GEMV_M
 
 /* Rows [r0, r1) of the weight as float32 s*q + b, columns in slot order, into
@@ -174,8 +255,14 @@ static void NAME(dequant_rows)(const struct dequant_job *j, int64_t r0, int64_t 
     }
 }
 
-static const struct level NAME(level) = {STR(LEVEL), VW, NAME(gemv_rows), NAME(dequant_rows)};
+static const struct level NAME(level) = {STR(LEVEL), VW,           IB,
+                                          INT8_MAX_BITS, NAME(gemv_rows), NAME(gemv_i8_rows),
+                                          NAME(dequant_rows)};
 
+#undef VQ
+#undef VX
+#undef VA
+#undef VS
 #undef VF
 #undef VI
 #undef VU

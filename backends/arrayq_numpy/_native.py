@@ -18,12 +18,25 @@ Settings, read once when the kernels are first used:
   forces that level (ValueError at first use if this CPU lacks it).
 * ``ARRAYQ_NUM_THREADS``: threads per call (default: one per CPU this process may use);
   :func:`set_num_threads` changes it at run time.
+* ``ARRAYQ_NATIVE_ACTIVATIONS``: ``float32`` (the default) or ``int8``, the decode
+  kernel's activations; :func:`activations` sets them for a block of code.
+
+8-bit activations (opt-in, as llama.cpp does): each group of x is rounded to int8 codes
+with one float32 scale (``max|x_g| / 127``), and the kernel takes exact integer dot products
+of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). About twice
+as fast at decode; the cost is x's rounding error, ~0.5% relative error of the result
+against an exact product for Gaussian data (docs/benchmarks.md), instead of float32
+rounding. Only the decode kernel uses it (prefill stays float32), and codes wider than
+the level's byte dot product takes (7 and 8 bits on AVX2) stay float32.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -93,7 +106,10 @@ def status() -> str:
         )
     if level() is None:
         return "quantized matmul: pure-NumPy path (native kernels turned off by ARRAYQ_NATIVE)"
-    return f"quantized matmul: native kernels, {level()} ({num_threads()} threads; this CPU runs {list(levels())})"
+    return (
+        f"quantized matmul: native kernels, {level()} ({num_threads()} threads, {current_activations()} "
+        f"activations at decode; this CPU runs {list(levels())})"
+    )
 
 
 def num_threads() -> int:
@@ -106,6 +122,42 @@ def set_num_threads(n: int) -> None:
     0..256. The pool restarts; calls in flight finish first."""
     if _kernels is not None:
         _kernels.set_num_threads(int(n))
+
+
+ACTIVATION_MODES = ("float32", "int8")
+
+
+def _check_mode(mode: str, where: str) -> str:
+    if mode not in ACTIVATION_MODES:
+        raise ValueError(f"{where}: activations must be one of {list(ACTIVATION_MODES)}, got {mode!r}")
+    return mode
+
+
+@functools.cache
+def _default_activations() -> str:
+    setting = os.environ.get("ARRAYQ_NATIVE_ACTIVATIONS", "float32").strip().lower() or "float32"
+    return _check_mode(setting, "ARRAYQ_NATIVE_ACTIVATIONS")
+
+
+_activations: contextvars.ContextVar[str | None] = contextvars.ContextVar("arrayq_native_activations", default=None)
+
+
+def current_activations() -> str:
+    """The decode kernel's activations here: ``"float32"`` or ``"int8"``."""
+    return _activations.get() or _default_activations()
+
+
+@contextlib.contextmanager
+def activations(mode: str) -> Iterator[None]:
+    """Within the block (this thread or task only), the native decode kernel takes its
+    activations as ``mode``: ``"float32"`` or ``"int8"`` (see the module docstring for
+    the accuracy cost). Raises ValueError for another mode. Without native kernels, the
+    setting has no effect (the pure-NumPy path is float32)."""
+    token = _activations.set(_check_mode(mode, "activations()"))
+    try:
+        yield
+    finally:
+        _activations.reset(token)
 
 
 def _scale_view(a: np.ndarray) -> tuple[np.ndarray, int]:
@@ -147,7 +199,9 @@ def matmul(
     b, _ = _scale_view(biases.astype(scales.dtype, copy=False))
     if m <= DECODE_MAX_ROWS:
         out = np.empty((m, n), np.float32)
-        _kernels.gemv(index, np.ascontiguousarray(x, np.float32), packed, s, b, out, m, n, k, group_size, bits, kind)
+        int8 = current_activations() == "int8"
+        xc = np.ascontiguousarray(x, np.float32)
+        _kernels.gemv(index, xc, packed, s, b, out, m, n, k, group_size, bits, kind, int8)
         return out
     # prefill: W_block @ x.T fills contiguous rows of out.T (see _quantized.affine_matmul)
     xt = np.ascontiguousarray(x[:, _column_order(index, k, group_size, bits)].T, np.float32)

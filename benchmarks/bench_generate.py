@@ -2,7 +2,12 @@
 on the very same checkpoint (when installed), side by side in one run.
 
     python benchmarks/bench_generate.py [--model DIR] [--prompt-tokens 64] [--decode-tokens 16]
-                                        [--engines numpy,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16] [--repeat 2]
+                                        [--engines numpy,numpy-int8,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16]
+                                        [--repeat 2]
+
+Engines: ``numpy`` and ``mlx`` are arrayq on that backend; ``numpy-int8`` is the NumPy
+backend with its native decode kernel on 8-bit activations (arrayq_numpy.activations);
+``mlx-lm`` is mlx-lm on the same checkpoint.
 
 On machines that set OPENBLAS_CORETYPE (an old-OpenBLAS workaround that slows current
 NumPy), run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`.
@@ -40,7 +45,20 @@ def prompt_ids(n: int, vocab: int) -> list[int]:
 # ---------------------------------------------------------------------- workers (one process each)
 
 
-def run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict:
+def run_arrayq(engine: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict:
+    """``engine``: a backend name, or ``numpy-int8`` (the NumPy backend with its native
+    decode kernel on 8-bit activations)."""
+    backend, _, variant = engine.partition("-")
+    if variant == "int8":
+        import arrayq_numpy
+
+        with arrayq_numpy.activations("int8"):
+            row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat)
+        return {**row, "engine": f"arrayq {backend} int8"}
+    return _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat)
+
+
+def _run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict:
     import arrayq as aq
     import arrayq.linalg
     from arrayq import models, nn
@@ -178,7 +196,7 @@ def run_engines(
     repeat: int = 2,
     mlx_lm_prompt_tokens: int = 16,
 ) -> list[dict]:
-    """One row per engine ("numpy", "mlx", "mlx-lm"), each measured in its own process;
+    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-lm"), each measured in its own process;
     an engine whose library is missing is skipped with a note on stderr.
     (``arrayq bench --only generate`` calls this.)"""
     args = argparse.Namespace(model=model, decode_tokens=decode_tokens, repeat=repeat)
@@ -211,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         default=16,
         help="prompt length for mlx-lm (default 16: its prefill runs ~0.3 tok/s here)",
     )
-    parser.add_argument("--engines", default="numpy,mlx,mlx-lm")
+    parser.add_argument("--engines", default="numpy,numpy-int8,mlx,mlx-lm")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine; the best is kept (default 2)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #define MAX_ROWS 8
+#define MAX_TILE 4 /* weight rows the decode kernel takes at once */
 #ifndef PREFETCH_BYTES
 #define PREFETCH_BYTES 2048
 #endif
@@ -82,6 +83,12 @@ static void unpack_row(const uint8_t *src, int bits, int64_t k, uint8_t *dst) {
 }
 
 /* ------------------------------------------------------------------ jobs and levels */
+/* Scratch for one weight row: its codes of codes unpacked to bytes (k), then its scales and biases
+ * as float32 (2 * k / group_size), float-aligned. */
+static size_t work_bytes(int64_t k, int group_size) {
+    return (size_t)k + 2 * (size_t)(k / group_size) * sizeof(float);
+}
+
 struct gemv_job {
     const float *xp;     /* (M, K) x in slot order */
     const float *xsum;   /* (M, G) x summed per group */
@@ -380,11 +387,6 @@ static void after_fork_in_child(void) {
 }
 
 /* ------------------------------------------------------------------ tasks */
-/* A part's scratch: one row of codes unpacked to bytes (k), then its scales and biases
- * as float32 (2 * k / group_size), float-aligned. */
-static size_t work_bytes(int64_t k, int group_size) {
-    return (size_t)k + 2 * (size_t)(k / group_size) * sizeof(float);
-}
 struct gemv_task {
     const struct level *lv;
     const struct gemv_job *job;
@@ -394,7 +396,7 @@ struct gemv_task {
 static void gemv_part(void *ctx, int part, int parts) {
     const struct gemv_task *t = ctx;
     const int64_t n = t->job->n, r0 = n * part / parts, r1 = n * (part + 1) / parts;
-    uint8_t *buf = malloc(work_bytes(t->job->k, t->job->group_size));
+    uint8_t *buf = malloc(MAX_TILE * work_bytes(t->job->k, t->job->group_size));
     if (r1 > r0 && buf) (t->int8 ? t->lv->gemv_i8_rows : t->lv->gemv_rows)(t->job, r0, r1, buf);
     free(buf);
 }

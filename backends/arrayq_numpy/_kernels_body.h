@@ -72,45 +72,69 @@ static inline __attribute__((always_inline)) float NAME(dot)(const float *a, con
     return s;
 }
 
-/* out[m, r] for rows [r0, r1) of the weight and the first M (<= MAX_ROWS) rows of x.
+/* out[m, r] for R rows r .. r+R-1 of the weight and the first M (<= MAX_ROWS) rows of x.
  * Per group g: s_g * (codes . x_g) + b_g * sum(x_g), so codes are only converted, never
- * scaled, in the inner loop, and the biases make one dot product per row. bits and M are
- * constants after inlining, so the slot and row loops unroll and the accumulators live in
- * registers. */
-static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct gemv_job *j, int64_t r0, int64_t r1,
-                                                                  uint8_t *buf, const int bits, const int M) {
+ * scaled, in the inner loop, and the biases make one dot product per row. bits, M and R
+ * are constants after inlining, so the loops unroll and the accumulators live in
+ * registers; R rows at once (4 for M <= 2, 2 for M <= 4; measured best, 1.5x faster than one
+ * row at a time) share each load of x and keep more independent FMA chains in flight. */
+static inline __attribute__((always_inline)) void NAME(gemv_tile)(const struct gemv_job *j, int64_t r, uint8_t *buf,
+                                                                  const int bits, const int M, const int R) {
     const int P = 8 / bits, E = VW * P;
     const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
     const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = j->packed + r * j->row_bytes;
+    const uint8_t *rows[MAX_TILE];
+    float *srow[MAX_TILE], *brow[MAX_TILE];
+    for (int i = 0; i < R; i++) {
+        rows[i] = j->packed + (r + i) * j->row_bytes;
+        uint8_t *work = buf + i * work_bytes(K, j->group_size);
         if (j->unpack) {
-            unpack_row(row, j->bits, K, buf);
-            row = buf;
+            unpack_row(rows[i], j->bits, K, work);
+            rows[i] = work;
         }
-        float *srow = (float *)(buf + K), *brow = srow + G;
-        widen_row(srow, j->scales, j->scale_kind, r * G, G);
-        widen_row(brow, j->biases, j->scale_kind, r * G, G);
-        VF total[MAX_ROWS];
-        for (int m = 0; m < M; m++) total[m] = (VF){0};
-        for (int64_t g = 0; g < G; g++) {
-            const uint8_t *wp = row + g * group_bytes;
-            const float *xg = j->xp + g * j->group_size;
-            __builtin_prefetch(wp + PREFETCH_BYTES);
-            VF acc[MAX_ROWS];
-            for (int m = 0; m < M; m++) acc[m] = (VF){0};
-            for (int64_t c = 0; c < chunks; c++) {
-                const VU bytes = NAME(load_bytes)(wp + c * VW);
-                for (int t = 0; t < P; t++) {
-                    const VF q = NAME(slot)(bytes, bits, t);
-                    for (int m = 0; m < M; m++) acc[m] += q * NAME(load_f)(xg + m * K + c * E + t * VW);
+        srow[i] = (float *)(work + K);
+        brow[i] = srow[i] + G;
+        widen_row(srow[i], j->scales, j->scale_kind, (r + i) * G, G);
+        widen_row(brow[i], j->biases, j->scale_kind, (r + i) * G, G);
+    }
+    VF total[MAX_TILE][MAX_ROWS];
+    for (int i = 0; i < R; i++)
+        for (int m = 0; m < M; m++) total[i][m] = (VF){0};
+    for (int64_t g = 0; g < G; g++) {
+        const float *xg = j->xp + g * j->group_size;
+        VF acc[MAX_TILE][MAX_ROWS];
+        for (int i = 0; i < R; i++) {
+            __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_BYTES);
+            for (int m = 0; m < M; m++) acc[i][m] = (VF){0};
+        }
+        for (int64_t c = 0; c < chunks; c++) {
+            VU bytes[MAX_TILE];
+            for (int i = 0; i < R; i++) bytes[i] = NAME(load_bytes)(rows[i] + g * group_bytes + c * VW);
+            for (int t = 0; t < P; t++) {
+                VF q[MAX_TILE];
+                for (int i = 0; i < R; i++) q[i] = NAME(slot)(bytes[i], bits, t);
+                for (int m = 0; m < M; m++) {
+                    const VF xv = NAME(load_f)(xg + m * K + c * E + t * VW);
+                    for (int i = 0; i < R; i++) acc[i][m] += q[i] * xv;
                 }
             }
-            for (int m = 0; m < M; m++) total[m] += srow[g] * acc[m];
         }
-        for (int m = 0; m < M; m++)
-            j->out[m * j->n + r] = NAME(hsum)(total[m]) + NAME(dot)(brow, j->xsum + m * G, G);
+        for (int i = 0; i < R; i++)
+            for (int m = 0; m < M; m++) total[i][m] += srow[i][g] * acc[i][m];
     }
+    for (int i = 0; i < R; i++)
+        for (int m = 0; m < M; m++)
+            j->out[m * j->n + r + i] = NAME(hsum)(total[i][m]) + NAME(dot)(brow[i], j->xsum + m * G, G);
+}
+
+static inline __attribute__((always_inline)) void NAME(gemv_body)(const struct gemv_job *j, int64_t r0, int64_t r1,
+                                                                  uint8_t *buf, const int bits, const int M) {
+    int64_t r = r0;
+    if (M <= 2)
+        for (; r + 4 <= r1; r += 4) NAME(gemv_tile)(j, r, buf, bits, M, 4);
+    if (M <= 4)
+        for (; r + 2 <= r1; r += 2) NAME(gemv_tile)(j, r, buf, bits, M, 2);
+    for (; r < r1; r++) NAME(gemv_tile)(j, r, buf, bits, M, 1);
 }
 
 /* ---- 8-bit activations (opt-in): x quantized per group to int8 codes xi with a scale

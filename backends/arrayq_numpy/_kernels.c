@@ -29,7 +29,10 @@
 #define MAX_ROWS 8
 #define MAX_TILE 4 /* weight rows the decode kernel takes at once */
 #ifndef PREFETCH_BYTES
-#define PREFETCH_BYTES 2048
+#define PREFETCH_BYTES 2048 /* how far ahead the 8-bit-activation and dequantize loops read */
+#endif
+#ifndef PREFETCH_TILES
+#define PREFETCH_TILES 2 /* how many tiles of rows ahead the decode kernel reads */
 #endif
 #define MAX_THREADS 256
 

@@ -104,7 +104,9 @@ static inline __attribute__((always_inline)) void NAME(gemv_tile)(const struct g
         const float *xg = j->xp + g * j->group_size;
         VF acc[MAX_TILE][MAX_ROWS];
         for (int i = 0; i < R; i++) {
-            __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_BYTES);
+            /* the same bytes of the rows a few tiles on: the tile's rows are adjacent, so
+             * anything nearer is already being read */
+            __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_TILES * R * j->row_bytes);
             for (int m = 0; m < M; m++) acc[i][m] = (VF){0};
         }
         for (int64_t c = 0; c < chunks; c++) {

@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -251,22 +252,29 @@ static void quantize_activations(int8_t *xi, float *dx, const float *x, int64_t 
 }
 
 /* ------------------------------------------------------------------ the thread pool
- * Workers wait for a new generation number: spinning for SPIN_NS after each job (decode
- * calls come every few tens of microseconds, and a futex wake-up costs more than that),
- * then sleeping on a condition variable. The calling thread runs part 0 itself. */
+ * A job is cut into parts, which the calling thread and the workers claim one at a time
+ * from one atomic counter, so a worker that the OS has not scheduled yet (another
+ * process, or another library's spinning threads, on the core) delays nothing: the others
+ * take its parts. The counter holds (job id, parts, next part); a thread runs a job's
+ * function only after claiming one of its parts, and the caller returns only once no
+ * worker is inside a job, so no late worker can run a finished job.
+ * Idle workers spin for SPIN_NS after a job (decode calls come every few tens of
+ * microseconds, and a wake-up costs more than that), then sleep on a condition variable. */
 #define SPIN_NS 200000
+#define PARTS_PER_THREAD 4
 
 typedef void (*task_fn)(void *ctx, int part, int parts);
 
 static struct {
     int threads; /* 0: not started; includes the calling thread */
     pthread_t tid[MAX_THREADS];
-    atomic_uint generation;
+    atomic_uint generation;    /* bumped to wake the workers: a new job, or stop */
     unsigned start_generation; /* generation when the workers were started */
-    atomic_int remaining, sleepers, stop;
+    _Atomic uint64_t next;     /* job id << 32 | parts << 16 | next part to claim */
+    uint32_t job;
+    atomic_int active, sleepers, stop;
     task_fn fn;
     void *ctx;
-    int parts;
     pthread_mutex_t mu, call_mu;
     pthread_cond_t cv;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .call_mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -287,14 +295,28 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Claim and run parts of the current job until none are left. */
+static void run_parts(void) {
+    uint64_t cur = atomic_load(&pool.next);
+    for (;;) {
+        const int parts = (int)((cur >> 16) & 0xffff), part = (int)(cur & 0xffff);
+        if (part >= parts) return;
+        if (atomic_compare_exchange_weak(&pool.next, &cur, cur + 1)) {
+            pool.fn(pool.ctx, part, parts);
+            cur = atomic_load(&pool.next);
+        }
+    }
+}
+
 static void *worker(void *arg) {
-    const int part = (int)(intptr_t)arg;
-    unsigned seen = pool.start_generation; /* jobs before this thread existed are not its own */
+    (void)arg;
+    unsigned seen = pool.start_generation; /* wake-ups before this thread existed are not its own */
     for (;;) {
         unsigned gen;
         int64_t spin_until = 0;
         for (int spins = 0; (gen = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen; spins++) {
             if ((spins & 255) == 0) {
+                sched_yield(); /* a spinning worker gives way to any other thread wanting the core */
                 const int64_t t = now_ns();
                 if (!spin_until) spin_until = t + SPIN_NS;
                 if (t > spin_until) {
@@ -310,8 +332,9 @@ static void *worker(void *arg) {
         }
         seen = gen;
         if (atomic_load(&pool.stop)) return NULL;
-        pool.fn(pool.ctx, part, pool.parts);
-        atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_release);
+        atomic_fetch_add(&pool.active, 1); /* before claiming: the caller waits for it */
+        run_parts();
+        atomic_fetch_sub(&pool.active, 1);
     }
 }
 
@@ -351,31 +374,34 @@ static void start_pool(void) { /* call_mu held */
     pool.start_generation = atomic_load(&pool.generation);
     pool.threads = 1;
     for (int i = 1; i < n; i++) {
-        if (pthread_create(&pool.tid[i], NULL, worker, (void *)(intptr_t)i) != 0) break; /* fewer threads */
+        if (pthread_create(&pool.tid[i], NULL, worker, NULL) != 0) break; /* fewer threads */
         pool.threads = i + 1;
     }
 }
 
-/* fn(ctx, part, parts) for part = 0..parts-1, in parallel; parts = 1 runs inline. */
-static void run_parallel(task_fn fn, void *ctx, int parallel) {
-    if (!parallel) {
+/* fn(ctx, part, parts) for every part = 0..parts-1 (in any order, on any thread), with
+ * parts chosen here, at most max_parts; max_parts = 1 runs inline. */
+static void run_parallel(task_fn fn, void *ctx, int64_t max_parts) {
+    if (max_parts <= 1) {
         fn(ctx, 0, 1);
         return;
     }
     pthread_mutex_lock(&pool.call_mu); /* one job at a time, from any Python thread */
     if (pool.threads == 0) start_pool();
-    if (pool.threads == 1) {
+    int64_t parts = (int64_t)pool.threads * PARTS_PER_THREAD;
+    if (parts > max_parts) parts = max_parts;
+    if (pool.threads == 1 || parts <= 1) {
         pthread_mutex_unlock(&pool.call_mu);
         fn(ctx, 0, 1);
         return;
     }
     pool.fn = fn;
     pool.ctx = ctx;
-    pool.parts = pool.threads;
-    atomic_store(&pool.remaining, pool.threads - 1);
+    pool.job++;
+    atomic_store(&pool.next, (uint64_t)pool.job << 32 | (uint64_t)parts << 16);
     wake_all();
-    fn(ctx, 0, pool.parts);
-    while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) cpu_relax();
+    run_parts();
+    while (atomic_load(&pool.active) > 0) cpu_relax();
     pthread_mutex_unlock(&pool.call_mu);
 }
 
@@ -386,6 +412,7 @@ static void after_fork_in_child(void) {
     pthread_cond_init(&pool.cv, NULL);
     pool.threads = 0;
     atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.active, 0);
     atomic_store(&pool.stop, 0);
 }
 
@@ -532,7 +559,7 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
     const struct gemv_job job = {xp,         xsum,      xq,       xscale,           p.buf, s.buf, b.buf, o.buf, m, n, k,
                                  k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
     const struct gemv_task task = {lv, &job, int8_bits != 0};
-    run_parallel(gemv_part, (void *)&task, n * k >= PARALLEL_MIN_WEIGHTS);
+    run_parallel(gemv_part, (void *)&task, n * k < PARALLEL_MIN_WEIGHTS ? 1 : (n + 15) / 16);
     Py_END_ALLOW_THREADS free(xp);
     PyBuffer_Release(&o);
     PyBuffer_Release(&b);
@@ -578,7 +605,7 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     const struct dequant_job job = {p.buf, s.buf, b.buf, o.buf, row0, k, k * bits / 8,
                                     group_size, bits, slot_bits, slot_bits != bits, scale_kind};
     const struct dequant_task task = {lv, &job, rows};
-    Py_BEGIN_ALLOW_THREADS run_parallel(dequant_part, (void *)&task, rows * k >= PARALLEL_MIN_WEIGHTS);
+    Py_BEGIN_ALLOW_THREADS run_parallel(dequant_part, (void *)&task, rows * k < PARALLEL_MIN_WEIGHTS ? 1 : (rows + 15) / 16);
     Py_END_ALLOW_THREADS PyBuffer_Release(&o);
     PyBuffer_Release(&b);
     PyBuffer_Release(&s);

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import itertools
 import statistics
 import sys
 import time
@@ -60,39 +61,81 @@ def copy_bandwidth(nbytes: int = 1 << 28) -> float:
 
 def quantized_matmul(n: int = 12288, k: int = 4096, prefill: int = 128, quick: bool = False) -> list[dict[str, Any]]:
     """4-bit gs64 weight n x k with bfloat16 scales (as checkpoints ship): arrayq on NumPy
-    vs mlx.core.quantized_matmul on the CPU (float32 and bfloat16 scales) vs a NumPy
-    float32 matmul with the weight dequantized in advance. ``quick`` skips MLX's
-    bfloat16 prefill, which takes over a minute."""
+    (its default path, the native kernels where they were built; with 8-bit activations;
+    the pure-NumPy path) vs mlx.core.quantized_matmul on the CPU (float32 and bfloat16
+    scales) vs a NumPy float32 matmul with the weight dequantized in advance, and the
+    memory floor of decode: the weight's bytes at the copy bandwidth measured in this run
+    (``copy_bandwidth``). Decode cycles through copies of the weight that together exceed
+    the CPU's caches, so every call reads its weight from memory, as in a model. ``quick``
+    skips MLX's bfloat16 prefill, which takes over a minute."""
     import ml_dtypes
 
     import arrayq as aq
+    from arrayq_numpy import _native
+    from arrayq_numpy._quantized import affine_matmul
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((n, k), dtype=np.float32).astype(ml_dtypes.bfloat16)
     qw = aq.quantize(w, group_size=64, bits=4)
     dense = aq.dequantize(qw, dtype=aq.float32)
+    # distinct copies, 256 MiB in all: more than any CPU cache, so decode reads from memory
+    copies = [qw] + [
+        aq.QuantizedWeight(qw.packed.copy(), qw.scales.copy(), qw.biases.copy(), 64, 4)
+        for _ in range(max(1, (256 << 20) // qw.nbytes) - 1)
+    ]
+    bandwidth = copy_bandwidth()
     rows: list[dict[str, Any]] = []
     mx = _mlx()
     for m in (1, prefill):
         x = rng.standard_normal((m, k), dtype=np.float32)
-        label = f"{'decode' if m == 1 else 'prefill'} x({m},{k})"
-        repeat = 7 if m == 1 else 3
+        decode = m == 1
+        label = f"{'decode' if decode else 'prefill'} x({m},{k})"
+        repeat = 15 if decode else 3
+        cycle = itertools.cycle(copies if decode else [qw])
 
-        def ours(x: np.ndarray = x) -> Any:
-            return aq.linalg.quantized_matmul(x, qw)
+        def ours(x: np.ndarray = x, cycle: Any = cycle) -> Any:
+            return aq.linalg.quantized_matmul(x, next(cycle))
+
+        def ours_int8(x: np.ndarray = x, cycle: Any = cycle) -> Any:
+            with _native.activations("int8"):
+                return aq.linalg.quantized_matmul(x, next(cycle))
+
+        def pure_numpy(x: np.ndarray = x, cycle: Any = cycle) -> Any:
+            w = next(cycle)
+            return affine_matmul(x, w.packed, w.scales, w.biases, True, 64, 4)
 
         def dense_matmul(x: np.ndarray = x) -> Any:
             return x @ dense.T
 
+        name = f"arrayq numpy ({'native ' + str(_native.level()) if _native.level() else 'pure-NumPy path'})"
         rows.append(
             {
                 "bench": "quantized",
                 "case": label,
                 "name": "arrayq numpy",
+                "detail": name,
                 "median_s": median_time(ours, repeat),
                 "peak_extra_MiB": peak_extra_bytes(ours) / 2**20,
             }
         )
+        if decode and _native.level():
+            rows.append(
+                {
+                    "bench": "quantized",
+                    "case": label,
+                    "name": "arrayq numpy, int8 activations",
+                    "median_s": median_time(ours_int8, repeat),
+                }
+            )
+        if _native.level() and not (quick and not decode):
+            rows.append(
+                {
+                    "bench": "quantized",
+                    "case": label,
+                    "name": "arrayq numpy, pure-NumPy path",
+                    "median_s": median_time(pure_numpy, repeat if decode else 1),
+                }
+            )
         rows.append(
             {
                 "bench": "quantized",
@@ -101,6 +144,16 @@ def quantized_matmul(n: int = 12288, k: int = 4096, prefill: int = 128, quick: b
                 "median_s": median_time(dense_matmul, repeat),
             }
         )
+        if decode:
+            rows.append(
+                {
+                    "bench": "quantized",
+                    "case": label,
+                    "name": "memory floor (weight bytes / copy bandwidth)",
+                    "median_s": qw.nbytes / bandwidth,
+                    "bandwidth_GBps": bandwidth / 1e9,
+                }
+            )
         if mx is not None:
             packed = mx.array(qw.packed)
             for scale_name, dtype in (("float32", mx.float32), ("bfloat16", mx.bfloat16)):
@@ -280,13 +333,18 @@ def run(only: str | None = None, quick: bool = False) -> list[dict[str, Any]]:
 def format_table(rows: list[dict[str, Any]], baseline: str = "arrayq numpy") -> str:
     """A text table of quantized-matmul rows; each row's ``vs arrayq`` is its time over the
     baseline's time in the same case (so > 1 means arrayq is faster)."""
-    lines = [f"{'case':<20} {'implementation':<42} {'median':>10} {'vs arrayq':>10} {'peak extra':>11}"]
+    lines = [f"{'case':<20} {'implementation':<44} {'median':>10} {'vs arrayq':>10} {'peak extra':>11}"]
     base = {r["case"]: r["median_s"] for r in rows if r["name"] == baseline}
     for r in rows:
         ratio = r["median_s"] / base[r["case"]] if r["case"] in base else float("nan")
         peak = f"{r['peak_extra_MiB']:.1f} MiB" if "peak_extra_MiB" in r else ""
-        lines.append(f"{r['case']:<20} {r['name']:<42} {r['median_s'] * 1e3:>8.1f}ms {ratio:>9.2f}x {peak:>11}")
+        lines.append(f"{r['case']:<20} {r['name']:<44} {_duration(r['median_s']):>10} {ratio:>9.2f}x {peak:>11}")
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """``812 µs`` below 10 ms, ``37.8 ms`` above."""
+    return f"{seconds * 1e6:.0f} µs" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
 
 
 def format_dispatch_table(rows: list[dict[str, Any]]) -> str:

@@ -1,13 +1,19 @@
 """Quantized matmul on an NVIDIA GPU through MLX's CUDA build (``mlx`` + ``mlx-cuda-13``).
 
-    python benchmarks/bench_cuda.py [--quick] [--out DIR]
+    python benchmarks/bench_cuda.py [--quick] [--out DIR] [--check] [--tune] [--only-table]
+
+``--check`` first runs the correctness sweep of arrayq's CUDA kernels (every bits x group
+size x dtype they cover, several row counts, odd shapes) against a float64 NumPy reference
+on fresh random data with NaN-poisoned outputs; ``--tune`` times the kernels' variants (rows
+per warp, prefill chunking) and the rows sweep that sets the decode/prefill thresholds.
 
 4-bit affine, group size 64, bfloat16 activations and bfloat16 scales/biases (the weight is
 quantized from bfloat16). For each shape it times, on the GPU:
 
-* ``mx.quantized_matmul`` called directly,
-* ``arrayq.linalg.quantized_matmul`` on the same arrays (arrayq's validation and dispatch
-  on top of the same kernel),
+* ``mx.quantized_matmul`` called directly (MLX's own kernel),
+* ``arrayq.linalg.quantized_matmul`` on the same arrays, which runs arrayq's own CUDA
+  kernels (``arrayq_mlx._cuda_kernels``: the decode GEMV for M <= 16, dequantize + dense
+  matmul for M >= 128) unless ``ARRAYQ_MLX_CUDA_KERNELS=0``,
 * dense bfloat16 ``mx.matmul`` (x @ W.T) as the baseline.
 
 Each timed sample builds 32 independent calls and evaluates them with one ``mx.eval``, so
@@ -157,7 +163,7 @@ def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: i
         xs[0].astype(mx.float32), mx.dequantize(p, s, b, group_size=GROUP_SIZE, bits=BITS, dtype=mx.float32).T
     )
     rel = (mx.linalg.norm(got - ref) / mx.linalg.norm(ref)).item()
-    same = mx.array_equal(got, via_aq).item()
+    rel_aq = (mx.linalg.norm(via_aq - ref) / mx.linalg.norm(ref)).item()
 
     def direct() -> list[Any]:
         return [
@@ -176,7 +182,7 @@ def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: i
     rows = []
     for name, fn, wbytes in (
         ("mx.quantized_matmul q4", direct, q_bytes),
-        ("arrayq quantized_matmul q4", through_arrayq, q_bytes),
+        ("arrayq kernels q4", through_arrayq, q_bytes),
         ("mx.matmul bf16 dense", dense_mm, d_bytes),
     ):
         t, t_total = median_per_call(mx, fn, samples)
@@ -196,8 +202,161 @@ def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: i
             }
         )
     rows[0]["rel_err_vs_dequantized"] = rel
-    rows[1]["same_as_direct"] = bool(same)
+    rows[1]["rel_err_vs_dequantized"] = rel_aq
     return rows
+
+
+def make_weights(mx: Any, n: int, k: int, bits: int, gs: int, count: int, dtype: Any) -> list[tuple[Any, Any, Any]]:
+    """``count`` distinct quantized weights (quantized on MLX's CPU stream, the format arrayq
+    promises), random normal * 0.02 in ``dtype``."""
+    out = []
+    for _ in range(count):
+        w = (mx.random.normal((n, k)) * 0.02).astype(dtype)
+        out.append(tuple(mx.quantize(w, group_size=gs, bits=bits, stream=mx.cpu)))
+        mx.eval(out[-1])
+    return out
+
+
+def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
+    """Correctness of arrayq's CUDA kernels against a float64 NumPy reference: fresh random
+    data per case, outputs poisoned with NaN (every element must be written), through the
+    kernels directly and through ``arrayq.linalg.quantized_matmul``. Returns the failures."""
+    import numpy as np
+
+    from arrayq.quantization import QuantizedWeight
+    from arrayq_mlx import _cuda_kernels as ck
+
+    kern = ck.CudaKernels(mx, poison=True)
+    tol = {"bfloat16": 1e-2, "float16": 2e-3}
+    cases = []
+    if not quick:
+        for bits in ck.SUPPORTED_BITS:
+            for gs in ck.SUPPORTED_GROUP_SIZES:
+                cases += [(bits, gs, "bfloat16", "bfloat16", m) for m in (1, 512)]
+        for bits in ck.SUPPORTED_BITS:
+            cases += [(bits, 64, "float16", "float16", m) for m in (1, 128)]
+    else:  # the dequantize kernel on odd shapes, every bit width
+        cases += [(bits, gs, "bfloat16", "bfloat16", 128) for bits in ck.SUPPORTED_BITS for gs in (32, 128)]
+    for bits, gs in ((4, 64), (3, 64), (8, 128), (2, 32)):
+        cases += [(bits, gs, "bfloat16", "bfloat16", m) for m in (2, 3, 7, 16)]
+    cases += [(4, 64, "bfloat16", "float32", 1), (4, 64, "float16", "float32", 128)]
+    rng = np.random.default_rng()
+    fails = 0
+    for i, (bits, gs, xd, sd, m) in enumerate(cases):
+        # odd shapes in turn: N not a multiple of the rows per warp, K a few groups
+        n = (77, 1000, 4096 + 13)[i % 3]
+        k = (3 * max(gs, ck.layout(bits, gs).vals), 1024, 4096)[(i // 3) % 3]
+        w = mx.array((rng.standard_normal((n, k)) * 0.02).astype(np.float32)).astype(getattr(mx, sd))
+        packed, scales, biases = mx.quantize(w, group_size=gs, bits=bits, stream=mx.cpu)
+        x = mx.array(rng.standard_normal((m, k)).astype(np.float32)).astype(getattr(mx, xd))
+        kind = ck.choose(
+            rows=m,
+            k=k,
+            n=n,
+            bits=bits,
+            group_size=gs,
+            mode="affine",
+            transpose=True,
+            x_dtype=xd,
+            scales_dtype=sd,
+            weight_ndim=2,
+            has_biases=True,
+        )
+        wd = mx.dequantize(
+            packed,
+            scales.astype(mx.float32),
+            biases.astype(mx.float32),
+            group_size=gs,
+            bits=bits,
+            dtype=mx.float32,
+            stream=mx.cpu,
+        )
+        ref = np.asarray(x.astype(mx.float32), dtype=np.float64) @ np.asarray(wd, dtype=np.float64).T
+        if kind is None:
+            log.append(f"b{bits} gs{gs} x {xd} s {sd} M{m} N{n} K{k}: falls back to MLX")
+            continue
+        t0 = time.perf_counter()
+        if kind == "decode":
+            got = kern.decode(x, packed, scales, biases, bits, gs)
+        else:
+            got = kern.prefill(x, packed, scales, biases, bits, gs)
+        mx.eval(got)
+        first = time.perf_counter() - t0
+        qw = QuantizedWeight(packed, scales, biases, gs, bits, "affine")
+        via = aq.linalg.quantized_matmul(x, qw, transpose=True)
+        errs = []
+        for a in (got, via):
+            a64 = np.asarray(a.astype(mx.float32), dtype=np.float64)
+            errs.append(np.linalg.norm(a64 - ref) / np.linalg.norm(ref) if np.isfinite(a64).all() else float("nan"))
+        ok = errs[0] <= tol[xd] and errs[1] <= tol[xd] and got.dtype == x.dtype and via.dtype == x.dtype
+        fails += not ok
+        log.append(
+            f"{'ok  ' if ok else 'FAIL'} {kind:<7} b{bits} gs{gs} x {xd} s {sd} M{m} N{n} K{k}: rel err kernel "
+            f"{errs[0]:.2e} via arrayq {errs[1]:.2e}; first call {first:.2f} s"
+        )
+        print(log[-1], flush=True)
+    log.append(f"kernel check: {len(cases)} cases, {fails} failures")
+    print(log[-1], flush=True)
+    return fails
+
+
+def tune(mx: Any, samples: int, log: list[str]) -> None:
+    """Variants of the kernels and the rows sweep at N x K = 12288 x 4096 (4-bit, gs 64)."""
+    from arrayq_mlx import _cuda_kernels as ck
+
+    bf16 = mx.bfloat16
+    kern = ck.CudaKernels(mx)
+
+    def timed(label: str, fn: Callable[[Any, tuple[Any, Any, Any]], Any], xs: list[Any], ws: list[Any]) -> float:
+        def calls() -> list[Any]:
+            return [fn(xs[i], ws[i % len(ws)]) for i in range(CALLS_PER_EVAL)]
+
+        t, _ = median_per_call(mx, calls, samples)
+        log.append(f"{label:<58} {t * 1e6:9.1f} us")
+        print(log[-1], flush=True)
+        return t
+
+    def inputs(m: int) -> list[Any]:
+        xs = [mx.random.normal((m, 4096)).astype(bf16) for _ in range(CALLS_PER_EVAL)]
+        mx.eval(xs)
+        return xs
+
+    def decode(x: Any, w: tuple[Any, Any, Any]) -> Any:
+        return kern.decode(x, *w, BITS, GROUP_SIZE)
+
+    def prefill(x: Any, w: tuple[Any, Any, Any]) -> Any:
+        return kern.prefill(x, *w, BITS, GROUP_SIZE)
+
+    def mlx_q(x: Any, w: tuple[Any, Any, Any]) -> Any:
+        return mx.quantized_matmul(x, *w, transpose=True, group_size=GROUP_SIZE, bits=BITS)
+
+    def dense_mm(x: Any, w: Any) -> Any:
+        return mx.matmul(x, w.T)
+
+    for n, count in ((12288, 8), (151936, 2)):
+        ws = make_weights(mx, n, 4096, BITS, GROUP_SIZE, count, bf16)
+        x1 = inputs(1)
+        for rpw in (2, 4, 8):
+            kern.rows_per_warp = rpw
+            timed(f"decode M1 N{n} rows/warp {rpw}", decode, x1, ws)
+        kern.rows_per_warp = None
+        ws.clear()
+        mx.clear_cache()
+    ws = make_weights(mx, 12288, 4096, BITS, GROUP_SIZE, 8, bf16)
+    dense = [(mx.random.normal((12288, 4096)) * 0.02).astype(bf16) for _ in range(4)]
+    mx.eval(dense)
+    x512 = inputs(512)
+    timed("dequantize only 12288x4096 -> bf16", lambda x, w: kern.dequantize(*w, BITS, GROUP_SIZE, bf16), x512, ws)
+    for m in (1, 2, 3, 4, 5, 6, 7, 8, 16, 64, 128, 256, 512):
+        xm = inputs(m)
+        if m <= 16:
+            timed(f"rows {m}: decode", decode, xm, ws)
+        timed(f"rows {m}: dequant+matmul", prefill, xm, ws)
+        timed(f"rows {m}: mx.quantized_matmul", mlx_q, xm, ws)
+        timed(f"rows {m}: bf16 dense", dense_mm, xm, dense)
+    ws.clear()
+    dense.clear()
+    mx.clear_cache()
 
 
 def format_table(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -216,8 +375,6 @@ def format_table(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         note = ""
         if "rel_err_vs_dequantized" in r:
             note = f"rel err vs dequantized {r['rel_err_vs_dequantized']:.1e}"
-        if "same_as_direct" in r:
-            note = "bit-identical to direct" if r["same_as_direct"] else "DIFFERS from direct"
         lines.append(
             f"{r['case']:<31} {r['name']:<27} {r['us_per_call']:>9.1f} {r['us_per_call_with_build']:>8.1f} "
             f"{r['GB_s']:>7.0f} "
@@ -230,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples")
     parser.add_argument("--out", help="folder for bench_cuda.txt and bench_cuda.json")
+    parser.add_argument("--check", action="store_true", help="run the kernels' correctness sweep first")
+    parser.add_argument("--check-quick", action="store_true", help="with --check: only the multi-row cases")
+    parser.add_argument("--tune", action="store_true", help="time kernel variants and the rows sweep")
+    parser.add_argument("--no-table", action="store_true", help="skip the main table")
     args = parser.parse_args(argv)
     samples = 5 if args.quick else 15
 
@@ -262,11 +423,27 @@ def main(argv: list[str] | None = None) -> int:
         "scales": "bfloat16",
         "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32"),
     }
+    log: list[str] = []
+
+    def save_log() -> None:
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "bench_cuda_log.txt"), "w") as fh:
+                fh.write("\n".join(log) + "\n")
+
+    fails = 0
+    if args.check:
+        with aq.default_backend("mlx", "gpu"):
+            fails = check_kernels(mx, aq, log, quick=args.check_quick)
+        save_log()
     meta["copy_GB_s_torch"] = copy_bandwidth_torch()
     meta["copy_GB_s_mlx"] = copy_bandwidth_mlx(mx)
-    rows = []
+    if args.tune:
+        tune(mx, samples, log)
+        save_log()
+    rows: list[dict[str, Any]] = []
     with aq.default_backend("mlx", "gpu"):
-        for label, m, k, n in SHAPES:
+        for label, m, k, n in [] if args.no_table else SHAPES:
             rows += bench_shape(mx, aq, label, m, k, n, samples)
             mx.clear_cache()  # the shape's weights are gone with bench_shape's frame
             print(format_table(meta, rows).splitlines()[-1], flush=True)
@@ -278,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(table + "\n")
         with open(os.path.join(args.out, "bench_cuda.json"), "w") as fh:
             json.dump({"meta": meta, "rows": rows}, fh, indent=1)
-    return 0
+    save_log()
+    return 1 if fails else 0
 
 
 if __name__ == "__main__":

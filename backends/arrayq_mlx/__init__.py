@@ -142,6 +142,58 @@ class MLXBackend(Backend):
                 self._native[d] = native
         self._from_native = {v: k for k, v in self._native.items()}
         self._has_gpu = self._gpu_available()
+        self._cuda_kernels: Any = None  # arrayq's own CUDA kernels, built on first use
+
+    def _cuda_kernel_for(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> str | None:
+        """The arrayq CUDA kernel (``"decode"``/``"dequant"``) for this GPU quantized matmul,
+        or None for MLX's own kernel (see ``arrayq_mlx._cuda_kernels``). Only on MLX's CUDA
+        device, and unless ``ARRAYQ_MLX_CUDA_KERNELS=0``."""
+        from arrayq_mlx import _cuda_kernels as ck
+
+        if not (self._has_cuda() and ck.enabled()):
+            return None
+        x_name, s_name = self._from_native.get(x.dtype), self._from_native.get(scales.dtype)
+        if x_name is None or s_name is None:
+            return None
+        return ck.choose(
+            rows=math.prod(x.shape[:-1]),
+            k=int(x.shape[-1]),
+            n=int(packed.shape[-2]),
+            bits=bits,
+            group_size=group_size,
+            mode=mode,
+            transpose=transpose,
+            x_dtype=x_name.name,
+            scales_dtype=s_name.name,
+            weight_ndim=packed.ndim,
+            has_biases=biases is not None,
+        )
+
+    def _has_cuda(self) -> bool:
+        if not hasattr(self, "_cuda_available"):
+            cuda = getattr(self.mx, "cuda", None)
+            try:
+                self._cuda_available = bool(cuda is not None and cuda.is_available())
+            except Exception:
+                self._cuda_available = False
+        return self._cuda_available
+
+    def _cuda(self) -> Any:
+        if self._cuda_kernels is None:
+            from arrayq_mlx._cuda_kernels import CudaKernels
+
+            self._cuda_kernels = CudaKernels(self.mx)
+        return self._cuda_kernels
 
     def _gpu_available(self) -> bool:
         mx = self.mx
@@ -808,6 +860,9 @@ class MLXBackend(Backend):
                 return self.quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
         on_gpu = self._target_is_gpu()
         if on_gpu:
+            kind = self._cuda_kernel_for(x, packed, scales, biases, transpose, group_size, bits, mode)
+            if kind is not None:  # arrayq's own CUDA kernels (decode GEMV, or dequantize + matmul)
+                return self._cuda().quantized_matmul(kind, x, packed, scales, biases, bits, group_size)
             if packed.ndim > 2 and tuple(x.shape[:-2]) != tuple(packed.shape[:-2]):
                 # batch axes that broadcast: MLX 0.32's CUDA kernel pairs them wrongly
                 # ((4, 1, M, K) x (3, N, K) repeats weight 0), so gather them explicitly

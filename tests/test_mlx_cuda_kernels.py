@@ -1,0 +1,176 @@
+"""arrayq's CUDA kernels for the MLX backend, on a machine without a GPU.
+
+What runs here: the kernel choice (shape/format -> decode, dequantize or MLX's own
+kernel), the template constants per bit width and group size, and NumPy emulations of the
+two kernels' indexing and arithmetic against arrayq's reference formats. The kernels
+themselves only compile on a CUDA device (benchmarks/bench_cuda.py --check runs them there);
+this file checks that nothing builds or compiles them on the CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arrayq import _quant_formats as qf
+from arrayq_mlx import _cuda_kernels as ck
+
+RNG = np.random.default_rng(7)
+BASE = dict(
+    k=4096,
+    n=12288,
+    bits=4,
+    group_size=64,
+    mode="affine",
+    transpose=True,
+    x_dtype="bfloat16",
+    scales_dtype="bfloat16",
+    weight_ndim=2,
+    has_biases=True,
+)
+
+
+def choose(**kw: object) -> str | None:
+    args = {**BASE, **kw}
+    return ck.choose(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4])
+def test_decode_for_few_rows(rows: int) -> None:
+    assert choose(rows=rows) == "decode"
+
+
+@pytest.mark.parametrize("rows", [5, 6, 7, 128, 512, 4096])
+def test_dequantize_path_for_5_to_7_and_many_rows(rows: int) -> None:
+    assert choose(rows=rows) == "dequant"
+
+
+@pytest.mark.parametrize("rows", [8, 16, 64, 127])
+def test_mlx_kernel_between(rows: int) -> None:
+    assert choose(rows=rows) is None
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(transpose=False),
+        dict(mode="mxfp4"),
+        dict(weight_ndim=3),
+        dict(has_biases=False),
+        dict(bits=1),
+        dict(bits=7),
+        dict(group_size=16),
+        dict(x_dtype="float32"),
+        dict(scales_dtype="float64"),
+        dict(k=4096 + 32),  # not a whole number of groups
+        dict(rows=0),
+    ],
+)
+def test_fallback_to_mlx(kw: dict[str, object]) -> None:
+    assert choose(**{"rows": 1, **kw}) is None
+
+
+@pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)
+@pytest.mark.parametrize("gs", ck.SUPPORTED_GROUP_SIZES)
+def test_covered_formats(bits: int, gs: int) -> None:
+    for x_dtype in ck.X_DTYPES:
+        for s_dtype in ck.SCALE_DTYPES:
+            assert choose(rows=1, bits=bits, group_size=gs, x_dtype=x_dtype, scales_dtype=s_dtype) == "decode"
+
+
+@pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)
+@pytest.mark.parametrize("gs", ck.SUPPORTED_GROUP_SIZES)
+def test_layout(bits: int, gs: int) -> None:
+    lay = ck.layout(bits, gs)
+    assert lay.vals % 32 == 0 and lay.vals <= gs, "a chunk is whole packing periods inside one group"
+    assert lay.words * 32 == lay.vals * bits
+    assert lay.words % lay.vec == 0 and lay.vec in (1, 2, 4)
+    if bits in (2, 4, 8):
+        assert lay.words * 4 >= 16 or gs == 32, "16-byte chunks where the group allows it"
+    assert ck.decode_rows_per_warp(bits, gs) in (4, 8)
+
+
+def test_template_constants() -> None:
+    t = dict(ck.decode_template("bf16", "f32", 6, 128, 4, 8))
+    assert t == {
+        "T": "bf16",
+        "S": "f32",
+        "X_BF16": False,  # the dtype is named by MLX's dtype object; a plain string is not bfloat16 here
+        "BITS": 6,
+        "GS": 128,
+        "ROWS": 4,
+        "MT": 8,
+        "VALS": 32,
+        "VEC": 2,
+    }
+    d = dict(ck.dequant_template("mlx.core.bfloat16", "mlx.core.float16", 2, 64))
+    assert (d["X_BF16"], d["BITS"], d["GS"], d["VALS"], d["VEC"]) == (True, 2, 64, 64, 4)
+    for name in ("BITS", "GS", "ROWS", "MT", "VALS", "VEC", "X_BF16"):
+        assert name in ck.DECODE_SOURCE
+    for name in ("BITS", "GS", "VALS", "X_BF16"):
+        assert name in ck.DEQUANT_SOURCE
+    # MLX adds shape arguments only for the names the source uses
+    assert "x_shape" in ck.DECODE_SOURCE and "w_shape" in ck.DECODE_SOURCE
+    assert "w_shape" in ck.DEQUANT_SOURCE and "scales_shape" in ck.DEQUANT_SOURCE
+
+
+@pytest.mark.parametrize("rows,tile", [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (16, 16)])
+def test_decode_m_tile(rows: int, tile: int) -> None:
+    assert ck.decode_m_tile(rows) == tile
+
+
+def _quantized(bits: int, gs: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    w = (RNG.standard_normal((n, k)) * 0.02).astype(np.float32)
+    p, s, b = qf.quantize(np, w, gs, bits, "affine")
+    return np.asarray(p), np.asarray(s), np.asarray(b)
+
+
+@pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)
+@pytest.mark.parametrize("gs", ck.SUPPORTED_GROUP_SIZES)
+def test_decode_emulation_matches_reference(bits: int, gs: int) -> None:
+    n, k = 13, 3 * max(gs, ck.layout(bits, gs).vals)
+    p, s, b = _quantized(bits, gs, n, k)
+    x = RNG.standard_normal((3, k))
+    w = np.asarray(qf.dequantize(np, p, s, b, gs, bits, "affine", np.float32), dtype=np.float64)
+    got = ck.emulate_decode(np, x, p, s, b, bits, gs)
+    np.testing.assert_allclose(got, x @ w.T, rtol=1e-5, atol=1e-5 * np.abs(x @ w.T).max())
+
+
+@pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)
+@pytest.mark.parametrize("gs", ck.SUPPORTED_GROUP_SIZES)
+def test_dequantize_emulation_matches_reference(bits: int, gs: int) -> None:
+    n, k = 5, 3 * max(gs, ck.layout(bits, gs).vals)
+    p, s, b = _quantized(bits, gs, n, k)
+    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    g = np.arange(k) // gs
+    want = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
+    np.testing.assert_array_equal(ck.emulate_dequantize(np, p, s, b, bits, gs), want)
+
+
+def test_env_var_turns_kernels_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ck.ENV_VAR, raising=False)
+    assert ck.enabled()
+    for off in ("0", "false", "off"):
+        monkeypatch.setenv(ck.ENV_VAR, off)
+        assert not ck.enabled()
+
+
+def test_cpu_backend_never_builds_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    mx = pytest.importorskip("mlx.core")
+    from arrayq_mlx import MLXBackend
+
+    backend = MLXBackend()
+    x = mx.array(RNG.standard_normal((1, 128)).astype(np.float32)).astype(mx.bfloat16)
+    w = mx.array(RNG.standard_normal((8, 128)).astype(np.float32)).astype(mx.bfloat16)
+    p, s, b = mx.quantize(w, group_size=64, bits=4)
+    args = (x, p, s, b, True, 64, 4, "affine")
+    if not backend._has_cuda():
+        assert backend._cuda_kernel_for(*args) is None
+        with mx.stream(mx.cpu):
+            backend.quantized_matmul(*args)
+        assert backend._cuda_kernels is None
+    # the choice itself, as it would be on a CUDA device
+    monkeypatch.setattr(backend, "_cuda_available", True, raising=False)
+    assert backend._cuda_kernel_for(*args) == "decode"
+    monkeypatch.setenv(ck.ENV_VAR, "0")
+    assert backend._cuda_kernel_for(*args) is None

@@ -45,7 +45,7 @@ def check_format(group_size: int | None, bits: int | None, mode: str) -> tuple[i
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(int(n) for n in x.shape)
+    return tuple(map(int, x.shape))
 
 
 def _dtype_of(x: Any) -> dt.DType:
@@ -120,6 +120,8 @@ class QuantizedWeight:
                 object.__setattr__(self, "dtype", dt.bfloat16)
         dtype = dt.as_dtype(self.dtype)
         object.__setattr__(self, "dtype", dtype)
+        # the logical shape, once: quantized_matmul asks for it on every call
+        object.__setattr__(self, "_logical_shape", ps[:-1] + (cols,))
         if dtype not in FLOAT_DTYPES:
             raise QuantizationError(
                 f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {dtype.name}"
@@ -128,8 +130,7 @@ class QuantizedWeight:
     @property
     def shape(self) -> tuple[int, ...]:
         """Logical (unpacked) shape (..., rows, cols)."""
-        ps = _shape(self.packed)
-        return ps[:-1] + (ps[-1] * 32 // self.bits,)
+        return self._logical_shape  # type: ignore[attr-defined, no-any-return]
 
     @property
     def nbytes(self) -> int:
@@ -247,7 +248,7 @@ def quantized_matmul(
     backend, (x, packed, scales_, biases_) = resolve(x, qw.packed, qw.scales, qw.biases)
     xs, wbatch = _shape(x), qw.shape[:-2]
     try:
-        batch = broadcast_shapes(xs[:-2], wbatch)
+        batch = broadcast_shapes(xs[:-2], wbatch) if wbatch else xs[:-2]
     except ValueError as exc:
         raise QuantizationError(
             f"quantized_matmul: x batch {xs[:-2]} and weight batch {wbatch} do not broadcast"

@@ -17,7 +17,9 @@ from arrayq import _dtypes as dt
 from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError
 
+from . import _native
 from ._native import activations, num_threads, set_num_threads
+from ._quantized import affine_matmul
 
 
 def _arr(x: Any) -> np.ndarray:
@@ -44,8 +46,6 @@ class NumPyBackend(Backend):
         }
 
     def notes(self) -> list[str]:
-        from . import _native
-
         return [_native.status()]
 
     # ---- data and dtypes
@@ -241,9 +241,6 @@ class NumPyBackend(Backend):
         ``_quantized``; other formats and batched weights take the blockwise reference."""
         if mode != "affine" or packed.ndim != 2 or biases is None:
             return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
-        from . import _native
-        from ._quantized import affine_matmul
-
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
         if _native.supports(x2d, packed, transpose, group_size):
             out = _native.matmul(x2d, packed, scales, biases, group_size, bits)

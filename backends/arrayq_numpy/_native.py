@@ -166,7 +166,8 @@ def _scale_view(a: np.ndarray) -> tuple[np.ndarray, int]:
     kind = _scale_kinds().get(a.dtype)
     if kind is None:
         a, kind = a.astype(np.float32), 0
-    a = np.ascontiguousarray(a)
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
     return (a.view(np.uint16) if kind else a), kind
 
 
@@ -194,13 +195,14 @@ def matmul(
     assert _kernels is not None and index is not None
     m, k = x.shape
     n = packed.shape[0]
-    packed = np.ascontiguousarray(packed)
+    if not packed.flags.c_contiguous:
+        packed = np.ascontiguousarray(packed)
     s, kind = _scale_view(scales)
-    b, _ = _scale_view(biases.astype(scales.dtype, copy=False))
+    b, _ = _scale_view(biases)  # the same dtype as the scales (QuantizedWeight checks)
     if m <= DECODE_MAX_ROWS:
         out = np.empty((m, n), np.float32)
         int8 = current_activations() == "int8"
-        xc = np.ascontiguousarray(x, np.float32)
+        xc = x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)
         _kernels.gemv(index, xc, packed, s, b, out, m, n, k, group_size, bits, kind, int8)
         return out
     # prefill: W_block @ x.T fills contiguous rows of out.T (see _quantized.affine_matmul)

@@ -130,7 +130,7 @@ class QuantizedWeight:
     @property
     def shape(self) -> tuple[int, ...]:
         """Logical (unpacked) shape (..., rows, cols)."""
-        return self._logical_shape  # type: ignore[attr-defined, no-any-return]
+        return self._logical_shape  # type: ignore[attr-defined]
 
     @property
     def nbytes(self) -> int:

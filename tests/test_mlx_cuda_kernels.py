@@ -91,7 +91,7 @@ def test_layout(bits: int, gs: int) -> None:
 
 
 def test_template_constants() -> None:
-    t = dict(ck.decode_template("bf16", "f32", 6, 128, 4, 8))
+    t = dict(ck.decode_template("bf16", "f32", 6, 128, 4, 8, 2))
     assert t == {
         "T": "bf16",
         "S": "f32",
@@ -100,18 +100,25 @@ def test_template_constants() -> None:
         "GS": 128,
         "ROWS": 4,
         "MT": 8,
+        "KSPLIT": 2,
         "VALS": 32,
         "VEC": 2,
     }
     d = dict(ck.dequant_template("mlx.core.bfloat16", "mlx.core.float16", 2, 64))
     assert (d["X_BF16"], d["BITS"], d["GS"], d["VALS"], d["VEC"]) == (True, 2, 64, 64, 4)
-    for name in ("BITS", "GS", "ROWS", "MT", "VALS", "VEC", "X_BF16"):
+    for name in ("BITS", "GS", "ROWS", "MT", "KSPLIT", "VALS", "VEC", "X_BF16"):
         assert name in ck.DECODE_SOURCE
     for name in ("BITS", "GS", "VALS", "X_BF16"):
         assert name in ck.DEQUANT_SOURCE
     # MLX adds shape arguments only for the names the source uses
     assert "x_shape" in ck.DECODE_SOURCE and "w_shape" in ck.DECODE_SOURCE
     assert "w_shape" in ck.DEQUANT_SOURCE and "scales_shape" in ck.DEQUANT_SOURCE
+
+
+def test_k_split() -> None:
+    assert ck.decode_k_split(12288, 8, 4) == 4  # 1536 row sets, several rows of x
+    assert ck.decode_k_split(12288, 8, 1) == 1  # one row of x: no split
+    assert ck.decode_k_split(151936, 8, 4) == 1
 
 
 @pytest.mark.parametrize("rows,tile", [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (16, 16)])

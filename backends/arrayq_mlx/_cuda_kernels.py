@@ -36,8 +36,9 @@ from typing import Any
 #: Environment variable: "0" turns arrayq's CUDA kernels off (MLX's own kernels run).
 ENV_VAR = "ARRAYQ_MLX_CUDA_KERNELS"
 #: x rows (batch axes included) up to which the decode kernel runs. Its time grows by
-#: ~13-50 us a row at 12288 x 4096 (the codes are decoded once per row of x), so from 5 rows
-#: the dequantize path is faster (H100 sweep in benchmarks/notes-gpu.md).
+#: ~10-20 us a row at 12288 x 4096 (the codes are decoded again for each row of x). 5 rows
+#: measured 66 us (dequantize path 99) but that variant (MT=8 with the K split) has not
+#: been checked on the GPU yet, so 5-7 rows take the dequantize path (notes-gpu.md).
 DECODE_MAX_ROWS = 4
 #: From this many rows MLX's own kernel (mlx 0.32.4 switches to a tiled kernel at 8 rows) is
 #: faster than both of ours, up to PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
@@ -50,7 +51,7 @@ SUPPORTED_GROUP_SIZES = (32, 64, 128)
 X_DTYPES = ("bfloat16", "float16")
 SCALE_DTYPES = ("bfloat16", "float16", "float32")
 #: Threads per block of the decode and dequantize kernels.
-DECODE_BLOCK = 128
+DECODE_BLOCK = 128  # 4 warps (the decode source assumes it)
 DEQUANT_BLOCK = 256
 
 
@@ -123,6 +124,19 @@ def decode_rows_per_warp(bits: int, group_size: int) -> int:
     """Rows of W per warp in the decode kernel: 8 when a chunk is at most 16 bytes, else 4
     (the loaded words of all rows stay in registers)."""
     return 8 if layout(bits, group_size).words <= 4 else 4
+
+
+#: With 3 or more rows of x (MT >= 4) and fewer row sets of W than this (16 warps per
+#: multiprocessor of an H100), the decode kernel splits K over the 4 warps of a block: the
+#: per-row work is then compute-bound and needs more warps (H100: 5 rows of x at 12288 x 4096,
+#: 131 -> 66 us). For one row of x it costs ~10% (ncu: 16.9 -> 18.7 us), so it stays off.
+DECODE_SPLIT_BELOW_WARPS = 132 * 16
+
+
+def decode_k_split(n: int, rows: int, m_tile: int = 1) -> int:
+    """Warps (1 or 4) that share one set of rows of W in the decode kernel, each taking
+    every KSPLIT-th chunk of K; their sums meet in shared memory."""
+    return 4 if m_tile >= 4 and -(-n // rows) < DECODE_SPLIT_BELOW_WARPS else 1
 
 
 def decode_m_tile(rows: int) -> int:
@@ -205,16 +219,19 @@ DECODE_SOURCE = r"""
   const int KW = K / 32 * BITS;
   const int KG = K / GS;
   const int NCH = K / VALS;
+  // a block is 4 warps: 4 / KSPLIT sets of ROWS rows, KSPLIT warps splitting K for each
   const int lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * ROWS;
-  if (row0 >= N) return;
+  const int wib = threadIdx.x >> 5;
+  const int ks = wib % KSPLIT;
+  const int row0 = (blockIdx.x * (4 / KSPLIT) + wib / KSPLIT) * ROWS;
+  const bool active = row0 < N;
   float acc[MT][ROWS];
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) acc[m][r] = 0.0f;
 #pragma unroll 2
-  for (int c = lane; c < NCH; c += 32) {
+  for (int c = ks * 32 + lane; active && c < NCH; c += 32 * KSPLIT) {
     uint32_t q[ROWS][WORDS];
     float s2[ROWS], b2[ROWS];
 #pragma unroll
@@ -246,6 +263,7 @@ DECODE_SOURCE = r"""
       }
     }
   }
+  __shared__ float part[4][MT * ROWS];
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
 #pragma unroll
@@ -253,9 +271,18 @@ DECODE_SOURCE = r"""
       float v = acc[m][r];
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == ((m * ROWS + r) & 31) && m < M && row0 + r < N)
-        out[(size_t)m * N + row0 + r] = static_cast<T>(v);
+      if (lane == 0) part[wib][m * ROWS + r] = v;
     }
+  }
+  __syncthreads();
+  if (!active || ks != 0) return;
+  for (int e = lane; e < MT * ROWS; e += 32) {
+    const int m = e / ROWS;
+    const int r = e - m * ROWS;
+    float v = 0.0f;
+#pragma unroll
+    for (int j = 0; j < KSPLIT; ++j) v += part[wib + j][e];
+    if (m < M && row0 + r < N) out[(size_t)m * N + row0 + r] = static_cast<T>(v);
   }
 """
 
@@ -304,7 +331,7 @@ DEQUANT_SOURCE = r"""
 
 @functools.cache
 def decode_template(
-    x_dtype: Any, scales_dtype: Any, bits: int, group_size: int, rows: int, mt: int
+    x_dtype: Any, scales_dtype: Any, bits: int, group_size: int, rows: int, mt: int, ksplit: int = 1
 ) -> tuple[tuple[str, Any], ...]:
     """MLX template arguments of the decode kernel (dtypes are ``mx.Dtype``)."""
     lay = layout(bits, group_size)
@@ -316,6 +343,7 @@ def decode_template(
         ("GS", group_size),
         ("ROWS", rows),
         ("MT", mt),
+        ("KSPLIT", ksplit),
         ("VALS", lay.vals),
         ("VEC", lay.vec),
     )
@@ -344,6 +372,7 @@ class CudaKernels:
         self.mx = mx
         self.poison = poison
         self.rows_per_warp: int | None = None  # None: decode_rows_per_warp(bits, group_size)
+        self.k_split: int | None = None  # None: decode_k_split(n, rows)
         self._decode: Any = None
         self._dequant: Any = None
 
@@ -364,11 +393,13 @@ class CudaKernels:
             )
         m, n = int(x.shape[0]), int(packed.shape[0])
         rows = self.rows_per_warp or decode_rows_per_warp(bits, group_size)
-        warps = -(-n // rows)
+        ksplit = self.k_split or decode_k_split(n, rows, decode_m_tile(m))
+        row_sets = -(-n // rows)
+        blocks = -(-row_sets // (4 // ksplit))
         return self._decode(
             inputs=[x, packed, scales, biases],
-            template=list(decode_template(x.dtype, scales.dtype, bits, group_size, rows, decode_m_tile(m))),
-            grid=(warps * 32, 1, 1),
+            template=list(decode_template(x.dtype, scales.dtype, bits, group_size, rows, decode_m_tile(m), ksplit)),
+            grid=(blocks * DECODE_BLOCK, 1, 1),
             threadgroup=(DECODE_BLOCK, 1, 1),
             output_shapes=[(m, n)],
             output_dtypes=[x.dtype],

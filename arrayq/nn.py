@@ -49,7 +49,8 @@ def _wide(x: Any) -> tuple[Any, Any]:
 
 
 def _narrow(x: Any, dtype: Any) -> Any:
-    return aq.astype(x, dtype, copy=False)
+    # (the dtype check first: astype(copy=False) would return x too, after a dispatch)
+    return x if aq.dtype(x) == dtype else aq.astype(x, dtype)
 
 
 # ---------------------------------------------------------------------- functions
@@ -89,7 +90,8 @@ def rms_norm(x: Any, weight: Any, eps: float = 1e-6) -> Any:
     """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in float32 or wider, returned in x's
     dtype. ``x``: (..., D) floating; ``weight``: (D,) or None."""
     xw, dtype = _wide(x)
-    out = xw * (1 / aq.sqrt(aq.mean(xw * xw, axis=-1, keepdims=True) + eps))
+    # sum / D is the mean (NumPy's mean is the same division, after more Python)
+    out = xw * (1 / aq.sqrt(aq.sum(xw * xw, axis=-1, keepdims=True) / int(xw.shape[-1]) + eps))
     if weight is not None:
         out = out * _narrow(weight, aq.dtype(out))
     return _narrow(out, dtype)

@@ -813,7 +813,11 @@ class MLXBackend(Backend):
         bits: int,
         mode: str,
     ) -> Array:
-        """MLX's fused ``mx.quantized_matmul``, natively on the GPU.
+        """MLX's fused ``mx.quantized_matmul``, natively on the GPU; on MLX's CUDA device,
+        arrayq's own kernels where they apply (``arrayq_mlx._cuda_kernels``: a decode GEMV
+        for <= 4 rows of x, dequantize + dense matmul for 5-7 and >= 128 rows; affine
+        2/3/4/5/6/8-bit, groups 32/64/128, ``transpose=True``, unbatched weight, bfloat16
+        or float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off.
 
         On the CPU, MLX's quantized kernel accumulates in its input dtype (bfloat16 or
         float16 inputs then break arrayq's "accumulated in float32" promise) and runs ~8-10x

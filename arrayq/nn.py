@@ -323,27 +323,60 @@ class RoPE:
         return _narrow(out if rest is None else aq.concat([out, rest], axis=-1), dtype)
 
 
+def _writable(x: Any) -> bool:
+    """Whether ``x`` takes slice assignment (NumPy's and MLX's arrays do; immutable arrays,
+    such as JAX's, do not): tried on an empty slice."""
+    try:
+        x[..., 0:0, :] = x[..., 0:0, :]
+        return True
+    except (TypeError, ValueError, AttributeError, NotImplementedError, IndexError):
+        return False
+
+
 @dataclasses.dataclass
 class KVCache:
     """Keys and values of the positions seen so far, (B, Hkv, S, D) each, or None before
-    the first call. :meth:`update_and_fetch` appends (a concatenation: O(S) per step, and
-    works on every backend, immutable arrays included)."""
+    the first call. :meth:`update_and_fetch` appends: into buffers that double when full
+    where the backend's arrays can be written in place (amortised cost: the new positions
+    only), by concatenation elsewhere (O(S) per step, for immutable arrays)."""
 
-    keys: Any = None
-    values: Any = None
+    _keys: Any = None  # buffers (B, Hkv, capacity, D); the first `_length` positions are valid
+    _values: Any = None
+    _length: int = 0
+    _in_place: bool = False  # the buffers are arrayq's own and take slice assignment
 
     @property
     def offset(self) -> int:
         """Number of positions cached."""
-        return 0 if self.keys is None else int(self.keys.shape[2])
+        return self._length
+
+    @property
+    def keys(self) -> Any:
+        """The cached keys (B, Hkv, S, D), or None."""
+        return None if self._keys is None else self._keys[:, :, : self._length]
+
+    @property
+    def values(self) -> Any:
+        """The cached values (B, Hkv, S, D), or None."""
+        return None if self._values is None else self._values[:, :, : self._length]
 
     def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
         """Append ``keys``/``values`` (B, Hkv, L, D) and return all cached (B, Hkv, S+L, D)."""
-        if self.keys is None:
-            self.keys, self.values = keys, values
+        length = int(keys.shape[2])
+        end = self._length + length
+        if self._keys is None:  # held as given (not ours to write into): the next append copies
+            self._keys, self._values = keys, values
+        elif self._in_place and end <= int(self._keys.shape[2]):
+            self._keys[:, :, self._length : end] = keys
+            self._values[:, :, self._length : end] = values
         else:
-            self.keys = aq.concat([self.keys, keys], axis=2)
-            self.values = aq.concat([self.values, values], axis=2)
+            self._keys = aq.concat([self.keys, keys], axis=2)
+            self._values = aq.concat([self.values, values], axis=2)
+            if _writable(self._keys):  # room for as many positions again, then in place
+                self._keys = aq.concat([self._keys, aq.zeros_like(self._keys)], axis=2)
+                self._values = aq.concat([self._values, aq.zeros_like(self._values)], axis=2)
+                self._in_place = True
+        self._length = end
         return self.keys, self.values
 
 

@@ -263,3 +263,24 @@ def test_layers_are_containers_that_move_between_backends():
     x = rng.standard_normal((1, 5, 64)).astype(np.float32)
     np.testing.assert_allclose(aq.to_numpy(moved(aq.to_backend(x, "mlx"))), qattn(x), rtol=1e-4, atol=1e-5)
     assert nn.num_parameters(qattn) == nn.num_parameters(attn) == 4 * 64 * 64 - 2 * 64 * 32 + 2 * 16
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_kv_cache_appends_equal_one_concatenation(backend, in_place, monkeypatch):
+    """Prompt, then one position at a time past several doublings of the buffer; the
+    concatenation fallback (immutable arrays) gives the same."""
+    if not in_place:
+        monkeypatch.setattr(nn, "_writable", lambda x: False)
+    r = np.random.default_rng(9)
+    steps = [r.standard_normal((2, 3, n, 4)).astype(np.float32) for n in [5] + [1] * 20 + [3]]
+    cache = nn.KVCache()
+    given = [(_on(backend, step), _on(backend, -step)) for step in steps]
+    for i, (k_in, v_in) in enumerate(given):
+        k, v = cache.update_and_fetch(k_in, v_in)
+        want = np.concatenate(steps[: i + 1], axis=2)
+        np.testing.assert_array_equal(aq.to_numpy(k), want)
+        np.testing.assert_array_equal(aq.to_numpy(v), -want)
+        assert cache.offset == want.shape[2] and tuple(cache.keys.shape) == want.shape
+    assert cache._in_place == in_place
+    for step, (k_in, _) in zip(steps, given):  # the caller's arrays are never written into
+        np.testing.assert_array_equal(aq.to_numpy(k_in), step)

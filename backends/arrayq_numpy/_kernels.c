@@ -125,6 +125,7 @@ struct level {
 
 #if defined(__x86_64__) || defined(__i386__)
 #define X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #ifdef __clang__
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,bmi2"))), \
@@ -190,15 +191,31 @@ struct level {
 static const struct level *levels[4];
 static int n_levels;
 
+#ifdef X86
+/* CPU features from cpuid, and whether the OS saves the vector registers (xgetbv):
+ * the compilers' __builtin_cpu_supports needs their own runtime library, which a Clang
+ * build does not always link (it then reports nothing). */
+static int cpu_has(int avx512) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!(fma && osxsave && avx)) return 0;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 0x6) != 0x6) return 0; /* SSE and AVX state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    const int avx2 = (b >> 5) & 1;
+    if (!avx512) return avx2;
+    const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+    return avx2 && f && dq && bw && vl && vnni && (xcr0_lo & 0xe0) == 0xe0; /* opmask and zmm state */
+}
+#endif
+
 static void find_levels(void) {
     n_levels = 0;
 #ifdef X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vnni"))
-        levels[n_levels++] = &level_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) levels[n_levels++] = &level_avx2;
+    if (cpu_has(1)) levels[n_levels++] = &level_avx512;
+    if (cpu_has(0)) levels[n_levels++] = &level_avx2;
 #endif
     levels[n_levels++] = &level_portable;
 }

@@ -297,3 +297,57 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.undo()
         _native._chosen_level.cache_clear()
     assert _native.level() == _native.levels()[0]
+
+
+def test_sizes_that_overflow_and_misaligned_buffers_raise() -> None:
+    k = _kernels()
+    x = np.zeros((1, 32), np.float32)
+    packed = np.zeros((8,), np.uint32)
+    s = np.ones((1,), np.float32)
+    out = np.zeros((1,), np.float32)
+    with pytest.raises(ValueError, match="overflow"):
+        k.gemv(0, x, packed, s, s, out, 1, 2**61, 32, 32, 8, 0)
+    with pytest.raises(ValueError, match="overflow"):
+        k.dequantize(0, packed, s, s, np.zeros(32, np.float32), 2**61 - 1, 1, 32, 32, 8, 0)
+    with pytest.raises(ValueError, match="overflow"):
+        k.slot_order(0, 2**61, 32, 4)
+    raw = np.zeros(4 * 32 + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(1, 32)  # one byte off float alignment
+    with pytest.raises(ValueError, match="not aligned"):
+        k.gemv(0, shifted, np.zeros((1, 4), np.uint32), s, s, out, 1, 1, 32, 32, 4, 0)
+
+
+def test_misaligned_x_through_the_frontend_is_copied() -> None:
+    rng = np.random.default_rng(11)
+    qw, dense, _ = _weight(rng, 16, 64, 4, 64, "float32")
+    values = rng.standard_normal(64).astype(np.float32)
+    raw = np.zeros(4 * 64 + 1, np.uint8)
+    x = raw[1:].view(np.float32).reshape(1, 64)
+    x[...] = values
+    assert not x.flags.aligned
+    _close(np.asarray(aq.linalg.quantized_matmul(x, qw)), values.reshape(1, 64), dense)
+
+
+def test_nan_in_x_gives_nan_with_int8_activations_too() -> None:
+    rng = np.random.default_rng(12)
+    qw, _, _ = _weight(rng, 24, 128, 4, 64, "bfloat16")
+    x = rng.standard_normal((2, 128)).astype(np.float32)
+    x[0, 5] = np.nan
+    for mode in ("float32", "int8"):
+        with _native.activations(mode):
+            y = np.asarray(aq.linalg.quantized_matmul(x, qw))
+        assert np.isnan(y[0]).all() and np.isfinite(y[1]).all(), mode
+
+
+def test_set_num_threads_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARRAYQ_NUM_THREADS", "1")
+    monkeypatch.setattr(_native, "_threads_set_by_call", False)
+    try:
+        _native._chosen_level.cache_clear()
+        _native.set_num_threads(3)
+        assert _native.num_threads() == 3  # the first use does not bring back the variable's 1
+    finally:
+        monkeypatch.undo()
+        _native._chosen_level.cache_clear()
+        _native.set_num_threads(0)
+        _native._threads_set_by_call = False

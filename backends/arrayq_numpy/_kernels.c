@@ -130,11 +130,11 @@ struct level {
 #include <cpuid.h>
 #include <immintrin.h>
 #ifdef __clang__
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,bmi2"))), \
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma"))), \
                              apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,bmi2")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")
 #endif
 #define LEVEL avx512
 #define VW 16
@@ -151,11 +151,11 @@ struct level {
 #undef DOT_U8S8
 #ifdef __clang__
 #pragma clang attribute pop
-#pragma clang attribute push(__attribute__((target("avx2,fma,bmi2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
 #pragma GCC pop_options
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi2")
+#pragma GCC target("avx2,fma")
 #endif
 #define LEVEL avx2
 #define VW 8
@@ -263,8 +263,12 @@ static void quantize_activations(int8_t *xi, float *dx, const float *x, int64_t 
     for (int64_t g = 0; g < k / group_size; g++) {
         const float *xg = x + g * group_size;
         float amax = 0.0f;
-        for (int i = 0; i < group_size; i++) amax = fmaxf(amax, fabsf(xg[i]));
-        dx[g] = amax / 127.0f;
+        int nan = 0;
+        for (int i = 0; i < group_size; i++) {
+            amax = fmaxf(amax, fabsf(xg[i]));
+            nan |= xg[i] != xg[i];
+        }
+        dx[g] = nan ? NAN : amax / 127.0f; /* a NaN in x makes the group's result NaN, as in float32 */
         const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         for (int i = 0; i < group_size; i++) xi[g * group_size + i] = (int8_t)lrintf(xg[i] * inv);
     }
@@ -298,7 +302,7 @@ static struct {
     pthread_cond_t cv;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .call_mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static int wanted_threads; /* 0: one per CPU this process may run on */
+static atomic_int wanted_threads; /* 0: one per CPU this process may run on */
 
 static inline void cpu_relax(void) {
 #ifdef X86
@@ -388,7 +392,8 @@ static void stop_pool(void) { /* call_mu held */
 }
 
 static void start_pool(void) { /* call_mu held */
-    int n = wanted_threads > 0 ? wanted_threads : default_threads();
+    const int wanted = atomic_load(&wanted_threads);
+    int n = wanted > 0 ? wanted : default_threads();
     if (n > MAX_THREADS) n = MAX_THREADS;
     pool.start_generation = atomic_load(&pool.generation);
     pool.threads = 1;
@@ -440,13 +445,19 @@ struct gemv_task {
     const struct level *lv;
     const struct gemv_job *job;
     int int8;
+    atomic_int out_of_memory; /* a part could not get its scratch: the call raises */
 };
 
 static void gemv_part(void *ctx, int part, int parts) {
     const struct gemv_task *t = ctx;
     const int64_t n = t->job->n, r0 = n * part / parts, r1 = n * (part + 1) / parts;
+    if (r1 <= r0) return;
     uint8_t *buf = malloc(MAX_TILE * work_bytes(t->job->k, t->job->group_size));
-    if (r1 > r0 && buf) (t->int8 ? t->lv->gemv_i8_rows : t->lv->gemv_rows)(t->job, r0, r1, buf);
+    if (!buf) {
+        atomic_store(&((struct gemv_task *)ctx)->out_of_memory, 1);
+        return;
+    }
+    (t->int8 ? t->lv->gemv_i8_rows : t->lv->gemv_rows)(t->job, r0, r1, buf);
     free(buf);
 }
 
@@ -454,13 +465,19 @@ struct dequant_task {
     const struct level *lv;
     const struct dequant_job *job;
     int64_t rows;
+    atomic_int out_of_memory;
 };
 
 static void dequant_part(void *ctx, int part, int parts) {
     const struct dequant_task *t = ctx;
     const int64_t row0 = t->job->row0, r0 = row0 + t->rows * part / parts, r1 = row0 + t->rows * (part + 1) / parts;
+    if (r1 <= r0) return;
     uint8_t *buf = malloc(work_bytes(t->job->k, t->job->group_size));
-    if (r1 > r0 && buf) t->lv->dequant_rows(t->job, r0, r1, buf);
+    if (!buf) {
+        atomic_store(&((struct dequant_task *)ctx)->out_of_memory, 1);
+        return;
+    }
+    t->lv->dequant_rows(t->job, r0, r1, buf);
     free(buf);
 }
 
@@ -476,10 +493,28 @@ static const struct level *level_arg(int index) {
     return levels[index];
 }
 
-static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t need, int writable, const char *what) {
+/* a * b * c / divisor bytes; -1 with a ValueError set where the product overflows */
+static Py_ssize_t byte_count(int64_t a, int64_t b, int64_t c, int64_t divisor) {
+    int64_t ab, abc;
+    if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc) || abc / divisor > PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_ValueError, "array sizes overflow");
+        return -1;
+    }
+    return (Py_ssize_t)(abc / divisor);
+}
+
+/* A C-contiguous buffer of at least `need` bytes whose start is aligned to `align` bytes;
+ * need < 0 (an overflowed size, error set) fails at once. */
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t need, int align, int writable, const char *what) {
+    if (need < 0) return -1;
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
     if (view->len < need) {
         PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, need %zd", what, view->len, need);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if ((uintptr_t)view->buf % (uintptr_t)align) {
+        PyErr_Format(PyExc_ValueError, "%s is not aligned to %d bytes", what, align);
         PyBuffer_Release(view);
         return -1;
     }
@@ -503,7 +538,8 @@ static PyObject *py_levels(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_num_threads(PyObject *self, PyObject *args) {
-    return PyLong_FromLong(wanted_threads > 0 ? wanted_threads : default_threads());
+    const int wanted = atomic_load(&wanted_threads);
+    return PyLong_FromLong(wanted > 0 ? wanted : default_threads());
 }
 
 static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
@@ -515,7 +551,7 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
     }
     Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&pool.call_mu);
     stop_pool();
-    wanted_threads = (int)n;
+    atomic_store(&wanted_threads, (int)n);
     pthread_mutex_unlock(&pool.call_mu);
     Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
@@ -536,11 +572,11 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
     }
     const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2;
     Py_buffer x, p, s, b, o;
-    if (get_buffer(ox, &x, m * k * 4, 0, "x") < 0) return NULL;
-    if (get_buffer(op, &p, n * k * bits / 8, 0, "packed") < 0) goto fail_x;
-    if (get_buffer(os, &s, n * groups * scale_bytes, 0, "scales") < 0) goto fail_p;
-    if (get_buffer(ob, &b, n * groups * scale_bytes, 0, "biases") < 0) goto fail_s;
-    if (get_buffer(oo, &o, m * n * 4, 1, "out") < 0) goto fail_b;
+    if (get_buffer(ox, &x, byte_count(m, k, 4, 1), 4, 0, "x") < 0) return NULL;
+    if (get_buffer(op, &p, byte_count(n, k, bits, 8), 1, 0, "packed") < 0) goto fail_x;
+    if (get_buffer(os, &s, byte_count(n, groups, scale_bytes, 1), (int)scale_bytes, 0, "scales") < 0) goto fail_p;
+    if (get_buffer(ob, &b, byte_count(n, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) goto fail_s;
+    if (get_buffer(oo, &o, byte_count(m, n, 4, 1), 4, 1, "out") < 0) goto fail_b;
 
     const int int8_bits = int8 ? int8_slot_bits_for(lv, bits, group_size) : 0;
     const int slot_bits = int8_bits ? int8_bits : slot_bits_for(lv, bits, group_size);
@@ -553,6 +589,7 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
     float *xsum = xp + m * k, *xscale = xsum + m * groups;
     int8_t *xq = (int8_t *)(xscale + m * groups), *xq_natural = xq + m * k;
     const float *xs = x.buf;
+    int out_of_memory;
     Py_BEGIN_ALLOW_THREADS for (int64_t r = 0; r < m; r++) {
         if (int8_bits) {
             quantize_activations(xq_natural + r * k, xscale + r * groups, xs + r * k, k, group_size);
@@ -577,9 +614,14 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
     }
     const struct gemv_job job = {xp,         xsum,      xq,       xscale,           p.buf, s.buf, b.buf, o.buf, m, n, k,
                                  k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
-    const struct gemv_task task = {lv, &job, int8_bits != 0};
+    struct gemv_task task = {lv, &job, int8_bits != 0, 0};
     run_parallel(gemv_part, (void *)&task, n * k < PARALLEL_MIN_WEIGHTS ? 1 : (n + 15) / 16);
+    out_of_memory = atomic_load(&task.out_of_memory);
     Py_END_ALLOW_THREADS free(xp);
+    if (out_of_memory) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
     PyBuffer_Release(&o);
     PyBuffer_Release(&b);
     PyBuffer_Release(&s);
@@ -614,25 +656,35 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "need row0 >= 0 and rows >= 0, got %lld and %lld", row0, rows);
         return NULL;
     }
+    if (row0 > INT64_MAX - rows) {
+        PyErr_SetString(PyExc_ValueError, "array sizes overflow");
+        return NULL;
+    }
     const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2, end = row0 + rows;
     Py_buffer p, s, b, o;
-    if (get_buffer(op, &p, end * k * bits / 8, 0, "packed") < 0) return NULL;
-    if (get_buffer(os, &s, end * groups * scale_bytes, 0, "scales") < 0) goto fail_p;
-    if (get_buffer(ob, &b, end * groups * scale_bytes, 0, "biases") < 0) goto fail_s;
-    if (get_buffer(oo, &o, rows * k * 4, 1, "out") < 0) goto fail_b;
+    if (get_buffer(op, &p, byte_count(end, k, bits, 8), 1, 0, "packed") < 0) return NULL;
+    if (get_buffer(os, &s, byte_count(end, groups, scale_bytes, 1), (int)scale_bytes, 0, "scales") < 0) goto fail_p;
+    if (get_buffer(ob, &b, byte_count(end, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) goto fail_s;
+    if (get_buffer(oo, &o, byte_count(rows, k, 4, 1), 4, 1, "out") < 0) goto fail_b;
     const int slot_bits = slot_bits_for(lv, bits, group_size);
     const struct dequant_job job = {p.buf, s.buf, b.buf, o.buf, row0, k, k * bits / 8,
                                     group_size, bits, slot_bits, slot_bits != bits, scale_kind};
-    const struct dequant_task task = {lv, &job, rows};
+    struct dequant_task task = {lv, &job, rows, 0};
     /* on the calling thread alone: a block dequantizes in ~5% of the BLAS call that
      * follows it, and pool workers woken for it then compete with BLAS's own threads
      * (measured: prefill then varied between 150 and 240 tok/s; alone, 230-240) */
     Py_BEGIN_ALLOW_THREADS dequant_part((void *)&task, 0, 1);
-    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    Py_END_ALLOW_THREADS if (atomic_load(&task.out_of_memory)) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
+    PyBuffer_Release(&o);
     PyBuffer_Release(&b);
     PyBuffer_Release(&s);
     PyBuffer_Release(&p);
     Py_RETURN_NONE;
+fail_o:
+    PyBuffer_Release(&o);
 fail_b:
     PyBuffer_Release(&b);
 fail_s:
@@ -649,7 +701,9 @@ static PyObject *py_slot_order(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "iLii", &level_index, &k, &group_size, &bits)) return NULL;
     const struct level *lv = level_arg(level_index);
     if (!lv || check_format(k, group_size, bits, SCALE_F32) < 0) return NULL;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(k * 8));
+    const Py_ssize_t size = byte_count(k, 8, 1, 1);
+    if (size < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
     if (!out) return NULL;
     int64_t *pos = (int64_t *)PyBytes_AS_STRING(out);
     const int slot_bits = slot_bits_for(lv, bits, group_size);

@@ -106,7 +106,8 @@ static inline __attribute__((always_inline)) void NAME(gemv_tile)(const struct g
         for (int i = 0; i < R; i++) {
             /* the same bytes of the rows a few tiles on: the tile's rows are adjacent, so
              * anything nearer is already being read */
-            __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_TILES * R * j->row_bytes);
+            if (!j->unpack) /* (an unpacked row is in the scratch buffer, not in W) */
+                __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_TILES * R * j->row_bytes);
             for (int m = 0; m < M; m++) acc[i][m] = (VF){0};
         }
         for (int64_t c = 0; c < chunks; c++) {
@@ -181,7 +182,7 @@ static inline __attribute__((always_inline)) void NAME(gemv_i8_body)(const struc
         for (int64_t g = 0; g < G; g++) {
             const uint8_t *wp = row + g * group_bytes;
             const int8_t *xg = j->xq + g * j->group_size;
-            __builtin_prefetch(wp + PREFETCH_BYTES);
+            if (!j->unpack) __builtin_prefetch(wp + PREFETCH_BYTES);
             VA acc[MAX_ROWS];
             for (int m = 0; m < M; m++) acc[m] = (VA){0};
             for (int64_t c = 0; c < chunks; c++) {

@@ -87,7 +87,8 @@ def _chosen_level() -> int | None:
     if threads:
         if not threads.isdigit():
             raise ValueError(f"ARRAYQ_NUM_THREADS={threads!r}: give a whole number of threads (0: one per CPU)")
-        set_num_threads(int(threads))
+        if not _threads_set_by_call:  # set_num_threads() before the first use wins
+            _kernels.set_num_threads(int(threads))
     return levels().index(setting) if setting in levels() else 0
 
 
@@ -114,14 +115,23 @@ def status() -> str:
 
 def num_threads() -> int:
     """Threads a native call uses, the calling thread included."""
-    return 1 if _kernels is None else int(_kernels.num_threads())
+    if _kernels is None:
+        return 1
+    _chosen_level()  # applies ARRAYQ_NUM_THREADS, as the first call would
+    return int(_kernels.num_threads())
+
+
+_threads_set_by_call = False
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads per native call (0: one per CPU). Raises ValueError outside
-    0..256. The pool restarts; calls in flight finish first."""
+    """Use ``n`` threads per native call (0: one per CPU); this overrides
+    ``ARRAYQ_NUM_THREADS``. Raises ValueError outside 0..256. The pool restarts; calls in
+    flight finish first."""
+    global _threads_set_by_call
     if _kernels is not None:
         _kernels.set_num_threads(int(n))
+        _threads_set_by_call = True
 
 
 ACTIVATION_MODES = ("float32", "int8")
@@ -166,8 +176,8 @@ def _scale_view(a: np.ndarray) -> tuple[np.ndarray, int]:
     kind = _scale_kinds().get(a.dtype)
     if kind is None:
         a, kind = a.astype(np.float32), 0
-    if not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a)
+    if not (a.flags.c_contiguous and a.flags.aligned):
+        a = np.require(a, requirements=["C", "A"])
     return (a.view(np.uint16) if kind else a), kind
 
 
@@ -202,7 +212,8 @@ def matmul(
     if m <= DECODE_MAX_ROWS:
         out = np.empty((m, n), np.float32)
         int8 = current_activations() == "int8"
-        xc = x if x.flags.c_contiguous and x.dtype == np.float32 else np.ascontiguousarray(x, np.float32)
+        aligned = x.flags.c_contiguous and x.flags.aligned and x.dtype == np.float32
+        xc = x if aligned else np.require(x, np.float32, requirements=["C", "A"])
         _kernels.gemv(index, xc, packed, s, b, out, m, n, k, group_size, bits, kind, int8)
         return out
     # prefill: W_block @ x.T fills contiguous rows of out.T (see _quantized.affine_matmul)

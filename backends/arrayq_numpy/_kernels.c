@@ -95,24 +95,49 @@ static size_t work_bytes(int64_t k, int group_size) {
     return (size_t)k + 2 * (size_t)(k / group_size) * sizeof(float);
 }
 
+/* W as both kernels read it. slot_bits: the width the kernel reads codes at (bits, or 8
+ * where rows are first unpacked to one byte per code: unpack). */
+struct weight {
+    const uint8_t *packed;
+    const void *scales, *biases;
+    int64_t k, row_bytes;
+    int group_size, bits, slot_bits, unpack, scale_kind;
+};
+
+/* Row r of W ready for a kernel, laid out in `work` (work_bytes(k, group_size)): its codes
+ * (unpacked there where the format needs it, else read where they are), and its scales and
+ * biases widened to float32. */
+struct row {
+    const uint8_t *codes;
+    float *scales, *biases;
+};
+
+static inline struct row prepare_row(const struct weight *w, int64_t r, uint8_t *work) {
+    const int64_t G = w->k / w->group_size;
+    struct row row = {w->packed + r * w->row_bytes, (float *)(work + w->k), (float *)(work + w->k) + G};
+    if (w->unpack) {
+        unpack_row(row.codes, w->bits, w->k, work);
+        row.codes = work;
+    }
+    widen_row(row.scales, w->scales, w->scale_kind, r * G, G);
+    widen_row(row.biases, w->biases, w->scale_kind, r * G, G);
+    return row;
+}
+
 struct gemv_job {
     const float *xp;     /* (M, K) x in slot order */
     const float *xsum;   /* (M, G) x summed per group */
     const int8_t *xq;    /* 8-bit activations: (M, K) int8 codes of x, in byte slot order */
     const float *xscale; /* 8-bit activations: (M, G) their scales, x ~ xscale * xq */
-    const uint8_t *packed;
-    const void *scales, *biases;
+    struct weight w;
     float *out; /* (M, N) */
-    int64_t m, n, k, row_bytes;
-    int group_size, bits, slot_bits, unpack, scale_kind;
+    int64_t m, n;
 };
 
 struct dequant_job {
-    const uint8_t *packed;
-    const void *scales, *biases;
+    struct weight w;
     float *out; /* (rows, K), columns in slot order */
-    int64_t row0, k, row_bytes;
-    int group_size, bits, slot_bits, unpack, scale_kind;
+    int64_t row0;
 };
 
 struct level {
@@ -237,16 +262,9 @@ static int int8_slot_bits_for(const struct level *lv, int bits, int group_size) 
     return group_size % lv->int8_bytes == 0 ? 8 : 0;
 }
 
-/* The position in slot order of column `col`: within each chunk of E columns, column
- * i*P + t sits at t*VW + i. */
-static inline int64_t slot_position(int64_t col, int lanes, int slot_bits) {
-    const int P = 8 / slot_bits, E = lanes * P;
-    const int64_t base = col - col % E, i = (col % E) / P, t = (col % E) % P;
-    return base + t * lanes + i;
-}
 
-/* dst = src (k values) with its columns in slot order (what slot_position says, without
- * a division per column). */
+/* dst = src (k values) with its columns in slot order: within each chunk of E = lanes * P
+ * columns, column i*P + t goes to t*lanes + i. */
 #define DEFINE_TO_SLOT_ORDER(name, type)                                                      \
     static void name(type *dst, const type *src, int64_t k, int lanes, int slot_bits) {      \
         const int P = 8 / slot_bits, E = lanes * P;                                          \
@@ -256,6 +274,7 @@ static inline int64_t slot_position(int64_t col, int lanes, int slot_bits) {
     }
 DEFINE_TO_SLOT_ORDER(to_slot_order, float)
 DEFINE_TO_SLOT_ORDER(to_slot_order_i8, int8_t)
+DEFINE_TO_SLOT_ORDER(to_slot_order_i64, int64_t)
 
 /* x (k values) as int8 codes per group, xi = round(x / dx) with dx = max|x_g| / 127
  * (dx = 0 and codes 0 for an all-zero group), codes in natural order. */
@@ -452,7 +471,7 @@ static void gemv_part(void *ctx, int part, int parts) {
     const struct gemv_task *t = ctx;
     const int64_t n = t->job->n, r0 = n * part / parts, r1 = n * (part + 1) / parts;
     if (r1 <= r0) return;
-    uint8_t *buf = malloc(MAX_TILE * work_bytes(t->job->k, t->job->group_size));
+    uint8_t *buf = malloc(MAX_TILE * work_bytes(t->job->w.k, t->job->w.group_size));
     if (!buf) {
         atomic_store(&((struct gemv_task *)ctx)->out_of_memory, 1);
         return;
@@ -472,7 +491,7 @@ static void dequant_part(void *ctx, int part, int parts) {
     const struct dequant_task *t = ctx;
     const int64_t row0 = t->job->row0, r0 = row0 + t->rows * part / parts, r1 = row0 + t->rows * (part + 1) / parts;
     if (r1 <= r0) return;
-    uint8_t *buf = malloc(work_bytes(t->job->k, t->job->group_size));
+    uint8_t *buf = malloc(work_bytes(t->job->w.k, t->job->w.group_size));
     if (!buf) {
         atomic_store(&((struct dequant_task *)ctx)->out_of_memory, 1);
         return;
@@ -612,8 +631,8 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
             xsum[r * groups + g] = acc;
         }
     }
-    const struct gemv_job job = {xp,         xsum,      xq,       xscale,           p.buf, s.buf, b.buf, o.buf, m, n, k,
-                                 k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct weight w = {p.buf, s.buf, b.buf, k, k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct gemv_job job = {xp, xsum, xq, xscale, w, o.buf, m, n};
     struct gemv_task task = {lv, &job, int8_bits != 0, 0};
     run_parallel(gemv_part, (void *)&task, n * k < PARALLEL_MIN_WEIGHTS ? 1 : (n + 15) / 16);
     out_of_memory = atomic_load(&task.out_of_memory);
@@ -667,8 +686,8 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     if (get_buffer(ob, &b, byte_count(end, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) goto fail_s;
     if (get_buffer(oo, &o, byte_count(rows, k, 4, 1), 4, 1, "out") < 0) goto fail_b;
     const int slot_bits = slot_bits_for(lv, bits, group_size);
-    const struct dequant_job job = {p.buf, s.buf, b.buf, o.buf, row0, k, k * bits / 8,
-                                    group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct weight w = {p.buf, s.buf, b.buf, k, k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct dequant_job job = {w, o.buf, row0};
     struct dequant_task task = {lv, &job, rows, 0};
     /* on the calling thread alone: a block dequantizes in ~5% of the BLAS call that
      * follows it, and pool workers woken for it then compete with BLAS's own threads
@@ -694,7 +713,8 @@ fail_p:
     return NULL;
 }
 
-/* slot_order(level, k, group_size, bits) -> bytes of int64 (k,): position of each column */
+/* slot_order(level, k, group_size, bits) -> bytes of int64 (k,): the columns in slot
+ * order, so that x[:, order] is x as the kernels read it */
 static PyObject *py_slot_order(PyObject *self, PyObject *args) {
     int level_index, group_size, bits;
     long long k;
@@ -705,9 +725,14 @@ static PyObject *py_slot_order(PyObject *self, PyObject *args) {
     if (size < 0) return NULL;
     PyObject *out = PyBytes_FromStringAndSize(NULL, size);
     if (!out) return NULL;
-    int64_t *pos = (int64_t *)PyBytes_AS_STRING(out);
-    const int slot_bits = slot_bits_for(lv, bits, group_size);
-    for (int64_t c = 0; c < k; c++) pos[c] = slot_position(c, lv->lanes, slot_bits);
+    int64_t *columns = malloc((size_t)size);
+    if (!columns) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    for (int64_t c = 0; c < k; c++) columns[c] = c;
+    to_slot_order_i64((int64_t *)PyBytes_AS_STRING(out), columns, k, lv->lanes, slot_bits_for(lv, bits, group_size));
+    free(columns);
     return out;
 }
 
@@ -727,7 +752,7 @@ static PyMethodDef methods[] = {
     {"gemv", py_gemv, METH_VARARGS, "out = x @ W.T for 1..8 rows of x (see _kernels.c)."},
     {"int8_runs", py_int8_runs, METH_VARARGS, "Whether the 8-bit-activation kernel takes this format."},
     {"dequantize", py_dequantize, METH_VARARGS, "Rows of W as float32, columns in slot order (see _kernels.c)."},
-    {"slot_order", py_slot_order, METH_VARARGS, "Slot-order position of each column, as int64 bytes."},
+    {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
     {NULL, NULL, 0, NULL},
 };
 

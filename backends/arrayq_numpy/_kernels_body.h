@@ -81,33 +81,27 @@ static inline __attribute__((always_inline)) float NAME(dot)(const float *a, con
 static inline __attribute__((always_inline)) void NAME(gemv_tile)(const struct gemv_job *j, int64_t r, uint8_t *buf,
                                                                   const int bits, const int M, const int R) {
     const int P = 8 / bits, E = VW * P;
-    const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
-    const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
+    const int64_t K = j->w.k, G = K / j->w.group_size, chunks = j->w.group_size / E;
+    const int64_t group_bytes = (int64_t)j->w.group_size * bits / 8;
     const uint8_t *rows[MAX_TILE];
-    float *srow[MAX_TILE], *brow[MAX_TILE];
+    const float *srow[MAX_TILE], *brow[MAX_TILE];
     for (int i = 0; i < R; i++) {
-        rows[i] = j->packed + (r + i) * j->row_bytes;
-        uint8_t *work = buf + i * work_bytes(K, j->group_size);
-        if (j->unpack) {
-            unpack_row(rows[i], j->bits, K, work);
-            rows[i] = work;
-        }
-        srow[i] = (float *)(work + K);
-        brow[i] = srow[i] + G;
-        widen_row(srow[i], j->scales, j->scale_kind, (r + i) * G, G);
-        widen_row(brow[i], j->biases, j->scale_kind, (r + i) * G, G);
+        const struct row row = prepare_row(&j->w, r + i, buf + i * work_bytes(K, j->w.group_size));
+        rows[i] = row.codes;
+        srow[i] = row.scales;
+        brow[i] = row.biases;
     }
     VF total[MAX_TILE][MAX_ROWS];
     for (int i = 0; i < R; i++)
         for (int m = 0; m < M; m++) total[i][m] = (VF){0};
     for (int64_t g = 0; g < G; g++) {
-        const float *xg = j->xp + g * j->group_size;
+        const float *xg = j->xp + g * j->w.group_size;
         VF acc[MAX_TILE][MAX_ROWS];
         for (int i = 0; i < R; i++) {
             /* the same bytes of the rows a few tiles on: the tile's rows are adjacent, so
              * anything nearer is already being read */
-            if (!j->unpack) /* (an unpacked row is in the scratch buffer, not in W) */
-                __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_TILES * R * j->row_bytes);
+            if (!j->w.unpack) /* (an unpacked row is in the scratch buffer, not in W) */
+                __builtin_prefetch(rows[i] + g * group_bytes + PREFETCH_TILES * R * j->w.row_bytes);
             for (int m = 0; m < M; m++) acc[i][m] = (VF){0};
         }
         for (int64_t c = 0; c < chunks; c++) {
@@ -166,23 +160,16 @@ static inline __attribute__((always_inline)) void NAME(gemv_i8_body)(const struc
                                                                      int64_t r1, uint8_t *buf, const int bits,
                                                                      const int M) {
     const int P = 8 / bits, E = IB * P;
-    const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
-    const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
+    const int64_t K = j->w.k, G = K / j->w.group_size, chunks = j->w.group_size / E;
+    const int64_t group_bytes = (int64_t)j->w.group_size * bits / 8;
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = j->packed + r * j->row_bytes;
-        if (j->unpack) {
-            unpack_row(row, j->bits, K, buf);
-            row = buf;
-        }
-        float *srow = (float *)(buf + K), *brow = srow + G;
-        widen_row(srow, j->scales, j->scale_kind, r * G, G);
-        widen_row(brow, j->biases, j->scale_kind, r * G, G);
+        const struct row row = prepare_row(&j->w, r, buf);
         VS total[MAX_ROWS];
         for (int m = 0; m < M; m++) total[m] = (VS){0};
         for (int64_t g = 0; g < G; g++) {
-            const uint8_t *wp = row + g * group_bytes;
-            const int8_t *xg = j->xq + g * j->group_size;
-            if (!j->unpack) __builtin_prefetch(wp + PREFETCH_BYTES);
+            const uint8_t *wp = row.codes + g * group_bytes;
+            const int8_t *xg = j->xq + g * j->w.group_size;
+            if (!j->w.unpack) __builtin_prefetch(wp + PREFETCH_BYTES);
             VA acc[MAX_ROWS];
             for (int m = 0; m < M; m++) acc[m] = (VA){0};
             for (int64_t c = 0; c < chunks; c++) {
@@ -199,12 +186,12 @@ static inline __attribute__((always_inline)) void NAME(gemv_i8_body)(const struc
                 }
             }
             for (int m = 0; m < M; m++)
-                total[m] += __builtin_convertvector(acc[m], VS) * (srow[g] * j->xscale[m * G + g]);
+                total[m] += __builtin_convertvector(acc[m], VS) * (row.scales[g] * j->xscale[m * G + g]);
         }
         for (int m = 0; m < M; m++) {
             float sum = 0.0f;
             for (int i = 0; i < IB / 4; i++) sum += total[m][i];
-            j->out[m * j->n + r] = sum + NAME(dot)(brow, j->xsum + m * G, G);
+            j->out[m * j->n + r] = sum + NAME(dot)(row.biases, j->xsum + m * G, G);
         }
     }
 }
@@ -224,7 +211,7 @@ static inline __attribute__((always_inline)) void NAME(gemv_i8_body)(const struc
 
 #define BODY gemv_body
 static void NAME(gemv_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
-    switch (j->slot_bits) {
+    switch (j->w.slot_bits) {
         case 1: GEMV_M(1) break;
         case 2: GEMV_M(2) break;
         case 4: GEMV_M(4) break;
@@ -234,7 +221,7 @@ static void NAME(gemv_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, ui
 #undef BODY
 #define BODY gemv_i8_body
 static void NAME(gemv_i8_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
-    switch (j->slot_bits) {
+    switch (j->w.slot_bits) {
         case 1: GEMV_M(1) break;
         case 2: GEMV_M(2) break;
         case 4: GEMV_M(4) break;
@@ -249,22 +236,15 @@ static void NAME(gemv_i8_rows)(const struct gemv_job *j, int64_t r0, int64_t r1,
 static inline __attribute__((always_inline)) void NAME(dequant_body)(const struct dequant_job *j, int64_t r0,
                                                                      int64_t r1, uint8_t *buf, const int bits) {
     const int P = 8 / bits, E = VW * P;
-    const int64_t K = j->k, G = K / j->group_size, chunks = j->group_size / E;
-    const int64_t group_bytes = (int64_t)j->group_size * bits / 8;
+    const int64_t K = j->w.k, G = K / j->w.group_size, chunks = j->w.group_size / E;
+    const int64_t group_bytes = (int64_t)j->w.group_size * bits / 8;
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = j->packed + r * j->row_bytes;
-        if (j->unpack) {
-            unpack_row(row, j->bits, K, buf);
-            row = buf;
-        }
+        const struct row row = prepare_row(&j->w, r, buf);
         float *o = j->out + (r - j->row0) * K;
-        float *srow = (float *)(buf + K), *brow = srow + G;
-        widen_row(srow, j->scales, j->scale_kind, r * G, G);
-        widen_row(brow, j->biases, j->scale_kind, r * G, G);
         for (int64_t g = 0; g < G; g++) {
-            const float s = srow[g], b = brow[g];
-            const uint8_t *wp = row + g * group_bytes;
-            float *og = o + g * j->group_size;
+            const float s = row.scales[g], b = row.biases[g];
+            const uint8_t *wp = row.codes + g * group_bytes;
+            float *og = o + g * j->w.group_size;
             for (int64_t c = 0; c < chunks; c++) {
                 const VU bytes = NAME(load_bytes)(wp + c * VW);
                 for (int t = 0; t < P; t++) NAME(store_f)(og + c * E + t * VW, NAME(slot)(bytes, bits, t) * s + b);
@@ -274,7 +254,7 @@ static inline __attribute__((always_inline)) void NAME(dequant_body)(const struc
 }
 
 static void NAME(dequant_rows)(const struct dequant_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
-    switch (j->slot_bits) {
+    switch (j->w.slot_bits) {
         case 1: NAME(dequant_body)(j, r0, r1, buf, 1); break;
         case 2: NAME(dequant_body)(j, r0, r1, buf, 2); break;
         case 4: NAME(dequant_body)(j, r0, r1, buf, 4); break;

@@ -185,8 +185,7 @@ def _scale_view(a: np.ndarray) -> tuple[np.ndarray, int]:
 def _column_order(level_index: int, k: int, group_size: int, bits: int) -> np.ndarray:
     """Permutation that puts x's columns in the kernel's order: ``x[:, order]``."""
     assert _kernels is not None
-    position = np.frombuffer(_kernels.slot_order(level_index, k, group_size, bits), np.int64)
-    return np.argsort(position)
+    return np.frombuffer(_kernels.slot_order(level_index, k, group_size, bits), np.int64)
 
 
 def supports(x: np.ndarray, packed: np.ndarray, transpose: bool, group_size: int) -> bool:

@@ -107,13 +107,11 @@ def quantized_matmul(n: int = 12288, k: int = 4096, prefill: int = 128, quick: b
         def dense_matmul(x: np.ndarray = x) -> Any:
             return x @ dense.T
 
-        name = f"arrayq numpy ({'native ' + str(_native.level()) if _native.level() else 'pure-NumPy path'})"
         rows.append(
             {
                 "bench": "quantized",
                 "case": label,
                 "name": "arrayq numpy",
-                "detail": name,
                 "median_s": median_time(ours, repeat),
                 "peak_extra_MiB": peak_extra_bytes(ours) / 2**20,
             }

@@ -40,6 +40,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ._quantized import blocks_times, rows_per_block
+
 try:
     from . import _kernels  # type: ignore[attr-defined]
 
@@ -50,18 +52,14 @@ except ImportError as exc:  # built without a C compiler: the pure-NumPy path ru
 
 #: Rows of x at or below which the fused decode kernel runs (above: dequantize + BLAS).
 DECODE_MAX_ROWS = 8 if _kernels is None else _kernels.MAX_ROWS
-#: Float32 values of one dequantized block in the prefill path (8 MiB): the bound on a
-#: call's extra memory, as in ``_quantized.BLOCK_ELEMENTS``.
-BLOCK_ELEMENTS = 1 << 21
-
-_SCALE_KINDS = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 
 
 @functools.cache
 def _scale_kinds() -> dict[np.dtype, int]:
+    """The kernels' code for each scale dtype."""
     import ml_dtypes
 
-    return {**_SCALE_KINDS, np.dtype(ml_dtypes.bfloat16): 2}
+    return {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(ml_dtypes.bfloat16): 2}
 
 
 def levels() -> tuple[str, ...]:
@@ -215,13 +213,12 @@ def matmul(
         xc = x if aligned else np.require(x, np.float32, requirements=["C", "A"])
         _kernels.gemv(index, xc, packed, s, b, out, m, n, k, group_size, bits, kind, int8)
         return out
-    # prefill: W_block @ x.T fills contiguous rows of out.T (see _quantized.affine_matmul)
+    # prefill: blocks of W dequantized in the kernel's column order, x permuted to match
     xt = np.ascontiguousarray(x[:, _column_order(index, k, group_size, bits)].T, np.float32)
-    out_t = np.empty((n, m), np.float32)
-    block = max(1, BLOCK_ELEMENTS // k)
-    w = np.empty((min(block, n), k), np.float32)
-    for r in range(0, n, block):
-        rows = min(block, n - r)
+    w = np.empty((min(rows_per_block(k), n), k), np.float32)  # one buffer for every block
+
+    def dequantized(r: int, rows: int) -> np.ndarray:
         _kernels.dequantize(index, packed, s, b, w, r, rows, k, group_size, bits, kind)
-        np.matmul(w[:rows], xt, out=out_t[r : r + rows])
-    return np.ascontiguousarray(out_t.T)
+        return w[:rows]
+
+    return np.ascontiguousarray(blocks_times(dequantized, n, k, xt).T)

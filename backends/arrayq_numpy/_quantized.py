@@ -19,6 +19,7 @@ checkpoints lose nothing to the kernel (MLX's CPU kernel accumulates in bfloat16
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -77,6 +78,24 @@ def _dequantize_rows(
     return codes
 
 
+def rows_per_block(cols: int) -> int:
+    """Rows of a weight with ``cols`` columns in one float32 block of ``BLOCK_ELEMENTS``."""
+    return max(1, BLOCK_ELEMENTS // cols)
+
+
+def blocks_times(block: Callable[[int, int], np.ndarray], rows: int, cols: int, xt: np.ndarray) -> np.ndarray:
+    """``W @ xt`` (rows, M) float32 for a weight W (rows, cols) made block by block:
+    ``block(r, n)`` gives rows r .. r+n of W as float32 (n, cols). W_block @ x.T fills
+    contiguous rows of the result (BLAS is several times faster this way round than
+    x @ W_block.T for blocks of a few hundred rows)."""
+    out_t = np.empty((rows, xt.shape[1]), np.float32)
+    step = rows_per_block(cols)
+    for r in range(0, rows, step):
+        n = min(step, rows - r)
+        np.matmul(block(r, n), xt, out=out_t[r : r + n])
+    return out_t
+
+
 def affine_matmul(
     x: np.ndarray,
     packed: np.ndarray,
@@ -92,7 +111,7 @@ def affine_matmul(
     s32, b32 = scales.astype(np.float32), biases.astype(np.float32)
     rows, cols = packed.shape[0], scales.shape[1] * group_size
     m = x.shape[0]
-    block = max(1, BLOCK_ELEMENTS // cols)
+    block = rows_per_block(cols)
     if not transpose:  # W is (K, N): sum over blocks of K rows
         out = np.zeros((m, cols), np.float32)
         for r in range(0, rows, block):
@@ -110,15 +129,15 @@ def affine_matmul(
             dots = np.einsum("rgk,mgk->mrg", codes, xg)  # (M, R, G)
             out[:, r : r + block] = np.einsum("mrg,rg->mr", dots, s32[r : r + block]) + xsum @ b32[r : r + block].T
         return out
-    # prefill: W_block @ x.T fills contiguous rows of out.T (BLAS is several times faster
-    # this way round than x @ W_block.T for blocks of a few hundred rows). Only the scales
-    # touch the block; the biases enter once, as bias @ (x summed per group).
-    out_t = np.empty((rows, m), np.float32)
-    xt = np.ascontiguousarray(x.T)
+    # prefill: only the scales touch a block; the biases enter once, as bias @ (x summed
+    # per group)
     groups = cols // group_size
-    for r in range(0, rows, block):
-        w = codes_f32(packed[r : r + block], bits)
-        w.reshape(-1, groups, group_size).__imul__(s32[r : r + block, :, None])
-        np.matmul(w, xt, out=out_t[r : r + block])
+
+    def scaled_codes(r: int, n: int) -> np.ndarray:
+        w = codes_f32(packed[r : r + n], bits)
+        w.reshape(-1, groups, group_size).__imul__(s32[r : r + n, :, None])
+        return w
+
+    out_t = blocks_times(scaled_codes, rows, cols, np.ascontiguousarray(x.T))
     out_t += b32 @ x.reshape(m, groups, group_size).sum(axis=-1).T
     return np.ascontiguousarray(out_t.T)

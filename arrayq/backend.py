@@ -611,6 +611,13 @@ class Backend:
                 mode=mode,
             )
 
+    # Reference default: arrayq.nn's attention written with the array ops (nn checks the
+    # arguments first). ``mask``: None, "causal" or an additive array.
+    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
+        from .nn import attention_reference
+
+        return attention_reference(q, k, v, scale, mask)
+
     # ------------------------------------------------------------------ helpers for composites
     @contextlib.contextmanager
     def _pinned(self) -> Iterator[types.ModuleType]:
@@ -731,4 +738,5 @@ COMPOSITES = (
     "dequantize",
     "quantized_matmul",
     "gather_qmm",
+    "scaled_dot_product_attention",
 )

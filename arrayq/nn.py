@@ -28,6 +28,7 @@ import numpy as np
 import arrayq as aq
 
 from . import linalg as _linalg
+from ._dispatch import resolve
 from .quantization import QuantizedWeight
 
 _LOW_PRECISION = ("float16", "bfloat16")
@@ -126,25 +127,40 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: 
     reads key/value head ``h // (H // Hkv)`` (the grouping of Llama/Qwen checkpoints).
     ``mask``: None, ``"causal"`` (the last L of S positions, see :func:`causal_mask`), or
     an additive array broadcasting to (B, H, L, S). Scores and softmax are in float32;
-    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes."""
+    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes or an
+    unknown mask string.
+
+    The backend's ``scaled_dot_product_attention`` runs it (a backend may fuse it: the
+    NumPy backend's native kernels do for float32 decode); the reference is
+    :func:`attention_reference`."""
     b, h, length, d = (int(n) for n in q.shape)
     hkv, s = int(k.shape[1]), int(k.shape[2])
     if h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
         raise ValueError(f"attention shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if isinstance(mask, str) and mask != "causal":
+        raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
+    if isinstance(mask, str) and length > s:
+        raise ValueError(f"a causal mask needs at least as many keys ({s}) as queries ({length})")
+    backend, (q, k, v) = resolve(q, k, v)
+    return backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
+
+
+def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
+    """:func:`scaled_dot_product_attention` written with arrayq's array ops (arguments
+    checked there): the contract's default, which runs on every backend."""
+    b, h, length, d = (int(n) for n in q.shape)
+    hkv, s = int(k.shape[1]), int(k.shape[2])
     rep = h // hkv
     # (B, Hkv, rep*L, D): the rep query heads sharing a kv head become extra query rows
     qg = aq.reshape(q, (b, hkv, rep * length, d))
-    scores, dtype = _wide(aq.matmul(qg, aq.matrix_transpose(k)) * scale)
+    scores = _wide(aq.matmul(qg, aq.matrix_transpose(k)))[0] * scale
+    if isinstance(mask, str):
+        mask = _like(causal_mask(length, s), scores) if length > 1 else None
     if mask is not None:
-        if isinstance(mask, str):
-            if mask != "causal":
-                raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
-            mask = _like(causal_mask(length, s), scores) if length > 1 else None
-        if mask is not None:
-            scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
+        scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
     probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
     out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)
-    return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), dtype)
+    return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), aq.dtype(q))
 
 
 # ---------------------------------------------------------------------- layers
@@ -489,6 +505,7 @@ __all__ = [
     "RMSNorm",
     "RoPE",
     "SwiGLU",
+    "attention_reference",
     "causal_mask",
     "gelu",
     "layer_norm",

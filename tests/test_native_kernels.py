@@ -351,3 +351,80 @@ def test_set_num_threads_overrides_the_environment(monkeypatch: pytest.MonkeyPat
         _native._chosen_level.cache_clear()
         _native.set_num_threads(0)
         _native._threads_set_by_call = False
+
+
+# ---------------------------------------------------------------------- attention (decode)
+
+
+def _attention64(q, k, v, scale: float, causal: bool) -> np.ndarray:
+    """softmax(scale * q k^T [+ causal]) v in float64, kv heads repeated for the groups."""
+    rep = q.shape[1] // k.shape[1]
+    k64, v64 = (np.repeat(np.asarray(a, np.float64), rep, axis=1) for a in (k, v))
+    scores = np.einsum("bhld,bhsd->bhls", np.asarray(q, np.float64), k64) * scale
+    if causal:
+        length, total = q.shape[2], k.shape[2]
+        scores = np.where(np.arange(total) <= (total - length + np.arange(length))[:, None], scores, -np.inf)
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    return np.einsum("bhls,bhsd->bhld", p / p.sum(-1, keepdims=True), v64)
+
+
+@pytest.mark.parametrize(
+    "b,h,hkv,length,total,d,dv",
+    [(1, 16, 8, 1, 100, 128, 128), (2, 4, 2, 3, 7, 20, 13), (1, 2, 1, 8, 8, 5, 3), (1, 3, 3, 2, 300, 64, 72)],
+)
+def test_attention_kernel_at_every_level(level: int, b, h, hkv, length, total, d, dv) -> None:
+    # keys and values as views into larger cache buffers (rows `capacity` apart), as the KV
+    # cache hands them over; head dims that are not a multiple of any vector width
+    rng = np.random.default_rng(total)
+    q = rng.standard_normal((b, h, length, d)).astype(np.float32)
+    k = rng.standard_normal((b, hkv, total + 9, d)).astype(np.float32)[:, :, :total]
+    v = rng.standard_normal((b, hkv, total + 9, dv)).astype(np.float32)[:, :, :total]
+    for causal in (False, True):
+        out = np.full((b, h, length, dv), np.nan, np.float32)
+        _kernels().attention(level, q, k, v, out, 0.3, causal)
+        ref = _attention64(q, k, v, 0.3, causal)
+        # float32 dot products over d and sums over the keys: a few hundred epsilons at most
+        assert np.max(np.abs(out - ref)) <= 2e-6 * max(1.0, float(np.max(np.abs(ref))))
+
+
+def test_attention_runs_native_for_float32_decode_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    calls = []
+    real = _native.attention
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(_native, "attention", counted)
+    q1 = rng.standard_normal((1, 4, 1, 16)).astype(np.float32)
+    q9 = rng.standard_normal((1, 4, 9, 16)).astype(np.float32)
+    kv = rng.standard_normal((1, 2, 9, 16)).astype(np.float32)
+    mask = np.zeros((9, 9), np.float32)
+    for q, m, dtype, native in [
+        (q1, None, np.float32, True),
+        (q9, "causal", np.float32, False),  # prefill: BLAS through the reference
+        (q1, mask[:1], np.float32, False),  # an additive mask
+        (q1, None, np.float64, False),
+    ]:
+        calls.clear()
+        qd, kvd = q.astype(dtype), kv.astype(dtype)
+        out = aq.nn.scaled_dot_product_attention(qd, kvd, kvd, scale=1.0, mask=m)
+        assert bool(calls) == native
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, aq.nn.attention_reference(qd, kvd, kvd, 1.0, m), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_kernel_propagates_nan_and_checks_its_arrays() -> None:
+    q = np.ones((1, 2, 1, 8), np.float32)
+    k = np.ones((1, 1, 4, 8), np.float32)
+    k[0, 0, 2, 3] = np.nan
+    out = np.empty((1, 2, 1, 8), np.float32)
+    _kernels().attention(0, q, k, k, out, 1.0, False)
+    assert np.isnan(out).all()
+    with pytest.raises(ValueError, match="contiguous last axis"):
+        _kernels().attention(0, q, k[..., ::2], k, out, 1.0, False)
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        _kernels().attention(0, q, k, k[:, :, :3], out, 1.0, False)
+    with pytest.raises(ValueError, match="4-d float32"):
+        _kernels().attention(0, q.astype(np.float64), k, k, out, 1.0, False)

@@ -776,7 +776,67 @@ def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
     return cases
 
 
+# ---- fused model ops --------------------------------------------------------------------
+
+#: (B, H, Hkv, L, S, D, mask) for scaled_dot_product_attention: decode (one query row,
+#: grouped heads), a causal prefill chunk after cached keys, an additive mask, no grouping.
+ATTENTION_SHAPES = (
+    (1, 4, 2, 1, 9, 16, None),
+    (2, 2, 1, 3, 5, 8, "causal"),
+    (1, 2, 2, 2, 4, 8, "array"),
+    (1, 3, 3, 4, 4, 32, None),
+)
+
+
+def nn_cases() -> list[Case]:
+    cases = []
+    for (b, h, hkv, length, s, d, mask), dtype in itertools.product(ATTENTION_SHAPES, FLOATS):
+        specs = [((b, h, length, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2)]
+        if mask == "array":  # an additive mask with a -inf entry (a key a query must not see)
+            specs.append(((1, 1, length, s), "float32", -1, 1))
+
+        def call(aq: Any, q: Any, k: Any, v: Any, *m: Any, mask: Any = mask) -> Any:
+            if m:
+                m = (aq.where(aq.reshape(aq.arange(m[0].size), m[0].shape) == 1, -float("inf"), m[0]),)
+            return aq.nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask=m[0] if m else mask)
+
+        cases.append(
+            Case(
+                f"scaled_dot_product_attention[{dtype},q{(b, h, length, d)},kv{(b, hkv, s, d)},{mask}]",
+                "scaled_dot_product_attention",
+                (dtype,),
+                _arrays(*specs),
+                call,
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    bad = {  # what the call must reject, with the reference's exception
+        "kv heads not dividing q heads": ((1, 3, 1, 4), (1, 2, 2, 4), (1, 2, 2, 4), None),
+        "k and v lengths differ": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 2, 4), None),
+        "unknown mask": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 3, 4), "full"),
+        "causal with more queries than keys": ((1, 2, 3, 4), (1, 2, 2, 4), (1, 2, 2, 4), "causal"),
+    }
+    for what, (qs, ks, vs, mask) in bad.items():
+        cases.append(
+            Case(
+                f"error:scaled_dot_product_attention[{what}]",
+                "scaled_dot_product_attention",
+                ("float32",),
+                _arrays((qs, "float32", -1, 1), (ks, "float32", -1, 1), (vs, "float32", -1, 1)),
+                lambda aq, q, k, v, mask=mask: aq.nn.scaled_dot_product_attention(q, k, v, scale=1.0, mask=mask),
+                expect="raises",
+            )
+        )
+    return cases
+
+
 def all_cases() -> list[Case]:
     return (
-        elementwise_cases() + structural_cases() + quantized_cases() + error_cases() + empty_x_cases() + random_cases()
+        elementwise_cases()
+        + structural_cases()
+        + quantized_cases()
+        + error_cases()
+        + empty_x_cases()
+        + random_cases()
+        + nn_cases()
     )

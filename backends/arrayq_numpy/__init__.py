@@ -248,6 +248,14 @@ class NumPyBackend(Backend):
             out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
         return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
 
+    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
+        """Float32 decode (a few query rows, no mask or the causal one) takes the native
+        kernel (one pass over the keys per query row, no BLAS calls); the rest, the
+        reference composite."""
+        if (mask is None or isinstance(mask, str)) and _native.attends(q, k, v):
+            return _native.attention(q, k, v, scale, mask is not None)
+        return super().scaled_dot_product_attention(q, k, v, scale, mask)
+
 
 def _in_dtype(out: Any, *operands: Any) -> np.ndarray:
     dtype = np.result_type(*operands)

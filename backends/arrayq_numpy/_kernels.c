@@ -148,6 +148,8 @@ struct level {
     void (*gemv_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*gemv_i8_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*dequant_rows)(const struct dequant_job *, int64_t, int64_t, uint8_t *);
+    void (*attend_row)(const float *, const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float,
+                       float *, float *);
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -736,6 +738,75 @@ static PyObject *py_slot_order(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* A float32 4-d array whose last axis is contiguous, as (buffer, strides in floats). */
+static int get_rows4(PyObject *obj, Py_buffer *view, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    int ok = view->ndim == 4 && view->itemsize == 4 && view->format && strcmp(view->format, "f") == 0 &&
+             (uintptr_t)view->buf % 4 == 0 && (view->shape[3] <= 1 || view->strides[3] == 4);
+    for (int i = 0; ok && i < 3; i++) ok = view->strides[i] >= 0 && view->strides[i] % 4 == 0;
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "%s must be a 4-d float32 array with a contiguous last axis", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* attention(level, q, k, v, out, scale, causal): out (B, H, L, Dv) = softmax(scale * q k^T
+ * [+ causal mask]) v for q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv); query head h
+ * reads key/value head h / (H / Hkv). causal: query l sees keys j <= S - L + l. On the
+ * calling thread (decode's attention is a few microseconds of work). */
+static PyObject *py_attention(PyObject *self, PyObject *args) {
+    int level_index, causal;
+    float scale;
+    PyObject *oq, *ok, *ov, *oo;
+    if (!PyArg_ParseTuple(args, "iOOOOfp", &level_index, &oq, &ok, &ov, &oo, &scale, &causal)) return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv) return NULL;
+    Py_buffer q, k, v, o;
+    if (get_rows4(oq, &q, 0, "q") < 0) return NULL;
+    if (get_rows4(ok, &k, 0, "k") < 0) goto fail_q;
+    if (get_rows4(ov, &v, 0, "v") < 0) goto fail_k;
+    if (get_rows4(oo, &o, 1, "out") < 0) goto fail_v;
+    const Py_ssize_t B = q.shape[0], H = q.shape[1], L = q.shape[2], D = q.shape[3];
+    const Py_ssize_t Hkv = k.shape[1], S = k.shape[2], Dv = v.shape[3];
+    if (Hkv < 1 || H % Hkv || k.shape[0] != B || k.shape[3] != D || v.shape[0] != B || v.shape[1] != Hkv ||
+        v.shape[2] != S || o.shape[0] != B || o.shape[1] != H || o.shape[2] != L || o.shape[3] != Dv ||
+        (causal && L > S)) {
+        PyErr_SetString(PyExc_ValueError, "attention shapes do not fit");
+        goto fail_o;
+    }
+    float *scores = malloc((size_t)(S > 0 ? S : 1) * sizeof(float));
+    if (!scores) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
+    const Py_ssize_t rep = H / Hkv;
+#define AT(view, i0, i1, i2) ((float *)((char *)(view).buf + (i0) * (view).strides[0] + (i1) * (view).strides[1] + (i2) * (view).strides[2]))
+    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t b = 0; b < B; b++) for (Py_ssize_t h = 0; h < H; h++) for (Py_ssize_t l = 0; l < L; l++) {
+        const Py_ssize_t seen = causal ? S - L + l + 1 : S;
+        lv->attend_row(AT(q, b, h, l), AT(k, b, h / rep, 0), k.strides[2] / 4, AT(v, b, h / rep, 0), v.strides[2] / 4, seen,
+                       D, Dv, scale, scores, AT(o, b, h, l));
+    }
+    Py_END_ALLOW_THREADS
+#undef AT
+    free(scores);
+    PyBuffer_Release(&o);
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&k);
+    PyBuffer_Release(&q);
+    Py_RETURN_NONE;
+fail_o:
+    PyBuffer_Release(&o);
+fail_v:
+    PyBuffer_Release(&v);
+fail_k:
+    PyBuffer_Release(&k);
+fail_q:
+    PyBuffer_Release(&q);
+    return NULL;
+}
+
 /* int8_runs(level, bits, group_size) -> bool */
 static PyObject *py_int8_runs(PyObject *self, PyObject *args) {
     int level_index, bits, group_size;
@@ -753,6 +824,7 @@ static PyMethodDef methods[] = {
     {"int8_runs", py_int8_runs, METH_VARARGS, "Whether the 8-bit-activation kernel takes this format."},
     {"dequantize", py_dequantize, METH_VARARGS, "Rows of W as float32, columns in slot order (see _kernels.c)."},
     {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
+    {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see _kernels.c)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -56,11 +56,29 @@ static inline __attribute__((always_inline)) VF NAME(slot)(VU bytes, int bits, i
     return __builtin_convertvector((VI)codes, VF);
 }
 
+/* Sum of the lanes as a tree (upper half onto lower half): log2(VW) dependent adds where
+ * a left-to-right sum is a chain of VW, which decode's short rows wait on. */
+#if VW == 16 /* lanes a shuffle fills but nobody reads */
+#define HSUM_PAD8 , 0, 0, 0, 0, 0, 0, 0, 0
+#define HSUM_PAD4 HSUM_PAD8, 0, 0, 0, 0
+#elif VW == 8
+#define HSUM_PAD8
+#define HSUM_PAD4 , 0, 0, 0, 0
+#else
+#define HSUM_PAD4
+#endif
 static inline __attribute__((always_inline)) float NAME(hsum)(VF v) {
-    float s = 0.0f;
-    for (int i = 0; i < VW; i++) s += v[i];
-    return s;
+#if VW == 16
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+#if VW >= 8
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7 HSUM_PAD8);
+#endif
+    v += __builtin_shufflevector(v, v, 2, 3, 2, 3 HSUM_PAD4);
+    return v[0] + v[1];
 }
+#undef HSUM_PAD8
+#undef HSUM_PAD4
 
 /* sum(a[i] * b[i]) for i < n */
 static inline __attribute__((always_inline)) float NAME(dot)(const float *a, const float *b, int64_t n) {
@@ -262,9 +280,52 @@ static void NAME(dequant_rows)(const struct dequant_job *j, int64_t r0, int64_t 
     }
 }
 
-static const struct level NAME(level) = {STR(LEVEL), VW,           IB,
-                                          INT8_MAX_BITS, NAME(gemv_rows), NAME(gemv_i8_rows),
-                                          NAME(dequant_rows)};
+/* ---- attention for a few query rows (decode): one query row against its keys,
+ * out = softmax(scale * K q) V, in float32. k and v rows are `ks`/`vs` floats apart;
+ * scores: scratch for n floats. */
+static void NAME(attend_row)(const float *q, const float *k, int64_t ks, const float *v, int64_t vs, int64_t n,
+                             int64_t d, int64_t dv, float scale, float *scores, float *out) {
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) { /* four keys at a time: four independent FMA chains */
+        VF acc[4] = {{0}};
+        int64_t i = 0;
+        for (; i + VW <= d; i += VW) {
+            const VF qv = NAME(load_f)(q + i);
+            for (int t = 0; t < 4; t++) acc[t] += qv * NAME(load_f)(k + (j + t) * ks + i);
+        }
+        for (int t = 0; t < 4; t++) {
+            float sum = NAME(hsum)(acc[t]);
+            for (int64_t c = i; c < d; c++) sum += q[c] * k[(j + t) * ks + c];
+            scores[j + t] = sum * scale;
+        }
+    }
+    for (; j < n; j++) scores[j] = NAME(dot)(q, k + j * ks, d) * scale;
+    float top = -INFINITY;
+    for (j = 0; j < n; j++) top = scores[j] > top ? scores[j] : top;
+    float total = 0.0f;
+    for (j = 0; j < n; j++) total += scores[j] = expf(scores[j] - top);
+    int64_t i = 0;
+    for (; i + 8 * VW <= dv; i += 8 * VW) { /* 8 vectors of output columns: 8 independent chains */
+        VF acc[8] = {{0}};
+        for (j = 0; j < n; j++)
+            for (int t = 0; t < 8; t++) acc[t] += scores[j] * NAME(load_f)(v + j * vs + i + t * VW);
+        for (int t = 0; t < 8; t++) NAME(store_f)(out + i + t * VW, acc[t] / total);
+    }
+    for (; i + VW <= dv; i += VW) {
+        VF acc = {0};
+        for (j = 0; j < n; j++) acc += scores[j] * NAME(load_f)(v + j * vs + i);
+        NAME(store_f)(out + i, acc / total);
+    }
+    for (; i < dv; i++) {
+        float acc = 0.0f;
+        for (j = 0; j < n; j++) acc += scores[j] * v[j * vs + i];
+        out[i] = acc / total;
+    }
+}
+
+static const struct level NAME(level) = {STR(LEVEL),     VW,          IB,
+                                          INT8_MAX_BITS,   NAME(gemv_rows), NAME(gemv_i8_rows),
+                                          NAME(dequant_rows), NAME(attend_row)};
 
 #undef VQ
 #undef VX

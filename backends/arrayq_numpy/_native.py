@@ -222,3 +222,32 @@ def matmul(
         return w[:rows]
 
     return np.ascontiguousarray(blocks_times(dequantized, n, k, xt).T)
+
+
+#: Query rows (L) up to which :func:`attention` takes a call: decode. Longer (prefill) runs
+#: BLAS through the reference composite, which is faster there.
+ATTENTION_MAX_ROWS = 8
+
+
+def attends(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> bool:
+    """Whether :func:`attention` takes this call: float32 q/k/v with a contiguous last
+    axis and non-negative strides, a few query rows, at least one key."""
+    return (
+        _chosen_level() is not None
+        and q.shape[2] <= ATTENTION_MAX_ROWS
+        and k.shape[2] > 0
+        and all(
+            a.dtype == np.float32 and a.flags.aligned and a.strides[-1] == 4 and min(a.strides) >= 0 for a in (q, k, v)
+        )
+    )
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool) -> np.ndarray:
+    """``softmax(scale * q @ k.T [+ causal mask]) @ v`` with grouped query heads, in
+    float32, on the calling thread. q: (B, H, L, D); k: (B, Hkv, S, D); v: (B, Hkv, S, Dv)
+    (shapes checked by the caller, :func:`attends` true). Returns (B, H, L, Dv) float32."""
+    index = _chosen_level()
+    assert _kernels is not None and index is not None
+    out = np.empty(q.shape[:3] + v.shape[3:], np.float32)
+    _kernels.attention(index, q, k, v, out, scale, causal)
+    return out

@@ -611,12 +611,17 @@ class Backend:
                 mode=mode,
             )
 
-    # Reference default: arrayq.nn's attention written with the array ops (nn checks the
-    # arguments first). ``mask``: None, "causal" or an additive array.
+    # Reference defaults of the model composites arrayq.nn calls: written there with the
+    # array ops (nn checks the arguments first). ``mask``: None, "causal" or an additive array.
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
         from .nn import attention_reference
 
         return attention_reference(q, k, v, scale, mask)
+
+    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Array:
+        from .nn import rms_norm_reference
+
+        return rms_norm_reference(x, weight, eps)
 
     # ------------------------------------------------------------------ helpers for composites
     @contextlib.contextmanager
@@ -739,4 +744,5 @@ COMPOSITES = (
     "quantized_matmul",
     "gather_qmm",
     "scaled_dot_product_attention",
+    "rms_norm",
 )

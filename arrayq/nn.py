@@ -89,7 +89,16 @@ def gelu(x: Any, approximate: str = "none") -> Any:
 
 def rms_norm(x: Any, weight: Any, eps: float = 1e-6) -> Any:
     """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in float32 or wider, returned in x's
-    dtype. ``x``: (..., D) floating; ``weight``: (D,) or None."""
+    dtype. ``x``: (..., D) floating; ``weight``: (D,) or None.
+
+    The backend's ``rms_norm`` runs it (the NumPy backend's is a few direct NumPy calls);
+    the reference is :func:`rms_norm_reference`."""
+    backend, (x, weight) = resolve(x, weight)
+    return backend.rms_norm(x, weight, float(eps))
+
+
+def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
+    """:func:`rms_norm` written with arrayq's array ops: the contract's default."""
     xw, dtype = _wide(x)
     # sum / D is the mean (NumPy's mean is the same division, after more Python)
     out = xw * (1 / aq.sqrt(aq.sum(xw * xw, axis=-1, keepdims=True) / int(xw.shape[-1]) + eps))
@@ -512,6 +521,7 @@ __all__ = [
     "num_parameters",
     "parameters",
     "rms_norm",
+    "rms_norm_reference",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",

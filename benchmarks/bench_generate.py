@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"weights read per decoded token: {per_token / 1e6:.1f} MB; copy bandwidth (np.copyto, one thread, "
-        f"bytes copied): {copied / 1e9:.1f} GB/s -> memory floor {1000 / floor_tps:.1f} ms/token = {floor_tps:.1f} tok/s"
+        f"bytes copied): {copied / 1e9:.1f} GB/s -> memory floor {1000 / floor_tps:.1f} ms/token "
+        f"= {floor_tps:.1f} tok/s"
     )
     # the same copy counted as read + write traffic (2N / t): a floor twice as high
     shares = ", ".join(f"{r['engine']} {r['decode_tps'] / (2 * floor_tps):.0%}" for r in rows)

@@ -810,6 +810,20 @@ def nn_cases() -> list[Case]:
                 upcast=dtype in ("float16", "bfloat16"),
             )
         )
+    for (shape, with_weight), dtype in itertools.product((((3, 8), True), ((2, 1, 4, 16), False)), FLOATS):
+        norm_specs: list[tuple[tuple[int, ...], str, float, float]] = [(shape, dtype, -3, 3)]
+        if with_weight:
+            norm_specs.append(((shape[-1],), dtype, -2, 2))
+        cases.append(
+            Case(
+                f"rms_norm[{dtype},x{shape},{'weight' if with_weight else 'no weight'}]",
+                "rms_norm",
+                (dtype,),
+                _arrays(*norm_specs),
+                lambda aq, x, *w: aq.nn.rms_norm(x, w[0] if w else None, eps=1e-5),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
     bad = {  # what the call must reject, with the reference's exception
         "kv heads not dividing q heads": ((1, 3, 1, 4), (1, 2, 2, 4), (1, 2, 2, 4), None),
         "k and v lengths differ": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 2, 4), None),

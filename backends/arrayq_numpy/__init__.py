@@ -256,6 +256,14 @@ class NumPyBackend(Backend):
             return _native.attention(q, k, v, scale, mask is not None)
         return super().scaled_dot_product_attention(q, k, v, scale, mask)
 
+    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Array:
+        """float32/float64 in four NumPy calls (the sum of squares as one vecdot); other
+        dtypes through the reference (which widens them to float32)."""
+        if x.dtype.kind != "f" or x.dtype.itemsize < 4 or (weight is not None and weight.dtype != x.dtype):
+            return super().rms_norm(x, weight, eps)
+        out = x * (1 / np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps))
+        return out if weight is None else out * weight
+
 
 def _in_dtype(out: Any, *operands: Any) -> np.ndarray:
     dtype = np.result_type(*operands)

@@ -12,8 +12,9 @@ quantized from bfloat16). For each shape it times, on the GPU:
 
 * ``mx.quantized_matmul`` called directly (MLX's own kernel),
 * ``arrayq.linalg.quantized_matmul`` on the same arrays, which runs arrayq's own CUDA
-  kernels (``arrayq_mlx._cuda_kernels``: the decode GEMV for M <= 16, dequantize + dense
-  matmul for M >= 128) unless ``ARRAYQ_MLX_CUDA_KERNELS=0``,
+  kernels (``arrayq_mlx._cuda_kernels``: the decode GEMV for M <= 4, the fused
+  tensor-core kernel for 128 <= M < 768, dequantize + dense matmul for 5-7 and >= 768 rows)
+  unless ``ARRAYQ_MLX_CUDA_KERNELS=0``,
 * dense bfloat16 ``mx.matmul`` (x @ W.T) as the baseline.
 
 Each timed sample builds 32 independent calls and evaluates them with one ``mx.eval``, so
@@ -240,6 +241,9 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     for bits, gs in ((4, 64), (3, 64), (8, 128), (2, 32)):
         cases += [(bits, gs, "bfloat16", "bfloat16", m) for m in (2, 3, 7, 16)]
     cases += [(4, 64, "bfloat16", "float32", 1), (4, 64, "float16", "float32", 128)]
+    # the fused kernel's second block shape and the dequantize path above it
+    cases += [(4, 64, "bfloat16", "bfloat16", 400), (3, 32, "float16", "float16", 400)]
+    cases += [(4, 64, "bfloat16", "bfloat16", 1024)]
     rng = np.random.default_rng()
     fails = 0
     for i, (bits, gs, xd, sd, m) in enumerate(cases):
@@ -278,6 +282,8 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
         t0 = time.perf_counter()
         if kind == "decode":
             got = kern.decode(x, packed, scales, biases, bits, gs)
+        elif kind == "qmm":
+            got = kern.qmm(x, packed, scales, biases, bits, gs)
         else:
             got = kern.prefill(x, packed, scales, biases, bits, gs)
         mx.eval(got)

@@ -40,9 +40,38 @@ def test_decode_for_few_rows(rows: int) -> None:
     assert choose(rows=rows) == "decode"
 
 
-@pytest.mark.parametrize("rows", [5, 6, 7, 128, 512, 4096])
+@pytest.mark.parametrize("rows", [5, 6, 7, 768, 4096])
 def test_dequantize_path_for_5_to_7_and_many_rows(rows: int) -> None:
     assert choose(rows=rows) == "dequant"
+
+
+@pytest.mark.parametrize("rows", [128, 256, 512, 767])
+def test_fused_kernel_for_128_to_767_rows(rows: int) -> None:
+    assert choose(rows=rows) == "qmm"
+    assert ck.qmm_config(rows, 12288) == (ck.QMM_CONFIGS[1] if rows >= ck.QMM_WIDE_FROM else ck.QMM_CONFIGS[0])
+
+
+@pytest.mark.parametrize("kw", [dict(k=4096 + 32), dict(n=12288 + 4), dict(k=96, group_size=32)])
+def test_fused_kernel_needs_k_tiles_and_n_multiple_of_8(kw: dict[str, object]) -> None:
+    got = choose(rows=256, **kw)
+    assert got in ("dequant", None) and got != "qmm"
+
+
+def test_fused_kernel_template_and_name() -> None:
+    cfg = ck.QmmConfig(3, 128, 4)
+    t = ck.qmm_template(True, 4, 64, cfg)
+    assert all(isinstance(v, (int, bool)) for _, v in t)
+    assert ck.mlx_kernel_name("arrayq_qmm", t) == "custom_kernel_arrayq_qmm_4_64_t_3_128_4"
+    head = ck.qmm_header("x", cfg)
+    assert "__launch_bounds__(384, 1)" in head and "m64n128k16" in head
+    assert "m64n256k16" in ck.qmm_header("y", ck.QmmConfig(2, 256, 4))
+    for name in ("BITS", "GS", "X_BF16", "WGS", "NT", "STAGES", "x_shape", "w_shape"):
+        assert name in ck.QMM_SOURCE
+    # 4 stages of (x tile + padded code rows), 1 KB alignment slack, under the 227 KB limit
+    assert ck.qmm_smem_bytes(cfg, 4) == 4 * (16384 + 192 * 48) + 1024
+    for c in ck.QMM_CONFIGS:
+        for bits in ck.SUPPORTED_BITS:
+            assert ck.qmm_smem_bytes(c, bits) <= 227 * 1024
 
 
 @pytest.mark.parametrize("rows", [8, 16, 64, 127])
@@ -181,3 +210,18 @@ def test_cpu_backend_never_builds_the_kernels(monkeypatch: pytest.MonkeyPatch) -
     assert backend._cuda_kernel_for(*args) == "decode"
     monkeypatch.setenv(ck.ENV_VAR, "0")
     assert backend._cuda_kernel_for(*args) is None
+
+
+@pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)
+@pytest.mark.parametrize("gs", ck.SUPPORTED_GROUP_SIZES)
+def test_fused_kernel_emulation_matches_reference(bits: int, gs: int) -> None:
+    n, k = 16, 3 * 64 if gs <= 64 else 256
+    p, s, b = _quantized(bits, gs, n, k)
+    w = ck.emulate_qmm_weight(np, p, s, b, bits, gs)
+    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    g = np.arange(k) // gs
+    exact = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
+    # every element of W is made once, and is s*q + b rounded once to bfloat16
+    np.testing.assert_allclose(w, exact, rtol=2.0**-8, atol=1e-6 * np.abs(exact).max())
+    x = RNG.standard_normal((5, k))
+    np.testing.assert_allclose(x @ w.T, x @ exact.T, rtol=0, atol=1e-2 * np.abs(x @ exact.T).max())

@@ -6,7 +6,7 @@ sources are templates: ``BITS``, ``GS`` (group size), ``ROWS``, ``MT``, ``VALS``
 and the dtypes ``T`` (x/out) and ``S`` (scales/biases) are MLX template arguments, so one
 source covers every bit width and group size.
 
-Two kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape ``(N, K)``
+Three kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape ``(N, K)``
 (``packed`` uint32 ``(N, K*bits/32)``, ``scales``/``biases`` ``(N, K/GS)``):
 
 * **decode** (``rows <= DECODE_MAX_ROWS``, 4): a memory-bound GEMV. Each warp owns ``ROWS``
@@ -16,7 +16,10 @@ Two kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape 
   float's mantissa, and ``sum_k (s*q_k + b) * x_k = (s*2**BITS) * sum f_k x_k + (b -
   s*2**BITS) * sum x_k`` per chunk. Products and sums are float32; a warp-shuffle
   reduction ends each row.
-* **dequantize** (``rows >= PREFILL_MIN_ROWS``, 128, and 5-7 rows): ``W`` in x's dtype, ``w = s*q + b`` computed
+* **qmm** (``PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS``, 128-767): the fused tensor-core
+  kernel (Hopper ``wgmma``, A = W dequantized in registers, B = x tiles in shared memory;
+  see ``QMM_SOURCE``); no bf16 copy of W is written.
+* **dequantize** (more rows, and 5-7 rows): ``W`` in x's dtype, ``w = s*q + b`` computed
   in float32 and rounded once; the product is then MLX's dense ``mx.matmul`` (cuBLAS,
   tensor cores, float32 accumulation).
 
@@ -43,8 +46,12 @@ DECODE_MAX_ROWS = 4
 #: From this many rows MLX's own kernel (mlx 0.32.4 switches to a tiled kernel at 8 rows) is
 #: faster than both of ours, up to PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
 MLX_MIN_ROWS = 8
-#: x rows from which the dequantize + dense matmul path runs again (and beats MLX's kernel).
+#: x rows from which arrayq's prefill kernels run again (and beat MLX's kernel).
 PREFILL_MIN_ROWS = 128
+#: Up to this many rows the fused kernel (``"qmm"``) beats dequantize + matmul (H100,
+#: 12288 x 4096: 128 rows 58.7 vs 108.4 us, 256: 103.0 vs 118.0, 512: 128.8 vs 140.0;
+#: 1024: 342.9 vs 212.0); above it the dequantize path runs.
+QMM_MAX_ROWS = 767
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 8)
 SUPPORTED_GROUP_SIZES = (32, 64, 128)
 #: x dtypes (names) the kernels take; float32 x keeps MLX's kernel.
@@ -117,6 +124,8 @@ def choose(
         return "decode"
     if MLX_MIN_ROWS <= rows < PREFILL_MIN_ROWS:
         return None
+    if PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS and k % QMM_KT == 0 and n % 8 == 0 and rows * k < 2**31:
+        return "qmm"
     return "dequant"
 
 
@@ -329,6 +338,339 @@ DEQUANT_SOURCE = r"""
 """
 
 
+#: Fused prefill kernel (``rows >= PREFILL_MIN_ROWS``): y = x @ W.T on the tensor cores with
+#: W dequantized in registers, never written out. Hopper ``wgmma`` (MLX's NVRTC compiles for
+#: ``sm_90a`` on compute capability 9): each warpgroup of the block owns 64 rows of W and
+#: issues ``wgmma.m64nNTk16`` with A = its dequantized weight fragment (registers) and B = a
+#: tile of NT rows of x in shared memory (128-byte swizzle, filled by ``cp.async``, STAGES
+#: deep). Per K tile of 64 values a lane turns 4 x 2 codes into A's bf16/f16 pairs: the code
+#: pair is shifted out of the row's words (staged in shared memory with x), each code
+#: becomes ``1 + q/2**BITS`` in a float's mantissa and ``s*2**BITS * f + (b - s*2**BITS)``
+#: is one float32 FMA, rounded once to x's dtype (as the dequantize path rounds).
+#: The block's output tile goes through shared memory for 16-byte coalesced stores.
+QMM_KT = 64  # K values per pipeline stage: one 128-byte swizzle row of 16-bit x
+
+
+@dataclass(frozen=True)
+class QmmConfig:
+    """Block shape of the fused prefill kernel: ``wgs`` warpgroups (64 rows of W each),
+    ``nt`` rows of x per block (the wgmma N: a multiple of 8 up to 256), ``stages``
+    shared-memory stages (prefetch distance ``stages - 2`` K tiles)."""
+
+    wgs: int
+    nt: int
+    stages: int
+
+    @property
+    def threads(self) -> int:
+        return 128 * self.wgs
+
+
+#: The block shapes measured (H100, notes-gpu.md): 3 x 128 for up to QMM_WIDE_FROM - 1 rows
+#: of x, 2 x 256 from there (twice the wgmma work per dequantized weight fragment).
+QMM_CONFIGS = (QmmConfig(3, 128, 4), QmmConfig(2, 256, 4), QmmConfig(2, 128, 4))
+QMM_WIDE_FROM = 384
+
+
+def qmm_smem_bytes(cfg: QmmConfig, bits: int) -> int:
+    """Dynamic shared memory of the fused kernel: the stages (x tile + code rows), or the
+    output tile if larger, plus 1 KB to align the swizzled tiles to 1024 bytes."""
+    rb = 8 * bits
+    ch = 16 if rb % 16 == 0 else 8
+    stage = -(-(cfg.nt * 128 + 64 * cfg.wgs * (rb + ch)) // 1024) * 1024
+    epilogue = cfg.nt * (64 * cfg.wgs + 8) * 2
+    return max(cfg.stages * stage, epilogue) + 1024
+
+
+def qmm_config(rows: int, n: int) -> QmmConfig:
+    """The fused kernel's block shape for ``rows`` rows of x (``n`` rows of W: unused yet)."""
+    return QMM_CONFIGS[1] if rows >= QMM_WIDE_FROM else QMM_CONFIGS[0]
+
+
+def qmm_template(x_is_bf16: bool, bits: int, group_size: int, cfg: QmmConfig) -> tuple[tuple[str, Any], ...]:
+    """MLX template arguments of the fused kernel: ints and bools only, so the kernel's name
+    (``custom_kernel_<name>_<values>``, see :func:`mlx_kernel_name`) is known here."""
+    return (
+        ("BITS", bits),
+        ("GS", group_size),
+        ("X_BF16", bool(x_is_bf16)),
+        ("WGS", cfg.wgs),
+        ("NT", cfg.nt),
+        ("STAGES", cfg.stages),
+    )
+
+
+def mlx_kernel_name(name: str, template: tuple[tuple[str, Any], ...]) -> str:
+    """The ``__global__`` function name MLX gives a ``mx.fast.cuda_kernel`` (int/bool template
+    arguments: ``_<int>``, ``_t``/``_f``)."""
+    parts = [("_t" if v else "_f") if isinstance(v, bool) else f"_{int(v)}" for _, v in template]
+    return f"custom_kernel_{name}" + "".join(parts)
+
+
+QMM_HELPERS = r"""
+#include <cuda/std/type_traits>
+__device__ __forceinline__ uint32_t aq_smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// CH bytes global -> shared, zero-filled when !valid
+template <int CH>
+__device__ __forceinline__ void aq_cp_async(const uint32_t dst, const void* src, const bool valid) {
+  const int n = valid ? CH : 0;
+  if constexpr (CH == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n) : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(CH), "r"(n) : "memory");
+  }
+}
+__device__ __forceinline__ void aq_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void aq_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+__device__ __forceinline__ void aq_fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ __forceinline__ void aq_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void aq_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void aq_wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// wgmma descriptor of a K-major tile in shared memory, 128-byte swizzle: rows of 128 bytes,
+// 8-row groups 1024 bytes apart (SBO), tile base 1024-byte aligned
+__device__ __forceinline__ uint64_t aq_desc(const uint32_t addr) {
+  return (uint64_t)((addr & 0x3FFFFu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+         ((uint64_t)1 << 62);
+}
+// the value, computed here (a volatile asm stays before the volatile asm that follows it)
+__device__ __forceinline__ uint64_t aq_pin(const uint64_t v) {
+  uint64_t r;
+  asm volatile("mov.b64 %0, %1;\n" : "=l"(r) : "l"(v));
+  return r;
+}
+// codes k and k+1 (k even) of a row whose words start at wr: code k at bit 0, k+1 at bit BITS
+template <int BITS>
+__device__ __forceinline__ uint32_t aq_pair(const uint32_t* wr, const int k) {
+  const int bit = k * BITS;
+  if constexpr (32 % (2 * BITS) == 0) {
+    return wr[bit >> 5] >> (bit & 31);
+  } else {
+    return __funnelshift_r(wr[bit >> 5], wr[(bit >> 5) + 1], bit & 31);
+  }
+}
+// two floats rounded (to nearest even) into one word of a 16-bit float type, lo in bits 0-15
+template <bool BF16>
+__device__ __forceinline__ uint32_t aq_pack2(const float lo, const float hi) {
+  uint32_t r;
+  if constexpr (BF16) {
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  } else {
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  }
+  return r;
+}
+// the pair v (see aq_pair) dequantized: s2 * (1 + q/2^BITS) + b2 with s2 = s*2^BITS, b2 = b - s2
+template <int BITS, bool BF16>
+__device__ __forceinline__ uint32_t aq_deq2(const uint32_t v, const float s2, const float b2) {
+  constexpr uint32_t FIELD = ((1u << BITS) - 1u) << (23 - BITS);
+  const float f0 = __uint_as_float(((v << (23 - BITS)) & FIELD) | 0x3F800000u);
+  const float f1 = __uint_as_float(((v << (23 - 2 * BITS)) & FIELD) | 0x3F800000u);
+  return aq_pack2<BF16>(fmaf(s2, f0, b2), fmaf(s2, f1, b2));
+}
+"""
+
+
+def _wgmma_helper(nt: int) -> str:
+    """``aq_wgmma<BF16>(d, a, desc)``: one ``wgmma.m64n{nt}k16`` (f32 += A regs x B smem)."""
+    na = nt // 2
+    dregs = ", ".join(f"%{i}" for i in range(na))
+    outs = ", ".join(f'"+f"(d[{i}])' for i in range(na))
+
+    def asm(t: str) -> str:
+        return (
+            f'    asm volatile("{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{na + 5}, 0;\\n"\n'
+            f'                 "wgmma.mma_async.sync.aligned.m64n{nt}k16.f32.{t}.{t} {{{dregs}}}, '
+            f'{{%{na}, %{na + 1}, %{na + 2}, %{na + 3}}}, %{na + 4}, p, 1, 1, 0;\\n}}\\n"\n'
+            f"                 : {outs}\n"
+            f'                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));\n'
+        )
+
+    return (
+        f"template <bool BF16>\n"
+        f"__device__ __forceinline__ void aq_wgmma(float (&d)[{na}], const uint32_t (&a)[4], const uint64_t desc) {{\n"
+        f"  if constexpr (BF16) {{\n{asm('bf16')}  }} else {{\n{asm('f16')}  }}\n}}\n"
+        f"__device__ __forceinline__ void aq_fence_acc(float (&d)[{na}]) {{\n"
+        f'#pragma unroll\n  for (int i = 0; i < {na}; ++i) asm volatile("" : "+f"(d[i])::"memory");\n}}\n'
+    )
+
+
+@functools.cache
+def qmm_header(kernel_name: str, cfg: QmmConfig) -> str:
+    """Header of one fused-kernel variant: the shared helpers, the wgmma wrapper for its N,
+    and ``__launch_bounds__`` (so the registers fit ``cfg.threads`` threads) attached to the
+    kernel that MLX declares after the header, by redefining ``__global__`` (a macro of
+    CUDA's headers; a macro of the kernel's name would also rename it in NVRTC's name
+    lookup). ``kernel_name`` only keys the cache."""
+    return (
+        HEADER
+        + QMM_HELPERS
+        + _wgmma_helper(cfg.nt)
+        + "#undef __global__\n"
+        + f"#define __global__ __attribute__((global)) __launch_bounds__({cfg.threads}, 1)\n"
+    )
+
+
+#: Fused prefill kernel body. Inputs x (M, K) T, w (N, K*BITS/32) uint32, scales and biases
+#: (N, K/GS); output out (M, N) T. Block: WGS warpgroups, 64*WGS rows of W x NT rows of x.
+#: Needs K % 64 == 0 and N % 8 == 0.
+QMM_SOURCE = r"""
+  using SS = cuda::std::remove_cv_t<cuda::std::remove_reference_t<decltype(scales[0])>>;
+  constexpr int WR = 64 * WGS;              // rows of W per block
+  constexpr int NTH = 128 * WGS;
+  constexpr int RB = 8 * BITS;              // bytes of codes per row and K tile
+  constexpr int CH = RB % 16 == 0 ? 16 : 8; // cp.async size for the codes
+  constexpr int CPR = RB / CH;
+  constexpr int WST = RB + CH;              // padded shared-memory row of codes
+  constexpr int XS = NT * 128;              // one x tile: NT rows of 64 values
+  constexpr int SB = (XS + WR * WST + 1023) / 1024 * 1024;
+  constexpr int GPT = GS < 64 ? 64 / GS : 1; // groups per K tile
+  constexpr float TWO_B = float(1 << BITS);
+  const int M = x_shape[0];
+  const int K = x_shape[1];
+  const int N = w_shape[0];
+  const int KW = K / 32 * BITS;
+  const int KG = K / GS;
+  const int KTN = K / 64;
+  const int mtiles = (M + NT - 1) / NT;
+  const int m0 = (blockIdx.x % mtiles) * NT;
+  const int n0 = (blockIdx.x / mtiles) * WR;
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int t = lane & 3;
+  // block-local row of W of a[0], a[2] (a[1], a[3]: rl + 8)
+  const int rl = 64 * (tid >> 7) + 16 * ((tid >> 5) & 3) + (lane >> 2);
+  extern __shared__ unsigned char aq_smem[];
+  const uint32_t sraw = aq_smem_u32(aq_smem);
+  const uint32_t sbase = (sraw + 1023u) & ~1023u;
+  unsigned char* const sptr = aq_smem + (sbase - sraw);
+
+  auto load_stage = [&](const int kt, const int st) {
+    const uint32_t xs = sbase + st * SB;
+    for (int i = tid; i < NT * 8; i += NTH) {
+      const int r = i >> 3, c = i & 7;
+      const int m = m0 + r;
+      aq_cp_async<16>(xs + r * 128 + ((c ^ (r & 7)) << 4), x + (size_t)min(m, M - 1) * K + kt * 64 + c * 8, m < M);
+    }
+    const uint32_t ws = xs + XS;
+    for (int i = tid; i < WR * CPR; i += NTH) {
+      const int r = i / CPR, c = i - (i / CPR) * CPR;
+      const int n = n0 + r;
+      const unsigned char* src = reinterpret_cast<const unsigned char*>(w + (size_t)min(n, N - 1) * KW);
+      aq_cp_async<CH>(ws + r * WST + c * CH, src + (size_t)kt * RB + c * CH, n < N);
+    }
+  };
+
+  const size_t srow0 = (size_t)min(n0 + rl, N - 1) * KG;
+  const size_t srow1 = (size_t)min(n0 + rl + 8, N - 1) * KG;
+  SS rs[2][GPT], rb[2][GPT];  // raw scales/biases of the next K tile
+  auto load_scales = [&](const int kt) {
+#pragma unroll
+    for (int j = 0; j < GPT; ++j) {
+      const int gi = (kt * 64) / GS + j;
+      rs[0][j] = scales[srow0 + gi];
+      rb[0][j] = biases[srow0 + gi];
+      rs[1][j] = scales[srow1 + gi];
+      rb[1][j] = biases[srow1 + gi];
+    }
+  };
+  load_scales(0);
+#pragma unroll
+  for (int s = 0; s < STAGES - 2; ++s) {
+    if (s < KTN) load_stage(s, s);
+    aq_cp_commit();
+  }
+  float d[NT / 2];
+#pragma unroll
+  for (int i = 0; i < NT / 2; ++i) d[i] = 0.0f;
+
+  // one K tile: A fragments of its 4 k16 steps dequantized (while the previous tile's
+  // wgmmas run), then 4 wgmmas in one group; waiting for the group before leaves the
+  // other A buffer and the previous stage free
+  auto step = [&](const int kt, uint32_t (&a)[4][4]) {
+    float s2[2][GPT], b2[2][GPT];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int j = 0; j < GPT; ++j) {
+        s2[h][j] = static_cast<float>(rs[h][j]) * TWO_B;
+        b2[h][j] = static_cast<float>(rb[h][j]) - s2[h][j];
+      }
+    }
+    if (kt + 1 < KTN) load_scales(kt + 1);
+    aq_cp_wait<STAGES - 3>();
+    aq_fence_proxy_async();
+    __syncthreads();
+    if (kt + STAGES - 2 < KTN) load_stage(kt + STAGES - 2, (kt + STAGES - 2) % STAGES);
+    aq_cp_commit();
+    const int st = kt % STAGES;
+    const uint32_t* w0 = reinterpret_cast<const uint32_t*>(sptr + st * SB + XS + rl * WST);
+    const uint32_t* w1 = reinterpret_cast<const uint32_t*>(sptr + st * SB + XS + (rl + 8) * WST);
+#pragma unroll
+    for (int s16 = 0; s16 < 4; ++s16) {
+      constexpr int GSTEP = GS < 64 ? GS / 16 : 4;
+      const int j = GS < 64 ? s16 / GSTEP : 0;
+      const int ka = 16 * s16 + 2 * t;
+      a[s16][0] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w0, ka), s2[0][j], b2[0][j]);
+      a[s16][1] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w1, ka), s2[1][j], b2[1][j]);
+      a[s16][2] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w0, ka + 8), s2[0][j], b2[0][j]);
+      a[s16][3] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w1, ka + 8), s2[1][j], b2[1][j]);
+    }
+    // descriptors of the 4 k16 steps (32 bytes apart), made before the fence: no other
+    // instruction may define a wgmma input between the wgmmas of one group
+    uint64_t desc[4];
+#pragma unroll
+    for (int s16 = 0; s16 < 4; ++s16) desc[s16] = aq_pin(aq_desc(sbase + st * SB + 32 * s16));
+    aq_wgmma_fence();
+#pragma unroll
+    for (int s16 = 0; s16 < 4; ++s16) aq_wgmma<X_BF16>(d, a[s16], desc[s16]);
+    aq_wgmma_commit();
+    aq_wgmma_wait<1>();
+  };
+  uint32_t a0[4][4], a1[4][4];
+  // pairs of tiles, so each A buffer is a fixed set of registers (no branch inside the
+  // loop either: ptxas would then serialize the wgmmas), and an odd last tile after it
+  int kt = 0;
+  for (; kt + 1 < KTN; kt += 2) {
+    step(kt, a0);
+    step(kt + 1, a1);
+  }
+  if (kt < KTN) step(kt, a0);
+  aq_wgmma_wait<0>();
+  aq_fence_acc(d);
+  aq_cp_wait<0>();
+  __syncthreads();
+  // output tile through shared memory: ot[token][row of W], then 16-byte stores
+  constexpr int LDO = WR + 8;
+  uint16_t* const ot = reinterpret_cast<uint16_t*>(sptr);
+#pragma unroll
+  for (int j = 0; j < NT / 8; ++j) {
+    const int tok = 8 * j + 2 * t;
+    const uint32_t p0 = aq_pack2<X_BF16>(d[4 * j], d[4 * j + 2]);
+    const uint32_t p1 = aq_pack2<X_BF16>(d[4 * j + 1], d[4 * j + 3]);
+    ot[tok * LDO + rl] = (uint16_t)(p0 & 0xFFFFu);
+    ot[tok * LDO + rl + 8] = (uint16_t)(p0 >> 16);
+    ot[(tok + 1) * LDO + rl] = (uint16_t)(p1 & 0xFFFFu);
+    ot[(tok + 1) * LDO + rl + 8] = (uint16_t)(p1 >> 16);
+  }
+  __syncthreads();
+  for (int i = tid; i < NT * (WR / 8); i += NTH) {
+    const int tok = i / (WR / 8), c = i - (i / (WR / 8)) * (WR / 8);
+    const int m = m0 + tok, n = n0 + 8 * c;
+    if (m < M && n < N) {
+      *reinterpret_cast<uint4*>(out + (size_t)m * N + n) = *reinterpret_cast<const uint4*>(ot + tok * LDO + 8 * c);
+    }
+  }
+"""
+
+
 @functools.cache
 def decode_template(
     x_dtype: Any, scales_dtype: Any, bits: int, group_size: int, rows: int, mt: int, ksplit: int = 1
@@ -375,6 +717,8 @@ class CudaKernels:
         self.k_split: int | None = None  # None: decode_k_split(n, rows)
         self._decode: Any = None
         self._dequant: Any = None
+        self._qmm: dict[tuple[tuple[str, Any], ...], Any] = {}
+        self.qmm_cfg: QmmConfig | None = None  # None: qmm_config(rows, n)
 
     def _init_value(self) -> float | None:
         return float("nan") if self.poison else None
@@ -428,6 +772,34 @@ class CudaKernels:
             init_value=self._init_value(),
         )[0]
 
+    def qmm(self, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
+        """``x @ W.T`` for x ``(M, K)`` (bfloat16/float16, K % 64 == 0), W ``(N, K)`` (N % 8 == 0):
+        the fused tensor-core kernel; ``(M, N)`` in x's dtype."""
+        mx = self.mx
+        m, n = int(x.shape[0]), int(packed.shape[0])
+        cfg = self.qmm_cfg or qmm_config(m, n)
+        tmpl = qmm_template("bfloat16" in str(x.dtype), bits, group_size, cfg)
+        kernel = self._qmm.get(tmpl)
+        if kernel is None:
+            kernel = self._qmm[tmpl] = mx.fast.cuda_kernel(
+                name="arrayq_qmm",
+                input_names=["x", "w", "scales", "biases"],
+                output_names=["out"],
+                source=QMM_SOURCE,
+                header=qmm_header(mlx_kernel_name("arrayq_qmm", tmpl), cfg),
+                shared_memory=qmm_smem_bytes(cfg, bits),
+            )
+        blocks = -(-m // cfg.nt) * -(-n // (64 * cfg.wgs))
+        return kernel(
+            inputs=[x, packed, scales, biases],
+            template=list(tmpl),
+            grid=(blocks * cfg.threads, 1, 1),
+            threadgroup=(cfg.threads, 1, 1),
+            output_shapes=[(m, n)],
+            output_dtypes=[x.dtype],
+            init_value=self._init_value(),
+        )[0]
+
     def prefill(self, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
         """``x @ W.T`` for many rows: W dequantized to x's dtype, then ``mx.matmul``."""
         w = self.dequantize(packed, scales, biases, bits, group_size, x.dtype)
@@ -441,6 +813,8 @@ class CudaKernels:
         x2 = x if x.ndim == 2 else mx.reshape(x, (-1, x.shape[-1]))
         if kind == "decode":
             out = self.decode(x2, packed, scales, biases, bits, gs)
+        elif kind == "qmm":
+            out = self.qmm(x2, packed, scales, biases, bits, gs)
         else:
             out = self.prefill(x2, packed, scales, biases, bits, gs)
         return out if x.ndim == 2 else mx.reshape(out, lead + (int(packed.shape[0]),))
@@ -500,3 +874,46 @@ def emulate_dequantize(xp: Any, packed: Any, scales: Any, biases: Any, bits: int
     q = xp.stack(parts, axis=-1).reshape(n, k).astype(xp.float64)
     g = xp.arange(k) // group_size
     return xp.asarray(scales, dtype=xp.float64)[:, g] * q + xp.asarray(biases, dtype=xp.float64)[:, g]
+
+
+def emulate_qmm_weight(xp: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
+    """A NumPy emulation of the fused kernel's A fragments: for each K tile of 64, k16 step
+    and lane ``t`` (``lane & 3``), the code pairs at ``16*s16 + 2t`` and ``+ 8`` of a row are
+    shifted out of the tile's words (a funnel shift of two words where a pair straddles
+    them), turned into ``1 + q/2**bits`` and ``s2*f + b2`` (float32), and rounded to
+    bfloat16. Returns W ``(N, K)`` as float64; asserts each element is made exactly once."""
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    words = xp.asarray(packed, dtype=xp.uint64)
+    tile_words = 2 * bits  # 64 values
+    w = xp.full((n, k), xp.nan)
+    s = xp.asarray(scales, dtype=xp.float32)
+    b = xp.asarray(biases, dtype=xp.float32)
+    field = ((1 << bits) - 1) << (23 - bits)
+
+    def bf16(v: Any) -> Any:  # float32 -> bfloat16 (round to nearest even), as float64
+        u = xp.asarray(v, dtype=xp.float32).view(xp.uint32).astype(xp.uint64)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16
+        return u.astype(xp.uint32).view(xp.float32).astype(xp.float64)
+
+    for kt in range(k // 64):
+        tw = words[:, kt * tile_words : (kt + 1) * tile_words]
+        tw = xp.concatenate([tw, xp.zeros((n, 1), dtype=xp.uint64)], axis=1)  # the row's padding
+        for s16 in range(4):
+            for t in range(4):
+                for ka in (16 * s16 + 2 * t, 16 * s16 + 2 * t + 8):
+                    bit = ka * bits
+                    wi, sh = bit >> 5, bit & 31
+                    v = ((tw[:, wi + 1] << xp.uint64(32)) | tw[:, wi]) >> xp.uint64(sh)
+                    v = v & xp.uint64(0xFFFFFFFF)
+                    g = (kt * 64 + ka) // group_size
+                    s2 = s[:, g] * xp.float32(1 << bits)
+                    b2 = b[:, g] - s2
+                    for e in range(2):
+                        mant = ((v << xp.uint64(23 - bits - e * bits)) & xp.uint64(field)) | xp.uint64(0x3F800000)
+                        f = mant.astype(xp.uint32).view(xp.float32)
+                        col = kt * 64 + ka + e
+                        assert xp.isnan(w[:, col]).all(), "made twice"
+                        w[:, col] = bf16((s2.astype(xp.float64) * f + b2).astype(xp.float32))
+    assert not xp.isnan(w).any(), "every element made"
+    return w

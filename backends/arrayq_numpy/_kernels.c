@@ -782,11 +782,18 @@ static PyObject *py_attention(PyObject *self, PyObject *args) {
         goto fail_o;
     }
     const Py_ssize_t rep = H / Hkv;
-#define AT(view, i0, i1, i2) ((float *)((char *)(view).buf + (i0) * (view).strides[0] + (i1) * (view).strides[1] + (i2) * (view).strides[2]))
-    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t b = 0; b < B; b++) for (Py_ssize_t h = 0; h < H; h++) for (Py_ssize_t l = 0; l < L; l++) {
-        const Py_ssize_t seen = causal ? S - L + l + 1 : S;
-        lv->attend_row(AT(q, b, h, l), AT(k, b, h / rep, 0), k.strides[2] / 4, AT(v, b, h / rep, 0), v.strides[2] / 4, seen,
-                       D, Dv, scale, scores, AT(o, b, h, l));
+/* the row (i0, i1, i2) of a 4-d view */
+#define AT(view, i0, i1, i2) \
+    ((float *)((char *)(view).buf + (i0) * (view).strides[0] + (i1) * (view).strides[1] + (i2) * (view).strides[2]))
+    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t b = 0; b < B; b++) {
+        for (Py_ssize_t h = 0; h < H; h++) {
+            const float *keys = AT(k, b, h / rep, 0), *values = AT(v, b, h / rep, 0);
+            for (Py_ssize_t l = 0; l < L; l++) {
+                const Py_ssize_t seen = causal ? S - L + l + 1 : S;
+                lv->attend_row(AT(q, b, h, l), keys, k.strides[2] / 4, values, v.strides[2] / 4, seen, D, Dv, scale,
+                               scores, AT(o, b, h, l));
+            }
+        }
     }
     Py_END_ALLOW_THREADS
 #undef AT

@@ -23,8 +23,10 @@ Settings, read once when the kernels are first used:
 
 8-bit activations (opt-in, as llama.cpp does): each group of x is rounded to int8 codes
 with one float32 scale (``max|x_g| / 127``), and the kernel takes exact integer dot products
-of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). About twice
-as fast at decode; the cost is x's rounding error, ~0.5% relative error of the result
+of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). Fewer
+instructions per weight, but decode reads its weights from memory: measured 8% faster on
+a 12288x4096 GEMV and no faster in a whole model's decode (docs/benchmarks.md). The cost
+is x's rounding error, ~0.5% relative error of the result
 against an exact product for Gaussian data (docs/benchmarks.md), instead of float32
 rounding. Only the decode kernel uses it (prefill stays float32), and codes wider than
 the level's byte dot product takes (7 and 8 bits on AVX2) stay float32.

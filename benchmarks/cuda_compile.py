@@ -8,7 +8,8 @@ small stand-in that declares ``Shape``/``Strides``; the kernel signature generat
 input/output names and the names' ``_shape`` uses; template arguments as ``constexpr``
 lines), compiles it for ``--arch`` and prints ptxas's resource report (registers, spills,
 shared memory) and any warnings, e.g. wgmma serialization. ``--sass`` also counts the
-tensor-core instructions in the disassembly (HGMMA for wgmma, HMMA for mma.sync).
+tensor-core instructions in the disassembly (HGMMA for wgmma, HMMA for mma.sync) and the
+instructions of the K loop per K tile, by opcode (what a warp issues per tile).
 ``--nvrtc PATH/libnvrtc.so.13`` also compiles each unit through NVRTC the way MLX does
 (``--device-as-default-execution-space``, ``--gpu-architecture=sm_90a``, the kernel found
 through its name expression), which catches what only NVRTC rejects.
@@ -114,20 +115,49 @@ def nvrtc_compile(lib: str, src: str, func: str, arch: str, include: str) -> tup
 
 def variants() -> list[tuple[str, str, str, str, list[tuple[str, str]], tuple[tuple[str, Any], ...]]]:
     """(label, function name, header, source, inputs, template) of the variants to compile."""
+    cases = [("bfloat16", "bfloat16", 4, 64, cfg) for cfg in ck.QMM_CONFIGS]
+    cases += [
+        ("bfloat16", "bfloat16", b, g, ck.QMM_CONFIGS[0]) for b, g in ((2, 32), (3, 64), (5, 128), (6, 64), (8, 128))
+    ]
+    cases += [("float16", "float16", 4, 64, ck.QMM_CONFIGS[0]), ("float16", "float16", 8, 128, ck.QMM_CONFIGS[0])]
+    cases += [("bfloat16", "float32", 4, 64, ck.QMM_CONFIGS[0]), ("float16", "bfloat16", 4, 32, ck.QMM_CONFIGS[0])]
+    cases += [("bfloat16", "bfloat16", 4, 64, ck.QMM_CONFIGS[0], 64 * 6)]  # the TAIL variant
     out = []
-    for x_dtype in ("bfloat16", "float16"):
-        for bits, gs in ((4, 64), (2, 32), (3, 64), (5, 128), (6, 64), (8, 128)):
-            for cfg in ck.QMM_CONFIGS:
-                if x_dtype == "float16" and (bits != 4 or cfg != ck.QMM_CONFIGS[0]):
-                    continue
-                if (bits, gs) != (4, 64) and cfg != ck.QMM_CONFIGS[0]:
-                    continue
-                tmpl = ck.qmm_template(x_dtype == "bfloat16", bits, gs, cfg)
-                func = ck.mlx_kernel_name("arrayq_qmm", tmpl)
-                ins = [("x", x_dtype), ("w", "uint32"), ("scales", "bfloat16"), ("biases", "bfloat16")]
-                label = f"qmm b{bits} gs{gs} {x_dtype} wgs{cfg.wgs} nt{cfg.nt} st{cfg.stages}"
-                out.append((label, func, ck.qmm_header(func, cfg), ck.QMM_SOURCE, ins, tmpl))
+    for x_dtype, s_dtype, bits, gs, cfg, *k in cases:
+        tmpl = ck.qmm_template(x_dtype == "bfloat16", bits, gs, cfg, s_dtype, *k)
+        func = ck.mlx_kernel_name("arrayq_qmm", tmpl)
+        ins = [("x", x_dtype), ("w", "uint32"), ("scales", s_dtype), ("biases", s_dtype)]
+        label = f"qmm b{bits} gs{gs} x {x_dtype} s {s_dtype} wgs{cfg.wgs} nt{cfg.nt} st{cfg.stages}"
+        label += " tail" if dict(tmpl)["TAIL"] else ""
+        out.append((label, func, ck.qmm_header(func, cfg), ck.QMM_SOURCE, ins, tmpl))
     return out
+
+
+SASS_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
+
+
+def loop_histogram(sass: str) -> tuple[int, dict[str, int]]:
+    """The K loop of a fused-kernel SASS (the backward branch whose body holds the most
+    HGMMA): (HGMMA in it, instruction count per base opcode in it, divided by the K tiles it
+    covers, 4 HGMMA a tile)."""
+    ins = [(int(m.group(1), 16), m.group(2), m.group(3)) for m in SASS_LINE.finditer(sass)]
+    best: tuple[int, int, int] = (0, 0, 0)
+    for addr, op, rest in ins:
+        tgt = re.search(r"0x([0-9a-f]+)", rest) if op.startswith("BRA") else None
+        if tgt and int(tgt.group(1), 16) < addr:
+            lo = int(tgt.group(1), 16)
+            body = [o for a, o, _ in ins if lo <= a <= addr]
+            hg = sum(o.startswith("HGMMA") for o in body)
+            if hg > best[0]:
+                best = (hg, lo, addr)
+    hg, lo, hi = best
+    counts: dict[str, int] = {}
+    for a, o, _ in ins:
+        if lo <= a <= hi and hg:
+            base = o.split(".")[0]
+            counts[base] = counts.get(base, 0) + 1
+    tiles = max(1, hg // 4)
+    return hg, {k: round(v / tiles) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             sass = subprocess.run(["cuobjdump", "-sass", cubin], capture_output=True, text=True).stdout
             counts = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDS", "BAR")}
             print("    SASS:", ", ".join(f"{k} {v}" for k, v in counts.items()))
+            hg, hist = loop_histogram(sass)
+            print(f"    K loop ({hg} HGMMA), per K tile: {sum(hist.values())} instructions:")
+            print("     ", ", ".join(f"{k} {v}" for k, v in hist.items() if v))
     return 1 if fails else 0
 
 

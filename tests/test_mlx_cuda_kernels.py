@@ -61,7 +61,14 @@ def test_fused_kernel_template_and_name() -> None:
     cfg = ck.QmmConfig(3, 128, 4)
     t = ck.qmm_template(True, 4, 64, cfg)
     assert all(isinstance(v, (int, bool)) for _, v in t)
-    assert ck.mlx_kernel_name("arrayq_qmm", t) == "custom_kernel_arrayq_qmm_4_64_t_3_128_4"
+    assert ck.mlx_kernel_name("arrayq_qmm", t) == "custom_kernel_arrayq_qmm_f_0_4_64_t_3_128_4"
+    # K tiles not a multiple of the stages: the variant with the tail steps
+    assert dict(ck.qmm_template(True, 4, 64, cfg, "bfloat16", 64 * 6))["TAIL"] is True
+    assert dict(ck.qmm_template(True, 4, 64, cfg, "bfloat16", 4096))["TAIL"] is False
+    # MLX caches a module by the kernel's name: each scales dtype gets its own
+    names = {ck.mlx_kernel_name("q", ck.qmm_template(False, 4, 64, cfg, sd)) for sd in ck.SCALE_DTYPES}
+    assert len(names) == len(ck.SCALE_DTYPES)
+    assert ck.dtype_name("mlx.core.float16") == "float16"
     head = ck.qmm_header("x", cfg)
     assert "__launch_bounds__(384, 1)" in head and "m64n128k16" in head
     assert "m64n256k16" in ck.qmm_header("y", ck.QmmConfig(2, 256, 4))
@@ -225,3 +232,31 @@ def test_fused_kernel_emulation_matches_reference(bits: int, gs: int) -> None:
     np.testing.assert_allclose(w, exact, rtol=2.0**-8, atol=1e-6 * np.abs(exact).max())
     x = RNG.standard_normal((5, k))
     np.testing.assert_allclose(x @ w.T, x @ exact.T, rtol=0, atol=1e-2 * np.abs(x @ exact.T).max())
+
+
+def test_fused_kernel_h2_path_choice() -> None:
+    # the 16-bit pair path is taken when the scales are in x's dtype and the codes fit the
+    # mantissa with ulp 1 (bfloat16: 7 bits, float16: 10)
+    src = ck.QMM_SOURCE
+    assert "cuda::std::is_same_v<SS, XT> && BITS <= (X_BF16 ? 7 : 8)" in src
+    assert "0x43004300u" in ck.QMM_HELPERS and "0x64006400u" in ck.QMM_HELPERS
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)
+@pytest.mark.parametrize("gs", ck.SUPPORTED_GROUP_SIZES)
+def test_fused_kernel_h2_emulation_is_exact(dtype: str, bits: int, gs: int) -> None:
+    if dtype == "bfloat16" and bits > 7:
+        pytest.skip("8-bit codes with bfloat16 x take the float32 path")
+    n, k = 16, 3 * 64 if gs <= 64 else 256
+    p, s, b = _quantized(bits, gs, n, k)
+    # scales and biases in x's dtype, as MLX stores them for a bfloat16/float16 weight
+    s = ck._round_to(np, s.astype(np.float64), dtype)
+    b = ck._round_to(np, b.astype(np.float64), dtype)
+    w = ck.emulate_qmm_weight_h2(np, p, s, b, bits, gs, dtype)
+    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    g = np.arange(k) // gs
+    exact = s[:, g] * codes + b[:, g]
+    # every element is s*q + b rounded once to x's dtype: bit for bit
+    np.testing.assert_array_equal(w, ck._round_to(np, exact, dtype))
+    assert np.abs(w - exact).max() <= 2.0**-8 * np.abs(exact).max()

@@ -124,7 +124,13 @@ def choose(
         return "decode"
     if MLX_MIN_ROWS <= rows < PREFILL_MIN_ROWS:
         return None
-    if PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS and k % QMM_KT == 0 and n % 8 == 0 and rows * k < 2**31:
+    if (
+        PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS
+        and k % QMM_KT == 0
+        and n % 8 == 0
+        and rows * k < 2**31
+        and n * k * bits // 8 < 2**32  # 32-bit byte offsets of the codes
+    ):
         return "qmm"
     return "dequant"
 
@@ -387,10 +393,32 @@ def qmm_config(rows: int, n: int) -> QmmConfig:
     return QMM_CONFIGS[1] if rows >= QMM_WIDE_FROM else QMM_CONFIGS[0]
 
 
-def qmm_template(x_is_bf16: bool, bits: int, group_size: int, cfg: QmmConfig) -> tuple[tuple[str, Any], ...]:
+#: ``SK`` template argument of the fused kernel: the scales' dtype. MLX 0.32 caches a custom
+#: kernel's module by its name alone (name + template arguments, not the input dtypes), so
+#: variants for different scale dtypes need different names.
+SCALE_KINDS = {"bfloat16": 0, "float16": 1, "float32": 2}
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"bfloat16"`` for ``mx.bfloat16`` (``str`` gives ``mlx.core.bfloat16``) or a name."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def qmm_template(
+    x_is_bf16: bool,
+    bits: int,
+    group_size: int,
+    cfg: QmmConfig,
+    scales_dtype: str = "bfloat16",
+    k: int | None = None,
+) -> tuple[tuple[str, Any], ...]:
     """MLX template arguments of the fused kernel: ints and bools only, so the kernel's name
-    (``custom_kernel_<name>_<values>``, see :func:`mlx_kernel_name`) is known here."""
+    (``custom_kernel_<name>_<values>``, see :func:`mlx_kernel_name`) is known here. ``TAIL``:
+    the K tiles (``k // 64``) are not a multiple of the stages (None: assume they are)."""
+    tail = k is not None and (k // QMM_KT) % cfg.stages != 0
     return (
+        ("TAIL", tail),
+        ("SK", SCALE_KINDS[scales_dtype]),
         ("BITS", bits),
         ("GS", group_size),
         ("X_BF16", bool(x_is_bf16)),
@@ -446,6 +474,12 @@ __device__ __forceinline__ uint64_t aq_pin(const uint64_t v) {
   asm volatile("mov.b64 %0, %1;\n" : "=l"(r) : "l"(v));
   return r;
 }
+// a 64-bit value of two words, computed here (see aq_pin)
+__device__ __forceinline__ uint64_t aq_pack64(const uint32_t lo, const uint32_t hi) {
+  uint64_t r;
+  asm volatile("mov.b64 %0, {%1, %2};\n" : "=l"(r) : "r"(lo), "r"(hi));
+  return r;
+}
 // codes k and k+1 (k even) of a row whose words start at wr: code k at bit 0, k+1 at bit BITS
 template <int BITS>
 __device__ __forceinline__ uint32_t aq_pair(const uint32_t* wr, const int k) {
@@ -474,6 +508,52 @@ __device__ __forceinline__ uint32_t aq_deq2(const uint32_t v, const float s2, co
   const float f0 = __uint_as_float(((v << (23 - BITS)) & FIELD) | 0x3F800000u);
   const float f1 = __uint_as_float(((v << (23 - 2 * BITS)) & FIELD) | 0x3F800000u);
   return aq_pack2<BF16>(fmaf(s2, f0, b2), fmaf(s2, f1, b2));
+}
+// v, as a value the compiler cannot recompute (so it stays in a register rather than being
+// rematerialized inside the K loop)
+__device__ __forceinline__ uint32_t aq_opaque(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+// pair arithmetic in x's 16-bit type (sm_90: bf16x2 sub; fma: exact product and sum, one rounding)
+template <bool BF16>
+__device__ __forceinline__ uint32_t aq_sub2(const uint32_t a, const uint32_t b) {
+  uint32_t r;
+  if constexpr (BF16) {
+    asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+  } else {
+    asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+  }
+  return r;
+}
+template <bool BF16>
+__device__ __forceinline__ uint32_t aq_fma2(const uint32_t a, const uint32_t b, const uint32_t c) {
+  uint32_t r;
+  if constexpr (BF16) {
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  } else {
+    asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  }
+  return r;
+}
+// the 16-bit pattern v (a scale or bias) as the pair (v, v)
+__device__ __forceinline__ uint32_t aq_dup2(const uint32_t v) { return __byte_perm(v, 0u, 0x1010); }
+// codes k and k+1 dequantized in x's 16-bit type, scales and biases in it too: code k is the
+// low BITS bits of byte sel&7 of {v >> BITS, v}, code k+1 those of byte (sel>>8)&7; each is
+// put in the mantissa of MAGIC (128 in bf16, 1024 in f16: ulp 1), MAGIC subtracted (exact),
+// then one fma: s*q + b, rounded once to x's type (s2 = (s, s), b2 = (b, b))
+// (magic: aq_magic2<BF16>(), in a register so that mask and magic are one LOP3)
+// (zero is a run-time zero, e.g. K >> 31: ptxas would fold a constant back into the LOP3)
+template <bool BF16>
+__device__ __forceinline__ uint32_t aq_magic2(const uint32_t zero) {
+  return (BF16 ? 0x43004300u : 0x64006400u) | zero;
+}
+template <int BITS, bool BF16>
+__device__ __forceinline__ uint32_t aq_deq2h(const uint32_t v, const uint32_t sel, const uint32_t magic,
+                                             const uint32_t s2, const uint32_t b2) {
+  constexpr uint32_t MASK = ((1u << BITS) - 1u) * 0x10001u;
+  const uint32_t r = (__byte_perm(v, v >> BITS, sel) & MASK) | magic;
+  return aq_fma2<BF16>(aq_sub2<BF16>(r, magic), s2, b2);
 }
 """
 
@@ -523,6 +603,7 @@ def qmm_header(kernel_name: str, cfg: QmmConfig) -> str:
 #: Needs K % 64 == 0 and N % 8 == 0.
 QMM_SOURCE = r"""
   using SS = cuda::std::remove_cv_t<cuda::std::remove_reference_t<decltype(scales[0])>>;
+  using XT = cuda::std::conditional_t<X_BF16, __nv_bfloat16, __half>;
   constexpr int WR = 64 * WGS;              // rows of W per block
   constexpr int NTH = 128 * WGS;
   constexpr int RB = 8 * BITS;              // bytes of codes per row and K tile
@@ -533,6 +614,13 @@ QMM_SOURCE = r"""
   constexpr int SB = (XS + WR * WST + 1023) / 1024 * 1024;
   constexpr int GPT = GS < 64 ? 64 / GS : 1; // groups per K tile
   constexpr float TWO_B = float(1 << BITS);
+  // codes dequantized in x's type (aq_deq2h) when the scales are in it too, else in float32
+  constexpr bool H2 = cuda::std::is_same_v<SS, XT> && BITS <= (X_BF16 ? 7 : 8);
+  constexpr int XCH = NT * 8;               // 16-byte chunks of one x tile
+  constexpr int XIT = (XCH + NTH - 1) / NTH;
+  constexpr int WCH = WR * CPR;             // chunks of one tile of codes
+  constexpr int WIT = (WCH + NTH - 1) / NTH;
+  static_assert(STAGES % 2 == 0 && STAGES >= 4, "the K loop is unrolled by STAGES over two A buffers");
   const int M = x_shape[0];
   const int K = x_shape[1];
   const int N = w_shape[0];
@@ -552,33 +640,59 @@ QMM_SOURCE = r"""
   const uint32_t sbase = (sraw + 1023u) & ~1023u;
   unsigned char* const sptr = aq_smem + (sbase - sraw);
 
+  // cp.async addresses, fixed but for the K tile: x chunk j of this thread is row
+  // xr + j*NTH/8 of the tile, 16-byte column xc (swizzled); rows past M are not loaded (their
+  // columns of the product are never stored)
+  const int xr = tid >> 3, xc = tid & 7;
+  const uint32_t xdst = aq_opaque(sbase + xr * 128 + ((xc ^ (xr & 7)) << 4));
+  const unsigned char* const xsrc = reinterpret_cast<const unsigned char*>(x) + ((size_t)(m0 + xr) * K + xc * 8) * 2;
+  const size_t xstep = (size_t)(NTH / 8) * K * 2;
+  int xjv = 0;  // chunks of this thread inside the tile and inside x
+#pragma unroll
+  for (int j = 0; j < XIT; ++j) xjv += (tid + j * NTH < XCH && m0 + xr + j * (NTH / 8) < M) ? 1 : 0;
+  uint32_t wdst[WIT], wsrc[WIT];  // code chunk j: shared offset, byte offset in w (K tile 0)
+#pragma unroll
+  for (int j = 0; j < WIT; ++j) {
+    const int i = min(tid + j * NTH, WCH - 1);
+    const int r = i / CPR, c = i - (i / CPR) * CPR;
+    wdst[j] = aq_opaque(sbase + XS + r * WST + c * CH);
+    wsrc[j] = aq_opaque((uint32_t)min(n0 + r, N - 1) * (uint32_t)KW * 4u + c * CH);
+  }
   auto load_stage = [&](const int kt, const int st) {
-    const uint32_t xs = sbase + st * SB;
-    for (int i = tid; i < NT * 8; i += NTH) {
-      const int r = i >> 3, c = i & 7;
-      const int m = m0 + r;
-      aq_cp_async<16>(xs + r * 128 + ((c ^ (r & 7)) << 4), x + (size_t)min(m, M - 1) * K + kt * 64 + c * 8, m < M);
+    const unsigned char* xp = xsrc + kt * 128;
+#pragma unroll
+    for (int j = 0; j < XIT; ++j) {
+      if (j < xjv) aq_cp_async<16>(xdst + st * SB + j * NTH * 16, xp, true);
+      xp += xstep;
     }
-    const uint32_t ws = xs + XS;
-    for (int i = tid; i < WR * CPR; i += NTH) {
-      const int r = i / CPR, c = i - (i / CPR) * CPR;
-      const int n = n0 + r;
-      const unsigned char* src = reinterpret_cast<const unsigned char*>(w + (size_t)min(n, N - 1) * KW);
-      aq_cp_async<CH>(ws + r * WST + c * CH, src + (size_t)kt * RB + c * CH, n < N);
+    const unsigned char* wp = reinterpret_cast<const unsigned char*>(w) + (size_t)kt * RB;
+#pragma unroll
+    for (int j = 0; j < WIT; ++j) {
+      if ((j + 1) * NTH <= WCH || tid + j * NTH < WCH) aq_cp_async<CH>(wdst[j] + st * SB, wp + wsrc[j], true);
     }
   };
 
-  const size_t srow0 = (size_t)min(n0 + rl, N - 1) * KG;
-  const size_t srow1 = (size_t)min(n0 + rl + 8, N - 1) * KG;
-  SS rs[2][GPT], rb[2][GPT];  // raw scales/biases of the next K tile
+  // scales/biases of rows rl and rl + 8 (element offsets of their rows)
+  const uint32_t so0 = aq_opaque((uint32_t)min(n0 + rl, N - 1) * (uint32_t)KG);
+  const uint32_t so1 = aq_opaque((uint32_t)min(n0 + rl + 8, N - 1) * (uint32_t)KG);
+  // raw scales/biases of the next K tile (H2: their 16-bit patterns)
+  using RS = cuda::std::conditional_t<H2, uint32_t, SS>;
+  RS rs[2][GPT], rb[2][GPT];
+  auto raw = [](const SS* p) -> RS {
+    if constexpr (H2) {
+      return (uint32_t)*reinterpret_cast<const unsigned short*>(p);
+    } else {
+      return *p;
+    }
+  };
   auto load_scales = [&](const int kt) {
 #pragma unroll
     for (int j = 0; j < GPT; ++j) {
-      const int gi = (kt * 64) / GS + j;
-      rs[0][j] = scales[srow0 + gi];
-      rb[0][j] = biases[srow0 + gi];
-      rs[1][j] = scales[srow1 + gi];
-      rb[1][j] = biases[srow1 + gi];
+      const uint32_t gi = (uint32_t)((kt * 64) / GS + j);
+      rs[0][j] = raw(scales + so0 + gi);
+      rb[0][j] = raw(biases + so0 + gi);
+      rs[1][j] = raw(scales + so1 + gi);
+      rb[1][j] = raw(biases + so1 + gi);
     }
   };
   load_scales(0);
@@ -590,59 +704,106 @@ QMM_SOURCE = r"""
   float d[NT / 2];
 #pragma unroll
   for (int i = 0; i < NT / 2; ++i) d[i] = 0.0f;
+  // wgmma descriptor of stage 0 (low word: start address >> 4; the stages and k16 steps
+  // only add to it)
+  const uint64_t desc0 = aq_desc(sbase);
+  const uint32_t dlo = (uint32_t)desc0, dhi = (uint32_t)(desc0 >> 32);
+  // byte t of a word and of the word >> 4 (4-bit codes: codes 2t and 2t+1 of the word)
+  const uint32_t sel4 = aq_opaque((uint32_t)t | ((uint32_t)(4 + t) << 8));
+  const uint32_t magic = aq_magic2<X_BF16>((uint32_t)K >> 31);
 
-  // one K tile: A fragments of its 4 k16 steps dequantized (while the previous tile's
-  // wgmmas run), then 4 wgmmas in one group; waiting for the group before leaves the
-  // other A buffer and the previous stage free
-  auto step = [&](const int kt, uint32_t (&a)[4][4]) {
+  // one K tile (stage st = kt % STAGES): A fragments of its 4 k16 steps dequantized (while
+  // the previous tile's wgmmas run), then 4 wgmmas in one group; waiting for the group
+  // before leaves the other A buffer and the previous stage free
+  auto step = [&](const int kt, const int st, uint32_t (&a)[4][4]) {
     float s2[2][GPT], b2[2][GPT];
+    uint32_t sh[2][GPT], bh[2][GPT];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
 #pragma unroll
       for (int j = 0; j < GPT; ++j) {
-        s2[h][j] = static_cast<float>(rs[h][j]) * TWO_B;
-        b2[h][j] = static_cast<float>(rb[h][j]) - s2[h][j];
+        if constexpr (H2) {
+          sh[h][j] = aq_dup2(rs[h][j]);
+          bh[h][j] = aq_dup2(rb[h][j]);
+        } else {
+          s2[h][j] = static_cast<float>(rs[h][j]) * TWO_B;
+          b2[h][j] = static_cast<float>(rb[h][j]) - s2[h][j];
+        }
       }
     }
     if (kt + 1 < KTN) load_scales(kt + 1);
     aq_cp_wait<STAGES - 3>();
     aq_fence_proxy_async();
     __syncthreads();
-    if (kt + STAGES - 2 < KTN) load_stage(kt + STAGES - 2, (kt + STAGES - 2) % STAGES);
+    if (kt + STAGES - 2 < KTN) load_stage(kt + STAGES - 2, (st + STAGES - 2) % STAGES);
     aq_cp_commit();
-    const int st = kt % STAGES;
-    const uint32_t* w0 = reinterpret_cast<const uint32_t*>(sptr + st * SB + XS + rl * WST);
-    const uint32_t* w1 = reinterpret_cast<const uint32_t*>(sptr + st * SB + XS + (rl + 8) * WST);
+    const unsigned char* wrow0 = sptr + st * SB + XS + rl * WST;
+    const unsigned char* wrow1 = wrow0 + 8 * WST;
+    if constexpr (H2 && BITS == 4) {
+      // a lane's codes of a row: byte t of each of the tile's 8 words
+      uint32_t c0[8], c1[8];
 #pragma unroll
-    for (int s16 = 0; s16 < 4; ++s16) {
-      constexpr int GSTEP = GS < 64 ? GS / 16 : 4;
-      const int j = GS < 64 ? s16 / GSTEP : 0;
-      const int ka = 16 * s16 + 2 * t;
-      a[s16][0] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w0, ka), s2[0][j], b2[0][j]);
-      a[s16][1] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w1, ka), s2[1][j], b2[1][j]);
-      a[s16][2] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w0, ka + 8), s2[0][j], b2[0][j]);
-      a[s16][3] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w1, ka + 8), s2[1][j], b2[1][j]);
+      for (int v = 0; v < 2; ++v) {
+        const uint4 u0 = *reinterpret_cast<const uint4*>(wrow0 + 16 * v);
+        const uint4 u1 = *reinterpret_cast<const uint4*>(wrow1 + 16 * v);
+        c0[4 * v] = u0.x; c0[4 * v + 1] = u0.y; c0[4 * v + 2] = u0.z; c0[4 * v + 3] = u0.w;
+        c1[4 * v] = u1.x; c1[4 * v + 1] = u1.y; c1[4 * v + 2] = u1.z; c1[4 * v + 3] = u1.w;
+      }
+#pragma unroll
+      for (int s16 = 0; s16 < 4; ++s16) {
+        constexpr int GSTEP = GS < 64 ? GS / 16 : 4;
+        const int j = GS < 64 ? s16 / GSTEP : 0;
+        a[s16][0] = aq_deq2h<BITS, X_BF16>(c0[2 * s16], sel4, magic, sh[0][j], bh[0][j]);
+        a[s16][1] = aq_deq2h<BITS, X_BF16>(c1[2 * s16], sel4, magic, sh[1][j], bh[1][j]);
+        a[s16][2] = aq_deq2h<BITS, X_BF16>(c0[2 * s16 + 1], sel4, magic, sh[0][j], bh[0][j]);
+        a[s16][3] = aq_deq2h<BITS, X_BF16>(c1[2 * s16 + 1], sel4, magic, sh[1][j], bh[1][j]);
+      }
+    } else {
+      const uint32_t* w0 = reinterpret_cast<const uint32_t*>(wrow0);
+      const uint32_t* w1 = reinterpret_cast<const uint32_t*>(wrow1);
+#pragma unroll
+      for (int s16 = 0; s16 < 4; ++s16) {
+        constexpr int GSTEP = GS < 64 ? GS / 16 : 4;
+        const int j = GS < 64 ? s16 / GSTEP : 0;
+        const int ka = 16 * s16 + 2 * t;
+        if constexpr (H2) {
+          a[s16][0] = aq_deq2h<BITS, X_BF16>(aq_pair<BITS>(w0, ka), 0x0400u, magic, sh[0][j], bh[0][j]);
+          a[s16][1] = aq_deq2h<BITS, X_BF16>(aq_pair<BITS>(w1, ka), 0x0400u, magic, sh[1][j], bh[1][j]);
+          a[s16][2] = aq_deq2h<BITS, X_BF16>(aq_pair<BITS>(w0, ka + 8), 0x0400u, magic, sh[0][j], bh[0][j]);
+          a[s16][3] = aq_deq2h<BITS, X_BF16>(aq_pair<BITS>(w1, ka + 8), 0x0400u, magic, sh[1][j], bh[1][j]);
+        } else {
+          a[s16][0] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w0, ka), s2[0][j], b2[0][j]);
+          a[s16][1] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w1, ka), s2[1][j], b2[1][j]);
+          a[s16][2] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w0, ka + 8), s2[0][j], b2[0][j]);
+          a[s16][3] = aq_deq2<BITS, X_BF16>(aq_pair<BITS>(w1, ka + 8), s2[1][j], b2[1][j]);
+        }
+      }
     }
     // descriptors of the 4 k16 steps (32 bytes apart), made before the fence: no other
     // instruction may define a wgmma input between the wgmmas of one group
     uint64_t desc[4];
 #pragma unroll
-    for (int s16 = 0; s16 < 4; ++s16) desc[s16] = aq_pin(aq_desc(sbase + st * SB + 32 * s16));
+    for (int s16 = 0; s16 < 4; ++s16) desc[s16] = aq_pack64(dlo + ((st * SB + 32 * s16) >> 4), dhi);
     aq_wgmma_fence();
 #pragma unroll
     for (int s16 = 0; s16 < 4; ++s16) aq_wgmma<X_BF16>(d, a[s16], desc[s16]);
     aq_wgmma_commit();
     aq_wgmma_wait<1>();
   };
-  uint32_t a0[4][4], a1[4][4];
-  // pairs of tiles, so each A buffer is a fixed set of registers (no branch inside the
-  // loop either: ptxas would then serialize the wgmmas), and an odd last tile after it
+  uint32_t a[2][4][4];
+  // the K loop unrolled by STAGES, so stages and A buffers are compile-time (no branch
+  // inside the loop either: ptxas would then serialize the wgmmas); the last tiles after it
   int kt = 0;
-  for (; kt + 1 < KTN; kt += 2) {
-    step(kt, a0);
-    step(kt + 1, a1);
+  for (; kt + STAGES <= KTN; kt += STAGES) {
+#pragma unroll
+    for (int u = 0; u < STAGES; ++u) step(kt + u, u, a[u & 1]);
   }
-  if (kt < KTN) step(kt, a0);
+  if constexpr (TAIL) {  // a variant of its own: with these branches ptxas may serialize wgmmas
+#pragma unroll
+    for (int u = 0; u < STAGES - 1; ++u) {
+      if (kt + u < KTN) step(kt + u, u, a[u & 1]);
+    }
+  }
   aq_wgmma_wait<0>();
   aq_fence_acc(d);
   aq_cp_wait<0>();
@@ -778,7 +939,8 @@ class CudaKernels:
         mx = self.mx
         m, n = int(x.shape[0]), int(packed.shape[0])
         cfg = self.qmm_cfg or qmm_config(m, n)
-        tmpl = qmm_template("bfloat16" in str(x.dtype), bits, group_size, cfg)
+        k = int(x.shape[1])
+        tmpl = qmm_template("bfloat16" in str(x.dtype), bits, group_size, cfg, dtype_name(scales.dtype), k)
         kernel = self._qmm.get(tmpl)
         if kernel is None:
             kernel = self._qmm[tmpl] = mx.fast.cuda_kernel(
@@ -915,5 +1077,87 @@ def emulate_qmm_weight(xp: Any, packed: Any, scales: Any, biases: Any, bits: int
                         col = kt * 64 + ka + e
                         assert xp.isnan(w[:, col]).all(), "made twice"
                         w[:, col] = bf16((s2.astype(xp.float64) * f + b2).astype(xp.float32))
+    assert not xp.isnan(w).any(), "every element made"
+    return w
+
+
+def _round_to(xp: Any, v: Any, dtype: str) -> Any:
+    """float64 ``v`` rounded once (to nearest even) to bfloat16 or float16, as float64
+    (normal range; what ``fma.rn.bf16x2``/``fma.rn.f16x2`` do to the exact ``s*q + b``)."""
+    v = xp.asarray(v, dtype=xp.float64)
+    if dtype == "float16":
+        return v.astype(xp.float16).astype(xp.float64)
+    u = v.view(xp.uint64)
+    u = (u + xp.uint64(2**44 - 1) + ((u >> xp.uint64(45)) & xp.uint64(1))) & ~xp.uint64(2**45 - 1)
+    return u.view(xp.float64)
+
+
+def _half_bits(xp: Any, v: Any, dtype: str) -> Any:
+    """Bit patterns (uint64) of float64 values exact in ``dtype`` (bfloat16 or float16)."""
+    if dtype == "float16":
+        return xp.asarray(v, dtype=xp.float16).view(xp.uint16).astype(xp.uint64)
+    return (xp.asarray(v, dtype=xp.float32).view(xp.uint32) >> xp.uint32(16)).astype(xp.uint64)
+
+
+def _half_value(xp: Any, bits16: Any, dtype: str) -> Any:
+    """float64 values of 16-bit patterns of ``dtype``."""
+    if dtype == "float16":
+        return bits16.astype(xp.uint16).view(xp.float16).astype(xp.float64)
+    return (bits16.astype(xp.uint32) << xp.uint32(16)).view(xp.float32).astype(xp.float64)
+
+
+def emulate_qmm_weight_h2(
+    xp: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int, dtype: str = "bfloat16"
+) -> Any:
+    """A NumPy emulation of the fused kernel's A fragments when x and the scales/biases share
+    the 16-bit ``dtype`` (``aq_deq2h``): per K tile, k16 step and lane ``t``, the word(s) the
+    kernel reads, ``__byte_perm(v, v >> bits, sel)`` (4-bit: ``v`` the tile's word ``2*s16``
+    or ``2*s16 + 1`` and ``sel = t | (4 + t) << 8``; otherwise ``v`` the code pair shifted to
+    bit 0 and ``sel = 0x0400``), the mask and the magic number (128 in bfloat16, 1024 in
+    float16), its exact subtraction (asserted), and one fma rounded once to ``dtype``.
+    ``scales``/``biases`` must be exact in ``dtype``. Returns W ``(N, K)`` as float64."""
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    words = xp.asarray(packed, dtype=xp.uint64)
+    tile_words = 2 * bits
+    magic16 = 0x4300 if dtype == "bfloat16" else 0x6400
+    magic = xp.uint64(magic16 * 0x10001)
+    mask = xp.uint64(((1 << bits) - 1) * 0x10001)
+    magic_v = float(_half_value(xp, xp.asarray([magic16], dtype=xp.uint64), dtype)[0])
+    s = xp.asarray(scales, dtype=xp.float64)
+    b = xp.asarray(biases, dtype=xp.float64)
+    assert (_half_value(xp, _half_bits(xp, s, dtype), dtype) == s).all(), "scales exact in dtype"
+    w = xp.full((n, k), xp.nan)
+
+    def byte_perm(lo: Any, hi: Any, sel: int) -> Any:
+        src = [(lo >> xp.uint64(8 * i)) & xp.uint64(255) for i in range(4)]
+        src += [(hi >> xp.uint64(8 * i)) & xp.uint64(255) for i in range(4)]
+        out = xp.zeros_like(lo)
+        for i in range(4):
+            out |= src[(sel >> (4 * i)) & 7] << xp.uint64(8 * i)
+        return out
+
+    for kt in range(k // 64):
+        tw = words[:, kt * tile_words : (kt + 1) * tile_words]
+        tw = xp.concatenate([tw, xp.zeros((n, 1), dtype=xp.uint64)], axis=1)  # the row's padding
+        for s16 in range(4):
+            for t in range(4):
+                for ka in (16 * s16 + 2 * t, 16 * s16 + 2 * t + 8):
+                    if bits == 4:
+                        v, sel = tw[:, ka // 8], t | (4 + t) << 8
+                    else:
+                        bit = ka * bits
+                        wi, sh = bit >> 5, bit & 31
+                        v = (((tw[:, wi + 1] << xp.uint64(32)) | tw[:, wi]) >> xp.uint64(sh)) & xp.uint64(0xFFFFFFFF)
+                        sel = 0x0400
+                    r = (byte_perm(v, v >> xp.uint64(bits), sel) & mask) | magic
+                    g = (kt * 64 + ka) // group_size
+                    for e in range(2):
+                        m = _half_value(xp, (r >> xp.uint64(16 * e)) & xp.uint64(0xFFFF), dtype)
+                        q = m - magic_v
+                        assert (_round_to(xp, q, dtype) == q).all(), "magic subtracted exactly"
+                        col = kt * 64 + ka + e
+                        assert xp.isnan(w[:, col]).all(), "made twice"
+                        w[:, col] = _round_to(xp, s[:, g] * q + b[:, g], dtype)
     assert not xp.isnan(w).any(), "every element made"
     return w

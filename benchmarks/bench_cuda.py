@@ -13,7 +13,7 @@ quantized from bfloat16). For each shape it times, on the GPU:
 * ``mx.quantized_matmul`` called directly (MLX's own kernel),
 * ``arrayq.linalg.quantized_matmul`` on the same arrays, which runs arrayq's own CUDA
   kernels (``arrayq_mlx._cuda_kernels``: the decode GEMV for M <= 4, the fused
-  tensor-core kernel for 128 <= M < 768, dequantize + dense matmul for 5-7 and >= 768 rows)
+  tensor-core kernel for 5-7 and 32-1024 rows, dequantize + dense matmul above)
   unless ``ARRAYQ_MLX_CUDA_KERNELS=0``,
 * dense bfloat16 ``mx.matmul`` (x @ W.T) as the baseline.
 
@@ -243,7 +243,13 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     cases += [(4, 64, "bfloat16", "float32", 1), (4, 64, "float16", "float32", 128)]
     # the fused kernel's second block shape and the dequantize path above it
     cases += [(4, 64, "bfloat16", "bfloat16", 400), (3, 32, "float16", "float16", 400)]
-    cases += [(4, 64, "bfloat16", "bfloat16", 1024)]
+    cases += [(4, 64, "bfloat16", "bfloat16", 1024), (4, 64, "bfloat16", "bfloat16", 1025)]
+    # the fused kernel below one row tile, and its 16-bit path for float16
+    cases += [
+        (4, 64, "bfloat16", "bfloat16", 64),
+        (3, 32, "bfloat16", "bfloat16", 48),
+        (4, 64, "float16", "float16", 200),
+    ]
     rng = np.random.default_rng()
     fails = 0
     for i, (bits, gs, xd, sd, m) in enumerate(cases):

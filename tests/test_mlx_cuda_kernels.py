@@ -40,13 +40,19 @@ def test_decode_for_few_rows(rows: int) -> None:
     assert choose(rows=rows) == "decode"
 
 
-@pytest.mark.parametrize("rows", [5, 6, 7, 768, 4096])
-def test_dequantize_path_for_5_to_7_and_many_rows(rows: int) -> None:
+@pytest.mark.parametrize("rows", [1025, 4096])
+def test_dequantize_path_for_many_rows(rows: int) -> None:
     assert choose(rows=rows) == "dequant"
 
 
-@pytest.mark.parametrize("rows", [128, 256, 512, 767])
-def test_fused_kernel_for_128_to_767_rows(rows: int) -> None:
+@pytest.mark.parametrize("rows", [5, 6, 7])
+def test_fused_kernel_for_5_to_7_rows_else_dequantize(rows: int) -> None:
+    assert choose(rows=rows) == "qmm"
+    assert choose(rows=rows, n=12288 + 4) == "dequant"  # N not a multiple of 8
+
+
+@pytest.mark.parametrize("rows", [32, 48, 64, 128, 129, 256, 512, 1024])
+def test_fused_kernel_for_32_to_1024_rows(rows: int) -> None:
     assert choose(rows=rows) == "qmm"
     assert ck.qmm_config(rows, 12288) == (ck.QMM_CONFIGS[1] if rows >= ck.QMM_WIDE_FROM else ck.QMM_CONFIGS[0])
 
@@ -81,7 +87,7 @@ def test_fused_kernel_template_and_name() -> None:
             assert ck.qmm_smem_bytes(c, bits) <= 227 * 1024
 
 
-@pytest.mark.parametrize("rows", [8, 16, 64, 127])
+@pytest.mark.parametrize("rows", [8, 16, 31])
 def test_mlx_kernel_between(rows: int) -> None:
     assert choose(rows=rows) is None
 

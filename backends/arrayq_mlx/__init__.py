@@ -815,7 +815,8 @@ class MLXBackend(Backend):
     ) -> Array:
         """MLX's fused ``mx.quantized_matmul``, natively on the GPU; on MLX's CUDA device,
         arrayq's own kernels where they apply (``arrayq_mlx._cuda_kernels``: a decode GEMV
-        for <= 4 rows of x, dequantize + dense matmul for 5-7 and >= 128 rows; affine
+        for <= 4 rows of x, a fused tensor-core kernel for 5-7 and 32-1024 rows, dequantize
+        + dense matmul above; affine
         2/3/4/5/6/8-bit, groups 32/64/128, ``transpose=True``, unbatched weight, bfloat16
         or float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off.
 

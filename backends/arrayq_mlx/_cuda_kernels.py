@@ -16,15 +16,16 @@ Three kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shap
   float's mantissa, and ``sum_k (s*q_k + b) * x_k = (s*2**BITS) * sum f_k x_k + (b -
   s*2**BITS) * sum x_k`` per chunk. Products and sums are float32; a warp-shuffle
   reduction ends each row.
-* **qmm** (``PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS``, 128-767): the fused tensor-core
-  kernel (Hopper ``wgmma``, A = W dequantized in registers, B = x tiles in shared memory;
-  see ``QMM_SOURCE``); no bf16 copy of W is written.
-* **dequantize** (more rows, and 5-7 rows): ``W`` in x's dtype, ``w = s*q + b`` computed
-  in float32 and rounded once; the product is then MLX's dense ``mx.matmul`` (cuBLAS,
-  tensor cores, float32 accumulation).
+* **qmm** (5-7 rows and ``PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS``, 32-1024, where
+  ``K % 64 == 0`` and ``N % 8 == 0``): the fused tensor-core kernel (Hopper ``wgmma``, A = W
+  dequantized in registers, B = x tiles in shared memory; see ``QMM_SOURCE``); no bf16 copy
+  of W is written.
+* **dequantize** (more rows, and 5-7 rows where the fused kernel's shape rules fail): ``W``
+  in x's dtype, ``w = s*q + b`` computed in float32 and rounded once; the product is then
+  MLX's dense ``mx.matmul`` (cuBLAS, tensor cores, float32 accumulation).
 
 Everything else (transpose=False, batched weights, non-affine modes, float32 x, 1-bit,
-8-127 rows, where MLX's tiled kernel is faster, shapes whose rows are not aligned for the vector loads)
+8-31 rows, where MLX's tiled kernel is faster, shapes whose rows are not aligned for the vector loads)
 falls back to ``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off.
 """
 
@@ -41,17 +42,19 @@ ENV_VAR = "ARRAYQ_MLX_CUDA_KERNELS"
 #: x rows (batch axes included) up to which the decode kernel runs. Its time grows by
 #: ~10-20 us a row at 12288 x 4096 (the codes are decoded again for each row of x). 5 rows
 #: measured 66 us (dequantize path 99) but that variant (MT=8 with the K split) has not
-#: been checked on the GPU yet, so 5-7 rows take the dequantize path (notes-gpu.md).
+#: been checked on the GPU yet; 5-7 rows take the fused kernel where its shape rules allow
+#: (else the dequantize path; notes-gpu.md).
 DECODE_MAX_ROWS = 4
 #: From this many rows MLX's own kernel (mlx 0.32.4 switches to a tiled kernel at 8 rows) is
 #: faster than both of ours, up to PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
 MLX_MIN_ROWS = 8
-#: x rows from which arrayq's prefill kernels run again (and beat MLX's kernel).
-PREFILL_MIN_ROWS = 128
+#: x rows from which arrayq's fused prefill kernel runs again (and beats MLX's kernel: H100,
+#: 12288 x 4096, v3 3 x 128: 32 rows 40.4 vs 53.4 us, 64: 42.3 vs 62.4; notes-gpu.md).
+PREFILL_MIN_ROWS = 32
 #: Up to this many rows the fused kernel (``"qmm"``) beats dequantize + matmul (H100,
-#: 12288 x 4096: 128 rows 58.7 vs 108.4 us, 256: 103.0 vs 118.0, 512: 128.8 vs 140.0;
-#: 1024: 342.9 vs 212.0); above it the dequantize path runs.
-QMM_MAX_ROWS = 767
+#: 12288 x 4096, v3: 512 rows 98.6 vs 139.8 us, 768: 147.8 vs 174.6; 1024 is a tie, 193.1 vs
+#: 200.4 and 208.9 vs 203.1 in two runs); above it the dequantize path runs.
+QMM_MAX_ROWS = 1024
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 8)
 SUPPORTED_GROUP_SIZES = (32, 64, 128)
 #: x dtypes (names) the kernels take; float32 x keeps MLX's kernel.
@@ -124,8 +127,10 @@ def choose(
         return "decode"
     if MLX_MIN_ROWS <= rows < PREFILL_MIN_ROWS:
         return None
+    # the fused kernel also for 5-7 rows (one row tile, ~40 us at 12288 x 4096, where
+    # dequantize + matmul takes ~100 and MLX's GEMV ~28 us a row)
     if (
-        PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS
+        rows <= QMM_MAX_ROWS
         and k % QMM_KT == 0
         and n % 8 == 0
         and rows * k < 2**31
@@ -372,10 +377,11 @@ class QmmConfig:
         return 128 * self.wgs
 
 
-#: The block shapes measured (H100, notes-gpu.md): 3 x 128 for up to QMM_WIDE_FROM - 1 rows
-#: of x, 2 x 256 from there (twice the wgmma work per dequantized weight fragment).
+#: The block shapes measured (H100, notes-gpu.md): 3 x 128 for up to 128 rows of x (one row
+#: tile), 2 x 256 from QMM_WIDE_FROM (twice the wgmma work per dequantized weight fragment;
+#: v3 at 256 rows: 56.0 vs 65.6 us).
 QMM_CONFIGS = (QmmConfig(3, 128, 4), QmmConfig(2, 256, 4), QmmConfig(2, 128, 4))
-QMM_WIDE_FROM = 384
+QMM_WIDE_FROM = 129
 
 
 def qmm_smem_bytes(cfg: QmmConfig, bits: int) -> int:

@@ -111,7 +111,8 @@ def choose(
     has_biases: bool,
 ) -> str | None:
     """Which kernel runs a quantized matmul: ``"decode"``, ``"qmm"`` (the fused prefill
-    kernel), ``"dequant"`` or None (MLX's own ``mx.quantized_matmul``). Pure shape/format logic; dtypes are given by name."""
+    kernel), ``"dequant"`` or None (MLX's own ``mx.quantized_matmul``). Pure shape/format
+    logic; dtypes are given by name."""
     if not (mode == "affine" and transpose and has_biases and weight_ndim == 2):
         return None
     if bits not in SUPPORTED_BITS or group_size not in SUPPORTED_GROUP_SIZES:

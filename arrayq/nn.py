@@ -136,15 +136,15 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: 
     reads key/value head ``h // (H // Hkv)`` (the grouping of Llama/Qwen checkpoints).
     ``mask``: None, ``"causal"`` (the last L of S positions, see :func:`causal_mask`), or
     an additive array broadcasting to (B, H, L, S). Scores and softmax are in float32;
-    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes or an
-    unknown mask string.
+    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes, an
+    unknown mask string, or a causal mask with more queries than keys.
 
     The backend's ``scaled_dot_product_attention`` runs it (a backend may fuse it: the
     NumPy backend's native kernels do for float32 decode); the reference is
     :func:`attention_reference`."""
     b, h, length, d = (int(n) for n in q.shape)
     hkv, s = int(k.shape[1]), int(k.shape[2])
-    if h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
+    if hkv < 1 or h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
         raise ValueError(f"attention shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     if isinstance(mask, str) and mask != "causal":
         raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
@@ -165,7 +165,8 @@ def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
     scores = _wide(aq.matmul(qg, aq.matrix_transpose(k)))[0] * scale
     if isinstance(mask, str):
         mask = _like(causal_mask(length, s), scores) if length > 1 else None
-    if mask is not None:
+    if mask is not None:  # (B, H, L, S) first: query head h is (kv head h // rep, h % rep)
+        mask = aq.reshape(aq.broadcast_to(mask, (b, h, length, s)), (b, hkv, rep, length, s))
         scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
     probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
     out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)

@@ -398,17 +398,20 @@ def test_attention_runs_native_for_float32_decode_only(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(_native, "attention", counted)
     q1 = rng.standard_normal((1, 4, 1, 16)).astype(np.float32)
-    q9 = rng.standard_normal((1, 4, 9, 16)).astype(np.float32)
+    q2 = rng.standard_normal((1, 4, 2, 16)).astype(np.float32)
     kv = rng.standard_normal((1, 2, 9, 16)).astype(np.float32)
+    long_kv = rng.standard_normal((1, 2, _native.ATTENTION_MAX_KEYS + 1, 16)).astype(np.float32)
     mask = np.zeros((9, 9), np.float32)
-    for q, m, dtype, native in [
-        (q1, None, np.float32, True),
-        (q9, "causal", np.float32, False),  # prefill: BLAS through the reference
-        (q1, mask[:1], np.float32, False),  # an additive mask
-        (q1, None, np.float64, False),
+    for q, keys, m, dtype, native in [
+        (q1, kv, None, np.float32, True),
+        (q1, kv, "causal", np.float32, True),
+        (q2, kv, "causal", np.float32, False),  # several query rows: BLAS through the reference
+        (q1, long_kv, None, np.float32, False),  # a long context: the same
+        (q1, kv, mask[:1], np.float32, False),  # an additive mask
+        (q1, kv, None, np.float64, False),
     ]:
         calls.clear()
-        qd, kvd = q.astype(dtype), kv.astype(dtype)
+        qd, kvd = q.astype(dtype), keys.astype(dtype)
         out = aq.nn.scaled_dot_product_attention(qd, kvd, kvd, scale=1.0, mask=m)
         assert bool(calls) == native
         assert out.dtype == dtype

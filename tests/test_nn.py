@@ -175,10 +175,12 @@ def test_rope(backend, traditional):
         nn.RoPE(64)(_on(backend, x64.astype(np.float32)))
 
 
-def _attention_reference(q, k, v, scale, causal):
+def _attention_reference(q, k, v, scale, causal, mask=None):
     rep = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)  # head h reads kv head h // rep
     s = q @ np.swapaxes(k, -1, -2) * scale
+    if mask is not None:
+        s = s + mask  # broadcasting to (B, H, L, S)
     if causal:
         length, total = q.shape[2], k.shape[2]
         s = np.where(np.arange(total)[None] <= (total - length + np.arange(length))[:, None], s, -np.inf)
@@ -198,6 +200,19 @@ def test_grouped_query_attention(backend, length, total):
     )
     with pytest.raises(ValueError, match="do not fit"):
         nn.scaled_dot_product_attention(q, q, v, scale=1.0)
+
+
+@pytest.mark.parametrize("mask_shape", [(2, 1, 1, 7), (1, 8, 3, 7), (2, 8, 3, 7), (3, 7)])
+def test_attention_masks_broadcast_to_batch_heads_queries_keys(backend, mask_shape):
+    # a padding mask per batch entry, a bias per query head, a full mask: each lines up with
+    # (B, H, L, S), whatever the grouping of query heads onto kv heads
+    q64 = rng.standard_normal((2, 8, 3, 16))
+    k64, v64 = rng.standard_normal((2, 2, 7, 16)), rng.standard_normal((2, 2, 7, 16))
+    mask = rng.standard_normal(mask_shape).astype(np.float32)
+    mask[..., -1] = -np.inf  # a key no query may see (every row keeps others)
+    q, k, v = _on(backend, q64.astype(np.float32), k64.astype(np.float32), v64.astype(np.float32))
+    out = nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask=mask)
+    _close(out, _attention_reference(q64, k64, v64, 0.25, causal=False, mask=mask.astype(np.float64)))
 
 
 def test_causal_mask():

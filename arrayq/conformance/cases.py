@@ -779,21 +779,29 @@ def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
 # ---- fused model ops --------------------------------------------------------------------
 
 #: (B, H, Hkv, L, S, D, mask) for scaled_dot_product_attention: decode (one query row,
-#: grouped heads), a causal prefill chunk after cached keys, an additive mask, no grouping.
-ATTENTION_SHAPES = (
+#: grouped heads), a causal prefill chunk after cached keys, additive masks (the mask's
+#: shape: one for all, one per batch entry as padding masks are, one per query head),
+#: no grouping.
+ATTENTION_SHAPES: tuple[tuple[int, int, int, int, int, int, Any], ...] = (
     (1, 4, 2, 1, 9, 16, None),
     (2, 2, 1, 3, 5, 8, "causal"),
-    (1, 2, 2, 2, 4, 8, "array"),
+    (1, 2, 2, 2, 4, 8, (1, 1, 2, 4)),
+    (2, 4, 2, 1, 6, 8, (2, 1, 1, 6)),
+    (1, 4, 2, 2, 5, 8, (1, 4, 2, 5)),
     (1, 3, 3, 4, 4, 32, None),
 )
 
 
 def nn_cases() -> list[Case]:
+    """The model composites arrayq.nn calls. (Run on NumPy itself, these compare its
+    overrides with themselves; tests/test_nn.py and tests/test_native_kernels.py check them
+    against float64 NumPy written independently.)"""
     cases = []
     for (b, h, hkv, length, s, d, mask), dtype in itertools.product(ATTENTION_SHAPES, FLOATS):
         specs = [((b, h, length, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2)]
-        if mask == "array":  # an additive mask with a -inf entry (a key a query must not see)
-            specs.append(((1, 1, length, s), "float32", -1, 1))
+        if isinstance(mask, tuple):  # an additive mask with a -inf entry (a key a query must not see)
+            specs.append((mask, "float32", -1, 1))
+            mask = "array"
 
         def call(aq: Any, q: Any, k: Any, v: Any, *m: Any, mask: Any = mask) -> Any:
             if m:
@@ -802,7 +810,8 @@ def nn_cases() -> list[Case]:
 
         cases.append(
             Case(
-                f"scaled_dot_product_attention[{dtype},q{(b, h, length, d)},kv{(b, hkv, s, d)},{mask}]",
+                f"scaled_dot_product_attention[{dtype},q{(b, h, length, d)},kv{(b, hkv, s, d)},"
+                f"{'mask' + str(specs[3][0]) if mask == 'array' else mask}]",
                 "scaled_dot_product_attention",
                 (dtype,),
                 _arrays(*specs),
@@ -827,6 +836,7 @@ def nn_cases() -> list[Case]:
     bad = {  # what the call must reject, with the reference's exception
         "kv heads not dividing q heads": ((1, 3, 1, 4), (1, 2, 2, 4), (1, 2, 2, 4), None),
         "k and v lengths differ": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 2, 4), None),
+        "no kv heads": ((1, 2, 1, 4), (1, 0, 3, 4), (1, 0, 3, 4), None),
         "unknown mask": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 3, 4), "full"),
         "causal with more queries than keys": ((1, 2, 3, 4), (1, 2, 2, 4), (1, 2, 2, 4), "causal"),
     }

@@ -249,9 +249,10 @@ class NumPyBackend(Backend):
         return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
 
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
-        """Float32 decode (a few query rows, no mask or the causal one) takes the native
-        kernel (one pass over the keys per query row, no BLAS calls); the rest, the
-        reference composite."""
+        """Float32 decode (one query row, up to 2048 keys, no mask or the causal one) takes
+        the native kernel (one pass over the keys, no BLAS calls); the rest, the reference
+        composite."""
+        # (a string mask is "causal": arrayq.nn checked it)
         if (mask is None or isinstance(mask, str)) and _native.attends(q, k, v):
             return _native.attention(q, k, v, scale, mask is not None)
         return super().scaled_dot_product_attention(q, k, v, scale, mask)
@@ -259,7 +260,7 @@ class NumPyBackend(Backend):
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Array:
         """float32/float64 in four NumPy calls (the sum of squares as one vecdot); other
         dtypes through the reference (which widens them to float32)."""
-        if x.dtype.kind != "f" or x.dtype.itemsize < 4 or (weight is not None and weight.dtype != x.dtype):
+        if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or (weight is not None and weight.dtype != x.dtype):
             return super().rms_norm(x, weight, eps)
         out = x * (1 / np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps))
         return out if weight is None else out * weight

@@ -24,8 +24,9 @@ Settings, read once when the kernels are first used:
 8-bit activations (opt-in, as llama.cpp does): each group of x is rounded to int8 codes
 with one float32 scale (``max|x_g| / 127``), and the kernel takes exact integer dot products
 of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). Fewer
-instructions per weight, but decode reads its weights from memory: measured 8% faster on
-a 12288x4096 GEMV and no faster in a whole model's decode (docs/benchmarks.md). The cost
+instructions per weight, but decode reads its weights from memory: on a 12288x4096 GEMV
+it measured 0.87-1.08x the float32 time across runs, and no faster in a whole model's
+decode (docs/benchmarks.md). The cost
 is x's rounding error, ~0.5% relative error of the result
 against an exact product for Gaussian data (docs/benchmarks.md), instead of float32
 rounding. Only the decode kernel uses it (prefill stays float32), and codes wider than
@@ -226,18 +227,22 @@ def matmul(
     return np.ascontiguousarray(blocks_times(dequantized, n, k, xt).T)
 
 
-#: Query rows (L) up to which :func:`attention` takes a call: decode. Longer (prefill) runs
-#: BLAS through the reference composite, which is faster there.
-ATTENTION_MAX_ROWS = 8
+#: Where :func:`attention` takes a call: one query row (decode) against at most this many
+#: keys. It re-reads the keys for every query row on one thread, so more query rows or
+#: longer contexts run faster through the reference's BLAS calls (measured, 2 cores: one
+#: row against 512 keys 117 us vs 248; 4096 keys 1.73 ms vs 1.68; 4 rows, 512 keys 389 us
+#: vs 260).
+ATTENTION_MAX_ROWS = 1
+ATTENTION_MAX_KEYS = 2048
 
 
 def attends(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> bool:
     """Whether :func:`attention` takes this call: float32 q/k/v with a contiguous last
-    axis and non-negative strides, a few query rows, at least one key."""
+    axis and non-negative strides, one query row, 1 to ATTENTION_MAX_KEYS keys."""
     return (
         _chosen_level() is not None
         and q.shape[2] <= ATTENTION_MAX_ROWS
-        and k.shape[2] > 0
+        and 0 < k.shape[2] <= ATTENTION_MAX_KEYS
         and all(
             a.dtype == np.float32 and a.flags.aligned and a.strides[-1] == 4 and min(a.strides) >= 0 for a in (q, k, v)
         )

@@ -27,6 +27,7 @@ BASE = dict(
     scales_dtype="bfloat16",
     weight_ndim=2,
     has_biases=True,
+    wgmma=True,
 )
 
 
@@ -49,6 +50,46 @@ def test_dequantize_path_for_many_rows(rows: int) -> None:
 def test_fused_kernel_for_5_to_7_rows_else_dequantize(rows: int) -> None:
     assert choose(rows=rows) == "qmm"
     assert choose(rows=rows, n=12288 + 4) == "dequant"  # N not a multiple of 8
+
+
+@pytest.mark.parametrize(
+    "rows,kind",
+    [(1, "decode"), (4, "decode"), (5, "dequant"), (7, "dequant"), (8, None), (32, None), (127, None)]
+    + [(128, "dequant"), (512, "dequant"), (4096, "dequant")],
+)
+def test_without_hopper_no_fused_kernel(rows: int, kind: str | None) -> None:
+    # other GPUs cannot compile wgmma: MLX's kernel up to 127 rows, dequantize + matmul from
+    # 128 (and for 5-7 rows), as before the fused kernel
+    assert choose(rows=rows, wgmma=False) == kind
+
+
+class _FakeMx:
+    gpu = "gpu"
+
+    def __init__(self, info: object) -> None:
+        self.info = info
+
+    def device_info(self, device: object) -> object:
+        if isinstance(self.info, Exception):
+            raise self.info
+        return self.info
+
+
+@pytest.mark.parametrize(
+    "info,hopper",
+    [
+        ({"compute_capability_major": 9, "compute_capability_minor": 0}, True),
+        ({"compute_capability_major": 8, "compute_capability_minor": 9}, False),
+        ({"compute_capability_major": 10}, False),
+        ({"architecture": "sm_90"}, True),
+        ({"architecture": "sm_89"}, False),
+        ({"architecture": "x86_64"}, False),
+        ({}, False),
+        (RuntimeError("no gpu"), False),
+    ],
+)
+def test_runs_wgmma_only_on_compute_capability_9(info: object, hopper: bool) -> None:
+    assert ck.runs_wgmma(_FakeMx(info)) is hopper
 
 
 @pytest.mark.parametrize("rows", [32, 48, 64, 128, 129, 256, 512, 1024])

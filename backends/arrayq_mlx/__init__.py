@@ -155,7 +155,7 @@ class MLXBackend(Backend):
         bits: int,
         mode: str,
     ) -> str | None:
-        """The arrayq CUDA kernel (``"decode"``/``"dequant"``) for this GPU quantized matmul,
+        """The arrayq CUDA kernel (``"decode"``/``"qmm"``/``"dequant"``) for this GPU quantized matmul,
         or None for MLX's own kernel (see ``arrayq_mlx._cuda_kernels``). Only on MLX's CUDA
         device, and unless ``ARRAYQ_MLX_CUDA_KERNELS=0``."""
         from arrayq_mlx import _cuda_kernels as ck
@@ -177,7 +177,16 @@ class MLXBackend(Backend):
             scales_dtype=s_name.name,
             weight_ndim=packed.ndim,
             has_biases=biases is not None,
+            wgmma=self._cuda_wgmma(),
         )
+
+    def _cuda_wgmma(self) -> bool:
+        """Whether the CUDA device runs the fused prefill kernel (Hopper), asked once."""
+        if not hasattr(self, "_wgmma"):
+            from arrayq_mlx import _cuda_kernels as ck
+
+            self._wgmma = ck.runs_wgmma(self.mx)
+        return self._wgmma
 
     def _has_cuda(self) -> bool:
         if not hasattr(self, "_cuda_available"):
@@ -866,7 +875,7 @@ class MLXBackend(Backend):
         on_gpu = self._target_is_gpu()
         if on_gpu:
             kind = self._cuda_kernel_for(x, packed, scales, biases, transpose, group_size, bits, mode)
-            if kind is not None:  # arrayq's own CUDA kernels (decode GEMV, or dequantize + matmul)
+            if kind is not None:  # arrayq's own CUDA kernels (decode GEMV, fused prefill, or dequantize + matmul)
                 return self._cuda().quantized_matmul(kind, x, packed, scales, biases, bits, group_size)
             if packed.ndim > 2 and tuple(x.shape[:-2]) != tuple(packed.shape[:-2]):
                 # batch axes that broadcast: MLX 0.32's CUDA kernel pairs them wrongly

@@ -17,16 +17,18 @@ Three kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shap
   s*2**BITS) * sum x_k`` per chunk. Products and sums are float32; a warp-shuffle
   reduction ends each row.
 * **qmm** (5-7 rows and ``PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS``, 32-1024, where
-  ``K % 64 == 0`` and ``N % 8 == 0``): the fused tensor-core kernel (Hopper ``wgmma``, A = W
-  dequantized in registers, B = x tiles in shared memory; see ``QMM_SOURCE``); no bf16 copy
-  of W is written.
-* **dequantize** (more rows, and 5-7 rows where the fused kernel's shape rules fail): ``W``
+  ``K % 64 == 0`` and ``N % 8 == 0``, on Hopper GPUs only: compute capability 9.x, see
+  :func:`runs_wgmma`): the fused tensor-core kernel (``wgmma``, A = W dequantized in
+  registers, B = x tiles in shared memory; see ``QMM_SOURCE``); no bf16 copy of W is written.
+* **dequantize** (more rows, and 5-7 rows where the fused kernel does not run; without it,
+  from ``DEQUANT_MIN_ROWS`` rows): ``W``
   in x's dtype, ``w = s*q + b`` computed in float32 and rounded once; the product is then
   MLX's dense ``mx.matmul`` (cuBLAS, tensor cores, float32 accumulation).
 
 Everything else (transpose=False, batched weights, non-affine modes, float32 x, 1-bit,
-8-31 rows, where MLX's tiled kernel is faster, shapes whose rows are not aligned for the vector loads)
-falls back to ``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off.
+8-31 rows, where MLX's tiled kernel is faster, 32-127 rows where the fused kernel does not
+run, shapes whose rows are not aligned for the vector loads) falls back to
+``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ PREFILL_MIN_ROWS = 32
 #: 12288 x 4096, v3: 512 rows 98.6 vs 139.8 us, 768: 147.8 vs 174.6; 1024 is a tie, 193.1 vs
 #: 200.4 and 208.9 vs 203.1 in two runs); above it the dequantize path runs.
 QMM_MAX_ROWS = 1024
+#: Where the fused kernel does not run (not Hopper, or its shape rules fail), MLX's kernel
+#: up to this many rows and dequantize + matmul from here (H100, before the fused kernel:
+#: 128 rows 108.3 vs 114.8 us, 64 rows 104.5 vs 62.6; notes-gpu.md).
+DEQUANT_MIN_ROWS = 128
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 8)
 SUPPORTED_GROUP_SIZES = (32, 64, 128)
 #: x dtypes (names) the kernels take; float32 x keeps MLX's kernel.
@@ -109,10 +115,12 @@ def choose(
     scales_dtype: str,
     weight_ndim: int,
     has_biases: bool,
+    wgmma: bool,
 ) -> str | None:
     """Which kernel runs a quantized matmul: ``"decode"``, ``"qmm"`` (the fused prefill
     kernel), ``"dequant"`` or None (MLX's own ``mx.quantized_matmul``). Pure shape/format
-    logic; dtypes are given by name."""
+    logic; dtypes are given by name. ``wgmma``: whether the GPU runs the fused kernel's
+    Hopper instructions (:func:`runs_wgmma`)."""
     if not (mode == "affine" and transpose and has_biases and weight_ndim == 2):
         return None
     if bits not in SUPPORTED_BITS or group_size not in SUPPORTED_GROUP_SIZES:
@@ -131,14 +139,35 @@ def choose(
     # the fused kernel also for 5-7 rows (one row tile, ~40 us at 12288 x 4096, where
     # dequantize + matmul takes ~100 and MLX's GEMV ~28 us a row)
     if (
-        rows <= QMM_MAX_ROWS
+        wgmma
+        and rows <= QMM_MAX_ROWS
         and k % QMM_KT == 0
         and n % 8 == 0
         and rows * k < 2**31
         and n * k * bits // 8 < 2**32  # 32-bit byte offsets of the codes
     ):
         return "qmm"
+    if MLX_MIN_ROWS <= rows < DEQUANT_MIN_ROWS:
+        return None
     return "dequant"
+
+
+def runs_wgmma(mx: Any) -> bool:
+    """Whether MLX's CUDA device is a Hopper GPU (compute capability 9.x), the only one whose
+    NVRTC target (sm_90a) has the fused kernel's ``wgmma`` and bf16x2 instructions (sm_80/89
+    lack them; sm_100a dropped ``wgmma``). False when MLX cannot say."""
+    try:
+        info = mx.device_info(mx.gpu)
+    except Exception:
+        return False
+    major = info.get("compute_capability_major")
+    if major is None:  # "sm_90": major and minor digits
+        arch = str(info.get("architecture", ""))
+        major = arch[3:-1] if arch.startswith("sm_") and arch[3:].isdigit() else None
+    try:
+        return int(major) == 9 if major is not None else False
+    except (TypeError, ValueError):
+        return False
 
 
 def decode_rows_per_warp(bits: int, group_size: int) -> int:
@@ -350,7 +379,7 @@ DEQUANT_SOURCE = r"""
 """
 
 
-#: Fused prefill kernel (``rows >= PREFILL_MIN_ROWS``): y = x @ W.T on the tensor cores with
+#: Fused prefill kernel (5-7 rows and PREFILL_MIN_ROWS..QMM_MAX_ROWS, Hopper only): y = x @ W.T on the tensor cores with
 #: W dequantized in registers, never written out. Hopper ``wgmma`` (MLX's NVRTC compiles for
 #: ``sm_90a`` on compute capability 9): each warpgroup of the block owns 64 rows of W and
 #: issues ``wgmma.m64nNTk16`` with A = its dequantized weight fragment (registers) and B = a

@@ -165,8 +165,10 @@ def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
     scores = _wide(aq.matmul(qg, aq.matrix_transpose(k)))[0] * scale
     if isinstance(mask, str):
         mask = _like(causal_mask(length, s), scores) if length > 1 else None
-    if mask is not None:  # (B, H, L, S) first: query head h is (kv head h // rep, h % rep)
-        mask = aq.reshape(aq.broadcast_to(mask, (b, h, length, s)), (b, hkv, rep, length, s))
+    if mask is not None:
+        if any(int(n) != 1 for n in getattr(mask, "shape", ())[:-2]):  # batch or head axes: as (B, Hkv, rep, L, S),
+            # query head h being (kv head h // rep, h % rep); an (L, S) mask broadcasts as it is
+            mask = aq.reshape(aq.broadcast_to(mask, (b, h, length, s)), (b, hkv, rep, length, s))
         scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
     probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
     out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)

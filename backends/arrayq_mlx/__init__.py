@@ -773,6 +773,25 @@ class MLXBackend(Backend):
     def vecdot(self, x1: Array, x2: Array, axis: int) -> Array:
         return self._no_empty_kernel(self.mx.vecdot(x1, x2, axis=axis), x1, x2)
 
+    # ------------------------------------------------------------------ model composites
+    # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their
+    # statistics and softmax in float32, as the references do; float64 takes the reference.
+    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Array:
+        mx = self.mx
+        if x.dtype in (mx.float32, mx.float16, mx.bfloat16) and x.ndim >= 1 and x.shape[-1] > 0:
+            if weight is None or (weight.ndim == 1 and weight.dtype == x.dtype):
+                return mx.fast.rms_norm(x, weight, eps)
+        return super().rms_norm(x, weight, eps)
+
+    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
+        mx = self.mx
+        floats = (mx.float32, mx.float16, mx.bfloat16)
+        if q.dtype in floats and k.dtype == q.dtype and v.dtype == q.dtype and 0 not in (*q.shape, *k.shape, *v.shape):
+            # (MLX takes an additive mask only in the output's dtype; a wider one keeps the reference)
+            if mask is None or isinstance(mask, str) or (self.is_array(mask) and mask.dtype == q.dtype):
+                return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        return super().scaled_dot_product_attention(q, k, v, scale, mask)
+
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quantization) has validated every argument before these run.
     # MLX 0.32.4's CUDA kernels do not produce MLX's format exactly: quantize rounds exact

@@ -252,6 +252,7 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     ]
     rng = np.random.default_rng()
     fails = 0
+    wgmma = ck.runs_wgmma(mx)  # the same choice as the backend's on this GPU
     for i, (bits, gs, xd, sd, m) in enumerate(cases):
         # odd shapes in turn: N not a multiple of the rows per warp, K a few groups
         n = (77, 1000, 4096 + 13)[i % 3]
@@ -271,6 +272,7 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
             scales_dtype=sd,
             weight_ndim=2,
             has_biases=True,
+            wgmma=wgmma,
         )
         wd = mx.dequantize(
             packed,
@@ -286,12 +288,7 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
             log.append(f"b{bits} gs{gs} x {xd} s {sd} M{m} N{n} K{k}: falls back to MLX")
             continue
         t0 = time.perf_counter()
-        if kind == "decode":
-            got = kern.decode(x, packed, scales, biases, bits, gs)
-        elif kind == "qmm":
-            got = kern.qmm(x, packed, scales, biases, bits, gs)
-        else:
-            got = kern.prefill(x, packed, scales, biases, bits, gs)
+        got = kern.quantized_matmul(kind, x, packed, scales, biases, bits, gs)
         mx.eval(got)
         first = time.perf_counter() - t0
         qw = QuantizedWeight(packed, scales, biases, gs, bits, "affine")

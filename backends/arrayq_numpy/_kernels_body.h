@@ -214,39 +214,31 @@ static inline __attribute__((always_inline)) void NAME(gemv_i8_body)(const struc
     }
 }
 
-/* bits and M as compile-time constants: one instance per (bits, M) pair. */
-#define GEMV_M(bits_)                                                                       \
+/* bits and M as compile-time constants: one instance of a body per (bits, M) pair. */
+#define GEMV_M(body, bits_)                                                                 \
     switch (j->m) {                                                                         \
-        case 1: NAME(BODY)(j, r0, r1, buf, bits_, 1); break;                           \
-        case 2: NAME(BODY)(j, r0, r1, buf, bits_, 2); break;                           \
-        case 3: NAME(BODY)(j, r0, r1, buf, bits_, 3); break;                           \
-        case 4: NAME(BODY)(j, r0, r1, buf, bits_, 4); break;                           \
-        case 5: NAME(BODY)(j, r0, r1, buf, bits_, 5); break;                           \
-        case 6: NAME(BODY)(j, r0, r1, buf, bits_, 6); break;                           \
-        case 7: NAME(BODY)(j, r0, r1, buf, bits_, 7); break;                           \
-        default: NAME(BODY)(j, r0, r1, buf, bits_, 8); break;                          \
+        case 1: NAME(body)(j, r0, r1, buf, bits_, 1); break;                                \
+        case 2: NAME(body)(j, r0, r1, buf, bits_, 2); break;                                \
+        case 3: NAME(body)(j, r0, r1, buf, bits_, 3); break;                                \
+        case 4: NAME(body)(j, r0, r1, buf, bits_, 4); break;                                \
+        case 5: NAME(body)(j, r0, r1, buf, bits_, 5); break;                                \
+        case 6: NAME(body)(j, r0, r1, buf, bits_, 6); break;                                \
+        case 7: NAME(body)(j, r0, r1, buf, bits_, 7); break;                                \
+        default: NAME(body)(j, r0, r1, buf, bits_, 8); break;                               \
     }
-
-#define BODY gemv_body
-static void NAME(gemv_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
-    switch (j->w.slot_bits) {
-        case 1: GEMV_M(1) break;
-        case 2: GEMV_M(2) break;
-        case 4: GEMV_M(4) break;
-        default: GEMV_M(8) break;
+/* the rows function of a body: dispatch on the slot width, then on M */
+#define GEMV_ROWS(rows, body)                                                                     \
+    static void NAME(rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {    \
+        switch (j->w.slot_bits) {                                                                 \
+            case 1: GEMV_M(body, 1) break;                                                        \
+            case 2: GEMV_M(body, 2) break;                                                        \
+            case 4: GEMV_M(body, 4) break;                                                        \
+            default: GEMV_M(body, 8) break;                                                       \
+        }                                                                                         \
     }
-}
-#undef BODY
-#define BODY gemv_i8_body
-static void NAME(gemv_i8_rows)(const struct gemv_job *j, int64_t r0, int64_t r1, uint8_t *buf) {
-    switch (j->w.slot_bits) {
-        case 1: GEMV_M(1) break;
-        case 2: GEMV_M(2) break;
-        case 4: GEMV_M(4) break;
-        default: GEMV_M(8) break;
-    }
-}
-#undef BODY
+GEMV_ROWS(gemv_rows, gemv_body)
+GEMV_ROWS(gemv_i8_rows, gemv_i8_body)
+#undef GEMV_ROWS
 #undef GEMV_M
 
 /* Rows [r0, r1) of the weight as float32 s*q + b, columns in slot order, into

@@ -552,6 +552,35 @@ static int check_format(int64_t k, int group_size, int bits, int scale_kind) {
     return 0;
 }
 
+static void release_buffers(Py_buffer *views, int n) {
+    while (n > 0) PyBuffer_Release(&views[--n]);
+}
+
+/* The packed words, scales and biases of W's first `rows` rows as views[0..2], checked
+ * for size and alignment; on failure none is held. */
+static int get_weight_buffers(PyObject *packed, PyObject *scales, PyObject *biases, int64_t rows, int64_t k,
+                              int group_size, int bits, int scale_kind, Py_buffer views[3]) {
+    const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2;
+    if (get_buffer(packed, &views[0], byte_count(rows, k, bits, 8), 1, 0, "packed") < 0) return -1;
+    if (get_buffer(scales, &views[1], byte_count(rows, groups, scale_bytes, 1), (int)scale_bytes, 0, "scales") < 0) {
+        release_buffers(views, 1);
+        return -1;
+    }
+    if (get_buffer(biases, &views[2], byte_count(rows, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) {
+        release_buffers(views, 2);
+        return -1;
+    }
+    return 0;
+}
+
+/* W as the kernels read it, from get_weight_buffers' views, its codes read at slot_bits */
+static struct weight weight_of(const Py_buffer views[3], int64_t k, int group_size, int bits, int slot_bits,
+                               int scale_kind) {
+    const struct weight w = {views[0].buf, views[1].buf, views[2].buf, k,        k * bits / 8,
+                             group_size,   bits,         slot_bits,    slot_bits != bits, scale_kind};
+    return w;
+}
+
 static PyObject *py_levels(PyObject *self, PyObject *args) {
     PyObject *out = PyTuple_New(n_levels);
     for (int i = 0; out && i < n_levels; i++) PyTuple_SET_ITEM(out, i, PyUnicode_FromString(levels[i]->name));
@@ -591,13 +620,11 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "gemv takes 1 to %d rows of x and n >= 0, got m=%lld n=%lld", MAX_ROWS, m, n);
         return NULL;
     }
-    const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2;
-    Py_buffer x, p, s, b, o;
+    const int64_t groups = k / group_size;
+    Py_buffer x, wv[3], o;
     if (get_buffer(ox, &x, byte_count(m, k, 4, 1), 4, 0, "x") < 0) return NULL;
-    if (get_buffer(op, &p, byte_count(n, k, bits, 8), 1, 0, "packed") < 0) goto fail_x;
-    if (get_buffer(os, &s, byte_count(n, groups, scale_bytes, 1), (int)scale_bytes, 0, "scales") < 0) goto fail_p;
-    if (get_buffer(ob, &b, byte_count(n, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) goto fail_s;
-    if (get_buffer(oo, &o, byte_count(m, n, 4, 1), 4, 1, "out") < 0) goto fail_b;
+    if (get_weight_buffers(op, os, ob, n, k, group_size, bits, scale_kind, wv) < 0) goto fail_x;
+    if (get_buffer(oo, &o, byte_count(m, n, 4, 1), 4, 1, "out") < 0) goto fail_w;
 
     const int int8_bits = int8 ? int8_slot_bits_for(lv, bits, group_size) : 0;
     const int slot_bits = int8_bits ? int8_bits : slot_bits_for(lv, bits, group_size);
@@ -633,7 +660,7 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
             xsum[r * groups + g] = acc;
         }
     }
-    const struct weight w = {p.buf, s.buf, b.buf, k, k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    const struct weight w = weight_of(wv, k, group_size, bits, slot_bits, scale_kind);
     const struct gemv_job job = {xp, xsum, xq, xscale, w, o.buf, m, n};
     struct gemv_task task = {lv, &job, int8_bits != 0, 0};
     run_parallel(gemv_part, (void *)&task, n * k < PARALLEL_MIN_WEIGHTS ? 1 : (n + 15) / 16);
@@ -644,19 +671,13 @@ static PyObject *py_gemv(PyObject *self, PyObject *args) {
         goto fail_o;
     }
     PyBuffer_Release(&o);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&s);
-    PyBuffer_Release(&p);
+    release_buffers(wv, 3);
     PyBuffer_Release(&x);
     Py_RETURN_NONE;
 fail_o:
     PyBuffer_Release(&o);
-fail_b:
-    PyBuffer_Release(&b);
-fail_s:
-    PyBuffer_Release(&s);
-fail_p:
-    PyBuffer_Release(&p);
+fail_w:
+    release_buffers(wv, 3);
 fail_x:
     PyBuffer_Release(&x);
     return NULL;
@@ -681,14 +702,10 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "array sizes overflow");
         return NULL;
     }
-    const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2, end = row0 + rows;
-    Py_buffer p, s, b, o;
-    if (get_buffer(op, &p, byte_count(end, k, bits, 8), 1, 0, "packed") < 0) return NULL;
-    if (get_buffer(os, &s, byte_count(end, groups, scale_bytes, 1), (int)scale_bytes, 0, "scales") < 0) goto fail_p;
-    if (get_buffer(ob, &b, byte_count(end, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) goto fail_s;
-    if (get_buffer(oo, &o, byte_count(rows, k, 4, 1), 4, 1, "out") < 0) goto fail_b;
-    const int slot_bits = slot_bits_for(lv, bits, group_size);
-    const struct weight w = {p.buf, s.buf, b.buf, k, k * bits / 8, group_size, bits, slot_bits, slot_bits != bits, scale_kind};
+    Py_buffer wv[3], o;
+    if (get_weight_buffers(op, os, ob, row0 + rows, k, group_size, bits, scale_kind, wv) < 0) return NULL;
+    if (get_buffer(oo, &o, byte_count(rows, k, 4, 1), 4, 1, "out") < 0) goto fail_w;
+    const struct weight w = weight_of(wv, k, group_size, bits, slot_bits_for(lv, bits, group_size), scale_kind);
     const struct dequant_job job = {w, o.buf, row0};
     struct dequant_task task = {lv, &job, rows, 0};
     /* on the calling thread alone: a block dequantizes in ~5% of the BLAS call that
@@ -700,18 +717,12 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
         goto fail_o;
     }
     PyBuffer_Release(&o);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&s);
-    PyBuffer_Release(&p);
+    release_buffers(wv, 3);
     Py_RETURN_NONE;
 fail_o:
     PyBuffer_Release(&o);
-fail_b:
-    PyBuffer_Release(&b);
-fail_s:
-    PyBuffer_Release(&s);
-fail_p:
-    PyBuffer_Release(&p);
+fail_w:
+    release_buffers(wv, 3);
     return NULL;
 }
 

@@ -133,6 +133,32 @@ def median_per_call(mx: Any, make_calls: Callable[[], list[Any]], samples: int) 
     return statistics.median(eval_only) / CALLS_PER_EVAL, statistics.median(total) / CALLS_PER_EVAL
 
 
+def gpu_time_per_call(mx: Any, make_calls: Callable[[], list[Any]], reps: int = 5) -> float | None:
+    """GPU time per call: the span from the first kernel's start to the last kernel's end of
+    one ``mx.eval`` of the 32 calls, as CUPTI records it (through ``torch.profiler``), / 32;
+    median of ``reps`` evals. MLX runs independent calls concurrently, so this is the GPU's
+    throughput, without MLX's CPU time per op (which the wall time includes: MLX builds the
+    whole graph before the GPU starts). None without PyTorch or when nothing was recorded."""
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:
+        return None
+    spans = []
+    for _ in range(reps):
+        outs = make_calls()
+        mx.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            mx.eval(outs)
+            mx.synchronize()
+        kernels = [e.time_range for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        if not kernels:
+            return None
+        spans.append((max(r.end for r in kernels) - min(r.start for r in kernels)) * 1e-6 / CALLS_PER_EVAL)
+        del outs
+    return statistics.median(spans)
+
+
 def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: int) -> list[dict[str, Any]]:
     from arrayq.quantization import QuantizedWeight
 
@@ -187,6 +213,7 @@ def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: i
         ("mx.matmul bf16 dense", dense_mm, d_bytes),
     ):
         t, t_total = median_per_call(mx, fn, samples)
+        gpu = gpu_time_per_call(mx, fn)
         rows.append(
             {
                 "case": label,
@@ -196,9 +223,10 @@ def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: i
                 "name": name,
                 "us_per_call": t * 1e6,
                 "us_per_call_with_build": t_total * 1e6,
+                "gpu_us_per_call": None if gpu is None else gpu * 1e6,
                 "bytes_per_call": wbytes + io,
-                "GB_s": (wbytes + io) / t / 1e9,
-                "TFLOP_s": flops / t / 1e12,
+                "GB_s": (wbytes + io) / (gpu or t) / 1e9,
+                "TFLOP_s": flops / (gpu or t) / 1e12,
                 "distinct_weights": n_q if wbytes == q_bytes else n_d,
             }
         )
@@ -241,6 +269,8 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     for bits, gs in ((4, 64), (3, 64), (8, 128), (2, 32)):
         cases += [(bits, gs, "bfloat16", "bfloat16", m) for m in (2, 3, 7, 16)]
     cases += [(4, 64, "bfloat16", "float32", 1), (4, 64, "float16", "float32", 128)]
+    # the tensor-core decode kernel up to its row limit (rows of x are its mma's N)
+    cases += [(4, 64, "bfloat16", "bfloat16", m) for m in (5, 8)] + [(6, 32, "float16", "bfloat16", 4)]
     # the fused kernel's second block shape and the dequantize path above it
     cases += [(4, 64, "bfloat16", "bfloat16", 400), (3, 32, "float16", "float16", 400)]
     cases += [(4, 64, "bfloat16", "bfloat16", 1024), (4, 64, "bfloat16", "bfloat16", 1025)]
@@ -252,7 +282,7 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     ]
     rng = np.random.default_rng()
     fails = 0
-    wgmma = ck.runs_wgmma(mx)  # the same choice as the backend's on this GPU
+    arch = ck.compute_capability(mx)  # the same choice as the backend's on this GPU
     for i, (bits, gs, xd, sd, m) in enumerate(cases):
         # odd shapes in turn: N not a multiple of the rows per warp, K a few groups
         n = (77, 1000, 4096 + 13)[i % 3]
@@ -272,7 +302,7 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
             scales_dtype=sd,
             weight_ndim=2,
             has_biases=True,
-            wgmma=wgmma,
+            arch=arch,
         )
         wd = mx.dequantize(
             packed,
@@ -316,12 +346,13 @@ def tune(mx: Any, samples: int, log: list[str]) -> None:
     bf16 = mx.bfloat16
     kern = ck.CudaKernels(mx)
 
-    def timed(label: str, fn: Callable[[Any, tuple[Any, Any, Any]], Any], xs: list[Any], ws: list[Any]) -> float:
+    def timed(label: str, fn: Callable[[Any, Any], Any], xs: list[Any], ws: list[Any]) -> float:
         def calls() -> list[Any]:
             return [fn(xs[i], ws[i % len(ws)]) for i in range(CALLS_PER_EVAL)]
 
         t, _ = median_per_call(mx, calls, samples)
-        log.append(f"{label:<58} {t * 1e6:9.1f} us")
+        gpu = gpu_time_per_call(mx, calls)
+        log.append(f"{label:<52} wall {t * 1e6:8.1f} us   GPU {(gpu or float('nan')) * 1e6:8.1f} us")
         print(log[-1], flush=True)
         return t
 
@@ -333,6 +364,12 @@ def tune(mx: Any, samples: int, log: list[str]) -> None:
     def decode(x: Any, w: tuple[Any, Any, Any]) -> Any:
         return kern.decode(x, *w, BITS, GROUP_SIZE)
 
+    def decode_tc(x: Any, w: tuple[Any, Any, Any]) -> Any:
+        return kern.decode_tc(x, *w, BITS, GROUP_SIZE)
+
+    def qmm(x: Any, w: tuple[Any, Any, Any]) -> Any:
+        return kern.qmm(x, *w, BITS, GROUP_SIZE)
+
     def prefill(x: Any, w: tuple[Any, Any, Any]) -> Any:
         return kern.prefill(x, *w, BITS, GROUP_SIZE)
 
@@ -342,25 +379,26 @@ def tune(mx: Any, samples: int, log: list[str]) -> None:
     def dense_mm(x: Any, w: Any) -> Any:
         return mx.matmul(x, w.T)
 
-    for n, count in ((12288, 8), (151936, 2)):
+    for n, count in ((12288, 8), (151936, 1)):
         ws = make_weights(mx, n, 4096, BITS, GROUP_SIZE, count, bf16)
         x1 = inputs(1)
-        for rpw, ks in ((8, 1), (8, 2), (8, 4), (4, 1), (4, 4), (2, 4)):
-            kern.rows_per_warp, kern.k_split = rpw, ks
-            timed(f"decode M1 N{n} rows/warp {rpw} k split {ks}", decode, x1, ws)
-        kern.rows_per_warp = kern.k_split = None
+        for ks, stages in ((2, 2), (4, 2), (1, 2), (2, 3), (2, 4)):
+            kern.tc_split, kern.tc_stages = ks, stages
+            timed(f"decode_tc M1 N{n} k split {ks} stages {stages}", decode_tc, x1, ws)
+        kern.tc_split = kern.tc_stages = None
+        timed(f"decode (SIMT) M1 N{n}", decode, x1, ws)
         ws.clear()
         mx.clear_cache()
     ws = make_weights(mx, 12288, 4096, BITS, GROUP_SIZE, 8, bf16)
     dense = [(mx.random.normal((12288, 4096)) * 0.02).astype(bf16) for _ in range(4)]
     mx.eval(dense)
-    x512 = inputs(512)
-    timed("dequantize only 12288x4096 -> bf16", lambda x, w: kern.dequantize(*w, BITS, GROUP_SIZE, bf16), x512, ws)
-    for m in (1, 2, 3, 4, 5, 8):
+    for m in (1, 2, 4, 5, 8, 9, 12, 16):
         xm = inputs(m)
-        if m <= 16:
-            timed(f"rows {m}: decode", decode, xm, ws)
-        timed(f"rows {m}: dequant+matmul", prefill, xm, ws)
+        timed(f"rows {m}: decode_tc", decode_tc, xm, ws)
+        if m <= ck.DECODE_MAX_ROWS:
+            timed(f"rows {m}: decode (SIMT)", decode, xm, ws)
+        if m >= 5:
+            timed(f"rows {m}: fused qmm", qmm, xm, ws)
         timed(f"rows {m}: mx.quantized_matmul", mlx_q, xm, ws)
         timed(f"rows {m}: bf16 dense", dense_mm, xm, dense)
     ws.clear()
@@ -375,19 +413,27 @@ def format_table(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"copy bandwidth (read+write): torch {meta['copy_GB_s_torch'] or float('nan'):.0f} GB/s, "
         f"mlx (x+1) {meta['copy_GB_s_mlx']:.0f} GB/s; {CALLS_PER_EVAL} calls per mx.eval, "
         f"median of {meta['samples']} samples",
-        "us/call: mx.eval of 32 prebuilt calls / 32 (GB/s, % copy, TFLOP/s from it); "
-        "+build: making the 32 calls in Python and evaluating them, / 32",
-        f"{'case':<31} {'what':<27} {'us/call':>9} {'+build':>8} {'GB/s':>7} {'% copy':>7} {'TFLOP/s':>8}  note",
+        "wall: mx.eval of 32 prebuilt calls / 32; +build: making the 32 calls in Python and "
+        "evaluating them, / 32; GPU: first kernel start to last kernel end of the eval / 32 (CUPTI); "
+        "GB/s, % copy, TFLOP/s and x MLX from GPU (from wall without PyTorch)",
+        f"{'case':<31} {'what':<24} {'wall us':>8} {'+build':>8} {'GPU us':>8} {'GB/s':>6} {'% copy':>7} "
+        f"{'TFLOP/s':>8} {'x MLX':>6}  note",
     ]
     copy = meta["copy_GB_s_torch"] or meta["copy_GB_s_mlx"]
+    mlx_time: dict[str, float] = {}
     for r in rows:
+        time_us = r.get("gpu_us_per_call") or r["us_per_call"]
+        if r["name"].startswith("mx.quantized_matmul"):
+            mlx_time[r["case"]] = time_us
         note = ""
         if "rel_err_vs_dequantized" in r:
             note = f"rel err vs dequantized {r['rel_err_vs_dequantized']:.1e}"
+        gpu = r.get("gpu_us_per_call")
         lines.append(
-            f"{r['case']:<31} {r['name']:<27} {r['us_per_call']:>9.1f} {r['us_per_call_with_build']:>8.1f} "
-            f"{r['GB_s']:>7.0f} "
-            f"{100 * r['GB_s'] / copy:>6.0f}% {r['TFLOP_s']:>8.1f}  {note}"
+            f"{r['case']:<31} {r['name']:<24} {r['us_per_call']:>8.1f} {r['us_per_call_with_build']:>8.1f} "
+            f"{gpu if gpu is not None else float('nan'):>8.1f} {r['GB_s']:>6.0f} "
+            f"{100 * r['GB_s'] / copy:>6.0f}% {r['TFLOP_s']:>8.1f} "
+            f"{mlx_time.get(r['case'], float('nan')) / time_us:>6.2f}  {note}"
         )
     return "\n".join(lines)
 

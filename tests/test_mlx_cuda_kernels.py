@@ -27,7 +27,7 @@ BASE = dict(
     scales_dtype="bfloat16",
     weight_ndim=2,
     has_biases=True,
-    wgmma=True,
+    arch=9,
 )
 
 
@@ -36,9 +36,30 @@ def choose(**kw: object) -> str | None:
     return ck.choose(**args)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 4])
-def test_decode_for_few_rows(rows: int) -> None:
-    assert choose(rows=rows) == "decode"
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8])
+def test_tensor_core_decode_for_few_rows(rows: int) -> None:
+    assert choose(rows=rows) == "decode_tc"
+    assert choose(rows=rows, arch=8) == "decode_tc"  # mma.sync: Ampere and Ada too
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(k=4096 + 64),  # K not a whole number of 256-value stages
+        dict(bits=8),  # 8-bit codes do not fit a bfloat16 mantissa
+        dict(arch=7),  # no bfloat16 mma.sync
+        dict(arch=0),  # compute capability unknown
+    ],
+)
+def test_other_decode_kernel_where_the_tensor_core_one_cannot_run(kw: dict[str, object]) -> None:
+    assert choose(rows=1, **kw) == "decode"
+    assert choose(rows=4, **kw) == "decode"
+
+
+def test_tensor_core_decode_takes_8_bit_codes_with_float16_x() -> None:
+    # 1024 + q is exact in float16 for q < 1024
+    assert choose(rows=1, bits=8, x_dtype="float16") == "decode_tc"
+    assert choose(rows=1, bits=8, x_dtype="bfloat16") == "decode"
 
 
 @pytest.mark.parametrize("rows", [1025, 4096])
@@ -48,19 +69,22 @@ def test_dequantize_path_for_many_rows(rows: int) -> None:
 
 @pytest.mark.parametrize("rows", [5, 6, 7])
 def test_fused_kernel_for_5_to_7_rows_else_dequantize(rows: int) -> None:
-    assert choose(rows=rows) == "qmm"
-    assert choose(rows=rows, n=12288 + 4) == "dequant"  # N not a multiple of 8
+    # where the tensor-core decode kernel cannot run (K not a multiple of 256 here)
+    assert choose(rows=rows, k=4096 + 64) == "qmm"
+    assert choose(rows=rows, k=4096 + 64, n=12288 + 4) == "dequant"  # N not a multiple of 8
 
 
 @pytest.mark.parametrize(
     "rows,kind",
-    [(1, "decode"), (4, "decode"), (5, "dequant"), (7, "dequant"), (8, None), (32, None), (127, None)]
+    [(1, "decode_tc"), (8, "decode_tc"), (9, None), (32, None), (127, None)]
     + [(128, "dequant"), (512, "dequant"), (4096, "dequant")],
 )
 def test_without_hopper_no_fused_kernel(rows: int, kind: str | None) -> None:
     # other GPUs cannot compile wgmma: MLX's kernel up to 127 rows, dequantize + matmul from
-    # 128 (and for 5-7 rows), as before the fused kernel
-    assert choose(rows=rows, wgmma=False) == kind
+    # 128 (and for 5-7 rows where the tensor-core decode kernel does not run)
+    assert choose(rows=rows, arch=8) == kind
+    assert choose(rows=6, arch=8, k=4096 + 64) == "dequant"
+    assert choose(rows=4, arch=7) == "decode" and choose(rows=6, arch=7) == "dequant"
 
 
 class _FakeMx:
@@ -76,20 +100,28 @@ class _FakeMx:
 
 
 @pytest.mark.parametrize(
-    "info,hopper",
+    "info,major",
     [
-        ({"compute_capability_major": 9, "compute_capability_minor": 0}, True),
-        ({"compute_capability_major": 8, "compute_capability_minor": 9}, False),
-        ({"compute_capability_major": 10}, False),
-        ({"architecture": "sm_90"}, True),
-        ({"architecture": "sm_89"}, False),
-        ({"architecture": "x86_64"}, False),
-        ({}, False),
-        (RuntimeError("no gpu"), False),
+        ({"compute_capability_major": 9, "compute_capability_minor": 0}, 9),
+        ({"compute_capability_major": 8, "compute_capability_minor": 9}, 8),
+        ({"compute_capability_major": 10}, 10),
+        ({"architecture": "sm_90"}, 9),
+        ({"architecture": "sm_89"}, 8),
+        ({"architecture": "x86_64"}, 0),
+        ({}, 0),
+        ({"compute_capability_major": "nine"}, 0),
+        (RuntimeError("no gpu"), 0),
     ],
 )
-def test_runs_wgmma_only_on_compute_capability_9(info: object, hopper: bool) -> None:
-    assert ck.runs_wgmma(_FakeMx(info)) is hopper
+def test_compute_capability(info: object, major: int) -> None:
+    assert ck.compute_capability(_FakeMx(info)) == major
+
+
+@pytest.mark.parametrize("arch", [8, 10, 12])
+@pytest.mark.parametrize("rows", [6, 64, 512])
+def test_fused_kernel_only_on_compute_capability_9(arch: int, rows: int) -> None:
+    assert choose(rows=rows, k=4096 + 64, arch=9) == "qmm"
+    assert choose(rows=rows, k=4096 + 64, arch=arch) != "qmm"
 
 
 @pytest.mark.parametrize("rows", [32, 48, 64, 128, 129, 256, 512, 1024])
@@ -128,7 +160,7 @@ def test_fused_kernel_template_and_name() -> None:
             assert ck.qmm_smem_bytes(c, bits) <= 227 * 1024
 
 
-@pytest.mark.parametrize("rows", [8, 16, 31])
+@pytest.mark.parametrize("rows", [9, 16, 31])
 def test_mlx_kernel_between(rows: int) -> None:
     assert choose(rows=rows) is None
 
@@ -158,7 +190,9 @@ def test_fallback_to_mlx(kw: dict[str, object]) -> None:
 def test_covered_formats(bits: int, gs: int) -> None:
     for x_dtype in ck.X_DTYPES:
         for s_dtype in ck.SCALE_DTYPES:
-            assert choose(rows=1, bits=bits, group_size=gs, x_dtype=x_dtype, scales_dtype=s_dtype) == "decode"
+            got = choose(rows=1, bits=bits, group_size=gs, x_dtype=x_dtype, scales_dtype=s_dtype)
+            assert got == ("decode" if (bits, x_dtype) == (8, "bfloat16") else "decode_tc")
+            assert choose(rows=1, bits=bits, group_size=gs, x_dtype=x_dtype, scales_dtype=s_dtype, arch=7) == "decode"
 
 
 @pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)

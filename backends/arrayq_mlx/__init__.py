@@ -155,7 +155,7 @@ class MLXBackend(Backend):
         bits: int,
         mode: str,
     ) -> str | None:
-        """The arrayq CUDA kernel (``"decode"``/``"qmm"``/``"dequant"``) for this GPU quantized matmul,
+        """The arrayq CUDA kernel (``"decode_tc"``/``"decode"``/``"qmm"``/``"dequant"``) for this GPU quantized matmul,
         or None for MLX's own kernel (see ``arrayq_mlx._cuda_kernels``). Only on MLX's CUDA
         device, and unless ``ARRAYQ_MLX_CUDA_KERNELS=0``."""
         from arrayq_mlx import _cuda_kernels as ck
@@ -177,16 +177,16 @@ class MLXBackend(Backend):
             scales_dtype=s_name.name,
             weight_ndim=packed.ndim,
             has_biases=biases is not None,
-            wgmma=self._cuda_wgmma(),
+            arch=self._cuda_arch(),
         )
 
-    def _cuda_wgmma(self) -> bool:
-        """Whether the CUDA device runs the fused prefill kernel (Hopper), asked once."""
-        if not hasattr(self, "_wgmma"):
+    def _cuda_arch(self) -> int:
+        """The CUDA device's compute capability major (which of arrayq's kernels it runs), asked once."""
+        if not hasattr(self, "_arch"):
             from arrayq_mlx import _cuda_kernels as ck
 
-            self._wgmma = ck.runs_wgmma(self.mx)
-        return self._wgmma
+            self._arch = ck.compute_capability(self.mx)
+        return self._arch
 
     def _has_cuda(self) -> bool:
         if not hasattr(self, "_cuda_available"):

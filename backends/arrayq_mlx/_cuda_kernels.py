@@ -47,6 +47,10 @@ ENV_VAR = "ARRAYQ_MLX_CUDA_KERNELS"
 #: been checked on the GPU yet; 5-7 rows take the fused kernel where its shape rules allow
 #: (else the dequantize path; notes-gpu.md).
 DECODE_MAX_ROWS = 4
+#: x rows up to which the tensor-core decode kernel runs (GPUs of compute capability 8 and
+#: up): the rows of x are the mma's N, so up to 8 rows cost about what one does (H100,
+#: 12288 x 4096, notes-gpu.md).
+DECODE_TC_MAX_ROWS = 8
 #: From this many rows MLX's own kernel (mlx 0.32.4 switches to a tiled kernel at 8 rows) is
 #: faster than both of ours, up to PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
 MLX_MIN_ROWS = 8
@@ -115,12 +119,13 @@ def choose(
     scales_dtype: str,
     weight_ndim: int,
     has_biases: bool,
-    wgmma: bool,
+    arch: int,
 ) -> str | None:
-    """Which kernel runs a quantized matmul: ``"decode"``, ``"qmm"`` (the fused prefill
-    kernel), ``"dequant"`` or None (MLX's own ``mx.quantized_matmul``). Pure shape/format
-    logic; dtypes are given by name. ``wgmma``: whether the GPU runs the fused kernel's
-    Hopper instructions (:func:`runs_wgmma`)."""
+    """Which kernel runs a quantized matmul: ``"decode_tc"`` (the tensor-core decode kernel),
+    ``"decode"`` (the other decode kernel), ``"qmm"`` (the fused prefill kernel), ``"dequant"``
+    or None (MLX's own ``mx.quantized_matmul``). Pure shape/format logic; dtypes are given by
+    name. ``arch``: the GPU's compute capability major (:func:`compute_capability`; 8 and up
+    run ``mma.sync``, 9 the fused kernel's Hopper ``wgmma``; 0 when unknown)."""
     if not (mode == "affine" and transpose and has_biases and weight_ndim == 2):
         return None
     if bits not in SUPPORTED_BITS or group_size not in SUPPORTED_GROUP_SIZES:
@@ -132,6 +137,10 @@ def choose(
     lay = layout(bits, group_size)
     if k % lay.vals or (k * bits // 32) % lay.vec or k % 8:
         return None
+    # codes as 16-bit floats need 7 bits at most in bfloat16 (8 in float16)
+    tc_codes = bits <= (7 if x_dtype == "bfloat16" else 8)
+    if arch >= 8 and rows <= DECODE_TC_MAX_ROWS and k % DECODE_TC_KS == 0 and tc_codes:
+        return "decode_tc"
     if rows <= DECODE_MAX_ROWS:
         return "decode"
     if MLX_MIN_ROWS <= rows < PREFILL_MIN_ROWS:
@@ -139,7 +148,7 @@ def choose(
     # the fused kernel also for 5-7 rows (one row tile, ~40 us at 12288 x 4096, where
     # dequantize + matmul takes ~100 and MLX's GEMV ~28 us a row)
     if (
-        wgmma
+        arch == 9
         and rows <= QMM_MAX_ROWS
         and k % QMM_KT == 0
         and n % 8 == 0
@@ -152,22 +161,23 @@ def choose(
     return "dequant"
 
 
-def runs_wgmma(mx: Any) -> bool:
-    """Whether MLX's CUDA device is a Hopper GPU (compute capability 9.x), the only one whose
-    NVRTC target (sm_90a) has the fused kernel's ``wgmma`` and bf16x2 instructions (sm_80/89
-    lack them; sm_100a dropped ``wgmma``). False when MLX cannot say."""
+def compute_capability(mx: Any) -> int:
+    """The major compute capability of MLX's CUDA device (9 for Hopper: its NVRTC target sm_90a
+    has the fused kernel's ``wgmma`` and bf16x2 instructions, which sm_80/89 lack and sm_100a
+    dropped; 8 and up have ``mma.sync`` for the tensor-core decode kernel), or 0 when MLX
+    cannot say."""
     try:
         info = mx.device_info(mx.gpu)
     except Exception:
-        return False
+        return 0
     major = info.get("compute_capability_major")
     if major is None:  # "sm_90": major and minor digits
         arch = str(info.get("architecture", ""))
         major = arch[3:-1] if arch.startswith("sm_") and arch[3:].isdigit() else None
     try:
-        return int(major) == 9 if major is not None else False
+        return int(major) if major is not None else 0
     except (TypeError, ValueError):
-        return False
+        return 0
 
 
 def decode_rows_per_warp(bits: int, group_size: int) -> int:
@@ -335,6 +345,197 @@ DECODE_SOURCE = r"""
     if (m < M && row0 + r < N) out[(size_t)m * N + row0 + r] = static_cast<T>(v);
   }
 """
+
+TC_HELPERS = r"""
+// D += A B for one m16n8k16 tile (A row-major 16x16, B column-major 16x8, 16-bit, f32 acc)
+template <bool BF16>
+__device__ __forceinline__ void aq_mma(float (&d)[4], const uint32_t a0, const uint32_t a1, const uint32_t a2,
+                                       const uint32_t a3, const uint32_t b0, const uint32_t b1) {
+  if constexpr (BF16) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+// the 8 codes of a row from code `first` on (row's words at wr): code j at bits j*BITS
+template <int BITS>
+__device__ __forceinline__ uint64_t aq_codes8(const uint32_t* wr, const int first) {
+  const int bit = first * BITS;
+  if constexpr (8 * BITS <= 32 && 32 % (8 * BITS) == 0) {
+    return wr[bit >> 5] >> (bit & 31);  // never crosses a word (2 and 4 bits)
+  } else {
+    const uint64_t u = (uint64_t)wr[bit >> 5] | ((uint64_t)wr[(bit >> 5) + 1] << 32);
+    return u >> (bit & 31);
+  }
+}
+// codes i and i+4 of the 8 (u: see aq_codes8) as the 16-bit pair (MAGIC + q_i, MAGIC + q_i+4):
+// each code in the mantissa of MAGIC (128 in bf16, 1024 in f16: ulp 1), exact
+template <int BITS>
+__device__ __forceinline__ uint32_t aq_code_pair(const uint64_t u, const int i, const uint32_t magic) {
+  constexpr uint32_t M = (1u << BITS) - 1u;
+  const uint64_t v = u >> (i * BITS);
+  const uint32_t lo = (uint32_t)v;
+  const uint32_t hi = 4 * BITS >= 16 ? (uint32_t)(v >> (4 * BITS - 16)) : lo << (16 - 4 * BITS);
+  return (lo & M) | (hi & (M << 16)) | magic;
+}
+"""
+
+#: Tensor-core decode kernel body (sm_80+: mma.sync, cp.async). Inputs x (M, K) T, w (N,
+#: K*BITS/32) uint32, scales and biases (N, K/GS) S; output out (M, N) T; M <= MT <= 16,
+#: K % KS == 0. A warp takes 16 rows of W (the mma's M) and every KSPLIT-th stage of KS
+#: values of K, streamed through its own ring of D shared-memory stages by cp.async. The
+#: mma multiplies the codes, exact as MAGIC + q in x's 16-bit type, by x (its rows are the
+#: mma's N); a second mma with A = ones sums x over the same values; per group of K,
+#: s * (acc - MAGIC * sum) + b * sum adds the group in float32.
+DECODE_TC_SOURCE = r"""
+  using SS = cuda::std::remove_cv_t<cuda::std::remove_reference_t<decltype(scales[0])>>;
+  using XT = cuda::std::remove_cv_t<cuda::std::remove_reference_t<decltype(x[0])>>;
+  constexpr int KS = 256;                        // K values per stage (DECODE_TC_KS)
+  constexpr int CB = KS * BITS / 8;              // bytes of codes per row and stage
+  constexpr int CR = CB / 16;                    // their 16-byte chunks
+  constexpr int RW = CB / 4 + 4;                 // shared row of codes in words (padded: the
+                                                 // 8 rows a load reads hit different banks)
+  constexpr int GST = KS / GS;                   // groups per stage
+  constexpr int SB = GST * (int)sizeof(SS);      // bytes of scales per row and stage
+  constexpr int SCH = SB < 16 ? SB : 16;
+  constexpr int SCR = SB / SCH;
+  constexpr int STW = 16 * RW + 2 * 16 * SB / 4; // words per stage
+  constexpr int NB = (MT + 7) / 8;               // 8-row tiles of x
+  constexpr int SPG = GS / 32;                   // 32-value steps per group
+  constexpr float MAGIC_F = X_BF16 ? 128.0f : 1024.0f;
+  static_assert((16 * CR) % 32 == 0, "the code chunks of a stage split evenly over the lanes");
+  const int M = x_shape[0];
+  const int K = x_shape[1];
+  const int N = w_shape[0];
+  const int KW = K / 32 * BITS;
+  const int KG = K / GS;
+  const int NST = K / KS;
+  const int lane = threadIdx.x & 31;
+  const int wib = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int ks = wib % KSPLIT;
+  const int row0 = (blockIdx.x * (4 / KSPLIT) + wib / KSPLIT) * 16;
+  const int nst = row0 < N && ks < NST ? (NST - ks + KSPLIT - 1) / KSPLIT : 0;
+  extern __shared__ uint32_t aq_ring[];
+  uint32_t* const ring = aq_ring + wib * (D * STW);
+  const uint32_t ring_s = aq_smem_u32(ring);
+
+  // stage i of this warp (K values (ks + i*KSPLIT)*KS ...) into ring slot i % D; one
+  // commit group per call, empty past the last stage
+  auto issue = [&](const int i) {
+    if (i < nst) {
+      const int st = ks + i * KSPLIT;
+      const uint32_t slot = ring_s + (i % D) * STW * 4;
+#pragma unroll
+      for (int j = 0; j < 16 * CR / 32; ++j) {
+        const int e = lane + 32 * j, r = e / CR, c = e - (e / CR) * CR;
+        const int n = row0 + r;
+        aq_cp_async<16>(slot + r * RW * 4 + c * 16, w + (size_t)min(n, N - 1) * KW + st * (CB / 4) + c * 4, n < N);
+      }
+#pragma unroll
+      for (int e = lane; e < 16 * SCR; e += 32) {
+        const int r = e / SCR, c = e - (e / SCR) * SCR;
+        const size_t off = (size_t)min(row0 + r, N - 1) * KG + st * GST;
+        const uint32_t dst = slot + 16 * RW * 4 + r * SB + c * SCH;
+        aq_cp_async<SCH>(dst, reinterpret_cast<const char*>(scales + off) + c * SCH, true);
+        aq_cp_async<SCH>(dst + 16 * SB, reinterpret_cast<const char*>(biases + off) + c * SCH, true);
+      }
+    }
+    aq_cp_commit();
+  };
+
+  const uint32_t magic = aq_magic2<X_BF16>((uint32_t)K >> 31);
+  const uint32_t ones = X_BF16 ? 0x3F803F80u : 0x3C003C00u;
+  float tot[NB][4];
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) tot[nb][j] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < D - 1; ++i) issue(i);
+  for (int i = 0; i < nst; ++i) {
+    issue(i + D - 1);  // into the slot read in the previous pass
+    aq_cp_wait<D - 1>();
+    __syncwarp();
+    const uint32_t* cw = ring + (i % D) * STW;
+    const SS* sc = reinterpret_cast<const SS*>(cw + 16 * RW);
+    const SS* bi = sc + 16 * GST;
+    const XT* xs = x + (ks + i * KSPLIT) * KS + 8 * t;
+#pragma unroll
+    for (int gi = 0; gi < GST; ++gi) {
+      float acc[NB][4], sum[NB][4];
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[nb][j] = sum[nb][j] = 0.0f;
+#pragma unroll
+      for (int pp = 0; pp < SPG; ++pp) {
+        const int p = gi * SPG + pp;  // values 32p .. 32p+31 of the stage; this lane's: 32p+8t ..
+        const uint64_t u0 = aq_codes8<BITS>(cw + g * RW, 32 * p + 8 * t);
+        const uint64_t u1 = aq_codes8<BITS>(cw + (g + 8) * RW, 32 * p + 8 * t);
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) {
+          const int m = 8 * nb + g;
+          uint4 xv = make_uint4(0u, 0u, 0u, 0u);
+          if (m < M) xv = __ldg(reinterpret_cast<const uint4*>(xs + (size_t)m * K + 32 * p));
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            // k16 step e: mma column k of (2t, 2t+1, 2t+8, 2t+9) holds code (2e, 2e+4, 2e+1,
+            // 2e+5) of this lane's 8, and x at the same K positions
+            const uint32_t xlo = e ? xv.y : xv.x, xhi = e ? xv.w : xv.z;
+            const uint32_t b0 = __byte_perm(xlo, xhi, 0x5410), b1 = __byte_perm(xlo, xhi, 0x7632);
+            aq_mma<X_BF16>(acc[nb], aq_code_pair<BITS>(u0, 2 * e, magic), aq_code_pair<BITS>(u1, 2 * e, magic),
+                           aq_code_pair<BITS>(u0, 2 * e + 1, magic), aq_code_pair<BITS>(u1, 2 * e + 1, magic),
+                           b0, b1);
+            aq_mma<X_BF16>(sum[nb], ones, ones, ones, ones, b0, b1);
+          }
+        }
+      }
+      // acc: rows g, g+8 (j >> 1) x rows 8nb + 2t + (j & 1) of x; sum: x summed (every row)
+      const float s[2] = {static_cast<float>(sc[g * GST + gi]), static_cast<float>(sc[(g + 8) * GST + gi])};
+      const float b[2] = {static_cast<float>(bi[g * GST + gi]), static_cast<float>(bi[(g + 8) * GST + gi])};
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          if (8 * nb + (j & 1) < MT) {
+            const float sx = sum[nb][j & 1];
+            tot[nb][j] = fmaf(s[j >> 1], fmaf(-MAGIC_F, sx, acc[nb][j]), fmaf(b[j >> 1], sx, tot[nb][j]));
+          }
+        }
+    }
+    __syncwarp();  // every lane is done with the slot before the next pass refills it
+  }
+  if constexpr (KSPLIT > 1) {
+    __shared__ float part[4][NB * 4][32];
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) part[wib][nb * 4 + j][lane] = tot[nb][j];
+    __syncthreads();
+    if (ks != 0) return;
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int q = 1; q < KSPLIT; ++q) tot[nb][j] += part[wib + q][nb * 4 + j][lane];
+  }
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int m = 8 * nb + 2 * t + (j & 1), n = row0 + g + 8 * (j >> 1);
+      if (m < M && n < N) out[(size_t)m * N + n] = static_cast<XT>(tot[nb][j]);
+    }
+"""
+
 
 #: Dequantize kernel body. Inputs w (N, K*BITS/32) uint32, scales and biases (N, K/GS) S;
 #: output out (N, K) T, out = s*q + b in float32 rounded once. One thread per 8 values
@@ -888,6 +1089,66 @@ def decode_template(
     )
 
 
+#: K values per stage of the tensor-core decode kernel (``KS`` in its source): K must be a
+#: multiple of it.
+DECODE_TC_KS = 256
+#: Warps that split K for one 16-row tile, and shared-memory stages per warp, of the
+#: tensor-core decode kernel. Measured on the H100 (4-bit gs64, GPU time per call,
+#: notes-gpu.md): more stages, more K splits, larger stages (512/1024 values) or fewer
+#: registers (more blocks per multiprocessor) were all slower at 12288 x 4096 and the LM head.
+DECODE_TC_KSPLIT = 2
+DECODE_TC_STAGES = 2
+
+
+@functools.cache
+def decode_tc_template(
+    x_is_bf16: bool,
+    scales_dtype: str,
+    bits: int,
+    group_size: int,
+    mt: int,
+    ksplit: int = DECODE_TC_KSPLIT,
+    stages: int = DECODE_TC_STAGES,
+) -> tuple[tuple[str, Any], ...]:
+    """MLX template arguments of the tensor-core decode kernel (ints and bools, so that the
+    scales' dtype is in the kernel's name: see :data:`SCALE_KINDS`)."""
+    return (
+        ("SK", SCALE_KINDS[scales_dtype]),
+        ("X_BF16", bool(x_is_bf16)),
+        ("BITS", bits),
+        ("GS", group_size),
+        ("MT", mt),
+        ("KSPLIT", ksplit),
+        ("D", stages),
+    )
+
+
+def decode_tc_m_tile(rows: int) -> int:
+    """The compile-time x row count ``MT`` of the tensor-core decode kernel: 1, 8 or 16 (the
+    epilogue of one row skips the mma columns that no row of x fills)."""
+    return 1 if rows == 1 else 8 if rows <= 8 else 16
+
+
+def decode_tc_smem_bytes(bits: int, group_size: int, scales_dtype: str, stages: int = DECODE_TC_STAGES) -> int:
+    """Dynamic shared memory of the tensor-core decode kernel: 4 warps x ``stages`` stages of
+    16 rows of codes (each padded by 16 bytes) and their scales and biases."""
+    code_row = DECODE_TC_KS * bits // 8 + 16
+    scale_row = DECODE_TC_KS // group_size * (4 if scales_dtype == "float32" else 2)
+    return 4 * stages * 16 * (code_row + 2 * scale_row)
+
+
+#: Header of the tensor-core decode kernel. ``__launch_bounds__(128, 1)`` lets ptxas use
+#: ~110 registers, which leaves 4 blocks per multiprocessor: faster than 6 or 8 (H100:
+#: 10.6 vs 12.0 us at 12288 x 4096; notes-gpu.md).
+DECODE_TC_HEADER = (
+    HEADER
+    + QMM_HELPERS
+    + TC_HELPERS
+    + "#undef __global__\n"
+    + f"#define __global__ __attribute__((global)) __launch_bounds__({DECODE_BLOCK}, 1)\n"
+)
+
+
 @functools.cache
 def dequant_template(out_dtype: Any, scales_dtype: Any, bits: int, group_size: int) -> tuple[tuple[str, Any], ...]:
     """MLX template arguments of the dequantize kernel."""
@@ -916,6 +1177,8 @@ class CudaKernels:
         self._dequant: Any = None
         self._qmm: dict[tuple[tuple[str, Any], ...], Any] = {}
         self.qmm_cfg: QmmConfig | None = None  # None: qmm_config(rows, n)
+        self.tc_split: int | None = None  # None: DECODE_TC_KSPLIT
+        self.tc_stages: int | None = None  # None: DECODE_TC_STAGES
 
     def _init_value(self) -> float | None:
         return float("nan") if self.poison else None
@@ -940,6 +1203,39 @@ class CudaKernels:
         return self._decode(
             inputs=[x, packed, scales, biases],
             template=list(decode_template(x.dtype, scales.dtype, bits, group_size, rows, decode_m_tile(m), ksplit)),
+            grid=(blocks * DECODE_BLOCK, 1, 1),
+            threadgroup=(DECODE_BLOCK, 1, 1),
+            output_shapes=[(m, n)],
+            output_dtypes=[x.dtype],
+            init_value=self._init_value(),
+        )[0]
+
+    def decode_tc(self, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
+        """``x @ W.T`` for x ``(M, K)`` (M <= 16; bfloat16/float16; K % 256 == 0), W ``(N, K)``: the
+        tensor-core decode kernel; ``(M, N)`` in x's dtype. ``tc_split``/``tc_stages`` override
+        its K split and stages (benchmarks)."""
+        mx = self.mx
+        m, n = int(x.shape[0]), int(packed.shape[0])
+        s_name = dtype_name(scales.dtype)
+        ksplit, stages = self.tc_split or DECODE_TC_KSPLIT, self.tc_stages or DECODE_TC_STAGES
+        tmpl = decode_tc_template(
+            "bfloat16" in str(x.dtype), s_name, bits, group_size, decode_tc_m_tile(m), ksplit, stages
+        )
+        kernel = self._qmm.get(tmpl)
+        if kernel is None:
+            kernel = self._qmm[tmpl] = mx.fast.cuda_kernel(
+                name="arrayq_qmv_tc",
+                input_names=["x", "w", "scales", "biases"],
+                output_names=["out"],
+                source=DECODE_TC_SOURCE,
+                header=DECODE_TC_HEADER,
+                shared_memory=decode_tc_smem_bytes(bits, group_size, s_name, stages),
+            )
+        tiles = -(-n // 16)  # 16 rows of W per tile, 4 // ksplit tiles per block
+        blocks = -(-tiles // (4 // ksplit))
+        return kernel(
+            inputs=[x, packed, scales, biases],
+            template=list(tmpl),
             grid=(blocks * DECODE_BLOCK, 1, 1),
             threadgroup=(DECODE_BLOCK, 1, 1),
             output_shapes=[(m, n)],
@@ -1009,7 +1305,9 @@ class CudaKernels:
         mx = self.mx
         lead = tuple(x.shape[:-1])
         x2 = x if x.ndim == 2 else mx.reshape(x, (-1, x.shape[-1]))
-        if kind == "decode":
+        if kind == "decode_tc":
+            out = self.decode_tc(x2, packed, scales, biases, bits, gs)
+        elif kind == "decode":
             out = self.decode(x2, packed, scales, biases, bits, gs)
         elif kind == "qmm":
             out = self.qmm(x2, packed, scales, biases, bits, gs)

@@ -270,7 +270,8 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
         cases += [(bits, gs, "bfloat16", "bfloat16", m) for m in (2, 3, 7, 16)]
     cases += [(4, 64, "bfloat16", "float32", 1), (4, 64, "float16", "float32", 128)]
     # the tensor-core decode kernel up to its row limit (rows of x are its mma's N)
-    cases += [(4, 64, "bfloat16", "bfloat16", m) for m in (5, 8)] + [(6, 32, "float16", "bfloat16", 4)]
+    cases += [(4, 64, "bfloat16", "bfloat16", m) for m in (5, 8, 12)] + [(6, 32, "float16", "bfloat16", 4)]
+    cases += [(3, 128, "float16", "float16", 16), (5, 32, "bfloat16", "float32", 9)]
     # the fused kernel's second block shape and the dequantize path above it
     cases += [(4, 64, "bfloat16", "bfloat16", 400), (3, 32, "float16", "float16", 400)]
     cases += [(4, 64, "bfloat16", "bfloat16", 1024), (4, 64, "bfloat16", "bfloat16", 1025)]

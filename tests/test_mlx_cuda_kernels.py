@@ -36,7 +36,7 @@ def choose(**kw: object) -> str | None:
     return ck.choose(**args)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 9, 16])
 def test_tensor_core_decode_for_few_rows(rows: int) -> None:
     assert choose(rows=rows) == "decode_tc"
     assert choose(rows=rows, arch=8) == "decode_tc"  # mma.sync: Ampere and Ada too
@@ -76,7 +76,7 @@ def test_fused_kernel_for_5_to_7_rows_else_dequantize(rows: int) -> None:
 
 @pytest.mark.parametrize(
     "rows,kind",
-    [(1, "decode_tc"), (8, "decode_tc"), (9, None), (32, None), (127, None)]
+    [(1, "decode_tc"), (16, "decode_tc"), (17, None), (32, None), (127, None)]
     + [(128, "dequant"), (512, "dequant"), (4096, "dequant")],
 )
 def test_without_hopper_no_fused_kernel(rows: int, kind: str | None) -> None:
@@ -160,7 +160,7 @@ def test_fused_kernel_template_and_name() -> None:
             assert ck.qmm_smem_bytes(c, bits) <= 227 * 1024
 
 
-@pytest.mark.parametrize("rows", [9, 16, 31])
+@pytest.mark.parametrize("rows", [17, 24, 31])
 def test_mlx_kernel_between(rows: int) -> None:
     assert choose(rows=rows) is None
 

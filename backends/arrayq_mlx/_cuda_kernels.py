@@ -48,9 +48,10 @@ ENV_VAR = "ARRAYQ_MLX_CUDA_KERNELS"
 #: (else the dequantize path; notes-gpu.md).
 DECODE_MAX_ROWS = 4
 #: x rows up to which the tensor-core decode kernel runs (GPUs of compute capability 8 and
-#: up): the rows of x are the mma's N, so up to 8 rows cost about what one does (H100,
-#: 12288 x 4096, notes-gpu.md).
-DECODE_TC_MAX_ROWS = 8
+#: up): the rows of x are the mma's N, so 8 rows cost about what one does. H100, 12288 x
+#: 4096, GPU time per call: 1 row 10.6 us, 8 rows 11.5, 9-16 rows 14.8-15.9 against MLX's
+#: 27.0 / 23.3 / 23.6-23.7 and the fused kernel's ~25 (notes-gpu.md).
+DECODE_TC_MAX_ROWS = 16
 #: From this many rows MLX's own kernel (mlx 0.32.4 switches to a tiled kernel at 8 rows) is
 #: faster than both of ours, up to PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
 MLX_MIN_ROWS = 8

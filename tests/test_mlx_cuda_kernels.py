@@ -341,3 +341,39 @@ def test_fused_kernel_h2_emulation_is_exact(dtype: str, bits: int, gs: int) -> N
     # every element is s*q + b rounded once to x's dtype: bit for bit
     np.testing.assert_array_equal(w, ck._round_to(np, exact, dtype))
     assert np.abs(w - exact).max() <= 2.0**-8 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize(
+    "bits,gs,dtype",
+    [(4, 64, "bfloat16"), (2, 32, "bfloat16"), (3, 64, "bfloat16")]
+    + [(5, 128, "bfloat16"), (6, 32, "float16"), (6, 64, "bfloat16"), (8, 128, "float16")],
+)
+def test_tensor_core_decode_emulation_matches_reference(bits: int, gs: int, dtype: str) -> None:
+    # a wrong pairing of codes and x values (the mma's k columns) would not match
+    n, k = 9, 2 * ck.DECODE_TC_KS
+    p, s, b = _quantized(bits, gs, n, k)
+    x = RNG.standard_normal((3, k)).astype(np.float16 if dtype == "float16" else np.float32)
+    if dtype == "bfloat16":
+        x = (x.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # exact in bfloat16
+    x64 = x.astype(np.float64)
+    w = np.asarray(qf.dequantize(np, p, s, b, gs, bits, "affine", np.float32), dtype=np.float64)
+    got = ck.emulate_decode_tc(np, x64, p, s, b, bits, gs, dtype)
+    # the reference's weight is s*q + b rounded to float32; the emulation's is exact
+    np.testing.assert_allclose(got, x64 @ w.T, rtol=1e-5, atol=1e-5 * np.abs(x64 @ w.T).max())
+
+
+def test_tensor_core_decode_source_matches_its_emulation() -> None:
+    # the emulation's selectors and pairing are the source's
+    src = ck.DECODE_TC_SOURCE
+    assert "__byte_perm(xlo, xhi, 0x5410)" in src and "__byte_perm(xlo, xhi, 0x7632)" in src
+    assert "aq_code_pair<BITS>(u0, 2 * e, magic)" in src and "aq_code_pair<BITS>(u0, 2 * e + 1, magic)" in src
+    assert f"constexpr int KS = {ck.DECODE_TC_KS};" in src
+    # shared memory: 4 warps x 2 stages of 16 padded code rows + scales and biases, under 48 KB
+    assert ck.decode_tc_smem_bytes(4, 64, "bfloat16") == 4 * 2 * 16 * (128 + 16 + 2 * 8)
+    for bits in ck.SUPPORTED_BITS:
+        for gs in ck.SUPPORTED_GROUP_SIZES:
+            assert ck.decode_tc_smem_bytes(bits, gs, "float32") <= 48 * 1024
+    t = ck.decode_tc_template(True, "float32", 4, 64, ck.decode_tc_m_tile(3))
+    assert dict(t)["MT"] == 8 and dict(t)["SK"] == ck.SCALE_KINDS["float32"]
+    assert [ck.decode_tc_m_tile(m) for m in (1, 2, 8, 9, 16)] == [1, 8, 8, 16, 16]
+    assert "__launch_bounds__(128, 1)" in ck.DECODE_TC_HEADER

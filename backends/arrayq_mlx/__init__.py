@@ -842,9 +842,9 @@ class MLXBackend(Backend):
         mode: str,
     ) -> Array:
         """MLX's fused ``mx.quantized_matmul``, natively on the GPU; on MLX's CUDA device,
-        arrayq's own kernels where they apply (``arrayq_mlx._cuda_kernels``: a decode GEMV
-        for <= 4 rows of x, a fused tensor-core kernel for 5-7 and 32-1024 rows, dequantize
-        + dense matmul above; affine
+        arrayq's own kernels where they apply (``arrayq_mlx._cuda_kernels``: a tensor-core
+        decode GEMV for <= 16 rows of x, a fused tensor-core kernel for 32-1024 rows,
+        dequantize + dense matmul above; affine
         2/3/4/5/6/8-bit, groups 32/64/128, ``transpose=True``, unbatched weight, bfloat16
         or float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off.
 
@@ -894,7 +894,7 @@ class MLXBackend(Backend):
         on_gpu = self._target_is_gpu()
         if on_gpu:
             kind = self._cuda_kernel_for(x, packed, scales, biases, transpose, group_size, bits, mode)
-            if kind is not None:  # arrayq's own CUDA kernels (decode GEMV, fused prefill, or dequantize + matmul)
+            if kind is not None:  # arrayq's own CUDA kernels (decode GEMVs, fused prefill, or dequantize + matmul)
                 return self._cuda().quantized_matmul(kind, x, packed, scales, biases, bits, group_size)
             if packed.ndim > 2 and tuple(x.shape[:-2]) != tuple(packed.shape[:-2]):
                 # batch axes that broadcast: MLX 0.32's CUDA kernel pairs them wrongly

@@ -6,27 +6,39 @@ sources are templates: ``BITS``, ``GS`` (group size), ``ROWS``, ``MT``, ``VALS``
 and the dtypes ``T`` (x/out) and ``S`` (scales/biases) are MLX template arguments, so one
 source covers every bit width and group size.
 
-Three kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape ``(N, K)``
+Four kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape ``(N, K)``
 (``packed`` uint32 ``(N, K*bits/32)``, ``scales``/``biases`` ``(N, K/GS)``):
 
-* **decode** (``rows <= DECODE_MAX_ROWS``, 4): a memory-bound GEMV. Each warp owns ``ROWS``
+* **decode_tc** (``rows <= DECODE_TC_MAX_ROWS``, 16, on compute capability 8 and up, where
+  ``K % 256 == 0`` and the codes fit a 16-bit mantissa: up to 7 bits for bfloat16 x, 8 for
+  float16): a memory-bound GEMV on the tensor cores (``mma.sync`` m16n8k16). A warp owns 16
+  rows of ``W`` (the mma's M) and every other 256-value stage of K, which it streams
+  through its own two-stage ring in shared memory with ``cp.async``; the rows of x are the
+  mma's N. Each code goes into the mantissa of ``MAGIC`` (128 in bfloat16, 1024 in
+  float16), so ``MAGIC + q`` is exact in x's 16-bit type; a second mma with A = ones sums x
+  over the same values, and per group ``s * (acc - MAGIC * sum) + b * sum`` adds
+  ``sum_k (s*q_k + b) * x_k`` in float32. A lane's codes are 8 consecutive values of a row,
+  paired (i, i+4) by one shift and one LOP3 per pair; x is permuted to match (``DECODE_TC_SOURCE``).
+* **decode** (``rows <= DECODE_MAX_ROWS``, 4, where decode_tc does not run): the same GEMV
+  on the CUDA cores. Each warp owns ``ROWS``
   rows of ``W``; lane ``c`` of the warp takes chunk ``c, c+32, ...`` of ``VALS`` consecutive
   values (one vector load of ``VALS*BITS/8`` bytes, inside one group). The codes are
   decoded without an integer-to-float conversion: ``f = 1 + q/2**BITS`` is built in the
   float's mantissa, and ``sum_k (s*q_k + b) * x_k = (s*2**BITS) * sum f_k x_k + (b -
   s*2**BITS) * sum x_k`` per chunk. Products and sums are float32; a warp-shuffle
   reduction ends each row.
-* **qmm** (5-7 rows and ``PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS``, 32-1024, where
-  ``K % 64 == 0`` and ``N % 8 == 0``, on Hopper GPUs only: compute capability 9.x, see
-  :func:`runs_wgmma`): the fused tensor-core kernel (``wgmma``, A = W dequantized in
-  registers, B = x tiles in shared memory; see ``QMM_SOURCE``); no bf16 copy of W is written.
-* **dequantize** (more rows, and 5-7 rows where the fused kernel does not run; without it,
+* **qmm** (``PREFILL_MIN_ROWS <= rows <= QMM_MAX_ROWS``, 32-1024, and 5-7 rows where decode_tc
+  does not run, where ``K % 64 == 0`` and ``N % 8 == 0``, on Hopper GPUs only: compute
+  capability 9.x, see :func:`compute_capability`): the fused tensor-core kernel (``wgmma``,
+  A = W dequantized in registers, B = x tiles in shared memory; see ``QMM_SOURCE``); no
+  bf16 copy of W is written.
+* **dequantize** (more rows, and 5-7 rows where neither runs; without the fused kernel,
   from ``DEQUANT_MIN_ROWS`` rows): ``W``
   in x's dtype, ``w = s*q + b`` computed in float32 and rounded once; the product is then
   MLX's dense ``mx.matmul`` (cuBLAS, tensor cores, float32 accumulation).
 
 Everything else (transpose=False, batched weights, non-affine modes, float32 x, 1-bit,
-8-31 rows, where MLX's tiled kernel is faster, 32-127 rows where the fused kernel does not
+17-31 rows, where MLX's tiled kernel is faster, 32-127 rows where the fused kernel does not
 run, shapes whose rows are not aligned for the vector loads) falls back to
 ``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off.
 """
@@ -41,19 +53,19 @@ from typing import Any
 
 #: Environment variable: "0" turns arrayq's CUDA kernels off (MLX's own kernels run).
 ENV_VAR = "ARRAYQ_MLX_CUDA_KERNELS"
-#: x rows (batch axes included) up to which the decode kernel runs. Its time grows by
-#: ~10-20 us a row at 12288 x 4096 (the codes are decoded again for each row of x). 5 rows
-#: measured 66 us (dequantize path 99) but that variant (MT=8 with the K split) has not
-#: been checked on the GPU yet; 5-7 rows take the fused kernel where its shape rules allow
-#: (else the dequantize path; notes-gpu.md).
+#: x rows (batch axes included) up to which the CUDA-core decode kernel runs where the
+#: tensor-core one does not. Its time grows by ~10-20 us a row at 12288 x 4096 (the codes are
+#: decoded again for each row of x); 5-7 rows take the fused kernel where its shape rules
+#: allow (else the dequantize path; notes-gpu.md).
 DECODE_MAX_ROWS = 4
 #: x rows up to which the tensor-core decode kernel runs (GPUs of compute capability 8 and
 #: up): the rows of x are the mma's N, so 8 rows cost about what one does. H100, 12288 x
 #: 4096, GPU time per call: 1 row 10.6 us, 8 rows 11.5, 9-16 rows 14.8-15.9 against MLX's
 #: 27.0 / 23.3 / 23.6-23.7 and the fused kernel's ~25 (notes-gpu.md).
 DECODE_TC_MAX_ROWS = 16
-#: From this many rows MLX's own kernel (mlx 0.32.4 switches to a tiled kernel at 8 rows) is
-#: faster than both of ours, up to PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
+#: From this many rows, where the tensor-core decode kernel does not run, MLX's own kernel
+#: (mlx 0.32.4 switches to a tiled kernel at 8 rows) is faster than the others up to
+#: PREFILL_MIN_ROWS; below it, MLX's GEMV costs ~28 us a row.
 MLX_MIN_ROWS = 8
 #: x rows from which arrayq's fused prefill kernel runs again (and beats MLX's kernel: H100,
 #: 12288 x 4096, v3 3 x 128: 32 rows 40.4 vs 53.4 us, 64: 42.3 vs 62.4; notes-gpu.md).
@@ -1496,3 +1508,74 @@ def emulate_qmm_weight_h2(
                         w[:, col] = _round_to(xp, s[:, g] * q + b[:, g], dtype)
     assert not xp.isnan(w).any(), "every element made"
     return w
+
+
+def emulate_decode_tc(
+    xp: Any, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int, dtype: str = "bfloat16"
+) -> Any:
+    """A NumPy emulation of the tensor-core decode kernel, per 256-value stage, 32-value step
+    ``p``, lane ``t`` and k16 step ``e``: a lane's 8 codes of a row (``aq_codes8``), the pairs
+    (codes i and i+4) with the magic number (``aq_code_pair``, values read back as 16-bit
+    floats and checked to be ``MAGIC + q``), the x fragments made from the x words by the
+    kernel's ``__byte_perm`` selectors, the mma's sum over its k columns (A half with the B
+    half of the same column), the x sums of the mma with A = ones, and the group epilogue
+    ``s * (acc - MAGIC * sum) + b * sum``. x ``(M, K)`` must be exact in ``dtype``
+    (bfloat16 or float16 x); float64 arithmetic; returns ``(M, N)``."""
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    assert k % DECODE_TC_KS == 0
+    u64 = xp.uint64
+    words = xp.concatenate([xp.asarray(packed, dtype=u64), xp.zeros((n, 2), dtype=u64)], axis=1)
+    xb = _half_bits(xp, x, dtype)  # (M, K) 16-bit patterns
+    magic16 = 0x4300 if dtype == "bfloat16" else 0x6400
+    magic_v = float(_half_value(xp, xp.asarray([magic16], dtype=u64), dtype)[0])
+    s = xp.asarray(scales, dtype=xp.float64)
+    b = xp.asarray(biases, dtype=xp.float64)
+    mask = u64((1 << bits) - 1)
+    tot = xp.zeros((x.shape[0], n))
+    acc = xp.zeros((x.shape[0], n))
+    sums = xp.zeros((x.shape[0], 1))
+
+    def byte_perm(lo: Any, hi: Any, sel: int) -> Any:
+        src = [(lo >> u64(8 * i)) & u64(255) for i in range(4)] + [(hi >> u64(8 * i)) & u64(255) for i in range(4)]
+        out = xp.zeros_like(lo)
+        for i in range(4):
+            out |= src[(sel >> (4 * i)) & 7] << u64(8 * i)
+        return out
+
+    def halves(v: Any) -> tuple[Any, Any]:
+        return _half_value(xp, v & u64(0xFFFF), dtype), _half_value(xp, v >> u64(16), dtype)
+
+    for st in range(k // DECODE_TC_KS):
+        for p in range(DECODE_TC_KS // 32):
+            k0 = st * DECODE_TC_KS + 32 * p
+            for t in range(4):
+                first = k0 + 8 * t  # aq_codes8: the lane's 8 codes of every row
+                bit = first * bits
+                wi, sh = bit >> 5, bit & 31
+                u = ((words[:, wi] | (words[:, wi + 1] << u64(32))) >> u64(sh)) & u64(2**64 - 1)
+                pairs = []
+                for i in range(4):  # aq_code_pair: codes i and i+4
+                    v = u >> u64(i * bits)
+                    lo = v & u64(0xFFFFFFFF)
+                    hi = (v >> u64(4 * bits - 16)) if 4 * bits >= 16 else (lo << u64(16 - 4 * bits))
+                    pair = (lo & mask) | (hi & (mask << u64(16))) | u64(magic16 * 0x10001)
+                    a_lo, a_hi = halves(pair & u64(0xFFFFFFFF))
+                    q_lo = (u >> u64(i * bits)) & mask
+                    q_hi = (u >> u64((i + 4) * bits)) & mask
+                    assert (a_lo == magic_v + q_lo).all() and (a_hi == magic_v + q_hi).all(), "MAGIC + q exact"
+                    pairs.append((a_lo, a_hi))
+                xw = [xb[:, first + 2 * j] | (xb[:, first + 2 * j + 1] << u64(16)) for j in range(4)]
+                for e in range(2):
+                    xlo, xhi = xw[1] if e else xw[0], xw[3] if e else xw[2]
+                    b0, b1 = halves(byte_perm(xlo, xhi, 0x5410)), halves(byte_perm(xlo, xhi, 0x7632))
+                    # mma columns (2t, 2t+1) hold pair 2e and b0, (2t+8, 2t+9) pair 2e+1 and b1
+                    for (a_lo, a_hi), (x_lo, x_hi) in ((pairs[2 * e], b0), (pairs[2 * e + 1], b1)):
+                        acc += x_lo[:, None] * a_lo[None] + x_hi[:, None] * a_hi[None]
+                        sums += (x_lo + x_hi)[:, None]
+            if (32 * (p + 1)) % group_size == 0:  # the group's epilogue
+                g = (k0 + 31) // group_size
+                tot += s[None, :, g] * (acc - magic_v * sums) + b[None, :, g] * sums
+                acc[:] = 0.0
+                sums[:] = 0.0
+    return tot

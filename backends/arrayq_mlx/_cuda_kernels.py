@@ -435,7 +435,9 @@ DECODE_TC_SOURCE = r"""
   const int ks = wib % KSPLIT;
   const int row0 = (blockIdx.x * (4 / KSPLIT) + wib / KSPLIT) * 16;
   const int nst = row0 < N && ks < NST ? (NST - ks + KSPLIT - 1) / KSPLIT : 0;
-  extern __shared__ uint32_t aq_ring[];
+  // static shared memory (MLX's dynamic shared memory costs CPU time on every launch)
+  static_assert(4 * D * STW * 4 + 4 * NB * 4 * 32 * 4 <= 48 * 1024, "static shared memory");
+  __shared__ __align__(16) uint32_t aq_ring[4 * D * STW];
   uint32_t* const ring = aq_ring + wib * (D * STW);
   const uint32_t ring_s = aq_smem_u32(ring);
 
@@ -685,7 +687,7 @@ def mlx_kernel_name(name: str, template: tuple[tuple[str, Any], ...]) -> str:
     return f"custom_kernel_{name}" + "".join(parts)
 
 
-QMM_HELPERS = r"""
+ASYNC_HELPERS = r"""
 #include <cuda/std/type_traits>
 __device__ __forceinline__ uint32_t aq_smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -703,6 +705,17 @@ __device__ __forceinline__ void aq_cp_async(const uint32_t dst, const void* src,
 __device__ __forceinline__ void aq_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void aq_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+// MAGIC (128 in bf16, 1024 in f16: ulp 1) in both halves, as a value in a register, so that
+// mask and magic are one LOP3 (zero is a run-time zero, e.g. K >> 31: ptxas would fold a
+// constant back into the instruction)
+template <bool BF16>
+__device__ __forceinline__ uint32_t aq_magic2(const uint32_t zero) {
+  return (BF16 ? 0x43004300u : 0x64006400u) | zero;
+}
+"""
+
+#: The fused kernel's helpers (after HEADER and ASYNC_HELPERS).
+QMM_HELPERS = r"""
 __device__ __forceinline__ void aq_fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
@@ -792,12 +805,6 @@ __device__ __forceinline__ uint32_t aq_dup2(const uint32_t v) { return __byte_pe
 // low BITS bits of byte sel&7 of {v >> BITS, v}, code k+1 those of byte (sel>>8)&7; each is
 // put in the mantissa of MAGIC (128 in bf16, 1024 in f16: ulp 1), MAGIC subtracted (exact),
 // then one fma: s*q + b, rounded once to x's type (s2 = (s, s), b2 = (b, b))
-// (magic: aq_magic2<BF16>(), in a register so that mask and magic are one LOP3)
-// (zero is a run-time zero, e.g. K >> 31: ptxas would fold a constant back into the LOP3)
-template <bool BF16>
-__device__ __forceinline__ uint32_t aq_magic2(const uint32_t zero) {
-  return (BF16 ? 0x43004300u : 0x64006400u) | zero;
-}
 template <int BITS, bool BF16>
 __device__ __forceinline__ uint32_t aq_deq2h(const uint32_t v, const uint32_t sel, const uint32_t magic,
                                              const uint32_t s2, const uint32_t b2) {
@@ -841,6 +848,7 @@ def qmm_header(kernel_name: str, cfg: QmmConfig) -> str:
     lookup). ``kernel_name`` only keys the cache."""
     return (
         HEADER
+        + ASYNC_HELPERS
         + QMM_HELPERS
         + _wgmma_helper(cfg.nt)
         + "#undef __global__\n"
@@ -1142,20 +1150,11 @@ def decode_tc_m_tile(rows: int) -> int:
     return 1 if rows == 1 else 8 if rows <= 8 else 16
 
 
-def decode_tc_smem_bytes(bits: int, group_size: int, scales_dtype: str, stages: int = DECODE_TC_STAGES) -> int:
-    """Dynamic shared memory of the tensor-core decode kernel: 4 warps x ``stages`` stages of
-    16 rows of codes (each padded by 16 bytes) and their scales and biases."""
-    code_row = DECODE_TC_KS * bits // 8 + 16
-    scale_row = DECODE_TC_KS // group_size * (4 if scales_dtype == "float32" else 2)
-    return 4 * stages * 16 * (code_row + 2 * scale_row)
-
-
 #: Header of the tensor-core decode kernel. ``__launch_bounds__(128, 1)`` lets ptxas use
 #: ~110 registers, which leaves 4 blocks per multiprocessor: faster than 6 or 8 (H100:
 #: 10.6 vs 12.0 us at 12288 x 4096; notes-gpu.md).
 DECODE_TC_HEADER = (
-    HEADER
-    + QMM_HELPERS
+    ASYNC_HELPERS
     + TC_HELPERS
     + "#undef __global__\n"
     + f"#define __global__ __attribute__((global)) __launch_bounds__({DECODE_BLOCK}, 1)\n"
@@ -1242,7 +1241,6 @@ class CudaKernels:
                 output_names=["out"],
                 source=DECODE_TC_SOURCE,
                 header=DECODE_TC_HEADER,
-                shared_memory=decode_tc_smem_bytes(bits, group_size, s_name, stages),
             )
         tiles = -(-n // 16)  # 16 rows of W per tile, 4 // ksplit tiles per block
         blocks = -(-tiles // (4 // ksplit))

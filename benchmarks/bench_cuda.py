@@ -4,16 +4,17 @@
 
 ``--check`` first runs the correctness sweep of arrayq's CUDA kernels (every bits x group
 size x dtype they cover, several row counts, odd shapes) against a float64 NumPy reference
-on fresh random data with NaN-poisoned outputs; ``--tune`` times the kernels' variants (rows
-per warp, prefill chunking) and the rows sweep that sets the decode/prefill thresholds.
+on fresh random data with NaN-poisoned outputs; ``--tune`` times the kernels' variants (the
+tensor-core decode kernel's K split and stages) and the rows sweep that sets the
+decode/prefill thresholds. Times are wall time and, with PyTorch installed, GPU time (CUPTI).
 
 4-bit affine, group size 64, bfloat16 activations and bfloat16 scales/biases (the weight is
 quantized from bfloat16). For each shape it times, on the GPU:
 
 * ``mx.quantized_matmul`` called directly (MLX's own kernel),
 * ``arrayq.linalg.quantized_matmul`` on the same arrays, which runs arrayq's own CUDA
-  kernels (``arrayq_mlx._cuda_kernels``: the decode GEMV for M <= 4, the fused
-  tensor-core kernel for 5-7 and 32-1024 rows, dequantize + dense matmul above)
+  kernels (``arrayq_mlx._cuda_kernels``: the tensor-core decode GEMV for M <= 16, the
+  fused tensor-core kernel for 32-1024 rows, dequantize + dense matmul above)
   unless ``ARRAYQ_MLX_CUDA_KERNELS=0``,
 * dense bfloat16 ``mx.matmul`` (x @ W.T) as the baseline.
 

@@ -158,8 +158,8 @@ def choose(
         return "decode"
     if MLX_MIN_ROWS <= rows < PREFILL_MIN_ROWS:
         return None
-    # the fused kernel also for 5-7 rows (one row tile, ~40 us at 12288 x 4096, where
-    # dequantize + matmul takes ~100 and MLX's GEMV ~28 us a row)
+    # the fused kernel also for 5-7 rows where decode_tc does not run (one row tile, ~40 us
+    # at 12288 x 4096, where dequantize + matmul takes ~100 and MLX's GEMV ~28 us a row)
     if (
         arch == 9
         and rows <= QMM_MAX_ROWS
@@ -595,7 +595,8 @@ DEQUANT_SOURCE = r"""
 """
 
 
-#: Fused prefill kernel (5-7 rows and PREFILL_MIN_ROWS..QMM_MAX_ROWS, Hopper only): y = x @ W.T on the tensor cores with
+#: Fused prefill kernel (PREFILL_MIN_ROWS..QMM_MAX_ROWS, and 5-7 rows where the tensor-core
+#: decode kernel does not run; Hopper only): y = x @ W.T on the tensor cores with
 #: W dequantized in registers, never written out. Hopper ``wgmma`` (MLX's NVRTC compiles for
 #: ``sm_90a`` on compute capability 9): each warpgroup of the block owns 64 rows of W and
 #: issues ``wgmma.m64nNTk16`` with A = its dequantized weight fragment (registers) and B = a
@@ -1183,8 +1184,6 @@ class CudaKernels:
     def __init__(self, mx: Any, poison: bool = False) -> None:
         self.mx = mx
         self.poison = poison
-        self.rows_per_warp: int | None = None  # None: decode_rows_per_warp(bits, group_size)
-        self.k_split: int | None = None  # None: decode_k_split(n, rows)
         self._decode: Any = None
         self._dequant: Any = None
         self._qmm: dict[tuple[tuple[str, Any], ...], Any] = {}
@@ -1208,8 +1207,8 @@ class CudaKernels:
                 header=HEADER,
             )
         m, n = int(x.shape[0]), int(packed.shape[0])
-        rows = self.rows_per_warp or decode_rows_per_warp(bits, group_size)
-        ksplit = self.k_split or decode_k_split(n, rows, decode_m_tile(m))
+        rows = decode_rows_per_warp(bits, group_size)
+        ksplit = decode_k_split(n, rows, decode_m_tile(m))
         row_sets = -(-n // rows)
         blocks = -(-row_sets // (4 // ksplit))
         return self._decode(

@@ -209,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             counts = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDS", "BAR")}
             print("    SASS:", ", ".join(f"{k} {v}" for k, v in counts.items()))
             hg, hist = loop_histogram(sass)
-            print(f"    K loop ({hg} HGMMA), per K tile: {sum(hist.values())} instructions:")
-            print("     ", ", ".join(f"{k} {v}" for k, v in hist.items() if v))
+            if hg:  # the fused kernel's K loop (the decode kernels have no HGMMA)
+                print(f"    K loop ({hg} HGMMA), per K tile: {sum(hist.values())} instructions:")
+                print("     ", ", ".join(f"{k} {v}" for k, v in hist.items() if v))
     return 1 if fails else 0
 
 

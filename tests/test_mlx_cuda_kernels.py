@@ -344,29 +344,47 @@ def test_fused_kernel_h2_emulation_is_exact(dtype: str, bits: int, gs: int) -> N
 
 
 @pytest.mark.parametrize(
-    "bits,gs,dtype",
-    [(4, 64, "bfloat16"), (2, 32, "bfloat16"), (3, 64, "bfloat16")]
-    + [(5, 128, "bfloat16"), (6, 32, "float16"), (6, 64, "bfloat16"), (8, 128, "float16")],
+    "bits,gs,x_dtype,s_dtype,m,n,k,ksplit",
+    [
+        (4, 64, "bfloat16", "bfloat16", 1, 20, 512, 2),
+        (3, 32, "bfloat16", "float32", 3, 37, 768, 2),  # 3 stages: one warp gets 2, the other 1
+        (8, 128, "float16", "float16", 9, 17, 512, 4),  # 2 stages over 4 warps: two warps idle
+        (5, 64, "bfloat16", "float16", 16, 33, 768, 1),
+        (2, 32, "float16", "bfloat16", 5, 5, 256, 2),  # N below one tile
+        (6, 128, "bfloat16", "bfloat16", 8, 16, 256, 4),
+    ],
 )
-def test_tensor_core_decode_emulation_matches_reference(bits: int, gs: int, dtype: str) -> None:
-    # a wrong pairing of codes and x values (the mma's k columns) would not match
-    n, k = 9, 2 * ck.DECODE_TC_KS
+def test_tensor_core_decode_emulation_matches_reference(
+    bits: int, gs: int, x_dtype: str, s_dtype: str, m: int, n: int, k: int, ksplit: int
+) -> None:
+    # a wrong pairing of codes and x values (the mma's k columns), fragment layout, tile,
+    # K split or output index would not match
     p, s, b = _quantized(bits, gs, n, k)
-    x = RNG.standard_normal((3, k)).astype(np.float16 if dtype == "float16" else np.float32)
-    if dtype == "bfloat16":
+    s, b = (np.asarray(v, dtype=np.float32).astype(np.float16 if s_dtype == "float16" else np.float32) for v in (s, b))
+    if s_dtype == "bfloat16":
+        s, b = ((v.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32) for v in (s, b))
+    x = RNG.standard_normal((m, k)).astype(np.float16 if x_dtype == "float16" else np.float32)
+    if x_dtype == "bfloat16":
         x = (x.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # exact in bfloat16
-    x64 = x.astype(np.float64)
-    w = np.asarray(qf.dequantize(np, p, s, b, gs, bits, "affine", np.float32), dtype=np.float64)
-    got = ck.emulate_decode_tc(np, x64, p, s, b, bits, gs, dtype)
-    # the reference's weight is s*q + b rounded to float32; the emulation's is exact
-    np.testing.assert_allclose(got, x64 @ w.T, rtol=1e-5, atol=1e-5 * np.abs(x64 @ w.T).max())
+    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    g = np.arange(k) // gs
+    w = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
+    want = x.astype(np.float64) @ w.T
+    got = ck.emulate_decode_tc(np, x.astype(np.float64), p, s, b, bits, gs, x_dtype, ksplit)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
 def test_tensor_core_decode_source_matches_its_emulation() -> None:
     # the emulation's selectors and pairing are the source's
     src = ck.DECODE_TC_SOURCE
     assert "__byte_perm(xlo, xhi, 0x5410)" in src and "__byte_perm(xlo, xhi, 0x7632)" in src
-    assert "aq_code_pair<BITS>(u0, 2 * e, magic)" in src and "aq_code_pair<BITS>(u0, 2 * e + 1, magic)" in src
+    # the emulation's register order: A = pairs (2e, 2e, 2e+1, 2e+1) of rows (g, g+8, g, g+8)
+    flat = " ".join(src.split())
+    mma = (
+        "aq_mma<X_BF16>(acc[nb], aq_code_pair<BITS>(u0, 2 * e, magic), aq_code_pair<BITS>(u1, 2 * e, magic), "
+        "aq_code_pair<BITS>(u0, 2 * e + 1, magic), aq_code_pair<BITS>(u1, 2 * e + 1, magic), b0, b1);"
+    )
+    assert mma in flat and "aq_mma<X_BF16>(sum[nb], ones, ones, ones, ones, b0, b1);" in flat
     assert f"constexpr int KS = {ck.DECODE_TC_KS};" in src
     assert "static_assert(4 * D * STW * 4" in src  # the shared memory fits 48 KB (static)
     t = ck.decode_tc_template(True, "float32", 4, 64, ck.decode_tc_m_tile(3))

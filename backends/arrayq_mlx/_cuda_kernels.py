@@ -38,8 +38,8 @@ Four kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape
   MLX's dense ``mx.matmul`` (cuBLAS, tensor cores, float32 accumulation).
 
 Everything else (transpose=False, batched weights, non-affine modes, float32 x, 1-bit,
-17-31 rows, where MLX's tiled kernel is faster, 32-127 rows where the fused kernel does not
-run, shapes whose rows are not aligned for the vector loads) falls back to
+17-31 rows (8-31 where decode_tc does not run), where MLX's tiled kernel is faster, 32-127
+rows where the fused kernel does not run, shapes whose rows are not aligned for the vector loads) falls back to
 ``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off.
 """
 
@@ -423,6 +423,10 @@ DECODE_TC_SOURCE = r"""
   constexpr int SPG = GS / 32;                   // 32-value steps per group
   constexpr float MAGIC_F = X_BF16 ? 128.0f : 1024.0f;
   static_assert((16 * CR) % 32 == 0, "the code chunks of a stage split evenly over the lanes");
+  static_assert(4 % KSPLIT == 0 && MT <= 16, "4 warps a block: 4 / KSPLIT tiles; at most 16 rows of x");
+  static_assert(BITS <= (X_BF16 ? 7 : 10), "MAGIC + q must be exact in x's 16-bit type");
+  // SK (the scales' dtype, in the kernel's name for MLX's name-keyed cache) must match them
+  static_assert(SK == (cuda::std::is_same_v<SS, __nv_bfloat16> ? 0 : cuda::std::is_same_v<SS, __half> ? 1 : 2));
   const int M = x_shape[0];
   const int K = x_shape[1];
   const int N = w_shape[0];
@@ -1152,8 +1156,9 @@ def decode_tc_m_tile(rows: int) -> int:
 
 
 #: Header of the tensor-core decode kernel. ``__launch_bounds__(128, 1)`` lets ptxas use
-#: ~110 registers, which leaves 4 blocks per multiprocessor: faster than 6 or 8 (H100:
-#: 10.6 vs 12.0 us at 12288 x 4096; notes-gpu.md).
+#: ~106 registers for one row of x (MT 1), which leaves 4 blocks per multiprocessor: faster
+#: than 6 or 8 (H100: 10.6 vs 12.0 us at 12288 x 4096; notes-gpu.md). MT 8 and 16 take
+#: 118-190 registers (2-4 blocks).
 DECODE_TC_HEADER = (
     ASYNC_HELPERS
     + TC_HELPERS
@@ -1186,7 +1191,7 @@ class CudaKernels:
         self.poison = poison
         self._decode: Any = None
         self._dequant: Any = None
-        self._qmm: dict[tuple[tuple[str, Any], ...], Any] = {}
+        self._kernels: dict[tuple[tuple[str, Any], ...], Any] = {}  # fused and tensor-core decode variants
         self.qmm_cfg: QmmConfig | None = None  # None: qmm_config(rows, n)
         self.tc_split: int | None = None  # None: DECODE_TC_KSPLIT
         self.tc_stages: int | None = None  # None: DECODE_TC_STAGES
@@ -1227,14 +1232,16 @@ class CudaKernels:
         its K split and stages (benchmarks)."""
         mx = self.mx
         m, n = int(x.shape[0]), int(packed.shape[0])
+        if not 1 <= m <= DECODE_TC_MAX_ROWS:
+            raise ValueError(f"the tensor-core decode kernel takes 1 to {DECODE_TC_MAX_ROWS} rows of x, got {m}")
         s_name = dtype_name(scales.dtype)
         ksplit, stages = self.tc_split or DECODE_TC_KSPLIT, self.tc_stages or DECODE_TC_STAGES
         tmpl = decode_tc_template(
             "bfloat16" in str(x.dtype), s_name, bits, group_size, decode_tc_m_tile(m), ksplit, stages
         )
-        kernel = self._qmm.get(tmpl)
+        kernel = self._kernels.get(tmpl)
         if kernel is None:
-            kernel = self._qmm[tmpl] = mx.fast.cuda_kernel(
+            kernel = self._kernels[tmpl] = mx.fast.cuda_kernel(
                 name="arrayq_qmv_tc",
                 input_names=["x", "w", "scales", "biases"],
                 output_names=["out"],
@@ -1283,9 +1290,9 @@ class CudaKernels:
         cfg = self.qmm_cfg or qmm_config(m, n)
         k = int(x.shape[1])
         tmpl = qmm_template("bfloat16" in str(x.dtype), bits, group_size, cfg, dtype_name(scales.dtype), k)
-        kernel = self._qmm.get(tmpl)
+        kernel = self._kernels.get(tmpl)
         if kernel is None:
-            kernel = self._qmm[tmpl] = mx.fast.cuda_kernel(
+            kernel = self._kernels[tmpl] = mx.fast.cuda_kernel(
                 name="arrayq_qmm",
                 input_names=["x", "w", "scales", "biases"],
                 output_names=["out"],
@@ -1473,14 +1480,6 @@ def emulate_qmm_weight_h2(
     assert (_half_value(xp, _half_bits(xp, s, dtype), dtype) == s).all(), "scales exact in dtype"
     w = xp.full((n, k), xp.nan)
 
-    def byte_perm(lo: Any, hi: Any, sel: int) -> Any:
-        src = [(lo >> xp.uint64(8 * i)) & xp.uint64(255) for i in range(4)]
-        src += [(hi >> xp.uint64(8 * i)) & xp.uint64(255) for i in range(4)]
-        out = xp.zeros_like(lo)
-        for i in range(4):
-            out |= src[(sel >> (4 * i)) & 7] << xp.uint64(8 * i)
-        return out
-
     for kt in range(k // 64):
         tw = words[:, kt * tile_words : (kt + 1) * tile_words]
         tw = xp.concatenate([tw, xp.zeros((n, 1), dtype=xp.uint64)], axis=1)  # the row's padding
@@ -1494,7 +1493,7 @@ def emulate_qmm_weight_h2(
                         wi, sh = bit >> 5, bit & 31
                         v = (((tw[:, wi + 1] << xp.uint64(32)) | tw[:, wi]) >> xp.uint64(sh)) & xp.uint64(0xFFFFFFFF)
                         sel = 0x0400
-                    r = (byte_perm(v, v >> xp.uint64(bits), sel) & mask) | magic
+                    r = (_byte_perm(v, v >> xp.uint64(bits), sel) & mask) | magic
                     g = (kt * 64 + ka) // group_size
                     for e in range(2):
                         m = _half_value(xp, (r >> xp.uint64(16 * e)) & xp.uint64(0xFFFF), dtype)
@@ -1507,72 +1506,146 @@ def emulate_qmm_weight_h2(
     return w
 
 
+def _byte_perm(lo: Any, hi: Any, sel: int) -> Any:
+    """CUDA's ``__byte_perm(lo, hi, sel)`` (selector nibbles 0-7) on Python ints or uint64
+    arrays."""
+    src = [(lo >> (8 * i)) & 255 for i in range(4)] + [(hi >> (8 * i)) & 255 for i in range(4)]
+    return sum(src[(sel >> (4 * i)) & 7] << (8 * i) for i in range(4))
+
+
+#: Fragment layouts of ``mma.sync.m16n8k16`` (PTX ISA) for lane ``(g, t) = (lane >> 2,
+#: lane & 3)``: the (row, column) of the low half of each A register, the (k, column) of the
+#: low half of each B register (the high half is the next column / k), and the (row,
+#: column) of each C element.
+def _mma_a(g: int, t: int) -> tuple[tuple[int, int], ...]:
+    return ((g, 2 * t), (g + 8, 2 * t), (g, 2 * t + 8), (g + 8, 2 * t + 8))
+
+
+def _mma_b(g: int, t: int) -> tuple[tuple[int, int], ...]:
+    return ((2 * t, g), (2 * t + 8, g))
+
+
+def _mma_c(g: int, t: int) -> tuple[tuple[int, int], ...]:
+    return ((g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1))
+
+
 def emulate_decode_tc(
-    xp: Any, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int, dtype: str = "bfloat16"
+    xp: Any,
+    x: Any,
+    packed: Any,
+    scales: Any,
+    biases: Any,
+    bits: int,
+    group_size: int,
+    dtype: str = "bfloat16",
+    ksplit: int = DECODE_TC_KSPLIT,
 ) -> Any:
-    """A NumPy emulation of the tensor-core decode kernel, per 256-value stage, 32-value step
-    ``p``, lane ``t`` and k16 step ``e``: a lane's 8 codes of a row (``aq_codes8``), the pairs
-    (codes i and i+4) with the magic number (``aq_code_pair``, values read back as 16-bit
-    floats and checked to be ``MAGIC + q``), the x fragments made from the x words by the
-    kernel's ``__byte_perm`` selectors, the mma's sum over its k columns (A half with the B
-    half of the same column), the x sums of the mma with A = ones, and the group epilogue
-    ``s * (acc - MAGIC * sum) + b * sum``. x ``(M, K)`` must be exact in ``dtype``
-    (bfloat16 or float16 x); float64 arithmetic; returns ``(M, N)``."""
-    n, kw = packed.shape
-    k = kw * 32 // bits
-    assert k % DECODE_TC_KS == 0
-    u64 = xp.uint64
-    words = xp.concatenate([xp.asarray(packed, dtype=u64), xp.zeros((n, 2), dtype=u64)], axis=1)
-    xb = _half_bits(xp, x, dtype)  # (M, K) 16-bit patterns
+    """A lane-level NumPy emulation of the tensor-core decode kernel (``DECODE_TC_SOURCE``):
+    blocks of 4 warps, each warp's tile of 16 rows and its share of the K stages, the stage in
+    shared memory (rows past N zero, padding words garbage), each lane's registers as the
+    source builds them (``aq_codes8``, ``aq_code_pair``, the x words and their
+    ``__byte_perm`` selectors), every mma's A and B assembled from the 32 lanes' registers by
+    the PTX fragment layouts (each element exactly once) and its C scattered back to the
+    lanes, the group epilogue with the scales of the clamped rows, the K split's partial sums,
+    and the output indexing (each element written exactly once). x ``(M, K)`` holds values
+    exact in ``dtype`` (bfloat16 or float16); float64 arithmetic (it checks the indexing and
+    the algebra, not float32 rounding); returns ``(M, N)``."""
+    n_rows, _ = packed.shape
+    m_rows, k = x.shape
+    mt = decode_tc_m_tile(m_rows)
+    nbt = (mt + 7) // 8
+    stages, groups = k // DECODE_TC_KS, DECODE_TC_KS // group_size
+    stage_words = DECODE_TC_KS * bits // 32
+    words = xp.asarray(packed, dtype=xp.uint64)
+    xbits = _half_bits(xp, x, dtype)
     magic16 = 0x4300 if dtype == "bfloat16" else 0x6400
-    magic_v = float(_half_value(xp, xp.asarray([magic16], dtype=u64), dtype)[0])
+    magic = float(_half_value(xp, xp.asarray([magic16], dtype=xp.uint64), dtype)[0])
     s = xp.asarray(scales, dtype=xp.float64)
     b = xp.asarray(biases, dtype=xp.float64)
-    mask = u64((1 << bits) - 1)
-    tot = xp.zeros((x.shape[0], n))
-    acc = xp.zeros((x.shape[0], n))
-    sums = xp.zeros((x.shape[0], 1))
+    mask = (1 << bits) - 1
+    garbage = xp.random.default_rng(0)
+    out = xp.full((m_rows, n_rows), xp.nan)
+    written = xp.zeros((m_rows, n_rows), dtype=int)
 
-    def byte_perm(lo: Any, hi: Any, sel: int) -> Any:
-        src = [(lo >> u64(8 * i)) & u64(255) for i in range(4)] + [(hi >> u64(8 * i)) & u64(255) for i in range(4)]
-        out = xp.zeros_like(lo)
-        for i in range(4):
-            out |= src[(sel >> (4 * i)) & 7] << u64(8 * i)
-        return out
+    def half(v: int) -> float:
+        return float(_half_value(xp, xp.asarray([v & 0xFFFF], dtype=xp.uint64), dtype)[0])
 
-    def halves(v: Any) -> tuple[Any, Any]:
-        return _half_value(xp, v & u64(0xFFFF), dtype), _half_value(xp, v >> u64(16), dtype)
+    def codes8(row: list[int], first: int) -> int:  # aq_codes8
+        bit = first * bits
+        if 8 * bits <= 32 and 32 % (8 * bits) == 0:
+            return row[bit >> 5] >> (bit & 31)
+        return (row[bit >> 5] | (row[(bit >> 5) + 1] << 32)) >> (bit & 31)
 
-    for st in range(k // DECODE_TC_KS):
-        for p in range(DECODE_TC_KS // 32):
-            k0 = st * DECODE_TC_KS + 32 * p
-            for t in range(4):
-                first = k0 + 8 * t  # aq_codes8: the lane's 8 codes of every row
-                bit = first * bits
-                wi, sh = bit >> 5, bit & 31
-                u = ((words[:, wi] | (words[:, wi + 1] << u64(32))) >> u64(sh)) & u64(2**64 - 1)
-                pairs = []
-                for i in range(4):  # aq_code_pair: codes i and i+4
-                    v = u >> u64(i * bits)
-                    lo = v & u64(0xFFFFFFFF)
-                    hi = (v >> u64(4 * bits - 16)) if 4 * bits >= 16 else (lo << u64(16 - 4 * bits))
-                    pair = (lo & mask) | (hi & (mask << u64(16))) | u64(magic16 * 0x10001)
-                    a_lo, a_hi = halves(pair & u64(0xFFFFFFFF))
-                    q_lo = (u >> u64(i * bits)) & mask
-                    q_hi = (u >> u64((i + 4) * bits)) & mask
-                    assert (a_lo == magic_v + q_lo).all() and (a_hi == magic_v + q_hi).all(), "MAGIC + q exact"
-                    pairs.append((a_lo, a_hi))
-                xw = [xb[:, first + 2 * j] | (xb[:, first + 2 * j + 1] << u64(16)) for j in range(4)]
-                for e in range(2):
-                    xlo, xhi = xw[1] if e else xw[0], xw[3] if e else xw[2]
-                    b0, b1 = halves(byte_perm(xlo, xhi, 0x5410)), halves(byte_perm(xlo, xhi, 0x7632))
-                    # mma columns (2t, 2t+1) hold pair 2e and b0, (2t+8, 2t+9) pair 2e+1 and b1
-                    for (a_lo, a_hi), (x_lo, x_hi) in ((pairs[2 * e], b0), (pairs[2 * e + 1], b1)):
-                        acc += x_lo[:, None] * a_lo[None] + x_hi[:, None] * a_hi[None]
-                        sums += (x_lo + x_hi)[:, None]
-            if (32 * (p + 1)) % group_size == 0:  # the group's epilogue
-                g = (k0 + 31) // group_size
-                tot += s[None, :, g] * (acc - magic_v * sums) + b[None, :, g] * sums
-                acc[:] = 0.0
-                sums[:] = 0.0
-    return tot
+    def code_pair(u: int, i: int) -> int:  # aq_code_pair
+        v = u >> (i * bits)
+        lo = v & 0xFFFFFFFF
+        hi = (v >> (4 * bits - 16)) & 0xFFFFFFFF if 4 * bits >= 16 else (lo << (16 - 4 * bits)) & 0xFFFFFFFF
+        return (lo & mask) | (hi & (mask << 16)) | (magic16 * 0x10001)
+
+    tiles = -(-n_rows // 16)
+    for block in range(-(-tiles // (4 // ksplit))):
+        tot = xp.zeros((4, 32, nbt, 4))
+        for wib in range(4):
+            ks, row0 = wib % ksplit, (block * (4 // ksplit) + wib // ksplit) * 16
+            nst = (stages - ks + ksplit - 1) // ksplit if row0 < n_rows and ks < stages else 0
+            for i in range(nst):
+                st = ks + i * ksplit
+                smem = []
+                for r in range(16):
+                    n = row0 + r
+                    codes = [int(w) for w in words[n, st * stage_words : (st + 1) * stage_words]] if n < n_rows else []
+                    smem.append((codes or [0] * stage_words) + [int(w) for w in garbage.integers(0, 2**32, 4)])
+                for gi in range(groups):
+                    acc = xp.zeros((32, nbt, 4))
+                    sums = xp.zeros((32, nbt, 4))
+                    for p in range(gi * group_size // 32, (gi + 1) * group_size // 32):
+                        for nb in range(nbt):
+                            for e in range(2):
+                                a_mat = xp.full((16, 16), xp.nan)
+                                b_mat = xp.full((16, 8), xp.nan)
+                                for lane in range(32):
+                                    g, t = lane >> 2, lane & 3
+                                    u0, u1 = codes8(smem[g], 32 * p + 8 * t), codes8(smem[g + 8], 32 * p + 8 * t)
+                                    a_regs = (code_pair(u0, 2 * e), code_pair(u1, 2 * e))
+                                    a_regs += (code_pair(u0, 2 * e + 1), code_pair(u1, 2 * e + 1))
+                                    m, k0 = 8 * nb + g, st * DECODE_TC_KS + 32 * p + 8 * t
+                                    xs = [int(xbits[m, k0 + j]) if m < m_rows else 0 for j in range(8)]
+                                    xw = [xs[2 * j] | xs[2 * j + 1] << 16 for j in range(4)]
+                                    xlo, xhi = (xw[1], xw[3]) if e else (xw[0], xw[2])
+                                    b_regs = (_byte_perm(xlo, xhi, 0x5410), _byte_perm(xlo, xhi, 0x7632))
+                                    for reg, (r, c) in zip(a_regs, _mma_a(g, t)):
+                                        assert xp.isnan(a_mat[r, c : c + 2]).all(), "A element given twice"
+                                        a_mat[r, c], a_mat[r, c + 1] = half(reg), half(reg >> 16)
+                                    for reg, (kk, c) in zip(b_regs, _mma_b(g, t)):
+                                        assert xp.isnan(b_mat[kk : kk + 2, c]).all(), "B element given twice"
+                                        b_mat[kk, c], b_mat[kk + 1, c] = half(reg), half(reg >> 16)
+                                assert not (xp.isnan(a_mat).any() or xp.isnan(b_mat).any()), "fragments complete"
+                                c_mat, s_mat = a_mat @ b_mat, xp.ones((16, 16)) @ b_mat
+                                for lane in range(32):
+                                    for j, (r, c) in enumerate(_mma_c(lane >> 2, lane & 3)):
+                                        acc[lane, nb, j] += c_mat[r, c]
+                                        sums[lane, nb, j] += s_mat[r, c]
+                    grp = st * groups + gi
+                    for lane in range(32):
+                        g = lane >> 2
+                        rows = (min(row0 + g, n_rows - 1), min(row0 + g + 8, n_rows - 1))
+                        for nb in range(nbt):
+                            for j in range(4):
+                                if 8 * nb + (j & 1) < mt:
+                                    sx, r = sums[lane, nb, j & 1], rows[j >> 1]
+                                    tot[wib, lane, nb, j] += (
+                                        s[r, grp] * (acc[lane, nb, j] - magic * sx) + b[r, grp] * sx
+                                    )
+        for wib in range(0, 4, ksplit):  # the warps with ks == 0 add their tile's partial sums
+            row0 = (block * (4 // ksplit) + wib // ksplit) * 16
+            part = tot[wib : wib + ksplit].sum(0)
+            for lane in range(32):
+                g, t = lane >> 2, lane & 3
+                for nb in range(nbt):
+                    for j in range(4):
+                        m, n = 8 * nb + 2 * t + (j & 1), row0 + g + 8 * (j >> 1)
+                        if m < m_rows and n < n_rows:
+                            out[m, n] = part[lane, nb, j]
+                            written[m, n] += 1
+    assert (written == 1).all(), "every output element written once"
+    return out

@@ -1606,8 +1606,8 @@ def emulate_decode_tc(
                                 for lane in range(32):
                                     g, t = lane >> 2, lane & 3
                                     u0, u1 = codes8(smem[g], 32 * p + 8 * t), codes8(smem[g + 8], 32 * p + 8 * t)
-                                    a_regs = (code_pair(u0, 2 * e), code_pair(u1, 2 * e))
-                                    a_regs += (code_pair(u0, 2 * e + 1), code_pair(u1, 2 * e + 1))
+                                    a_regs = [code_pair(u0, 2 * e), code_pair(u1, 2 * e)]
+                                    a_regs += [code_pair(u0, 2 * e + 1), code_pair(u1, 2 * e + 1)]
                                     m, k0 = 8 * nb + g, st * DECODE_TC_KS + 32 * p + 8 * t
                                     xs = [int(xbits[m, k0 + j]) if m < m_rows else 0 for j in range(8)]
                                     xw = [xs[2 * j] | xs[2 * j + 1] << 16 for j in range(4)]

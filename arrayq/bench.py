@@ -173,6 +173,49 @@ def quantized_matmul(n: int = 12288, k: int = 4096, prefill: int = 128, quick: b
                         "median_s": median_time(run, repeat if m == 1 else 1),
                     }
                 )
+    return rows + experts(rng, mx)
+
+
+def experts(rng: np.random.Generator, mx: ModuleType | None) -> list[dict[str, Any]]:
+    """A mixture-of-experts decode step: one token's top-4 of 16 experts (1536 x 2048, 4-bit
+    gs64) through ``gather_qmm``: arrayq on NumPy (each expert's rows in one fast-path call),
+    the blockwise reference it replaces, and ``mlx.core.gather_qmm`` on the CPU."""
+    import arrayq as aq
+    from arrayq.backend import Backend
+
+    qw = aq.quantize((rng.standard_normal((16, 1536, 2048)) * 0.02).astype(np.float32), group_size=64, bits=4)
+    x = rng.standard_normal((1, 1, 2048)).astype(np.float32)
+    lhs = np.zeros((1, 4), np.int32)
+    rhs = np.array([[3, 7, 11, 12]], np.int32)
+    numpy_backend = aq.get_backend("numpy")
+    label = "experts top-4 x(1)"
+
+    def ours() -> Any:
+        return aq.linalg.gather_qmm(x, qw, lhs_indices=lhs, rhs_indices=rhs)
+
+    def reference() -> Any:
+        return Backend.gather_qmm(numpy_backend, x, qw.packed, qw.scales, qw.biases, lhs, rhs, True, 64, 4, "affine")
+
+    rows = [
+        {"bench": "quantized", "case": label, "name": "arrayq numpy", "median_s": median_time(ours, 15)},
+        {"bench": "quantized", "case": label, "name": "arrayq reference path", "median_s": median_time(reference, 3)},
+    ]
+    if mx is not None:
+        args = [mx.array(a) for a in (x, qw.packed, qw.scales, qw.biases, lhs, rhs)]
+        mx.eval(args)
+
+        def mlx_run() -> None:
+            xm, p, s, b, li, ri = args
+            mx.eval(mx.gather_qmm(xm, p, s, b, lhs_indices=li, rhs_indices=ri, transpose=True, group_size=64, bits=4))
+
+        rows.append(
+            {
+                "bench": "quantized",
+                "case": label,
+                "name": "mlx cpu, float32 scales",
+                "median_s": median_time(mlx_run, 5),
+            }
+        )
     return rows
 
 

@@ -83,3 +83,52 @@ def test_batched_and_non_contiguous_x_and_narrow_dtypes():
         y32 = aq.linalg.quantized_matmul(x.astype(dtype).astype(np.float32), qw)
         assert y.dtype == dtype
         np.testing.assert_allclose(y.astype(np.float32), y32, rtol=2 * float(ml_dtypes.finfo(dtype).eps), atol=1e-6)
+
+
+def _gather_reference(x, qw, lhs, rhs, transpose):
+    numpy_backend = aq.get_backend("numpy")
+    return Backend.gather_qmm(
+        numpy_backend, x, qw.packed, qw.scales, qw.biases, lhs, rhs, transpose, qw.group_size, qw.bits, qw.mode
+    )
+
+
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize(
+    "x_shape,w_batch",
+    [((3, 64), (4,)), ((2, 1, 3, 64), (4,)), ((4, 2, 64), (4,)), ((64,), (2, 3)), ((5, 1, 2, 64), (1, 3))],
+)
+def test_batched_weight_runs_the_fast_path_per_matrix(x_shape, w_batch, transpose):
+    # x's and the weight's batch axes broadcast as in matmul; each weight matrix goes through
+    # the 2-D fast path (native kernel or NumPy), checked against the blockwise reference
+    rng = np.random.default_rng(len(x_shape) + len(w_batch))
+    w = rng.standard_normal(w_batch + ((48, 64) if transpose else (64, 96))).astype(np.float32)
+    qw = aq.quantize(w, group_size=32, bits=4)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    got = aq.linalg.quantized_matmul(x, qw, transpose=transpose)
+    want = _reference(x, qw, transpose)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("x_dtype", [np.float32, ml_dtypes.bfloat16])
+def test_gather_qmm_groups_problems_by_weight_matrix(x_dtype):
+    # a mixture-of-experts decode: 6 tokens, each routed to 2 of 4 experts, in no order and
+    # with repeats; the fast path stacks each expert's tokens into one call
+    rng = np.random.default_rng(5)
+    experts = rng.standard_normal((4, 40, 64)).astype(np.float32)
+    qw = aq.quantize(experts, group_size=64, bits=4)
+    x = rng.standard_normal((6, 1, 64)).astype(x_dtype)
+    lhs = np.repeat(np.arange(6), 2).reshape(6, 2).astype(np.int32)
+    rhs = np.array([[3, 1], [1, 1], [0, 2], [2, 3], [3, 0], [1, 2]], np.int64)
+    got = aq.linalg.gather_qmm(x, qw, lhs_indices=lhs, rhs_indices=rhs)
+    want = _gather_reference(x, qw, lhs, rhs, True)
+    assert got.shape == (6, 2, 1, 40) and got.dtype == x.dtype
+    tol = RTOL_FLOAT32 if x_dtype == np.float32 else 2.0**-8  # bfloat16 output: one rounding
+    np.testing.assert_allclose(
+        got.astype(np.float32), want.astype(np.float32), rtol=tol, atol=tol * np.abs(want.astype(np.float32)).max()
+    )
+    # default indices: every x entry with the weight entry at the same (broadcast) position
+    x2 = rng.standard_normal((4, 3, 64)).astype(np.float32)
+    got2 = aq.linalg.gather_qmm(x2, qw, rhs_indices=np.array([2, 0, 0, 3]))
+    want2 = _gather_reference(x2, qw, None, np.array([2, 0, 0, 3]), True)
+    np.testing.assert_allclose(got2, want2, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(want2).max())

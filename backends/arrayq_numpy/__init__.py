@@ -236,17 +236,83 @@ class NumPyBackend(Backend):
         bits: int,
         mode: str,
     ) -> Array:
-        """Affine weights without batch axes take the native kernels (``_native``, for
-        ``transpose=True`` where they were built) or the pure-NumPy fast path in
-        ``_quantized``; other formats and batched weights take the blockwise reference."""
-        if mode != "affine" or packed.ndim != 2 or biases is None:
+        """Affine weights take the native kernels (``_native``, for ``transpose=True`` where
+        they were built) or the pure-NumPy fast path in ``_quantized``; batched weights take
+        them once per weight matrix (:meth:`_per_weight`). Other formats take the blockwise
+        reference."""
+        if mode != "affine" or biases is None:
             return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
+        if packed.ndim > 2:  # x's and the weight's batch axes broadcast, as in matmul
+            x3 = x[None] if x.ndim == 1 else x
+            lhs = np.arange(math.prod(x3.shape[:-2])).reshape(x3.shape[:-2])
+            rhs = np.arange(math.prod(packed.shape[:-2])).reshape(packed.shape[:-2])
+            out = self._per_weight(x3, packed, scales, biases, lhs, rhs, transpose, group_size, bits)
+            return out[..., 0, :] if x.ndim == 1 else out
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
         if _native.supports(x2d, packed, transpose, group_size):
             out = _native.matmul(x2d, packed, scales, biases, group_size, bits)
         else:
             out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
         return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
+
+    def gather_qmm(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array | None,
+        lhs_indices: Array | None,
+        rhs_indices: Array | None,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+        mode: str,
+    ) -> Array:
+        """Affine weights take :meth:`quantized_matmul`'s fast paths once per weight matrix
+        (:meth:`_per_weight`: in a mixture-of-experts layer, all the rows routed to one expert
+        in one call); other formats take the reference."""
+        if mode != "affine" or biases is None:
+            return super().gather_qmm(
+                x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode
+            )
+        bx, bw = x.shape[:-2], packed.shape[:-2]
+        lhs = np.arange(math.prod(bx)).reshape(bx) if lhs_indices is None else np.asarray(lhs_indices)
+        rhs = np.arange(math.prod(bw)).reshape(bw) if rhs_indices is None else np.asarray(rhs_indices)
+        return self._per_weight(x, packed, scales, biases, lhs, rhs, transpose, group_size, bits)
+
+    def _per_weight(
+        self,
+        x: Array,
+        packed: Array,
+        scales: Array,
+        biases: Array,
+        lhs: np.ndarray,
+        rhs: np.ndarray,
+        transpose: bool,
+        group_size: int,
+        bits: int,
+    ) -> Array:
+        """``out[i] = x_i @ W_j(.T)`` with ``x_i`` the ``lhs[i]``-th (M, K) matrix of x's batch
+        and ``W_j`` the ``rhs[i]``-th affine matrix of the weight's batch, for the index
+        arrays ``lhs``/``rhs`` (valid flat indices) broadcast to one shape S. The problems of
+        one weight matrix are stacked into one 2-D :meth:`quantized_matmul` call. Returns
+        S + (M, N) in x's dtype."""
+        lhs, rhs = np.broadcast_arrays(lhs, rhs)
+        m, k = x.shape[-2:]
+        xs = x.reshape(-1, m, k)
+        ws = [a.reshape(-1, *a.shape[-2:]) for a in (packed, scales, biases)]
+        flat_lhs, flat_rhs = lhs.reshape(-1), rhs.reshape(-1)
+        out: np.ndarray | None = None
+        for j in np.unique(flat_rhs):
+            rows = np.flatnonzero(flat_rhs == j)
+            y = self.quantized_matmul(
+                xs[flat_lhs[rows]].reshape(-1, k), ws[0][j], ws[1][j], ws[2][j], transpose, group_size, bits, "affine"
+            )
+            if out is None:
+                out = np.empty((flat_rhs.size, m, y.shape[-1]), y.dtype)
+            out[rows] = y.reshape(rows.size, m, -1)
+        assert out is not None, "the frontend passes at least one problem"
+        return out.reshape(*lhs.shape, m, out.shape[-1])
 
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
         """Float32 decode (one query row, up to 2048 keys, no mask or the causal one) takes

@@ -132,3 +132,20 @@ def test_gather_qmm_groups_problems_by_weight_matrix(x_dtype):
     got2 = aq.linalg.gather_qmm(x2, qw, rhs_indices=np.array([2, 0, 0, 3]))
     want2 = _gather_reference(x2, qw, None, np.array([2, 0, 0, 3]), True)
     np.testing.assert_allclose(got2, want2, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(want2).max())
+
+
+@pytest.mark.parametrize("transpose", [True, False])
+def test_batched_and_gathered_empty_weights_give_zeros(transpose):
+    # N = 0 or K = 0 pass the frontend's checks; the result is empty or zeros, not a crash
+    for n, k in ((0, 64), (64, 0)):
+        shape = (3, n, k) if transpose else (3, k, n)
+        qw = aq.quantize(np.zeros(shape, np.float32), group_size=64, bits=4)
+        x = np.ones((3, 2, k), np.float32)
+        got = aq.linalg.quantized_matmul(x, qw, transpose=transpose)
+        assert got.shape == (3, 2, n) and not got.any()
+        got = aq.linalg.gather_qmm(x, qw, rhs_indices=np.array([0, 2, 2]), transpose=transpose)
+        assert got.shape == (3, 2, n) and not got.any()
+        got2d = aq.linalg.quantized_matmul(
+            x[0], aq.quantize(np.zeros(shape[1:], np.float32), group_size=64, bits=4), transpose=transpose
+        )
+        assert got2d.shape == (2, n) and not got2d.any()

@@ -258,11 +258,9 @@ class NumPyBackend(Backend):
         small_batched = packed.ndim > 2 and not _per_matrix_pays(packed, bits)
         if mode != "affine" or biases is None or packed.size == 0 or small_batched:
             return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
-        if packed.ndim > 2:  # x's and the weight's batch axes broadcast, as in matmul
+        if packed.ndim > 2:  # batch axes broadcast as in matmul: gather_qmm's default indices
             x3 = x[None] if x.ndim == 1 else x
-            lhs = np.arange(math.prod(x3.shape[:-2])).reshape(x3.shape[:-2])
-            rhs = np.arange(math.prod(packed.shape[:-2])).reshape(packed.shape[:-2])
-            out = self._per_weight(x3, packed, scales, biases, lhs, rhs, transpose, group_size, bits)
+            out = self.gather_qmm(x3, packed, scales, biases, None, None, transpose, group_size, bits, mode)
             return out[..., 0, :] if x.ndim == 1 else out
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
         if _native.supports(x2d, packed, transpose, group_size):

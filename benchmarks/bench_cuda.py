@@ -396,12 +396,13 @@ def tune(mx: Any, samples: int, log: list[str]) -> None:
     ws = make_weights(mx, 12288, 4096, BITS, GROUP_SIZE, 8, bf16)
     dense = [(mx.random.normal((12288, 4096)) * 0.02).astype(bf16) for _ in range(4)]
     mx.eval(dense)
+    hopper = ck.compute_capability(mx) == 9  # the fused kernel is Hopper-only
     for m in (1, 2, 4, 5, 8, 9, 12, 16):
         xm = inputs(m)
         timed(f"rows {m}: decode_tc", decode_tc, xm, ws)
         if m <= ck.DECODE_MAX_ROWS:
             timed(f"rows {m}: decode (SIMT)", decode, xm, ws)
-        if m >= 5 and ck.compute_capability(mx) == 9:  # the fused kernel is Hopper-only
+        if m >= 5 and hopper:
             timed(f"rows {m}: fused qmm", qmm, xm, ws)
         timed(f"rows {m}: mx.quantized_matmul", mlx_q, xm, ws)
         timed(f"rows {m}: bf16 dense", dense_mm, xm, dense)

@@ -3,6 +3,7 @@ third-party backend, catches a broken backend with a readable report, honours de
 gaps, and runs from the CLI and as a pytest plugin."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 import arrayq
-from arrayq import cli
-from arrayq.conformance import run
+from arrayq import QuantizationError, cli
+from arrayq.conformance import Case, all_cases, run, run_case
+from arrayq.conformance.cases import QUANTIZED_OPS
+from arrayq.conformance.runner import select
 from tests._fake_backends import make_backend_class
 
 
@@ -44,7 +47,11 @@ def broken_backend():
     class BrokenDequantize(base):
         def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
             good = super().dequantize(packed, scales, biases, group_size, bits, mode, dtype)
-            return good * 1.001  # slightly wrong: exactly what a tolerance could hide
+            # wrong in one element by a sign flip: no rounding in any dtype can hide it (a
+            # scaled result, e.g. good * 1.001, rounds back to good in bfloat16)
+            flat = good.reshape(-1).copy()
+            flat[flat.size // 2] = -flat[flat.size // 2] if flat[flat.size // 2] else 1
+            return flat.reshape(good.shape)
 
     arrayq.register_backend("broken", BrokenDequantize)
     yield
@@ -52,15 +59,55 @@ def broken_backend():
 
 
 def test_broken_backend_is_caught_with_a_readable_report(broken_backend, capsys):
-    report = run("broken", pattern="dequantize[affine,gs64")
-    assert report.failed and all(r.op == "dequantize" for r in report.failed)
+    pattern = "dequantize[affine,gs64"
+    selected = select(all_cases(), pattern)
+    assert selected and {c.op for c in selected} == {"dequantize"}
+    report = run("broken", pattern=pattern)
+    # every selected case fails, however many formats and dtypes the suite has
+    assert report.counts() == {"pass": 0, "fail": len(selected), "skip": 0}, report.table()
     table = report.table()
     row = next(line for line in table.splitlines() if line.startswith("dequantize"))
     assert "FAIL" in row and "elements differ (exact match required)" in row
-    assert table.splitlines()[-1].startswith("broken: 0 passed, 21 failed")  # 7 widths x 3 dtypes
+    # the message names the first differing element and both values
+    first = report.failed[0]
+    assert re.search(r"1 of \d+ elements differ .*first at \(\d+, \d+\): got .*, reference ", first.message)
+    assert table.splitlines()[-1].startswith(f"broken: 0 passed, {len(selected)} failed")
     # the CLI says the same and exits 1
     assert cli.main(["conformance", "broken", "-k", "dequantize[affine,gs64,b4"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("backend_raises", "verdict"),
+    [
+        (QuantizationError("K is 128, expected 256"), "pass"),
+        (ValueError("K is 128, expected 256"), "raised ValueError"),  # the parent type stands in
+        (IndexError("index 3 is out of bounds"), "raised IndexError"),
+        (QuantizationError("bad shape"), "the message must match"),
+    ],
+)
+def test_error_cases_require_the_promised_type_and_message(backend_raises, verdict):
+    """An error case passes only with the type it names and a message saying expected and
+    actual: a backend's own error standing in for a missing check fails it."""
+    numpy_backend = arrayq.get_backend("numpy")
+
+    def call(aq, x):
+        if aq.backend_of(x) is numpy_backend:  # the backend under test
+            raise backend_raises
+        raise QuantizationError("K is 128, expected 256")  # the reference
+
+    case = Case(
+        "error:fake", "fake", ("float32",), lambda rng: [np.zeros(3, np.float32)], call, "raises",
+        raises="QuantizationError", match=r"128.*expected 256",
+    )  # fmt: skip
+    result = run_case(case, numpy_backend)
+    assert (result.status == "pass") == (verdict == "pass") and verdict in (result.message or "pass"), result
+
+
+def test_every_quantized_error_case_names_its_type_and_message():
+    cases = [c for c in all_cases() if c.expect == "raises" and c.op in QUANTIZED_OPS]
+    assert len(cases) >= 15
+    assert all(c.raises == "QuantizationError" and c.match for c in cases), [c.id for c in cases if not c.match]
 
 
 def test_declared_gaps_are_skipped_with_their_reason():

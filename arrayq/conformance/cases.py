@@ -45,8 +45,10 @@ BINARY_SHAPES = (((), ()), ((0,), (1,)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)))
 @dataclass(frozen=True)
 class Case:
     """One check. ``call(aq, *args)`` runs the op through the frontend ``aq``; ``make(rng)``
-    gives the NumPy inputs. ``expect`` is "close" (float tolerance), "exact", or the name
-    of the exception type the reference raises, which the backend must raise too."""
+    gives the NumPy inputs. ``expect`` is "close" (float tolerance), "exact", or "raises":
+    the backend must raise the type the reference raises, and if ``raises`` names a type,
+    both must raise that type (or a subclass), with a message matching the regular
+    expression ``match``."""
 
     id: str
     op: str
@@ -56,6 +58,8 @@ class Case:
     expect: str = "close"
     upcast: bool = False  # reference computes in float32, then rounds to the case's dtype
     tags: tuple[str, ...] = field(default=())
+    raises: str = ""
+    match: str = ""
 
     @property
     def seed(self) -> int:
@@ -623,7 +627,7 @@ def error_cases() -> list[Case]:
                 *_qw_parts(rng, "mxfp4", 32, 4)[:2],
                 _values(rng, (8, 8), "float32"),
             ],
-            qmm,
+            lambda aq, x, p, s, b: aq.linalg.quantized_matmul(x, p, s, b, mode="mxfp4"),
         ),
         (
             "quantized_matmul",
@@ -682,9 +686,46 @@ def error_cases() -> list[Case]:
         ),
     ]
     return [
-        Case(f"error:{op}[{why}]", op, dtypes[0] if dtypes else (), make, call, "raises", tags=("error",))
+        Case(
+            f"error:{op}[{why}]",
+            op,
+            dtypes[0] if dtypes else (),
+            make,
+            call,
+            "raises",
+            tags=("error",),
+            raises="QuantizationError" if op in QUANTIZED_OPS else "",
+            match=ERROR_MESSAGES.get(why, ""),
+        )
         for op, why, make, call, *dtypes in table
     ]
+
+
+#: Ops whose bad input must raise arrayq.QuantizationError on every backend (never a
+#: backend's own error standing in for a missing check).
+QUANTIZED_OPS = ("quantize", "dequantize", "quantized_matmul", "gather_qmm")
+#: What each bad-input message must say (a regular expression): the expected value and
+#: the one given, so the user can see what to change.
+ERROR_MESSAGES = {
+    "K not divisible by group_size": r"\b100\b.*group_size 64",
+    "unsupported bits": r"bits in \(.*\), got 7",
+    "unsupported group size": r"group_size in \(.*\), got 48",
+    "unknown mode": r"'int4'.*'affine'",
+    "mxfp4 with group size 64": r"group_size in \(32,\), got 64",
+    "1-D weight": r"\(128,\)",
+    "integer weight": r"float32.*got int32",
+    "NaN in weight": r"NaN",
+    "x last dim != K": r"\b128\b.*K = 256",
+    "integer x": r"float32.*got int32",
+    "float64 x": r"float32.*got float64",
+    "biases missing for affine": r"needs biases",
+    "biases given for mxfp4": r"no biases",
+    "scales with a wrong row count": r"shape \(8, 4\).*got \(4, 4\)",
+    "scales with a wrong group count": r"shape \(8, 8\).*got \(8, 4\)",
+    "packed weight not uint32": r"uint32, got int32",
+    "biases dtype differs from scales": r"float32 and float16",
+    "expert index out of range": r"\[0, 3\).*\b3\b",
+}
 
 
 def empty_x_cases() -> list[Case]:

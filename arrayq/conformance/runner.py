@@ -1,9 +1,12 @@
 """Runs conformance cases on a backend and reports per op.
 
-Each case runs twice through the arrayq frontend: on the NumPy reference with NumPy
-inputs, and on the backend under test with the same inputs moved there. Results are
-brought back with ``to_numpy`` (which evaluates lazy backends) and compared as the case
-says. Declared gaps (``Backend.declared_gaps``) turn a case into a skip with the reason.
+Each case runs twice through the arrayq frontend: on the reference (NumPy's primitives
+with the contract's own composites, :mod:`._reference`, so that the NumPy backend's fast
+paths are checked too) and on the backend under test, with the same inputs moved to each.
+Results are brought back with ``to_numpy`` (which evaluates lazy backends) and compared as
+the case says. Declared gaps (``Backend.declared_gaps``) turn a case into a skip with the
+reason. A case that expects an error names the exception type both must raise and, where
+it matters, what the message must say.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ._reference import reference_backend
 from .cases import TOLERANCE, Case, all_cases
 
 
@@ -126,8 +130,16 @@ def _compare(case: Case, got: list[Any], ref: list[Any]) -> tuple[bool, float | 
             return False, None, f"{where}dtype {g.dtype}, reference {r.dtype}"
         if case.expect == "exact" or r.dtype.kind in "biu":
             if not np.array_equal(_bits(g), _bits(r)):
-                bad = int(np.count_nonzero(_bits(g) != _bits(r)))
-                return False, None, f"{where}{bad} of {r.size} elements differ (exact match required)"
+                differs = _bits(g) != _bits(r)
+                first = tuple(int(i) for i in np.argwhere(differs)[0]) if r.ndim else ()
+                return (
+                    False,
+                    None,
+                    (
+                        f"{where}{int(np.count_nonzero(differs))} of {r.size} elements differ (exact match required); "
+                        f"first at {first}: got {g[first]!r}, reference {r[first]!r}"
+                    ),
+                )
             continue
         gf, rf = (
             g.astype(np.complex128 if r.dtype.kind == "c" else np.float64),
@@ -137,11 +149,22 @@ def _compare(case: Case, got: list[Any], ref: list[Any]) -> tuple[bool, float | 
             return False, None, f"{where}NaN where the reference has none (or the reverse)"
         ok = ~np.isnan(rf)
         scale = max(1.0, float(np.max(np.abs(rf[ok]), initial=0.0)))
-        err = float(np.max(np.abs(gf[ok] - rf[ok]), initial=0.0)) / scale
+        # equal values (infinities included) differ by 0; NaN positions were checked above
+        diff = np.where(ok & (gf != rf), np.abs(gf - np.where(ok, rf, 0)), 0.0)
+        err = float(np.max(diff, initial=0.0)) / scale
         worst = err if worst is None else max(worst, err)
         tol = TOLERANCE[str(r.dtype)]
         if err > tol:
-            return False, err, f"{where}error {err:.3g} > tolerance {tol:g} for {r.dtype}"
+            at = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+            at = tuple(int(i) for i in at)
+            return (
+                False,
+                err,
+                (
+                    f"{where}error {err:.3g} > tolerance {tol:g} for {r.dtype}; "
+                    f"worst at {at}: got {g[at]!r}, reference {r[at]!r}"
+                ),
+            )
     return True, worst, ""
 
 
@@ -165,14 +188,26 @@ def _upcast(args: list[Any]) -> list[Any]:
     ]
 
 
-def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
-    """Run one case on ``backend`` (a Backend) and the reference, and compare."""
+def _raised(case: Case, exc: BaseException) -> str | None:
+    """Why ``exc`` is not the error ``case`` expects (None if it is)."""
+    if case.raises and not any(cls.__name__ == case.raises for cls in type(exc).__mro__):
+        return f"raised {type(exc).__name__}: {exc}; the case requires {case.raises}"
+    if case.match and not re.search(case.match, str(exc)):
+        return f"raised {type(exc).__name__}: {exc}; the message must match {case.match!r}"
+    return None
+
+
+def run_case(case: Case, backend: Any, device: Any = None, reference: Any = None) -> CaseResult:
+    """Run one case on ``backend`` (a Backend) and on ``reference`` (default: the
+    conformance reference, :func:`._reference.reference_backend`), and compare."""
     import arrayq as aq
 
+    if reference is None:
+        with reference_backend() as ref_backend:
+            return run_case(case, backend, device, ref_backend)
     gap = _gap(case, backend.gaps(device))
     if gap:
         return CaseResult(case.id, case.op, "skip", message=gap)
-    reference = aq.get_backend("numpy")
     with aq.default_backend(reference), warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # NumPy warns on empty means etc.; the values are what count
         try:
@@ -180,14 +215,22 @@ def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
         except Exception as exc:
             return CaseResult(case.id, case.op, "fail", message=f"making the inputs raised {exc!r}: the case is wrong")
         try:
-            ref_args = _upcast(args) if case.upcast else args
-            ref = case.call(aq, *ref_args)
+            ref = case.call(aq, *aq.to_backend(_upcast(args) if case.upcast else args, reference))
             ref_error = None
         except Exception as exc:
             ref, ref_error = None, exc
-    if case.expect == "raises" and ref_error is None:
-        return CaseResult(case.id, case.op, "fail", message="the reference did not raise: the case is wrong")
-    if case.expect != "raises" and ref_error is not None:
+    if case.expect == "raises":
+        if ref_error is None:
+            return CaseResult(case.id, case.op, "fail", message="the reference did not raise: the case is wrong")
+        why = _raised(case, ref_error)
+        if why:
+            return CaseResult(
+                case.id,
+                case.op,
+                "fail",
+                message=f"the reference {why} (the case or arrayq's own checks are wrong)"[:400],
+            )
+    elif ref_error is not None:
         return CaseResult(case.id, case.op, "fail", message=f"the reference raised {ref_error!r}: the case is wrong")
     try:
         with aq.default_backend(backend, device), warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -197,7 +240,8 @@ def run_case(case: Case, backend: Any, device: Any = None) -> CaseResult:
             got_leaves = [_host(aq, leaf) for leaf in _leaves(got)]
     except Exception as exc:
         if case.expect == "raises" and isinstance(exc, type(ref_error)):
-            return CaseResult(case.id, case.op, "pass")
+            why = _raised(case, exc)
+            return CaseResult(case.id, case.op, "fail" if why else "pass", message=(why or "")[:400])
         expected = f"; the reference raises {type(ref_error).__name__}" if ref_error else ""
         return CaseResult(case.id, case.op, "fail", message=f"raised {type(exc).__name__}: {exc}{expected}"[:400])
     if case.expect == "raises":
@@ -261,10 +305,11 @@ def run(
         b.check_device(device)
     cases = select(all_cases(), pattern)
     results = []
-    for i, case in enumerate(cases):
-        results.append(run_case(case, b, device))
-        if progress:
-            progress(i + 1, len(cases))
+    with reference_backend() as reference:
+        for i, case in enumerate(cases):
+            results.append(run_case(case, b, device, reference))
+            if progress:
+                progress(i + 1, len(cases))
     if not pattern or "default_backend" in pattern:
         results += context_results(b, device)
     return Report(b.name, device, results)

@@ -1,0 +1,26 @@
+"""The mutation check (tools/mutation_check.py): every planted bug still applies to the
+source as it is (a refactor that moves the text must move the mutation too), and the
+check itself tells a killed mutation from a surviving one."""
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("mutation_check", ROOT / "tools" / "mutation_check.py")
+mutation_check = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = mutation_check  # dataclasses look their module up there
+_spec.loader.exec_module(mutation_check)
+
+
+@pytest.mark.parametrize("mutation", mutation_check.MUTATIONS, ids=lambda m: m.name)
+def test_mutation_applies_once(mutation):
+    assert mutation_check.applies(mutation), f"{mutation.path} no longer holds {mutation.old!r} exactly once"
+    assert mutation.old != mutation.new and mutation.tests
+
+
+def test_mutations_have_unique_names():
+    names = [m.name for m in mutation_check.MUTATIONS]
+    assert len(names) == len(set(names))

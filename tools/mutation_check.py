@@ -1,0 +1,156 @@
+"""Mutation check: plant known, realistic one-line bugs one at a time and assert the test
+suite catches each.
+
+Each mutation replaces one unique piece of source text in a copy of the checkout (the
+checkout itself is never written), then runs the tests named for it there; the mutation
+is "killed" when they fail. A mutation that survives means the suite went blind where it
+used to see: the script lists it and exits 1. Run from the repository root:
+
+    python tools/mutation_check.py            # all mutations (a few minutes)
+    python tools/mutation_check.py -k gguf    # those whose name contains "gguf"
+    python tools/mutation_check.py --list
+
+Add a mutation whenever a review finds a bug the suite missed: the bug, the test that now
+catches it, and this table keep each other honest (tests/test_mutation_check.py checks
+that every mutation still applies to the source as it is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFORMANCE_NUMPY = "tests/test_conformance.py::test_numpy_reference_passes_the_whole_suite"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the repository root
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or files that must fail
+    rebuild: bool = False  # C sources: rebuild the native kernels in the copy first
+
+
+MUTATIONS = (
+    # validation must be arrayq's own, with its own exception type (issue: NumPy's own
+    # errors stood in for missing checks)
+    Mutation(
+        "quantize: the K % group_size check removed",
+        "arrayq/quantization.py",
+        "    if shape[-1] % group_size:\n",
+        "    if False:\n",
+        (CONFORMANCE_NUMPY,),
+    ),
+    Mutation(
+        "gather_qmm: off-by-one in the expert index check",
+        "arrayq/quantization.py",
+        "host.max() >= limit",
+        "host.max() > limit",
+        (CONFORMANCE_NUMPY,),
+    ),
+    Mutation(
+        "QuantizedWeight: the scales' row count not checked",
+        "arrayq/quantization.py",
+        "if cols % group_size or ss != expected:",
+        "if cols % group_size or ss[-1] != expected[-1]:",
+        (CONFORMANCE_NUMPY,),
+    ),
+    # the NumPy backend's fast paths, against the independent conformance reference
+    Mutation(
+        "NumPy fast path: biases subtracted when dequantizing rows (transpose=False)",
+        "backends/arrayq_numpy/_quantized.py",
+        "    grouped += biases[:, :, None]\n",
+        "    grouped -= biases[:, :, None]\n",
+        (CONFORMANCE_NUMPY,),
+    ),
+    Mutation(
+        "NumPy rms_norm: eps outside the square root",
+        "backends/arrayq_numpy/__init__.py",
+        "np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps)",
+        "(np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1]) + eps)",
+        (CONFORMANCE_NUMPY,),
+    ),
+)
+
+
+def _copy_checkout(dest: pathlib.Path) -> None:
+    """The source tree (and the built native kernels) without git's or the caches' files."""
+    ignore = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".hypothesis", "site", "build", "dist")
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+
+
+def _run_tests(tree: pathlib.Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
+    env = dict(os.environ)
+    # the copy's packages first, before any installed (or editable) arrayq
+    paths = [str(tree), str(tree / "backends"), str(tree / "examples" / "arrayq-strict")]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {timeout:.0f} s"
+    return proc.returncode, (proc.stdout + proc.stderr)[-1500:]
+
+
+def _apply(tree: pathlib.Path, m: Mutation) -> None:
+    path = tree / m.path
+    text = path.read_text()
+    if text.count(m.old) != 1:
+        raise SystemExit(f"mutation {m.name!r}: {m.path} holds its text {text.count(m.old)} times, not once")
+    path.write_text(text.replace(m.old, m.new))
+    if m.rebuild:
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, check=True)
+
+
+def applies(m: Mutation, root: pathlib.Path = ROOT) -> bool:
+    """Whether the mutation's text occurs exactly once in the source as it is."""
+    return (root / m.path).read_text().count(m.old) == 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", default="", help="only mutations whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per mutation's test run")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if args.k.lower() in m.name.lower()]
+    if args.list or not chosen:
+        for m in MUTATIONS:
+            print(f"{m.name}  [{m.path}]")
+        return 0 if chosen else 2
+    survived = []
+    with tempfile.TemporaryDirectory(prefix="arrayq-mutation-") as tmp:
+        base = pathlib.Path(tmp) / "base"
+        _copy_checkout(base)
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        code, out = _run_tests(base, tests, args.timeout)
+        if code != 0:
+            print(f"the unmutated tests fail, so no mutation can be judged:\n{out}")
+            return 1
+        for i, m in enumerate(chosen):
+            tree = pathlib.Path(tmp) / f"m{i}"
+            shutil.copytree(base, tree, symlinks=True)
+            _apply(tree, m)
+            start = time.perf_counter()
+            code, out = _run_tests(tree, m.tests, args.timeout)
+            verdict = "killed" if code != 0 else "SURVIVED"
+            print(f"{verdict:<9} {time.perf_counter() - start:6.1f} s  {m.name}", flush=True)
+            if code == 0:
+                survived.append(m)
+            shutil.rmtree(tree)
+    print(f"{len(chosen) - len(survived)} of {len(chosen)} mutations killed")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

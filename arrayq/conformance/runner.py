@@ -155,8 +155,7 @@ def _compare(case: Case, got: list[Any], ref: list[Any]) -> tuple[bool, float | 
         worst = err if worst is None else max(worst, err)
         tol = TOLERANCE[str(r.dtype)]
         if err > tol:
-            at = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-            at = tuple(int(i) for i in at)
+            at = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
             return (
                 False,
                 err,

@@ -54,6 +54,60 @@ def test_numpy_gives_way_to_the_other_backend(two_backends):
     assert op == "multiply" and t1 is alpha.array_cls and t2 is alpha.array_cls  # moved, not mixed
 
 
+@pytest.fixture
+def recording():
+    """A backend "gamma" (not giving way) that records the argument types its concat and
+    where receive, as its binary does for binary ops."""
+    base = make_backend_class("Gamma")
+
+    class Recording(base):
+        def concat(self, arrays, axis):
+            self.calls.append(("concat", *map(type, arrays)))
+            return base.concat(self, arrays, axis)
+
+        def where(self, condition, x1, x2):
+            self.calls.append(("where", type(condition), type(x1), type(x2)))
+            return base.where(self, condition, x1, x2)
+
+    gamma = Recording()
+    arrayq.register_backend("gamma", gamma)
+    yield gamma
+    arrayq.unregister_backend("gamma")
+
+
+def test_numpy_gives_way_in_any_argument_position(recording):
+    """NumPy arrays move to the other backend wherever they stand among the arguments: after
+    the other backend's array in a binary op, in the middle or at the end of concat's list,
+    as where's condition or as one of its values. Each op receives only the other backend's
+    arrays, in the caller's order."""
+    gamma = recording
+    g = gamma.array_cls
+
+    def on_gamma(values):
+        return gamma.from_numpy(np.array(values, np.float64))
+
+    def ran_on_gamma(out, expected, call):
+        assert arrayq.backend_of(out) is gamma
+        assert out.tolist() == expected
+        assert gamma.calls[-1] == call  # moved, not mixed
+        assert all(t is g for t in call[1:])
+
+    # binary: NumPy second (and a non-commutative op, so the order is checked too)
+    ran_on_gamma(arrayq.subtract(on_gamma([3.0, 4.0]), np.array([1.0, 5.0])), [2.0, -1.0], ("subtract", g, g))
+    ran_on_gamma(arrayq.subtract(np.array([1.0, 5.0]), on_gamma([3.0, 4.0])), [-2.0, 1.0], ("subtract", g, g))
+    # concat: the NumPy array first, in the middle, last; two NumPy arrays around one of gamma's
+    parts = [[1.0], [2.0, 3.0], [4.0]]
+    for numpy_at in ({0}, {1}, {2}, {0, 2}):
+        arrays = [np.array(p) if i in numpy_at else on_gamma(p) for i, p in enumerate(parts)]
+        ran_on_gamma(arrayq.concat(arrays), [1.0, 2.0, 3.0, 4.0], ("concat", g, g, g))
+    # where: NumPy as the condition, as x1, as x2, and as both values
+    cond, x1, x2 = [True, False, True], [1.0, 2.0, 3.0], [-1.0, -2.0, -3.0]
+    expected = [1.0, -2.0, 3.0]
+    for numpy_at in ({0}, {1}, {2}, {1, 2}):
+        args = [np.array(a) if i in numpy_at else gamma.from_numpy(np.array(a)) for i, a in enumerate((cond, x1, x2))]
+        ran_on_gamma(arrayq.where(*args), expected, ("where", g, g, g))
+
+
 def test_default_backend_precedence(two_backends, monkeypatch):
     alpha, beta = two_backends
     monkeypatch.delenv("ARRAYQ_BACKEND", raising=False)

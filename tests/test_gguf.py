@@ -357,6 +357,51 @@ def test_against_the_gguf_package(tmp_path):
         np.testing.assert_array_equal(got, expected.reshape(8, 64))
 
 
+def test_tensor_names_match_gguf_py():
+    """arrayq's Qwen3 GGUF <-> Hugging Face (mlx-lm) tensor names against gguf-py's own name
+    map for the architecture, the one llama.cpp's converter writes qwen3 files with (the
+    dense model in test_qwen3_gguf_runs_through_the_same_decoder is named with arrayq's
+    table, so it cannot see a wrong table entry)."""
+    pytest.importorskip("gguf")
+    from gguf.constants import MODEL_ARCH, MODEL_TENSOR, MODEL_TENSORS, TENSOR_NAMES
+    from gguf.tensor_mapping import get_tensor_name_map
+
+    n_blocks = 12  # two-digit block numbers too
+    theirs = get_tensor_name_map(MODEL_ARCH.QWEN3, n_blocks)
+    suffixes = (".weight", ".bias")
+
+    def gguf_py_name(hf_name):
+        return theirs.get_name(hf_name, try_suffixes=suffixes)
+
+    # every tensor gguf-py defines for qwen3 (rope_freqs aside: precomputed RoPE frequencies,
+    # which Qwen3 checkpoints do not hold and arrayq computes) maps to the Hugging Face name
+    # gguf-py maps back to it, in both of arrayq's directions
+    bases = []
+    for tensor in MODEL_TENSORS[MODEL_ARCH.QWEN3]:
+        if tensor != MODEL_TENSOR.ROPE_FREQS:
+            name = TENSOR_NAMES[tensor]
+            bases += [name.format(bid=b) for b in (0, 1, n_blocks - 1)] if "{bid}" in name else [name]
+    assert {"blk.0.attn_norm", "blk.0.ffn_norm", "blk.11.attn_k_norm", "output", "token_embd"} <= set(bases)
+    for base in bases:
+        for suffix in suffixes:
+            name = base + suffix
+            hf = models.qwen3.gguf_to_mlx_name(name)
+            assert hf != name, f"arrayq does not map {name}"
+            assert gguf_py_name(hf) == name, f"arrayq maps {name} to {hf}, which gguf-py maps to {gguf_py_name(hf)}"
+            assert models.qwen3.mlx_to_gguf_name(hf) == name
+            for part in ("scales", "biases"):  # mlx-lm's quantized parts keep the GGUF tensor's name
+                assert models.qwen3.mlx_to_gguf_name(hf.rsplit(".", 1)[0] + "." + part) == f"{base}.{part}"
+    # the reverse: every Hugging Face name arrayq's tables know gets gguf-py's GGUF name
+    hf_names = [f"{hf}.weight" for hf in models.qwen3._GGUF_TOP.values()] + [
+        f"model.layers.{b}.{hf}.weight" for hf in models.qwen3._GGUF_BLOCK.values() for b in (0, n_blocks - 1)
+    ]
+    assert len(hf_names) == len(set(hf_names))  # no two GGUF names share one Hugging Face name
+    for hf in hf_names:
+        name = models.qwen3.mlx_to_gguf_name(hf)
+        assert name != hf and name == gguf_py_name(hf), f"arrayq maps {hf} to {name}, gguf-py to {gguf_py_name(hf)}"
+        assert models.qwen3.gguf_to_mlx_name(name) == hf
+
+
 # ---------------------------------------------------------------------- bad files
 
 

@@ -945,6 +945,75 @@ def test_quantized_matmul_shapes_transpose_and_batches():
     assert isinstance(empty, mx.array) and empty.shape == (0, n)
 
 
+class _RecordingMLX:
+    """mlx.core, with calls to the named functions recorded (by name) and passed on."""
+
+    def __init__(self, names):
+        self.calls = []
+        self._names = names
+
+    def __getattr__(self, name):
+        attr = getattr(mx, name)
+        if name not in self._names:
+            return attr
+
+        def recorded(*args, **kwargs):
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return recorded
+
+
+@pytest.fixture
+def on_mlx_cpu():
+    """MLX's default device set to the CPU for the test (the CPU strategies)."""
+    before = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    yield
+    mx.set_default_device(before)
+
+
+def test_cpu_dequantize_threshold():
+    """The CPU routing rule itself: affine weights from 128 rows of x (measured in
+    quantized_matmul's docstring; a change of the threshold goes with new measurements),
+    never the other modes."""
+    from arrayq_mlx import cpu_dequantizes_first
+
+    assert [cpu_dequantizes_first("affine", m) for m in (0, 1, 127, 128, 129, 4096)] == [0, 0, 0, 1, 1, 1]
+    for mode in ("mxfp4", "mxfp8", "nvfp4"):
+        assert not any(cpu_dequantizes_first(mode, m) for m in (1, 127, 128, 4096))
+
+
+# (shape of x, format, whether the CPU path dequantizes then matmuls); rows count batch axes
+_CPU_ROUTES = [
+    ((1, 64), ("affine", 64, 4), False),
+    ((127, 64), ("affine", 64, 4), False),
+    ((128, 64), ("affine", 64, 4), True),
+    ((64,), ("affine", 32, 8), False),  # 1-D x: one row
+    ((2, 63, 64), ("affine", 32, 8), False),  # 126 rows
+    ((2, 64, 64), ("affine", 32, 8), True),  # 128 rows, 64 per batch entry
+    ((128, 64), ("mxfp4", 32, 4), False),
+    ((300, 64), ("mxfp8", 32, 8), False),
+    ((128, 64), ("nvfp4", 16, 4), False),
+]
+
+
+@pytest.mark.parametrize(("shape", "fmt", "dequantizes"), _CPU_ROUTES, ids=lambda v: str(v).replace(" ", ""))
+def test_cpu_quantized_matmul_takes_the_chosen_path(on_mlx_cpu, monkeypatch, shape, fmt, dequantizes):
+    """Which MLX functions the CPU quantized_matmul calls, not only its result (both paths
+    give the same numbers, so a wrong threshold, comparison or row count shows only here)."""
+    mode, gs, bits = fmt
+    qw = aq.quantize(mx.array(floats((24, 64), specials=False)), group_size=gs, bits=bits, mode=mode)
+    x = mx.array(floats(shape, specials=False))
+    recording = _RecordingMLX({"quantized_matmul", "dequantize", "matmul"})
+    monkeypatch.setattr(MLX, "mx", recording)
+    got = aq.linalg.quantized_matmul(x, qw)
+    monkeypatch.undo()
+    assert recording.calls == (["dequantize", "matmul"] if dequantizes else ["quantized_matmul"])
+    ref = _reference_qmm(x[None] if x.ndim == 1 else x, qw)
+    _assert_qmm_close(got, ref[0] if x.ndim == 1 else ref, aq.float32, 64)
+
+
 def test_quantized_matmul_accumulates_in_float32_for_bfloat16():
     # a K long enough that bfloat16 accumulation (MLX's CPU kernel on bfloat16 inputs)
     # would be visibly off: our CPU path must land within one bfloat16 rounding.

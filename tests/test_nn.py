@@ -76,22 +76,69 @@ def test_softmax(backend):
     assert aq.to_numpy(out16).tolist() == [0.5, 0.5]
 
 
-def test_norms(backend):
-    x64 = rng.standard_normal((2, 5, 64)) * 2 + 0.5
-    w64, b64 = rng.standard_normal(64), rng.standard_normal(64)
-    x, w, b = _on(backend, x64.astype(np.float32), w64.astype(np.float32), b64.astype(np.float32))
-    rms = x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6) * w64
-    _close(nn.RMSNorm(w, 1e-6)(x), rms)
-    _close(nn.rms_norm(x, None), x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + 1e-6))
-    mu, var = x64.mean(-1, keepdims=True), x64.var(-1, keepdims=True)
-    _close(nn.LayerNorm(w, b, 1e-5)(x), (x64 - mu) / np.sqrt(var + 1e-5) * w64 + b64)
-    # bfloat16 in, bfloat16 out, statistics in float32
-    xb = _on(backend, x64.astype(ml_dtypes.bfloat16))
-    out = nn.rms_norm(xb, _on(backend, w64.astype(ml_dtypes.bfloat16)))
-    assert aq.dtype(out) == aq.bfloat16
-    xb64 = x64.astype(ml_dtypes.bfloat16).astype(np.float64)
-    wb64 = w64.astype(ml_dtypes.bfloat16).astype(np.float64)
-    _close(out, xb64 / np.sqrt((xb64**2).mean(-1, keepdims=True) + 1e-6) * wb64, rtol=2**-7, atol=2**-7)
+# Norm inputs where the usual slips show: rows of very different magnitude (reducing over
+# the wrong axis mixes them), rows whose mean square is comparable to eps (eps outside the
+# square root, x / (sqrt(ms) + eps), changes them by tens of percent), a short last axis
+# (dividing by D - 1 instead of D scales every row by sqrt(8/7): +7%), a mean offset of
+# twice the spread (LayerNorm must subtract the mean), weight and bias of different
+# distributions (swapping them is visible). Rows are scale * (standard normal + 2).
+NORM_SCALES = np.array([[1e-3, 3e-3, 1e-2, 0.3, 10.0], [2e-3, 0.1, 1.0, 5e-3, 3.0]])[..., None]
+NORM_D = 8
+# Tolerances relative to each row's output magnitude (the largest |normalized * weight| +
+# |bias| of the row; no element cancels below it by more than the inputs' rounding):
+# float64 computes in float64 (unit roundoff 1.1e-16; a few ops and an 8-term sum stay
+# below 1e-14). float32: unit roundoff 6e-8, at most ~20 roundings per element (mean,
+# centring, 8-term sum, sqrt, divide, weight, bias) is ~1.2e-6, so 1e-5. float16 / bfloat16:
+# statistics in float32, then the result rounded to the dtype (unit roundoff 2**-11 /
+# 2**-8), once or twice (a backend may round before the weight product), so 2**-10 / 2**-7.
+# The slips above move some element of each tested row by 5% of the row's magnitude or more.
+NORM_RTOL = {"float64": 1e-12, "float32": 1e-5, "float16": 2**-10, "bfloat16": 2**-7}
+NORM_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+
+
+def _rms_norm64(x64, w64, eps):
+    return x64 / np.sqrt((x64**2).mean(-1, keepdims=True) + eps) * (1.0 if w64 is None else w64)
+
+
+def _layer_norm64(x64, w64, b64, eps):
+    mu, var = x64.mean(-1, keepdims=True), ((x64 - x64.mean(-1, keepdims=True)) ** 2).mean(-1, keepdims=True)
+    return (x64 - mu) / np.sqrt(var + eps) * w64 + b64
+
+
+def _close_per_row(actual, expected, rtol, bias=None):
+    """|actual - expected| <= rtol * (the row's largest |expected - bias| + |bias|), elementwise."""
+    got = aq.to_numpy(actual).astype(np.float64)
+    assert got.shape == expected.shape
+    terms = np.abs(expected - (0 if bias is None else bias)) + (0 if bias is None else np.abs(bias))
+    bound = rtol * terms.max(axis=-1, keepdims=True)
+    bad = np.abs(got - expected) > bound
+    assert not bad.any(), f"{bad.sum()} elements off; worst excess {(np.abs(got - expected) - bound).max():.3g}"
+
+
+@pytest.mark.parametrize("dtype", list(NORM_DTYPES))
+def test_norms(backend, dtype):
+    r = np.random.default_rng(3)
+    native = NORM_DTYPES[dtype]
+    rtol = NORM_RTOL[dtype]
+    # the inputs as the dtype holds them, and their float64 values for the expectations
+    x = (NORM_SCALES * (r.standard_normal((2, 5, NORM_D)) + 2)).astype(native)
+    w = (1 + 0.5 * r.standard_normal(NORM_D)).astype(native)
+    b = (0.3 * r.standard_normal(NORM_D) - 1).astype(native)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    xa, wa, ba = _on(backend, x, w, b)
+    for eps in (1e-5, 0.5):  # 1e-5: comparable to the small rows' mean square; 0.5: to the middle rows'
+        for out, expected, bias in (
+            (nn.RMSNorm(wa, eps)(xa), _rms_norm64(x64, w64, eps), None),
+            (nn.rms_norm(xa, wa, eps), _rms_norm64(x64, w64, eps), None),
+            (nn.rms_norm(xa, None, eps), _rms_norm64(x64, None, eps), None),
+            (nn.LayerNorm(wa, ba, eps)(xa), _layer_norm64(x64, w64, b64, eps), b64),
+        ):
+            assert aq.dtype(out) == getattr(aq, dtype)
+            _close_per_row(out, expected, rtol, bias)
+    # the defaults: RMSNorm eps 1e-6, LayerNorm eps 1e-5
+    _close_per_row(nn.RMSNorm(wa)(xa), _rms_norm64(x64, w64, 1e-6), rtol)
+    _close_per_row(nn.LayerNorm(wa, ba)(xa), _layer_norm64(x64, w64, b64, 1e-5), rtol, b64)
+    _close_per_row(nn.LayerNorm()(xa), _layer_norm64(x64, 1.0, 0.0, 1e-5), rtol)
 
 
 def test_linear_and_quantized_linear(backend):

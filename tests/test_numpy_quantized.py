@@ -149,3 +149,87 @@ def test_batched_and_gathered_empty_weights_give_zeros(transpose):
             x[0], aq.quantize(np.zeros(shape[1:], np.float32), group_size=64, bits=4), transpose=transpose
         )
         assert got2d.shape == (2, n) and not got2d.any()
+
+
+# ---------------------------------------------------------------------- which path runs
+# The paths below give the same numbers (within float32 rounding), so only these tests see a
+# changed threshold or condition. The thresholds are measured choices (PER_MATRIX_MIN_WEIGHTS
+# in arrayq_numpy, the 8-row decode limit of the kernels and of _quantized): a deliberate
+# change goes with new measurements and an update here.
+
+
+def test_per_matrix_threshold_counts_weights():
+    from arrayq_numpy import _per_matrix_pays
+
+    def pays(n, k, bits):  # a batch of 3 (N, K) matrices; packed holds K * bits / 32 uint32 per row
+        return _per_matrix_pays(np.zeros((3, n, k * bits // 32), np.uint32), bits)
+
+    # from 4096 weights per matrix, whatever the bits per weight
+    assert [pays(64, 64, 4), pays(63, 64, 4), pays(32, 128, 8), pays(31, 128, 8)] == [True, False, True, False]
+    assert [pays(43, 96, 3), pays(42, 96, 3), pays(64, 64, 1), pays(2, 64, 1)] == [True, False, True, False]
+
+
+def _record(monkeypatch, log, owner, name):
+    real = getattr(owner, name)
+
+    def recorded(*args, **kwargs):
+        log.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recorded)
+
+
+@pytest.mark.parametrize("n", [32, 64])  # 2048 and 4096 weights per matrix
+def test_batched_weight_takes_the_per_matrix_path_from_the_threshold(monkeypatch, n):
+    import arrayq_numpy
+
+    qw = aq.quantize(np.random.default_rng(3).standard_normal((3, n, 64)).astype(np.float32), group_size=32, bits=4)
+    x = np.random.default_rng(4).standard_normal((3, 5, 64)).astype(np.float32)
+    log = []
+    _record(monkeypatch, log, Backend, "quantized_matmul")
+    _record(monkeypatch, log, Backend, "gather_qmm")
+    _record(monkeypatch, log, arrayq_numpy.NumPyBackend, "_per_weight")
+    got = aq.linalg.quantized_matmul(x, qw)
+    idx = np.arange(3)
+    got_gather = aq.linalg.gather_qmm(x, qw, lhs_indices=idx, rhs_indices=idx)
+    monkeypatch.undo()
+    assert log == (["_per_weight", "_per_weight"] if n == 64 else ["quantized_matmul", "gather_qmm"])
+    ref = _reference(x, qw, True)
+    np.testing.assert_allclose(got, ref, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(ref).max())
+    np.testing.assert_allclose(got_gather, got, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("m", [1, 8, 9, 40])
+@pytest.mark.parametrize("route", ["native", "numpy", "numpy, transpose=False"])
+def test_fast_path_routing(monkeypatch, route, m):
+    """Native kernels for ``x @ W.T`` where built (their GEMV up to 8 rows, the prefill above),
+    else the pure-NumPy path (its decode form up to 8 rows, the blockwise prefill above);
+    ``transpose=False`` always the pure-NumPy path."""
+    import arrayq_numpy
+    from arrayq_numpy import _native, _quantized
+
+    if route == "native" and _native._kernels is None:
+        pytest.skip("the native kernels were not built")
+    if route != "native":
+        monkeypatch.setattr(_native, "_chosen_level", lambda: None)  # as with ARRAYQ_NATIVE=0
+    transpose = route != "numpy, transpose=False"
+    rng = np.random.default_rng(5)
+    qw = aq.quantize(rng.standard_normal((48, 128) if transpose else (128, 64)).astype(np.float32), group_size=64)
+    x = rng.standard_normal((m, 128)).astype(np.float32)
+    log = []
+    _record(monkeypatch, log, arrayq_numpy, "affine_matmul")
+    _record(monkeypatch, log, _native, "matmul")
+    _record(monkeypatch, log, _quantized, "blocks_times")
+    if _native._kernels is not None:
+        _record(monkeypatch, log, _native._kernels, "gemv")
+    got = aq.linalg.quantized_matmul(x, qw, transpose=transpose)
+    monkeypatch.undo()
+    if route == "native":
+        expected = ["matmul", "gemv"] if m <= 8 else ["matmul"]
+    elif transpose:
+        expected = ["affine_matmul"] if m <= 8 else ["affine_matmul", "blocks_times"]
+    else:
+        expected = ["affine_matmul"]
+    assert log == expected
+    ref = _reference(x, qw, transpose)  # outputs of size ~sqrt(K): the tolerance relative to the largest
+    np.testing.assert_allclose(got, ref, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(ref).max())

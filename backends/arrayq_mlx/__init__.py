@@ -48,6 +48,13 @@ _SIGNED_INT_BITS = {8: "int8", 16: "int16", 32: "int32", 64: "int64"}
 CPU_DEQUANTIZE_MIN_ROWS = 128
 
 
+def cpu_dequantizes_first(mode: str, rows: int) -> bool:
+    """Whether the CPU quantized_matmul dequantizes the weight to float32 and runs one
+    ``mx.matmul`` (affine weights, ``rows >= CPU_DEQUANTIZE_MIN_ROWS``) instead of calling
+    ``mx.quantized_matmul``. ``rows``: x's rows, batch axes included."""
+    return mode == "affine" and rows >= CPU_DEQUANTIZE_MIN_ROWS
+
+
 class MLXBackend(Backend):
     """The MLX backend: lazy ``mlx.core.array`` graphs, CPU, Apple GPU (Metal) or NVIDIA GPU
     (CUDA build), with MLX's fused quantized kernels.
@@ -907,7 +914,7 @@ class MLXBackend(Backend):
         out_dtype = x.dtype
         rows = math.prod(x.shape[:-1])
         x32, s32, b32 = self._cpu_float32(x, scales, biases, mode)
-        if mode == "affine" and rows >= CPU_DEQUANTIZE_MIN_ROWS:
+        if cpu_dequantizes_first(mode, rows):
             w = mx.dequantize(packed, s32, b32, group_size=group_size, bits=bits, mode=mode, dtype=mx.float32)
             out = mx.matmul(x32, mx.swapaxes(w, -1, -2) if transpose else w)
         else:

@@ -78,7 +78,74 @@ MUTATIONS = (
         "backends/arrayq_numpy/__init__.py",
         "np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps)",
         "(np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1]) + eps)",
-        (CONFORMANCE_NUMPY,),
+        (CONFORMANCE_NUMPY, "tests/test_nn.py::test_norms"),
+    ),
+    # norms: inputs and tolerances a misplaced eps or a swapped weight/bias cannot hide in
+    Mutation(
+        "nn.LayerNorm: eps outside the square root",
+        "arrayq/nn.py",
+        "aq.sqrt(aq.mean(centered * centered, axis=-1, keepdims=True) + eps)",
+        "(aq.sqrt(aq.mean(centered * centered, axis=-1, keepdims=True)) + eps)",
+        ("tests/test_nn.py::test_norms",),
+    ),
+    Mutation(
+        "nn.LayerNorm: the weight added instead of the bias",
+        "arrayq/nn.py",
+        "out = out + _narrow(bias, aq.dtype(out))",
+        "out = out + _narrow(weight, aq.dtype(out))",
+        ("tests/test_nn.py::test_norms",),
+    ),
+    Mutation(
+        "rms_norm reference: mean over D - 1",
+        "arrayq/nn.py",
+        "/ int(xw.shape[-1]) + eps",
+        "/ int(xw.shape[-1] - 1) + eps",
+        ("tests/test_nn.py::test_norms",),
+    ),
+    # GGUF names: checked against gguf-py's own map, not against the table under test
+    Mutation(
+        "GGUF: attn_norm and ffn_norm swapped",
+        "arrayq/models/qwen3.py",
+        '"ffn_norm": "post_attention_layernorm",',
+        '"ffn_norm": "input_layernorm", "attn_norm": "post_attention_layernorm",',
+        ("tests/test_gguf.py::test_tensor_names_match_gguf_py",),
+    ),
+    # which path runs (the results are equal, the speed is not)
+    Mutation(
+        "MLX CPU: dequantize-then-matmul from 1 row",
+        "backends/arrayq_mlx/__init__.py",
+        "CPU_DEQUANTIZE_MIN_ROWS = 128",
+        "CPU_DEQUANTIZE_MIN_ROWS = 1",
+        ("tests/test_mlx_backend.py",),
+    ),
+    Mutation(
+        "NumPy: per-matrix path for batched weights of any size",
+        "backends/arrayq_numpy/__init__.py",
+        "PER_MATRIX_MIN_WEIGHTS = 4096",
+        "PER_MATRIX_MIN_WEIGHTS = 1",
+        ("tests/test_numpy_quantized.py",),
+    ),
+    Mutation(
+        "NumPy: native kernels never chosen",
+        "backends/arrayq_numpy/__init__.py",
+        "if _native.supports(x2d, packed, transpose, group_size):",
+        "if False:",
+        ("tests/test_numpy_quantized.py",),
+    ),
+    # dispatch: NumPy gives way wherever its array stands
+    Mutation(
+        "dispatch: only the first two arguments decide the backend",
+        "arrayq/_dispatch.py",
+        "    for x in xs:\n        b = backend_of(x)",
+        "    for x in xs[:2]:\n        b = backend_of(x)",
+        ("tests/test_dispatch.py",),
+    ),
+    Mutation(
+        "dispatch: NumPy does not give way when it comes second",
+        "arrayq/_dispatch.py",
+        "elif b.gives_way and not chosen.gives_way:",
+        "elif b.gives_way and not chosen.gives_way and False:",
+        ("tests/test_dispatch.py",),
     ),
 )
 

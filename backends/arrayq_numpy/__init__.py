@@ -263,10 +263,15 @@ class NumPyBackend(Backend):
             out = self.gather_qmm(x3, packed, scales, biases, None, None, transpose, group_size, bits, mode)
             return out[..., 0, :] if x.ndim == 1 else out
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+        # The decode kernels and the pure-NumPy path factor each group as
+        # s * (codes . x) + b * sum(x): an inf in x then gives 0 * inf or inf - inf = NaN where
+        # the product with the dequantized weight (the reference, MLX) gives +-inf. So x with
+        # NaN or inf takes the unfactored order: dequantized rows times x.
+        factored = bool(np.isfinite(x2d).all())
         if _native.supports(x2d, packed, transpose, group_size):
-            out = _native.matmul(x2d, packed, scales, biases, group_size, bits)
+            out = _native.matmul(x2d, packed, scales, biases, group_size, bits, factored)
         else:
-            out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
+            out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits, factored)
         return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
 
     def gather_qmm(

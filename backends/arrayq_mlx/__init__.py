@@ -264,8 +264,8 @@ class MLXBackend(Backend):
         a = np.asarray(a)
         dtype = dt.as_dtype(a.dtype)
         native = self._native_for(dtype, device)
-        if not a.flags.c_contiguous or not a.dtype.isnative:  # mx.array refuses negative strides
-            a = np.ascontiguousarray(a, a.dtype.newbyteorder("="))
+        if not a.flags.c_contiguous:  # mx.array refuses negative strides
+            a = np.ascontiguousarray(a)
         with self._on(device):
             if dtype == dt.bfloat16:
                 # mx.array does not reliably take ml_dtypes.bfloat16: move the raw bits

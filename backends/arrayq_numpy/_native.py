@@ -195,20 +195,12 @@ def supports(x: np.ndarray, packed: np.ndarray, transpose: bool, group_size: int
 
 
 def matmul(
-    x: np.ndarray,
-    packed: np.ndarray,
-    scales: np.ndarray,
-    biases: np.ndarray,
-    group_size: int,
-    bits: int,
-    factored: bool = True,
+    x: np.ndarray, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int
 ) -> np.ndarray:
     """``x @ W.T`` for an affine weight W (N, K), in float32.
 
     x: (M, K) float32. packed: (N, K*bits/32) uint32; scales/biases: (N, K/group_size)
-    float32, float16 or bfloat16. Returns (M, N) float32. ``factored`` false (x holds NaN
-    or inf) skips the decode kernel, whose per-group factoring s * (codes . x) + b * sum(x)
-    would turn inf into NaN: the rows are dequantized and multiplied as at prefill."""
+    float32, float16 or bfloat16. Returns (M, N) float32."""
     index = _chosen_level()
     assert _kernels is not None and index is not None
     m, k = x.shape
@@ -217,7 +209,7 @@ def matmul(
         packed = np.ascontiguousarray(packed)
     s, kind = _scale_view(scales)
     b, _ = _scale_view(biases)  # the same dtype as the scales (QuantizedWeight checks)
-    if m <= DECODE_MAX_ROWS and factored:
+    if m <= DECODE_MAX_ROWS:
         out = np.empty((m, n), np.float32)
         int8 = current_activations() == "int8"
         aligned = x.flags.c_contiguous and x.flags.aligned and x.dtype == np.float32

@@ -229,13 +229,14 @@ def _check_representable(backend: Any, w: Any, qw: QuantizedWeight) -> None:
     pass the dtype's largest value (mxfp4 from float16 near 65504). MLX returns inf/NaN
     there without a word. The check dequantizes the weight block by block (bounded
     memory) and names the first group that fails, with its values' range in float64."""
+    dtype = dt.as_dtype(qw.dtype)  # (set by QuantizedWeight)
     cols = qw.shape[-1]
     rows = math.prod(qw.shape[:-1])
     flat = [None if a is None else backend.reshape(a, (rows, _shape(a)[-1])) for a in (qw.packed, qw.scales, qw.biases)]
     step = max(1, _CHECK_BLOCK_VALUES // cols)
     for r0 in range(0, rows, step):
         part = [None if a is None else a[r0 : min(rows, r0 + step), :] for a in flat]
-        deq = backend.dequantize(*part, qw.group_size, qw.bits, qw.mode, qw.dtype)
+        deq = backend.dequantize(*part, qw.group_size, qw.bits, qw.mode, dtype)
         if bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", deq), None, False, None))):
             continue
         import numpy as np
@@ -251,7 +252,7 @@ def _check_representable(backend: Any, w: Any, qw: QuantizedWeight) -> None:
             f"row {where[0] if len(where) == 1 else where}, group {group} (columns {group * qw.group_size}.."
             f"{(group + 1) * qw.group_size - 1}) holds values from {values.min():.6g} to {values.max():.6g} "
             f"(range {values.max() - values.min():.6g}), which {qw.mode} at {qw.bits} bits cannot represent in "
-            f"{qw.dtype.name} (largest finite value {float(np.finfo(_np_float(qw.dtype)).max):.6g}): its "
+            f"{dtype.name} (largest finite value {float(np.finfo(_np_float(dtype)).max):.6g}): its "
             "scale or dequantized values overflow; scale the weight down (and the layer's output up by the same factor)"
         )
 

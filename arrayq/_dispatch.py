@@ -181,6 +181,9 @@ def to_backend(obj: Any, backend: str | Backend, device: Any = None) -> Any:
             return o
         if source is target and (device is None or target.device_of(o) == device):
             return o
-        return target.from_numpy(source.to_numpy(o), device=default_device(target, device))
+        host = source.to_numpy(o)
+        if not getattr(host.dtype, "isnative", True):  # ('>f4' and the like): backends take native order
+            host = host.astype(host.dtype.newbyteorder("="))
+        return target.from_numpy(host, device=default_device(target, device))
 
     return move(obj)

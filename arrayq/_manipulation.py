@@ -165,27 +165,50 @@ def tile(x: Any, repetitions: Sequence[int], /) -> Any:
     return backend.tile(x, tuple(repetitions))
 
 
+def _check_indices(backend: Any, indices: Any, size: int, axis: int, what: str) -> None:
+    """IndexError unless every index lies in ``[-size, size)``. Checked here, once, for every
+    backend: MLX reads past the end (garbage, or a segfault for large indices) where NumPy
+    raises. Costs a min and a max of the indices (and, on MLX, evaluating them)."""
+    if backend.is_array(indices):
+        if 0 in tuple(indices.shape):
+            return
+        lo, hi = (int(backend.to_numpy(backend.reduce(op, indices, None, False, None))) for op in ("min", "max"))
+    else:
+        lo = hi = int(indices)
+    if lo < -size or hi >= size:
+        raise IndexError(
+            f"{what}: index {hi if hi >= size else lo} is out of range for axis {axis} of size {size}; "
+            f"indices must lie in [{-size}, {size})"
+        )
+
+
 def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
     """Elements of ``x`` at integer ``indices`` along ``axis`` (None: 1-D x only; the
     standard requires 1-D indices, arrayq accepts any index shape, which replaces that
-    axis). Negative indices count from the end."""
+    axis). Negative indices count from the end. Raises IndexError for an index outside
+    ``[-size, size)``, on every backend."""
     backend, (x, indices) = resolve(x, indices)
     if axis is None:
         if len(x.shape) != 1:
             raise ValueError("take needs axis= for an array that is not 1-D")
         axis = 0
-    return backend.take(x, indices, normalize_axis(axis, len(x.shape)))
+    axis = normalize_axis(axis, len(x.shape))
+    _check_indices(backend, indices, int(x.shape[axis]), axis, "take")
+    return backend.take(x, indices, axis)
 
 
 def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
     """Elements of ``x`` picked along ``axis`` by ``indices``, which has x's number of
-    dimensions and broadcasts against x on the other axes (as numpy.take_along_axis)."""
+    dimensions and broadcasts against x on the other axes (as numpy.take_along_axis).
+    Raises IndexError for an index outside ``[-size, size)``, on every backend."""
     backend, (x, indices) = resolve(x, indices)
     if len(indices.shape) != len(x.shape):
         raise ValueError(
             f"take_along_axis needs indices with x's {len(x.shape)} dimensions, got shape {tuple(indices.shape)}"
         )
-    return backend.take_along_axis(x, indices, normalize_axis(axis, len(x.shape)))
+    axis = normalize_axis(axis, len(x.shape))
+    _check_indices(backend, indices, int(x.shape[axis]), axis, "take_along_axis")
+    return backend.take_along_axis(x, indices, axis)
 
 
 __all__ = [

@@ -62,8 +62,11 @@ MODES = {
 }
 
 # Peak size (bytes) of the float32 copy of one dequantized weight block in the
-# matmul references.
-_BLOCK_BYTES = 16 * 1024 * 1024
+# matmul references. Dequantizing a block holds about six block-sized temporaries at
+# once (codes, unpacked values, table indices, decoded values, the scaled block), so 8 MiB
+# keeps a call's peak extra memory near 48 MiB, under the 64 MiB bound
+# (docs/benchmarks.md, "Memory of the reference path").
+_BLOCK_BYTES = 8 * 1024 * 1024
 
 # (significand bits incl. implicit bit, min normal exponent, max exponent)
 _FLOAT_INFO = {
@@ -692,7 +695,7 @@ def _rows_per_block(batch, inner, unit, block_rows=None):
     """Output rows per dequantized block in the matmul references.
 
     Default: as many rows as keep the float32 copy of the block (``batch``
-    matrices x rows x ``inner`` x 4 bytes) within ``_BLOCK_BYTES`` (16 MiB),
+    matrices x rows x ``inner`` x 4 bytes) within ``_BLOCK_BYTES`` (8 MiB),
     at least one unit.  The result is a positive multiple of ``unit``.
     """
     if block_rows is None:
@@ -723,7 +726,7 @@ def quantized_matmul_reference(
     MLX's GPU kernels do; fp modes decode exactly.  The weight is dequantized
     block by block along its output dimension (``N``) and multiplied with
     ``x`` cast to float32; the partial results are concatenated.  By default a block holds as many
-    rows as keep its float32 copy (over all batch matrices) within 16 MiB;
+    rows as keep its float32 copy (over all batch matrices) within 8 MiB;
     ``block_rows`` overrides that.  When ``transpose`` is False blocks are
     whole groups and whole packing periods (e.g. 32 columns for 3-bit).
     Peak extra memory is a small multiple of one block plus the float32

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from typing import Any
 
 from . import _dtypes as dt
-from ._dispatch import resolve
+from ._dispatch import backend_of, resolve
 from .errors import QuantizationError
 
 #: mode -> (default group size, default bits, allowed group sizes, allowed bits)
@@ -29,14 +30,26 @@ MODES: dict[str, tuple[int, int, tuple[int, ...], tuple[int, ...]]] = {
 FLOAT_DTYPES = (dt.float32, dt.float16, dt.bfloat16)
 
 
-def check_format(group_size: int | None, bits: int | None, mode: str) -> tuple[int, int]:
-    """Fill in the mode's defaults and check the triple; returns (group_size, bits).
-    Raises QuantizationError naming the allowed values."""
-    if mode not in MODES:
+def _whole(value: Any, what: str) -> int:
+    """``value`` as a Python int: ints and NumPy integers pass, anything else (a float,
+    even 4.0; a bool; a string) raises QuantizationError."""
+    if isinstance(value, bool):
+        raise QuantizationError(f"{what} must be an int, got the bool {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise QuantizationError(f"{what} must be an int, got {type(value).__name__} {value!r}") from None
+
+
+def check_format(group_size: Any, bits: Any, mode: Any) -> tuple[int, int]:
+    """Fill in the mode's defaults and check the triple; returns (group_size, bits) as
+    Python ints. Raises QuantizationError naming the allowed values (also for a value of
+    the wrong type: a float ``bits``, a non-string ``mode``)."""
+    if not isinstance(mode, str) or mode not in MODES:
         raise QuantizationError(f"unknown quantization mode {mode!r}; use one of {list(MODES)}")
     default_gs, default_bits, sizes, widths = MODES[mode]
-    group_size = default_gs if group_size is None else group_size
-    bits = default_bits if bits is None else bits
+    group_size = default_gs if group_size is None else _whole(group_size, "group_size")
+    bits = default_bits if bits is None else _whole(bits, "bits")
     if group_size not in sizes:
         raise QuantizationError(f"mode {mode!r} takes group_size in {sizes}, got {group_size}")
     if bits not in widths:
@@ -46,6 +59,24 @@ def check_format(group_size: int | None, bits: int | None, mode: str) -> tuple[i
 
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(map(int, x.shape))
+
+
+def _check_array(x: Any, what: str) -> None:
+    """QuantizationError unless ``x`` is an array of a loaded backend, in native byte order
+    (the kernels read the words and scales as this machine's integers and floats)."""
+    try:
+        is_array = backend_of(x) is not None
+    except TypeError:
+        is_array = False
+    if not is_array:
+        raise QuantizationError(
+            f"{what} must be an array (NumPy, MLX, ... ), got {type(x).__name__}; convert it with arrayq.asarray"
+        )
+    if not getattr(x.dtype, "isnative", True):
+        raise QuantizationError(
+            f"{what} has non-native byte order ({x.dtype.str}); convert it first, "
+            f"e.g. a.astype(a.dtype.newbyteorder('='))"
+        )
 
 
 def _dtype_of(x: Any) -> dt.DType:
@@ -82,6 +113,8 @@ class QuantizedWeight:
         group_size, bits = check_format(self.group_size, self.bits, self.mode)
         object.__setattr__(self, "group_size", group_size)
         object.__setattr__(self, "bits", bits)
+        for name in ("packed", "scales") + (("biases",) if self.biases is not None else ()):
+            _check_array(getattr(self, name), name)
         if _dtype_of(self.packed) != dt.uint32:
             raise QuantizationError(f"packed weight must be uint32, got {_dtype_of(self.packed).name}")
         ps, ss = _shape(self.packed), _shape(self.scales)
@@ -118,14 +151,9 @@ class QuantizedWeight:
                 )
             if self.dtype is None:
                 object.__setattr__(self, "dtype", dt.bfloat16)
-        dtype = dt.as_dtype(self.dtype)
-        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "dtype", _float_dtype(self.dtype, "the dequantized dtype"))
         # the logical shape, once: quantized_matmul asks for it on every call
         object.__setattr__(self, "_logical_shape", ps[:-1] + (cols,))
-        if dtype not in FLOAT_DTYPES:
-            raise QuantizationError(
-                f"dequantized dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {dtype.name}"
-            )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -161,6 +189,7 @@ def quantize(
     non-float dtype, an unsupported format, or NaN/inf in ``w`` (a group holding them has
     no meaningful scale, and MLX would silently produce garbage)."""
     group_size, bits = check_format(group_size, bits, mode)
+    _check_array(w, "the weight")
     backend, (w,) = resolve(w)
     shape, wdt = _shape(w), _dtype_of(w)
     if len(shape) < 2:
@@ -171,10 +200,71 @@ def quantize(
         raise QuantizationError(
             f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first"
         )
+    if 0 in shape:  # an empty weight: empty arrays of the format's shapes (some kernels fail on them)
+        device = backend.device_of(w)
+        lead, groups = shape[:-1], shape[-1] // group_size
+        scale_dtype = wdt if mode == "affine" else dt.uint8
+        packed = backend.zeros(lead + (shape[-1] * bits // 32,), dt.uint32, device)
+        scales = backend.zeros(lead + (groups,), scale_dtype, device)
+        biases = backend.zeros(lead + (groups,), wdt, device) if mode == "affine" else None
+        return QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     if not bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", w), None, False, None))):
         raise QuantizationError("the weight holds NaN or inf; quantization needs finite values")
     packed, scales, biases = backend.quantize(w, group_size, bits, mode)
-    return QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
+    qw = QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
+    _check_representable(backend, w, qw)
+    return qw
+
+
+#: Rows :func:`_check_representable` dequantizes at once: at most this many values.
+_CHECK_BLOCK_VALUES = 1 << 22
+
+
+def _check_representable(backend: Any, w: Any, qw: QuantizedWeight) -> None:
+    """Raise QuantizationError if ``qw`` dequantizes to a non-finite value in its dtype.
+
+    Finite weights can still overflow their format: a group whose range max - min exceeds
+    the dtype's largest value has an infinite affine scale (float32 +-3e38 at any width,
+    float16 +-40000 at 1 bit), and a value rounded up to the next step of its group can
+    pass the dtype's largest value (mxfp4 from float16 near 65504). MLX returns inf/NaN
+    there without a word. The check dequantizes the weight block by block (bounded
+    memory) and names the first group that fails, with its values' range in float64."""
+    dtype = dt.as_dtype(qw.dtype)  # (set by QuantizedWeight)
+    cols = qw.shape[-1]
+    rows = math.prod(qw.shape[:-1])
+    flat = [None if a is None else backend.reshape(a, (rows, _shape(a)[-1])) for a in (qw.packed, qw.scales, qw.biases)]
+    step = max(1, _CHECK_BLOCK_VALUES // cols)
+    for r0 in range(0, rows, step):
+        part = [None if a is None else a[r0 : min(rows, r0 + step), :] for a in flat]
+        deq = backend.dequantize(*part, qw.group_size, qw.bits, qw.mode, dtype)
+        if bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", deq), None, False, None))):
+            continue
+        import numpy as np
+
+        bad = ~np.isfinite(np.asarray(backend.to_numpy(deq), dtype=np.float64))
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        row, group = r0 + r, c // qw.group_size
+        g0 = group * qw.group_size
+        group_values = backend.reshape(w, (rows, cols))[row, g0 : g0 + qw.group_size]
+        values = np.asarray(backend.to_numpy(group_values), np.float64)
+        where = tuple(int(i) for i in np.unravel_index(row, qw.shape[:-1]))
+        raise QuantizationError(
+            f"row {where[0] if len(where) == 1 else where}, group {group} (columns {group * qw.group_size}.."
+            f"{(group + 1) * qw.group_size - 1}) holds values from {values.min():.6g} to {values.max():.6g} "
+            f"(range {values.max() - values.min():.6g}), which {qw.mode} at {qw.bits} bits cannot represent in "
+            f"{dtype.name} (largest finite value {float(np.finfo(_np_float(dtype)).max):.6g}): its "
+            "scale or dequantized values overflow; scale the weight down (and the layer's output up by the same factor)"
+        )
+
+
+def _np_float(dtype: dt.DType) -> Any:
+    import numpy as np
+
+    if dtype == dt.bfloat16:
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return np.dtype(dtype.name)
 
 
 def dequantize(
@@ -193,16 +283,26 @@ def dequantize(
     with its ``scales`` and ``biases`` and format. ``dtype`` defaults to the weight's.
     Raises QuantizationError for inconsistent arguments."""
     qw = _weight(w, scales, biases, group_size, bits, mode)
-    out_dtype = dt.as_dtype(dtype if dtype is not None else qw.dtype)
-    if out_dtype not in FLOAT_DTYPES:
-        raise QuantizationError(
-            f"dequantize dtype must be one of {[d.name for d in FLOAT_DTYPES]}, got {out_dtype.name}"
-        )
+    out_dtype = _float_dtype(dtype if dtype is not None else qw.dtype, "dequantize dtype")
     backend, (packed, scales_, biases_) = resolve(qw.packed, qw.scales, qw.biases)
+    if 0 in qw.shape:  # nothing to decode (MLX's kernel fails on empty arrays)
+        return backend.zeros(qw.shape, out_dtype, backend.device_of(packed))
     return backend.dequantize(packed, scales_, biases_, qw.group_size, qw.bits, qw.mode, out_dtype)
 
 
+def _float_dtype(dtype: Any, what: str) -> dt.DType:
+    """``dtype`` as one of FLOAT_DTYPES, or QuantizationError."""
+    try:
+        found = dt.as_dtype(dtype)
+    except (TypeError, ValueError, KeyError):
+        found = None
+    if found not in FLOAT_DTYPES:
+        raise QuantizationError(f"{what} must be one of {[d.name for d in FLOAT_DTYPES]}, got {dtype!r}")
+    return found
+
+
 def _check_x(x: Any, k: int, what: str) -> None:
+    _check_array(x, f"{what}'s x")
     xdt = _dtype_of(x)
     if xdt not in FLOAT_DTYPES:
         raise QuantizationError(
@@ -254,7 +354,7 @@ def quantized_matmul(
             f"quantized_matmul: x batch {xs[:-2]} and weight batch {wbatch} do not broadcast"
         ) from exc
     out_shape = (n,) if len(xs) == 1 and not wbatch else batch + xs[-2:-1] + (n,)
-    if 0 in xs or 0 in wbatch:
+    if 0 in out_shape or k == 0:  # empty, or sums over nothing: some kernels crash (MLX: SIGFPE)
         return backend.zeros(out_shape, _dtype_of(x), backend.device_of(x))
     return backend.quantized_matmul(x, packed, scales_, biases_, transpose, qw.group_size, qw.bits, qw.mode)
 
@@ -298,6 +398,7 @@ def gather_qmm(
     ):
         if idx is None:
             continue
+        _check_array(idx, name)
         if _dtype_of(idx).kind not in ("signed", "unsigned"):
             raise QuantizationError(f"{name} must be an integer array, got {_dtype_of(idx).name}")
         host = backend.to_numpy(idx)
@@ -305,11 +406,17 @@ def gather_qmm(
             raise QuantizationError(f"{name} must lie in [0, {limit}), got values from {host.min()} to {host.max()}")
     # the output batch: the two index arrays broadcast, a missing one standing for "all of
     # its operand's batch, in order"
-    batch = broadcast_shapes(
-        _shape(lhs) if lhs is not None else _shape(x)[:-2], _shape(rhs) if rhs is not None else qw.shape[:-2]
-    )
+    lhs_batch = _shape(lhs) if lhs is not None else _shape(x)[:-2]
+    rhs_batch = _shape(rhs) if rhs is not None else qw.shape[:-2]
+    try:
+        batch = broadcast_shapes(lhs_batch, rhs_batch)
+    except ValueError:
+        raise QuantizationError(
+            f"gather_qmm: lhs_indices {lhs_batch} and rhs_indices {rhs_batch} (the shapes, or the operands' batch "
+            "shapes where an index array is None) do not broadcast; give index arrays of broadcastable shapes"
+        ) from None
     m, n = _shape(x)[-2], _kn(qw, transpose)[1]
-    if 0 in batch or m == 0:  # nothing to compute; some kernels crash on empty inputs
+    if 0 in batch or m == 0 or n == 0 or k == 0:  # nothing to compute; some kernels crash (MLX: SIGFPE)
         return backend.zeros(batch + (m, n), _dtype_of(x), backend.device_of(x))
     return backend.gather_qmm(x, packed, scales_, biases_, lhs, rhs, transpose, qw.group_size, qw.bits, qw.mode)
 

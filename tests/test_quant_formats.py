@@ -399,11 +399,11 @@ def test_qmm_reference_batched_weights_and_mixed_dtype():
 
 
 def test_block_sizes():
-    # default: the float32 copy of a block (all batch matrices) stays within 16 MiB
-    assert qf._rows_per_block(1, 4096, 1) == 1024
-    assert qf._rows_per_block(8, 4096, 1) == 128
-    assert qf._rows_per_block(64, 4096, 32) == 32  # at least one unit (whole groups/periods)
-    assert qf._rows_per_block(1, 4096, 96) == 960  # a multiple of the unit, <= the budget
+    # default: the float32 copy of a block (all batch matrices) stays within 8 MiB
+    assert qf._rows_per_block(1, 4096, 1) == 512
+    assert qf._rows_per_block(8, 4096, 1) == 64
+    assert qf._rows_per_block(128, 4096, 32) == 32  # at least one unit (whole groups/periods)
+    assert qf._rows_per_block(1, 4096, 96) == 480  # a multiple of the unit, <= the budget
     assert qf._rows_per_block(1, 4096, 32, block_rows=33) == 64  # explicit: rounded up
     with pytest.raises(ValueError):
         qf._rows_per_block(1, 4096, 1, block_rows=0)

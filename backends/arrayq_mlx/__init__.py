@@ -271,10 +271,12 @@ class MLXBackend(Backend):
         a = np.asarray(a)
         dtype = dt.as_dtype(a.dtype)
         native = self._native_for(dtype, device)
+        if not a.flags.c_contiguous:  # mx.array refuses negative strides
+            a = np.ascontiguousarray(a)
         with self._on(device):
             if dtype == dt.bfloat16:
                 # mx.array does not reliably take ml_dtypes.bfloat16: move the raw bits
-                bits = self.mx.array((a if a.flags.c_contiguous else a.copy()).view(np.uint16))  # keeps 0-d
+                bits = self.mx.array(a.view(np.uint16))  # keeps 0-d
                 return self.mx.view(bits, self.mx.bfloat16)
             return self.mx.array(a, dtype=native)
 

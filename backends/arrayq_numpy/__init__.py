@@ -263,10 +263,17 @@ class NumPyBackend(Backend):
             out = self.gather_qmm(x3, packed, scales, biases, None, None, transpose, group_size, bits, mode)
             return out[..., 0, :] if x.ndim == 1 else out
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
-        if _native.supports(x2d, packed, transpose, group_size):
+        # The decode kernel and the pure-NumPy path factor each group as
+        # s * (codes . x) + b * sum(x): an inf in x then gives 0 * inf or inf - inf = NaN where
+        # the product with the dequantized weight (the reference, MLX) gives +-inf; and the
+        # native dequantization fuses s * q + b (one rounding), so a weight that dequantizes
+        # to exactly 0 (inf * 0 = NaN) comes out as +-1e-9 (inf). So x with NaN or inf takes
+        # the pure-NumPy unfactored order, dequantized exactly as the reference, times x.
+        finite = bool(np.isfinite(x2d).all())
+        if finite and _native.supports(x2d, packed, transpose, group_size):
             out = _native.matmul(x2d, packed, scales, biases, group_size, bits)
         else:
-            out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits)
+            out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits, factored=finite)
         return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
 
     def gather_qmm(

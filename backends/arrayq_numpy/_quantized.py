@@ -104,10 +104,13 @@ def affine_matmul(
     transpose: bool,
     group_size: int,
     bits: int,
+    factored: bool = True,
 ) -> np.ndarray:
     """``x @ W.T`` (transpose) or ``x @ W`` for an unbatched affine weight W.
 
-    x: (M, K) float32. packed/scales/biases: 2-D as stored. Returns (M, N) float32."""
+    x: (M, K) float32. packed/scales/biases: 2-D as stored. Returns (M, N) float32.
+    ``factored`` false (x holds NaN or inf): W's rows are dequantized in full and multiplied,
+    without the per-group factoring, which would turn inf into NaN."""
     s32, b32 = scales.astype(np.float32), biases.astype(np.float32)
     rows, cols = packed.shape[0], scales.shape[1] * group_size
     m = x.shape[0]
@@ -119,6 +122,12 @@ def affine_matmul(
                 packed[r : r + block], s32[r : r + block], b32[r : r + block], bits, group_size
             )
         return out
+    if not factored:
+
+        def dequantized(r: int, n: int) -> np.ndarray:
+            return _dequantize_rows(packed[r : r + n], s32[r : r + n], b32[r : r + n], bits, group_size)
+
+        return np.ascontiguousarray(blocks_times(dequantized, rows, cols, np.ascontiguousarray(x.T)).T)
     if m <= DECODE_MAX_ROWS:
         out = np.empty((m, rows), np.float32)
         groups = cols // group_size

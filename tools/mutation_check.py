@@ -29,6 +29,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFORMANCE_NUMPY = "tests/test_conformance.py::test_numpy_reference_passes_the_whole_suite"
+HANDBUILT = "tests/test_quant_handbuilt.py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +147,56 @@ MUTATIONS = (
         "elif b.gives_way and not chosen.gives_way:",
         "elif b.gives_way and not chosen.gives_way and False:",
         ("tests/test_dispatch.py",),
+    ),
+    # the formats without MLX as the answer key: hand-built cases (tests/test_quant_handbuilt.py)
+    Mutation(
+        "affine: codes round half-up instead of half-to-even",
+        "arrayq/_quant_formats.py",
+        "q = xp.round((wg - bias) / scale)",
+        "q = xp.floor((wg - bias) / scale + 0.5)",
+        (HANDBUILT,),
+    ),
+    Mutation(
+        "affine: the scale's sign ignores which of min and max is larger",
+        "arrayq/_quant_formats.py",
+        "scale = xp.where(mask, scale, -scale)",
+        "scale = xp.where(mask, scale, scale)",
+        (HANDBUILT,),
+    ),
+    Mutation(
+        "mx: the scale not rounded to the weight dtype",
+        "arrayq/_quant_formats.py",
+        "s = _round_narrow(xp, amax / maxval, dtype)",
+        "s = amax / maxval",
+        (HANDBUILT,),
+    ),
+    Mutation(
+        "nvfp4: elements divided by the scale before its E4M3 rounding",
+        "arrayq/_quant_formats.py",
+        "sd = _from_e4m3(xp, scale_codes)",
+        "sd = s",
+        (HANDBUILT,),
+    ),
+    Mutation(
+        "nvfp4: distances in the weight dtype instead of float32",
+        "arrayq/_quant_formats.py",
+        'codes = _to_fp4(xp, v, xp.float32 if mode == "nvfp4" else dtype)',
+        "codes = _to_fp4(xp, v, dtype)",
+        (HANDBUILT,),
+    ),
+    Mutation(
+        "fp4: ties go to the larger code",
+        "arrayq/_quant_formats.py",
+        "better = d < best_d",
+        "better = d <= best_d",
+        (HANDBUILT,),
+    ),
+    Mutation(
+        "packing: off-by-one shift for codes straddling two words",
+        "arrayq/_quant_formats.py",
+        "hi = xp.bitwise_right_shift(v, _u32(xp, 32 - sh))",
+        "hi = xp.bitwise_right_shift(v, _u32(xp, 31 - sh))",
+        (HANDBUILT,),
     ),
 )
 

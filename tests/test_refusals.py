@@ -177,7 +177,14 @@ def test_config_json_float_values(ckpt, key, value):
     if value is None:
         return  # null means the default
     _config(ckpt, **{key: value})
-    _refused(ckpt, "config.json", key, "positive number")
+    _refused(ckpt, "config.json", key, "a finite number >")
+
+
+@pytest.mark.parametrize("value", [1.0, 0.5, 1e-320])
+def test_rope_theta_at_most_one_is_refused(ckpt, value):
+    """Rotary frequencies theta**(-2i/d) grow for theta < 1: inf, then NaN logits, for tiny theta."""
+    _config(ckpt, rope_theta=value)
+    _refused(ckpt, "config.json", "rope_theta must be a finite number > 1")
 
 
 @pytest.mark.parametrize("key", ["hidden_size", "vocab_size", "num_key_value_heads", "head_dim"])

@@ -187,7 +187,12 @@ class GGUFFile:
             vtype = cur.scalar("<I", f"the type of metadata {key!r}")
             self.metadata[key] = cur.value(vtype, f"metadata {key!r}")
         alignment = self.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        if (
+            not isinstance(alignment, int)
+            or isinstance(alignment, bool)
+            or alignment <= 0
+            or alignment & (alignment - 1)
+        ):
             raise CheckpointError(self.path, f"general.alignment {alignment!r} is not a power of two")
         self.alignment = alignment
         raw_infos = []

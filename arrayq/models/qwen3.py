@@ -104,10 +104,10 @@ class Qwen3Config:
                 )
             return value
 
-        def number(key: str, value: Any) -> float:
+        def number(key: str, value: Any, low: float = 0.0) -> float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or value <= 0:
-                raise bad(key, "a positive number (finite, not NaN)", value)
+            if not ok or not math.isfinite(value) or value <= low:
+                raise bad(key, f"a finite number > {low:g} (not NaN)", value)
             return float(value)
 
         def flag(key: str, default: bool) -> bool:
@@ -133,13 +133,14 @@ class Qwen3Config:
         ):
             value = d.get(key)
             v[key] = integer(key, default if value is None else value)
-        for key, default in (("rms_norm_eps", 1e-6), ("rope_theta", 1_000_000.0)):
-            v[key] = number(key, d.get(key, default))
+        v["rms_norm_eps"] = number("rms_norm_eps", d.get("rms_norm_eps", 1e-6))
+        # rope_theta <= 1 makes the rotary frequencies grow, to inf (then NaN) for tiny values
+        v["rope_theta"] = number("rope_theta", d.get("rope_theta", 1_000_000.0), 1.0)
         if v["num_attention_heads"] % v["num_key_value_heads"]:
             raise CheckpointError(
                 path,
-                f"num_attention_heads {v['num_attention_heads']} is not a multiple of "
-                f"num_key_value_heads {v['num_key_value_heads']}",
+                f"{names.get('num_attention_heads', 'num_attention_heads')} {v['num_attention_heads']} is not a "
+                f"multiple of {names.get('num_key_value_heads', 'num_key_value_heads')} {v['num_key_value_heads']}",
             )
         rope_scaling = d.get("rope_scaling")
         if rope_scaling is not None and not isinstance(rope_scaling, dict):

@@ -10,12 +10,15 @@ naming the file (and the tensor where one is at fault):
 * :func:`check_shape`: a tensor shape is a short list of non-negative integers of a
   bounded element count;
 * :func:`check_disjoint`: no two tensors share bytes.
+
+And :func:`release_pages`, which drops a read-only memory map's pages from memory.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import re
 import stat
@@ -151,3 +154,14 @@ def check_disjoint(path: str | os.PathLike, spans: Iterable[tuple[int, int, str]
     for (_, stop, a), (start, _, b) in zip(ordered, ordered[1:]):
         if start < stop:
             raise CheckpointError(path, f"its bytes overlap those of tensor {a!r} (corrupted)", b)
+
+
+def release_pages(mapping: mmap.mmap, start: int, stop: int) -> None:
+    """Drop the pages of bytes [start, stop) of a read-only file mapping from this process's
+    resident memory (MADV_DONTNEED; a later read faults them in from the file again).
+    Does nothing where the platform has no madvise."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None or not hasattr(mapping, "madvise") or stop <= start:
+        return
+    begin = start - start % mmap.PAGESIZE
+    mapping.madvise(advice, begin, min(stop, len(mapping)) - begin)

@@ -38,7 +38,7 @@ import ml_dtypes
 import numpy as np
 
 from ._errors import CheckpointError
-from ._files import MAX_ARRAY_DEPTH, MAX_DIMS, check_disjoint, check_shape, open_regular
+from ._files import MAX_ARRAY_DEPTH, MAX_DIMS, check_disjoint, check_shape, open_regular, release_pages
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -284,6 +284,13 @@ class GGUFFile:
             m = np.ascontiguousarray(blocks[..., 2:4]).view("<f2")[..., 0].astype(np.float32)
             return packed, d, m, group, bits
         return packed, d, d * np.float32(-8), group, bits
+
+    def release(self, name: str) -> None:
+        """Drop tensor ``name``'s pages of the memory map from this process's memory (see
+        SafetensorsFile.release)."""
+        info = self.tensors[name]
+        if isinstance(self._map, mmap.mmap):
+            release_pages(self._map, info.start, info.stop)
 
     def __repr__(self) -> str:
         return f"GGUFFile({self.path!r}, v{self.version}, {len(self.tensors)} tensors)"

@@ -313,12 +313,21 @@ class _Source:
     def label(self, name: str) -> str:
         return name
 
+    def native(self, name: str, backend: str) -> Any:
+        """Tensor ``name`` as ``backend``'s own array when the source can give it without
+        a NumPy copy; None otherwise."""
+        return None
+
+    def release(self, name: str) -> None:
+        """Tensor ``name`` has been copied: drop its memory-mapped pages from memory."""
+
 
 class _SafetensorsSource(_Source):
     def __init__(self, directory: Path):
         self.config_path = str(directory / "config.json")
         index = directory / "model.safetensors.index.json"
         self.where: dict[str, SafetensorsFile] = {}
+        self._native: dict[str, dict[str, Any]] = {}
         self.missing_file = str(directory / "model.safetensors")
         if os.path.lexists(index):
             self.missing_file = str(index)
@@ -376,6 +385,21 @@ class _SafetensorsSource(_Source):
 
     def file_of(self, name: str) -> str:
         return self.where[name].path
+
+    def native(self, name: str, backend: str) -> Any:
+        # MLX reads safetensors itself, lazily, with plain reads into MLX memory: no page of
+        # a memory map stays resident next to the copy (files already checked by our reader)
+        if backend != "mlx":
+            return None
+        import mlx.core as mx
+
+        path = self.where[name].path
+        if path not in self._native:
+            self._native[path] = mx.load(path)
+        return self._native[path][name]
+
+    def release(self, name: str) -> None:
+        self.where[name].release(name)
 
 
 _GGUF_TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
@@ -459,6 +483,9 @@ class _GGUFSource(_Source):
     def file_of(self, name: str) -> str:
         return self.f.path
 
+    def release(self, name: str) -> None:
+        self.f.release(self.entries[name][0])
+
     def label(self, name: str) -> str:
         gname, part = self.entries.get(name, (mlx_to_gguf_name(name), "dense"))
         return gname if part == "dense" else f"{gname} ({part})"
@@ -530,10 +557,19 @@ class _Builder:
         if self.progress is not None:
             self.progress(self.done, self.total, what)
 
-    def _put(self, a: np.ndarray) -> Any:
+    def _put(self, name: str, a: np.ndarray, convert: bool = False) -> Any:
+        """Source tensor ``name`` (``a``, as the source gives it) on the model's backend, in
+        the activations' dtype if ``convert``. NumPy keeps the memory map; other backends
+        get the source's native array if it has one (no NumPy copy at all), else a copy,
+        after which the source drops the file's pages from memory."""
+        dtype = aq.as_dtype(self.dtype).dtype
         if self.backend == "numpy":
-            return a
-        return aq.to_backend(np.ascontiguousarray(a), self.backend, self.device)
+            return a.astype(dtype) if convert and a.dtype != dtype else a
+        out = self.src.native(name, self.backend)
+        if out is None:
+            out = aq.to_backend(np.ascontiguousarray(a), self.backend, self.device)
+            self.src.release(name)
+        return aq.astype(out, self.dtype) if convert and a.dtype != dtype else out
 
     def _error(self, name: str, message: str) -> CheckpointError:
         return CheckpointError(self.src.file_of(name), message, self.src.label(name))
@@ -553,7 +589,7 @@ class _Builder:
 
     def _dense(self, name: str, shape: tuple[int, ...], what: str) -> Any:
         a = self._tensor(name, shape, _FLOATS, what)
-        return self._put(a if a.dtype == aq.as_dtype(self.dtype).dtype else a.astype(aq.as_dtype(self.dtype).dtype))
+        return self._put(name, a, convert=True)
 
     def _quantized(self, module: str, n: int, k: int, fmt: tuple[int, int, str], what: str) -> QuantizedWeight:
         gs, bits, mode = fmt
@@ -574,7 +610,12 @@ class _Builder:
             raise self._error(f"{module}.biases", f"mode {mode!r} has no biases")
         try:
             return QuantizedWeight(
-                self._put(packed), self._put(scales), None if biases is None else self._put(biases), gs, bits, mode
+                self._put(f"{module}.weight", packed),
+                self._put(f"{module}.scales", scales),
+                None if biases is None else self._put(f"{module}.biases", biases),
+                gs,
+                bits,
+                mode,
             )
         except QuantizationError as exc:
             raise self._error(f"{module}.weight", str(exc)) from None

@@ -24,7 +24,7 @@ import ml_dtypes
 import numpy as np
 
 from ._errors import CheckpointError
-from ._files import check_disjoint, check_shape, open_regular, parse_json
+from ._files import check_disjoint, check_shape, open_regular, parse_json, release_pages
 
 #: safetensors dtype code -> NumPy dtype
 DTYPES: dict[str, np.dtype] = {
@@ -155,6 +155,14 @@ class SafetensorsFile:
             return raw.copy().view(dtype).reshape(info.shape)
         count = (info.stop - info.start) // dtype.itemsize
         return np.frombuffer(self._map, dtype, count, info.start).reshape(info.shape)
+
+    def release(self, name: str) -> None:
+        """Drop tensor ``name``'s pages of the memory map from this process's memory (they
+        are read again from the file if used again): after copying a tensor elsewhere, the
+        mapped pages would otherwise stay resident next to the copy."""
+        info = self.infos[name]
+        if self._map is not None:
+            release_pages(self._map, info.start, info.stop)
 
     def __repr__(self) -> str:
         return f"SafetensorsFile({self.path!r}, {len(self.infos)} tensors)"

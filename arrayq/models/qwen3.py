@@ -395,7 +395,9 @@ class _SafetensorsSource(_Source):
 
         path = self.where[name].path
         if path not in self._native:
-            self._native[path] = mx.load(path)
+            loaded = mx.load(path)
+            assert isinstance(loaded, dict)  # a .safetensors file loads as name -> array
+            self._native[path] = loaded
         return self._native[path][name]
 
     def release(self, name: str) -> None:

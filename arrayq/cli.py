@@ -6,11 +6,49 @@ Each subcommand is one function taking the parsed arguments and returning an exi
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from ._version import __version__
+
+
+class CommandError(Exception):
+    """A mistake in the command line (a bad option value, an output path that cannot be
+    written): :func:`main` prints it as one ``arrayq: error:`` line and exits with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's mistakes go the same way as every other user error (see :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def check_output_file(path: str, option: str) -> None:
+    """CommandError unless ``path`` can be written as a file: run before the work, so a
+    long run never fails at its very end for a typo."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise CommandError(f"{option} {path}: the folder {folder} does not exist; create it or write elsewhere")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise CommandError(f"{option} {path}: not writable; write elsewhere")
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0 (so not 'inf' or 'nan')."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"needs a finite number > 0, got {text!r}")
+    return value
 
 
 def _library_version(module: str | None) -> str:
@@ -67,7 +105,11 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     """Run the conformance suite on a backend; exit 1 on any failure."""
     from .conformance import runner
 
+    if args.json:
+        check_output_file(args.json, "--json")
     report = runner.run(args.backend, device=args.device, pattern=args.k, progress=runner.progress_bar())
+    if not report.results:
+        raise CommandError(f"-k {args.k!r} matches no conformance case; case ids look like 'abs[float32,(3, 4)]'")
     print(report.table())
     if args.json:
         with open(args.json, "w") as fh:
@@ -83,8 +125,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before running anything
-        print(f"arrayq: error: {bench.MATPLOTLIB_MISSING}", file=sys.stderr)
-        return 2
+        raise CommandError(bench.MATPLOTLIB_MISSING)
+    for path, option in ((args.json, "--json"), (args.plot, "--plot")):
+        if path:
+            check_output_file(path, option)
     rows = bench.run(args.only, quick=args.quick)
     print(bench.format_rows(rows))
     if args.json:
@@ -95,8 +139,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             bench.plot(rows, args.plot)
         except RuntimeError as exc:  # matplotlib missing
-            print(f"arrayq: error: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(str(exc)) from None
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -115,9 +158,7 @@ current NumPy); benchmark with them unset:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra."
-    )
+    parser = _Parser(prog="arrayq", description="arrayq: one array API, any backend, quantized linear algebra.")
     parser.add_argument("--version", action="version", version=f"arrayq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="backends, availability, devices, versions").set_defaults(func=cmd_info)
@@ -149,14 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except Exception as exc:  # user-facing errors: one line, no traceback
-        from .errors import ArrayqError
+    """Run one command. Every user error (a bad option, a bad checkpoint or input, a path
+    that cannot be read or written) takes this one path: one ``arrayq: error:`` line on
+    stderr, no traceback, exit status 2."""
+    from .errors import ArrayqError
 
-        if not isinstance(exc, (ArrayqError, ValueError, TypeError)):
-            raise
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (CommandError, ArrayqError, ValueError, TypeError, OSError) as exc:
         print(f"arrayq: error: {exc}", file=sys.stderr)
         return 2
 

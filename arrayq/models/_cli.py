@@ -11,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..cli import CommandError, positive_number
+from ._files import member, open_regular
+
 
 def cache_dir() -> Path:
     """Where ``arrayq generate`` keeps the checkpoint it makes when given no ``--model``:
@@ -57,7 +60,7 @@ def cmd_make_checkpoint(args: argparse.Namespace) -> int:
     from . import make_checkpoint, preset_config
 
     config = preset_config(args.preset)
-    shard = int(args.shard_mb * 2**20) if args.shard_mb else None
+    shard = max(int(args.shard_mb * 2**20), 1) if args.shard_mb is not None else None
     path = make_checkpoint(
         args.directory, args.preset, seed=args.seed, shard_bytes=shard, progress=progress_bar(f"writing {args.preset}")
     )
@@ -92,9 +95,10 @@ class _TextStream:
 
 
 def _tokenizer(path: Path) -> Any:
-    file = path / "tokenizer.json" if path.is_dir() else None
-    if file is None or not file.is_file():
+    if not path.is_dir() or not os.path.lexists(path / "tokenizer.json"):
         return None
+    file = member(path, "tokenizer.json")
+    open_regular(file).close()
     try:
         from tokenizers import Tokenizer
     except ImportError:
@@ -104,7 +108,12 @@ def _tokenizer(path: Path) -> Any:
             file=sys.stderr,
         )
         return None
-    return Tokenizer.from_file(str(file))
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as exc:  # the tokenizers package raises plain Exception
+        from ._errors import CheckpointError
+
+        raise CheckpointError(file, f"is not a tokenizer the 'tokenizers' package can read: {exc}") from None
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -135,9 +144,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import arrayq as aq
 
     from . import CheckpointError, GenerationStats, generate, load, make_checkpoint
+    from .generate import check_sampling
 
     out, err = sys.stdout, sys.stderr
+    if args.max_tokens < 0:
+        raise CommandError(f"--max-tokens must be >= 0, got {args.max_tokens}")
+    check_sampling(args.temperature, args.top_k, args.top_p)  # before loading anything
     if args.model is None:
+        if cache_dir().exists() and not cache_dir().is_dir():
+            raise CommandError(
+                f"the cache folder {cache_dir()} (ARRAYQ_CACHE or ~/.cache/arrayq) is not a folder; "
+                "point ARRAYQ_CACHE at a folder or pass --model"
+            )
         path = cache_dir() / "tiny"
         if not (path / "config.json").is_file():
             make_checkpoint(path, "tiny")
@@ -192,7 +210,7 @@ def add_parsers(sub: Any) -> None:
     mk.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="model shape (default: tiny)")
     mk.add_argument("directory", help="where to write config.json and the safetensors file(s)")
     mk.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
-    mk.add_argument("--shard-mb", type=float, help="split the weights into shards of at most this many MiB")
+    mk.add_argument("--shard-mb", type=positive_number, help="split the weights into shards of at most this many MiB")
     mk.set_defaults(func=cmd_make_checkpoint)
 
     gen = sub.add_parser("generate", help="generate tokens with a Qwen3 checkpoint (safetensors directory or GGUF)")

@@ -12,6 +12,7 @@ checkpoint seed and the tensor's name: the same call gives the same bytes on any
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -150,6 +151,11 @@ def preset_config(preset: str, **overrides: Any) -> Qwen3Config:
     ``quantization`` dict with per-module overrides). ValueError for an unknown preset."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(Qwen3Config)})
+    if unknown:
+        raise TypeError(
+            f"unknown config fields {unknown}; Qwen3Config has {[f.name for f in dataclasses.fields(Qwen3Config)]}"
+        )
     values = dict(PRESETS[preset])
     values.update(overrides)
     quant = values.get("quantization")
@@ -158,7 +164,34 @@ def preset_config(preset: str, **overrides: Any) -> Qwen3Config:
         modes = {quant.get("mode", "affine")} | {v.get("mode", "affine") for v in quant.values() if isinstance(v, dict)}
         if modes != {"affine"}:
             raise ValueError(f"random checkpoints use affine quantization only, got modes {sorted(modes)}")
-    return Qwen3Config(**values)
+    return Qwen3Config.from_dict(values, f"preset {preset!r} with {overrides}" if overrides else f"preset {preset!r}")
+
+
+#: The file by which make_checkpoint knows a folder as one it wrote: it lists the files written.
+MARKER = "arrayq-checkpoint.json"
+
+
+def _files_written_before(directory: Path) -> list[str] | None:
+    """The files an earlier make_checkpoint wrote to ``directory`` (from its marker), []
+    for an empty folder, None for no folder. FileExistsError for a file, or a non-empty
+    folder without a marker: make_checkpoint never deletes or overwrites files it did not write."""
+    if not directory.exists():
+        return None
+    if not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a folder; give a new or empty folder for the checkpoint")
+    entries = os.listdir(directory)
+    if not entries:
+        return []
+    fix = "give a new or empty folder (arrayq never deletes files it did not write)"
+    if MARKER not in entries:
+        raise FileExistsError(f"{directory} is not empty and holds no checkpoint written by arrayq ({MARKER}); {fix}")
+    try:
+        files = json.loads((directory / MARKER).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FileExistsError(f"{directory / MARKER} is unreadable or damaged ({exc}); {fix}") from None
+    if not isinstance(files, list) or not all(isinstance(f, str) and f == os.path.basename(f) != "" for f in files):
+        raise FileExistsError(f"{directory / MARKER} does not list plain file names; {fix}")
+    return [f for f in files if f not in (".", "..")]
 
 
 def make_checkpoint(
@@ -174,48 +207,94 @@ def make_checkpoint(
     ``overrides``) to ``directory`` and return its path. ``shard_bytes``: split the
     weights into ``model-0000i-of-0000n.safetensors`` files of at most about that many bytes
     with a ``model.safetensors.index.json`` (default: one ``model.safetensors``).
-    The directory appears complete or not at all (built under a temporary name, then
-    renamed); an existing directory is replaced. Returns the directory."""
+
+    ``directory`` must be new, empty, or a checkpoint that make_checkpoint wrote before
+    (it lists its files in ``arrayq-checkpoint.json``): then only those files are replaced
+    and any other file there is kept. Anything else raises FileExistsError (a file, a
+    folder with other files), or OSError for a folder that cannot be written, before any
+    weight is made. The files are written under a temporary name first: a new folder
+    appears complete or not at all."""
     config = preset_config(preset, **overrides)
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    if shard_bytes is not None and (
+        not isinstance(shard_bytes, int) or isinstance(shard_bytes, bool) or shard_bytes < 1
+    ):
+        raise ValueError(f"shard_bytes must be a positive integer or None, got {shard_bytes!r}")
+    given = Path(directory)
+    directory = Path(os.path.realpath(given))
+    old = _files_written_before(directory)
+    ancestor = directory.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(f"{ancestor} is a file, so {given} cannot be made a folder; choose another path")
+    work_in = directory if old is not None else directory.parent
     try:
-        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        meta = {"format": "mlx"}
-        shards: list[dict[str, np.ndarray]] = [{}]
-        size = 0
-        total = _count(config)
-        for i, (name, a) in enumerate(random_tensors(config, seed)):
-            if shard_bytes is not None and size and size + a.nbytes > shard_bytes:
-                shards.append({})
-                size = 0
-            shards[-1][name] = a
-            size += a.nbytes
-            if progress is not None:
-                progress(i + 1, total, name)
-        if len(shards) == 1:
-            safetensors.save(tmp / "model.safetensors", shards[0], meta)
-        else:
-            weight_map, total_size = {}, 0
-            for i, shard in enumerate(shards):
-                fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-                safetensors.save(tmp / fname, shard, meta)
-                for name, a in shard.items():
-                    weight_map[name] = fname
-                    total_size += a.nbytes
-            index = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
-            (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        work_in.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".arrayq-tmp-", dir=work_in))
+    except OSError as exc:
+        raise type(exc)(
+            f"cannot write a checkpoint to {given}: {exc.strerror or exc}; choose a folder you can write to"
+        ) from None
+    try:
+        written = _write(tmp, config, preset, seed, shard_bytes, progress)
+        if old is None:  # a new folder: appears at once
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            os.replace(tmp, directory)
+        else:  # replace this function's own files, keep everything else
+            for name in written:
+                os.replace(tmp / name, directory / name)
+            for name in set(old) - set(written):
+                (directory / name).unlink(missing_ok=True)
+            os.replace(tmp / MARKER, directory / MARKER)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return directory
+    return given
+
+
+def _write(
+    tmp: Path,
+    config: Qwen3Config,
+    preset: str,
+    seed: int,
+    shard_bytes: int | None,
+    progress: Callable[[int, int, str], None] | None,
+) -> list[str]:
+    """Write the checkpoint's files and the marker into ``tmp``; the files' names (marker aside)."""
+    (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    meta = {"format": "mlx"}
+    shards: list[dict[str, np.ndarray]] = [{}]
+    size = 0
+    total = _count(config)
+    for i, (name, a) in enumerate(random_tensors(config, seed)):
+        if shard_bytes is not None and size and size + a.nbytes > shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = a
+        size += a.nbytes
+        if progress is not None:
+            progress(i + 1, total, name)
+    written = ["config.json"]
+    if len(shards) == 1:
+        safetensors.save(tmp / "model.safetensors", shards[0], meta)
+        written.append("model.safetensors")
+    else:
+        weight_map, total_size = {}, 0
+        for i, shard in enumerate(shards):
+            fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            safetensors.save(tmp / fname, shard, meta)
+            written.append(fname)
+            for name, a in shard.items():
+                weight_map[name] = fname
+                total_size += a.nbytes
+        index = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
+        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+        written.append("model.safetensors.index.json")
+    marker = {"written_by": "arrayq make-checkpoint", "preset": preset, "seed": seed, "files": written}
+    (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    return written
 
 
 def _count(config: Qwen3Config) -> int:
@@ -224,4 +303,4 @@ def _count(config: Qwen3Config) -> int:
     return n + (0 if config.tie_word_embeddings else per_linear)
 
 
-__all__ = ["PRESETS", "make_checkpoint", "preset_config", "random_tensors"]
+__all__ = ["MARKER", "PRESETS", "make_checkpoint", "preset_config", "random_tensors"]

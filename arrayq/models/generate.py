@@ -9,6 +9,7 @@ model.)
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -46,9 +47,19 @@ class GenerationStats:
         return self.decode_tokens / self.decode_seconds if self.decode_seconds else 0.0
 
 
-def _check_sampling(temperature: float, top_k: int, top_p: float) -> None:
-    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
-        raise ValueError(f"need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got {temperature}, {top_k}, {top_p}")
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """ValueError unless temperature is a finite number >= 0, top_k an integer >= 0 and
+    top_p a number in (0, 1] (NaN and inf refused: they would sample nothing)."""
+
+    def real(v: Any) -> bool:
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+    ok_k = isinstance(top_k, (int, np.integer)) and not isinstance(top_k, bool) and top_k >= 0
+    if not (real(temperature) and temperature >= 0 and ok_k and real(top_p) and 0 < top_p <= 1):
+        raise ValueError(
+            "need a finite temperature >= 0, an integer top_k >= 0 and 0 < top_p <= 1; "
+            f"got temperature={temperature!r}, top_k={top_k!r}, top_p={top_p!r}"
+        )
 
 
 def sample(
@@ -61,7 +72,7 @@ def sample(
     set of most likely tokens whose probabilities sum to at least ``top_p`` (always at
     least one); a token is then drawn with ``rng`` (a fresh unseeded generator if None).
     Raises ValueError for a negative temperature or top_k, or top_p outside (0, 1]."""
-    _check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p)
     values = np.asarray(aq.to_numpy(logits), dtype=np.float64).reshape(-1)
     if temperature == 0:
         return int(np.argmax(values))
@@ -114,7 +125,7 @@ def generate(
         raise ValueError(f"prompt ids must lie in [0, {vocab}), got values from {min(prompt)} to {max(prompt)}")
     if max_tokens < 0 or prefill_chunk < 1:
         raise ValueError(f"need max_tokens >= 0 and prefill_chunk >= 1, got {max_tokens}, {prefill_chunk}")
-    _check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p)
     stats = stats if stats is not None else GenerationStats()
     stats.prompt_tokens = len(prompt)
     stop = {int(t) for t in (stop_ids or ())}

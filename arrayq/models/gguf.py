@@ -38,6 +38,7 @@ import ml_dtypes
 import numpy as np
 
 from ._errors import CheckpointError
+from ._files import MAX_ARRAY_DEPTH, MAX_DIMS, check_disjoint, check_shape, open_regular, release_pages
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -131,7 +132,7 @@ class _Cursor:
         except UnicodeDecodeError:
             raise CheckpointError(self.path, f"corrupted: {what} is not UTF-8") from None
 
-    def value(self, vtype: int, what: str) -> Any:
+    def value(self, vtype: int, what: str, depth: int = 0) -> Any:
         if vtype in _SCALAR_TYPES:
             return self.scalar(_SCALAR_TYPES[vtype], what)
         if vtype == _STRING:
@@ -145,7 +146,9 @@ class _Cursor:
                 return np.frombuffer(self.buf, dtype, count, start).tolist()
             if count > self.size - self.pos:  # every element takes at least one byte
                 raise CheckpointError(self.path, f"corrupted: {what} claims {count} elements")
-            return [self.value(etype, what) for _ in range(count)]
+            if etype == _ARRAY and depth + 1 >= MAX_ARRAY_DEPTH:
+                raise CheckpointError(self.path, f"corrupted: {what} nests arrays deeper than {MAX_ARRAY_DEPTH} levels")
+            return [self.value(etype, what, depth + 1) for _ in range(count)]
         raise CheckpointError(self.path, f"corrupted: {what} has unknown value type {vtype}")
 
 
@@ -157,11 +160,12 @@ class GGUFFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        try:
-            with open(self.path, "rb") as fh:
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(self.path) else b""
-        except OSError as exc:
-            raise CheckpointError(self.path, f"cannot read: {exc.strerror or exc}") from None
+        with open_regular(self.path) as fh:
+            try:
+                size = os.fstat(fh.fileno()).st_size
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            except OSError as exc:
+                raise CheckpointError(self.path, f"cannot read: {exc.strerror or exc}") from None
         cur = _Cursor(self._map, self.path)
         start = cur.take(4, "the magic")
         if bytes(self._map[start : start + 4]) != MAGIC:
@@ -183,15 +187,20 @@ class GGUFFile:
             vtype = cur.scalar("<I", f"the type of metadata {key!r}")
             self.metadata[key] = cur.value(vtype, f"metadata {key!r}")
         alignment = self.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        if (
+            not isinstance(alignment, int)
+            or isinstance(alignment, bool)
+            or alignment <= 0
+            or alignment & (alignment - 1)
+        ):
             raise CheckpointError(self.path, f"general.alignment {alignment!r} is not a power of two")
         self.alignment = alignment
         raw_infos = []
         for i in range(n_tensors):
             name = cur.string(f"the name of tensor #{i}")
             n_dims = cur.scalar("<I", f"tensor {name!r}")
-            if n_dims > 8:
-                raise CheckpointError(self.path, f"corrupted: {n_dims} dimensions", name)
+            if n_dims > MAX_DIMS:
+                raise CheckpointError(self.path, f"corrupted: {n_dims} dimensions, at most {MAX_DIMS} accepted", name)
             ne = [cur.scalar("<Q", f"tensor {name!r}") for _ in range(n_dims)]
             type_id = cur.scalar("<I", f"tensor {name!r}")
             offset = cur.scalar("<Q", f"tensor {name!r}")
@@ -202,6 +211,7 @@ class GGUFFile:
             if type_id not in GGML_TYPES:
                 raise CheckpointError(self.path, f"unknown ggml type id {type_id}", name)
             type_name, block, block_bytes = GGML_TYPES[type_id]
+            shape = check_shape(self.path, name, tuple(reversed(ne)))
             if ne and ne[0] % block:
                 raise CheckpointError(
                     self.path, f"{type_name} needs a first dimension divisible by {block}, got ne={ne}", name
@@ -220,7 +230,8 @@ class GGUFFile:
                 )
             if name in self.tensors:
                 raise CheckpointError(self.path, "appears twice (corrupted)", name)
-            self.tensors[name] = GGUFTensorInfo(name, tuple(reversed(ne)), type_name, type_id, begin, begin + nbytes)
+            self.tensors[name] = GGUFTensorInfo(name, shape, type_name, type_id, begin, begin + nbytes)
+        check_disjoint(self.path, ((i.start, i.stop, i.name) for i in self.tensors.values()))
 
     def _unsupported(self, info: GGUFTensorInfo) -> CheckpointError:
         supported = sorted(AFFINE_TYPES) + sorted(DENSE_TYPES)
@@ -274,6 +285,13 @@ class GGUFFile:
             return packed, d, m, group, bits
         return packed, d, d * np.float32(-8), group, bits
 
+    def release(self, name: str) -> None:
+        """Drop tensor ``name``'s pages of the memory map from this process's memory (see
+        SafetensorsFile.release)."""
+        info = self.tensors[name]
+        if isinstance(self._map, mmap.mmap):
+            release_pages(self._map, info.start, info.stop)
+
     def __repr__(self) -> str:
         return f"GGUFFile({self.path!r}, v{self.version}, {len(self.tensors)} tensors)"
 
@@ -281,9 +299,9 @@ class GGUFFile:
 def is_gguf(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a file starting with the GGUF magic."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(4) == MAGIC
-    except OSError:
+    except (CheckpointError, OSError):
         return False
 
 

@@ -32,7 +32,7 @@ the tensor. On the NumPy backend the weights stay memory-mapped; other backends 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -47,10 +47,13 @@ from .. import nn
 from ..errors import QuantizationError
 from ..quantization import QuantizedWeight, check_format
 from ._errors import CheckpointError
+from ._files import member, read_json
 from .gguf import AFFINE_TYPES, GGUFFile, is_gguf
 from .safetensors import SafetensorsFile
 
 Progress = Callable[[int, int, str], None]
+#: Largest integer a config value may take (sizes, counts, token ids).
+MAX_CONFIG_INT = 2**31 - 1
 
 
 # ---------------------------------------------------------------------- config
@@ -76,69 +79,98 @@ class Qwen3Config:
     eos_token_id: tuple[int, ...] = ()
     quantization: dict | None = None
 
-    _INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-
     @classmethod
-    def from_dict(cls, d: dict, path: str | os.PathLike = "config.json") -> Qwen3Config:
-        """From a parsed config.json. Raises CheckpointError naming ``path`` for a missing
-        or ill-typed key, an unsupported model type or rope scaling, or inconsistent sizes."""
+    def from_dict(
+        cls, d: Any, path: str | os.PathLike = "config.json", names: dict[str, str] | None = None
+    ) -> Qwen3Config:
+        """From a parsed config.json: the one place where config values are checked.
+        Raises CheckpointError naming ``path`` for a missing key, a value of the wrong type
+        or out of range (NaN and inf included), an unsupported model type or rope scaling,
+        or inconsistent sizes. ``names``: what the file calls each key, for the messages
+        (GGUF metadata keys)."""
         if not isinstance(d, dict):
             raise CheckpointError(path, "is not a JSON object")
+        names = names or {}
+
+        def bad(key: str, expected: str, value: Any) -> CheckpointError:
+            return CheckpointError(path, f"{names.get(key, key)} must be {expected}, got {value!r}")
+
+        def integer(key: str, value: Any, low: int = 1, high: int = MAX_CONFIG_INT) -> int:
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise bad(
+                    key,
+                    f"a positive integer (at most {high})" if low == 1 else f"an integer from {low} to {high}",
+                    value,
+                )
+            return value
+
+        def number(key: str, value: Any, low: float = 0.0) -> float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value <= low:
+                raise bad(key, f"a finite number > {low:g} (not NaN)", value)
+            return float(value)
+
+        def flag(key: str, default: bool) -> bool:
+            value = d.get(key, default)
+            if not isinstance(value, bool):
+                raise bad(key, "true or false", value)
+            return value
+
         model_type = d.get("model_type")
         if model_type is not None and model_type != "qwen3":
             raise CheckpointError(path, f"model_type {model_type!r} is not supported; this loader takes 'qwen3'")
-        for key in cls._INTS:
+        for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
             if key not in d:
-                raise CheckpointError(path, f"has no {key!r}")
-        values: dict[str, Any] = {}
-        for key in (*cls._INTS, "num_key_value_heads", "head_dim", "max_position_embeddings"):
-            v = d.get(key)
-            if key == "num_key_value_heads" and v is None:
-                v = d["num_attention_heads"]
-            if key == "head_dim" and v is None:
-                v = (
-                    d["hidden_size"] // d["num_attention_heads"]
-                    if isinstance(d["num_attention_heads"], int) and d["num_attention_heads"]
-                    else None
-                )
-            if key == "max_position_embeddings" and v is None:
-                v = 40960
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise CheckpointError(path, f"{key} must be a positive integer, got {v!r}")
-            values[key] = v
-        for key, default in (("rms_norm_eps", 1e-6), ("rope_theta", 1_000_000.0)):
-            v = d.get(key, default)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-                raise CheckpointError(path, f"{key} must be a positive number, got {v!r}")
-            values[key] = float(v)
-        if values["num_attention_heads"] % values["num_key_value_heads"]:
+                raise CheckpointError(path, f"has no {names.get(key, key)!r}")
+        v: dict[str, Any] = {
+            key: integer(key, d[key])
+            for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        }
+        for key, default in (
+            ("num_key_value_heads", v["num_attention_heads"]),
+            ("head_dim", v["hidden_size"] // v["num_attention_heads"] or None),
+            ("max_position_embeddings", 40960),
+        ):
+            value = d.get(key)
+            v[key] = integer(key, default if value is None else value)
+        v["rms_norm_eps"] = number("rms_norm_eps", d.get("rms_norm_eps", 1e-6))
+        # rope_theta <= 1 makes the rotary frequencies grow, to inf (then NaN) for tiny values
+        v["rope_theta"] = number("rope_theta", d.get("rope_theta", 1_000_000.0), 1.0)
+        if v["num_attention_heads"] % v["num_key_value_heads"]:
             raise CheckpointError(
                 path,
-                f"num_attention_heads {values['num_attention_heads']} is not a multiple of "
-                f"num_key_value_heads {values['num_key_value_heads']}",
+                f"{names.get('num_attention_heads', 'num_attention_heads')} {v['num_attention_heads']} is not a "
+                f"multiple of {names.get('num_key_value_heads', 'num_key_value_heads')} {v['num_key_value_heads']}",
             )
         rope_scaling = d.get("rope_scaling")
+        if rope_scaling is not None and not isinstance(rope_scaling, dict):
+            raise bad("rope_scaling", "null or an object", rope_scaling)
         if rope_scaling and rope_scaling.get("rope_type", rope_scaling.get("type")) not in (None, "default"):
             raise CheckpointError(path, f"rope_scaling {rope_scaling!r} is not supported")
+        vocab = v["vocab_size"]
+        bos = d.get("bos_token_id")
+        if bos is not None:
+            integer("bos_token_id", bos, 0, vocab - 1)
         eos = d.get("eos_token_id")
-        eos = () if eos is None else tuple(eos) if isinstance(eos, list) else (eos,)
+        eos = () if eos is None else tuple(eos) if isinstance(eos, (list, tuple)) else (eos,)
+        for t in eos:
+            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab:
+                raise bad("eos_token_id", f"a token id or a list of token ids in [0, {vocab})", d.get("eos_token_id"))
         quant = d.get("quantization")
-        if (
-            quant is None
-            and isinstance(d.get("quantization_config"), dict)
-            and "quant_method" in d["quantization_config"]
-        ):
-            method = d["quantization_config"]["quant_method"]
+        if quant is not None and not isinstance(quant, dict):
+            raise bad("quantization", "an object", quant)
+        qc = d.get("quantization_config")
+        if quant is None and isinstance(qc, dict) and "quant_method" in qc:
             raise CheckpointError(
                 path,
-                f"quantization_config with quant_method {method!r} is not supported; "
+                f"quantization_config with quant_method {qc['quant_method']!r} is not supported; "
                 "this loader takes MLX's packed formats ('quantization')",
             )
         return cls(
-            **values,
-            tie_word_embeddings=bool(d.get("tie_word_embeddings", True)),
-            attention_bias=bool(d.get("attention_bias", False)),
-            bos_token_id=d.get("bos_token_id"),
+            **v,
+            tie_word_embeddings=flag("tie_word_embeddings", True),
+            attention_bias=flag("attention_bias", False),
+            bos_token_id=bos,
             eos_token_id=eos,
             quantization=quant,
         )
@@ -281,29 +313,38 @@ class _Source:
     def label(self, name: str) -> str:
         return name
 
+    def native(self, name: str, backend: str) -> Any:
+        """Tensor ``name`` as ``backend``'s own array when the source can give it without
+        a NumPy copy; None otherwise."""
+        return None
+
+    def release(self, name: str) -> None:
+        """Tensor ``name`` has been copied: drop its memory-mapped pages from memory."""
+
 
 class _SafetensorsSource(_Source):
     def __init__(self, directory: Path):
         self.config_path = str(directory / "config.json")
         index = directory / "model.safetensors.index.json"
         self.where: dict[str, SafetensorsFile] = {}
+        self._native: dict[str, dict[str, Any]] = {}
         self.missing_file = str(directory / "model.safetensors")
-        if index.is_file():
+        if os.path.lexists(index):
             self.missing_file = str(index)
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-                if not isinstance(weight_map, dict):
-                    raise TypeError
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise CheckpointError(index, f"is not a valid index (needs a 'weight_map' object): {exc}") from None
+            weight_map = read_json(member(directory, index.name), "the index")
+            weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
+            if not isinstance(weight_map, dict):
+                raise CheckpointError(index, "is not a valid index: it needs a 'weight_map' object of name -> file")
+            for name, shard in weight_map.items():
+                if not isinstance(shard, str):
+                    raise CheckpointError(index, f"maps a tensor to {shard!r}, not a file name (corrupted?)", name)
             files: dict[str, SafetensorsFile] = {}
             for shard in sorted(set(weight_map.values())):
-                if not (directory / shard).is_file():
+                path = member(directory, shard, index)
+                if not os.path.lexists(path):
                     listed = next(n for n, s in weight_map.items() if s == shard)
-                    raise CheckpointError(
-                        directory / shard, f"is missing (model.safetensors.index.json puts {listed!r} there)"
-                    )
-                files[shard] = SafetensorsFile(directory / shard)
+                    raise CheckpointError(path, f"is missing (model.safetensors.index.json puts {listed!r} there)")
+                files[shard] = SafetensorsFile(path)
             for name, shard in weight_map.items():
                 if name not in files[shard]:
                     raise CheckpointError(
@@ -327,7 +368,7 @@ class _SafetensorsSource(_Source):
             if len(paths) > 1:
                 self.missing_file = str(directory)
             for p in paths:
-                f = SafetensorsFile(p)
+                f = SafetensorsFile(member(directory, p.name))
                 for name in f.keys():
                     if name in self.where:
                         raise CheckpointError(p, f"is also in {self.where[name].path}", name)
@@ -344,6 +385,23 @@ class _SafetensorsSource(_Source):
 
     def file_of(self, name: str) -> str:
         return self.where[name].path
+
+    def native(self, name: str, backend: str) -> Any:
+        # MLX reads safetensors itself, lazily, with plain reads into MLX memory: no page of
+        # a memory map stays resident next to the copy (files already checked by our reader)
+        if backend != "mlx":
+            return None
+        import mlx.core as mx
+
+        path = self.where[name].path
+        if path not in self._native:
+            loaded = mx.load(path)
+            assert isinstance(loaded, dict)  # a .safetensors file loads as name -> array
+            self._native[path] = loaded
+        return self._native[path][name]
+
+    def release(self, name: str) -> None:
+        self.where[name].release(name)
 
 
 _GGUF_TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
@@ -427,6 +485,9 @@ class _GGUFSource(_Source):
     def file_of(self, name: str) -> str:
         return self.f.path
 
+    def release(self, name: str) -> None:
+        self.f.release(self.entries[name][0])
+
     def label(self, name: str) -> str:
         gname, part = self.entries.get(name, (mlx_to_gguf_name(name), "dense"))
         return gname if part == "dense" else f"{gname} ({part})"
@@ -498,10 +559,19 @@ class _Builder:
         if self.progress is not None:
             self.progress(self.done, self.total, what)
 
-    def _put(self, a: np.ndarray) -> Any:
+    def _put(self, name: str, a: np.ndarray, convert: bool = False) -> Any:
+        """Source tensor ``name`` (``a``, as the source gives it) on the model's backend, in
+        the activations' dtype if ``convert``. NumPy keeps the memory map; other backends
+        get the source's native array if it has one (no NumPy copy at all), else a copy,
+        after which the source drops the file's pages from memory."""
+        dtype = aq.as_dtype(self.dtype).dtype
         if self.backend == "numpy":
-            return a
-        return aq.to_backend(np.ascontiguousarray(a), self.backend, self.device)
+            return a.astype(dtype) if convert and a.dtype != dtype else a
+        out = self.src.native(name, self.backend)
+        if out is None:
+            out = aq.to_backend(np.ascontiguousarray(a), self.backend, self.device)
+            self.src.release(name)
+        return aq.astype(out, self.dtype) if convert and a.dtype != dtype else out
 
     def _error(self, name: str, message: str) -> CheckpointError:
         return CheckpointError(self.src.file_of(name), message, self.src.label(name))
@@ -521,7 +591,7 @@ class _Builder:
 
     def _dense(self, name: str, shape: tuple[int, ...], what: str) -> Any:
         a = self._tensor(name, shape, _FLOATS, what)
-        return self._put(a if a.dtype == aq.as_dtype(self.dtype).dtype else a.astype(aq.as_dtype(self.dtype).dtype))
+        return self._put(name, a, convert=True)
 
     def _quantized(self, module: str, n: int, k: int, fmt: tuple[int, int, str], what: str) -> QuantizedWeight:
         gs, bits, mode = fmt
@@ -542,7 +612,12 @@ class _Builder:
             raise self._error(f"{module}.biases", f"mode {mode!r} has no biases")
         try:
             return QuantizedWeight(
-                self._put(packed), self._put(scales), None if biases is None else self._put(biases), gs, bits, mode
+                self._put(f"{module}.weight", packed),
+                self._put(f"{module}.scales", scales),
+                None if biases is None else self._put(f"{module}.biases", biases),
+                gs,
+                bits,
+                mode,
             )
         except QuantizationError as exc:
             raise self._error(f"{module}.weight", str(exc)) from None
@@ -664,36 +739,32 @@ def config_from_gguf(f: GGUFFile) -> Qwen3Config:
     if arch != "qwen3":
         raise CheckpointError(f.path, f"general.architecture is {arch!r}; this loader takes 'qwen3'")
 
-    def key(name: str, default: Any = KeyError) -> Any:
-        v = md.get(f"qwen3.{name}", default)
-        if v is KeyError:
-            raise CheckpointError(f.path, f"has no metadata key 'qwen3.{name}'")
-        return v
-
-    heads = key("attention.head_count")
-    hidden = key("embedding_length")
     if "token_embd.weight" not in f.tensors:
         raise CheckpointError(f.path, "the file has no tensor 'token_embd.weight'", "token_embd.weight")
-    vocab = key("vocab_size", None) or f.tensors["token_embd.weight"].shape[0]
-    eos = md.get("tokenizer.ggml.eos_token_id")
-    d = {
-        "model_type": "qwen3",
-        "vocab_size": vocab,
-        "hidden_size": hidden,
-        "num_hidden_layers": key("block_count"),
-        "num_attention_heads": heads,
-        "num_key_value_heads": key("attention.head_count_kv", heads),
-        "head_dim": key("attention.key_length", None)
-        or (hidden // heads if isinstance(heads, int) and heads else None),
-        "intermediate_size": key("feed_forward_length"),
-        "rms_norm_eps": key("attention.layer_norm_rms_epsilon", 1e-6),
-        "rope_theta": key("rope.freq_base", 10000.0),
-        "max_position_embeddings": key("context_length", 40960),
-        "tie_word_embeddings": "output.weight" not in f.tensors,
-        "bos_token_id": md.get("tokenizer.ggml.bos_token_id"),
-        "eos_token_id": eos,
+    embd_shape = f.tensors["token_embd.weight"].shape
+    if len(embd_shape) != 2:
+        raise CheckpointError(
+            f.path, f"has shape {embd_shape}, expected (vocab_size, hidden_size)", "token_embd.weight"
+        )
+    names = {  # config.json key -> GGUF metadata key
+        "hidden_size": "qwen3.embedding_length",
+        "num_hidden_layers": "qwen3.block_count",
+        "num_attention_heads": "qwen3.attention.head_count",
+        "num_key_value_heads": "qwen3.attention.head_count_kv",
+        "head_dim": "qwen3.attention.key_length",
+        "intermediate_size": "qwen3.feed_forward_length",
+        "rms_norm_eps": "qwen3.attention.layer_norm_rms_epsilon",
+        "rope_theta": "qwen3.rope.freq_base",
+        "max_position_embeddings": "qwen3.context_length",
+        "vocab_size": "qwen3.vocab_size",
+        "bos_token_id": "tokenizer.ggml.bos_token_id",
+        "eos_token_id": "tokenizer.ggml.eos_token_id",
     }
-    return Qwen3Config.from_dict(d, f.path)
+    d = {key: md[gguf_key] for key, gguf_key in names.items() if gguf_key in md}
+    d.setdefault("vocab_size", embd_shape[0])
+    d.setdefault("rope_theta", 10000.0)
+    d.update(model_type="qwen3", tie_word_embeddings="output.weight" not in f.tensors)
+    return Qwen3Config.from_dict(d, f.path, names)
 
 
 def read_config(path: str | os.PathLike) -> Qwen3Config:
@@ -701,14 +772,8 @@ def read_config(path: str | os.PathLike) -> Qwen3Config:
     path = Path(path)
     if path.is_file() and is_gguf(path):
         return config_from_gguf(GGUFFile(path))
-    cfg = path / "config.json"
-    try:
-        d = json.loads(cfg.read_text())
-    except OSError as exc:
-        raise CheckpointError(cfg, f"cannot read the model config: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise CheckpointError(cfg, f"is not valid JSON: {exc}") from None
-    return Qwen3Config.from_dict(d, cfg)
+    cfg = member(path, "config.json")
+    return Qwen3Config.from_dict(read_json(cfg, "the model config"), cfg)
 
 
 def load(

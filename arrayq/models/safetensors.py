@@ -24,6 +24,7 @@ import ml_dtypes
 import numpy as np
 
 from ._errors import CheckpointError
+from ._files import check_disjoint, check_shape, open_regular, parse_json, release_pages
 
 #: safetensors dtype code -> NumPy dtype
 DTYPES: dict[str, np.dtype] = {
@@ -75,27 +76,22 @@ class SafetensorsFile:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self._map: mmap.mmap | None = None
-        try:
-            size = os.path.getsize(self.path)
-            with open(self.path, "rb") as fh:
+        with open_regular(self.path) as fh:
+            try:
+                size = os.fstat(fh.fileno()).st_size
                 head = fh.read(8)
-                if len(head) < 8:
-                    raise CheckpointError(
-                        self.path, f"file is {size} bytes, too short for a safetensors header (truncated?)"
-                    )
                 n = int.from_bytes(head, "little")
-                if n > MAX_HEADER_BYTES or 8 + n > size:
-                    raise CheckpointError(
-                        self.path,
-                        f"header length {n} does not fit a file of {size} bytes (truncated or not a safetensors file)",
-                    )
-                raw = fh.read(n)
-        except OSError as exc:
-            raise CheckpointError(self.path, f"cannot read: {exc.strerror or exc}") from None
-        try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(self.path, f"header is not valid JSON (corrupted?): {exc}") from None
+                raw = fh.read(n) if len(head) == 8 and n <= MAX_HEADER_BYTES and 8 + n <= size else b""
+            except OSError as exc:
+                raise CheckpointError(self.path, f"cannot read: {exc.strerror or exc}") from None
+        if len(head) < 8:
+            raise CheckpointError(self.path, f"file is {size} bytes, too short for a safetensors header (truncated?)")
+        if n > MAX_HEADER_BYTES or 8 + n > size:
+            raise CheckpointError(
+                self.path,
+                f"header length {n} does not fit a file of {size} bytes (truncated or not a safetensors file)",
+            )
+        header = parse_json(self.path, raw, "header")
         if not isinstance(header, dict):
             raise CheckpointError(self.path, "header is not a JSON object (corrupted?)")
         meta = header.pop("__metadata__", None) or {}
@@ -105,24 +101,20 @@ class SafetensorsFile:
         self.data_start = 8 + n
         self.size = size
         self.infos: dict[str, TensorInfo] = {name: self._info(name, entry) for name, entry in header.items()}
-        spans = sorted((i.start, i.stop, i.name) for i in self.infos.values() if i.stop > i.start)
-        for (_, stop, a), (start, _, b) in zip(spans, spans[1:]):
-            if start < stop:
-                raise CheckpointError(self.path, f"its bytes overlap those of tensor {a!r} (corrupted header)", b)
+        check_disjoint(self.path, ((i.start, i.stop, i.name) for i in self.infos.values()))
 
     def _info(self, name: str, entry: Any) -> TensorInfo:
         bad = lambda why: CheckpointError(self.path, why, name)  # noqa: E731
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
             raise bad("header entry lacks dtype, shape or data_offsets (corrupted header)")
         code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPES:
             raise bad(f"unsupported dtype {code!r}; this reader takes {sorted(DTYPES)}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise bad(f"shape {shape!r} is not a list of non-negative integers (corrupted header)")
+        shape = check_shape(self.path, name, shape)
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
-            or not all(isinstance(o, int) for o in offsets)
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1]
         ):
             raise bad(f"data_offsets {offsets!r} are not [begin, end] with 0 <= begin <= end (corrupted header)")
@@ -156,13 +148,21 @@ class SafetensorsFile:
         if info.stop == info.start:
             return np.zeros(info.shape, dtype)
         if self._map is None:
-            with open(self.path, "rb") as fh:
+            with open_regular(self.path) as fh:
                 self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         if info.start % dtype.itemsize:  # misaligned for its dtype: copy out
             raw = np.frombuffer(self._map, np.uint8, info.stop - info.start, info.start)
             return raw.copy().view(dtype).reshape(info.shape)
         count = (info.stop - info.start) // dtype.itemsize
         return np.frombuffer(self._map, dtype, count, info.start).reshape(info.shape)
+
+    def release(self, name: str) -> None:
+        """Drop tensor ``name``'s pages of the memory map from this process's memory (they
+        are read again from the file if used again): after copying a tensor elsewhere, the
+        mapped pages would otherwise stay resident next to the copy."""
+        info = self.infos[name]
+        if self._map is not None:
+            release_pages(self._map, info.start, info.stop)
 
     def __repr__(self) -> str:
         return f"SafetensorsFile({self.path!r}, {len(self.infos)} tensors)"

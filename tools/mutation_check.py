@@ -198,6 +198,21 @@ MUTATIONS = (
         "hi = xp.bitwise_right_shift(v, _u32(xp, 31 - sh))",
         (HANDBUILT,),
     ),
+    # checkpoints: hostile files (tests/test_refusals.py)
+    Mutation(
+        "checkpoint: names leaving the folder followed",
+        "arrayq/models/_files.py",
+        "    if os.path.commonpath([root, real]) != root:\n",
+        "    if False:\n",
+        ("tests/test_refusals.py",),
+    ),
+    Mutation(
+        "config: NaN passes the float checks",
+        "arrayq/models/qwen3.py",
+        "if not ok or not math.isfinite(value) or value <= low:",
+        "if not ok or value <= low:",
+        ("tests/test_refusals.py",),
+    ),
 )
 
 

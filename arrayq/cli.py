@@ -148,8 +148,8 @@ BENCH_EPILOG = """\
 quantized: 4-bit quantized matmul, arrayq on NumPy vs MLX's CPU kernel vs dense NumPy.
 dispatch: 1000 small ops through arrayq vs the library directly (NumPy; MLX graph
 building and a decode-shape quantized_matmul when MLX is installed), µs per op.
-generate: tokens/s of arrayq on NumPy and MLX (and mlx-lm when installed), through
-benchmarks/bench_generate.py of a source checkout.
+generate: tokens/s of arrayq on NumPy and MLX (and mlx-lm when installed), each engine
+in its own process (benchmarks/bench_generate.py prints more: mlx-lm, the memory floor).
 
 NumPy note: some machines set OPENBLAS_CORETYPE (an old-OpenBLAS workaround that slows
 current NumPy); benchmark with them unset:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from arrayq import bench
+from arrayq.bench import _generate, _quantized
 from arrayq.cli import main
 
 
@@ -44,12 +47,70 @@ def test_plot_without_matplotlib_says_so_before_running(
     assert "pip install 'arrayq[plot]'" in capsys.readouterr().err
 
 
-def test_generate_outside_a_checkout_says_how_to_run_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_generate_rows_come_from_the_engines(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(bench, "_generate_script", lambda: None)
-    assert bench.generate(quick=True) == []
-    assert "benchmarks/bench_generate.py" in capsys.readouterr().err
+    """``arrayq bench``'s generation rows: prefill and decode of each engine, of the tiny
+    preset with --quick (the engines themselves run in the wheel test of test_packaging)."""
+    monkeypatch.setenv("ARRAYQ_CACHE", str(tmp_path))
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text("{}")  # the checkpoint is there: none is written
+    calls = []
+
+    def engines(model: Path, names: list[str], **kw: Any) -> list[dict[str, Any]]:
+        calls.append((model, names, kw))
+        row = {"prompt_tokens": 16, "decode_tokens": 7, "prefill_tps": 50.0, "decode_tps": 20.0}
+        return [{**row, "engine": f"arrayq {name}", "peak_rss": 2**26} for name in names]
+
+    monkeypatch.setattr(_generate, "run_engines", engines)
+    rows = bench.generate(quick=True)
+    assert calls == [(tmp_path / "tiny", ["numpy", "mlx"], {"prompt_tokens": 16, "decode_tokens": 8, "repeat": 1})]
+    assert [(r["case"], r["name"], r["tokens"], r["tokens_per_s"]) for r in rows] == [
+        ("prefill, tiny", "arrayq numpy", 16, 50.0),
+        ("decode, tiny", "arrayq numpy", 7, 20.0),
+        ("prefill, tiny", "arrayq mlx", 16, 50.0),
+        ("decode, tiny", "arrayq mlx", 7, 20.0),
+    ]
+    assert all(r["bench"] == "generate" and r["peak_rss_MiB"] == 64 for r in rows)
+    assert "token generation" in bench.format_rows(rows)
+
+
+def test_pure_numpy_row_runs_with_the_native_kernels_off() -> None:
+    """The pure-NumPy row is measured in a child started with ARRAYQ_NATIVE=off (which
+    refuses to measure if the native kernels are on there); the weight's bfloat16 scales
+    and x reach it intact."""
+    import ml_dtypes
+
+    import arrayq as aq
+
+    rng = np.random.default_rng(1)
+    qw = aq.quantize(rng.standard_normal((64, 128), dtype=np.float32).astype(ml_dtypes.bfloat16), group_size=64)
+    assert qw.scales.dtype == ml_dtypes.bfloat16
+    x = rng.standard_normal((3, 128), dtype=np.float32)
+    times = _quantized.pure_numpy_times(qw, [("prefill x(3,128)", x, 2)])
+    assert set(times) == {"prefill x(3,128)"} and times["prefill x(3,128)"] > 0
+
+
+def test_benchmarks_use_only_public_names() -> None:
+    """No backend-private module, no unbound ``Backend`` method, no file found next to the
+    package (``arrayq bench`` runs from an installed wheel, without the source tree)."""
+    for path in sorted(Path(bench.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module + "." + a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                names = []
+            for name in names:
+                top, *rest = name.split(".")
+                assert top not in ("arrayq_numpy", "arrayq_mlx") or not any(p.startswith("_") for p in rest), (
+                    f"{path.name}:{node.lineno} imports {name}"
+                )
+                assert name != "arrayq.backend.Backend", f"{path.name}:{node.lineno} imports {name}"
+            if isinstance(node, ast.Name):
+                assert node.id != "__file__", f"{path.name}:{node.lineno} reads __file__"
 
 
 def test_tables_and_unknown_benchmark() -> None:

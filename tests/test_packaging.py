@@ -1,8 +1,9 @@
 """The release artefacts: ``python -m build`` makes an sdist and a wheel from it, the wheel
 holds every package arrayq needs (the shipped backends, the conformance suite, the models,
-py.typed), and installed into a fresh virtual environment it works on its own: imports,
-``arrayq --version``, and a slice of the conformance suite, run from a directory outside
-the source tree so that only the installed wheel can be imported.
+the benchmarks, py.typed), and installed into a fresh virtual environment it works on its
+own: imports, ``arrayq --version``, a slice of the conformance suite, and ``arrayq bench``'s
+generation rows, run from a directory outside the source tree so that only the installed
+wheel can be imported.
 
 The wheel carries the NumPy backend's native kernels where a C compiler is found; a second
 build with no compiler (``CC`` pointing at a program that fails) must still give a wheel that
@@ -99,6 +100,9 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
     for required in (
         "arrayq/__init__.py",
         "arrayq/py.typed",
+        "arrayq/bench/__init__.py",
+        "arrayq/bench/_generate.py",
+        "arrayq/bench/_worker.py",
         "arrayq/conformance/__init__.py",
         "arrayq/conformance/cases.py",
         "arrayq/conformance/plugin.py",
@@ -162,8 +166,14 @@ def _install_and_probe(wheel: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
     return bindir, work, found
 
 
-def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path) -> None:
-    bindir, work, found = _install_and_probe(dist["wheel"], tmp_path)
+@pytest.fixture(scope="module")
+def installed(dist: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """The wheel installed into a fresh virtual environment (:func:`_install_and_probe`)."""
+    return _install_and_probe(dist["wheel"], tmp_path_factory.mktemp("installed"))
+
+
+def test_installed_wheel_works_on_its_own(installed: tuple[Path, Path, dict]) -> None:
+    bindir, work, found = installed
     venv_site = Path(found["venv_site"])
     for name, file in found["files"].items():
         assert Path(file).resolve().is_relative_to(venv_site.resolve()), f"{name} was imported from {file}"
@@ -177,6 +187,25 @@ def test_installed_wheel_works_on_its_own(dist: dict[str, Path], tmp_path: Path)
     if _has_compiler():
         info = _run([str(bindir / "arrayq"), "info"], cwd=work).stdout
         assert "native kernels" in info, info
+
+
+def test_installed_wheel_benchmarks_generation(installed: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    """``arrayq bench --quick`` from the installed wheel, outside the source tree, prints
+    the generation rows: what it runs ships in the wheel (arrayq.bench, its worker
+    processes). The quantized and dispatch benchmarks are exercised in test_bench.py;
+    ``--only generate`` keeps this test to the tiny model's engines."""
+    bindir, work, _ = installed
+    proc = _run(
+        [str(bindir / "arrayq"), "bench", "--quick", "--only", "generate"],
+        cwd=work,
+        extra_env={"ARRAYQ_CACHE": str(tmp_path / "cache")},
+    )
+    assert "token generation" in proc.stdout, proc.stdout + proc.stderr
+    for phase in ("prefill", "decode"):
+        assert f"{phase}, tiny" in proc.stdout and "arrayq numpy" in proc.stdout, proc.stdout + proc.stderr
+    if importlib.util.find_spec("mlx") is not None:
+        assert "arrayq mlx" in proc.stdout, proc.stdout + proc.stderr
+    assert "failed" not in proc.stderr, proc.stderr
 
 
 def test_wheel_built_without_a_compiler_works_on_the_numpy_path(wheel_without_compiler: Path, tmp_path: Path) -> None:

@@ -26,6 +26,9 @@ MODES: dict[str, tuple[int, int, tuple[int, ...], tuple[int, ...]]] = {
     "mxfp8": (32, 8, (32,), (8,)),
     "nvfp4": (16, 4, (16,), (4,)),
 }
+#: The largest magnitude nvfp4 holds: its E4M3 scale's largest value (448) times FP4's (6).
+#: MLX clips larger values without a word; quantize refuses them.
+NVFP4_MAX = 448.0 * 6.0
 #: Float dtypes weights and activations may have (what MLX's kernels take).
 FLOAT_DTYPES = (dt.float32, dt.float16, dt.bfloat16)
 
@@ -210,6 +213,14 @@ def quantize(
         return QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     if not bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", w), None, False, None))):
         raise QuantizationError("the weight holds NaN or inf; quantization needs finite values")
+    if mode == "nvfp4":
+        largest = float(backend.to_numpy(backend.reduce("max", backend.unary("abs", w), None, False, None)))
+        if largest > NVFP4_MAX:
+            raise QuantizationError(
+                f"nvfp4 represents magnitudes up to {NVFP4_MAX:g} (E4M3 scale 448 x FP4 value 6), but the weight "
+                f"holds {largest:.6g}: larger values would be clipped; scale the weight down (and the layer's "
+                "output up by the same factor) or use mxfp4 or affine"
+            )
     packed, scales, biases = backend.quantize(w, group_size, bits, mode)
     qw = QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     _check_representable(backend, w, qw)

@@ -188,7 +188,9 @@ def magnitudes(backend: str) -> None:
         try:
             qw = aq.quantize(_on(backend, w), group_size=gs, bits=bits, mode=mode)
         except QuantizationError as exc:
-            assert "group" in str(exc) and "cannot represent" in str(exc), str(exc)
+            message = str(exc)
+            clipped = mode == "nvfp4" and "nvfp4 represents magnitudes up to 2688" in message
+            assert clipped or ("group" in message and "cannot represent" in message), message
             return
         assert np.isfinite(_host(aq.dequantize(qw))).all()
 
@@ -206,6 +208,16 @@ def test_overflowing_ranges_are_refused_on_every_backend():
         w16 = np.tile(np.array([40000, -40000], np.float16), (1, 32))
         w = _on(backend, w16)
         _refused(lambda w=w: aq.quantize(w, bits=1), "row 0, group 0", "range 80000", "float16")
+
+
+def test_nvfp4_refuses_what_its_scale_would_clip():
+    """nvfp4's largest magnitude is 448 (E4M3 scale) x 6 (FP4): MLX clips beyond it."""
+    for backend in BACKENDS:
+        w = np.tile(np.array([2688.0, -2688.0], np.float32), (2, 8))
+        assert np.array_equal(_host(aq.dequantize(aq.quantize(_on(backend, w), mode="nvfp4"))).astype(np.float32), w)
+        w[1, 3] = -2700.0  # one value past the limit, in the second row
+        moved = _on(backend, w)
+        _refused(lambda w=moved: aq.quantize(w, mode="nvfp4"), "up to 2688", "2700")
 
 
 # ---------------------------------------------------------------------------------------

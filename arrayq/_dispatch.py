@@ -1,7 +1,8 @@
 """How a call finds its backend.
 
-* From the arrays: ``type(x)`` → backend, cached in a dict, so the common case is one
-  dictionary lookup. Python scalars belong to no backend and mix with anything.
+* From the arrays: ``type(x)`` → backend (``_registry.backend_of``: the registry owns the
+  live backends and the type cache), so the common case is one dictionary lookup. Python
+  scalars belong to no backend and mix with anything.
 * For creation functions (no array argument): the default backend, chosen in this order:
   ``with arrayq.default_backend(...)`` (a context variable, so threads and asyncio tasks
   each see their own), ``arrayq.set_default_backend(...)``, the ``ARRAYQ_BACKEND``
@@ -19,38 +20,13 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._registry import get_backend, loaded_backends
+from ._registry import backend_of, get_backend
 from .errors import BackendMismatchError
 
 if TYPE_CHECKING:
     from .backend import Backend
 
 _SCALARS = (bool, int, float, complex)
-_type_cache: dict[type, Backend] = {}
-
-
-def forget_types() -> None:
-    """Drop the type → backend cache (after the set of backends changed)."""
-    _type_cache.clear()
-
-
-def backend_of(x: Any) -> Backend | None:
-    """The backend whose native array ``x`` is; None for a Python scalar or None.
-
-    Raises TypeError for anything else (a list, an unknown array type)."""
-    backend = _type_cache.get(type(x))
-    if backend is not None:
-        return backend
-    if x is None or isinstance(x, _SCALARS):
-        return None
-    for candidate in loaded_backends():
-        if candidate.is_array(x):
-            _type_cache[type(x)] = candidate
-            return candidate
-    raise TypeError(
-        f"arrayq got a {type(x).__module__}.{type(x).__qualname__}, which no loaded backend "
-        "recognises as an array; convert it first with arrayq.asarray(...)"
-    )
 
 
 def resolve(*xs: Any) -> tuple[Backend, list[Any]]:

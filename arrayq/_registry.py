@@ -11,7 +11,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import BackendUnavailableError, UnknownBackendError
 
@@ -31,6 +31,9 @@ class _Entry:
     hint: str | None = None
 
 
+_SCALARS = (bool, int, float, complex)
+#: type(x) -> the backend whose array it is; cleared whenever the set of backends changes
+_type_cache: dict[type, Backend] = {}
 _lock = threading.Lock()
 _entries: dict[str, _Entry] | None = None
 _runtime: dict[str, _Entry] = {}
@@ -56,7 +59,6 @@ def register_backend(name: str, backend: Backend | type[Backend], *, replace: bo
     Raises ValueError if ``name`` is already taken and ``replace`` is false, and TypeError
     if ``backend`` is not a Backend.
     """
-    from . import _dispatch
     from .backend import Backend
 
     is_class = isinstance(backend, type) and issubclass(backend, Backend)
@@ -69,16 +71,14 @@ def register_backend(name: str, backend: Backend | type[Backend], *, replace: bo
     if entry.backend is None:
         raise TypeError(f"backend {name!r} could not be created: {entry.error}")
     _runtime[name] = entry
-    _dispatch.forget_types()
+    forget_types()
 
 
 def unregister_backend(name: str) -> None:
     """Remove a backend added with :func:`register_backend` (entry points stay)."""
-    from . import _dispatch
-
     if _runtime.pop(name, None) is None:
         raise UnknownBackendError(f"no backend named {name!r} was added with register_backend")
-    _dispatch.forget_types()
+    forget_types()
 
 
 def _load(entry: _Entry) -> None:
@@ -178,3 +178,27 @@ def loaded_backends() -> list[Backend]:
         if entry.backend is not None:
             out.append(entry.backend)
     return out
+
+
+def forget_types() -> None:
+    """Drop the type → backend cache (after the set of backends changed)."""
+    _type_cache.clear()
+
+
+def backend_of(x: Any) -> Backend | None:
+    """The backend whose native array ``x`` is; None for a Python scalar or None.
+
+    Raises TypeError for anything else (a list, an unknown array type)."""
+    backend = _type_cache.get(type(x))
+    if backend is not None:
+        return backend
+    if x is None or isinstance(x, _SCALARS):
+        return None
+    for candidate in loaded_backends():
+        if candidate.is_array(x):
+            _type_cache[type(x)] = candidate
+            return candidate
+    raise TypeError(
+        f"arrayq got a {type(x).__module__}.{type(x).__qualname__}, which no loaded backend "
+        "recognises as an array; convert it first with arrayq.asarray(...)"
+    )

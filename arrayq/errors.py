@@ -31,3 +31,11 @@ class UnsupportedOperationError(ArrayqError, NotImplementedError):
 
 class QuantizationError(ArrayqError, ValueError):
     """Bad input to a quantization op: group size, bits, mode, shapes or dtypes."""
+
+
+def unsupported(backend: object, op: str) -> UnsupportedOperationError:
+    """The error a backend's missing primitive raises (the contract's declaration)."""
+    name, cls = getattr(backend, "name", "?"), type(backend).__name__
+    return UnsupportedOperationError(
+        f"backend {name!r} does not implement {op!r}; implement the primitive in {cls} or list it in declared_gaps"
+    )

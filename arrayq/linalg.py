@@ -3,7 +3,7 @@ quantized linear algebra (:func:`quantized_matmul`, :func:`gather_qmm`)."""
 
 from ._linear_algebra import matmul, tensordot, vecdot
 from ._manipulation import matrix_transpose
-from .quantization import dequantize, gather_qmm, quantize, quantized_matmul
+from .quant import dequantize, gather_qmm, quantize, quantized_matmul
 
 __all__ = [
     "dequantize",

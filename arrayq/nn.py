@@ -29,7 +29,7 @@ import arrayq as aq
 
 from . import linalg as _linalg
 from ._dispatch import resolve
-from .quantization import QuantizedWeight
+from .quant import QuantizedWeight
 
 _LOW_PRECISION = ("float16", "bfloat16")
 
@@ -94,7 +94,8 @@ def rms_norm(x: Any, weight: Any, eps: float = 1e-6) -> Any:
     The backend's ``rms_norm`` runs it (the NumPy backend's is a few direct NumPy calls);
     the reference is :func:`rms_norm_reference`."""
     backend, (x, weight) = resolve(x, weight)
-    return backend.rms_norm(x, weight, float(eps))
+    out = backend.rms_norm(x, weight, float(eps))
+    return rms_norm_reference(x, weight, float(eps)) if out is NotImplemented else out
 
 
 def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
@@ -151,7 +152,8 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: 
     if isinstance(mask, str) and length > s:
         raise ValueError(f"a causal mask needs at least as many keys ({s}) as queries ({length})")
     backend, (q, k, v) = resolve(q, k, v)
-    return backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
+    out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
+    return attention_reference(q, k, v, float(scale), mask) if out is NotImplemented else out
 
 
 def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:

@@ -164,7 +164,7 @@ def gpu_time_per_call(mx: Any, make_calls: Callable[[], list[Any]], reps: int = 
 
 
 def bench_shape(mx: Any, aq: Any, label: str, m: int, k: int, n: int, samples: int) -> list[dict[str, Any]]:
-    from arrayq.quantization import QuantizedWeight
+    from arrayq.quant import QuantizedWeight
 
     bf16 = mx.bfloat16
     q_bytes = n * k * BITS // 8 + 2 * (n * (k // GROUP_SIZE) * 2)  # packed + bf16 scales + bf16 biases
@@ -256,7 +256,7 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     kernels directly and through ``arrayq.linalg.quantized_matmul``. Returns the failures."""
     import numpy as np
 
-    from arrayq.quantization import QuantizedWeight
+    from arrayq.quant import QuantizedWeight
     from arrayq_mlx import _cuda_kernels as ck
 
     kern = ck.CudaKernels(mx, poison=True)

@@ -1,4 +1,4 @@
-"""Peak extra memory of the blockwise reference quantized matmul (``Backend.quantized_matmul``,
+"""Peak extra memory of the blockwise reference quantized matmul (``arrayq.quant.reference_matmul``,
 the path of mxfp4/mxfp8/nvfp4 on NumPy and of every format on backends without a fused
 kernel), per mode, on NumPy and the strict example backend.
 
@@ -13,8 +13,8 @@ import sys
 import numpy as np
 
 import arrayq as aq
-from arrayq.backend import Backend
 from arrayq.bench import peak_extra_bytes
+from arrayq.quant import QuantizedWeight, reference_matmul
 
 FORMATS = [("affine", 64, 4), ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 4)]
 
@@ -22,7 +22,7 @@ FORMATS = [("affine", 64, 4), ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 
 def measure(backend_name: str, n: int, m: int) -> list[tuple[str, float]]:
     """(mode, MiB) for x (m, n) times a random n x n weight of each format."""
     rng = np.random.default_rng(0)
-    backend = aq.get_backend(backend_name)
+
     rows = []
     for mode, gs, bits in FORMATS:
         packed = rng.integers(0, 2**32, (n, n * bits // 32), dtype=np.uint32)
@@ -34,8 +34,10 @@ def measure(backend_name: str, n: int, m: int) -> list[tuple[str, float]]:
         x = rng.standard_normal((m, n)).astype(np.float32)
         args = [None if a is None else aq.to_backend(a, backend_name) for a in (x, packed, scales, biases)]
 
-        def call(args: list = args, gs: int = gs, bits: int = bits, mode: str = mode) -> object:
-            return Backend.quantized_matmul(backend, *args, True, gs, bits, mode)
+        qw = QuantizedWeight(*args[1:], gs, bits, mode)
+
+        def call(x: object = args[0], qw: QuantizedWeight = qw) -> object:
+            return reference_matmul(x, qw)
 
         rows.append((mode, peak_extra_bytes(call) / 2**20))
     return rows

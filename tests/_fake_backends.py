@@ -6,37 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from arrayq.backend import COMPOSITES
+from arrayq.backend import COMPOSITES, NATIVE_OPS, PRIMITIVE_METHODS
 from arrayq_numpy import NumPyBackend
 
-#: Backend methods implementing primitives that take or give arrays (the elementwise and
-#: reduction op names of the contract go through unary/binary/reduce/argreduce).
-ARRAY_PRIMITIVE_METHODS = (
-    "from_numpy",
-    "astype",
-    "full",
-    "arange",
-    "where",
-    "unary",
-    "binary",
-    "reduce",
-    "argreduce",
-    "cumulative_sum",
-    "reshape",
-    "permute_dims",
-    "broadcast_to",
-    "concat",
-    "flip",
-    "take",
-    "take_along_axis",
-    "nonzero",
-    "searchsorted",
-    "sort",
-    "argsort",
-    "unique_all",
-    "matmul",
-)
-ARRAY_OPS = (*ARRAY_PRIMITIVE_METHODS, *COMPOSITES)
+#: Backend methods implementing primitives that take or give arrays (is_array,
+#: native_dtype and to_numpy are the fakes' own).
+ARRAY_PRIMITIVE_METHODS = tuple(m for m in PRIMITIVE_METHODS if m not in ("is_array", "native_dtype", "to_numpy"))
+ARRAY_OPS = (*ARRAY_PRIMITIVE_METHODS, *COMPOSITES, *NATIVE_OPS)
 
 
 def _retag(value, array_type):

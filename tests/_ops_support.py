@@ -30,15 +30,13 @@ import numpy as np
 import pytest
 
 import arrayq
-from arrayq.backend import COMPOSITES, Backend
+from arrayq.backend import COMPOSITES, NATIVE_OPS, Backend
 from arrayq_numpy import NumPyBackend
 from tests._fake_backends import ARRAY_PRIMITIVE_METHODS
 
-QUANTIZED = frozenset({"quantize", "dequantize", "quantized_matmul", "gather_qmm"})
-#: Composites the NumPy backend overrides natively; PrimitivesOnly puts them back.
-NUMPY_NATIVE = tuple(
-    n for n in COMPOSITES if n not in QUANTIZED and getattr(NumPyBackend, n) is not getattr(Backend, n)
-)
+#: Composites and optional native ops the NumPy backend overrides; PrimitivesOnly puts
+#: back the contract's defaults (for native ops: NotImplemented, so the frontend's reference runs).
+NUMPY_NATIVE = tuple(n for n in (*COMPOSITES, *NATIVE_OPS) if getattr(NumPyBackend, n) is not getattr(Backend, n))
 
 # ---------------------------------------------------------------------- the test-only backend
 

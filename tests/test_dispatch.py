@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import arrayq
-from arrayq import _dispatch
+from arrayq import _registry
 from tests._fake_backends import make_backend_class
 
 
@@ -205,4 +205,4 @@ def test_type_cache_is_used(two_backends):
     alpha, _ = two_backends
     a = alpha.from_numpy(np.ones(1))
     arrayq.backend_of(a)
-    assert _dispatch._type_cache[type(a)] is alpha
+    assert _registry._type_cache[type(a)] is alpha

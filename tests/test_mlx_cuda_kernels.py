@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arrayq import _quant_formats as qf
+from arrayq.quant import _formats, _packing
 from arrayq_mlx import _cuda_kernels as ck
 
 RNG = np.random.default_rng(7)
@@ -245,7 +245,7 @@ def test_decode_m_tile(rows: int, tile: int) -> None:
 
 def _quantized(bits: int, gs: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w = (RNG.standard_normal((n, k)) * 0.02).astype(np.float32)
-    p, s, b = qf.quantize(np, w, gs, bits, "affine")
+    p, s, b = _formats.quantize(np, w, gs, bits, "affine")
     return np.asarray(p), np.asarray(s), np.asarray(b)
 
 
@@ -255,7 +255,7 @@ def test_decode_emulation_matches_reference(bits: int, gs: int) -> None:
     n, k = 13, 3 * max(gs, ck.layout(bits, gs).vals)
     p, s, b = _quantized(bits, gs, n, k)
     x = RNG.standard_normal((3, k))
-    w = np.asarray(qf.dequantize(np, p, s, b, gs, bits, "affine", np.float32), dtype=np.float64)
+    w = np.asarray(_formats.dequantize(np, p, s, b, gs, bits, "affine", np.float32), dtype=np.float64)
     got = ck.emulate_decode(np, x, p, s, b, bits, gs)
     np.testing.assert_allclose(got, x @ w.T, rtol=1e-5, atol=1e-5 * np.abs(x @ w.T).max())
 
@@ -265,7 +265,7 @@ def test_decode_emulation_matches_reference(bits: int, gs: int) -> None:
 def test_dequantize_emulation_matches_reference(bits: int, gs: int) -> None:
     n, k = 5, 3 * max(gs, ck.layout(bits, gs).vals)
     p, s, b = _quantized(bits, gs, n, k)
-    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     want = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
     np.testing.assert_array_equal(ck.emulate_dequantize(np, p, s, b, bits, gs), want)
@@ -306,7 +306,7 @@ def test_fused_kernel_emulation_matches_reference(bits: int, gs: int) -> None:
     n, k = 16, 3 * 64 if gs <= 64 else 256
     p, s, b = _quantized(bits, gs, n, k)
     w = ck.emulate_qmm_weight(np, p, s, b, bits, gs)
-    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     exact = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
     # every element of W is made once, and is s*q + b rounded once to bfloat16
@@ -335,7 +335,7 @@ def test_fused_kernel_h2_emulation_is_exact(dtype: str, bits: int, gs: int) -> N
     s = ck._round_to(np, s.astype(np.float64), dtype)
     b = ck._round_to(np, b.astype(np.float64), dtype)
     w = ck.emulate_qmm_weight_h2(np, p, s, b, bits, gs, dtype)
-    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     exact = s[:, g] * codes + b[:, g]
     # every element is s*q + b rounded once to x's dtype: bit for bit
@@ -366,7 +366,7 @@ def test_tensor_core_decode_emulation_matches_reference(
     x = RNG.standard_normal((m, k)).astype(np.float16 if x_dtype == "float16" else np.float32)
     if x_dtype == "bfloat16":
         x = (x.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # exact in bfloat16
-    codes = np.asarray(qf.unpack(np, p, bits), dtype=np.float64)
+    codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     w = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
     want = x.astype(np.float64) @ w.T

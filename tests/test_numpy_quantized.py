@@ -1,5 +1,5 @@
 """The NumPy backend's quantized fast path (backends/arrayq_numpy/_quantized.py) against
-the array-API reference in arrayq._quant_formats (run on the composite default of a
+the array-API reference in arrayq.quant (run on the composite default of a
 backend that has no fast path), and against hand-built codes."""
 
 import itertools
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import arrayq as aq
-from arrayq import _quant_formats as qf
-from arrayq.backend import Backend
+from arrayq.quant import _packing, reference_gather_qmm, reference_matmul
 from arrayq_numpy._quantized import DECODE_MAX_ROWS, unpack_codes
 
 # The fast path and the reference both accumulate in float32 but in a different order
@@ -20,11 +19,8 @@ RTOL_FLOAT32 = 2e-5
 
 
 def _reference(x, qw, transpose):
-    """The blockwise reference, run by the Backend default on NumPy arrays."""
-    numpy_backend = aq.get_backend("numpy")
-    return Backend.quantized_matmul(
-        numpy_backend, x, qw.packed, qw.scales, qw.biases, transpose, qw.group_size, qw.bits, qw.mode
-    )
+    """The blockwise reference on NumPy arrays."""
+    return reference_matmul(x, qw, transpose)
 
 
 def test_unpack_codes_by_hand():
@@ -43,7 +39,7 @@ def test_unpack_codes_by_hand():
 def test_unpack_codes_matches_the_reference(bits):
     rng = np.random.default_rng(bits)
     packed = rng.integers(0, 2**32, size=(3, 2 * bits), dtype=np.uint64).astype(np.uint32)
-    expected = qf.unpack(_anp(), packed, bits)
+    expected = _packing.unpack(_anp(), packed, bits)
     np.testing.assert_array_equal(unpack_codes(packed, bits), expected)
 
 
@@ -86,10 +82,7 @@ def test_batched_and_non_contiguous_x_and_narrow_dtypes():
 
 
 def _gather_reference(x, qw, lhs, rhs, transpose):
-    numpy_backend = aq.get_backend("numpy")
-    return Backend.gather_qmm(
-        numpy_backend, x, qw.packed, qw.scales, qw.biases, lhs, rhs, transpose, qw.group_size, qw.bits, qw.mode
-    )
+    return reference_gather_qmm(x, qw, lhs, rhs, transpose)
 
 
 @pytest.mark.parametrize("transpose", [True, False])
@@ -186,14 +179,14 @@ def test_batched_weight_takes_the_per_matrix_path_from_the_threshold(monkeypatch
     qw = aq.quantize(np.random.default_rng(3).standard_normal((3, n, 64)).astype(np.float32), group_size=32, bits=4)
     x = np.random.default_rng(4).standard_normal((3, 5, 64)).astype(np.float32)
     log = []
-    _record(monkeypatch, log, Backend, "quantized_matmul")
-    _record(monkeypatch, log, Backend, "gather_qmm")
+    _record(monkeypatch, log, aq.quant, "reference_matmul")
+    _record(monkeypatch, log, aq.quant, "reference_gather_qmm")
     _record(monkeypatch, log, arrayq_numpy.NumPyBackend, "_per_weight")
     got = aq.linalg.quantized_matmul(x, qw)
     idx = np.arange(3)
     got_gather = aq.linalg.gather_qmm(x, qw, lhs_indices=idx, rhs_indices=idx)
     monkeypatch.undo()
-    assert log == (["_per_weight", "_per_weight"] if n == 64 else ["quantized_matmul", "gather_qmm"])
+    assert log == (["_per_weight", "_per_weight"] if n == 64 else ["reference_matmul", "reference_gather_qmm"])
     ref = _reference(x, qw, True)
     np.testing.assert_allclose(got, ref, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(ref).max())
     np.testing.assert_allclose(got_gather, got, rtol=RTOL_FLOAT32, atol=RTOL_FLOAT32 * np.abs(ref).max())

@@ -9,8 +9,8 @@ import pytest
 
 import arrayq
 from arrayq import _creation, _elementwise, _manipulation, _searching, _statistical
-from arrayq.backend import COMPOSITES, PRIMITIVES, Backend
-from tests._ops_support import NUMPY_NATIVE, QUANTIZED, PArray, PrimitivesOnly, be  # noqa: F401 (fixture)
+from arrayq.backend import COMPOSITES, NATIVE_OPS, PRIMITIVES, Backend
+from tests._ops_support import NUMPY_NATIVE, PArray, PrimitivesOnly, be  # noqa: F401 (fixture)
 
 CHAPTERS = (
     "test_ops_creation",
@@ -110,18 +110,15 @@ def test_primitives_only_resets_exactly_the_numpy_overrides():
         "tensordot",
         "vecdot",
     }
-    for name in COMPOSITES:
-        if name not in QUANTIZED:
-            assert getattr(PrimitivesOnly, name) is getattr(Backend, name), name
+    for name in (*COMPOSITES, *NATIVE_OPS):
+        assert getattr(PrimitivesOnly, name) is getattr(Backend, name), name
 
 
 def test_capabilities_report_the_defaults_and_the_native_overrides(be):
     caps = arrayq.capabilities(be.name)
-    assert set(caps) == set(PRIMITIVES) | set(COMPOSITES)
+    assert set(caps) == set(PRIMITIVES) | set(COMPOSITES) | set(NATIVE_OPS)
     assert all(caps[op] == "primitive" for op in PRIMITIVES)
-    for op in COMPOSITES:
-        if op in QUANTIZED:
-            continue
+    for op in (*COMPOSITES, *NATIVE_OPS):
         if be.name == "numpy":
             assert caps[op] == ("native" if op in NUMPY_NATIVE else "fallback"), op
         else:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import arrayq as aq
+from arrayq.quant import _formats
 
 F32 = np.dtype(np.float32)
 F16 = np.dtype(np.float16)
@@ -530,11 +531,11 @@ def test_nvfp4_saturated_scale_and_distance_dtype(backend, dtype):
         codes.append(0x0)
     w = _row(vals, 16, dtype=dtype)
     # arrayq.quantize refuses magnitudes above 448 * 6 (they clip); the format itself, the
-    # backend's quantize that MLX's matches bit for bit, still defines what they become
+    # format code that MLX's quantize matches bit for bit, still defines what they become
     with pytest.raises(aq.QuantizationError, match="up to 2688"):
         _quantize(w, backend, "nvfp4", 16, 4)
-    be = aq.get_backend(_backend(backend))
-    packed, scales, _ = be.quantize(aq.to_backend(w, be), 16, 4, "nvfp4")
+    with aq.default_backend(_backend(backend)):  # the format code's tables land there too
+        packed, scales, _ = _formats.quantize(aq, aq.to_backend(w, backend), 16, 4, "nvfp4")
     p, s = aq.to_numpy(packed), aq.to_numpy(scales)
     qw = aq.QuantizedWeight(packed, scales, None, 16, 4, "nvfp4", NAMES[dtype])
     codes += [0] * (16 - len(codes))

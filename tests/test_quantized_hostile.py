@@ -434,8 +434,8 @@ def test_negative_strides_move_to_every_backend() -> None:
 def test_reference_peak_memory(mode: str) -> None:
     # the blockwise reference's extra memory is bounded by its 8 MiB blocks (about 48 MiB),
     # whatever the weight's size: 4096 x 4096 here is already many blocks
-    from arrayq.backend import Backend
     from arrayq.bench import peak_extra_bytes
+    from arrayq.quant import reference_matmul
 
     gs, bits = {"affine": (64, 4), "mxfp4": (32, 4), "mxfp8": (32, 8), "nvfp4": (16, 4)}[mode]
     rng = np.random.default_rng(0)
@@ -446,9 +446,9 @@ def test_reference_peak_memory(mode: str) -> None:
     if mode == "affine":
         scales, biases = np.full((n, n // gs), 0.01, np.float32), np.full((n, n // gs), -0.1, np.float32)
     x = rng.standard_normal((4, n)).astype(np.float32)
-    backend = aq.get_backend("numpy")
     tracemalloc.stop()
-    peak = peak_extra_bytes(lambda: Backend.quantized_matmul(backend, x, packed, scales, biases, True, gs, bits, mode))
+    qw = aq.QuantizedWeight(packed, scales, biases, gs, bits, mode)
+    peak = peak_extra_bytes(lambda: reference_matmul(x, qw))
     assert peak <= 64 * 2**20, f"{peak / 2**20:.1f} MiB"
 
 

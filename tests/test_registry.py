@@ -112,4 +112,5 @@ def test_capabilities_reports_native_and_fallback():
     assert caps["add"] == "primitive"
     assert caps["mean"] == "native"  # NumPy overrides the composite
     assert caps["moveaxis"] == "fallback"  # the reference default runs
-    assert set(caps) == set(arrayq.PRIMITIVES) | set(arrayq.COMPOSITES)
+    assert set(caps) == set(arrayq.PRIMITIVES) | set(arrayq.COMPOSITES) | set(arrayq.NATIVE_OPS)
+    assert caps["quantized_matmul"] == "native" and caps["quantize"] == "fallback"  # the format code runs

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import COMPOSITES, Backend
+from ..backend import COMPOSITES, NATIVE_OPS, Backend
 
 #: The name the reference is registered under while a conformance run uses it.
 NAME = "conformance-reference"
@@ -56,7 +56,7 @@ def reference_backend_class() -> type[Backend]:
         attr = getattr(NumPyBackend, name)
         if name.startswith("__") or name in untagged or not callable(attr) or isinstance(attr, type):
             continue
-        namespace[name] = _tagging(getattr(Backend, name) if name in COMPOSITES else attr)
+        namespace[name] = _tagging(getattr(Backend, name) if name in (*COMPOSITES, *NATIVE_OPS) else attr)
     namespace.update(
         gives_way=False,  # plain NumPy arrays made inside a composite move here
         library_module=None,

@@ -449,7 +449,7 @@ ALL_OPS_FAMILY = ("elementwise", "structural", "quantized", "errors", "movement"
 
 
 def _formats() -> Iterator[tuple[str, int, int]]:
-    from ..quantization import MODES
+    from ..quant import MODES
 
     for mode, (_, _, sizes, widths) in MODES.items():
         for group_size, bits in itertools.product(sizes, widths):
@@ -508,7 +508,7 @@ def quantized_cases() -> list[Case]:
             g: int = gs,
             b: int = bits,
         ) -> list[Any]:
-            from .. import quantization
+            from .. import quant as quantization
 
             w = _weight(rng, ws, "float32")
             qw = quantization.quantize(w, group_size=g, bits=b, mode=m)
@@ -527,7 +527,7 @@ def quantized_cases() -> list[Case]:
     for mode, gs, bits in (("affine", 64, 4), ("affine", 32, 8), ("mxfp4", 32, 4)):
 
         def make_gather(rng: np.random.Generator, m: str = mode, g: int = gs, b: int = bits) -> list[Any]:
-            from .. import quantization
+            from .. import quant as quantization
 
             qw = quantization.quantize(_weight(rng, (4, n, k), "float32"), group_size=g, bits=b, mode=m)
             return [
@@ -568,7 +568,7 @@ def quantized_cases() -> list[Case]:
 def _qw_parts(
     rng: np.random.Generator, mode: str = "affine", gs: int = 64, bits: int = 4, shape: tuple[int, ...] = (8, 256)
 ) -> list[Any]:
-    from .. import quantization
+    from .. import quant as quantization
 
     qw = quantization.quantize(rng.standard_normal(shape).astype(np.float32), group_size=gs, bits=bits, mode=mode)
     return [qw.packed, qw.scales, qw.biases]
@@ -732,12 +732,12 @@ def empty_x_cases() -> list[Case]:
     """M = 0 must give an empty result (it crashes some kernels)."""
 
     def make(rng: np.random.Generator) -> list[Any]:
-        from .. import quantization
+        from .. import quant as quantization
 
         return [np.zeros((0, 256), np.float32), quantization.quantize(rng.standard_normal((8, 256)).astype(np.float32))]
 
     def make_experts(rng: np.random.Generator) -> list[Any]:
-        from .. import quantization
+        from .. import quant as quantization
 
         qw = quantization.quantize(rng.standard_normal((3, 8, 256)).astype(np.float32))
         return [np.zeros((2, 0, 256), np.float32), qw, np.array([0, 1], np.int32), np.array([2, 0], np.int32)]
@@ -800,7 +800,7 @@ def random_cases(count: int = 40, seed: int = 2026) -> list[Case]:
             batch: tuple[int, ...] = batch,
             m: int = m,
         ) -> list[Any]:
-            from .. import quantization
+            from .. import quant as quantization
 
             qw = quantization.quantize(_weight(r, (n, k), "float32"), group_size=gs, bits=bits, mode=mode)
             return [r.uniform(-1, 1, batch + (m, k)).astype(np.float32), qw]

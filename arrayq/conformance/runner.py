@@ -95,7 +95,7 @@ class Report:
 
 
 def _leaves(value: Any) -> list[Any]:
-    from ..quantization import QuantizedWeight
+    from ..quant import QuantizedWeight
 
     if isinstance(value, QuantizedWeight):
         return [value.packed, value.scales, value.biases]

@@ -45,7 +45,7 @@ import arrayq as aq
 
 from .. import nn
 from ..errors import QuantizationError
-from ..quantization import QuantizedWeight, check_format
+from ..quant import QuantizedWeight, check_format
 from ._errors import CheckpointError
 from ._files import member, read_json
 from .gguf import AFFINE_TYPES, GGUFFile, is_gguf

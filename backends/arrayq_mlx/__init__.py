@@ -802,7 +802,7 @@ class MLXBackend(Backend):
         return super().scaled_dot_product_attention(q, k, v, scale, mask)
 
     # ------------------------------------------------------------------ quantized linear algebra
-    # The frontend (arrayq.quantization) has validated every argument before these run.
+    # The frontend (arrayq.quant) has validated every argument before these run.
     # MLX 0.32.4's CUDA kernels do not produce MLX's format exactly: quantize rounds exact
     # ties up (the CPU rounds them to even), dequantize rounds once where the CPU rounds
     # twice, fp modes encode -0 and all-zero groups differently, and 1-bit quantize and

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from arrayq import _dtypes as dt
-from arrayq.backend import Array, Backend
-from arrayq.errors import UnsupportedDTypeError
+from arrayq.backend import Array, Backend, UnsupportedDTypeError
+from arrayq.backend import dtypes as dt
+from arrayq.quant import QuantizedWeight
 
 from . import _native
 from ._native import activations, num_threads, set_num_threads
@@ -239,119 +239,100 @@ class NumPyBackend(Backend):
         return _in_dtype(np.vecdot(x1, x2, axis=axis), x1, x2)  # type: ignore[call-overload]
 
     # ---- quantized linear algebra
-    def quantized_matmul(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array | None,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-        mode: str,
-    ) -> Array:
+    def quantized_matmul(self, x: Array, qw: QuantizedWeight, transpose: bool) -> Any:
         """Affine weights take the native kernels (``_native``, for ``transpose=True`` where
         they were built) or the pure-NumPy fast path in ``_quantized``; batched weights take
         them once per weight matrix (:meth:`_per_weight`) where the matrices are big enough
         (:data:`PER_MATRIX_MIN_WEIGHTS`). Other formats, smaller batched matrices and empty
-        weights take the blockwise reference."""
-        small_batched = packed.ndim > 2 and not _per_matrix_pays(packed, bits)
-        if mode != "affine" or biases is None or packed.size == 0 or small_batched:
-            return super().quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
+        weights take the blockwise reference (NotImplemented)."""
+        packed, bits = qw.packed, qw.bits
+        if qw.mode != "affine" or packed.size == 0 or (packed.ndim > 2 and not _per_matrix_pays(packed, bits)):
+            return NotImplemented
         if packed.ndim > 2:  # batch axes broadcast as in matmul: gather_qmm's default indices
             x3 = x[None] if x.ndim == 1 else x
-            out = self.gather_qmm(x3, packed, scales, biases, None, None, transpose, group_size, bits, mode)
+            out = self.gather_qmm(x3, qw, None, None, transpose)
             return out[..., 0, :] if x.ndim == 1 else out
-        x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
-        # The decode kernel and the pure-NumPy path factor each group as
-        # s * (codes . x) + b * sum(x): an inf in x then gives 0 * inf or inf - inf = NaN where
-        # the product with the dequantized weight (the reference, MLX) gives +-inf; and the
-        # native dequantization fuses s * q + b (one rounding), so a weight that dequantizes
-        # to exactly 0 (inf * 0 = NaN) comes out as +-1e-9 (inf). So x with NaN or inf takes
-        # the pure-NumPy unfactored order, dequantized exactly as the reference, times x.
-        finite = bool(np.isfinite(x2d).all())
-        if finite and _native.supports(x2d, packed, transpose, group_size):
-            out = _native.matmul(x2d, packed, scales, biases, group_size, bits)
-        else:
-            out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits, factored=finite)
-        return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
+        return _affine_2d(x, packed, qw.scales, qw.biases, transpose, qw.group_size, bits)
 
     def gather_qmm(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array | None,
-        lhs_indices: Array | None,
-        rhs_indices: Array | None,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-        mode: str,
-    ) -> Array:
+        self, x: Array, qw: QuantizedWeight, lhs_indices: Array | None, rhs_indices: Array | None, transpose: bool
+    ) -> Any:
         """Affine weights take :meth:`quantized_matmul`'s fast paths once per weight matrix
         (:meth:`_per_weight`: in a mixture-of-experts layer, all the rows routed to one expert
         in one call) where the matrices are big enough (:data:`PER_MATRIX_MIN_WEIGHTS`);
-        other formats, smaller and empty matrices take the reference."""
-        if mode != "affine" or biases is None or not _per_matrix_pays(packed, bits):
-            return super().gather_qmm(
-                x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode
-            )
-        bx, bw = x.shape[:-2], packed.shape[:-2]
+        other formats, smaller and empty matrices take the reference (NotImplemented)."""
+        if qw.mode != "affine" or not _per_matrix_pays(qw.packed, qw.bits):
+            return NotImplemented
+        bx, bw = x.shape[:-2], qw.packed.shape[:-2]
         lhs = np.arange(math.prod(bx)).reshape(bx) if lhs_indices is None else np.asarray(lhs_indices)
         rhs = np.arange(math.prod(bw)).reshape(bw) if rhs_indices is None else np.asarray(rhs_indices)
-        return self._per_weight(x, packed, scales, biases, lhs, rhs, transpose, group_size, bits)
+        return self._per_weight(x, qw, lhs, rhs, transpose)
 
-    def _per_weight(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array,
-        lhs: np.ndarray,
-        rhs: np.ndarray,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-    ) -> Array:
+    def _per_weight(self, x: Array, qw: QuantizedWeight, lhs: np.ndarray, rhs: np.ndarray, transpose: bool) -> Array:
         """``out[i] = x_i @ W_j(.T)`` with ``x_i`` the ``lhs[i]``-th (M, K) matrix of x's batch
         and ``W_j`` the ``rhs[i]``-th affine matrix of the weight's batch, for the index
         arrays ``lhs``/``rhs`` (valid flat indices) broadcast to one shape S. The problems of
-        one weight matrix are stacked into one 2-D :meth:`quantized_matmul` call. Returns
-        S + (M, N) in x's dtype."""
+        one weight matrix are stacked into one 2-D fast-path call. Returns S + (M, N) in x's
+        dtype."""
         lhs, rhs = np.broadcast_arrays(lhs, rhs)
         m, k = x.shape[-2:]
         xs = x.reshape(math.prod(x.shape[:-2]), m, k)
-        ws = [a.reshape(math.prod(a.shape[:-2]), *a.shape[-2:]) for a in (packed, scales, biases)]
+        ws = [a.reshape(math.prod(a.shape[:-2]), *a.shape[-2:]) for a in (qw.packed, qw.scales, qw.biases)]
         flat_lhs, flat_rhs = lhs.reshape(-1), rhs.reshape(-1)
         out: np.ndarray | None = None
         for j in np.unique(flat_rhs):
             rows = np.flatnonzero(flat_rhs == j)
-            y = self.quantized_matmul(
-                xs[flat_lhs[rows]].reshape(-1, k), ws[0][j], ws[1][j], ws[2][j], transpose, group_size, bits, "affine"
-            )
+            problems = xs[flat_lhs[rows]].reshape(-1, k)
+            y = _affine_2d(problems, ws[0][j], ws[1][j], ws[2][j], transpose, qw.group_size, qw.bits)
             if out is None:
                 out = np.empty((flat_rhs.size, m, y.shape[-1]), y.dtype)
             out[rows] = y.reshape(rows.size, m, -1)
         assert out is not None, "the frontend passes at least one problem"
         return out.reshape(*lhs.shape, m, out.shape[-1])
 
-    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
+    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
         """Float32 decode (one query row, up to 2048 keys, no mask or the causal one) takes
         the native kernel (one pass over the keys, no BLAS calls); the rest, the reference
         composite."""
         # (a string mask is "causal": arrayq.nn checked it)
         if (mask is None or isinstance(mask, str)) and _native.attends(q, k, v):
             return _native.attention(q, k, v, scale, mask is not None)
-        return super().scaled_dot_product_attention(q, k, v, scale, mask)
+        return NotImplemented
 
-    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Array:
+    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
         """float32/float64 in four NumPy calls (the sum of squares as one vecdot); other
         dtypes through the reference (which widens them to float32)."""
         if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or (weight is not None and weight.dtype != x.dtype):
-            return super().rms_norm(x, weight, eps)
+            return NotImplemented
         out = x * (1 / np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps))
         return out if weight is None else out * weight
+
+
+def _affine_2d(
+    x: np.ndarray,
+    packed: np.ndarray,
+    scales: np.ndarray,
+    biases: np.ndarray,
+    transpose: bool,
+    group_size: int,
+    bits: int,
+) -> np.ndarray:
+    """One unbatched affine weight's product with x (..., K) on the native kernels or the
+    pure-NumPy path; in x's dtype.
+
+    The decode kernel and the pure-NumPy path factor each group as
+    s * (codes . x) + b * sum(x): an inf in x then gives 0 * inf or inf - inf = NaN where the
+    product with the dequantized weight (the reference, MLX) gives +-inf; and the native
+    dequantization fuses s * q + b (one rounding), so a weight that dequantizes to exactly
+    0 (inf * 0 = NaN) comes out as +-1e-9 (inf). So x with NaN or inf takes the pure-NumPy
+    unfactored order, dequantized exactly as the reference, times x."""
+    x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+    finite = bool(np.isfinite(x2d).all())
+    if finite and _native.supports(x2d, packed, transpose, group_size):
+        out = _native.matmul(x2d, packed, scales, biases, group_size, bits)
+    else:
+        out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits, factored=finite)
+    return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
 
 
 def _in_dtype(out: Any, *operands: Any) -> np.ndarray:

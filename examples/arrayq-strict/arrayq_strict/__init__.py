@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from arrayq import _dtypes as dt
+from arrayq.backend import dtypes as dt
 from arrayq.backend import Array, Backend
-from arrayq.errors import UnsupportedDTypeError
+from arrayq.backend import UnsupportedDTypeError
 
 
 class StrictBackend(Backend):

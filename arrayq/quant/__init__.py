@@ -3,9 +3,10 @@
 
 The formats are MLX's, bit for bit (docs/quantization-formats.md). A backend with a fused
 kernel overrides ``Backend.quantize`` / ``dequantize`` / ``quantized_matmul`` /
-``gather_qmm``; every other backend gets the blockwise reference in ``arrayq._quant_formats``.
-All validation lives here, so every backend refuses the same bad input with the same
-:class:`~arrayq.QuantizationError` (a ValueError) before its kernel runs.
+``gather_qmm``), which receives a validated :class:`QuantizedWeight` on its own arrays and
+returns its result or ``NotImplemented``; then the reference runs, on the backend's
+primitives. All validation lives here, so every backend refuses the same bad input with
+the same :class:`~arrayq.QuantizationError` (a ValueError) before its kernel runs.
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ import math
 import operator
 from typing import Any
 
-from . import _dtypes as dt
-from ._dispatch import backend_of, resolve
-from .errors import QuantizationError
+from .. import _api
+from .. import _dtypes as dt
+from .._dispatch import backend_of, default_backend, resolve
+from ..backend import broadcast_shapes
+from ..errors import QuantizationError
+from . import _formats, _reference
+from ._common import MODES
 
-#: mode -> (default group size, default bits, allowed group sizes, allowed bits)
-MODES: dict[str, tuple[int, int, tuple[int, ...], tuple[int, ...]]] = {
-    "affine": (64, 4, (32, 64, 128), (1, 2, 3, 4, 5, 6, 8)),
-    "mxfp4": (32, 4, (32,), (4,)),
-    "mxfp8": (32, 8, (32,), (8,)),
-    "nvfp4": (16, 4, (16,), (4,)),
-}
 #: The largest magnitude nvfp4 holds: its E4M3 scale's largest value (448) times FP4's (6).
 #: MLX clips larger values without a word; quantize refuses them.
 NVFP4_MAX = 448.0 * 6.0
@@ -221,7 +219,10 @@ def quantize(
                 f"holds {largest:.6g}: larger values would be clipped; scale the weight down (and the layer's "
                 "output up by the same factor) or use mxfp4 or affine"
             )
-    packed, scales, biases = backend.quantize(w, group_size, bits, mode)
+    out = backend.quantize(w, group_size, bits, mode)
+    if out is NotImplemented:
+        out = _run_reference(backend, _formats.quantize, w, group_size, bits, mode)
+    packed, scales, biases = out
     qw = QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     _check_representable(backend, w, qw)
     return qw
@@ -247,7 +248,7 @@ def _check_representable(backend: Any, w: Any, qw: QuantizedWeight) -> None:
     step = max(1, _CHECK_BLOCK_VALUES // cols)
     for r0 in range(0, rows, step):
         part = [None if a is None else a[r0 : min(rows, r0 + step), :] for a in flat]
-        deq = backend.dequantize(*part, qw.group_size, qw.bits, qw.mode, dtype)
+        deq = _dequantized(backend, QuantizedWeight(*part, qw.group_size, qw.bits, qw.mode, dtype), dtype)
         if bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", deq), None, False, None))):
             continue
         import numpy as np
@@ -298,7 +299,30 @@ def dequantize(
     backend, (packed, scales_, biases_) = resolve(qw.packed, qw.scales, qw.biases)
     if 0 in qw.shape:  # nothing to decode (MLX's kernel fails on empty arrays)
         return backend.zeros(qw.shape, out_dtype, backend.device_of(packed))
-    return backend.dequantize(packed, scales_, biases_, qw.group_size, qw.bits, qw.mode, out_dtype)
+    return _dequantized(backend, _on(qw, packed, scales_, biases_), out_dtype)
+
+
+def _dequantized(backend: Any, qw: QuantizedWeight, dtype: dt.DType) -> Any:
+    out = backend.dequantize(qw, dtype)
+    if out is NotImplemented:
+        out = _run_reference(
+            backend, _formats.dequantize, qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, qw.mode, dtype
+        )
+    return out
+
+
+def _on(qw: QuantizedWeight, packed: Any, scales: Any, biases: Any) -> QuantizedWeight:
+    """``qw`` holding the arrays resolve() returned (rebuilt only where one was moved)."""
+    if packed is qw.packed and scales is qw.scales and biases is qw.biases:
+        return qw
+    return dataclasses.replace(qw, packed=packed, scales=scales, biases=biases)
+
+
+def _run_reference(backend: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """The format code ``fn`` on the array namespace, with ``backend`` the default for
+    creation functions inside it (every other call follows its arrays there)."""
+    with default_backend(backend):
+        return fn(_api, *args, **kwargs)
 
 
 def _float_dtype(dtype: Any, what: str) -> dt.DType:
@@ -351,8 +375,6 @@ def quantized_matmul(
     Result: (..., M, N) in x's dtype ((N,) for 1-D x), accumulated in float32 or better.
     Raises QuantizationError for a bad format, mismatched K, a non-float x, or
     scales/biases that disagree with the weight; an empty x gives an empty result."""
-    from .backend import broadcast_shapes
-
     qw = _weight(w, scales, biases, group_size, bits, mode)
     k, n = _kn(qw, transpose)
     _check_x(x, k, "quantized_matmul")
@@ -367,7 +389,9 @@ def quantized_matmul(
     out_shape = (n,) if len(xs) == 1 and not wbatch else batch + xs[-2:-1] + (n,)
     if 0 in out_shape or k == 0:  # empty, or sums over nothing: some kernels crash (MLX: SIGFPE)
         return backend.zeros(out_shape, _dtype_of(x), backend.device_of(x))
-    return backend.quantized_matmul(x, packed, scales_, biases_, transpose, qw.group_size, qw.bits, qw.mode)
+    qw = _on(qw, packed, scales_, biases_)
+    out = backend.quantized_matmul(x, qw, transpose)
+    return reference_matmul(x, qw, transpose) if out is NotImplemented else out
 
 
 def gather_qmm(
@@ -393,8 +417,6 @@ def gather_qmm(
     "all, in order". Result: (*index batch shape, M, N) in x's dtype.
     Raises QuantizationError for bad formats or shapes, non-integer indices, and indices
     out of range (which some kernels would otherwise read out of bounds)."""
-    from .backend import broadcast_shapes
-
     qw = _weight(w, scales, biases, group_size, bits, mode)
     k, _ = _kn(qw, transpose)
     _check_x(x, k, "gather_qmm")
@@ -429,7 +451,37 @@ def gather_qmm(
     m, n = _shape(x)[-2], _kn(qw, transpose)[1]
     if 0 in batch or m == 0 or n == 0 or k == 0:  # nothing to compute; some kernels crash (MLX: SIGFPE)
         return backend.zeros(batch + (m, n), _dtype_of(x), backend.device_of(x))
-    return backend.gather_qmm(x, packed, scales_, biases_, lhs, rhs, transpose, qw.group_size, qw.bits, qw.mode)
+    qw = _on(qw, packed, scales_, biases_)
+    out = backend.gather_qmm(x, qw, lhs, rhs, transpose)
+    return reference_gather_qmm(x, qw, lhs, rhs, transpose) if out is NotImplemented else out
 
 
-__all__ = ["QuantizedWeight", "dequantize", "gather_qmm", "quantize", "quantized_matmul"]
+def reference_matmul(x: Any, qw: QuantizedWeight, transpose: bool = True) -> Any:
+    """:func:`quantized_matmul` through the reference, whatever the backend has natively:
+    the blockwise dequantize-then-matmul on the backend's primitives (what a native kernel
+    must match). Same arguments as the native op: x and ``qw`` on one backend, checked."""
+    backend, _ = resolve(x, qw.packed, qw.scales, qw.biases)
+    return _run_reference(
+        backend, _reference.quantized_matmul_reference, x, qw.packed, qw.scales, qw.biases,
+        transpose=transpose, group_size=qw.group_size, bits=qw.bits, mode=qw.mode,
+    )  # fmt: skip
+
+
+def reference_gather_qmm(x: Any, qw: QuantizedWeight, lhs_indices: Any, rhs_indices: Any, transpose: bool) -> Any:
+    """:func:`gather_qmm` through the reference (see :func:`reference_matmul`)."""
+    backend, _ = resolve(x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices)
+    return _run_reference(
+        backend, _reference.gather_qmm_reference, x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices,
+        transpose=transpose, group_size=qw.group_size, bits=qw.bits, mode=qw.mode,
+    )  # fmt: skip
+
+
+__all__ = [
+    "QuantizedWeight",
+    "dequantize",
+    "gather_qmm",
+    "quantize",
+    "quantized_matmul",
+    "reference_gather_qmm",
+    "reference_matmul",
+]

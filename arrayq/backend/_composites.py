@@ -1,155 +1,29 @@
-"""The backend contract: everything a backend is, in one file.
-
-A backend is a subclass of :class:`Backend`. It works on its library's own arrays
-(``numpy.ndarray``, ``mlx.core.array``); arrayq never wraps them.
-
-* **Required primitives** raise ``UnsupportedOperationError`` here; a backend implements
-  them all (or declares the gap, see ``declared_gaps``).
-* **Composites** have a reference default right here, written once in terms of the
-  primitives (and, for the quantized ops, of the array-API frontend pinned to this
-  backend). A backend overrides a composite only where it has something native or faster;
-  :func:`arrayq.capabilities` reports which it did.
-
-The frontend (``arrayq.add`` etc.) normalises arguments before calling in, so methods here
-receive: ``dtype`` as an :class:`arrayq.DType` or None, ``axis`` of reductions as a tuple of
-non-negative ints or None, ``shape`` as a tuple of ints, and Python scalars only where
-the array API allows them (second operand of elementwise ops, fill values).
-
-Backend packages import their array library in ``__init__`` (not at module import), and
-name it in ``library_module``, so that arrayq can list them without importing it.
-"""
+"""The contract's defaults: every composite written once on the primitives, plus the
+defaults of devices and laziness. A backend overrides a composite only where its library
+has something native or faster; :func:`arrayq.capabilities` reports which it did."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from . import _dtypes as dt
-from ._dtypes import DType
-from .errors import UnsupportedDTypeError, UnsupportedOperationError
-
-Array = Any  # the backend's own array type
-
-#: Elementwise ops every backend implements through :meth:`Backend.unary` / :meth:`Backend.binary`.
-UNARY_OPS = (
-    "abs",
-    "acos",
-    "acosh",
-    "asin",
-    "asinh",
-    "atan",
-    "atanh",
-    "bitwise_invert",
-    "ceil",
-    "conj",
-    "cos",
-    "cosh",
-    "exp",
-    "expm1",
-    "floor",
-    "imag",
-    "isfinite",
-    "isinf",
-    "isnan",
-    "log",
-    "log1p",
-    "log2",
-    "log10",
-    "logical_not",
-    "negative",
-    "real",
-    "round",
-    "sign",
-    "signbit",
-    "sin",
-    "sinh",
-    "sqrt",
-    "tan",
-    "tanh",
-    "trunc",
-)
-BINARY_OPS = (
-    "add",
-    "atan2",
-    "bitwise_and",
-    "bitwise_left_shift",
-    "bitwise_or",
-    "bitwise_right_shift",
-    "bitwise_xor",
-    "copysign",
-    "divide",
-    "equal",
-    "floor_divide",
-    "greater",
-    "greater_equal",
-    "less",
-    "less_equal",
-    "logical_and",
-    "logical_or",
-    "logical_xor",
-    "maximum",
-    "minimum",
-    "multiply",
-    "not_equal",
-    "pow",
-    "remainder",
-    "subtract",
-)
-REDUCE_OPS = ("sum", "prod", "max", "min", "all", "any")
+from .. import _dtypes as dt
+from .._dtypes import DType
+from ..errors import UnsupportedDTypeError
+from ._contract import Array, Contract
 
 
-def _unsupported(backend: Backend, op: str) -> UnsupportedOperationError:
-    return UnsupportedOperationError(
-        f"backend {backend.name!r} does not implement {op!r}; implement the primitive in "
-        f"{type(backend).__name__} or list it in declared_gaps"
-    )
+class Backend(Contract):
+    """Base class of every arrayq backend: the contract (``_contract.Contract``) with the
+    defaults of its composites. Subclass it and implement the primitives."""
 
-
-class Backend:
-    """Base class of every arrayq backend. See the module docstring for the rules."""
-
-    #: Set by the registry to the name the backend is registered under.
-    name: str = "unnamed"
-    #: The module of the array library (checked in sys.modules to recognise its arrays).
-    library_module: str | None = None
-    #: What to tell a user whose library is missing.
-    install_hint: str | None = None
-    #: NumPy, the reference, moves its arrays to the other backend in a mixed call.
-    gives_way: bool = False
-    #: Dtypes Python floats / ints become, and the dtypes this backend has.
     default_float: DType = dt.float32
     default_int: DType = dt.int32
-    #: What this backend does not support, ``{"what": "why"}``: op names, dtype names, or
-    #: "data-dependent shapes". The conformance suite skips these with the reason.
-    declared_gaps: dict[str, str] = {}
-
-    # ------------------------------------------------------------------ data and dtypes
-    def is_array(self, x: Any) -> bool:
-        """Whether ``x`` is one of this backend's arrays."""
-        raise _unsupported(self, "is_array")
-
-    def native_dtype(self, dtype: DType) -> Any:
-        """The library's dtype for ``dtype``; raises UnsupportedDTypeError if it has none."""
-        raise _unsupported(self, "native_dtype")
 
     def dtype_of(self, x: Array) -> DType:
         return dt.as_dtype(x.dtype)
 
-    def from_numpy(self, a: Any, device: Any = None) -> Array:
-        """A backend array equal to the NumPy array ``a`` (same dtype), on ``device``."""
-        raise _unsupported(self, "from_numpy")
-
-    def to_numpy(self, x: Array) -> Any:
-        """``x`` as a NumPy array (evaluating it if the backend is lazy)."""
-        raise _unsupported(self, "to_numpy")
-
-    def astype(self, x: Array, dtype: DType, copy: bool = True) -> Array:
-        raise _unsupported(self, "astype")
-
-    # ------------------------------------------------------------------ devices, laziness
     def devices(self) -> list[Any]:
         """Devices this backend can put arrays on; the first is its default."""
         return ["cpu"]
@@ -174,13 +48,6 @@ class Backend:
         """Lines about how this backend runs on this machine (which kernels, why not
         others), for ``arrayq info``. None by default."""
         return []
-
-    # ------------------------------------------------------------------ creation
-    def full(self, shape: tuple[int, ...], fill_value: Any, dtype: DType | None, device: Any) -> Array:
-        raise _unsupported(self, "full")
-
-    def arange(self, start: Any, stop: Any, step: Any, dtype: DType | None, device: Any) -> Array:
-        raise _unsupported(self, "arange")
 
     def asarray(self, obj: Any, dtype: DType | None, device: Any, copy: bool | None) -> Array:
         """From a backend array, a NumPy array, nested sequences or a scalar. Python floats
@@ -272,19 +139,6 @@ class Backend:
     def triu(self, x: Array, k: int) -> Array:
         return self.where(self._triangle_mask(x, k, False), x, self.zeros_like(x, None, None))
 
-    # ------------------------------------------------------------------ elementwise
-    def unary(self, op: str, x: Array) -> Array:
-        """Apply the elementwise op ``op`` (one of UNARY_OPS) with array API semantics."""
-        raise _unsupported(self, op)
-
-    def binary(self, op: str, x1: Array, x2: Array) -> Array:
-        """Apply ``op`` (one of BINARY_OPS) with broadcasting; either operand may be a
-        Python scalar."""
-        raise _unsupported(self, op)
-
-    def where(self, condition: Array, x1: Array, x2: Array) -> Array:
-        raise _unsupported(self, "where")
-
     def positive(self, x: Array) -> Array:
         return x
 
@@ -353,19 +207,6 @@ class Backend:
         tails = b("subtract", 1.0, erfc)
         return b("multiply", self.unary("sign", x), self.where(b("less_equal", ax, 2.5), series, tails))
 
-    # ------------------------------------------------------------------ reductions
-    def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: DType | None) -> Array:
-        """Reduce with ``op`` (one of REDUCE_OPS) over ``axis`` (None: all axes). ``dtype``
-        is only given for sum and prod."""
-        raise _unsupported(self, op)
-
-    def argreduce(self, op: str, x: Array, axis: int | None, keepdims: bool) -> Array:
-        """``op`` is "argmax" or "argmin"; first occurrence wins; axis None flattens."""
-        raise _unsupported(self, op)
-
-    def cumulative_sum(self, x: Array, axis: int, dtype: DType | None, include_initial: bool) -> Array:
-        raise _unsupported(self, "cumulative_sum")
-
     def _count(self, x: Array, axis: tuple[int, ...] | None) -> int:
         axes = range(x.ndim) if axis is None else axis
         return math.prod(int(x.shape[a]) for a in axes)
@@ -377,7 +218,7 @@ class Backend:
         centred = self.binary("subtract", x, self.mean(x, axis, True))
         sq = self.binary("multiply", centred, self.unary("conj", centred))
         total = self.reduce("sum", sq, axis, keepdims, None)
-        return self.binary("divide", total, builtins_max(self._count(x, axis) - correction, 0))
+        return self.binary("divide", total, max(self._count(x, axis) - correction, 0))
 
     def std(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return self.unary("sqrt", self.var(x, axis, correction, keepdims))
@@ -385,29 +226,6 @@ class Backend:
     def count_nonzero(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
         nonzero = self.binary("not_equal", x, 0)
         return self.reduce("sum", self.astype(nonzero, self.default_int), axis, keepdims, self.default_int)
-
-    # ------------------------------------------------------------------ shapes and indexing
-    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
-        raise _unsupported(self, "reshape")
-
-    def permute_dims(self, x: Array, axes: tuple[int, ...]) -> Array:
-        raise _unsupported(self, "permute_dims")
-
-    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
-        raise _unsupported(self, "broadcast_to")
-
-    def concat(self, arrays: Sequence[Array], axis: int | None) -> Array:
-        """Join along ``axis``; ``axis`` None flattens the arrays first."""
-        raise _unsupported(self, "concat")
-
-    def flip(self, x: Array, axis: tuple[int, ...] | None) -> Array:
-        raise _unsupported(self, "flip")
-
-    def take(self, x: Array, indices: Array, axis: int) -> Array:
-        raise _unsupported(self, "take")
-
-    def take_along_axis(self, x: Array, indices: Array, axis: int) -> Array:
-        raise _unsupported(self, "take_along_axis")
 
     def expand_dims(self, x: Array, axis: int) -> Array:
         shape = list(x.shape)
@@ -494,23 +312,6 @@ class Backend:
             x = self.binary("subtract", x[hi], x[lo])
         return x
 
-    # ------------------------------------------------------------------ searching, sorting, sets
-    def nonzero(self, x: Array) -> tuple[Array, ...]:
-        raise _unsupported(self, "nonzero")
-
-    def searchsorted(self, x1: Array, x2: Array, side: str, sorter: Array | None) -> Array:
-        raise _unsupported(self, "searchsorted")
-
-    def sort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
-        raise _unsupported(self, "sort")
-
-    def argsort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
-        raise _unsupported(self, "argsort")
-
-    def unique_all(self, x: Array) -> tuple[Array, Array, Array, Array]:
-        """(values, first indices, inverse indices shaped like x, counts), values sorted."""
-        raise _unsupported(self, "unique_all")
-
     def unique_counts(self, x: Array) -> tuple[Array, Array]:
         values, _, _, counts = self.unique_all(x)
         return values, counts
@@ -521,10 +322,6 @@ class Backend:
 
     def unique_values(self, x: Array) -> Array:
         return self.unique_all(x)[0]
-
-    # ------------------------------------------------------------------ linear algebra
-    def matmul(self, x1: Array, x2: Array) -> Array:
-        raise _unsupported(self, "matmul")
 
     def tensordot(self, x1: Array, x2: Array, axes: tuple[Sequence[int], Sequence[int]]) -> Array:
         a_axes, b_axes = axes
@@ -546,94 +343,6 @@ class Backend:
         # sum in the operands' promoted dtype: a plain sum would widen small integers
         return self.reduce("sum", products, (axis,), False, self.dtype_of(products))
 
-    # ------------------------------------------------------------------ quantized linear algebra
-    # Reference defaults: the format code in arrayq._quant_formats, run through the array-API
-    # frontend with this backend pinned, block by block so extra memory stays bounded.
-    def quantize(self, w: Array, group_size: int, bits: int, mode: str) -> tuple[Array, Array, Array | None]:
-        from . import _quant_formats as qf
-
-        with self._pinned() as xp:
-            return qf.quantize(xp, w, group_size, bits, mode)
-
-    def dequantize(
-        self, packed: Array, scales: Array, biases: Array | None, group_size: int, bits: int, mode: str, dtype: DType
-    ) -> Array:
-        from . import _quant_formats as qf
-
-        with self._pinned() as xp:
-            return qf.dequantize(xp, packed, scales, biases, group_size, bits, mode, dtype)
-
-    def quantized_matmul(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array | None,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-        mode: str,
-    ) -> Array:
-        from . import _quant_formats as qf
-
-        with self._pinned() as xp:
-            return qf.quantized_matmul_reference(
-                xp, x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode
-            )
-
-    def gather_qmm(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array | None,
-        lhs_indices: Array | None,
-        rhs_indices: Array | None,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-        mode: str,
-    ) -> Array:
-        from . import _quant_formats as qf
-
-        with self._pinned() as xp:
-            return qf.gather_qmm_reference(
-                xp,
-                x,
-                packed,
-                scales,
-                biases,
-                lhs_indices,
-                rhs_indices,
-                transpose=transpose,
-                group_size=group_size,
-                bits=bits,
-                mode=mode,
-            )
-
-    # Reference defaults of the model composites arrayq.nn calls: written there with the
-    # array ops (nn checks the arguments first). ``mask``: None, "causal" or an additive array.
-    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Array:
-        from .nn import attention_reference
-
-        return attention_reference(q, k, v, scale, mask)
-
-    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Array:
-        from .nn import rms_norm_reference
-
-        return rms_norm_reference(x, weight, eps)
-
-    # ------------------------------------------------------------------ helpers for composites
-    @contextlib.contextmanager
-    def _pinned(self) -> Iterator[types.ModuleType]:
-        """The arrayq frontend, with this backend as the default for creation functions."""
-        import arrayq
-
-        from ._dispatch import default_backend
-
-        with default_backend(self):
-            yield arrayq
-
     def _array_operands(self, x1: Any, x2: Any) -> tuple[Array, Array]:
         """Both operands of a binary composite as arrays: a Python scalar becomes a 0-d
         array of the other operand's dtype (array API scalar rules), so it can go to unary."""
@@ -654,12 +363,9 @@ class Backend:
         return f"<arrayq backend {self.name!r} ({type(self).__name__})>"
 
 
-builtins_max = max
-
-
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """The array API broadcast of ``shapes``; raises ValueError naming them if they clash."""
-    ndim = builtins_max((len(s) for s in shapes), default=0)
+    ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(-ndim, 0):
         sizes = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
@@ -667,82 +373,3 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
             raise ValueError(f"shapes {', '.join(map(str, shapes))} do not broadcast (axis {i}: sizes {sorted(sizes)})")
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
-
-
-#: Every op of the contract, by category, as :func:`arrayq.capabilities` reports them.
-PRIMITIVES = (
-    "is_array",
-    "native_dtype",
-    "from_numpy",
-    "to_numpy",
-    "astype",
-    "full",
-    "arange",
-    "where",
-    *UNARY_OPS,
-    *BINARY_OPS,
-    *REDUCE_OPS,
-    "argmax",
-    "argmin",
-    "cumulative_sum",
-    "reshape",
-    "permute_dims",
-    "broadcast_to",
-    "concat",
-    "flip",
-    "take",
-    "take_along_axis",
-    "nonzero",
-    "searchsorted",
-    "sort",
-    "argsort",
-    "unique_all",
-    "matmul",
-)
-COMPOSITES = (
-    "asarray",
-    "zeros",
-    "ones",
-    "empty",
-    "full_like",
-    "zeros_like",
-    "ones_like",
-    "empty_like",
-    "eye",
-    "linspace",
-    "meshgrid",
-    "tril",
-    "triu",
-    "positive",
-    "square",
-    "hypot",
-    "logaddexp",
-    "clip",
-    "erf",
-    "mean",
-    "var",
-    "std",
-    "count_nonzero",
-    "expand_dims",
-    "squeeze",
-    "stack",
-    "unstack",
-    "moveaxis",
-    "matrix_transpose",
-    "broadcast_arrays",
-    "tile",
-    "repeat",
-    "roll",
-    "diff",
-    "unique_counts",
-    "unique_inverse",
-    "unique_values",
-    "tensordot",
-    "vecdot",
-    "quantize",
-    "dequantize",
-    "quantized_matmul",
-    "gather_qmm",
-    "scaled_dot_product_attention",
-    "rms_norm",
-)

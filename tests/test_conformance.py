@@ -110,6 +110,39 @@ def test_every_quantized_error_case_names_its_type_and_message():
     assert all(c.raises == "QuantizationError" and c.match for c in cases), [c.id for c in cases if not c.match]
 
 
+#: Contract ops the elementwise cases leave out: the suite has no complex dtype.
+COMPLEX_ONLY = {"conj", "real", "imag"}
+
+
+def test_elementwise_cases_name_the_contract_ops():
+    """UNARY and BINARY add each op's dtypes and input range; their names must be the
+    contract's (arrayq.backend re-exports the op tables) plus frontend composites."""
+    from arrayq.backend import BINARY_OPS, UNARY_OPS
+    from arrayq.conformance.cases import BINARY, UNARY
+
+    assert set(UNARY_OPS) - set(UNARY) == COMPLEX_ONLY, "a contract unary op has no conformance case"
+    assert set(BINARY_OPS) <= set(BINARY), "a contract binary op has no conformance case"
+    extra = (set(UNARY) - set(UNARY_OPS)) | (set(BINARY) - set(BINARY_OPS))
+    assert extra and all(callable(getattr(arrayq, name, None)) for name in extra), extra
+    assert not extra & (set(UNARY_OPS) | set(BINARY_OPS))
+
+
+def test_every_reduction_and_quantized_op_has_cases():
+    from arrayq.backend import REDUCE_OPS
+
+    ops = {c.op for c in all_cases()}
+    assert set(REDUCE_OPS) <= ops
+    assert set(QUANTIZED_OPS) <= ops
+    assert all(callable(getattr(arrayq, name, None) or getattr(arrayq.linalg, name, None)) for name in QUANTIZED_OPS)
+
+
+def test_case_ids_are_unique():
+    """A case's seed is the hash of its id: two cases with one id would draw the same inputs
+    and hide each other in reports."""
+    ids = [c.id for c in all_cases()]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
 def test_declared_gaps_are_skipped_with_their_reason():
     cls = make_backend_class("Gappy")
     cls.declared_gaps = {"bfloat16": "this backend has no bfloat16", "sort": "not written yet"}

@@ -5,10 +5,10 @@ find and read its sources (a folder of ``config.json`` + safetensors, or a GGUF 
 the model does not use. Every fault is a :class:`~arrayq.models.CheckpointError` naming the
 file and the tensor.
 
-**The seam: an architecture is data plus two functions.** A model family gives an
-:class:`Architecture`:
+**The seam: one :class:`Architecture` value per model family**, of data and functions:
 
-* ``name``: its ``model_type`` / GGUF ``general.architecture``;
+* ``name``: its ``model_type`` / GGUF ``general.architecture``, the one its config class and
+  ``config_from_gguf`` accept (the key under which a registry of architectures finds it);
 * ``config_class``: a dataclass with ``from_dict(d, path, names)``, the one validator of
   its config values (written with :class:`ConfigReader`, whose checks and messages every
   architecture shares), and a ``quantization`` field (config.json's MLX quantization

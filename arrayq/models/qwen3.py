@@ -50,6 +50,9 @@ from ._loader import Architecture, ConfigReader, Progress, WeightBuilder, gguf_c
 from ._sources import GGUFNames
 from .gguf import GGUFFile
 
+#: config.json's model_type and GGUF's general.architecture
+MODEL_TYPE = "qwen3"
+
 # ---------------------------------------------------------------------- config
 
 
@@ -83,7 +86,7 @@ class Qwen3Config:
         or inconsistent sizes. ``names``: what the file calls each key, for the messages
         (GGUF metadata keys)."""
         r = ConfigReader(d, path, names)
-        r.model_type("qwen3")
+        r.model_type(MODEL_TYPE)
         required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
         r.require(*required)
         v: dict[str, Any] = {key: r.integer(key, d[key]) for key in required}
@@ -133,7 +136,7 @@ class Qwen3Config:
 
     def to_dict(self) -> dict:
         """The config.json contents (with model_type and architectures)."""
-        out: dict[str, Any] = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}
+        out: dict[str, Any] = {"architectures": ["Qwen3ForCausalLM"], "model_type": MODEL_TYPE}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name == "eos_token_id":
@@ -364,7 +367,7 @@ def _why_unexpected(name: str, c: Qwen3Config) -> str | None:
 def config_from_gguf(f: GGUFFile) -> Qwen3Config:
     """The Qwen3Config a qwen3 GGUF file's metadata describes. CheckpointError for another
     architecture or missing keys."""
-    d = gguf_config_values(f, "qwen3", GGUF_CONFIG_KEYS)
+    d = gguf_config_values(f, MODEL_TYPE, GGUF_CONFIG_KEYS)
     if "token_embd.weight" not in f.tensors:
         raise CheckpointError(f.path, "the file has no tensor 'token_embd.weight'", "token_embd.weight")
     embd_shape = f.tensors["token_embd.weight"].shape
@@ -374,13 +377,13 @@ def config_from_gguf(f: GGUFFile) -> Qwen3Config:
         )
     d.setdefault("vocab_size", embd_shape[0])
     d.setdefault("rope_theta", 10000.0)
-    d.update(model_type="qwen3", tie_word_embeddings="output.weight" not in f.tensors)
+    d.update(model_type=MODEL_TYPE, tie_word_embeddings="output.weight" not in f.tensors)
     return Qwen3Config.from_dict(d, f.path, GGUF_CONFIG_KEYS)
 
 
 #: Qwen3 as the generic loader takes it.
 ARCHITECTURE: Architecture[Qwen3Config, Qwen3] = Architecture(
-    name="qwen3",
+    name=MODEL_TYPE,
     config_class=Qwen3Config,
     config_from_gguf=config_from_gguf,
     gguf_names=GGUF_NAMES,
@@ -417,6 +420,7 @@ __all__ = [
     "ARCHITECTURE",
     "GGUF_CONFIG_KEYS",
     "GGUF_NAMES",
+    "MODEL_TYPE",
     "Qwen3",
     "Qwen3Config",
     "Qwen3Layer",

@@ -208,7 +208,7 @@ MUTATIONS = (
     ),
     Mutation(
         "config: NaN passes the float checks",
-        "arrayq/models/qwen3.py",
+        "arrayq/models/_loader.py",
         "if not ok or not math.isfinite(value) or value <= low:",
         "if not ok or value <= low:",
         ("tests/test_refusals.py",),

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from arrayq.models import make_checkpoint
-    from arrayq.models._cli import cache_dir
+    from arrayq.models._host import cache_dir
 
     path = Path(args.model) if args.model else cache_dir() / args.preset
     if not (path / "config.json").is_file():

@@ -936,10 +936,12 @@ def test_quantized_matmul_shapes_transpose_and_batches():
     x = mx.array(floats((3, 5, k), specials=False))
     _assert_qmm_close(aq.linalg.quantized_matmul(x, grid_w), _reference_qmm(x, grid_w), aq.float32, k)
     # the GPU's route for broadcasting batches (a gather_qmm over index grids), checked here too
+    from arrayq_mlx._workarounds import qmm_batch_as_gather
+
     for shape in ((4, 1, 2, k), (2, k)):
         x = mx.array(floats(shape, specials=False))
         x = x[None] if x.ndim == 2 else x
-        got = MLX._batched_as_gather(x, batched.packed, batched.scales, batched.biases, True, 64, 4, "affine")
+        got = qmm_batch_as_gather(MLX, x, batched.packed, batched.scales, batched.biases, True, 64, 4, "affine")
         _assert_qmm_close(got, _reference_qmm(x, batched), aq.float32, k)
     empty = aq.linalg.quantized_matmul(mx.zeros((0, k)), qw)
     assert isinstance(empty, mx.array) and empty.shape == (0, n)
@@ -975,9 +977,9 @@ def on_mlx_cpu():
 
 def test_cpu_dequantize_threshold():
     """The CPU routing rule itself: affine weights from 128 rows of x (measured in
-    quantized_matmul's docstring; a change of the threshold goes with new measurements),
+    docs/benchmarks.md, "The three CPU paths"; a change of the threshold goes with new measurements),
     never the other modes."""
-    from arrayq_mlx import cpu_dequantizes_first
+    from arrayq_mlx._quantized import cpu_dequantizes_first
 
     assert [cpu_dequantizes_first("affine", m) for m in (0, 1, 127, 128, 129, 4096)] == [0, 0, 0, 1, 1, 1]
     for mode in ("mxfp4", "mxfp8", "nvfp4"):

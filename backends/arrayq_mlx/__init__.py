@@ -15,6 +15,8 @@ from typing import Any
 from arrayq import _dtypes as dt
 from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError, UnsupportedOperationError
+from arrayq_mlx import _quantized
+from arrayq_mlx import _workarounds as fix
 
 # arrayq op name -> mlx.core function name, where they differ (or the arrayq name is an
 # alias MLX may drop). Ops not listed use the same name.
@@ -35,24 +37,8 @@ _BINARY_NAMES = {
 #: Ops MLX lacks or gets wrong against the array API; built here from MLX ops.
 _COMPOSED_UNARY = frozenset({"signbit", "sign"})
 _COMPOSED_BINARY = frozenset({"copysign", "remainder", "bitwise_left_shift", "bitwise_right_shift"})
-#: Unary ops whose MLX kernels lose float64 accuracy; rebuilt in the backend for float64.
-_FLOAT64_FIXED = frozenset({"exp", "sin", "cos"})
 _DATA_DEPENDENT = "its output shape depends on the data, and MLX builds graphs of static shapes"
 _SIGNED_INT_BITS = {8: "int8", 16: "int16", 32: "int32", 64: "int64"}
-
-#: Rows of x (M, batch axes included) from which the CPU quantized_matmul of an *affine*
-#: weight dequantizes it to float32 and runs one matmul instead of MLX's quantized kernel.
-#: Measured in :meth:`MLXBackend.quantized_matmul`'s docstring: the gain is modest (MLX's
-#: Linux CPU build multiplies with a reference BLAS) and starts between M = 24 and M = 128
-#: depending on the machine, so the threshold sits where both machines measured gain.
-CPU_DEQUANTIZE_MIN_ROWS = 128
-
-
-def cpu_dequantizes_first(mode: str, rows: int) -> bool:
-    """Whether the CPU quantized_matmul dequantizes the weight to float32 and runs one
-    ``mx.matmul`` (affine weights, ``rows >= CPU_DEQUANTIZE_MIN_ROWS``) instead of calling
-    ``mx.quantized_matmul``. ``rows``: x's rows, batch axes included."""
-    return mode == "affine" and rows >= CPU_DEQUANTIZE_MIN_ROWS
 
 
 class MLXBackend(Backend):
@@ -101,12 +87,10 @@ class MLXBackend(Backend):
     matmuls in TF32 (~1e-3 relative, measured on an H100) unless the environment sets
     ``MLX_ENABLE_TF32=0``.
 
-    **MLX 0.32 defects worked around** (all by shape, so nothing is evaluated early):
-    prod/all over every axis of an empty array made from data answer 0/False and mean
-    -inf; var/std over an empty axis can hang; the CPU gather_qmm dies (SIGFPE) for M = 0
-    and CUDA matmul/arange crash on empty operands; quantized_matmul of a 2-D x with a
-    batched weight silently drops the weight's batch, and on CUDA mis-pairs broadcast batch
-    axes and rejects a 1-D x; sum/prod widen int8/int16 even when a dtype is given.
+    **MLX defects worked around**: one function each in :mod:`arrayq_mlx._workarounds`, with
+    the MLX version it was seen in and the test that fails once MLX is fixed. The quantized
+    strategy (CPU float32 and dequantize-then-matmul, arrayq's CUDA kernels) is
+    :mod:`arrayq_mlx._quantized`.
     """
 
     library_module = "mlx.core"
@@ -149,67 +133,7 @@ class MLXBackend(Backend):
                 self._native[d] = native
         self._from_native = {v: k for k, v in self._native.items()}
         self._has_gpu = self._gpu_available()
-        self._cuda_kernels: Any = None  # arrayq's own CUDA kernels, built on first use
-
-    def _cuda_kernel_for(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array | None,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-        mode: str,
-    ) -> str | None:
-        """The arrayq CUDA kernel (``"decode_tc"``/``"decode"``/``"qmm"``/``"dequant"``) for this GPU quantized matmul,
-        or None for MLX's own kernel (see ``arrayq_mlx._cuda_kernels``). Only on MLX's CUDA
-        device, and unless ``ARRAYQ_MLX_CUDA_KERNELS=0``."""
-        from arrayq_mlx import _cuda_kernels as ck
-
-        if not (self._has_cuda() and ck.enabled()):
-            return None
-        x_name, s_name = self._from_native.get(x.dtype), self._from_native.get(scales.dtype)
-        if x_name is None or s_name is None:
-            return None
-        return ck.choose(
-            rows=math.prod(x.shape[:-1]),
-            k=int(x.shape[-1]),
-            n=int(packed.shape[-2]),
-            bits=bits,
-            group_size=group_size,
-            mode=mode,
-            transpose=transpose,
-            x_dtype=x_name.name,
-            scales_dtype=s_name.name,
-            weight_ndim=packed.ndim,
-            has_biases=biases is not None,
-            arch=self._cuda_arch(),
-        )
-
-    def _cuda_arch(self) -> int:
-        """The CUDA device's compute capability major (which of arrayq's kernels it runs), asked once."""
-        if not hasattr(self, "_arch"):
-            from arrayq_mlx import _cuda_kernels as ck
-
-            self._arch = ck.compute_capability(self.mx)
-        return self._arch
-
-    def _has_cuda(self) -> bool:
-        if not hasattr(self, "_cuda_available"):
-            cuda = getattr(self.mx, "cuda", None)
-            try:
-                self._cuda_available = bool(cuda is not None and cuda.is_available())
-            except Exception:
-                self._cuda_available = False
-        return self._cuda_available
-
-    def _cuda(self) -> Any:
-        if self._cuda_kernels is None:
-            from arrayq_mlx._cuda_kernels import CudaKernels
-
-            self._cuda_kernels = CudaKernels(self.mx)
-        return self._cuda_kernels
+        self._cuda_route = _quantized.CudaRoute(mx)  # arrayq's own CUDA kernels, built on first use
 
     def _gpu_available(self) -> bool:
         mx = self.mx
@@ -369,7 +293,7 @@ class MLXBackend(Backend):
             dtype = self.default_int if ints else self.default_float
         native = self._native_for(dtype, device)
         with self._on(device):
-            if math.ceil((stop - start) / step) <= 0:  # MLX's CUDA arange crashes on an empty range
+            if fix.empty_range(start, stop, step):
                 return self.mx.zeros((0,), dtype=native)
             return self.mx.arange(start, stop, step, dtype=native)
 
@@ -415,32 +339,9 @@ class MLXBackend(Backend):
         mx = self.mx
         if op in _COMPOSED_UNARY:
             return getattr(self, "_" + op)(x)
-        if op in _FLOAT64_FIXED and x.dtype == mx.float64:
-            return getattr(self, "_" + op + "64")(x)
+        if op in fix.FLOAT64_INACCURATE and x.dtype == mx.float64:
+            return getattr(fix, op + "64")(mx, x)
         return getattr(mx, _UNARY_NAMES.get(op, op))(x)
-
-    # MLX's CPU exp, sin, cos and erf give float32 accuracy (~1e-7 relative) on float64
-    # arrays. These rebuild them from ops MLX computes to float64 accuracy (sinh, cosh,
-    # tan: measured <= 2.3e-16 relative).
-    def _exp64(self, x: Array) -> Array:
-        mx = self.mx
-        ch, sh = mx.cosh(x), mx.sinh(x)
-        # e^x = cosh x + sinh x; for x < 0 the reciprocal form avoids cancellation
-        return mx.where(mx.greater_equal(x, 0), mx.add(ch, sh), mx.divide(1.0, mx.subtract(ch, sh)))
-
-    def _half_angle(self, x: Array) -> Array:
-        return self.mx.tan(self.mx.multiply(x, 0.5))  # x / 2 is exact (but for subnormals)
-
-    def _sin64(self, x: Array) -> Array:
-        mx = self.mx
-        t = self._half_angle(x)  # sin x = 2t / (1 + t^2) = 2 / (t + 1/t)
-        out = mx.divide(2.0, mx.add(t, mx.divide(1.0, t)))
-        return mx.where(mx.less(mx.abs(x), 1e-8), x, out)  # sin x = x to float64 precision there
-
-    def _cos64(self, x: Array) -> Array:
-        mx = self.mx
-        t2 = mx.square(self._half_angle(x))  # cos x = (1 - t^2) / (1 + t^2)
-        return mx.divide(mx.subtract(1.0, t2), mx.add(1.0, t2))
 
     def binary(self, op: str, x1: Array, x2: Array) -> Array:
         if op in _COMPOSED_BINARY:
@@ -524,10 +425,7 @@ class MLXBackend(Backend):
     def logaddexp(self, x1: Array, x2: Array) -> Array:
         mx = self.mx
         if any(self.is_array(v) and v.dtype == mx.float64 for v in (x1, x2)):
-            # MLX's float64 logaddexp is float32-accurate: big + log1p(exp(-|x1 - x2|)),
-            # with the float64 exp above; equal arguments (infinities too) give x + log 2
-            out = super().logaddexp(x1, x2)
-            return mx.where(mx.equal(x1, x2), mx.add(x1, math.log(2.0)), out)
+            return fix.logaddexp64(mx, super().logaddexp(x1, x2), x1, x2)  # MLX's is float32-accurate
         return mx.logaddexp(x1, x2)
 
     def clip(self, x: Array, min: Any, max: Any) -> Array:
@@ -556,23 +454,14 @@ class MLXBackend(Backend):
             return dt.uint32
         return d
 
-    _IDENTITY = {"sum": 0, "prod": 1, "all": True, "any": False}
-
     def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: dt.DType | None) -> Array:
         mx = self.mx
         if op in ("sum", "prod"):
             x = self.astype(x, self._accumulator(x, dtype), copy=False)
-        axes = range(x.ndim) if axis is None else axis
-        if op in self._IDENTITY and any(x.shape[a] == 0 for a in axes):
-            # An empty reduction is the identity. MLX (0.32) answers 0 / False for prod and
-            # all over every axis of an empty array created from data, so say it here; the
-            # shape alone decides, so nothing is evaluated.
-            shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape) if keepdims or i not in axes)
-            return mx.full(shape, self._IDENTITY[op], dtype=mx.bool_ if op in ("all", "any") else x.dtype)
-        out = getattr(mx, op)(x, axis=self._axes(axis), keepdims=keepdims)
-        if op in ("sum", "prod") and out.dtype != x.dtype:  # MLX widens int8/int16 even when asked not to
-            out = out.astype(x.dtype)
-        return out
+        identity = fix.empty_reduction(mx, op, x, axis, keepdims)
+        if identity is not None:
+            return identity
+        return fix.sum_prod_in_dtype(op, getattr(mx, op)(x, axis=self._axes(axis), keepdims=keepdims), x.dtype)
 
     def argreduce(self, op: str, x: Array, axis: int | None, keepdims: bool) -> Array:
         mx = self.mx
@@ -590,21 +479,16 @@ class MLXBackend(Backend):
         return out
 
     def mean(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool) -> Array:
-        out = self.mx.mean(x, axis=self._axes(axis), keepdims=keepdims)
-        if self._count(x, axis) == 0:  # MLX (0.32) gives -inf for some empty arrays; the answer is NaN
-            out = self.mx.full(out.shape, math.nan, dtype=out.dtype)
-        return out
+        return fix.nan_where_empty(
+            self.mx, self.mx.mean(x, axis=self._axes(axis), keepdims=keepdims), self._count(x, axis)
+        )
 
     def _var_or_std(self, op: str, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         mx = self.mx
         if correction != int(correction):
             return getattr(super(), op)(x, axis, correction, keepdims)
         out = getattr(mx, op)(x, axis=self._axes(axis), keepdims=keepdims, ddof=int(correction))
-        if self._count(x, axis) == 0:
-            # NaN, as NumPy; and MLX (0.32) can hang evaluating var over an empty axis when
-            # the result is not empty, so that graph is never evaluated.
-            out = mx.full(out.shape, math.nan, dtype=out.dtype)
-        return out
+        return fix.nan_where_empty(mx, out, self._count(x, axis))
 
     def var(self, x: Array, axis: tuple[int, ...] | None, correction: float, keepdims: bool) -> Array:
         return self._var_or_std("var", x, axis, correction, keepdims)
@@ -743,17 +627,10 @@ class MLXBackend(Backend):
     def _inexact(self, *xs: Array) -> bool:
         return all(self.dtype_of(x).kind in ("float", "complex") for x in xs)
 
-    def _no_empty_kernel(self, out: Array, *xs: Array) -> Array:
-        """``out``, or zeros of its shape where an operand is empty: MLX's CUDA matmul
-        kernels crash on empty operands, and shape inference alone gives the answer."""
-        if any(x.size == 0 for x in xs):
-            return self.mx.zeros(out.shape, dtype=out.dtype)
-        return out
-
     def matmul(self, x1: Array, x2: Array) -> Array:
         mx = self.mx
         if self._inexact(x1, x2):
-            return self._no_empty_kernel(mx.matmul(x1, x2), x1, x2)
+            return fix.no_empty_kernel(mx, mx.matmul(x1, x2), x1, x2)
         # MLX's matmul takes floating types only: integers and bools multiply-and-sum, exactly
         # (O(M*K*N) memory; integer matmuls are small in practice).
         out_dtype = dt.result_type(self.dtype_of(x1), self.dtype_of(x2))
@@ -777,10 +654,10 @@ class MLXBackend(Backend):
         if not self._inexact(x1, x2):
             return super().tensordot(x1, x2, axes)
         out = self.mx.tensordot(x1, x2, axes=[list(axes[0]), list(axes[1])])
-        return self._no_empty_kernel(out, x1, x2)
+        return fix.no_empty_kernel(self.mx, out, x1, x2)
 
     def vecdot(self, x1: Array, x2: Array, axis: int) -> Array:
-        return self._no_empty_kernel(self.mx.vecdot(x1, x2, axis=axis), x1, x2)
+        return fix.no_empty_kernel(self.mx, self.mx.vecdot(x1, x2, axis=axis), x1, x2)
 
     # ------------------------------------------------------------------ model composites
     # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their
@@ -803,14 +680,11 @@ class MLXBackend(Backend):
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quantization) has validated every argument before these run.
-    # MLX 0.32.4's CUDA kernels do not produce MLX's format exactly: quantize rounds exact
-    # ties up (the CPU rounds them to even), dequantize rounds once where the CPU rounds
-    # twice, fp modes encode -0 and all-zero groups differently, and 1-bit quantize and
-    # dequantize return garbage without an error (docs/benchmarks-cuda.md). So these two
-    # always run on MLX's CPU stream: the formats stay bit-exact on every device, and
-    # quantize is a load-time op. quantized_matmul keeps the GPU kernels, except 1-bit.
+    # quantize and dequantize run on MLX's CPU stream on every device (fix.quantize_stream);
+    # the matmuls' strategy (CPU float32 and dequantize-then-matmul, arrayq's CUDA kernels)
+    # is arrayq_mlx._quantized.
     def quantize(self, w: Array, group_size: int, bits: int, mode: str) -> tuple[Array, Array, Array | None]:
-        out = self.mx.quantize(w, group_size=group_size, bits=bits, mode=mode, stream=self.mx.cpu)
+        out = self.mx.quantize(w, group_size=group_size, bits=bits, mode=mode, stream=fix.quantize_stream(self.mx))
         return out[0], out[1], (out[2] if len(out) > 2 else None)
 
     def dequantize(
@@ -824,20 +698,8 @@ class MLXBackend(Backend):
             bits=bits,
             mode=mode,
             dtype=self._native_for(dtype, "cpu"),
-            stream=self.mx.cpu,
+            stream=fix.quantize_stream(self.mx),
         )
-
-    def _cpu_float32(
-        self, x: Array, scales: Array, biases: Array | None, mode: str
-    ) -> tuple[Array, Array, Array | None]:
-        """x, scales, biases in float32 for MLX's CPU kernels (affine scales only: the other
-        modes' scales are uint8 codes)."""
-        f32 = self.mx.float32
-        x = x.astype(f32) if x.dtype != f32 else x
-        if mode == "affine" and scales.dtype != f32:
-            scales = scales.astype(f32)
-            biases = biases.astype(f32) if biases is not None else None
-        return x, scales, biases
 
     def quantized_matmul(
         self,
@@ -850,105 +712,10 @@ class MLXBackend(Backend):
         bits: int,
         mode: str,
     ) -> Array:
-        """MLX's fused ``mx.quantized_matmul``, natively on the GPU; on MLX's CUDA device,
-        arrayq's own kernels where they apply (``arrayq_mlx._cuda_kernels``: a tensor-core
-        decode GEMV for <= 16 rows of x, a fused tensor-core kernel for 32-1024 rows,
-        dequantize + dense matmul above; affine
-        2/3/4/5/6/8-bit, groups 32/64/128, ``transpose=True``, unbatched weight, bfloat16
-        or float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off.
-
-        On the CPU, MLX's quantized kernel accumulates in its input dtype (bfloat16 or
-        float16 inputs then break arrayq's "accumulated in float32" promise) and runs ~8-10x
-        slower with bfloat16 scales than with float32 ones. So on the CPU x (and affine
-        scales/biases) are cast to float32 for the call and the result is cast back to x's
-        dtype. For affine weights with ``M >= CPU_DEQUANTIZE_MIN_ROWS`` rows the weight is
-        instead dequantized to float32 and multiplied with ``mx.matmul``; for mxfp4/mxfp8/
-        nvfp4 the float32 kernel always wins (dequantizing those formats is slow).
-
-        Measurements, mlx 0.32.4 CPU build, x bfloat16 (M, 4096) times a 4096 x 4096 weight
-        quantized from bfloat16 (scales bfloat16), median of 3, milliseconds. "native" is
-        ``mx.quantized_matmul`` on the bfloat16 inputs; "f32 kernel" casts x/scales/biases
-        to float32; "deq+matmul" dequantizes to float32 then ``mx.matmul``:
-
-        ====  ========================================  ========================================
-              2-core dev box (x86-64)                   16-core Xeon (device machine, noisy)
-        M     native   f32 kernel   deq+matmul          native   f32 kernel   deq+matmul
-        ====  ========================================  ========================================
-        affine, group 64, 4 bits
-        1      100.0       11.6        64.8              216.6       64.2        172.9
-        4      409.5       46.5       100.4              883.1       97.7        197.9
-        16    1609.5      185.6       199.1             2192.0      239.3        372.8
-        32    3257.9      376.8       346.1               --        787.7        816.0
-        64    6453.6      728.9       580.7               --       1333.8       1453.0
-        128     --       1446.4      1140.5               --       2764.8       2192.8
-        256     --       2965.3      2241.9
-        mxfp4, group 32
-        1       68.6        4.5       156.8               87.5        8.1        406.0
-        16      --         85.5       286.1             1473.4      202.4        704.4
-        64      --        281.8       696.9               --        573.2       1268.6
-        128     --        556.6      1240.4               --        951.9       2682.5
-        ====  ========================================  ========================================
-        """
-        mx = self.mx
-        if x.ndim == 1:  # as a 1-row matrix (MLX's CUDA kernel fails on 1-D x), then drop the row
-            out = self.quantized_matmul(mx.expand_dims(x, 0), packed, scales, biases, transpose, group_size, bits, mode)
-            return mx.squeeze(out, -2)
-        if x.ndim < packed.ndim:
-            # MLX 0.32 silently drops the weight's batch axes when x has fewer dimensions
-            # ((M, K) x (B, N, K) gives (M, N)); with leading 1s it broadcasts correctly.
-            x = mx.reshape(x, (1,) * (packed.ndim - x.ndim) + tuple(x.shape))
-        if bits == 1 and self._target_is_gpu():  # MLX's CUDA kernels have no 1-bit support
-            with mx.stream(mx.cpu):
-                return self.quantized_matmul(x, packed, scales, biases, transpose, group_size, bits, mode)
-        on_gpu = self._target_is_gpu()
-        if on_gpu:
-            kind = self._cuda_kernel_for(x, packed, scales, biases, transpose, group_size, bits, mode)
-            if kind is not None:  # arrayq's own CUDA kernels (decode GEMVs, fused prefill, or dequantize + matmul)
-                return self._cuda().quantized_matmul(kind, x, packed, scales, biases, bits, group_size)
-            if packed.ndim > 2 and tuple(x.shape[:-2]) != tuple(packed.shape[:-2]):
-                # batch axes that broadcast: MLX 0.32's CUDA kernel pairs them wrongly
-                # ((4, 1, M, K) x (3, N, K) repeats weight 0), so gather them explicitly
-                return self._batched_as_gather(x, packed, scales, biases, transpose, group_size, bits, mode)
-            out = mx.quantized_matmul(
-                x, packed, scales, biases, transpose=transpose, group_size=group_size, bits=bits, mode=mode
-            )
-            return out if out.dtype == x.dtype else out.astype(x.dtype)
-        out_dtype = x.dtype
-        rows = math.prod(x.shape[:-1])
-        x32, s32, b32 = self._cpu_float32(x, scales, biases, mode)
-        if cpu_dequantizes_first(mode, rows):
-            w = mx.dequantize(packed, s32, b32, group_size=group_size, bits=bits, mode=mode, dtype=mx.float32)
-            out = mx.matmul(x32, mx.swapaxes(w, -1, -2) if transpose else w)
-        else:
-            out = mx.quantized_matmul(
-                x32, packed, s32, b32, transpose=transpose, group_size=group_size, bits=bits, mode=mode
-            )
-        return out if out.dtype == out_dtype else out.astype(out_dtype)
-
-    def _batched_as_gather(
-        self,
-        x: Array,
-        packed: Array,
-        scales: Array,
-        biases: Array | None,
-        transpose: bool,
-        group_size: int,
-        bits: int,
-        mode: str,
-    ) -> Array:
-        """A quantized_matmul whose batch axes broadcast, as a gather_qmm with index grids
-        (no copy of x or of the weight)."""
-        from arrayq.backend import broadcast_shapes
-
-        mx = self.mx
-        xb, wb = tuple(x.shape[:-2]), tuple(packed.shape[:-2])
-        batch = broadcast_shapes(xb, wb)
-
-        def grid(shape: tuple[int, ...]) -> Array:
-            ids = mx.reshape(mx.arange(math.prod(shape), dtype=mx.uint32), shape)
-            return mx.broadcast_to(mx.reshape(ids, (1,) * (len(batch) - len(shape)) + shape), batch)
-
-        return self.gather_qmm(x, packed, scales, biases, grid(xb), grid(wb), transpose, group_size, bits, mode)
+        """MLX's fused ``mx.quantized_matmul`` (on the GPU, arrayq's own CUDA kernels where they
+        apply); on the CPU in float32, or dequantize-then-matmul for many rows. See
+        :mod:`arrayq_mlx._quantized`."""
+        return _quantized.quantized_matmul(self, x, packed, scales, biases, transpose, group_size, bits, mode)
 
     def gather_qmm(
         self,
@@ -963,25 +730,10 @@ class MLXBackend(Backend):
         bits: int,
         mode: str,
     ) -> Array:
-        """``mx.gather_qmm``; on the CPU with x, scales and biases in float32 (as
-        :meth:`quantized_matmul`, for float32 accumulation and speed), result in x's dtype."""
-        mx = self.mx
-        if bits == 1 and self._target_is_gpu():  # MLX's CUDA kernels have no 1-bit support
-            with mx.stream(mx.cpu):
-                return self.gather_qmm(
-                    x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode
-                )
-        lhs = None if lhs_indices is None else lhs_indices.astype(mx.uint32)
-        rhs = None if rhs_indices is None else rhs_indices.astype(mx.uint32)
-        out_dtype = x.dtype
-        if not self._target_is_gpu():
-            x, scales, biases = self._cpu_float32(x, scales, biases, mode)
-        out = mx.gather_qmm(
-            x, packed, scales, biases, lhs, rhs, transpose=transpose, group_size=group_size, bits=bits, mode=mode
+        """``mx.gather_qmm``; on the CPU with x, scales and biases in float32. See :mod:`arrayq_mlx._quantized`."""
+        return _quantized.gather_qmm(
+            self, x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode
         )
-        if out.size == 0:  # MLX's CPU kernel dies (SIGFPE) on an empty M: never evaluate it
-            return mx.zeros(out.shape, dtype=out_dtype)
-        return out if out.dtype == out_dtype else out.astype(out_dtype)
 
 
 __all__ = ["MLXBackend"]

@@ -8,14 +8,13 @@ package does not import mlx: :class:`MLXBackend` imports ``mlx.core`` when it is
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from arrayq import _dtypes as dt
 from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError, UnsupportedOperationError
-from arrayq_mlx import _quantized
+from arrayq_mlx import _composed, _quantized
 from arrayq_mlx import _workarounds as fix
 
 # arrayq op name -> mlx.core function name, where they differ (or the arrayq name is an
@@ -38,7 +37,6 @@ _BINARY_NAMES = {
 _COMPOSED_UNARY = frozenset({"signbit", "sign"})
 _COMPOSED_BINARY = frozenset({"copysign", "remainder", "bitwise_left_shift", "bitwise_right_shift"})
 _DATA_DEPENDENT = "its output shape depends on the data, and MLX builds graphs of static shapes"
-_SIGNED_INT_BITS = {8: "int8", 16: "int16", 32: "int32", 64: "int64"}
 
 
 class MLXBackend(Backend):
@@ -338,83 +336,15 @@ class MLXBackend(Backend):
     def unary(self, op: str, x: Array) -> Array:
         mx = self.mx
         if op in _COMPOSED_UNARY:
-            return getattr(self, "_" + op)(x)
+            return getattr(_composed, op)(self, x)
         if op in fix.FLOAT64_INACCURATE and x.dtype == mx.float64:
             return getattr(fix, op + "64")(mx, x)
         return getattr(mx, _UNARY_NAMES.get(op, op))(x)
 
     def binary(self, op: str, x1: Array, x2: Array) -> Array:
         if op in _COMPOSED_BINARY:
-            return getattr(self, "_" + op)(x1, x2)
+            return getattr(_composed, op)(self, x1, x2)
         return getattr(self.mx, _BINARY_NAMES.get(op, op))(x1, x2)
-
-    def _is_float(self, x: Any) -> bool:
-        return self.is_array(x) and self.dtype_of(x).kind == "float"
-
-    def _signbit(self, x: Array) -> Array:
-        """Whether the sign bit is set, -0.0 and -NaN included: read from the bits."""
-        mx = self.mx
-        d = self.dtype_of(x)
-        if d.kind == "float":
-            return mx.less(mx.view(x, self._native[dt.as_dtype(_SIGNED_INT_BITS[d.bits])]), 0)
-        if d.kind == "signed":
-            return mx.less(x, 0)
-        if d.kind in ("unsigned", "bool"):
-            return mx.zeros(x.shape, dtype=mx.bool_)
-        raise TypeError(f"signbit needs a real-valued array, got {d.name}")
-
-    def _sign(self, x: Array) -> Array:
-        mx = self.mx
-        out = mx.sign(x)
-        if self._is_float(x):  # the array API wants sign(NaN) = NaN; MLX gives 0
-            out = mx.where(mx.isnan(x), x, out)
-        return out
-
-    def _copysign(self, x1: Any, x2: Any) -> Array:
-        mx = self.mx
-        if not self.is_array(x1):  # a weak scalar takes the array's dtype
-            x1 = mx.array(x1, dtype=x2.dtype)
-        if not self.is_array(x2):  # a Python scalar
-            negative = math.copysign(1.0, x2) < 0
-            return mx.negative(mx.abs(x1)) if negative else mx.abs(x1)
-        magnitude = mx.abs(x1)
-        return mx.where(self._signbit(x2), mx.negative(magnitude), magnitude)
-
-    def _remainder(self, x1: Any, x2: Any) -> Array:
-        mx = self.mx
-        out = mx.remainder(x1, x2)
-        if self._is_float(out):
-            # MLX keeps the dividend's sign on a zero result (-0.0 % 3 = -0.0); the array API
-            # (and NumPy) give the divisor's sign.
-            zero = mx.zeros_like(out)
-            signed_zero = (
-                self._copysign(zero, x2)
-                if self.is_array(x2)
-                else (mx.negative(zero) if math.copysign(1.0, x2) < 0 else zero)
-            )
-            out = mx.where(mx.equal(out, 0), signed_zero, out)
-        return out
-
-    def _shift_width(self, x1: Any, x2: Any) -> int:
-        d = self.dtype_of(x1 if self.is_array(x1) else x2)
-        return d.bits
-
-    def _bitwise_left_shift(self, x1: Any, x2: Any) -> Array:
-        # MLX (C++) shifts by x2 modulo the width; NumPy and the array API's intent: 0 once
-        # every bit has been shifted out.
-        mx = self.mx
-        out = mx.left_shift(x1, x2)
-        if self.is_array(x2) or x2 >= self._shift_width(x1, x2):
-            out = mx.where(mx.greater_equal(x2, self._shift_width(x1, x2)), mx.zeros_like(out), out)
-        return out
-
-    def _bitwise_right_shift(self, x1: Any, x2: Any) -> Array:
-        width = self._shift_width(x1, x2)
-        capped = self.mx.minimum(x2, width - 1) if self.is_array(x2) else min(x2, width - 1)
-        if self.is_array(x1) and self.dtype_of(x1).kind == "unsigned":
-            out = self.mx.right_shift(x1, capped)
-            return self.mx.where(self.mx.greater_equal(x2, width), self.mx.zeros_like(out), out)
-        return self.mx.right_shift(x1, capped)  # signed: sign-fill, as NumPy
 
     def where(self, condition: Array, x1: Array, x2: Array) -> Array:
         return self.mx.where(condition, x1, x2)
@@ -631,24 +561,7 @@ class MLXBackend(Backend):
         mx = self.mx
         if self._inexact(x1, x2):
             return fix.no_empty_kernel(mx, mx.matmul(x1, x2), x1, x2)
-        # MLX's matmul takes floating types only: integers and bools multiply-and-sum, exactly
-        # (O(M*K*N) memory; integer matmuls are small in practice).
-        out_dtype = dt.result_type(self.dtype_of(x1), self.dtype_of(x2))
-        v1, v2 = x1.ndim == 1, x2.ndim == 1
-        a = mx.expand_dims(x1, 0) if v1 else x1
-        b = mx.expand_dims(x2, -1) if v2 else x2
-        if out_dtype == dt.bool_:
-            prod = mx.logical_and(mx.expand_dims(a, -1), mx.expand_dims(b, -3))
-            out = mx.any(prod, axis=-2)
-        else:
-            native = self._native_for(out_dtype)
-            prod = mx.multiply(mx.expand_dims(a.astype(native), -1), mx.expand_dims(b.astype(native), -3))
-            out = mx.sum(prod, axis=-2).astype(native)
-        if v2:
-            out = mx.squeeze(out, -1)
-        if v1:
-            out = mx.squeeze(out, -2 if not v2 else 0) if out.ndim else out
-        return out
+        return _composed.exact_matmul(self, x1, x2)
 
     def tensordot(self, x1: Array, x2: Array, axes: tuple[Sequence[int], Sequence[int]]) -> Array:
         if not self._inexact(x1, x2):

@@ -718,7 +718,7 @@ def test_float64_works_on_the_cpu():
             assert aq.zeros(2, dtype=aq.float64).dtype == mx.float64
 
 
-@pytest.mark.skipif(not MLX._has_gpu, reason="no MLX GPU here")
+@pytest.mark.skipif(not MLX._devices.has_gpu, reason="no MLX GPU here")
 def test_float64_is_refused_on_the_gpu():
     with pytest.raises(aq.UnsupportedDTypeError, match="float64 only on the CPU"):
         MLX.full((2,), 1.0, dt.float64, "gpu")
@@ -792,7 +792,7 @@ def test_ops_are_lazy_until_eval_or_to_numpy():
 def test_devices():
     devices = MLX.devices()
     assert "cpu" in devices and devices[0] == MLX.device_of(mx.ones(1))
-    assert ("gpu" in devices) == MLX._has_gpu
+    assert ("gpu" in devices) == MLX._devices.has_gpu
     MLX.check_device("cpu")
     MLX.check_device(mx.cpu)
     with pytest.raises(ValueError, match="no device"):
@@ -802,7 +802,7 @@ def test_devices():
     assert isinstance(x, mx.array)
     with mx.stream(mx.cpu):
         assert MLX.device_of(x) == "cpu"
-    if not MLX._has_gpu:
+    if not MLX._devices.has_gpu:
         with pytest.raises(ValueError, match="no device 'gpu'"):
             with aq.default_backend("mlx", device="gpu"):
                 pass

@@ -7,7 +7,6 @@ package does not import mlx: :class:`MLXBackend` imports ``mlx.core`` when it is
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from arrayq.backend import Array, Backend
 from arrayq.errors import UnsupportedDTypeError, UnsupportedOperationError
 from arrayq_mlx import _composed, _quantized
 from arrayq_mlx import _workarounds as fix
+from arrayq_mlx._devices import Devices
 
 # arrayq op name -> mlx.core function name, where they differ (or the arrayq name is an
 # alias MLX may drop). Ops not listed use the same name.
@@ -43,14 +43,9 @@ class MLXBackend(Backend):
     """The MLX backend: lazy ``mlx.core.array`` graphs, CPU, Apple GPU (Metal) or NVIDIA GPU
     (CUDA build), with MLX's fused quantized kernels.
 
-    **Devices.** :meth:`devices` is ``["cpu"]`` plus ``"gpu"`` when MLX has a Metal or CUDA
-    device, MLX's default device first. Device arguments are ``"cpu"``/``"gpu"`` (an
-    ``mx.Device`` is accepted too). MLX arrays do not belong to a device; MLX decides where
-    an op runs when the op is created. arrayq's rule: *creation functions given
-    ``device=`` (or run inside ``arrayq.default_backend("mlx", device=...)``) run inside
-    ``mx.stream(device)``; every other op runs on MLX's default device*
-    (``mx.default_device()``, set with ``mx.set_default_device`` or ``with mx.stream(...)``).
-    So :meth:`device_of` reports MLX's default device, where ops on the array will run.
+    **Devices.** ``"cpu"``, and ``"gpu"`` where MLX has a Metal or CUDA device. MLX arrays
+    belong to no device: creation ops given ``device=`` run in ``mx.stream(device)``, every
+    other op on MLX's default device (the rule: :mod:`arrayq_mlx._devices`).
 
     **Dtypes.** All of arrayq's dtypes except complex128 (MLX has none). float64 exists only
     on the CPU device: asking for it while the GPU is the target raises
@@ -65,24 +60,15 @@ class MLXBackend(Backend):
     **Scalars.** Python scalars mix as weak scalars: the array's dtype wins (MLX's rule).
     Every result is an ``mlx.core.array``, 0-d ones included.
 
-    **Native, composed, gaps.** Every primitive maps to one ``mlx.core`` op (a small name
-    map: acos -> arccos, atan2 -> arctan2, pow -> power, bitwise shifts -> left_shift /
-    right_shift, ...), except where MLX lacks the op or differs from the array API, which
-    are composed here from MLX ops: signbit (from the bits, so -0.0 and -NaN count),
-    copysign, sign (NaN stays NaN), remainder (a zero takes the divisor's sign), shifts past
-    the width (0 / sign-fill, as NumPy), integer and bool matmul (MLX's matmul is floating
-    only), descending stable argsort. Composites with an MLX op are overridden (mean, var,
-    std, erf, tensordot, vecdot, clip, eye, linspace, tril, triu, stack, unstack, tile, roll,
-    repeat, expand_dims, squeeze, moveaxis, matrix_transpose, meshgrid, broadcast_arrays,
-    logaddexp, square, count_nonzero, and the four quantized ops). ``nonzero`` and
-    ``unique_*`` are declared gaps: their output shape depends on the data.
+    **Native, composed, gaps.** Every primitive maps to one ``mlx.core`` op (the name maps
+    below), except where MLX lacks the op or differs from the array API: those are composed
+    from MLX ops in :mod:`arrayq_mlx._composed`. Composites with an MLX op are overridden.
+    ``nonzero`` and ``unique_*`` are declared gaps: their output shape depends on the data.
 
-    **Precision.** float32 results agree with NumPy to a few ulp. On float64 (CPU) MLX's
-    exp, sin, cos, erf and logaddexp are only float32-accurate (~1e-7 relative, measured
-    with mlx 0.32.4), so for float64 they are rebuilt from ops MLX does compute to float64
-    accuracy (measured against NumPy: exp and sin <= 4e-16 relative, cos <= 2.3e-16
-    absolute, erf 6e-15, logaddexp 2e-16). On NVIDIA (and M5) GPUs MLX runs float32
-    matmuls in TF32 (~1e-3 relative, measured on an H100) unless the environment sets
+    **Precision.** float32 results agree with NumPy to a few ulp; float64 (CPU) ones too,
+    where MLX's own float64 kernels are float32-accurate they are rebuilt
+    (:mod:`arrayq_mlx._workarounds`). On NVIDIA (and M5) GPUs MLX runs float32 matmuls in
+    TF32 (~1e-3 relative, measured on an H100) unless the environment sets
     ``MLX_ENABLE_TF32=0``.
 
     **MLX defects worked around**: one function each in :mod:`arrayq_mlx._workarounds`, with
@@ -130,38 +116,12 @@ class MLXBackend(Backend):
             if native is not None:
                 self._native[d] = native
         self._from_native = {v: k for k, v in self._native.items()}
-        self._has_gpu = self._gpu_available()
+        self._devices = Devices(mx, self)
         self._cuda_route = _quantized.CudaRoute(mx)  # arrayq's own CUDA kernels, built on first use
-
-    def _gpu_available(self) -> bool:
-        mx = self.mx
-        for sub in ("metal", "cuda"):
-            module = getattr(mx, sub, None)
-            try:
-                if module is not None and module.is_available():
-                    return True
-            except Exception:  # a broken driver means no GPU, not a broken backend
-                pass
-        return False
 
     # ------------------------------------------------------------------ data and dtypes
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self.mx.array)
-
-    def _device_name(self, device: Any) -> str:
-        mx = self.mx
-        if isinstance(device, str):
-            return device
-        if isinstance(device, mx.Device):
-            device = device.type
-        if isinstance(device, mx.DeviceType):
-            return "gpu" if device == mx.DeviceType.gpu else "cpu"
-        raise ValueError(f"backend {self.name!r} takes devices 'cpu' or 'gpu', got {device!r}")
-
-    def _target_is_gpu(self, device: Any = None) -> bool:
-        if device is not None:
-            return self._device_name(device) == "gpu"
-        return self.mx.default_device().type == self.mx.DeviceType.gpu
 
     def _native_for(self, dtype: dt.DType, device: Any = None) -> Any:
         native = self._native.get(dtype)
@@ -170,7 +130,7 @@ class MLXBackend(Backend):
                 f"backend {self.name!r} (MLX) has no dtype {dtype.name}; use complex64 or move "
                 "the data to another backend"
             )
-        if dtype == dt.float64 and self._target_is_gpu(device):
+        if dtype == dt.float64 and self._devices.targets_gpu(device):
             raise UnsupportedDTypeError(
                 f"backend {self.name!r} (MLX) has float64 only on the CPU device, and this op "
                 "targets the GPU; cast to float32, or create on device='cpu' / use "
@@ -195,7 +155,7 @@ class MLXBackend(Backend):
         native = self._native_for(dtype, device)
         if not a.flags.c_contiguous:  # mx.array refuses negative strides
             a = np.ascontiguousarray(a)
-        with self._on(device):
+        with self._devices.stream(device):
             if dtype == dt.bfloat16:
                 # mx.array does not reliably take ml_dtypes.bfloat16: move the raw bits
                 bits = self.mx.array(a.view(np.uint16))  # keeps 0-d
@@ -236,33 +196,21 @@ class MLXBackend(Backend):
     def devices(self) -> list[Any]:
         """``["cpu"]``, plus ``"gpu"`` where MLX has a Metal or CUDA device; MLX's current
         default device first."""
-        out = ["cpu", "gpu"] if self._has_gpu else ["cpu"]
-        if self._has_gpu and self._target_is_gpu():
-            out.reverse()
-        return out
+        return self._devices.listed()
 
     def device_of(self, x: Array) -> Any:
         """MLX arrays carry no device; ops on ``x`` run on MLX's default device, which this
         names."""
-        return "gpu" if self._target_is_gpu() else "cpu"
+        return "gpu" if self._devices.targets_gpu() else "cpu"
 
     def gaps(self, device: Any = None) -> dict[str, str]:
         """float64 is a gap on the GPU only; MLX has it on the CPU."""
-        on_gpu = self._device_name(device) == "gpu" if device is not None else self._target_is_gpu()
-        return self.declared_gaps if on_gpu else {k: v for k, v in self.declared_gaps.items() if k != "float64"}
+        if self._devices.targets_gpu(device):
+            return self.declared_gaps
+        return {k: v for k, v in self.declared_gaps.items() if k != "float64"}
 
     def check_device(self, device: Any) -> None:
-        name = self._device_name(device) if isinstance(device, (str, self.mx.Device, self.mx.DeviceType)) else device
-        if name not in self.devices():
-            raise ValueError(f"backend {self.name!r} has no device {device!r}; it has {self.devices()}")
-
-    def _on(self, device: Any) -> contextlib.AbstractContextManager[Any]:
-        """The context that makes a creation op run on ``device`` (None: MLX's default)."""
-        if device is None:
-            return contextlib.nullcontext()
-        self.check_device(device)
-        mx = self.mx
-        return mx.stream(mx.gpu if self._device_name(device) == "gpu" else mx.cpu)
+        self._devices.check(device)
 
     def eval(self, *xs: Array) -> None:
         if xs:
@@ -282,7 +230,7 @@ class MLXBackend(Backend):
                 else self.default_float
             )
         native = self._native_for(dtype, device)
-        with self._on(device):
+        with self._devices.stream(device):
             return self.mx.full(tuple(shape), fill_value, dtype=native)
 
     def arange(self, start: Any, stop: Any, step: Any, dtype: dt.DType | None, device: Any) -> Array:
@@ -290,29 +238,29 @@ class MLXBackend(Backend):
             ints = all(isinstance(v, int) for v in (start, stop, step))
             dtype = self.default_int if ints else self.default_float
         native = self._native_for(dtype, device)
-        with self._on(device):
+        with self._devices.stream(device):
             if fix.empty_range(start, stop, step):
                 return self.mx.zeros((0,), dtype=native)
             return self.mx.arange(start, stop, step, dtype=native)
 
     def zeros(self, shape: tuple[int, ...], dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
-        with self._on(device):
+        with self._devices.stream(device):
             return self.mx.zeros(tuple(shape), dtype=native)
 
     def ones(self, shape: tuple[int, ...], dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
-        with self._on(device):
+        with self._devices.stream(device):
             return self.mx.ones(tuple(shape), dtype=native)
 
     def full_like(self, x: Array, fill_value: Any, dtype: dt.DType | None, device: Any) -> Array:
         native = self._native_for(dtype or self.dtype_of(x), device)
-        with self._on(device):
+        with self._devices.stream(device):
             return self.mx.full(x.shape, fill_value, dtype=native)
 
     def eye(self, n_rows: int, n_cols: int, k: int, dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
-        with self._on(device):
+        with self._devices.stream(device):
             return self.mx.eye(n_rows, n_cols, k, dtype=native)
 
     def linspace(self, start: Any, stop: Any, num: int, dtype: dt.DType | None, device: Any, endpoint: bool) -> Array:
@@ -320,7 +268,7 @@ class MLXBackend(Backend):
         native = self._native_for(dtype, device)
         if dtype.kind not in ("float",):  # MLX computes linspace in floating point only
             return super().linspace(start, stop, num, dtype, device, endpoint)
-        with self._on(device):
+        with self._devices.stream(device):
             return self.mx.linspace(start, stop, num, endpoint=endpoint, dtype=native)
 
     def meshgrid(self, arrays: Sequence[Array], indexing: str) -> list[Array]:

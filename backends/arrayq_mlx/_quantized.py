@@ -75,10 +75,10 @@ def quantized_matmul(
         row = fix.cuda_qmm_vector_as_row(mx, x)
         return mx.squeeze(quantized_matmul(backend, row, packed, scales, biases, transpose, group_size, bits, mode), -2)
     x = fix.qmm_x_with_weight_batch_axes(mx, x, packed)
-    if bits == 1 and backend._target_is_gpu():
+    if bits == 1 and backend._devices.targets_gpu():
         with fix.cuda_no_one_bit(mx):
             return quantized_matmul(backend, x, packed, scales, biases, transpose, group_size, bits, mode)
-    if backend._target_is_gpu():
+    if backend._devices.targets_gpu():
         kind = backend._cuda_route.kernel_for(backend, x, packed, scales, biases, transpose, group_size, bits, mode)
         if kind is not None:  # arrayq's own CUDA kernels (decode GEMVs, fused prefill, or dequantize + matmul)
             return backend._cuda_route.kernels().quantized_matmul(kind, x, packed, scales, biases, bits, group_size)
@@ -115,7 +115,7 @@ def gather_qmm(
     """``MLXBackend.gather_qmm``: ``mx.gather_qmm``; on the CPU with x, scales and biases in
     float32 (as :func:`quantized_matmul`, for float32 accumulation and speed), result in x's dtype."""
     mx = backend.mx
-    if bits == 1 and backend._target_is_gpu():
+    if bits == 1 and backend._devices.targets_gpu():
         with fix.cuda_no_one_bit(mx):
             return gather_qmm(
                 backend, x, packed, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits, mode
@@ -123,7 +123,7 @@ def gather_qmm(
     lhs = None if lhs_indices is None else lhs_indices.astype(mx.uint32)
     rhs = None if rhs_indices is None else rhs_indices.astype(mx.uint32)
     out_dtype = x.dtype
-    if not backend._target_is_gpu():
+    if not backend._devices.targets_gpu():
         x, scales, biases = cpu_float32(mx, x, scales, biases, mode)
     out = mx.gather_qmm(
         x, packed, scales, biases, lhs, rhs, transpose=transpose, group_size=group_size, bits=bits, mode=mode

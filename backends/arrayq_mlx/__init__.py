@@ -320,22 +320,10 @@ class MLXBackend(Backend):
     def _axes(self, axis: tuple[int, ...] | None) -> list[int] | None:
         return None if axis is None else list(axis)
 
-    def _accumulator(self, x: Array, dtype: dt.DType | None) -> dt.DType:
-        """The array API's sum/prod/cumulative_sum dtype: ``dtype``, or for a narrow integer
-        (or bool) input the default int (uint32 for unsigned)."""
-        if dtype is not None:
-            return dtype
-        d = self.dtype_of(x)
-        if d.kind in ("bool", "signed") and d.bits < 32:
-            return dt.int32
-        if d.kind == "unsigned" and d.bits < 32:
-            return dt.uint32
-        return d
-
     def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: dt.DType | None) -> Array:
         mx = self.mx
         if op in ("sum", "prod"):
-            x = self.astype(x, self._accumulator(x, dtype), copy=False)
+            x = self.astype(x, _composed.accumulator(self, x, dtype), copy=False)
         identity = fix.empty_reduction(mx, op, x, axis, keepdims)
         if identity is not None:
             return identity
@@ -348,7 +336,7 @@ class MLXBackend(Backend):
 
     def cumulative_sum(self, x: Array, axis: int, dtype: dt.DType | None, include_initial: bool) -> Array:
         mx = self.mx
-        x = self.astype(x, self._accumulator(x, dtype), copy=False)
+        x = self.astype(x, _composed.accumulator(self, x, dtype), copy=False)
         out = mx.cumsum(x, axis=axis)
         if include_initial:
             shape = list(x.shape)
@@ -478,28 +466,10 @@ class MLXBackend(Backend):
         return out.astype(self._native[self.default_int])
 
     def sort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
-        # mx.sort is stable (and puts NaN last); descending reverses it, as
-        # array_api_compat.numpy does, so NaN comes first there.
-        mx = self.mx
-        is_bool = x.dtype == mx.bool_
-        if is_bool:  # MLX sorts bool on the CPU only
-            x = x.astype(mx.uint8)
-        out = mx.sort(x, axis=axis)
-        if descending:
-            out = mx.flip(out, axis=axis)
-        return out.astype(mx.bool_) if is_bool else out
+        return _composed.sort(self, x, axis, descending)
 
     def argsort(self, x: Array, axis: int, descending: bool, stable: bool) -> Array:
-        mx = self.mx
-        index = self._native[self.default_int]
-        if x.dtype == mx.bool_:
-            x = x.astype(mx.uint8)
-        if not descending:
-            return mx.argsort(x, axis=axis).astype(index)
-        # stable descending: sort the reversed array ascending, reverse, map indices back
-        n = x.shape[axis]
-        rev = mx.argsort(mx.flip(x, axis=axis), axis=axis).astype(index)
-        return mx.subtract(n - 1, mx.flip(rev, axis=axis))
+        return _composed.argsort(self, x, axis, descending)
 
     # ------------------------------------------------------------------ linear algebra
     def _inexact(self, *xs: Array) -> bool:

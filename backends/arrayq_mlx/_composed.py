@@ -2,8 +2,9 @@
 
 These are translations, not defects (those are in :mod:`arrayq_mlx._workarounds`): MLX has
 no signbit, gives sign(NaN) = 0, keeps the dividend's sign on a zero remainder, shifts by
-the count modulo the width (C++), and multiplies floating types only. Each function takes
-the backend (``b``) and is called from ``MLXBackend.unary``/``binary``/``matmul``.
+the count modulo the width (C++), multiplies floating types only, sorts ascending only (and
+bool on the CPU only), and has no dtype rule for sums of narrow integers. Each function
+takes the backend (``b``) and is called from the ``MLXBackend`` method of the same name.
 """
 
 from __future__ import annotations
@@ -118,3 +119,42 @@ def exact_matmul(backend: MLXBackend, x1: Array, x2: Array) -> Array:
     if v1:
         out = mx.squeeze(out, -2 if not v2 else 0) if out.ndim else out
     return out
+
+
+def accumulator(b: MLXBackend, x: Array, dtype: dt.DType | None) -> dt.DType:
+    """The array API's sum/prod/cumulative_sum dtype: ``dtype``, or for a narrow integer
+    (or bool) input the default int (uint32 for unsigned)."""
+    if dtype is not None:
+        return dtype
+    d = b.dtype_of(x)
+    if d.kind in ("bool", "signed") and d.bits < 32:
+        return dt.int32
+    if d.kind == "unsigned" and d.bits < 32:
+        return dt.uint32
+    return d
+
+
+def sort(b: MLXBackend, x: Array, axis: int, descending: bool) -> Array:
+    # mx.sort is stable (and puts NaN last); descending reverses it, as
+    # array_api_compat.numpy does, so NaN comes first there.
+    mx = b.mx
+    is_bool = x.dtype == mx.bool_
+    if is_bool:  # MLX sorts bool on the CPU only
+        x = x.astype(mx.uint8)
+    out = mx.sort(x, axis=axis)
+    if descending:
+        out = mx.flip(out, axis=axis)
+    return out.astype(mx.bool_) if is_bool else out
+
+
+def argsort(b: MLXBackend, x: Array, axis: int, descending: bool) -> Array:
+    mx = b.mx
+    index = b._native[b.default_int]
+    if x.dtype == mx.bool_:
+        x = x.astype(mx.uint8)
+    if not descending:
+        return mx.argsort(x, axis=axis).astype(index)
+    # stable descending: sort the reversed array ascending, reverse, map indices back
+    n = x.shape[axis]
+    rev = mx.argsort(mx.flip(x, axis=axis), axis=axis).astype(index)
+    return mx.subtract(n - 1, mx.flip(rev, axis=axis))

@@ -114,7 +114,7 @@ MUTATIONS = (
     # which path runs (the results are equal, the speed is not)
     Mutation(
         "MLX CPU: dequantize-then-matmul from 1 row",
-        "backends/arrayq_mlx/__init__.py",
+        "backends/arrayq_mlx/_quantized.py",
         "CPU_DEQUANTIZE_MIN_ROWS = 128",
         "CPU_DEQUANTIZE_MIN_ROWS = 1",
         ("tests/test_mlx_backend.py",),

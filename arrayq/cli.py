@@ -6,49 +6,12 @@ Each subcommand is one function taking the parsed arguments and returning an exi
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
 
+from ._cli_common import CommandError, _Parser, check_output_file
 from ._version import __version__
-
-
-class CommandError(Exception):
-    """A mistake in the command line (a bad option value, an output path that cannot be
-    written): :func:`main` prints it as one ``arrayq: error:`` line and exits with status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's mistakes go the same way as every other user error (see :func:`main`)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CommandError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def check_output_file(path: str, option: str) -> None:
-    """CommandError unless ``path`` can be written as a file: run before the work, so a
-    long run never fails at its very end for a typo."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CommandError(f"{option} {path}: is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise CommandError(f"{option} {path}: the folder {folder} does not exist; create it or write elsewhere")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise CommandError(f"{option} {path}: not writable; write elsewhere")
-
-
-def positive_number(text: str) -> float:
-    """argparse type: a finite number > 0 (so not 'inf' or 'nan')."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"needs a finite number > 0, got {text!r}")
-    return value
 
 
 def _library_version(module: str | None) -> str:

@@ -40,13 +40,13 @@ def current():
 import arrayq as aq
 from arrayq import nn
 from arrayq.models import load
-from arrayq.models import qwen3
+from arrayq.models import _sources
 backend = aq.get_backend(sys.argv[2])
 mode = sys.argv[3]
 if mode in ("copy", "copy-keep"):  # the NumPy-copy path (every backend but MLX-with-safetensors)
-    qwen3._SafetensorsSource.native = lambda self, name, backend: None
+    _sources.SafetensorsSource.native = lambda self, name, backend: None
 if mode == "copy-keep":  # ... without dropping the mapped pages (arrayq before issue 15)
-    qwen3._SafetensorsSource.release = lambda self, name: None
+    _sources.SafetensorsSource.release = lambda self, name: None
 import numpy as np
 aq.eval(backend.from_numpy(np.zeros(1)))  # the backend library loaded and initialised
 floor = rss()
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from arrayq.models import make_checkpoint
-    from arrayq.models._cli import cache_dir
+    from arrayq.models._host import cache_dir
 
     path = Path(args.model) if args.model else cache_dir() / args.preset
     if not (path / "config.json").is_file():

@@ -45,13 +45,13 @@ def broken_backend():
     base = make_backend_class("Broken")
 
     class BrokenDequantize(base):
-        def dequantize(self, packed, scales, biases, group_size, bits, mode, dtype):
-            good = super().dequantize(packed, scales, biases, group_size, bits, mode, dtype)
+        def dequantize(self, qw, dtype):
+            good = arrayq.dequantize(arrayq.to_backend(qw, "numpy"), dtype=dtype)
             # wrong in one element by a sign flip: no rounding in any dtype can hide it (a
             # scaled result, e.g. good * 1.001, rounds back to good in bfloat16)
             flat = good.reshape(-1).copy()
             flat[flat.size // 2] = -flat[flat.size // 2] if flat[flat.size // 2] else 1
-            return flat.reshape(good.shape)
+            return self.from_numpy(flat.reshape(good.shape))
 
     arrayq.register_backend("broken", BrokenDequantize)
     yield
@@ -108,6 +108,39 @@ def test_every_quantized_error_case_names_its_type_and_message():
     cases = [c for c in all_cases() if c.expect == "raises" and c.op in QUANTIZED_OPS]
     assert len(cases) >= 15
     assert all(c.raises == "QuantizationError" and c.match for c in cases), [c.id for c in cases if not c.match]
+
+
+#: Contract ops the elementwise cases leave out: the suite has no complex dtype.
+COMPLEX_ONLY = {"conj", "real", "imag"}
+
+
+def test_elementwise_cases_name_the_contract_ops():
+    """UNARY and BINARY add each op's dtypes and input range; their names must be the
+    contract's (arrayq.backend re-exports the op tables) plus frontend composites."""
+    from arrayq.backend import BINARY_OPS, UNARY_OPS
+    from arrayq.conformance.cases import BINARY, UNARY
+
+    assert set(UNARY_OPS) - set(UNARY) == COMPLEX_ONLY, "a contract unary op has no conformance case"
+    assert set(BINARY_OPS) <= set(BINARY), "a contract binary op has no conformance case"
+    extra = (set(UNARY) - set(UNARY_OPS)) | (set(BINARY) - set(BINARY_OPS))
+    assert extra and all(callable(getattr(arrayq, name, None)) for name in extra), extra
+    assert not extra & (set(UNARY_OPS) | set(BINARY_OPS))
+
+
+def test_every_reduction_and_quantized_op_has_cases():
+    from arrayq.backend import REDUCE_OPS
+
+    ops = {c.op for c in all_cases()}
+    assert set(REDUCE_OPS) <= ops
+    assert set(QUANTIZED_OPS) <= ops
+    assert all(callable(getattr(arrayq, name, None) or getattr(arrayq.linalg, name, None)) for name in QUANTIZED_OPS)
+
+
+def test_case_ids_are_unique():
+    """A case's seed is the hash of its id: two cases with one id would draw the same inputs
+    and hide each other in reports."""
+    ids = [c.id for c in all_cases()]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
 
 
 def test_declared_gaps_are_skipped_with_their_reason():

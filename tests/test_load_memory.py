@@ -24,12 +24,12 @@ import json, sys
 import numpy as np
 import arrayq as aq
 from arrayq import nn
-from arrayq.models import load, qwen3
+from arrayq.models import _sources, load
 def hwm():
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
 if sys.argv[2] == "copy":
-    qwen3._SafetensorsSource.native = lambda self, name, backend: None
+    _sources.SafetensorsSource.native = lambda self, name, backend: None
 aq.eval(aq.get_backend("mlx").from_numpy(np.zeros(1)))
 floor = hwm()
 aq.eval(nn.parameters(load(sys.argv[1], backend="mlx")))
@@ -64,7 +64,7 @@ def test_mlx_gets_the_same_weights_from_every_path(tmp_path, monkeypatch):
     want = [np.asarray(aq.to_numpy(p)) for p in nn.parameters(models.load(d))]
     for native in (True, False):
         if not native:
-            monkeypatch.setattr(models.qwen3._SafetensorsSource, "native", lambda self, name, backend: None)
+            monkeypatch.setattr(models._sources.SafetensorsSource, "native", lambda self, name, backend: None)
         got = [np.asarray(aq.to_numpy(p)) for p in nn.parameters(models.load(d, backend="mlx"))]
         assert len(got) == len(want)
         for g, w in zip(got, want):

@@ -718,7 +718,7 @@ def test_float64_works_on_the_cpu():
             assert aq.zeros(2, dtype=aq.float64).dtype == mx.float64
 
 
-@pytest.mark.skipif(not MLX._has_gpu, reason="no MLX GPU here")
+@pytest.mark.skipif(not MLX._devices.has_gpu, reason="no MLX GPU here")
 def test_float64_is_refused_on_the_gpu():
     with pytest.raises(aq.UnsupportedDTypeError, match="float64 only on the CPU"):
         MLX.full((2,), 1.0, dt.float64, "gpu")
@@ -792,7 +792,7 @@ def test_ops_are_lazy_until_eval_or_to_numpy():
 def test_devices():
     devices = MLX.devices()
     assert "cpu" in devices and devices[0] == MLX.device_of(mx.ones(1))
-    assert ("gpu" in devices) == MLX._has_gpu
+    assert ("gpu" in devices) == MLX._devices.has_gpu
     MLX.check_device("cpu")
     MLX.check_device(mx.cpu)
     with pytest.raises(ValueError, match="no device"):
@@ -802,7 +802,7 @@ def test_devices():
     assert isinstance(x, mx.array)
     with mx.stream(mx.cpu):
         assert MLX.device_of(x) == "cpu"
-    if not MLX._has_gpu:
+    if not MLX._devices.has_gpu:
         with pytest.raises(ValueError, match="no device 'gpu'"):
             with aq.default_backend("mlx", device="gpu"):
                 pass
@@ -936,10 +936,12 @@ def test_quantized_matmul_shapes_transpose_and_batches():
     x = mx.array(floats((3, 5, k), specials=False))
     _assert_qmm_close(aq.linalg.quantized_matmul(x, grid_w), _reference_qmm(x, grid_w), aq.float32, k)
     # the GPU's route for broadcasting batches (a gather_qmm over index grids), checked here too
+    from arrayq_mlx._workarounds import qmm_batch_as_gather
+
     for shape in ((4, 1, 2, k), (2, k)):
         x = mx.array(floats(shape, specials=False))
         x = x[None] if x.ndim == 2 else x
-        got = MLX._batched_as_gather(x, batched.packed, batched.scales, batched.biases, True, 64, 4, "affine")
+        got = qmm_batch_as_gather(MLX, x, batched, True)
         _assert_qmm_close(got, _reference_qmm(x, batched), aq.float32, k)
     empty = aq.linalg.quantized_matmul(mx.zeros((0, k)), qw)
     assert isinstance(empty, mx.array) and empty.shape == (0, n)
@@ -975,9 +977,9 @@ def on_mlx_cpu():
 
 def test_cpu_dequantize_threshold():
     """The CPU routing rule itself: affine weights from 128 rows of x (measured in
-    quantized_matmul's docstring; a change of the threshold goes with new measurements),
+    docs/benchmarks.md, "The three CPU paths"; a change of the threshold goes with new measurements),
     never the other modes."""
-    from arrayq_mlx import cpu_dequantizes_first
+    from arrayq_mlx._quantized import cpu_dequantizes_first
 
     assert [cpu_dequantizes_first("affine", m) for m in (0, 1, 127, 128, 129, 4096)] == [0, 0, 0, 1, 1, 1]
     for mode in ("mxfp4", "mxfp8", "nvfp4"):

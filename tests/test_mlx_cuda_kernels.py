@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arrayq.quant import _formats, _packing
+from arrayq.quant import QuantizedWeight, _formats, _packing
 from arrayq_mlx import _cuda_kernels as ck
 
 RNG = np.random.default_rng(7)
@@ -287,17 +287,18 @@ def test_cpu_backend_never_builds_the_kernels(monkeypatch: pytest.MonkeyPatch) -
     x = mx.array(RNG.standard_normal((1, 128)).astype(np.float32)).astype(mx.bfloat16)
     w = mx.array(RNG.standard_normal((8, 128)).astype(np.float32)).astype(mx.bfloat16)
     p, s, b = mx.quantize(w, group_size=64, bits=4)
-    args = (x, p, s, b, True, 64, 4, "affine")
-    if not backend._has_cuda():
-        assert backend._cuda_kernel_for(*args) is None
+    args = (x, QuantizedWeight(p, s, b, 64, 4, "affine"), True)
+    route = backend._cuda_route
+    if not route.available():
+        assert route.kernel_for(backend, *args) is None
         with mx.stream(mx.cpu):
             backend.quantized_matmul(*args)
-        assert backend._cuda_kernels is None
+        assert route._kernels is None
     # the choice itself, as it would be on a CUDA device
-    monkeypatch.setattr(backend, "_cuda_available", True, raising=False)
-    assert backend._cuda_kernel_for(*args) == "decode"
+    monkeypatch.setattr(route, "_available", True)
+    assert route.kernel_for(backend, *args) == "decode"
     monkeypatch.setenv(ck.ENV_VAR, "0")
-    assert backend._cuda_kernel_for(*args) is None
+    assert route.kernel_for(backend, *args) is None
 
 
 @pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)

@@ -104,7 +104,7 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
         "arrayq/bench/_generate.py",
         "arrayq/bench/_worker.py",
         "arrayq/conformance/__init__.py",
-        "arrayq/conformance/cases.py",
+        "arrayq/conformance/cases/__init__.py",
         "arrayq/conformance/plugin.py",
         "arrayq/models/__init__.py",
         "arrayq/models/qwen3.py",

@@ -26,6 +26,8 @@ def _modules() -> dict[str, pathlib.Path]:
 
 
 MODULES = _modules()
+#: Compiled extension modules (setup.py builds them): imported like modules, never importing back.
+EXTENSIONS = {"arrayq_numpy._kernels"}
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -60,6 +62,8 @@ def _imports(name: str, path: pathlib.Path) -> set[str]:
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
+                if f"{base}.{alias.name}" in EXTENSIONS:
+                    continue
                 t = target(f"{base}.{alias.name}") if f"{base}.{alias.name}" in MODULES else target(base)
                 if t:
                     found.add(t)

@@ -114,7 +114,7 @@ MUTATIONS = (
     # which path runs (the results are equal, the speed is not)
     Mutation(
         "MLX CPU: dequantize-then-matmul from 1 row",
-        "backends/arrayq_mlx/__init__.py",
+        "backends/arrayq_mlx/_quantized.py",
         "CPU_DEQUANTIZE_MIN_ROWS = 128",
         "CPU_DEQUANTIZE_MIN_ROWS = 1",
         ("tests/test_mlx_backend.py",),
@@ -208,7 +208,7 @@ MUTATIONS = (
     ),
     Mutation(
         "config: NaN passes the float checks",
-        "arrayq/models/qwen3.py",
+        "arrayq/models/_loader.py",
         "if not ok or not math.isfinite(value) or value <= low:",
         "if not ok or value <= low:",
         ("tests/test_refusals.py",),

@@ -67,7 +67,7 @@ def _run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repe
     import arrayq as aq
     import arrayq.linalg
     from arrayq import models, nn
-    from arrayq.models._cli import peak_memory_bytes
+    from arrayq.models._host import peak_memory_bytes
 
     t0 = time.perf_counter()
     model = models.load(model_dir, backend=backend)
@@ -126,7 +126,7 @@ def run_mlx_lm(model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dic
     from mlx_lm.generate import generate_step
     from mlx_lm.utils import load_model
 
-    from arrayq.models._cli import peak_memory_bytes
+    from arrayq.models._host import peak_memory_bytes
 
     t0 = time.perf_counter()
     model, config = load_model(Path(model_dir))
@@ -227,7 +227,7 @@ def generate(quick: bool = False) -> list[dict[str, Any]]:
     tokens, one timed run, no mlx-lm; else the qwen3-0.6b preset with :func:`main`'s
     defaults. The preset's checkpoint is written to the cache first where it is missing."""
     from arrayq.models import make_checkpoint
-    from arrayq.models._cli import cache_dir
+    from arrayq.models._host import cache_dir
 
     preset = "tiny" if quick else "qwen3-0.6b"
     model = cache_dir() / preset
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from arrayq import models
-    from arrayq.models._cli import cache_dir
+    from arrayq.models._host import cache_dir
 
     if args.model is None:
         args.model = cache_dir() / "qwen3-0.6b"

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..cli import CommandError, positive_number
+from .._cli_common import CommandError, positive_number
 from ._files import member, open_regular
-
-
-def cache_dir() -> Path:
-    """Where ``arrayq generate`` keeps the checkpoint it makes when given no ``--model``:
-    ``$ARRAYQ_CACHE``, else ``~/.cache/arrayq``."""
-    return Path(os.environ.get("ARRAYQ_CACHE") or Path.home() / ".cache" / "arrayq")
+from ._host import cache_dir, peak_memory_bytes
 
 
 def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int, str], None]:
@@ -39,12 +33,6 @@ def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int
         out.flush()
 
     return show
-
-
-def peak_memory_bytes() -> int:
-    """The process's peak resident memory (``getrusage`` maxrss: KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
 
 
 def _format_bytes(n: float) -> str:

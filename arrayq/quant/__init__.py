@@ -247,8 +247,10 @@ def _check_representable(backend: Any, w: Any, qw: QuantizedWeight) -> None:
     flat = [None if a is None else backend.reshape(a, (rows, _shape(a)[-1])) for a in (qw.packed, qw.scales, qw.biases)]
     step = max(1, _CHECK_BLOCK_VALUES // cols)
     for r0 in range(0, rows, step):
-        part = [None if a is None else a[r0 : min(rows, r0 + step), :] for a in flat]
-        deq = _dequantized(backend, QuantizedWeight(*part, qw.group_size, qw.bits, qw.mode, dtype), dtype)
+        packed, scales, biases = (None if a is None else a[r0 : min(rows, r0 + step), :] for a in flat)
+        deq = _dequantized(
+            backend, QuantizedWeight(packed, scales, biases, qw.group_size, qw.bits, qw.mode, dtype), dtype
+        )
         if bool(backend.to_numpy(backend.reduce("all", backend.unary("isfinite", deq), None, False, None))):
             continue
         import numpy as np

@@ -1,6 +1,6 @@
 """The NumPy backend's fast path for affine quantized matmul.
 
-The reference in ``arrayq._quant_formats`` is written against the array API and is the
+The reference in ``arrayq.quant`` is written against the array API and is the
 definition; this is the same arithmetic arranged for NumPy's strengths, and is checked
 against the reference in the tests. Work goes block by block over output rows, so the
 extra memory of a call stays bounded (a block of float32 codes of ~``BLOCK_ELEMENTS``

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from arrayq.backend import Array, Backend, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
-from arrayq.backend import Array, Backend
-from arrayq.backend import UnsupportedDTypeError
 
 
 class StrictBackend(Backend):

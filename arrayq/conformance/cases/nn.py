@@ -1,0 +1,84 @@
+"""Cases for the fused model ops arrayq.nn calls: scaled_dot_product_attention (with its
+bad-input cases) and rms_norm."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from ._common import FLOATS, Case, _arrays
+
+#: (B, H, Hkv, L, S, D, mask) for scaled_dot_product_attention: decode (one query row,
+#: grouped heads), a causal prefill chunk after cached keys, additive masks (the mask's
+#: shape: one for all, one per batch entry as padding masks are, one per query head),
+#: no grouping.
+ATTENTION_SHAPES: tuple[tuple[int, int, int, int, int, int, Any], ...] = (
+    (1, 4, 2, 1, 9, 16, None),
+    (2, 2, 1, 3, 5, 8, "causal"),
+    (1, 2, 2, 2, 4, 8, (1, 1, 2, 4)),
+    (2, 4, 2, 1, 6, 8, (2, 1, 1, 6)),
+    (1, 4, 2, 2, 5, 8, (1, 4, 2, 5)),
+    (1, 3, 3, 4, 4, 32, None),
+)
+
+
+def nn_cases() -> list[Case]:
+    """The model composites arrayq.nn calls. (Run on NumPy itself, these compare its
+    overrides with themselves; tests/test_nn.py and tests/test_native_kernels.py check them
+    against float64 NumPy written independently.)"""
+    cases = []
+    for (b, h, hkv, length, s, d, mask), dtype in itertools.product(ATTENTION_SHAPES, FLOATS):
+        specs = [((b, h, length, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2)]
+        if isinstance(mask, tuple):  # an additive mask with a -inf entry (a key a query must not see)
+            specs.append((mask, "float32", -1, 1))
+            mask = "array"
+
+        def call(aq: Any, q: Any, k: Any, v: Any, *m: Any, mask: Any = mask) -> Any:
+            if m:
+                m = (aq.where(aq.reshape(aq.arange(m[0].size), m[0].shape) == 1, -float("inf"), m[0]),)
+            return aq.nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask=m[0] if m else mask)
+
+        cases.append(
+            Case(
+                f"scaled_dot_product_attention[{dtype},q{(b, h, length, d)},kv{(b, hkv, s, d)},"
+                f"{'mask' + str(specs[3][0]) if mask == 'array' else mask}]",
+                "scaled_dot_product_attention",
+                (dtype,),
+                _arrays(*specs),
+                call,
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    for (shape, with_weight), dtype in itertools.product((((3, 8), True), ((2, 1, 4, 16), False)), FLOATS):
+        norm_specs: list[tuple[tuple[int, ...], str, float, float]] = [(shape, dtype, -3, 3)]
+        if with_weight:
+            norm_specs.append(((shape[-1],), dtype, -2, 2))
+        cases.append(
+            Case(
+                f"rms_norm[{dtype},x{shape},{'weight' if with_weight else 'no weight'}]",
+                "rms_norm",
+                (dtype,),
+                _arrays(*norm_specs),
+                lambda aq, x, *w: aq.nn.rms_norm(x, w[0] if w else None, eps=1e-5),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    bad = {  # what the call must reject, with the reference's exception
+        "kv heads not dividing q heads": ((1, 3, 1, 4), (1, 2, 2, 4), (1, 2, 2, 4), None),
+        "k and v lengths differ": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 2, 4), None),
+        "no kv heads": ((1, 2, 1, 4), (1, 0, 3, 4), (1, 0, 3, 4), None),
+        "unknown mask": ((1, 2, 1, 4), (1, 2, 3, 4), (1, 2, 3, 4), "full"),
+        "causal with more queries than keys": ((1, 2, 3, 4), (1, 2, 2, 4), (1, 2, 2, 4), "causal"),
+    }
+    for what, (qs, ks, vs, mask) in bad.items():
+        cases.append(
+            Case(
+                f"error:scaled_dot_product_attention[{what}]",
+                "scaled_dot_product_attention",
+                ("float32",),
+                _arrays((qs, "float32", -1, 1), (ks, "float32", -1, 1), (vs, "float32", -1, 1)),
+                lambda aq, q, k, v, mask=mask: aq.nn.scaled_dot_product_attention(q, k, v, scale=1.0, mask=mask),
+                expect="raises",
+            )
+        )
+    return cases

@@ -23,7 +23,7 @@ import pytest
 
 import arrayq as aq
 from arrayq_numpy import _native
-from arrayq_numpy._quantized import affine_matmul
+from arrayq_numpy._fastpath import affine_matmul
 
 pytestmark = pytest.mark.skipif(
     _native._kernels is None, reason="the native kernels were not built (no C compiler at install time)"

@@ -109,7 +109,7 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
         "arrayq/models/__init__.py",
         "arrayq/models/qwen3.py",
         "arrayq_numpy/__init__.py",
-        "arrayq_numpy/_quantized.py",
+        "arrayq_numpy/_fastpath.py",
         "arrayq_mlx/__init__.py",
     ):
         assert required in names, f"{required} is not in {dist['wheel'].name}"

@@ -1,4 +1,4 @@
-"""The NumPy backend's native kernels (backends/arrayq_numpy/_kernels.c) against independent
+"""The NumPy backend's native kernels (backends/arrayq_numpy/csrc/) against independent
 expectations: the weight dequantized by arrayq's reference formats and multiplied in
 float64, for every SIMD level this machine runs, every bit width, group size and scale
 dtype, decode (fused kernel) and prefill (dequantize + BLAS) row counts, odd shapes and

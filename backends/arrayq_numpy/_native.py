@@ -1,4 +1,4 @@
-"""The NumPy backend's native kernels (``_kernels.c``), where the build compiled them.
+"""The NumPy backend's native kernels (``_kernels``, from ``csrc/``), where the build compiled them.
 
 Affine weights with ``transpose=True`` (``x @ W.T``, how models store them) and float32
 activations run here:

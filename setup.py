@@ -10,10 +10,11 @@ import sys
 from setuptools import Extension, setup
 
 flags = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-fno-strict-aliasing"]
+csrc = "backends/arrayq_numpy/csrc/"
 kernels = Extension(
     "arrayq_numpy._kernels",
-    sources=["backends/arrayq_numpy/_kernels.c"],
-    depends=["backends/arrayq_numpy/_kernels_body.h"],
+    sources=[csrc + name for name in ("module.c", "kernels.c", "threadpool.c", "attention.c")],
+    depends=[csrc + "kernels.h", csrc + "kernels_simd.inc"],
     extra_compile_args=flags,
     optional=True,
 )

@@ -1,4 +1,4 @@
-"""The NumPy backend's native kernels (backends/arrayq_numpy/_kernels.c) against independent
+"""The NumPy backend's native kernels (backends/arrayq_numpy/csrc/) against independent
 expectations: the weight dequantized by arrayq's reference formats and multiplied in
 float64, for every SIMD level this machine runs, every bit width, group size and scale
 dtype, decode (fused kernel) and prefill (dequantize + BLAS) row counts, odd shapes and
@@ -23,7 +23,7 @@ import pytest
 
 import arrayq as aq
 from arrayq_numpy import _native
-from arrayq_numpy._quantized import affine_matmul
+from arrayq_numpy._fastpath import affine_matmul
 
 pytestmark = pytest.mark.skipif(
     _native._kernels is None, reason="the native kernels were not built (no C compiler at install time)"

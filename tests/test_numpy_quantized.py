@@ -1,4 +1,4 @@
-"""The NumPy backend's quantized fast path (backends/arrayq_numpy/_quantized.py) against
+"""The NumPy backend's quantized fast path (backends/arrayq_numpy/_fastpath.py) against
 the array-API reference in arrayq.quant (run on the composite default of a
 backend that has no fast path), and against hand-built codes."""
 
@@ -10,7 +10,7 @@ import pytest
 
 import arrayq as aq
 from arrayq.quant import _packing, reference_gather_qmm, reference_matmul
-from arrayq_numpy._quantized import DECODE_MAX_ROWS, unpack_codes
+from arrayq_numpy._fastpath import DECODE_MAX_ROWS, unpack_codes
 
 # The fast path and the reference both accumulate in float32 but in a different order
 # (grouped partial sums vs one dot per row); with K <= 256 terms of size ~1, their
@@ -147,7 +147,7 @@ def test_batched_and_gathered_empty_weights_give_zeros(transpose):
 # ---------------------------------------------------------------------- which path runs
 # The paths below give the same numbers (within float32 rounding), so only these tests see a
 # changed threshold or condition. The thresholds are measured choices (PER_MATRIX_MIN_WEIGHTS
-# in arrayq_numpy, the 8-row decode limit of the kernels and of _quantized): a deliberate
+# in arrayq_numpy, the 8-row decode limit of the kernels and of _fastpath): a deliberate
 # change goes with new measurements and an update here.
 
 
@@ -199,7 +199,7 @@ def test_fast_path_routing(monkeypatch, route, m):
     else the pure-NumPy path (its decode form up to 8 rows, the blockwise prefill above);
     ``transpose=False`` always the pure-NumPy path."""
     import arrayq_numpy
-    from arrayq_numpy import _native, _quantized
+    from arrayq_numpy import _fastpath, _native
 
     if route == "native" and _native._kernels is None:
         pytest.skip("the native kernels were not built")
@@ -212,7 +212,7 @@ def test_fast_path_routing(monkeypatch, route, m):
     log = []
     _record(monkeypatch, log, arrayq_numpy, "affine_matmul")
     _record(monkeypatch, log, _native, "matmul")
-    _record(monkeypatch, log, _quantized, "blocks_times")
+    _record(monkeypatch, log, _fastpath, "blocks_times")
     if _native._kernels is not None:
         _record(monkeypatch, log, _native._kernels, "gemv")
     got = aq.linalg.quantized_matmul(x, qw, transpose=transpose)

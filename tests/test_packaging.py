@@ -92,7 +92,9 @@ def test_sdist_carries_the_kernel_sources(dist: dict[str, Path]) -> None:
     import tarfile
 
     names = {n.split("/", 1)[1] for n in tarfile.open(dist["sdist"]).getnames() if "/" in n}
-    assert {"setup.py", "backends/arrayq_numpy/_kernels.c", "backends/arrayq_numpy/_kernels_body.h"} <= names
+    csrc = "backends/arrayq_numpy/csrc/"
+    sources = ("module.c", "kernels.c", "kernels.h", "kernels_simd.inc", "threadpool.c", "attention.c")
+    assert {"setup.py", *(csrc + name for name in sources)} <= names
 
 
 def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
@@ -109,7 +111,7 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
         "arrayq/models/__init__.py",
         "arrayq/models/qwen3.py",
         "arrayq_numpy/__init__.py",
-        "arrayq_numpy/_quantized.py",
+        "arrayq_numpy/_fastpath.py",
         "arrayq_mlx/__init__.py",
     ):
         assert required in names, f"{required} is not in {dist['wheel'].name}"

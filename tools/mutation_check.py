@@ -69,7 +69,7 @@ MUTATIONS = (
     # the NumPy backend's fast paths, against the independent conformance reference
     Mutation(
         "NumPy fast path: biases subtracted when dequantizing rows (transpose=False)",
-        "backends/arrayq_numpy/_quantized.py",
+        "backends/arrayq_numpy/_fastpath.py",
         "    grouped += biases[:, :, None]\n",
         "    grouped -= biases[:, :, None]\n",
         (CONFORMANCE_NUMPY,),

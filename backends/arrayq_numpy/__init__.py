@@ -18,8 +18,8 @@ from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 
 from . import _native
+from ._fastpath import affine_matmul
 from ._native import activations, num_threads, set_num_threads
-from ._quantized import affine_matmul
 
 
 def _arr(x: Any) -> np.ndarray:
@@ -241,7 +241,7 @@ class NumPyBackend(Backend):
     # ---- quantized linear algebra
     def quantized_matmul(self, x: Array, qw: QuantizedWeight, transpose: bool) -> Any:
         """Affine weights take the native kernels (``_native``, for ``transpose=True`` where
-        they were built) or the pure-NumPy fast path in ``_quantized``; batched weights take
+        they were built) or the pure-NumPy fast path in ``_fastpath``; batched weights take
         them once per weight matrix (:meth:`_per_weight`) where the matrices are big enough
         (:data:`PER_MATRIX_MIN_WEIGHTS`). Other formats, smaller batched matrices and empty
         weights take the blockwise reference (NotImplemented)."""

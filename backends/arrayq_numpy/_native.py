@@ -1,4 +1,4 @@
-"""The NumPy backend's native kernels (``_kernels.c``), where the build compiled them.
+"""The NumPy backend's native kernels (``_kernels``, from ``csrc/``), where the build compiled them.
 
 Affine weights with ``transpose=True`` (``x @ W.T``, how models store them) and float32
 activations run here:
@@ -9,7 +9,7 @@ activations run here:
   column order, with x permuted to match), and BLAS multiplies each block.
 
 Without a compiler at install time ``_kernels`` does not exist and the pure-NumPy path in
-``_quantized`` runs instead; :func:`status` says which (``arrayq info`` prints it).
+``_fastpath`` runs instead; :func:`status` says which (``arrayq info`` prints it).
 
 Settings, read once when the kernels are first used:
 
@@ -43,7 +43,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._quantized import blocks_times, rows_per_block
+from ._fastpath import blocks_times, rows_per_block
 
 try:
     from . import _kernels  # type: ignore[attr-defined]

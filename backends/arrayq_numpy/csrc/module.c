@@ -1,0 +1,293 @@
+/* arrayq_numpy._kernels: the Python glue of the native kernels (kernels.h lists the files).
+ *
+ * Python calls these through the buffer protocol with shapes passed explicitly; the
+ * Python side (arrayq_numpy._native) has validated them, and this file checks buffer sizes
+ * again so that a wrong call raises instead of reading out of bounds. The kernels run with
+ * the GIL released.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static const struct level *level_arg(int index) {
+    const struct level *lv = level_at(index);
+    if (!lv)
+        PyErr_Format(PyExc_ValueError, "level index %d out of range: this CPU has %d levels", index, level_count());
+    return lv;
+}
+
+/* a * b * c / divisor bytes; -1 with a ValueError set where the product overflows */
+static Py_ssize_t byte_count(int64_t a, int64_t b, int64_t c, int64_t divisor) {
+    int64_t ab, abc;
+    if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc) || abc / divisor > PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_ValueError, "array sizes overflow");
+        return -1;
+    }
+    return (Py_ssize_t)(abc / divisor);
+}
+
+/* A C-contiguous buffer of at least `need` bytes whose start is aligned to `align` bytes;
+ * need < 0 (an overflowed size, error set) fails at once. */
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t need, int align, int writable, const char *what) {
+    if (need < 0) return -1;
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    if (view->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, need %zd", what, view->len, need);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if ((uintptr_t)view->buf % (uintptr_t)align) {
+        PyErr_Format(PyExc_ValueError, "%s is not aligned to %d bytes", what, align);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_format(int64_t k, int group_size, int bits, int scale_kind) {
+    if (bits < 1 || bits > 8 || group_size <= 0 || group_size % 32 || k <= 0 || k % group_size ||
+        scale_kind < SCALE_F32 || scale_kind > SCALE_BF16) {
+        PyErr_Format(PyExc_ValueError, "unsupported format: k=%lld group_size=%d bits=%d scale_kind=%d",
+                     (long long)k, group_size, bits, scale_kind);
+        return -1;
+    }
+    return 0;
+}
+
+static void release_buffers(Py_buffer *views, int n) {
+    while (n > 0) PyBuffer_Release(&views[--n]);
+}
+
+/* The packed words, scales and biases of W's first `rows` rows as views[0..2], checked
+ * for size and alignment; on failure none is held. */
+static int get_weight_buffers(PyObject *packed, PyObject *scales, PyObject *biases, int64_t rows, int64_t k,
+                              int group_size, int bits, int scale_kind, Py_buffer views[3]) {
+    const int64_t groups = k / group_size, scale_bytes = scale_kind == SCALE_F32 ? 4 : 2;
+    if (get_buffer(packed, &views[0], byte_count(rows, k, bits, 8), 1, 0, "packed") < 0) return -1;
+    if (get_buffer(scales, &views[1], byte_count(rows, groups, scale_bytes, 1), (int)scale_bytes, 0, "scales") < 0) {
+        release_buffers(views, 1);
+        return -1;
+    }
+    if (get_buffer(biases, &views[2], byte_count(rows, groups, scale_bytes, 1), (int)scale_bytes, 0, "biases") < 0) {
+        release_buffers(views, 2);
+        return -1;
+    }
+    return 0;
+}
+
+/* W as the kernels read it, from get_weight_buffers' views */
+static struct weight weight_of(const Py_buffer views[3], int64_t k, int group_size, int bits, int scale_kind) {
+    const struct weight w = {views[0].buf, views[1].buf, views[2].buf, k, k * bits / 8, group_size, bits, 0, 0,
+                             scale_kind};
+    return w;
+}
+
+static PyObject *py_levels(PyObject *self, PyObject *args) {
+    const int n_levels = level_count();
+    PyObject *out = PyTuple_New(n_levels);
+    for (int i = 0; out && i < n_levels; i++) PyTuple_SET_ITEM(out, i, PyUnicode_FromString(level_at(i)->name));
+    return out;
+}
+
+static PyObject *py_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(pool_threads()); }
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
+    const long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0 || n > MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be 0 (one per CPU) to %d, got %ld", MAX_THREADS, n);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS set_pool_threads((int)n); /* waits for calls in flight */
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+}
+
+/* gemv(level, x, packed, scales, biases, out, m, n, k, group_size, bits, scale_kind[, int8]) */
+static PyObject *py_gemv(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind, int8 = 0;
+    long long m, n, k;
+    PyObject *ox, *op, *os, *ob, *oo;
+    if (!PyArg_ParseTuple(args, "iOOOOOLLLiii|p", &level_index, &ox, &op, &os, &ob, &oo, &m, &n, &k, &group_size,
+                          &bits, &scale_kind, &int8))
+        return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, scale_kind) < 0) return NULL;
+    if (m < 1 || m > MAX_ROWS || n < 0) {
+        PyErr_Format(PyExc_ValueError, "gemv takes 1 to %d rows of x and n >= 0, got m=%lld n=%lld", MAX_ROWS, m, n);
+        return NULL;
+    }
+    Py_buffer x, wv[3], o;
+    if (get_buffer(ox, &x, byte_count(m, k, 4, 1), 4, 0, "x") < 0) return NULL;
+    if (get_weight_buffers(op, os, ob, n, k, group_size, bits, scale_kind, wv) < 0) goto fail_x;
+    if (get_buffer(oo, &o, byte_count(m, n, 4, 1), 4, 1, "out") < 0) goto fail_w;
+    const struct weight w = weight_of(wv, k, group_size, bits, scale_kind);
+    int failed;
+    Py_BEGIN_ALLOW_THREADS failed = gemv(lv, x.buf, w, o.buf, m, n, int8);
+    Py_END_ALLOW_THREADS if (failed) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
+    PyBuffer_Release(&o);
+    release_buffers(wv, 3);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+fail_o:
+    PyBuffer_Release(&o);
+fail_w:
+    release_buffers(wv, 3);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
+/* dequantize(level, packed, scales, biases, out, row0, rows, k, group_size, bits, scale_kind):
+ * rows [row0, row0 + rows) of W into out (rows, k) float32, columns in slot order. */
+static PyObject *py_dequantize(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind;
+    long long row0, rows, k;
+    PyObject *op, *os, *ob, *oo;
+    if (!PyArg_ParseTuple(args, "iOOOOLLLiii", &level_index, &op, &os, &ob, &oo, &row0, &rows, &k, &group_size,
+                          &bits, &scale_kind))
+        return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, scale_kind) < 0) return NULL;
+    if (row0 < 0 || rows < 0) {
+        PyErr_Format(PyExc_ValueError, "need row0 >= 0 and rows >= 0, got %lld and %lld", row0, rows);
+        return NULL;
+    }
+    if (row0 > INT64_MAX - rows) {
+        PyErr_SetString(PyExc_ValueError, "array sizes overflow");
+        return NULL;
+    }
+    Py_buffer wv[3], o;
+    if (get_weight_buffers(op, os, ob, row0 + rows, k, group_size, bits, scale_kind, wv) < 0) return NULL;
+    if (get_buffer(oo, &o, byte_count(rows, k, 4, 1), 4, 1, "out") < 0) goto fail_w;
+    const struct weight w = weight_of(wv, k, group_size, bits, scale_kind);
+    int failed;
+    Py_BEGIN_ALLOW_THREADS failed = dequantize(lv, w, o.buf, row0, rows);
+    Py_END_ALLOW_THREADS if (failed) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
+    PyBuffer_Release(&o);
+    release_buffers(wv, 3);
+    Py_RETURN_NONE;
+fail_o:
+    PyBuffer_Release(&o);
+fail_w:
+    release_buffers(wv, 3);
+    return NULL;
+}
+
+/* slot_order(level, k, group_size, bits) -> bytes of int64 (k,): the columns in slot
+ * order, so that x[:, order] is x as the kernels read it */
+static PyObject *py_slot_order(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits;
+    long long k;
+    if (!PyArg_ParseTuple(args, "iLii", &level_index, &k, &group_size, &bits)) return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, SCALE_F32) < 0) return NULL;
+    const Py_ssize_t size = byte_count(k, 8, 1, 1);
+    if (size < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (!out) return NULL;
+    if (slot_order(lv, k, group_size, bits, (int64_t *)PyBytes_AS_STRING(out)) < 0) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    return out;
+}
+
+/* A float32 4-d array whose last axis is contiguous, as (buffer, strides in bytes). */
+static int get_rows4(PyObject *obj, Py_buffer *view, struct rows4 *rows, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    int ok = view->ndim == 4 && view->itemsize == 4 && view->format && strcmp(view->format, "f") == 0 &&
+             (uintptr_t)view->buf % 4 == 0 && (view->shape[3] <= 1 || view->strides[3] == 4);
+    for (int i = 0; ok && i < 3; i++) ok = view->strides[i] >= 0 && view->strides[i] % 4 == 0;
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "%s must be a 4-d float32 array with a contiguous last axis", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    rows->buf = view->buf;
+    for (int i = 0; i < 4; i++) {
+        rows->shape[i] = view->shape[i];
+        rows->strides[i] = view->strides[i];
+    }
+    return 0;
+}
+
+/* attention(level, q, k, v, out, scale, causal): see attention.c */
+static PyObject *py_attention(PyObject *self, PyObject *args) {
+    int level_index, causal;
+    float scale;
+    PyObject *oq, *ok, *ov, *oo;
+    if (!PyArg_ParseTuple(args, "iOOOOfp", &level_index, &oq, &ok, &ov, &oo, &scale, &causal)) return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv) return NULL;
+    Py_buffer q, k, v, o;
+    struct rows4 rq, rk, rv, ro;
+    if (get_rows4(oq, &q, &rq, 0, "q") < 0) return NULL;
+    if (get_rows4(ok, &k, &rk, 0, "k") < 0) goto fail_q;
+    if (get_rows4(ov, &v, &rv, 0, "v") < 0) goto fail_k;
+    if (get_rows4(oo, &o, &ro, 1, "out") < 0) goto fail_v;
+    if (!attention_fits(&rq, &rk, &rv, &ro, causal)) {
+        PyErr_SetString(PyExc_ValueError, "attention shapes do not fit");
+        goto fail_o;
+    }
+    int failed;
+    Py_BEGIN_ALLOW_THREADS failed = attention(lv, &rq, &rk, &rv, &ro, scale, causal);
+    Py_END_ALLOW_THREADS if (failed) {
+        PyErr_NoMemory();
+        goto fail_o;
+    }
+    PyBuffer_Release(&o);
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&k);
+    PyBuffer_Release(&q);
+    Py_RETURN_NONE;
+fail_o:
+    PyBuffer_Release(&o);
+fail_v:
+    PyBuffer_Release(&v);
+fail_k:
+    PyBuffer_Release(&k);
+fail_q:
+    PyBuffer_Release(&q);
+    return NULL;
+}
+
+/* int8_runs(level, bits, group_size) -> bool */
+static PyObject *py_int8_runs(PyObject *self, PyObject *args) {
+    int level_index, bits, group_size;
+    if (!PyArg_ParseTuple(args, "iii", &level_index, &bits, &group_size)) return NULL;
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(group_size, group_size, bits, SCALE_F32) < 0) return NULL;
+    return PyBool_FromLong(int8_runs(lv, bits, group_size));
+}
+
+static PyMethodDef methods[] = {
+    {"levels", py_levels, METH_NOARGS, "SIMD levels this CPU runs, best first."},
+    {"num_threads", py_num_threads, METH_NOARGS, "Threads a parallel call uses (the caller included)."},
+    {"set_num_threads", py_set_num_threads, METH_O, "Set the thread count (0: one per CPU); restarts the pool."},
+    {"gemv", py_gemv, METH_VARARGS, "out = x @ W.T for 1..8 rows of x (see csrc/kernels.c)."},
+    {"int8_runs", py_int8_runs, METH_VARARGS, "Whether the 8-bit-activation kernel takes this format."},
+    {"dequantize", py_dequantize, METH_VARARGS, "Rows of W as float32, columns in slot order (see csrc/kernels.c)."},
+    {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
+    {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "arrayq's native quantized kernels.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) {
+    find_levels();
+    pool_init();
+    PyObject *m = PyModule_Create(&module);
+    if (m) PyModule_AddIntConstant(m, "MAX_ROWS", MAX_ROWS);
+    return m;
+}

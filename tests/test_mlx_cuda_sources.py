@@ -23,9 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from arrayq_mlx import _cuda_kernels as ck
-
-CudaKernels = ck.CudaKernels
+from arrayq_mlx import cuda as ck
+from arrayq_mlx.cuda._launch import CudaKernels
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("data") / "cuda_kernel_sources.json"
@@ -174,7 +173,8 @@ def _compile_units() -> dict[str, str]:
     spec.loader.exec_module(cc)
     units = {}
     for label, func, header, source, ins, tmpl in cc.variants():
-        units[f"cuda_compile {label}"] = _sha(cc.translation_unit(func, header, source, ins, [("out", ins[0][1])], tmpl))
+        unit = cc.translation_unit(func, header, source, ins, [("out", ins[0][1])], tmpl)
+        units[f"cuda_compile {label}"] = _sha(unit)
     return units
 
 

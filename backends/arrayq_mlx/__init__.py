@@ -165,7 +165,7 @@ class MLXBackend(Backend):
         """The arrayq CUDA kernel (``"decode_tc"``/``"decode"``/``"qmm"``/``"dequant"``) for this GPU quantized matmul,
         or None for MLX's own kernel (see ``arrayq_mlx._cuda_kernels``). Only on MLX's CUDA
         device, and unless ``ARRAYQ_MLX_CUDA_KERNELS=0``."""
-        from arrayq_mlx import _cuda_kernels as ck
+        from arrayq_mlx import cuda as ck
 
         if not (self._has_cuda() and ck.enabled()):
             return None
@@ -190,7 +190,7 @@ class MLXBackend(Backend):
     def _cuda_arch(self) -> int:
         """The CUDA device's compute capability major (which of arrayq's kernels it runs), asked once."""
         if not hasattr(self, "_arch"):
-            from arrayq_mlx import _cuda_kernels as ck
+            from arrayq_mlx import cuda as ck
 
             self._arch = ck.compute_capability(self.mx)
         return self._arch
@@ -206,7 +206,7 @@ class MLXBackend(Backend):
 
     def _cuda(self) -> Any:
         if self._cuda_kernels is None:
-            from arrayq_mlx._cuda_kernels import CudaKernels
+            from arrayq_mlx.cuda._launch import CudaKernels
 
             self._cuda_kernels = CudaKernels(self.mx)
         return self._cuda_kernels

@@ -6,7 +6,8 @@ those strings, the name and the template arguments are the same. This file drive
 launcher (``CudaKernels``) with a stand-in for MLX that records every ``cuda_kernel`` build
 and launch, over every format, row count, GPU generation and block shape the kernels take,
 and compares a SHA-256 of each group of records with ``data/cuda_kernel_sources.json``. It
-also hashes the translation units ``benchmarks/cuda_compile.py`` compiles offline.
+also hashes the translation units ``benchmarks/cuda_compile.py`` compiles offline, and where
+``nvcc`` is installed compiles one variant of each kernel for Hopper.
 
 The table was written from the launcher before its CUDA sources moved into ``.cu``/``.cuh``
 files; a change to a kernel's source must come with a new table:
@@ -19,11 +20,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from arrayq_mlx import cuda as ck
+from arrayq_mlx.cuda import _launch as launch
 from arrayq_mlx.cuda._launch import CudaKernels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,12 +171,18 @@ def _variant_records() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _compile_units() -> dict[str, str]:
-    """SHA-256 of each translation unit benchmarks/cuda_compile.py builds (what nvcc compiles)."""
+def _cuda_compile() -> Any:
+    """benchmarks/cuda_compile.py as a module."""
     spec = importlib.util.spec_from_file_location("_aq_cuda_compile", ROOT / "benchmarks" / "cuda_compile.py")
     assert spec is not None and spec.loader is not None
     cc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cc)
+    return cc
+
+
+def _compile_units() -> dict[str, str]:
+    """SHA-256 of each translation unit benchmarks/cuda_compile.py builds (what nvcc compiles)."""
+    cc = _cuda_compile()
     units = {}
     for label, func, header, source, ins, tmpl in cc.variants():
         unit = cc.translation_unit(func, header, source, ins, [("out", ins[0][1])], tmpl)
@@ -204,6 +216,41 @@ def test_every_kernel_is_in_the_table() -> None:
     names = {r["build"]["name"] for r in records}
     assert names == {"arrayq_qmv", "arrayq_qmv_tc", "arrayq_qmm", "arrayq_dequant"}
     assert len(records) > 500
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed here")
+def test_each_kernel_compiles_with_nvcc(tmp_path: Path) -> None:
+    """One variant of each kernel, as MLX would build it (benchmarks/cuda_compile.py's
+    translation unit), compiled for Hopper with nvcc; no GPU needed."""
+    cc = _cuda_compile()
+    ins = [("x", "bfloat16"), ("w", "uint32"), ("scales", "bfloat16"), ("biases", "bfloat16")]
+    cfg = ck.QMM_CONFIGS[0]
+    qmm = launch.qmm_template(True, 4, 64, cfg, "bfloat16", 4096)
+    tc = launch.decode_tc_template(True, "bfloat16", 4, 64, 1)
+    variants = [
+        (
+            "qmv",
+            launch.source("common.cuh"),
+            "decode.cu",
+            ins,
+            launch.decode_template("bfloat16", "bfloat16", 4, 64, 8, 1),
+        ),
+        (
+            "dequant",
+            launch.source("common.cuh"),
+            "dequant.cu",
+            ins[1:],
+            launch.dequant_template("bfloat16", "bfloat16", 3, 64),
+        ),
+        (launch.mlx_kernel_name("arrayq_qmv_tc", tc), launch.decode_tc_header(), "decode_tc.cu", ins, tc),
+        (launch.mlx_kernel_name("arrayq_qmm", qmm), launch.qmm_header("qmm", cfg), "qmm.cu", ins, qmm),
+    ]
+    for func, header, name, inputs, template in variants:
+        unit = tmp_path / f"{func}.cu"
+        unit.write_text(cc.translation_unit(func, header, launch.source(name), inputs, [("out", "bfloat16")], template))
+        cmd = ["nvcc", "-arch=sm_90a", "-cubin", "-std=c++17", "-o", str(unit.with_suffix(".cubin")), str(unit)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, f"{name}: {res.stderr[-3000:]}"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ quantized from bfloat16). For each shape it times, on the GPU:
 
 * ``mx.quantized_matmul`` called directly (MLX's own kernel),
 * ``arrayq.linalg.quantized_matmul`` on the same arrays, which runs arrayq's own CUDA
-  kernels (``arrayq_mlx._cuda_kernels``: the tensor-core decode GEMV for M <= 16, the
+  kernels (``arrayq_mlx.cuda``: the tensor-core decode GEMV for M <= 16, the
   fused tensor-core kernel for 32-1024 rows, dequantize + dense matmul above)
   unless ``ARRAYQ_MLX_CUDA_KERNELS=0``,
 * dense bfloat16 ``mx.matmul`` (x @ W.T) as the baseline.
@@ -257,9 +257,10 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
     import numpy as np
 
     from arrayq.quant import QuantizedWeight
-    from arrayq_mlx import _cuda_kernels as ck
+    from arrayq_mlx import cuda as ck
+    from arrayq_mlx.cuda._launch import CudaKernels
 
-    kern = ck.CudaKernels(mx, poison=True)
+    kern = CudaKernels(mx, poison=True)
     tol = {"bfloat16": 1e-2, "float16": 2e-3}
     cases = []
     if not quick:
@@ -348,10 +349,11 @@ def check_kernels(mx: Any, aq: Any, log: list[str], quick: bool = False) -> int:
 
 def tune(mx: Any, samples: int, log: list[str]) -> None:
     """Variants of the kernels and the rows sweep at N x K = 12288 x 4096 (4-bit, gs 64)."""
-    from arrayq_mlx import _cuda_kernels as ck
+    from arrayq_mlx import cuda as ck
+    from arrayq_mlx.cuda._launch import CudaKernels
 
     bf16 = mx.bfloat16
-    kern = ck.CudaKernels(mx)
+    kern = CudaKernels(mx)
 
     def timed(label: str, fn: Callable[[Any, Any], Any], xs: list[Any], ws: list[Any]) -> float:
         def calls() -> list[Any]:

@@ -30,7 +30,8 @@ from typing import Any
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), "..", "backends")]
 
-from arrayq_mlx import _cuda_kernels as ck  # noqa: E402
+from arrayq_mlx import cuda as ck  # noqa: E402
+from arrayq_mlx.cuda import _launch as launch  # noqa: E402
 
 STUB_HEADER = r"""
 #include <cuda/std/cstdint>
@@ -124,22 +125,22 @@ def variants() -> list[tuple[str, str, str, str, list[tuple[str, str]], tuple[tu
     cases += [("bfloat16", "bfloat16", 4, 64, ck.QMM_CONFIGS[0], 64 * 6)]  # the TAIL variant
     out = []
     for x_dtype, s_dtype, bits, gs, cfg, *k in cases:
-        tmpl = ck.qmm_template(x_dtype == "bfloat16", bits, gs, cfg, s_dtype, *k)
-        func = ck.mlx_kernel_name("arrayq_qmm", tmpl)
+        tmpl = launch.qmm_template(x_dtype == "bfloat16", bits, gs, cfg, s_dtype, *k)
+        func = launch.mlx_kernel_name("arrayq_qmm", tmpl)
         ins = [("x", x_dtype), ("w", "uint32"), ("scales", s_dtype), ("biases", s_dtype)]
         label = f"qmm b{bits} gs{gs} x {x_dtype} s {s_dtype} wgs{cfg.wgs} nt{cfg.nt} st{cfg.stages}"
         label += " tail" if dict(tmpl)["TAIL"] else ""
-        out.append((label, func, ck.qmm_header(func, cfg), ck.QMM_SOURCE, ins, tmpl))
+        out.append((label, func, launch.qmm_header(func, cfg), launch.source("qmm.cu"), ins, tmpl))
     # the tensor-core decode kernel: x dtype, scales dtype, bits, group size, MT
     tc = [("bfloat16", "bfloat16", 4, 64, mt) for mt in (1, 8, 16)]
     tc += [("bfloat16", "bfloat16", b, g, 1) for b, g in ((2, 32), (3, 64), (5, 128), (6, 64))]
     tc += [("float16", "float16", 8, 128, 1), ("bfloat16", "float32", 4, 32, 1), ("float16", "bfloat16", 3, 32, 8)]
     for x_dtype, s_dtype, bits, gs, mt in tc:
-        tmpl = ck.decode_tc_template(x_dtype == "bfloat16", s_dtype, bits, gs, mt)
-        func = ck.mlx_kernel_name("arrayq_qmv_tc", tmpl)
+        tmpl = launch.decode_tc_template(x_dtype == "bfloat16", s_dtype, bits, gs, mt)
+        func = launch.mlx_kernel_name("arrayq_qmv_tc", tmpl)
         ins = [("x", x_dtype), ("w", "uint32"), ("scales", s_dtype), ("biases", s_dtype)]
         label = f"qmv_tc b{bits} gs{gs} x {x_dtype} s {s_dtype} mt{mt}"
-        out.append((label, func, ck.DECODE_TC_HEADER, ck.DECODE_TC_SOURCE, ins, tmpl))
+        out.append((label, func, launch.decode_tc_header(), launch.source("decode_tc.cu"), ins, tmpl))
     return out
 
 

@@ -2,7 +2,7 @@
 
 What runs here: the kernel choice (shape/format -> decode, dequantize or MLX's own
 kernel), the template constants per bit width and group size, and NumPy emulations of the
-two kernels' indexing and arithmetic against arrayq's reference formats. The kernels
+kernels' indexing and arithmetic (tests/_cuda_emulators.py) against arrayq's reference formats. The kernels
 themselves only compile on a CUDA device (benchmarks/bench_cuda.py --check runs them there);
 this file checks that nothing builds or compiles them on the CPU.
 """
@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from arrayq.quant import QuantizedWeight, _formats, _packing
-from arrayq_mlx import _cuda_kernels as ck
+from arrayq_mlx import cuda as ck
+from arrayq_mlx.cuda import _launch as launch
+from tests import _cuda_emulators as emu
 
 RNG = np.random.default_rng(7)
 BASE = dict(
@@ -138,21 +140,21 @@ def test_fused_kernel_needs_k_tiles_and_n_multiple_of_8(kw: dict[str, object]) -
 
 def test_fused_kernel_template_and_name() -> None:
     cfg = ck.QmmConfig(3, 128, 4)
-    t = ck.qmm_template(True, 4, 64, cfg)
+    t = launch.qmm_template(True, 4, 64, cfg)
     assert all(isinstance(v, (int, bool)) for _, v in t)
-    assert ck.mlx_kernel_name("arrayq_qmm", t) == "custom_kernel_arrayq_qmm_f_0_4_64_t_3_128_4"
+    assert launch.mlx_kernel_name("arrayq_qmm", t) == "custom_kernel_arrayq_qmm_f_0_4_64_t_3_128_4"
     # K tiles not a multiple of the stages: the variant with the tail steps
-    assert dict(ck.qmm_template(True, 4, 64, cfg, "bfloat16", 64 * 6))["TAIL"] is True
-    assert dict(ck.qmm_template(True, 4, 64, cfg, "bfloat16", 4096))["TAIL"] is False
+    assert dict(launch.qmm_template(True, 4, 64, cfg, "bfloat16", 64 * 6))["TAIL"] is True
+    assert dict(launch.qmm_template(True, 4, 64, cfg, "bfloat16", 4096))["TAIL"] is False
     # MLX caches a module by the kernel's name: each scales dtype gets its own
-    names = {ck.mlx_kernel_name("q", ck.qmm_template(False, 4, 64, cfg, sd)) for sd in ck.SCALE_DTYPES}
+    names = {launch.mlx_kernel_name("q", launch.qmm_template(False, 4, 64, cfg, sd)) for sd in ck.SCALE_DTYPES}
     assert len(names) == len(ck.SCALE_DTYPES)
-    assert ck.dtype_name("mlx.core.float16") == "float16"
-    head = ck.qmm_header("x", cfg)
+    assert launch.dtype_name("mlx.core.float16") == "float16"
+    head = launch.qmm_header("x", cfg)
     assert "__launch_bounds__(384, 1)" in head and "m64n128k16" in head
-    assert "m64n256k16" in ck.qmm_header("y", ck.QmmConfig(2, 256, 4))
+    assert "m64n256k16" in launch.qmm_header("y", ck.QmmConfig(2, 256, 4))
     for name in ("BITS", "GS", "X_BF16", "WGS", "NT", "STAGES", "x_shape", "w_shape"):
-        assert name in ck.QMM_SOURCE
+        assert name in launch.source("qmm.cu")
     # 4 stages of (x tile + padded code rows), 1 KB alignment slack, under the 227 KB limit
     assert ck.qmm_smem_bytes(cfg, 4) == 4 * (16384 + 192 * 48) + 1024
     for c in ck.QMM_CONFIGS:
@@ -208,7 +210,7 @@ def test_layout(bits: int, gs: int) -> None:
 
 
 def test_template_constants() -> None:
-    t = dict(ck.decode_template("bf16", "f32", 6, 128, 4, 8, 2))
+    t = dict(launch.decode_template("bf16", "f32", 6, 128, 4, 8, 2))
     assert t == {
         "T": "bf16",
         "S": "f32",
@@ -221,15 +223,15 @@ def test_template_constants() -> None:
         "VALS": 32,
         "VEC": 2,
     }
-    d = dict(ck.dequant_template("mlx.core.bfloat16", "mlx.core.float16", 2, 64))
+    d = dict(launch.dequant_template("mlx.core.bfloat16", "mlx.core.float16", 2, 64))
     assert (d["X_BF16"], d["BITS"], d["GS"], d["VALS"], d["VEC"]) == (True, 2, 64, 64, 4)
     for name in ("BITS", "GS", "ROWS", "MT", "KSPLIT", "VALS", "VEC", "X_BF16"):
-        assert name in ck.DECODE_SOURCE
+        assert name in launch.source("decode.cu")
     for name in ("BITS", "GS", "VALS", "X_BF16"):
-        assert name in ck.DEQUANT_SOURCE
+        assert name in launch.source("dequant.cu")
     # MLX adds shape arguments only for the names the source uses
-    assert "x_shape" in ck.DECODE_SOURCE and "w_shape" in ck.DECODE_SOURCE
-    assert "w_shape" in ck.DEQUANT_SOURCE and "scales_shape" in ck.DEQUANT_SOURCE
+    assert "x_shape" in launch.source("decode.cu") and "w_shape" in launch.source("decode.cu")
+    assert "w_shape" in launch.source("dequant.cu") and "scales_shape" in launch.source("dequant.cu")
 
 
 def test_k_split() -> None:
@@ -256,7 +258,7 @@ def test_decode_emulation_matches_reference(bits: int, gs: int) -> None:
     p, s, b = _quantized(bits, gs, n, k)
     x = RNG.standard_normal((3, k))
     w = np.asarray(_formats.dequantize(np, p, s, b, gs, bits, "affine", np.float32), dtype=np.float64)
-    got = ck.emulate_decode(np, x, p, s, b, bits, gs)
+    got = emu.emulate_decode(np, x, p, s, b, bits, gs)
     np.testing.assert_allclose(got, x @ w.T, rtol=1e-5, atol=1e-5 * np.abs(x @ w.T).max())
 
 
@@ -268,7 +270,7 @@ def test_dequantize_emulation_matches_reference(bits: int, gs: int) -> None:
     codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     want = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
-    np.testing.assert_array_equal(ck.emulate_dequantize(np, p, s, b, bits, gs), want)
+    np.testing.assert_array_equal(emu.emulate_dequantize(np, p, s, b, bits, gs), want)
 
 
 def test_env_var_turns_kernels_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,7 +308,7 @@ def test_cpu_backend_never_builds_the_kernels(monkeypatch: pytest.MonkeyPatch) -
 def test_fused_kernel_emulation_matches_reference(bits: int, gs: int) -> None:
     n, k = 16, 3 * 64 if gs <= 64 else 256
     p, s, b = _quantized(bits, gs, n, k)
-    w = ck.emulate_qmm_weight(np, p, s, b, bits, gs)
+    w = emu.emulate_qmm_weight(np, p, s, b, bits, gs)
     codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     exact = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
@@ -319,9 +321,9 @@ def test_fused_kernel_emulation_matches_reference(bits: int, gs: int) -> None:
 def test_fused_kernel_h2_path_choice() -> None:
     # the 16-bit pair path is taken when the scales are in x's dtype and the codes fit the
     # mantissa with ulp 1 (bfloat16: 7 bits, float16: 10)
-    src = ck.QMM_SOURCE
+    src = launch.source("qmm.cu")
     assert "cuda::std::is_same_v<SS, XT> && BITS <= (X_BF16 ? 7 : 8)" in src
-    assert "0x43004300u" in ck.ASYNC_HELPERS and "0x64006400u" in ck.ASYNC_HELPERS
+    assert "0x43004300u" in launch.source("async_helpers.cuh") and "0x64006400u" in launch.source("async_helpers.cuh")
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
@@ -333,14 +335,14 @@ def test_fused_kernel_h2_emulation_is_exact(dtype: str, bits: int, gs: int) -> N
     n, k = 16, 3 * 64 if gs <= 64 else 256
     p, s, b = _quantized(bits, gs, n, k)
     # scales and biases in x's dtype, as MLX stores them for a bfloat16/float16 weight
-    s = ck._round_to(np, s.astype(np.float64), dtype)
-    b = ck._round_to(np, b.astype(np.float64), dtype)
-    w = ck.emulate_qmm_weight_h2(np, p, s, b, bits, gs, dtype)
+    s = emu.round_to(np, s.astype(np.float64), dtype)
+    b = emu.round_to(np, b.astype(np.float64), dtype)
+    w = emu.emulate_qmm_weight_h2(np, p, s, b, bits, gs, dtype)
     codes = np.asarray(_packing.unpack(np, p, bits), dtype=np.float64)
     g = np.arange(k) // gs
     exact = s[:, g] * codes + b[:, g]
     # every element is s*q + b rounded once to x's dtype: bit for bit
-    np.testing.assert_array_equal(w, ck._round_to(np, exact, dtype))
+    np.testing.assert_array_equal(w, emu.round_to(np, exact, dtype))
     assert np.abs(w - exact).max() <= 2.0**-8 * np.abs(exact).max()
 
 
@@ -371,13 +373,13 @@ def test_tensor_core_decode_emulation_matches_reference(
     g = np.arange(k) // gs
     w = s.astype(np.float64)[:, g] * codes + b.astype(np.float64)[:, g]
     want = x.astype(np.float64) @ w.T
-    got = ck.emulate_decode_tc(np, x.astype(np.float64), p, s, b, bits, gs, x_dtype, ksplit)
+    got = emu.emulate_decode_tc(np, x.astype(np.float64), p, s, b, bits, gs, x_dtype, ksplit)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
 def test_tensor_core_decode_source_matches_its_emulation() -> None:
     # the emulation's selectors and pairing are the source's
-    src = ck.DECODE_TC_SOURCE
+    src = launch.source("decode_tc.cu")
     assert "__byte_perm(xlo, xhi, 0x5410)" in src and "__byte_perm(xlo, xhi, 0x7632)" in src
     # the emulation's register order: A = pairs (2e, 2e, 2e+1, 2e+1) of rows (g, g+8, g, g+8)
     flat = " ".join(src.split())
@@ -388,7 +390,7 @@ def test_tensor_core_decode_source_matches_its_emulation() -> None:
     assert mma in flat and "aq_mma<X_BF16>(sum[nb], ones, ones, ones, ones, b0, b1);" in flat
     assert f"constexpr int KS = {ck.DECODE_TC_KS};" in src
     assert "static_assert(4 * D * STW * 4" in src  # the shared memory fits 48 KB (static)
-    t = ck.decode_tc_template(True, "float32", 4, 64, ck.decode_tc_m_tile(3))
-    assert dict(t)["MT"] == 8 and dict(t)["SK"] == ck.SCALE_KINDS["float32"]
+    t = launch.decode_tc_template(True, "float32", 4, 64, ck.decode_tc_m_tile(3))
+    assert dict(t)["MT"] == 8 and dict(t)["SK"] == launch.SCALE_KINDS["float32"]
     assert [ck.decode_tc_m_tile(m) for m in (1, 2, 8, 9, 16)] == [1, 8, 8, 16, 16]
-    assert "__launch_bounds__(128, 1)" in ck.DECODE_TC_HEADER
+    assert "__launch_bounds__(128, 1)" in launch.decode_tc_header()

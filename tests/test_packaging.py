@@ -15,6 +15,7 @@ The build runs without isolation (no download), so it needs ``build`` and setupt
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -30,6 +31,8 @@ import pytest
 import arrayq
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The MLX backend's CUDA sources (package data, read at run time), relative to the source tree.
+CUDA_SOURCES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "backends/arrayq_mlx/cuda").glob("*.cu*"))
 
 
 def _setuptools_version() -> tuple[int, ...]:
@@ -95,6 +98,7 @@ def test_sdist_carries_the_kernel_sources(dist: dict[str, Path]) -> None:
     csrc = "backends/arrayq_numpy/csrc/"
     sources = ("module.c", "kernels.c", "kernels.h", "kernels_simd.inc", "threadpool.c", "attention.c")
     assert {"setup.py", *(csrc + name for name in sources)} <= names
+    assert set(CUDA_SOURCES) <= names
 
 
 def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
@@ -113,8 +117,12 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
         "arrayq_numpy/__init__.py",
         "arrayq_numpy/_fastpath.py",
         "arrayq_mlx/__init__.py",
+        "arrayq_mlx/cuda/__init__.py",
+        "arrayq_mlx/cuda/_launch.py",
+        *(path.removeprefix("backends/") for path in CUDA_SOURCES),
     ):
         assert required in names, f"{required} is not in {dist['wheel'].name}"
+    assert len(CUDA_SOURCES) >= 8 and any(n.endswith(".cu") for n in CUDA_SOURCES), CUDA_SOURCES
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(dist["wheel"]).read(meta).decode()
     assert f"Version: {arrayq.__version__}" in text
@@ -129,6 +137,10 @@ def test_wheel_holds_the_native_kernels_where_a_compiler_is_found(dist: dict[str
         pytest.skip("this environment has no C compiler: the kernels were not built here either")
     names = zipfile.ZipFile(dist["wheel"]).namelist()
     assert any(n.startswith("arrayq_numpy/_kernels") and n.endswith((".so", ".pyd")) for n in names), names
+
+
+def _cuda_names() -> list[str]:
+    return [Path(p).name for p in CUDA_SOURCES]
 
 
 def _install_and_probe(wheel: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
@@ -160,7 +172,10 @@ def _install_and_probe(wheel: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
         "mods = (arrayq, arrayq_numpy, arrayq_mlx, arrayq.conformance, arrayq.models)\n"
         "mods = {m.__name__: m.__file__ for m in mods}\n"
         "typed = (pathlib.Path(arrayq.__file__).parent / 'py.typed').is_file()\n"
-        "print(json.dumps({'files': mods, 'typed': typed, 'version': arrayq.__version__,"
+        "import hashlib; from arrayq_mlx.cuda import _launch\n"  # the CUDA sources as the launcher reads them
+        "mods[_launch.__name__] = _launch.__file__\n"
+        f"cuda = {{n: hashlib.sha256(_launch.source(n).encode()).hexdigest() for n in {_cuda_names()!r}}}\n"
+        "print(json.dumps({'files': mods, 'typed': typed, 'version': arrayq.__version__, 'cuda': cuda,"
         " 'backends': [b.name for b in arrayq.list_backends(load=False)]}))\n"
     )
     found = json.loads(_run([str(python), "-c", probe], cwd=work).stdout.strip().splitlines()[-1])
@@ -180,6 +195,10 @@ def test_installed_wheel_works_on_its_own(installed: tuple[Path, Path, dict]) ->
     for name, file in found["files"].items():
         assert Path(file).resolve().is_relative_to(venv_site.resolve()), f"{name} was imported from {file}"
     assert found["typed"], "py.typed is missing from the installed package"
+    from arrayq_mlx.cuda import _launch
+
+    want = {n: hashlib.sha256(_launch.source(n).encode()).hexdigest() for n in _cuda_names()}
+    assert found["cuda"] == want, "the installed wheel's CUDA sources differ from the source tree's"
     assert found["version"] == arrayq.__version__
     assert {"numpy", "mlx"} <= set(found["backends"])
 

@@ -9,7 +9,7 @@
   (dequantizing those formats is slow). Measurements: docs/benchmarks.md, "The three CPU
   paths".
 * **GPU.** MLX's fused ``mx.quantized_matmul``; on MLX's CUDA device, arrayq's own kernels
-  where they apply (``arrayq_mlx._cuda_kernels``: a tensor-core decode GEMV for <= 16 rows
+  where they apply (``arrayq_mlx.cuda``: a tensor-core decode GEMV for <= 16 rows
   of x, a fused tensor-core kernel for 32-1024 rows, dequantize + dense matmul above; affine
   2/3/4/5/6/8-bit, groups 32/64/128, ``transpose=True``, unbatched weight, bfloat16 or
   float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off. :class:`CudaRoute` decides.
@@ -149,15 +149,15 @@ class CudaRoute:
     def arch(self) -> int:
         """The CUDA device's compute capability major (which of arrayq's kernels it runs), asked once."""
         if self._arch is None:
-            from arrayq_mlx import _cuda_kernels as ck
+            from arrayq_mlx import cuda as ck
 
             self._arch = ck.compute_capability(self.mx)
         return self._arch
 
     def kernel_for(self, backend: MLXBackend, x: Array, qw: QuantizedWeight, transpose: bool) -> str | None:
         """The arrayq CUDA kernel (``"decode_tc"``/``"decode"``/``"qmm"``/``"dequant"``) for this
-        GPU quantized matmul, or None for MLX's own kernel (see ``arrayq_mlx._cuda_kernels``)."""
-        from arrayq_mlx import _cuda_kernels as ck
+        GPU quantized matmul, or None for MLX's own kernel (see ``arrayq_mlx.cuda``)."""
+        from arrayq_mlx import cuda as ck
 
         if not (self.available() and ck.enabled()):
             return None
@@ -182,7 +182,7 @@ class CudaRoute:
     def kernels(self) -> Any:
         """arrayq's CUDA kernels (``CudaKernels``), built on first use."""
         if self._kernels is None:
-            from arrayq_mlx._cuda_kernels import CudaKernels
+            from arrayq_mlx.cuda._launch import CudaKernels
 
             self._kernels = CudaKernels(self.mx)
         return self._kernels

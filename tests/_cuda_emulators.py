@@ -1,0 +1,330 @@
+"""NumPy emulations of arrayq's CUDA kernels for MLX (``backends/arrayq_mlx/cuda/*.cu``), for
+the tests on a machine without a GPU (tests/test_mlx_cuda_kernels.py): each follows its
+kernel's indexing and arithmetic step by step, so that a wrong offset, shift, pairing or
+fragment layout shows against arrayq's reference formats. The kernels themselves run in
+``benchmarks/bench_cuda.py --check`` on a CUDA device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arrayq_mlx.cuda import DECODE_TC_KS, DECODE_TC_KSPLIT, decode_tc_m_tile, layout
+
+
+def emulate_decode(xp: Any, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
+    """A NumPy emulation of the decode kernel's indexing and arithmetic, chunk by chunk:
+    the same word offsets, shifts, funnel shifts, mantissa trick and per-chunk
+    ``s*2**bits * sum(f*x) + (b - s*2**bits) * sum(x)``, in float64 (so it checks the
+    math, not the rounding). ``xp`` is NumPy; x ``(M, K)``, returns ``(M, N)``."""
+    lay = layout(bits, group_size)
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    words = xp.asarray(packed, dtype=xp.uint64).reshape(n, k // lay.vals, lay.words)
+    field = ((1 << bits) - 1) << (23 - bits)
+    codes_f = []
+    for i in range(lay.vals):
+        bit = i * bits
+        wi, sh = bit >> 5, bit & 31
+        v = words[:, :, wi] >> xp.uint64(sh)
+        if sh + bits > 32 and wi + 1 < lay.words:  # __funnelshift_r(lo, hi, sh)
+            v = ((words[:, :, wi + 1] << xp.uint64(32)) | words[:, :, wi]) >> xp.uint64(sh)
+        v = v & xp.uint64(0xFFFFFFFF)
+        mant = ((v << xp.uint64(23 - bits)) & xp.uint64(field)) | xp.uint64(0x3F800000)
+        codes_f.append(mant.astype(xp.uint32).view(xp.float32).astype(xp.float64))
+    f = xp.stack(codes_f, axis=-1)  # (N, chunks, VALS): 1 + q / 2**bits
+    xs = xp.asarray(x, dtype=xp.float64).reshape(x.shape[0], k // lay.vals, lay.vals)
+    per_chunk = lay.vals // group_size if lay.vals >= group_size else 1
+    assert per_chunk == 1, "a chunk lies inside one group"
+    chunk_group = (xp.arange(k // lay.vals) * lay.vals) // group_size
+    s = xp.asarray(scales, dtype=xp.float64)[:, chunk_group]
+    b = xp.asarray(biases, dtype=xp.float64)[:, chunk_group]
+    s2 = s * 2.0**bits
+    b2 = b - s2
+    d = xp.einsum("ncv,mcv->mnc", f, xs)
+    sx = xs.sum(-1)  # (M, chunks)
+    return (s2[None] * d + b2[None] * sx[:, None, :]).sum(-1)
+
+
+def emulate_dequantize(xp: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
+    """A NumPy emulation of the dequantize kernel's indexing: thread ``t`` -> chunk, part
+    ``j`` of 8 values, the two words at ``(8*j*bits) >> 5`` read as one 64-bit window and
+    shifted by ``(8*j*bits) & 31``, codes ``(window >> i*bits) & mask``; returns W ``(N, K)``
+    as float64 ``s*q + b``."""
+    lay = layout(bits, group_size)
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    words = xp.asarray(packed, dtype=xp.uint64).reshape(n, k // lay.vals, lay.words)
+    words = xp.concatenate([words, xp.zeros((n, k // lay.vals, 1), dtype=xp.uint64)], axis=-1)  # "hi = 0"
+    parts = []
+    for j in range(lay.vals // 8):
+        bit0 = 8 * j * bits
+        wi = bit0 >> 5
+        win = ((words[:, :, wi + 1] << xp.uint64(32)) | words[:, :, wi]) >> xp.uint64(bit0 & 31)
+        for i in range(8):
+            parts.append((win >> xp.uint64(i * bits)) & xp.uint64((1 << bits) - 1))
+    q = xp.stack(parts, axis=-1).reshape(n, k).astype(xp.float64)
+    g = xp.arange(k) // group_size
+    return xp.asarray(scales, dtype=xp.float64)[:, g] * q + xp.asarray(biases, dtype=xp.float64)[:, g]
+
+
+def emulate_qmm_weight(xp: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
+    """A NumPy emulation of the fused kernel's A fragments: for each K tile of 64, k16 step
+    and lane ``t`` (``lane & 3``), the code pairs at ``16*s16 + 2t`` and ``+ 8`` of a row are
+    shifted out of the tile's words (a funnel shift of two words where a pair straddles
+    them), turned into ``1 + q/2**bits`` and ``s2*f + b2`` (float32), and rounded to
+    bfloat16. Returns W ``(N, K)`` as float64; asserts each element is made exactly once."""
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    words = xp.asarray(packed, dtype=xp.uint64)
+    tile_words = 2 * bits  # 64 values
+    w = xp.full((n, k), xp.nan)
+    s = xp.asarray(scales, dtype=xp.float32)
+    b = xp.asarray(biases, dtype=xp.float32)
+    field = ((1 << bits) - 1) << (23 - bits)
+
+    def bf16(v: Any) -> Any:  # float32 -> bfloat16 (round to nearest even), as float64
+        u = xp.asarray(v, dtype=xp.float32).view(xp.uint32).astype(xp.uint64)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16
+        return u.astype(xp.uint32).view(xp.float32).astype(xp.float64)
+
+    for kt in range(k // 64):
+        tw = words[:, kt * tile_words : (kt + 1) * tile_words]
+        tw = xp.concatenate([tw, xp.zeros((n, 1), dtype=xp.uint64)], axis=1)  # the row's padding
+        for s16 in range(4):
+            for t in range(4):
+                for ka in (16 * s16 + 2 * t, 16 * s16 + 2 * t + 8):
+                    bit = ka * bits
+                    wi, sh = bit >> 5, bit & 31
+                    v = ((tw[:, wi + 1] << xp.uint64(32)) | tw[:, wi]) >> xp.uint64(sh)
+                    v = v & xp.uint64(0xFFFFFFFF)
+                    g = (kt * 64 + ka) // group_size
+                    s2 = s[:, g] * xp.float32(1 << bits)
+                    b2 = b[:, g] - s2
+                    for e in range(2):
+                        mant = ((v << xp.uint64(23 - bits - e * bits)) & xp.uint64(field)) | xp.uint64(0x3F800000)
+                        f = mant.astype(xp.uint32).view(xp.float32)
+                        col = kt * 64 + ka + e
+                        assert xp.isnan(w[:, col]).all(), "made twice"
+                        w[:, col] = bf16((s2.astype(xp.float64) * f + b2).astype(xp.float32))
+    assert not xp.isnan(w).any(), "every element made"
+    return w
+
+
+def round_to(xp: Any, v: Any, dtype: str) -> Any:
+    """float64 ``v`` rounded once (to nearest even) to bfloat16 or float16, as float64
+    (normal range; what ``fma.rn.bf16x2``/``fma.rn.f16x2`` do to the exact ``s*q + b``)."""
+    v = xp.asarray(v, dtype=xp.float64)
+    if dtype == "float16":
+        return v.astype(xp.float16).astype(xp.float64)
+    u = v.view(xp.uint64)
+    u = (u + xp.uint64(2**44 - 1) + ((u >> xp.uint64(45)) & xp.uint64(1))) & ~xp.uint64(2**45 - 1)
+    return u.view(xp.float64)
+
+
+def _half_bits(xp: Any, v: Any, dtype: str) -> Any:
+    """Bit patterns (uint64) of float64 values exact in ``dtype`` (bfloat16 or float16)."""
+    if dtype == "float16":
+        return xp.asarray(v, dtype=xp.float16).view(xp.uint16).astype(xp.uint64)
+    return (xp.asarray(v, dtype=xp.float32).view(xp.uint32) >> xp.uint32(16)).astype(xp.uint64)
+
+
+def _half_value(xp: Any, bits16: Any, dtype: str) -> Any:
+    """float64 values of 16-bit patterns of ``dtype``."""
+    if dtype == "float16":
+        return bits16.astype(xp.uint16).view(xp.float16).astype(xp.float64)
+    return (bits16.astype(xp.uint32) << xp.uint32(16)).view(xp.float32).astype(xp.float64)
+
+
+def emulate_qmm_weight_h2(
+    xp: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int, dtype: str = "bfloat16"
+) -> Any:
+    """A NumPy emulation of the fused kernel's A fragments when x and the scales/biases share
+    the 16-bit ``dtype`` (``aq_deq2h``): per K tile, k16 step and lane ``t``, the word(s) the
+    kernel reads, ``__byte_perm(v, v >> bits, sel)`` (4-bit: ``v`` the tile's word ``2*s16``
+    or ``2*s16 + 1`` and ``sel = t | (4 + t) << 8``; otherwise ``v`` the code pair shifted to
+    bit 0 and ``sel = 0x0400``), the mask and the magic number (128 in bfloat16, 1024 in
+    float16), its exact subtraction (asserted), and one fma rounded once to ``dtype``.
+    ``scales``/``biases`` must be exact in ``dtype``. Returns W ``(N, K)`` as float64."""
+    n, kw = packed.shape
+    k = kw * 32 // bits
+    words = xp.asarray(packed, dtype=xp.uint64)
+    tile_words = 2 * bits
+    magic16 = 0x4300 if dtype == "bfloat16" else 0x6400
+    magic = xp.uint64(magic16 * 0x10001)
+    mask = xp.uint64(((1 << bits) - 1) * 0x10001)
+    magic_v = float(_half_value(xp, xp.asarray([magic16], dtype=xp.uint64), dtype)[0])
+    s = xp.asarray(scales, dtype=xp.float64)
+    b = xp.asarray(biases, dtype=xp.float64)
+    assert (_half_value(xp, _half_bits(xp, s, dtype), dtype) == s).all(), "scales exact in dtype"
+    w = xp.full((n, k), xp.nan)
+
+    for kt in range(k // 64):
+        tw = words[:, kt * tile_words : (kt + 1) * tile_words]
+        tw = xp.concatenate([tw, xp.zeros((n, 1), dtype=xp.uint64)], axis=1)  # the row's padding
+        for s16 in range(4):
+            for t in range(4):
+                for ka in (16 * s16 + 2 * t, 16 * s16 + 2 * t + 8):
+                    if bits == 4:
+                        v, sel = tw[:, ka // 8], t | (4 + t) << 8
+                    else:
+                        bit = ka * bits
+                        wi, sh = bit >> 5, bit & 31
+                        v = (((tw[:, wi + 1] << xp.uint64(32)) | tw[:, wi]) >> xp.uint64(sh)) & xp.uint64(0xFFFFFFFF)
+                        sel = 0x0400
+                    r = (_byte_perm(v, v >> xp.uint64(bits), sel) & mask) | magic
+                    g = (kt * 64 + ka) // group_size
+                    for e in range(2):
+                        m = _half_value(xp, (r >> xp.uint64(16 * e)) & xp.uint64(0xFFFF), dtype)
+                        q = m - magic_v
+                        assert (round_to(xp, q, dtype) == q).all(), "magic subtracted exactly"
+                        col = kt * 64 + ka + e
+                        assert xp.isnan(w[:, col]).all(), "made twice"
+                        w[:, col] = round_to(xp, s[:, g] * q + b[:, g], dtype)
+    assert not xp.isnan(w).any(), "every element made"
+    return w
+
+
+def _byte_perm(lo: Any, hi: Any, sel: int) -> Any:
+    """CUDA's ``__byte_perm(lo, hi, sel)`` (selector nibbles 0-7) on Python ints or uint64
+    arrays."""
+    src = [(lo >> (8 * i)) & 255 for i in range(4)] + [(hi >> (8 * i)) & 255 for i in range(4)]
+    return sum(src[(sel >> (4 * i)) & 7] << (8 * i) for i in range(4))
+
+
+#: Fragment layouts of ``mma.sync.m16n8k16`` (PTX ISA) for lane ``(g, t) = (lane >> 2,
+#: lane & 3)``: the (row, column) of the low half of each A register, the (k, column) of the
+#: low half of each B register (the high half is the next column / k), and the (row,
+#: column) of each C element.
+def _mma_a(g: int, t: int) -> tuple[tuple[int, int], ...]:
+    return ((g, 2 * t), (g + 8, 2 * t), (g, 2 * t + 8), (g + 8, 2 * t + 8))
+
+
+def _mma_b(g: int, t: int) -> tuple[tuple[int, int], ...]:
+    return ((2 * t, g), (2 * t + 8, g))
+
+
+def _mma_c(g: int, t: int) -> tuple[tuple[int, int], ...]:
+    return ((g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1))
+
+
+def emulate_decode_tc(
+    xp: Any,
+    x: Any,
+    packed: Any,
+    scales: Any,
+    biases: Any,
+    bits: int,
+    group_size: int,
+    dtype: str = "bfloat16",
+    ksplit: int = DECODE_TC_KSPLIT,
+) -> Any:
+    """A lane-level NumPy emulation of the tensor-core decode kernel (``decode_tc.cu``):
+    blocks of 4 warps, each warp's tile of 16 rows and its share of the K stages, the stage in
+    shared memory (rows past N zero, padding words garbage), each lane's registers as the
+    source builds them (``aq_codes8``, ``aq_code_pair``, the x words and their
+    ``__byte_perm`` selectors), every mma's A and B assembled from the 32 lanes' registers by
+    the PTX fragment layouts (each element exactly once) and its C scattered back to the
+    lanes, the group epilogue with the scales of the clamped rows, the K split's partial sums,
+    and the output indexing (each element written exactly once). x ``(M, K)`` holds values
+    exact in ``dtype`` (bfloat16 or float16); float64 arithmetic (it checks the indexing and
+    the algebra, not float32 rounding); returns ``(M, N)``."""
+    n_rows, _ = packed.shape
+    m_rows, k = x.shape
+    mt = decode_tc_m_tile(m_rows)
+    nbt = (mt + 7) // 8
+    stages, groups = k // DECODE_TC_KS, DECODE_TC_KS // group_size
+    stage_words = DECODE_TC_KS * bits // 32
+    words = xp.asarray(packed, dtype=xp.uint64)
+    xbits = _half_bits(xp, x, dtype)
+    magic16 = 0x4300 if dtype == "bfloat16" else 0x6400
+    magic = float(_half_value(xp, xp.asarray([magic16], dtype=xp.uint64), dtype)[0])
+    s = xp.asarray(scales, dtype=xp.float64)
+    b = xp.asarray(biases, dtype=xp.float64)
+    mask = (1 << bits) - 1
+    garbage = xp.random.default_rng(0)
+    out = xp.full((m_rows, n_rows), xp.nan)
+    written = xp.zeros((m_rows, n_rows), dtype=int)
+
+    def half(v: int) -> float:
+        return float(_half_value(xp, xp.asarray([v & 0xFFFF], dtype=xp.uint64), dtype)[0])
+
+    def codes8(row: list[int], first: int) -> int:  # aq_codes8
+        bit = first * bits
+        if 8 * bits <= 32 and 32 % (8 * bits) == 0:
+            return row[bit >> 5] >> (bit & 31)
+        return (row[bit >> 5] | (row[(bit >> 5) + 1] << 32)) >> (bit & 31)
+
+    def code_pair(u: int, i: int) -> int:  # aq_code_pair
+        v = u >> (i * bits)
+        lo = v & 0xFFFFFFFF
+        hi = (v >> (4 * bits - 16)) & 0xFFFFFFFF if 4 * bits >= 16 else (lo << (16 - 4 * bits)) & 0xFFFFFFFF
+        return (lo & mask) | (hi & (mask << 16)) | (magic16 * 0x10001)
+
+    tiles = -(-n_rows // 16)
+    for block in range(-(-tiles // (4 // ksplit))):
+        tot = xp.zeros((4, 32, nbt, 4))
+        for wib in range(4):
+            ks, row0 = wib % ksplit, (block * (4 // ksplit) + wib // ksplit) * 16
+            nst = (stages - ks + ksplit - 1) // ksplit if row0 < n_rows and ks < stages else 0
+            for i in range(nst):
+                st = ks + i * ksplit
+                smem = []
+                for r in range(16):
+                    n = row0 + r
+                    codes = [int(w) for w in words[n, st * stage_words : (st + 1) * stage_words]] if n < n_rows else []
+                    smem.append((codes or [0] * stage_words) + [int(w) for w in garbage.integers(0, 2**32, 4)])
+                for gi in range(groups):
+                    acc = xp.zeros((32, nbt, 4))
+                    sums = xp.zeros((32, nbt, 4))
+                    for p in range(gi * group_size // 32, (gi + 1) * group_size // 32):
+                        for nb in range(nbt):
+                            for e in range(2):
+                                a_mat = xp.full((16, 16), xp.nan)
+                                b_mat = xp.full((16, 8), xp.nan)
+                                for lane in range(32):
+                                    g, t = lane >> 2, lane & 3
+                                    u0, u1 = codes8(smem[g], 32 * p + 8 * t), codes8(smem[g + 8], 32 * p + 8 * t)
+                                    a_regs = [code_pair(u0, 2 * e), code_pair(u1, 2 * e)]
+                                    a_regs += [code_pair(u0, 2 * e + 1), code_pair(u1, 2 * e + 1)]
+                                    m, k0 = 8 * nb + g, st * DECODE_TC_KS + 32 * p + 8 * t
+                                    xs = [int(xbits[m, k0 + j]) if m < m_rows else 0 for j in range(8)]
+                                    xw = [xs[2 * j] | xs[2 * j + 1] << 16 for j in range(4)]
+                                    xlo, xhi = (xw[1], xw[3]) if e else (xw[0], xw[2])
+                                    b_regs = (_byte_perm(xlo, xhi, 0x5410), _byte_perm(xlo, xhi, 0x7632))
+                                    for reg, (r, c) in zip(a_regs, _mma_a(g, t)):
+                                        assert xp.isnan(a_mat[r, c : c + 2]).all(), "A element given twice"
+                                        a_mat[r, c], a_mat[r, c + 1] = half(reg), half(reg >> 16)
+                                    for reg, (kk, c) in zip(b_regs, _mma_b(g, t)):
+                                        assert xp.isnan(b_mat[kk : kk + 2, c]).all(), "B element given twice"
+                                        b_mat[kk, c], b_mat[kk + 1, c] = half(reg), half(reg >> 16)
+                                assert not (xp.isnan(a_mat).any() or xp.isnan(b_mat).any()), "fragments complete"
+                                c_mat, s_mat = a_mat @ b_mat, xp.ones((16, 16)) @ b_mat
+                                for lane in range(32):
+                                    for j, (r, c) in enumerate(_mma_c(lane >> 2, lane & 3)):
+                                        acc[lane, nb, j] += c_mat[r, c]
+                                        sums[lane, nb, j] += s_mat[r, c]
+                    grp = st * groups + gi
+                    for lane in range(32):
+                        g = lane >> 2
+                        rows = (min(row0 + g, n_rows - 1), min(row0 + g + 8, n_rows - 1))
+                        for nb in range(nbt):
+                            for j in range(4):
+                                if 8 * nb + (j & 1) < mt:
+                                    sx, r = sums[lane, nb, j & 1], rows[j >> 1]
+                                    tot[wib, lane, nb, j] += (
+                                        s[r, grp] * (acc[lane, nb, j] - magic * sx) + b[r, grp] * sx
+                                    )
+        for wib in range(0, 4, ksplit):  # the warps with ks == 0 add their tile's partial sums
+            row0 = (block * (4 // ksplit) + wib // ksplit) * 16
+            part = tot[wib : wib + ksplit].sum(0)
+            for lane in range(32):
+                g, t = lane >> 2, lane & 3
+                for nb in range(nbt):
+                    for j in range(4):
+                        m, n = 8 * nb + 2 * t + (j & 1), row0 + g + 8 * (j >> 1)
+                        if m < m_rows and n < n_rows:
+                            out[m, n] = part[lane, nb, j]
+                            written[m, n] += 1
+    assert (written == 1).all(), "every output element written once"
+    return out

@@ -213,6 +213,14 @@ MUTATIONS = (
         "if not ok or value <= low:",
         ("tests/test_refusals.py",),
     ),
+    # take: the frontend's bounds check (MLX reads past the end without it)
+    Mutation(
+        "take: indices past the end not refused by arrayq",
+        "arrayq/_manipulation.py",
+        "    if lo < -size or hi >= size:\n",
+        "    if False:\n",
+        (CONFORMANCE_NUMPY,),
+    ),
 )
 
 

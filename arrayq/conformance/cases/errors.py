@@ -18,6 +18,9 @@ QUANTIZED_OPS = ("quantize", "dequantize", "quantized_matmul", "gather_qmm")
 #: What each bad-input message must say (a regular expression): the expected value and
 #: the one given, so the user can see what to change.
 ERROR_MESSAGES = {
+    "index past the end": r"index 5 .*\[-5, 5\)",
+    "index before the start": r"index -6 .*\[-5, 5\)",
+    "index past the end of the axis": r"index 4 .*\[-4, 4\)",
     "K not divisible by group_size": r"\b100\b.*group_size 64",
     "unsupported bits": r"bits in \(.*\), got 7",
     "unsupported group size": r"group_size in \(.*\), got 48",
@@ -157,6 +160,25 @@ def error_cases() -> list[Case]:
             "incompatible shape",
             _arrays(((3,), "float32", -1, 1)),
             lambda aq, x: aq.broadcast_to(x, (2, 4)),
+        ),
+        # a backend that reads past the end (garbage, NaN, a crash) must not pass
+        (
+            "take",
+            "index past the end",
+            lambda rng: [_values(rng, (5, 3), "float32"), np.array([0, 5], np.int32)],
+            lambda aq, x, i: aq.take(x, i, axis=0),
+        ),
+        (
+            "take",
+            "index before the start",
+            lambda rng: [_values(rng, (5, 3), "float32"), np.array([-6], np.int32)],
+            lambda aq, x, i: aq.take(x, i, axis=0),
+        ),
+        (
+            "take_along_axis",
+            "index past the end of the axis",
+            lambda rng: [_values(rng, (2, 4), "float32"), np.array([[0], [4]], np.int32)],
+            lambda aq, x, i: aq.take_along_axis(x, i, axis=1),
         ),
     ]
     return [

@@ -85,22 +85,22 @@ MUTATIONS = (
     Mutation(
         "nn.LayerNorm: eps outside the square root",
         "arrayq/nn.py",
-        "aq.sqrt(aq.mean(centered * centered, axis=-1, keepdims=True) + eps)",
-        "(aq.sqrt(aq.mean(centered * centered, axis=-1, keepdims=True)) + eps)",
+        "aq.sqrt(aq.add(var, eps))",
+        "aq.add(aq.sqrt(var), eps)",
         ("tests/test_nn.py::test_norms",),
     ),
     Mutation(
         "nn.LayerNorm: the weight added instead of the bias",
         "arrayq/nn.py",
-        "out = out + _narrow(bias, aq.dtype(out))",
-        "out = out + _narrow(weight, aq.dtype(out))",
+        "out = aq.add(out, _narrow(bias, aq.dtype(out)))",
+        "out = aq.add(out, _narrow(weight, aq.dtype(out)))",
         ("tests/test_nn.py::test_norms",),
     ),
     Mutation(
         "rms_norm reference: mean over D - 1",
         "arrayq/nn.py",
-        "/ int(xw.shape[-1]) + eps",
-        "/ int(xw.shape[-1] - 1) + eps",
+        "keepdims=True), int(xw.shape[-1]))",
+        "keepdims=True), int(xw.shape[-1]) - 1)",
         ("tests/test_nn.py::test_norms",),
     ),
     # GGUF names: checked against gguf-py's own map, not against the table under test

@@ -54,12 +54,6 @@ def _narrow(x: Any, dtype: Any) -> Any:
     return x if aq.dtype(x) == dtype else aq.astype(x, dtype)
 
 
-def _reciprocal(x: Any) -> Any:
-    """``1 / x``, with the 1 an array of x's backend and dtype: a backend's binary primitive
-    is only promised a Python scalar as the second operand."""
-    return aq.divide(aq.ones_like(x), x)
-
-
 # ---------------------------------------------------------------------- functions
 
 
@@ -76,7 +70,7 @@ def sigmoid(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
     z = aq.exp(aq.negative(aq.abs(x)))
     d = aq.add(z, 1)
-    return aq.where(aq.greater_equal(x, 0), _reciprocal(d), aq.divide(z, d))
+    return aq.where(aq.greater_equal(x, 0), aq.divide(1, d), aq.divide(z, d))
 
 
 def silu(x: Any) -> Any:
@@ -112,7 +106,7 @@ def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
     xw, dtype = _wide(x)
     # sum / D is the mean (NumPy's mean is the same division, after more Python)
     mean_sq = aq.divide(aq.sum(aq.multiply(xw, xw), axis=-1, keepdims=True), int(xw.shape[-1]))
-    out = aq.multiply(xw, _reciprocal(aq.sqrt(aq.add(mean_sq, eps))))
+    out = aq.multiply(xw, aq.divide(1, aq.sqrt(aq.add(mean_sq, eps))))
     if weight is not None:
         out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
     return _narrow(out, dtype)
@@ -124,7 +118,7 @@ def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     xw, dtype = _wide(x)
     centered = aq.subtract(xw, aq.mean(xw, axis=-1, keepdims=True))
     var = aq.mean(aq.multiply(centered, centered), axis=-1, keepdims=True)
-    out = aq.multiply(centered, _reciprocal(aq.sqrt(aq.add(var, eps))))
+    out = aq.multiply(centered, aq.divide(1, aq.sqrt(aq.add(var, eps))))
     if weight is not None:
         out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
     if bias is not None:

@@ -12,6 +12,10 @@ are computed in float32 (float64 stays float64) and returned in the input's dtyp
 Linear weights are ``(out_features, in_features)``, as PyTorch, MLX and safetensors
 checkpoints store them.
 
+Arithmetic on arrays is written as calls (``aq.add(y, bias)``, not ``y + bias``): each is
+the backend's primitive, so these references run on any backend, whatever its arrays'
+operators do (tests/test_reference_primitives.py runs them on arrays that have none).
+
 Small constant tables (rotary angles, causal masks) are computed once per call on the host
 in float64 with NumPy and moved to the activations' backend: every backend therefore sees
 bit-identical tables.

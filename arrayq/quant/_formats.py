@@ -21,6 +21,11 @@ places where MLX deviates from textbook definitions.
 
 Implementation notes
 --------------------
+* Every arithmetic, comparison and bitwise operation on arrays is a call of the namespace
+  (``xp.divide(a, b)``, never ``a / b``; Python scalars only as the second operand): on the
+  arrayq frontend each is the backend's ``binary``/``unary`` primitive, so a backend's own
+  division or multiply-add is the one that runs (tests/test_reference_primitives.py runs
+  this code on arrays that have no operators).
 * Nothing here reinterprets bits of floating point arrays (the array API has
   no bitcast).  Floating point encodings (e4m3, e8m0, e2m1) are computed with
   exact comparisons against constants instead.

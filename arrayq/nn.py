@@ -12,6 +12,10 @@ are computed in float32 (float64 stays float64) and returned in the input's dtyp
 Linear weights are ``(out_features, in_features)``, as PyTorch, MLX and safetensors
 checkpoints store them.
 
+Arithmetic on arrays is written as calls (``aq.add(y, bias)``, not ``y + bias``): each is
+the backend's primitive, so these references run on any backend, whatever its arrays'
+operators do (tests/test_reference_primitives.py runs them on arrays that have none).
+
 Small constant tables (rotary angles, causal masks) are computed once per call on the host
 in float64 with NumPy and moved to the activations' backend: every backend therefore sees
 bit-identical tables.
@@ -62,28 +66,31 @@ def softmax(x: Any, axis: int = -1) -> Any:
     first) in float32 or wider; same shape and dtype as ``x`` (floating). Entries equal to
     ``-inf`` get probability 0; a slice that is all ``-inf`` gives NaN."""
     xw, dtype = _wide(x)
-    e = aq.exp(xw - aq.max(xw, axis=axis, keepdims=True))
-    return _narrow(e / aq.sum(e, axis=axis, keepdims=True), dtype)
+    e = aq.exp(aq.subtract(xw, aq.max(xw, axis=axis, keepdims=True)))
+    return _narrow(aq.divide(e, aq.sum(e, axis=axis, keepdims=True)), dtype)
 
 
 def sigmoid(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
-    z = aq.exp(-aq.abs(x))
-    return aq.where(x >= 0, 1 / (1 + z), z / (1 + z))
+    z = aq.exp(aq.negative(aq.abs(x)))
+    d = aq.add(z, 1)
+    return aq.where(aq.greater_equal(x, 0), aq.divide(1, d), aq.divide(z, d))
 
 
 def silu(x: Any) -> Any:
     """SiLU (swish), ``x * sigmoid(x)``, elementwise; same shape and dtype as ``x``."""
-    return x * sigmoid(x)
+    return aq.multiply(x, sigmoid(x))
 
 
 def gelu(x: Any, approximate: str = "none") -> Any:
     """GELU elementwise: ``x * Phi(x)`` with the exact normal CDF (``approximate="none"``)
     or the tanh approximation (``"tanh"``). Raises ValueError for another ``approximate``."""
+    mul = aq.multiply
     if approximate == "none":
-        return 0.5 * x * (1 + aq.erf(x * (1 / math.sqrt(2))))
+        return mul(mul(x, 0.5), aq.add(aq.erf(mul(x, 1 / math.sqrt(2))), 1))
     if approximate == "tanh":
-        return 0.5 * x * (1 + aq.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
+        inner = aq.add(x, mul(mul(mul(x, 0.044715), x), x))
+        return mul(mul(x, 0.5), aq.add(aq.tanh(mul(inner, math.sqrt(2 / math.pi))), 1))
     raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
@@ -102,9 +109,10 @@ def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
     """:func:`rms_norm` written with arrayq's array ops: the contract's default."""
     xw, dtype = _wide(x)
     # sum / D is the mean (NumPy's mean is the same division, after more Python)
-    out = xw * (1 / aq.sqrt(aq.sum(xw * xw, axis=-1, keepdims=True) / int(xw.shape[-1]) + eps))
+    mean_sq = aq.divide(aq.sum(aq.multiply(xw, xw), axis=-1, keepdims=True), int(xw.shape[-1]))
+    out = aq.multiply(xw, aq.divide(1, aq.sqrt(aq.add(mean_sq, eps))))
     if weight is not None:
-        out = out * _narrow(weight, aq.dtype(out))
+        out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
     return _narrow(out, dtype)
 
 
@@ -112,12 +120,13 @@ def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, in float32 or
     wider, returned in x's dtype. ``weight`` and ``bias``: (D,) or None."""
     xw, dtype = _wide(x)
-    centered = xw - aq.mean(xw, axis=-1, keepdims=True)
-    out = centered * (1 / aq.sqrt(aq.mean(centered * centered, axis=-1, keepdims=True) + eps))
+    centered = aq.subtract(xw, aq.mean(xw, axis=-1, keepdims=True))
+    var = aq.mean(aq.multiply(centered, centered), axis=-1, keepdims=True)
+    out = aq.multiply(centered, aq.divide(1, aq.sqrt(aq.add(var, eps))))
     if weight is not None:
-        out = out * _narrow(weight, aq.dtype(out))
+        out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
     if bias is not None:
-        out = out + _narrow(bias, aq.dtype(out))
+        out = aq.add(out, _narrow(bias, aq.dtype(out)))
     return _narrow(out, dtype)
 
 
@@ -164,14 +173,14 @@ def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
     rep = h // hkv
     # (B, Hkv, rep*L, D): the rep query heads sharing a kv head become extra query rows
     qg = aq.reshape(q, (b, hkv, rep * length, d))
-    scores = _wide(aq.matmul(qg, aq.matrix_transpose(k)))[0] * scale
+    scores = aq.multiply(_wide(aq.matmul(qg, aq.matrix_transpose(k)))[0], scale)
     if isinstance(mask, str):
         mask = _like(causal_mask(length, s), scores) if length > 1 else None
     if mask is not None:
         if any(int(n) != 1 for n in getattr(mask, "shape", ())[:-2]):  # batch or head axes: as (B, Hkv, rep, L, S),
             # query head h being (kv head h // rep, h % rep); an (L, S) mask broadcasts as it is
             mask = aq.reshape(aq.broadcast_to(mask, (b, h, length, s)), (b, hkv, rep, length, s))
-        scores = aq.reshape(aq.reshape(scores, (b, hkv, rep, length, s)) + mask, (b, hkv, rep * length, s))
+        scores = aq.reshape(aq.add(aq.reshape(scores, (b, hkv, rep, length, s)), mask), (b, hkv, rep * length, s))
     probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
     out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)
     return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), aq.dtype(q))
@@ -199,7 +208,7 @@ class Linear:
 
     def __call__(self, x: Any) -> Any:
         y = aq.matmul(x, aq.matrix_transpose(self.weight))
-        return y if self.bias is None else y + self.bias
+        return y if self.bias is None else aq.add(y, self.bias)
 
     def quantize(
         self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
@@ -230,7 +239,7 @@ class QuantizedLinear:
     def __call__(self, x: Any) -> Any:
         # looked up at call time, so a profiler can wrap arrayq.linalg.quantized_matmul
         y = _linalg.quantized_matmul(x, self.weight, transpose=True)
-        return y if self.bias is None else y + _narrow(self.bias, aq.dtype(y))
+        return y if self.bias is None else aq.add(y, _narrow(self.bias, aq.dtype(y)))
 
 
 @dataclasses.dataclass
@@ -344,13 +353,17 @@ class RoPE:
         if self.traditional:
             pairs = aq.reshape(rot, tuple(int(n) for n in rot.shape[:-1]) + (half, 2))
             x1, x2 = pairs[..., 0], pairs[..., 1]
-            out = aq.reshape(
-                aq.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1), tuple(int(n) for n in rot.shape)
-            )
+            out = aq.reshape(aq.stack(_rotate(x1, x2, cos, sin), axis=-1), tuple(int(n) for n in rot.shape))
         else:
             x1, x2 = rot[..., :half], rot[..., half:]
-            out = aq.concat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+            out = aq.concat(_rotate(x1, x2, cos, sin), axis=-1)
         return _narrow(out if rest is None else aq.concat([out, rest], axis=-1), dtype)
+
+
+def _rotate(x1: Any, x2: Any, cos: Any, sin: Any) -> list:
+    """The feature pairs (x1, x2) rotated: ``[x1 * cos - x2 * sin, x2 * cos + x1 * sin]``."""
+    mul = aq.multiply
+    return [aq.subtract(mul(x1, cos), mul(x2, sin)), aq.add(mul(x2, cos), mul(x1, sin))]
 
 
 def _writable(x: Any) -> bool:
@@ -469,7 +482,7 @@ class SwiGLU:
     down_proj: Any
 
     def __call__(self, x: Any) -> Any:
-        return self.down_proj(silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(aq.multiply(silu(self.gate_proj(x)), self.up_proj(x)))
 
 
 def _leaves(o: Any, out: list) -> list:

@@ -165,8 +165,8 @@ class Qwen3Layer:
         self, x: Any, mask: Any = "causal", cache: nn.KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
     ) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden)."""
-        h = x + self.self_attn(self.input_layernorm(x), mask, cache, rope_tables)
-        return h + self.mlp(self.post_attention_layernorm(h))
+        h = aq.add(x, self.self_attn(self.input_layernorm(x), mask, cache, rope_tables))
+        return aq.add(h, self.mlp(self.post_attention_layernorm(h)))
 
 
 @dataclasses.dataclass

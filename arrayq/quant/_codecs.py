@@ -41,9 +41,9 @@ def _count_le(xp, table, s):
     while step * 2 <= n:
         step *= 2
     while step >= 1:
-        cand = count + step
-        idx = xp.clip(cand - 1, 0, n - 1)
-        ok = xp.logical_and(cand <= n, xp.take(tab, idx, axis=0) <= s)
+        cand = xp.add(count, step)
+        idx = xp.clip(xp.subtract(cand, 1), 0, n - 1)
+        ok = xp.logical_and(xp.less_equal(cand, n), xp.less_equal(xp.take(tab, idx, axis=0), s))
         count = xp.where(ok, cand, count)
         step //= 2
     return count
@@ -68,7 +68,7 @@ def _pow2(xp, k, name="float32"):
     """2**k (k: int32 array in [_POW2_MIN, _POW2_MAX]) rounded to ``name``, as float32."""
     shape = tuple(k.shape)
     tab = _f32(xp, _pow2_values(name))
-    idx = xp.reshape(xp.clip(k, _POW2_MIN, _POW2_MAX) - _POW2_MIN, (-1,))
+    idx = xp.reshape(xp.subtract(xp.clip(k, _POW2_MIN, _POW2_MAX), _POW2_MIN), (-1,))
     return xp.reshape(xp.take(tab, idx, axis=0), shape)
 
 
@@ -80,8 +80,8 @@ def _e8m0_exponent(xp, s, name):
     n_lo, table = _e8m0_thresholds(name)
     shape = tuple(s.shape)
     flat = xp.reshape(s, (-1,))
-    e = _count_le(xp, table, flat) + n_lo
-    e = xp.where(flat == 0, xp.zeros_like(e), e)
+    e = xp.add(_count_le(xp, table, flat), n_lo)
+    e = xp.where(xp.equal(flat, 0), xp.zeros_like(e), e)
     return xp.reshape(e, shape)
 
 
@@ -92,24 +92,25 @@ def _to_e4m3(xp, v):
     (code 0x7E); the sign bit is kept, also for zeros and values that round
     to zero.
     """
+    add, mul = xp.add, xp.multiply
     a = xp.abs(v)
-    sub_lim = 2.0**-6
+    subnormal = xp.less(a, 2.0**-6)
     # subnormal range: round(|v| * 2**9), half to even
-    small = xp.where(a < sub_lim, a, xp.zeros_like(a))
-    code_sub = xp.round(small * 512.0)
+    small = xp.where(subnormal, a, xp.zeros_like(a))
+    code_sub = xp.round(mul(small, 512.0))
     # normal range: exponent by exact comparisons, 3 mantissa bits RNE
-    e = xp.zeros(a.shape, dtype=xp.int32) - 6
+    e = xp.full(a.shape, -6, dtype=xp.int32)
     for k in range(-5, 9):
-        e = e + xp.astype(a >= 2.0**k, xp.int32)
-    m = a / _pow2(xp, e)
-    mant = xp.round((m - 1.0) * 8.0)
-    code_norm = xp.astype(e + 7, xp.float32) * 8.0 + mant
-    code = xp.where(a < sub_lim, code_sub, code_norm)
+        e = add(e, xp.astype(xp.greater_equal(a, 2.0**k), xp.int32))
+    m = xp.divide(a, _pow2(xp, e))
+    mant = xp.round(mul(xp.subtract(m, 1.0), 8.0))
+    code_norm = add(mul(xp.astype(add(e, 7), xp.float32), 8.0), mant)
+    code = xp.where(subnormal, code_sub, code_norm)
     # saturate; written so that NaN also lands on 0x7E like MLX
-    code = xp.where(a < 464.0, code, _f32(xp, 126.0))
+    code = xp.where(xp.less(a, 464.0), code, _f32(xp, 126.0))
     code = xp.astype(code, xp.int32)
     sign = xp.where(xp.signbit(v), xp.full(code.shape, 128, dtype=xp.int32), xp.zeros_like(code))
-    return xp.astype(code + sign, xp.uint8)
+    return xp.astype(add(code, sign), xp.uint8)
 
 
 def _e4m3_table(xp):
@@ -122,10 +123,10 @@ def _e4m3_table(xp):
     mag = xp.bitwise_and(c, _i32(xp, 127))
     e = xp.bitwise_right_shift(mag, _i32(xp, 3))
     m = xp.astype(xp.bitwise_and(c, _i32(xp, 7)), xp.float32)
-    p = _pow2(xp, e - 10)
-    val = xp.where(e == 0, m * (2.0**-9), (m + 8.0) * p)
-    val = xp.where(mag == 127, xp.full(val.shape, math.nan, dtype=xp.float32), val)
-    return xp.where(c >= 128, -val, val)
+    p = _pow2(xp, xp.subtract(e, 10))
+    val = xp.where(xp.equal(e, 0), xp.multiply(m, 2.0**-9), xp.multiply(xp.add(m, 8.0), p))
+    val = xp.where(xp.equal(mag, 127), xp.full(val.shape, math.nan, dtype=xp.float32), val)
+    return xp.where(xp.greater_equal(c, 128), xp.negative(val), val)
 
 
 def _from_e4m3(xp, codes):
@@ -149,12 +150,12 @@ def _to_fp4(xp, v, dist_dtype):
     best_d = None
     best_i = None
     for i, lv in enumerate(_FP4_VALUES):
-        d = xp.abs(_round_narrow(xp, v - lv, dist_dtype))
+        d = xp.abs(_round_narrow(xp, xp.subtract(v, lv), dist_dtype))
         if best_d is None:
             best_d = d
             best_i = xp.zeros(v.shape, dtype=xp.uint32)
             continue
-        better = d < best_d
+        better = xp.less(d, best_d)
         best_d = xp.where(better, d, best_d)
         best_i = xp.where(better, xp.full(v.shape, i, dtype=xp.uint32), best_i)
     return best_i

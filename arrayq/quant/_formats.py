@@ -21,6 +21,11 @@ places where MLX deviates from textbook definitions.
 
 Implementation notes
 --------------------
+* Every arithmetic, comparison and bitwise operation on arrays is a call of the namespace
+  (``xp.divide(a, b)``, never ``a / b``; Python scalars only as the second operand): on the
+  arrayq frontend each is the backend's ``binary``/``unary`` primitive, so a backend's own
+  division or multiply-add is the one that runs (tests/test_reference_primitives.py runs
+  this code on arrays that have no operators).
 * Nothing here reinterprets bits of floating point arrays (the array API has
   no bitcast).  Floating point encodings (e4m3, e8m0, e2m1) are computed with
   exact comparisons against constants instead.
@@ -108,38 +113,39 @@ def _first_min_zero_sign(xp, wg, w_min):
     zero minimum carries the sign of the first zero in the group.  Only
     visible for 1-bit affine, where the bias is the group minimum itself.
     """
-    is_min = wg == w_min
+    is_min = xp.equal(wg, w_min)
     neg_min = xp.logical_and(is_min, xp.signbit(wg))
     first = xp.argmax(xp.astype(is_min, xp.int32), axis=-1, keepdims=True)
     first_neg = xp.argmax(xp.astype(neg_min, xp.int32), axis=-1, keepdims=True)
-    neg = xp.logical_and(xp.any(neg_min, axis=-1, keepdims=True), first == first_neg)
+    neg = xp.logical_and(xp.any(neg_min, axis=-1, keepdims=True), xp.equal(first, first_neg))
     zero = xp.where(neg, xp.full(w_min.shape, -0.0, dtype=w_min.dtype), xp.zeros_like(w_min))
-    return xp.where(w_min == 0, zero, w_min)
+    return xp.where(xp.equal(w_min, 0), zero, w_min)
 
 
 def _affine_codes(xp, wg, bits):
     """Affine quantization of float32 groups ``(..., G, gs)`` (MLX CPU kernel)."""
+    sub, div = xp.subtract, xp.divide
     n_bins = float((1 << bits) - 1)
     w_max = xp.max(wg, axis=-1, keepdims=True)
     w_min = xp.min(wg, axis=-1, keepdims=True)
     eps = _f32(xp, 1e-7)
     if bits == 1:
         # 1 bit: code 0 -> w_min, code 1 -> w_min + scale (~ w_max)
-        scale = xp.maximum(w_max - w_min, eps)
+        scale = xp.maximum(sub(w_max, w_min), eps)
         bias = _first_min_zero_sign(xp, wg, w_min)
-        q = xp.clip(xp.round((wg - bias) / scale), 0.0, 1.0)
+        q = xp.clip(xp.round(div(sub(wg, bias), scale)), 0.0, 1.0)
         return xp.astype(q, xp.uint32), scale, bias
-    mask = xp.abs(w_min) > xp.abs(w_max)
-    scale = xp.maximum((w_max - w_min) / n_bins, eps)
-    scale = xp.where(mask, scale, -scale)
+    mask = xp.greater(xp.abs(w_min), xp.abs(w_max))
+    scale = xp.maximum(div(sub(w_max, w_min), n_bins), eps)
+    scale = xp.where(mask, scale, xp.negative(scale))
     edge = xp.where(mask, w_min, w_max)
-    q0 = xp.round(edge / scale)
-    nz = q0 != 0
+    q0 = xp.round(div(edge, scale))
+    nz = xp.not_equal(q0, 0)
     one = xp.ones_like(q0)
     zero = xp.zeros_like(q0)
-    scale = xp.where(nz, edge / xp.where(nz, q0, one), scale)
+    scale = xp.where(nz, div(edge, xp.where(nz, q0, one)), scale)
     bias = xp.where(nz, edge, zero)
-    q = xp.round((wg - bias) / scale)
+    q = xp.round(div(sub(wg, bias), scale))
     # NaN only arises when |edge| is so large that edge/scale overflowed
     # (constant groups with |w| > ~3.4e31); MLX's kernel yields code 0 there.
     q = xp.where(xp.isnan(q), zero, q)
@@ -151,20 +157,20 @@ def _fp_codes(xp, wg, bits, mode, dtype, name):
     """Element and scale codes for mxfp4 / mxfp8 / nvfp4 (MLX CPU fallback)."""
     maxval = 6.0 if bits == 4 else 448.0
     amax = xp.max(xp.abs(wg), axis=-1, keepdims=True)
-    s = _round_narrow(xp, amax / maxval, dtype)  # computed in w's dtype
+    s = _round_narrow(xp, xp.divide(amax, maxval), dtype)  # computed in w's dtype
     if mode == "nvfp4":
         scale_codes = _to_e4m3(xp, s)
         sd = _from_e4m3(xp, scale_codes)
         # MLX divides by a zero scale here (NaN/inf), and those map to code
         # 0; dividing into 0 instead gives the same codes without warnings.
-        zero_sc = sd == 0
-        v = wg / xp.where(zero_sc, xp.ones_like(sd), sd)
+        zero_sc = xp.equal(sd, 0)
+        v = xp.divide(wg, xp.where(zero_sc, xp.ones_like(sd), sd))
         v = _round_narrow(xp, xp.where(zero_sc, xp.zeros_like(v), v), dtype)
     else:
         e = _e8m0_exponent(xp, s, name)
-        v = _round_narrow(xp, wg / _pow2(xp, e), dtype)
+        v = _round_narrow(xp, xp.divide(wg, _pow2(xp, e)), dtype)
         # MLX casts (e + 127) from int32 to uint8, i.e. modulo 256.
-        scale_codes = xp.astype(xp.bitwise_and(e + 127, _i32(xp, 255)), xp.uint8)
+        scale_codes = xp.astype(xp.bitwise_and(xp.add(e, 127), _i32(xp, 255)), xp.uint8)
     if bits == 4:
         codes = _to_fp4(xp, v, xp.float32 if mode == "nvfp4" else dtype)
     else:
@@ -231,8 +237,8 @@ def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None, mode
         _require_float(xp, out_dtype, "dtype")
         s = xp.expand_dims(xp.astype(scales, xp.float32), axis=-1)
         b = xp.expand_dims(xp.astype(biases, xp.float32), axis=-1)
-        t = _round_narrow(xp, xp.astype(codes, xp.float32) * s, scales.dtype)
-        t = _round_narrow(xp, t + b, scales.dtype)
+        t = _round_narrow(xp, xp.multiply(xp.astype(codes, xp.float32), s), scales.dtype)
+        t = _round_narrow(xp, xp.add(t, b), scales.dtype)
         out = xp.astype(xp.astype(t, scales.dtype), out_dtype)
         return xp.reshape(out, lead + (k,))
 
@@ -249,6 +255,6 @@ def dequantize(xp, packed, scales, biases=None, group_size=None, bits=None, mode
     if mode == "nvfp4":
         sc = _from_e4m3(xp, scales)  # exactly representable in every dtype
     else:
-        sc = _pow2(xp, xp.astype(scales, xp.int32) - 127, out_name)
-    out = vals * xp.expand_dims(sc, axis=-1)
+        sc = _pow2(xp, xp.subtract(xp.astype(scales, xp.int32), 127), out_name)
+    out = xp.multiply(vals, xp.expand_dims(sc, axis=-1))
     return xp.reshape(xp.astype(out, out_dtype), lead + (k,))

@@ -12,8 +12,8 @@ The defaults of everything else — the composites, devices, laziness — are in
 
 Arguments arrive normalised by the frontend: ``dtype`` as an :class:`arrayq.DType` or None,
 a reduction's ``axis`` as a tuple of non-negative ints or None, ``shape`` as a tuple of
-ints, Python scalars only where the array API allows them (the second operand of
-elementwise ops, fill values), quantized weights as a validated ``QuantizedWeight`` whose
+ints, Python scalars only where the array API allows them (either operand of a
+binary elementwise op, fill values), quantized weights as a validated ``QuantizedWeight`` whose
 arrays are this backend's.
 """
 

@@ -111,9 +111,8 @@ def _frontend_rows(lib: str, array: Any, mx: Any, ops: int, ops_alone: int, roun
     backend = aq.get_backend(lib)
     x = array(rng.standard_normal((m, k), dtype=np.float32))
     qw = aq.quantize(array(rng.standard_normal((n, k), dtype=np.float32)), group_size=64, bits=4)
-    experts = aq.QuantizedWeight(
-        *(aq.stack([a] * 4) for a in (qw.packed, qw.scales, qw.biases)), qw.group_size, qw.bits, qw.mode
-    )
+    packed, scales, biases = (aq.stack([a] * 4) for a in (qw.packed, qw.scales, qw.biases))
+    experts = aq.QuantizedWeight(packed, scales, biases, qw.group_size, qw.bits, qw.mode)
     x3, idx = aq.expand_dims(x, axis=0), array(np.array([2], np.uint32))
     layer = aq.nn.QuantizedLinear(qw)
 
@@ -139,7 +138,7 @@ def _frontend_rows(lib: str, array: Any, mx: Any, ops: int, ops_alone: int, roun
     ]
     if mx is not None:  # NumPy's dequantize is the reference, on the frontend's side of the line
         cases.append(
-            ("dequantize", "dequantize", lambda: backend.dequantize(qw, qw.dtype), lambda: aq.dequantize(qw), None)
+            ("dequantize", "dequantize", lambda: backend.dequantize(qw, aq.float32), lambda: aq.dequantize(qw), None)
         )
     rows: list[dict[str, Any]] = []
     for op, method, back, front, direct in cases:

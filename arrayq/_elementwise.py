@@ -10,6 +10,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ._dispatch import resolve
+from ._registry import _type_cache
+
+#: Python scalars an array of any backend takes as the other operand as it is
+_PLAIN_SCALARS = frozenset({bool, int, float, complex})
 
 _UNARY_DOC = {
     "abs": "absolute value",
@@ -106,6 +110,9 @@ def _unary(name: str) -> UnaryOp:
     composite = name in _COMPOSITE_UNARY
 
     def op(x: Any, /) -> Any:
+        backend = _type_cache.get(type(x))  # an array of a backend seen before: its op, directly
+        if backend is not None:
+            return getattr(backend, name)(x) if composite else backend.unary(name, x)
         backend, (x,) = resolve(x)
         if not backend.is_array(x):
             x = backend.asarray(x, None, None, None)
@@ -124,6 +131,14 @@ def _binary(name: str) -> BinaryOp:
     composite = name in _COMPOSITE_BINARY
 
     def op(x1: Any, x2: Any, /) -> Any:
+        # an array of a backend seen before with one of the same type or a Python scalar: that
+        # backend's op, directly (what resolve would choose, with nothing to move or convert)
+        t1, t2 = type(x1), type(x2)
+        backend = _type_cache.get(t1) if t2 is t1 or t2 in _PLAIN_SCALARS else None
+        if backend is None and t1 in _PLAIN_SCALARS:
+            backend = _type_cache.get(t2)
+        if backend is not None:
+            return getattr(backend, name)(x1, x2) if composite else backend.binary(name, x1, x2)
         backend, (x1, x2) = resolve(x1, x2)
         if not (backend.is_array(x1) or backend.is_array(x2)):
             x1 = backend.asarray(x1, None, None, None)

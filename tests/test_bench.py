@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import arrayq as aq
 from arrayq import bench
 from arrayq.bench import _generate, _quantized
 from arrayq.cli import main
@@ -27,12 +28,20 @@ def test_dispatch_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "dispatch overhead" in printed and "arrayq on numpy" in printed
     rows = json.loads(out_json.read_text())
     assert {r["bench"] for r in rows} == {"dispatch"}
-    direct = {r["case"]: r for r in rows if r["name"].endswith("directly")}
+    # each arrayq row against its case's backend op where there is one, else the library directly
+    base = {r["case"]: r for r in rows if r["name"].endswith("directly")}
+    base |= {r["case"]: r for r in rows if r["name"].endswith("backend op")}
     ours = [r for r in rows if r["name"].startswith("arrayq on")]
-    assert ours and len(ours) == len(direct)
+    assert ours and len(ours) == len(base)
     for r in ours:
         assert r["median_s"] > 0
-        assert r["overhead_us"] == pytest.approx((r["median_s"] - direct[r["case"]]["median_s"]) * 1e6)
+        assert r["overhead_us"] == pytest.approx((r["median_s"] - base[r["case"]]["median_s"]) * 1e6)
+    # the frontend rows: quantized_matmul at the qwen3-0.6b decode shape on numpy, with the
+    # frontend measured alone (its backend op stubbed, and put back after)
+    qmm = [r for r in ours if r["case"].startswith("quantized_matmul 1x1024 · 3072x1024 4-bit, numpy")]
+    assert len(qmm) == 1 and "frontend_us" in qmm[0]
+    assert "quantized_matmul" not in vars(aq.get_backend("numpy"))
+    assert "frontend alone" in printed
     if has_matplotlib:
         assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

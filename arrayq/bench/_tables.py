@@ -24,11 +24,14 @@ def _duration(seconds: float) -> str:
 
 
 def format_dispatch_table(rows: list[dict[str, Any]]) -> str:
-    """A text table of dispatch rows: µs per op, and arrayq's overhead over the direct call."""
-    lines = [f"{'case':<34} {'implementation':<18} {'per op':>13} {'overhead':>14}"]
+    """A text table of dispatch rows: µs per op, arrayq's overhead over the row it is compared
+    with (the library directly, or the backend's op), and where measured the frontend alone."""
+    width = max([34] + [len(r["case"]) for r in rows])
+    lines = [f"{'case':<{width}} {'implementation':<18} {'per op':>13} {'overhead':>14} {'frontend alone':>15}"]
     for r in rows:
         over = f"{r['overhead_us']:+.2f} µs/op" if "overhead_us" in r else ""
-        lines.append(f"{r['case']:<34} {r['name']:<18} {r['median_s'] * 1e6:>10.2f} µs {over:>14}")
+        alone = f"{r['frontend_us']:.2f} µs/op" if "frontend_us" in r else ""
+        lines.append(f"{r['case']:<{width}} {r['name']:<18} {r['median_s'] * 1e6:>10.2f} µs {over:>14} {alone:>15}")
     return "\n".join(lines)
 
 

@@ -59,3 +59,19 @@ def mlx() -> ModuleType | None:
     except ImportError:
         return None
     return mx
+
+
+def interleaved_times(fns: dict[str, Callable[[], Any]], ops: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns``, one sample per round: each round times ``ops``
+    calls of every function in turn, so that the machine's drift hits them all alike (pair
+    samples of one round to compare two of them)."""
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(ops):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / ops)
+    return samples

@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import _api
 from .. import _dtypes as dt
 from .._dispatch import backend_of, default_backend, resolve
+from .._registry import _type_cache
 from ..backend import broadcast_shapes
 from ..errors import QuantizationError
 from . import _formats, _reference
@@ -78,6 +79,12 @@ def _check_array(x: Any, what: str) -> None:
             f"{what} has non-native byte order ({x.dtype.str}); convert it first, "
             f"e.g. a.astype(a.dtype.newbyteorder('='))"
         )
+
+
+def _backend_of(x: Any) -> Any:
+    """The backend of ``x``, an array checked already (its type cached, unless the set of
+    backends changed since)."""
+    return _type_cache.get(type(x)) or backend_of(x)
 
 
 def _dtype_of(x: Any) -> dt.DType:
@@ -153,18 +160,41 @@ class QuantizedWeight:
             if self.dtype is None:
                 object.__setattr__(self, "dtype", dt.bfloat16)
         object.__setattr__(self, "dtype", _float_dtype(self.dtype, "the dequantized dtype"))
-        # the logical shape, once: quantized_matmul asks for it on every call
-        object.__setattr__(self, "_logical_shape", ps[:-1] + (cols,))
+        # what every call asks of the weight, once (the weight is frozen): the ops re-check x only
+        object.__setattr__(self, "_facts", _weight_facts(self.packed, self.scales, self.biases, ps[:-1] + (cols,)))
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Logical (unpacked) shape (..., rows, cols)."""
-        return self._logical_shape  # type: ignore[attr-defined]
+        return self._facts.shape  # type: ignore[attr-defined]
 
     @property
     def nbytes(self) -> int:
         """Bytes held by packed words, scales and biases."""
         return sum(int(a.nbytes) for a in (self.packed, self.scales, self.biases) if a is not None)
+
+
+class _Facts(NamedTuple):
+    """What the quantized ops need of a validated :class:`QuantizedWeight`, computed once
+    when it is built (it is frozen), so that a call checks only its other arguments."""
+
+    shape: tuple[int, ...]  # logical (..., rows, cols)
+    batch: tuple[int, ...]  # shape[:-2]
+    rows: int
+    cols: int
+    matrices: int  # prod(batch): the range of gather_qmm's rhs_indices
+    empty: bool  # 0 in shape
+    #: type(packed) when scales and biases (or None) have that type too: then the weight's
+    #: arrays are one backend's, and an x of this type needs no resolving; else None
+    array_type: type | None
+
+
+def _weight_facts(packed: Any, scales: Any, biases: Any, shape: tuple[int, ...]) -> _Facts:
+    kind = type(packed)
+    one_type = type(scales) is kind and (biases is None or type(biases) is kind)
+    return _Facts(
+        shape, shape[:-2], shape[-2], shape[-1], math.prod(shape[:-2]), 0 in shape, kind if one_type else None
+    )
 
 
 def _weight(w: Any, scales: Any, biases: Any, group_size: int | None, bits: int | None, mode: str) -> QuantizedWeight:
@@ -297,11 +327,17 @@ def dequantize(
     with its ``scales`` and ``biases`` and format. ``dtype`` defaults to the weight's.
     Raises QuantizationError for inconsistent arguments."""
     qw = _weight(w, scales, biases, group_size, bits, mode)
-    out_dtype = _float_dtype(dtype if dtype is not None else qw.dtype, "dequantize dtype")
-    backend, (packed, scales_, biases_) = resolve(qw.packed, qw.scales, qw.biases)
-    if 0 in qw.shape:  # nothing to decode (MLX's kernel fails on empty arrays)
-        return backend.zeros(qw.shape, out_dtype, backend.device_of(packed))
-    return _dequantized(backend, _on(qw, packed, scales_, biases_), out_dtype)
+    facts: _Facts = qw._facts  # type: ignore[attr-defined]
+    out_dtype = _float_dtype(dtype, "dequantize dtype") if dtype is not None else qw.dtype
+    assert out_dtype is not None  # (qw.dtype: a float dtype, set and checked when qw was built)
+    if facts.array_type is not None:  # one backend's arrays: nothing to move
+        backend = _backend_of(qw.packed)
+    else:
+        backend, (packed, scales_, biases_) = resolve(qw.packed, qw.scales, qw.biases)
+        qw = _on(qw, packed, scales_, biases_)
+    if facts.empty:  # nothing to decode (MLX's kernel fails on empty arrays)
+        return backend.zeros(facts.shape, out_dtype, backend.device_of(qw.packed))
+    return _dequantized(backend, qw, out_dtype)
 
 
 def _dequantized(backend: Any, qw: QuantizedWeight, dtype: dt.DType) -> Any:
@@ -338,6 +374,29 @@ def _float_dtype(dtype: Any, what: str) -> dt.DType:
     return found
 
 
+#: x's native dtypes that passed :func:`_check_x` (float, native byte order): a call whose x
+#: has one of these, an array type a backend claimed and the right K skips the full check
+_X_DTYPES: dict[Any, bool] = {}
+
+
+def _checked_x(x: Any, k: int, what: str) -> tuple[int, ...]:
+    """x's shape, after :func:`_check_x`'s checks (QuantizationError), cheaply for an x like
+    ones seen before (an array of a loaded backend, a native float dtype seen before, at least
+    one axis, last axis K); any other x takes the full check and its messages."""
+    try:
+        seen = type(x) in _type_cache and x.dtype in _X_DTYPES
+    except TypeError:  # an unhashable dtype
+        seen = False
+    if seen:
+        xs = x.shape
+        if type(xs) is tuple and xs and xs[-1] == k:
+            return xs
+    _check_x(x, k, what)
+    if len(_X_DTYPES) < 64:  # bounded: dtypes are few
+        _X_DTYPES[x.dtype] = True
+    return _shape(x)
+
+
 def _check_x(x: Any, k: int, what: str) -> None:
     _check_array(x, f"{what}'s x")
     xdt = _dtype_of(x)
@@ -351,9 +410,8 @@ def _check_x(x: Any, k: int, what: str) -> None:
         raise QuantizationError(f"{what}: x's last dimension is {int(x.shape[-1])} but the weight expects K = {k}")
 
 
-def _kn(qw: QuantizedWeight, transpose: bool) -> tuple[int, int]:
-    rows, cols = qw.shape[-2:]
-    return (cols, rows) if transpose else (rows, cols)
+def _kn(facts: _Facts, transpose: bool) -> tuple[int, int]:
+    return (facts.cols, facts.rows) if transpose else (facts.rows, facts.cols)
 
 
 def quantized_matmul(
@@ -378,10 +436,15 @@ def quantized_matmul(
     Raises QuantizationError for a bad format, mismatched K, a non-float x, or
     scales/biases that disagree with the weight; an empty x gives an empty result."""
     qw = _weight(w, scales, biases, group_size, bits, mode)
-    k, n = _kn(qw, transpose)
-    _check_x(x, k, "quantized_matmul")
-    backend, (x, packed, scales_, biases_) = resolve(x, qw.packed, qw.scales, qw.biases)
-    xs, wbatch = _shape(x), qw.shape[:-2]
+    facts: _Facts = qw._facts  # type: ignore[attr-defined]
+    k, n = _kn(facts, transpose)
+    xs = _checked_x(x, k, "quantized_matmul")
+    if type(x) is facts.array_type:  # x and the weight on one backend: nothing to move
+        backend = _backend_of(x)
+    else:
+        backend, (x, packed, scales_, biases_) = resolve(x, qw.packed, qw.scales, qw.biases)
+        qw = _on(qw, packed, scales_, biases_)
+    wbatch = facts.batch
     try:
         batch = broadcast_shapes(xs[:-2], wbatch) if wbatch else xs[:-2]
     except ValueError as exc:
@@ -391,7 +454,6 @@ def quantized_matmul(
     out_shape = (n,) if len(xs) == 1 and not wbatch else batch + xs[-2:-1] + (n,)
     if 0 in out_shape or k == 0:  # empty, or sums over nothing: some kernels crash (MLX: SIGFPE)
         return backend.zeros(out_shape, _dtype_of(x), backend.device_of(x))
-    qw = _on(qw, packed, scales_, biases_)
     out = backend.quantized_matmul(x, qw, transpose)
     return reference_matmul(x, qw, transpose) if out is NotImplemented else out
 
@@ -420,29 +482,34 @@ def gather_qmm(
     Raises QuantizationError for bad formats or shapes, non-integer indices, and indices
     out of range (which some kernels would otherwise read out of bounds)."""
     qw = _weight(w, scales, biases, group_size, bits, mode)
-    k, _ = _kn(qw, transpose)
-    _check_x(x, k, "gather_qmm")
-    if len(_shape(x)) < 2:
-        raise QuantizationError(f"gather_qmm needs x with at least 2 dimensions (..., M, K), got shape {_shape(x)}")
-    backend, (x, packed, scales_, biases_, lhs, rhs) = resolve(
-        x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices
-    )
-    for name, idx, limit in (
-        ("lhs_indices", lhs, math.prod(_shape(x)[:-2])),
-        ("rhs_indices", rhs, math.prod(qw.shape[:-2])),
-    ):
+    facts: _Facts = qw._facts  # type: ignore[attr-defined]
+    k, n = _kn(facts, transpose)
+    xs = _checked_x(x, k, "gather_qmm")
+    if len(xs) < 2:
+        raise QuantizationError(f"gather_qmm needs x with at least 2 dimensions (..., M, K), got shape {xs}")
+    if type(x) is facts.array_type and all(
+        i is None or type(i) is type(x) for i in (lhs_indices, rhs_indices)
+    ):  # all on one backend: nothing to move
+        backend, lhs, rhs = _backend_of(x), lhs_indices, rhs_indices
+    else:
+        backend, (x, packed, scales_, biases_, lhs, rhs) = resolve(
+            x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices
+        )
+        qw = _on(qw, packed, scales_, biases_)
+    for name, idx, limit in (("lhs_indices", lhs, math.prod(xs[:-2])), ("rhs_indices", rhs, facts.matrices)):
         if idx is None:
             continue
         _check_array(idx, name)
-        if _dtype_of(idx).kind not in ("signed", "unsigned"):
+        kind = _dtype_of(idx).kind
+        if kind not in ("signed", "unsigned"):
             raise QuantizationError(f"{name} must be an integer array, got {_dtype_of(idx).name}")
         host = backend.to_numpy(idx)
-        if host.size and (host.min() < 0 or host.max() >= limit):
+        if host.size and ((kind == "signed" and host.min() < 0) or host.max() >= limit):
             raise QuantizationError(f"{name} must lie in [0, {limit}), got values from {host.min()} to {host.max()}")
     # the output batch: the two index arrays broadcast, a missing one standing for "all of
     # its operand's batch, in order"
-    lhs_batch = _shape(lhs) if lhs is not None else _shape(x)[:-2]
-    rhs_batch = _shape(rhs) if rhs is not None else qw.shape[:-2]
+    lhs_batch = _shape(lhs) if lhs is not None else xs[:-2]
+    rhs_batch = _shape(rhs) if rhs is not None else facts.batch
     try:
         batch = broadcast_shapes(lhs_batch, rhs_batch)
     except ValueError:
@@ -450,10 +517,9 @@ def gather_qmm(
             f"gather_qmm: lhs_indices {lhs_batch} and rhs_indices {rhs_batch} (the shapes, or the operands' batch "
             "shapes where an index array is None) do not broadcast; give index arrays of broadcastable shapes"
         ) from None
-    m, n = _shape(x)[-2], _kn(qw, transpose)[1]
+    m = xs[-2]
     if 0 in batch or m == 0 or n == 0 or k == 0:  # nothing to compute; some kernels crash (MLX: SIGFPE)
         return backend.zeros(batch + (m, n), _dtype_of(x), backend.device_of(x))
-    qw = _on(qw, packed, scales_, biases_)
     out = backend.gather_qmm(x, qw, lhs, rhs, transpose)
     return reference_gather_qmm(x, qw, lhs, rhs, transpose) if out is NotImplemented else out
 

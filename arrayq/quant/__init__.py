@@ -16,14 +16,14 @@ import math
 import operator
 from typing import Any, NamedTuple
 
-from .. import _api
 from .. import _dtypes as dt
-from .._dispatch import backend_of, default_backend, resolve
+from .._dispatch import backend_of, resolve
 from .._registry import _type_cache
 from ..backend import broadcast_shapes
 from ..errors import QuantizationError
-from . import _formats, _reference
+from . import _formats
 from ._common import MODES
+from ._fallback import _dequantized, _run_reference, reference_gather_qmm, reference_matmul
 
 #: The largest magnitude nvfp4 holds: its E4M3 scale's largest value (448) times FP4's (6).
 #: MLX clips larger values without a word; quantize refuses them.
@@ -340,27 +340,11 @@ def dequantize(
     return _dequantized(backend, qw, out_dtype)
 
 
-def _dequantized(backend: Any, qw: QuantizedWeight, dtype: dt.DType) -> Any:
-    out = backend.dequantize(qw, dtype)
-    if out is NotImplemented:
-        out = _run_reference(
-            backend, _formats.dequantize, qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, qw.mode, dtype
-        )
-    return out
-
-
 def _on(qw: QuantizedWeight, packed: Any, scales: Any, biases: Any) -> QuantizedWeight:
     """``qw`` holding the arrays resolve() returned (rebuilt only where one was moved)."""
     if packed is qw.packed and scales is qw.scales and biases is qw.biases:
         return qw
     return dataclasses.replace(qw, packed=packed, scales=scales, biases=biases)
-
-
-def _run_reference(backend: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """The format code ``fn`` on the array namespace, with ``backend`` the default for
-    creation functions inside it (every other call follows its arrays there)."""
-    with default_backend(backend):
-        return fn(_api, *args, **kwargs)
 
 
 def _float_dtype(dtype: Any, what: str) -> dt.DType:
@@ -522,26 +506,6 @@ def gather_qmm(
         return backend.zeros(batch + (m, n), _dtype_of(x), backend.device_of(x))
     out = backend.gather_qmm(x, qw, lhs, rhs, transpose)
     return reference_gather_qmm(x, qw, lhs, rhs, transpose) if out is NotImplemented else out
-
-
-def reference_matmul(x: Any, qw: QuantizedWeight, transpose: bool = True) -> Any:
-    """:func:`quantized_matmul` through the reference, whatever the backend has natively:
-    the blockwise dequantize-then-matmul on the backend's primitives (what a native kernel
-    must match). Same arguments as the native op: x and ``qw`` on one backend, checked."""
-    backend, _ = resolve(x, qw.packed, qw.scales, qw.biases)
-    return _run_reference(
-        backend, _reference.quantized_matmul_reference, x, qw.packed, qw.scales, qw.biases,
-        transpose=transpose, group_size=qw.group_size, bits=qw.bits, mode=qw.mode,
-    )  # fmt: skip
-
-
-def reference_gather_qmm(x: Any, qw: QuantizedWeight, lhs_indices: Any, rhs_indices: Any, transpose: bool) -> Any:
-    """:func:`gather_qmm` through the reference (see :func:`reference_matmul`)."""
-    backend, _ = resolve(x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices)
-    return _run_reference(
-        backend, _reference.gather_qmm_reference, x, qw.packed, qw.scales, qw.biases, lhs_indices, rhs_indices,
-        transpose=transpose, group_size=qw.group_size, bits=qw.bits, mode=qw.mode,
-    )  # fmt: skip
 
 
 __all__ = [

@@ -366,14 +366,17 @@ def _writable(x: Any) -> bool:
 @dataclasses.dataclass
 class KVCache:
     """Keys and values of the positions seen so far, (B, Hkv, S, D) each, or None before
-    the first call. :meth:`update_and_fetch` appends: into buffers that double when full
-    where the backend's arrays can be written in place (amortised cost: the new positions
-    only), by concatenation elsewhere (O(S) per step, for immutable arrays)."""
+    the first call. :meth:`update_and_fetch` appends in place where the backend's arrays
+    can be written (NumPy's and MLX's can): into buffers of ``capacity`` positions,
+    allocated at the first call (the generation loop knows its total length), that double
+    when full (amortised cost: the new positions only); by concatenation elsewhere (O(S)
+    per step, for immutable arrays). The caller's arrays are never written into."""
 
     _keys: Any = None  # buffers (B, Hkv, capacity, D); the first `_length` positions are valid
     _values: Any = None
     _length: int = 0
     _in_place: bool = False  # the buffers are arrayq's own and take slice assignment
+    capacity: int = 0  # positions to allocate at the first call (0: as many as it brings)
 
     @property
     def offset(self) -> int:
@@ -394,20 +397,29 @@ class KVCache:
         """Append ``keys``/``values`` (B, Hkv, L, D) and return all cached (B, Hkv, S+L, D)."""
         length = int(keys.shape[2])
         end = self._length + length
-        if self._keys is None:  # held as given (not ours to write into): the next append copies
-            self._keys, self._values = keys, values
-        elif self._in_place and end <= int(self._keys.shape[2]):
+        if self._in_place and end <= int(self._keys.shape[2]):
             self._keys[:, :, self._length : end] = keys
             self._values[:, :, self._length : end] = values
-        else:
-            self._keys = aq.concat([self.keys, keys], axis=2)
-            self._values = aq.concat([self.values, values], axis=2)
-            if _writable(self._keys):  # room for as many positions again, then in place
-                self._keys = aq.concat([self._keys, aq.zeros_like(self._keys)], axis=2)
-                self._values = aq.concat([self._values, aq.zeros_like(self._values)], axis=2)
-                self._in_place = True
+        elif self._keys is None and self.capacity <= length:  # held as given (not ours to write into)
+            self._keys, self._values = keys, values
+        else:  # a new buffer of twice the positions (at least `capacity`); then in place
+            room = self.capacity if end <= self.capacity else 2 * end
+            self._keys = _grown(self.keys, keys, room)
+            self._values = _grown(self.values, values, room)
+            self._in_place = _writable(self._keys)
         self._length = end
         return self.keys, self.values
+
+
+def _grown(cached: Any, new: Any, room: int) -> Any:
+    """``cached`` (or None) followed by ``new`` along axis 2, then zeros up to ``room``
+    positions where the array takes slice assignment: a new array, neither is written."""
+    parts = [new] if cached is None else [cached, new]
+    end = sum(int(p.shape[2]) for p in parts)
+    if room > end and _writable(new):
+        b, h, _, d = (int(n) for n in new.shape)
+        parts.append(aq.broadcast_to(aq.zeros_like(new[:, :, :1]), (b, h, room - end, d)))
+    return aq.concat(parts, axis=2)
 
 
 @dataclasses.dataclass
@@ -418,7 +430,9 @@ class Attention:
     ``q_proj``: hidden → n_heads*head_dim; ``k_proj``/``v_proj``: hidden → n_kv_heads*head_dim;
     ``o_proj``: n_heads*head_dim → hidden (each a Linear or QuantizedLinear). ``q_norm`` /
     ``k_norm``: RMSNorm over head_dim, applied per head before RoPE, or None. ``scale``
-    defaults to ``head_dim ** -0.5``."""
+    defaults to ``head_dim ** -0.5``. ``qkv_proj``: q, k and v in one layer (their rows
+    stacked, see :func:`fuse_linear`), which runs instead of the three when set (they are
+    then None: :meth:`fused`)."""
 
     q_proj: Any
     k_proj: Any
@@ -431,6 +445,13 @@ class Attention:
     q_norm: RMSNorm | None = None
     k_norm: RMSNorm | None = None
     scale: float | None = None
+    qkv_proj: Any = None
+
+    def fused(self) -> Attention:
+        """This layer with q/k/v_proj stacked into ``qkv_proj`` (one quantized matmul instead
+        of three), or itself where :func:`fuse_linear` cannot join them."""
+        qkv = None if self.qkv_proj is not None else fuse_linear(self.q_proj, self.k_proj, self.v_proj)
+        return self if qkv is None else dataclasses.replace(self, q_proj=None, k_proj=None, v_proj=None, qkv_proj=qkv)
 
     def __call__(
         self, x: Any, mask: Any = "causal", cache: KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
@@ -442,15 +463,20 @@ class Attention:
         b, length = int(x.shape[0]), int(x.shape[1])
         offset = cache.offset if cache is not None else 0
 
-        def heads(proj: Any, n: int, norm: RMSNorm | None) -> Any:
-            y = aq.reshape(proj(x), (b, length, n, self.head_dim))
+        def heads(y: Any, n: int, norm: RMSNorm | None) -> Any:
+            y = aq.reshape(y, (b, length, n, self.head_dim))
             if norm is not None:
                 y = norm(y)
             return aq.permute_dims(y, (0, 2, 1, 3))
 
-        q = self.rope(heads(self.q_proj, self.n_heads, self.q_norm), offset, rope_tables)
-        k = self.rope(heads(self.k_proj, self.n_kv_heads, self.k_norm), offset, rope_tables)
-        v = heads(self.v_proj, self.n_kv_heads, None)
+        if self.qkv_proj is not None:
+            qkv, nq, nk = self.qkv_proj(x), self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+            yq, yk, yv = qkv[..., :nq], qkv[..., nq : nq + nk], qkv[..., nq + nk :]
+        else:
+            yq, yk, yv = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = self.rope(heads(yq, self.n_heads, self.q_norm), offset, rope_tables)
+        k = self.rope(heads(yk, self.n_kv_heads, self.k_norm), offset, rope_tables)
+        v = heads(yv, self.n_kv_heads, None)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
@@ -462,14 +488,66 @@ class Attention:
 @dataclasses.dataclass
 class SwiGLU:
     """The gated MLP of Llama/Qwen: ``down_proj(silu(gate_proj(x)) * up_proj(x))``.
-    (..., hidden) → (..., hidden); each projection a Linear or QuantizedLinear."""
+    (..., hidden) → (..., hidden); each projection a Linear or QuantizedLinear.
+    ``gate_up_proj``: gate and up in one layer, which runs instead when set (they are then
+    None: :meth:`fused`)."""
 
     gate_proj: Any
     up_proj: Any
     down_proj: Any
+    gate_up_proj: Any = None
+
+    def fused(self) -> SwiGLU:
+        """This layer with gate/up_proj stacked into ``gate_up_proj``, or itself where
+        :func:`fuse_linear` cannot join them."""
+        gu = None if self.gate_up_proj is not None else fuse_linear(self.gate_proj, self.up_proj)
+        return self if gu is None else dataclasses.replace(self, gate_proj=None, up_proj=None, gate_up_proj=gu)
 
     def __call__(self, x: Any) -> Any:
-        return self.down_proj(silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up_proj is None:
+            return self.down_proj(silu(self.gate_proj(x)) * self.up_proj(x))
+        gu = self.gate_up_proj(x)
+        n = int(gu.shape[-1]) // 2
+        return self.down_proj(silu(gu[..., :n]) * gu[..., n:])
+
+
+def fuse_linear(*layers: Any) -> QuantizedLinear | None:
+    """One QuantizedLinear computing ``layers`` (QuantizedLinears of one input size and one
+    format) side by side: their packed words, scales, biases (and layer biases) stacked
+    along the output rows, so the output's last axis is theirs concatenated, each row
+    computed as before. None where they do not all share in_features, group size, bits,
+    mode, dtypes, backend and having a bias or not (dense layers are left as they are)."""
+    if not layers or not all(isinstance(layer, QuantizedLinear) for layer in layers):
+        return None
+    ws = [layer.weight for layer in layers]
+
+    def facts(w: QuantizedWeight) -> tuple:
+        arrays = (w.packed, w.scales, w.biases)
+        kinds = tuple(None if a is None else (aq.dtype(a), aq.backend_of(a), len(a.shape)) for a in arrays)
+        return (w.shape[-1], w.group_size, w.bits, w.mode, w.dtype, kinds, len(w.shape))
+
+    first = facts(ws[0])
+    if len(ws[0].shape) != 2 or any(facts(w) != first for w in ws[1:]):
+        return None
+    has_bias = [layer.bias is not None for layer in layers]
+    if any(has_bias) and not all(has_bias):
+        return None
+    if all(has_bias) and len({(aq.dtype(la.bias), aq.backend_of(la.bias)) for la in layers}) != 1:
+        return None
+
+    def cat(arrays: list[Any]) -> Any:
+        return None if arrays[0] is None else aq.concat(arrays, axis=0)
+
+    weight = QuantizedWeight(
+        cat([w.packed for w in ws]),
+        cat([w.scales for w in ws]),
+        cat([w.biases for w in ws]),
+        ws[0].group_size,
+        ws[0].bits,
+        ws[0].mode,
+        ws[0].dtype,
+    )
+    return QuantizedLinear(weight, cat([layer.bias for layer in layers]) if all(has_bias) else None)
 
 
 def _leaves(o: Any, out: list) -> list:
@@ -521,6 +599,7 @@ __all__ = [
     "SwiGLU",
     "attention_reference",
     "causal_mask",
+    "fuse_linear",
     "gelu",
     "layer_norm",
     "num_parameters",

@@ -182,9 +182,20 @@ class Qwen3:
     lm_head: Any = None
     dtype: str = "float32"
 
-    def make_cache(self) -> list[nn.KVCache]:
-        """An empty KV cache, one per layer."""
-        return [nn.KVCache() for _ in self.layers]
+    def make_cache(self, capacity: int = 0) -> list[nn.KVCache]:
+        """An empty KV cache, one per layer; ``capacity``: the positions to allocate at the
+        first call (written in place up to there, then doubled; see :class:`~arrayq.nn.KVCache`)."""
+        return [nn.KVCache(capacity=capacity) for _ in self.layers]
+
+    def fused(self) -> Qwen3:
+        """This model with each layer's q/k/v projections, and its gate/up projections, each
+        stacked into one quantized matmul where their formats match (the same logits,
+        fewer calls; :func:`arrayq.nn.fuse_linear`). The other layers are shared."""
+        layers = [
+            dataclasses.replace(layer, self_attn=layer.self_attn.fused(), mlp=layer.mlp.fused())
+            for layer in self.layers
+        ]
+        return dataclasses.replace(self, layers=layers)
 
     def hidden(self, ids: Any, cache: list[nn.KVCache] | None = None) -> Any:
         """Final-layer hidden states (before the last norm) for token ``ids`` (B, L), an
@@ -405,15 +416,20 @@ def load(
     device: Any = None,
     dtype: Any = "float32",
     progress: Progress | None = None,
+    fuse: bool = True,
 ) -> Qwen3:
     """Load a Qwen3 model from a checkpoint directory or a ``.gguf`` file onto ``backend``
     (a name or Backend; default: the current default backend) and ``device``.
 
     ``dtype``: the activations' dtype (float32 default; dense weights and norms are
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
-    is called after each layer is built. Raises CheckpointError for anything wrong with the
-    checkpoint (see the module docstring), BackendUnavailableError for a missing backend."""
-    return _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress)
+    is called after each layer is built. ``fuse``: stack each layer's q/k/v and gate/up
+    quantized weights into one matmul each (:meth:`Qwen3.fused`; on NumPy the stacked
+    weights are copied into memory instead of staying memory-mapped). Raises CheckpointError
+    for anything wrong with the checkpoint (see the module docstring),
+    BackendUnavailableError for a missing backend."""
+    model = _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress)
+    return model.fused() if fuse else model
 
 
 __all__ = [

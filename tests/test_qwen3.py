@@ -261,6 +261,35 @@ def test_sample_filters():
             models.sample(logits, **bad)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "mlx"])
+def test_sampling_runs_on_the_backend(backend, monkeypatch, tmp_path):
+    """The token id comes back as a 0-d array of the logits' backend, the same draw as the
+    host float64 computation of the same rule (original vocabulary order without top-p),
+    and generate starts each next token with Backend.async_eval."""
+    if backend == "mlx" and not _has_mlx():
+        pytest.skip("mlx is not installed")
+    from arrayq.models.generate import sample_array
+
+    r = np.random.default_rng(4)
+    for trial in range(20):
+        logits = r.standard_normal(300) * 3
+        kw = {"temperature": 0.7, "top_k": (0, 5, 50)[trial % 3]}
+        token = sample_array(aq.to_backend(logits.astype(np.float32), backend), rng=np.random.default_rng(trial), **kw)
+        assert aq.backend_of(token).name == backend and tuple(token.shape) == ()
+        v = logits.astype(np.float32).astype(np.float64) / 0.7
+        if kw["top_k"]:
+            v = np.where(v >= np.sort(v)[-kw["top_k"]], v, -np.inf)
+        cdf = np.cumsum(np.exp(v - v.max()))
+        want = min(int(np.searchsorted(cdf, np.random.default_rng(trial).random() * cdf[-1], side="right")), 299)
+        assert int(aq.to_numpy(token)) == want
+    calls = []
+    b = aq.get_backend(backend)
+    real = type(b).async_eval
+    monkeypatch.setattr(type(b), "async_eval", lambda self, *xs: calls.append(len(xs)) or real(self, *xs))
+    m = models.load(models.make_checkpoint(tmp_path / "t", "tiny"), backend=backend)
+    assert len(list(models.generate(m, PROMPT, 5))) == 5 and len(calls) == 5
+
+
 def test_generate_stops_and_reports(model):
     tokens = list(models.generate(model, PROMPT, 10))
     stats = models.GenerationStats()

@@ -62,30 +62,42 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel_real = type(backend).quantized_matmul
     front_real = arrayq.linalg.quantized_matmul
-    acc = {"kernel": 0.0, "front": 0.0, "calls": 0}
+    acc: dict[str, Any] = {"kernel": 0.0, "front": 0.0, "calls": 0, "stats": None, "prof": None}
+
+    def decoding() -> bool:
+        # counted from the end of prefill on (its stats are set before the first decode
+        # step starts: a pipelined loop computes token 1 before it yields token 0)
+        stats = acc["stats"]
+        if stats is None or not stats.prefill_seconds:
+            return False
+        if acc["prof"] is not None and not acc["prof_on"]:
+            acc["prof"].enable()
+            acc["prof_on"] = True
+        return True
 
     def kernel_timed(self: Any, *a: Any, **kw: Any) -> Any:
         t = time.perf_counter()
         y = kernel_real(self, *a, **kw)
-        acc["kernel"] += time.perf_counter() - t
-        acc["calls"] += 1
+        if decoding():
+            acc["kernel"] += time.perf_counter() - t
+            acc["calls"] += 1
         return y
 
     def front_timed(*a: Any, **kw: Any) -> Any:
         t = time.perf_counter()
         y = front_real(*a, **kw)
-        acc["front"] += time.perf_counter() - t
+        if decoding():
+            acc["front"] += time.perf_counter() - t
         return y
 
     def run(prof: cProfile.Profile | None = None) -> models.GenerationStats:
         stats = models.GenerationStats()
-        for i, _ in enumerate(models.generate(model, prompt, args.tokens, stats=stats)):
-            if i == 0:  # decode only: from the first token on
-                acc.update(kernel=0.0, front=0.0, calls=0)
-                if prof is not None:
-                    prof.enable()
+        acc.update(kernel=0.0, front=0.0, calls=0, stats=stats, prof=prof, prof_on=False)
+        for _ in models.generate(model, prompt, args.tokens, stats=stats):
+            pass
         if prof is not None:
             prof.disable()
+        acc.update(stats=None, prof=None)
         return stats
 
     list(models.generate(model, prompt[:4], 3))  # warm-up

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import arrayq as aq
-from arrayq import nn
+from arrayq import _kv_cache, nn
 
 # float32 computations against float64 references. Inputs have magnitude ~1 and the
 # reductions here have at most a few hundred terms, so float32 rounding (2**-24 ~ 6e-8
@@ -334,7 +334,7 @@ def test_kv_cache_appends_equal_one_concatenation(backend, in_place, capacity, m
     concatenation fallback (immutable arrays) gives the same; so does a buffer preallocated
     for all positions (28, never reallocated) or for fewer (12, then doubled)."""
     if not in_place:
-        monkeypatch.setattr(nn, "_writable", lambda x: False)
+        monkeypatch.setattr(_kv_cache, "_writable", lambda x: False)
     r = np.random.default_rng(9)
     steps = [r.standard_normal((2, 3, n, 4)).astype(np.float32) for n in [5] + [1] * 20 + [3]]
     cache = nn.KVCache(capacity=capacity)

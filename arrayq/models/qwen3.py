@@ -319,6 +319,8 @@ def _build(b: WeightBuilder, c: Qwen3Config) -> Qwen3:
     for i in range(c.num_hidden_layers):
         p = f"model.layers.{i}"
         ab = c.attention_bias
+        if b.fuse:  # stacked on the host where the weights would be copied anyway: one copy
+            b.hold_on_host()
         attn = nn.Attention(
             q_proj=b.linear(f"{p}.self_attn.q_proj", h * hd, hidden, "num_attention_heads*head_dim x hidden_size", ab),
             k_proj=b.linear(f"{p}.self_attn.k_proj", kv * hd, hidden, "num_key_value_heads*head_dim x hidden_size", ab),
@@ -336,14 +338,15 @@ def _build(b: WeightBuilder, c: Qwen3Config) -> Qwen3:
             up_proj=b.linear(f"{p}.mlp.up_proj", inter, hidden, "intermediate_size x hidden_size"),
             down_proj=b.linear(f"{p}.mlp.down_proj", hidden, inter, "hidden_size x intermediate_size"),
         )
-        layers.append(
-            Qwen3Layer(
-                _norm(b, f"{p}.input_layernorm", hidden, "hidden_size", eps),
-                attn,
-                _norm(b, f"{p}.post_attention_layernorm", hidden, "hidden_size", eps),
-                mlp,
-            )
+        layer = Qwen3Layer(
+            _norm(b, f"{p}.input_layernorm", hidden, "hidden_size", eps),
+            attn,
+            _norm(b, f"{p}.post_attention_layernorm", hidden, "hidden_size", eps),
+            mlp,
         )
+        if b.fuse:  # stacked now, and evaluated: a layer's separate parts are freed before the next is read
+            layer = b.to_model(dataclasses.replace(layer, self_attn=attn.fused(), mlp=mlp.fused()))
+        layers.append(layer)
     norm = _norm(b, "model.norm", hidden, "hidden_size", eps)
     lm_head = None
     if not c.tie_word_embeddings:
@@ -428,8 +431,7 @@ def load(
     weights are copied into memory instead of staying memory-mapped). Raises CheckpointError
     for anything wrong with the checkpoint (see the module docstring),
     BackendUnavailableError for a missing backend."""
-    model = _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress)
-    return model.fused() if fuse else model
+    return _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress, fuse=fuse)
 
 
 __all__ = [

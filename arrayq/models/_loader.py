@@ -220,6 +220,8 @@ class WeightBuilder:
         after which the source drops the file's pages from memory."""
         dtype = aq.as_dtype(self.dtype).dtype
         if self.backend == "numpy":
+            if self._held is not None:  # to_model drops the pages stacked copies were read from
+                self._held.append(name)
             return a.astype(dtype) if convert and a.dtype != dtype else a
         out = self.src.native(name, self.backend)
         if out is None and self._held is not None:  # to_model moves it, after stacking
@@ -238,7 +240,9 @@ class WeightBuilder:
 
     def to_model(self, module: Any) -> Any:
         """``module`` (built since :meth:`hold_on_host`) on the model's backend and device,
-        evaluated; the held tensors' file pages are dropped."""
+        evaluated; the held tensors' file pages are dropped (on NumPy, where the model keeps
+        memory maps, the pages its stacked copies were read from; the rest are read back as
+        used)."""
         held, self._held = self._held or [], None
         for name in held:  # the stacked copies no longer need the pages (the rest reads them back)
             self.src.release(name)

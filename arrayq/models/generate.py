@@ -11,6 +11,7 @@ logits agree. The decode loop asks the backend to start computing token n+1
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -154,10 +155,8 @@ def generate(
     if max_tokens == 0:
         return
     start = time.perf_counter()
-    try:
-        cache = model.make_cache(len(prompt) + max_tokens)
-    except TypeError:  # a model whose make_cache takes no capacity
-        cache = model.make_cache()
+    takes_capacity = bool(inspect.signature(model.make_cache).parameters)
+    cache = model.make_cache(len(prompt) + max_tokens) if takes_capacity else model.make_cache()
     chunks = [prompt[i : i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
     for chunk in chunks[:-1]:
         model.hidden(np.asarray([chunk], np.int32), cache)

@@ -32,161 +32,23 @@ import numpy as np
 import arrayq as aq
 
 from . import linalg as _linalg
-from ._dispatch import resolve
+from ._functional import (
+    _like,
+    _narrow,
+    _wide,
+    attention_reference,
+    causal_mask,
+    gelu,
+    layer_norm,
+    rms_norm,
+    rms_norm_reference,
+    scaled_dot_product_attention,
+    sigmoid,
+    silu,
+    softmax,
+)
+from ._kv_cache import KVCache
 from .quant import QuantizedWeight
-
-_LOW_PRECISION = ("float16", "bfloat16")
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _like(a: np.ndarray, x: Any) -> Any:
-    """The host (NumPy) array ``a`` on ``x``'s backend."""
-    backend = aq.backend_of(x)
-    return a if backend is None else aq.to_backend(a, backend)
-
-
-def _wide(x: Any) -> tuple[Any, Any]:
-    """``x`` in float32 when it is float16/bfloat16, and the dtype to return results in."""
-    dtype = aq.dtype(x)
-    return (aq.astype(x, aq.float32), dtype) if dtype.name in _LOW_PRECISION else (x, dtype)
-
-
-def _narrow(x: Any, dtype: Any) -> Any:
-    # (the dtype check first: astype(copy=False) would return x too, after a dispatch)
-    return x if aq.dtype(x) == dtype else aq.astype(x, dtype)
-
-
-# ---------------------------------------------------------------------- functions
-
-
-def softmax(x: Any, axis: int = -1) -> Any:
-    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably (the maximum is subtracted
-    first) in float32 or wider; same shape and dtype as ``x`` (floating). Entries equal to
-    ``-inf`` get probability 0; a slice that is all ``-inf`` gives NaN."""
-    xw, dtype = _wide(x)
-    e = aq.exp(aq.subtract(xw, aq.max(xw, axis=axis, keepdims=True)))
-    return _narrow(aq.divide(e, aq.sum(e, axis=axis, keepdims=True)), dtype)
-
-
-def sigmoid(x: Any) -> Any:
-    """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
-    z = aq.exp(aq.negative(aq.abs(x)))
-    d = aq.add(z, 1)
-    return aq.where(aq.greater_equal(x, 0), aq.divide(1, d), aq.divide(z, d))
-
-
-def silu(x: Any) -> Any:
-    """SiLU (swish), ``x * sigmoid(x)``, elementwise; same shape and dtype as ``x``."""
-    return aq.multiply(x, sigmoid(x))
-
-
-def gelu(x: Any, approximate: str = "none") -> Any:
-    """GELU elementwise: ``x * Phi(x)`` with the exact normal CDF (``approximate="none"``)
-    or the tanh approximation (``"tanh"``). Raises ValueError for another ``approximate``."""
-    mul = aq.multiply
-    if approximate == "none":
-        return mul(mul(x, 0.5), aq.add(aq.erf(mul(x, 1 / math.sqrt(2))), 1))
-    if approximate == "tanh":
-        inner = aq.add(x, mul(mul(mul(x, 0.044715), x), x))
-        return mul(mul(x, 0.5), aq.add(aq.tanh(mul(inner, math.sqrt(2 / math.pi))), 1))
-    raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
-
-
-def rms_norm(x: Any, weight: Any, eps: float = 1e-6) -> Any:
-    """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in float32 or wider, returned in x's
-    dtype. ``x``: (..., D) floating; ``weight``: (D,) or None.
-
-    The backend's ``rms_norm`` runs it (the NumPy backend's is a few direct NumPy calls);
-    the reference is :func:`rms_norm_reference`."""
-    backend, (x, weight) = resolve(x, weight)
-    out = backend.rms_norm(x, weight, float(eps))
-    return rms_norm_reference(x, weight, float(eps)) if out is NotImplemented else out
-
-
-def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
-    """:func:`rms_norm` written with arrayq's array ops: the contract's default."""
-    xw, dtype = _wide(x)
-    # sum / D is the mean (NumPy's mean is the same division, after more Python)
-    mean_sq = aq.divide(aq.sum(aq.multiply(xw, xw), axis=-1, keepdims=True), int(xw.shape[-1]))
-    out = aq.multiply(xw, aq.divide(1, aq.sqrt(aq.add(mean_sq, eps))))
-    if weight is not None:
-        out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
-    return _narrow(out, dtype)
-
-
-def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
-    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, in float32 or
-    wider, returned in x's dtype. ``weight`` and ``bias``: (D,) or None."""
-    xw, dtype = _wide(x)
-    centered = aq.subtract(xw, aq.mean(xw, axis=-1, keepdims=True))
-    var = aq.mean(aq.multiply(centered, centered), axis=-1, keepdims=True)
-    out = aq.multiply(centered, aq.divide(1, aq.sqrt(aq.add(var, eps))))
-    if weight is not None:
-        out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
-    if bias is not None:
-        out = aq.add(out, _narrow(bias, aq.dtype(out)))
-    return _narrow(out, dtype)
-
-
-def causal_mask(length: int, total: int) -> np.ndarray:
-    """Additive float32 mask (length, total) for ``length`` new queries at the end of a
-    sequence of ``total`` positions: 0 where query i may see key j (j <= total - length + i),
-    ``-inf`` elsewhere. A host (NumPy) array; it mixes with any backend's arrays."""
-    offset = total - length
-    allowed = np.arange(total)[None, :] <= (offset + np.arange(length))[:, None]
-    return np.where(allowed, np.float32(0), np.float32(-np.inf))
-
-
-def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: Any = None) -> Any:
-    """Multi-head attention ``softmax(q @ k.T * scale + mask) @ v`` with grouped query heads.
-
-    ``q``: (B, H, L, D); ``k``, ``v``: (B, Hkv, S, D) with H a multiple of Hkv: query head h
-    reads key/value head ``h // (H // Hkv)`` (the grouping of Llama/Qwen checkpoints).
-    ``mask``: None, ``"causal"`` (the last L of S positions, see :func:`causal_mask`), or
-    an additive array broadcasting to (B, H, L, S). Scores and softmax are in float32;
-    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes, an
-    unknown mask string, or a causal mask with more queries than keys.
-
-    The backend's ``scaled_dot_product_attention`` runs it (a backend may fuse it: the
-    NumPy backend's native kernels do for float32 decode); the reference is
-    :func:`attention_reference`."""
-    b, h, length, d = (int(n) for n in q.shape)
-    hkv, s = int(k.shape[1]), int(k.shape[2])
-    if hkv < 1 or h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
-        raise ValueError(f"attention shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if isinstance(mask, str) and mask != "causal":
-        raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
-    if isinstance(mask, str) and length > s:
-        raise ValueError(f"a causal mask needs at least as many keys ({s}) as queries ({length})")
-    backend, (q, k, v) = resolve(q, k, v)
-    out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
-    return attention_reference(q, k, v, float(scale), mask) if out is NotImplemented else out
-
-
-def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
-    """:func:`scaled_dot_product_attention` written with arrayq's array ops (arguments
-    checked there): the contract's default, which runs on every backend."""
-    b, h, length, d = (int(n) for n in q.shape)
-    hkv, s = int(k.shape[1]), int(k.shape[2])
-    rep = h // hkv
-    # (B, Hkv, rep*L, D): the rep query heads sharing a kv head become extra query rows
-    qg = aq.reshape(q, (b, hkv, rep * length, d))
-    scores = aq.multiply(_wide(aq.matmul(qg, aq.matrix_transpose(k)))[0], scale)
-    if isinstance(mask, str):
-        mask = _like(causal_mask(length, s), scores) if length > 1 else None
-    if mask is not None:
-        if any(int(n) != 1 for n in getattr(mask, "shape", ())[:-2]):  # batch or head axes: as (B, Hkv, rep, L, S),
-            # query head h being (kv head h // rep, h % rep); an (L, S) mask broadcasts as it is
-            mask = aq.reshape(aq.broadcast_to(mask, (b, h, length, s)), (b, hkv, rep, length, s))
-        scores = aq.reshape(aq.add(aq.reshape(scores, (b, hkv, rep, length, s)), mask), (b, hkv, rep * length, s))
-    probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
-    out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)
-    return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), aq.dtype(q))
-
-
-# ---------------------------------------------------------------------- layers
 
 
 @dataclasses.dataclass
@@ -366,63 +228,6 @@ def _rotate(x1: Any, x2: Any, cos: Any, sin: Any) -> list:
     return [aq.subtract(mul(x1, cos), mul(x2, sin)), aq.add(mul(x2, cos), mul(x1, sin))]
 
 
-def _writable(x: Any) -> bool:
-    """Whether ``x`` takes slice assignment (NumPy's and MLX's arrays do; immutable arrays,
-    such as JAX's, do not): tried on an empty slice."""
-    try:
-        x[..., 0:0, :] = x[..., 0:0, :]
-        return True
-    except (TypeError, ValueError, AttributeError, NotImplementedError, IndexError):
-        return False
-
-
-@dataclasses.dataclass
-class KVCache:
-    """Keys and values of the positions seen so far, (B, Hkv, S, D) each, or None before
-    the first call. :meth:`update_and_fetch` appends: into buffers that double when full
-    where the backend's arrays can be written in place (amortised cost: the new positions
-    only), by concatenation elsewhere (O(S) per step, for immutable arrays)."""
-
-    _keys: Any = None  # buffers (B, Hkv, capacity, D); the first `_length` positions are valid
-    _values: Any = None
-    _length: int = 0
-    _in_place: bool = False  # the buffers are arrayq's own and take slice assignment
-
-    @property
-    def offset(self) -> int:
-        """Number of positions cached."""
-        return self._length
-
-    @property
-    def keys(self) -> Any:
-        """The cached keys (B, Hkv, S, D), or None."""
-        return None if self._keys is None else self._keys[:, :, : self._length]
-
-    @property
-    def values(self) -> Any:
-        """The cached values (B, Hkv, S, D), or None."""
-        return None if self._values is None else self._values[:, :, : self._length]
-
-    def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
-        """Append ``keys``/``values`` (B, Hkv, L, D) and return all cached (B, Hkv, S+L, D)."""
-        length = int(keys.shape[2])
-        end = self._length + length
-        if self._keys is None:  # held as given (not ours to write into): the next append copies
-            self._keys, self._values = keys, values
-        elif self._in_place and end <= int(self._keys.shape[2]):
-            self._keys[:, :, self._length : end] = keys
-            self._values[:, :, self._length : end] = values
-        else:
-            self._keys = aq.concat([self.keys, keys], axis=2)
-            self._values = aq.concat([self.values, values], axis=2)
-            if _writable(self._keys):  # room for as many positions again, then in place
-                self._keys = aq.concat([self._keys, aq.zeros_like(self._keys)], axis=2)
-                self._values = aq.concat([self._values, aq.zeros_like(self._values)], axis=2)
-                self._in_place = True
-        self._length = end
-        return self.keys, self.values
-
-
 @dataclasses.dataclass
 class Attention:
     """Grouped-query self-attention with rotary positions, optional per-head q/k RMS norms
@@ -431,7 +236,9 @@ class Attention:
     ``q_proj``: hidden → n_heads*head_dim; ``k_proj``/``v_proj``: hidden → n_kv_heads*head_dim;
     ``o_proj``: n_heads*head_dim → hidden (each a Linear or QuantizedLinear). ``q_norm`` /
     ``k_norm``: RMSNorm over head_dim, applied per head before RoPE, or None. ``scale``
-    defaults to ``head_dim ** -0.5``."""
+    defaults to ``head_dim ** -0.5``. ``qkv_proj``: q, k and v in one layer (their rows
+    stacked, see :func:`fuse_linear`), which runs instead of the three when set (they are
+    then None: :meth:`fused`)."""
 
     q_proj: Any
     k_proj: Any
@@ -444,6 +251,13 @@ class Attention:
     q_norm: RMSNorm | None = None
     k_norm: RMSNorm | None = None
     scale: float | None = None
+    qkv_proj: Any = None
+
+    def fused(self) -> Attention:
+        """This layer with q/k/v_proj stacked into ``qkv_proj`` (one quantized matmul instead
+        of three), or itself where :func:`fuse_linear` cannot join them."""
+        qkv = None if self.qkv_proj is not None else fuse_linear(self.q_proj, self.k_proj, self.v_proj)
+        return self if qkv is None else dataclasses.replace(self, q_proj=None, k_proj=None, v_proj=None, qkv_proj=qkv)
 
     def __call__(
         self, x: Any, mask: Any = "causal", cache: KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
@@ -455,15 +269,20 @@ class Attention:
         b, length = int(x.shape[0]), int(x.shape[1])
         offset = cache.offset if cache is not None else 0
 
-        def heads(proj: Any, n: int, norm: RMSNorm | None) -> Any:
-            y = aq.reshape(proj(x), (b, length, n, self.head_dim))
+        def heads(y: Any, n: int, norm: RMSNorm | None) -> Any:
+            y = aq.reshape(y, (b, length, n, self.head_dim))
             if norm is not None:
                 y = norm(y)
             return aq.permute_dims(y, (0, 2, 1, 3))
 
-        q = self.rope(heads(self.q_proj, self.n_heads, self.q_norm), offset, rope_tables)
-        k = self.rope(heads(self.k_proj, self.n_kv_heads, self.k_norm), offset, rope_tables)
-        v = heads(self.v_proj, self.n_kv_heads, None)
+        if self.qkv_proj is not None:
+            qkv, nq, nk = self.qkv_proj(x), self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+            yq, yk, yv = qkv[..., :nq], qkv[..., nq : nq + nk], qkv[..., nq + nk :]
+        else:
+            yq, yk, yv = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = self.rope(heads(yq, self.n_heads, self.q_norm), offset, rope_tables)
+        k = self.rope(heads(yk, self.n_kv_heads, self.k_norm), offset, rope_tables)
+        v = heads(yv, self.n_kv_heads, None)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
@@ -475,14 +294,66 @@ class Attention:
 @dataclasses.dataclass
 class SwiGLU:
     """The gated MLP of Llama/Qwen: ``down_proj(silu(gate_proj(x)) * up_proj(x))``.
-    (..., hidden) → (..., hidden); each projection a Linear or QuantizedLinear."""
+    (..., hidden) → (..., hidden); each projection a Linear or QuantizedLinear.
+    ``gate_up_proj``: gate and up in one layer, which runs instead when set (they are then
+    None: :meth:`fused`)."""
 
     gate_proj: Any
     up_proj: Any
     down_proj: Any
+    gate_up_proj: Any = None
+
+    def fused(self) -> SwiGLU:
+        """This layer with gate/up_proj stacked into ``gate_up_proj``, or itself where
+        :func:`fuse_linear` cannot join them."""
+        gu = None if self.gate_up_proj is not None else fuse_linear(self.gate_proj, self.up_proj)
+        return self if gu is None else dataclasses.replace(self, gate_proj=None, up_proj=None, gate_up_proj=gu)
 
     def __call__(self, x: Any) -> Any:
-        return self.down_proj(aq.multiply(silu(self.gate_proj(x)), self.up_proj(x)))
+        if self.gate_up_proj is None:
+            return self.down_proj(aq.multiply(silu(self.gate_proj(x)), self.up_proj(x)))
+        gu = self.gate_up_proj(x)
+        n = int(gu.shape[-1]) // 2
+        return self.down_proj(aq.multiply(silu(gu[..., :n]), gu[..., n:]))
+
+
+def fuse_linear(*layers: Any) -> QuantizedLinear | None:
+    """One QuantizedLinear computing ``layers`` (QuantizedLinears of one input size and one
+    format) side by side: their packed words, scales, biases (and layer biases) stacked
+    along the output rows, so the output's last axis is theirs concatenated, each row
+    computed as before. None where they do not all share in_features, group size, bits,
+    mode, dtypes, backend and having a bias or not (dense layers are left as they are)."""
+    if not layers or not all(isinstance(layer, QuantizedLinear) for layer in layers):
+        return None
+    ws = [layer.weight for layer in layers]
+
+    def facts(w: QuantizedWeight) -> tuple:
+        arrays = (w.packed, w.scales, w.biases)
+        kinds = tuple(None if a is None else (aq.dtype(a), aq.backend_of(a), len(a.shape)) for a in arrays)
+        return (w.shape[-1], w.group_size, w.bits, w.mode, w.dtype, kinds, len(w.shape))
+
+    first = facts(ws[0])
+    if len(ws[0].shape) != 2 or any(facts(w) != first for w in ws[1:]):
+        return None
+    has_bias = [layer.bias is not None for layer in layers]
+    if any(has_bias) and not all(has_bias):
+        return None
+    if all(has_bias) and len({(aq.dtype(la.bias), aq.backend_of(la.bias)) for la in layers}) != 1:
+        return None
+
+    def cat(arrays: list[Any]) -> Any:
+        return None if arrays[0] is None else aq.concat(arrays, axis=0)
+
+    weight = QuantizedWeight(
+        cat([w.packed for w in ws]),
+        cat([w.scales for w in ws]),
+        cat([w.biases for w in ws]),
+        ws[0].group_size,
+        ws[0].bits,
+        ws[0].mode,
+        ws[0].dtype,
+    )
+    return QuantizedLinear(weight, cat([layer.bias for layer in layers]) if all(has_bias) else None)
 
 
 def _leaves(o: Any, out: list) -> list:
@@ -534,6 +405,7 @@ __all__ = [
     "SwiGLU",
     "attention_reference",
     "causal_mask",
+    "fuse_linear",
     "gelu",
     "layer_norm",
     "num_parameters",

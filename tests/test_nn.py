@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import arrayq as aq
-from arrayq import nn
+from arrayq import _kv_cache, nn
 
 # float32 computations against float64 references. Inputs have magnitude ~1 and the
 # reductions here have at most a few hundred terms, so float32 rounding (2**-24 ~ 6e-8
@@ -327,15 +327,18 @@ def test_layers_are_containers_that_move_between_backends():
     assert nn.num_parameters(qattn) == nn.num_parameters(attn) == 4 * 64 * 64 - 2 * 64 * 32 + 2 * 16
 
 
+@pytest.mark.parametrize("capacity", [0, 28, 12])
 @pytest.mark.parametrize("in_place", [True, False])
-def test_kv_cache_appends_equal_one_concatenation(backend, in_place, monkeypatch):
+def test_kv_cache_appends_equal_one_concatenation(backend, in_place, capacity, monkeypatch):
     """Prompt, then one position at a time past several doublings of the buffer; the
-    concatenation fallback (immutable arrays) gives the same."""
+    concatenation fallback (immutable arrays) gives the same; so does a buffer preallocated
+    for all positions (28, never reallocated) or for fewer (12, then doubled)."""
     if not in_place:
-        monkeypatch.setattr(nn, "_writable", lambda x: False)
+        monkeypatch.setattr(_kv_cache, "_writable", lambda x: False)
     r = np.random.default_rng(9)
     steps = [r.standard_normal((2, 3, n, 4)).astype(np.float32) for n in [5] + [1] * 20 + [3]]
-    cache = nn.KVCache()
+    cache = nn.KVCache(capacity=capacity)
+    buffers = set()
     given = [(_on(backend, step), _on(backend, -step)) for step in steps]
     for i, (k_in, v_in) in enumerate(given):
         k, v = cache.update_and_fetch(k_in, v_in)
@@ -343,6 +346,9 @@ def test_kv_cache_appends_equal_one_concatenation(backend, in_place, monkeypatch
         np.testing.assert_array_equal(aq.to_numpy(k), want)
         np.testing.assert_array_equal(aq.to_numpy(v), -want)
         assert cache.offset == want.shape[2] and tuple(cache.keys.shape) == want.shape
+        buffers.add(id(cache._keys))
     assert cache._in_place == in_place
+    if in_place and capacity == 28:  # preallocated: written in place from the first call on
+        assert len(buffers) == 1 and int(cache._keys.shape[2]) == 28
     for step, (k_in, _) in zip(steps, given):  # the caller's arrays are never written into
         np.testing.assert_array_equal(aq.to_numpy(k_in), step)

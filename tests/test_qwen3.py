@@ -84,8 +84,13 @@ def test_qwen3_0_6b_preset_shapes():
     assert 590e6 < c.num_parameters() < 600e6  # Qwen3-0.6B: 596M with the tied head
 
 
-def test_model_structure_and_memory_mapping(model):
+def test_model_structure_and_memory_mapping(tiny, model):
     assert isinstance(model.embed_tokens, nn.QuantizedEmbedding) and model.lm_head is None
+    # by default q/k/v and gate/up are fused, one quantized matmul each
+    fused_attn, fused_mlp = model.layers[0].self_attn, model.layers[0].mlp
+    assert fused_attn.q_proj is None and fused_attn.qkv_proj.weight.shape == (256 + 128 + 128, 128)
+    assert fused_mlp.gate_proj is None and fused_mlp.gate_up_proj.weight.shape == (2 * 384, 128)
+    model = models.load(tiny, fuse=False)
     attn = model.layers[0].self_attn
     assert isinstance(attn.q_proj, nn.QuantizedLinear) and attn.q_proj.weight.shape == (256, 128)
     assert (attn.n_heads, attn.n_kv_heads, attn.head_dim) == (4, 2, 64)
@@ -200,6 +205,24 @@ def test_kv_cache_decode_equals_full_recompute(tiny, backend):
     assert list(models.generate(m, PROMPT, 6, prefill_chunk=2)) == tokens == list(models.generate(m, PROMPT, 6))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "mlx"])
+def test_fused_projections_equal_the_unfused_model(tiny, backend):
+    """q/k/v and gate/up stacked into one quantized matmul each: the same logits (float32
+    rounding) at prefill and at each cached decode step, and the same weight bytes."""
+    if backend == "mlx" and not _has_mlx():
+        pytest.skip("mlx is not installed")
+    plain = models.load(tiny, backend=backend, fuse=False)
+    fused = plain.fused()
+    assert fused.layers[0].self_attn.qkv_proj is not None and fused.layers[0].mlp.gate_up_proj is not None
+    assert fused.weight_bytes() == plain.weight_bytes()
+    assert nn.num_parameters(fused) == nn.num_parameters(plain)
+    caches = plain.make_cache(), fused.make_cache(16)
+    ids = [np.array([PROMPT], np.int32)] + [np.array([[t]], np.int32) for t in (5, 77, 300)]
+    for step in ids:
+        want, got = (aq.to_numpy(m(aq.to_backend(step, backend), c)) for m, c in zip((plain, fused), caches))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_low_precision_activations(tiny, model, dtype):
     backend = "mlx" if _has_mlx() else "numpy"
@@ -238,6 +261,35 @@ def test_sample_filters():
             models.sample(logits, **bad)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "mlx"])
+def test_sampling_runs_on_the_backend(backend, monkeypatch, tmp_path):
+    """The token id comes back as a 0-d array of the logits' backend, the same draw as the
+    host float64 computation of the same rule (original vocabulary order without top-p),
+    and generate starts each next token with Backend.async_eval."""
+    if backend == "mlx" and not _has_mlx():
+        pytest.skip("mlx is not installed")
+    from arrayq.models.generate import sample_array
+
+    r = np.random.default_rng(4)
+    for trial in range(20):
+        logits = r.standard_normal(300) * 3
+        kw = {"temperature": 0.7, "top_k": (0, 5, 50)[trial % 3]}
+        token = sample_array(aq.to_backend(logits.astype(np.float32), backend), rng=np.random.default_rng(trial), **kw)
+        assert aq.backend_of(token).name == backend and tuple(token.shape) == ()
+        v = logits.astype(np.float32).astype(np.float64) / 0.7
+        if kw["top_k"]:
+            v = np.where(v >= np.sort(v)[-kw["top_k"]], v, -np.inf)
+        cdf = np.cumsum(np.exp(v - v.max()))
+        want = min(int(np.searchsorted(cdf, np.random.default_rng(trial).random() * cdf[-1], side="right")), 299)
+        assert int(aq.to_numpy(token)) == want
+    calls = []
+    b = aq.get_backend(backend)
+    real = type(b).async_eval
+    monkeypatch.setattr(type(b), "async_eval", lambda self, *xs: calls.append(len(xs)) or real(self, *xs))
+    m = models.load(models.make_checkpoint(tmp_path / "t", "tiny"), backend=backend)
+    assert len(list(models.generate(m, PROMPT, 5))) == 5 and len(calls) == 5
+
+
 def test_generate_stops_and_reports(model):
     tokens = list(models.generate(model, PROMPT, 10))
     stats = models.GenerationStats()
@@ -270,9 +322,14 @@ def test_checkpoint_variants(tmp_path, model):
     assert isinstance(dense.embed_tokens, nn.Embedding) and isinstance(dense.layers[0].mlp.up_proj, nn.Linear)
     assert np.isfinite(dense(np.array([PROMPT], np.int32))).all()
     # attention biases
-    biased = models.load(models.make_checkpoint(tmp_path / "bias", "tiny", attention_bias=True))
+    biased = models.load(models.make_checkpoint(tmp_path / "bias", "tiny", attention_bias=True), fuse=False)
     assert biased.layers[0].self_attn.k_proj.bias.shape == (128,) and biased.layers[0].self_attn.o_proj.bias is None
     assert np.isfinite(biased(np.array([PROMPT], np.int32))).all()
+    fused_biased = biased.fused()
+    assert fused_biased.layers[0].self_attn.qkv_proj.bias.shape == (256 + 2 * 128,)
+    np.testing.assert_allclose(
+        fused_biased(np.array([PROMPT], np.int32)), biased(np.array([PROMPT], np.int32)), rtol=1e-5, atol=1e-5
+    )
     with pytest.raises(ValueError, match="affine"):
         models.make_checkpoint(tmp_path / "mx", "tiny", quantization={"group_size": 32, "bits": 4, "mode": "mxfp4"})
     # per-layer overrides: 8-bit down_proj in layer 0, an unquantized v_proj in layer 1
@@ -287,6 +344,9 @@ def test_checkpoint_variants(tmp_path, model):
     assert (down.bits, down.group_size, down.shape) == (8, 32, (128, 384))
     assert isinstance(mixed.layers[1].self_attn.v_proj, nn.Linear)
     assert mixed.layers[1].self_attn.q_proj.weight.bits == 4
+    # fused where the formats match: layer 1's attention (a dense v_proj) stays as it was
+    assert mixed.layers[0].self_attn.qkv_proj is not None and mixed.layers[1].self_attn.qkv_proj is None
+    assert mixed.layers[1].mlp.gate_up_proj is not None
 
 
 def test_cli_generate(tiny, model, capsys):

@@ -84,21 +84,21 @@ MUTATIONS = (
     # norms: inputs and tolerances a misplaced eps or a swapped weight/bias cannot hide in
     Mutation(
         "nn.LayerNorm: eps outside the square root",
-        "arrayq/nn.py",
+        "arrayq/_functional.py",
         "aq.sqrt(aq.add(var, eps))",
         "aq.add(aq.sqrt(var), eps)",
         ("tests/test_nn.py::test_norms",),
     ),
     Mutation(
         "nn.LayerNorm: the weight added instead of the bias",
-        "arrayq/nn.py",
+        "arrayq/_functional.py",
         "out = aq.add(out, _narrow(bias, aq.dtype(out)))",
         "out = aq.add(out, _narrow(weight, aq.dtype(out)))",
         ("tests/test_nn.py::test_norms",),
     ),
     Mutation(
         "rms_norm reference: mean over D - 1",
-        "arrayq/nn.py",
+        "arrayq/_functional.py",
         "keepdims=True), int(xw.shape[-1]))",
         "keepdims=True), int(xw.shape[-1]) - 1)",
         ("tests/test_nn.py::test_norms",),

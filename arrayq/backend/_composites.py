@@ -44,6 +44,12 @@ class Backend(Contract):
     def eval(self, *xs: Array) -> None:
         """Force lazy arrays to be computed. Eager backends do nothing."""
 
+    def async_eval(self, *xs: Array) -> None:
+        """Start computing lazy arrays and return at once (MLX: ``mx.async_eval``), so the
+        host can build the next step meanwhile; reading them later waits for the result.
+        Eager backends, and lazy ones without the facility, do nothing (reading them
+        computes them then)."""
+
     def notes(self) -> list[str]:
         """Lines about how this backend runs on this machine (which kernels, why not
         others), for ``arrayq info``. None by default."""

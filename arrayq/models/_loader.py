@@ -18,7 +18,8 @@ file and the tensor.
 * ``gguf_names``: a :class:`~._sources.GGUFNames` table, GGUF tensor names → checkpoint names;
 * ``build(builder, config)``: the model, its modules made with :class:`WeightBuilder`
   (``linear`` for every matrix, quantized or not as the checkpoint says; ``dense`` for
-  vectors such as norm weights; ``tick`` after each module);
+  vectors such as norm weights; ``tick`` after each module; where ``builder.fuse`` is set,
+  matrices that run side by side, such as q/k/v, stacked into one, layer by layer);
 * ``count_modules(config)``: how many ``tick`` calls ``build`` makes (the progress total);
 * ``why_unexpected(name, config)``: for a tensor ``build`` did not use, why it does not
   belong (the error message), or None to accept it unused.
@@ -196,8 +197,10 @@ class WeightBuilder:
         dtype: str,
         progress: Progress | None,
         total: int,
+        fuse: bool = False,
     ):
-        self.src, self.quant = src, quant
+        self.src, self.quant, self.fuse = src, quant, fuse
+        self._held: list[str] | None = None  # names kept on the host (see hold_on_host)
         self.backend, self.device, self.dtype = backend, device, dtype
         self.progress = progress
         self.used: set[str] = set()
@@ -217,12 +220,38 @@ class WeightBuilder:
         after which the source drops the file's pages from memory."""
         dtype = aq.as_dtype(self.dtype).dtype
         if self.backend == "numpy":
+            if self._held is not None:  # to_model drops the pages stacked copies were read from
+                self._held.append(name)
             return a.astype(dtype) if convert and a.dtype != dtype else a
         out = self.src.native(name, self.backend)
+        if out is None and self._held is not None:  # to_model moves it, after stacking
+            self._held.append(name)
+            return a.astype(dtype) if convert and a.dtype != dtype else a
         if out is None:
             out = aq.to_backend(np.ascontiguousarray(a), self.backend, self.device)
             self.src.release(name)
         return aq.astype(out, self.dtype) if convert and a.dtype != dtype else out
+
+    def hold_on_host(self) -> None:
+        """Until :meth:`to_model`, tensors that would be copied to the backend stay NumPy
+        arrays (memory maps), so that stacking them (``fuse``) costs one copy to the
+        backend, not a second one there."""
+        self._held = []
+
+    def to_model(self, module: Any) -> Any:
+        """``module`` (built since :meth:`hold_on_host`) on the model's backend and device,
+        evaluated; the held tensors' file pages are dropped (on NumPy, where the model keeps
+        memory maps, the pages its stacked copies were read from; the rest are read back as
+        used)."""
+        held, self._held = self._held or [], None
+        for name in held:  # the stacked copies no longer need the pages (the rest reads them back)
+            self.src.release(name)
+        if self.backend != "numpy":
+            module = aq.to_backend(module, self.backend, self.device)
+        aq.eval(nn.parameters(module))
+        for name in held:
+            self.src.release(name)
+        return module
 
     def error(self, name: str, message: str) -> CheckpointError:
         """A CheckpointError about tensor ``name``, naming its file."""
@@ -334,14 +363,16 @@ def load(
     device: Any = None,
     dtype: Any = "float32",
     progress: Progress | None = None,
+    fuse: bool = False,
 ) -> M:
     """Load an ``architecture`` model from a checkpoint directory or a ``.gguf`` file onto
     ``backend`` (a name or Backend; default: the current default backend) and ``device``.
 
     ``dtype``: the activations' dtype (float32 default; dense weights and norms are
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
-    is called after each module is built. Raises CheckpointError for anything wrong with
-    the checkpoint, BackendUnavailableError for a missing backend."""
+    is called after each module is built. ``fuse``: handed to ``build`` as ``builder.fuse``.
+    Raises CheckpointError for anything wrong with the checkpoint, BackendUnavailableError
+    for a missing backend."""
     path = Path(path)
     backend_obj = aq.get_backend(backend) if backend is not None else aq.current_backend()
     if device is not None:
@@ -363,7 +394,7 @@ def load(
         src = SafetensorsSource(path)
         quant = Quantization(config.quantization, str(path / "config.json"))
     total = architecture.count_modules(config)
-    builder = WeightBuilder(src, quant, backend_obj.name, device, dtype_name, progress, total)
+    builder = WeightBuilder(src, quant, backend_obj.name, device, dtype_name, progress, total, fuse)
     model = architecture.build(builder, config)
     builder.check_leftovers(lambda name: architecture.why_unexpected(name, config))
     return model

@@ -219,7 +219,8 @@ class SafetensorsSource(Source):
             loaded = mx.load(path)
             assert isinstance(loaded, dict)  # a .safetensors file loads as name -> array
             self._native[path] = loaded
-        return self._native[path][name]
+        # handed over: the model holds the only reference (a layer stacked at load frees its parts)
+        return self._native[path].pop(name)
 
     def release(self, name: str) -> None:
         self.where[name].release(name)

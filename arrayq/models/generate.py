@@ -1,14 +1,17 @@
 """Token generation: prefill with a KV cache, then one token at a time, greedy or sampled.
 
-Sampling runs on the host in float64 with NumPy's seeded generator, so a given seed gives
-the same tokens on every backend whenever the backends' logits agree. (arrayq's frontend
-has no random numbers, and the vocabulary-sized work per token is small next to the
-model.)
+Sampling runs on the logits' backend with arrayq's ops (in float32, float64 for float64
+logits); only the token id crosses to the host. The one random number a sampled token
+needs is drawn on the host from NumPy's seeded generator (arrayq's frontend has no random
+numbers), so a given seed gives the same tokens on every backend whenever the backends'
+logits agree. The decode loop asks the backend to start computing token n+1
+(``Backend.async_eval``: ``mx.async_eval`` on MLX) before it reads token n, as mlx-lm does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -68,30 +71,46 @@ def sample(
     """One token id from ``logits`` (vocab,) of any backend.
 
     ``temperature`` 0 is greedy (the first maximum). Otherwise the logits are divided by
-    ``temperature``; ``top_k`` > 0 keeps the k largest; ``top_p`` < 1 keeps the smallest
-    set of most likely tokens whose probabilities sum to at least ``top_p`` (always at
-    least one); a token is then drawn with ``rng`` (a fresh unseeded generator if None).
+    ``temperature``; ``top_k`` > 0 keeps the k largest (and any equal to the k-th);
+    ``top_p`` < 1 keeps the smallest set of most likely tokens whose probabilities sum to at
+    least ``top_p`` (always at least one); a token is then drawn with ``rng`` (a fresh
+    unseeded generator if None). The work runs on the logits' backend (:func:`sample_array`).
     Raises ValueError for a negative temperature or top_k, or top_p outside (0, 1]."""
     check_sampling(temperature, top_k, top_p)
-    values = np.asarray(aq.to_numpy(logits), dtype=np.float64).reshape(-1)
+    return int(aq.to_numpy(_sample(logits, temperature, top_k, top_p, rng)))
+
+
+def sample_array(
+    logits: Any, *, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, rng: np.random.Generator | None = None
+) -> Any:
+    """:func:`sample`, returning the token id as a 0-d integer array on the logits' backend
+    (not read back to the host: a lazy backend has not computed it yet)."""
+    check_sampling(temperature, top_k, top_p)
+    return _sample(logits, temperature, top_k, top_p, rng)
+
+
+def _sample(logits: Any, temperature: float, top_k: int, top_p: float, rng: np.random.Generator | None) -> Any:
+    x = aq.reshape(logits, (-1,))
+    if aq.dtype(x).name not in ("float32", "float64"):
+        x = aq.astype(x, aq.float32)
     if temperature == 0:
-        return int(np.argmax(values))
-    values = values / temperature
-    if 0 < top_k < values.size:
-        kth = np.partition(values, values.size - top_k)[values.size - top_k]
-        values = np.where(values >= kth, values, -np.inf)
-    probs = np.exp(values - values.max())
-    probs /= probs.sum()
-    if top_p < 1:
-        order = np.argsort(-probs, kind="stable")
-        before = np.cumsum(probs[order]) - probs[order]  # mass of the more likely tokens
-        keep = order[before < top_p]
-        mask = np.zeros_like(probs, dtype=bool)
-        mask[keep] = True
-        probs = np.where(mask, probs, 0.0)
-        probs /= probs.sum()
-    rng = rng if rng is not None else np.random.default_rng()
-    return int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), probs.size - 1))
+        return aq.argmax(x)
+    u = (rng if rng is not None else np.random.default_rng()).random()
+    size = int(x.shape[0])
+    x = x * (1.0 / temperature)
+    if 0 < top_k < size:
+        kth = aq.sort(x, descending=True)[top_k - 1]
+        x = aq.where(x >= kth, x, -math.inf)
+    probs = aq.exp(x - aq.max(x))
+    order = None
+    if top_p < 1:  # the most likely first; keep those whose more likely predecessors hold < top_p
+        order = aq.argsort(probs, descending=True, stable=True)
+        probs = aq.take(probs, order)
+        before = aq.cumulative_sum(probs) - probs
+        probs = aq.where(before < top_p * aq.sum(probs), probs, 0.0)
+    cdf = aq.cumulative_sum(probs)
+    index = aq.minimum(aq.sum(aq.astype(cdf <= cdf[-1] * u, aq.int32)), size - 1)
+    return index if order is None else aq.take(order, index)
 
 
 def generate(
@@ -111,9 +130,12 @@ def generate(
     known.
 
     ``model``: a language model with ``make_cache()``, ``hidden(ids, cache)`` and
-    ``logits(h)`` (such as :class:`arrayq.models.Qwen3`). The prompt runs in chunks of
+    ``logits(h)`` (such as :class:`arrayq.models.Qwen3`); ``make_cache(capacity)`` gets
+    the total length, for a KV cache allocated once. The prompt runs in chunks of
     ``prefill_chunk`` tokens, and only its last position goes through the output head.
-    Sampling as :func:`sample`, with ``np.random.default_rng(seed)``. Generation stops
+    Sampling as :func:`sample`, on the model's backend, with ``np.random.default_rng(seed)``;
+    the next token's computation is started (``Backend.async_eval``) before the current
+    one is read, so one token past a stop token is computed and dropped. Generation stops
     early at a token in ``stop_ids`` (which is not yielded). ``stats``, if given, is filled
     in as tokens come. Raises ValueError for an empty prompt, ids outside the vocabulary,
     or bad sampling parameters."""
@@ -133,25 +155,38 @@ def generate(
     if max_tokens == 0:
         return
     start = time.perf_counter()
-    cache = model.make_cache()
+    takes_capacity = bool(inspect.signature(model.make_cache).parameters)
+    cache = model.make_cache(len(prompt) + max_tokens) if takes_capacity else model.make_cache()
     chunks = [prompt[i : i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
     for chunk in chunks[:-1]:
         model.hidden(np.asarray([chunk], np.int32), cache)
         aq.eval(cache)  # lazy backends: compute this chunk now, keeping graphs small
     h = model.hidden(np.asarray([chunks[-1]], np.int32), cache)
-    token = sample(model.logits(h[:, -1:])[0, -1], temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
+    backend = aq.backend_of(h)
+    assert backend is not None  # h is an array
+
+    def step(ids: Any) -> Any:
+        h = model.hidden(ids, cache)
+        token = _sample(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, rng)
+        backend.async_eval(token)
+        return token
+
+    pending = _sample(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, rng)
+    backend.async_eval(pending)
+    token = int(aq.to_numpy(pending))
     stats.prefill_seconds = time.perf_counter() - start
     for n in range(max_tokens):
+        t0 = time.perf_counter()  # decode time counts the model only, not the caller's time between tokens
+        # token n+1 is built (and started) before token n goes to the caller
+        following = step(aq.astype(aq.reshape(pending, (1, 1)), aq.int32)) if n + 1 < max_tokens else None
+        if n:
+            token = int(aq.to_numpy(pending))
+        stats.decode_seconds += time.perf_counter() - t0
         if token in stop:
             return
         stats.generated_tokens = n + 1
         yield token
-        if n + 1 == max_tokens:
-            return
-        t0 = time.perf_counter()  # decode time counts the model only, not the caller's time between tokens
-        h = model.hidden(np.asarray([[token]], np.int32), cache)
-        token = sample(model.logits(h)[0, -1], temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
-        stats.decode_seconds += time.perf_counter() - t0
+        pending = following
 
 
-__all__ = ["GenerationStats", "generate", "sample"]
+__all__ = ["GenerationStats", "generate", "sample", "sample_array"]

@@ -182,9 +182,20 @@ class Qwen3:
     lm_head: Any = None
     dtype: str = "float32"
 
-    def make_cache(self) -> list[nn.KVCache]:
-        """An empty KV cache, one per layer."""
-        return [nn.KVCache() for _ in self.layers]
+    def make_cache(self, capacity: int = 0) -> list[nn.KVCache]:
+        """An empty KV cache, one per layer; ``capacity``: the positions to allocate at the
+        first call (written in place up to there, then doubled; see :class:`~arrayq.nn.KVCache`)."""
+        return [nn.KVCache(capacity=capacity) for _ in self.layers]
+
+    def fused(self) -> Qwen3:
+        """This model with each layer's q/k/v projections, and its gate/up projections, each
+        stacked into one quantized matmul where their formats match (the same logits,
+        fewer calls; :func:`arrayq.nn.fuse_linear`). The other layers are shared."""
+        layers = [
+            dataclasses.replace(layer, self_attn=layer.self_attn.fused(), mlp=layer.mlp.fused())
+            for layer in self.layers
+        ]
+        return dataclasses.replace(self, layers=layers)
 
     def hidden(self, ids: Any, cache: list[nn.KVCache] | None = None) -> Any:
         """Final-layer hidden states (before the last norm) for token ``ids`` (B, L), an
@@ -308,6 +319,8 @@ def _build(b: WeightBuilder, c: Qwen3Config) -> Qwen3:
     for i in range(c.num_hidden_layers):
         p = f"model.layers.{i}"
         ab = c.attention_bias
+        if b.fuse:  # stacked on the host where the weights would be copied anyway: one copy
+            b.hold_on_host()
         attn = nn.Attention(
             q_proj=b.linear(f"{p}.self_attn.q_proj", h * hd, hidden, "num_attention_heads*head_dim x hidden_size", ab),
             k_proj=b.linear(f"{p}.self_attn.k_proj", kv * hd, hidden, "num_key_value_heads*head_dim x hidden_size", ab),
@@ -325,14 +338,15 @@ def _build(b: WeightBuilder, c: Qwen3Config) -> Qwen3:
             up_proj=b.linear(f"{p}.mlp.up_proj", inter, hidden, "intermediate_size x hidden_size"),
             down_proj=b.linear(f"{p}.mlp.down_proj", hidden, inter, "hidden_size x intermediate_size"),
         )
-        layers.append(
-            Qwen3Layer(
-                _norm(b, f"{p}.input_layernorm", hidden, "hidden_size", eps),
-                attn,
-                _norm(b, f"{p}.post_attention_layernorm", hidden, "hidden_size", eps),
-                mlp,
-            )
+        layer = Qwen3Layer(
+            _norm(b, f"{p}.input_layernorm", hidden, "hidden_size", eps),
+            attn,
+            _norm(b, f"{p}.post_attention_layernorm", hidden, "hidden_size", eps),
+            mlp,
         )
+        if b.fuse:  # stacked now, and evaluated: a layer's separate parts are freed before the next is read
+            layer = b.to_model(dataclasses.replace(layer, self_attn=attn.fused(), mlp=mlp.fused()))
+        layers.append(layer)
     norm = _norm(b, "model.norm", hidden, "hidden_size", eps)
     lm_head = None
     if not c.tie_word_embeddings:
@@ -405,15 +419,19 @@ def load(
     device: Any = None,
     dtype: Any = "float32",
     progress: Progress | None = None,
+    fuse: bool = True,
 ) -> Qwen3:
     """Load a Qwen3 model from a checkpoint directory or a ``.gguf`` file onto ``backend``
     (a name or Backend; default: the current default backend) and ``device``.
 
     ``dtype``: the activations' dtype (float32 default; dense weights and norms are
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
-    is called after each layer is built. Raises CheckpointError for anything wrong with the
-    checkpoint (see the module docstring), BackendUnavailableError for a missing backend."""
-    return _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress)
+    is called after each layer is built. ``fuse``: stack each layer's q/k/v and gate/up
+    quantized weights into one matmul each (:meth:`Qwen3.fused`; on NumPy the stacked
+    weights are copied into memory instead of staying memory-mapped). Raises CheckpointError
+    for anything wrong with the checkpoint (see the module docstring),
+    BackendUnavailableError for a missing backend."""
+    return _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress, fuse=fuse)
 
 
 __all__ = [

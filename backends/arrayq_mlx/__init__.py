@@ -216,6 +216,10 @@ class MLXBackend(Backend):
         if xs:
             self.mx.eval(*xs)
 
+    def async_eval(self, *xs: Array) -> None:
+        if xs:
+            self.mx.async_eval(*xs)
+
     # ------------------------------------------------------------------ creation
     def _dtype_or(self, dtype: dt.DType | None, fallback: dt.DType, device: Any) -> Any:
         return self._native_for(dtype or fallback, device)

@@ -1,0 +1,169 @@
+"""The functional half of :mod:`arrayq.nn`: activations, norms and attention, with the
+references the contract's optional native ops fall back to (``rms_norm_reference``,
+``attention_reference``). Statistics are computed in float32 (float64 stays float64) and
+returned in the input's dtype; arithmetic on arrays is written as calls (``aq.add``), each
+the backend's primitive. ``arrayq.nn`` re-exports everything here."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import arrayq as aq
+
+from ._dispatch import resolve
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _like(a: np.ndarray, x: Any) -> Any:
+    """The host (NumPy) array ``a`` on ``x``'s backend."""
+    backend = aq.backend_of(x)
+    return a if backend is None else aq.to_backend(a, backend)
+
+
+def _wide(x: Any) -> tuple[Any, Any]:
+    """``x`` in float32 when it is float16/bfloat16, and the dtype to return results in."""
+    dtype = aq.dtype(x)
+    return (aq.astype(x, aq.float32), dtype) if dtype.name in _LOW_PRECISION else (x, dtype)
+
+
+def _narrow(x: Any, dtype: Any) -> Any:
+    # (the dtype check first: astype(copy=False) would return x too, after a dispatch)
+    return x if aq.dtype(x) == dtype else aq.astype(x, dtype)
+
+
+# ---------------------------------------------------------------------- functions
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably (the maximum is subtracted
+    first) in float32 or wider; same shape and dtype as ``x`` (floating). Entries equal to
+    ``-inf`` get probability 0; a slice that is all ``-inf`` gives NaN."""
+    xw, dtype = _wide(x)
+    e = aq.exp(aq.subtract(xw, aq.max(xw, axis=axis, keepdims=True)))
+    return _narrow(aq.divide(e, aq.sum(e, axis=axis, keepdims=True)), dtype)
+
+
+def sigmoid(x: Any) -> Any:
+    """``1 / (1 + exp(-x))`` elementwise, without overflow for large ``|x|``."""
+    z = aq.exp(aq.negative(aq.abs(x)))
+    d = aq.add(z, 1)
+    return aq.where(aq.greater_equal(x, 0), aq.divide(1, d), aq.divide(z, d))
+
+
+def silu(x: Any) -> Any:
+    """SiLU (swish), ``x * sigmoid(x)``, elementwise; same shape and dtype as ``x``."""
+    return aq.multiply(x, sigmoid(x))
+
+
+def gelu(x: Any, approximate: str = "none") -> Any:
+    """GELU elementwise: ``x * Phi(x)`` with the exact normal CDF (``approximate="none"``)
+    or the tanh approximation (``"tanh"``). Raises ValueError for another ``approximate``."""
+    mul = aq.multiply
+    if approximate == "none":
+        return mul(mul(x, 0.5), aq.add(aq.erf(mul(x, 1 / math.sqrt(2))), 1))
+    if approximate == "tanh":
+        inner = aq.add(x, mul(mul(mul(x, 0.044715), x), x))
+        return mul(mul(x, 0.5), aq.add(aq.tanh(mul(inner, math.sqrt(2 / math.pi))), 1))
+    raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def rms_norm(x: Any, weight: Any, eps: float = 1e-6) -> Any:
+    """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in float32 or wider, returned in x's
+    dtype. ``x``: (..., D) floating; ``weight``: (D,) or None.
+
+    The backend's ``rms_norm`` runs it (the NumPy backend's is a few direct NumPy calls);
+    the reference is :func:`rms_norm_reference`."""
+    backend, (x, weight) = resolve(x, weight)
+    out = backend.rms_norm(x, weight, float(eps))
+    return rms_norm_reference(x, weight, float(eps)) if out is NotImplemented else out
+
+
+def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
+    """:func:`rms_norm` written with arrayq's array ops: the contract's default."""
+    xw, dtype = _wide(x)
+    # sum / D is the mean (NumPy's mean is the same division, after more Python)
+    mean_sq = aq.divide(aq.sum(aq.multiply(xw, xw), axis=-1, keepdims=True), int(xw.shape[-1]))
+    out = aq.multiply(xw, aq.divide(1, aq.sqrt(aq.add(mean_sq, eps))))
+    if weight is not None:
+        out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
+    return _narrow(out, dtype)
+
+
+def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, in float32 or
+    wider, returned in x's dtype. ``weight`` and ``bias``: (D,) or None."""
+    xw, dtype = _wide(x)
+    centered = aq.subtract(xw, aq.mean(xw, axis=-1, keepdims=True))
+    var = aq.mean(aq.multiply(centered, centered), axis=-1, keepdims=True)
+    out = aq.multiply(centered, aq.divide(1, aq.sqrt(aq.add(var, eps))))
+    if weight is not None:
+        out = aq.multiply(out, _narrow(weight, aq.dtype(out)))
+    if bias is not None:
+        out = aq.add(out, _narrow(bias, aq.dtype(out)))
+    return _narrow(out, dtype)
+
+
+def causal_mask(length: int, total: int) -> np.ndarray:
+    """Additive float32 mask (length, total) for ``length`` new queries at the end of a
+    sequence of ``total`` positions: 0 where query i may see key j (j <= total - length + i),
+    ``-inf`` elsewhere. A host (NumPy) array; it mixes with any backend's arrays."""
+    offset = total - length
+    allowed = np.arange(total)[None, :] <= (offset + np.arange(length))[:, None]
+    return np.where(allowed, np.float32(0), np.float32(-np.inf))
+
+
+def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: Any = None) -> Any:
+    """Multi-head attention ``softmax(q @ k.T * scale + mask) @ v`` with grouped query heads.
+
+    ``q``: (B, H, L, D); ``k``, ``v``: (B, Hkv, S, D) with H a multiple of Hkv: query head h
+    reads key/value head ``h // (H // Hkv)`` (the grouping of Llama/Qwen checkpoints).
+    ``mask``: None, ``"causal"`` (the last L of S positions, see :func:`causal_mask`), or
+    an additive array broadcasting to (B, H, L, S). Scores and softmax are in float32;
+    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes, an
+    unknown mask string, or a causal mask with more queries than keys.
+
+    The backend's ``scaled_dot_product_attention`` runs it (a backend may fuse it: the
+    NumPy backend's native kernels do for float32 decode); the reference is
+    :func:`attention_reference`."""
+    b, h, length, d = (int(n) for n in q.shape)
+    hkv, s = int(k.shape[1]), int(k.shape[2])
+    if hkv < 1 or h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
+        raise ValueError(f"attention shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if isinstance(mask, str) and mask != "causal":
+        raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
+    if isinstance(mask, str) and length > s:
+        raise ValueError(f"a causal mask needs at least as many keys ({s}) as queries ({length})")
+    backend, (q, k, v) = resolve(q, k, v)
+    out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
+    return attention_reference(q, k, v, float(scale), mask) if out is NotImplemented else out
+
+
+def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:
+    """:func:`scaled_dot_product_attention` written with arrayq's array ops (arguments
+    checked there): the contract's default, which runs on every backend."""
+    b, h, length, d = (int(n) for n in q.shape)
+    hkv, s = int(k.shape[1]), int(k.shape[2])
+    rep = h // hkv
+    # (B, Hkv, rep*L, D): the rep query heads sharing a kv head become extra query rows
+    qg = aq.reshape(q, (b, hkv, rep * length, d))
+    scores = aq.multiply(_wide(aq.matmul(qg, aq.matrix_transpose(k)))[0], scale)
+    if isinstance(mask, str):
+        mask = _like(causal_mask(length, s), scores) if length > 1 else None
+    if mask is not None:
+        if any(int(n) != 1 for n in getattr(mask, "shape", ())[:-2]):  # batch or head axes: as (B, Hkv, rep, L, S),
+            # query head h being (kv head h // rep, h % rep); an (L, S) mask broadcasts as it is
+            mask = aq.reshape(aq.broadcast_to(mask, (b, h, length, s)), (b, hkv, rep, length, s))
+        scores = aq.reshape(aq.add(aq.reshape(scores, (b, hkv, rep, length, s)), mask), (b, hkv, rep * length, s))
+    probs = _narrow(softmax(scores, axis=-1), aq.dtype(v))
+    out = aq.matmul(probs, v)  # (B, Hkv, rep*L, Dv)
+    return _narrow(aq.reshape(out, (b, h, length, int(v.shape[-1]))), aq.dtype(q))
+
+
+# ---------------------------------------------------------------------- layers

@@ -1,0 +1,149 @@
+"""Where a decoded token's time goes on the NumPy backend: inside the quantized matmuls or
+outside them (the framework: attention, norms, RoPE, KV cache, sampling, dispatch, Python).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_decode.py \\
+        [--model DIR] [--prompt-tokens 32] [--tokens 32] [--repeat 3] [--cprofile 15]
+
+The qwen3-0.6b preset checkpoint (4-bit, written to the cache first when missing, as
+``arrayq bench`` does) is loaded on the NumPy backend; after a warm-up, ``--repeat`` greedy
+generations of ``--tokens`` tokens each run with the NumPy backend's ``quantized_matmul``
+wrapped by a timer. Two boundaries are reported: the backend's kernel call (everything
+arrayq does before it, validation and dispatch, counts as outside) and the frontend's
+``arrayq.linalg.quantized_matmul`` (validation counts as inside). Decode time is
+:class:`~arrayq.models.GenerationStats`' ``decode_seconds`` (the model and sampling, per
+token after the first). Medians over the repeats. ``--cprofile N`` adds the N functions
+with the most own time outside the kernels (one extra generation, its decode profiled;
+cProfile's own cost inflates it).
+
+To compare two versions side by side, run the script from each tree alternately
+(``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="checkpoint directory (default: the qwen3-0.6b preset in the cache)")
+    p.add_argument("--prompt-tokens", type=int, default=32)
+    p.add_argument("--tokens", type=int, default=32, help="tokens generated per run")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--cprofile", type=int, default=0, metavar="N", help="show the N top functions by own time")
+    p.add_argument("--label", default="", help="a name for this tree in the output")
+    p.add_argument("--json", action="store_true", help="also print one line of JSON")
+    args = p.parse_args(argv)
+
+    import arrayq as aq
+    import arrayq.linalg
+    from arrayq import models, nn
+
+    if args.model is None:
+        from arrayq.models._host import cache_dir
+
+        args.model = cache_dir() / "qwen3-0.6b"
+        if not (Path(args.model) / "config.json").exists():
+            models.make_checkpoint(args.model, preset="qwen3-0.6b")
+    model = models.load(args.model, backend="numpy")
+    aq.eval(nn.parameters(model))
+    backend = aq.get_backend("numpy")
+    vocab = model.config.vocab_size
+    prompt = [(i * 7919) % vocab for i in range(1, args.prompt_tokens + 1)]
+
+    kernel_real = type(backend).quantized_matmul
+    front_real = arrayq.linalg.quantized_matmul
+    acc: dict[str, Any] = {"kernel": 0.0, "front": 0.0, "calls": 0, "stats": None, "prof": None}
+
+    def decoding() -> bool:
+        # counted from the end of prefill on (its stats are set before the first decode
+        # step starts: a pipelined loop computes token 1 before it yields token 0)
+        stats = acc["stats"]
+        if stats is None or not stats.prefill_seconds:
+            return False
+        if acc["prof"] is not None and not acc["prof_on"]:
+            acc["prof"].enable()
+            acc["prof_on"] = True
+        return True
+
+    def kernel_timed(self: Any, *a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        y = kernel_real(self, *a, **kw)
+        if decoding():
+            acc["kernel"] += time.perf_counter() - t
+            acc["calls"] += 1
+        return y
+
+    def front_timed(*a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        y = front_real(*a, **kw)
+        if decoding():
+            acc["front"] += time.perf_counter() - t
+        return y
+
+    def run(prof: cProfile.Profile | None = None) -> models.GenerationStats:
+        stats = models.GenerationStats()
+        acc.update(kernel=0.0, front=0.0, calls=0, stats=stats, prof=prof, prof_on=False)
+        for _ in models.generate(model, prompt, args.tokens, stats=stats):
+            pass
+        if prof is not None:
+            prof.disable()
+        acc.update(stats=None, prof=None)
+        return stats
+
+    list(models.generate(model, prompt[:4], 3))  # warm-up
+    rows = []
+    type(backend).quantized_matmul = kernel_timed
+    arrayq.linalg.quantized_matmul = front_timed
+    try:
+        for _ in range(args.repeat):
+            s = run()
+            n = s.decode_tokens
+            rows.append(
+                {
+                    "token_ms": 1e3 * s.decode_seconds / n,
+                    "kernel_ms": 1e3 * acc["kernel"] / n,
+                    "front_ms": 1e3 * acc["front"] / n,
+                    "calls": acc["calls"] / n,
+                }
+            )
+        profile_text = ""
+        if args.cprofile:
+            prof = cProfile.Profile()
+            run(prof)
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.cprofile)
+            profile_text = out.getvalue()
+    finally:
+        type(backend).quantized_matmul = kernel_real
+        arrayq.linalg.quantized_matmul = front_real
+
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    tok = med["token_ms"]
+    label = f" ({args.label})" if args.label else ""
+    print(f"decode on numpy{label}: {args.prompt_tokens}-token prompt, {args.tokens} tokens, medians of {args.repeat}")
+    print(f"{'':34}{'ms/token':>10}{'share':>8}")
+    print(f"{'decoded token':34}{tok:10.2f}{1:8.1%}")
+    print(f"{'  inside backend quantized_matmul':34}{med['kernel_ms']:10.2f}{med['kernel_ms'] / tok:8.1%}")
+    print(f"{'  outside it':34}{tok - med['kernel_ms']:10.2f}{1 - med['kernel_ms'] / tok:8.1%}")
+    print(f"{'  inside linalg.quantized_matmul':34}{med['front_ms']:10.2f}{med['front_ms'] / tok:8.1%}")
+    print(f"{'  outside it':34}{tok - med['front_ms']:10.2f}{1 - med['front_ms'] / tok:8.1%}")
+    print(f"tokens/s {1e3 / tok:.1f}; quantized_matmul calls per token {med['calls']:.0f}")
+    if profile_text:
+        print(profile_text)
+    if args.json:
+        print(json.dumps({"label": args.label, **med, "tok_s": 1e3 / tok}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import _api, linalg
 from ._api import *  # noqa: F403
+from ._compile import compile
 from ._dispatch import current_backend, default_backend, set_default_backend, to_backend
 from ._ops import COMPOSITES, NATIVE_OPS, PRIMITIVES
 from ._registry import BackendInfo, get_backend, list_backends, register_backend, unregister_backend
@@ -21,6 +22,7 @@ from .errors import (
     ArrayqError,
     BackendMismatchError,
     BackendUnavailableError,
+    CompileError,
     QuantizationError,
     UnknownBackendError,
     UnsupportedDTypeError,
@@ -36,6 +38,7 @@ __all__ += [
     "Backend",
     "BackendInfo",
     "capabilities",
+    "compile",
     "current_backend",
     "default_backend",
     "get_backend",
@@ -50,6 +53,7 @@ __all__ += [
     "ArrayqError",
     "BackendMismatchError",
     "BackendUnavailableError",
+    "CompileError",
     "QuantizationError",
     "UnknownBackendError",
     "UnsupportedDTypeError",

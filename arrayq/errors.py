@@ -33,6 +33,11 @@ class QuantizationError(ArrayqError, ValueError):
     """Bad input to a quantization op: group size, bits, mode, shapes or dtypes."""
 
 
+class CompileError(ArrayqError, RuntimeError):
+    """:func:`arrayq.compile` could not trace the function: it read an array's value on the
+    host (``to_numpy``, ``float(x)``, ``.item()``, Python control flow on a value) while traced."""
+
+
 def unsupported(backend: object, op: str) -> UnsupportedOperationError:
     """The error a backend's missing primitive raises (the contract's declaration)."""
     name, cls = getattr(backend, "name", "?"), type(backend).__name__

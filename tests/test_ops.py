@@ -62,6 +62,8 @@ NOT_OPS = {
     "to_backend",
     "to_numpy",
     "unregister_backend",
+    # compilation: tests/test_compile.py
+    "compile",
     # quantization: tests/test_quant*.py
     "QuantizedWeight",
     "quantize",
@@ -70,6 +72,7 @@ NOT_OPS = {
     "ArrayqError",
     "BackendMismatchError",
     "BackendUnavailableError",
+    "CompileError",
     "QuantizationError",
     "UnknownBackendError",
     "UnsupportedDTypeError",

@@ -50,6 +50,15 @@ class Backend(Contract):
         Eager backends, and lazy ones without the facility, do nothing (reading them
         computes them then)."""
 
+    def compile(self, fn: Any) -> Any:
+        """A compiled version of ``fn`` for :func:`arrayq.compile`, or NotImplemented (the
+        default: the frontend then runs ``fn`` eagerly). ``fn`` takes this backend's arrays
+        positionally (the call's arrays, flattened; shapes and dtypes fixed for this version)
+        and returns a list of arrays; the result is called with arrays of the same shapes and
+        dtypes. MLX: ``mx.compile(fn)``. A host sync inside the trace should raise an error
+        the frontend turns into :class:`arrayq.errors.CompileError`."""
+        return NotImplemented
+
     def notes(self) -> list[str]:
         """Lines about how this backend runs on this machine (which kernels, why not
         others), for ``arrayq info``. None by default."""

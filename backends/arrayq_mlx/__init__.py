@@ -139,8 +139,7 @@ class MLXBackend(Backend):
         return native
 
     def native_dtype(self, dtype: dt.DType) -> Any:
-        """The ``mlx.core`` dtype; UnsupportedDTypeError for complex128, and for float64 while
-        MLX's default device is the GPU."""
+        """The ``mlx.core`` dtype; UnsupportedDTypeError for complex128, and for float64 on the GPU."""
         return self._native_for(dt.as_dtype(dtype))
 
     def dtype_of(self, x: Array) -> dt.DType:
@@ -199,8 +198,7 @@ class MLXBackend(Backend):
         return self._devices.listed()
 
     def device_of(self, x: Array) -> Any:
-        """MLX arrays carry no device; ops on ``x`` run on MLX's default device, which this
-        names."""
+        """MLX arrays carry no device; ops on ``x`` run on MLX's default device, which this names."""
         return "gpu" if self._devices.targets_gpu() else "cpu"
 
     def gaps(self, device: Any = None) -> dict[str, str]:
@@ -219,6 +217,9 @@ class MLXBackend(Backend):
     def async_eval(self, *xs: Array) -> None:
         if xs:
             self.mx.async_eval(*xs)
+
+    def compile(self, fn: Any) -> Any:  # mx.compile: the graph traced once, fused where MLX can
+        return self.mx.compile(fn)
 
     # ------------------------------------------------------------------ creation
     def _dtype_or(self, dtype: dt.DType | None, fallback: dt.DType, device: Any) -> Any:
@@ -535,9 +536,8 @@ class MLXBackend(Backend):
         )
 
     def quantized_matmul(self, x: Array, qw: QuantizedWeight, transpose: bool) -> Array:
-        """MLX's fused ``mx.quantized_matmul`` (on the GPU, arrayq's own CUDA kernels where they
-        apply); on the CPU in float32, or dequantize-then-matmul for many rows. See
-        :mod:`arrayq_mlx._quantized`."""
+        """MLX's fused ``mx.quantized_matmul`` (on the GPU, arrayq's own CUDA kernels where they apply); on the
+        CPU in float32, or dequantize-then-matmul for many rows. See :mod:`arrayq_mlx._quantized`."""
         return _quantized.quantized_matmul(self, x, qw, transpose)
 
     def gather_qmm(

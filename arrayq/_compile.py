@@ -1,0 +1,231 @@
+"""``arrayq.compile``: trace a backend-agnostic function once per signature and replay it.
+
+A call's *signature* is its backend, device, each array input's shape and dtype, and the
+values of everything else (static arguments: they must be hashable). The first call with a
+signature hands the function, taking its arrays flattened, to the backend's hook
+:meth:`arrayq.backend.Backend.compile` (MLX: ``mx.compile``); a backend that returns
+``NotImplemented`` (NumPy, the strict example) runs the function eagerly, which is correct
+everywhere. Arrays inside tuples, lists, dicts and dataclasses (a ``QuantizedWeight``, an
+``nn`` layer, a model) are inputs too: :func:`flatten` finds them. See docs/compile.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ._dispatch import _context_device, resolve
+from ._registry import backend_of
+from .errors import CompileError
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+
+
+# ---- a small pytree: containers of arrays -> (arrays, a hashable structure) -----------
+
+
+class _Leaf:
+    """The place of an array in a structure (one shared instance)."""
+
+    def __repr__(self) -> str:
+        return "<array>"
+
+
+_LEAF = _Leaf()
+
+
+def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) -> tuple[list[Any], Any]:
+    """The arrays in ``obj`` (depth first) and a structure that :func:`unflatten` rebuilds
+    ``obj`` from. The structure is hashable, with every non-array value in it; with
+    ``static_must_hash``, a value that is not hashable raises TypeError naming ``where``."""
+    leaves: list[Any] = []
+
+    def walk(o: Any, path: str) -> Any:
+        if isinstance(o, _SCALARS):
+            return ("s", type(o), o)  # the type too: 1, 1.0 and True hash alike
+        if isinstance(o, tuple) and hasattr(o, "_fields"):
+            return ("n", type(o), tuple(walk(v, f"{path}.{f}") for f, v in zip(o._fields, o)))
+        if isinstance(o, (tuple, list)):
+            return ("t", type(o), tuple(walk(v, f"{path}[{i}]") for i, v in enumerate(o)))
+        if isinstance(o, dict):
+            return ("d", type(o), tuple(o), tuple(walk(v, f"{path}[{k!r}]") for k, v in o.items()))
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            names = tuple(f.name for f in dataclasses.fields(o) if f.init)
+            return ("c", type(o), names, tuple(walk(getattr(o, n), f"{path}.{n}") for n in names))
+        if _is_array(o):
+            leaves.append(o)
+            return _LEAF
+        if static_must_hash:
+            try:
+                hash(o)
+            except TypeError:
+                raise TypeError(
+                    f"arrayq.compile: {path} is a {type(o).__name__}, which is not hashable; a non-array "
+                    "argument is static (its value selects the compiled version), so it must be hashable: "
+                    "pass a tuple, a frozen dataclass or an array instead"
+                ) from None
+        return ("o", o)
+
+    return leaves, walk(obj, where)
+
+
+def unflatten(structure: Any, leaves: list[Any]) -> Any:
+    """The object :func:`flatten` took apart, with ``leaves`` for its arrays."""
+    it = iter(leaves)
+
+    def build(s: Any) -> Any:
+        if s is _LEAF:
+            return next(it)
+        tag = s[0]
+        if tag == "s":
+            return s[2]
+        if tag == "o":
+            return s[1]
+        if tag == "n":
+            return s[1](*map(build, s[2]))
+        if tag == "t":
+            return s[1](map(build, s[2]))
+        if tag == "d":
+            return s[1](zip(s[2], map(build, s[3])))
+        return s[1](**dict(zip(s[2], map(build, s[3]))))  # a dataclass, rebuilt (and re-validated)
+
+    return build(structure)
+
+
+def _is_array(o: Any) -> bool:
+    try:
+        return backend_of(o) is not None
+    except TypeError:  # no loaded backend's array: a static value
+        return False
+
+
+# ---- the compiled function ---------------------------------------------------------------
+
+
+class CacheInfo(NamedTuple):
+    """What :meth:`Compiled.cache_info` reports: ``hits`` and ``misses`` (calls that found,
+    or had to make, a compiled version), ``signatures`` (versions made so far: one per
+    signature; a number that keeps growing means retracing) and ``native`` (how many of those the
+    backend compiled; the rest run eagerly)."""
+
+    hits: int
+    misses: int
+    signatures: int
+    native: int
+
+
+class _Entry:
+    __slots__ = ("run", "native", "out_structure")
+
+    def __init__(self) -> None:
+        self.run: Callable[..., Any] = lambda *a: None
+        self.native = False
+        self.out_structure: Any = None
+
+
+class Compiled:
+    """A function wrapped by :func:`compile`. Call it like the function."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        self._cache: dict[Any, _Entry] = {}
+        self._hits = self._misses = 0
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._names = [p.name for p in params if p.kind in positional]
+
+    def _arg_name(self, i: int) -> str:
+        return f"argument {self._names[i]!r}" if i < len(self._names) else f"positional argument {i}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves: list[Any] = []
+        parts = []
+        for i, a in enumerate(args):
+            ls, s = flatten(a, self._arg_name(i))
+            leaves += ls
+            parts.append(s)
+        kw_parts = []
+        for k, v in kwargs.items():
+            ls, s = flatten(v, f"argument {k!r}")
+            leaves += ls
+            kw_parts.append(s)
+        structure = ("t", tuple, (*parts, ("d", dict, tuple(kwargs), tuple(kw_parts))))
+        backend, leaves = resolve(*leaves)
+        device = backend.device_of(leaves[0]) if leaves else _context_device(backend)
+        key = (
+            id(backend),
+            device,
+            structure,
+            tuple((tuple(x.shape), backend.dtype_of(x)) for x in leaves),
+        )
+        entry = self._cache.get(key)
+        if entry is None:
+            self._misses += 1
+            entry = self._cache[key] = self._make(backend, structure)
+        else:
+            self._hits += 1
+        try:
+            flat_out = entry.run(*leaves)
+        except CompileError:
+            raise
+        except Exception as e:
+            if entry.native and _is_trace_error(e):
+                del self._cache[key]
+                raise CompileError(
+                    f"arrayq.compile({getattr(self.fn, '__qualname__', self.fn)!r}) on backend {backend.name!r}: "
+                    "the function reads an array's value on the host while it is being traced (to_numpy, "
+                    "float(x), int(x), bool(x), .item(), `if x > 0:` or arrayq.eval); a traced function sees "
+                    "no values. Keep value-dependent Python logic outside the compiled function, or use "
+                    f"arrayq.where for the branch. ({type(e).__name__}: {e})"
+                ) from e
+            raise
+        return unflatten(entry.out_structure, list(flat_out))
+
+    def _make(self, backend: Any, structure: Any) -> _Entry:
+        entry = _Entry()
+        fn = self.fn
+
+        def flat_fn(*flat: Any) -> list[Any]:
+            *args, kwargs = unflatten(structure, list(flat))
+            out = fn(*args, **kwargs)
+            out_leaves, entry.out_structure = flatten(out, "the result", static_must_hash=False)
+            return out_leaves
+
+        compiled = backend.compile(flat_fn)
+        if compiled is NotImplemented:
+            entry.run = flat_fn
+        else:
+            entry.run, entry.native = compiled, True
+        return entry
+
+    def cache_info(self) -> CacheInfo:
+        """Calls and compiled versions so far (see :class:`CacheInfo`)."""
+        native = sum(e.native for e in self._cache.values())
+        return CacheInfo(self._hits, self._misses, len(self._cache), native)
+
+    def cache_clear(self) -> None:
+        """Forget every compiled version (the next call of each signature compiles anew)."""
+        self._cache.clear()
+        self._hits = self._misses = 0
+
+
+def _is_trace_error(e: Exception) -> bool:
+    text = str(e).lower()
+    return isinstance(e, (RuntimeError, ValueError)) and (
+        "compile" in text or "transformation" in text or "tracer" in text
+    )
+
+
+def compile(fn: Callable[..., Any]) -> Compiled:  # noqa: A001 (arrayq.compile, like mx.compile)
+    """``fn`` compiled once per signature (backend, device, array shapes and dtypes, static
+    argument values) by the backend's :meth:`~arrayq.backend.Backend.compile` hook, and run
+    eagerly where the backend has none. Use as a decorator. See docs/compile.md for what may
+    be traced and when a call compiles anew; ``.cache_info()`` counts the versions made."""
+    return Compiled(fn)

@@ -99,7 +99,7 @@ def as_dtype(dtype: object) -> DType:
     if isinstance(dtype, DType):
         return dtype
     try:  # native dtypes seen before (looking up a NumPy dtype's name costs microseconds)
-        return _BY_NATIVE[dtype]
+        return _BY_NATIVE[type(dtype), dtype]
     except (KeyError, TypeError):  # TypeError: an unhashable object
         pass
     if dtype is bool:
@@ -110,12 +110,13 @@ def as_dtype(dtype: object) -> DType:
         known = ", ".join(d.name for d in ALL_DTYPES)
         raise TypeError(f"{dtype!r} is not a dtype arrayq knows; use one of: {known}")
     if len(_BY_NATIVE) < 256:  # bounded: dtypes are few, but hashable look-alikes could be many
-        _BY_NATIVE[dtype] = found
+        _BY_NATIVE[type(dtype), dtype] = found
     return found
 
 
-#: native dtype object -> DType, filled by as_dtype (same answer every time: a cache)
-_BY_NATIVE: dict[object, DType] = {}
+#: (type, native dtype) -> DType, filled by as_dtype (a cache); the type first, so that one library's dtype is never
+#: compared with another's (array_api_strict warns on such comparisons)
+_BY_NATIVE: dict[tuple[type, object], DType] = {}
 
 
 # ---- array API "data type functions" -------------------------------------------------

@@ -360,7 +360,7 @@ def _float_dtype(dtype: Any, what: str) -> dt.DType:
 
 #: x's native dtypes that passed :func:`_check_x` (float, native byte order): a call whose x
 #: has one of these, an array type a backend claimed and the right K skips the full check
-_X_DTYPES: dict[Any, bool] = {}
+_X_DTYPES: dict[tuple[type, Any], bool] = {}  # keyed by type first, as _dtypes._BY_NATIVE
 
 
 def _checked_x(x: Any, k: int, what: str) -> tuple[int, ...]:
@@ -368,7 +368,7 @@ def _checked_x(x: Any, k: int, what: str) -> tuple[int, ...]:
     ones seen before (an array of a loaded backend, a native float dtype seen before, at least
     one axis, last axis K); any other x takes the full check and its messages."""
     try:
-        seen = type(x) in _type_cache and x.dtype in _X_DTYPES
+        seen = type(x) in _type_cache and (type(x.dtype), x.dtype) in _X_DTYPES
     except TypeError:  # an unhashable dtype
         seen = False
     if seen:
@@ -377,7 +377,7 @@ def _checked_x(x: Any, k: int, what: str) -> tuple[int, ...]:
             return xs
     _check_x(x, k, what)
     if len(_X_DTYPES) < 64:  # bounded: dtypes are few
-        _X_DTYPES[x.dtype] = True
+        _X_DTYPES[type(x.dtype), x.dtype] = True
     return _shape(x)
 
 

@@ -8,13 +8,15 @@ and the reason for each value are in :mod:`._common` (``TOLERANCE``).
 One module per family: :mod:`.elementwise`, :mod:`.structural` (reductions, manipulation,
 searching, linear algebra, creation), :mod:`.quantized` (formats, matmul, gather, empty x,
 seeded random cases), :mod:`.errors` (bad input, with the exception type and message each
-must raise) and :mod:`.nn` (attention, rms_norm). :func:`all_cases` lists them in that
+must raise), :mod:`.nn` (attention, rms_norm) and :mod:`.compiled` (``arrayq.compile``
+against eager). :func:`all_cases` lists them in that
 order (errors before the empty-x and random quantized cases, as the suite always has).
 """
 
 from __future__ import annotations
 
 from ._common import FLOATS, INTS, TOLERANCE, Case
+from .compiled import compile_cases
 from .elementwise import BINARY, BINARY_SHAPES, SHAPES, UNARY, elementwise_cases
 from .errors import ERROR_MESSAGES, QUANTIZED_OPS, error_cases
 from .nn import ATTENTION_SHAPES, nn_cases
@@ -34,6 +36,7 @@ __all__ = [
     "UNARY",
     "Case",
     "all_cases",
+    "compile_cases",
     "elementwise_cases",
     "empty_x_cases",
     "error_cases",
@@ -53,4 +56,5 @@ def all_cases() -> list[Case]:
         + empty_x_cases()
         + random_cases()
         + nn_cases()
+        + compile_cases()
     )

@@ -69,6 +69,21 @@ def test_tiny_checkpoint_on_disk(tiny):
     assert (again / "model.safetensors").read_bytes() == (tiny / "model.safetensors").read_bytes()
 
 
+def test_qwen3_8b_preset_shapes():
+    c = models.preset_config("qwen3-8b")
+    assert (
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.head_dim,
+        c.intermediate_size,
+        c.vocab_size,
+        c.tie_word_embeddings,
+    ) == (4096, 36, 32, 8, 128, 12288, 151936, False)
+    assert 8.1e9 < c.num_parameters() < 8.3e9  # Qwen3-8B: 8.19B with its own head
+
+
 def test_qwen3_0_6b_preset_shapes():
     c = models.preset_config("qwen3-0.6b")
     assert (
@@ -379,6 +394,20 @@ def test_cli_generate(tiny, model, capsys):
     )
     sampled = [int(t) for t in capsys.readouterr()[0].split()]
     assert sampled == list(models.generate(model, [1, 2, 3], 5, temperature=0.7, top_p=0.9, top_k=50, seed=4))
+
+
+def test_cli_generate_dtype(tiny, capsys):
+    """--dtype sets the activations' dtype; on a CPU device the default is float32 (on a GPU,
+    bfloat16: the dtype arrayq's CUDA kernels take)."""
+    args = ["generate", "--model", str(tiny), "--prompt-ids", "1,2,3", "--max-tokens", "3"]
+    assert cli.main(args) == 0
+    assert "float32 activations" in capsys.readouterr().err
+    assert cli.main([*args, "--dtype", "bfloat16"]) == 0
+    out, err = capsys.readouterr()
+    bf16 = models.load(tiny, dtype="bfloat16")
+    assert "bfloat16 activations" in err and [int(t) for t in out.split()] == list(models.generate(bf16, [1, 2, 3], 3))
+    assert cli.main([*args, "--dtype", "int8"]) == 2
+    assert "invalid choice: 'int8'" in capsys.readouterr().err
 
 
 def test_cli_generate_without_model_makes_the_tiny_checkpoint(tmp_path, monkeypatch, capsys):

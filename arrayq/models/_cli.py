@@ -163,7 +163,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         prompt = tokenizer.encode(args.prompt).ids
     else:
         prompt = _parse_ids(args.prompt_ids)
-    model = load(path, backend=backend, device=args.device, progress=progress_bar(f"loading {path.name}", err))
+    device = args.device or backend.devices()[0]
+    dtype = args.dtype or ("float32" if str(device) == "cpu" else "bfloat16")
+    model = load(
+        path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}", err)
+    )
     stop = () if args.ignore_eos else model.config.eos_token_id
     stats = GenerationStats()
     text = _TextStream(tokenizer) if tokenizer is not None else None
@@ -182,7 +186,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         out.flush()
     out.write("\n")
     out.flush()
-    device = args.device or backend.devices()[0]
     print(f"backend {backend.name} ({device}), {model.dtype} activations", file=err)
     print(f"prefill: {stats.prompt_tokens} tokens, {stats.prefill_tps:.2f} tok/s", file=err)
     print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
@@ -209,6 +212,11 @@ def add_parsers(sub: Any) -> None:
     )
     gen.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
     gen.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
+    gen.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        help="activations' dtype (default: float32 on a CPU, bfloat16 on a GPU, where arrayq's CUDA kernels take it)",
+    )
     prompt = gen.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="prompt text (needs tokenizer.json in the model directory)")
     prompt.add_argument("--prompt-ids", help="prompt token ids, comma-separated, e.g. 1,2,3")

@@ -65,6 +65,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         eos_token_id=(151645,),
         quantization={"group_size": 64, "bits": 4},
     ),
+    # the shapes of Qwen/Qwen3-8B (mlx-community/Qwen3-8B-4bit): for benchmarks on large devices
+    "qwen3-8b": dict(
+        vocab_size=151936,
+        hidden_size=4096,
+        num_hidden_layers=36,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        intermediate_size=12288,
+        tie_word_embeddings=False,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=40960,
+        bos_token_id=151643,
+        eos_token_id=(151645,),
+        quantization={"group_size": 64, "bits": 4},
+    ),
 }
 
 

@@ -20,13 +20,11 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._registry import backend_of, get_backend
+from ._registry import _SCALARS, backend_of, get_backend
 from .errors import BackendMismatchError
 
 if TYPE_CHECKING:
     from .backend import Backend
-
-_SCALARS = (bool, int, float, complex)
 
 
 def resolve(*xs: Any) -> tuple[Backend, list[Any]]:

@@ -10,10 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ._dispatch import resolve
-from ._registry import _type_cache
-
-#: Python scalars an array of any backend takes as the other operand as it is
-_PLAIN_SCALARS = frozenset({bool, int, float, complex})
+from ._registry import _SCALARS, _type_cache
 
 _UNARY_DOC = {
     "abs": "absolute value",
@@ -134,8 +131,8 @@ def _binary(name: str) -> BinaryOp:
         # an array of a backend seen before with one of the same type or a Python scalar: that
         # backend's op, directly (what resolve would choose, with nothing to move or convert)
         t1, t2 = type(x1), type(x2)
-        backend = _type_cache.get(t1) if t2 is t1 or t2 in _PLAIN_SCALARS else None
-        if backend is None and t1 in _PLAIN_SCALARS:
+        backend = _type_cache.get(t1) if t2 is t1 or t2 in _SCALARS else None
+        if backend is None and t1 in _SCALARS:
             backend = _type_cache.get(t2)
         if backend is not None:
             return getattr(backend, name)(x1, x2) if composite else backend.binary(name, x1, x2)

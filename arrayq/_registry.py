@@ -31,6 +31,7 @@ class _Entry:
     hint: str | None = None
 
 
+#: Python scalars: they belong to no backend and mix with any backend's arrays
 _SCALARS = (bool, int, float, complex)
 #: type(x) -> the backend whose array it is; cleared whenever the set of backends changes
 _type_cache: dict[type, Backend] = {}

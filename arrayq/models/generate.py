@@ -11,7 +11,6 @@ logits agree. The decode loop asks the backend to start computing token n+1
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -129,9 +128,9 @@ def generate(
     """Yield up to ``max_tokens`` new token ids after ``prompt_ids``, one as soon as it is
     known.
 
-    ``model``: a language model with ``make_cache()``, ``hidden(ids, cache)`` and
-    ``logits(h)`` (such as :class:`arrayq.models.Qwen3`); ``make_cache(capacity)`` gets
-    the total length, for a KV cache allocated once. The prompt runs in chunks of
+    ``model``: a language model with ``make_cache(capacity)``, ``hidden(ids, cache)`` and
+    ``logits(h)`` (such as :class:`arrayq.models.Qwen3`); ``make_cache`` gets the total
+    length, for a KV cache allocated once. The prompt runs in chunks of
     ``prefill_chunk`` tokens, and only its last position goes through the output head.
     Sampling as :func:`sample`, on the model's backend, with ``np.random.default_rng(seed)``;
     the next token's computation is started (``Backend.async_eval``) before the current
@@ -155,8 +154,7 @@ def generate(
     if max_tokens == 0:
         return
     start = time.perf_counter()
-    takes_capacity = bool(inspect.signature(model.make_cache).parameters)
-    cache = model.make_cache(len(prompt) + max_tokens) if takes_capacity else model.make_cache()
+    cache = model.make_cache(len(prompt) + max_tokens)
     chunks = [prompt[i : i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
     for chunk in chunks[:-1]:
         model.hidden(np.asarray([chunk], np.int32), cache)

@@ -225,9 +225,24 @@ MUTATIONS = (
 
 
 def _copy_checkout(dest: pathlib.Path) -> None:
-    """The source tree (and the built native kernels) without git's or the caches' files."""
-    ignore = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".hypothesis", "site", "build", "dist")
-    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+    """The source tree: the files git tracks or would track (so nothing it ignores, such as
+    caches, virtual environments or build output, is copied once per mutation), plus the
+    native kernels built in place. Outside a git checkout, everything but the caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, capture_output=True, check=True,
+        ).stdout.decode().split("\0")  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        ignore = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".hypothesis", "site", "build", "dist")
+        shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+        return
+    built = [str(p.relative_to(ROOT)) for p in (ROOT / "backends").rglob("*.so")]
+    for name in [n for n in listed if n] + built:
+        source, target = ROOT / name, dest / name
+        if source.is_file():  # (a file git lists may be deleted in the working tree)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _run_tests(tree: pathlib.Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:

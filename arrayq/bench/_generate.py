@@ -50,27 +50,33 @@ def prompt_ids(n: int, vocab: int) -> list[int]:
 # ---------------------------------------------------------------------- workers (one process each)
 
 
-def run_arrayq(engine: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict[str, Any]:
+def run_arrayq(
+    engine: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int, dtype: str | None = None
+) -> dict[str, Any]:
     """``engine``: a backend name, or ``numpy-int8`` (the NumPy backend with its native
-    decode kernel on 8-bit activations)."""
+    decode kernel on 8-bit activations). ``dtype``: the activations' dtype (None: what
+    ``arrayq generate`` takes on the backend's default device)."""
     backend, _, variant = engine.partition("-")
     if variant == "int8":
         import arrayq_numpy
 
         with arrayq_numpy.activations("int8"):
-            row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat)
+            row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype)
         return {**row, "engine": f"arrayq {backend} int8"}
-    return _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat)
+    return _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype)
 
 
-def _run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dict[str, Any]:
+def _run_arrayq(
+    backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int, dtype: str | None
+) -> dict[str, Any]:
     import arrayq as aq
     import arrayq.linalg
     from arrayq import models, nn
     from arrayq.models._host import peak_memory_bytes
 
+    dtype = dtype or models.default_dtype(aq.get_backend(backend).devices()[0])
     t0 = time.perf_counter()
-    model = models.load(model_dir, backend=backend)
+    model = models.load(model_dir, backend=backend, dtype=dtype)
     aq.eval(nn.parameters(model))
     load_s = time.perf_counter() - t0
     vocab = model.config.vocab_size
@@ -107,6 +113,7 @@ def _run_arrayq(backend: str, model_dir: str, n_prompt: int, n_decode: int, repe
     overhead = 1 - inside[0] / probe.decode_seconds if probe.decode_seconds else float("nan")
     return {
         "engine": f"arrayq {backend}",
+        "dtype": dtype,
         "prompt_tokens": stats.prompt_tokens,
         "prefill_tps": max(r.prefill_tps for r in runs),
         "decode_tokens": stats.decode_tokens,
@@ -183,6 +190,7 @@ def _worker(args: argparse.Namespace, engine: str, n_prompt: int) -> dict[str, A
         str(args.decode_tokens),
         "--repeat",
         str(args.repeat),
+        *(["--dtype", args.dtype] if args.dtype else []),
     ]
     print(f"running {engine} ...", file=sys.stderr, flush=True)
     # (the parent stays small: a child's maxrss starts from its parent's at exec)
@@ -201,11 +209,13 @@ def run_engines(
     decode_tokens: int = 16,
     repeat: int = 2,
     mlx_lm_prompt_tokens: int = 16,
+    dtype: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-lm"), each measured in its own process;
-    an engine whose library is missing is skipped with a note on stderr.
+    an engine whose library is missing is skipped with a note on stderr. ``dtype``: arrayq's
+    activations (None: float32 on a CPU, bfloat16 on a GPU; mlx-lm computes in the checkpoint's).
     (``arrayq bench --only generate`` calls this.)"""
-    args = argparse.Namespace(model=model, decode_tokens=decode_tokens, repeat=repeat)
+    args = argparse.Namespace(model=model, decode_tokens=decode_tokens, repeat=repeat, dtype=dtype)
     rows: list[dict[str, Any]] = []
     for engine in engines:
         if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
@@ -273,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--engines", default="numpy,numpy-int8,mlx,mlx-lm")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine; the best is kept (default 2)")
+    parser.add_argument("--dtype", help="arrayq's activations (default: float32 on a CPU, bfloat16 on a GPU)")
     args = parser.parse_args(argv)
 
     from arrayq import models
@@ -292,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows = run_engines(
-        args.model, engines, args.prompt_tokens, args.decode_tokens, args.repeat, args.mlx_lm_prompt_tokens
+        args.model, engines, args.prompt_tokens, args.decode_tokens, args.repeat, args.mlx_lm_prompt_tokens, args.dtype
     )
     if not rows:
         return 1

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--decode-tokens", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--dtype")
     args = parser.parse_args(argv)
 
     result: dict
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from ._generate import run_arrayq
 
-        result = run_arrayq(args.what, args.model, args.prompt_tokens, args.decode_tokens, args.repeat)
+        result = run_arrayq(args.what, args.model, args.prompt_tokens, args.decode_tokens, args.repeat, args.dtype)
     print(json.dumps(result))
     return 0
 

@@ -8,12 +8,15 @@ generation.
   seed), with :class:`GenerationStats` timings.
 * :func:`make_checkpoint` — write a checkpoint of deterministic random weights in the
   same on-disk format (presets in :data:`PRESETS`).
+* :func:`default_dtype` — the activations' dtype a device gets by default (float32 on a
+  CPU, bfloat16 on a GPU).
 * :class:`CheckpointError` — what a bad checkpoint raises, naming the file and tensor.
 
 Importing this package imports no backend library.
 """
 
 from ._errors import CheckpointError
+from ._loader import default_dtype
 from .checkpoint import PRESETS, make_checkpoint, preset_config
 from .generate import GenerationStats, generate, sample
 from .qwen3 import Qwen3, Qwen3Config, Qwen3Layer, load, read_config
@@ -25,6 +28,7 @@ __all__ = [
     "Qwen3",
     "Qwen3Config",
     "Qwen3Layer",
+    "default_dtype",
     "generate",
     "load",
     "make_checkpoint",

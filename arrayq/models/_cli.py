@@ -131,7 +131,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     generated tokens to stdout, then print prefill/decode speed and peak memory to stderr."""
     import arrayq as aq
 
-    from . import CheckpointError, GenerationStats, generate, load, make_checkpoint
+    from . import CheckpointError, GenerationStats, default_dtype, generate, load, make_checkpoint
     from .generate import check_sampling
 
     out, err = sys.stdout, sys.stderr
@@ -164,7 +164,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         prompt = _parse_ids(args.prompt_ids)
     device = args.device or backend.devices()[0]
-    dtype = args.dtype or ("float32" if str(device) == "cpu" else "bfloat16")
+    dtype = args.dtype or default_dtype(device)
     model = load(
         path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}", err)
     )

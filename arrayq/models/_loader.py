@@ -355,6 +355,13 @@ def read_config(path: str | os.PathLike, architecture: Architecture[C, M]) -> C:
     return config
 
 
+def default_dtype(device: Any) -> str:
+    """The activations' dtype ``arrayq generate`` and the benchmarks load a model in on
+    ``device`` (a Device or its name): "float32" on a CPU (exact, and what the CPU kernels
+    take), "bfloat16" on a GPU (half the activation traffic; what arrayq's CUDA kernels take)."""
+    return "float32" if str(device) == "cpu" else "bfloat16"
+
+
 def load(
     path: str | os.PathLike,
     architecture: Architecture[C, M],

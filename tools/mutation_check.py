@@ -221,6 +221,21 @@ MUTATIONS = (
         "    if False:\n",
         (CONFORMANCE_NUMPY,),
     ),
+    # erf: the contract's formula and the NumPy backend's blocks, against math.erf
+    Mutation(
+        "erf: float16/bfloat16 computed in their own dtype",
+        "arrayq/backend/_erf.py",
+        "    narrow = dtype in (dt.float16, dt.bfloat16)\n",
+        "    narrow = False\n",
+        ("tests/test_ops_erf.py",),
+    ),
+    Mutation(
+        "erf: a NumPy block one element short",
+        "backends/arrayq_numpy/__init__.py",
+        "out[start : start + ERF_BLOCK] = super().erf(flat[start : start + ERF_BLOCK])",
+        "out[start : start + ERF_BLOCK - 1] = super().erf(flat[start : start + ERF_BLOCK - 1])",
+        ("tests/test_ops_erf.py",),
+    ),
 )
 
 

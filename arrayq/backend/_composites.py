@@ -11,6 +11,7 @@ from typing import Any
 from .. import _dtypes as dt
 from .._dtypes import DType
 from ..errors import UnsupportedDTypeError
+from . import _erf
 from ._contract import Array, Contract
 
 
@@ -187,40 +188,7 @@ class Backend(Contract):
         return x
 
     def erf(self, x: Array) -> Array:
-        if self.dtype_of(x) == dt.float64:
-            return self._erf_float64(x)
-        # Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, below float32's rounding.
-        b = self.binary
-        t = b("divide", 1.0, b("add", 1.0, b("multiply", 0.3275911, self.unary("abs", x))))
-        poly = 1.061405429
-        for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-            poly = b("add", b("multiply", poly, t), c)
-        tail = b("multiply", b("multiply", poly, t), self.unary("exp", self.unary("negative", self.square(x))))
-        return b("multiply", self.unary("sign", x), b("subtract", 1.0, tail))
-
-    def _erf_float64(self, x: Array) -> Array:
-        # Taylor series for |x| <= 2.5 and the continued fraction of erfc beyond: |error|
-        # about 5e-15 over the real line (checked against math.erf).
-        b = self.binary
-        ax = self.unary("abs", x)
-        small = b("minimum", ax, 2.5)
-        x2 = self.square(small)
-        term, total = small, small
-        for n in range(1, 60):
-            term = b("divide", b("multiply", term, self.unary("negative", x2)), n)
-            total = b("add", total, b("divide", term, 2 * n + 1))
-        series = b("multiply", total, 2 / math.sqrt(math.pi))
-        big = b("maximum", ax, 2.5)
-        frac = big
-        for k in range(80, 0, -1):
-            frac = b("add", big, b("divide", k / 2, frac))
-        erfc = b(
-            "divide",
-            self.unary("exp", self.unary("negative", self.square(big))),
-            b("multiply", frac, math.sqrt(math.pi)),
-        )
-        tails = b("subtract", 1.0, erfc)
-        return b("multiply", self.unary("sign", x), self.where(b("less_equal", ax, 2.5), series, tails))
+        return _erf.erf(self, x)
 
     def _count(self, x: Array, axis: tuple[int, ...] | None) -> int:
         axes = range(x.ndim) if axis is None else axis

@@ -34,6 +34,12 @@ def _arr(x: Any) -> np.ndarray:
 PER_MATRIX_MIN_WEIGHTS = 4096
 
 
+#: Elements per block of :meth:`NumPyBackend.erf` (256 KiB of float32). Measured on an
+#: (8, 123, 1536) float32 array, 2 cores: 4096 47 ms, 16384 24 ms, 65536 22 ms, 262144 20 ms,
+#: the whole array at once 67 ms. 65536 keeps a float64 block (512 KiB) in L2 as well.
+ERF_BLOCK = 1 << 16
+
+
 def _per_matrix_pays(packed: np.ndarray, bits: int) -> bool:
     """Whether each weight matrix (the last two axes of ``packed``) is big enough for its
     own fast-path call (:data:`PER_MATRIX_MIN_WEIGHTS`)."""
@@ -60,7 +66,7 @@ class NumPyBackend(Backend):
         }
 
     def notes(self) -> list[str]:
-        return [_native.status()]
+        return [_native.status(), "erf: NumPy has none; the contract's polynomial formula, run in cache-sized blocks"]
 
     # ---- data and dtypes
     def is_array(self, x: Any) -> bool:
@@ -151,9 +157,17 @@ class NumPyBackend(Backend):
         return _arr(self.xp.clip(x, min, max))
 
     def erf(self, x: Array) -> Array:
-        # NumPy has no erf; math.erf is exact to float64, so the reference is exact.
-        erf = np.frompyfunc(math.erf, 1, 1)
-        return np.asarray(erf(x), dtype=np.float64).astype(x.dtype)
+        # NumPy has no erf: the contract's formula (arrayq/backend/_erf.py), run on blocks
+        # small enough that its ~20 temporaries stay in cache (about 3x faster on large
+        # arrays than on the whole array at once; elementwise, so the same bits)
+        x = _arr(x)
+        if x.size <= ERF_BLOCK:
+            return super().erf(x)
+        flat = x.reshape(-1)
+        out = np.empty(flat.shape, x.dtype)
+        for start in range(0, flat.size, ERF_BLOCK):
+            out[start : start + ERF_BLOCK] = super().erf(flat[start : start + ERF_BLOCK])
+        return out.reshape(x.shape)
 
     # ---- reductions
     def reduce(self, op: str, x: Array, axis: tuple[int, ...] | None, keepdims: bool, dtype: dt.DType | None) -> Array:

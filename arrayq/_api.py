@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _creation, _elementwise, _manipulation, _searching, _statistical
 from ._creation import *  # noqa: F403
-from ._dispatch import backend_of
+from ._dispatch import Device, backend_of, device
 from ._dtypes import (
     DType,
     as_dtype,
@@ -145,4 +145,6 @@ __all__ += [
     "eval",
     "to_numpy",
     "backend_of",
+    "Device",
+    "device",
 ]

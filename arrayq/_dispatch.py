@@ -9,6 +9,8 @@
   environment variable, then ``"numpy"``.
 * Arrays of two backends: a backend with ``gives_way`` (NumPy, the reference) moves its
   arrays to the other one; any other pair raises BackendMismatchError.
+* Creation functions given ``like=x`` or ``device=Device(...)`` (:func:`placement`): x's
+  backend and device, or the Device's, instead of the default.
 """
 
 from __future__ import annotations
@@ -61,6 +63,89 @@ def _move(x: Any, target: Backend) -> Any:
     return target.from_numpy(source.to_numpy(x), device=_context_device(target))
 
 
+# ---- where creation functions create ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """A device of a named backend: what :func:`device` returns, and what the creation
+    functions' ``device=`` takes to create on that backend rather than the default one.
+
+    ``backend``: the backend's name; ``id``: the backend's own device value (``"cpu"``,
+    ``"gpu"``, an ``mlx.core.Device``...), None for the backend's default device. Nothing is
+    checked until the Device is used."""
+
+    backend: str
+    id: Any = None
+
+
+def device(x: Any, /) -> Device:
+    """The Device of array ``x``: its backend's name and ``backend.device_of(x)``, so that
+    ``arrayq.zeros(3, device=arrayq.device(x))`` creates where x is. Raises TypeError for
+    anything that is not an array of a loaded backend."""
+    backend = backend_of(x)
+    if backend is None:
+        raise TypeError(f"arrayq.device takes an array, got {type(x).__name__}")
+    return Device(backend.name, backend.device_of(x))
+
+
+def device_on(backend: Backend, device: Any, what: str = "device") -> Any:
+    """``device`` as ``backend``'s own device value: None stays None, a :class:`Device` of
+    ``backend`` gives its id, anything else must be one of ``backend.devices()``. Raises
+    ValueError for a Device of another backend or a device the backend lacks, naming the
+    fix."""
+    if isinstance(device, Device):
+        if get_backend(device.backend) is not backend:
+            raise ValueError(
+                f"{what}={device!r} is a device of backend {device.backend!r}, but this array is made on "
+                f"backend {backend.name!r}; pass a device of {backend.name!r}, or move the data with "
+                f"arrayq.to_backend(..., {device.backend!r})"
+            )
+        device = device.id
+    if device is not None:
+        try:
+            backend.check_device(device)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}. To create on another backend pass like=<an array of it> or "
+                "device=arrayq.Device(name, device), or use arrayq.default_backend(name)"
+            ) from None
+    return device
+
+
+def placement(device: Any = None, like: Any = None) -> tuple[Backend, Any]:
+    """Where a creation function makes its array: ``(backend, device)`` for its ``device=``
+    and ``like=`` arguments.
+
+    * ``like=x`` (an array): x's backend, on x's device unless ``device`` names another
+      device of that backend;
+    * ``device=arrayq.Device(name, id)``: that backend and device;
+    * otherwise the default backend, on ``device`` (one of its devices) or its default.
+
+    Raises TypeError when ``like`` is not an array, and ValueError when ``device`` names a
+    device of another backend than ``like``'s or one the backend does not have."""
+    if like is not None:
+        try:
+            backend = backend_of(like)
+        except TypeError:
+            backend = None
+        if backend is None:
+            raise TypeError(f"like= takes an array of a backend (to create on its backend and device), got {like!r}")
+        if device is None:
+            return backend, backend.device_of(like)
+        if isinstance(device, Device) and get_backend(device.backend) is not backend:
+            raise ValueError(
+                f"like= is an array of backend {backend.name!r}, but device={device!r} is a device of "
+                f"backend {device.backend!r}; pass one of the two, or a device of {backend.name!r}"
+            )
+        return backend, device_on(backend, device)
+    if isinstance(device, Device):
+        backend = get_backend(device.backend)
+        return backend, default_device(backend, device_on(backend, device))
+    backend = current_backend()
+    return backend, default_device(backend, device_on(backend, device))
+
+
 # ---- the default backend --------------------------------------------------------------
 
 
@@ -94,13 +179,15 @@ def default_device(backend: Backend, device: Any) -> Any:
 
 
 @contextlib.contextmanager
-def default_backend(backend: str | Backend, device: Any = None) -> Iterator[Backend]:
-    """Within the ``with`` block, creation functions use ``backend`` (a name or a Backend)
-    on ``device`` (None: the backend's own default device).
+def default_backend(backend: str | Backend | Device, device: Any = None) -> Iterator[Backend]:
+    """Within the ``with`` block, creation functions use ``backend`` (a name, a Backend, or
+    a :class:`Device`, which names the device too) on ``device`` (None: the backend's own
+    default device).
 
     The setting lives in a context variable: other threads and asyncio tasks keep theirs.
     Raises UnknownBackendError / BackendUnavailableError at entry for a bad name, and
     ValueError for a device the backend does not have."""
+    backend, device = _unpack(backend, device)
     resolved = get_backend(backend)
     if device is not None:
         resolved.check_device(device)
@@ -111,13 +198,15 @@ def default_backend(backend: str | Backend, device: Any = None) -> Iterator[Back
         _context.reset(token)
 
 
-def set_default_backend(backend: str | Backend | None, device: Any = None) -> None:
-    """Set the process-wide default backend (below any ``with default_backend``); None
-    clears it, so ``ARRAYQ_BACKEND`` or NumPy apply again."""
+def set_default_backend(backend: str | Backend | Device | None, device: Any = None) -> None:
+    """Set the process-wide default backend (below any ``with default_backend``; a name, a
+    Backend or a :class:`Device`); None clears it, so ``ARRAYQ_BACKEND`` or NumPy apply
+    again."""
     global _process_default
     if backend is None:
         _process_default = None
         return
+    backend, device = _unpack(backend, device)
     resolved = get_backend(backend)
     if device is not None:
         resolved.check_device(device)
@@ -127,13 +216,23 @@ def set_default_backend(backend: str | Backend | None, device: Any = None) -> No
 # ---- moving data between backends -----------------------------------------------------
 
 
-def to_backend(obj: Any, backend: str | Backend, device: Any = None) -> Any:
-    """``obj`` with every array in it moved to ``backend`` (and ``device``).
+def _unpack(backend: str | Backend | Device, device: Any) -> tuple[str | Backend, Any]:
+    """A backend argument that may be a :class:`Device`: its name and (unless ``device``
+    is given) its id."""
+    if isinstance(backend, Device):
+        return backend.backend, backend.id if device is None else device
+    return backend, device
+
+
+def to_backend(obj: Any, backend: str | Backend | Device, device: Any = None) -> Any:
+    """``obj`` with every array in it moved to ``backend`` (a name, a Backend, or a
+    :class:`Device` such as ``arrayq.device(x)``, which names the device too) and ``device``.
 
     ``obj`` may be an array, a scalar, or a tuple / list / dict / dataclass of these, nested;
     containers keep their type (dataclasses are rebuilt with ``dataclasses.replace``).
     Arrays already there are returned unchanged. Raises TypeError for an object that is
     none of these."""
+    backend, device = _unpack(backend, device)
     target = get_backend(backend)
     if device is not None:
         target.check_device(device)

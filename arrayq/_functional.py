@@ -22,9 +22,8 @@ _LOW_PRECISION = ("float16", "bfloat16")
 
 
 def _like(a: np.ndarray, x: Any) -> Any:
-    """The host (NumPy) array ``a`` on ``x``'s backend."""
-    backend = aq.backend_of(x)
-    return a if backend is None else aq.to_backend(a, backend)
+    """The host (NumPy) array ``a`` on ``x``'s backend and device (``a`` itself for NumPy)."""
+    return aq.asarray(a, like=x)
 
 
 def _wide(x: Any) -> tuple[Any, Any]:

@@ -20,6 +20,8 @@ import numpy as np
 
 import arrayq as aq
 
+from ..nn import parameters
+
 
 @dataclasses.dataclass
 class GenerationStats:
@@ -156,10 +158,12 @@ def generate(
     start = time.perf_counter()
     cache = model.make_cache(len(prompt) + max_tokens)
     chunks = [prompt[i : i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
+    weights = parameters(model)  # the prompt's ids are made where the weights are, not moved there
+    like = weights[0] if weights else None
     for chunk in chunks[:-1]:
-        model.hidden(np.asarray([chunk], np.int32), cache)
+        model.hidden(aq.asarray([chunk], dtype=aq.int32, like=like), cache)
         aq.eval(cache)  # lazy backends: compute this chunk now, keeping graphs small
-    h = model.hidden(np.asarray([chunks[-1]], np.int32), cache)
+    h = model.hidden(aq.asarray([chunks[-1]], dtype=aq.int32, like=like), cache)
     backend = aq.backend_of(h)
     assert backend is not None  # h is an array
 

@@ -210,9 +210,7 @@ class Qwen3:
         h = aq.astype(self.embed_tokens(ids), self.dtype, copy=False)
         offset = cache[0].offset if cache else 0
         rope = self.layers[0].self_attn.rope
-        backend = aq.backend_of(h)
-        assert backend is not None  # h is an array
-        tables = tuple(aq.to_backend(t, backend) for t in rope.cos_sin(offset, length))
+        tables = tuple(aq.asarray(t, like=h) for t in rope.cos_sin(offset, length))
         mask = "causal" if length > 1 else None
         for i, layer in enumerate(self.layers):
             h = layer(h, mask, cache[i] if cache is not None else None, tables)

@@ -3,8 +3,8 @@ frontend, so they run on every backend.
 
 Every layer is a plain dataclass whose fields are the backend's own arrays (or a
 :class:`~arrayq.QuantizedWeight`, or other layers), so ``arrayq.to_backend(model, "mlx")``
-moves a whole model and ``arrayq.eval(nn.parameters(model))`` evaluates one. Calling a
-layer runs it.
+moves a whole model, ``arrayq.eval(nn.parameters(model))`` evaluates one and
+``nn.quantize(model)`` quantizes its Linear and Embedding layers. Calling a layer runs it.
 
 Conventions: activations are ``(..., features)``; attention works on ``(B, L, hidden)``
 input with heads laid out ``(B, heads, L, head_dim)``. Norms, softmax and attention scores
@@ -48,6 +48,7 @@ from ._functional import (
     softmax,
 )
 from ._kv_cache import KVCache
+from ._quantize_model import quantize
 from .quant import QuantizedWeight
 
 
@@ -73,11 +74,13 @@ class Linear:
         return y if self.bias is None else aq.add(y, self.bias)
 
     def quantize(
-        self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
+        self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine", **options: Any
     ) -> QuantizedLinear:
-        """This layer with its weight quantized (see :func:`arrayq.quantize` for the formats
-        and the QuantizationError it raises); the bias stays as is."""
-        return QuantizedLinear(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode), self.bias)
+        """This layer with its weight quantized (see :func:`arrayq.quantize` for the formats,
+        the further keyword ``options`` it takes, and the QuantizationError it raises); the
+        bias stays as is."""
+        qw = aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode, **options)
+        return QuantizedLinear(qw, self.bias)
 
 
 @dataclasses.dataclass
@@ -119,10 +122,10 @@ class Embedding:
         return aq.matmul(x, aq.matrix_transpose(self.weight))
 
     def quantize(
-        self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
+        self, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine", **options: Any
     ) -> QuantizedEmbedding:
-        """This table quantized row by row (groups run along ``dims``)."""
-        return QuantizedEmbedding(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode))
+        """This table quantized row by row (groups run along ``dims``; as :meth:`Linear.quantize`)."""
+        return QuantizedEmbedding(aq.quantize(self.weight, group_size=group_size, bits=bits, mode=mode, **options))
 
 
 @dataclasses.dataclass
@@ -410,6 +413,7 @@ __all__ = [
     "layer_norm",
     "num_parameters",
     "parameters",
+    "quantize",
     "rms_norm",
     "rms_norm_reference",
     "scaled_dot_product_attention",

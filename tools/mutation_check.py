@@ -236,6 +236,21 @@ MUTATIONS = (
         "out[start : start + ERF_BLOCK - 1] = super().erf(flat[start : start + ERF_BLOCK - 1])",
         ("tests/test_ops_erf.py",),
     ),
+    # nn.quantize: the predicate's per-layer arguments and the containers it rebuilds
+    Mutation(
+        "nn.quantize: a predicate's dict of arguments ignored",
+        "arrayq/_quantize_model.py",
+        "            kwargs.update(chosen)\n",
+        "            pass\n",
+        ("tests/test_nn_quantize.py",),
+    ),
+    Mutation(
+        "nn.quantize: tuples not looked into",
+        "arrayq/_quantize_model.py",
+        "    if isinstance(o, (list, tuple)):\n",
+        "    if isinstance(o, list):\n",
+        ("tests/test_nn_quantize.py",),
+    ),
 )
 
 

@@ -138,7 +138,8 @@ def placement(device: Any = None, like: Any = None) -> tuple[Backend, Any]:
                 f"like= is an array of backend {backend.name!r}, but device={device!r} is a device of "
                 f"backend {device.backend!r}; pass one of the two, or a device of {backend.name!r}"
             )
-        return backend, device_on(backend, device)
+        device = device_on(backend, device)
+        return backend, backend.device_of(like) if device is None else device
     if isinstance(device, Device):
         backend = get_backend(device.backend)
         return backend, default_device(backend, device_on(backend, device))

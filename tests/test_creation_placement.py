@@ -137,6 +137,7 @@ def test_like_follows_the_device_not_only_the_backend(twin) -> None:
     # device= names another device of like's backend: that device
     assert aq.device(aq.ones(2, like=on_accel, device="cpu")) == aq.Device("twin", "cpu")
     assert aq.device(aq.ones(2, like=on_accel, device=aq.Device("twin", "cpu"))) == aq.Device("twin", "cpu")
+    assert aq.device(aq.ones(2, like=on_accel, device=aq.Device("twin"))) == aq.Device("twin", "accel")
     # the *_like functions keep x's device unless told
     assert aq.device(aq.zeros_like(on_accel)) == aq.Device("twin", "accel")
     assert aq.device(aq.full_like(on_accel, 2.0, device=aq.Device("twin", "cpu"))) == aq.Device("twin", "cpu")

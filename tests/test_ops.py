@@ -62,6 +62,9 @@ NOT_OPS = {
     "to_backend",
     "to_numpy",
     "unregister_backend",
+    # where creation functions create: tests/test_creation_placement.py
+    "Device",
+    "device",
     # compilation: tests/test_compile.py
     "compile",
     # quantization: tests/test_quant*.py

@@ -277,7 +277,7 @@ class Bert:
         dtype = aq.dtype(hidden)
         h = aq.astype(hidden, "float32") if dtype.name in ("float16", "bfloat16") else hidden
         if self.config.pooling == "cls":
-            out = h[:, 0]
+            out = h[:, 0, :]
         else:
             b, length = int(h.shape[0]), int(h.shape[1])
             m = attention_mask if attention_mask is not None else np.ones((b, length), np.int32)

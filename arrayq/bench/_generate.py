@@ -244,6 +244,7 @@ def generate(quick: bool = False) -> list[dict[str, Any]]:
     if not (model / "config.json").is_file():
         print(f"writing the {preset} checkpoint to {model} ...", file=sys.stderr)
         make_checkpoint(model, preset)
+    kw: dict[str, Any]
     if quick:
         engines, kw = ["numpy", "mlx"], {"prompt_tokens": 16, "decode_tokens": 8, "repeat": 1}
     else:

@@ -171,6 +171,9 @@ def test_matches_the_float64_reference(tmp_path, backend, pooling):
     got = model(ids_b, mask_b, types_b)
     assert aq.backend_of(got).name == backend and tuple(got.shape) == (3, 32)
     np.testing.assert_allclose(_np(got), want, rtol=0, atol=ATOL)
+    host = model(ids, mask, types)  # NumPy inputs move to the model's backend
+    assert aq.backend_of(host).name == backend
+    np.testing.assert_allclose(_np(host), _np(got), rtol=0, atol=1e-7)
     np.testing.assert_allclose(np.linalg.norm(_np(got), axis=1), 1, atol=1e-6)  # unit rows (float32 sums)
 
 

@@ -193,6 +193,12 @@ def _pooling_mode(path: Path, hidden: int) -> str:
 # ---------------------------------------------------------------------- model
 
 
+def _like(a: Any, x: Any) -> Any:
+    """Array ``a`` (of any backend, or NumPy's) on ``x``'s backend."""
+    backend = aq.backend_of(x)
+    return a if aq.backend_of(a) is backend or backend is None else aq.to_backend(a, backend)
+
+
 @dataclasses.dataclass
 class BertEmbeddings:
     """Word + absolute position + token type embeddings (each an Embedding or
@@ -206,14 +212,10 @@ class BertEmbeddings:
     def __call__(self, ids: Any, token_type_ids: Any = None, dtype: Any = "float32") -> Any:
         """``ids`` (B, L) → (B, L, hidden) in ``dtype``; positions are 0 .. L-1, token types
         0 unless given ((B, L) integers)."""
-        b, length = (int(n) for n in ids.shape)
+        length = int(ids.shape[1])
         h = aq.astype(self.word_embeddings(ids), dtype, copy=False)
-        backend = aq.backend_of(h)
-        assert backend is not None  # h is an array
-        if token_type_ids is None:
-            token_type_ids = np.zeros((1, 1), np.int32)
-        host = (np.arange(length, dtype=np.int32), token_type_ids)
-        positions, types = (a if aq.backend_of(a) is backend else aq.to_backend(a, backend) for a in host)
+        types = np.zeros((1, 1), np.int32) if token_type_ids is None else token_type_ids
+        positions, types = (_like(a, h) for a in (np.arange(length, dtype=np.int32), types))
         h = aq.add(h, aq.astype(self.position_embeddings(positions), dtype, copy=False))
         h = aq.add(h, aq.astype(self.token_type_embeddings(types), dtype, copy=False))
         return self.norm(h)
@@ -264,7 +266,8 @@ class Bert:
             if a is not None and tuple(a.shape) != tuple(ids.shape):
                 raise ValueError(f"{name} must have the shape of ids {tuple(ids.shape)}, got {tuple(a.shape)}")
         h = self.embeddings(ids, token_type_ids, self.dtype)
-        mask = None if attention_mask is None else nn.padding_mask(attention_mask, dtype=self.dtype)
+        # (on the activations' backend: a fused attention takes only its own arrays as masks)
+        mask = None if attention_mask is None else nn.padding_mask(_like(attention_mask, h), dtype=self.dtype)
         for layer in self.layers:
             h = layer(h, mask)
         return h

@@ -279,6 +279,34 @@ def test_quantized_checkpoint_fuses_qkv(tmp_path):
     assert seen == []
 
 
+def test_sharded_prefixed_checkpoint_and_quantization_keys(tmp_path):
+    """Shards with an index, names with the ``bert.`` prefix, and config.json's per-module
+    quantization keys written as the file names the modules."""
+    w = {f"bert.{k}": v for k, v in weights().items()}
+    q = aq.quantize(w["bert.encoder.layer.1.intermediate.dense.weight"], group_size=32, bits=8)
+    w["bert.encoder.layer.1.intermediate.dense.weight"] = q.packed
+    w["bert.encoder.layer.1.intermediate.dense.scales"], w["bert.encoder.layer.1.intermediate.dense.biases"] = (
+        q.scales,
+        q.biases,
+    )
+    path = folder(tmp_path, {}, {**CONFIG, "quantization": {"group_size": 32, "bits": 8}})
+    (path / "model.safetensors").unlink()
+    names = sorted(w)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for shard, members in shards.items():
+        safetensors.save(path / shard, {n: w[n] for n in members})
+    index = {"weight_map": {n: shard for shard, members in shards.items() for n in members}}
+    (path / "model.safetensors.index.json").write_text(json.dumps(index))
+    model = models.load(path)
+    assert isinstance(model.layers[1].intermediate, nn.QuantizedLinear)
+    assert isinstance(model.layers[0].intermediate, nn.Linear)
+    quant = {"group_size": 32, "bits": 8, "bert.encoder.layer.1.intermediate.dense": False}
+    (path / "config.json").write_text(json.dumps({**CONFIG, "quantization": quant}))
+    with pytest.raises(CheckpointError, match="config.json marks it as not quantized") as info:
+        models.load(path)
+    assert info.value.tensor == "bert.encoder.layer.1.intermediate.dense.scales"  # as the file names it
+
+
 def _gguf(path, w, pooling=1, kinds=None):
     from gguf.constants import MODEL_ARCH
     from gguf.tensor_mapping import get_tensor_name_map

@@ -118,6 +118,51 @@ def causal_mask(length: int, total: int) -> np.ndarray:
     return np.where(allowed, np.float32(0), np.float32(-np.inf))
 
 
+def padding_mask(
+    attention_mask: Any = None, *, lengths: Any = None, length: int | None = None, dtype: Any = "float32"
+) -> Any:
+    """The additive attention mask that hides padding keys: shape (B, 1, 1, S), which
+    broadcasts against attention scores (B, heads, L, S) (the ``mask`` of
+    :func:`scaled_dot_product_attention` and of :class:`~arrayq.nn.Attention`).
+
+    Give one of:
+
+    * ``attention_mask``: a (B, S) array of any backend, bool, integer or floating, nonzero
+      for a real token and 0 for padding (the ``attention_mask`` a tokenizer returns);
+    * ``lengths``: B non-negative integers (a sequence or a 1-D integer array), each row's
+      number of real tokens, which come first (right padding); ``length`` is S (default:
+      the largest length).
+
+    The result is 0 for a real token and ``finfo(dtype).min`` for padding, in ``dtype``
+    (give the activations' dtype: float32 by default), on the mask's backend (on the
+    lengths' backend, or a NumPy array for a sequence of ints). Large negative rather than
+    ``-inf``: a row whose every key is padding then gets finite, uniform attention weights
+    instead of NaN, and a ``-inf`` causal mask can still be added on top.
+
+    Raises ValueError for both or neither of ``attention_mask`` and ``lengths``, an
+    ``attention_mask`` that is not 2-D, lengths that are not non-negative integers of at
+    most ``length``; TypeError for a ``dtype`` that is not floating."""
+    fmin = aq.finfo(dtype).min  # (TypeError for a non-floating dtype)
+    if (attention_mask is None) == (lengths is None):
+        raise ValueError("padding_mask takes one of attention_mask (B, S) or lengths (B,)")
+    if attention_mask is not None:
+        if len(attention_mask.shape) != 2:
+            raise ValueError(f"attention_mask must have shape (batch, length), got {tuple(attention_mask.shape)}")
+        pad = aq.equal(attention_mask, 0)
+    else:
+        backend = None if isinstance(lengths, (list, tuple)) else aq.backend_of(lengths)
+        host = np.asarray(aq.to_numpy(lengths) if backend is not None else lengths)
+        if host.ndim != 1 or not (host.dtype.kind in "iu" or host.size == 0):
+            raise ValueError(f"lengths must be a 1-D sequence of integers, got {lengths!r}")
+        total = int(host.max(initial=0)) if length is None else length
+        if not isinstance(total, int) or isinstance(total, bool) or (host < 0).any() or (host > total).any():
+            raise ValueError(f"lengths must be integers from 0 to length={total!r}, got {host.tolist()}")
+        pad = np.arange(total)[None, :] >= host[:, None]
+        pad = pad if backend is None else aq.to_backend(pad, backend)
+    b, s = (int(n) for n in pad.shape)
+    return aq.reshape(aq.multiply(aq.astype(pad, dtype), fmin), (b, 1, 1, s))
+
+
 def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: Any = None) -> Any:
     """Multi-head attention ``softmax(q @ k.T * scale + mask) @ v`` with grouped query heads.
 

@@ -1,6 +1,6 @@
 """The ``arrayq`` command line: ``arrayq info``, ``arrayq demo``, ``arrayq --version``,
-``arrayq conformance``, ``arrayq bench``, ``arrayq make-checkpoint`` and ``arrayq generate``
-(these two live in ``arrayq.models._cli``).
+``arrayq conformance``, ``arrayq bench``, ``arrayq make-checkpoint``, ``arrayq generate`` and
+``arrayq embed`` (these three live in ``arrayq.models._cli``).
 Each subcommand is one function taking the parsed arguments and returning an exit code."""
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write every row as JSON")
     bench.add_argument("--plot", metavar="FILE.png", help="also draw a bar chart (needs matplotlib: arrayq[plot])")
     bench.set_defaults(func=cmd_bench)
-    from .models._cli import add_parsers as add_model_parsers  # make-checkpoint, generate
+    from .models._cli import add_parsers as add_model_parsers  # make-checkpoint, generate, embed
 
     add_model_parsers(sub)
     return parser

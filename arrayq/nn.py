@@ -40,6 +40,7 @@ from ._functional import (
     causal_mask,
     gelu,
     layer_norm,
+    padding_mask,
     rms_norm,
     rms_norm_reference,
     scaled_dot_product_attention,
@@ -233,15 +234,18 @@ def _rotate(x1: Any, x2: Any, cos: Any, sin: Any) -> list:
 
 @dataclasses.dataclass
 class Attention:
-    """Grouped-query self-attention with rotary positions, optional per-head q/k RMS norms
-    (Qwen3) and a KV cache.
+    """Multi-head self-attention: grouped query heads, optional rotary positions, optional
+    per-head q/k RMS norms (Qwen3), causal or not, and a KV cache.
 
     ``q_proj``: hidden → n_heads*head_dim; ``k_proj``/``v_proj``: hidden → n_kv_heads*head_dim;
-    ``o_proj``: n_heads*head_dim → hidden (each a Linear or QuantizedLinear). ``q_norm`` /
+    ``o_proj``: n_heads*head_dim → hidden (each a Linear or QuantizedLinear, with or
+    without a bias). ``rope``: the RoPE applied to q and k, or None for none (absolute
+    position embeddings, as BERT, are added to the input instead). ``q_norm`` /
     ``k_norm``: RMSNorm over head_dim, applied per head before RoPE, or None. ``scale``
-    defaults to ``head_dim ** -0.5``. ``qkv_proj``: q, k and v in one layer (their rows
-    stacked, see :func:`fuse_linear`), which runs instead of the three when set (they are
-    then None: :meth:`fused`)."""
+    defaults to ``head_dim ** -0.5``. ``causal``: each position sees only itself and the
+    ones before it (a decoder; the default), or every position (an encoder, ``False``).
+    ``qkv_proj``: q, k and v in one layer (their rows stacked, see :func:`fuse_linear`),
+    which runs instead of the three when set (they are then None: :meth:`fused`)."""
 
     q_proj: Any
     k_proj: Any
@@ -250,11 +254,12 @@ class Attention:
     n_heads: int
     n_kv_heads: int
     head_dim: int
-    rope: RoPE
+    rope: RoPE | None = None
     q_norm: RMSNorm | None = None
     k_norm: RMSNorm | None = None
     scale: float | None = None
     qkv_proj: Any = None
+    causal: bool = True
 
     def fused(self) -> Attention:
         """This layer with q/k/v_proj stacked into ``qkv_proj`` (one quantized matmul instead
@@ -263,12 +268,19 @@ class Attention:
         return self if qkv is None else dataclasses.replace(self, q_proj=None, k_proj=None, v_proj=None, qkv_proj=qkv)
 
     def __call__(
-        self, x: Any, mask: Any = "causal", cache: KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
+        self, x: Any, mask: Any = None, cache: KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
     ) -> Any:
-        """``x`` (B, L, hidden) → (B, L, hidden). ``mask``: as in
-        :func:`scaled_dot_product_attention` (default causal). With ``cache`` the L new
-        positions follow the cached ones and are appended to it. ``rope_tables``: shared
-        (cos, sin) for positions cache.offset .. +L (see :meth:`RoPE.cos_sin`)."""
+        """``x`` (B, L, hidden) → (B, L, hidden). ``mask``: None, or an additive array
+        broadcasting to (B, n_heads, L, S), S the keys (cached + L), such as
+        :func:`padding_mask`'s; a causal layer adds it to its causal mask. With ``cache`` the
+        L new positions follow the cached ones and are appended to it. ``rope_tables``:
+        shared (cos, sin) for positions cache.offset .. +L (see :meth:`RoPE.cos_sin`).
+        Raises ValueError where the mask does not broadcast (see
+        :func:`scaled_dot_product_attention`)."""
+        if isinstance(mask, str):
+            raise ValueError(
+                f"mask must be None or an additive array, got {mask!r} (causality is the layer's `causal`)"
+            )
         b, length = int(x.shape[0]), int(x.shape[1])
         offset = cache.offset if cache is not None else 0
 
@@ -278,17 +290,27 @@ class Attention:
                 y = norm(y)
             return aq.permute_dims(y, (0, 2, 1, 3))
 
+        def rotate(y: Any) -> Any:
+            return y if self.rope is None else self.rope(y, offset, rope_tables)
+
         if self.qkv_proj is not None:
             qkv, nq, nk = self.qkv_proj(x), self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
             yq, yk, yv = qkv[..., :nq], qkv[..., nq : nq + nk], qkv[..., nq + nk :]
         else:
             yq, yk, yv = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        q = self.rope(heads(yq, self.n_heads, self.q_norm), offset, rope_tables)
-        k = self.rope(heads(yk, self.n_kv_heads, self.k_norm), offset, rope_tables)
+        q = rotate(heads(yq, self.n_heads, self.q_norm))
+        k = rotate(heads(yk, self.n_kv_heads, self.k_norm))
         v = heads(yv, self.n_kv_heads, None)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
+        if self.causal and length > 1:  # (one new position sees every key: no mask to build)
+            total = int(k.shape[2])
+            mask = (
+                "causal"
+                if mask is None
+                else aq.add(mask, _narrow(_like(causal_mask(length, total), mask), aq.dtype(mask)))
+            )
         out = scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
         out = aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, length, self.n_heads * self.head_dim))
         return self.o_proj(out)
@@ -412,6 +434,7 @@ __all__ = [
     "gelu",
     "layer_norm",
     "num_parameters",
+    "padding_mask",
     "parameters",
     "quantize",
     "rms_norm",

@@ -173,5 +173,9 @@ def test_a_second_architecture_loads_from_gguf(tmp_path):
     assert np.array_equal(model.layers[1].weight, w["encoder.layer.1.dense.weight"])
     deq = np.asarray(aq.dequantize(model.layers[0].weight))
     assert np.abs(deq - w["encoder.layer.0.dense.weight"]).max() < 0.02
-    with pytest.raises(CheckpointError, match="general.architecture is 'toy'; this loader takes 'qwen3'"):
+    with pytest.raises(
+        CheckpointError, match="general.architecture 'toy' is not supported; arrayq.models knows 'bert', 'qwen3'"
+    ):
         models.load(path)
+    with pytest.raises(CheckpointError, match="general.architecture is 'toy'; this loader takes 'qwen3'"):
+        models.qwen3.load(path)

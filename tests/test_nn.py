@@ -267,6 +267,83 @@ def test_causal_mask():
     assert m.dtype == np.float32 and m.tolist() == [[0, 0, 0, -np.inf], [0, 0, 0, 0]]
 
 
+def test_padding_mask(backend):
+    """0 for tokens, the dtype's most negative finite value for padding, (B, 1, 1, S), on
+    the mask's backend, from lengths or from a 0/1 attention mask."""
+    for dtype in ("float32", "float16", "float64") if backend == "numpy" else ("float32", "bfloat16"):
+        low = float(aq.finfo(dtype).min)
+        want = np.array([[0, 0, 0], [0, 0, low], [low, low, low]]).reshape(3, 1, 1, 3)
+        attention = _on(backend, np.array([[1, 1, 1], [1, 1, 0], [0, 0, 0]], np.int32))
+        for got in (
+            nn.padding_mask(attention, dtype=dtype),
+            nn.padding_mask(aq.astype(attention, "bool"), dtype=dtype),
+            nn.padding_mask(lengths=_on(backend, np.array([3, 2, 0], np.int32)), dtype=dtype),
+        ):
+            assert aq.backend_of(got).name == backend and aq.dtype(got) == aq.as_dtype(dtype)
+            np.testing.assert_array_equal(aq.to_numpy(aq.astype(got, "float64")), want)
+    host = nn.padding_mask(lengths=[2, 1], length=4)  # Python ints: a NumPy array
+    assert isinstance(host, np.ndarray) and host.shape == (2, 1, 1, 4) and host.dtype == np.float32
+    np.testing.assert_array_equal(host[:, 0, 0] < 0, [[0, 0, 1, 1], [0, 1, 1, 1]])
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,words",
+    [
+        ({}, ValueError, "one of attention_mask"),
+        ({"attention_mask": np.ones((2, 3)), "lengths": [3, 3]}, ValueError, "one of attention_mask"),
+        ({"attention_mask": np.ones(3)}, ValueError, "shape \\(batch, length\\)"),
+        ({"lengths": [3, -1]}, ValueError, "from 0 to length"),
+        ({"lengths": [3, 5], "length": 4}, ValueError, "from 0 to length=4"),
+        ({"lengths": [1.5]}, ValueError, "1-D sequence of integers"),
+        ({"lengths": [[1, 2]]}, ValueError, "1-D sequence of integers"),
+        ({"lengths": [1], "dtype": "int32"}, TypeError, "floating"),
+    ],
+)
+def test_padding_mask_refuses(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        nn.padding_mask(**kwargs)
+
+
+def test_a_fully_padded_row_is_finite(backend):
+    """Every key of batch row 1 is padding: with padding_mask's finite minimum the weights
+    are uniform (the mean of v), where -inf would give NaN (exp(-inf - -inf))."""
+    r = np.random.default_rng(4)
+    q, k, v = (r.standard_normal((2, 2, 3, 8)).astype(np.float32) for _ in range(3))
+    mask = nn.padding_mask(np.array([[1, 1, 0], [0, 0, 0]], np.int32))
+    out = aq.to_numpy(nn.scaled_dot_product_attention(*_on(backend, q, k, v), scale=0.3, mask=_on(backend, mask)))
+    np.testing.assert_allclose(
+        out[1], np.broadcast_to(v[1].mean(axis=1, keepdims=True), (2, 3, 8)), rtol=RTOL, atol=ATOL
+    )
+    np.testing.assert_allclose(
+        out[0], _attention_reference(q[:1], k[:1], v[:1], 0.3, False, mask[:1])[0], rtol=RTOL, atol=ATOL
+    )
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(_attention_reference(q, k, v, 0.3, False, np.where(mask < 0, -np.inf, 0.0))[1]).all()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_without_rope_and_a_padding_mask(backend, causal):
+    """An encoder's attention (no RoPE, biases, not causal) and a causal one, each with a
+    padding mask, against the projections and attention written in float64 here."""
+    r = np.random.default_rng(5)
+    hidden, heads, hd = 32, 4, 8
+    ws = [(r.standard_normal((hidden, hidden)) / 6, r.standard_normal(hidden) / 4) for _ in range(4)]
+    lin = [nn.Linear(w.astype(np.float32), b.astype(np.float32)) for w, b in ws]
+    attn = _on(backend, nn.Attention(*lin, n_heads=heads, n_kv_heads=heads, head_dim=hd, causal=causal))
+    x64 = r.standard_normal((2, 5, hidden))
+    mask = nn.padding_mask(lengths=[5, 3])
+    got = attn(_on(backend, x64.astype(np.float32)), _on(backend, mask))
+
+    def proj(x, i):
+        return x @ ws[i][0].T + ws[i][1]
+
+    q, k, v = (proj(x64, i).reshape(2, 5, heads, hd).transpose(0, 2, 1, 3) for i in range(3))
+    o = _attention_reference(q, k, v, hd**-0.5, causal, mask.astype(np.float64))
+    _close(got, proj(o.transpose(0, 2, 1, 3).reshape(2, 5, hidden), 3))
+    with pytest.raises(ValueError, match="causality is the layer's"):
+        attn(_on(backend, x64.astype(np.float32)), "causal")
+
+
 def _attention_layer(seed=1, hidden=64, heads=4, kv=2, hd=16):
     r = np.random.default_rng(seed)
     lin = lambda n, k: nn.Linear((r.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32))  # noqa: E731

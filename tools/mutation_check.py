@@ -251,6 +251,42 @@ MUTATIONS = (
         "    if isinstance(o, list):\n",
         ("tests/test_nn_quantize.py",),
     ),
+    # BERT and the encoder's attention: against the float64 NumPy BERT of tests/test_bert.py
+    Mutation(
+        "BERT: the tanh GELU for hidden_act 'gelu'",
+        "arrayq/models/bert.py",
+        'ACTIVATIONS = {"gelu": "none",',
+        'ACTIVATIONS = {"gelu": "tanh",',
+        ("tests/test_bert.py::test_matches_the_float64_reference",),
+    ),
+    Mutation(
+        "BERT: mean pooling over the padding too",
+        "arrayq/models/bert.py",
+        "total = aq.sum(aq.multiply(h, keep), axis=1)",
+        "total = aq.sum(h, axis=1)",
+        ("tests/test_bert.py::test_matches_the_float64_reference",),
+    ),
+    Mutation(
+        "padding_mask: nothing masked",
+        "arrayq/_functional.py",
+        "pad = aq.equal(attention_mask, 0)",
+        "pad = aq.equal(attention_mask, 2)",
+        ("tests/test_nn.py::test_padding_mask",),
+    ),
+    Mutation(
+        "Attention: an encoder made causal",
+        "arrayq/nn.py",
+        "if self.causal and length > 1:",
+        "if length > 1:",
+        ("tests/test_nn.py::test_attention_without_rope_and_a_padding_mask",),
+    ),
+    Mutation(
+        "extract_zip: member paths not checked",
+        "arrayq/models/_files.py",
+        "targets.append((info, member(folder, name, archive)))",
+        "targets.append((info, Path(folder) / name))",
+        ("tests/test_minilm.py::test_extract_zip_refuses",),
+    ),
 )
 
 

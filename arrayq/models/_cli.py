@@ -1,5 +1,5 @@
-"""The ``arrayq make-checkpoint`` and ``arrayq generate`` commands (wired up in
-:mod:`arrayq.cli`)."""
+"""The ``arrayq make-checkpoint``, ``arrayq generate`` and ``arrayq embed`` commands (wired
+up in :mod:`arrayq.cli`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .._cli_common import CommandError, positive_number
-from ._files import member, open_regular
 from ._host import cache_dir, peak_memory_bytes
 
 
@@ -83,25 +82,27 @@ class _TextStream:
 
 
 def _tokenizer(path: Path) -> Any:
+    """The folder's tokenizer.json through ``tokenizers``, or None (with a note on stderr
+    where the package is missing) to print token ids."""
+    from .tokenizer import read_tokenizer
+
     if not path.is_dir() or not os.path.lexists(path / "tokenizer.json"):
         return None
-    file = member(path, "tokenizer.json")
-    open_regular(file).close()
     try:
-        from tokenizers import Tokenizer
-    except ImportError:
-        print(
-            f"arrayq: {file} found but the 'tokenizers' package is not installed "
-            "(pip install tokenizers); printing token ids",
-            file=sys.stderr,
-        )
+        return read_tokenizer(path)
+    except ImportError as exc:
+        print(f"arrayq: {path / 'tokenizer.json'} found but {exc}; printing token ids", file=sys.stderr)
         return None
-    try:
-        return Tokenizer.from_file(str(file))
-    except Exception as exc:  # the tokenizers package raises plain Exception
-        from ._errors import CheckpointError
 
-        raise CheckpointError(file, f"is not a tokenizer the 'tokenizers' package can read: {exc}") from None
+
+def _for_task(path: Path, task: str, command: str) -> None:
+    """Refuse a checkpoint whose architecture runs under another command."""
+    from . import architecture_of
+
+    arch = architecture_of(path)
+    if arch.task != task:
+        other = {"generate": "arrayq generate", "embed": "arrayq embed"}.get(arch.task, arch.task)
+        raise CommandError(f"{path} is a {arch.name} model, which {command} does not run; use {other}")
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -150,6 +151,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"arrayq: no --model given; wrote the tiny random-weight checkpoint to {path}", file=err)
     else:
         path = Path(args.model)
+    _for_task(path, "generate", "arrayq generate")
     backend = aq.get_backend(args.backend) if args.backend else aq.current_backend()
     _use_device(backend, args.device)
     tokenizer = _tokenizer(path)
@@ -193,8 +195,50 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Load an encoder and its tokenizer, print one sentence embedding per --text (or, with
+    --similarity, their cosine similarities) to stdout and a summary to stderr."""
+    import time
+
+    import numpy as np
+
+    import arrayq as aq
+
+    from . import load, load_tokenizer
+
+    path = Path(args.model)
+    _for_task(path, "embed", "arrayq embed")
+    try:
+        tokenizer = load_tokenizer(path)
+    except ImportError as exc:
+        raise CommandError(f"arrayq embed needs the model's tokenizer.json: {exc}") from None
+    backend = aq.get_backend(args.backend) if args.backend else aq.current_backend()
+    _use_device(backend, args.device)
+    model = load(path, backend=backend, device=args.device, dtype=args.dtype)
+    batch = tokenizer(args.text)
+    start = time.perf_counter()
+    emb = model(*(aq.to_backend(a, backend) for a in (batch.ids, batch.attention_mask, batch.token_type_ids)))
+    emb = np.asarray(aq.to_numpy(aq.astype(emb, "float32")), dtype=np.float64)
+    seconds = time.perf_counter() - start
+    if args.similarity:
+        unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        rows = unit @ unit.T
+    else:
+        rows = emb
+    for row in rows:
+        print(" ".join(f"{v:.6f}" if args.similarity else f"{v:.7g}" for v in row))
+    c = model.config
+    print(
+        f"{len(args.text)} texts, {batch.ids.shape[1]} tokens (padded), {emb.shape[1]} dims, {c.pooling} pooling"
+        f"{', normalized' if c.normalize else ''}; backend {backend.name}, {model.dtype}; "
+        f"forward {seconds * 1000:.1f} ms",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
-    """Add the make-checkpoint and generate subcommands to an argparse subparsers object."""
+    """Add the make-checkpoint, generate and embed subcommands to an argparse subparsers object."""
     from .checkpoint import PRESETS
 
     mk = sub.add_parser("make-checkpoint", help="write a checkpoint of random weights (mlx-community Qwen3 format)")
@@ -227,3 +271,25 @@ def add_parsers(sub: Any) -> None:
     gen.add_argument("--seed", type=int, help="sampling seed")
     gen.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-sequence token")
     gen.set_defaults(func=cmd_generate)
+
+    emb = sub.add_parser(
+        "embed",
+        help="sentence embeddings with an encoder checkpoint (a BERT / sentence-transformers folder)",
+        description="Print one sentence embedding per --text, one line each (or their cosine similarities).",
+    )
+    emb.add_argument(
+        "--model", required=True, help="checkpoint directory with tokenizer.json (a sentence-transformers folder)"
+    )
+    emb.add_argument("--text", action="append", required=True, help="a text to embed; repeat for several")
+    emb.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
+    emb.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
+    emb.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="activations' dtype (default float32)",
+    )
+    emb.add_argument(
+        "--similarity", action="store_true", help="print the texts' cosine-similarity matrix instead of the embeddings"
+    )
+    emb.set_defaults(func=cmd_embed)

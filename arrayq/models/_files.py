@@ -9,7 +9,8 @@ naming the file (and the tensor where one is at fault):
   depth (checked before parsing, so a deeply nested header never reaches the parser);
 * :func:`check_shape`: a tensor shape is a short list of non-negative integers of a
   bounded element count;
-* :func:`check_disjoint`: no two tensors share bytes.
+* :func:`check_disjoint`: no two tensors share bytes;
+* :func:`extract_zip`: a zip archive (a packaged checkpoint) unpacks inside its folder only.
 
 And :func:`release_pages`, which drops a read-only memory map's pages from memory.
 """
@@ -21,7 +22,10 @@ import math
 import mmap
 import os
 import re
+import shutil
 import stat
+import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +45,10 @@ MAX_ARRAY_DEPTH = 8
 #: Most elements of a tensor, counting empty dimensions as 1 (NumPy refuses larger shapes
 #: even when empty).
 MAX_ELEMENTS = 2**48
+#: Most bytes and members a zip archive may unpack to (checkpoints are a few files of
+#: at most some GB).
+MAX_UNPACKED_BYTES = 64 * 2**30
+MAX_ARCHIVE_MEMBERS = 10_000
 
 
 def containment_root(folder: str | os.PathLike) -> str:
@@ -165,3 +173,46 @@ def release_pages(mapping: mmap.mmap, start: int, stop: int) -> None:
         return
     begin = start - start % mmap.PAGESIZE
     mapping.madvise(advice, begin, min(stop, len(mapping)) - begin)
+
+
+def extract_zip(archive: str | os.PathLike, folder: str | os.PathLike, max_bytes: int = MAX_UNPACKED_BYTES) -> Path:
+    """Unpack the zip ``archive`` into ``folder`` (created if missing) and return it. Every
+    member is checked before anything is written: CheckpointError naming the archive for
+    a member whose name is empty, absolute or leads out of ``folder`` (``..``, or through a
+    symlink already there; :func:`member`), a symlink or special-file member, a name given
+    twice, more than :data:`MAX_ARCHIVE_MEMBERS` members or ``max_bytes`` bytes unpacked,
+    and for an archive that is not a readable zip or whose data is corrupted (a member
+    whose bytes fail its CRC raises while unpacking: unpack into a fresh folder)."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(archive, f"is not a readable zip archive: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ARCHIVE_MEMBERS:
+            raise CheckpointError(archive, f"has {len(infos)} members; at most {MAX_ARCHIVE_MEMBERS} are unpacked")
+        total, names = sum(i.file_size for i in infos), set()
+        if total > max_bytes:
+            raise CheckpointError(archive, f"unpacks to {total} bytes; at most {max_bytes} are accepted")
+        targets = []
+        for info in infos:
+            name = info.filename.rstrip("/")
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise CheckpointError(archive, f"member {info.filename!r} is a symlink or special file; not unpacked")
+            if name in names:
+                raise CheckpointError(archive, f"holds member {name!r} twice")
+            names.add(name)
+            targets.append((info, member(folder, name, archive)))
+        os.makedirs(folder, exist_ok=True)
+        try:
+            for info, target in targets:
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "xb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+            raise CheckpointError(archive, f"cannot be unpacked (corrupted?): {exc}") from None
+    return Path(folder)

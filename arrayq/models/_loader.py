@@ -22,11 +22,17 @@ file and the tensor.
   matrices that run side by side, such as q/k/v, stacked into one, layer by layer);
 * ``count_modules(config)``: how many ``tick`` calls ``build`` makes (the progress total);
 * ``why_unexpected(name, config)``: for a tensor ``build`` did not use, why it does not
-  belong (the error message), or None to accept it unused.
+  belong (the error message), or None to accept it unused;
+* optional: ``hf_architectures`` (config.json ``architectures`` entries that name it, for a
+  config without ``model_type``), ``checkpoint_name`` (its name map: the name ``build``
+  asks for a checkpoint's tensor under, e.g. BERT's without a ``bert.`` prefix),
+  ``folder_settings(config, folder)`` (settings in other files of a checkpoint folder,
+  e.g. sentence-transformers' pooling) and ``task`` (``"generate"`` or ``"embed"``: the
+  command that runs it).
 
-:func:`load` and :func:`read_config` take the architecture; ``arrayq.models.qwen3`` is one
-(its ``ARCHITECTURE``), and a second (a BERT encoder) adds a module of its own and no copy
-of anything here.
+:func:`load` and :func:`read_config` take the architecture; ``arrayq.models.qwen3`` and
+``arrayq.models.bert`` are two (their ``ARCHITECTURE``), and
+``arrayq.models._architectures`` chooses one from a checkpoint's config.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from ..errors import QuantizationError
 from ..quant import QuantizedWeight
 from ._errors import CheckpointError
 from ._files import member, read_json
-from ._sources import Format, GGUFNames, GGUFSource, Quantization, SafetensorsSource, Source
+from ._sources import Format, GGUFNames, GGUFSource, Quantization, RenamedSource, SafetensorsSource, Source
 from .gguf import GGUFFile, is_gguf
 
 Progress = Callable[[int, int, str], None]
@@ -175,6 +181,10 @@ class Architecture(Generic[C, M]):
     build: Callable[[WeightBuilder, C], M]
     count_modules: Callable[[C], int]
     why_unexpected: Callable[[str, C], str | None]
+    hf_architectures: tuple[str, ...] = ()
+    checkpoint_name: Callable[[str], str] | None = None
+    folder_settings: Callable[[C, Path], C] | None = None
+    task: str = "generate"
 
 
 # ---------------------------------------------------------------------- building
@@ -352,6 +362,8 @@ def read_config(path: str | os.PathLike, architecture: Architecture[C, M]) -> C:
         return architecture.config_from_gguf(GGUFFile(path))
     cfg = member(path, "config.json")
     config: C = architecture.config_class.from_dict(read_json(cfg, "the model config"), cfg)
+    if architecture.folder_settings is not None:
+        config = architecture.folder_settings(config, path)
     return config
 
 
@@ -379,7 +391,9 @@ def load(
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
     is called after each module is built. ``fuse``: handed to ``build`` as ``builder.fuse``.
     Raises CheckpointError for anything wrong with the checkpoint, BackendUnavailableError
-    for a missing backend."""
+    for a missing backend, ValueError for a dtype that is not floating, or float64 for a
+    checkpoint with quantized layers (the quantized matmuls take float32, float16 or
+    bfloat16 activations), before any weight is read."""
     path = Path(path)
     backend_obj = aq.get_backend(backend) if backend is not None else aq.current_backend()
     if device is not None:
@@ -400,6 +414,16 @@ def load(
         config = read_config(path, architecture)
         src = SafetensorsSource(path)
         quant = Quantization(config.quantization, str(path / "config.json"))
+    if architecture.checkpoint_name is not None:
+        src = RenamedSource(src, architecture.checkpoint_name)
+    if dtype_name == "float64":
+        quantized = next((name for name in src.names() if name.endswith(".scales")), None)
+        if quantized is not None:
+            raise ValueError(
+                f"dtype float64 cannot run this checkpoint's quantized layers ({quantized[: -len('.scales')]!r} "
+                "is one): quantized matmuls take float32, float16 or bfloat16 activations; load it with "
+                "dtype='float32'"
+            )
     total = architecture.count_modules(config)
     builder = WeightBuilder(src, quant, backend_obj.name, device, dtype_name, progress, total, fuse)
     model = architecture.build(builder, config)

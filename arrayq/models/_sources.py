@@ -7,7 +7,8 @@ with the file each comes from.
   in ``model.safetensors.index.json`` (every disagreement between index and shards refused);
 * :class:`GGUFSource`: a GGUF file, its tensor names mapped to checkpoint names through the
   architecture's :class:`GGUFNames` table, each affine-quantized GGUF tensor (Q4_0, Q4_1,
-  Q8_0) split into the ``weight`` / ``scales`` / ``biases`` triple of arrayq's packed format.
+  Q8_0) split into the ``weight`` / ``scales`` / ``biases`` triple of arrayq's packed format;
+* :class:`RenamedSource`: another source's tensors under an architecture's names.
 
 Nothing here knows a model: the architecture's name table is data handed in.
 """
@@ -271,3 +272,52 @@ class GGUFSource(Source):
     def label(self, name: str) -> str:
         gname, part = self.entries.get(name, (self.gguf_names.to_gguf(name), "dense"))
         return gname if part == "dense" else f"{gname} ({part})"
+
+
+class RenamedSource(Source):
+    """``inner``'s tensors under the names ``rename`` gives them (an architecture's name map,
+    such as BERT's dropping a ``bert.`` prefix); messages name each tensor as its file
+    does, and config.json's per-module quantization keys are the file's module paths.
+    CheckpointError when two tensors get the same name."""
+
+    def __init__(self, inner: Source, rename: Any):
+        self.inner = inner
+        self.config_path, self.missing_file = inner.config_path, inner.missing_file
+        self.to_inner: dict[str, str] = {}
+        for name in inner.names():
+            new = rename(name)
+            if new in self.to_inner:
+                raise CheckpointError(
+                    inner.file_of(name),
+                    f"is also in the checkpoint as {self.to_inner[new]!r}: both read as {new!r}",
+                    name,
+                )
+            self.to_inner[new] = name
+
+    def _inner(self, name: str) -> str:
+        return self.to_inner.get(name, name)
+
+    def module_format(self, module: str, quant: Quantization) -> tuple[bool, Format | None]:
+        weight = self.to_inner.get(f"{module}.weight")
+        return self.inner.module_format(module if weight is None else weight[: -len(".weight")], quant)
+
+    def names(self) -> Iterable[str]:
+        return self.to_inner.keys()
+
+    def has(self, name: str) -> bool:
+        return name in self.to_inner
+
+    def get(self, name: str) -> np.ndarray:
+        return self.inner.get(self.to_inner[name])
+
+    def file_of(self, name: str) -> str:
+        return self.inner.file_of(self._inner(name))
+
+    def label(self, name: str) -> str:
+        return self.inner.label(self._inner(name))
+
+    def native(self, name: str, backend: str) -> Any:
+        return self.inner.native(self.to_inner[name], backend)
+
+    def release(self, name: str) -> None:
+        self.inner.release(self.to_inner[name])

@@ -162,9 +162,10 @@ class Qwen3Layer:
     mlp: nn.SwiGLU
 
     def __call__(
-        self, x: Any, mask: Any = "causal", cache: nn.KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
+        self, x: Any, mask: Any = None, cache: nn.KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
     ) -> Any:
-        """``x`` (B, L, hidden) → (B, L, hidden)."""
+        """``x`` (B, L, hidden) → (B, L, hidden); ``mask``: an additive mask on top of the
+        causal one, or None (see :class:`~arrayq.nn.Attention`)."""
         h = aq.add(x, self.self_attn(self.input_layernorm(x), mask, cache, rope_tables))
         return aq.add(h, self.mlp(self.post_attention_layernorm(h)))
 
@@ -211,9 +212,8 @@ class Qwen3:
         offset = cache[0].offset if cache else 0
         rope = self.layers[0].self_attn.rope
         tables = tuple(aq.asarray(t, like=h) for t in rope.cos_sin(offset, length))
-        mask = "causal" if length > 1 else None
         for i, layer in enumerate(self.layers):
-            h = layer(h, mask, cache[i] if cache is not None else None, tables)
+            h = layer(h, None, cache[i] if cache is not None else None, tables)
         return h
 
     def logits(self, h: Any) -> Any:

@@ -95,6 +95,75 @@ def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
     return _narrow(out, dtype)
 
 
+def rope_tables(dims: int, base: float, scale: float, offset: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Host float32 (length, dims/2) cosines and sines of the angles
+    ``(offset + p) * scale * base**(-2i/dims)``, computed in float64."""
+    inv_freq = base ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
+    angles = (np.arange(offset, offset + length, dtype=np.float64) * scale)[:, None] * inv_freq[None, :]
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def rope(
+    x: Any,
+    dims: int,
+    *,
+    traditional: bool = False,
+    base: float = 10000.0,
+    scale: float = 1.0,
+    offset: int = 0,
+    tables: Any = None,
+) -> Any:
+    """Rotary position embedding: ``x`` (..., L, D) floating, with the feature pairs of its
+    first ``dims`` features rotated for positions ``offset`` .. ``offset+L-1`` by the angle
+    ``position * scale * base**(-2i/dims)``; the pairs are ``(i, i + dims/2)`` (Llama, Qwen,
+    GGUF's NEOX mode) or, with ``traditional``, ``(2i, 2i+1)``. Same shape and dtype as x.
+
+    The backend's ``rope`` runs it where it has one (MLX: ``mx.fast.rope`` for float16 and
+    bfloat16, whose float32 angles are below their rounding); else :func:`rope_reference`:
+    float64 angles, rotation in float32 (float64 for float64). ``tables``: that reference's
+    (cos, sin) on x's backend, or a function returning them (:func:`rope_tables` moved
+    there), to share between layers. Raises ValueError if dims is odd, not positive or more
+    than D, or offset is negative."""
+    d = int(x.shape[-1]) if len(x.shape) else 0
+    if dims <= 0 or dims % 2 or dims > d:
+        raise ValueError(f"rope dims {dims} must be even, positive and at most the feature size {d}")
+    if offset < 0:
+        raise ValueError(f"rope offset must be >= 0, got {offset}")
+    backend, (x,) = resolve(x)
+    out = backend.rope(x, int(dims), bool(traditional), float(base), float(scale), int(offset))
+    if out is not NotImplemented:
+        return out
+    if callable(tables):
+        tables = tables()
+    if tables is None:
+        tables = tuple(_like(t, x) for t in rope_tables(dims, base, scale, offset, int(x.shape[-2])))
+    return rope_reference(x, dims, traditional, tables)
+
+
+def rope_reference(x: Any, dims: int, traditional: bool, tables: tuple[Any, Any]) -> Any:
+    """:func:`rope` written with arrayq's array ops (the contract's default), for the
+    (cos, sin) ``tables`` of x's positions."""
+    d = int(x.shape[-1])
+    x, dtype = _wide(x)  # float16/bfloat16 rotate in float32
+    cos, sin = (_narrow(t, aq.dtype(x)) for t in tables)
+    half = dims // 2
+    rot, rest = (x, None) if dims == d else (x[..., :dims], x[..., dims:])
+    if traditional:
+        pairs = aq.reshape(rot, tuple(int(n) for n in rot.shape[:-1]) + (half, 2))
+        x1, x2 = pairs[..., 0], pairs[..., 1]
+        out = aq.reshape(aq.stack(_rotate(x1, x2, cos, sin), axis=-1), tuple(int(n) for n in rot.shape))
+    else:
+        x1, x2 = rot[..., :half], rot[..., half:]
+        out = aq.concat(_rotate(x1, x2, cos, sin), axis=-1)
+    return _narrow(out if rest is None else aq.concat([out, rest], axis=-1), dtype)
+
+
+def _rotate(x1: Any, x2: Any, cos: Any, sin: Any) -> list:
+    """The feature pairs (x1, x2) rotated: ``[x1 * cos - x2 * sin, x2 * cos + x1 * sin]``."""
+    mul = aq.multiply
+    return [aq.subtract(mul(x1, cos), mul(x2, sin)), aq.add(mul(x2, cos), mul(x1, sin))]
+
+
 def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, in float32 or
     wider, returned in x's dtype. ``weight`` and ``bias``: (D,) or None."""

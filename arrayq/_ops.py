@@ -143,8 +143,8 @@ COMPOSITES = (
     "vecdot",
 )
 #: Optional native ops: the contract's default returns NotImplemented and the frontend then
-#: runs its reference (the quantized formats in ``arrayq.quant``, attention and rms_norm
-#: in ``arrayq.nn``). A backend overrides one where its library has a fused kernel, and
+#: runs its reference (the quantized formats in ``arrayq.quant``, attention, rms_norm and
+#: rope in ``arrayq.nn``). A backend overrides one where its library has a fused kernel, and
 #: may itself return NotImplemented for the cases that kernel does not cover.
 NATIVE_OPS = (
     "quantize",
@@ -153,4 +153,5 @@ NATIVE_OPS = (
     "gather_qmm",
     "scaled_dot_product_attention",
     "rms_norm",
+    "rope",
 )

@@ -35,7 +35,6 @@ from . import linalg as _linalg
 from ._functional import (
     _like,
     _narrow,
-    _wide,
     attention_reference,
     causal_mask,
     gelu,
@@ -43,6 +42,9 @@ from ._functional import (
     padding_mask,
     rms_norm,
     rms_norm_reference,
+    rope,
+    rope_reference,
+    rope_tables,
     scaled_dot_product_attention,
     sigmoid,
     silu,
@@ -199,37 +201,16 @@ class RoPE:
 
     def cos_sin(self, offset: int, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Host float32 (length, dims/2) tables for positions offset .. offset+length-1."""
-        inv_freq = self.base ** (-np.arange(0, self.dims, 2, dtype=np.float64) / self.dims)
-        angles = (np.arange(offset, offset + length, dtype=np.float64) * self.scale)[:, None] * inv_freq[None, :]
-        return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+        return rope_tables(self.dims, self.base, self.scale, offset, length)
 
-    def __call__(self, x: Any, offset: int = 0, tables: tuple[Any, Any] | None = None) -> Any:
-        """``x`` (..., L, D) with positions ``offset`` .. ``offset+L-1`` rotated; same shape
-        and dtype. ``tables``: (cos, sin) from :meth:`cos_sin` already on x's backend, to
-        share them between layers. Raises ValueError if D < dims or dims is odd."""
-        d, length = int(x.shape[-1]), int(x.shape[-2])
-        if self.dims % 2 or self.dims > d:
-            raise ValueError(f"RoPE dims {self.dims} must be even and at most the feature size {d}")
-        if tables is None:
-            tables = tuple(_like(t, x) for t in self.cos_sin(offset, length))
-        x, dtype = _wide(x)  # float16/bfloat16 rotate in float32
-        cos, sin = (_narrow(t, aq.dtype(x)) for t in tables)
-        half = self.dims // 2
-        rot, rest = (x, None) if self.dims == d else (x[..., : self.dims], x[..., self.dims :])
-        if self.traditional:
-            pairs = aq.reshape(rot, tuple(int(n) for n in rot.shape[:-1]) + (half, 2))
-            x1, x2 = pairs[..., 0], pairs[..., 1]
-            out = aq.reshape(aq.stack(_rotate(x1, x2, cos, sin), axis=-1), tuple(int(n) for n in rot.shape))
-        else:
-            x1, x2 = rot[..., :half], rot[..., half:]
-            out = aq.concat(_rotate(x1, x2, cos, sin), axis=-1)
-        return _narrow(out if rest is None else aq.concat([out, rest], axis=-1), dtype)
-
-
-def _rotate(x1: Any, x2: Any, cos: Any, sin: Any) -> list:
-    """The feature pairs (x1, x2) rotated: ``[x1 * cos - x2 * sin, x2 * cos + x1 * sin]``."""
-    mul = aq.multiply
-    return [aq.subtract(mul(x1, cos), mul(x2, sin)), aq.add(mul(x2, cos), mul(x1, sin))]
+    def __call__(self, x: Any, offset: int = 0, tables: Any = None) -> Any:
+        """``x`` (..., L, D) with positions ``offset`` .. ``offset+L-1`` rotated (:func:`rope`);
+        same shape and dtype. ``tables``: (cos, sin) from :meth:`cos_sin` already on x's
+        backend, or a function returning them, shared between layers and used where the
+        backend has no native rope. Raises ValueError if D < dims or dims is odd."""
+        return rope(
+            x, self.dims, traditional=self.traditional, base=self.base, scale=self.scale, offset=offset, tables=tables
+        )
 
 
 @dataclasses.dataclass
@@ -267,14 +248,13 @@ class Attention:
         qkv = None if self.qkv_proj is not None else fuse_linear(self.q_proj, self.k_proj, self.v_proj)
         return self if qkv is None else dataclasses.replace(self, q_proj=None, k_proj=None, v_proj=None, qkv_proj=qkv)
 
-    def __call__(
-        self, x: Any, mask: Any = None, cache: KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
-    ) -> Any:
+    def __call__(self, x: Any, mask: Any = None, cache: KVCache | None = None, rope_tables: Any = None) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden). ``mask``: None, or an additive array
         broadcasting to (B, n_heads, L, S), S the keys (cached + L), such as
         :func:`padding_mask`'s; a causal layer adds it to its causal mask. With ``cache`` the
         L new positions follow the cached ones and are appended to it. ``rope_tables``:
-        shared (cos, sin) for positions cache.offset .. +L (see :meth:`RoPE.cos_sin`).
+        shared (cos, sin) for positions cache.offset .. +L (see :meth:`RoPE.cos_sin`), or
+        a function returning them, for a backend without a native rope.
         Raises ValueError where the mask does not broadcast (see
         :func:`scaled_dot_product_attention`)."""
         if isinstance(mask, str):
@@ -439,6 +419,9 @@ __all__ = [
     "quantize",
     "rms_norm",
     "rms_norm_reference",
+    "rope",
+    "rope_reference",
+    "rope_tables",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",

@@ -1068,3 +1068,25 @@ def test_to_backend_round_trips_a_quantized_weight():
     q8 = aq.quantize(mx.array(floats((4, 64), specials=False)), mode="mxfp8")
     back8 = aq.to_backend(aq.to_backend(q8, "numpy"), "mlx")
     assert back8.biases is None and mx.array_equal(back8.scales, q8.scales).item()
+
+
+def test_rope_runs_mx_fast_rope_in_half_precision_only(monkeypatch):
+    """bfloat16/float16 take MLX's fused kernel (its float32 angles are below their rounding);
+    float32 keeps the reference's float64 tables, and matches an independent float64
+    rotation to float32 rounding even far into the sequence, where mx.fast.rope would not."""
+    seen = []
+    real = mx.fast.rope
+    monkeypatch.setattr(mx.fast, "rope", lambda x, *a, **k: seen.append(x.dtype) or real(x, *a, **k))
+    x = np.random.default_rng(3).standard_normal((1, 2, 3, 8)).astype(np.float32)
+    offset = 40_000
+    half = aq.nn.rope(mx.array(x).astype(mx.bfloat16), 8, offset=offset)
+    full = np.array(aq.nn.rope(mx.array(x), 8, offset=offset))
+    assert seen == [mx.bfloat16] and half.dtype == mx.bfloat16
+
+    angles = np.arange(offset, offset + 3)[:, None] * 10000.0 ** (-np.arange(0, 8, 2) / 8)[None, :]
+    x1, x2 = x[..., :4].astype(np.float64), x[..., 4:].astype(np.float64)
+    expected = np.concatenate(
+        [x1 * np.cos(angles) - x2 * np.sin(angles), x2 * np.cos(angles) + x1 * np.sin(angles)], -1
+    )
+    # float32: the tables' and the rotation's rounding, a few ulps of |x| <= ~3
+    assert np.abs(full - expected).max() < 4e-6

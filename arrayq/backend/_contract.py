@@ -196,3 +196,8 @@ class Contract:
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
         """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in x's dtype."""
         return NotImplemented
+
+    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
+        """``x`` (..., L, D) with its first ``dims`` features rotated for positions
+        ``offset`` .. ``offset+L-1`` (``arrayq.nn.rope``; arguments checked there), in x's dtype."""
+        return NotImplemented

@@ -36,6 +36,7 @@ generic loader (:mod:`arrayq.models._loader`, which reads the files and builds t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from typing import Any
@@ -161,9 +162,7 @@ class Qwen3Layer:
     post_attention_layernorm: nn.RMSNorm
     mlp: nn.SwiGLU
 
-    def __call__(
-        self, x: Any, mask: Any = None, cache: nn.KVCache | None = None, rope_tables: tuple[Any, Any] | None = None
-    ) -> Any:
+    def __call__(self, x: Any, mask: Any = None, cache: nn.KVCache | None = None, rope_tables: Any = None) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden); ``mask``: an additive mask on top of the
         causal one, or None (see :class:`~arrayq.nn.Attention`)."""
         h = aq.add(x, self.self_attn(self.input_layernorm(x), mask, cache, rope_tables))
@@ -211,7 +210,9 @@ class Qwen3:
         h = aq.astype(self.embed_tokens(ids), self.dtype, copy=False)
         offset = cache[0].offset if cache else 0
         rope = self.layers[0].self_attn.rope
-        tables = tuple(aq.asarray(t, like=h) for t in rope.cos_sin(offset, length))
+        first = h
+        # made once for every layer, and only where the backend has no native rope
+        tables = functools.cache(lambda: tuple(aq.asarray(t, like=first) for t in rope.cos_sin(offset, length)))
         for i, layer in enumerate(self.layers):
             h = layer(h, None, cache[i] if cache is not None else None, tables)
         return h

@@ -13,7 +13,7 @@ from typing import Any
 from arrayq.backend import Array, Backend, UnsupportedDTypeError, UnsupportedOperationError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
-from arrayq_mlx import _composed, _quantized
+from arrayq_mlx import _composed, _fast, _quantized
 from arrayq_mlx import _workarounds as fix
 from arrayq_mlx._devices import Devices
 
@@ -499,20 +499,13 @@ class MLXBackend(Backend):
     # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their
     # statistics and softmax in float32, as the references do; float64 takes the reference.
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
-        mx = self.mx
-        if x.dtype in (mx.float32, mx.float16, mx.bfloat16) and x.ndim >= 1 and x.shape[-1] > 0:
-            if weight is None or (weight.ndim == 1 and weight.dtype == x.dtype):
-                return mx.fast.rms_norm(x, weight, eps)
-        return NotImplemented
+        return _fast.rms_norm(self, x, weight, eps)
 
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
-        mx = self.mx
-        floats = (mx.float32, mx.float16, mx.bfloat16)
-        if q.dtype in floats and k.dtype == q.dtype and v.dtype == q.dtype and 0 not in (*q.shape, *k.shape, *v.shape):
-            # (MLX takes an additive mask only in the output's dtype; a wider one keeps the reference)
-            if mask is None or isinstance(mask, str) or (self.is_array(mask) and mask.dtype == q.dtype):
-                return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
-        return NotImplemented
+        return _fast.scaled_dot_product_attention(self, q, k, v, scale, mask)
+
+    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
+        return _fast.rope(self, x, dims, traditional, base, scale, offset)
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quant) has validated every argument before these run.

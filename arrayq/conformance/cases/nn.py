@@ -1,5 +1,5 @@
 """Cases for the fused model ops arrayq.nn calls: scaled_dot_product_attention (with its
-bad-input cases) and rms_norm."""
+bad-input cases), rms_norm and rope."""
 
 from __future__ import annotations
 
@@ -61,6 +61,43 @@ def nn_cases() -> list[Case]:
                 _arrays(*norm_specs),
                 lambda aq, x, *w: aq.nn.rms_norm(x, w[0] if w else None, eps=1e-5),
                 upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    # rope: all features or a prefix, both pair layouts, positions from 0 and after a cache;
+    # offsets stay small so that a native kernel's float32 angles (MLX) are within the
+    # case's half-precision tolerance (the rope docstring has the error at larger ones)
+    for (shape, dims, traditional, offset), dtype in itertools.product(
+        (
+            ((1, 2, 3, 8), 8, False, 0),
+            ((2, 3, 4, 16), 8, False, 37),
+            ((1, 2, 5, 12), 12, True, 5),
+            ((3, 6, 8), 4, True, 0),
+        ),
+        FLOATS,
+    ):
+        cases.append(
+            Case(
+                f"rope[{dtype},x{shape},dims={dims},{'traditional' if traditional else 'rotate-half'},offset={offset}]",
+                "rope",
+                (dtype,),
+                _arrays((shape, dtype, -3, 3)),
+                lambda aq, x, dims=dims, t=traditional, o=offset: aq.nn.rope(
+                    x, dims, traditional=t, base=10000.0, offset=o
+                ),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    for what, dims, offset in (("odd dims", 3, 0), ("dims above the features", 16, 0), ("negative offset", 8, -1)):
+        cases.append(
+            Case(
+                f"error:rope[{what}]",
+                "rope",
+                ("float32",),
+                _arrays(((1, 2, 3, 8), "float32", -1, 1)),
+                lambda aq, x, dims=dims, o=offset: aq.nn.rope(x, dims, offset=o),
+                expect="raises",
+                raises="ValueError",
+                match="rope (dims|offset)",
             )
         )
     bad = {  # what the call must reject, with the reference's exception

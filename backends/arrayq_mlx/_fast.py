@@ -1,0 +1,42 @@
+"""The model ops arrayq.nn calls, on MLX's fused kernels (``mlx.core.fast``): RMS norm,
+attention and rotary positions. Each returns NotImplemented for what its kernel does not
+take, and arrayq.nn then runs the contract's reference. Called from the ``MLXBackend``
+method of the same name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from arrayq.backend import Array
+
+if TYPE_CHECKING:
+    from arrayq_mlx import MLXBackend
+
+
+def _floats(b: MLXBackend) -> tuple:
+    mx = b.mx
+    return (mx.float32, mx.float16, mx.bfloat16)
+
+
+def rms_norm(b: MLXBackend, x: Array, weight: Array | None, eps: float) -> Any:
+    if x.dtype in _floats(b) and x.ndim >= 1 and x.shape[-1] > 0:
+        if weight is None or (weight.ndim == 1 and weight.dtype == x.dtype):
+            return b.mx.fast.rms_norm(x, weight, eps)
+    return NotImplemented
+
+
+def scaled_dot_product_attention(b: MLXBackend, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
+    if q.dtype in _floats(b) and k.dtype == q.dtype and v.dtype == q.dtype and 0 not in (*q.shape, *k.shape, *v.shape):
+        # (MLX takes an additive mask only in the output's dtype; a wider one keeps the reference)
+        if mask is None or isinstance(mask, str) or (b.is_array(mask) and mask.dtype == q.dtype):
+            return b.mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+    return NotImplemented
+
+
+def rope(b: MLXBackend, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
+    # Half precision only: mx.fast.rope computes its angles in float32 (position 1000 is off
+    # by ~3e-5, 40000 by ~1e-3), below bfloat16/float16 rounding but not float32's, where
+    # the reference's float64 tables keep the rotation exact. It takes 3 or more dimensions.
+    if x.dtype in (b.mx.float16, b.mx.bfloat16) and x.ndim >= 3 and x.size:
+        return b.mx.fast.rope(x, dims, traditional=traditional, base=base, scale=scale, offset=offset)
+    return NotImplemented

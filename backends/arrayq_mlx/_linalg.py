@@ -1,0 +1,125 @@
+"""The MLX backend's linear algebra: ``mlx.core.linalg`` for the ops it has.
+
+**On the CPU stream, on every device.** MLX's factorizations (LAPACK underneath: qr, svd,
+eigh, cholesky, inv, solve, lu, det, slogdet, solve_triangular) have no GPU kernels; each
+call here passes ``stream=mx.cpu``, so they also run when the GPU is MLX's default device
+and their results feed GPU ops as any array does (Apple silicon shares the memory; on a
+CUDA build MLX copies as needed). The elementwise ones (cross, diagonal, outer, trace,
+the non-spectral norms) run on the default device.
+
+**Eager where MLX fails lazily.** MLX raises for a singular matrix only when the result is
+evaluated (``RuntimeError: ... failed with error code``), wherever that happens; inv,
+solve and solve_triangular therefore evaluate their result here and run the contract's
+composite instead when MLX refuses, which marks the matrix with NaN for the frontend to
+report as ``LinAlgError``. MLX's Cholesky never fails: a matrix that is not positive
+definite gives a factor with a pivot <= 0 (LAPACK's potrf stops there), which the
+frontend checks.
+
+The frontend (``arrayq.linalg``) hands these finite float32/float64 matrices that are not
+empty (MLX crashes the process on a 0 x 0 inverse), batch axes broadcast. Not overridden:
+matrix_power, matrix_rank, pinv (``mx.linalg.pinv`` takes no rtol), lstsq — their
+composites call the native svd and matmul.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arrayq.backend import Array, Backend
+from arrayq.backend import dtypes as dt
+from arrayq_mlx import _composed
+
+
+class MLXLinalg(Backend):
+    """mlx.core.linalg behind the contract's linear algebra ops (MLXBackend's base)."""
+
+    mx: Any  # mlx.core, set by MLXBackend.__init__
+
+    def _cpu(self) -> Any:
+        return self.mx.cpu
+
+    def _evaluated(self, op: str, out: Array, *args: Any) -> Array:
+        """``out`` evaluated now; the composite ``op`` if MLX's LAPACK call failed."""
+        try:
+            self.mx.eval(out)
+        except RuntimeError as exc:
+            if "failed" not in str(exc):
+                raise
+            return getattr(Backend, op)(self, *args)
+        return out
+
+    def cholesky(self, x: Array, upper: bool) -> Array:
+        low = self.mx.linalg.cholesky(x, upper=False, stream=self._cpu())  # upper=True reads the upper triangle
+        return self.mx.swapaxes(low, -1, -2) if upper else low
+
+    def cross(self, x1: Array, x2: Array, axis: int) -> Array:
+        return self.mx.linalg.cross(x1, x2, axis=axis)
+
+    def det(self, x: Array) -> Array:
+        return self.mx.linalg.det(x, stream=self._cpu())
+
+    def diagonal(self, x: Array, offset: int) -> Array:
+        return self.mx.diagonal(x, offset, -2, -1)
+
+    def eigh(self, x: Array) -> tuple[Array, Array]:
+        w, v = self.mx.linalg.eigh(x, UPLO="L", stream=self._cpu())
+        return w, v
+
+    def eigvalsh(self, x: Array) -> Array:
+        return self.mx.linalg.eigvalsh(x, UPLO="L", stream=self._cpu())
+
+    def inv(self, x: Array) -> Array:
+        return self._evaluated("inv", self.mx.linalg.inv(x, stream=self._cpu()), x)
+
+    def lu(self, x: Array) -> tuple[Array, Array, Array]:
+        perm, low, up = self.mx.linalg.lu(x, stream=self._cpu())
+        return perm.astype(self.native_dtype(self.default_int)), low, up
+
+    def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
+        out = self.mx.linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu())
+        return out.astype(x.dtype) if out.dtype != x.dtype and self.dtype_of(x).kind == "float" else out
+
+    def outer(self, x1: Array, x2: Array) -> Array:
+        return self.mx.outer(x1, x2)
+
+    def qr(self, x: Array, mode: str) -> tuple[Array, Array]:
+        if mode == "complete" and x.shape[-2] > x.shape[-1]:
+            return super().qr(x, mode)  # MLX's Q is always the reduced one
+        q, r = self.mx.linalg.qr(x, stream=self._cpu())
+        return q, r
+
+    def slogdet(self, x: Array) -> tuple[Array, Array]:
+        sign, logabs = self.mx.linalg.slogdet(x, stream=self._cpu())
+        return sign, logabs
+
+    def solve(self, x1: Array, x2: Array) -> Array:
+        return self._evaluated("solve", self.mx.linalg.solve(x1, x2, stream=self._cpu()), x1, x2)
+
+    def svd(self, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]:
+        u, s, vh = self.mx.linalg.svd(x, stream=self._cpu())  # MLX's U and Vh are always full
+        if not full_matrices:
+            k = min(x.shape[-2], x.shape[-1])
+            u, vh = u[..., :, :k], vh[..., :k, :]
+        return u, s, vh
+
+    def svdvals(self, x: Array) -> Array:
+        return self.mx.linalg.svd(x, compute_uv=False, stream=self._cpu())
+
+    def trace(self, x: Array, offset: int, dtype: dt.DType | None) -> Array:
+        acc = _composed.accumulator(self, x, dtype)  # type: ignore[arg-type]
+        return self.mx.trace(x, offset, -2, -1, dtype=self.native_dtype(acc))
+
+    def triangular_solve(self, a: Array, b: Array, lower: bool) -> Array:
+        out = self.mx.linalg.solve_triangular(a, b, upper=not lower, stream=self._cpu())
+        return self._evaluated("triangular_solve", out, a, b, lower)
+
+    def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
+        if axis is not None and len(axis) != 1:
+            return super().vector_norm(x, axis, keepdims, ord)  # MLX reads two axes as a matrix
+        if axis is None:
+            flat = self.mx.linalg.norm(self.mx.reshape(x, (-1,)), ord=ord)
+            return self.mx.reshape(flat, (1,) * x.ndim) if keepdims else flat
+        return self.mx.linalg.norm(x, ord=ord, axis=list(axis), keepdims=keepdims)
+
+
+__all__ = ["MLXLinalg"]

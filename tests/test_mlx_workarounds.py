@@ -103,6 +103,26 @@ def test_float64_transcendentals_are_float32_accurate(op: str) -> None:
     assert np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)) > 1e-9
 
 
+def test_float64_det_is_float32_accurate() -> None:
+    """Workaround: ``det64`` (``MLXLinalg.det`` on float64). The exact determinant of the
+    float64 matrix comes from Gaussian elimination in fractions."""
+    from fractions import Fraction
+
+    a = np.random.default_rng(0).standard_normal((4, 4))
+    rows = [[Fraction(v) for v in row] for row in a.tolist()]
+    exact = Fraction(1)
+    for j in range(4):
+        p = next(i for i in range(j, 4) if rows[i][j] != 0)
+        if p != j:
+            rows[j], rows[p], exact = rows[p], rows[j], -exact
+        exact *= rows[j][j]
+        for i in range(j + 1, 4):
+            f = rows[i][j] / rows[j][j]
+            rows[i] = [u - f * w for u, w in zip(rows[i], rows[j])]
+    got = mx.linalg.det(mx.array(a, dtype=mx.float64), stream=mx.cpu).item()
+    assert abs(got - float(exact)) / abs(float(exact)) > 1e-10
+
+
 # ----------------------------------------------------------------------------- empty operands
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from arrayq.backend import Array, Backend
 from arrayq.backend import dtypes as dt
 from arrayq_mlx import _composed
+from arrayq_mlx import _workarounds as fix
 
 
 class MLXLinalg(Backend):
@@ -56,6 +57,8 @@ class MLXLinalg(Backend):
         return self.mx.linalg.cross(x1, x2, axis=axis)
 
     def det(self, x: Array) -> Array:
+        if x.dtype == self.mx.float64:
+            return fix.det64(self.mx, x)
         return self.mx.linalg.det(x, stream=self._cpu())
 
     def diagonal(self, x: Array, offset: int) -> Array:
@@ -72,8 +75,10 @@ class MLXLinalg(Backend):
         return self._evaluated("inv", self.mx.linalg.inv(x, stream=self._cpu()), x)
 
     def lu(self, x: Array) -> tuple[Array, Array, Array]:
-        perm, low, up = self.mx.linalg.lu(x, stream=self._cpu())
-        return perm.astype(self.native_dtype(self.default_int)), low, up
+        # MLX's p says where each row of x went (x = L[p] @ U); the contract's perm is its
+        # inverse, the row of x each row of L @ U came from
+        p, low, up = self.mx.linalg.lu(x, stream=self._cpu())
+        return self.mx.argsort(p, axis=-1).astype(self.native_dtype(self.default_int)), low, up
 
     def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
         out = self.mx.linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu())

@@ -108,8 +108,8 @@ def eigh(b: Backend, x: Array) -> tuple[Array, Array]:
     """Cyclic two-sided Jacobi on the symmetric matrix read from x's lower triangle:
     ``A <- J^T A J`` zeroes a_pq for each pair; the eigenvectors are the product of the J."""
     n, batch = int(x.shape[-1]), tuple(x.shape[:-2])
-    if n == 0:
-        return b.zeros(batch + (0,), b.dtype_of(x), b.device_of(x)), x
+    if x.size == 0:
+        return b.zeros(batch + (n,), b.dtype_of(x), b.device_of(x)), b.zeros(batch + (n, n), b.dtype_of(x), b.device_of(x))
     low = b.tril(x, 0)
     a, big = _scaled(b, b.binary("add", low, b.matrix_transpose(b.tril(x, -1))))
     v = eye_batch(b, batch, n, x)
@@ -183,10 +183,10 @@ def svd(b: Backend, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]
     if m < n:
         u, s, vh = svd(b, b.matrix_transpose(x), full_matrices)
         return b.matrix_transpose(vh), s, b.matrix_transpose(u)
-    if n == 0:
+    if x.size == 0:  # no columns (U is the identity, or m x 0), or an empty batch
         batch, dtype, device = tuple(x.shape[:-2]), b.dtype_of(x), b.device_of(x)
-        u = eye_batch(b, batch, m, x) if full_matrices else b.zeros(batch + (m, 0), dtype, device)
-        return u, b.zeros(batch + (0,), dtype, device), b.zeros(batch + (0, 0), dtype, device)
+        u = eye_batch(b, batch, m, x) if full_matrices else b.zeros(batch + (m, n), dtype, device)
+        return u, b.zeros(batch + (n,), dtype, device), b.zeros(batch + (n, n), dtype, device)
     scaled, big = _scaled(b, x)
     w, v, sigma = _hestenes(b, scaled)
     q, r = qr(b, w, "complete" if full_matrices else "reduced")
@@ -202,8 +202,8 @@ def svd(b: Backend, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]
 def svdvals(b: Backend, x: Array) -> Array:
     if int(x.shape[-2]) < int(x.shape[-1]):
         x = b.matrix_transpose(x)
-    if int(x.shape[-1]) == 0:
-        return b.zeros(tuple(x.shape[:-2]) + (0,), b.dtype_of(x), b.device_of(x))
+    if x.size == 0:
+        return b.zeros(tuple(x.shape[:-2]) + (int(x.shape[-1]),), b.dtype_of(x), b.device_of(x))
     scaled, big = _scaled(b, x)
     return b.binary("multiply", _hestenes(b, scaled)[2], b.reshape(big, tuple(big.shape[:-1])))
 
@@ -219,7 +219,7 @@ def _cutoff(b: Backend, s: Array, x: Array, rtol: Array | None) -> Array:
 
 def pinv(b: Backend, x: Array, rtol: Array | None) -> Array:
     m, n = int(x.shape[-2]), int(x.shape[-1])
-    if not min(m, n):
+    if x.size == 0:
         return b.zeros(tuple(x.shape[:-2]) + (n, m), b.dtype_of(x), b.device_of(x))
     u, s, vh = b.svd(x, False)
     keep = b.binary("greater", s, _cutoff(b, s, x, rtol))
@@ -230,7 +230,7 @@ def pinv(b: Backend, x: Array, rtol: Array | None) -> Array:
 
 def matrix_rank(b: Backend, x: Array, rtol: Array | None) -> Array:
     batch = tuple(x.shape[:-2])
-    if not min(int(x.shape[-2]), int(x.shape[-1])):
+    if x.size == 0:
         return b.zeros(batch, b.default_int, b.device_of(x))
     s = b.svdvals(x)
     above = b.astype(b.binary("greater", s, _cutoff(b, s, x, rtol)), b.default_int)

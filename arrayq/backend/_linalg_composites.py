@@ -109,7 +109,7 @@ def matrix_power(b: Backend, x: Array, n: int) -> Array:
 # ---------------------------------------------------------------------- norms
 def _extreme(b: Backend, x: Array, op: str, axis: tuple[int, ...], keepdims: bool) -> Array:
     """max/min of non-negative values over ``axis``; over nothing, 0 (max) or +inf (min)."""
-    if all(int(x.shape[a]) for a in axis):
+    if x.size:
         return b.reduce(op, x, axis, keepdims, None)
     shape = tuple(1 if i in axis else n for i, n in enumerate(x.shape) if keepdims or i not in axis)
     return b.full(shape, 0.0 if op == "max" else math.inf, b.dtype_of(x), b.device_of(x))
@@ -162,7 +162,7 @@ def lu_factor(b: Backend, x: Array) -> tuple[Array, Array, Array, Array]:
     low = b.zeros(batch + (m, k), dtype, device)
     sign = b.ones(batch, dtype, device)
     a = x
-    for j in range(k):
+    for j in range(k if x.size else 0):  # (an empty batch: nothing to eliminate)
         candidates = b.binary("greater_equal", rows, j)
         mag = b.where(candidates, b.unary("abs", a[..., :, j : j + 1]), const(b, x, -1))
         p = b.argreduce("argmax", mag, a.ndim - 2, True)  # (..., 1, 1)

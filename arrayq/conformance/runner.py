@@ -150,7 +150,8 @@ def _compare(case: Case, got: list[Any], ref: list[Any]) -> tuple[bool, float | 
         ok = ~np.isnan(rf)
         scale = max(1.0, float(np.max(np.abs(rf[ok]), initial=0.0)))
         # equal values (infinities included) differ by 0; NaN positions were checked above
-        diff = np.where(ok & (gf != rf), np.abs(gf - np.where(ok, rf, 0)), 0.0)
+        with np.errstate(invalid="ignore"):  # (inf - inf, discarded by the where)
+            diff = np.where(ok & (gf != rf), np.abs(gf - np.where(ok, rf, 0)), 0.0)
         err = float(np.max(diff, initial=0.0)) / scale
         worst = err if worst is None else max(worst, err)
         tol = case.tolerance or TOLERANCE[str(r.dtype)]

@@ -103,8 +103,8 @@ def poison(backend: Backend, outs: Sequence[Any], ok: Any) -> list[Any]:
 def method(backend: Backend, op: str, *xs: Any) -> Callable[..., Any]:
     """The backend's ``op``, or the contract's composite when an input is empty."""
     if any(x.size == 0 for x in xs):
-        return getattr(Backend, op).__get__(backend)  # type: ignore[no-any-return]
-    return getattr(backend, op)  # type: ignore[no-any-return]
+        return getattr(Backend, op).__get__(backend)
+    return getattr(backend, op)
 
 
 def narrow(backend: Backend, outs: Sequence[Any], dtype: dt.DType) -> list[Any]:

@@ -109,7 +109,9 @@ def eigh(b: Backend, x: Array) -> tuple[Array, Array]:
     ``A <- J^T A J`` zeroes a_pq for each pair; the eigenvectors are the product of the J."""
     n, batch = int(x.shape[-1]), tuple(x.shape[:-2])
     if x.size == 0:
-        return b.zeros(batch + (n,), b.dtype_of(x), b.device_of(x)), b.zeros(batch + (n, n), b.dtype_of(x), b.device_of(x))
+        return b.zeros(batch + (n,), b.dtype_of(x), b.device_of(x)), b.zeros(
+            batch + (n, n), b.dtype_of(x), b.device_of(x)
+        )
     low = b.tril(x, 0)
     a, big = _scaled(b, b.binary("add", low, b.matrix_transpose(b.tril(x, -1))))
     v = eye_batch(b, batch, n, x)
@@ -160,7 +162,9 @@ def _hestenes(b: Backend, a: Array) -> tuple[Array, Array, Array]:
                     return b.reduce("sum", b.binary("multiply", u, w), (rows,), False, None)
 
                 alpha, beta, gamma = dot(ap, ap), dot(aq, aq), dot(ap, aq)
-                c, s = (b.reshape(t, batch + (1, r.pairs)) for t in _rotation(b, b.binary("subtract", beta, alpha), gamma))
+                c, s = (
+                    b.reshape(t, batch + (1, r.pairs)) for t in _rotation(b, b.binary("subtract", beta, alpha), gamma)
+                )
                 a, v = _rotate(b, a, r, c, s), _rotate(b, v, r, c, s)
                 norms = b.unary("sqrt", b.binary("multiply", alpha, beta))
                 measure = b.reduce("max", b.binary("divide", b.unary("abs", gamma), safe(b, norms)), None, False, None)
@@ -194,7 +198,9 @@ def svd(b: Backend, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]
     signs = b.where(b.binary("less", d, 0), const(b, d, -1), const(b, d, 1))
     extra = int(q.shape[-1]) - n
     if extra:
-        signs = b.concat([signs, b.ones(tuple(signs.shape[:-1]) + (extra,), b.dtype_of(x), b.device_of(x))], signs.ndim - 1)
+        signs = b.concat(
+            [signs, b.ones(tuple(signs.shape[:-1]) + (extra,), b.dtype_of(x), b.device_of(x))], signs.ndim - 1
+        )
     u = b.binary("multiply", q, b.reshape(signs, tuple(signs.shape[:-1]) + (1, int(q.shape[-1]))))
     return u, b.binary("multiply", sigma, b.reshape(big, tuple(big.shape[:-1]))), b.matrix_transpose(v)
 

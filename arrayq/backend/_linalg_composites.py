@@ -127,8 +127,14 @@ def vector_norm(b: Backend, x: Array, axis: tuple[int, ...] | None, keepdims: bo
         return b.reduce("sum", mag, axis, keepdims, None)
     if ord == 2:
         return b.unary("sqrt", b.reduce("sum", b.binary("multiply", mag, mag), axis, keepdims, None))
-    total = b.reduce("sum", b.binary("pow", mag, float(ord)), axis, keepdims, None)
-    return b.binary("pow", total, 1.0 / ord)
+    if ord > 0:
+        return b.binary("pow", b.reduce("sum", b.binary("pow", mag, float(ord)), axis, keepdims, None), 1.0 / ord)
+    # a negative p: 0^p is inf, and a sum of nothing (or with an inf) gives inf^(1/p) = 0
+    # and 0^(1/p) = inf; written with where so that no division by zero is asked for
+    inf = const(b, mag, math.inf)
+    powers = b.where(b.binary("equal", mag, 0), inf, b.binary("pow", safe(b, mag), float(ord)))
+    total = b.reduce("sum", powers, axis, keepdims, None)
+    return b.where(b.binary("equal", total, 0), inf, b.binary("pow", safe(b, total), 1.0 / ord))
 
 
 def matrix_norm(b: Backend, x: Array, ord: Any, keepdims: bool) -> Array:

@@ -31,18 +31,23 @@ from arrayq_mlx import _composed
 from arrayq_mlx import _workarounds as fix
 
 
+def _lib() -> Any:
+    """mlx.core, imported when first used (importing arrayq_mlx must not import MLX)."""
+    import mlx.core
+
+    return mlx.core
+
+
 class MLXLinalg(Backend):
     """mlx.core.linalg behind the contract's linear algebra ops (MLXBackend's base)."""
 
-    mx: Any  # mlx.core, set by MLXBackend.__init__
-
     def _cpu(self) -> Any:
-        return self.mx.cpu
+        return _lib().cpu
 
     def _evaluated(self, op: str, out: Array, *args: Any) -> Array:
         """``out`` evaluated now; the composite ``op`` if MLX's LAPACK call failed."""
         try:
-            self.mx.eval(out)
+            _lib().eval(out)
         except RuntimeError as exc:
             if "failed" not in str(exc):
                 raise
@@ -50,83 +55,83 @@ class MLXLinalg(Backend):
         return out
 
     def cholesky(self, x: Array, upper: bool) -> Array:
-        low = self.mx.linalg.cholesky(x, upper=False, stream=self._cpu())  # upper=True reads the upper triangle
-        return self.mx.swapaxes(low, -1, -2) if upper else low
+        low = _lib().linalg.cholesky(x, upper=False, stream=self._cpu())  # upper=True reads the upper triangle
+        return _lib().swapaxes(low, -1, -2) if upper else low
 
     def cross(self, x1: Array, x2: Array, axis: int) -> Array:
-        return self.mx.linalg.cross(x1, x2, axis=axis)
+        return _lib().linalg.cross(x1, x2, axis=axis)
 
     def det(self, x: Array) -> Array:
-        if x.dtype == self.mx.float64:
-            return fix.det64(self.mx, x)
-        return self.mx.linalg.det(x, stream=self._cpu())
+        if x.dtype == _lib().float64:
+            return fix.det64(_lib(), x)
+        return _lib().linalg.det(x, stream=self._cpu())
 
     def diagonal(self, x: Array, offset: int) -> Array:
-        return self.mx.diagonal(x, offset, -2, -1)
+        return _lib().diagonal(x, offset, -2, -1)
 
     def eigh(self, x: Array) -> tuple[Array, Array]:
-        w, v = self.mx.linalg.eigh(x, UPLO="L", stream=self._cpu())
+        w, v = _lib().linalg.eigh(x, UPLO="L", stream=self._cpu())
         return w, v
 
     def eigvalsh(self, x: Array) -> Array:
-        return self.mx.linalg.eigvalsh(x, UPLO="L", stream=self._cpu())
+        return _lib().linalg.eigvalsh(x, UPLO="L", stream=self._cpu())
 
     def inv(self, x: Array) -> Array:
-        return self._evaluated("inv", self.mx.linalg.inv(x, stream=self._cpu()), x)
+        return self._evaluated("inv", _lib().linalg.inv(x, stream=self._cpu()), x)
 
     def lu(self, x: Array) -> tuple[Array, Array, Array]:
         # MLX's p says where each row of x went (x = L[p] @ U); the contract's perm is its
         # inverse, the row of x each row of L @ U came from
-        p, low, up = self.mx.linalg.lu(x, stream=self._cpu())
-        return self.mx.argsort(p, axis=-1).astype(self.native_dtype(self.default_int)), low, up
+        p, low, up = _lib().linalg.lu(x, stream=self._cpu())
+        return _lib().argsort(p, axis=-1).astype(self.native_dtype(self.default_int)), low, up
 
     def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
-        out = self.mx.linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu())
+        out = _lib().linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu())
         return out.astype(x.dtype) if out.dtype != x.dtype and self.dtype_of(x).kind == "float" else out
 
     def outer(self, x1: Array, x2: Array) -> Array:
-        return self.mx.outer(x1, x2)
+        return _lib().outer(x1, x2)
 
     def qr(self, x: Array, mode: str) -> tuple[Array, Array]:
         if mode == "complete" and x.shape[-2] > x.shape[-1]:
             return super().qr(x, mode)  # MLX's Q is always the reduced one
-        q, r = self.mx.linalg.qr(x, stream=self._cpu())
+        q, r = _lib().linalg.qr(x, stream=self._cpu())
         return q, r
 
     def slogdet(self, x: Array) -> tuple[Array, Array]:
-        sign, logabs = self.mx.linalg.slogdet(x, stream=self._cpu())
+        sign, logabs = _lib().linalg.slogdet(x, stream=self._cpu())
         return sign, logabs
 
     def solve(self, x1: Array, x2: Array) -> Array:
-        return self._evaluated("solve", self.mx.linalg.solve(x1, x2, stream=self._cpu()), x1, x2)
+        return self._evaluated("solve", _lib().linalg.solve(x1, x2, stream=self._cpu()), x1, x2)
 
     def svd(self, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]:
-        u, s, vh = self.mx.linalg.svd(x, stream=self._cpu())  # MLX's U and Vh are always full
+        u, s, vh = _lib().linalg.svd(x, stream=self._cpu())  # MLX's U and Vh are always full
         if not full_matrices:
             k = min(x.shape[-2], x.shape[-1])
             u, vh = u[..., :, :k], vh[..., :k, :]
         return u, s, vh
 
     def svdvals(self, x: Array) -> Array:
-        return self.mx.linalg.svd(x, compute_uv=False, stream=self._cpu())
+        return _lib().linalg.svd(x, compute_uv=False, stream=self._cpu())
 
     def trace(self, x: Array, offset: int, dtype: dt.DType | None) -> Array:
         if fix.trace_outside(x.shape, offset):
             return super().trace(x, offset, dtype)
         acc = _composed.accumulator(self, x, dtype)  # type: ignore[arg-type]
-        return self.mx.trace(x, offset, -2, -1, dtype=self.native_dtype(acc))
+        return _lib().trace(x, offset, -2, -1, dtype=self.native_dtype(acc))
 
     def triangular_solve(self, a: Array, b: Array, lower: bool) -> Array:
-        out = self.mx.linalg.solve_triangular(a, b, upper=not lower, stream=self._cpu())
+        out = _lib().linalg.solve_triangular(a, b, upper=not lower, stream=self._cpu())
         return self._evaluated("triangular_solve", out, a, b, lower)
 
     def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
         if axis is not None and len(axis) != 1:
             return super().vector_norm(x, axis, keepdims, ord)  # MLX reads two axes as a matrix
         if axis is None:
-            flat = self.mx.linalg.norm(self.mx.reshape(x, (-1,)), ord=ord)
-            return self.mx.reshape(flat, (1,) * x.ndim) if keepdims else flat
-        return self.mx.linalg.norm(x, ord=ord, axis=list(axis), keepdims=keepdims)
+            flat = _lib().linalg.norm(_lib().reshape(x, (-1,)), ord=ord)
+            return _lib().reshape(flat, (1,) * x.ndim) if keepdims else flat
+        return _lib().linalg.norm(x, ord=ord, axis=list(axis), keepdims=keepdims)
 
 
 __all__ = ["MLXLinalg"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from arrayq.backend import Array, Backend, UnsupportedDTypeError
+from arrayq.backend import Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 

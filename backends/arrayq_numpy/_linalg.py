@@ -54,7 +54,7 @@ class NumPyLinalg(Backend):
         return np.linalg.diagonal(x, offset=offset).copy()  # NumPy's is a read-only view
 
     def eigh(self, x: Array) -> tuple[Array, Array]:
-        return self._lapack("eigh", lambda: tuple(np.linalg.eigh(x)), x)  # type: ignore[no-any-return]
+        return self._lapack("eigh", lambda: tuple(np.linalg.eigh(x)), x)
 
     def eigvalsh(self, x: Array) -> Array:
         return self._lapack("eigvalsh", lambda: np.linalg.eigvalsh(x), x)
@@ -69,7 +69,9 @@ class NumPyLinalg(Backend):
         return self._lapack("lstsq", lambda: np.linalg.lstsq(a, b, rcond=rcond)[0], a, b, rtol)
 
     def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
-        return self._lapack("matrix_norm", lambda: np.linalg.matrix_norm(x, ord=ord, keepdims=keepdims), x, ord, keepdims)
+        return self._lapack(
+            "matrix_norm", lambda: np.linalg.matrix_norm(x, ord=ord, keepdims=keepdims), x, ord, keepdims
+        )
 
     def matrix_power(self, x: Array, n: int) -> Array:
         if self.dtype_of(x) == dt.bfloat16:
@@ -84,19 +86,20 @@ class NumPyLinalg(Backend):
 
     def pinv(self, x: Array, rtol: Array | None) -> Array:
         # rtol=None passed explicitly: NumPy's array API default max(M, N) * eps, not its 1e-15
-        return self._lapack("pinv", lambda: np.linalg.pinv(x, rtol=rtol), x, rtol)
+        # (NumPy's stubs leave None out, which its docs and code take)
+        return self._lapack("pinv", lambda: np.linalg.pinv(x, rtol=rtol), x, rtol)  # type: ignore[arg-type]
 
     def qr(self, x: Array, mode: str) -> tuple[Array, Array]:
-        return self._lapack("qr", lambda: tuple(np.linalg.qr(x, mode=mode)), x, mode)  # type: ignore[no-any-return]
+        return self._lapack("qr", lambda: tuple(np.linalg.qr(x, mode=mode)), x, mode)  # type: ignore[call-overload]
 
     def slogdet(self, x: Array) -> tuple[Array, Array]:
-        return self._lapack("slogdet", lambda: tuple(np.linalg.slogdet(x)), x)  # type: ignore[no-any-return]
+        return self._lapack("slogdet", lambda: tuple(np.linalg.slogdet(x)), x)
 
     def solve(self, x1: Array, x2: Array) -> Array:
         return self._lapack("solve", lambda: np.linalg.solve(x1, x2), x1, x2)
 
     def svd(self, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]:
-        return self._lapack("svd", lambda: tuple(np.linalg.svd(x, full_matrices=full_matrices)), x, full_matrices)  # type: ignore[no-any-return]
+        return self._lapack("svd", lambda: tuple(np.linalg.svd(x, full_matrices=full_matrices)), x, full_matrices)
 
     def svdvals(self, x: Array) -> Array:
         return self._lapack("svdvals", lambda: np.linalg.svdvals(x), x)
@@ -109,7 +112,7 @@ class NumPyLinalg(Backend):
         return self._lapack("triangular_solve", lambda: np.linalg.solve(a, b), a, b, lower)
 
     def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
-        return _arr(np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord))
+        return _arr(np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord))  # type: ignore[arg-type]
 
 
 __all__ = ["NumPyLinalg"]

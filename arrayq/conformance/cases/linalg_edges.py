@@ -76,7 +76,14 @@ def _hand(cases: Cases) -> None:
         make = _given(np.array([[4.0, 7.0], [2.0, 6.0]], _dtype(dtype)), np.array([1.0, 2.0], _dtype(dtype)))
         add("solve", f"{dtype},2x2", dtype, make, _la("solve"), tolerance(dtype, 2, 10.0))
         make = _given(np.array(upper, _dtype(dtype)), np.array([[1.0], [2.0], [3.0]], _dtype(dtype)))
-        add("triangular_solve", f"{dtype},hand", dtype, make, _la("triangular_solve", lower=False), tolerance(dtype, 3, 8))
+        add(
+            "triangular_solve",
+            f"{dtype},hand",
+            dtype,
+            make,
+            _la("triangular_solve", lower=False),
+            tolerance(dtype, 3, 8),
+        )
 
 
 def _empty(cases: Cases) -> None:
@@ -111,8 +118,14 @@ def _empty(cases: Cases) -> None:
         for op, call in rect:
             for shape in ((3, 0), (0, 3), (0, 0), (0, 2, 3)):
                 add(op, f"{dtype},empty{shape}", dtype, _given(np.zeros(shape, _dtype(dtype))), call)
-        for ord in (2, 1, 0, -1, math.inf, -math.inf):
-            add("vector_norm", f"{dtype},empty,{ord}", dtype, _given(np.zeros((2, 0), _dtype(dtype))), _la("vector_norm", axis=1, ord=ord))
+        for order in (2, 1, 0, -1, math.inf, -math.inf):
+            add(
+                "vector_norm",
+                f"{dtype},empty,{order}",
+                dtype,
+                _given(np.zeros((2, 0), _dtype(dtype))),
+                _la("vector_norm", axis=1, ord=order),
+            )
         z = np.zeros
         for op, a, b in (
             ("solve", z((0, 0)), z((0,))),
@@ -122,7 +135,13 @@ def _empty(cases: Cases) -> None:
             ("lstsq", z((3, 0)), z((3, 2))),
             ("triangular_solve", z((0, 0)), z((0, 2))),
         ):
-            add(op, f"{dtype},empty{a.shape},{b.shape}", dtype, _given(a.astype(_dtype(dtype)), b.astype(_dtype(dtype))), _la(op))
+            add(
+                op,
+                f"{dtype},empty{a.shape},{b.shape}",
+                dtype,
+                _given(a.astype(_dtype(dtype)), b.astype(_dtype(dtype))),
+                _la(op),
+            )
     add("cross", "empty", "float32", _given(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)), _la("cross"))
     add("outer", "empty", "float32", _given(np.zeros(0, np.float32), np.ones(3, np.float32)), _la("outer"))
 
@@ -190,13 +209,49 @@ def _errors(cases: Cases) -> None:
     bad("det", "a list", "TypeError", r"convert it first with arrayq.asarray", lambda aq, a: aq.linalg.det([[1.0]]), sq)
     bad("det", "a float", "TypeError", r"needs arrays, got float", lambda aq, a: aq.linalg.det(1.0), sq)
     bad("inv", "singular", "LinAlgError", r"singular", _la("inv"), singular)
-    bad("inv", "one singular in a batch", "LinAlgError", r"batch index \(1,\) is singular", _la("inv"), batch_one_singular)
+    bad(
+        "inv",
+        "one singular in a batch",
+        "LinAlgError",
+        r"batch index \(1,\) is singular",
+        _la("inv"),
+        batch_one_singular,
+    )
     bad("solve", "singular", "LinAlgError", r"singular", _la("solve"), singular, np.ones(2, _F))
-    bad("matrix_power", "singular, n < 0", "LinAlgError", r"singular", lambda aq, a: aq.linalg.matrix_power(a, -1), singular)
+    bad(
+        "matrix_power",
+        "singular, n < 0",
+        "LinAlgError",
+        r"singular",
+        lambda aq, a: aq.linalg.matrix_power(a, -1),
+        singular,
+    )
     zero_diag = np.array([[1.0, 0.0], [3.0, 0.0]], _F)
-    bad("triangular_solve", "zero diagonal", "LinAlgError", r"singular", _la("triangular_solve"), zero_diag, np.ones(2, _F))
-    bad("cholesky", "indefinite", "LinAlgError", r"not positive definite", _la("cholesky"), np.array([[1.0, 2.0], [2.0, 1.0]], _F))
-    bad("cholesky", "negative pivot", "LinAlgError", r"not positive definite", _la("cholesky"), np.array([[-1.0, 0.0], [0.0, 1.0]], _F))
+    bad(
+        "triangular_solve",
+        "zero diagonal",
+        "LinAlgError",
+        r"singular",
+        _la("triangular_solve"),
+        zero_diag,
+        np.ones(2, _F),
+    )
+    bad(
+        "cholesky",
+        "indefinite",
+        "LinAlgError",
+        r"not positive definite",
+        _la("cholesky"),
+        np.array([[1.0, 2.0], [2.0, 1.0]], _F),
+    )
+    bad(
+        "cholesky",
+        "negative pivot",
+        "LinAlgError",
+        r"not positive definite",
+        _la("cholesky"),
+        np.array([[-1.0, 0.0], [0.0, 1.0]], _F),
+    )
     bad("cholesky", "semidefinite", "LinAlgError", r"not positive definite", _la("cholesky"), singular)
     with_nan = np.array([[1.0, np.nan], [0.0, 1.0]], _F)
     bad("matrix_rank", "NaN", "LinAlgError", r"NaN or inf", _la("matrix_rank"), with_nan)
@@ -208,14 +263,37 @@ def _errors(cases: Cases) -> None:
     bad("outer", "2-D", "ValueError", r"1-D arrays, got shapes \(3, 3\)", _la("outer"), sq, vec)
     bad("solve", "rows differ", "ValueError", r"3 rows but x2 \(4,\) has 4", _la("solve"), sq, np.ones(4, _F))
     bad("solve", "0-d x2", "ValueError", r"0-d", _la("solve"), sq, np.array(1.0, _F))
-    bad("solve", "batches clash", "ValueError", r"broadcast", _la("solve"), np.ones((2, 3, 3), _F), np.ones((3, 3, 1), _F))
+    bad(
+        "solve",
+        "batches clash",
+        "ValueError",
+        r"broadcast",
+        _la("solve"),
+        np.ones((2, 3, 3), _F),
+        np.ones((3, 3, 1), _F),
+    )
     bad("lstsq", "rows differ", "ValueError", r"rows", _la("lstsq"), rect, np.ones(4, _F))
     bad("triangular_solve", "not square", "ValueError", r"square", _la("triangular_solve"), rect, np.ones(3, _F))
     bad("matrix_power", "float power", "TypeError", r"integer power", lambda aq, a: aq.linalg.matrix_power(a, 2.5), sq)
-    bad("matrix_power", "bool", "TypeError", r"numeric", lambda aq, a: aq.linalg.matrix_power(a, 2), np.eye(2, dtype=bool))
+    bad(
+        "matrix_power",
+        "bool",
+        "TypeError",
+        r"numeric",
+        lambda aq, a: aq.linalg.matrix_power(a, 2),
+        np.eye(2, dtype=bool),
+    )
     bad("norm", "3-D with an ord", "ValueError", r"1-D or 2-D", _la("norm", ord=2), np.ones((2, 2, 2), _F))
     bad("norm", "three axes", "ValueError", r"one axis .* or two", _la("norm", axis=(0, 1, 2)), np.ones((2, 2, 2), _F))
-    bad("pinv", "rtol batch clash", "ValueError", r"broadcast", lambda aq, a, r: aq.linalg.pinv(a, rtol=r), np.ones((2, 3, 3), _F), np.ones(3, _F))
+    bad(
+        "pinv",
+        "rtol batch clash",
+        "ValueError",
+        r"broadcast",
+        lambda aq, a, r: aq.linalg.pinv(a, rtol=r),
+        np.ones((2, 3, 3), _F),
+        np.ones(3, _F),
+    )
 
 
 def linalg_edge_cases() -> list[Any]:

@@ -251,6 +251,25 @@ def test_capabilities_name_the_native_linalg_ops():
     assert fallbacks == {"lstsq", "matrix_power", "matrix_rank", "pinv"}
 
 
+def test_the_docs_table_of_native_ops_is_the_capabilities():
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "linalg.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in LINALG_OPS:
+            rows[cells[0]] = cells[1:]
+    assert set(rows) == set(LINALG_OPS)
+    for i, name in enumerate(("numpy", "mlx", "strict")):
+        try:
+            caps = aq.capabilities(name)
+        except aq.BackendUnavailableError:
+            continue
+        for op in LINALG_OPS:
+            assert rows[op][i] == ("native" if caps[op] == "native" else "composite"), (name, op)
+
+
 def test_strict_runs_every_linalg_op_on_the_composites():
     pytest.importorskip("arrayq_strict")
     caps = aq.capabilities("strict")

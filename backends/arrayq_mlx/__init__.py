@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from arrayq.backend import Array, Backend, UnsupportedDTypeError, UnsupportedOperationError
+from arrayq.backend import Array, UnsupportedDTypeError, UnsupportedOperationError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 from arrayq_mlx import _composed, _fast, _linalg, _quantized

@@ -181,11 +181,18 @@ def _nonfinite(cases: Cases) -> None:
     for dtype in ("float32", "float64"):
         for value in (math.nan, math.inf):
             for op, call, kind, shape in ops:
-                add(op, f"{dtype},{value}", dtype, _with_bad(shape, dtype, kind, value), call, tolerance(dtype, 4, 4.0))
+                add(
+                    op,
+                    f"{dtype},holds {value}",
+                    dtype,
+                    _with_bad(shape, dtype, kind, value),
+                    call,
+                    tolerance(dtype, 4, 4.0),
+                )
             a = _with_bad((3, 3, 3), dtype, "general", value)
             make = lambda rng, a=a, dtype=dtype: [*a(rng), np.ones((3, 2), _dtype(dtype))]  # noqa: E731
-            add("solve", f"{dtype},{value}", dtype, make, _la("solve"), tolerance(dtype, 3, 4.0))
-            add("lstsq", f"{dtype},{value}", dtype, make, _la("lstsq"), tolerance(dtype, 3, 4.0))
+            add("solve", f"{dtype},holds {value}", dtype, make, _la("solve"), tolerance(dtype, 3, 4.0))
+            add("lstsq", f"{dtype},holds {value}", dtype, make, _la("lstsq"), tolerance(dtype, 3, 4.0))
 
 
 _F = np.float32

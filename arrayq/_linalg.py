@@ -95,32 +95,36 @@ def cholesky(x: Any, /, *, upper: bool = False) -> Any:
 
 def det(x: Any, /) -> Any:
     """The determinant of each square matrix of ``x`` (..., M, M), shape (...); from the
-    LU factorization. A 0 x 0 matrix has determinant 1; a singular one 0."""
+    LU factorization. A 0 x 0 matrix has determinant 1; a singular one 0. Errors:
+    ValueError for non-square input, TypeError for bool or integer input,
+    UnsupportedDTypeError for complex input."""
     return decompose("det", x, lambda b, f, a: f(a), square=True)[0]
 
 
 def slogdet(x: Any, /) -> SlogdetResult:
     """``(sign, logabsdet)`` of each determinant, shapes (...): sign 1 or -1 (0 for a
     singular matrix, whose logabsdet is -inf); ``sign * exp(logabsdet) = det(x)`` without
-    overflow."""
+    overflow. Errors as :func:`det`."""
     return SlogdetResult(*decompose("slogdet", x, lambda b, f, a: f(a), square=True))
 
 
 def eigh(x: Any, /) -> EighResult:
     """Eigenvalues (ascending, (..., M)) and orthonormal eigenvectors (columns of
     (..., M, M)) of each symmetric matrix of ``x``, read from its lower triangle. Each
-    eigenvector's sign is the backend's choice."""
+    eigenvector's sign is the backend's choice. Errors as :func:`det`."""
     return EighResult(*decompose("eigh", x, lambda b, f, a: f(a), square=True))
 
 
 def eigvalsh(x: Any, /) -> Any:
-    """The eigenvalues of each symmetric matrix of ``x`` (lower triangle), ascending, (..., M)."""
+    """The eigenvalues of each symmetric matrix of ``x`` (lower triangle), ascending, (..., M).
+    Errors as :func:`det`."""
     return decompose("eigvalsh", x, lambda b, f, a: f(a), square=True)[0]
 
 
 def inv(x: Any, /) -> Any:
     """The inverse of each square matrix of ``x`` (..., M, M). Raises LinAlgError for a
-    singular matrix (a zero pivot of its LU factorization, or an inverse that overflows)."""
+    singular matrix (a zero pivot of its LU factorization, or an inverse that overflows);
+    otherwise errors as :func:`det`."""
     check = _singular("inv", "linalg.pinv gives a pseudo-inverse")
     return decompose("inv", x, lambda b, f, a: f(a), square=True, check=check)[0]
 
@@ -138,7 +142,9 @@ def lu(x: Any, /) -> LUResult:
     pivot) of each matrix of ``x`` (..., M, N): ``P @ L @ U = x`` with P (..., M, M) a
     permutation matrix, L (..., M, K) unit lower-triangular with ``|L| <= 1``, U (..., K, N)
     upper-triangular, K = min(M, N); all in x's dtype. A singular matrix is fine (U has a
-    zero on its diagonal). Like Nx.LinAlg.lu and scipy.linalg.lu."""
+    zero on its diagonal). Like Nx.LinAlg.lu and scipy.linalg.lu. Errors: ValueError for
+    fewer than 2 axes, TypeError for bool or integer input, UnsupportedDTypeError for
+    complex input."""
 
     def call(backend: Backend, f: Any, a: Any) -> tuple[Any, Any, Any]:
         perm, low, up = f(a)
@@ -151,7 +157,7 @@ def qr(x: Any, /, *, mode: str = "reduced") -> QRResult:
     """QR factorization of each matrix of ``x`` (..., M, N): Q (..., M, K) with orthonormal
     columns and upper-triangular R (..., K, N), K = min(M, N) (``mode="reduced"``), or
     Q (..., M, M) and R (..., M, N) (``mode="complete"``). The signs of R's diagonal are
-    the backend's choice. ValueError for another mode."""
+    the backend's choice. ValueError for another mode; otherwise errors as :func:`lu`."""
     if mode not in ("reduced", "complete"):
         raise ValueError(f"linalg.qr mode must be 'reduced' or 'complete', got {mode!r}")
     return QRResult(*decompose("qr", x, lambda b, f, a: f(a, mode), square=False))
@@ -161,12 +167,13 @@ def svd(x: Any, /, *, full_matrices: bool = True) -> SVDResult:
     """Singular value decomposition of each matrix of ``x`` (..., M, N): ``U @ diag(S) @ Vh
     = x``, S (..., K) descending, K = min(M, N); U (..., M, M) and Vh (..., N, N) with
     ``full_matrices`` (the default), else (..., M, K) and (..., K, N). The signs of the
-    singular vectors are the backend's choice."""
+    singular vectors are the backend's choice. Errors as :func:`lu`."""
     return SVDResult(*decompose("svd", x, lambda b, f, a: f(a, bool(full_matrices)), square=False))
 
 
 def svdvals(x: Any, /) -> Any:
-    """The singular values of each matrix of ``x`` (..., M, N), descending, (..., min(M, N))."""
+    """The singular values of each matrix of ``x`` (..., M, N), descending, (..., min(M, N)).
+    Errors as :func:`lu`."""
     return decompose("svdvals", x, lambda b, f, a: f(a), square=False)[0]
 
 
@@ -191,7 +198,8 @@ def _with_rtol(name: str, x: Any, rtol: Any) -> Any:
 def pinv(x: Any, /, *, rtol: Any = None) -> Any:
     """The Moore-Penrose pseudo-inverse of each matrix of ``x`` (..., M, N), shape
     (..., N, M), from the SVD: singular values at most ``rtol * max(S)`` count as zero.
-    ``rtol`` a float or an array broadcasting against x's batch; None: ``max(M, N) * eps``."""
+    ``rtol`` a float or an array broadcasting against x's batch (ValueError if it does
+    not); None: ``max(M, N) * eps``. Otherwise errors as :func:`lu`."""
     x, rtol = _with_rtol("pinv", x, rtol)
     return decompose("pinv", x, lambda b, f, a: f(a, _rtol(b, rtol, a)), square=False)[0]
 
@@ -199,7 +207,8 @@ def pinv(x: Any, /, *, rtol: Any = None) -> Any:
 def matrix_rank(x: Any, /, *, rtol: Any = None) -> Any:
     """The number of singular values above ``rtol * max(S)`` for each matrix of ``x``
     (..., M, N), shape (...) in the default integer dtype; rtol as for :func:`pinv`. Raises
-    LinAlgError for a matrix holding NaN or inf (its rank is undefined)."""
+    LinAlgError for a matrix holding NaN or inf (its rank is undefined); otherwise errors
+    as :func:`pinv`."""
 
     def check(backend: Backend, outs: list[Any], ok: Any) -> None:
         why = "holds NaN or inf, so its rank is undefined"
@@ -212,7 +221,8 @@ def matrix_rank(x: Any, /, *, rtol: Any = None) -> Any:
 def matrix_power(x: Any, n: int, /) -> Any:
     """``x`` multiplied by itself ``n`` times, for each square matrix of ``x`` (..., M, M):
     the identity for n = 0 (any numeric dtype), ``inv(x)`` to the power -n for n < 0
-    (floating x; LinAlgError if singular). TypeError if n is not an int."""
+    (floating x; LinAlgError if singular). TypeError if n is not an int or x is bool;
+    ValueError for non-square input."""
     if isinstance(n, bool) or not isinstance(n, int):
         try:
             n = operator.index(n)
@@ -268,7 +278,8 @@ def solve(x1: Any, x2: Any, /) -> Any:
     """The solution X of ``x1 @ X = x2`` for each square matrix of ``x1`` (..., M, M) and
     ``x2`` (..., M, K), batch axes broadcast, shape (..., M, K); a 1-D ``x2`` (M,) is one
     right-hand side for every matrix, giving (..., M). LinAlgError for a singular x1;
-    ValueError for mismatched shapes."""
+    ValueError for mismatched shapes or batches; TypeError, UnsupportedDTypeError as
+    :func:`det`. The result's dtype is the promoted dtype of x1 and x2."""
     fix = "linalg.lstsq gives a least-squares solution"
     return _solve_system("solve", x1, x2, lambda be, f, a, b: f(a, b), True, fix)
 
@@ -278,7 +289,8 @@ def lstsq(x1: Any, x2: Any, /, *, rtol: Any = None) -> Any:
     x2 (..., M, K) or (M,): shape (..., N, K) or (..., N). Singular values at most
     ``rtol * max(S)`` count as zero (None: ``max(M, N) * eps``), so rank-deficient systems
     are fine. Unlike numpy.linalg.lstsq, only the solution is returned (matrix_rank and
-    svdvals give the rest)."""
+    svdvals give the rest). ValueError for mismatched rows or batches; TypeError,
+    UnsupportedDTypeError as :func:`det`."""
     if rtol is not None and not isinstance(rtol, (int, float)):
         raise TypeError(f"linalg.lstsq takes rtol as a float or None, got {type(rtol).__name__}")
     return _solve_system("lstsq", x1, x2, lambda be, f, a, b: f(a, b, _rtol(be, rtol, a)), False, None)
@@ -292,7 +304,8 @@ def triangular_solve(
     ``X @ op(a) = b`` (b (..., K, M), or (M,)), where ``op(a)`` is ``a`` or, with
     ``transpose``, ``a^T``. Only the ``lower`` (or upper) triangle of a is read;
     ``unit_diagonal`` takes its diagonal as ones without reading it. Batch axes broadcast.
-    LinAlgError for a zero on the diagonal. (Nx's ``triangular_solve`` with ``left_side``
+    LinAlgError for a zero on the diagonal; ValueError, TypeError and
+    UnsupportedDTypeError as :func:`solve`. (Nx's ``triangular_solve`` with ``left_side``
     and ``transform_a``; scipy's ``solve_triangular``.)"""
     backend, (a,) = arrays("triangular_solve", a)
     matrices("triangular_solve", a, square=True, what="a")

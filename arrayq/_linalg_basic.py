@@ -22,7 +22,8 @@ MATRIX_ORDS = ("fro", "nuc", 1, -1, 2, -2, math.inf, -math.inf)
 def cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
     """The cross product of the 3-element vectors along ``axis`` of ``x1`` and ``x2``
     (numeric, broadcast together), in their promoted dtype. ValueError if either has
-    another size than 3 along ``axis``; IndexError for an axis out of range."""
+    another size than 3 along ``axis``; IndexError for an axis out of range; TypeError for
+    bool input."""
     backend, (x1, x2) = arrays("cross", x1, x2)
     for x in (x1, x2):
         numeric("cross", backend, x)
@@ -44,7 +45,8 @@ def cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
 
 def outer(x1: Any, x2: Any, /) -> Any:
     """The outer product of the vectors ``x1`` (N,) and ``x2`` (M,): shape (N, M),
-    ``out[i, j] = x1[i] * x2[j]``, in the promoted dtype. ValueError unless both are 1-D."""
+    ``out[i, j] = x1[i] * x2[j]``, in the promoted dtype. ValueError unless both are 1-D,
+    TypeError for bool input."""
     backend, (x1, x2) = arrays("outer", x1, x2)
     if x1.ndim != 1 or x2.ndim != 1:
         raise ValueError(f"linalg.outer needs two 1-D arrays, got shapes {tuple(x1.shape)} and {tuple(x2.shape)}")
@@ -55,7 +57,8 @@ def outer(x1: Any, x2: Any, /) -> Any:
 
 def diagonal(x: Any, /, *, offset: int = 0) -> Any:
     """The diagonal of each matrix of ``x`` (..., M, N): shape (..., K). ``offset`` > 0 picks
-    a diagonal above the main one, < 0 below; K is its length (0 past the matrix)."""
+    a diagonal above the main one, < 0 below; K is its length (0 past the matrix). Any
+    dtype. ValueError for fewer than 2 axes."""
     backend, (x,) = arrays("diagonal", x)
     matrices("diagonal", x)
     return method(backend, "diagonal", x)(x, operator.index(offset))
@@ -64,7 +67,8 @@ def diagonal(x: Any, /, *, offset: int = 0) -> Any:
 def trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
     """The sum of the ``offset`` diagonal of each matrix of ``x`` (..., M, N), shape (...).
     ``dtype`` as for ``sum``: by default x's dtype, widened to the default integer dtype
-    for small integers (unsigned to its unsigned counterpart)."""
+    for small integers (unsigned to its unsigned counterpart). ValueError for fewer than 2
+    axes, TypeError for bool input."""
     backend, (x,) = arrays("trace", x)
     matrices("trace", x)
     numeric("trace", backend, x)
@@ -80,7 +84,8 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: flo
     or a tuple of ints): ``ord`` inf: max |x|, -inf: min |x|, 0: the number of nonzeros, any
     other p: ``sum(|x|^p)^(1/p)``. Floating (or complex) x; the result is real, in x's
     (real) dtype. Over an empty axis: 0, or inf for negative ``ord``. Sums of squares are
-    not rescaled (as NumPy): magnitudes above ~1e154 (float64) overflow."""
+    not rescaled (as NumPy): magnitudes above ~1e154 (float64) overflow. ValueError for a
+    non-numeric ord, IndexError for an axis out of range, TypeError for bool or integer x."""
     backend, (x,) = arrays("vector_norm", x)
     if isinstance(ord, (bool, str)) or not isinstance(ord, (int, float)):
         raise ValueError(f"linalg.vector_norm ord must be a number (inf, -inf and 0 included), got {ord!r}")
@@ -95,7 +100,9 @@ def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     ``keepdims``: ``ord`` "fro" (the default): sqrt of the sum of squares; "nuc": the sum of
     the singular values; 2 / -2: the largest / smallest singular value; 1 / -1: the largest
     / smallest column sum of |x|; inf / -inf: the largest / smallest row sum. Floating x
-    (complex for "fro", 1 and inf); the result is real. ValueError for another ord."""
+    (complex for "fro", 1 and inf); the result is real. ValueError for another ord or
+    fewer than 2 axes, TypeError for bool or integer x, UnsupportedDTypeError for complex x
+    with the singular-value ords."""
     backend, (x,) = arrays("matrix_norm", x)
     matrices("matrix_norm", x)
     if isinstance(ord, bool) or ord not in MATRIX_ORDS:

@@ -46,7 +46,7 @@ def tolerance(dtype: str, n: int, cond: float = 1.0) -> float:
     """The bound for two backends' results on an n x n problem of condition ``cond``."""
     if dtype not in _EPS:
         return TOLERANCE[dtype]
-    return max(2 * C * max(n, 1) * _EPS[dtype] * cond, TOLERANCE[dtype] if cond == 1 else 0.0)
+    return 2 * C * max(n, 1) * _EPS[dtype] * cond
 
 
 def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:

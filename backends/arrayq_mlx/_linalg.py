@@ -86,7 +86,8 @@ class MLXLinalg(Backend):
         return _lib().argsort(p, axis=-1).astype(self.native_dtype(self.default_int)), low, up
 
     def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
-        out = _lib().linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu())
+        spectral = ord in ("nuc", 2, -2)  # singular values: LAPACK, the CPU stream
+        out = _lib().linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu() if spectral else None)
         return out.astype(x.dtype) if out.dtype != x.dtype and self.dtype_of(x).kind == "float" else out
 
     def outer(self, x1: Array, x2: Array) -> Array:

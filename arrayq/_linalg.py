@@ -2,7 +2,7 @@
 plus Nx.LinAlg's ``lu``, ``triangular_solve`` and ``lstsq``).
 
 Every function takes a stack of matrices ``(..., M, N)`` and works on each matrix of the
-batch. The shared rules — real floating input (half precision computed in float32),
+batch. The shared rules — floating input, real or complex (half precision computed in float32),
 empty input, NaN/inf matrices (their results are NaN), singular matrices
 (``LinAlgError``) — are in :mod:`arrayq._linalg_checks` and docs/linalg.md. Each calls
 the backend op of the same name (``arrayq.backend.LINALG_OPS``), whose default is written
@@ -79,13 +79,15 @@ def _singular(name: str, fix: str) -> Any:
 
 
 def cholesky(x: Any, /, *, upper: bool = False) -> Any:
-    """The Cholesky factor of each symmetric positive-definite matrix of ``x`` (..., M, M):
-    lower-triangular L with ``L @ L^T = x`` (upper: ``U = L^T``, ``U^T @ U = x``). Only the
-    lower triangle of x is read. Raises LinAlgError for a matrix that is not positive
-    definite, ValueError for non-square input, TypeError for non-float dtypes."""
+    """The Cholesky factor of each symmetric (complex: Hermitian) positive-definite matrix of
+    ``x`` (..., M, M): lower-triangular L with ``L @ L^H = x`` (upper: ``U = L^H``,
+    ``U^H @ U = x``; ^H is the transpose for real x). Only the lower triangle is read.
+    Raises LinAlgError for a matrix that is not positive definite, ValueError for
+    non-square input, TypeError for non-float dtypes."""
 
     def check(backend: Backend, outs: list[Any], ok: Any) -> None:
         d = method(backend, "diagonal", outs[0])(outs[0], 0)
+        d = backend.unary("real", d) if backend.dtype_of(d).kind == "complex" else d
         low = backend.reduce("any", backend.binary("less_equal", d, 0), (d.ndim - 1,), False, None)
         bad = backend.binary("logical_and", ok, backend.binary("logical_or", low, not_finite(backend, outs[0])))
         raise_where(backend, bad, "cholesky", "is not positive definite", "eigh shows its eigenvalues")
@@ -96,28 +98,29 @@ def cholesky(x: Any, /, *, upper: bool = False) -> Any:
 def det(x: Any, /) -> Any:
     """The determinant of each square matrix of ``x`` (..., M, M), shape (...); from the
     LU factorization. A 0 x 0 matrix has determinant 1; a singular one 0. Errors:
-    ValueError for non-square input, TypeError for bool or integer input,
-    UnsupportedDTypeError for complex input."""
+    ValueError for non-square input, TypeError for bool or integer input."""
     return decompose("det", x, lambda b, f, a: f(a), square=True)[0]
 
 
 def slogdet(x: Any, /) -> SlogdetResult:
-    """``(sign, logabsdet)`` of each determinant, shapes (...): sign 1 or -1 (0 for a
-    singular matrix, whose logabsdet is -inf); ``sign * exp(logabsdet) = det(x)`` without
-    overflow. Errors as :func:`det`."""
+    """``(sign, logabsdet)`` of each determinant, shapes (...): sign 1 or -1 (complex x: of
+    modulus 1, in x's dtype; 0 for a singular matrix, whose logabsdet is -inf), logabsdet
+    in the real dtype; ``sign * exp(logabsdet) = det(x)`` without overflow. Errors as
+    :func:`det`."""
     return SlogdetResult(*decompose("slogdet", x, lambda b, f, a: f(a), square=True))
 
 
 def eigh(x: Any, /) -> EighResult:
-    """Eigenvalues (ascending, (..., M)) and orthonormal eigenvectors (columns of
-    (..., M, M)) of each symmetric matrix of ``x``, read from its lower triangle. Each
-    eigenvector's sign is the backend's choice. Errors as :func:`det`."""
+    """Eigenvalues (ascending, (..., M), in the real dtype) and orthonormal eigenvectors
+    (columns of (..., M, M)) of each symmetric (complex: Hermitian) matrix of ``x``, read
+    from its lower triangle. Each eigenvector's sign (complex: phase) is the backend's
+    choice. Errors as :func:`det`."""
     return EighResult(*decompose("eigh", x, lambda b, f, a: f(a), square=True))
 
 
 def eigvalsh(x: Any, /) -> Any:
-    """The eigenvalues of each symmetric matrix of ``x`` (lower triangle), ascending, (..., M).
-    Errors as :func:`det`."""
+    """The eigenvalues of each symmetric (complex: Hermitian) matrix of ``x`` (lower
+    triangle), ascending, (..., M), in the real dtype. Errors as :func:`det`."""
     return decompose("eigvalsh", x, lambda b, f, a: f(a), square=True)[0]
 
 
@@ -143,8 +146,7 @@ def lu(x: Any, /) -> LUResult:
     permutation matrix, L (..., M, K) unit lower-triangular with ``|L| <= 1``, U (..., K, N)
     upper-triangular, K = min(M, N); all in x's dtype. A singular matrix is fine (U has a
     zero on its diagonal). Like Nx.LinAlg.lu and scipy.linalg.lu. Errors: ValueError for
-    fewer than 2 axes, TypeError for bool or integer input, UnsupportedDTypeError for
-    complex input."""
+    fewer than 2 axes, TypeError for bool or integer input."""
 
     def call(backend: Backend, f: Any, a: Any) -> tuple[Any, Any, Any]:
         perm, low, up = f(a)
@@ -165,8 +167,8 @@ def qr(x: Any, /, *, mode: str = "reduced") -> QRResult:
 
 def svd(x: Any, /, *, full_matrices: bool = True) -> SVDResult:
     """Singular value decomposition of each matrix of ``x`` (..., M, N): ``U @ diag(S) @ Vh
-    = x``, S (..., K) descending, K = min(M, N); U (..., M, M) and Vh (..., N, N) with
-    ``full_matrices`` (the default), else (..., M, K) and (..., K, N). The signs of the
+    = x``, S (..., K) descending in the real dtype, K = min(M, N); U (..., M, M) and Vh
+    (..., N, N) with ``full_matrices`` (the default), else (..., M, K) and (..., K, N). The signs of the
     singular vectors are the backend's choice. Errors as :func:`lu`."""
     return SVDResult(*decompose("svd", x, lambda b, f, a: f(a, bool(full_matrices)), square=False))
 
@@ -181,10 +183,10 @@ def _rtol(backend: Backend, rtol: Any, a: Any) -> Any:
     """rtol as None or an array of a's dtype shaped like a's batch."""
     if rtol is None:
         return None
-    batch = tuple(a.shape[:-2])
-    value = backend.astype(rtol, backend.dtype_of(a)) if backend.is_array(rtol) else None
+    batch, real = tuple(a.shape[:-2]), dt.finfo(backend.dtype_of(a)).dtype  # (complex64: float32)
+    value = backend.astype(rtol, real) if backend.is_array(rtol) else None
     if value is None:
-        value = backend.full((), float(rtol), backend.dtype_of(a), backend.device_of(a))
+        value = backend.full((), float(rtol), real, backend.device_of(a))
     return backend.broadcast_to(value, batch)
 
 
@@ -278,8 +280,8 @@ def solve(x1: Any, x2: Any, /) -> Any:
     """The solution X of ``x1 @ X = x2`` for each square matrix of ``x1`` (..., M, M) and
     ``x2`` (..., M, K), batch axes broadcast, shape (..., M, K); a 1-D ``x2`` (M,) is one
     right-hand side for every matrix, giving (..., M). LinAlgError for a singular x1;
-    ValueError for mismatched shapes or batches; TypeError, UnsupportedDTypeError as
-    :func:`det`. The result's dtype is the promoted dtype of x1 and x2."""
+    ValueError for mismatched shapes or batches; TypeError as :func:`det`. The result's
+    dtype is the promoted dtype of x1 and x2."""
     fix = "linalg.lstsq gives a least-squares solution"
     return _solve_system("solve", x1, x2, lambda be, f, a, b: f(a, b), True, fix)
 
@@ -289,8 +291,8 @@ def lstsq(x1: Any, x2: Any, /, *, rtol: Any = None) -> Any:
     x2 (..., M, K) or (M,): shape (..., N, K) or (..., N). Singular values at most
     ``rtol * max(S)`` count as zero (None: ``max(M, N) * eps``), so rank-deficient systems
     are fine. Unlike numpy.linalg.lstsq, only the solution is returned (matrix_rank and
-    svdvals give the rest). ValueError for mismatched rows or batches; TypeError,
-    UnsupportedDTypeError as :func:`det`."""
+    svdvals give the rest). ValueError for mismatched rows or batches; TypeError as
+    :func:`det`."""
     if rtol is not None and not isinstance(rtol, (int, float)):
         raise TypeError(f"linalg.lstsq takes rtol as a float or None, got {type(rtol).__name__}")
     return _solve_system("lstsq", x1, x2, lambda be, f, a, b: f(a, b, _rtol(be, rtol, a)), False, None)
@@ -304,9 +306,9 @@ def triangular_solve(
     ``X @ op(a) = b`` (b (..., K, M), or (M,)), where ``op(a)`` is ``a`` or, with
     ``transpose``, ``a^T``. Only the ``lower`` (or upper) triangle of a is read;
     ``unit_diagonal`` takes its diagonal as ones without reading it. Batch axes broadcast.
-    LinAlgError for a zero on the diagonal; ValueError, TypeError and
-    UnsupportedDTypeError as :func:`solve`. (Nx's ``triangular_solve`` with ``left_side``
-    and ``transform_a``; scipy's ``solve_triangular``.)"""
+    LinAlgError for a zero on the diagonal; ValueError and TypeError as :func:`solve`.
+    (Nx's ``triangular_solve`` with ``left_side`` and ``transform_a``; scipy's
+    ``solve_triangular``.)"""
     backend, (a,) = arrays("triangular_solve", a)
     matrices("triangular_solve", a, square=True, what="a")
     a = backend.tril(a, 0) if lower else backend.triu(a, 0)

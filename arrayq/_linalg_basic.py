@@ -89,7 +89,7 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: flo
     backend, (x,) = arrays("vector_norm", x)
     if isinstance(ord, (bool, str)) or not isinstance(ord, (int, float)):
         raise ValueError(f"linalg.vector_norm ord must be a number (inf, -inf and 0 included), got {ord!r}")
-    work, dtype = floating("vector_norm", backend, x, complex_ok=True)
+    work, dtype = floating("vector_norm", backend, x)
     axes = normalize_axes(axis, work.ndim)
     out = method(backend, "vector_norm", work)(work, axes, bool(keepdims), ord)
     return narrow(backend, [out], _real(dtype))[0]
@@ -100,15 +100,14 @@ def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     ``keepdims``: ``ord`` "fro" (the default): sqrt of the sum of squares; "nuc": the sum of
     the singular values; 2 / -2: the largest / smallest singular value; 1 / -1: the largest
     / smallest column sum of |x|; inf / -inf: the largest / smallest row sum. Floating x
-    (complex for "fro", 1 and inf); the result is real. ValueError for another ord or
-    fewer than 2 axes, TypeError for bool or integer x, UnsupportedDTypeError for complex x
-    with the singular-value ords."""
+    or complex; the result is real. ValueError for another ord or fewer than 2 axes,
+    TypeError for bool or integer x."""
     backend, (x,) = arrays("matrix_norm", x)
     matrices("matrix_norm", x)
     if isinstance(ord, bool) or ord not in MATRIX_ORDS:
         raise ValueError(f"linalg.matrix_norm ord must be one of {MATRIX_ORDS}, got {ord!r}")
     spectral = ord in ("nuc", 2, -2)
-    work, dtype = floating("matrix_norm", backend, x, complex_ok=not spectral)
+    work, dtype = floating("matrix_norm", backend, x)
     if spectral:  # singular values: the decompositions' rule for NaN/inf matrices
         ok = finite(backend, work)
         work = replace(backend, work, ok, True)

@@ -5,9 +5,10 @@ matrices reported as :class:`arrayq.errors.LinAlgError`.
 
 The rules, the same on every backend:
 
-* **Dtypes.** The decompositions and solvers take real floating arrays: bool and integer
-  input raise TypeError (convert with ``astype``), complex raises UnsupportedDTypeError
-  (not supported yet). float16 and bfloat16 are computed in float32 and rounded back.
+* **Dtypes.** The decompositions and solvers take floating arrays, real or complex (a
+  complex matrix is Hermitian where a real one is symmetric): bool and integer input
+  raise TypeError (convert with ``astype``). float16 and bfloat16 are computed in float32
+  and rounded back.
 * **Empty input** (a zero-size batch or matrix) runs the contract's composite, which
   follows NumPy (the determinant of a 0 x 0 matrix is 1, its inverse is 0 x 0): native
   libraries crash on some of these (MLX's inv of a 0 x 0 matrix).
@@ -28,13 +29,17 @@ from typing import Any
 from . import _dtypes as dt
 from ._dispatch import backend_of, resolve
 from .backend import Backend
-from .errors import LinAlgError, UnsupportedDTypeError
+from .errors import LinAlgError
 
 _HALF = (dt.float16, dt.bfloat16)
 
 
 def arrays(name: str, *xs: Any) -> tuple[Backend, list[Any]]:
-    """The backend of ``xs`` (all must be arrays) and the arrays on it."""
+    """The backend of ``xs`` (all must be arrays; a NumPy scalar counts as a 0-d NumPy
+    array) and the arrays on it."""
+    import numpy as np
+
+    xs = tuple(np.asarray(x) if isinstance(x, np.generic) else x for x in xs)
     for x in xs:
         if backend_of(x) is None:
             raise TypeError(f"linalg.{name} needs arrays, got {type(x).__name__}; make one with arrayq.asarray")
@@ -50,13 +55,9 @@ def matrices(name: str, x: Any, square: bool = False, what: str = "x") -> None:
         raise ValueError(f"linalg.{name} needs square matrices (..., M, M), got {what} of shape {shape}")
 
 
-def floating(name: str, backend: Backend, x: Any, complex_ok: bool = False) -> tuple[Any, dt.DType]:
+def floating(name: str, backend: Backend, x: Any) -> tuple[Any, dt.DType]:
     """``(x to compute with, the dtype of the results)``: float16/bfloat16 widened to float32."""
     d = backend.dtype_of(x)
-    if d.kind == "complex" and not complex_ok:
-        raise UnsupportedDTypeError(
-            f"linalg.{name} does not support complex input yet (got {d.name}); it takes float32 or float64"
-        )
     if d.kind not in ("float", "complex"):
         raise TypeError(
             f"linalg.{name} needs a floating-point array, got {d.name}; convert it first, e.g. astype(x, float64)"
@@ -90,10 +91,11 @@ def replace(backend: Backend, x: Any, ok: Any, identity: bool) -> Any:
 
 
 def poison(backend: Backend, outs: Sequence[Any], ok: Any) -> list[Any]:
-    """The float results with every element of the matrices where ``ok`` is false NaN."""
+    """The float (and complex) results with every element of the matrices where ``ok`` is
+    false NaN."""
     done = []
     for out in outs:
-        if backend.dtype_of(out).kind == "float":
+        if backend.dtype_of(out).kind in ("float", "complex"):
             nan = backend.full((), float("nan"), backend.dtype_of(out), backend.device_of(out))
             out = backend.where(_expand(backend, ok, out.ndim), out, nan)
         done.append(out)
@@ -108,7 +110,7 @@ def method(backend: Backend, op: str, *xs: Any) -> Callable[..., Any]:
 
 
 def narrow(backend: Backend, outs: Sequence[Any], dtype: dt.DType) -> list[Any]:
-    """Round float results back to the input's half dtype."""
+    """Round float results back to the input's half dtype."""  # (complex has no half)
     if dtype not in _HALF:
         return list(outs)
     return [backend.astype(o, dtype) if backend.dtype_of(o).kind == "float" else o for o in outs]

@@ -127,19 +127,83 @@ def test_integer_and_bool_input_is_refused_where_floats_are_needed(lb, dtype):
 
 
 def test_complex_input(lb):
+    """Complex matrices are Hermitian where real ones are symmetric; values and vectors in
+    the real dtype come back real (eigenvalues, singular values, logabsdet, norms). Hand
+    values: (iJ)^-1 = -iJ for the swap J; [[2, i], [-i, 2]] has eigenvalues 2 -+ 1;
+    [[4, 2i], [-2i, 3]] = L L^H with L = [[2, 0], [-i, sqrt 2]]."""
     c = aq.complex64 if lb == "mlx" else aq.complex128
-    x = arr(lb, [[3 + 4j, 0], [0, 1j]], c)
-    for name in FLOAT_ONLY:
-        with pytest.raises(aq.UnsupportedDTypeError, match="complex"):
-            getattr(L, name)(x)
-    with pytest.raises(aq.UnsupportedDTypeError, match="complex"):
-        L.matrix_norm(x, ord=2)  # singular values: not for complex yet
-    # the norms from sums take complex and answer in the real dtype
     real = aq.float32 if c == aq.complex64 else aq.float64
+    tol = dict(rtol=1e-6, atol=1e-6) if c == aq.complex64 else dict(rtol=1e-14, atol=1e-14)
+    close = dict(rel=tol["rtol"], abs=tol["atol"])  # pytest.approx's names
+    assert host(L.det(arr(lb, [[1j, 0], [0, 2]], c))) == pytest.approx(2j, **close)
+    np.testing.assert_allclose(host(L.inv(arr(lb, [[0, 1j], [1j, 0]], c))), [[0, -1j], [-1j, 0]], **tol)
+    w, v = L.eigh(arr(lb, [[2, 0], [-1j, 2]], c))  # only the lower triangle is read
+    assert aq.dtype(w) == real and aq.dtype(v) == c
+    np.testing.assert_allclose(host(w), [1.0, 3.0], **tol)
+    h = np.array([[2, 1j], [-1j, 2]])
+    np.testing.assert_allclose(h @ host(v) - host(v) * host(w), 0, atol=1e-5)
+    chol = L.cholesky(arr(lb, [[4, 2j], [-2j, 3]], c))
+    np.testing.assert_allclose(host(chol), [[2, 0], [-1j, math.sqrt(2)]], **tol)
+    np.testing.assert_allclose(
+        host(L.cholesky(arr(lb, [[4, 2j], [-2j, 3]], c), upper=True)), [[2, 1j], [0, math.sqrt(2)]], **tol
+    )
+    sign, logabs = L.slogdet(arr(lb, [[1j, 0], [0, -2]], c))  # det = -2i
+    assert aq.dtype(sign) == c and aq.dtype(logabs) == real
+    assert host(sign) == pytest.approx(-1j, **close) and host(logabs) == pytest.approx(math.log(2), **close)
+    s = L.svdvals(arr(lb, [[3j, 0], [0, -4]], c))
+    assert aq.dtype(s) == real
+    np.testing.assert_allclose(host(s), [4.0, 3.0], **tol)
+    assert host(L.matrix_rank(arr(lb, [[1, 1j], [1j, -1]], c))) == 1  # row 2 = i * row 1
     got = L.vector_norm(arr(lb, [3 + 4j, 0], c))
     assert aq.dtype(got) == real and host(got) == pytest.approx(5.0, rel=1e-6)
+    x = arr(lb, [[3 + 4j, 0], [0, 1j]], c)
     assert host(L.matrix_norm(x)) == pytest.approx(math.sqrt(26.0), rel=1e-6)
+    assert host(L.matrix_norm(x, ord=2)) == pytest.approx(5.0, rel=1e-6)
+    assert aq.dtype(L.matrix_norm(x, ord=2)) == real
     assert host(L.trace(x)) == pytest.approx(3 + 5j, rel=1e-6)
+
+
+@pytest.mark.parametrize("cname", ["complex64", "complex128"])
+def test_complex_factorizations(lb, cname):
+    if lb == "mlx" and cname == "complex128":
+        pytest.skip("MLX has no complex128")
+    c = aq.as_dtype(cname)
+    eps = 2.0**-23 if cname == "complex64" else 2.0**-52
+    tol = 8 * 5 * eps * 4  # c n eps cond, n <= 5, cond <= 4
+    rng = np.random.default_rng(9)
+
+    def unitary(n):
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+        return q
+
+    s = np.array([4.0, 2.5, 1.0])
+    a = (unitary(5)[:, :3] * s) @ unitary(3)  # 5 x 3, singular values s
+    x = arr(lb, a, c)
+    H = lambda t: np.conj(np.swapaxes(t, -1, -2))  # noqa: E731
+    q, r = (host(t) for t in L.qr(x))
+    np.testing.assert_allclose(q @ r, a, atol=tol * 4)
+    np.testing.assert_allclose(H(q) @ q, np.eye(3), atol=tol)
+    u, sv, vh = (host(t) for t in L.svd(x))
+    np.testing.assert_allclose(sv, s, atol=tol * 4)
+    np.testing.assert_allclose((u[:, :3] * sv) @ vh, a, atol=tol * 4)
+    np.testing.assert_allclose(H(u) @ u, np.eye(5), atol=tol)
+    pa = host(L.pinv(x))
+    np.testing.assert_allclose(a @ pa @ a, a, atol=tol * 8)
+    p, low, up = (host(t) for t in L.lu(x))
+    np.testing.assert_allclose(p @ low @ up, a, atol=tol * 4)
+    assert np.all(np.abs(low) <= 1 + tol)
+    sq = (unitary(3) * s) @ unitary(3)  # |det| = 10
+    assert abs(host(L.det(arr(lb, sq, c)))) == pytest.approx(10.0, rel=tol * 4)
+    b = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    np.testing.assert_allclose(sq @ host(L.solve(arr(lb, sq, c), arr(lb, b, c))), b, atol=tol * 16)
+    uu = unitary(3)
+    herm = (uu * np.array([-2.0, 1.0, 3.0])) @ H(uu)
+    w, v = (host(t) for t in L.eigh(arr(lb, herm, c)))
+    np.testing.assert_allclose(w, [-2.0, 1.0, 3.0], atol=tol * 4)
+    np.testing.assert_allclose(herm @ v - v * w, 0, atol=tol * 4)
+    pd = (uu * s) @ H(uu)
+    chol = host(L.cholesky(arr(lb, pd, c)))
+    np.testing.assert_allclose(chol @ H(chol), pd, atol=tol * 4)
 
 
 def test_empty_input_follows_numpy(lb):

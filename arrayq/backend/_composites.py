@@ -330,7 +330,7 @@ class Backend(Contract):
 
     # ---- the linear algebra extension: the defaults are in _linalg_composites.py and
     # _jacobi.py. The frontend (arrayq._linalg) has checked shapes and dtypes: the
-    # decompositions get finite real float32/float64 matrices, batch axes broadcast.
+    # decompositions get finite float32/float64/complex matrices, batch axes broadcast.
     def cholesky(self, x: Array, upper: bool) -> Array:
         """The Cholesky factor (lower, or upper if ``upper``); a matrix that is not positive
         definite gives a factor with a diagonal entry <= 0 or NaN (never raises)."""

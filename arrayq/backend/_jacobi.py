@@ -29,7 +29,20 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .. import _dtypes as dt
-from ._linalg_composites import axes, const, diagonal, eye_batch, index, qr, safe
+from ._linalg_composites import (
+    abs2,
+    adjoint,
+    axes,
+    conj,
+    const,
+    diagonal,
+    eye_batch,
+    index,
+    is_complex,
+    phase,
+    qr,
+    safe,
+)
 
 if TYPE_CHECKING:
     from ._composites import Backend
@@ -67,10 +80,14 @@ class _Round:
         self.pq = index(b, [i * n + j for i, j in pairs], like)  # (p, q) in the flattened matrix
 
 
-def _rotate(b: Backend, x: Array, r: _Round, c: Array, s: Array) -> Array:
-    """``x @ J``: columns p, q of x become ``c x_p - s x_q`` and ``s x_p + c x_q``."""
+def _rotate(b: Backend, x: Array, r: _Round, c: Array, s: Array, unit: Array | None = None) -> Array:
+    """``x @ D @ J``: columns p, q of x become ``c x_p - s x_q`` and ``s x_p + c x_q``, with
+    ``x_q`` first multiplied by ``unit`` (complex: the phase that makes the pair's
+    coupling real; D is diagonal and unitary)."""
     last = x.ndim - 1
     xp, xq = b.take(x, r.p, last), b.take(x, r.q, last)
+    if unit is not None:
+        xq = b.binary("multiply", xq, unit)
     mul = b.binary
     parts = [
         mul("subtract", mul("multiply", c, xp), mul("multiply", s, xq)),
@@ -100,6 +117,11 @@ def _converged(b: Backend, measure: Array, tol: float) -> bool:
     return not float(worst) > tol
 
 
+def _real(b: Backend, x: Array) -> dt.DType:
+    """The real dtype of x's values (float64 for complex128)."""
+    return {"complex64": dt.float32, "complex128": dt.float64}.get(b.dtype_of(x).name, b.dtype_of(x))
+
+
 def _scaled(b: Backend, x: Array) -> tuple[Array, Array]:
     """x divided by its largest magnitude per matrix (1 for a zero matrix), and that scale."""
     big = b.reduce("max", b.unary("abs", x), axes(x, -2, -1), True, None)
@@ -108,34 +130,39 @@ def _scaled(b: Backend, x: Array) -> tuple[Array, Array]:
 
 
 def eigh(b: Backend, x: Array) -> tuple[Array, Array]:
-    """Cyclic two-sided Jacobi on the symmetric matrix read from x's lower triangle:
-    ``A <- J^T A J`` zeroes a_pq for each pair; the eigenvectors are the product of the J."""
-    n, batch = int(x.shape[-1]), tuple(x.shape[:-2])
+    """Cyclic two-sided Jacobi on the symmetric (complex: Hermitian) matrix read from x's
+    lower triangle: ``A <- J^T D^H A D J`` zeroes a_pq for each pair, D the phase that makes
+    a_pq real (complex x only) and J a real rotation; the eigenvectors are the product of
+    the D J. Eigenvalues in the real dtype."""
+    n, batch, device = int(x.shape[-1]), tuple(x.shape[:-2]), b.device_of(x)
     if x.size == 0:
-        return b.zeros(batch + (n,), b.dtype_of(x), b.device_of(x)), b.zeros(
-            batch + (n, n), b.dtype_of(x), b.device_of(x)
-        )
-    low = b.tril(x, 0)
-    a, big = _scaled(b, b.binary("add", low, b.matrix_transpose(b.tril(x, -1))))
+        return b.zeros(batch + (n,), _real(b, x), device), b.zeros(batch + (n, n), b.dtype_of(x), device)
+    a, big = _scaled(b, b.binary("add", b.tril(x, 0), adjoint(b, b.tril(x, -1))))
     v = eye_batch(b, batch, n, x)
+    complex_x = is_complex(b, x)
     if n > 1:
         rounds = [_Round(b, pairs, n, x) for pairs in _rounds(n)]
-        on_diagonal = b.eye(n, n, 0, dt.bool_, b.device_of(x))
-        frob = b.unary("sqrt", b.reduce("sum", b.binary("multiply", a, a), axes(a, -2, -1), True, None))
+        on_diagonal = b.eye(n, n, 0, dt.bool_, device)
+        frob = b.unary("sqrt", b.reduce("sum", abs2(b, a), axes(a, -2, -1), True, None))
         tol = n * dt.finfo(b.dtype_of(x)).eps
         for _ in range(MAX_SWEEPS):
             for r in rounds:
                 d = diagonal(b, a, 0)
+                d = b.unary("real", d) if complex_x else d
                 app, aqq = b.take(d, r.p, d.ndim - 1), b.take(d, r.q, d.ndim - 1)
                 apq = b.take(b.reshape(a, batch + (n * n,)), r.pq, len(batch))
-                c, s = (b.reshape(t, batch + (1, r.pairs)) for t in _rotation(b, b.binary("subtract", aqq, app), apq))
-                a = _rotate(b, a, r, c, s)
-                a = b.matrix_transpose(_rotate(b, b.matrix_transpose(a), r, c, s))
-                v = _rotate(b, v, r, c, s)
-            off = b.where(on_diagonal, const(b, a, 0), b.unary("abs", a))
+                unit = b.reshape(phase(b, apq), batch + (1, r.pairs)) if complex_x else None
+                off = b.unary("abs", apq) if complex_x else apq
+                c, s = (b.reshape(t, batch + (1, r.pairs)) for t in _rotation(b, b.binary("subtract", aqq, app), off))
+                a = _rotate(b, a, r, c, s, None if unit is None else conj(b, unit))
+                a = b.matrix_transpose(_rotate(b, b.matrix_transpose(a), r, c, s, unit))
+                v = _rotate(b, v, r, c, s, None if unit is None else conj(b, unit))
+            mag = b.unary("abs", a)
+            off = b.where(on_diagonal, const(b, mag, 0), mag)
             if _converged(b, b.binary("divide", off, safe(b, frob)), tol):
                 break
-    w = b.binary("multiply", diagonal(b, a, 0), b.reshape(big, batch + (1,)))
+    w = diagonal(b, a, 0)
+    w = b.binary("multiply", b.unary("real", w) if complex_x else w, b.reshape(big, batch + (1,)))
     order = b.argsort(w, w.ndim - 1, False, True)
     w = b.take_along_axis(w, order, w.ndim - 1)
     cols = b.broadcast_to(b.reshape(order, batch + (1, n)), tuple(v.shape))
@@ -148,8 +175,9 @@ def eigvalsh(b: Backend, x: Array) -> Array:
 
 def _hestenes(b: Backend, a: Array) -> tuple[Array, Array, Array]:
     """One-sided Jacobi on a (..., m, n), m >= n: rotate pairs of columns until all are
-    orthogonal. Returns (W = A V with orthogonal columns, V, the column norms), the
-    columns ordered by decreasing norm."""
+    orthogonal (complex: column q first turned by the phase of ``a_p^H a_q``). Returns
+    (W = A V with orthogonal columns, V, the column norms), the columns ordered by
+    decreasing norm."""
     m, n, batch = int(a.shape[-2]), int(a.shape[-1]), tuple(a.shape[:-2])
     v = eye_batch(b, batch, n, a)
     rows = a.ndim - 2
@@ -161,20 +189,23 @@ def _hestenes(b: Backend, a: Array) -> tuple[Array, Array, Array]:
             for r in rounds:
                 ap, aq = b.take(a, r.p, rows + 1), b.take(a, r.q, rows + 1)
 
-                def dot(u: Array, w: Array) -> Array:
-                    return b.reduce("sum", b.binary("multiply", u, w), (rows,), False, None)
+                def total(u: Array) -> Array:
+                    return b.reduce("sum", u, (rows,), False, None)
 
-                alpha, beta, gamma = dot(ap, ap), dot(aq, aq), dot(ap, aq)
-                c, s = (
-                    b.reshape(t, batch + (1, r.pairs)) for t in _rotation(b, b.binary("subtract", beta, alpha), gamma)
-                )
-                a, v = _rotate(b, a, r, c, s), _rotate(b, v, r, c, s)
+                alpha, beta = total(abs2(b, ap)), total(abs2(b, aq))
+                gamma = total(b.binary("multiply", conj(b, ap), aq))
+                unit = b.reshape(conj(b, phase(b, gamma)), batch + (1, r.pairs)) if is_complex(b, a) else None
+                mag = b.unary("abs", gamma)
+                off = mag if unit is not None else gamma  # (complex: made real by the phase)
+                turn = _rotation(b, b.binary("subtract", beta, alpha), off)
+                c, s = (b.reshape(t, batch + (1, r.pairs)) for t in turn)
+                a, v = _rotate(b, a, r, c, s, unit), _rotate(b, v, r, c, s, unit)
                 norms = b.unary("sqrt", b.binary("multiply", alpha, beta))
-                measure = b.reduce("max", b.binary("divide", b.unary("abs", gamma), safe(b, norms)), None, False, None)
+                measure = b.reduce("max", b.binary("divide", mag, safe(b, norms)), None, False, None)
                 worst = measure if worst is None else b.binary("maximum", worst, measure)
             if worst is None or _converged(b, worst, tol):
                 break
-    sigma = b.unary("sqrt", b.reduce("sum", b.binary("multiply", a, a), (rows,), False, None))
+    sigma = b.unary("sqrt", b.reduce("sum", abs2(b, a), (rows,), False, None))
     order = b.argsort(sigma, sigma.ndim - 1, True, True)
     cols = b.reshape(order, batch + (1, n))
     a = b.take_along_axis(a, b.broadcast_to(cols, tuple(a.shape)), rows + 1)
@@ -183,24 +214,23 @@ def _hestenes(b: Backend, a: Array) -> tuple[Array, Array, Array]:
 
 
 def _signed_q(b: Backend, w: Array) -> Array:
-    """The Q of the Householder QR of w (n x n, orthogonal columns ``s_j u_j``), each column's
-    sign set so that ``Q^T w`` has a non-negative diagonal: the u_j, orthonormal and
-    complete even where s_j = 0."""
+    """The Q of the Householder QR of w (n x n, orthogonal columns ``s_j u_j``), each column
+    turned (sign, or complex phase) so that ``Q^H w`` has a non-negative diagonal: the u_j,
+    orthonormal and complete even where s_j = 0."""
     q, r = qr(b, w, "reduced")
-    d = diagonal(b, r, 0)
-    signs = b.where(b.binary("less", d, 0), const(b, d, -1), const(b, d, 1))
-    return b.binary("multiply", q, b.reshape(signs, tuple(signs.shape[:-1]) + (1, int(q.shape[-1]))))
+    units = phase(b, diagonal(b, r, 0))
+    return b.binary("multiply", q, b.reshape(units, tuple(units.shape[:-1]) + (1, int(q.shape[-1]))))
 
 
 def _preconditioned(b: Backend, x: Array, full: bool) -> tuple[Array, Array, Array, Array]:
     """For x (..., m, n), m >= n, not empty: ``x = Q R`` (Householder), then one-sided
-    Jacobi on ``R^T`` (Drmac and Veselic's preconditioning: rank-deficient and graded
-    matrices converge in a third of the sweeps) gives ``R^T V = W``. So
-    ``x = (Q V) diag(s) (W / s)^T``. Returns (Q, V, W, s), s descending and unscaled."""
+    Jacobi on ``R^H`` (Drmac and Veselic's preconditioning: rank-deficient and graded
+    matrices converge in a third of the sweeps) gives ``R^H V = W``. So
+    ``x = (Q V) diag(s) (W / s)^H``. Returns (Q, V, W, s), s descending and unscaled."""
     scaled, big = _scaled(b, x)
     q, r = qr(b, scaled, "complete" if full else "reduced")
     n = int(x.shape[-1])
-    w, v, sigma = _hestenes(b, b.matrix_transpose(r[..., :n, :]))
+    w, v, sigma = _hestenes(b, adjoint(b, r[..., :n, :]))
     return q, v, w, b.binary("multiply", sigma, b.reshape(big, tuple(big.shape[:-1])))
 
 
@@ -214,19 +244,19 @@ def svd(b: Backend, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]
     batch, dtype, device = tuple(x.shape[:-2]), b.dtype_of(x), b.device_of(x)
     if x.size == 0:  # no columns (U is the identity, or m x 0), or an empty batch
         u = eye_batch(b, batch, m, x) if full_matrices else b.zeros(batch + (m, n), dtype, device)
-        return u, b.zeros(batch + (n,), dtype, device), b.zeros(batch + (n, n), dtype, device)
+        return u, b.zeros(batch + (n,), _real(b, x), device), b.zeros(batch + (n, n), dtype, device)
     q, v, w, sigma = _preconditioned(b, x, full_matrices)
     u = b.matmul(q[..., :, :n], v)
     if int(q.shape[-1]) > n:
         u = b.concat([u, q[..., :, n:]], u.ndim - 1)
-    return u, sigma, b.matrix_transpose(_signed_q(b, w))
+    return u, sigma, adjoint(b, _signed_q(b, w))
 
 
 def svdvals(b: Backend, x: Array) -> Array:
     if int(x.shape[-2]) < int(x.shape[-1]):
         x = b.matrix_transpose(x)
     if x.size == 0:
-        return b.zeros(tuple(x.shape[:-2]) + (int(x.shape[-1]),), b.dtype_of(x), b.device_of(x))
+        return b.zeros(tuple(x.shape[:-2]) + (int(x.shape[-1]),), _real(b, x), b.device_of(x))
     return _preconditioned(b, x, False)[3]
 
 
@@ -246,8 +276,8 @@ def pinv(b: Backend, x: Array, rtol: Array | None) -> Array:
     u, s, vh = b.svd(x, False)
     keep = b.binary("greater", s, _cutoff(b, s, x, rtol))
     inverse = b.where(keep, b.binary("divide", 1.0, b.where(keep, s, const(b, s, 1))), const(b, s, 0))
-    scaled = b.binary("multiply", b.matrix_transpose(vh), b.reshape(inverse, tuple(inverse.shape[:-1]) + (1, -1)))
-    return b.matmul(scaled, b.matrix_transpose(u))
+    scaled = b.binary("multiply", adjoint(b, vh), b.reshape(inverse, tuple(inverse.shape[:-1]) + (1, -1)))
+    return b.matmul(scaled, adjoint(b, u))
 
 
 def matrix_rank(b: Backend, x: Array, rtol: Array | None) -> Array:

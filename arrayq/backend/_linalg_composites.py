@@ -5,7 +5,7 @@ Jacobi methods (eigh, the SVD and what is built on it) are in :mod:`._jacobi`.
 
 Each function takes the backend ``b`` first and is the default of the ``Backend`` method
 of the same name. Arguments arrive as the frontend (``arrayq._linalg``) leaves them:
-real float32/float64 matrices for the decompositions (half precision was widened to
+float32/float64/complex matrices for the decompositions (half precision was widened to
 float32), finite (a matrix holding NaN/inf was replaced by the identity), not empty
 where a native library would need that, batch axes already broadcast between operands.
 
@@ -55,6 +55,32 @@ def eye_batch(b: Backend, batch: tuple[int, ...], n: int, like: Array) -> Array:
 def safe(b: Backend, x: Array) -> Array:
     """``x`` with its zeros replaced by ones: a divisor that cannot divide by zero."""
     return b.where(b.binary("equal", x, 0), const(b, x, 1), x)
+
+
+def is_complex(b: Backend, x: Array) -> bool:
+    return b.dtype_of(x).kind == "complex"
+
+
+def conj(b: Backend, x: Array) -> Array:
+    """The complex conjugate (x itself for real x: no op is run)."""
+    return b.unary("conj", x) if is_complex(b, x) else x
+
+
+def adjoint(b: Backend, x: Array) -> Array:
+    """The conjugate transpose of the matrices of x (the transpose for real x)."""
+    return b.matrix_transpose(conj(b, x))
+
+
+def abs2(b: Backend, x: Array) -> Array:
+    """|x|^2, real."""
+    mag = b.unary("abs", x)
+    return b.binary("multiply", mag, mag)
+
+
+def phase(b: Backend, x: Array) -> Array:
+    """x / |x| (+1 where x is 0): the sign of a real x, e^(i arg x) of a complex one."""
+    mag = b.unary("abs", x)
+    return b.where(b.binary("equal", mag, 0), const(b, x, 1), b.binary("divide", x, safe(b, mag)))
 
 
 def axes(x: Array, *offsets: int) -> tuple[int, ...]:
@@ -170,7 +196,8 @@ def lu_factor(b: Backend, x: Array) -> tuple[Array, Array, Array, Array]:
     a = x
     for j in range(k if x.size else 0):  # (an empty batch: nothing to eliminate)
         candidates = b.binary("greater_equal", rows, j)
-        mag = b.where(candidates, b.unary("abs", a[..., :, j : j + 1]), const(b, x, -1))
+        size = b.unary("abs", a[..., :, j : j + 1])  # real, for complex x too
+        mag = b.where(candidates, size, const(b, size, -1))
         p = b.argreduce("argmax", mag, a.ndim - 2, True)  # (..., 1, 1)
         p = b.astype(p, b.default_int)
         at_j, at_p = b.binary("equal", rows, j), b.binary("equal", rows, p)
@@ -248,18 +275,20 @@ def slogdet(b: Backend, x: Array) -> tuple[Array, Array]:
     d = diagonal(b, up, 0)
     last = (d.ndim - 1,)
     zero = b.reduce("any", b.binary("equal", d, 0), last, False, None)
-    sign = b.binary("multiply", sign, b.reduce("prod", b.unary("sign", d), last, False, None))
+    units = b.where(b.binary("equal", d, 0), const(b, d, 0), phase(b, d))  # sign(d), or d / |d|
+    sign = b.binary("multiply", sign, b.reduce("prod", units, last, False, None))
     sign = b.binary("add", sign, 0.0)  # 0.0, not -0.0, for a singular matrix
-    logs = b.reduce("sum", b.unary("log", b.unary("abs", safe(b, d))), last, False, None)
-    return sign, b.where(zero, const(b, x, -math.inf), logs)
+    logs = b.reduce("sum", b.unary("log", b.unary("abs", safe(b, d))), last, False, None)  # real
+    return sign, b.where(zero, const(b, logs, -math.inf), logs)
 
 
 # ---------------------------------------------------------------------- QR, Cholesky
 def qr(b: Backend, x: Array, mode: str) -> tuple[Array, Array]:
-    """Householder QR: for each column j, the reflector ``I - beta v v^T`` that zeroes the
+    """Householder QR: for each column j, the reflector ``I - beta v v^H`` that zeroes the
     column below the diagonal is applied to R and accumulated into Q, on the whole matrix
     with the rows above j masked out of v. v is built from the column divided by its
-    largest magnitude (the reflector does not change), so no square overflows."""
+    largest magnitude (the reflector does not change), so no square overflows. Complex
+    x: ``alpha = -phase(x_j) |x|`` (R's diagonal is then complex; LAPACK's is real)."""
     m, n = int(x.shape[-2]), int(x.shape[-1])
     k, batch = min(m, n), tuple(x.shape[:-2])
     rows = positions(b, m, x, (m, 1))
@@ -270,14 +299,13 @@ def qr(b: Backend, x: Array, mode: str) -> tuple[Array, Array]:
         col = b.where(below, r[..., :, j : j + 1], zero)
         big = b.reduce("max", b.unary("abs", col), axes(col, -2, -1), True, None)
         v = b.binary("divide", col, safe(b, big))
-        norm = b.unary("sqrt", b.reduce("sum", b.binary("multiply", v, v), axes(v, -2, -1), True, None))
-        head = v[..., j : j + 1, :]
-        alpha = b.where(b.binary("less", head, 0), norm, b.unary("negative", norm))  # -sign(head) * norm
+        norm = b.unary("sqrt", b.reduce("sum", abs2(b, v), axes(v, -2, -1), True, None))
+        alpha = b.unary("negative", b.binary("multiply", phase(b, v[..., j : j + 1, :]), norm))
         v = b.binary("subtract", v, b.where(b.binary("equal", rows, j), alpha, zero))
-        vtv = b.reduce("sum", b.binary("multiply", v, v), axes(v, -2, -1), True, None)
-        beta = b.where(b.binary("equal", vtv, 0), zero, b.binary("divide", 2.0, safe(b, vtv)))
+        vtv = b.reduce("sum", abs2(b, v), axes(v, -2, -1), True, None)
+        beta = b.where(b.binary("equal", vtv, 0), const(b, vtv, 0), b.binary("divide", 2.0, safe(b, vtv)))
         bv = b.binary("multiply", beta, v)
-        vt = b.matrix_transpose(v)
+        vt = adjoint(b, v)
         r = b.binary("subtract", r, b.binary("multiply", bv, b.matmul(vt, r)))
         q = b.binary("subtract", q, b.binary("multiply", b.matmul(q, bv), vt))
     r = b.triu(r, 0)
@@ -288,20 +316,23 @@ def qr(b: Backend, x: Array, mode: str) -> tuple[Array, Array]:
 
 def cholesky(b: Backend, x: Array, upper: bool) -> Array:
     """Column by column (Cholesky-Banachiewicz on the lower triangle): ``L[j, j] = sqrt(d)``
-    with ``d = x[j, j] - sum_k<j L[j, k]^2``; ``d <= 0`` (not positive definite) leaves a 0
-    on the diagonal and zeros below it, which the frontend reports."""
+    with ``d = x[j, j] - sum_k<j |L[j, k]|^2``; ``d <= 0`` (not positive definite) leaves a 0
+    on the diagonal and zeros below it, which the frontend reports. Complex x is taken as
+    Hermitian (``L @ L^H = x``; upper: ``L^H``)."""
     n = int(x.shape[-1])
     rows = positions(b, n, x, (n, 1))
     zero = const(b, x, 0)
     low = b.zeros_like(x, None, None)
     for j in range(n):
-        c = b.binary("subtract", x[..., :, j : j + 1], b.matmul(low, b.matrix_transpose(low[..., j : j + 1, :])))
+        c = b.binary("subtract", x[..., :, j : j + 1], b.matmul(low, adjoint(b, low[..., j : j + 1, :])))
         d = c[..., j : j + 1, :]
-        root = b.unary("sqrt", b.binary("maximum", d, zero))
-        below = b.where(b.binary("greater", root, 0), b.binary("divide", c, safe(b, root)), zero)
+        d = b.unary("real", d) if is_complex(b, d) else d
+        real_root = b.unary("sqrt", b.binary("maximum", d, const(b, d, 0)))
+        root = b.astype(real_root, b.dtype_of(x))
+        below = b.where(b.binary("greater", real_root, 0), b.binary("divide", c, safe(b, root)), zero)
         col = b.where(b.binary("equal", rows, j), root, b.where(b.binary("greater", rows, j), below, zero))
         low = b.where(_is_col(b, n, j, x), col, low)
-    return b.matrix_transpose(low) if upper else low
+    return adjoint(b, low) if upper else low
 
 
 __all__ = [

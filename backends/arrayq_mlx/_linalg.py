@@ -15,10 +15,11 @@ report as ``LinAlgError``. MLX's Cholesky never fails: a matrix that is not posi
 definite gives a factor with a pivot <= 0 (LAPACK's potrf stops there), which the
 frontend checks.
 
-The frontend (``arrayq.linalg``) hands these finite float32/float64 matrices that are not
-empty (MLX crashes the process on a 0 x 0 inverse), batch axes broadcast. Not overridden:
+The frontend (``arrayq.linalg``) hands these finite float32/float64/complex64 matrices
+that are not empty (MLX crashes the process on a 0 x 0 inverse), batch axes broadcast. Not overridden:
 matrix_power, matrix_rank, pinv (``mx.linalg.pinv`` takes no rtol), lstsq — their
-composites call the native svd and matmul.
+composites call the native svd and matmul. Complex input takes the composites where MLX
+has float types only (all but svd, svdvals, eigh, eigvalsh and the norms).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class MLXLinalg(Backend):
     def _cpu(self) -> Any:
         return _lib().cpu
 
+    def _complex(self, *xs: Array) -> bool:
+        """Whether any of xs is complex: MLX's qr, inv, cholesky, lu, det, slogdet, solve and
+        solve_triangular take float32/float64 only, so complex takes the composite."""
+        return any(x.dtype == _lib().complex64 for x in xs)
+
     def _evaluated(self, op: str, out: Array, *args: Any) -> Array:
         """``out`` evaluated now; the composite ``op`` if MLX's LAPACK call failed."""
         try:
@@ -55,6 +61,8 @@ class MLXLinalg(Backend):
         return out
 
     def cholesky(self, x: Array, upper: bool) -> Array:
+        if self._complex(x):
+            return super().cholesky(x, upper)
         low = _lib().linalg.cholesky(x, upper=False, stream=self._cpu())  # upper=True reads the upper triangle
         return _lib().swapaxes(low, -1, -2) if upper else low
 
@@ -62,6 +70,8 @@ class MLXLinalg(Backend):
         return _lib().linalg.cross(x1, x2, axis=axis)
 
     def det(self, x: Array) -> Array:
+        if self._complex(x):
+            return super().det(x)
         if x.dtype == _lib().float64:
             return fix.det64(_lib(), x)
         return _lib().linalg.det(x, stream=self._cpu())
@@ -77,33 +87,42 @@ class MLXLinalg(Backend):
         return _lib().linalg.eigvalsh(x, UPLO="L", stream=self._cpu())
 
     def inv(self, x: Array) -> Array:
+        if self._complex(x):
+            return super().inv(x)
         return self._evaluated("inv", _lib().linalg.inv(x, stream=self._cpu()), x)
 
     def lu(self, x: Array) -> tuple[Array, Array, Array]:
         # MLX's p says where each row of x went (x = L[p] @ U); the contract's perm is its
         # inverse, the row of x each row of L @ U came from
+        if self._complex(x):
+            return super().lu(x)
         p, low, up = _lib().linalg.lu(x, stream=self._cpu())
         return _lib().argsort(p, axis=-1).astype(self.native_dtype(self.default_int)), low, up
 
     def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
         spectral = ord in ("nuc", 2, -2)  # singular values: LAPACK, the CPU stream
+        real = _lib().float32 if self._complex(x) else x.dtype  # MLX's norms of complex64 stay complex64
         out = _lib().linalg.norm(x, ord=ord, axis=[-2, -1], keepdims=keepdims, stream=self._cpu() if spectral else None)
-        return out.astype(x.dtype) if out.dtype != x.dtype and self.dtype_of(x).kind == "float" else out
+        return out if out.dtype == real else out.astype(real)
 
     def outer(self, x1: Array, x2: Array) -> Array:
         return _lib().outer(x1, x2)
 
     def qr(self, x: Array, mode: str) -> tuple[Array, Array]:
-        if mode == "complete" and x.shape[-2] > x.shape[-1]:
-            return super().qr(x, mode)  # MLX's Q is always the reduced one
+        if self._complex(x) or (mode == "complete" and x.shape[-2] > x.shape[-1]):
+            return super().qr(x, mode)  # (MLX's Q is always the reduced one)
         q, r = _lib().linalg.qr(x, stream=self._cpu())
         return q, r
 
     def slogdet(self, x: Array) -> tuple[Array, Array]:
+        if self._complex(x):
+            return super().slogdet(x)
         sign, logabs = _lib().linalg.slogdet(x, stream=self._cpu())
         return sign, logabs
 
     def solve(self, x1: Array, x2: Array) -> Array:
+        if self._complex(x1, x2):
+            return super().solve(x1, x2)
         return self._evaluated("solve", _lib().linalg.solve(x1, x2, stream=self._cpu()), x1, x2)
 
     def svd(self, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]:
@@ -123,10 +142,14 @@ class MLXLinalg(Backend):
         return _lib().trace(x, offset, -2, -1, dtype=self.native_dtype(acc))
 
     def triangular_solve(self, a: Array, b: Array, lower: bool) -> Array:
+        if self._complex(a, b):
+            return super().triangular_solve(a, b, lower)
         out = _lib().linalg.solve_triangular(a, b, upper=not lower, stream=self._cpu())
         return self._evaluated("triangular_solve", out, a, b, lower)
 
     def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
+        if self._complex(x):
+            x = _lib().abs(x)  # MLX's norm of complex64 answers in complex64
         if axis is not None and len(axis) != 1:
             return super().vector_norm(x, axis, keepdims, ord)  # MLX reads two axes as a matrix
         if axis is None:

@@ -1,7 +1,7 @@
 """The NumPy backend's linear algebra: ``numpy.linalg`` (LAPACK) for the ops it has.
 
-The frontend (``arrayq.linalg``) hands these finite, non-empty float32/float64 matrices
-(complex too for the norms, cross, outer, diagonal, trace), batch axes broadcast. Where
+The frontend (``arrayq.linalg``) hands these finite, non-empty float32/float64/complex
+matrices, batch axes broadcast. Where
 LAPACK raises ``numpy.linalg.LinAlgError`` (a singular or indefinite matrix, or no
 convergence) the contract's composite runs instead, which marks the matrix the way the
 frontend reports (NaN, or a non-positive Cholesky pivot) rather than raising NumPy's type.

@@ -39,7 +39,8 @@ from ._common import TOLERANCE, Case, _dtype, _values
 COND = 4.0
 TRI_COND = 8.0
 C = 8
-_EPS = {"float32": 2.0**-23, "float64": 2.0**-52}
+_EPS = {"float32": 2.0**-23, "float64": 2.0**-52, "complex64": 2.0**-23, "complex128": 2.0**-52}
+COMPLEX = ("complex64", "complex128")
 
 
 def tolerance(dtype: str, n: int, cond: float = 1.0) -> float:
@@ -49,24 +50,28 @@ def tolerance(dtype: str, n: int, cond: float = 1.0) -> float:
     return 2 * C * max(n, 1) * _EPS[dtype] * cond
 
 
-def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+def _orthogonal(rng: np.random.Generator, n: int, cplx: bool = False) -> np.ndarray:
+    """A random orthogonal (complex: unitary) n x n matrix."""
+    g = rng.standard_normal((n, n)) + (1j * rng.standard_normal((n, n)) if cplx else 0)
+    q, r = np.linalg.qr(g)
+    d = np.diag(r)
+    return q * np.where(d == 0, 1, np.conj(d) / np.maximum(np.abs(d), 1e-300))
 
 
-def _one(rng: np.random.Generator, m: int, n: int, kind: str) -> np.ndarray:
+def _one(rng: np.random.Generator, m: int, n: int, kind: str, cplx: bool = False) -> np.ndarray:
     k = min(m, n)
-    if kind == "lower":
-        strict = np.tril(rng.uniform(-0.25, 0.25, (n, n)), -1)
-        return np.diag(rng.uniform(2, 3, n)) @ (np.eye(n) + strict)
-    if kind in ("spd", "symmetric"):
+    if kind == "lower":  # |strict| <= 0.25 also for complex entries (each part <= 0.17)
+        part = 0.17 if cplx else 0.25
+        strict = rng.uniform(-part, part, (n, n)) + (1j * rng.uniform(-part, part, (n, n)) if cplx else 0)
+        return np.diag(rng.uniform(2, 3, n)) @ (np.eye(n) + np.tril(strict, -1))
+    if kind in ("spd", "symmetric"):  # complex: Hermitian
         lam = rng.uniform(1, COND, n) * (rng.choice([-1.0, 1.0], n) if kind == "symmetric" else 1.0)
-        q = _orthogonal(rng, n)
-        return (q * lam) @ q.T
+        q = _orthogonal(rng, n, cplx)
+        return (q * lam) @ q.conj().T
     s = rng.uniform(1, COND, k)
     if kind.startswith("rank"):  # "rank2": the first two singular values, the others 0
         s[int(kind[4:]) :] = 0.0
-    return (_orthogonal(rng, m)[:, :k] * s) @ _orthogonal(rng, n)[:k]
+    return (_orthogonal(rng, m, cplx)[:, :k] * s) @ _orthogonal(rng, n, cplx)[:k]
 
 
 def matrices(shape: tuple[int, ...], dtype: str, kind: str = "general") -> Callable[[np.random.Generator], Any]:
@@ -74,9 +79,10 @@ def matrices(shape: tuple[int, ...], dtype: str, kind: str = "general") -> Calla
 
     def make(rng: np.random.Generator) -> np.ndarray:
         *batch, m, n = shape
-        out = np.zeros(shape)
+        cplx = dtype in COMPLEX
+        out = np.zeros(shape, complex if cplx else float)
         for idx in np.ndindex(*batch):
-            out[idx] = _one(rng, m, n, kind)
+            out[idx] = _one(rng, m, n, kind, cplx)
         return out.astype(_dtype(dtype))
 
     return make
@@ -87,6 +93,8 @@ def _with(*makers: Callable[[np.random.Generator], Any]) -> Callable[[np.random.
 
 
 def _rhs(shape: tuple[int, ...], dtype: str) -> Callable[[np.random.Generator], Any]:
+    if dtype in COMPLEX:
+        return lambda rng: (rng.uniform(-2, 2, shape) + 1j * rng.uniform(-2, 2, shape)).astype(dtype)
     return lambda rng: _values(rng, shape, dtype, -2, 2)
 
 
@@ -95,7 +103,8 @@ def _given(*arrays: Any) -> Callable[[np.random.Generator], list[Any]]:
 
 
 def _t(aq: Any, x: Any) -> Any:
-    return aq.linalg.matrix_transpose(x)
+    """The conjugate transpose (the transpose of real x)."""
+    return aq.linalg.matrix_transpose(aq.conj(x))
 
 
 def _f32(aq: Any, *xs: Any) -> list[Any]:
@@ -192,12 +201,12 @@ def linalg_cases() -> list[Case]:
     add = cases.add
     floats = ("float32", "float64")
     for op, call, kind, cond, half in _square_ops():
-        for dtype in floats + (("float16", "bfloat16") if half else ()):
-            for shape in SQUARE if dtype in floats else SQUARE[:1]:
+        for dtype in floats + COMPLEX + (("float16", "bfloat16") if half else ()):
+            for shape in SQUARE if dtype in floats + COMPLEX else SQUARE[:1]:
                 tol = tolerance(dtype, shape[-1], cond)
                 add(op, f"{dtype},{kind},{shape}", dtype, _with(matrices(shape, dtype, kind)), call, tol)
     for op, call, kind, cond in _rect_ops():
-        for dtype in floats:
+        for dtype in floats + COMPLEX:
             for shape in RECT:
                 tol = tolerance(dtype, max(shape[-2:]), cond)
                 add(op, f"{dtype},{kind},{shape}", dtype, _with(matrices(shape, dtype, kind)), call, tol)
@@ -209,7 +218,7 @@ def linalg_cases() -> list[Case]:
 def _systems(cases: Cases) -> None:
     """solve, lstsq, triangular_solve: matrices and right-hand sides, batch broadcast."""
     add = cases.add
-    for dtype in ("float32", "float64"):
+    for dtype in ("float32", "float64", *COMPLEX):
         tol = tolerance(dtype, 4, COND)
         for a_shape, b_shape in (((4, 4), (4,)), ((4, 4), (4, 2)), ((2, 4, 4), (4, 3)), ((3, 1, 4, 4), (2, 4, 1))):
             make = _with(matrices(a_shape, dtype), _rhs(b_shape, dtype))
@@ -244,10 +253,10 @@ def _systems(cases: Cases) -> None:
 
 def _triangular(lower: bool, dtype: str) -> Callable[[np.random.Generator], Any]:
     def make(rng: np.random.Generator) -> Any:
-        a = np.stack([_one(rng, 4, 4, "lower") for _ in range(2)])
+        a = np.stack([_one(rng, 4, 4, "lower", dtype in COMPLEX) for _ in range(2)])
         a = a if lower else np.swapaxes(a, -1, -2)
         # the other triangle holds noise the solve must not read
-        noise = rng.uniform(-9, 9, a.shape)
+        noise = rng.uniform(-9, 9, a.shape) + (1j * rng.uniform(-9, 9, a.shape) if dtype in COMPLEX else 0)
         a = a + (np.triu(noise, 1) if lower else np.tril(noise, -1))
         return a.astype(_dtype(dtype))
 
@@ -288,7 +297,7 @@ def _elementwise(cases: Cases) -> None:
     for dtype in ("int8", "uint8"):
         make = _with(_rhs((3, 3), dtype))
         add("trace", f"{dtype}", dtype, make, lambda aq, a: aq.linalg.trace(a), 0.0, expect="exact")
-    for dtype in ("float32", "float64", "float16", "bfloat16"):
+    for dtype in ("float32", "float64", "float16", "bfloat16", *COMPLEX):
         x = _with(_rhs((2, 3, 4), dtype))
         for order in (2, 1, 0, 3, -1, math.inf, -math.inf):
             for axis in (None, -1, (0, 2)):

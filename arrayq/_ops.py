@@ -100,6 +100,34 @@ PRIMITIVES = (
     "unique_all",
     "matmul",
 )
+#: The linear algebra extension's ops beyond matmul/tensordot/vecdot/matrix_transpose, plus
+#: Nx.LinAlg's lu, triangular_solve and lstsq: composites (written on the primitives in
+#: ``arrayq/backend/_linalg_composites.py`` and ``_jacobi.py``), listed apart so the docs
+#: and tests can name them.
+LINALG_OPS = (
+    "cholesky",
+    "cross",
+    "det",
+    "diagonal",
+    "eigh",
+    "eigvalsh",
+    "inv",
+    "lstsq",
+    "lu",
+    "matrix_norm",
+    "matrix_power",
+    "matrix_rank",
+    "outer",
+    "pinv",
+    "qr",
+    "slogdet",
+    "solve",
+    "svd",
+    "svdvals",
+    "trace",
+    "triangular_solve",
+    "vector_norm",
+)
 #: Composites: the contract has a default on the primitives; a backend may override one.
 COMPOSITES = (
     "asarray",
@@ -141,6 +169,7 @@ COMPOSITES = (
     "unique_values",
     "tensordot",
     "vecdot",
+    *LINALG_OPS,
 )
 #: Optional native ops: the contract's default returns NotImplemented and the frontend then
 #: runs its reference (the quantized formats in ``arrayq.quant``, attention, rms_norm and

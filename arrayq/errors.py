@@ -33,6 +33,13 @@ class QuantizationError(ArrayqError, ValueError):
     """Bad input to a quantization op: group size, bits, mode, shapes or dtypes."""
 
 
+class LinAlgError(ArrayqError, ValueError):
+    """A linear-algebra op met a matrix it cannot handle: singular (``inv``, ``solve``,
+    ``triangular_solve``, ``matrix_power`` with n < 0), not positive definite
+    (``cholesky``), or holding NaN/inf where a finite answer is needed (``matrix_rank``).
+    The same type on every backend (a ValueError, as NumPy's own ``LinAlgError``)."""
+
+
 class CompileError(ArrayqError, RuntimeError):
     """:func:`arrayq.compile` could not trace the function: it read an array's value on the
     host (``to_numpy``, ``float(x)``, ``.item()``, Python control flow on a value) while traced."""

@@ -1,17 +1,76 @@
-"""``arrayq.linalg``: the array API linear algebra extension's matrix products, plus
-quantized linear algebra (:func:`quantized_matmul`, :func:`gather_qmm`)."""
+"""``arrayq.linalg``: the array API's linear algebra extension (2023.12) — cholesky,
+cross, det, diagonal, eigh, eigvalsh, inv, matmul, matrix_norm, matrix_power, matrix_rank,
+matrix_transpose, outer, pinv, qr, slogdet, solve, svd, svdvals, tensordot, trace, vecdot,
+vector_norm — plus Nx.LinAlg's :func:`lu`, :func:`triangular_solve` and :func:`lstsq`,
+NumPy's :func:`norm`, and quantized linear algebra (:func:`quantized_matmul`,
+:func:`gather_qmm`). docs/linalg.md has the rules (dtypes, NaN, singular matrices) and
+which backend runs what natively."""
 
+from ._linalg import (
+    EighResult,
+    LUResult,
+    QRResult,
+    SlogdetResult,
+    SVDResult,
+    cholesky,
+    det,
+    eigh,
+    eigvalsh,
+    inv,
+    lstsq,
+    lu,
+    matrix_power,
+    matrix_rank,
+    pinv,
+    qr,
+    slogdet,
+    solve,
+    svd,
+    svdvals,
+    triangular_solve,
+)
+from ._linalg_basic import cross, diagonal, matrix_norm, norm, outer, trace, vector_norm
 from ._linear_algebra import matmul, tensordot, vecdot
 from ._manipulation import matrix_transpose
+from .errors import LinAlgError
 from .quant import dequantize, gather_qmm, quantize, quantized_matmul
 
 __all__ = [
+    "EighResult",
+    "LUResult",
+    "LinAlgError",
+    "QRResult",
+    "SVDResult",
+    "SlogdetResult",
+    "cholesky",
+    "cross",
     "dequantize",
+    "det",
+    "diagonal",
+    "eigh",
+    "eigvalsh",
     "gather_qmm",
+    "inv",
+    "lstsq",
+    "lu",
     "matmul",
+    "matrix_norm",
+    "matrix_power",
+    "matrix_rank",
     "matrix_transpose",
+    "norm",
+    "outer",
+    "pinv",
+    "qr",
     "quantize",
     "quantized_matmul",
+    "slogdet",
+    "solve",
+    "svd",
+    "svdvals",
     "tensordot",
+    "trace",
+    "triangular_solve",
     "vecdot",
+    "vector_norm",
 ]

@@ -12,11 +12,12 @@ and prove it with ``arrayq conformance NAME``.
 docs/writing-a-backend.md walks through it.
 """
 
-from .._ops import BINARY_OPS, COMPOSITES, NATIVE_OPS, PRIMITIVES, REDUCE_OPS, UNARY_OPS
+from .._ops import BINARY_OPS, COMPOSITES, LINALG_OPS, NATIVE_OPS, PRIMITIVES, REDUCE_OPS, UNARY_OPS
 from ..errors import (
     ArrayqError,
     BackendMismatchError,
     BackendUnavailableError,
+    LinAlgError,
     QuantizationError,
     UnknownBackendError,
     UnsupportedDTypeError,
@@ -38,6 +39,7 @@ PRIMITIVE_METHODS = tuple(
 __all__ = [
     "BINARY_OPS",
     "COMPOSITES",
+    "LINALG_OPS",
     "NATIVE_OPS",
     "PRIMITIVES",
     "PRIMITIVE_METHODS",
@@ -50,6 +52,7 @@ __all__ = [
     "BackendUnavailableError",
     "Contract",
     "DType",
+    "LinAlgError",
     "QuantizationError",
     "UnknownBackendError",
     "UnsupportedDTypeError",

@@ -12,6 +12,8 @@ from .. import _dtypes as dt
 from .._dtypes import DType
 from ..errors import UnsupportedDTypeError
 from . import _erf
+from . import _jacobi as jac
+from . import _linalg_composites as la
 from ._contract import Array, Contract
 
 
@@ -325,6 +327,88 @@ class Backend(Contract):
         products = self.binary("multiply", self.unary("conj", x1), x2)
         # sum in the operands' promoted dtype: a plain sum would widen small integers
         return self.reduce("sum", products, (axis,), False, self.dtype_of(products))
+
+    # ---- the linear algebra extension: the defaults are in _linalg_composites.py and
+    # _jacobi.py. The frontend (arrayq._linalg) has checked shapes and dtypes: the
+    # decompositions get finite float32/float64/complex matrices, batch axes broadcast.
+    def cholesky(self, x: Array, upper: bool) -> Array:
+        """The Cholesky factor (lower, or upper if ``upper``); a matrix that is not positive
+        definite gives a factor with a diagonal entry <= 0 or NaN (never raises)."""
+        return la.cholesky(self, x, upper)
+
+    def cross(self, x1: Array, x2: Array, axis: int) -> Array:
+        """Cross product of 3-vectors along ``axis`` (non-negative); x1, x2 of one shape."""
+        return la.cross(self, x1, x2, axis)
+
+    def det(self, x: Array) -> Array:
+        return la.det(self, x)
+
+    def diagonal(self, x: Array, offset: int) -> Array:
+        return la.diagonal(self, x, offset)
+
+    def eigh(self, x: Array) -> tuple[Array, Array]:
+        """(eigenvalues ascending, eigenvectors as columns) of the symmetric matrix whose
+        lower triangle x holds."""
+        return jac.eigh(self, x)
+
+    def eigvalsh(self, x: Array) -> Array:
+        return jac.eigvalsh(self, x)
+
+    def inv(self, x: Array) -> Array:
+        """The inverse; a singular matrix gives NaN or inf (never raises)."""
+        return la.inv(self, x)
+
+    def lstsq(self, a: Array, b: Array, rtol: Array | None) -> Array:
+        """The minimum-norm least-squares solution of ``a @ out = b``, b (..., M, K)."""
+        return jac.lstsq(self, a, b, rtol)
+
+    def lu(self, x: Array) -> tuple[Array, Array, Array]:
+        """(perm, L, U), ``x[..., perm, :] = L @ U``, with partial pivoting; perm in the
+        default int dtype."""
+        return la.lu(self, x)
+
+    def matrix_norm(self, x: Array, ord: Any, keepdims: bool) -> Array:
+        return la.matrix_norm(self, x, ord, keepdims)
+
+    def matrix_power(self, x: Array, n: int) -> Array:
+        """``x`` to the power ``n >= 0`` (the frontend inverts for n < 0)."""
+        return la.matrix_power(self, x, n)
+
+    def matrix_rank(self, x: Array, rtol: Array | None) -> Array:
+        return jac.matrix_rank(self, x, rtol)
+
+    def outer(self, x1: Array, x2: Array) -> Array:
+        return la.outer(self, x1, x2)
+
+    def pinv(self, x: Array, rtol: Array | None) -> Array:
+        return jac.pinv(self, x, rtol)
+
+    def qr(self, x: Array, mode: str) -> tuple[Array, Array]:
+        return la.qr(self, x, mode)
+
+    def slogdet(self, x: Array) -> tuple[Array, Array]:
+        return la.slogdet(self, x)
+
+    def solve(self, x1: Array, x2: Array) -> Array:
+        """``x1^-1 @ x2`` for x2 (..., M, K) of x1's batch; singular: NaN or inf."""
+        return la.solve(self, x1, x2)
+
+    def svd(self, x: Array, full_matrices: bool) -> tuple[Array, Array, Array]:
+        return jac.svd(self, x, full_matrices)
+
+    def svdvals(self, x: Array) -> Array:
+        return jac.svdvals(self, x)
+
+    def trace(self, x: Array, offset: int, dtype: DType | None) -> Array:
+        return la.trace(self, x, offset, dtype)
+
+    def triangular_solve(self, a: Array, b: Array, lower: bool) -> Array:
+        """Solve ``a @ out = b`` for triangular ``a`` (only its ``lower`` or upper triangle is
+        read), b (..., M, K) of a's batch; a zero diagonal entry gives NaN or inf."""
+        return la.triangular_solve(self, a, b, lower)
+
+    def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
+        return la.vector_norm(self, x, axis, keepdims, ord)
 
     def _array_operands(self, x1: Any, x2: Any) -> tuple[Array, Array]:
         """Both operands of a binary composite as arrays: a Python scalar becomes a 0-d

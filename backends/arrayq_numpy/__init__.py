@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from arrayq.backend import Array, Backend, UnsupportedDTypeError
+from arrayq.backend import Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 
 from . import _native
 from ._fastpath import affine_matmul
+from ._linalg import NumPyLinalg
 from ._native import activations, num_threads, set_num_threads
 
 
@@ -46,8 +47,9 @@ def _per_matrix_pays(packed: np.ndarray, bits: int) -> bool:
     return packed.shape[-2] * packed.shape[-1] * 32 // bits >= PER_MATRIX_MIN_WEIGHTS
 
 
-class NumPyBackend(Backend):
-    """The reference backend, on ``numpy.ndarray``."""
+class NumPyBackend(NumPyLinalg):
+    """The reference backend, on ``numpy.ndarray``; its linear algebra is ``numpy.linalg``
+    (:mod:`arrayq_numpy._linalg`)."""
 
     library_module = "numpy"
     install_hint = "pip install numpy array-api-compat ml_dtypes"

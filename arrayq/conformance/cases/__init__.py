@@ -8,8 +8,9 @@ and the reason for each value are in :mod:`._common` (``TOLERANCE``).
 One module per family: :mod:`.elementwise`, :mod:`.structural` (reductions, manipulation,
 searching, linear algebra, creation), :mod:`.quantized` (formats, matmul, gather, empty x,
 seeded random cases), :mod:`.errors` (bad input, with the exception type and message each
-must raise), :mod:`.nn` (attention, rms_norm) and :mod:`.compiled` (``arrayq.compile``
-against eager). :func:`all_cases` lists them in that
+must raise), :mod:`.nn` (attention, rms_norm), :mod:`.compiled` (``arrayq.compile``
+against eager) and :mod:`.linalg` and :mod:`.linalg_edges` (the linear algebra extension; decompositions
+compared by reconstruction; hand, empty, NaN and bad-input cases). :func:`all_cases` lists them in that
 order (errors before the empty-x and random quantized cases, as the suite always has).
 """
 
@@ -19,6 +20,8 @@ from ._common import FLOATS, INTS, TOLERANCE, Case
 from .compiled import compile_cases
 from .elementwise import BINARY, BINARY_SHAPES, SHAPES, UNARY, elementwise_cases
 from .errors import ERROR_MESSAGES, QUANTIZED_OPS, error_cases
+from .linalg import linalg_cases
+from .linalg_edges import linalg_edge_cases
 from .nn import ATTENTION_SHAPES, nn_cases
 from .quantized import empty_x_cases, quantized_cases, random_cases
 from .structural import structural_cases
@@ -40,6 +43,8 @@ __all__ = [
     "elementwise_cases",
     "empty_x_cases",
     "error_cases",
+    "linalg_cases",
+    "linalg_edge_cases",
     "nn_cases",
     "quantized_cases",
     "random_cases",
@@ -57,4 +62,6 @@ def all_cases() -> list[Case]:
         + random_cases()
         + nn_cases()
         + compile_cases()
+        + linalg_cases()
+        + linalg_edge_cases()
     )

@@ -41,7 +41,7 @@ class Case:
     gives the NumPy inputs. ``expect`` is "close" (float tolerance), "exact", or "raises":
     the backend must raise the type the reference raises, and if ``raises`` names a type,
     both must raise that type (or a subclass), with a message matching the regular
-    expression ``match``."""
+    expression ``match``. ``tolerance`` replaces the dtype's bound where set."""
 
     id: str
     op: str
@@ -53,6 +53,9 @@ class Case:
     tags: tuple[str, ...] = field(default=())
     raises: str = ""
     match: str = ""
+    #: The float bound for this case, where the op's error analysis gives one (linalg: a
+    #: multiple of n * eps * cond, see :mod:`.linalg`); 0: ``TOLERANCE`` of the dtype.
+    tolerance: float = 0.0
 
     @property
     def seed(self) -> int:

@@ -19,6 +19,8 @@ CHAPTERS = (
     "test_ops_manipulation",
     "test_ops_searching",
     "test_ops_linalg",
+    "test_ops_fft",
+    "test_ops_info",
     "test_dtypes",
 )
 
@@ -47,6 +49,7 @@ NOT_OPS = {
     "pi",
     "newaxis",
     "linalg",
+    "fft",
     # backends, dispatch, moving data: tests/test_registry.py, tests/test_dispatch.py
     "Backend",
     "BackendInfo",
@@ -89,7 +92,11 @@ def test_every_frontend_op_has_a_test():
     for name in CHAPTERS:
         covered |= importlib.import_module(f"tests.{name}").COVERS
     assert ops - covered == set(), f"ops without a test: {sorted(ops - covered)}"
-    assert covered - ops - {"linalg.matmul", "linalg.matrix_transpose", "linalg.tensordot", "linalg.vecdot"} == set()
+    fft = {f"fft.{name}" for name in arrayq.fft.__all__}
+    assert fft <= covered, f"fft functions without a test: {sorted(fft - covered)}"
+    assert (
+        covered - ops - fft - {"linalg.matmul", "linalg.matrix_transpose", "linalg.tensordot", "linalg.vecdot"} == set()
+    )
 
 
 def test_primitives_only_resets_exactly_the_numpy_overrides():

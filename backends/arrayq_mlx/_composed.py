@@ -39,12 +39,32 @@ def signbit(b: MLXBackend, x: Array) -> Array:
 
 
 def sign(b: MLXBackend, x: Array) -> Array:
-    """MLX's sign, but sign(NaN) = NaN (the array API's; MLX gives 0)."""
+    """MLX's sign, but sign(NaN) = NaN (the array API's; MLX gives 0) and a complex zero's
+    sign +0 + 0j (MLX keeps a -0 real part)."""
     mx = b.mx
     out = mx.sign(x)
     if _is_float(b, x):  # the array API wants sign(NaN) = NaN; MLX gives 0
         out = mx.where(mx.isnan(x), x, out)
+    elif b.is_array(x) and b.dtype_of(x).kind == "complex":
+        out = mx.where(mx.equal(x, 0), mx.zeros_like(x), out)
     return out
+
+
+def expm1(b: MLXBackend, x: Array) -> Array:
+    """MLX's expm1, and for complex x, which it lacks: ``expm1(a) cos(c) - 2 sin(c/2)**2 +
+    i exp(a) sin(c)`` for x = a + ic (no cancellation for small x), with ``exp(x) - 1`` where
+    x is zero or not finite (the array API's special cases: expm1(+inf + 0j) = +inf + 0j,
+    expm1(-0 + 0j) = +0 + 0j, ...)."""
+    mx = b.mx
+    if not (b.is_array(x) and b.dtype_of(x).kind == "complex"):
+        return mx.expm1(x)
+    re, im = mx.real(x), mx.imag(x)
+    half = mx.sin(im / 2)
+    parts = [mx.expm1(re) * mx.cos(im) - 2 * half * half, mx.exp(re) * mx.sin(im)]
+    # built from its parts through the bits, so an infinite part stays out of the other
+    accurate = mx.view(mx.stack(parts, axis=-1), x.dtype).reshape(x.shape)
+    ordinary = mx.logical_and(mx.isfinite(x), mx.not_equal(x, 0))
+    return mx.where(ordinary, accurate, mx.exp(x) - 1)
 
 
 def copysign(b: MLXBackend, x1: Any, x2: Any) -> Array:

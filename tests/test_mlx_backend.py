@@ -1090,7 +1090,7 @@ def test_full_and_the_like_functions_keep_the_dtype_asked():
         assert aq.eye(2, 3, k=2).tolist() == [[0, 0, 1], [0, 0, 0]]
 
 
-def test_complex_expm1_and_sign():
+def test_complex_expm1_tanh_and_sign():
     inf, nan = math.inf, math.nan
     small = [complex(1e-5, 1e-4), complex(0.5, 0.25), complex(-2.0, 3.0), complex(-1e-6, 0.0)]
     got = np.array(aq.expm1(mx.array(small, dtype=mx.complex64)))
@@ -1108,6 +1108,11 @@ def test_complex_expm1_and_sign():
     for got_v, (_, want_v) in zip(out, special):
         for g, w in ((got_v.real, want_v.real), (got_v.imag, want_v.imag)):
             assert (math.isnan(g) and math.isnan(w)) or (g == w and math.copysign(1, g) == math.copysign(1, w))
+    limits = [complex(inf, 2.0), complex(inf, -2.0), complex(-inf, 1e30), complex(0.5, 0.25)]
+    got = np.array(aq.tanh(mx.array(limits, dtype=mx.complex64)))  # tanh(+-inf + ic) = +-1 +- 0j, c's sign
+    for g, w in zip(got[:3], [complex(1, 0.0), complex(1, -0.0), complex(-1, 0.0)]):
+        assert g == w and math.copysign(1, g.imag) == math.copysign(1, w.imag), (g, w)
+    assert abs(got[3] - cmath.tanh(0.5 + 0.25j)) < 1e-6
     signs = np.array(aq.sign(mx.array([complex(-0.0, 0.0), 3 + 4j], dtype=mx.complex64)))
     assert math.copysign(1, signs[0].real) == 1 and signs[0] == 0
     assert abs(signs[1] - (0.6 + 0.8j)) < 1e-7  # 3 + 4j over its modulus 5

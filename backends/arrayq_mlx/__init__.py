@@ -34,7 +34,7 @@ _BINARY_NAMES = {
     "bitwise_right_shift": "right_shift",
 }
 #: Ops MLX lacks or gets wrong against the array API; built here from MLX ops.
-_COMPOSED_UNARY = frozenset({"signbit", "sign", "expm1"})
+_COMPOSED_UNARY = frozenset({"signbit", "sign", "expm1", "tanh"})
 _COMPOSED_BINARY = frozenset({"copysign", "remainder", "bitwise_left_shift", "bitwise_right_shift"})
 _DATA_DEPENDENT = "its output shape depends on the data, and MLX builds graphs of static shapes"
 

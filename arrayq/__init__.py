@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _api, linalg
+from . import _api, fft, linalg
 from ._api import *  # noqa: F403
+from ._api import __array_api_version__ as __array_api_version__
 from ._compile import compile
 from ._dispatch import current_backend, default_backend, set_default_backend, to_backend
+from ._namespace import namespace
 from ._ops import COMPOSITES, NATIVE_OPS, PRIMITIVES
 from ._registry import BackendInfo, get_backend, list_backends, register_backend, unregister_backend
 from ._version import __version__ as __version__
@@ -35,6 +37,7 @@ from .quant import QuantizedWeight, dequantize, quantize
 __all__: list[str] = []
 __all__ += _api.__all__
 __all__ += [
+    "fft",
     "linalg",
     "Backend",
     "BackendInfo",
@@ -44,6 +47,7 @@ __all__ += [
     "default_backend",
     "get_backend",
     "list_backends",
+    "namespace",
     "register_backend",
     "set_default_backend",
     "to_backend",

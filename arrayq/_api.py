@@ -36,6 +36,7 @@ from ._dtypes import (
     uint64,
 )
 from ._elementwise import *  # noqa: F403
+from ._info import __array_namespace_info__
 from ._linear_algebra import matmul, tensordot, vecdot
 from ._manipulation import *  # noqa: F403
 from ._searching import *  # noqa: F403
@@ -110,6 +111,7 @@ __all__ += _manipulation.__all__
 __all__ += _searching.__all__
 __all__ += _statistical.__all__
 __all__ += [
+    "__array_namespace_info__",
     "matmul",
     "tensordot",
     "vecdot",

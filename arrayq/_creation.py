@@ -47,9 +47,7 @@ _WHERE = (
 
 def _default_complex(backend: Backend) -> DType:
     """The default complex dtype: the one whose parts are the backend's default float."""
-    from . import _dtypes as dt
-
-    return dt.complex128 if backend.default_float == dt.float64 else dt.complex64
+    return backend.default_complex
 
 
 def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None, like: Any = None) -> Any:
@@ -233,6 +231,26 @@ def _triangle(method: str, doc: str) -> _Triangle:
 tril = _triangle("tril", "Zero the elements above diagonal ``k`` of each matrix in ``x``.")
 triu = _triangle("triu", "Zero the elements below diagonal ``k`` of each matrix in ``x``.")
 
+
+def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> Any:
+    """An array of the default backend with the data of ``x``, any object that has
+    ``__dlpack__`` (a NumPy, MLX, PyTorch... array); same shape and dtype. ``copy`` True:
+    always a copy; False: never, raising BufferError where the backend would have to copy
+    (MLX, whose arrays are immutable, always copies); None: shares memory where it can.
+    Raises TypeError for an object without ``__dlpack__`` (use :func:`asarray`), ValueError
+    for a device the backend lacks, and BufferError where the data cannot be read (e.g.
+    device memory NumPy cannot see)."""
+    if not hasattr(x, "__dlpack__"):
+        raise TypeError(
+            f"from_dlpack takes an object with __dlpack__ (an array of a DLPack-capable library), "
+            f"got {type(x).__name__}; use arrayq.asarray for other objects"
+        )
+    backend, device = _where_to_create(device)
+    if device is not None:
+        backend.check_device(device)
+    return backend.from_dlpack(x, device, copy)
+
+
 __all__ = [
     "arange",
     "asarray",
@@ -240,6 +258,7 @@ __all__ = [
     "empty_like",
     "eye",
     "full",
+    "from_dlpack",
     "full_like",
     "linspace",
     "meshgrid",

@@ -99,7 +99,7 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple:
     return backend.unstack(x, normalize_axis(axis, len(x.shape)))
 
 
-def expand_dims(x: Any, /, *, axis: int = 0) -> Any:
+def expand_dims(x: Any, /, axis: int = 0) -> Any:
     """``x`` with a new axis of length 1 at ``axis`` (counted in the result)."""
     backend, (x,) = resolve(x)
     return backend.expand_dims(x, normalize_axis(axis, len(x.shape) + 1))

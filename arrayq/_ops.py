@@ -67,6 +67,10 @@ BINARY_OPS = (
     "subtract",
 )
 REDUCE_OPS = ("sum", "prod", "max", "min", "all", "any")
+#: The fft extension's transforms, as backend composites (``arrayq.fft``): the n-dimensional
+#: complex, real-to-complex and complex-to-real transforms; the one-dimensional functions,
+#: hfft and ihfft are these over one axis (:mod:`arrayq.fft`).
+FFT_OPS = ("fftn", "ifftn", "rfftn", "irfftn")
 
 
 #: Every op of the contract, by category, as :func:`arrayq.capabilities` reports them.
@@ -170,6 +174,8 @@ COMPOSITES = (
     "tensordot",
     "vecdot",
     *LINALG_OPS,
+    "from_dlpack",
+    *FFT_OPS,
 )
 #: Optional native ops: the contract's default returns NotImplemented and the frontend then
 #: runs its reference (the quantized formats in ``arrayq.quant``, attention, rms_norm and

@@ -4,7 +4,7 @@ backends that cannot produce such shapes."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ._dispatch import resolve
 from ._helpers import normalize_axis
@@ -82,23 +82,46 @@ def argsort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool
     return backend.argsort(x, normalize_axis(axis, len(x.shape)), descending, stable)
 
 
-def unique_all(x: Any, /) -> Any:
+class UniqueAllResult(NamedTuple):
+    """What :func:`unique_all` returns (a tuple with these field names, as the array API asks)."""
+
+    values: Any
+    indices: Any
+    inverse_indices: Any
+    counts: Any
+
+
+class UniqueCountsResult(NamedTuple):
+    """What :func:`unique_counts` returns."""
+
+    values: Any
+    counts: Any
+
+
+class UniqueInverseResult(NamedTuple):
+    """What :func:`unique_inverse` returns."""
+
+    values: Any
+    inverse_indices: Any
+
+
+def unique_all(x: Any, /) -> UniqueAllResult:
     """(values, indices, inverse_indices, counts) of the sorted distinct values of ``x``:
-    first-occurrence indices into flattened x, inverse indices shaped like x."""
+    first-occurrence indices into flattened x, inverse indices shaped like x; a named tuple."""
     backend, (x,) = resolve(x)
-    return backend.unique_all(x)
+    return UniqueAllResult(*backend.unique_all(x))
 
 
-def unique_counts(x: Any, /) -> Any:
-    """(values, counts) of the sorted distinct values of ``x``."""
+def unique_counts(x: Any, /) -> UniqueCountsResult:
+    """(values, counts) of the sorted distinct values of ``x``; a named tuple."""
     backend, (x,) = resolve(x)
-    return backend.unique_counts(x)
+    return UniqueCountsResult(*backend.unique_counts(x))
 
 
-def unique_inverse(x: Any, /) -> Any:
-    """(values, inverse_indices): ``values[inverse_indices] == x``."""
+def unique_inverse(x: Any, /) -> UniqueInverseResult:
+    """(values, inverse_indices): ``values[inverse_indices] == x``; a named tuple."""
     backend, (x,) = resolve(x)
-    return backend.unique_inverse(x)
+    return UniqueInverseResult(*backend.unique_inverse(x))
 
 
 def unique_values(x: Any, /) -> Any:

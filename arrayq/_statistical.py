@@ -11,35 +11,45 @@ from ._helpers import maybe_dtype, normalize_axes, normalize_axis
 
 
 class Reduction(Protocol):
-    """A reduction over ``axis``; ``sum`` and ``prod`` also take ``dtype=``."""
+    """A reduction over ``axis`` (max, min, all, any)."""
 
     __name__: str
 
-    def __call__(self, x: Any, /, *, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any: ...
+    def __call__(self, x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any: ...
 
 
-def _reduction(name: str, doc: str, with_dtype: bool) -> Reduction:
-    def reduce(x: Any, /, *, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        backend, (x,) = resolve(x)
-        axes = normalize_axes(axis, len(x.shape))
-        dtype = maybe_dtype(kw.pop("dtype", None)) if with_dtype else None
-        if kw:
-            raise TypeError(f"{name}() got unexpected keyword arguments {sorted(kw)}")
-        if name in ("max", "min") and (0 in tuple(x.shape[a] for a in (axes or range(len(x.shape))))):
-            raise ValueError(f"{name} of an empty axis has no value; check the array shape {tuple(x.shape)}")
-        return backend.reduce(name, x, axes, keepdims, dtype)
+def _reduce(name: str, x: Any, axis: Any, keepdims: bool, dtype: Any = None) -> Any:
+    backend, (x,) = resolve(x)
+    axes = normalize_axes(axis, len(x.shape))
+    if name in ("max", "min") and (0 in tuple(x.shape[a] for a in (axes or range(len(x.shape))))):
+        raise ValueError(f"{name} of an empty axis has no value; check the array shape {tuple(x.shape)}")
+    return backend.reduce(name, x, axes, keepdims, maybe_dtype(dtype))
+
+
+def _reduction(name: str, doc: str) -> Reduction:
+    def reduce(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+        return _reduce(name, x, axis, keepdims)
 
     reduce.__name__ = reduce.__qualname__ = name
-    reduce.__doc__ = doc + (" ``dtype`` (keyword) sets the accumulation and result dtype." if with_dtype else "")
+    reduce.__doc__ = doc
     return reduce
 
 
-sum = _reduction("sum", "Sum of ``x`` over ``axis``.", True)
-prod = _reduction("prod", "Product of ``x`` over ``axis``.", True)
-max = _reduction("max", "Maximum of ``x`` over ``axis``; ValueError for an empty reduction.", False)
-min = _reduction("min", "Minimum of ``x`` over ``axis``; ValueError for an empty reduction.", False)
-all = _reduction("all", "Whether every element over ``axis`` is true (bool result).", False)
-any = _reduction("any", "Whether any element over ``axis`` is true (bool result).", False)
+def sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    """Sum of ``x`` over ``axis``. ``dtype`` sets the accumulation and result dtype
+    (default: x's, with narrow integers and bool widened as the array API says)."""
+    return _reduce("sum", x, axis, keepdims, dtype)
+
+
+def prod(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    """Product of ``x`` over ``axis``; ``dtype`` as for :func:`sum`."""
+    return _reduce("prod", x, axis, keepdims, dtype)
+
+
+max = _reduction("max", "Maximum of ``x`` over ``axis``; ValueError for an empty reduction.")
+min = _reduction("min", "Minimum of ``x`` over ``axis``; ValueError for an empty reduction.")
+all = _reduction("all", "Whether every element over ``axis`` is true (bool result).")
+any = _reduction("any", "Whether any element over ``axis`` is true (bool result).")
 
 
 def mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:

@@ -19,6 +19,7 @@ NumPy and int32 on MLX, by the array API's rules.
 
 from __future__ import annotations
 
+import cmath
 import math
 import os
 import subprocess
@@ -1090,3 +1091,48 @@ def test_rope_runs_mx_fast_rope_in_half_precision_only(monkeypatch):
     )
     # float32: the tables' and the rotation's rounding, a few ulps of |x| <= ~3
     assert np.abs(full - expected).max() < 4e-6
+
+
+# ----------------------------------------------------------------------------- array API suite findings
+
+
+def test_full_and_the_like_functions_keep_the_dtype_asked():
+    x = mx.array([True, False])
+    for out in (aq.zeros_like(x), aq.ones_like(x), aq.empty_like(x), aq.full_like(x, 1)):
+        assert out.dtype == mx.bool_
+    with aq.default_backend("mlx"):
+        assert aq.full((2,), 0, dtype=aq.bool).tolist() == [False, False]
+        assert aq.full((2,), 2.5, dtype=aq.int8).tolist() == [2, 2]  # cast as astype does
+        assert aq.full_like(mx.zeros(2, dtype=mx.uint8), 7.9).tolist() == [7, 7]
+        big = aq.eye(2, 3, k=2**31)  # a diagonal past the last column: no ones
+        assert big.dtype == mx.float32 and big.tolist() == [[0, 0, 0], [0, 0, 0]]
+        assert aq.eye(2, 3, k=-(2**40)).tolist() == [[0, 0, 0], [0, 0, 0]]
+        assert aq.eye(2, 3, k=2).tolist() == [[0, 0, 1], [0, 0, 0]]
+
+
+def test_complex_expm1_tanh_and_sign():
+    inf, nan = math.inf, math.nan
+    small = [complex(1e-5, 1e-4), complex(0.5, 0.25), complex(-2.0, 3.0), complex(-1e-6, 0.0)]
+    got = np.array(aq.expm1(mx.array(small, dtype=mx.complex64)))
+    # expm1(z) = exp(z) - 1 in float64 (cmath): no cancellation hides in float32 for |z| >= 1e-6
+    want = np.array([complex(cmath.exp(z) - 1) for z in small])
+    np.testing.assert_allclose(got, want, rtol=5e-7)  # four float32 ulps (1.2e-7) relative
+    # the array API's special cases: (input, result), zeros' signs included
+    special = [
+        (complex(inf, 0.0), complex(inf, 0.0)),
+        (complex(nan, 0.0), complex(nan, 0.0)),
+        (complex(-inf, inf), complex(-1.0, 0.0)),
+        (complex(-0.0, 0.0), complex(0.0, 0.0)),
+    ]
+    out = np.array(aq.expm1(mx.array([v for v, _ in special], dtype=mx.complex64)))
+    for got_v, (_, want_v) in zip(out, special):
+        for g, w in ((got_v.real, want_v.real), (got_v.imag, want_v.imag)):
+            assert (math.isnan(g) and math.isnan(w)) or (g == w and math.copysign(1, g) == math.copysign(1, w))
+    limits = [complex(inf, 2.0), complex(inf, -2.0), complex(-inf, 1e30), complex(0.5, 0.25)]
+    got = np.array(aq.tanh(mx.array(limits, dtype=mx.complex64)))  # tanh(+-inf + ic) = +-1 +- 0j, c's sign
+    for g, w in zip(got[:3], [complex(1, 0.0), complex(1, -0.0), complex(-1, 0.0)]):
+        assert g == w and math.copysign(1, g.imag) == math.copysign(1, w.imag), (g, w)
+    assert abs(got[3] - cmath.tanh(0.5 + 0.25j)) < 1e-6
+    signs = np.array(aq.sign(mx.array([complex(-0.0, 0.0), 3 + 4j], dtype=mx.complex64)))
+    assert math.copysign(1, signs[0].real) == 1 and signs[0] == 0
+    assert abs(signs[1] - (0.6 + 0.8j)) < 1e-7  # 3 + 4j over its modulus 5

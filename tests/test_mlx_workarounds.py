@@ -42,6 +42,22 @@ def _run(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str] | N
         return None
 
 
+# ----------------------------------------------------------------------------- creation
+
+
+def test_full_takes_the_kind_of_the_fill() -> None:
+    """Workaround: ``full``. ``mx.full`` ignores a ``dtype`` of another kind than its scalar
+    fill: bool with 0 gives int32, int8 with 2.5 gives float32."""
+    assert mx.full((2,), 0, dtype=mx.bool_).dtype == mx.int32
+    assert mx.full((2,), 2.5, dtype=mx.int8).dtype == mx.float32
+
+
+def test_eye_refuses_a_diagonal_past_int32() -> None:
+    """Workaround: ``eye``. ``k`` is a C int in MLX; 2**31 does not bind."""
+    with pytest.raises(TypeError):
+        mx.eye(2, 2, 2**31)
+
+
 # ----------------------------------------------------------------------------- reductions
 
 

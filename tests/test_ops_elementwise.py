@@ -376,6 +376,38 @@ def test_unary_complex(be, name, dtype):
     )
 
 
+# (op, input, result): complex special cases of the array API (2023.12) that NumPy's own
+# functions do not follow, by hand from the standard's lists; zeros' signs are checked too
+COMPLEX_SPECIAL = [
+    ("expm1", complex(inf, 0.0), complex(inf, 0.0)),
+    ("expm1", complex(nan, 0.0), complex(nan, 0.0)),
+    ("expm1", complex(-inf, inf), complex(-1.0, 0.0)),
+    ("expm1", complex(-inf, nan), complex(-1.0, 0.0)),
+    ("expm1", complex(inf, nan), complex(inf, nan)),
+    ("expm1", complex(-0.0, 0.0), complex(0.0, 0.0)),
+    ("expm1", complex(0.0, -0.0), complex(0.0, -0.0)),  # expm1(conj(x)) == conj(expm1(x))
+    ("tanh", complex(inf, 2.0), complex(1.0, 0.0)),
+    ("tanh", complex(inf, -2.0), complex(1.0, -0.0)),
+    ("tanh", complex(-inf, 1e150), complex(-1.0, 0.0)),  # tanh is odd and conjugate-symmetric
+]
+
+
+@pytest.mark.parametrize("dtype", [aq.complex64, aq.complex128], ids=lambda d: d.name)
+@pytest.mark.parametrize("name, value, result", COMPLEX_SPECIAL, ids=str)
+def test_unary_complex_special_values(be, name, value, result, dtype):
+    with quiet():
+        out = be.out(getattr(aq, name)(be.arr([value, 0.5 + 0.25j], dtype)))
+    assert out.dtype == dtype.dtype
+    got = complex(out[0])
+    for part, want in ((got.real, result.real), (got.imag, result.imag)):
+        assert (math.isnan(part) and math.isnan(want)) or (
+            part == want and math.copysign(1, part) == math.copysign(1, want)
+        ), (got, result)
+    # the ordinary element next to it is untouched
+    ordinary = {"expm1": cmath.exp(0.5 + 0.25j) - 1, "tanh": cmath.tanh(0.5 + 0.25j)}[name]
+    assert abs(complex(out[1]) - ordinary) < 1e-6
+
+
 # ---------------------------------------------------------------------- erf
 
 

@@ -390,6 +390,7 @@ def test_expand_dims(be, shape, axis):
 
 def test_expand_dims_default_and_errors(be):
     be.check(aq.expand_dims(be.arr([1.0, 2.0])), [[1.0, 2.0]], aq.float64)
+    be.check(aq.expand_dims(be.arr([1.0, 2.0]), 1), [[1.0], [2.0]], aq.float64)  # axis positionally (2023.12)
     for axis in (3, -4):
         with pytest.raises(IndexError):
             aq.expand_dims(be.arr(np.ones((2, 3))), axis=axis)

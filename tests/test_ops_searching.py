@@ -304,6 +304,11 @@ def test_unique(be, data, dtype):
 
     got = aq.unique_all(be.arr(a))
     assert isinstance(got, tuple) and len(got) == 4
+    # named tuples, with the array API's field names
+    assert got._fields == ("values", "indices", "inverse_indices", "counts")
+    assert got.values is got[0] and got.inverse_indices is got[2]
+    assert aq.unique_counts(be.arr(a))._fields == ("values", "counts")
+    assert aq.unique_inverse(be.arr(a))._fields == ("values", "inverse_indices")
     be.check(got[0], values_arr, dtype)
     be.check(got[1], first, aq.int64)
     be.check(got[2], inverse_arr, aq.int64)

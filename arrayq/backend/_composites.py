@@ -14,6 +14,7 @@ from ..errors import UnsupportedDTypeError
 from . import _erf
 from . import _jacobi as jac
 from . import _linalg_composites as la
+from . import _fft
 from ._contract import Array, Contract
 
 
@@ -23,6 +24,12 @@ class Backend(Contract):
 
     default_float: DType = dt.float32
     default_int: DType = dt.int32
+
+    @property
+    def default_complex(self) -> DType:
+        """The dtype Python complex numbers become: the complex dtype whose parts are
+        ``default_float`` (complex128 for float64, else complex64), as the array API asks."""
+        return dt.complex128 if self.default_float == dt.float64 else dt.complex64
 
     def dtype_of(self, x: Array) -> DType:
         return dt.as_dtype(x.dtype)
@@ -86,6 +93,8 @@ class Backend(Contract):
         if dtype is None and not isinstance(obj, np.ndarray):
             if a.dtype.kind == "f":
                 dtype = self.default_float
+            elif a.dtype.kind == "c":
+                dtype = self.default_complex
             elif a.dtype.kind in "iu" and a.dtype != np.uint64:
                 dtype = self.default_int
         if dtype is not None:
@@ -409,6 +418,38 @@ class Backend(Contract):
 
     def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
         return la.vector_norm(self, x, axis, keepdims, ord)
+    def from_dlpack(self, x: Any, device: Any, copy: bool | None) -> Array:
+        """An array of this backend from ``x``, an object with ``__dlpack__`` (checked by the
+        frontend). Default: through NumPy (``numpy.from_dlpack``, CPU memory only) and
+        :meth:`from_numpy`; ``copy=True`` copies, ``copy=False`` raises BufferError (a
+        backend that can share the memory overrides this)."""
+        import numpy as np
+
+        if copy is False:
+            raise BufferError(
+                f"backend {self.name!r} cannot import a DLPack array without a copy; pass copy=None or copy=True"
+            )
+        host = np.from_dlpack(x)
+        return self.from_numpy(host.copy() if copy else host, device)
+
+    # ---- the fft extension (reference: arrayq/backend/_fft.py); the frontend has made x
+    # complex (real for rfftn) in float32 or float64 precision, ``axes`` unique non-negative
+    # ints and ``s`` their lengths (for irfftn: of the output), all >= 1.
+    def fftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        """The n-dimensional DFT of complex ``x`` over ``axes``, cut or zero-padded to ``s``."""
+        return _fft.c2c(self, x, s, axes, norm, inverse=False)
+
+    def ifftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        """The n-dimensional inverse DFT of complex ``x`` (``norm`` as for the inverse)."""
+        return _fft.c2c(self, x, s, axes, norm, inverse=True)
+
+    def rfftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        """The DFT of real ``x``; the last axis of ``axes`` keeps ``s[-1] // 2 + 1`` outputs."""
+        return _fft.r2c(self, x, s, axes, norm)
+
+    def irfftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        """The real inverse of :meth:`rfftn`: ``s`` are the output lengths."""
+        return _fft.c2r(self, x, s, axes, norm)
 
     def _array_operands(self, x1: Any, x2: Any) -> tuple[Array, Array]:
         """Both operands of a binary composite as arrays: a Python scalar becomes a 0-d

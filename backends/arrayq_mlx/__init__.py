@@ -1,8 +1,8 @@
 """arrayq's MLX backend, on ``mlx.core.array``.
 
-Install with ``pip install 'arrayq[mlx]'`` (Apple silicon, or the CPU build on Linux), or
-``pip install 'arrayq[cuda]'`` for MLX's CUDA build on NVIDIA GPUs. Importing this
-package does not import mlx: :class:`MLXBackend` imports ``mlx.core`` when it is created.
+Install with ``pip install 'arrayq[mlx]'`` (Apple silicon, or the CPU build on Linux), or ``pip install 'arrayq[cuda]'``
+for MLX's CUDA build on NVIDIA GPUs. Importing this package does not import mlx: :class:`MLXBackend` imports
+``mlx.core`` when it is created.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from arrayq.backend import Array, UnsupportedDTypeError, UnsupportedOperationError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
-from arrayq_mlx import _composed, _fast, _linalg, _quantized
+from arrayq_mlx import _composed, _fast, _fft, _linalg, _quantized
 from arrayq_mlx import _workarounds as fix
 from arrayq_mlx._devices import Devices
 
@@ -34,12 +34,12 @@ _BINARY_NAMES = {
     "bitwise_right_shift": "right_shift",
 }
 #: Ops MLX lacks or gets wrong against the array API; built here from MLX ops.
-_COMPOSED_UNARY = frozenset({"signbit", "sign"})
+_COMPOSED_UNARY = frozenset({"signbit", "sign", "expm1", "tanh"})
 _COMPOSED_BINARY = frozenset({"copysign", "remainder", "bitwise_left_shift", "bitwise_right_shift"})
 _DATA_DEPENDENT = "its output shape depends on the data, and MLX builds graphs of static shapes"
 
 
-class MLXBackend(_linalg.MLXLinalg):
+class MLXBackend(_fft.FFT, _linalg.MLXLinalg):
     """The MLX backend: lazy ``mlx.core.array`` graphs, CPU, Apple GPU (Metal) or NVIDIA GPU
     (CUDA build), with MLX's fused quantized kernels.
 
@@ -49,13 +49,12 @@ class MLXBackend(_linalg.MLXLinalg):
 
     **Dtypes.** All of arrayq's dtypes except complex128 (MLX has none). float64 exists only
     on the CPU device: asking for it while the GPU is the target raises
-    UnsupportedDTypeError. Defaults: float32 and int32.
+    UnsupportedDTypeError. Defaults: float32 (complex64 for Python complex numbers) and int32.
 
-    **Laziness.** Every op returns MLX's lazy array without evaluating it;
-    :meth:`eval` (``arrayq.eval``) calls ``mx.eval`` and :meth:`to_numpy` evaluates. The few
-    places that must look at data are: ``repeat`` with an array of counts (the counts set
-    the output shape), and the frontend's own validation (``arrayq.quantize`` checks the
-    weight is finite; ``gather_qmm`` checks index ranges).
+    **Laziness.** Every op returns MLX's lazy array without evaluating it; :meth:`eval` (``arrayq.eval``) calls
+    ``mx.eval`` and :meth:`to_numpy` evaluates. The few places that must look at data are: ``repeat`` with an array of
+    counts (the counts set the output shape), and the frontend's own validation (``arrayq.quantize`` checks the weight
+    is finite; ``gather_qmm`` checks index ranges).
 
     **Scalars.** Python scalars mix as weak scalars: the array's dtype wins (MLX's rule).
     Every result is an ``mlx.core.array``, 0-d ones included.
@@ -63,8 +62,9 @@ class MLXBackend(_linalg.MLXLinalg):
     **Native, composed, gaps.** Every primitive maps to one ``mlx.core`` op (the name maps
     below), except where MLX lacks the op or differs from the array API: those are composed
     from MLX ops in :mod:`arrayq_mlx._composed`. Composites with an MLX op are overridden
-    (linalg's: :mod:`arrayq_mlx._linalg`, CPU stream). ``nonzero`` and ``unique_*`` are
-    declared gaps: their output shape depends on the data.
+    (linalg's: :mod:`arrayq_mlx._linalg`, CPU stream; fft's: :mod:`arrayq_mlx._fft`).
+    ``nonzero``, ``unique_*`` and boolean indexing are declared gaps: their output shape
+    depends on the data.
 
     **Precision.** float32 results agree with NumPy to a few ulp; float64 (CPU) ones too,
     where MLX's own float64 kernels are float32-accurate they are rebuilt
@@ -87,6 +87,7 @@ class MLXBackend(_linalg.MLXLinalg):
         "complex128": "MLX has no complex128",
         "float64": "MLX has no float64 on the GPU; CPU only",
         "data-dependent shapes": _DATA_DEPENDENT,
+        "boolean indexing": "MLX arrays cannot be indexed by a boolean mask (" + _DATA_DEPENDENT + ")",
         "nonzero": _DATA_DEPENDENT,
         "unique_all": _DATA_DEPENDENT,
         "unique_counts": _DATA_DEPENDENT,
@@ -236,7 +237,7 @@ class MLXBackend(_linalg.MLXLinalg):
             )
         native = self._native_for(dtype, device)
         with self._devices.stream(device):
-            return self.mx.full(tuple(shape), fill_value, dtype=native)
+            return fix.full(self.mx, shape, fill_value, native)
 
     def arange(self, start: Any, stop: Any, step: Any, dtype: dt.DType | None, device: Any) -> Array:
         if dtype is None:
@@ -261,12 +262,12 @@ class MLXBackend(_linalg.MLXLinalg):
     def full_like(self, x: Array, fill_value: Any, dtype: dt.DType | None, device: Any) -> Array:
         native = self._native_for(dtype or self.dtype_of(x), device)
         with self._devices.stream(device):
-            return self.mx.full(x.shape, fill_value, dtype=native)
+            return fix.full(self.mx, x.shape, fill_value, native)
 
     def eye(self, n_rows: int, n_cols: int, k: int, dtype: dt.DType | None, device: Any) -> Array:
         native = self._dtype_or(dtype, self.default_float, device)
         with self._devices.stream(device):
-            return self.mx.eye(n_rows, n_cols, k, dtype=native)
+            return fix.eye(self.mx, n_rows, n_cols, k, native)
 
     def linspace(self, start: Any, stop: Any, num: int, dtype: dt.DType | None, device: Any, endpoint: bool) -> Array:
         dtype = dtype or self.default_float

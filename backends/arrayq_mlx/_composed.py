@@ -1,7 +1,8 @@
 """The ops MLX lacks or computes otherwise than the array API, composed from MLX ops.
 
 These are translations, not defects (those are in :mod:`arrayq_mlx._workarounds`): MLX has
-no signbit, gives sign(NaN) = 0, keeps the dividend's sign on a zero remainder, shifts by
+no signbit and no complex expm1, gives sign(NaN) = 0, sign(-0 + 0j) = -0 + 0j and
+tanh(inf + ic) a zero of sin(2c)'s sign, keeps the dividend's sign on a zero remainder, shifts by
 the count modulo the width (C++), multiplies floating types only, sorts ascending only (and
 bool on the CPU only), and has no dtype rule for sums of narrow integers. Each function
 takes the backend (``b``) and is called from the ``MLXBackend`` method of the same name.
@@ -39,12 +40,49 @@ def signbit(b: MLXBackend, x: Array) -> Array:
 
 
 def sign(b: MLXBackend, x: Array) -> Array:
-    """MLX's sign, but sign(NaN) = NaN (the array API's; MLX gives 0)."""
+    """MLX's sign, but sign(NaN) = NaN (the array API's; MLX gives 0) and a complex zero's
+    sign +0 + 0j (MLX keeps a -0 real part)."""
     mx = b.mx
     out = mx.sign(x)
     if _is_float(b, x):  # the array API wants sign(NaN) = NaN; MLX gives 0
         out = mx.where(mx.isnan(x), x, out)
+    elif b.is_array(x) and b.dtype_of(x).kind == "complex":
+        out = mx.where(mx.equal(x, 0), mx.zeros_like(x), out)
     return out
+
+
+def expm1(b: MLXBackend, x: Array) -> Array:
+    """MLX's expm1, and for complex x, which it lacks: ``expm1(a) cos(c) - 2 sin(c/2)**2 +
+    i exp(a) sin(c)`` for x = a + ic (no cancellation for small x), with ``exp(x) - 1`` where
+    x is zero or not finite (the array API's special cases: expm1(+inf + 0j) = +inf + 0j,
+    expm1(-0 + 0j) = +0 + 0j, ...)."""
+    mx = b.mx
+    if not (b.is_array(x) and b.dtype_of(x).kind == "complex"):
+        return mx.expm1(x)
+    re, im = mx.real(x), mx.imag(x)
+    half = mx.sin(im / 2)
+    accurate = _complex(b, mx.expm1(re) * mx.cos(im) - 2 * half * half, mx.exp(re) * mx.sin(im), x)
+    ordinary = mx.logical_and(mx.isfinite(x), mx.not_equal(x, 0))
+    return mx.where(ordinary, accurate, mx.exp(x) - 1)
+
+
+def tanh(b: MLXBackend, x: Array) -> Array:
+    """MLX's tanh, but tanh(+-inf + ic) for finite c is +-1 with a zero imaginary part of
+    c's sign (the array API's; MLX's sign of that zero follows sin(2c))."""
+    mx = b.mx
+    out = mx.tanh(x)
+    if not (b.is_array(x) and b.dtype_of(x).kind == "complex"):
+        return out
+    re, im = mx.real(x), mx.imag(x)
+    limit = _complex(b, mx.sign(re), copysign(b, mx.zeros_like(im), im), x)
+    return mx.where(mx.logical_and(mx.isinf(re), mx.isfinite(im)), limit, out)
+
+
+def _complex(b: MLXBackend, re: Array, im: Array, like: Array) -> Array:
+    """The complex array ``re + i im`` in like's dtype, built through the bits, so that an
+    infinite part stays out of the other (``re + 1j * im`` makes 0 * inf = NaN)."""
+    mx = b.mx
+    return mx.view(mx.stack([re, im], axis=-1), like.dtype).reshape(like.shape)
 
 
 def copysign(b: MLXBackend, x1: Any, x2: Any) -> Array:

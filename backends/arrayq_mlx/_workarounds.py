@@ -27,6 +27,30 @@ if TYPE_CHECKING:
 
 _IDENTITY = {"sum": 0, "prod": 1, "all": True, "any": False}
 
+# ----------------------------------------------------------------------------- creation
+
+
+def full(mx: Any, shape: Sequence[int], fill_value: Any, native: Any) -> Array:
+    """``mx.full(shape, fill_value)`` in the dtype ``native``.
+
+    MLX 0.32.4: ``mx.full`` with a Python scalar of another kind than ``dtype`` gives the
+    scalar's kind (``dtype=bool`` with 0: int32; ``dtype=int8`` with 2.5: float32). A fill
+    made in the dtype first keeps it. Test: ``test_full_takes_the_kind_of_the_fill``.
+    """
+    return mx.full(tuple(shape), mx.array(fill_value, dtype=native))
+
+
+def eye(mx: Any, n_rows: int, n_cols: int, k: int, native: Any) -> Array:
+    """``mx.eye``, also for a diagonal ``k`` beyond a C int (it has no element anyway).
+
+    MLX 0.32.4: ``mx.eye`` takes ``k`` as a 32-bit int and refuses 2**31 with a TypeError.
+    Test: ``test_eye_refuses_a_diagonal_past_int32``.
+    """
+    if not -n_rows < k < n_cols:  # no element on that diagonal
+        return mx.zeros((n_rows, n_cols), dtype=native)
+    return mx.eye(n_rows, n_cols, k, dtype=native)
+
+
 # ----------------------------------------------------------------------------- reductions
 
 

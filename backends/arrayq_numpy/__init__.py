@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from . import _native
 from ._fastpath import affine_matmul
 from ._linalg import NumPyLinalg
 from ._native import activations, num_threads, set_num_threads
+
+_Norm = Literal["backward", "ortho", "forward"]  # checked by arrayq.fft
 
 
 def _arr(x: Any) -> np.ndarray:
@@ -125,7 +127,10 @@ class NumPyBackend(NumPyLinalg):
 
     # ---- elementwise
     def unary(self, op: str, x: Array) -> Array:
-        return _arr(getattr(self.xp, op)(x))
+        out = _arr(getattr(self.xp, op)(x))
+        if op in _COMPLEX_SPECIAL_CASES and out.dtype.kind == "c":
+            return _COMPLEX_SPECIAL_CASES[op](x, out)
+        return out
 
     def binary(self, op: str, x1: Array, x2: Array) -> Array:
         x1, x2 = self._weak_floats(x1, x2)
@@ -259,6 +264,23 @@ class NumPyBackend(NumPyLinalg):
         # (numpy's stubs omit the axis= keyword that gufuncs take)
         return _in_dtype(np.vecdot(x1, x2, axis=axis), x1, x2)  # type: ignore[call-overload]
 
+    # ---- the fft extension: numpy.fft, which keeps float32 / complex64 (NumPy >= 2)
+    def fftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        return _arr(np.fft.fftn(x, s=s, axes=axes, norm=cast(_Norm, norm)))
+
+    def ifftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        return _arr(np.fft.ifftn(x, s=s, axes=axes, norm=cast(_Norm, norm)))
+
+    def rfftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        return _arr(np.fft.rfftn(x, s=s, axes=axes, norm=cast(_Norm, norm)))
+
+    def irfftn(self, x: Array, s: tuple[int, ...], axes: tuple[int, ...], norm: str) -> Array:
+        return _arr(np.fft.irfftn(x, s=s, axes=axes, norm=cast(_Norm, norm)))
+
+    def from_dlpack(self, x: Any, device: Any, copy: bool | None) -> Array:
+        out = np.from_dlpack(x)  # never copies: shares x's memory (read-only where x's library says so)
+        return out.copy() if copy else out
+
     # ---- quantized linear algebra
     def quantized_matmul(self, x: Array, qw: QuantizedWeight, transpose: bool) -> Any:
         """Affine weights take the native kernels (``_native``, for ``transpose=True`` where
@@ -354,6 +376,29 @@ def _affine_2d(
     else:
         out = affine_matmul(x2d, packed, scales, biases, transpose, group_size, bits, factored=finite)
     return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
+
+
+def _expm1_special(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # NumPy's complex expm1 gives NaN + NaN j for every non-finite input and keeps the sign
+    # of a -0 real part; exp(x) - 1 has the array API's special cases there (expm1(+inf + 0j)
+    # = +inf + 0j, expm1(NaN + 0j) = NaN + 0j, expm1(-0 + 0j) = +0 + 0j)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ordinary = np.isfinite(x) & (x != 0)
+        return np.where(ordinary, out, np.exp(x) - 1).astype(out.dtype, copy=False)
+
+
+def _tanh_infinite_real(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # tanh(+-inf + b j) for finite b is +-1 with a zero imaginary part of b's sign; NumPy
+    # (C99's ctanh) takes the zero's sign from sin(2b)
+    hit = np.isinf(x.real) & np.isfinite(x.imag)
+    fixed = out.copy()
+    fixed.real = np.where(hit, np.sign(x.real), out.real)
+    fixed.imag = np.where(hit, np.copysign(0.0, x.imag), out.imag)
+    return fixed
+
+
+#: Complex special cases of the array API that NumPy's own functions do not follow.
+_COMPLEX_SPECIAL_CASES = {"expm1": _expm1_special, "tanh": _tanh_infinite_real}
 
 
 def _in_dtype(out: Any, *operands: Any) -> np.ndarray:

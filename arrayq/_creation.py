@@ -245,9 +245,7 @@ def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> A
             f"from_dlpack takes an object with __dlpack__ (an array of a DLPack-capable library), "
             f"got {type(x).__name__}; use arrayq.asarray for other objects"
         )
-    backend, device = _where_to_create(device)
-    if device is not None:
-        backend.check_device(device)
+    backend, device = placement(device)
     return backend.from_dlpack(x, device, copy)
 
 

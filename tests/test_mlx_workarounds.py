@@ -139,16 +139,23 @@ def test_float64_det_is_float32_accurate() -> None:
     assert abs(got - float(exact)) / abs(float(exact)) > 1e-10
 
 
-def test_trace_outside_the_matrix_spins() -> None:
-    """Workaround: ``trace_outside`` (``MLXLinalg.trace``). 20 s to over 100 s measured, but
-    now and then a process answers at once (the length it loops over looks unset); a fixed
-    MLX answers in milliseconds every time, so up to 6 child processes of 5 s each."""
-    code = "mx.eval(mx.trace(mx.array(np.ones((2, 3, 4), np.float32)), 5, -2, -1))"
-    for _ in range(6):
-        done = _run(code, timeout=5)
-        if done is None or done.returncode != 0:
-            return  # spun (or died): still there
-    pytest.fail("mx.trace past the matrix answered quickly in 6 fresh processes: drop trace_outside")
+def test_trace_outside_the_matrix_answers_at_once() -> None:
+    """Workaround: ``trace_outside`` (``MLXLinalg.trace``). MLX's own ``mx.trace`` past the
+    matrix spins for 20 s to over 100 s in some fresh processes and answers at once in others
+    (more often on an idle machine), so whether MLX still has the bug cannot be asserted
+    reliably; what is asserted is that arrayq's trace never asks it: a fresh process answers
+    0 well within the time the spin takes, three times running."""
+    code = """
+        import arrayq as aq
+        x = mx.array(np.ones((2, 3, 4), np.float32))
+        for offset in (5, -3, 4):
+            out = aq.linalg.trace(x, offset=offset)
+            assert np.array(out).tolist() == [0.0, 0.0], (offset, out)
+    """
+    for _ in range(3):
+        done = _run(code, timeout=15)
+        assert done is not None, "arrayq's trace past the matrix spun: trace_outside no longer routes around mx.trace"
+        assert done.returncode == 0, done.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------- empty operands

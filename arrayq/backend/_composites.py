@@ -11,10 +11,9 @@ from typing import Any
 from .. import _dtypes as dt
 from .._dtypes import DType
 from ..errors import UnsupportedDTypeError
-from . import _erf
+from . import _erf, _fft
 from . import _jacobi as jac
 from . import _linalg_composites as la
-from . import _fft
 from ._contract import Array, Contract
 
 
@@ -418,6 +417,7 @@ class Backend(Contract):
 
     def vector_norm(self, x: Array, axis: tuple[int, ...] | None, keepdims: bool, ord: float) -> Array:
         return la.vector_norm(self, x, axis, keepdims, ord)
+
     def from_dlpack(self, x: Any, device: Any, copy: bool | None) -> Array:
         """An array of this backend from ``x``, an object with ``__dlpack__`` (checked by the
         frontend). Default: through NumPy (``numpy.from_dlpack``, CPU memory only) and

@@ -145,8 +145,9 @@ def trace_outside(shape: Sequence[int], offset: int) -> bool:
 
     MLX 0.32.4: ``mx.trace`` with an offset past the last diagonal (offset > N or < -M + 1,
     e.g. 5 on 3 x 4) spins for 20 s to over 100 s on an array made from data before
-    answering 0 (now and then it answers at once). Test:
-    ``test_trace_outside_the_matrix_spins``.
+    answering 0 (now and then, mostly on an idle machine, it answers at once: too unreliable
+    to detect a fix by test; try ``mx.trace(x, 5, -2, -1)`` in a few fresh processes on a
+    busy machine after upgrading MLX). Test: ``test_trace_outside_the_matrix_answers_at_once``.
     """
     return offset >= shape[-1] or -offset >= shape[-2]
 

@@ -682,6 +682,20 @@ def test_tensordot_and_vecdot(kind):
     check(lambda x, y: aq.linalg.matmul(x, y), make((2, 3)), make((3, 2)), tol=F32_MATMUL)
 
 
+SMALL_INT_PAIRS = [("int8", "int8"), ("uint8", "uint8"), ("int16", "int16"), ("uint16", "uint16"), ("uint8", "int8")]
+
+
+@pytest.mark.parametrize("dtypes", SMALL_INT_PAIRS + [("bool", "bool")], ids=str)
+@pytest.mark.parametrize("shapes", [((3, 4), (4,)), ((0,), (0,)), ((2, 0), (0,))], ids=pair_id)
+def test_vecdot_keeps_small_integer_dtypes(dtypes, shapes):
+    # mx.vecdot sums these in int32/uint32; the standard (and NumPy) keep the promoted
+    # dtype, wrapping as a sum in it does (values up to 100: 8-bit sums overflow)
+    lo = 0 if "uint" in dtypes[0] + dtypes[1] else -100
+    a, b = (ints(s, lo, 100).astype(d) for s, d in zip(shapes, dtypes))
+    check(aq.vecdot, a, b)
+    check(aq.linalg.vecdot, a, b)
+
+
 # ----------------------------------------------------------------------------- gaps and dtypes
 
 

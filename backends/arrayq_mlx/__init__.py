@@ -494,7 +494,11 @@ class MLXBackend(_fft.FFT, _linalg.MLXLinalg):
         return fix.no_empty_kernel(self.mx, out, x1, x2)
 
     def vecdot(self, x1: Array, x2: Array, axis: int) -> Array:
-        return fix.no_empty_kernel(self.mx, self.mx.vecdot(x1, x2, axis=axis), x1, x2)
+        out = fix.no_empty_kernel(self.mx, self.mx.vecdot(x1, x2, axis=axis), x1, x2)
+        # mx.vecdot sums bool and 8/16-bit integers in int32/uint32; the standard keeps the
+        # operands' promoted dtype (the cast back wraps as a sum in that dtype would)
+        dtype = dt.result_type(self.dtype_of(x1), self.dtype_of(x2))
+        return out if self.dtype_of(out) == dtype else self.astype(out, dtype)
 
     # ------------------------------------------------------------------ model composites
     # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their

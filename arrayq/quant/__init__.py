@@ -21,7 +21,7 @@ from .._dispatch import backend_of, resolve
 from .._registry import _type_cache
 from ..backend import broadcast_shapes
 from ..errors import QuantizationError
-from . import _formats
+from . import _formats, _methods
 from ._common import MODES
 from ._fallback import _dequantized, _run_reference, reference_gather_qmm, reference_matmul
 
@@ -210,16 +210,37 @@ def _weight(w: Any, scales: Any, biases: Any, group_size: int | None, bits: int 
 
 
 def quantize(
-    w: Any, /, *, group_size: int | None = None, bits: int | None = None, mode: str = "affine"
+    w: Any,
+    /,
+    *,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+    method: str = "rtn",
+    calibration: Any = None,
 ) -> QuantizedWeight:
     """Quantize ``w`` (..., rows, cols), float32/float16/bfloat16, in groups of
-    ``group_size`` along the last axis, exactly as ``mlx.core.quantize`` does.
+    ``group_size`` along the last axis, into MLX's format.
+
+    ``method="rtn"`` (the default) does exactly what ``mlx.core.quantize`` does. For affine
+    mode two methods choose the scales, biases and codes better, in the same format (every
+    kernel runs the result unchanged); they compute once on the host in NumPy float64 and
+    return arrays on ``w``'s backend and device (docs/quantization-formats.md, "Methods"):
+
+    * ``"mse"``: per group, the scale and bias of least squared error (clipping search and
+      least-squares refits); never worse than rtn on any group.
+    * ``"gptq"``: GPTQ error feedback with ``calibration``, the inputs ``x`` of
+      ``x @ w.T`` (shape (n_samples, cols), any backend, real numbers); one matrix's rows or
+      every matrix of a batched ``w`` share it. Per row never worse than rtn on them.
 
     Defaults per mode: affine 64/4, mxfp4 32/4, mxfp8 32/8, nvfp4 16/4.
     Raises QuantizationError for fewer than 2 dims, cols not divisible by group_size, a
-    non-float dtype, an unsupported format, or NaN/inf in ``w`` (a group holding them has
-    no meaningful scale, and MLX would silently produce garbage)."""
+    non-float dtype, an unsupported format, NaN/inf in ``w`` (a group holding them has no
+    meaningful scale, and MLX would silently produce garbage), an unknown method, a method
+    other than rtn for a non-affine mode, and calibration that is missing (gptq), not
+    wanted (other methods), of the wrong shape, empty, or not finite."""
     group_size, bits = check_format(group_size, bits, mode)
+    _methods.check_method(method, mode, calibration)
     _check_array(w, "the weight")
     backend, (w,) = resolve(w)
     shape, wdt = _shape(w), _dtype_of(w)
@@ -231,6 +252,7 @@ def quantize(
         raise QuantizationError(
             f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first"
         )
+    x = _methods.host_calibration(calibration, shape[-1]) if calibration is not None else None
     if 0 in shape:  # an empty weight: empty arrays of the format's shapes (some kernels fail on them)
         device = backend.device_of(w)
         lead, groups = shape[:-1], shape[-1] // group_size
@@ -252,6 +274,8 @@ def quantize(
     out = backend.quantize(w, group_size, bits, mode)
     if out is NotImplemented:
         out = _run_reference(backend, _formats.quantize, w, group_size, bits, mode)
+    if method != "rtn":  # starts from rtn's result, which it keeps wherever it finds nothing better
+        out = _methods.run(backend, w, out, group_size, bits, method, x)
     packed, scales, biases = out
     qw = QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     _check_representable(backend, w, qw)

@@ -1,0 +1,133 @@
+"""How much a quantization method keeps of a sentence encoder's embeddings: for each method
+and format, quantize every Linear weight with :func:`arrayq.quantize`, dequantize it with
+:func:`arrayq.dequantize`, embed the same texts, and compare with the float embeddings.
+
+The loss measured is the format's and the rounding's, not a kernel's: the quantized model
+runs on the dequantized weights (a fused kernel computes the same products up to float32
+rounding). The encoder is pluggable (:class:`Encoder`); ``_minilm.NumpyMiniLM`` is one.
+
+Columns of a row: ``mean_cos`` / ``min_cos``, the cosine of each text's embedding to its
+float embedding (mean and minimum over the texts); ``nn_agree``, the fraction of texts whose
+nearest other text is the same as under the float model; ``para_at1``, the fraction of
+paraphrase-pair members whose nearest other text is their partner (the float model's own
+score is its ``float32`` row); ``seconds``, the time to quantize every weight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+#: (bits, group_size) measured by default: the issue's 4-bit gs64 target and its neighbours.
+CONFIGS = ((4, 64), (4, 32), (3, 64), (5, 64))
+METHODS = ("rtn", "mse", "gptq")
+
+
+class Encoder(Protocol):
+    """What the measurement needs of a model."""
+
+    def linear_weights(self) -> dict[str, np.ndarray]:
+        """Every weight to quantize: name -> (out, in) float array, used as ``x @ w.T``."""
+
+    def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The float model's inputs to each of those weights on ``texts``: name -> (n, in)."""
+
+    def embed(self, texts: Sequence[str], weights: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Unit-length embeddings (len(texts), dim), with ``weights`` replacing some weights."""
+
+
+def quantized_weights(
+    weights: Mapping[str, np.ndarray],
+    bits: int,
+    group_size: int,
+    method: str,
+    calibration: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Each weight quantized by ``method`` in affine ``bits``/``group_size`` and dequantized
+    again (float32 NumPy); gptq takes each weight's inputs from ``calibration``."""
+    import arrayq as aq
+
+    out = {}
+    for name, w in weights.items():
+        x = calibration[name] if method == "gptq" and calibration is not None else None
+        qw = aq.quantize(np.asarray(w, np.float32), bits=bits, group_size=group_size, method=method, calibration=x)
+        out[name] = np.asarray(aq.dequantize(qw), np.float32)
+    return out
+
+
+def nearest(embeddings: np.ndarray) -> np.ndarray:
+    """For each row, the index of the most similar other row (cosine; rows unit length)."""
+    sim = embeddings.astype(np.float64) @ embeddings.T.astype(np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    return np.argmax(sim, axis=1)
+
+
+def scores(reference: np.ndarray, candidate: np.ndarray, pairs: Sequence[tuple[int, int]]) -> dict[str, float]:
+    """mean_cos, min_cos, nn_agree of ``candidate`` against ``reference`` (both (n, d), unit
+    rows) and para_at1 of ``candidate`` over ``pairs`` (index pairs of paraphrases)."""
+    cos = np.sum(reference.astype(np.float64) * candidate, axis=1)
+    hits = nearest(candidate)
+    para = [hits[a] == b for a, b in pairs] + [hits[b] == a for a, b in pairs]
+    return {
+        "mean_cos": float(cos.mean()),
+        "min_cos": float(cos.min()),
+        "nn_agree": float(np.mean(hits == nearest(reference))),
+        "para_at1": float(np.mean(para)) if pairs else float("nan"),
+    }
+
+
+def measure(
+    encoder: Encoder,
+    texts: Sequence[str],
+    calibration_texts: Sequence[str],
+    pairs: Sequence[tuple[int, int]] = (),
+    configs: Sequence[tuple[int, int]] = CONFIGS,
+    methods: Sequence[str] = METHODS,
+    progress: Callable[[str], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``{"bits", "group_size", "method", "mean_cos", "min_cos", "nn_agree",
+    "para_at1", "seconds"}``: one ``float32`` row (bits 32), then one per format and method.
+    ``pairs`` index ``texts``; gptq calibrates on ``calibration_texts`` (keep them apart
+    from ``texts``, or the measurement rewards fitting the test data)."""
+    weights = encoder.linear_weights()
+    reference = encoder.embed(texts)
+    rows = [{"bits": 32, "group_size": 0, "method": "float32", **scores(reference, reference, pairs), "seconds": 0.0}]
+    calibration = encoder.linear_inputs(calibration_texts) if "gptq" in methods else None
+    for bits, group_size in configs:
+        for method in methods:
+            if progress is not None:
+                progress(f"{method} {bits}-bit gs{group_size}")
+            start = time.perf_counter()
+            replaced = quantized_weights(weights, bits, group_size, method, calibration)
+            seconds = time.perf_counter() - start
+            row = scores(reference, encoder.embed(texts, replaced), pairs)
+            rows.append({"bits": bits, "group_size": group_size, "method": method, **row, "seconds": seconds})
+    return rows
+
+
+def format_quality_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| format | method | mean cos | min cos | NN agreement | paraphrase@1 | quantize s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        fmt = "float32" if r["method"] == "float32" else f"{r['bits']}-bit gs{r['group_size']}"
+        lines.append(
+            f"| {fmt} | {r['method']} | {r['mean_cos']:.5f} | {r['min_cos']:.5f} | {r['nn_agree']:.3f} | "
+            f"{r['para_at1']:.3f} | {r['seconds']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def target_reached(rows: Sequence[Mapping[str, Any]], method: str) -> bool | None:
+    """Whether ``method`` at 4-bit gs64 reaches rtn at 5-bit gs64 in both min_cos and
+    nn_agree (the issue's bar); None if either row is missing."""
+    find = {(r["bits"], r["group_size"], r["method"]): r for r in rows}
+    mine, bar = find.get((4, 64, method)), find.get((5, 64, "rtn"))
+    if mine is None or bar is None:
+        return None
+    return mine["min_cos"] >= bar["min_cos"] and mine["nn_agree"] >= bar["nn_agree"]

@@ -287,6 +287,21 @@ MUTATIONS = (
         "targets.append((info, Path(folder) / name))",
         ("tests/test_minilm.py::test_extract_zip_refuses",),
     ),
+    # quantization methods: the never-worse-than-rtn guarantees and GPTQ's error feedback
+    Mutation(
+        "quantize method=mse: a group takes the search's result even where rtn's is better",
+        "arrayq/quant/_search.py",
+        "group_error(chunk, q1, s1, b1, dtype) < group_error(chunk, q0, s0, b0, dtype)",
+        "group_error(chunk, q1, s1, b1, dtype) < 2 * group_error(chunk, q0, s0, b0, dtype)",
+        ("tests/test_quant_methods.py::test_mse_is_never_worse_than_rtn_on_any_group",),
+    ),
+    Mutation(
+        "quantize method=gptq: no error fed forward to later groups",
+        "arrayq/quant/_gptq.py",
+        "        work[:, c1:] -= err @ u[c0:c1, c1:]\n",
+        "        pass\n",
+        ("tests/test_quant_methods.py::test_gptq_is_never_worse_than_rtn_per_row_on_its_calibration",),
+    ),
 )
 
 

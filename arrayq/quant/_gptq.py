@@ -37,7 +37,8 @@ from ._search import codes, dequantized, fit, pick, stored_group, to_stored
 
 #: H's diagonal is scaled by 1 + DAMPING before inverting (see the module's docstring). On
 #: MiniLM at 4-bit gs64 (docs/quantization-quality.md, before the refit was added), 0.3 kept
-#: a minimum cosine of 0.981, 1.0 kept 0.978, and GPTQ's usual 0.01 * mean(diag H) * I 0.977.
+#: a minimum cosine of 0.981, 1.0 kept 0.978, and GPTQ's usual 0.01 * mean(diag H) * I in
+#: natural column order kept 0.977.
 DAMPING = 0.3
 
 

@@ -1,0 +1,107 @@
+"""The quantization quality harness (arrayq/bench/_quality.py, _minilm.py): its scores on
+hand-built embeddings, its erf against Python's, and one measurement end to end on a
+small encoder defined here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from arrayq.bench import _quality
+from arrayq.bench._minilm import erf
+
+
+def _unit(rows):
+    a = np.asarray(rows, np.float64)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def test_erf_matches_python_within_the_approximations_bound():
+    x = np.linspace(-6, 6, 4001)
+    want = np.array([math.erf(v) for v in x])
+    # Abramowitz and Stegun 7.1.26 promise |error| <= 1.5e-7
+    assert np.max(np.abs(erf(x) - want)) <= 1.5e-7
+
+
+def test_nearest_and_scores_on_hand_built_embeddings():
+    # texts 0 and 1 point almost the same way; 2 sits between 1 and 3
+    reference = _unit([[1, 0, 0], [1, 0.1, 0], [0.5, 1, 0], [0, 1, 0.2]])
+    assert _quality.nearest(reference).tolist() == [1, 0, 3, 2]
+    # the candidate moves text 2 towards text 1: its nearest neighbour changes, and text 3
+    # stays where it was
+    candidate = _unit([[1, 0, 0], [1, 0.1, 0], [1, 0.3, 0], [0, 1, 0.2]])
+    s = _quality.scores(reference, candidate, pairs=[(0, 1), (2, 3)])
+    cos2 = float(_unit([[0.5, 1, 0]])[0] @ _unit([[1, 0.3, 0]])[0])
+    assert s["min_cos"] == pytest.approx(cos2, abs=1e-12)
+    assert s["mean_cos"] == pytest.approx((3 + cos2) / 4, abs=1e-12)
+    # nearest under the candidate: 0->1, 1->0 (5.7 degrees away, text 2 11 degrees), 2->1,
+    # 3->2 (cosine 0.28 against 0.10): only text 2 changed
+    assert _quality.nearest(candidate).tolist() == [1, 0, 1, 2]
+    assert s["nn_agree"] == 0.75
+    # pairs: 0->1 yes, 1->0 yes, 2->3 no, 3->2 yes
+    assert s["para_at1"] == 0.75
+
+
+class _TinyEncoder:
+    """Two Linear layers with a tanh between them and mean pooling over 'tokens' (a text's
+    characters as rows of a fixed table): enough structure for the harness's calls."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.table = rng.standard_normal((128, 64)).astype(np.float32)
+        self.weights = {"a": rng.standard_normal((96, 64)).astype(np.float32) * 0.2}
+        self.weights["b"] = rng.standard_normal((32, 96)).astype(np.float32) * 0.2
+
+    def linear_weights(self):
+        return dict(self.weights)
+
+    def _run(self, texts, weights, record):
+        w = {**self.weights, **(weights or {})}
+        out = []
+        for t in texts:
+            x = self.table[[ord(c) % 128 for c in t]]
+            h = np.tanh(x @ w["a"].T)
+            if record is not None:
+                record.setdefault("a", []).append(x)
+                record.setdefault("b", []).append(h)
+            out.append((h @ w["b"].T).mean(axis=0))
+        return _unit(out).astype(np.float32)
+
+    def embed(self, texts, weights=None):
+        return self._run(texts, weights, None)
+
+    def linear_inputs(self, texts):
+        record: dict = {}
+        self._run(texts, None, record)
+        return {k: np.concatenate(v) for k, v in record.items()}
+
+
+def test_measure_end_to_end_on_a_small_encoder():
+    texts = ["alpha beta", "alpha beta!", "gamma", "delta epsilon zeta", "eta theta"]
+    calibration = ["iota kappa lambda", "mu nu xi omicron", "pi rho sigma tau upsilon", "phi chi psi omega"]
+    rows = _quality.measure(_TinyEncoder(), texts, calibration, pairs=[(0, 1)], configs=[(8, 32), (3, 32)])
+    assert [(r["bits"], r["method"]) for r in rows] == [(32, "float32")] + [
+        (b, m) for b in (8, 3) for m in ("rtn", "mse", "gptq")
+    ]
+    assert rows[0]["min_cos"] == pytest.approx(1.0, abs=1e-6) and rows[0]["nn_agree"] == 1.0
+    by = {(r["bits"], r["method"]): r for r in rows}
+    # 8-bit: the weights move by ~1/255 of a group's range; measured min cosine 0.99997
+    assert by[8, "rtn"]["min_cos"] > 0.9999
+    # 3-bit loses visibly, and GPTQ (calibrated on the other texts) keeps more than rtn
+    assert by[3, "rtn"]["mean_cos"] < 0.999
+    assert by[3, "gptq"]["mean_cos"] > by[3, "rtn"]["mean_cos"]
+    table = _quality.format_quality_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "| 3-bit gs32 | gptq |" in table
+
+
+def test_target_reached_compares_4_bit_with_rtn_at_5_bits():
+    def row(bits, method, min_cos, nn):
+        return {"bits": bits, "group_size": 64, "method": method, "min_cos": min_cos, "nn_agree": nn}
+
+    bar = row(5, "rtn", 0.98, 0.95)
+    assert _quality.target_reached([bar, row(4, "gptq", 0.981, 0.95)], "gptq") is True
+    assert _quality.target_reached([bar, row(4, "gptq", 0.981, 0.94)], "gptq") is False
+    assert _quality.target_reached([bar, row(4, "gptq", 0.979, 0.99)], "gptq") is False
+    assert _quality.target_reached([row(4, "gptq", 1.0, 1.0)], "gptq") is None

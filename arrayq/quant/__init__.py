@@ -225,7 +225,7 @@ def quantize(
     ``method="rtn"`` (the default) does exactly what ``mlx.core.quantize`` does. For affine
     mode two methods choose the scales, biases and codes better, in the same format (every
     kernel runs the result unchanged); they compute once on the host in NumPy float64 and
-    return arrays on ``w``'s backend and device (docs/quantization-formats.md, "Methods"):
+    return arrays on ``w``'s backend and device (docs/quantization-formats.md, section 10):
 
     * ``"mse"``: per group, the scale and bias of least squared error (clipping search and
       least-squares refits); never worse than rtn on any group.

@@ -95,12 +95,15 @@ def rms_norm_reference(x: Any, weight: Any, eps: float) -> Any:
     return _narrow(out, dtype)
 
 
-def rope_tables(dims: int, base: float, scale: float, offset: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Host float32 (length, dims/2) cosines and sines of the angles
-    ``(offset + p) * scale * base**(-2i/dims)``, computed in float64."""
+def rope_tables(
+    dims: int, base: float, scale: float, offset: int, length: int, dtype: Any = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Host (length, dims/2) cosines and sines of the angles
+    ``(offset + p) * scale * base**(-2i/dims)``, computed in float64 and rounded once to
+    ``dtype`` (a NumPy float dtype: float32, or float64 for float64 activations)."""
     inv_freq = base ** (-np.arange(0, dims, 2, dtype=np.float64) / dims)
     angles = (np.arange(offset, offset + length, dtype=np.float64) * scale)[:, None] * inv_freq[None, :]
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
 
 
 def rope(
@@ -135,8 +138,9 @@ def rope(
         return out
     if callable(tables):
         tables = tables()
-    if tables is None:
-        tables = tuple(_like(t, x) for t in rope_tables(dims, base, scale, offset, int(x.shape[-2])))
+    if tables is None:  # float64 tables for float64 x, float32 for the rest (which rotate in float32)
+        wide = np.float64 if aq.dtype(x) == aq.float64 else np.float32
+        tables = tuple(_like(t, x) for t in rope_tables(dims, base, scale, offset, int(x.shape[-2]), wide))
     return rope_reference(x, dims, traditional, tables)
 
 

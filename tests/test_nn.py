@@ -222,6 +222,19 @@ def test_rope(backend, traditional):
         nn.RoPE(64)(_on(backend, x64.astype(np.float32)))
 
 
+@pytest.mark.parametrize("traditional", [False, True])
+def test_rope_float64_far_into_the_sequence(traditional):
+    """float64 activations rotate by float64 angles (tables rounded once to float64, on the
+    NumPy backend's own rope and on the reference a primitives-only backend runs): 1e-12
+    here, where float32 tables would be off by ~1e-7 of |x| at every position."""
+    x64 = rng.standard_normal((1, 2, 3, 16))
+    expected = _rope_reference(x64, 40_000, 10000.0, traditional)
+    native = nn.rope(x64, 16, traditional=traditional, offset=40_000)
+    reference = nn.rope_reference(x64, 16, traditional, nn.rope_tables(16, 10000.0, 1.0, 40_000, 3, np.float64))
+    for got in (native, reference):
+        _close(got, expected, rtol=0, atol=1e-12)
+
+
 def _attention_reference(q, k, v, scale, causal, mask=None):
     rep = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)  # head h reads kv head h // rep

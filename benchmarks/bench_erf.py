@@ -15,24 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 import arrayq as aq
 from arrayq import nn
-
-
-def _median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+from arrayq.bench._timing import median_time
 
 
 def main() -> None:
@@ -87,7 +76,7 @@ def main() -> None:
                 run = lambda fn=fn, arg=arg: fn(arg)  # noqa: E731
             else:
                 run = lambda fn=fn, x=x: fn(x)  # noqa: E731
-            ms = _median_ms(run, args.repeat)
+            ms = 1e3 * median_time(run, args.repeat)
             if name.startswith("exact gelu"):
                 ulp = "-"
             else:

@@ -21,7 +21,6 @@ at call time. The frontend (arrayq.quant) has validated every argument before th
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -126,20 +125,6 @@ def gather_qmm(
     return _in_dtype(fix.cpu_gather_qmm_empty_m(mx, out, out_dtype), out_dtype)
 
 
-@functools.lru_cache(maxsize=1024)
-def _choose(
-    rows: int, k: int, n: int, bits: int, gs: int, mode: str, transpose: bool, x_dtype: str, s_dtype: str,
-    weight_ndim: int, has_biases: bool, arch: int,
-) -> str | None:  # fmt: skip
-    """``arrayq_mlx.cuda.choose``, remembered: pure shape logic, asked ~100 times a token."""
-    from arrayq_mlx import cuda as ck
-
-    return ck.choose(
-        rows=rows, k=k, n=n, bits=bits, group_size=gs, mode=mode, transpose=transpose, x_dtype=x_dtype,
-        scales_dtype=s_dtype, weight_ndim=weight_ndim, has_biases=has_biases, arch=arch,
-    )  # fmt: skip
-
-
 class CudaRoute:
     """Whether one of arrayq's own CUDA kernels runs a GPU quantized matmul, and those
     kernels, built on first use. Only on MLX's CUDA device, and unless
@@ -179,10 +164,20 @@ class CudaRoute:
         x_name, s_name = backend._from_native.get(x.dtype), backend._from_native.get(qw.scales.dtype)
         if x_name is None or s_name is None:
             return None
-        return _choose(
-            math.prod(x.shape[:-1]), int(x.shape[-1]), int(qw.packed.shape[-2]), qw.bits, qw.group_size, qw.mode,
-            transpose, x_name.name, s_name.name, qw.packed.ndim, qw.biases is not None, self.arch(),
-        )  # fmt: skip
+        return ck.choose(
+            rows=math.prod(x.shape[:-1]),
+            k=int(x.shape[-1]),
+            n=int(qw.packed.shape[-2]),
+            bits=qw.bits,
+            group_size=qw.group_size,
+            mode=qw.mode,
+            transpose=transpose,
+            x_dtype=x_name.name,
+            scales_dtype=s_name.name,
+            weight_ndim=qw.packed.ndim,
+            has_biases=qw.biases is not None,
+            arch=self.arch(),
+        )
 
     def kernels(self) -> Any:
         """arrayq's CUDA kernels (``CudaKernels``), built on first use."""

@@ -53,6 +53,7 @@ rows where the fused kernel does not run, shapes whose rows are not aligned for 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def layout(bits: int, group_size: int) -> Layout:
     return Layout(bits, group_size, vals, words, vec)
 
 
+@functools.lru_cache(maxsize=1024)  # pure shape logic, asked ~100 times a decoded token
 def choose(
     *,
     rows: int,

@@ -189,4 +189,5 @@ NATIVE_OPS = (
     "scaled_dot_product_attention",
     "rms_norm",
     "rope",
+    "slice_update",
 )

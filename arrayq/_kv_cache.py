@@ -89,13 +89,17 @@ class FixedKVCache:
 
     ``keys``/``values``: (B, Hkv, capacity, D) buffers whose first ``position`` entries are
     valid. :meth:`update_and_fetch` writes the new positions at ``position``
-    (:func:`arrayq.slice_update`: a full buffer clamps the write to its last positions, so
-    the caller keeps ``position`` + L <= capacity) and returns the first ``window`` positions
-    of each buffer; :meth:`mask` hides those not yet written (and, for a decoder, each query's
-    later positions). ``window`` <= capacity bounds what attention reads: the decode loop
+    (:func:`arrayq.slice_update`) and returns the first ``window`` positions of each buffer;
+    :meth:`mask` hides those not yet written (and, for a decoder, each query's later
+    positions). ``window`` <= capacity bounds what attention reads: the decode loop
     grows it in steps (each new window compiles once) instead of reading the whole capacity
     from the first token. ``update_and_fetch`` replaces the arrays (functional, as a compiled
-    function must); the caller's arrays are never written into."""
+    function must); the caller's arrays are never written into.
+
+    The caller keeps ``position + L <= window <= capacity``: the position is never read on
+    the host, so nothing can check it there. Past the capacity, the write is clamped onto the
+    last positions; past the window, attention does not see the new keys. (generate grows
+    the window before each step.)"""
 
     keys: Any
     values: Any

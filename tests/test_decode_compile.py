@@ -138,6 +138,9 @@ def test_fixed_cache_attention_matches_growing_cache(backend):
     assert m.shape == (2, 9)
     assert (m == 0).tolist() == [[j <= 3 + i for j in range(9)] for i in range(2)]
     assert np.isneginf(m[m != 0]).all()
+    # not causal: every query sees the keys written so far (0 .. 4)
+    m = aq.to_numpy(fixed.mask(2, aq.float32, causal=False))[0, 0]
+    assert (m == 0).tolist() == [[j <= 4 for j in range(9)]] * 2
     with pytest.raises(ValueError, match="window"):
         nn.FixedKVCache.from_cache(growing, 12, 4)  # the window must hold the 9 cached positions
 

@@ -240,6 +240,8 @@ def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> 
     if key not in held[1]:
 
         def traced(ids: Any, cache: list, tables: Any, u: Any) -> tuple[Any, list]:
+            for c in cache[1:]:  # one position for all layers: its clamp, mask and advance are made once
+                c.position = cache[0].position
             h = model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
             return _sample_with(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u), cache
 

@@ -204,3 +204,32 @@ def test_compile_needs_a_model_that_can(tiny):
     with pytest.raises(ValueError, match="compile=False"):
         list(models.generate(NoTables(), PROMPT, 3, compile=True))
     assert list(models.generate(NoTables(), PROMPT, 3)) == list(models.generate(model, PROMPT, 3))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cli_generate_compiles_where_the_backend_does(tiny, backend, capsys):
+    from arrayq import cli
+
+    runs = {}
+    for flag in ([], ["--no-compile"], ["--compile"]):
+        assert (
+            cli.main(
+                [
+                    "generate",
+                    "--model",
+                    str(tiny),
+                    "--backend",
+                    backend,
+                    "--prompt-ids",
+                    "1,2,3",
+                    "--max-tokens",
+                    "6",
+                    *flag,
+                ]
+            )
+            == 0
+        )
+        out, err = capsys.readouterr()
+        runs[tuple(flag)] = (out.split(), "compiled decode" in err)
+    assert runs[()][1] == (backend == "mlx") and not runs[("--no-compile",)][1] and runs[("--compile",)][1]
+    assert runs[()][0] == runs[("--no-compile",)][0] == runs[("--compile",)][0]

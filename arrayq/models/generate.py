@@ -30,12 +30,14 @@ class GenerationStats:
 
     ``prefill_seconds``: from the start until the first new token is known (the prompt's
     forward pass and one sampling). ``decode_seconds``: from then until the last token;
-    ``decode_tokens`` = generated tokens after the first."""
+    ``decode_tokens`` = generated tokens after the first. ``compiled``: whether the tokens
+    after the first came from a compiled step (see :func:`generate`'s ``compile``)."""
 
     prompt_tokens: int = 0
     prefill_seconds: float = 0.0
     generated_tokens: int = 0
     decode_seconds: float = 0.0
+    compiled: bool = False  # decoded through a compiled step
 
     @property
     def decode_tokens(self) -> int:
@@ -197,6 +199,7 @@ def generate(
     assert backend is not None  # h is an array
     if compile is None:  # where the backend compiles (a hook of its own) and the model can
         compile = can_compile and type(backend).compile is not Backend.compile  # noqa: A001
+    stats.compiled = bool(compile)
     if compile:
         step = _compiled_steps(model, cache, capacity, temperature, top_k, top_p, rng)
     else:

@@ -296,11 +296,17 @@ def test_cpu_backend_never_builds_the_kernels(monkeypatch: pytest.MonkeyPatch) -
         with mx.stream(mx.cpu):
             backend.quantized_matmul(*args)
         assert route._kernels is None
-    # the choice itself, as it would be on a CUDA device
+    # the choice itself, as it would be on a CUDA device: a decode row takes MLX's kernel
+    # unless the decode kernels are asked for; a prefill-sized x takes arrayq's kernel
     monkeypatch.setattr(route, "_available", True)
-    assert route.kernel_for(backend, *args) == "decode"
-    monkeypatch.setenv(ck.ENV_VAR, "0")
+    monkeypatch.delenv(ck.ENV_VAR, raising=False)
     assert route.kernel_for(backend, *args) is None
+    big = (mx.concatenate([x] * 256), *args[1:])
+    assert route.kernel_for(backend, *big) in ("qmm", "dequant")
+    monkeypatch.setenv(ck.ENV_VAR, "all")
+    assert route.kernel_for(backend, *args) == "decode" and ck.decode_enabled()
+    monkeypatch.setenv(ck.ENV_VAR, "0")
+    assert route.kernel_for(backend, *args) is None and route.kernel_for(backend, *big) is None
 
 
 @pytest.mark.parametrize("bits", ck.SUPPORTED_BITS)

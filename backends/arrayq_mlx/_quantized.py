@@ -12,7 +12,8 @@
   where they apply (``arrayq_mlx.cuda``: a tensor-core decode GEMV for <= 16 rows
   of x, a fused tensor-core kernel for 32-1024 rows, dequantize + dense matmul above; affine
   2/3/4/5/6/8-bit, groups 32/64/128, ``transpose=True``, unbatched weight, bfloat16 or
-  float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off. :class:`CudaRoute` decides.
+  float16 x). ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns them off; the decode GEMVs run on
+  MLX's kernel unless it is ``all`` (they do not pay end to end). :class:`CudaRoute` decides.
 
 The MLX defects met on the way (1-D x, batch axes, 1-bit on CUDA, empty M) are handled in
 :mod:`arrayq_mlx._workarounds`. Every function takes the backend and reads ``backend.mx``
@@ -156,7 +157,8 @@ class CudaRoute:
 
     def kernel_for(self, backend: MLXBackend, x: Array, qw: QuantizedWeight, transpose: bool) -> str | None:
         """The arrayq CUDA kernel (``"decode_tc"``/``"decode"``/``"qmm"``/``"dequant"``) for this
-        GPU quantized matmul, or None for MLX's own kernel (see ``arrayq_mlx.cuda``)."""
+        GPU quantized matmul, or None for MLX's own kernel (see ``arrayq_mlx.cuda``; the
+        decode kernels only with ``ARRAYQ_MLX_CUDA_KERNELS=all``: ``cuda.decode_enabled``)."""
         from arrayq_mlx import cuda as ck
 
         if not (self.available() and ck.enabled()):
@@ -164,7 +166,7 @@ class CudaRoute:
         x_name, s_name = backend._from_native.get(x.dtype), backend._from_native.get(qw.scales.dtype)
         if x_name is None or s_name is None:
             return None
-        return ck.choose(
+        kind = ck.choose(
             rows=math.prod(x.shape[:-1]),
             k=int(x.shape[-1]),
             n=int(qw.packed.shape[-2]),
@@ -178,6 +180,7 @@ class CudaRoute:
             has_biases=qw.biases is not None,
             arch=self.arch(),
         )
+        return None if kind in ("decode_tc", "decode") and not ck.decode_enabled() else kind
 
     def kernels(self) -> Any:
         """arrayq's CUDA kernels (``CudaKernels``), built on first use."""

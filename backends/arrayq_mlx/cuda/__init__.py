@@ -48,7 +48,9 @@ Four kernels, for ``y = x @ W.T`` with an unbatched affine weight ``W`` of shape
 Everything else (transpose=False, batched weights, non-affine modes, float32 x, 1-bit,
 17-31 rows (8-31 where decode_tc does not run), where MLX's tiled kernel is faster, 32-127
 rows where the fused kernel does not run, shapes whose rows are not aligned for the vector loads) falls back to
-``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off.
+``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off. In models
+(``arrayq_mlx._quantized.CudaRoute``) the decode kernels' rows take MLX's kernel unless
+``ARRAYQ_MLX_CUDA_KERNELS=all`` (:func:`decode_enabled`): end to end they do not pay.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-#: Environment variable: "0" turns arrayq's CUDA kernels off (MLX's own kernels run).
+#: Environment variable: "0" turns arrayq's CUDA kernels off (MLX's own kernels run);
+#: "all" lets the decode kernels run in models too (see :func:`decode_enabled`).
 ENV_VAR = "ARRAYQ_MLX_CUDA_KERNELS"
 #: x rows (batch axes included) up to which the CUDA-core decode kernel runs where the
 #: tensor-core one does not. Its time grows by ~10-20 us a row at 12288 x 4096 (the codes are
@@ -99,6 +102,15 @@ DEQUANT_BLOCK = 256
 def enabled() -> bool:
     """Whether arrayq's CUDA kernels may run (``ARRAYQ_MLX_CUDA_KERNELS`` is not "0")."""
     return os.environ.get(ENV_VAR, "1").strip() not in ("0", "false", "off", "no")
+
+
+def decode_enabled() -> bool:
+    """Whether a model's decode GEMVs (the ``decode_tc``/``decode`` kernels' rows) run on
+    arrayq's kernels: only with ``ARRAYQ_MLX_CUDA_KERNELS=all``. Faster alone, they make the
+    model slower end to end (H100, qwen3-0.6b preset, compiled decode: 119 tok/s with them,
+    134 without; docs/benchmarks-cuda.md), so by default those rows take MLX's kernel and
+    arrayq's kernels run the prefill shapes."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() == "all"
 
 
 @dataclass(frozen=True)

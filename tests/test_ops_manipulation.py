@@ -26,6 +26,7 @@ COVERS = {
     "repeat",
     "reshape",
     "roll",
+    "slice_update",
     "squeeze",
     "stack",
     "take",
@@ -651,6 +652,24 @@ def test_take(be, shape, indices, axis, index_dtype):
     be.check(
         aq.take(be.arr(a), be.arr(indices, index_dtype), axis=axis), build(result, element, aq.float64), aq.float64
     )
+
+
+@pytest.mark.parametrize(
+    "shape, ushape, start, axis", [((3, 4, 2), (3, 2, 2), 1, 1), ((5,), (2,), 3, 0), ((2, 3), (1, 3), 1, 0)]
+)
+def test_slice_update(be, shape, ushape, start, axis):
+    a, u = _data(shape, np.float64), -_data(ushape, np.float64) - 1
+    length = ushape[axis]
+
+    def element(idx):  # position p along axis takes u[p - start] inside the slice
+        p = idx[axis]
+        inside = start <= p < start + length
+        return u[idx[:axis] + (p - start,) + idx[axis + 1 :]] if inside else a[idx]
+
+    want = build(shape, element, aq.float64)
+    be.check(aq.slice_update(be.arr(a), be.arr(u), start, axis=axis), want, aq.float64)
+    on_device = aq.asarray(start, dtype=aq.int32, like=be.arr(a))
+    be.check(aq.slice_update(be.arr(a), be.arr(u), on_device, axis=axis), want, aq.float64)
 
 
 def test_take_errors(be):

@@ -51,6 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(args.max_batch, args.max_queued, args.max_tokens, args.max_context)
     limits.check()
+    try:  # the socket is ours, so the port is known (--port 0: any free one) before serving starts
+        sock = socket.create_server((args.host, args.port))
+    except (OSError, OverflowError) as exc:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    host, port = sock.getsockname()[:2]
     path = model_path(args.model)
     _for_task(path, "generate", "arrayq serve")
     backend = aq.get_backend(args.backend) if args.backend else aq.current_backend()
@@ -59,11 +64,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     device = args.device or backend.devices()[0]
     model = load(path, backend=backend, device=args.device, dtype=args.dtype or default_dtype(device),
                  progress=progress_bar(f"loading {path.name}", sys.stderr))
-    try:  # the socket is ours, so the port is known (--port 0: any free one) before serving starts
-        sock = socket.create_server((args.host, args.port))
-    except OSError as exc:
-        raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    host, port = sock.getsockname()[:2]
     with Serving(model, limits) as serving:
         app = create_app(serving, args.model_name or path.name, codec)
         config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=2)

@@ -118,9 +118,11 @@ class Request:
             if reason is not None:
                 self.finish_reason, self.error, self.cache = reason, error, None
             self._cond.notify_all()
-        if self._listener is not None:
+        if self._listener is None:
+            return
+        for item in ([token] if token is not None else []) + ([None] if reason is not None else []):
             try:
-                self._listener(self, token)
+                self._listener(self, item)
             except Exception:  # a listener's failure is the caller's, not the batch's
                 _log.exception("listener of request %d failed", self.id)
 

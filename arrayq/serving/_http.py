@@ -103,16 +103,18 @@ class API:
         max_tokens = _integer(body, key, min(default_max, limit), 1)
         if max_tokens > limit:
             raise BadRequest(f"{key} must be at most {limit} on this server, got {max_tokens}", key)
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise BadRequest(f"stream must be true or false, got {stream!r}", "stream")
+        flags = {key: body.get(key, False) for key in ("stream", "ignore_eos")}
+        for key, v in flags.items():
+            if not isinstance(v, bool):
+                raise BadRequest(f"{key} must be true or false, got {v!r}", key)
         return dict(
             max_tokens=max_tokens,
             temperature=_number(body, "temperature", 1.0, 0.0, 100.0),
             top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
             top_k=_integer(body, "top_k", 0, 0),
             seed=_integer(body, "seed", None, 0),
-            stream=stream,
+            stop_ids=() if flags["ignore_eos"] else None,
+            stream=flags["stream"],
             usage=isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage") is True,
         )
 
@@ -179,12 +181,16 @@ class API:
         except BadRequest as exc:
             return _error(exc.status, exc.message, exc.param)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        stream, usage = options.pop("stream"), options.pop("usage")
+        queue: asyncio.Queue[int | None] = asyncio.Queue()  # streaming: each token, then None
+        finished = asyncio.Event()  # otherwise: set at the end
 
         def listener(req: Request, token: int | None) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, token)
+            if stream:
+                loop.call_soon_threadsafe(queue.put_nowait, token)
+            elif token is None:
+                loop.call_soon_threadsafe(finished.set)
 
-        stream, usage = options.pop("stream"), options.pop("usage")
         try:
             req = self.serving.submit(prompt, options.pop("max_tokens"), listener=listener, **options)
         except ServerBusy as exc:
@@ -204,7 +210,7 @@ class API:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
-        return await self._whole(request, req, queue, meta, chat)
+        return await self._whole(request, req, finished, meta, chat)
 
     def _usage(self, req: Request) -> dict:
         n, m = len(req.prompt), len(req.tokens)
@@ -223,13 +229,13 @@ class API:
             choice["logprobs"] = None
         return choice
 
-    async def _whole(self, http: HTTPRequest, req: Request, queue: asyncio.Queue, meta: dict, chat: bool) -> Response:
+    async def _whole(self, http: HTTPRequest, req: Request, finished: asyncio.Event, meta: dict, chat: bool) -> Response:
         """Wait for the request to finish (cancelling it if the client leaves), then answer."""
         try:
             while True:
                 try:
-                    if await asyncio.wait_for(queue.get(), _DISCONNECT_POLL) is None:
-                        break
+                    await asyncio.wait_for(finished.wait(), _DISCONNECT_POLL)
+                    break
                 except asyncio.TimeoutError:
                     if await http.is_disconnected():
                         req.cancel()

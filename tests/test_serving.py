@@ -32,6 +32,14 @@ def model(request, tiny):
     return models.load(tiny, backend=request.param)
 
 
+@pytest.fixture
+def load(tiny, model):
+    """The model's loader, for Serving to call on its worker thread (an MLX model has to
+    be made on the thread that runs it)."""
+    backend = aq.backend_of(model.norm.weight).name
+    return lambda: models.load(tiny, backend=backend)
+
+
 def reference(model, prompt, n, **kw):
     """One request alone through arrayq.models.generate."""
     return list(models.generate(model, prompt, n, stop_ids=kw.pop("stop_ids", ()), **kw))
@@ -62,13 +70,13 @@ def test_batched_step_rows_are_the_single_sequence_logits(model):
     assert list(got.argmax(-1)) == list(want.argmax(-1))
 
 
-def test_concurrent_greedy_requests_equal_single_requests(model):
+def test_concurrent_greedy_requests_equal_single_requests(model, load):
     """Requests from 5 threads, started at staggered times so that they join a running
     batch, each give exactly the tokens generate() gives it alone."""
     lengths = [12, 30, 5, 20, 17]
     want = [reference(model, p, n) for p, n in zip(PROMPTS, lengths)]
     got: list = [None] * len(PROMPTS)
-    with Serving(model, Limits(max_batch=3, max_queued=8), stop_ids=()) as serving:
+    with Serving(load, Limits(max_batch=3, max_queued=8), stop_ids=()) as serving:
 
         def client(i):
             time.sleep(0.01 * i)
@@ -84,12 +92,12 @@ def test_concurrent_greedy_requests_equal_single_requests(model):
     assert got == want
 
 
-def test_stop_tokens_end_a_request_without_being_returned(model):
+def test_stop_tokens_end_a_request_without_being_returned(model, load):
     prompt, n = PROMPTS[2], 20
     full = reference(model, prompt, n)
     stop = full[4]
     first = full.index(stop)
-    with Serving(model, stop_ids=[stop]) as serving:
+    with Serving(load, stop_ids=[stop]) as serving:
         r = serving.submit(prompt, n)
         assert r.result(30) == full[:first]
         assert r.finish_reason == "stop"
@@ -98,12 +106,12 @@ def test_stop_tokens_end_a_request_without_being_returned(model):
         assert r.finish_reason == "length"
 
 
-def test_sampled_requests_follow_their_seed(model):
+def test_sampled_requests_follow_their_seed(model, load):
     """Sampling with a seed gives generate()'s tokens for that seed (the same per-request
     random stream), whatever runs beside it."""
     kw = dict(temperature=0.8, top_k=50, top_p=0.9, seed=3)
     want = reference(model, PROMPTS[0], 10, **kw)
-    with Serving(model, stop_ids=()) as serving:
+    with Serving(load, stop_ids=()) as serving:
         other = serving.submit(PROMPTS[3], 30)
         assert serving.generate(PROMPTS[0], 10, **kw) == want
         other.result(30)
@@ -127,23 +135,23 @@ def test_sampled_requests_follow_their_seed(model):
         ([1], {"stop_ids": [600]}, "stop_ids"),
     ],
 )
-def test_bad_requests_are_refused_before_queueing(model, args, kw, message):
-    with Serving(model, Limits(max_tokens=100, max_context=128)) as serving:
+def test_bad_requests_are_refused_before_queueing(model, load, args, kw, message):
+    with Serving(load, Limits(max_tokens=100, max_context=128)) as serving:
         with pytest.raises(ValueError, match=message):
             serving.submit(args, **kw)
         assert serving.load()["waiting"] == 0
 
 
 @pytest.mark.parametrize("bad", [{"max_batch": 0}, {"max_queued": -1}, {"max_tokens": 1.5}, {"prefill_chunk": None}])
-def test_bad_limits(model, bad):
+def test_bad_limits(model, load, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
-        Serving(model, Limits(**bad))
+        Serving(load, Limits(**bad))
 
 
-def test_back_pressure_and_cancel_free_places(model):
+def test_back_pressure_and_cancel_free_places(model, load):
     """With max_batch 1 and max_queued 1, a third request is refused with ServerBusy;
     cancelling the running one lets the queued one run and makes room again."""
-    with Serving(model, Limits(max_batch=1, max_queued=1, max_tokens=4000), stop_ids=()) as serving:
+    with Serving(load, Limits(max_batch=1, max_queued=1, max_tokens=4000), stop_ids=()) as serving:
         long = serving.submit([1, 2], 4000)
         queued = serving.submit([3], 5)
         with pytest.raises(ServerBusy, match="max_batch 1.*max_queued 1"):
@@ -158,9 +166,17 @@ def test_back_pressure_and_cancel_free_places(model):
         serving.submit([1], 1)
 
 
-def test_close_ends_unfinished_requests(model):
-    serving = Serving(model, Limits(max_batch=1, max_tokens=4000), stop_ids=())
+def test_close_ends_unfinished_requests(model, load):
+    serving = Serving(load, Limits(max_batch=1, max_tokens=4000), stop_ids=())
     a, b = serving.submit([1], 4000), serving.submit([2], 4000)
     serving.close()
     assert a.finish_reason == b.finish_reason == "cancelled"
     assert list(b) == []  # iteration ends
+
+
+def test_a_loader_that_fails_fails_the_constructor(tiny):
+    def broken():
+        raise FileNotFoundError("no such checkpoint")
+
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        Serving(broken)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import os
 import selectors
 import signal
 import subprocess
@@ -74,11 +73,12 @@ def model(checkpoint):
     return models.load(checkpoint, backend="numpy")
 
 
-@pytest.fixture(scope="module")
-def server(checkpoint, tmp_path_factory):
-    """The server's base URL; its process is reaped at the end, whatever happened."""
-    log = open(tmp_path_factory.mktemp("log") / "stderr.txt", "w+")
-    cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(checkpoint), "--backend", "numpy"]
+@contextlib.contextmanager
+def running_server(checkpoint, backend, log_path):
+    """``arrayq serve`` on a free port: yields (base URL, process); the process is reaped
+    at the end, whatever happened."""
+    log = open(log_path, "w+")
+    cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(checkpoint), "--backend", backend]
     cmd += ["--port", "0", "--model-name", "tiny-test", "--max-batch", str(MAX_BATCH)]
     cmd += ["--max-queued", str(MAX_QUEUED), "--max-tokens", str(MAX_TOKENS)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -102,6 +102,12 @@ def server(checkpoint, tmp_path_factory):
                 proc.kill()
                 proc.wait(15)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, tmp_path_factory):
+    with running_server(checkpoint, "numpy", tmp_path_factory.mktemp("log") / "stderr.txt") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -299,11 +305,26 @@ def test_the_server_survived(server, client):
     assert complete(client, [7], 2)["choices"][0]["token_ids"]
 
 
-def test_serve_refuses_bad_options(checkpoint):
-    """Before loading anything: bad limits and an unusable port end with one error line."""
-    run = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(checkpoint), "--backend", "numpy"]
-    env = {**os.environ}
-    r = subprocess.run([*run, "--max-batch", "0"], capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode == 2 and "max_batch must be an integer >= 1" in r.stderr
-    r = subprocess.run([*run, "--port", "70000"], capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode == 2 and "cannot listen" in r.stderr
+@pytest.mark.parametrize(
+    ("option", "message"), [(["--max-batch", "0"], "max_batch must be an integer >= 1"), (["--port", "70000"], "cannot listen")]
+)
+def test_serve_refuses_bad_options_before_loading(checkpoint, capsys, option, message):
+    from arrayq.cli import main
+
+    assert main(["serve", "--model", str(checkpoint / "missing"), *option]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_mlx_server_gives_the_mlx_tokens(checkpoint, tmp_path):
+    """The MLX backend serves from its worker thread (MLX's arrays belong to the thread
+    that made them): concurrent greedy requests give generate()'s tokens on MLX."""
+    import arrayq as aq
+
+    if "mlx" not in [b.name for b in aq.list_backends() if b.available]:
+        pytest.skip("MLX is not installed")
+    mlx_model = models.load(checkpoint, backend="mlx")
+    want = [list(models.generate(mlx_model, p, 9, stop_ids=())) for p in ([3, 4], [77])]
+    with running_server(checkpoint, "mlx", tmp_path / "stderr.txt") as (url, _):
+        with httpx.Client(base_url=url, timeout=60) as c, concurrent.futures.ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda p: complete(c, p, 9)["choices"][0]["token_ids"], ([3, 4], [77])))
+    assert got == want

@@ -154,30 +154,47 @@ class Serving:
     ``model``: a decoder with ``config.vocab_size``, ``make_cache(capacity)``,
     ``hidden(ids, cache)``, ``logits(h)`` (such as :class:`arrayq.models.Qwen3`); models of
     the Qwen3/Llama layer layout are decoded in batches (one quantized matmul with M = B
-    per weight), others one sequence at a time. ``limits``: a :class:`Limits`.
+    per weight), others one sequence at a time. Or a function of no arguments returning
+    the model, called on the worker thread, which the constructor waits for (re-raising its
+    exception): MLX's arrays belong to the thread that made them, so an MLX model must be
+    loaded there, e.g. ``Serving(lambda: arrayq.models.load(path, backend="mlx"))``. ``limits``: a :class:`Limits`.
     ``stop_ids``: the default stop tokens (default: the model's ``config.eos_token_id``).
     The worker thread starts at construction; :meth:`close` (or leaving a ``with`` block)
     stops it. Greedy tokens of a request do not depend on what else runs in the batch.
     Raises ValueError for bad limits."""
 
     def __init__(self, model: Any, limits: Limits | None = None, *, stop_ids: Sequence[int] | None = None):
-        self.model, self.limits = model, limits if limits is not None else Limits()
+        self.limits = limits if limits is not None else Limits()
         self.limits.check()
-        config = model.config
-        self.vocab_size = int(config.vocab_size)
-        self.max_context = self.limits.max_context or int(getattr(config, "max_position_embeddings", 1 << 30))
-        self.stop_ids = frozenset(int(t) for t in (config.eos_token_id if stop_ids is None else stop_ids))
-        self.batched = _batch.supports(model)
-        weights = parameters(model)
-        self._like = weights[0] if weights else None
+        self._stop_ids = stop_ids
         self._waiting: collections.deque[Request] = collections.deque()
         self._running: list[Request] = []
         self._cond = threading.Condition()
         self._closed = False
         self.steps = 0  # decode steps run, and the sequences they carried (for the mean batch size)
         self.stepped_sequences = 0
-        self._worker = threading.Thread(target=self._run, name="arrayq-serving", daemon=True)
+        loader = model if callable(model) and not hasattr(model, "make_cache") else None
+        if loader is None:
+            self._setup(model)
+        ready: list[BaseException | None] = []
+        self._worker = threading.Thread(target=self._run, args=(loader, ready), name="arrayq-serving", daemon=True)
         self._worker.start()
+        with self._cond:
+            self._cond.wait_for(lambda: ready)
+        if ready[0] is not None:
+            self._worker.join()
+            raise ready[0]
+
+    def _setup(self, model: Any) -> None:
+        config = model.config
+        self.model = model
+        self.vocab_size = int(config.vocab_size)
+        self.max_context = self.limits.max_context or int(getattr(config, "max_position_embeddings", 1 << 30))
+        stops = config.eos_token_id if self._stop_ids is None else self._stop_ids
+        self.stop_ids = frozenset(int(t) for t in stops)
+        self.batched = _batch.supports(model)
+        weights = parameters(model)
+        self._like = weights[0] if weights else None
 
     # ------------------------------------------------------------------ callers
 
@@ -263,7 +280,18 @@ class Serving:
 
     # ------------------------------------------------------------------ worker
 
-    def _run(self) -> None:
+    def _run(self, loader: Callable[[], Any] | None, ready: list) -> None:
+        try:
+            if loader is not None:
+                self._setup(loader())
+        except BaseException as exc:  # handed to the constructor, which raises it
+            with self._cond:
+                ready.append(exc)
+                self._cond.notify_all()
+            return
+        with self._cond:
+            ready.append(None)
+            self._cond.notify_all()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._closed or self._waiting or self._running)

@@ -11,7 +11,8 @@ it (``<model>-words``) with a word-level tokenizer whose token i is the word ``t
 needs a tokenizer; the random-weight presets have none), so the same prompt text is the
 same token ids everywhere. Each server runs in its own process, started and stopped here,
 with ``--max-batch`` the largest N. A level stops sending new requests after
-``--level-seconds`` (requests in flight finish); the rows say how many requests were done.
+``--level-seconds``, which also bounds each request (one that takes longer is dropped and
+not counted); the rows say how many requests were done.
 Tokens/s = all completion tokens of the level / its wall time (prefill included).
 
 ``--kernel`` also prints the NumPy backend's quantized matmul time against M (the rows of
@@ -66,7 +67,17 @@ def start(engine: str, folder: Path, max_batch: int, log: Path) -> tuple[subproc
     """Start a server; return its process and base URL once it answers."""
     if engine == "mlx-lm":
         port = _free_port()
-        cmd = [sys.executable, "-m", "mlx_lm.server", "--model", str(folder), "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlx_lm.server",
+            "--model",
+            str(folder),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         url = f"http://127.0.0.1:{port}"
     else:
         cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(folder), "--backend", engine, "--port", "0"]
@@ -116,12 +127,15 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
     body = {"model": "m", "prompt": prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
 
     def client(_: int) -> None:
-        with httpx.Client(base_url=url, timeout=args.level_seconds + 600) as c:
+        with httpx.Client(base_url=url, timeout=args.level_seconds) as c:
             for _ in range(args.requests):
                 if time.monotonic() > stop_at:
                     return
                 t0 = time.perf_counter()
-                r = c.post("/v1/completions", json=body)
+                try:
+                    r = c.post("/v1/completions", json=body)
+                except httpx.TimeoutException:  # (counted out: the row's request count says so)
+                    return
                 r.raise_for_status()
                 with lock:
                     latencies.append(time.perf_counter() - t0)
@@ -131,9 +145,11 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         list(pool.map(client, range(n)))
     wall = time.perf_counter() - t0
-    lat = sorted(latencies)
+    lat = sorted(latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
-    return dict(clients=n, requests=len(lat), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98])
+    return dict(
+        clients=n, requests=len(lat), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98]
+    )
 
 
 def kernel_table(model: Path) -> None:
@@ -181,13 +197,16 @@ def main() -> int:
         folder = shared_folder(model, model.parent / f"{model.name}-words")
         prompt = " ".join(f"t{100 + 37 * i}" for i in range(args.prompt_tokens))
         print(f"{model.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new tokens a request, greedy")
-        print("| engine | clients | requests | tokens | seconds | tokens/s | vs 1 client | p50 latency s | p99 latency s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        columns = ["engine", "clients", "requests", "tokens", "seconds", "tokens/s", "vs 1 client", "p50 latency s"]
+        print("| " + " | ".join([*columns, "p99 latency s"]) + " |")
+        print("|---|" + "---:|" * len(columns))
         for engine in args.engines.split(","):
             try:
                 proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
             except (RuntimeError, OSError) as exc:
-                print(f"| {engine} | not run: {exc} |||||||")
+                log = Path(tmp) / f"{engine}.log"
+                tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
+                print(f"| {engine} | not run: {exc}: {tail} |||||||")
                 continue
             try:
                 one = None

@@ -41,7 +41,8 @@ TEMPLATE = (
 def write_tokenizer(folder):
     """A word-level tokenizer: the special tokens are ids 0 and 1, w0..w499 ids 2..501,
     the roles 502..504; words split on whitespace."""
-    from tokenizers import Tokenizer, decoders, models as tm, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers import models as tm
 
     vocab = {t: i for i, t in enumerate([*SPECIALS, *WORDS, "user", "system", "assistant", "[UNK]"])}
     tok = Tokenizer(tm.WordLevel(vocab, unk_token="[UNK]"))
@@ -306,7 +307,8 @@ def test_the_server_survived(server, client):
 
 
 @pytest.mark.parametrize(
-    ("option", "message"), [(["--max-batch", "0"], "max_batch must be an integer >= 1"), (["--port", "70000"], "cannot listen")]
+    ("option", "message"),
+    [(["--max-batch", "0"], "max_batch must be an integer >= 1"), (["--port", "70000"], "cannot listen")],
 )
 def test_serve_refuses_bad_options_before_loading(checkpoint, capsys, option, message):
     from arrayq.cli import main

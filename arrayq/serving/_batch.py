@@ -52,7 +52,11 @@ def _attention(attn: nn.Attention, x: Any, caches: Sequence[nn.KVCache]) -> Any:
         y = aq.reshape(y, (b, 1, n, hd))
         return aq.permute_dims(y if norm is None else norm(y), (0, 2, 1, 3))
 
-    q, k, v = heads(yq, attn.n_heads, attn.q_norm), heads(yk, attn.n_kv_heads, attn.k_norm), heads(yv, attn.n_kv_heads, None)
+    q, k, v = (
+        heads(yq, attn.n_heads, attn.q_norm),
+        heads(yk, attn.n_kv_heads, attn.k_norm),
+        heads(yv, attn.n_kv_heads, None),
+    )
     scale = attn.scale if attn.scale is not None else hd**-0.5
     outs = []
     for i, cache in enumerate(caches):

@@ -66,13 +66,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def load_model() -> Any:  # on the serving thread (MLX's arrays belong to the thread that made them)
         _use_device(backend, args.device)
         dtype = args.dtype or default_dtype(device)
-        return load(path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}"))
+        return load(
+            path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}")
+        )
 
     with Serving(load_model, limits) as serving:
         app = create_app(serving, args.model_name or path.name, codec)
         config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=2)
-        print(f"arrayq serve: {path.name} on {backend.name} ({device}), "
-              f"{'tokenizer' if codec else 'token ids only'}", file=sys.stderr)
+        print(
+            f"arrayq serve: {path.name} on {backend.name} ({device}), {'tokenizer' if codec else 'token ids only'}",
+            file=sys.stderr,
+        )
         print(f"arrayq serve: listening on http://{host}:{port}", flush=True)
         uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -130,7 +130,8 @@ class Request:
         seen = 0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: len(self.tokens) > seen or self.done)
+                while len(self.tokens) == seen and not self.done:
+                    self._cond.wait()
                 new, finished = self.tokens[seen:], self.done
             yield from new
             seen += len(new)
@@ -224,7 +225,11 @@ class Serving:
         prompt = _ids(prompt_ids, self.vocab_size, "prompt")
         if not prompt:
             raise ValueError("the prompt needs at least one token")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= self.limits.max_tokens:
+        if (
+            not isinstance(max_tokens, int)
+            or isinstance(max_tokens, bool)
+            or not 1 <= max_tokens <= self.limits.max_tokens
+        ):
             raise ValueError(f"max_tokens must be an integer from 1 to {self.limits.max_tokens}, got {max_tokens!r}")
         if len(prompt) + max_tokens > self.max_context:
             raise ValueError(
@@ -341,7 +346,7 @@ class Serving:
         self._take([r], model.logits(h[:, -1]))
 
     def _decode(self, batch: list[Request]) -> None:
-        tokens = [r.pending for r in batch]
+        tokens = [int(r.pending) for r in batch if r.pending is not None]
         if self.batched:
             logits = _batch.decode_step(self.model, tokens, [r.cache for r in batch], self._like)
         else:
@@ -361,9 +366,9 @@ class Serving:
             logits = aq.astype(logits, aq.float32)
         greedy = aq.argmax(logits, axis=-1)
         rows = [
-            greedy[i] if r.temperature == 0 else sample_array(
-                logits[i], temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, rng=r.rng
-            )
+            greedy[i]
+            if r.temperature == 0
+            else sample_array(logits[i], temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, rng=r.rng)
             for i, r in enumerate(batch)
         ]
         picked = aq.to_numpy(greedy) if all(r.temperature == 0 for r in batch) else aq.to_numpy(aq.stack(rows))

@@ -143,9 +143,10 @@ class API:
             content = m.get("content")
             if isinstance(content, list):  # content parts: the text ones
                 parts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") == "text"]
-                if len(parts) != len(content) or not all(isinstance(t, str) for t in parts):
+                texts = [t for t in parts if isinstance(t, str)]
+                if len(texts) != len(content):
                     raise BadRequest("only text content parts are supported", "messages")
-                content = "".join(parts)
+                content = "".join(texts)
             if not isinstance(content, str):
                 raise BadRequest("message content must be a string or a list of text parts", "messages")
             out.append({"role": m["role"], "content": content})
@@ -219,8 +220,8 @@ class API:
     def _choice(self, chat: bool, text: str, ids: list[int], finish: str | None, delta: bool) -> dict:
         choice: dict[str, Any] = {"index": 0}
         if chat:
-            choice["delta" if delta else "message"] = {"role": "assistant", "content": text} if not delta else (
-                {"content": text} if text else {}
+            choice["delta" if delta else "message"] = (
+                {"role": "assistant", "content": text} if not delta else ({"content": text} if text else {})
             )
         else:
             choice["text"] = text
@@ -229,7 +230,9 @@ class API:
             choice["logprobs"] = None
         return choice
 
-    async def _whole(self, http: HTTPRequest, req: Request, finished: asyncio.Event, meta: dict, chat: bool) -> Response:
+    async def _whole(
+        self, http: HTTPRequest, req: Request, finished: asyncio.Event, meta: dict, chat: bool
+    ) -> Response:
         """Wait for the request to finish (cancelling it if the client leaves), then answer."""
         try:
             while True:

@@ -103,7 +103,9 @@ def load_codec(folder: str | os.PathLike) -> TextCodec | None:
         with open_regular(member(folder, "chat_template.jinja")) as fh:
             template = fh.read().decode("utf-8", errors="replace")
     if template is not None and not isinstance(template, str):
-        raise CheckpointError(folder / "tokenizer_config.json", f"chat_template must be a string, got {template!r}"[:200])
+        raise CheckpointError(
+            folder / "tokenizer_config.json", f"chat_template must be a string, got {template!r}"[:200]
+        )
     special = {key: _token_text(config.get(key)) for key in ("bos_token", "eos_token")}
     return TextCodec(tokenizer, template, special)
 
@@ -114,8 +116,8 @@ class TextStream:
     still held back at the end. Without a codec, each token shows as its id and a space."""
 
     def __init__(self, codec: TextCodec | None):
-        self.codec, self.ids, self.shown = codec, [], 0
-        self.ids: list[int]
+        self.codec, self.shown = codec, 0
+        self.ids: list[int] = []
 
     def add(self, token: int) -> str:
         if self.codec is None:

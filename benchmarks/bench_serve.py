@@ -124,7 +124,7 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
     """N clients, ``args.requests`` requests each (fewer once ``level_seconds`` passed)."""
     stop_at = time.monotonic() + args.level_seconds
     lock, latencies, tokens = threading.Lock(), [], [0]
-    body = {"model": "m", "prompt": prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
+    body = {"prompt": prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
 
     def client(_: int) -> None:
         with httpx.Client(base_url=url, timeout=args.level_seconds) as c:

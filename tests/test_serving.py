@@ -139,7 +139,7 @@ def test_bad_requests_are_refused_before_queueing(model, load, args, kw, message
     with Serving(load, Limits(max_tokens=100, max_context=128)) as serving:
         with pytest.raises(ValueError, match=message):
             serving.submit(args, **kw)
-        assert serving.load()["waiting"] == 0
+        assert serving.counts()["waiting"] == 0
 
 
 @pytest.mark.parametrize("bad", [{"max_batch": 0}, {"max_queued": -1}, {"max_tokens": 1.5}, {"prefill_chunk": None}])
@@ -160,7 +160,7 @@ def test_back_pressure_and_cancel_free_places(model, load):
         long.cancel()
         assert queued.result(30) == reference(model, [3], 5)
         assert long.finish_reason == "cancelled" and len(long.tokens) < 4000
-        assert serving.load() == {"running": 0, "waiting": 0, "max_batch": 1, "max_queued": 1}
+        assert serving.counts() == {"running": 0, "waiting": 0, "max_batch": 1, "max_queued": 1}
         assert serving.generate([4], 5) == reference(model, [4], 5)
     with pytest.raises(ServingClosed):
         serving.submit([1], 1)

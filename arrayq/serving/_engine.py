@@ -258,7 +258,7 @@ class Serving:
         """:meth:`submit` and wait for the result (the generated ids)."""
         return self.submit(prompt_ids, max_tokens, **options).result()
 
-    def load(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """Requests ``running`` and ``waiting`` now, and the limits ``max_batch`` and
         ``max_queued``."""
         with self._cond:

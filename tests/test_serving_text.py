@@ -34,8 +34,11 @@ def folder_with(tmp_path, config):
 def test_named_templates_take_the_default_one_with_the_special_tokens(tmp_path):
     templates = [
         {"name": "tool_use", "template": "unused"},
-        {"name": "default", "template": "{{ bos_token }}{% for m in messages %} {{ m.role }} {{ m.content }}"
-         "{% endfor %}{% if add_generation_prompt %} assistant{% endif %}"},
+        {
+            "name": "default",
+            "template": "{{ bos_token }}{% for m in messages %} {{ m.role }} {{ m.content }}"
+            "{% endfor %}{% if add_generation_prompt %} assistant{% endif %}",
+        },
     ]
     codec = load_codec(folder_with(tmp_path, {"chat_template": templates, "bos_token": {"content": "<s>"}}))
     assert codec.chat([{"role": "user", "content": "hi there"}]) == [0, 2, 4, 5, 3]

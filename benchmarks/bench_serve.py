@@ -4,7 +4,7 @@ generated tokens per second and p50/p99 request latency for each N.
 
     python benchmarks/bench_serve.py [--model DIR|PRESET] [--engines numpy,mlx,mlx-lm]
         [--clients 1,2,4,8] [--requests 2] [--prompt-tokens 8] [--tokens 16]
-        [--level-seconds 120] [--kernel]
+        [--level-seconds 120] [--kernel numpy,mlx]
 
 Every engine serves the same directory: the checkpoint's files linked into a folder beside
 it (``<model>-words``) with a word-level tokenizer whose token i is the word ``t<i>`` (mlx_lm.server
@@ -15,8 +15,8 @@ with ``--max-batch`` the largest N. A level stops sending new requests after
 not counted); the rows say how many requests were done.
 Tokens/s = all completion tokens of the level / its wall time (prefill included).
 
-``--kernel`` also prints the NumPy backend's quantized matmul time against M (the rows of
-x) at the qwen3-0.6b MLP shape: what batching can gain at most on this machine.
+``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
+each of the model's weight shapes on those backends: what batching can gain at most here.
 
 Short runs only on a shared machine: other processes change every number here.
 """
@@ -148,32 +148,38 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
     lat = sorted(latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
     return dict(
-        clients=n, requests=len(lat), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98]
+        clients=n, requests=len(latencies), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98]
     )
 
 
-def kernel_table(model: Path) -> None:
-    """quantized_matmul time against M at the MLP's gate/up shape, NumPy backend."""
+def kernel_table(model: Path, backends: list[str]) -> None:
+    """quantized_matmul time against M at each of layer 0's weight shapes, per backend:
+    minimum of 15 interleaved runs (the least disturbed by other processes)."""
     import numpy as np
 
     import arrayq as aq
     from arrayq import models
 
-    m = models.load(model, backend="numpy")
-    qw = m.layers[0].mlp.gate_up_proj.weight
-    print(f"\nNumPy quantized_matmul, {qw.shape[0]}x{qw.shape[1]} 4-bit (layer 0 gate+up), median of 15:")
-    print("| M | ms | ms / row | vs M=1 per row |\n|---:|---:|---:|---:|")
-    base = None
-    for rows in (1, 2, 4, 8, 16, 32):
-        x = np.random.default_rng(0).standard_normal((rows, qw.shape[1])).astype(np.float32)
-        times = []
-        for _ in range(15):
-            t0 = time.perf_counter()
-            aq.linalg.quantized_matmul(x, qw, transpose=True)
-            times.append(time.perf_counter() - t0)
-        ms = statistics.median(times) * 1e3
-        base = base or ms
-        print(f"| {rows} | {ms:.2f} | {ms / rows:.3f} | {base / (ms / rows):.2f}× |")
+    for backend in backends:
+        m = models.load(model, backend=backend)
+        layer = m.layers[0]
+        weights = {"qkv": layer.self_attn.qkv_proj, "o": layer.self_attn.o_proj}
+        weights.update(gate_up=layer.mlp.gate_up_proj, down=layer.mlp.down_proj)
+        print(f"\n{backend}: quantized_matmul of layer 0's weights, ms a call (× the M = 1 time)")
+        print("| weight | N×K | M=1 | M=2 | M=4 | M=8 |\n|---|---|---:|---:|---:|---:|")
+        for name, linear in weights.items():
+            qw = linear.weight
+            xs = {rows: np.random.default_rng(rows).standard_normal((rows, qw.shape[1])) for rows in (1, 2, 4, 8)}
+            xs = {rows: aq.asarray(x.astype(np.float32), like=qw.scales) for rows, x in xs.items()}
+            times: dict[int, list[float]] = {rows: [] for rows in xs}
+            for _ in range(15):
+                for rows, x in xs.items():
+                    t0 = time.perf_counter()
+                    aq.to_numpy(aq.linalg.quantized_matmul(x, qw, transpose=True)[0, 0])
+                    times[rows].append(time.perf_counter() - t0)
+            best = {rows: min(t) * 1e3 for rows, t in times.items()}
+            cells = " | ".join(f"{best[r]:.2f} ({best[r] / best[1]:.1f}×)" for r in xs)
+            print(f"| {name} | {qw.shape[0]}×{qw.shape[1]} | {cells} |", flush=True)
 
 
 def main() -> int:
@@ -185,7 +191,7 @@ def main() -> int:
     p.add_argument("--prompt-tokens", type=int, default=8)
     p.add_argument("--tokens", type=int, default=16, help="completion tokens per request (default 16)")
     p.add_argument("--level-seconds", type=float, default=120, help="no new requests after this (default 120)")
-    p.add_argument("--kernel", action="store_true", help="also time the NumPy quantized matmul against M")
+    p.add_argument("--kernel", help="also time quantized_matmul against M on these backends (e.g. numpy,mlx)")
     args = p.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     if not counts or min(counts) < 1 or max(counts) > 64 or args.requests < 1 or args.requests > 100:
@@ -200,7 +206,7 @@ def main() -> int:
         columns = ["engine", "clients", "requests", "tokens", "seconds", "tokens/s", "vs 1 client", "p50 latency s"]
         print("| " + " | ".join([*columns, "p99 latency s"]) + " |")
         print("|---|" + "---:|" * len(columns))
-        for engine in args.engines.split(","):
+        for engine in [e for e in args.engines.split(",") if e]:
             try:
                 proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
             except (RuntimeError, OSError) as exc:
@@ -222,7 +228,7 @@ def main() -> int:
             finally:
                 stop(proc)
     if args.kernel:
-        kernel_table(model)
+        kernel_table(model, args.kernel.split(","))
     return 0
 
 

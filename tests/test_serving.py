@@ -180,3 +180,24 @@ def test_a_loader_that_fails_fails_the_constructor(tiny):
 
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         Serving(broken)
+
+
+def test_a_failing_prefill_fails_its_request_alone(model, load, monkeypatch):
+    """A request whose prompt fails in the forward pass ends with finish_reason "error" and
+    its exception; the others, and later requests, go on."""
+    with Serving(load, stop_ids=()) as serving:
+        hidden = serving.model.hidden
+
+        def fragile(ids, cache):
+            if int(ids.shape[1]) == 13:  # the poisoned prompt's length
+                raise MemoryError("no room for this prompt")
+            return hidden(ids, cache)
+
+        monkeypatch.setattr(serving.model, "hidden", fragile)
+        good = serving.submit(PROMPTS[0], 6)
+        bad = serving.submit(list(range(13)), 6)
+        with pytest.raises(MemoryError, match="no room"):
+            bad.result(30)
+        assert bad.finish_reason == "error"
+        assert good.result(30) == reference(model, PROMPTS[0], 6)
+        assert serving.generate(PROMPTS[1], 4) == reference(model, PROMPTS[1], 4)

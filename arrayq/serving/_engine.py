@@ -327,7 +327,11 @@ class Serving:
                 r._emit(None, "cancelled")
         prefilling = [r for r in running if not r.done and r.pending is None]
         if prefilling:
-            self._prefill_chunk(prefilling[0])
+            try:
+                self._prefill_chunk(prefilling[0])
+            except Exception as exc:  # that request fails alone
+                _log.exception("prefill of request %d failed", prefilling[0].id)
+                prefilling[0]._emit(None, "error", exc)
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)

@@ -1,6 +1,7 @@
 """The ``arrayq`` command line: ``arrayq info``, ``arrayq demo``, ``arrayq --version``,
 ``arrayq conformance``, ``arrayq bench``, ``arrayq make-checkpoint``, ``arrayq generate`` and
-``arrayq embed`` (these three live in ``arrayq.models._cli``).
+``arrayq embed`` (these three live in ``arrayq.models._cli``), and ``arrayq serve``
+(``arrayq.serving._cli``).
 Each subcommand is one function taking the parsed arguments and returning an exit code."""
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .models._cli import add_parsers as add_model_parsers  # make-checkpoint, generate, embed
 
     add_model_parsers(sub)
+    from .serving._cli import add_parser as add_serve_parser  # serve
+
+    add_serve_parser(sub)
     return parser
 
 

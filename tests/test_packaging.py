@@ -114,6 +114,8 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
         "arrayq/conformance/plugin.py",
         "arrayq/models/__init__.py",
         "arrayq/models/qwen3.py",
+        "arrayq/serving/__init__.py",
+        "arrayq/serving/_http.py",
         "arrayq_numpy/__init__.py",
         "arrayq_numpy/_fastpath.py",
         "arrayq_mlx/__init__.py",

@@ -1,0 +1,401 @@
+"""The serving loop: many callers, one language model, continuous batching.
+
+Callers :meth:`Serving.submit` requests from any thread; one worker thread owns the model.
+At each token boundary the worker admits waiting requests into the running batch (up to
+``max_batch``), prefills one chunk of one newly admitted prompt, then runs one batched
+decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
+hands each its new token and drops the finished ones. Each sequence has its own KV cache
+(``model.make_cache``), freed when it leaves.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+import arrayq as aq
+
+from ..errors import ArrayqError
+from ..models.generate import check_sampling, sample_array
+from ..nn import parameters
+from . import _batch
+
+_log = logging.getLogger("arrayq.serving")
+
+#: positions a new sequence's KV cache holds before it first grows (it doubles when full)
+_FIRST_CAPACITY = 256
+
+
+class ServerBusy(ArrayqError, RuntimeError):
+    """The queue of waiting requests is full (back-pressure): retry later, or start the
+    server with a larger ``max_queued``."""
+
+
+class ServingClosed(ArrayqError, RuntimeError):
+    """The serving object was closed; it takes no more requests."""
+
+
+@dataclasses.dataclass
+class Limits:
+    """What one :class:`Serving` accepts. ``max_batch``: sequences decoded together;
+    ``max_queued``: requests waiting for a place in the batch (more are refused with
+    :class:`ServerBusy`); ``max_tokens``: new tokens one request may ask for;
+    ``max_context``: prompt plus new tokens of one request (default: the model's
+    ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass."""
+
+    max_batch: int = 8
+    max_queued: int = 32
+    max_tokens: int = 2048
+    max_context: int | None = None
+    prefill_chunk: int = 512
+
+    def check(self) -> None:
+        """ValueError unless every limit is a positive integer (max_queued may be 0)."""
+        for name in ("max_batch", "max_queued", "max_tokens", "max_context", "prefill_chunk"):
+            v = getattr(self, name)
+            low = 0 if name == "max_queued" else 1
+            if v is None and name == "max_context":
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+
+
+class Request:
+    """One submitted generation. Read it with iteration (blocks for each new token id, ends
+    when the request finishes) or :meth:`result`; :meth:`cancel` stops it and frees its
+    place. After it ends, ``finish_reason`` is ``"stop"`` (a stop token, not included),
+    ``"length"`` (max_tokens reached), ``"cancelled"`` or ``"error"`` (``error`` holds the
+    exception). ``tokens``: the ids generated so far."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        prompt: list[int],
+        max_tokens: int,
+        sampling: tuple[float, int, float],
+        seed: int | None,
+        stop_ids: frozenset[int],
+        listener: Callable[[Request, int | None], None] | None,
+    ):
+        self.id = next(Request._ids)
+        self.prompt, self.max_tokens, self.stop_ids = prompt, max_tokens, stop_ids
+        self.temperature, self.top_k, self.top_p = sampling
+        self.rng = np.random.default_rng(seed)
+        self.tokens: list[int] = []
+        self.finish_reason: str | None = None
+        self.error: BaseException | None = None
+        self._listener = listener
+        self._cond = threading.Condition()
+        self._cancelled = False
+        # the worker's state: the KV cache, prompt tokens not yet prefilled, the token to feed next
+        self.cache: Any = None
+        self.prefilled = 0
+        self.pending: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def cancel(self) -> None:
+        """Stop generating (no effect once finished); the worker frees its place at the next
+        token boundary, and the request ends with finish_reason ``"cancelled"``."""
+        self._cancelled = True
+
+    def _emit(self, token: int | None, reason: str | None = None, error: BaseException | None = None) -> None:
+        with self._cond:
+            if self.finish_reason is not None:
+                return
+            if token is not None:
+                self.tokens.append(token)
+            if reason is not None:
+                self.finish_reason, self.error, self.cache = reason, error, None
+            self._cond.notify_all()
+        if self._listener is None:
+            return
+        for item in ([token] if token is not None else []) + ([None] if reason is not None else []):
+            try:
+                self._listener(self, item)
+            except Exception:  # a listener's failure is the caller's, not the batch's
+                _log.exception("listener of request %d failed", self.id)
+
+    def __iter__(self) -> Iterator[int]:
+        seen = 0
+        while True:
+            with self._cond:
+                while len(self.tokens) == seen and not self.done:
+                    self._cond.wait()
+                new, finished = self.tokens[seen:], self.done
+            yield from new
+            seen += len(new)
+            if finished and seen == len(self.tokens):
+                return
+
+    def result(self, timeout: float | None = None) -> list[int]:
+        """The generated ids once the request has finished (TimeoutError after ``timeout``
+        seconds); re-raises the worker's exception for finish_reason ``"error"``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.done, timeout):
+                raise TimeoutError(f"request {self.id} did not finish within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return list(self.tokens)
+
+
+class Serving:
+    """Serve a language model to concurrent callers with continuous batching.
+
+    ``model``: a decoder with ``config.vocab_size``, ``make_cache(capacity)``,
+    ``hidden(ids, cache)``, ``logits(h)`` (such as :class:`arrayq.models.Qwen3`); models of
+    the Qwen3/Llama layer layout are decoded in batches (one quantized matmul with M = B
+    per weight), others one sequence at a time. Or a function of no arguments returning
+    the model, called on the worker thread, which the constructor waits for (re-raising its
+    exception): MLX's arrays belong to the thread that made them, so an MLX model must be
+    loaded there, e.g. ``Serving(lambda: arrayq.models.load(path, backend="mlx"))``. ``limits``: a :class:`Limits`.
+    ``stop_ids``: the default stop tokens (default: the model's ``config.eos_token_id``).
+    The worker thread starts at construction; :meth:`close` (or leaving a ``with`` block)
+    stops it. Greedy tokens of a request do not depend on what else runs in the batch.
+    Raises ValueError for bad limits."""
+
+    def __init__(self, model: Any, limits: Limits | None = None, *, stop_ids: Sequence[int] | None = None):
+        self.limits = limits if limits is not None else Limits()
+        self.limits.check()
+        self._stop_ids = stop_ids
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._running: list[Request] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.steps = 0  # decode steps run, and the sequences they carried (for the mean batch size)
+        self.stepped_sequences = 0
+        loader = model if callable(model) and not hasattr(model, "make_cache") else None
+        if loader is None:
+            self._setup(model)
+        ready: list[BaseException | None] = []
+        self._worker = threading.Thread(target=self._run, args=(loader, ready), name="arrayq-serving", daemon=True)
+        self._worker.start()
+        with self._cond:
+            self._cond.wait_for(lambda: ready)
+        if ready[0] is not None:
+            self._worker.join()
+            raise ready[0]
+
+    def _setup(self, model: Any) -> None:
+        config = model.config
+        self.model = model
+        self.vocab_size = int(config.vocab_size)
+        self.max_context = self.limits.max_context or int(getattr(config, "max_position_embeddings", 1 << 30))
+        stops = config.eos_token_id if self._stop_ids is None else self._stop_ids
+        self.stop_ids = frozenset(int(t) for t in stops)
+        self.batched = _batch.supports(model)
+        weights = parameters(model)
+        self._like = weights[0] if weights else None
+
+    # ------------------------------------------------------------------ callers
+
+    def submit(
+        self,
+        prompt_ids: Sequence[int],
+        max_tokens: int = 16,
+        *,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_ids: Sequence[int] | None = None,
+        listener: Callable[[Request, int | None], None] | None = None,
+    ) -> Request:
+        """Queue a request for up to ``max_tokens`` new token ids after ``prompt_ids``;
+        returns its :class:`Request` at once. Sampling as :func:`arrayq.models.sample`
+        (temperature 0: greedy), with ``np.random.default_rng(seed)``; ``stop_ids``
+        replaces the default stop tokens (``()``: none). ``listener(request, token)``, if
+        given, is called on the worker thread for each new token and once more with None
+        when the request ends: keep it short (it holds up the batch).
+
+        Raises ValueError for an empty prompt, ids outside the vocabulary, max_tokens
+        outside [1, limits.max_tokens], prompt plus max_tokens over ``max_context``, bad
+        sampling parameters; :class:`ServerBusy` when ``max_queued`` requests wait
+        already; :class:`ServingClosed` after :meth:`close`."""
+        prompt = _ids(prompt_ids, self.vocab_size, "prompt")
+        if not prompt:
+            raise ValueError("the prompt needs at least one token")
+        if (
+            not isinstance(max_tokens, int)
+            or isinstance(max_tokens, bool)
+            or not 1 <= max_tokens <= self.limits.max_tokens
+        ):
+            raise ValueError(f"max_tokens must be an integer from 1 to {self.limits.max_tokens}, got {max_tokens!r}")
+        if len(prompt) + max_tokens > self.max_context:
+            raise ValueError(
+                f"the prompt ({len(prompt)} tokens) plus max_tokens ({max_tokens}) is over the "
+                f"{self.max_context}-token context; shorten the prompt or ask for fewer tokens"
+            )
+        check_sampling(temperature, top_k, top_p)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        stops = self.stop_ids if stop_ids is None else frozenset(_ids(stop_ids, self.vocab_size, "stop_ids"))
+        request = Request(prompt, max_tokens, (float(temperature), int(top_k), float(top_p)), seed, stops, listener)
+        with self._cond:
+            if self._closed:
+                raise ServingClosed("this Serving object is closed")
+            if len(self._waiting) + len(self._running) >= self.limits.max_queued + self.limits.max_batch:
+                raise ServerBusy(
+                    f"the server is full: {len(self._running)} requests running (max_batch "
+                    f"{self.limits.max_batch}) and {len(self._waiting)} waiting (max_queued "
+                    f"{self.limits.max_queued}); retry later"
+                )
+            self._waiting.append(request)
+            self._cond.notify_all()
+        return request
+
+    def generate(self, prompt_ids: Sequence[int], max_tokens: int = 16, **options: Any) -> list[int]:
+        """:meth:`submit` and wait for the result (the generated ids)."""
+        return self.submit(prompt_ids, max_tokens, **options).result()
+
+    def counts(self) -> dict[str, int]:
+        """Requests ``running`` and ``waiting`` now, and the limits ``max_batch`` and
+        ``max_queued``."""
+        with self._cond:
+            return {
+                "running": len(self._running),
+                "waiting": len(self._waiting),
+                "max_batch": self.limits.max_batch,
+                "max_queued": self.limits.max_queued,
+            }
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Stop the worker; requests not finished end with finish_reason ``"cancelled"``."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._worker is not threading.current_thread():
+            self._worker.join(timeout)
+
+    def __enter__(self) -> Serving:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ worker
+
+    def _run(self, loader: Callable[[], Any] | None, ready: list) -> None:
+        try:
+            if loader is not None:
+                self._setup(loader())
+        except BaseException as exc:  # handed to the constructor, which raises it
+            with self._cond:
+                ready.append(exc)
+                self._cond.notify_all()
+            return
+        with self._cond:
+            ready.append(None)
+            self._cond.notify_all()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._waiting or self._running)
+                if self._closed:
+                    for r in [*self._waiting, *self._running]:
+                        r._emit(None, "cancelled")
+                    self._waiting.clear()
+                    self._running.clear()
+                    return
+                while self._waiting and len(self._running) < self.limits.max_batch:
+                    self._running.append(self._waiting.popleft())
+                for r in [r for r in self._waiting if r._cancelled]:
+                    self._waiting.remove(r)
+                    r._emit(None, "cancelled")
+                running = list(self._running)
+            try:
+                self._step(running)
+            except Exception as exc:  # the batch's requests fail; the server goes on
+                _log.exception("serving step failed")
+                for r in running:
+                    r._emit(None, "error", exc)
+            with self._cond:
+                self._running = [r for r in self._running if not r.done]
+
+    def _step(self, running: list[Request]) -> None:
+        for r in running:
+            if r._cancelled:
+                r._emit(None, "cancelled")
+        prefilling = [r for r in running if not r.done and r.pending is None]
+        if prefilling:
+            try:
+                self._prefill_chunk(prefilling[0])
+            except Exception as exc:  # that request fails alone
+                _log.exception("prefill of request %d failed", prefilling[0].id)
+                prefilling[0]._emit(None, "error", exc)
+        decoding = [r for r in running if not r.done and r.pending is not None]
+        if decoding:
+            self._decode(decoding)
+
+    def _prefill_chunk(self, r: Request) -> None:
+        """One chunk of ``r``'s prompt into its cache; after the last, its first token."""
+        model, chunk = self.model, self.limits.prefill_chunk
+        if r.cache is None:
+            r.cache = model.make_cache(len(r.prompt) + min(r.max_tokens, _FIRST_CAPACITY))
+        part = r.prompt[r.prefilled : r.prefilled + chunk]
+        h = model.hidden(aq.asarray([part], dtype=aq.int32, like=self._like), r.cache)
+        r.prefilled += len(part)
+        if r.prefilled < len(r.prompt):
+            aq.eval(r.cache)  # lazy backends: compute this chunk now, keeping graphs small
+            return
+        self._take([r], model.logits(h[:, -1]))
+
+    def _decode(self, batch: list[Request]) -> None:
+        tokens = [int(r.pending) for r in batch if r.pending is not None]
+        if self.batched:
+            logits = _batch.decode_step(self.model, tokens, [r.cache for r in batch], self._like)
+        else:
+            rows = [
+                self.model.logits(self.model.hidden(aq.asarray([[t]], dtype=aq.int32, like=self._like), r.cache)[:, -1])
+                for t, r in zip(tokens, batch)
+            ]
+            logits = aq.concat(rows, axis=0)
+        self.steps += 1
+        self.stepped_sequences += len(batch)
+        self._take(batch, logits)
+
+    def _take(self, batch: list[Request], logits: Any) -> None:
+        """Sample each request's next token from its row of ``logits`` (B, vocab) and hand
+        it over; a request that reached a stop token or max_tokens ends."""
+        if aq.dtype(logits).name not in ("float32", "float64"):
+            logits = aq.astype(logits, aq.float32)
+        greedy = aq.argmax(logits, axis=-1)
+        rows = [
+            greedy[i]
+            if r.temperature == 0
+            else sample_array(logits[i], temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, rng=r.rng)
+            for i, r in enumerate(batch)
+        ]
+        picked = aq.to_numpy(greedy) if all(r.temperature == 0 for r in batch) else aq.to_numpy(aq.stack(rows))
+        for r, token in zip(batch, (int(t) for t in picked)):
+            if token in r.stop_ids:
+                r._emit(None, "stop")
+            elif len(r.tokens) + 1 >= r.max_tokens:
+                r._emit(token, "length")
+            else:
+                r.pending = token
+                r._emit(token)
+
+
+def _ids(values: Sequence[int], vocab: int, what: str) -> list[int]:
+    """``values`` as a list of ints in [0, vocab); ValueError otherwise."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what} must be a list of token ids, got {type(values).__name__}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{what} must contain only integer token ids")
+    ids = [int(v) for v in values]
+    if ids and (min(ids) < 0 or max(ids) >= vocab):
+        raise ValueError(f"{what} ids must lie in [0, {vocab}), got values from {min(ids)} to {max(ids)}")
+    return ids
+
+
+__all__ = ["Limits", "Request", "ServerBusy", "Serving", "ServingClosed"]

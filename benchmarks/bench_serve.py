@@ -1,0 +1,236 @@
+"""Load test of `arrayq serve` (and `mlx_lm.server` when installed) on loopback: N concurrent
+clients, each sending greedy /v1/completions requests one after another; aggregate
+generated tokens per second and p50/p99 request latency for each N.
+
+    python benchmarks/bench_serve.py [--model DIR|PRESET] [--engines numpy,mlx,mlx-lm]
+        [--clients 1,2,4,8] [--requests 2] [--prompt-tokens 8] [--tokens 16]
+        [--level-seconds 120] [--kernel numpy,mlx]
+
+Every engine serves the same directory: the checkpoint's files linked into a folder beside
+it (``<model>-words``) with a word-level tokenizer whose token i is the word ``t<i>`` (mlx_lm.server
+needs a tokenizer; the random-weight presets have none), so the same prompt text is the
+same token ids everywhere. Each server runs in its own process, started and stopped here,
+with ``--max-batch`` the largest N. A level stops sending new requests after
+``--level-seconds``, which also bounds each request (one that takes longer is dropped and
+not counted); the rows say how many requests were done.
+Tokens/s = all completion tokens of the level / its wall time (prefill included).
+
+``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
+each of the model's weight shapes on those backends: what batching can gain at most here.
+
+Short runs only on a shared machine: other processes change every number here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import selectors
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+START_SECONDS = 600  # loading qwen3-0.6b on a busy machine
+
+
+def shared_folder(model: Path, into: Path) -> Path:
+    """``model``'s files hard-linked (or copied) into ``into`` (arrayq refuses symlinks that
+    leave a checkpoint's folder), with a word-level tokenizer t0 .. t<vocab-1>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    into.mkdir(parents=True, exist_ok=True)
+    for f in model.iterdir():
+        if f.is_file() and not (into / f.name).exists():
+            try:
+                os.link(f, into / f.name)
+            except OSError:
+                shutil.copy(f, into / f.name)
+    vocab = json.loads((model / "config.json").read_text())["vocab_size"]
+    tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.save(str(into / "tokenizer.json"))
+    (into / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+    return into
+
+
+def start(engine: str, folder: Path, max_batch: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """Start a server; return its process and base URL once it answers."""
+    if engine == "mlx-lm":
+        port = _free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlx_lm.server",
+            "--model",
+            str(folder),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        url = f"http://127.0.0.1:{port}"
+    else:
+        cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(folder), "--backend", engine, "--port", "0"]
+        cmd += ["--max-batch", str(max_batch), "--max-queued", str(4 * max_batch), "--max-tokens", "4096"]
+        url = ""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+    deadline = time.monotonic() + START_SECONDS
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if not url and sel.select(0.5):
+            line = proc.stdout.readline()
+            if "listening on " in line:
+                url = line.split("listening on ")[1].strip()
+        if url:
+            try:
+                if httpx.get(url + "/v1/models", timeout=5).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                time.sleep(0.5)
+    stop(proc)
+    raise RuntimeError(f"{engine} server did not start; see {log}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(20)
+
+
+def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
+    """N clients, ``args.requests`` requests each (fewer once ``level_seconds`` passed)."""
+    stop_at = time.monotonic() + args.level_seconds
+    lock, latencies, tokens = threading.Lock(), [], [0]
+    body = {"prompt": prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
+
+    def client(_: int) -> None:
+        with httpx.Client(base_url=url, timeout=args.level_seconds) as c:
+            for _ in range(args.requests):
+                if time.monotonic() > stop_at:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = c.post("/v1/completions", json=body)
+                except httpx.TimeoutException:  # (counted out: the row's request count says so)
+                    return
+                r.raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+                    tokens[0] += r.json()["usage"]["completion_tokens"]
+
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        list(pool.map(client, range(n)))
+    wall = time.perf_counter() - t0
+    lat = sorted(latencies) or [float("nan")]
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
+    return dict(
+        clients=n, requests=len(latencies), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98]
+    )
+
+
+def kernel_table(model: Path, backends: list[str]) -> None:
+    """quantized_matmul time against M at each of layer 0's weight shapes, per backend:
+    minimum of 15 interleaved runs (the least disturbed by other processes)."""
+    import numpy as np
+
+    import arrayq as aq
+    from arrayq import models
+
+    for backend in backends:
+        m = models.load(model, backend=backend)
+        layer = m.layers[0]
+        weights = {"qkv": layer.self_attn.qkv_proj, "o": layer.self_attn.o_proj}
+        weights.update(gate_up=layer.mlp.gate_up_proj, down=layer.mlp.down_proj)
+        print(f"\n{backend}: quantized_matmul of layer 0's weights, ms a call (× the M = 1 time)")
+        print("| weight | N×K | M=1 | M=2 | M=4 | M=8 |\n|---|---|---:|---:|---:|---:|")
+        for name, linear in weights.items():
+            qw = linear.weight
+            xs = {rows: np.random.default_rng(rows).standard_normal((rows, qw.shape[1])) for rows in (1, 2, 4, 8)}
+            xs = {rows: aq.asarray(x.astype(np.float32), like=qw.scales) for rows, x in xs.items()}
+            times: dict[int, list[float]] = {rows: [] for rows in xs}
+            for _ in range(15):
+                for rows, x in xs.items():
+                    t0 = time.perf_counter()
+                    aq.to_numpy(aq.linalg.quantized_matmul(x, qw, transpose=True)[0, 0])
+                    times[rows].append(time.perf_counter() - t0)
+            best = {rows: min(t) * 1e3 for rows, t in times.items()}
+            cells = " | ".join(f"{best[r]:.2f} ({best[r] / best[1]:.1f}×)" for r in xs)
+            print(f"| {name} | {qw.shape[0]}×{qw.shape[1]} | {cells} |", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="qwen3-0.6b", help="checkpoint directory or preset (default qwen3-0.6b)")
+    p.add_argument("--engines", default="numpy,mlx,mlx-lm")
+    p.add_argument("--clients", default="1,2,4,8")
+    p.add_argument("--requests", type=int, default=2, help="requests per client per level (default 2)")
+    p.add_argument("--prompt-tokens", type=int, default=8)
+    p.add_argument("--tokens", type=int, default=16, help="completion tokens per request (default 16)")
+    p.add_argument("--level-seconds", type=float, default=120, help="no new requests after this (default 120)")
+    p.add_argument("--kernel", help="also time quantized_matmul against M on these backends (e.g. numpy,mlx)")
+    args = p.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+    if not counts or min(counts) < 1 or max(counts) > 64 or args.requests < 1 or args.requests > 100:
+        p.error("--clients takes 1 to 64 clients a level, --requests 1 to 100")
+    from arrayq.serving._cli import model_path
+
+    model = model_path(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = shared_folder(model, model.parent / f"{model.name}-words")
+        prompt = " ".join(f"t{100 + 37 * i}" for i in range(args.prompt_tokens))
+        print(f"{model.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new tokens a request, greedy")
+        columns = ["engine", "clients", "requests", "tokens", "seconds", "tokens/s", "vs 1 client", "p50 latency s"]
+        print("| " + " | ".join([*columns, "p99 latency s"]) + " |")
+        print("|---|" + "---:|" * len(columns))
+        for engine in [e for e in args.engines.split(",") if e]:
+            try:
+                proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
+            except (RuntimeError, OSError) as exc:
+                log = Path(tmp) / f"{engine}.log"
+                tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
+                print(f"| {engine} | not run: {exc}: {tail} |||||||")
+                continue
+            try:
+                one = None
+                httpx.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=600)
+                for n in counts:
+                    row = level(url, n, args, prompt)
+                    one = one or row["tps"]
+                    print(
+                        f"| {engine} | {n} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
+                        f"{row['tps']:.2f} | {row['tps'] / one:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} |",
+                        flush=True,
+                    )
+            finally:
+                stop(proc)
+    if args.kernel:
+        kernel_table(model, args.kernel.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""arrayq.serving in process, on the tiny checkpoint: the batched decode step against the
+model's own single-sequence forward, concurrent greedy requests against
+``arrayq.models.generate`` (one request at a time, no batching: a second implementation
+of the decode loop), limits and back-pressure, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import arrayq as aq
+from arrayq import models
+from arrayq.nn import parameters
+from arrayq.serving import Limits, ServerBusy, Serving, ServingClosed, decode_step
+
+BACKENDS = ["numpy"] + (["mlx"] if "mlx" in [b.name for b in aq.list_backends() if b.available] else [])
+
+#: prompts of different lengths (and so different cache lengths in one batch)
+PROMPTS = [[1, 2, 3], [7], [42, 17, 99, 5, 300, 12, 8], list(range(30, 80)), [255, 256]]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return models.make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def model(request, tiny):
+    return models.load(tiny, backend=request.param)
+
+
+@pytest.fixture
+def load(tiny, model):
+    """The model's loader, for Serving to call on its worker thread (an MLX model has to
+    be made on the thread that runs it)."""
+    backend = aq.backend_of(model.norm.weight).name
+    return lambda: models.load(tiny, backend=backend)
+
+
+def reference(model, prompt, n, **kw):
+    """One request alone through arrayq.models.generate."""
+    return list(models.generate(model, prompt, n, stop_ids=kw.pop("stop_ids", ()), **kw))
+
+
+def test_batched_step_rows_are_the_single_sequence_logits(model):
+    """decode_step on 3 sequences of cache lengths 3, 1 and 7 gives each row the logits the
+    model's own forward gives that sequence alone. Float32 throughout; tolerance 1e-5
+    relative to the largest logit: the batched projections may take another kernel (M = 3
+    instead of 1), which may sum in another order (float32 rounding ~6e-8 per add, a few
+    hundred adds per dot product)."""
+    prompts = PROMPTS[:3]
+    nxt = [11, 22, 33]
+    like = parameters(model)[0]
+    caches, alone = [], []
+    for p, t in zip(prompts, nxt):
+        c = model.make_cache()
+        model.hidden(aq.asarray([p], dtype=aq.int32, like=like), c)
+        caches.append(c)
+        c1 = model.make_cache()
+        model.hidden(aq.asarray([p], dtype=aq.int32, like=like), c1)
+        alone.append(aq.to_numpy(model(aq.asarray([[t]], dtype=aq.int32, like=like), c1))[0, -1])
+    got = aq.to_numpy(decode_step(model, nxt, caches, like))
+    want = np.stack(alone)
+    assert got.shape == (3, model.config.vocab_size)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    assert [c[0].offset for c in caches] == [len(p) + 1 for p in prompts]
+    assert list(got.argmax(-1)) == list(want.argmax(-1))
+
+
+def test_concurrent_greedy_requests_equal_single_requests(model, load):
+    """Requests from 5 threads, started at staggered times so that they join a running
+    batch, each give exactly the tokens generate() gives it alone."""
+    lengths = [12, 30, 5, 20, 17]
+    want = [reference(model, p, n) for p, n in zip(PROMPTS, lengths)]
+    got: list = [None] * len(PROMPTS)
+    with Serving(load, Limits(max_batch=3, max_queued=8), stop_ids=()) as serving:
+
+        def client(i):
+            time.sleep(0.01 * i)
+            got[i] = serving.generate(PROMPTS[i], lengths[i])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(len(PROMPTS))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert serving.steps > 0
+        assert serving.stepped_sequences > serving.steps  # some steps decoded several sequences
+    assert got == want
+
+
+def test_stop_tokens_end_a_request_without_being_returned(model, load):
+    prompt, n = PROMPTS[2], 20
+    full = reference(model, prompt, n)
+    stop = full[4]
+    first = full.index(stop)
+    with Serving(load, stop_ids=[stop]) as serving:
+        r = serving.submit(prompt, n)
+        assert r.result(30) == full[:first]
+        assert r.finish_reason == "stop"
+        r = serving.submit(prompt, n, stop_ids=())
+        assert r.result(30) == full
+        assert r.finish_reason == "length"
+
+
+def test_sampled_requests_follow_their_seed(model, load):
+    """Sampling with a seed gives generate()'s tokens for that seed (the same per-request
+    random stream), whatever runs beside it."""
+    kw = dict(temperature=0.8, top_k=50, top_p=0.9, seed=3)
+    want = reference(model, PROMPTS[0], 10, **kw)
+    with Serving(load, stop_ids=()) as serving:
+        other = serving.submit(PROMPTS[3], 30)
+        assert serving.generate(PROMPTS[0], 10, **kw) == want
+        other.result(30)
+
+
+@pytest.mark.parametrize(
+    ("args", "kw", "message"),
+    [
+        ([], {}, "at least one token"),
+        ([512], {}, r"\[0, 512\)"),
+        ([-1], {}, r"\[0, 512\)"),
+        ("abc", {}, "list of token ids"),
+        ([1.5], {}, "integer token ids"),
+        ([1], {"max_tokens": 0}, "max_tokens"),
+        ([1], {"max_tokens": 101}, "max_tokens"),
+        ([1], {"max_tokens": True}, "max_tokens"),
+        (list(range(120)), {"max_tokens": 10}, "over the 128-token context"),
+        ([1], {"temperature": float("nan")}, "temperature"),
+        ([1], {"top_p": 0}, "top_p"),
+        ([1], {"seed": -1}, "seed"),
+        ([1], {"stop_ids": [600]}, "stop_ids"),
+    ],
+)
+def test_bad_requests_are_refused_before_queueing(model, load, args, kw, message):
+    with Serving(load, Limits(max_tokens=100, max_context=128)) as serving:
+        with pytest.raises(ValueError, match=message):
+            serving.submit(args, **kw)
+        assert serving.counts()["waiting"] == 0
+
+
+@pytest.mark.parametrize("bad", [{"max_batch": 0}, {"max_queued": -1}, {"max_tokens": 1.5}, {"prefill_chunk": None}])
+def test_bad_limits(model, load, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Serving(load, Limits(**bad))
+
+
+def test_back_pressure_and_cancel_free_places(model, load):
+    """With max_batch 1 and max_queued 1, a third request is refused with ServerBusy;
+    cancelling the running one lets the queued one run and makes room again."""
+    with Serving(load, Limits(max_batch=1, max_queued=1, max_tokens=4000), stop_ids=()) as serving:
+        long = serving.submit([1, 2], 4000)
+        queued = serving.submit([3], 5)
+        with pytest.raises(ServerBusy, match="max_batch 1.*max_queued 1"):
+            serving.submit([4], 5)
+        assert next(iter(long)) is not None  # it runs
+        long.cancel()
+        assert queued.result(30) == reference(model, [3], 5)
+        assert long.finish_reason == "cancelled" and len(long.tokens) < 4000
+        assert serving.counts() == {"running": 0, "waiting": 0, "max_batch": 1, "max_queued": 1}
+        assert serving.generate([4], 5) == reference(model, [4], 5)
+    with pytest.raises(ServingClosed):
+        serving.submit([1], 1)
+
+
+def test_close_ends_unfinished_requests(model, load):
+    serving = Serving(load, Limits(max_batch=1, max_tokens=4000), stop_ids=())
+    a, b = serving.submit([1], 4000), serving.submit([2], 4000)
+    serving.close()
+    assert a.finish_reason == b.finish_reason == "cancelled"
+    assert list(b) == []  # iteration ends
+
+
+def test_a_loader_that_fails_fails_the_constructor(tiny):
+    def broken():
+        raise FileNotFoundError("no such checkpoint")
+
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        Serving(broken)
+
+
+def test_a_failing_prefill_fails_its_request_alone(model, load, monkeypatch):
+    """A request whose prompt fails in the forward pass ends with finish_reason "error" and
+    its exception; the others, and later requests, go on."""
+    with Serving(load, stop_ids=()) as serving:
+        hidden = serving.model.hidden
+
+        def fragile(ids, cache):
+            if int(ids.shape[1]) == 13:  # the poisoned prompt's length
+                raise MemoryError("no room for this prompt")
+            return hidden(ids, cache)
+
+        monkeypatch.setattr(serving.model, "hidden", fragile)
+        good = serving.submit(PROMPTS[0], 6)
+        bad = serving.submit(list(range(13)), 6)
+        with pytest.raises(MemoryError, match="no room"):
+            bad.result(30)
+        assert bad.finish_reason == "error"
+        assert good.result(30) == reference(model, PROMPTS[0], 6)
+        assert serving.generate(PROMPTS[1], 4) == reference(model, PROMPTS[1], 4)

@@ -5,6 +5,9 @@ Every layer is a plain dataclass whose fields are the backend's own arrays (or a
 :class:`~arrayq.QuantizedWeight`, or other layers), so ``arrayq.to_backend(model, "mlx")``
 moves a whole model, ``arrayq.eval(nn.parameters(model))`` evaluates one and
 ``nn.quantize(model)`` quantizes its Linear and Embedding layers. Calling a layer runs it.
+Tensor-parallel layers, split over the processes of an :mod:`arrayq.distributed` group
+(:func:`column_sharded`, :func:`row_sharded`, :func:`shard` for a whole model), are in
+``arrayq/_sharded.py``.
 
 Conventions: activations are ``(..., features)``; attention works on ``(B, L, hidden)``
 input with heads laid out ``(B, heads, L, head_dim)``. Norms, softmax and attention scores
@@ -52,6 +55,7 @@ from ._functional import (
 )
 from ._kv_cache import KVCache
 from ._quantize_model import quantize
+from ._sharded import RowShardedLinear, column_sharded, row_sharded, shard, shard_attention, shard_swiglu, to_backend
 from .quant import QuantizedWeight
 
 
@@ -407,9 +411,11 @@ __all__ = [
     "QuantizedLinear",
     "RMSNorm",
     "RoPE",
+    "RowShardedLinear",
     "SwiGLU",
     "attention_reference",
     "causal_mask",
+    "column_sharded",
     "fuse_linear",
     "gelu",
     "layer_norm",
@@ -422,8 +428,13 @@ __all__ = [
     "rope",
     "rope_reference",
     "rope_tables",
+    "row_sharded",
     "scaled_dot_product_attention",
+    "shard",
+    "shard_attention",
+    "shard_swiglu",
     "sigmoid",
     "silu",
     "softmax",
+    "to_backend",
 ]

@@ -383,6 +383,7 @@ def load(
     dtype: Any = "float32",
     progress: Progress | None = None,
     fuse: bool = False,
+    shard: Any = None,
 ) -> M:
     """Load an ``architecture`` model from a checkpoint directory or a ``.gguf`` file onto
     ``backend`` (a name or Backend; default: the current default backend) and ``device``.
@@ -390,6 +391,12 @@ def load(
     ``dtype``: the activations' dtype (float32 default; dense weights and norms are
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
     is called after each module is built. ``fuse``: handed to ``build`` as ``builder.fuse``.
+    ``shard``: an :class:`arrayq.distributed.Group` of several processes, to load only
+    this rank's share of each layer (:func:`arrayq.nn.shard`): the model is built on NumPy
+    over the memory-mapped files, sliced, and only the slices are copied to ``backend``
+    (then fused, with ``fuse``); dense weights in another dtype than ``dtype``, and GGUF
+    tensors, are converted whole first. ValueError (from the split) before any weight is
+    copied where the model does not divide over the group.
     Raises CheckpointError for anything wrong with the checkpoint, BackendUnavailableError
     for a missing backend, ValueError for a dtype that is not floating, or float64 for a
     checkpoint with quantized layers (the quantized matmuls take float32, float16 or
@@ -398,6 +405,13 @@ def load(
     backend_obj = aq.get_backend(backend) if backend is not None else aq.current_backend()
     if device is not None:
         backend_obj.check_device(device)
+    if shard is not None and shard.size > 1:
+        host = load(path, architecture, backend="numpy", dtype=dtype, progress=progress)
+        model = nn.to_backend(nn.shard(host, shard), backend_obj.name, device)
+        fused = getattr(model, "fused", None)
+        model = fused() if fuse and fused is not None else model
+        aq.eval(nn.parameters(model))
+        return model
     dtype_name = aq.as_dtype(dtype).name
     if dtype_name not in _FLOATS:
         raise ValueError(f"dtype must be a float dtype, got {dtype_name}")

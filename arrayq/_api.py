@@ -87,6 +87,7 @@ def eval(*arrays: Any) -> None:
             flat.append((b, o))
 
     collect(arrays)
+    del collect  # it refers to itself: a cycle that would hold `flat`'s arrays until the next gc
     by_backend: dict[int, tuple[Any, list[Any]]] = {}
     for b, a in flat:
         by_backend.setdefault(id(b), (b, []))[1].append(a)

@@ -203,7 +203,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
     peak = [peak_memory_bytes()]
     if group is not None:  # every rank's peak, gathered to rank 0
-        steps = stats.prompt_tokens + stats.generated_tokens
+        steps = (
+            stats.prompt_tokens + stats.decode_tokens
+        )  # positions run: the prompt, then one per token after the first
         print(
             f"sharded over {group.size} processes: {group.payload_bytes / max(steps, 1):,.0f} bytes "
             "communicated per token per rank (all_sum payloads)",

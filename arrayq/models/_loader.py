@@ -405,13 +405,6 @@ def load(
     backend_obj = aq.get_backend(backend) if backend is not None else aq.current_backend()
     if device is not None:
         backend_obj.check_device(device)
-    if shard is not None and shard.size > 1:
-        host = load(path, architecture, backend="numpy", dtype=dtype, progress=progress)
-        model = nn.to_backend(nn.shard(host, shard), backend_obj.name, device)
-        fused = getattr(model, "fused", None)
-        model = fused() if fuse and fused is not None else model
-        aq.eval(nn.parameters(model))
-        return model
     dtype_name = aq.as_dtype(dtype).name
     if dtype_name not in _FLOATS:
         raise ValueError(f"dtype must be a float dtype, got {dtype_name}")
@@ -439,7 +432,34 @@ def load(
                 "dtype='float32'"
             )
     total = architecture.count_modules(config)
-    builder = WeightBuilder(src, quant, backend_obj.name, device, dtype_name, progress, total, fuse)
+    sharded = shard is not None and shard.size > 1
+    # sharded: built on NumPy over the memory maps (nothing copied), then split and copied
+    builder = WeightBuilder(
+        src, quant, "numpy" if sharded else backend_obj.name, device, dtype_name, progress, total, fuse and not sharded
+    )
     model = architecture.build(builder, config)
     builder.check_leftovers(lambda name: architecture.why_unexpected(name, config))
+    if sharded:
+        model = _copy_shard(nn.shard(model, shard), src, architecture.gguf_names.layers, backend_obj.name, device)
+        fused = getattr(model, "fused", None)
+        model = fused() if fuse and fused is not None else model
+        aq.eval(nn.parameters(model))
+    return model
+
+
+def _copy_shard(model: Any, src: Source, prefix: str, backend: str, device: Any) -> Any:
+    """A sharded model built on NumPy (views of the memory-mapped files) copied to
+    ``backend`` one layer at a time, each layer's file pages dropped once it is copied:
+    the process holds its share of the weights and at most one layer's pages besides."""
+    layers = model.layers
+    names = list(src.names())
+    for i in range(len(layers)):
+        layers[i] = nn.to_backend(layers[i], backend, device)
+        aq.eval(nn.parameters(layers[i]))
+        for name in (n for n in names if n.startswith(f"{prefix}.{i}.")):
+            src.release(name)
+    model = nn.to_backend(model, backend, device)  # the rest: embeddings, norms, head (copied layers stay)
+    aq.eval(nn.parameters(model))
+    for name in names:
+        src.release(name)
     return model

@@ -37,8 +37,9 @@ def _check_linear(layer: Any, op: str) -> None:
     """A Linear or QuantizedLinear (nn re-exports this module, so they are known by their
     fields: a 2-D ``weight``, dense or quantized, and a ``bias``)."""
     w = getattr(layer, "weight", None)
-    ok = isinstance(w, QuantizedWeight) or (w is not None and hasattr(w, "shape") and len(w.shape) == 2)
-    if not (dataclasses.is_dataclass(layer) and ok and hasattr(layer, "bias") and len(w.shape) == 2):
+    shape = getattr(w, "shape", None)
+    ok = isinstance(w, QuantizedWeight) or (shape is not None and len(shape) == 2)
+    if not (dataclasses.is_dataclass(layer) and ok and hasattr(layer, "bias") and len(shape or ()) == 2):
         raise TypeError(f"{op} takes a Linear or QuantizedLinear, got {type(layer).__name__}")
 
 
@@ -197,7 +198,7 @@ def shard(model: Any, group: Group) -> Any:
     a group of one."""
     group = _check_group(group)
     layers = getattr(model, "layers", None)
-    if not dataclasses.is_dataclass(model) or not isinstance(layers, list):
+    if not dataclasses.is_dataclass(model) or isinstance(model, type) or not isinstance(layers, list):
         raise TypeError(f"shard takes a model with a list of layers (such as Qwen3), got {type(model).__name__}")
     for i, layer in enumerate(layers):  # nn re-exports this module: its layers are known by their fields
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)

@@ -13,11 +13,12 @@ the processes of an :class:`arrayq.distributed.Group`, written once against the 
 * :func:`shard`: a transformer (Qwen3: every layer's attention and SwiGLU MLP) split
   Megatron-style: q/k/v and gate/up column-sharded, o and down row-sharded, so each layer
   communicates twice (two all_sums of (B, L, hidden)); each rank computes its own heads
-  and keeps their KV cache. Embeddings, norms and the output head are kept whole.
+  and keeps their KV cache. The embedding table and output head are split by vocabulary
+  (:class:`VocabShardedEmbedding`, :class:`GatheredLinear`); norms are kept whole.
 
-Every split is checked before anything is sliced: a count that does not divide, or a
-quantized input split that would cut a group, raises ValueError naming the sizes, before
-any communication.
+A split that does not work, a count that does not divide or a quantized input split that
+would cut a group, raises ValueError naming the sizes. Sharding itself never communicates,
+so a bad split raises on every rank before any collective runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import arrayq as aq
 
 from ._functional import _narrow
-from .distributed import Group, all_sum
+from .distributed import Group, all_gather, all_sum
 from .quant import QuantizedWeight
 
 
@@ -94,7 +95,7 @@ def column_sharded(layer: Any, group: Group, blocks: Sequence[int] | None = None
         raise ValueError(f"the blocks {blocks} add up to {sum(blocks)}, but the layer has {n} output features")
     pieces, start = [], 0
     for b in blocks:
-        share = _even(b, group.size, f"a block of {b} output features" if len(blocks) > 1 else "out_features")
+        share = _even(b, group.size, "a block of output features" if len(blocks) > 1 else "out_features")
         pieces.append((start + group.rank * share, start + (group.rank + 1) * share))
         start += b
     if group.size == 1:
@@ -185,11 +186,76 @@ def shard_swiglu(mlp: Any, group: Group) -> Any:
     return dataclasses.replace(mlp, gate_proj=gate, up_proj=up, down_proj=down)
 
 
-def shard(model: Any, group: Group) -> Any:
+def _gather_last(y: Any, group: Group) -> Any:
+    """Every rank's ``y`` (..., n) joined along the last axis: (..., size*n)."""
+    return aq.moveaxis(all_gather(aq.moveaxis(y, -1, 0), group), 0, -1)
+
+
+@dataclasses.dataclass
+class VocabShardedEmbedding:
+    """An embedding table split by rows (the vocabulary): ``inner`` (an Embedding or
+    QuantizedEmbedding) holds rows ``start .. start + rows`` of ``vocab_size``.
+    ``emb(ids)``: ids of any shape → ids.shape + (dims,): each rank looks up the ids in its
+    rows (zeros for the others) and one all_sum joins them, so every rank gets every row,
+    bit for bit. ``emb.as_linear(x)`` (the tied output head): x (..., dims) → (..., vocab),
+    each rank's logits for its rows joined with one all_gather."""
+
+    inner: Any
+    start: int
+    vocab_size: int
+    group: Group
+
+    def __call__(self, ids: Any) -> Any:
+        local = aq.subtract(ids, self.start)
+        rows = int(self.inner.weight.shape[0])
+        mine = aq.logical_and(aq.greater_equal(local, 0), aq.less(local, rows))
+        found = self.inner(aq.where(mine, local, aq.zeros_like(local)))
+        found = aq.where(aq.expand_dims(mine, axis=-1), found, aq.zeros_like(found))
+        return all_sum(found, self.group)
+
+    def as_linear(self, x: Any) -> Any:
+        return _gather_last(self.inner.as_linear(x), self.group)
+
+
+@dataclasses.dataclass
+class GatheredLinear:
+    """A column-sharded layer whose outputs are joined again: ``inner`` holds this rank's
+    rows (output features) of a (N, K) weight; ``layer(x)``: x (..., K) → (..., N), with
+    one all_gather (an untied output head split by vocabulary)."""
+
+    inner: Any
+    group: Group
+
+    def __call__(self, x: Any) -> Any:
+        return _gather_last(self.inner(x), self.group)
+
+
+def shard_vocab(model: Any, group: Group) -> dict[str, Any]:
+    """The ``embed_tokens`` (:class:`VocabShardedEmbedding`) and ``lm_head``
+    (:class:`GatheredLinear`, when untied) of ``model`` split by vocabulary over ``group``;
+    nothing (they stay whole) where the vocabulary does not divide by the group size."""
+    emb, head = getattr(model, "embed_tokens", None), getattr(model, "lm_head", None)
+    weight = getattr(emb, "weight", None)
+    if weight is None or int(weight.shape[0]) % group.size:
+        return {}
+    vocab = int(weight.shape[0])
+    share = vocab // group.size
+    start = group.rank * share
+    out: dict[str, Any] = {
+        "embed_tokens": VocabShardedEmbedding(type(emb)(_rows(weight, [(start, start + share)])), start, vocab, group)
+    }
+    if head is not None:
+        out["lm_head"] = GatheredLinear(column_sharded(head, group), group)
+    return out
+
+
+def shard(model: Any, group: Group, vocab: bool = True) -> Any:
     """``model`` (a dataclass with ``layers``, each with an :class:`arrayq.nn.Attention`
     ``self_attn`` and an :class:`arrayq.nn.SwiGLU` ``mlp``: :class:`arrayq.models.Qwen3`)
     split over ``group`` tensor-parallel: this rank's heads and intermediate features in
-    every layer (:func:`shard_attention`, :func:`shard_swiglu`), the rest shared. Same
+    every layer (:func:`shard_attention`, :func:`shard_swiglu`) and, with ``vocab``, its
+    share of the vocabulary's embedding rows and output head (:func:`shard_vocab`: one
+    all_sum of (B, L, hidden) and one all_gather of the logits more); norms shared. Same
     call signature and logits as the model (within the all_sums' rounding); run it on
     every rank with the same inputs. Slices are views where the backend has them (NumPy:
     of the memory-mapped checkpoint), so sharding a model loaded on NumPy and then moving
@@ -212,7 +278,7 @@ def shard(model: Any, group: Group) -> Any:
         )
         for layer in layers
     ]
-    return dataclasses.replace(model, layers=new)
+    return dataclasses.replace(model, layers=new, **(shard_vocab(model, group) if vocab else {}))
 
 
 def to_backend(model: Any, backend: Any, device: Any = None) -> Any:
@@ -232,11 +298,14 @@ def to_backend(model: Any, backend: Any, device: Any = None) -> Any:
 
 
 __all__ = [
+    "GatheredLinear",
     "RowShardedLinear",
+    "VocabShardedEmbedding",
     "column_sharded",
     "row_sharded",
     "shard",
     "shard_attention",
     "shard_swiglu",
+    "shard_vocab",
     "to_backend",
 ]

@@ -55,7 +55,18 @@ from ._functional import (
 )
 from ._kv_cache import KVCache
 from ._quantize_model import quantize
-from ._sharded import RowShardedLinear, column_sharded, row_sharded, shard, shard_attention, shard_swiglu, to_backend
+from ._sharded import (
+    GatheredLinear,
+    RowShardedLinear,
+    VocabShardedEmbedding,
+    column_sharded,
+    row_sharded,
+    shard,
+    shard_attention,
+    shard_swiglu,
+    shard_vocab,
+    to_backend,
+)
 from .quant import QuantizedWeight
 
 
@@ -404,6 +415,7 @@ def num_parameters(layer: Any) -> int:
 __all__ = [
     "Attention",
     "Embedding",
+    "GatheredLinear",
     "KVCache",
     "LayerNorm",
     "Linear",
@@ -413,6 +425,7 @@ __all__ = [
     "RoPE",
     "RowShardedLinear",
     "SwiGLU",
+    "VocabShardedEmbedding",
     "attention_reference",
     "causal_mask",
     "column_sharded",
@@ -433,6 +446,7 @@ __all__ = [
     "shard",
     "shard_attention",
     "shard_swiglu",
+    "shard_vocab",
     "sigmoid",
     "silu",
     "softmax",

@@ -28,6 +28,7 @@ def run_model(path: str, fuse: bool, group: distributed.Group, out: dict, tag: s
     model = models.load(path, backend="mlx", shard=group, fuse=fuse)
     out[f"{tag}_active"] = mx.get_active_memory() - before
     out[f"{tag}_layer_bytes"] = layer_bytes(model)
+    out[f"{tag}_bytes"] = sum(int(a.nbytes) for a in nn.parameters(model))
     out[f"{tag}_heads"] = model.layers[0].self_attn.n_heads
     out[f"{tag}_logits"] = np.asarray(model(mx.array([PROMPT], dtype=mx.int32)))
     out[f"{tag}_tokens"] = np.array(list(models.generate(model, PROMPT, DECODE)))

@@ -220,3 +220,13 @@ def test_sharded_models_move_between_backends_keeping_their_group(tiny):
     assert moved.layers[0].self_attn.o_proj.group is group
     with pytest.raises(TypeError):
         aq.to_backend(model, "numpy")  # arrayq.to_backend does not know groups: nn.to_backend does
+
+
+def test_vocab_sharding_keeps_a_vocabulary_that_does_not_divide_whole(tiny):
+    model = models.load(tiny, backend="numpy", fuse=False)  # vocabulary 512
+    assert nn.shard_vocab(model, Group(0, 3, "numpy")) == {}
+    halves = [nn.shard_vocab(model, Group(r, 2, "numpy"))["embed_tokens"] for r in range(2)]
+    assert [(h.start, h.vocab_size) for h in halves] == [(0, 512), (256, 512)]
+    whole = np.asarray(aq.dequantize(model.embed_tokens.weight))
+    for h in halves:  # each rank's rows are the table's rows start .. start + 256
+        np.testing.assert_array_equal(np.asarray(aq.dequantize(h.inner.weight)), whole[h.start : h.start + 256])

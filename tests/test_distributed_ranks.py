@@ -36,9 +36,16 @@ def job(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ranks")
     paths = {
         "tiny": models.make_checkpoint(tmp / "tiny", "tiny", seed=1),
-        # one layer of Qwen3-0.6B's real sizes (hidden 1024, 16/8 heads, MLP 3072), small vocabulary
+        # one layer of Qwen3-0.6B's real sizes (hidden 1024, 16/8 heads, MLP 3072), a small
+        # vocabulary and an output head of its own (split by vocabulary too)
         "layer": models.make_checkpoint(
-            tmp / "layer", "qwen3-0.6b", num_hidden_layers=1, vocab_size=4096, bos_token_id=None, eos_token_id=(4095,)
+            tmp / "layer",
+            "qwen3-0.6b",
+            num_hidden_layers=1,
+            vocab_size=4096,
+            bos_token_id=None,
+            eos_token_id=(4095,),
+            tie_word_embeddings=False,
         ),
         # 4 query heads, 1 key/value head: the kv heads do not split over 2
         "bad_heads": models.make_checkpoint(tmp / "bad_heads", "tiny", num_key_value_heads=1),
@@ -96,25 +103,24 @@ def test_sharded_qwen3_matches_one_process(job, tag):
 
 
 @pytest.mark.parametrize("tag", ["tiny", "layer"])
-def test_each_rank_holds_half_of_the_layers(job, tag):
+def test_each_rank_holds_half_of_the_weights(job, tag):
     paths, ranks = job
     whole = models.load(paths[tag], backend="mlx")
-    full_layers = layer_bytes(whole)
-    norms = sum(
-        int(a.nbytes)
+    norms = [whole.norm] + [
+        n
         for layer in whole.layers
-        for a in nn.parameters(
-            [layer.input_layernorm, layer.post_attention_layernorm, layer.self_attn.q_norm, layer.self_attn.k_norm]
-        )
-    )
+        for n in (layer.input_layernorm, layer.post_attention_layernorm, layer.self_attn.q_norm, layer.self_attn.k_norm)
+    ]
+    norm_bytes = sum(int(a.nbytes) for a in nn.parameters(norms))
+    layer_norm_bytes = norm_bytes - int(whole.norm.weight.nbytes)
     everything = sum(int(a.nbytes) for a in nn.parameters(whole))
+    share = (everything - norm_bytes) // 2 + norm_bytes  # the matrices split in two, the norms whole
     for got in ranks:
-        # the matrices split exactly in two; the norms are kept whole on every rank
-        assert int(got[f"{tag}_layer_bytes"]) == (full_layers - norms) // 2 + norms
-        # what MLX allocated while loading: this rank's share, the whole embeddings and
-        # norms, and no more than 5% besides (no whole copy of any layer was made)
-        shared = everything - full_layers + norms
-        assert int(got[f"{tag}_active"]) <= ((full_layers - norms) // 2 + shared) * 1.05
+        assert int(got[f"{tag}_layer_bytes"]) == (layer_bytes(whole) - layer_norm_bytes) // 2 + layer_norm_bytes
+        assert int(got[f"{tag}_bytes"]) == share
+        # what MLX allocated while loading: this rank's share and no more than 5% besides
+        # (no whole copy of any layer, nor an unfused copy of a fused one, was kept)
+        assert int(got[f"{tag}_active"]) <= share * 1.05
 
 
 def test_bad_splits_raise_on_every_rank_before_any_communication(job):

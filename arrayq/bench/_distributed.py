@@ -10,8 +10,10 @@ and reports its memory; rank 0 prints the row as JSON:
 
 * ``prefill_tps`` / ``decode_tps``: tokens per second (:class:`~arrayq.models.GenerationStats`);
 * ``bytes_per_token``: the bytes each rank hands to the collectives for one decoded
-  token (one forward position: two all_sums of ``hidden`` values per layer); a ring
-  all-sum puts about ``2 (N-1)/N`` times that on the wire;
+  token (one position through the model and its output head: two all_sums of ``hidden``
+  values per layer, one for the embedding lookup, and the all_gather of this rank's
+  share of the logits); a ring all-sum puts about ``2 (N-1)/N`` times its payload on the
+  wire;
 * ``weight_bytes``: the bytes of the weights each rank holds; ``peak_rss``: each rank's
   peak resident memory (loading and generating); ``peak_device``: MLX's peak memory;
 * ``tokens``: the greedy tokens, for the "same as 1 process" column.
@@ -61,7 +63,7 @@ def worker(args: argparse.Namespace) -> int:
     tokens = list(models.generate(model, prompt, args.decode_tokens, stats=stats))
     group.payload_bytes = 0
     cache = model.make_cache()
-    aq.eval(model.hidden(aq.asarray([prompt[:1]], dtype="int32", like=nn.parameters(model)[0]), cache))
+    aq.eval(model(aq.asarray([prompt[:1]], dtype="int32", like=nn.parameters(model)[0]), cache))
     per_token = group.payload_bytes
     mine = aq.asarray([weight_bytes, peak_memory_bytes(), int(mx.get_peak_memory())], dtype="int64")
     ranks = aq.to_numpy(distributed.all_gather(aq.reshape(aq.to_backend(mine, "mlx"), (1, 3)), group))

@@ -208,7 +208,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )  # positions run: the prompt, then one per token after the first
         print(
             f"sharded over {group.size} processes: {group.payload_bytes / max(steps, 1):,.0f} bytes "
-            "communicated per token per rank (all_sum payloads)",
+            "communicated per token per rank (collectives' payloads, averaged over the positions run)",
             file=err,
         )
         peak = [int(v) for v in aq.to_numpy(distributed.all_gather(aq.asarray(peak, dtype="int64"), group))]

@@ -234,7 +234,8 @@ def shard_vocab(model: Any, group: Group) -> dict[str, Any]:
     """The ``embed_tokens`` (:class:`VocabShardedEmbedding`) and ``lm_head``
     (:class:`GatheredLinear`, when untied) of ``model`` split by vocabulary over ``group``;
     nothing (they stay whole) where the vocabulary does not divide by the group size."""
-    emb, head = getattr(model, "embed_tokens", None), getattr(model, "lm_head", None)
+    emb: Any = getattr(model, "embed_tokens", None)
+    head: Any = getattr(model, "lm_head", None)
     weight = getattr(emb, "weight", None)
     if weight is None or int(weight.shape[0]) % group.size:
         return {}

@@ -25,8 +25,10 @@ def layer_bytes(model: object) -> int:
 
 def run_model(path: str, fuse: bool, group: distributed.Group, out: dict, tag: str) -> None:
     before = mx.get_active_memory()
+    mx.reset_peak_memory()
     model = models.load(path, backend="mlx", shard=group, fuse=fuse)
     out[f"{tag}_active"] = mx.get_active_memory() - before
+    out[f"{tag}_peak"] = mx.get_peak_memory() - before
     out[f"{tag}_layer_bytes"] = layer_bytes(model)
     out[f"{tag}_bytes"] = sum(int(a.nbytes) for a in nn.parameters(model))
     out[f"{tag}_heads"] = model.layers[0].self_attn.n_heads

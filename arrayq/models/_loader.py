@@ -440,22 +440,25 @@ def load(
     model = architecture.build(builder, config)
     builder.check_leftovers(lambda name: architecture.why_unexpected(name, config))
     if sharded:
-        model = _copy_shard(nn.shard(model, shard), src, architecture.gguf_names.layers, backend_obj.name, device)
-        fused = getattr(model, "fused", None)
-        model = fused() if fuse and fused is not None else model
-        aq.eval(nn.parameters(model))
+        prefix = architecture.gguf_names.layers
+        model = _copy_shard(nn.shard(model, shard), src, prefix, backend_obj.name, device, fuse)
     return model
 
 
-def _copy_shard(model: Any, src: Source, prefix: str, backend: str, device: Any) -> Any:
+def _copy_shard(model: Any, src: Source, prefix: str, backend: str, device: Any, fuse: bool) -> Any:
     """A sharded model built on NumPy (views of the memory-mapped files) copied to
-    ``backend`` one layer at a time, each layer's file pages dropped once it is copied:
-    the process holds its share of the weights and at most one layer's pages besides."""
+    ``backend`` one layer at a time, fused (``fuse``: the model's own ``fused``, applied to
+    that layer alone) and evaluated, its file pages then dropped: the process holds its
+    share of the weights and, besides, at most one layer's pages and unfused copies."""
     layers = model.layers
     names = list(src.names())
+    fusing = fuse and hasattr(model, "fused")
     for i in range(len(layers)):
-        layers[i] = nn.to_backend(layers[i], backend, device)
-        aq.eval(nn.parameters(layers[i]))
+        layer = nn.to_backend(layers[i], backend, device)
+        if fusing:
+            layer = dataclasses.replace(model, layers=[layer]).fused().layers[0]
+        aq.eval(nn.parameters(layer))
+        layers[i] = layer
         for name in (n for n in names if n.startswith(f"{prefix}.{i}.")):
             src.release(name)
     model = nn.to_backend(model, backend, device)  # the rest: embeddings, norms, head (copied layers stay)

@@ -70,16 +70,30 @@ def launched_size(environ: Mapping[str, str] | None = None) -> int:
     return 1
 
 
-def init(backend: Any = None, engine: str = "any") -> Group:
+def launched_engine(environ: Mapping[str, str] | None = None) -> str:
+    """The engine the launcher set this process up for, from its environment: "nccl"
+    (``NCCL_HOST_IP``, as ``mlx.launch --backend nccl`` sets), "ring" (``MLX_HOSTFILE``),
+    "mpi" (``OMPI_COMM_WORLD_SIZE`` / ``PMI_SIZE``), else "any"."""
+    env = os.environ if environ is None else environ
+    if env.get("NCCL_HOST_IP"):
+        return "nccl"
+    if env.get("MLX_HOSTFILE"):
+        return "ring"
+    return "mpi" if env.get("OMPI_COMM_WORLD_SIZE") or env.get("PMI_SIZE") else "any"
+
+
+def init(backend: Any = None, engine: str | None = None) -> Group:
     """This process's :class:`Group` on ``backend`` (a name or Backend; default: the
     current default backend), through its distributed engine ``engine`` (one of
     :data:`ENGINES`; MLX: "ring" over TCP, "nccl" on NVIDIA GPUs, "any" the first that
-    starts). Without a launcher the group is this process alone (size 1).
+    starts; None: the launcher's, :func:`launched_engine`). Without a launcher the group is
+    this process alone (size 1).
 
     Raises ValueError for an unknown engine; UnsupportedOperationError where the backend has
     no engine but the process was launched as one of several (naming the MLX backend), and
     RuntimeError where the engine formed a group of one although the launcher started
     several (a misconfigured launch)."""
+    engine = launched_engine() if engine is None else engine
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     b = aq.get_backend(backend) if backend is not None else aq.current_backend()
@@ -192,4 +206,4 @@ def recv(shape: tuple[int, ...], dtype: Any, src: int, group: Group) -> Any:
     return _native(group, "recv", shape, aq.as_dtype(dtype), src)
 
 
-__all__ = ["ENGINES", "Group", "all_gather", "all_sum", "init", "launched_size", "recv", "send"]
+__all__ = ["ENGINES", "Group", "all_gather", "all_sum", "init", "launched_engine", "launched_size", "recv", "send"]

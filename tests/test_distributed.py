@@ -71,6 +71,14 @@ def test_launched_size_reads_the_launchers_environment(tmp_path):
     assert distributed.launched_size({"MLX_HOSTFILE": str(tmp_path / "bad.json")}) == 1
 
 
+def test_launched_engine_follows_the_launcher():
+    assert distributed.launched_engine({}) == "any"
+    assert distributed.launched_engine({"MLX_HOSTFILE": "/tmp/h.json", "MLX_RANK": "0"}) == "ring"
+    nccl = {"NCCL_HOST_IP": "10.0.0.1", "NCCL_PORT": "12345", "MLX_WORLD_SIZE": "2", "MLX_RANK": "1"}
+    assert distributed.launched_engine(nccl) == "nccl"
+    assert distributed.launched_engine({"OMPI_COMM_WORLD_SIZE": "4"}) == "mpi"
+
+
 def test_bad_arguments(no_launcher):
     with pytest.raises(ValueError, match="engine must be one of"):
         distributed.init("numpy", engine="tcp")

@@ -93,6 +93,10 @@ def test_bad_arguments(no_launcher):
         distributed.all_sum(1.0, two)
     with pytest.raises(TypeError, match="recognises as an array"):
         distributed.all_gather([1.0, 2.0], two)
+    with pytest.raises(ValueError, match="sizes >= 0"):
+        distributed.recv((2, -1), "float32", 1, two)
+    with pytest.raises(ValueError, match="at least one axis"):
+        distributed.all_gather(np.float32(1.0).reshape(()), two)
     # a group of several without an engine behind it (made by hand) cannot communicate
     with pytest.raises(aq.UnsupportedOperationError, match="has no all_sum"):
         distributed.all_sum(np.ones(2), two)
@@ -238,3 +242,22 @@ def test_vocab_sharding_keeps_a_vocabulary_that_does_not_divide_whole(tiny):
     whole = np.asarray(aq.dequantize(model.embed_tokens.weight))
     for h in halves:  # each rank's rows are the table's rows start .. start + 256
         np.testing.assert_array_equal(np.asarray(aq.dequantize(h.inner.weight)), whole[h.start : h.start + 256])
+
+
+def test_the_benchmark_table_marks_tokens_that_differ():
+    from arrayq.bench._distributed import format_table
+
+    row = {
+        "processes": 1,
+        "prefill_tps": 10.0,
+        "decode_tps": 5.0,
+        "bytes_per_token": 0,
+        "weight_bytes": [2**20],
+        "peak_rss": [3 * 2**20],
+        "peak_device": [2**21],
+        "tokens": [1, 2, 3],
+    }
+    other = {**row, "processes": 2, "bytes_per_token": 4096, "weight_bytes": [2**19] * 2, "tokens": [1, 2, 4]}
+    lines = format_table([row, other]).splitlines()
+    assert lines[2] == "| 1 | 10.0 | 5.0 | 0 | 1 | 3 | 2 | yes |"
+    assert lines[3].startswith("| 2 | 10.0 | 5.0 | 4,096 | 0 / 0 |") and lines[3].endswith("| NO |")

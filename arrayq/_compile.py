@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._dispatch import _context_device, resolve
-from ._registry import backend_of
+from ._registry import _type_cache, backend_of
 from .errors import CompileError
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
@@ -46,6 +46,9 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
     def walk(o: Any, path: str) -> Any:
         if isinstance(o, _SCALARS):
             return ("s", type(o), o)  # the type too: 1, 1.0 and True hash alike
+        if _type_cache.get(type(o)) is not None:  # an array (the common case, found first)
+            leaves.append(o)
+            return _LEAF
         if isinstance(o, tuple) and hasattr(o, "_fields"):
             return ("n", type(o), tuple(walk(v, f"{path}.{f}") for f, v in zip(o._fields, o)))
         if isinstance(o, (tuple, list)):
@@ -53,7 +56,7 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
         if isinstance(o, dict):
             return ("d", type(o), tuple(o), tuple(walk(v, f"{path}[{k!r}]") for k, v in o.items()))
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            names = tuple(f.name for f in dataclasses.fields(o) if f.init)
+            names = _init_fields(type(o))
             return ("c", type(o), names, tuple(walk(getattr(o, n), f"{path}.{n}") for n in names))
         if _is_array(o):
             leaves.append(o)
@@ -70,6 +73,12 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
         return ("o", o)
 
     return leaves, walk(obj, where)
+
+
+@functools.cache
+def _init_fields(cls: type) -> tuple[str, ...]:
+    """A dataclass's constructor fields (dataclasses.fields is slow per call)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
 
 
 def unflatten(structure: Any, leaves: list[Any]) -> Any:

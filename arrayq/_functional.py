@@ -113,7 +113,7 @@ def rope(
     traditional: bool = False,
     base: float = 10000.0,
     scale: float = 1.0,
-    offset: int = 0,
+    offset: Any = 0,
     tables: Any = None,
 ) -> Any:
     """Rotary position embedding: ``x`` (..., L, D) floating, with the feature pairs of its
@@ -125,20 +125,33 @@ def rope(
     bfloat16, whose float32 angles are below their rounding); else :func:`rope_reference`:
     float64 angles, rotation in float32 (float64 for float64). ``tables``: that reference's
     (cos, sin) on x's backend, or a function returning them (:func:`rope_tables` moved
-    there), to share between layers. Raises ValueError if dims is odd, not positive or more
-    than D, or offset is negative."""
+    there), to share between layers. ``offset``: an int, or a 0-d integer array on x's
+    backend (a position kept on the device, as in a compiled decode step), which is never
+    read on the host: the reference then needs ``tables``. Raises ValueError if dims is odd,
+    not positive or more than D, an int offset is negative, or an array offset comes without
+    tables where the backend has no native rope for it."""
     d = int(x.shape[-1]) if len(x.shape) else 0
     if dims <= 0 or dims % 2 or dims > d:
         raise ValueError(f"rope dims {dims} must be even, positive and at most the feature size {d}")
-    if offset < 0:
-        raise ValueError(f"rope offset must be >= 0, got {offset}")
     backend, (x,) = resolve(x)
-    out = backend.rope(x, int(dims), bool(traditional), float(base), float(scale), int(offset))
+    if backend.is_array(offset):
+        if len(offset.shape) or backend.dtype_of(offset).kind not in ("signed", "unsigned"):
+            raise ValueError(f"rope offset must be an int or a 0-d integer array, got shape {tuple(offset.shape)}")
+    elif offset < 0:
+        raise ValueError(f"rope offset must be >= 0, got {offset}")
+    else:
+        offset = int(offset)
+    out = backend.rope(x, int(dims), bool(traditional), float(base), float(scale), offset)
     if out is not NotImplemented:
         return out
     if callable(tables):
         tables = tables()
     if tables is None:  # float64 tables for float64 x, float32 for the rest (which rotate in float32)
+        if not isinstance(offset, int):
+            raise ValueError(
+                "rope with an array offset needs tables= (the positions' cos and sin, rope_tables) on a backend "
+                "without a native rope for this dtype"
+            )
         wide = np.float64 if aq.dtype(x) == aq.float64 else np.float32
         tables = tuple(_like(t, x) for t in rope_tables(dims, base, scale, offset, int(x.shape[-2]), wide))
     return rope_reference(x, dims, traditional, tables)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import arrayq as aq
@@ -75,3 +76,78 @@ def _grown(cached: Any, new: Any, room: int) -> Any:
         b, h, _, d = (int(n) for n in new.shape)
         parts.append(aq.broadcast_to(aq.zeros_like(new[:, :, :1]), (b, h, room - end, d)))
     return aq.concat(parts, axis=2)
+
+
+@dataclasses.dataclass
+class FixedKVCache:
+    """A KV cache whose buffers never change size and whose position is a 0-d int32 array on
+    the device: the cache a compiled decode step takes and returns (:func:`arrayq.compile`
+    sees ``keys``, ``values`` and ``position`` as inputs and ``window`` as a static value, so
+    every step replays one compiled version; nothing is read on the host).
+
+    ``keys``/``values``: (B, Hkv, capacity, D) buffers whose first ``position`` entries are
+    valid. :meth:`update_and_fetch` writes the new positions at ``position``
+    (:func:`arrayq.slice_update`) and returns the first ``window`` positions of each buffer;
+    :meth:`mask` hides those not yet written (and, for a decoder, each query's later
+    positions). ``window`` <= capacity bounds what attention reads: the decode loop
+    grows it in steps (each new window compiles once) instead of reading the whole capacity
+    from the first token. ``update_and_fetch`` replaces the arrays (functional, as a compiled
+    function must); the caller's arrays are never written into.
+
+    The caller keeps ``position + L <= window <= capacity``: the position is never read on
+    the host, so nothing can check it there. Past the capacity, the write is clamped onto the
+    last positions; past the window, attention does not see the new keys. (generate grows
+    the window before each step.)"""
+
+    keys: Any
+    values: Any
+    position: Any
+    window: int
+
+    @classmethod
+    def from_cache(cls, cache: KVCache, capacity: int, window: int) -> FixedKVCache:
+        """The positions ``cache`` holds, in buffers of ``capacity`` positions (its own
+        buffers where they are that size already); ValueError for an empty cache, or a
+        capacity or window that does not hold them."""
+        length = cache.offset
+        if cache._keys is None or not length <= window <= capacity:
+            raise ValueError(f"need a filled cache and {length} <= window ({window}) <= capacity ({capacity})")
+        buffers = []
+        for held in (cache._keys, cache._values):
+            if int(held.shape[2]) != capacity:
+                b, h, _, d = (int(n) for n in held.shape)
+                pad = aq.broadcast_to(aq.zeros_like(held[:, :, :1]), (b, h, capacity - length, d))
+                held = aq.concat([held[:, :, :length], pad], axis=2)
+            buffers.append(held)
+        position = aq.asarray(length, dtype=aq.int32, like=buffers[0])
+        return cls(buffers[0], buffers[1], position, window)
+
+    @property
+    def offset(self) -> Any:
+        """The position of the next key (a 0-d int32 array)."""
+        return self.position
+
+    def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
+        """Write ``keys``/``values`` (B, Hkv, L, D) at ``position``, advance it by L, and
+        return the first ``window`` positions of both buffers (B, Hkv, window, D)."""
+        self.keys = aq.slice_update(self.keys, keys, self.position, axis=2)
+        self.values = aq.slice_update(self.values, values, self.position, axis=2)
+        self.position = aq.add(self.position, int(keys.shape[2]))
+        return self.keys[:, :, : self.window], self.values[:, :, : self.window]
+
+    def mask(self, length: int, dtype: Any, causal: bool = True) -> Any:
+        """The additive mask (1, 1, L, window) in ``dtype`` for the L positions just
+        written: 0 where a query may see a key, -inf elsewhere (keys not yet written; with
+        ``causal``, keys after the query's own position)."""
+        # key j is visible to query i when j <= (position - L) + i (i = L - 1 for every query
+        # when not causal). Made of aranges and scalars only, so that a compiler sees the same
+        # computation in every layer sharing one position and makes it once.
+        keys = aq.reshape(aq.arange(self.window, dtype=aq.int32, like=self.position), (1, self.window))
+        last = aq.subtract(self.position, length)
+        if causal and length > 1:
+            last = aq.add(last, aq.reshape(aq.arange(length, dtype=aq.int32, like=self.position), (length, 1)))
+        else:
+            last = aq.add(last, length - 1)
+        visible = aq.broadcast_to(aq.less_equal(keys, last), (length, self.window))
+        zero = aq.zeros((), dtype=dtype, like=self.position)
+        return aq.reshape(aq.where(visible, zero, -math.inf), (1, 1, length, self.window))

@@ -8,7 +8,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ._dispatch import resolve
+from ._dtypes import int32
 from ._helpers import normalize_axes, normalize_axis, shape_tuple
 from .backend import broadcast_shapes
 
@@ -182,19 +185,108 @@ def _check_indices(backend: Any, indices: Any, size: int, axis: int, what: str) 
         )
 
 
-def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
+def take(x: Any, indices: Any, /, *, axis: int | None = None, mode: str = "raise") -> Any:
     """Elements of ``x`` at integer ``indices`` along ``axis`` (None: 1-D x only; the
     standard requires 1-D indices, arrayq accepts any index shape, which replaces that
-    axis). Negative indices count from the end. Raises IndexError for an index outside
-    ``[-size, size)``, on every backend."""
+    axis). Negative indices count from the end.
+
+    ``mode`` (an arrayq extension, JAX's names): ``"raise"`` (the default) raises
+    IndexError for an index outside ``[-size, size)``, on every backend; checking reads the
+    indices' minimum and maximum on the host, which makes a lazy backend compute them first.
+    ``"clip"`` reads nothing on the host: each index is clamped into ``[0, size - 1]`` on the
+    device (a negative index becomes 0), for indices known to be in range (a sampled token id)
+    and inside :func:`arrayq.compile`. ValueError for another mode or an empty axis with
+    ``"clip"``."""
     backend, (x, indices) = resolve(x, indices)
     if axis is None:
         if len(x.shape) != 1:
             raise ValueError("take needs axis= for an array that is not 1-D")
         axis = 0
     axis = normalize_axis(axis, len(x.shape))
-    _check_indices(backend, indices, int(x.shape[axis]), axis, "take")
+    size = int(x.shape[axis])
+    if mode == "raise":
+        _check_indices(backend, indices, size, axis, "take")
+    elif mode == "clip":
+        if size == 0 and 0 not in tuple(getattr(indices, "shape", ())):
+            raise ValueError(f"take(mode='clip'): axis {axis} is empty, there is no element to clamp to")
+        high = size - 1
+        indices = backend.clip(indices, 0, high) if backend.is_array(indices) else min(max(int(indices), 0), high)
+    else:
+        raise ValueError(f"take mode must be 'raise' or 'clip', got {mode!r}")
     return backend.take(x, indices, axis)
+
+
+def slice_update(x: Any, update: Any, start: Any, /, *, axis: int = 0) -> Any:
+    """``x`` with ``update`` written over positions ``start`` .. ``start + L - 1`` along
+    ``axis`` (``L = update.shape[axis]``): a new array, neither input is changed (an
+    arrayq extension, as ``mlx.core.slice_update`` and ``jax.lax.dynamic_update_slice``).
+
+    ``x`` (..., N, ...) and ``update`` (..., L, ...) have one dtype and the same shape but
+    for ``axis``, where L <= N. ``start``: a Python int in ``[0, N - L]`` (IndexError
+    otherwise), or a 0-d integer array of x's backend, which is never read on the host (so a
+    decode loop's position can stay on the device and inside :func:`arrayq.compile`): it is
+    clamped into ``[0, N - L]`` there, as JAX does. The backend's ``slice_update`` runs where
+    it has one (MLX: ``mx.slice_update``); else a gather and a select over the N positions.
+    Raises TypeError for different dtypes or a start that is not an integer, ValueError for
+    shapes that do not fit."""
+    if isinstance(start, (int, np.integer)):
+        backend, (x, update) = resolve(x, update)
+    else:
+        backend, (x, update, start) = resolve(x, update, start)
+    ndim = len(x.shape)
+    axis = normalize_axis(axis, ndim)
+    n, length = int(x.shape[axis]), int(update.shape[axis]) if len(update.shape) == ndim else -1
+    rest = [int(d) for i, d in enumerate(x.shape) if i != axis]
+    if length < 0 or length > n or rest != [int(d) for i, d in enumerate(update.shape) if i != axis]:
+        raise ValueError(
+            f"slice_update: update of shape {tuple(update.shape)} does not fit x of shape {tuple(x.shape)} "
+            f"along axis {axis} (same shape but for that axis, where it may be at most {n})"
+        )
+    if backend.dtype_of(update) != backend.dtype_of(x):
+        raise TypeError(
+            f"slice_update: update is {backend.dtype_of(update)} and x is {backend.dtype_of(x)}; "
+            "cast update with astype first"
+        )
+    if backend.is_array(start):
+        kind = backend.dtype_of(start)
+        if len(start.shape) or kind.kind not in ("signed", "unsigned"):
+            raise TypeError(
+                f"slice_update: start must be an int or a 0-d integer array, got a {kind.name} array of shape "
+                f"{tuple(start.shape)}"
+            )
+        start = backend.clip(backend.astype(start, int32, False), 0, n - length)
+    elif isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+        if not 0 <= int(start) <= n - length:
+            raise IndexError(
+                f"slice_update: start {int(start)} must lie in [0, {n - length}] for {length} positions of {n}"
+            )
+        start = int(start)
+    else:
+        raise TypeError(f"slice_update: start must be an int or a 0-d integer array, got {type(start).__name__}")
+    if length == 0:
+        return x
+    out = backend.slice_update(x, update, start, axis)
+    return out if out is not NotImplemented else _slice_update_reference(backend, x, update, start, axis)
+
+
+def _slice_update_reference(backend: Any, x: Any, update: Any, start: Any, axis: int) -> Any:
+    """The contract's default: position p takes ``update[p - start]`` where that lies in
+    range, else keeps ``x[p]`` (a gather of the clamped offsets, then a select)."""
+    n, length = int(x.shape[axis]), int(update.shape[axis])
+    device = backend.device_of(x)
+    rel = np.arange(n, dtype=np.int32)
+    if backend.is_array(start):  # stays on the device
+        rel = backend.binary("subtract", backend.from_numpy(rel, device), start)
+        after, before = backend.binary("greater_equal", rel, 0), backend.binary("less", rel, length)
+        inside = backend.binary("logical_and", after, before)
+        index = backend.clip(rel, 0, length - 1)
+    else:  # a known start: the offsets are known on the host too
+        rel = rel - start
+        inside = backend.from_numpy((rel >= 0) & (rel < length), device)
+        index = backend.from_numpy(np.clip(rel, 0, length - 1).astype(np.int32), device)
+    shape = [1] * len(x.shape)
+    shape[axis] = n
+    return backend.where(backend.reshape(inside, tuple(shape)), backend.take(update, index, axis), x)
 
 
 def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
@@ -223,6 +315,7 @@ __all__ = [
     "repeat",
     "reshape",
     "roll",
+    "slice_update",
     "squeeze",
     "stack",
     "take",

@@ -192,5 +192,6 @@ NATIVE_OPS = (
     "scaled_dot_product_attention",
     "rms_norm",
     "rope",
+    "slice_update",
     *DISTRIBUTED_OPS,
 )

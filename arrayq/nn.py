@@ -53,7 +53,7 @@ from ._functional import (
     silu,
     softmax,
 )
-from ._kv_cache import KVCache
+from ._kv_cache import FixedKVCache, KVCache
 from ._quantize_model import quantize
 from ._sharded import (
     GatheredLinear,
@@ -133,8 +133,10 @@ class Embedding:
 
     weight: Any
 
-    def __call__(self, ids: Any) -> Any:
-        return aq.take(self.weight, ids, axis=0)
+    def __call__(self, ids: Any, mode: str = "raise") -> Any:
+        """``mode``: :func:`arrayq.take`'s (``"clip"`` for ids known to be in range, as a
+        sampled token's, or inside :func:`arrayq.compile`)."""
+        return aq.take(self.weight, ids, axis=0, mode=mode)
 
     def as_linear(self, x: Any) -> Any:
         return aq.matmul(x, aq.matrix_transpose(self.weight))
@@ -157,14 +159,15 @@ class QuantizedEmbedding:
 
     weight: QuantizedWeight
 
-    def __call__(self, ids: Any) -> Any:
+    def __call__(self, ids: Any, mode: str = "raise") -> Any:
+        """``mode``: as :meth:`Embedding.__call__`."""
         w = self.weight
         shape = tuple(int(n) for n in ids.shape)
         flat = aq.reshape(ids, (-1,))
         rows = QuantizedWeight(
-            aq.take(w.packed, flat, axis=0),
-            aq.take(w.scales, flat, axis=0),
-            None if w.biases is None else aq.take(w.biases, flat, axis=0),
+            aq.take(w.packed, flat, axis=0, mode=mode),
+            aq.take(w.scales, flat, axis=0, mode=mode),
+            None if w.biases is None else aq.take(w.biases, flat, axis=0, mode=mode),
             w.group_size,
             w.bits,
             w.mode,
@@ -263,7 +266,9 @@ class Attention:
         qkv = None if self.qkv_proj is not None else fuse_linear(self.q_proj, self.k_proj, self.v_proj)
         return self if qkv is None else dataclasses.replace(self, q_proj=None, k_proj=None, v_proj=None, qkv_proj=qkv)
 
-    def __call__(self, x: Any, mask: Any = None, cache: KVCache | None = None, rope_tables: Any = None) -> Any:
+    def __call__(
+        self, x: Any, mask: Any = None, cache: KVCache | FixedKVCache | None = None, rope_tables: Any = None
+    ) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden). ``mask``: None, or an additive array
         broadcasting to (B, n_heads, L, S), S the keys (cached + L), such as
         :func:`padding_mask`'s; a causal layer adds it to its causal mask. With ``cache`` the
@@ -299,7 +304,10 @@ class Attention:
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
-        if self.causal and length > 1:  # (one new position sees every key: no mask to build)
+        if isinstance(cache, FixedKVCache):  # its buffers hold positions not written yet
+            fixed = cache.mask(length, aq.dtype(q), self.causal)
+            mask = fixed if mask is None else aq.add(mask, _narrow(_like(fixed, mask), aq.dtype(mask)))
+        elif self.causal and length > 1:  # (one new position sees every key: no mask to build)
             total = int(k.shape[2])
             mask = (
                 "causal"
@@ -415,6 +423,7 @@ def num_parameters(layer: Any) -> int:
 __all__ = [
     "Attention",
     "Embedding",
+    "FixedKVCache",
     "GatheredLinear",
     "KVCache",
     "LayerNorm",

@@ -197,9 +197,17 @@ class Contract:
         """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in x's dtype."""
         return NotImplemented
 
-    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
+    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: Any) -> Any:
         """``x`` (..., L, D) with its first ``dims`` features rotated for positions
-        ``offset`` .. ``offset+L-1`` (``arrayq.nn.rope``; arguments checked there), in x's dtype."""
+        ``offset`` .. ``offset+L-1`` (``arrayq.nn.rope``; arguments checked there), in x's dtype.
+        ``offset``: an int, or a 0-d integer array not to be read on the host (a lazy backend
+        returns NotImplemented where it cannot take it as an array)."""
+        return NotImplemented
+
+    def slice_update(self, x: Array, update: Array, start: Any, axis: int) -> Any:
+        """``x`` with ``update`` written at ``start`` .. along ``axis`` (``arrayq.slice_update``;
+        shapes and dtypes checked there): ``start`` an int in range, or a 0-d int32 array
+        already clamped into range, not to be read on the host. A new array."""
         return NotImplemented
 
     # ---- optional native ops: a distributed engine (arrayq.distributed). The defaults say

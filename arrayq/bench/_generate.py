@@ -5,8 +5,10 @@ on the very same checkpoint (when installed), side by side in one run.
                                         [--engines numpy,numpy-int8,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16]
                                         [--repeat 2]
 
-Engines: ``numpy`` and ``mlx`` are arrayq on that backend; ``numpy-int8`` is the NumPy
-backend with its native decode kernel on 8-bit activations (arrayq_numpy.activations);
+Engines: ``numpy`` and ``mlx`` are arrayq on that backend (decoding through a compiled step
+where the backend compiles: MLX); ``mlx-eager`` is arrayq on MLX without compiling;
+``numpy-int8`` is the NumPy backend with its native decode kernel on 8-bit activations
+(arrayq_numpy.activations);
 ``mlx-lm`` is mlx-lm on the same checkpoint.
 
 On machines that set OPENBLAS_CORETYPE (an old-OpenBLAS workaround that slows current
@@ -63,12 +65,22 @@ def run_arrayq(
         with arrayq_numpy.activations("int8"):
             row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype)
         return {**row, "engine": f"arrayq {backend} int8"}
+    if variant == "eager":
+        row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype, compile=False)
+        return {**row, "engine": f"arrayq {backend} eager"}
     return _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype)
 
 
 def _run_arrayq(
-    backend: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int, dtype: str | None
+    backend: str,
+    model_dir: str,
+    n_prompt: int,
+    n_decode: int,
+    repeat: int,
+    dtype: str | None,
+    compile: bool | None = None,  # noqa: A002
 ) -> dict[str, Any]:
+    """One engine's row; ``compile``: generate's (None: compiled where the backend can)."""
     import arrayq as aq
     import arrayq.linalg
     from arrayq import models, nn
@@ -80,11 +92,12 @@ def _run_arrayq(
     aq.eval(nn.parameters(model))
     load_s = time.perf_counter() - t0
     vocab = model.config.vocab_size
-    list(models.generate(model, prompt_ids(8, vocab)[::-1], 3))  # warm-up
+    # warm-up: as long as a timed run, so a compiled decode step is traced for its windows
+    list(models.generate(model, prompt_ids(n_prompt, vocab)[::-1], n_decode, compile=compile))
     runs = []
     for _ in range(repeat):
         stats = models.GenerationStats()
-        tokens = list(models.generate(model, prompt_ids(n_prompt, vocab), n_decode, stats=stats))
+        tokens = list(models.generate(model, prompt_ids(n_prompt, vocab), n_decode, stats=stats, compile=compile))
         runs.append(stats)
 
     # instrumented decode: time spent inside quantized_matmul vs the whole token
@@ -104,7 +117,8 @@ def _run_arrayq(
     try:
         probe = models.GenerationStats()
         n_probe = min(n_decode, 8)
-        for i, _ in enumerate(models.generate(model, prompt_ids(4, vocab), n_probe, stats=probe)):
+        # (eager: a compiled step cannot be timed call by call; the overhead is eager decoding's)
+        for i, _ in enumerate(models.generate(model, prompt_ids(4, vocab), n_probe, stats=probe, compile=False)):
             if i == 0:  # count decode steps only
                 inside[:] = [0.0, 0]
                 probe.decode_seconds = 0.0
@@ -211,7 +225,7 @@ def run_engines(
     mlx_lm_prompt_tokens: int = 16,
     dtype: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-lm"), each measured in its own process;
+    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "mlx-lm"), each measured in its own process;
     an engine whose library is missing is skipped with a note on stderr. ``dtype``: arrayq's
     activations (None: float32 on a CPU, bfloat16 on a GPU; mlx-lm computes in the checkpoint's).
     (``arrayq bench --only generate`` calls this.)"""
@@ -221,7 +235,7 @@ def run_engines(
         if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
             print("mlx-lm is not installed: skipped (pip install mlx-lm)", file=sys.stderr)
             continue
-        if engine == "mlx" and not _available("mlx"):
+        if engine.partition("-")[0] == "mlx" and not _available("mlx"):
             print("mlx is not installed: skipped", file=sys.stderr)
             continue
         row = _worker(args, engine, mlx_lm_prompt_tokens if engine == "mlx-lm" else prompt_tokens)

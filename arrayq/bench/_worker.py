@@ -1,7 +1,7 @@
 """The benchmarks' child processes: ``python -m arrayq.bench._worker WHAT ...`` measures one
 thing in a process of its own and prints it as one line of JSON.
 
-* ``numpy``, ``numpy-int8``, ``mlx`` (arrayq on that backend) or ``mlx-lm`` with ``--model
+* ``numpy``, ``numpy-int8``, ``mlx``, ``mlx-eager`` (arrayq on that backend) or ``mlx-lm`` with ``--model
   DIR --prompt-tokens N --decode-tokens N --repeat N``: one engine's generation row
   (:mod:`._generate`; its own process, so that its peak RSS is its own).
 * ``bandwidth``: the copy bandwidth of 512 MiB (its memory must not count in the engines').

@@ -193,12 +193,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop_ids=stop,
         stats=stats,
+        compile=args.compile,
     ):
         out.write(text.add(token) if text is not None else f"{token} ")
         out.flush()
     out.write("\n")
     out.flush()
-    print(f"backend {backend.name} ({device}), {model.dtype} activations", file=err)
+    compiled = "compiled decode" if stats.compiled else "eager decode"
+    print(f"backend {backend.name} ({device}), {model.dtype} activations, {compiled}", file=err)
     print(f"prefill: {stats.prompt_tokens} tokens, {stats.prefill_tps:.2f} tok/s", file=err)
     print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
     peak = [peak_memory_bytes()]
@@ -295,6 +297,12 @@ def add_parsers(sub: Any) -> None:
     gen.add_argument("--top-k", type=int, default=0, help="sample among the k most likely (default 0: off)")
     gen.add_argument("--seed", type=int, help="sampling seed")
     gen.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-sequence token")
+    gen.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode through one compiled step (default: where the backend compiles, i.e. MLX)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     emb = sub.add_parser(

@@ -20,7 +20,8 @@ import numpy as np
 
 import arrayq as aq
 
-from ..nn import parameters
+from ..backend import Backend
+from ..nn import FixedKVCache, parameters
 
 
 @dataclasses.dataclass
@@ -29,12 +30,14 @@ class GenerationStats:
 
     ``prefill_seconds``: from the start until the first new token is known (the prompt's
     forward pass and one sampling). ``decode_seconds``: from then until the last token;
-    ``decode_tokens`` = generated tokens after the first."""
+    ``decode_tokens`` = generated tokens after the first. ``compiled``: whether the tokens
+    after the first came from a compiled step (see :func:`generate`'s ``compile``)."""
 
     prompt_tokens: int = 0
     prefill_seconds: float = 0.0
     generated_tokens: int = 0
     decode_seconds: float = 0.0
+    compiled: bool = False  # decoded through a compiled step
 
     @property
     def decode_tokens(self) -> int:
@@ -91,12 +94,18 @@ def sample_array(
 
 
 def _sample(logits: Any, temperature: float, top_k: int, top_p: float, rng: np.random.Generator | None) -> Any:
+    u = None if temperature == 0 else (rng if rng is not None else np.random.default_rng()).random()
+    return _sample_with(logits, temperature, top_k, top_p, u)
+
+
+def _sample_with(logits: Any, temperature: float, top_k: int, top_p: float, u: Any) -> Any:
+    """The sampled id for the uniform draw ``u`` in [0, 1) (a float, or a 0-d array inside a
+    compiled step; unused when greedy). Nothing is read on the host."""
     x = aq.reshape(logits, (-1,))
     if aq.dtype(x).name not in ("float32", "float64"):
         x = aq.astype(x, aq.float32)
     if temperature == 0:
         return aq.argmax(x)
-    u = (rng if rng is not None else np.random.default_rng()).random()
     size = int(x.shape[0])
     x = x * (1.0 / temperature)
     if 0 < top_k < size:
@@ -106,12 +115,16 @@ def _sample(logits: Any, temperature: float, top_k: int, top_p: float, rng: np.r
     order = None
     if top_p < 1:  # the most likely first; keep those whose more likely predecessors hold < top_p
         order = aq.argsort(probs, descending=True, stable=True)
-        probs = aq.take(probs, order)
+        probs = aq.take(probs, order, mode="clip")  # (a permutation: in range)
         before = aq.cumulative_sum(probs) - probs
         probs = aq.where(before < top_p * aq.sum(probs), probs, 0.0)
     cdf = aq.cumulative_sum(probs)
     index = aq.minimum(aq.sum(aq.astype(cdf <= cdf[-1] * u, aq.int32)), size - 1)
-    return index if order is None else aq.take(order, index)
+    return index if order is None else aq.take(order, index, mode="clip")
+
+
+#: Positions a compiled decode step's attention window grows by (each window compiles once).
+WINDOW_STEP = 256
 
 
 def generate(
@@ -126,6 +139,7 @@ def generate(
     stop_ids: Sequence[int] | None = None,
     prefill_chunk: int = 512,
     stats: GenerationStats | None = None,
+    compile: bool | None = None,  # noqa: A002 (the name arrayq.compile has)
 ) -> Iterator[int]:
     """Yield up to ``max_tokens`` new token ids after ``prompt_ids``, one as soon as it is
     known.
@@ -138,8 +152,18 @@ def generate(
     the next token's computation is started (``Backend.async_eval``) before the current
     one is read, so one token past a stop token is computed and dropped. Generation stops
     early at a token in ``stop_ids`` (which is not yielded). ``stats``, if given, is filled
-    in as tokens come. Raises ValueError for an empty prompt, ids outside the vocabulary,
-    or bad sampling parameters."""
+    in as tokens come.
+
+    ``compile``: decode through one :func:`arrayq.compile`'d step (the layers, the head and
+    the sampling traced once, then replayed each token with the KV cache as
+    :class:`~arrayq.nn.FixedKVCache` inputs and outputs); needs a model whose ``hidden``
+    takes ``rope_tables=`` and ``index_mode=`` and which has ``rope_tables(position,
+    length)`` (Qwen3 has). None (the default) compiles where the backend has a compile hook
+    (MLX) and the model allows it; NumPy has no hook, and its in-place cache is faster
+    there. The attention window grows by :data:`WINDOW_STEP` positions, each size compiling
+    once. The tokens are the same either way, up to the backend's compiled rounding
+    (docs/compile.md). Raises ValueError for an empty prompt, ids outside the vocabulary,
+    bad sampling parameters, or ``compile=True`` for a model that cannot."""
     prompt = [int(t) for t in prompt_ids]
     vocab = model.config.vocab_size
     if not prompt:
@@ -149,6 +173,12 @@ def generate(
     if max_tokens < 0 or prefill_chunk < 1:
         raise ValueError(f"need max_tokens >= 0 and prefill_chunk >= 1, got {max_tokens}, {prefill_chunk}")
     check_sampling(temperature, top_k, top_p)
+    can_compile = hasattr(model, "rope_tables")
+    if compile and not can_compile:
+        raise ValueError(
+            f"compile=True needs a model with rope_tables(position, length) and hidden(..., rope_tables=, "
+            f"index_mode=); {type(model).__name__} has not: pass compile=False"
+        )
     stats = stats if stats is not None else GenerationStats()
     stats.prompt_tokens = len(prompt)
     stop = {int(t) for t in (stop_ids or ())}
@@ -156,7 +186,8 @@ def generate(
     if max_tokens == 0:
         return
     start = time.perf_counter()
-    cache = model.make_cache(len(prompt) + max_tokens)
+    capacity = len(prompt) + max_tokens
+    cache = model.make_cache(capacity)
     chunks = [prompt[i : i + prefill_chunk] for i in range(0, len(prompt), prefill_chunk)]
     weights = parameters(model)  # the prompt's ids are made where the weights are, not moved there
     like = weights[0] if weights else None
@@ -166,12 +197,16 @@ def generate(
     h = model.hidden(aq.asarray([chunks[-1]], dtype=aq.int32, like=like), cache)
     backend = aq.backend_of(h)
     assert backend is not None  # h is an array
+    if compile is None:  # where the backend compiles (a hook of its own) and the model can
+        compile = can_compile and type(backend).compile is not Backend.compile  # noqa: A001
+    stats.compiled = bool(compile)
+    if compile:
+        step = _compiled_steps(model, cache, capacity, temperature, top_k, top_p, rng)
+    else:
 
-    def step(ids: Any) -> Any:
-        h = model.hidden(ids, cache)
-        token = _sample(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, rng)
-        backend.async_eval(token)
-        return token
+        def step(ids: Any) -> Any:  # sampled ids are in range: not checked on the host
+            h = model.hidden(ids, cache, index_mode="clip")
+            return _sample(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, rng)
 
     pending = _sample(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, rng)
     backend.async_eval(pending)
@@ -180,7 +215,10 @@ def generate(
     for n in range(max_tokens):
         t0 = time.perf_counter()  # decode time counts the model only, not the caller's time between tokens
         # token n+1 is built (and started) before token n goes to the caller
-        following = step(aq.astype(aq.reshape(pending, (1, 1)), aq.int32)) if n + 1 < max_tokens else None
+        following = None
+        if n + 1 < max_tokens:
+            following = step(aq.astype(aq.reshape(pending, (1, 1)), aq.int32))
+            backend.async_eval(following)
         if n:
             token = int(aq.to_numpy(pending))
         stats.decode_seconds += time.perf_counter() - t0
@@ -191,4 +229,53 @@ def generate(
         pending = following
 
 
-__all__ = ["GenerationStats", "generate", "sample", "sample_array"]
+def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> Any:
+    """The model's decode step for these sampling settings, :func:`arrayq.compile`'d, kept on
+    the model (so a second generate call replays it) for as long as the model's arrays are
+    the same objects: the compiled step holds them as constants, so a model whose arrays
+    were replaced is traced anew."""
+    fingerprint = tuple(map(id, parameters(model)))
+    held = vars(model).get("_arrayq_decode_steps")
+    if held is None or held[0] != fingerprint:
+        held = (fingerprint, {})
+        vars(model)["_arrayq_decode_steps"] = held
+    key = (temperature, top_k, top_p)
+    if key not in held[1]:
+
+        def traced(ids: Any, cache: list, tables: Any, u: Any) -> tuple[Any, list]:
+            for c in cache[1:]:  # one position for all layers: its clamp, mask and advance are made once
+                c.position = cache[0].position
+            h = model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
+            return _sample_with(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u), cache
+
+        held[1][key] = aq.compile(traced)
+    return held[1][key]
+
+
+def _compiled_steps(
+    model: Any, cache: list, capacity: int, temperature: float, top_k: int, top_p: float, rng: np.random.Generator
+) -> Any:
+    """A function of the fed token's ids (1, 1) giving the next token, through one compiled
+    step per attention window; the cache moves into FixedKVCache buffers of ``capacity``."""
+    state = {"position": cache[0].offset}
+    fixed = [FixedKVCache.from_cache(c, capacity, min(capacity, state["position"] + 1)) for c in cache]
+    state["cache"] = fixed
+
+    compiled = _compiled_step(model, temperature, top_k, top_p)
+
+    def step(ids: Any) -> Any:
+        position = state["position"]
+        window = min(capacity, -(-(position + 1) // WINDOW_STEP) * WINDOW_STEP)
+        for c in state["cache"]:
+            c.window = window
+        host = model.rope_tables(position, 1)
+        tables = None if host is None else tuple(aq.asarray(t, like=ids) for t in host)
+        u = None if temperature == 0 else aq.asarray(rng.random(), dtype=aq.float32, like=ids)
+        token, state["cache"] = compiled(ids, state["cache"], tables, u)
+        state["position"] = position + 1
+        return token
+
+    return step
+
+
+__all__ = ["WINDOW_STEP", "GenerationStats", "generate", "sample", "sample_array"]

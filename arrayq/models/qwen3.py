@@ -197,25 +197,39 @@ class Qwen3:
         ]
         return dataclasses.replace(self, layers=layers)
 
-    def hidden(self, ids: Any, cache: list[nn.KVCache] | None = None) -> Any:
+    def hidden(
+        self, ids: Any, cache: list[Any] | None = None, *, rope_tables: Any = None, index_mode: str = "raise"
+    ) -> Any:
         """Final-layer hidden states (before the last norm) for token ``ids`` (B, L), an
-        integer array of any backend; with ``cache`` the tokens follow the cached ones and
-        are appended. Returns (B, L, hidden) in the model's dtype. Raises ValueError for
-        ids that are not 2-D or a cache of the wrong length."""
+        integer array of any backend; with ``cache`` (one :class:`~arrayq.nn.KVCache` or
+        :class:`~arrayq.nn.FixedKVCache` per layer) the tokens follow the cached ones and are
+        appended. ``rope_tables``: the (cos, sin) of the L positions (:meth:`arrayq.nn.RoPE.cos_sin`
+        on the backend), needed with a FixedKVCache where the backend has no native rope for
+        the model's dtype. ``index_mode``: "raise" checks the ids on the host, "clip" does not
+        (for sampled ids, and inside :func:`arrayq.compile`; see :func:`arrayq.take`). Returns
+        (B, L, hidden) in the model's dtype. Raises ValueError for ids that are not 2-D or a
+        cache of the wrong length, IndexError for ids outside the vocabulary (with "raise")."""
         if len(ids.shape) != 2:
             raise ValueError(f"ids must have shape (batch, length), got {tuple(ids.shape)}")
         if cache is not None and len(cache) != len(self.layers):
             raise ValueError(f"the cache has {len(cache)} entries for {len(self.layers)} layers")
         length = int(ids.shape[1])
-        h = aq.astype(self.embed_tokens(ids), self.dtype, copy=False)
+        h = aq.astype(self.embed_tokens(ids, index_mode), self.dtype, copy=False)
         offset = cache[0].offset if cache else 0
         rope = self.layers[0].self_attn.rope
         first = h
-        # made once for every layer, and only where the backend has no native rope
-        tables = functools.cache(lambda: tuple(aq.asarray(t, like=first) for t in rope.cos_sin(offset, length)))
+        tables = rope_tables
+        if tables is None:  # made once for every layer, and only where the backend has no native rope
+            tables = functools.cache(lambda: tuple(aq.asarray(t, like=first) for t in rope.cos_sin(offset, length)))
         for i, layer in enumerate(self.layers):
             h = layer(h, None, cache[i] if cache is not None else None, tables)
         return h
+
+    def rope_tables(self, position: int, length: int) -> tuple[Any, Any]:
+        """Host (cos, sin) tables (length, head_dim/2) for positions ``position`` ..
+        ``position+length-1`` (:meth:`arrayq.nn.RoPE.cos_sin`): what :meth:`hidden` takes as
+        ``rope_tables`` once moved to the model's backend."""
+        return self.layers[0].self_attn.rope.cos_sin(position, length)
 
     def logits(self, h: Any) -> Any:
         """Next-token logits (..., vocab) for hidden states (..., hidden), in the model's dtype."""

@@ -501,16 +501,13 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
         return out if self.dtype_of(out) == dtype else self.astype(out, dtype)
 
     # ------------------------------------------------------------------ model composites
-    # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their
-    # statistics and softmax in float32, as the references do; float64 takes the reference.
-    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
-        return _fast.rms_norm(self, x, weight, eps)
-
-    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
-        return _fast.scaled_dot_product_attention(self, q, k, v, scale, mask)
-
-    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
-        return _fast.rope(self, x, dims, traditional, base, scale, offset)
+    # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their statistics
+    # and softmax in float32, as the references do; float64 takes the reference. arrayq_mlx._fast's
+    # functions take the backend first, so they are these methods as they are.
+    rms_norm = _fast.rms_norm
+    scaled_dot_product_attention = _fast.scaled_dot_product_attention
+    rope = _fast.rope
+    slice_update = _fast.slice_update
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quant) has validated every argument before these run.

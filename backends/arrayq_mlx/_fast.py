@@ -33,10 +33,16 @@ def scaled_dot_product_attention(b: MLXBackend, q: Array, k: Array, v: Array, sc
     return NotImplemented
 
 
-def rope(b: MLXBackend, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
+def rope(b: MLXBackend, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: Any) -> Any:
     # Half precision only: mx.fast.rope computes its angles in float32 (position 1000 is off
     # by ~3e-5, 40000 by ~1e-3), below bfloat16/float16 rounding but not float32's, where
     # the reference's float64 tables keep the rotation exact. It takes 3 or more dimensions.
     if x.dtype in (b.mx.float16, b.mx.bfloat16) and x.ndim >= 3 and x.size:
         return b.mx.fast.rope(x, dims, traditional=traditional, base=base, scale=scale, offset=offset)
     return NotImplemented
+
+
+def slice_update(b: MLXBackend, x: Array, update: Array, start: Any, axis: int) -> Any:
+    # mx.slice_update takes the start as an array (a traced one inside mx.compile)
+    start = start.reshape(1) if b.is_array(start) else b.mx.array([start], dtype=b.mx.int32)
+    return b.mx.slice_update(x, update, start, (axis,))

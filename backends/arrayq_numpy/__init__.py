@@ -358,19 +358,27 @@ class NumPyBackend(NumPyLinalg):
         out = x * (1 / np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps))
         return out if weight is None else out * weight
 
-    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> Any:
+    def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: Any) -> Any:
         """float32/float64 with NumPy's in-place products (the reference's operations in its
         order, so the same result in fewer calls); other dtypes through the reference."""
         if x.dtype not in (np.float32, np.float64) or x.ndim < 2:
             return NotImplemented
         from arrayq.nn import rope_tables
 
-        cos, sin = rope_tables(dims, base, scale, offset, x.shape[-2], x.dtype)
+        cos, sin = rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
         pairs = (slice(0, dims, 2), slice(1, dims, 2)) if traditional else (slice(0, dims // 2), slice(dims // 2, dims))
         x1, x2 = x[..., pairs[0]], x[..., pairs[1]]
         out = np.array(x)  # the features past dims stay as they are
         out[..., pairs[0]] = x1 * cos - x2 * sin
         out[..., pairs[1]] = x2 * cos + x1 * sin
+        return _arr(out)
+
+    def slice_update(self, x: Array, update: Array, start: Any, axis: int) -> Any:
+        """A copy with the slice assigned (NumPy reads an array start on the host: it is eager)."""
+        out = np.array(x)
+        where = [slice(None)] * x.ndim
+        where[axis] = slice(int(start), int(start) + update.shape[axis])
+        out[tuple(where)] = update
         return _arr(out)
 
 

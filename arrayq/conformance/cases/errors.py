@@ -175,6 +175,42 @@ def error_cases() -> list[Case]:
             lambda aq, x, i: aq.take(x, i, axis=0),
         ),
         (
+            "take",
+            "unknown index mode",
+            lambda rng: [_values(rng, (5, 3), "float32"), np.array([0], np.int32)],
+            lambda aq, x, i: aq.take(x, i, axis=0, mode="wrap"),
+        ),
+        (
+            "slice_update",
+            "update longer than x",
+            _arrays(((2, 3), "float32", -1, 1), ((2, 4), "float32", -1, 1)),
+            lambda aq, x, u: aq.slice_update(x, u, 0, axis=1),
+        ),
+        (
+            "slice_update",
+            "shapes differ off the axis",
+            _arrays(((2, 3), "float32", -1, 1), ((3, 1), "float32", -1, 1)),
+            lambda aq, x, u: aq.slice_update(x, u, 0, axis=1),
+        ),
+        (
+            "slice_update",
+            "dtypes differ",
+            _arrays(((2, 3), "float32", -1, 1), ((2, 1), "float64", -1, 1)),
+            lambda aq, x, u: aq.slice_update(x, u, 0, axis=1),
+        ),
+        (
+            "slice_update",
+            "int start past the end",
+            _arrays(((2, 3), "float32", -1, 1), ((2, 2), "float32", -1, 1)),
+            lambda aq, x, u: aq.slice_update(x, u, 2, axis=1),
+        ),
+        (
+            "slice_update",
+            "float start",
+            _arrays(((2, 3), "float32", -1, 1), ((2, 1), "float32", -1, 1)),
+            lambda aq, x, u: aq.slice_update(x, u, aq.asarray(1.0, like=x), axis=1),
+        ),
+        (
             "take_along_axis",
             "index past the end of the axis",
             lambda rng: [_values(rng, (2, 4), "float32"), np.array([[0], [4]], np.int32)],

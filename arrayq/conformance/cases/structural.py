@@ -112,6 +112,42 @@ def structural_cases() -> list[Case]:
         "take", lambda aq, x: aq.take(x, aq.asarray([2, 0, 2], dtype=aq.int32), axis=1), [(2, 3)], exact, "exact"
     )
     cases += _simple(
+        "take",
+        lambda aq, x: aq.take(x, aq.asarray([[-4, 0], [2, 9]], dtype=aq.int32), axis=1, mode="clip"),
+        [(2, 3)],
+        exact,
+        "exact",
+        variant="(mode=clip)",
+    )
+    # slice_update: a known start, a device start (inside, and clamped from both sides), the
+    # whole axis, and a middle axis (a decode step's KV cache write)
+    for start, variant in ((1, "(start=1)"), (3, "(start=3,last)")):
+        cases += _simple(
+            "slice_update",
+            lambda aq, x, u, s=start: aq.slice_update(x, u, s, axis=1),
+            [[(2, 5, 3), (2, 2, 3)]],
+            exact,
+            "exact",
+            variant=variant,
+        )
+    for start in (2, -3, 9):
+        cases += _simple(
+            "slice_update",
+            lambda aq, x, u, s=start: aq.slice_update(x, u, aq.asarray(s, dtype=aq.int32, like=x), axis=2),
+            [[(1, 2, 6, 4), (1, 2, 1, 4)]],
+            exact,
+            "exact",
+            variant=f"(array start={start})",
+        )
+    cases += _simple(
+        "slice_update",
+        lambda aq, x, u: aq.slice_update(x, u, aq.asarray(0, dtype=aq.int32, like=x)),
+        [[(4,), (4,)]],
+        exact,
+        "exact",
+        variant="(whole axis)",
+    )
+    cases += _simple(
         "take_along_axis",
         lambda aq, x: aq.take_along_axis(x, aq.argsort(x, axis=1), axis=1),
         [(3, 4)],

@@ -27,6 +27,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 import arrayq as aq
 
 from ._functional import _narrow
@@ -205,11 +207,20 @@ class VocabShardedEmbedding:
     vocab_size: int
     group: Group
 
-    def __call__(self, ids: Any) -> Any:
+    def __call__(self, ids: Any, mode: str = "raise") -> Any:
+        """``mode``: as :meth:`arrayq.nn.Embedding.__call__` ("raise" checks the ids against
+        the whole vocabulary on the host; "clip" trusts them, as inside a compiled step)."""
+        if mode == "raise":
+            host = aq.to_numpy(ids)
+            if host.size and (host.min() < -self.vocab_size or host.max() >= self.vocab_size):
+                raise IndexError(
+                    f"token ids must lie in [-{self.vocab_size}, {self.vocab_size}), got {host.min()}..{host.max()}"
+                )
+            ids = aq.where(aq.less(ids, 0), aq.add(ids, self.vocab_size), ids)  # negative ids count from the end
         local = aq.subtract(ids, self.start)
         rows = int(self.inner.weight.shape[0])
         mine = aq.logical_and(aq.greater_equal(local, 0), aq.less(local, rows))
-        found = self.inner(aq.where(mine, local, aq.zeros_like(local)))
+        found = self.inner(aq.where(mine, local, aq.zeros_like(local)), "clip")
         found = aq.where(aq.expand_dims(mine, axis=-1), found, aq.zeros_like(found))
         return all_sum(found, self.group)
 
@@ -282,6 +293,19 @@ def shard(model: Any, group: Group, vocab: bool = True) -> Any:
     return dataclasses.replace(model, layers=new, **(shard_vocab(model, group) if vocab else {}))
 
 
+def bytes_per_token(model: Any, group: Group) -> int:
+    """The bytes this rank hands to ``group``'s collectives for one token through a sharded
+    language model (``model(ids, cache)``: its layers and output head), counted on one eager
+    forward pass of one token with a fresh cache. (Inside :func:`arrayq.compile`'d code the
+    group counts a collective once, when it is traced: count this way instead.)"""
+    ids = aq.to_backend(np.zeros((1, 1), np.int32), group.backend)
+    before = group.payload_bytes
+    aq.eval(model(ids, model.make_cache()))
+    counted = group.payload_bytes - before
+    group.payload_bytes = before
+    return counted
+
+
 def to_backend(model: Any, backend: Any, device: Any = None) -> Any:
     """:func:`arrayq.to_backend` for a model holding :class:`~arrayq.distributed.Group`
     objects (a sharded one): every array moved to ``backend`` and ``device``, the groups
@@ -302,6 +326,7 @@ __all__ = [
     "GatheredLinear",
     "RowShardedLinear",
     "VocabShardedEmbedding",
+    "bytes_per_token",
     "column_sharded",
     "row_sharded",
     "shard",

@@ -35,7 +35,9 @@ class Group:
     """This process's place among the processes of one job: ``rank`` in ``0 .. size-1``,
     on backend ``backend`` (a name), ``handle`` the engine's own group (None for a group of
     one process without an engine). ``payload_bytes``: bytes handed to this group's
-    collectives on this rank so far (reset it to measure a stretch).
+    collectives on this rank so far (reset it to measure a stretch); a collective inside
+    :func:`arrayq.compile`'d code counts once, when traced (:func:`arrayq.nn.bytes_per_token`
+    counts an eager pass).
 
     Not a dataclass on purpose: a model holding its group (a sharded one) keeps that one
     group when its arrays move (:func:`arrayq.nn.to_backend`), counter included."""

@@ -33,7 +33,9 @@ def run_model(path: str, fuse: bool, group: distributed.Group, out: dict, tag: s
     out[f"{tag}_bytes"] = sum(int(a.nbytes) for a in nn.parameters(model))
     out[f"{tag}_heads"] = model.layers[0].self_attn.n_heads
     out[f"{tag}_logits"] = np.asarray(model(mx.array([PROMPT], dtype=mx.int32)))
-    out[f"{tag}_tokens"] = np.array(list(models.generate(model, PROMPT, DECODE)))
+    out[f"{tag}_tokens"] = np.array(list(models.generate(model, PROMPT, DECODE)))  # compiled decode (MLX)
+    out[f"{tag}_eager_tokens"] = np.array(list(models.generate(model, PROMPT, DECODE, compile=False)))
+    out[f"{tag}_bytes_per_token"] = nn.bytes_per_token(model, group)
 
 
 def main() -> int:

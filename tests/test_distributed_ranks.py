@@ -99,6 +99,7 @@ def test_sharded_qwen3_matches_one_process(job, tag):
         scale = float(np.abs(logits).max())
         np.testing.assert_allclose(got[f"{tag}_logits"], logits, rtol=0, atol=LOGIT_RTOL * scale)
         assert got[f"{tag}_tokens"].tolist() == tokens
+        assert got[f"{tag}_eager_tokens"].tolist() == tokens  # decoded without arrayq.compile too
     assert len(set(tokens)) > 1, "a prompt whose greedy continuation varies tests more"
 
 
@@ -124,6 +125,14 @@ def test_each_rank_holds_half_of_the_weights(job, tag):
         assert int(got[f"{tag}_active"]) <= share * 1.05
         one_layer = (layer_bytes(whole) - layer_norm_bytes) // 2 // len(whole.layers)
         assert int(got[f"{tag}_peak"]) <= share * 1.05 + one_layer
+
+
+def test_bytes_per_token_are_the_collectives_payloads(job):
+    _, ranks = job
+    # tiny: 2 layers x 2 all_sums of 128 float32 values, the embedding lookup's all_sum of
+    # 128 bfloat16 values (the table's dtype), the all_gather of 512/2 float32 logits
+    want = 2 * 2 * 128 * 4 + 128 * 2 + 256 * 4
+    assert [int(g["tiny_bytes_per_token"]) for g in ranks] == [want, want]
 
 
 def test_bad_splits_raise_on_every_rank_before_any_communication(job):

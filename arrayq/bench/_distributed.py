@@ -61,10 +61,7 @@ def worker(args: argparse.Namespace) -> int:
     list(models.generate(model, prompt[:8], 2))  # warm-up: kernels, connections
     stats = models.GenerationStats()
     tokens = list(models.generate(model, prompt, args.decode_tokens, stats=stats))
-    group.payload_bytes = 0
-    cache = model.make_cache()
-    aq.eval(model(aq.asarray([prompt[:1]], dtype="int32", like=nn.parameters(model)[0]), cache))
-    per_token = group.payload_bytes
+    per_token = nn.bytes_per_token(model, group)
     mine = aq.asarray([weight_bytes, peak_memory_bytes(), int(mx.get_peak_memory())], dtype="int64")
     ranks = aq.to_numpy(distributed.all_gather(aq.reshape(aq.to_backend(mine, "mlx"), (1, 3)), group))
     if group.rank == 0:

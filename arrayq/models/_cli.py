@@ -132,7 +132,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     generated tokens to stdout, then print prefill/decode speed and peak memory to stderr."""
     import arrayq as aq
 
-    from .. import distributed
+    from .. import distributed, nn
     from . import CheckpointError, GenerationStats, default_dtype, generate, load, make_checkpoint
     from .generate import check_sampling
 
@@ -205,12 +205,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
     peak = [peak_memory_bytes()]
     if group is not None:  # every rank's peak, gathered to rank 0
-        steps = (
-            stats.prompt_tokens + stats.decode_tokens
-        )  # positions run: the prompt, then one per token after the first
         print(
-            f"sharded over {group.size} processes: {group.payload_bytes / max(steps, 1):,.0f} bytes "
-            "communicated per token per rank (collectives' payloads, averaged over the positions run)",
+            f"sharded over {group.size} processes: {nn.bytes_per_token(model, group):,} bytes communicated "
+            "per token per rank (collectives' payloads)",
             file=err,
         )
         peak = [int(v) for v in aq.to_numpy(distributed.all_gather(aq.asarray(peak, dtype="int64"), group))]

@@ -69,7 +69,7 @@ __all__ += [
 
 def __getattr__(name: str) -> Any:
     # arrayq.nn and arrayq.models load on first use, keeping `import arrayq` small
-    if name in ("nn", "models", "conformance", "bench"):
+    if name in ("nn", "models", "conformance", "bench", "distributed"):
         import importlib
 
         return importlib.import_module(f"arrayq.{name}")

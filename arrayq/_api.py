@@ -72,21 +72,19 @@ def eval(*arrays: Any) -> None:
     import dataclasses
 
     flat: list[tuple[Any, Any]] = []
-
-    def collect(o: Any) -> None:
+    # a loop, not a recursive closure: that would be a reference cycle holding the arrays
+    # until the next garbage collection
+    stack: list[Any] = [arrays]
+    while stack:
+        o = stack.pop()
         if isinstance(o, (list, tuple)):
-            for v in o:
-                collect(v)
+            stack.extend(reversed(o))
         elif isinstance(o, dict):
-            for v in o.values():
-                collect(v)
+            stack.extend(reversed(list(o.values())))
         elif dataclasses.is_dataclass(o) and not isinstance(o, type):
-            for f in dataclasses.fields(o):
-                collect(getattr(o, f.name))
+            stack.extend(getattr(o, f.name) for f in reversed(dataclasses.fields(o)))
         elif not (o is None or isinstance(o, (str, int, float, complex))) and (b := backend_of(o)) is not None:
             flat.append((b, o))
-
-    collect(arrays)
     by_backend: dict[int, tuple[Any, list[Any]]] = {}
     for b, a in flat:
         by_backend.setdefault(id(b), (b, []))[1].append(a)

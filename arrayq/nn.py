@@ -5,6 +5,9 @@ Every layer is a plain dataclass whose fields are the backend's own arrays (or a
 :class:`~arrayq.QuantizedWeight`, or other layers), so ``arrayq.to_backend(model, "mlx")``
 moves a whole model, ``arrayq.eval(nn.parameters(model))`` evaluates one and
 ``nn.quantize(model)`` quantizes its Linear and Embedding layers. Calling a layer runs it.
+Tensor-parallel layers, split over the processes of an :mod:`arrayq.distributed` group
+(:func:`column_sharded`, :func:`row_sharded`, :func:`shard` for a whole model), are in
+``arrayq/_sharded.py``.
 
 Conventions: activations are ``(..., features)``; attention works on ``(B, L, hidden)``
 input with heads laid out ``(B, heads, L, head_dim)``. Norms, softmax and attention scores
@@ -52,6 +55,19 @@ from ._functional import (
 )
 from ._kv_cache import FixedKVCache, KVCache
 from ._quantize_model import quantize
+from ._sharded import (
+    GatheredLinear,
+    RowShardedLinear,
+    VocabShardedEmbedding,
+    bytes_per_token,
+    column_sharded,
+    row_sharded,
+    shard,
+    shard_attention,
+    shard_swiglu,
+    shard_vocab,
+    to_backend,
+)
 from .quant import QuantizedWeight
 
 
@@ -409,6 +425,7 @@ __all__ = [
     "Attention",
     "Embedding",
     "FixedKVCache",
+    "GatheredLinear",
     "KVCache",
     "LayerNorm",
     "Linear",
@@ -416,9 +433,13 @@ __all__ = [
     "QuantizedLinear",
     "RMSNorm",
     "RoPE",
+    "RowShardedLinear",
     "SwiGLU",
+    "VocabShardedEmbedding",
     "attention_reference",
+    "bytes_per_token",
     "causal_mask",
+    "column_sharded",
     "fuse_linear",
     "gelu",
     "layer_norm",
@@ -431,8 +452,14 @@ __all__ = [
     "rope",
     "rope_reference",
     "rope_tables",
+    "row_sharded",
     "scaled_dot_product_attention",
+    "shard",
+    "shard_attention",
+    "shard_swiglu",
+    "shard_vocab",
     "sigmoid",
     "silu",
     "softmax",
+    "to_backend",
 ]

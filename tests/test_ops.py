@@ -9,7 +9,7 @@ import pytest
 
 import arrayq
 from arrayq import _creation, _elementwise, _manipulation, _searching, _statistical
-from arrayq.backend import COMPOSITES, NATIVE_OPS, PRIMITIVES, Backend
+from arrayq.backend import COMPOSITES, DISTRIBUTED_OPS, NATIVE_OPS, PRIMITIVES, Backend
 from tests._ops_support import NUMPY_NATIVE, PArray, PrimitivesOnly, be  # noqa: F401 (fixture)
 
 CHAPTERS = (
@@ -135,7 +135,9 @@ def test_capabilities_report_the_defaults_and_the_native_overrides(be):
     assert set(caps) == set(PRIMITIVES) | set(COMPOSITES) | set(NATIVE_OPS)
     assert all(caps[op] == "primitive" for op in PRIMITIVES)
     for op in (*COMPOSITES, *NATIVE_OPS):
-        if be.name == "numpy":
+        if op in DISTRIBUTED_OPS:  # NumPy (and backends built on it) have no engine: a declared gap
+            assert caps[op] == f"gap: {be.backend.declared_gaps[op]}", op
+        elif be.name == "numpy":
             assert caps[op] == ("native" if op in NUMPY_NATIVE else "fallback"), op
         else:
             assert caps[op] == "fallback", op

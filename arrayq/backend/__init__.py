@@ -12,7 +12,17 @@ and prove it with ``arrayq conformance NAME``.
 docs/writing-a-backend.md walks through it.
 """
 
-from .._ops import BINARY_OPS, COMPOSITES, FFT_OPS, LINALG_OPS, NATIVE_OPS, PRIMITIVES, REDUCE_OPS, UNARY_OPS
+from .._ops import (
+    BINARY_OPS,
+    COMPOSITES,
+    DISTRIBUTED_OPS,
+    FFT_OPS,
+    LINALG_OPS,
+    NATIVE_OPS,
+    PRIMITIVES,
+    REDUCE_OPS,
+    UNARY_OPS,
+)
 from ..errors import (
     ArrayqError,
     BackendMismatchError,
@@ -39,6 +49,7 @@ PRIMITIVE_METHODS = tuple(
 __all__ = [
     "BINARY_OPS",
     "COMPOSITES",
+    "DISTRIBUTED_OPS",
     "FFT_OPS",
     "LINALG_OPS",
     "NATIVE_OPS",

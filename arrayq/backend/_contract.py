@@ -209,3 +209,29 @@ class Contract:
         shapes and dtypes checked there): ``start`` an int in range, or a 0-d int32 array
         already clamped into range, not to be read on the host. A new array."""
         return NotImplemented
+
+    # ---- optional native ops: a distributed engine (arrayq.distributed). The defaults say
+    # "none": arrayq.distributed then gives a group of this process alone.
+    def distributed_init(self, engine: str) -> Any:
+        """This process's place in the backend's distributed engine, ``(rank, size, handle)``
+        (``handle``: the engine's own group, handed back to the collectives below), started
+        with ``engine`` ("any" or the engine's name for one, e.g. MLX's "ring" or "nccl");
+        NotImplemented where the backend has no engine."""
+        return NotImplemented
+
+    def all_sum(self, x: Array, handle: Any) -> Any:
+        """The elementwise sum of ``x`` over every process of the group ``handle``, on each."""
+        return NotImplemented
+
+    def all_gather(self, x: Array, handle: Any) -> Any:
+        """Every process's ``x`` (same shape on each) concatenated along axis 0, rank order."""
+        return NotImplemented
+
+    def send(self, x: Array, dst: int, handle: Any) -> Any:
+        """Send ``x`` to rank ``dst`` of the group (checked: another rank); returns what the
+        backend needs evaluated for the send to happen (an array; lazy backends)."""
+        return NotImplemented
+
+    def recv(self, shape: tuple[int, ...], dtype: DType, src: int, handle: Any) -> Any:
+        """The array of ``shape`` and ``dtype`` that rank ``src`` sends (checked: another rank)."""
+        return NotImplemented

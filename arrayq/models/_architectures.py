@@ -96,6 +96,7 @@ def load(
     dtype: Any = "float32",
     progress: Progress | None = None,
     fuse: bool = True,
+    shard: Any = None,
 ) -> Any:
     """Load the model of a checkpoint directory or ``.gguf`` file, of whichever registered
     architecture it is (:func:`architecture_of`), onto ``backend`` (a name or Backend;
@@ -111,7 +112,16 @@ def load(
     memory-mapped). Raises CheckpointError for anything wrong with the checkpoint (an
     unknown architecture included), BackendUnavailableError for a missing backend,
     ValueError for a bad dtype."""
-    return _load(path, architecture_of(path), backend=backend, device=device, dtype=dtype, progress=progress, fuse=fuse)
+    return _load(
+        path,
+        architecture_of(path),
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        progress=progress,
+        fuse=fuse,
+        shard=shard,
+    )
 
 
 __all__ = ["architecture_of", "architectures", "load", "read_config", "register_architecture"]

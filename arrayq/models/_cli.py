@@ -132,6 +132,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     generated tokens to stdout, then print prefill/decode speed and peak memory to stderr."""
     import arrayq as aq
 
+    from .. import distributed, nn
     from . import CheckpointError, GenerationStats, default_dtype, generate, load, make_checkpoint
     from .generate import check_sampling
 
@@ -167,8 +168,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         prompt = _parse_ids(args.prompt_ids)
     device = args.device or backend.devices()[0]
     dtype = args.dtype or default_dtype(device)
+    # started by a launcher (mlx.launch -n N): one rank of a tensor-parallel model; rank 0 prints
+    group = distributed.init(backend) if distributed.launched_size() > 1 else None
+    if group is not None and group.rank != 0:
+        out = err = open(os.devnull, "w")
     model = load(
-        path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}", err)
+        path,
+        backend=backend,
+        device=args.device,
+        dtype=dtype,
+        progress=progress_bar(f"loading {path.name}", err),
+        shard=group,
     )
     stop = () if args.ignore_eos else model.config.eos_token_id
     stats = GenerationStats()
@@ -193,7 +203,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"backend {backend.name} ({device}), {model.dtype} activations, {compiled}", file=err)
     print(f"prefill: {stats.prompt_tokens} tokens, {stats.prefill_tps:.2f} tok/s", file=err)
     print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
-    print(f"peak memory: {_format_bytes(peak_memory_bytes())} (max resident set size)", file=err)
+    peak = [peak_memory_bytes()]
+    if group is not None:  # every rank's peak, gathered to rank 0
+        print(
+            f"sharded over {group.size} processes: {nn.bytes_per_token(model, group):,} bytes communicated "
+            "per token per rank (collectives' payloads)",
+            file=err,
+        )
+        peak = [int(v) for v in aq.to_numpy(distributed.all_gather(aq.asarray(peak, dtype="int64"), group))]
+    print(
+        f"peak memory: {', '.join(_format_bytes(p) for p in peak)} (max resident set size"
+        f"{', per rank' if group is not None else ''})",
+        file=err,
+    )
     return 0
 
 

@@ -383,6 +383,7 @@ def load(
     dtype: Any = "float32",
     progress: Progress | None = None,
     fuse: bool = False,
+    shard: Any = None,
 ) -> M:
     """Load an ``architecture`` model from a checkpoint directory or a ``.gguf`` file onto
     ``backend`` (a name or Backend; default: the current default backend) and ``device``.
@@ -390,6 +391,12 @@ def load(
     ``dtype``: the activations' dtype (float32 default; dense weights and norms are
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
     is called after each module is built. ``fuse``: handed to ``build`` as ``builder.fuse``.
+    ``shard``: an :class:`arrayq.distributed.Group` of several processes, to load only
+    this rank's share of each layer (:func:`arrayq.nn.shard`): the model is built on NumPy
+    over the memory-mapped files, sliced, and only the slices are copied to ``backend``
+    (then fused, with ``fuse``); dense weights in another dtype than ``dtype``, and GGUF
+    tensors, are converted whole first. ValueError (from the split) before any weight is
+    copied where the model does not divide over the group.
     Raises CheckpointError for anything wrong with the checkpoint, BackendUnavailableError
     for a missing backend, ValueError for a dtype that is not floating, or float64 for a
     checkpoint with quantized layers (the quantized matmuls take float32, float16 or
@@ -425,7 +432,37 @@ def load(
                 "dtype='float32'"
             )
     total = architecture.count_modules(config)
-    builder = WeightBuilder(src, quant, backend_obj.name, device, dtype_name, progress, total, fuse)
+    sharded = shard is not None and shard.size > 1
+    # sharded: built on NumPy over the memory maps (nothing copied), then split and copied
+    builder = WeightBuilder(
+        src, quant, "numpy" if sharded else backend_obj.name, device, dtype_name, progress, total, fuse and not sharded
+    )
     model = architecture.build(builder, config)
     builder.check_leftovers(lambda name: architecture.why_unexpected(name, config))
+    if sharded:
+        prefix = architecture.gguf_names.layers
+        model = _copy_shard(nn.shard(model, shard), src, prefix, backend_obj.name, device, fuse)
+    return model
+
+
+def _copy_shard(model: Any, src: Source, prefix: str, backend: str, device: Any, fuse: bool) -> Any:
+    """A sharded model built on NumPy (views of the memory-mapped files) copied to
+    ``backend`` one layer at a time, fused (``fuse``: the model's own ``fused``, applied to
+    that layer alone) and evaluated, its file pages then dropped: the process holds its
+    share of the weights and, besides, at most one layer's pages and unfused copies."""
+    layers = model.layers
+    names = list(src.names())
+    fusing = fuse and hasattr(model, "fused")
+    for i in range(len(layers)):
+        layer = nn.to_backend(layers[i], backend, device)
+        if fusing:
+            layer = dataclasses.replace(model, layers=[layer]).fused().layers[0]
+        aq.eval(nn.parameters(layer))
+        layers[i] = layer
+        for name in (n for n in names if n.startswith(f"{prefix}.{i}.")):
+            src.release(name)
+    model = nn.to_backend(model, backend, device)  # the rest: embeddings, norms, head (copied layers stay)
+    aq.eval(nn.parameters(model))
+    for name in names:
+        src.release(name)
     return model

@@ -433,6 +433,7 @@ def load(
     dtype: Any = "float32",
     progress: Progress | None = None,
     fuse: bool = True,
+    shard: Any = None,
 ) -> Qwen3:
     """Load a Qwen3 model from a checkpoint directory or a ``.gguf`` file onto ``backend``
     (a name or Backend; default: the current default backend) and ``device``.
@@ -441,10 +442,14 @@ def load(
     converted to it, quantized weights keep their format). ``progress(done, total, what)``
     is called after each layer is built. ``fuse``: stack each layer's q/k/v and gate/up
     quantized weights into one matmul each (:meth:`Qwen3.fused`; on NumPy the stacked
-    weights are copied into memory instead of staying memory-mapped). Raises CheckpointError
+    weights are copied into memory instead of staying memory-mapped). ``shard``: an
+    :class:`arrayq.distributed.Group`, to load only this rank's share of each layer,
+    tensor-parallel (:func:`arrayq.nn.shard`). Raises CheckpointError
     for anything wrong with the checkpoint (see the module docstring),
     BackendUnavailableError for a missing backend."""
-    return _loader.load(path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress, fuse=fuse)
+    return _loader.load(
+        path, ARCHITECTURE, backend=backend, device=device, dtype=dtype, progress=progress, fuse=fuse, shard=shard
+    )
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any
 from arrayq.backend import Array, UnsupportedDTypeError, UnsupportedOperationError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
-from arrayq_mlx import _composed, _fast, _fft, _linalg, _quantized
+from arrayq_mlx import _composed, _distributed, _fast, _fft, _linalg, _quantized
 from arrayq_mlx import _workarounds as fix
 from arrayq_mlx._devices import Devices
 
@@ -39,7 +39,7 @@ _COMPOSED_BINARY = frozenset({"copysign", "remainder", "bitwise_left_shift", "bi
 _DATA_DEPENDENT = "its output shape depends on the data, and MLX builds graphs of static shapes"
 
 
-class MLXBackend(_fft.FFT, _linalg.MLXLinalg):
+class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
     """The MLX backend: lazy ``mlx.core.array`` graphs, CPU, Apple GPU (Metal) or NVIDIA GPU
     (CUDA build), with MLX's fused quantized kernels.
 
@@ -62,9 +62,9 @@ class MLXBackend(_fft.FFT, _linalg.MLXLinalg):
     **Native, composed, gaps.** Every primitive maps to one ``mlx.core`` op (the name maps
     below), except where MLX lacks the op or differs from the array API: those are composed
     from MLX ops in :mod:`arrayq_mlx._composed`. Composites with an MLX op are overridden
-    (linalg's: :mod:`arrayq_mlx._linalg`, CPU stream; fft's: :mod:`arrayq_mlx._fft`).
-    ``nonzero``, ``unique_*`` and boolean indexing are declared gaps: their output shape
-    depends on the data.
+    (linalg's: :mod:`arrayq_mlx._linalg`, CPU stream; fft's: :mod:`arrayq_mlx._fft`); the
+    distributed ops are ``mx.distributed``'s (:mod:`arrayq_mlx._distributed`). ``nonzero``,
+    ``unique_*`` and boolean indexing are declared gaps: their output shape depends on the data.
 
     **Precision.** float32 results agree with NumPy to a few ulp; float64 (CPU) ones too,
     where MLX's own float64 kernels are float32-accurate they are rebuilt

@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from arrayq.backend import Array, UnsupportedDTypeError
+from arrayq.backend import DISTRIBUTED_OPS, Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 
@@ -49,6 +49,12 @@ def _per_matrix_pays(packed: np.ndarray, bits: int) -> bool:
     return packed.shape[-2] * packed.shape[-1] * 32 // bits >= PER_MATRIX_MIN_WEIGHTS
 
 
+_NO_ENGINE = (
+    "NumPy has no distributed engine: one process only (a group of size 1); "
+    "several processes need the mlx backend (mx.distributed)"
+)
+
+
 class NumPyBackend(NumPyLinalg):
     """The reference backend, on ``numpy.ndarray``; its linear algebra is ``numpy.linalg``
     (:mod:`arrayq_numpy._linalg`)."""
@@ -58,6 +64,8 @@ class NumPyBackend(NumPyLinalg):
     gives_way = True
     default_float = dt.float64
     default_int = dt.int64
+    #: no distributed engine: arrayq.distributed's group of this process alone runs instead
+    declared_gaps = dict.fromkeys(DISTRIBUTED_OPS, _NO_ENGINE)
 
     def __init__(self) -> None:
         import array_api_compat.numpy as xp

@@ -68,6 +68,8 @@ class NumPyBackend(NumPyLinalg):
         self._native = {
             d: (np.dtype(ml_dtypes.bfloat16) if d.name == "bfloat16" else np.dtype(d.name)) for d in dt.ALL_DTYPES
         }
+        #: repacked copies of the weights 8-bit-activation decode reads (``repacked.nbytes()``)
+        self.repacked = _native.RepackedWeights()
 
     def notes(self) -> list[str]:
         return [_native.status(), "erf: NumPy has none; the contract's polynomial formula, run in cache-sized blocks"]
@@ -295,6 +297,10 @@ class NumPyBackend(NumPyLinalg):
             x3 = x[None] if x.ndim == 1 else x
             out = self.gather_qmm(x3, qw, None, None, transpose)
             return out[..., 0, :] if x.ndim == 1 else out
+        x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+        if transpose and _native.repacked_decodes(x2d) and bool(np.isfinite(x2d).all()):
+            out = _native.matmul_repacked(x2d, qw, self.repacked)
+            return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
         return _affine_2d(x, packed, qw.scales, qw.biases, transpose, qw.group_size, bits)
 
     def gather_qmm(

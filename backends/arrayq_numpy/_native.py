@@ -39,7 +39,10 @@ import contextlib
 import contextvars
 import functools
 import os
+import threading
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -187,6 +190,89 @@ def _column_order(level_index: int, k: int, group_size: int, bits: int) -> np.nd
     """Permutation that puts x's columns in the kernel's order: ``x[:, order]``."""
     assert _kernels is not None
     return np.frombuffer(_kernels.slot_order(level_index, k, group_size, bits), np.int64)
+
+
+class RepackedWeights:
+    """The repacked copies of affine weights that 8-bit-activation decode reads
+    (``csrc/repack.c`` has the layout), one per (weight, SIMD level), made on a weight's
+    first such call and dropped when its packed array is garbage-collected. Each backend
+    instance owns one; :meth:`nbytes` is the memory they hold (about the size of the
+    packed weights again: the public weight and its repacked copy both stay in memory).
+
+    A copy is found again by the identity of the weight's packed, scales and biases
+    arrays, so it is taken that they are not written into after first use (writing in
+    place is not seen; :meth:`clear` forgets every copy)."""
+
+    def __init__(self) -> None:
+        # (id(packed), level) -> (scales, biases, repacked bytes); scales/biases held so
+        # that their ids stay theirs while the entry lives
+        self._copies: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def nbytes(self) -> int:
+        """Bytes held by the repacked copies."""
+        with self._lock:
+            return sum(entry[2].nbytes for entry in self._copies.values())
+
+    def clear(self) -> None:
+        """Forget every repacked copy (they are rebuilt on next use)."""
+        with self._lock:
+            self._copies.clear()
+
+    def get(
+        self, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, level_index: int
+    ) -> np.ndarray:
+        """The repacked copy of the 2-D affine weight (packed, scales, biases) at a level."""
+        key = (id(packed), level_index)
+        with self._lock:
+            entry = self._copies.get(key)
+        if entry is not None and entry[0] is scales and entry[1] is biases:
+            return entry[2]
+        data = repack(packed, scales, biases, group_size, bits, level_index)
+        with self._lock:
+            if key not in self._copies:
+                weakref.finalize(packed, self._forget, key)
+            self._copies[key] = (scales, biases, data)
+        return data
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        with self._lock:
+            self._copies.pop(key, None)
+
+
+def repack(
+    packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, level_index: int
+) -> np.ndarray:
+    """W (N, K) in MLX's affine format as the repacked layout of a level (uint8 bytes)."""
+    assert _kernels is not None
+    n, k = packed.shape[0], packed.shape[1] * 32 // bits
+    s, kind = _scale_view(scales)
+    b, _ = _scale_view(biases)
+    data = np.empty(_kernels.repacked_size(level_index, n, k, group_size, bits, kind, False), np.uint8)
+    _kernels.repack(level_index, np.ascontiguousarray(packed), s, b, data, n, k, group_size, bits, kind, False)
+    return data
+
+
+def repacked_decodes(x: np.ndarray) -> bool:
+    """Whether :func:`matmul_repacked` takes this decode call: native kernels in use,
+    8-bit activations, at most DECODE_MAX_ROWS rows of x."""
+    return _chosen_level() is not None and x.shape[0] <= DECODE_MAX_ROWS and current_activations() == "int8"
+
+
+def matmul_repacked(x: np.ndarray, qw: Any, cache: RepackedWeights) -> np.ndarray:
+    """``x @ W.T`` with 8-bit activations from W's repacked copy in ``cache``. x: (M, K)
+    float32, M <= DECODE_MAX_ROWS; qw: a 2-D affine QuantizedWeight of NumPy arrays.
+    Returns (M, N) float32."""
+    index = _chosen_level()
+    assert _kernels is not None and index is not None
+    data = cache.get(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
+    m, k = x.shape
+    n = qw.packed.shape[0]
+    kind = _scale_view(qw.scales)[1]
+    xc = x if x.flags.c_contiguous and x.flags.aligned else np.require(x, np.float32, requirements=["C", "A"])
+    out = np.empty((m, n), np.float32)
+    _kernels.gemv_repacked(index, xc, data, out, m, n, k, qw.group_size, qw.bits, kind, False)
+    return out
 
 
 def supports(x: np.ndarray, packed: np.ndarray, transpose: bool, group_size: int) -> bool:

@@ -163,6 +163,11 @@ struct dequant_job {
 #define INT8_MAX_BITS 6
 #define DOT_U8S8(acc, a, b) \
     _mm256_add_epi32((__m256i)(acc), _mm256_madd_epi16(_mm256_maddubs_epi16((__m256i)(a), (__m256i)(b)), _mm256_set1_epi16(1)))
+/* pairs of u8*s8 products summed into 16-bit lanes (the caller keeps them in range), and
+ * 16-bit lanes summed in pairs into 32-bit ones: the repacked kernel's integer dot */
+#define PAIRS_U8S8(a, b) _mm256_maddubs_epi16((__m256i)(a), (__m256i)(b))
+#define PAIRS_S8S8(a, b) _mm256_maddubs_epi16(_mm256_abs_epi8((__m256i)(a)), _mm256_sign_epi8((__m256i)(b), (__m256i)(a)))
+#define PAIRS_TO_32(v) _mm256_madd_epi16((__m256i)(v), _mm256_set1_epi16(1))
 /* signed a: |a| times b with a's sign (|a| <= 128, |b| <= 127: pairs stay within int16) */
 #define DOT_S8S8(acc, a, b) DOT_U8S8(acc, _mm256_abs_epi8((__m256i)(a)), _mm256_sign_epi8((__m256i)(b), (__m256i)(a)))
 #define HALF_TO_FLOAT_IB(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
@@ -174,6 +179,9 @@ struct dequant_job {
 #undef INT8_MAX_BITS
 #undef DOT_U8S8
 #undef DOT_S8S8
+#undef PAIRS_U8S8
+#undef PAIRS_S8S8
+#undef PAIRS_TO_32
 #undef HALF_TO_FLOAT_IB
 #ifdef __clang__
 #pragma clang attribute pop

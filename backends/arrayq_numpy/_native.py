@@ -192,6 +192,10 @@ def _column_order(level_index: int, k: int, group_size: int, bits: int) -> np.nd
     return np.frombuffer(_kernels.slot_order(level_index, k, group_size, bits), np.int64)
 
 
+#: A repacked weight: its bytes, the kind code of its stored scales, whether it is symmetric.
+Repacked = tuple[np.ndarray, int, bool]
+
+
 class RepackedWeights:
     """The repacked copies of affine weights that 8-bit-activation decode reads
     (``csrc/repack.c`` has the layout), one per (weight, SIMD level), made on a weight's
@@ -206,13 +210,13 @@ class RepackedWeights:
     def __init__(self) -> None:
         # (id(packed), level) -> (scales, biases, repacked bytes); scales/biases held so
         # that their ids stay theirs while the entry lives
-        self._copies: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._copies: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, Repacked]] = {}
         self._lock = threading.Lock()
 
     def nbytes(self) -> int:
         """Bytes held by the repacked copies."""
         with self._lock:
-            return sum(entry[2].nbytes for entry in self._copies.values())
+            return sum(entry[2][0].nbytes for entry in self._copies.values())
 
     def clear(self) -> None:
         """Forget every repacked copy (they are rebuilt on next use)."""
@@ -221,7 +225,7 @@ class RepackedWeights:
 
     def get(
         self, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, level_index: int
-    ) -> np.ndarray:
+    ) -> Repacked:
         """The repacked copy of the 2-D affine weight (packed, scales, biases) at a level."""
         key = (id(packed), level_index)
         with self._lock:
@@ -246,11 +250,22 @@ def repack(
     """W (N, K) in MLX's affine format as the repacked layout of a level (uint8 bytes)."""
     assert _kernels is not None
     n, k = packed.shape[0], packed.shape[1] * 32 // bits
+    symmetric = _symmetric(scales, biases, bits)
+    if symmetric:
+        half = scales.astype(np.float16)
+        if np.array_equal(half.astype(scales.dtype), scales):
+            scales = half
     s, kind = _scale_view(scales)
-    b, _ = _scale_view(biases)
-    data = np.empty(_kernels.repacked_size(level_index, n, k, group_size, bits, kind, False), np.uint8)
-    _kernels.repack(level_index, np.ascontiguousarray(packed), s, b, data, n, k, group_size, bits, kind, False)
-    return data
+    b, _ = _scale_view(biases if biases.dtype == scales.dtype else scales)  # (not read where symmetric)
+    data = np.empty(_kernels.repacked_size(level_index, n, k, group_size, bits, kind, symmetric), np.uint8)
+    _kernels.repack(level_index, np.ascontiguousarray(packed), s, b, data, n, k, group_size, bits, kind, symmetric)
+    return data, kind, symmetric
+
+
+def _symmetric(scales: np.ndarray, biases: np.ndarray, bits: int) -> bool:
+    """Whether every bias is exactly -2**(bits-1) times its scale (GGUF's Q4_0 and Q8_0
+    read as affine weights): the repacked copy then stores no biases."""
+    return bool(np.array_equal(biases, scales * scales.dtype.type(-(1 << (bits - 1)))))
 
 
 def repacked_decodes(x: np.ndarray) -> bool:
@@ -265,13 +280,12 @@ def matmul_repacked(x: np.ndarray, qw: Any, cache: RepackedWeights) -> np.ndarra
     Returns (M, N) float32."""
     index = _chosen_level()
     assert _kernels is not None and index is not None
-    data = cache.get(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
+    data, kind, symmetric = cache.get(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
     m, k = x.shape
     n = qw.packed.shape[0]
-    kind = _scale_view(qw.scales)[1]
     xc = x if x.flags.c_contiguous and x.flags.aligned else np.require(x, np.float32, requirements=["C", "A"])
     out = np.empty((m, n), np.float32)
-    _kernels.gemv_repacked(index, xc, data, out, m, n, k, qw.group_size, qw.bits, kind, False)
+    _kernels.gemv_repacked(index, xc, data, out, m, n, k, qw.group_size, qw.bits, kind, symmetric)
     return out
 
 

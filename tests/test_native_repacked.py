@@ -95,7 +95,7 @@ def test_every_format_at_every_level(level: int, bits: int) -> None:
             # 29 rows: a last tile only partly filled at every level (8 or 4 rows a tile)
             w = rng.standard_normal((29, 3 * group_size)).astype(np.float32)
             qw = aq.quantize(aq.astype(w, getattr(aq, scale_dtype)), group_size=group_size, bits=bits)
-            for m in (1, 3, 6):  # 6 rows of x: two passes of the kernel (4 rows each at most)
+            for m in (1, 3, 6, 33):  # 6, 33 rows of x: several passes of the kernel (4 rows each at most)
                 x = rng.standard_normal((m, 3 * group_size)).astype(np.float32)
                 x[0, :group_size] = 0  # an all-zero group: scale 0, codes 0
                 x[-1, group_size : 2 * group_size] *= 1000  # one group of a far larger magnitude
@@ -159,9 +159,13 @@ def test_int8_decode_through_the_frontend_keeps_one_copy_per_weight() -> None:
         size = backend.repacked.nbytes()
         again = np.asarray(aq.linalg.quantized_matmul(x, qw))
         assert backend.repacked.nbytes() == size > 0  # the same copy, not a second one
-        prefill = np.asarray(aq.linalg.quantized_matmul(np.repeat(x, 9, axis=0), qw))  # > 8 rows: float32
+        x9 = np.concatenate([x, rng.standard_normal((8, 256)).astype(np.float32)])
+        prefill = np.asarray(aq.linalg.quantized_matmul(x9, qw))  # 9 rows: three passes, the same copy
+        assert backend.repacked.nbytes() == size
     np.testing.assert_array_equal(y8, again)
-    np.testing.assert_array_equal(prefill, prefill32)  # prefill stays float32
+    np.testing.assert_array_equal(prefill[:1], y8)  # a row's result does not depend on the others
+    assert not np.array_equal(prefill, prefill32)  # not the float32 path
+    _check(prefill, x9, qw, "prefill")
     if _native.level() is not None:
         expected, _ = _run(_native.levels().index(_native.level()), x, qw)
         np.testing.assert_array_equal(y8, expected)
@@ -193,7 +197,9 @@ def test_the_kernel_checks_its_buffers() -> None:
     with pytest.raises(ValueError, match="out holds"):
         k.gemv_repacked(0, x, data, out[:, :-1], 1, 16, 64, 32, 4, kind, sym)
     with pytest.raises(ValueError, match="rows of x"):
-        k.gemv_repacked(0, np.zeros((9, 64), np.float32), data, np.zeros((9, 16), np.float32), 9, 16, 64, 32, 4, kind, sym)
+        k.gemv_repacked(0, x, data, out, 0, 16, 64, 32, 4, kind, sym)
+    with pytest.raises(ValueError, match="x holds"):
+        k.gemv_repacked(0, x, data, np.zeros((2, 16), np.float32), 2, 16, 64, 32, 4, kind, sym)
     with pytest.raises(ValueError, match="unsupported format"):
         k.repacked_size(0, 16, 64, 48, 4, kind, sym)
     with pytest.raises(ValueError, match="overflow"):

@@ -103,13 +103,20 @@ int repack(const struct rq_layout *L, const uint8_t *packed, const void *scales,
 
 struct rq_task {
     const struct level *lv;
-    const struct rq_job *job;
+    const struct rq_job *passes; /* one job per RQ_MAX_ROWS rows of x */
+    int64_t n_passes;
 };
+
+/* tiles a part runs every pass over before it moves on: their bytes stay in the core's
+ * cache for the passes after the first (prefill: many rows of x) */
+#define RQ_TILE_BLOCK 32
 
 static void rq_part(void *ctx, int part, int parts) {
     const struct rq_task *t = ctx;
-    const int64_t tiles = t->job->layout.tiles, t0 = tiles * part / parts, t1 = tiles * (part + 1) / parts;
-    if (t1 > t0) t->lv->gemv_rq_tiles(t->job, t0, t1);
+    const int64_t tiles = t->passes[0].layout.tiles, t0 = tiles * part / parts, t1 = tiles * (part + 1) / parts;
+    for (int64_t b = t0; b < t1; b += RQ_TILE_BLOCK)
+        for (int64_t i = 0; i < t->n_passes; i++)
+            t->lv->gemv_rq_tiles(&t->passes[i], b, b + RQ_TILE_BLOCK < t1 ? b + RQ_TILE_BLOCK : t1);
 }
 
 /* below this many weights a call runs on the calling thread alone (as gemv) */
@@ -117,19 +124,26 @@ static void rq_part(void *ctx, int part, int parts) {
 
 int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, const struct rq_layout *L, float *out,
                   int64_t m) {
-    const int64_t k = L->k, groups = k / L->group_size;
+    const int64_t k = L->k, groups = k / L->group_size, n_passes = (m + RQ_MAX_ROWS - 1) / RQ_MAX_ROWS;
     float *xscale = malloc((size_t)(2 * m * groups) * sizeof(float) + (size_t)(m * k));
-    if (!xscale) return -1;
+    struct rq_job *passes = malloc((size_t)n_passes * sizeof *passes);
+    if (!xscale || !passes) {
+        free(xscale);
+        free(passes);
+        return -1;
+    }
     float *xsum = xscale + m * groups;
     int8_t *xq = (int8_t *)(xsum + m * groups);
     int8_activations(x, m, k, L->group_size, xq, xscale, xsum);
-    const int64_t parts = L->n * k < RQ_PARALLEL_MIN_WEIGHTS ? 1 : (L->tiles + 1) / 2;
-    for (int64_t r = 0; r < m; r += RQ_MAX_ROWS) { /* more rows of x than a pass takes: passes */
+    for (int64_t i = 0; i < n_passes; i++) { /* RQ_MAX_ROWS rows of x a pass */
+        const int64_t r = i * RQ_MAX_ROWS;
         const struct rq_job job = {data,           *L,          xq + r * k, xscale + r * groups, xsum + r * groups,
                                    out + r * L->n, m - r < RQ_MAX_ROWS ? m - r : RQ_MAX_ROWS};
-        struct rq_task task = {lv, &job};
-        run_parallel(rq_part, &task, parts);
+        passes[i] = job;
     }
+    struct rq_task task = {lv, passes, n_passes};
+    run_parallel(rq_part, &task, L->n * k < RQ_PARALLEL_MIN_WEIGHTS ? 1 : (L->tiles + 1) / 2);
+    free(passes);
     free(xscale);
     return 0;
 }

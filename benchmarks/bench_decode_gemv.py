@@ -56,7 +56,9 @@ def _paths(level: int, qws: list, k: int, group_size: int, bits: int) -> dict:
         "int8": (mlx_bytes, mlx(True)),
         "int8 repacked": (
             size,
-            lambda i, x, out: kern.gemv_repacked(level, x, repacked[i][0], out, 1, n, k, group_size, bits, *repacked[i][1:]),
+            lambda i, x, out: kern.gemv_repacked(
+                level, x, repacked[i][0], out, 1, n, k, group_size, bits, *repacked[i][1:]
+            ),
         ),
     }
 
@@ -98,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             qw = _gguf_like(w, 4 if a.format == "q4_0" else 8)
             a.bits, a.group_size = qw.bits, qw.group_size
         copies = max(1, -(-CACHE_BUSTING_BYTES // qw.packed.nbytes))
-        qws = [qw] + [aq.QuantizedWeight(qw.packed.copy(), qw.scales.copy(), qw.biases.copy(), a.group_size, a.bits) for _ in range(copies - 1)]
+        qws = [qw] + [
+            aq.QuantizedWeight(qw.packed.copy(), qw.scales.copy(), qw.biases.copy(), a.group_size, a.bits)
+            for _ in range(copies - 1)
+        ]
         paths = _paths(level, qws, k, a.group_size, a.bits)
         x = rng.standard_normal((1, k), dtype=np.float32)
         out = np.empty((1, n), np.float32)
@@ -113,7 +118,16 @@ def main(argv: list[str] | None = None) -> int:
                     times[name].append((time.perf_counter() - start) / copies)
             for name, (nbytes, _) in paths.items():
                 t = statistics.median(times[name][1:])
-                rows.append({"shape": shape, "threads": threads, "path": name, "us": t * 1e6, "GB/s": nbytes / t / 1e9, "MB": nbytes / 1e6})
+                rows.append(
+                    {
+                        "shape": shape,
+                        "threads": threads,
+                        "path": name,
+                        "us": t * 1e6,
+                        "GB/s": nbytes / t / 1e9,
+                        "MB": nbytes / 1e6,
+                    }
+                )
     print(f"level {a.level}, {a.format} {a.bits}-bit, group {a.group_size}; medians of {a.rounds} interleaved rounds")
     print(f"{'shape':>12} {'thr':>3} {'path':>14} {'MB':>8} {'us/call':>10} {'GB/s':>7}")
     for r in rows:

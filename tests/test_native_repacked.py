@@ -120,7 +120,8 @@ def _symmetric_weight(rng: np.random.Generator, n: int, k: int, bits: int, f16: 
 def test_symmetric_weights_read_as_many_bytes_as_gguf_blocks(level: int, bits: int) -> None:
     rng = np.random.default_rng(7 + bits)
     n, k = 37, 256
-    rows = -(-n // (8 if _native.levels()[level] != "portable" else 4)) * (8 if _native.levels()[level] != "portable" else 4)
+    tile = 4 if _native.levels()[level] == "portable" else 8  # rows a tile: one per 32-bit lane
+    rows = -(-n // tile) * tile
     block = 2 + 32 * bits // 8  # llama.cpp's Q4_0 / Q8_0 block: float16 scale + codes
     for f16, scale_bytes in ((True, 2), (False, 4)):
         qw = _symmetric_weight(rng, n, k, bits, f16)

@@ -23,14 +23,12 @@ Settings, read once when the kernels are first used:
 
 8-bit activations (opt-in, as llama.cpp does): each group of x is rounded to int8 codes
 with one float32 scale (``max|x_g| / 127``), and the kernel takes exact integer dot products
-of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). Fewer
-instructions per weight, but decode reads its weights from memory: on a 12288x4096 GEMV
-it measured 0.87-1.08x the float32 time across runs, and no faster in a whole model's
-decode (docs/benchmarks.md). The cost
-is x's rounding error, ~0.5% relative error of the result
-against an exact product for Gaussian data (docs/benchmarks.md), instead of float32
-rounding. Only the decode kernel uses it (prefill stays float32), and codes wider than
-the level's byte dot product takes (7 and 8 bits on AVX2) stay float32.
+of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). A 2-D weight
+is then read from a repacked copy (:class:`RepackedWeights`, ``csrc/repack.c``), for decode
+and prefill alike; batched weights keep the earlier 8-bit kernel on MLX's layout for decode
+(codes wider than 6 bits stay float32 there on AVX2) and float32 prefill. The cost is x's
+rounding error, at most ``max|x_g| / 254`` per element (~0.5% relative error of the result
+for Gaussian data; docs/native-kernels.md), instead of float32 rounding.
 """
 
 from __future__ import annotations
@@ -246,8 +244,13 @@ class RepackedWeights:
 
 def repack(
     packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, level_index: int
-) -> np.ndarray:
-    """W (N, K) in MLX's affine format as the repacked layout of a level (uint8 bytes)."""
+) -> Repacked:
+    """W (N, K) in MLX's affine format in the repacked layout of a level (``csrc/repack.c``):
+    its bytes, the kind code of its stored scales, and whether it is symmetric. A symmetric
+    weight (every bias exactly -2**(bits-1) times its scale: GGUF's Q4_0 and Q8_0 as the
+    GGUF reader gives them) stores no biases, and its scales as float16 where that is exact
+    (GGUF's own scales are), so a token reads as many bytes as llama.cpp's blocks (18 per
+    32 weights for Q4_0, 34 for Q8_0)."""
     assert _kernels is not None
     n, k = packed.shape[0], packed.shape[1] * 32 // bits
     symmetric = _symmetric(scales, biases, bits)

@@ -111,7 +111,7 @@ def status() -> str:
         return "quantized matmul: pure-NumPy path (native kernels turned off by ARRAYQ_NATIVE)"
     return (
         f"quantized matmul: native kernels, {level()} ({num_threads()} threads, {current_activations()} "
-        f"activations at decode; this CPU runs {list(levels())})"
+        f"activations; this CPU runs {list(levels())})"
     )
 
 

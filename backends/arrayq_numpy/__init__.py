@@ -299,7 +299,13 @@ class NumPyBackend(NumPyLinalg):
             out = self.gather_qmm(x3, qw, None, None, transpose)
             return out[..., 0, :] if x.ndim == 1 else out
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
-        if transpose and x2d.shape[0] and _native.repacked_runs() and bool(np.isfinite(x2d).all()):
+        if (
+            transpose
+            and x2d.shape[0]
+            and qw.group_size % 32 == 0
+            and _native.repacked_runs()
+            and np.isfinite(x2d).all()
+        ):
             out = _native.matmul_repacked(x2d, qw, self.repacked)
             return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
         return _affine_2d(x, packed, qw.scales, qw.biases, transpose, qw.group_size, bits)

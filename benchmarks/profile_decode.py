@@ -9,7 +9,8 @@ The qwen3-0.6b preset checkpoint (4-bit, written to the cache first when missing
 generations of ``--tokens`` tokens each run with the NumPy backend's ``quantized_matmul``
 wrapped by a timer. Two boundaries are reported: the backend's kernel call (everything
 arrayq does before it, validation and dispatch, counts as outside) and the frontend's
-``arrayq.linalg.quantized_matmul`` (validation counts as inside). Decode time is
+``arrayq.linalg.quantized_matmul`` (validation counts as inside). ``--model`` also takes a
+GGUF file; ``--activations int8`` runs decode with 8-bit activations. Decode time is
 :class:`~arrayq.models.GenerationStats`' ``decode_seconds`` (the model and sampling, per
 token after the first). Medians over the repeats. ``--cprofile N`` adds the N functions
 with the most own time outside the kernels (one extra generation, its decode profiled;
@@ -42,7 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cprofile", type=int, default=0, metavar="N", help="show the N top functions by own time")
     p.add_argument("--label", default="", help="a name for this tree in the output")
     p.add_argument("--json", action="store_true", help="also print one line of JSON")
+    p.add_argument(
+        "--activations", choices=["float32", "int8"], help="the decode kernel's activations (default: the setting)"
+    )
     args = p.parse_args(argv)
+    if args.activations:  # read at the first quantized matmul
+        import os
+
+        os.environ["ARRAYQ_NATIVE_ACTIVATIONS"] = args.activations
 
     import arrayq as aq
     import arrayq.linalg

@@ -20,7 +20,7 @@ import arrayq as aq
 from arrayq import models, nn
 from arrayq.models import CheckpointError, gguf, safetensors
 
-GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "Q4_K": 12, "BF16": 30}
+GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "Q4_K": 12, "Q6_K": 14, "Q5_K": 13, "BF16": 30}
 U32, I32, F32, BOOL, STRING, ARRAY, U64 = 4, 5, 6, 7, 8, 9, 10
 
 
@@ -461,9 +461,44 @@ def test_corrupted_gguf(gguf_model, tmp_path):
 def test_unsupported_tensor_type(tmp_path):
     w = _weights()
     tensors = [(n, kind, a.shape, encode(kind, a)) for n, (kind, a) in w.items() if n != "blk.1.ffn_down.weight"]
-    tensors.append(("blk.1.ffn_down.weight", "Q4_K", (64, 256), bytes(64 * 144)))
+    tensors.append(("blk.1.ffn_down.weight", "Q5_K", (64, 256), bytes(64 * 176)))
     path = write_gguf(tmp_path / "k.gguf", _metadata(), tensors)
-    _fails(path, "blk.1.ffn_down.weight", "Q4_K is not supported")
+    _fails(path, "blk.1.ffn_down.weight", "Q5_K is not supported")
+
+
+def _k_quant_blocks(rng, kind, rows, blocks):
+    """Random K-quant super-blocks (every code, scale and min byte random) with float16
+    d (and dmin) in a realistic range."""
+    size = {"Q4_K": 144, "Q6_K": 210}[kind]
+    raw = rng.integers(0, 256, (rows, blocks, size), dtype=np.uint8)
+    halves = [(0, 2), (2, 4)] if kind == "Q4_K" else [(208, 210)]
+    for start, stop in halves:
+        raw[..., start:stop] = (
+            rng.uniform(1e-3, 2e-2, (rows, blocks)).astype(np.float16).view(np.uint8).reshape(rows, blocks, 2)
+        )
+    return raw
+
+
+@pytest.mark.parametrize("kind", ["Q4_K", "Q6_K"])
+def test_k_quants_against_the_gguf_package(tmp_path, kind):
+    """Q4_K maps exactly onto 4-bit group-32 affine (bit for bit the gguf package's
+    dequantization); Q6_K is requantized to 8-bit group 32, within one 8-bit step
+    (range / 255 of each group of 32) of the package's values."""
+    pkg = pytest.importorskip("gguf")
+    rows, blocks = 6, 2
+    raw = _k_quant_blocks(np.random.default_rng(11), kind, rows, blocks)
+    qtype = getattr(pkg.GGMLQuantizationType, kind)
+    expected = pkg.quants.dequantize(raw.reshape(rows, -1), qtype).reshape(rows, 256 * blocks).astype(np.float32)
+    meta = [("general.architecture", STRING, "test")]
+    path = write_gguf(tmp_path / "k.gguf", meta, [("w", kind, (rows, 256 * blocks), raw.tobytes())])
+    packed, scales, biases, group, bits = gguf.GGUFFile(path).affine("w")
+    assert (group, bits) == (32, 4 if kind == "Q4_K" else 8)
+    got = aq.to_numpy(aq.dequantize(aq.QuantizedWeight(packed, scales, biases, group, bits)))
+    if kind == "Q4_K":
+        assert np.array_equal(got, expected)
+    else:
+        step = np.ptp(expected.reshape(rows, -1, 32), axis=-1, keepdims=True) / 255
+        assert np.all(np.abs(got - expected).reshape(rows, -1, 32) <= step * (1 + 1e-6))
 
 
 def test_wrong_architecture_and_missing_metadata(tmp_path):

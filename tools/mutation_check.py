@@ -127,6 +127,13 @@ MUTATIONS = (
         ("tests/test_numpy_quantized.py",),
     ),
     Mutation(
+        "NumPy: GGUF's symmetric weights repacked with their biases",
+        "backends/arrayq_numpy/_native.py",
+        "return bool(np.array_equal(biases, scales * scales.dtype.type(-(1 << (bits - 1)))))",
+        "return False",
+        ("tests/test_native_repacked.py",),
+    ),
+    Mutation(
         "NumPy: native kernels never chosen",
         "backends/arrayq_numpy/__init__.py",
         "if finite and _native.supports(x2d, packed, transpose, group_size):",

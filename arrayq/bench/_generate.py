@@ -3,13 +3,15 @@ on the very same checkpoint (when installed), side by side in one run.
 
     python benchmarks/bench_generate.py [--model DIR] [--prompt-tokens 64] [--decode-tokens 16]
                                         [--engines numpy,numpy-int8,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16]
-                                        [--repeat 2]
+                                        [--repeat 2] [--threads T] [--llama-bench PATH]
 
 Engines: ``numpy`` and ``mlx`` are arrayq on that backend (decoding through a compiled step
 where the backend compiles: MLX); ``mlx-eager`` is arrayq on MLX without compiling;
-``numpy-int8`` is the NumPy backend with its native decode kernel on 8-bit activations
-(arrayq_numpy.activations);
-``mlx-lm`` is mlx-lm on the same checkpoint.
+``numpy-int8`` is the NumPy backend with 8-bit activations (arrayq_numpy.activations: its
+repacked kernels); ``mlx-lm`` is mlx-lm on the same checkpoint. ``--llama-bench PATH`` (with
+``--model`` a GGUF file) also runs llama.cpp's llama-bench on that file with the same
+prompt length, new tokens, repetitions and threads, and prints a side-by-side table with
+ratios (``arrayq/bench/_llama.py``).
 
 On machines that set OPENBLAS_CORETYPE (an old-OpenBLAS workaround that slows current
 NumPy), run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`.
@@ -38,6 +40,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -299,7 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="numpy,numpy-int8,mlx,mlx-lm")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine; the best is kept (default 2)")
     parser.add_argument("--dtype", help="arrayq's activations (default: float32 on a CPU, bfloat16 on a GPU)")
+    parser.add_argument(
+        "--llama-bench", metavar="PATH", help="also run llama.cpp's llama-bench on --model (a GGUF file)"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="threads for every engine (sets ARRAYQ_NUM_THREADS; llama-bench -t)"
+    )
     args = parser.parse_args(argv)
+    if args.llama_bench and not (args.model and str(args.model).endswith(".gguf")):
+        parser.error("--llama-bench needs --model FILE.gguf: llama.cpp reads GGUF files only")
+    if args.threads is not None:
+        os.environ["ARRAYQ_NUM_THREADS"] = str(args.threads)  # the engines' processes inherit it
 
     from arrayq import models
     from arrayq.models._host import cache_dir
@@ -367,4 +381,20 @@ def main(argv: list[str] | None = None) -> int:
     print("peak RSS: getrusage maxrss of the engine's own process (weights memory-mapped on NumPy).")
     if ref:
         print("mlx-lm's first tokens come from its own (shorter) prompt, computed in bfloat16 (arrayq: float32).")
+    if args.llama_bench:
+        import arrayq as aq
+
+        from ._llama import llama_bench, side_by_side
+
+        threads = args.threads or os.cpu_count() or 1
+        llama = llama_bench(
+            args.llama_bench, str(args.model), args.prompt_tokens, args.decode_tokens, threads, args.repeat
+        )
+        note = aq.get_backend("numpy").notes()[0]  # "quantized matmul: native kernels, LEVEL (...)"
+        level = re.search(r"native kernels, (\w+)", note)
+        simd = f"NumPy backend's native kernels at the {level.group(1)} level" if level else note
+        print(
+            "\nside by side on the same GGUF file:\n"
+            + side_by_side(rows, llama, args.prompt_tokens, args.decode_tokens, simd)
+        )
     return 0

@@ -21,9 +21,19 @@ arrayq's affine format where the GGUF block format maps onto it exactly
 * Q8_0 (float16 ``d``, 32 int8 ``q``; ``w = d * q``): 8-bit, group 32, scale ``d``, bias
   ``-128 d``, code ``q + 128`` (the int8 byte with its sign bit flipped).
 
+* Q4_K (super-blocks of 256: float16 ``d`` and ``dmin``, eight 6-bit scales ``sc_j`` and
+  mins ``m_j`` packed in 12 bytes, 128 bytes of nibbles; sub-block j of 32 is
+  ``w = d*sc_j * q - dmin*m_j``): 4-bit, group 32, scale ``d*sc_j``, bias ``-dmin*m_j``;
+* Q6_K (super-blocks of 256: 6-bit codes in 4 + 2 bit planes, an int8 scale per 16
+  elements, float16 ``d``; ``w = d*sc * (q - 32)``): a scale per 16 elements has no
+  exact affine form with groups of 32 or more, so the values llama.cpp dequantizes to are
+  requantized to 8-bit, group 32 (arrayq.quantize): within one 8-bit step of each group
+  (its range / 255) of llama.cpp's weights, where Q6_K's own step is about range / 63.
+
 Scales and biases are float32, which makes every step of arrayq's dequantization exact,
-so the weights equal llama.cpp's float32 dequantization bit for bit. Other block formats
-(K-quants, IQ formats, ...) raise CheckpointError naming the tensor and its type.
+so the weights equal llama.cpp's float32 dequantization bit for bit (Q6_K: as above).
+Other block formats (Q5_K, Q2_K, IQ formats, ...) raise CheckpointError naming the tensor
+and its type.
 """
 
 from __future__ import annotations
@@ -82,7 +92,7 @@ DENSE_TYPES = {
     "I64": np.dtype("<i8"),
 }
 #: ggml types mapped onto arrayq's affine format: (bits, group size)
-AFFINE_TYPES = {"Q4_0": (4, 32), "Q4_1": (4, 32), "Q8_0": (8, 32)}
+AFFINE_TYPES = {"Q4_0": (4, 32), "Q4_1": (4, 32), "Q8_0": (8, 32), "Q4_K": (4, 32), "Q6_K": (8, 32)}
 
 
 class GGUFTensorInfo:
@@ -257,10 +267,11 @@ class GGUFFile:
         return raw.view(dtype).reshape(info.shape)
 
     def affine(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-        """A block-quantized tensor (Q4_0, Q4_1, Q8_0) of shape (..., N, K) as arrayq's
-        affine format: (packed uint32 (..., N, K*bits/32), scales float32 (..., N, K/32),
-        biases float32 (..., N, K/32), group_size, bits). Exact: dequantizing it gives
-        llama.cpp's float32 values. CheckpointError for any other type."""
+        """A block-quantized tensor (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) of shape (..., N, K) as
+        arrayq's affine format: (packed uint32 (..., N, K*bits/32), scales float32
+        (..., N, K/32), biases float32 (..., N, K/32), group_size, bits). Exact (dequantizing
+        it gives llama.cpp's float32 values) but for Q6_K, requantized to 8 bits (see the
+        module docstring). CheckpointError for any other type."""
         info = self.tensors[name]
         if info.type not in AFFINE_TYPES:
             raise self._unsupported(info)
@@ -270,16 +281,20 @@ class GGUFFile:
             )
         bits, group = AFFINE_TYPES[info.type]
         *lead, k = info.shape
-        _, _, block_bytes = GGML_TYPES[info.type_id]
-        blocks = self._bytes(info).reshape(*lead, k // group, block_bytes)
+        _, block, block_bytes = GGML_TYPES[info.type_id]
+        blocks = self._bytes(info).reshape(*lead, k // block, block_bytes)
         d = np.ascontiguousarray(blocks[..., 0:2]).view("<f2")[..., 0].astype(np.float32)
+        if info.type == "Q4_K":
+            return (*_q4_k(blocks, d, lead, k), group, bits)
+        if info.type == "Q6_K":
+            return (*_q6_k(blocks, lead, k), group, bits)
         if info.type == "Q8_0":
             codes = blocks[..., 2:] ^ np.uint8(0x80)  # int8 q -> uint8 q + 128
             packed = np.ascontiguousarray(codes).reshape(*lead, k).view("<u4")
             return packed, d, d * np.float32(-128), group, bits
         qs = blocks[..., 4:] if info.type == "Q4_1" else blocks[..., 2:]  # (..., G, 16)
         codes = np.concatenate([qs & np.uint8(0x0F), qs >> np.uint8(4)], axis=-1)  # elements 0..31 of each block
-        packed = (codes[..., 0::2] | (codes[..., 1::2] << np.uint8(4))).reshape(*lead, k // 2).view("<u4")
+        packed = _pack4(codes, lead, k)
         if info.type == "Q4_1":
             m = np.ascontiguousarray(blocks[..., 2:4]).view("<f2")[..., 0].astype(np.float32)
             return packed, d, m, group, bits
@@ -294,6 +309,44 @@ class GGUFFile:
 
     def __repr__(self) -> str:
         return f"GGUFFile({self.path!r}, v{self.version}, {len(self.tensors)} tensors)"
+
+
+def _pack4(codes: np.ndarray, lead: list[int], k: int) -> np.ndarray:
+    """4-bit codes (..., K) in natural order as MLX's packed uint32 words."""
+    return (codes[..., 0::2] | (codes[..., 1::2] << np.uint8(4))).reshape(*lead, k // 2).view("<u4")
+
+
+def _q4_k(blocks: np.ndarray, d: np.ndarray, lead: list[int], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q4_K super-blocks (..., K/256, 144) as 4-bit group-32 (packed, scales, biases), exact."""
+    dmin = np.ascontiguousarray(blocks[..., 2:4]).view("<f2")[..., 0].astype(np.float32)
+    lo, mid, hi = blocks[..., 4:8], blocks[..., 8:12], blocks[..., 12:16]
+    six = np.uint8(63)
+    sc = np.concatenate([lo & six, (hi & np.uint8(15)) | ((lo >> np.uint8(6)) << np.uint8(4))], axis=-1)
+    mn = np.concatenate([mid & six, (hi >> np.uint8(4)) | ((mid >> np.uint8(6)) << np.uint8(4))], axis=-1)
+    scales = (d[..., None] * sc.astype(np.float32)).reshape(*lead, k // 32)
+    biases = -(dmin[..., None] * mn.astype(np.float32)).reshape(*lead, k // 32)
+    qs = blocks[..., 16:].reshape(*blocks.shape[:-1], 4, 1, 32)  # 4 chunks of 32 bytes: 2 sub-blocks each
+    codes = np.concatenate([qs & np.uint8(15), qs >> np.uint8(4)], axis=-2)  # low nibbles, then high
+    return _pack4(codes.reshape(*lead, k), lead, k), scales, biases
+
+
+def _q6_k(blocks: np.ndarray, lead: list[int], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q6_K super-blocks (..., K/256, 210) dequantized as llama.cpp does (float32), then
+    requantized to 8-bit group-32 (packed, scales, biases)."""
+    from ..quant import quantize
+
+    shape = blocks.shape[:-1]
+    ql = blocks[..., :128].reshape(*shape, 2, 64)  # two halves of 128 elements
+    qh = blocks[..., 128:192].reshape(*shape, 2, 1, 32)
+    sc = blocks[..., 192:208].view(np.int8).reshape(*shape, 2, 4, 2)  # half, quarter, 16 of 32
+    d = np.ascontiguousarray(blocks[..., 208:210]).view("<f2")[..., 0].astype(np.float32)
+    low = np.stack([ql[..., :32] & 15, ql[..., 32:] & 15, ql[..., :32] >> 4, ql[..., 32:] >> 4], axis=-2)
+    high = (qh >> (np.uint8(2) * np.arange(4, dtype=np.uint8))[:, None]) & np.uint8(3)
+    q = (low | (high << np.uint8(4))).astype(np.float32) - np.float32(32)  # (..., 2, 4, 32)
+    scale = d[..., None, None, None] * np.repeat(sc, 16, axis=-1).astype(np.float32)
+    w = (scale * q).reshape(*lead, k)
+    qw = quantize(w, group_size=32, bits=8)
+    return np.asarray(qw.packed), np.asarray(qw.scales), np.asarray(qw.biases)
 
 
 def is_gguf(path: str | os.PathLike) -> bool:

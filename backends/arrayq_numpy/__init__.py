@@ -76,6 +76,8 @@ class NumPyBackend(NumPyLinalg):
         self._native = {
             d: (np.dtype(ml_dtypes.bfloat16) if d.name == "bfloat16" else np.dtype(d.name)) for d in dt.ALL_DTYPES
         }
+        #: repacked copies of the weights 8-bit-activation decode reads (``repacked.nbytes()``)
+        self.repacked = _native.RepackedWeights()
 
     def notes(self) -> list[str]:
         return [_native.status(), "erf: NumPy has none; the contract's polynomial formula, run in cache-sized blocks"]
@@ -292,7 +294,8 @@ class NumPyBackend(NumPyLinalg):
     # ---- quantized linear algebra
     def quantized_matmul(self, x: Array, qw: QuantizedWeight, transpose: bool) -> Any:
         """Affine weights take the native kernels (``_native``, for ``transpose=True`` where
-        they were built) or the pure-NumPy fast path in ``_fastpath``; batched weights take
+        they were built; with 8-bit activations, 2-D weights read the backend's repacked copy,
+        :attr:`repacked`) or the pure-NumPy fast path in ``_fastpath``; batched weights take
         them once per weight matrix (:meth:`_per_weight`) where the matrices are big enough
         (:data:`PER_MATRIX_MIN_WEIGHTS`). Other formats, smaller batched matrices and empty
         weights take the blockwise reference (NotImplemented)."""
@@ -303,6 +306,16 @@ class NumPyBackend(NumPyLinalg):
             x3 = x[None] if x.ndim == 1 else x
             out = self.gather_qmm(x3, qw, None, None, transpose)
             return out[..., 0, :] if x.ndim == 1 else out
+        x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+        if (
+            transpose
+            and x2d.shape[0]
+            and qw.group_size % 32 == 0
+            and _native.repacked_runs()
+            and np.isfinite(x2d).all()
+        ):
+            out = _native.matmul_repacked(x2d, qw, self.repacked)
+            return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
         return _affine_2d(x, packed, qw.scales, qw.biases, transpose, qw.group_size, bits)
 
     def gather_qmm(

@@ -23,14 +23,12 @@ Settings, read once when the kernels are first used:
 
 8-bit activations (opt-in, as llama.cpp does): each group of x is rounded to int8 codes
 with one float32 scale (``max|x_g| / 127``), and the kernel takes exact integer dot products
-of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). Fewer
-instructions per weight, but decode reads its weights from memory: on a 12288x4096 GEMV
-it measured 0.87-1.08x the float32 time across runs, and no faster in a whole model's
-decode (docs/benchmarks.md). The cost
-is x's rounding error, ~0.5% relative error of the result
-against an exact product for Gaussian data (docs/benchmarks.md), instead of float32
-rounding. Only the decode kernel uses it (prefill stays float32), and codes wider than
-the level's byte dot product takes (7 and 8 bits on AVX2) stay float32.
+of weight codes and activation codes (VNNI on AVX-512, ``pmaddubsw`` on AVX2). A 2-D weight
+is then read from a repacked copy (:class:`RepackedWeights`, ``csrc/repack.c``), for decode
+and prefill alike; batched weights keep the earlier 8-bit kernel on MLX's layout for decode
+(codes wider than 6 bits stay float32 there on AVX2) and float32 prefill. The cost is x's
+rounding error, at most ``max|x_g| / 254`` per element (~0.5% relative error of the result
+for Gaussian data; docs/native-kernels.md), instead of float32 rounding.
 """
 
 from __future__ import annotations
@@ -39,7 +37,10 @@ import contextlib
 import contextvars
 import functools
 import os
+import threading
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def status() -> str:
         return "quantized matmul: pure-NumPy path (native kernels turned off by ARRAYQ_NATIVE)"
     return (
         f"quantized matmul: native kernels, {level()} ({num_threads()} threads, {current_activations()} "
-        f"activations at decode; this CPU runs {list(levels())})"
+        f"activations; this CPU runs {list(levels())})"
     )
 
 
@@ -187,6 +188,110 @@ def _column_order(level_index: int, k: int, group_size: int, bits: int) -> np.nd
     """Permutation that puts x's columns in the kernel's order: ``x[:, order]``."""
     assert _kernels is not None
     return np.frombuffer(_kernels.slot_order(level_index, k, group_size, bits), np.int64)
+
+
+#: A repacked weight: its bytes, the kind code of its stored scales, whether it is symmetric.
+Repacked = tuple[np.ndarray, int, bool]
+
+
+class RepackedWeights:
+    """The repacked copies of affine weights that 8-bit-activation decode reads
+    (``csrc/repack.c`` has the layout), one per (weight, SIMD level), made on a weight's
+    first such call and dropped when its packed array is garbage-collected. Each backend
+    instance owns one; :meth:`nbytes` is the memory they hold (about the size of the
+    packed weights again: the public weight and its repacked copy both stay in memory).
+
+    A copy is found again by the identity of the weight's packed, scales and biases
+    arrays, so it is taken that they are not written into after first use (writing in
+    place is not seen; :meth:`clear` forgets every copy)."""
+
+    def __init__(self) -> None:
+        # (id(packed), level) -> (scales, biases, repacked bytes); scales/biases held so
+        # that their ids stay theirs while the entry lives
+        self._copies: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, Repacked]] = {}
+        self._lock = threading.Lock()
+
+    def nbytes(self) -> int:
+        """Bytes held by the repacked copies."""
+        with self._lock:
+            return sum(entry[2][0].nbytes for entry in self._copies.values())
+
+    def clear(self) -> None:
+        """Forget every repacked copy (they are rebuilt on next use)."""
+        with self._lock:
+            self._copies.clear()
+
+    def get(
+        self, packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, level_index: int
+    ) -> Repacked:
+        """The repacked copy of the 2-D affine weight (packed, scales, biases) at a level."""
+        key = (id(packed), level_index)
+        with self._lock:
+            entry = self._copies.get(key)
+        if entry is not None and entry[0] is scales and entry[1] is biases:
+            return entry[2]
+        data = repack(packed, scales, biases, group_size, bits, level_index)
+        with self._lock:
+            if key not in self._copies:
+                weakref.finalize(packed, self._forget, key)
+            self._copies[key] = (scales, biases, data)
+        return data
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        with self._lock:
+            self._copies.pop(key, None)
+
+
+def repack(
+    packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, level_index: int
+) -> Repacked:
+    """W (N, K) in MLX's affine format in the repacked layout of a level (``csrc/repack.c``):
+    its bytes, the kind code of its stored scales, and whether it is symmetric. A symmetric
+    weight (every bias exactly -2**(bits-1) times its scale: GGUF's Q4_0 and Q8_0 as the
+    GGUF reader gives them) stores no biases, and its scales as float16 where that is exact
+    (GGUF's own scales are), so a token reads as many bytes as llama.cpp's blocks (18 per
+    32 weights for Q4_0, 34 for Q8_0)."""
+    assert _kernels is not None
+    n, k = packed.shape[0], packed.shape[1] * 32 // bits
+    symmetric = _symmetric(scales, biases, bits)
+    if symmetric:
+        half = scales.astype(np.float16)
+        if np.array_equal(half.astype(scales.dtype), scales):
+            scales = half
+    s, kind = _scale_view(scales)
+    b, _ = _scale_view(biases if biases.dtype == scales.dtype else scales)  # (not read where symmetric)
+    data = np.empty(_kernels.repacked_size(level_index, n, k, group_size, bits, kind, symmetric), np.uint8)
+    _kernels.repack(level_index, np.ascontiguousarray(packed), s, b, data, n, k, group_size, bits, kind, symmetric)
+    return data, kind, symmetric
+
+
+def _symmetric(scales: np.ndarray, biases: np.ndarray, bits: int) -> bool:
+    """Whether every bias is exactly -2**(bits-1) times its scale (GGUF's Q4_0 and Q8_0
+    read as affine weights): the repacked copy then stores no biases."""
+    return bool(np.array_equal(biases, scales * scales.dtype.type(-(1 << (bits - 1)))))
+
+
+def repacked_runs() -> bool:
+    """Whether :func:`matmul_repacked` takes affine ``x @ W.T`` calls here: native kernels
+    in use and 8-bit activations (decode and prefill alike: on the repacked layout, rows of
+    x in passes of four over blocks of tiles that stay in cache, it measured 10-30x faster
+    than dequantize + BLAS for 32 rows on 2 busy cores; benchmarks/bench_decode_gemv.py)."""
+    return _chosen_level() is not None and current_activations() == "int8"
+
+
+def matmul_repacked(x: np.ndarray, qw: Any, cache: RepackedWeights) -> np.ndarray:
+    """``x @ W.T`` with 8-bit activations from W's repacked copy in ``cache``. x: (M, K)
+    float32, M >= 1; qw: a 2-D affine QuantizedWeight of NumPy arrays. Returns (M, N)
+    float32."""
+    index = _chosen_level()
+    assert _kernels is not None and index is not None
+    data, kind, symmetric = cache.get(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
+    m, k = x.shape
+    n = qw.packed.shape[0]
+    xc = x if x.flags.c_contiguous and x.flags.aligned else np.require(x, np.float32, requirements=["C", "A"])
+    out = np.empty((m, n), np.float32)
+    _kernels.gemv_repacked(index, xc, data, out, m, n, k, qw.group_size, qw.bits, kind, symmetric)
+    return out
 
 
 def supports(x: np.ndarray, packed: np.ndarray, transpose: bool, group_size: int) -> bool:

@@ -32,6 +32,28 @@ struct weight {
     int group_size, bits, slot_bits, unpack, scale_kind;
 };
 
+/* A weight repacked for the 8-bit-activation decode kernel (repack.c has the layout).
+ * Weight = scale * (stored code - zero) + bias per group (no biases stored: symmetric). */
+struct rq_layout {
+    int64_t n, k, tiles, tile_bytes, total_bytes;
+    int group_size, bits, slot_bits, code_bytes; /* code_bytes: one row's codes of one group */
+    int rows;       /* weight rows per tile: one per 32-bit lane of the level's 8-bit kernel */
+    int sign;       /* codes stored as code - 128 in signed bytes (8-bit codes on AVX2) */
+    int symmetric;  /* no biases stored */
+    int scale_kind; /* of the stored scales and biases, as given */
+    float zero;     /* the stored codes' offset */
+};
+
+struct rq_job {
+    const uint8_t *data;
+    struct rq_layout layout;
+    const int8_t *xq;                  /* (m, k) activation codes, natural order */
+    const float *xscale, *xsum;        /* (m, G): their scales, and the sums of the rounded x */
+    float *out;                        /* (m, n) */
+    int64_t m;                         /* at most RQ_MAX_ROWS */
+};
+#define RQ_MAX_ROWS 4 /* rows of x one pass of the repacked kernel takes (more: several passes) */
+
 struct gemv_job;
 struct dequant_job;
 
@@ -44,6 +66,7 @@ struct level {
     void (*gemv_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*gemv_i8_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*dequant_rows)(const struct dequant_job *, int64_t, int64_t, uint8_t *);
+    void (*gemv_rq_tiles)(const struct rq_job *, int64_t, int64_t);
     void (*attend_row)(const float *, const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float,
                        float *, float *);
 };
@@ -61,6 +84,25 @@ int gemv(const struct level *lv, const float *x, struct weight w, float *out, in
 int dequantize(const struct level *lv, struct weight w, float *out, int64_t row0, int64_t rows);
 /* out (k int64) = the columns in slot order, so that x[:, out] is x as the kernels read it */
 int slot_order(const struct level *lv, int64_t k, int group_size, int bits, int64_t *out);
+
+/* x (m rows of k) as int8 codes per group (natural order) with their scales, and the sums
+ * of the rounded groups (xscale * sum of codes) for the biases; x is (m, k). */
+void int8_activations(const float *x, int64_t m, int64_t k, int group_size, int8_t *xq, float *xscale, float *xsum);
+/* one row of MLX-packed codes (any width) as one byte per code */
+void unpack_row(const uint8_t *src, int bits, int64_t k, uint8_t *dst);
+float half_to_float(uint16_t h);
+
+/* ---- repack.c. The layout for this level and format; -1 where the sizes overflow.
+ * symmetric: no biases (bias = -zero * scale), zero = 2^(bits-1). */
+int rq_layout_of(const struct level *lv, int64_t n, int64_t k, int group_size, int bits, int scale_kind,
+                 int symmetric, struct rq_layout *out);
+/* W (MLX's packed rows, scales, biases or NULL where symmetric) into out
+ * (layout->total_bytes), on the thread pool; -1 where memory ran out */
+int repack(const struct rq_layout *layout, const uint8_t *packed, const void *scales, const void *biases,
+           uint8_t *out);
+/* out (m, n) = x (m, k) @ W.T with 8-bit activations, on the thread pool */
+int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, const struct rq_layout *layout,
+                  float *out, int64_t m);
 
 /* ---- threadpool.c */
 typedef void (*task_fn)(void *ctx, int part, int parts);

@@ -269,6 +269,91 @@ static PyObject *py_int8_runs(PyObject *self, PyObject *args) {
     return PyBool_FromLong(int8_runs(lv, bits, group_size));
 }
 
+/* the repacked layout of a format at a level; NULL with ValueError set for a bad format */
+static const struct level *layout_arg(int level_index, long long n, long long k, int group_size, int bits,
+                                      int scale_kind, int symmetric, struct rq_layout *L) {
+    const struct level *lv = level_arg(level_index);
+    if (!lv || check_format(k, group_size, bits, scale_kind) < 0) return NULL;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "need n >= 0, got %lld", n);
+        return NULL;
+    }
+    if (rq_layout_of(lv, n, k, group_size, bits, scale_kind, symmetric, L) < 0) {
+        PyErr_SetString(PyExc_ValueError, "array sizes overflow");
+        return NULL;
+    }
+    return lv;
+}
+
+/* repacked_size(level, n, k, group_size, bits, scale_kind, symmetric) -> bytes of the layout */
+static PyObject *py_repacked_size(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind, symmetric;
+    long long n, k;
+    struct rq_layout L;
+    if (!PyArg_ParseTuple(args, "iLLiiip", &level_index, &n, &k, &group_size, &bits, &scale_kind, &symmetric))
+        return NULL;
+    if (!layout_arg(level_index, n, k, group_size, bits, scale_kind, symmetric, &L)) return NULL;
+    return PyLong_FromLongLong(L.total_bytes);
+}
+
+/* repack(level, packed, scales, biases, out, n, k, group_size, bits, scale_kind, symmetric):
+ * W in MLX's format into out (repacked_size bytes); biases is ignored where symmetric */
+static PyObject *py_repack(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind, symmetric;
+    long long n, k;
+    PyObject *op, *os, *ob, *oo;
+    struct rq_layout L;
+    if (!PyArg_ParseTuple(args, "iOOOOLLiiip", &level_index, &op, &os, &ob, &oo, &n, &k, &group_size, &bits,
+                          &scale_kind, &symmetric))
+        return NULL;
+    if (!layout_arg(level_index, n, k, group_size, bits, scale_kind, symmetric, &L)) return NULL;
+    Py_buffer wv[3], o;
+    if (get_weight_buffers(op, os, symmetric ? os : ob, n, k, group_size, bits, scale_kind, wv) < 0) return NULL;
+    if (get_buffer(oo, &o, (Py_ssize_t)L.total_bytes, 1, 1, "out") < 0) {
+        release_buffers(wv, 3);
+        return NULL;
+    }
+    int failed;
+    Py_BEGIN_ALLOW_THREADS failed = repack(&L, wv[0].buf, wv[1].buf, symmetric ? NULL : wv[2].buf, o.buf);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    release_buffers(wv, 3);
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* gemv_repacked(level, x, data, out, m, n, k, group_size, bits, scale_kind, symmetric) */
+static PyObject *py_gemv_repacked(PyObject *self, PyObject *args) {
+    int level_index, group_size, bits, scale_kind, symmetric;
+    long long m, n, k;
+    PyObject *ox, *od, *oo;
+    struct rq_layout L;
+    if (!PyArg_ParseTuple(args, "iOOOLLLiiip", &level_index, &ox, &od, &oo, &m, &n, &k, &group_size, &bits,
+                          &scale_kind, &symmetric))
+        return NULL;
+    const struct level *lv = layout_arg(level_index, n, k, group_size, bits, scale_kind, symmetric, &L);
+    if (!lv) return NULL;
+    if (m < 1) {
+        PyErr_Format(PyExc_ValueError, "gemv_repacked takes 1 or more rows of x, got m=%lld", m);
+        return NULL;
+    }
+    Py_buffer x, d, o;
+    if (get_buffer(ox, &x, byte_count(m, k, 4, 1), 4, 0, "x") < 0) return NULL;
+    if (get_buffer(od, &d, (Py_ssize_t)L.total_bytes, 1, 0, "data") < 0) goto fail_x;
+    if (get_buffer(oo, &o, byte_count(m, n, 4, 1), 4, 1, "out") < 0) goto fail_d;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS failed = gemv_repacked(lv, x.buf, d.buf, &L, o.buf, m);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    PyBuffer_Release(&d);
+    PyBuffer_Release(&x);
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+fail_d:
+    PyBuffer_Release(&d);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"levels", py_levels, METH_NOARGS, "SIMD levels this CPU runs, best first."},
     {"num_threads", py_num_threads, METH_NOARGS, "Threads a parallel call uses (the caller included)."},
@@ -276,6 +361,9 @@ static PyMethodDef methods[] = {
     {"gemv", py_gemv, METH_VARARGS, "out = x @ W.T for 1..8 rows of x (see csrc/kernels.c)."},
     {"int8_runs", py_int8_runs, METH_VARARGS, "Whether the 8-bit-activation kernel takes this format."},
     {"dequantize", py_dequantize, METH_VARARGS, "Rows of W as float32, columns in slot order (see csrc/kernels.c)."},
+    {"repacked_size", py_repacked_size, METH_VARARGS, "Bytes of a weight in the repacked layout (csrc/repack.c)."},
+    {"repack", py_repack, METH_VARARGS, "A weight in MLX's format into the repacked layout (csrc/repack.c)."},
+    {"gemv_repacked", py_gemv_repacked, METH_VARARGS, "out = x @ W.T, 8-bit activations, W repacked."},
     {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
     {NULL, NULL, 0, NULL},

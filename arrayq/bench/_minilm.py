@@ -48,14 +48,19 @@ def dequantized_weights(
 ) -> dict[str, np.ndarray]:
     """Each weight quantized by ``method`` in affine ``bits``/``group_size`` and dequantized
     again (float32 NumPy); gptq takes each weight's inputs from ``calibration``."""
-    import arrayq as aq
-
     out = {}
     for name, w in weights.items():
         x = calibration[name] if method == "gptq" and calibration is not None else None
-        qw = aq.quantize(np.asarray(w, np.float32), bits=bits, group_size=group_size, method=method, calibration=x)
-        out[name] = np.asarray(aq.dequantize(qw), np.float32)
+        out[name] = _round_trip(w, bits, group_size, method=method, calibration=x)
     return out
+
+
+def _round_trip(w: np.ndarray, bits: int, group_size: int, **how: Any) -> np.ndarray:
+    """``w`` quantized by ``arrayq.quantize(..., **how)`` and dequantized (float32 NumPy)."""
+    import arrayq as aq
+
+    qw = aq.quantize(np.asarray(w, np.float32), bits=bits, group_size=group_size, **how)
+    return np.asarray(aq.dequantize(qw), np.float32)
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -114,6 +119,18 @@ class NumpyMiniLM:
     ) -> Callable[[Sequence[str]], np.ndarray]:
         """:meth:`embed` with every Linear weight quantized by ``method`` and dequantized."""
         weights = dequantized_weights(self.linear_weights(), bits, group_size, method, calibration)
+        return lambda texts: self.embed(texts, weights)
+
+    def sequential(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+        """:meth:`embed` with the Linear weights quantized by GPTQ in forward order, each
+        calibrated on its inputs on ``texts`` with the weights before it quantized, and
+        fitted to the float model's outputs (a forward pass per weight)."""
+        targets, weights = self.linear_inputs(texts), {}
+        for name in self._linear_names():
+            record: dict[str, np.ndarray] = {}
+            self._forward(texts, weights, record)
+            how = {"method": "gptq", "calibration": record[name], "float_calibration": targets[name]}
+            weights[name] = _round_trip(self.tensors[name], bits, group_size, **how)
         return lambda texts: self.embed(texts, weights)
 
     def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -125,7 +125,7 @@ class NumpyMiniLM:
         """:meth:`embed` with the Linear weights quantized by GPTQ in forward order, each
         calibrated on its inputs on ``texts`` with the weights before it quantized, and
         fitted to the float model's outputs (a forward pass per weight)."""
-        targets, weights = self.linear_inputs(texts), {}
+        targets, weights = self.linear_inputs(texts), dict[str, np.ndarray]()
         for name in self._linear_names():
             record: dict[str, np.ndarray] = {}
             self._forward(texts, weights, record)

@@ -258,7 +258,7 @@ def quantize(
             f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first"
         )
     x = _methods.host_calibration(calibration, shape[-1]) if calibration is not None else None
-    xf = _methods.host_float_calibration(float_calibration, x) if float_calibration is not None else None
+    xf = None if float_calibration is None or x is None else _methods.host_float_calibration(float_calibration, x)
     if 0 in shape:  # an empty weight: empty arrays of the format's shapes (some kernels fail on them)
         device = backend.device_of(w)
         lead, groups = shape[:-1], shape[-1] // group_size

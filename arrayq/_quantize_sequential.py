@@ -5,6 +5,7 @@ and runs any model)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ def sequential(
     bits: int | None,
     predicate: Predicate | None,
     mask: Any,
+    correct_bias: bool,
     options: dict,
 ) -> Any:
     """:func:`arrayq.nn.quantize_sequential` (its docstring says what this does), with
@@ -105,17 +107,29 @@ def sequential(
         sinks: dict[int, list] = {key: []}
         recorded(sinks, lambda layer: done.get(id(layer), layer))
         path, layer, kwargs = chosen[key]
+        x, xf = np.concatenate(sinks[key]), np.concatenate(float_sinks[key])
         try:
-            done[key] = layer.quantize(
-                mode="affine",
-                method="gptq",
-                calibration=np.concatenate(sinks[key]),
-                float_calibration=np.concatenate(float_sinks[key]),
-                **kwargs,
-            )
+            new = layer.quantize(mode="affine", method="gptq", calibration=x, float_calibration=xf, **kwargs)
         except QuantizationError as exc:
             raise QuantizationError(f"cannot quantize {path} ({type(layer).__name__}): {exc}") from exc
+        if correct_bias and new.bias is not None:
+            new = dataclasses.replace(new, bias=_corrected_bias(layer, new, x, xf))
+        done[key] = new
     return _rebuilt(model, "", lambda path, layer: done.get(id(layer), layer))
+
+
+def _corrected_bias(layer: Any, new: Any, x: np.ndarray, xf: np.ndarray) -> Any:
+    """``new``'s bias shifted so that its mean output over the calibration rows ``x`` equals
+    the float ``layer``'s over the float rows ``xf``: ``bias + mean(xf) w^T - mean(x) wq^T``
+    (in float64; the result in the bias's dtype, backend and device)."""
+    import arrayq as aq
+
+    w = np.asarray(aq.to_numpy(aq.astype(layer.weight, "float32")), np.float64)
+    wq = np.asarray(aq.to_numpy(aq.dequantize(new.weight, dtype="float32")), np.float64)
+    shift = np.asarray(xf, np.float64).mean(axis=0) @ w.T - np.asarray(x, np.float64).mean(axis=0) @ wq.T
+    bias = new.bias
+    host = np.asarray(aq.to_numpy(aq.astype(bias, "float32")), np.float64) + shift
+    return aq.astype(aq.asarray(host.astype(np.float32), like=bias), aq.dtype(bias))
 
 
 def _host_mask(mask: Any) -> np.ndarray:

@@ -438,6 +438,7 @@ def quantize_sequential(
     bits: int | None = None,
     predicate: Predicate | None = None,
     mask: Any = None,
+    correct_bias: bool = True,
     **options: Any,
 ) -> Any:
     """A copy of ``model`` with its :class:`Linear` layers quantized by GPTQ into MLX's
@@ -450,8 +451,11 @@ def quantize_sequential(
     ``i`` is calibrated on the inputs it gets while the layers called before it are already
     quantized (``calibration=``) and fitted to the float model's outputs on them
     (``float_calibration=``, :func:`arrayq.quantize`), so it also makes up for the error
-    those layers left in its inputs. Calibrate on data like the model's real inputs, and
-    measure on other data.
+    those layers left in its inputs. ``correct_bias``: a layer with a bias then has it
+    shifted so that its mean output over the calibration rows is the float layer's
+    (``bias + mean(x_float) w^T - mean(x) wq^T``: the mean error, which a bias holds
+    exactly; layers without a bias get none). Calibrate on data like the model's real
+    inputs, and measure on other data.
 
     ``mask``: None (every input row calibrates) or a boolean array (any backend) of the
     shape of every chosen layer's inputs without their last axis, choosing the rows that
@@ -466,4 +470,4 @@ def quantize_sequential(
     ``float_calibration`` in ``options`` or a predicate's dict (chosen here); TypeError for
     a predicate returning something other than a bool or a dict; ValueError when ``run``
     calls none of the chosen layers; and whatever ``run`` raises."""
-    return _sequential(model, run, Linear, group_size, bits, predicate, mask, options)
+    return _sequential(model, run, Linear, group_size, bits, predicate, mask, correct_bias, options)

@@ -72,7 +72,8 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 class NumpyMiniLM:
     """A BERT encoder in NumPy float32. ``embed(texts)`` gives (n, hidden) unit vectors;
     ``embed(texts, weights)`` the same with some Linear weights replaced (name -> (out, in)
-    array, names as :meth:`linear_weights`); ``linear_inputs(texts)`` the float model's
+    array, names as :meth:`linear_weights`; a ``...bias`` name replaces that Linear's
+    bias); ``linear_inputs(texts)`` the float model's
     inputs to every Linear on the texts' real (non-padding) tokens."""
 
     def __init__(self, tensors: Mapping[str, np.ndarray], config: Mapping[str, Any], tokenizer: Any) -> None:
@@ -124,13 +125,18 @@ class NumpyMiniLM:
     def sequential(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
         """:meth:`embed` with the Linear weights quantized by GPTQ in forward order, each
         calibrated on its inputs on ``texts`` with the weights before it quantized, and
-        fitted to the float model's outputs (a forward pass per weight)."""
+        fitted to the float model's outputs (a forward pass per weight); each bias then
+        shifted by the mean output error, as ``nn.quantize_sequential`` does."""
         targets, weights = self.linear_inputs(texts), dict[str, np.ndarray]()
         for name in self._linear_names():
             record: dict[str, np.ndarray] = {}
             self._forward(texts, weights, record)
-            how = {"method": "gptq", "calibration": record[name], "float_calibration": targets[name]}
-            weights[name] = _round_trip(self.tensors[name], bits, group_size, **how)
+            x, xf, w = record[name], targets[name], self.tensors[name]
+            weights[name] = _round_trip(w, bits, group_size, method="gptq", calibration=x, float_calibration=xf)
+            shift = xf.mean(axis=0, dtype=np.float64) @ w.T.astype(np.float64)
+            shift -= x.mean(axis=0, dtype=np.float64) @ weights[name].T.astype(np.float64)
+            bias = name.removesuffix("weight") + "bias"
+            weights[bias] = (self.tensors[bias] + shift).astype(np.float32)
         return lambda texts: self.embed(texts, weights)
 
     def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -156,7 +162,7 @@ class NumpyMiniLM:
                 record[name] = inputs[real]
             w = weights.get(name, t[name])
             flat = inputs.reshape(-1, inputs.shape[-1])  # one 2-D product (NumPy loops over stacked ones)
-            out = flat @ np.asarray(w, np.float32).T + t[f"{prefix}.{part}.bias"]
+            out = flat @ np.asarray(w, np.float32).T + weights.get(f"{prefix}.{part}.bias", t[f"{prefix}.{part}.bias"])
             return out.reshape(inputs.shape[:-1] + (-1,))
 
         d = x.shape[-1] // self.heads

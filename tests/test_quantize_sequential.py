@@ -194,3 +194,15 @@ def test_what_run_raises_comes_through():
 
     with pytest.raises(RuntimeError, match="no data"):
         nn.quantize_sequential(_mlp(), run)
+
+
+def test_narrow_layers_keep_their_dtypes():
+    """float16 weights and biases (and activations): the scales, biases and the corrected
+    layer bias stay float16."""
+    model = _mlp(11)
+    half = Mlp(*(nn.Linear(layer.weight.astype(np.float16), layer.bias.astype(np.float16)) for layer in
+                 (model.up, model.down, model.unused)))  # fmt: skip
+    x = _correlated(np.random.default_rng(12), 64, 64).astype(np.float16)
+    got = nn.quantize_sequential(half, lambda m: m(x))
+    for layer in (got.up, got.down):
+        assert layer.weight.scales.dtype == np.float16 and np.asarray(aq.to_numpy(layer.bias)).dtype == np.float16

@@ -54,7 +54,8 @@ from ._functional import (
     softmax,
 )
 from ._kv_cache import FixedKVCache, KVCache
-from ._quantize_model import quantize
+from ._quantize_model import Predicate, quantize
+from ._quantize_sequential import sequential as _sequential
 from ._sharded import (
     GatheredLinear,
     RowShardedLinear,
@@ -463,3 +464,46 @@ __all__ = [
     "softmax",
     "to_backend",
 ]
+
+
+def quantize_sequential(
+    model: Any,
+    run: Any,
+    *,
+    group_size: int | None = None,
+    bits: int | None = None,
+    predicate: Predicate | None = None,
+    mask: Any = None,
+    correct_bias: bool = True,
+    **options: Any,
+) -> Any:
+    """A copy of ``model`` with its :class:`Linear` layers quantized by GPTQ into MLX's
+    affine format (:class:`QuantizedLinear`), one after the other in the order ``run``
+    calls them (docs/quantization-formats.md, section 10).
+
+    ``run(m)`` calls ``m`` (``model`` with some layers replaced) on calibration data, e.g.
+    ``lambda m: m(ids, attention_mask)``; its result is ignored. It runs once on the float
+    model, recording every chosen layer's float inputs, then once per chosen layer: layer
+    ``i`` is calibrated on the inputs it gets while the layers called before it are already
+    quantized (``calibration=``) and fitted to the float model's outputs on them
+    (``float_calibration=``, :func:`arrayq.quantize`), so it also makes up for the error
+    those layers left in its inputs. ``correct_bias``: a layer with a bias then has it
+    shifted so that its mean output over the calibration rows is the float layer's
+    (``bias + mean(x_float) w^T - mean(x) wq^T``: the mean error, which a bias holds
+    exactly; layers without a bias get none). Calibrate on data like the model's real
+    inputs, and measure on other data.
+
+    ``mask``: None (every input row calibrates) or a boolean array (any backend) of the
+    shape of every chosen layer's inputs without their last axis, choosing the rows that
+    calibrate: for a padded batch of sequences (batch, length, features), the attention
+    mask (batch, length), so padding is left out. ``predicate``, ``group_size``, ``bits``
+    and ``options``: as :func:`quantize`; the predicate is asked about :class:`Linear`
+    layers only (default: all of them). Other layers, and chosen ones that ``run`` never
+    calls, stay as they are. A layer reached by several paths is quantized once.
+
+    Raises QuantizationError for a layer that cannot be quantized (naming its path), a
+    ``mask`` of the wrong shape or kind, and ``method``, ``mode``, ``calibration`` or
+    ``float_calibration`` in ``options`` or a predicate's dict (chosen here); TypeError for
+    a predicate returning something other than a bool or a dict; ValueError when ``run``
+    calls none of the chosen layers; and whatever ``run`` raises."""
+    return _sequential(model, run, Linear, group_size, bits, predicate, mask, correct_bias, options)

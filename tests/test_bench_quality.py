@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+import arrayq as aq
 from arrayq.bench import _quality
 from arrayq.bench._minilm import dequantized_weights, erf
 
@@ -73,10 +74,20 @@ class _TinyEncoder:
         weights = dequantized_weights(self.weights, bits, group_size, method, calibration)
         return lambda texts: self.embed(texts, weights)
 
-    def linear_inputs(self, texts):
+    def linear_inputs(self, texts, weights=None):
         record: dict = {}
-        self._run(texts, None, record)
+        self._run(texts, weights, record)
         return {k: np.concatenate(v) for k, v in record.items()}
+
+    def sequential(self, bits, group_size, texts):
+        """a on its float inputs, then b on its inputs with a quantized, fitted to the float ones."""
+        targets, done = self.linear_inputs(texts), {}
+        for name in ("a", "b"):
+            x = self.linear_inputs(texts, done)[name]
+            how = {"method": "gptq", "calibration": x, "float_calibration": targets[name]}
+            qw = aq.quantize(self.weights[name], bits=bits, group_size=group_size, **how)
+            done[name] = np.asarray(aq.dequantize(qw), np.float32)
+        return lambda texts: self.embed(texts, done)
 
 
 def test_measure_end_to_end_on_a_small_encoder():
@@ -84,7 +95,7 @@ def test_measure_end_to_end_on_a_small_encoder():
     calibration = ["iota kappa lambda", "mu nu xi omicron", "pi rho sigma tau upsilon", "phi chi psi omega"]
     rows = _quality.measure(_TinyEncoder(), texts, calibration, pairs=[(0, 1)], configs=[(8, 32), (3, 32)])
     assert [(r["bits"], r["method"]) for r in rows] == [(32, "float32")] + [
-        (b, m) for b in (8, 3) for m in ("rtn", "mse", "gptq")
+        (b, m) for b in (8, 3) for m in ("rtn", "mse", "gptq", "gptq-seq")
     ]
     assert rows[0]["min_cos"] == pytest.approx(1.0, abs=1e-6) and rows[0]["nn_agree"] == 1.0
     by = {(r["bits"], r["method"]): r for r in rows}
@@ -93,6 +104,7 @@ def test_measure_end_to_end_on_a_small_encoder():
     # 3-bit loses visibly, and GPTQ (calibrated on the other texts) keeps more than rtn
     assert by[3, "rtn"]["mean_cos"] < 0.999
     assert by[3, "gptq"]["mean_cos"] > by[3, "rtn"]["mean_cos"]
+    assert by[3, "gptq-seq"]["mean_cos"] > by[3, "rtn"]["mean_cos"]
     table = _quality.format_quality_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| 3-bit gs32 | gptq |" in table
 

@@ -309,6 +309,20 @@ MUTATIONS = (
         "        pass\n",
         ("tests/test_quant_methods.py::test_gptq_is_never_worse_than_rtn_per_row_on_its_calibration",),
     ),
+    Mutation(
+        "quantize method=gptq with float_calibration: the float targets ignored (plain GPTQ on drifted inputs)",
+        "arrayq/quant/_gptq.py",
+        "    given, w = w, (w if x_float is None else float_target(w, x, x_float, h))\n",
+        "    given = w\n",
+        ("tests/test_quant_methods.py::test_float_targets_make_up_for_drifted_inputs_on_held_out_samples",),
+    ),
+    Mutation(
+        "nn.quantize_sequential: every layer calibrated on the float model's inputs",
+        "arrayq/_quantize_sequential.py",
+        "x, xf = np.concatenate(sinks[key]), np.concatenate(float_sinks[key])",
+        "x, xf = np.concatenate(float_sinks[key]), np.concatenate(float_sinks[key])",
+        ("tests/test_quantize_sequential.py::test_layers_are_quantized_in_order_on_the_partly_quantized_inputs",),
+    ),
 )
 
 

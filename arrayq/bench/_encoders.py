@@ -62,6 +62,15 @@ class ArrayqEncoder:
         real = self.tokenizer(list(texts)).attention_mask.astype(bool)
         return {path: np.concatenate(xs)[real] for path, xs in sink.items()}
 
+    def sequential(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+        from arrayq import nn
+
+        mask = self.tokenizer(list(texts)).attention_mask  # the real tokens calibrate, not the padding
+        model = nn.quantize_sequential(
+            self.model, lambda m: self._run(m, texts), bits=bits, group_size=group_size, mask=mask
+        )
+        return lambda texts: self._run(model, texts)
+
     def quantized(
         self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
     ) -> Callable[[Sequence[str]], np.ndarray]:

@@ -48,14 +48,19 @@ def dequantized_weights(
 ) -> dict[str, np.ndarray]:
     """Each weight quantized by ``method`` in affine ``bits``/``group_size`` and dequantized
     again (float32 NumPy); gptq takes each weight's inputs from ``calibration``."""
-    import arrayq as aq
-
     out = {}
     for name, w in weights.items():
         x = calibration[name] if method == "gptq" and calibration is not None else None
-        qw = aq.quantize(np.asarray(w, np.float32), bits=bits, group_size=group_size, method=method, calibration=x)
-        out[name] = np.asarray(aq.dequantize(qw), np.float32)
+        out[name] = _round_trip(w, bits, group_size, method=method, calibration=x)
     return out
+
+
+def _round_trip(w: np.ndarray, bits: int, group_size: int, **how: Any) -> np.ndarray:
+    """``w`` quantized by ``arrayq.quantize(..., **how)`` and dequantized (float32 NumPy)."""
+    import arrayq as aq
+
+    qw = aq.quantize(np.asarray(w, np.float32), bits=bits, group_size=group_size, **how)
+    return np.asarray(aq.dequantize(qw), np.float32)
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -67,7 +72,8 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 class NumpyMiniLM:
     """A BERT encoder in NumPy float32. ``embed(texts)`` gives (n, hidden) unit vectors;
     ``embed(texts, weights)`` the same with some Linear weights replaced (name -> (out, in)
-    array, names as :meth:`linear_weights`); ``linear_inputs(texts)`` the float model's
+    array, names as :meth:`linear_weights`; a ``...bias`` name replaces that Linear's
+    bias); ``linear_inputs(texts)`` the float model's
     inputs to every Linear on the texts' real (non-padding) tokens."""
 
     def __init__(self, tensors: Mapping[str, np.ndarray], config: Mapping[str, Any], tokenizer: Any) -> None:
@@ -116,6 +122,23 @@ class NumpyMiniLM:
         weights = dequantized_weights(self.linear_weights(), bits, group_size, method, calibration)
         return lambda texts: self.embed(texts, weights)
 
+    def sequential(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+        """:meth:`embed` with the Linear weights quantized by GPTQ in forward order, each
+        calibrated on its inputs on ``texts`` with the weights before it quantized, and
+        fitted to the float model's outputs (a forward pass per weight); each bias then
+        shifted by the mean output error, as ``nn.quantize_sequential`` does."""
+        targets, weights = self.linear_inputs(texts), dict[str, np.ndarray]()
+        for name in self._linear_names():
+            record: dict[str, np.ndarray] = {}
+            self._forward(texts, weights, record)
+            x, xf, w = record[name], targets[name], self.tensors[name]
+            weights[name] = _round_trip(w, bits, group_size, method="gptq", calibration=x, float_calibration=xf)
+            shift = xf.mean(axis=0, dtype=np.float64) @ w.T.astype(np.float64)
+            shift -= x.mean(axis=0, dtype=np.float64) @ weights[name].T.astype(np.float64)
+            bias = name.removesuffix("weight") + "bias"
+            weights[bias] = (self.tensors[bias] + shift).astype(np.float32)
+        return lambda texts: self.embed(texts, weights)
+
     def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """For every Linear weight name, the float model's inputs to it on the texts' real
         tokens: (tokens, in) float32 (query, key and value share one array)."""
@@ -139,7 +162,7 @@ class NumpyMiniLM:
                 record[name] = inputs[real]
             w = weights.get(name, t[name])
             flat = inputs.reshape(-1, inputs.shape[-1])  # one 2-D product (NumPy loops over stacked ones)
-            out = flat @ np.asarray(w, np.float32).T + t[f"{prefix}.{part}.bias"]
+            out = flat @ np.asarray(w, np.float32).T + weights.get(f"{prefix}.{part}.bias", t[f"{prefix}.{part}.bias"])
             return out.reshape(inputs.shape[:-1] + (-1,))
 
         d = x.shape[-1] // self.heads

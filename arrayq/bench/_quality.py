@@ -12,6 +12,11 @@ float embedding (mean and minimum over the texts); ``nn_agree``, the fraction of
 nearest other text is the same as under the float model; ``para_at1``, the fraction of
 paraphrase-pair members whose nearest other text is their partner (the float model's own
 score is its ``float32`` row); ``seconds``, the time to quantize every weight.
+
+Methods: those of :func:`arrayq.quantize` (``rtn``, ``mse``, ``gptq``: every weight on its own,
+gptq calibrated on the float model's inputs) and ``gptq-seq``, the encoder's layers quantized
+one after the other as :func:`arrayq.nn.quantize_sequential` does (each calibrated on the
+inputs it gets from the layers already quantized, fitted to the float model's outputs).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 #: (bits, group_size) measured by default: the issue's 4-bit gs64 target and its neighbours.
 CONFIGS = ((4, 64), (4, 32), (3, 64), (5, 64))
-METHODS = ("rtn", "mse", "gptq")
+METHODS = ("rtn", "mse", "gptq", "gptq-seq")
 
 
 class Encoder(Protocol):
@@ -43,6 +48,12 @@ class Encoder(Protocol):
         """An ``embed`` of the model with its weights quantized by ``arrayq.quantize`` with
         ``method`` in affine ``bits``/``group_size`` (gptq: each weight calibrated on
         ``calibration[name]``)."""
+
+    def sequential(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+        """An ``embed`` of the model with its weights quantized by GPTQ one after the other
+        in the order the forward pass uses them, each calibrated on ``texts``' inputs to it
+        in the model quantized so far and fitted to the float model's outputs
+        (``arrayq.quantize(..., calibration=, float_calibration=)``)."""
 
 
 def nearest(embeddings: np.ndarray) -> np.ndarray:
@@ -87,7 +98,10 @@ def measure(
             if progress is not None:
                 progress(f"{method} {bits}-bit gs{group_size}")
             start = time.perf_counter()
-            embed = encoder.quantized(bits, group_size, method, calibration)
+            if method == "gptq-seq":
+                embed = encoder.sequential(bits, group_size, calibration_texts)
+            else:
+                embed = encoder.quantized(bits, group_size, method, calibration)
             seconds = time.perf_counter() - start
             row = scores(reference, embed(texts), pairs)
             rows.append({"bits": bits, "group_size": group_size, "method": method, **row, "seconds": seconds})

@@ -218,6 +218,7 @@ def quantize(
     mode: str = "affine",
     method: str = "rtn",
     calibration: Any = None,
+    float_calibration: Any = None,
 ) -> QuantizedWeight:
     """Quantize ``w`` (..., rows, cols), float32/float16/bfloat16, in groups of
     ``group_size`` along the last axis, into MLX's format.
@@ -232,15 +233,19 @@ def quantize(
     * ``"gptq"``: GPTQ error feedback with ``calibration``, the inputs ``x`` of
       ``x @ w.T`` (shape (n_samples, cols), any backend, real numbers); one matrix's rows or
       every matrix of a batched ``w`` share it. Per row never worse than rtn on them.
+      ``float_calibration`` (optional, same shape): the float model's inputs on those
+      samples when ``calibration`` comes from a partly quantized model; GPTQ then fits the
+      float outputs ``float_calibration @ w.T`` (:func:`arrayq.nn.quantize_sequential`).
 
     Defaults per mode: affine 64/4, mxfp4 32/4, mxfp8 32/8, nvfp4 16/4.
     Raises QuantizationError for fewer than 2 dims, cols not divisible by group_size, a
     non-float dtype, an unsupported format, NaN/inf in ``w`` (a group holding them has no
     meaningful scale, and MLX would silently produce garbage), an unknown method, a method
     other than rtn for a non-affine mode, and calibration that is missing (gptq), not
-    wanted (other methods), of the wrong shape, empty, or not finite."""
+    wanted (other methods), of the wrong shape, empty, or not finite (float_calibration
+    likewise, and without calibration or of another shape than it)."""
     group_size, bits = check_format(group_size, bits, mode)
-    _methods.check_method(method, mode, calibration)
+    _methods.check_method(method, mode, calibration, float_calibration)
     _check_array(w, "the weight")
     backend, (w,) = resolve(w)
     shape, wdt = _shape(w), _dtype_of(w)
@@ -253,6 +258,7 @@ def quantize(
             f"quantize takes {[d.name for d in FLOAT_DTYPES]} weights, got {wdt.name}; cast it first"
         )
     x = _methods.host_calibration(calibration, shape[-1]) if calibration is not None else None
+    xf = None if float_calibration is None or x is None else _methods.host_float_calibration(float_calibration, x)
     if 0 in shape:  # an empty weight: empty arrays of the format's shapes (some kernels fail on them)
         device = backend.device_of(w)
         lead, groups = shape[:-1], shape[-1] // group_size
@@ -275,7 +281,7 @@ def quantize(
     if out is NotImplemented:
         out = _run_reference(backend, _formats.quantize, w, group_size, bits, mode)
     if method != "rtn":  # starts from rtn's result, which it keeps wherever it finds nothing better
-        out = _methods.run(backend, w, out, group_size, bits, method, x)
+        out = _methods.run(backend, w, out, group_size, bits, method, x, xf)
     packed, scales, biases = out
     qw = QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     _check_representable(backend, w, qw)

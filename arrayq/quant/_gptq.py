@@ -24,6 +24,16 @@ Within MLX's format, where a row has one scale and bias per group of ``group_siz
 The calibration objective separates by output row: ``(w_r - wq_r) H (w_r - wq_r)^T``. At
 the end each row keeps whichever of GPTQ's and MLX's rtn rows has the smaller objective
 (undamped ``H``), so on the calibration data the result is never worse than rtn, row by row.
+
+**Float targets** (``x_float``, the float model's inputs to the layer on the same samples as
+``x``, which are then the inputs in the model whose earlier layers are already quantized):
+the objective becomes ``||x wq^T - x_float w^T||^2 / n``, the layer's output against the
+float model's own, so the layer also makes up for the error its inputs already carry
+(asymmetric calibration, as in GPTAQ, Li et al., 2025). Per row it is
+``(wq_r - t_r) H (wq_r - t_r)^T`` plus a constant, with ``t`` the least-squares weight for
+those targets; GPTQ runs as above on ``t``, computed with the same damping, towards ``w``:
+``t = w + (x_float - x) w^T`` regressed on ``x`` (``float_target``). The final comparison
+with rtn uses the exact objective.
 """
 
 from __future__ import annotations
@@ -67,23 +77,52 @@ def _expand(a: np.ndarray, group_size: int) -> np.ndarray:
     return np.repeat(a, group_size, axis=1)
 
 
-def objective(w: np.ndarray, wq: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Per row, ``(w_r - wq_r) H (w_r - wq_r)^T`` = the row's squared output error on the
-    calibration inputs divided by n; shape (R, 1)."""
-    e = w - wq
-    return np.sum((e @ h) * e, axis=1, keepdims=True)
+def objective(w: np.ndarray, wq: np.ndarray, h: np.ndarray, cross: np.ndarray | None = None) -> np.ndarray:
+    """Per row, the squared output error on the calibration inputs divided by n; shape (R, 1).
+    Without ``cross``: ``(w_r - wq_r) H (w_r - wq_r)^T``. With ``cross = x^T x_float / n``:
+    ``||x wq_r^T - x_float w_r^T||^2 / n`` less its part that no ``wq`` changes
+    (``w_r H_float w_r^T``), i.e. ``wq_r H wq_r^T - 2 wq_r cross w_r^T``."""
+    if cross is None:
+        e = w - wq
+        return np.sum((e @ h) * e, axis=1, keepdims=True)
+    return np.sum((wq @ h - 2.0 * (w @ cross.T)) * wq, axis=1, keepdims=True)
+
+
+def _damped(h: np.ndarray) -> np.ndarray:
+    """``H + DAMPING * diag(H)``, an unused feature's zero diagonal counted as 1."""
+    diag = np.diagonal(h)
+    return h + DAMPING * np.diag(np.where(diag > 0, diag, 1.0))
+
+
+def float_target(w: np.ndarray, x: np.ndarray, x_float: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The weight ``t`` (R, K) whose outputs on ``x`` come closest to the float outputs
+    ``x_float @ w.T``, with ``w`` as the prior: ``t^T = w^T + (H + D)^-1 x^T (x_float - x) w^T / n``,
+    ``H + D`` damped as GPTQ's (a ridge regression towards ``w``: a few hundred samples
+    cannot pin down K x K interactions, and equal inputs give ``t = w``)."""
+    drift = (x.T @ (x_float - x)) / x.shape[0]  # (K, K)
+    return w + np.linalg.solve(_damped(h), drift @ w.T).T
 
 
 def gptq(
-    w: np.ndarray, x: np.ndarray, rtn: tuple[np.ndarray, ...], bits: int, group_size: int, dtype: Any
+    w: np.ndarray,
+    x: np.ndarray,
+    rtn: tuple[np.ndarray, ...],
+    bits: int,
+    group_size: int,
+    dtype: Any,
+    x_float: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """method="gptq": ``w`` (R, K) float64, ``x`` (n, K) float64 calibration inputs, ``rtn``
-    MLX's (codes (R, K), scales (R, G), biases (R, G)) for ``w``. Returns the same three
-    arrays for the result, float64 holding values of the stored ``dtype``."""
+    MLX's (codes (R, K), scales (R, G), biases (R, G)) for ``w``; ``x_float`` (n, K): the
+    float model's inputs on the same samples (float targets, see the module's docstring) or
+    None. Returns the same three arrays for the result, float64 holding values of the
+    stored ``dtype``."""
     rows, k = w.shape
     groups = k // group_size
     n = (1 << bits) - 1
     h = (x.T @ x) / x.shape[0]
+    cross = None if x_float is None else (x.T @ x_float) / x.shape[0]
+    given, w = w, (w if x_float is None else float_target(w, x, x_float, h))
     mean_square = np.diagonal(h)
     by_group = mean_square.reshape(groups, group_size)
     group_order = np.argsort(-by_group.max(axis=1), kind="stable")
@@ -107,13 +146,12 @@ def gptq(
             err[:, j] = (col - dequantized(qj, scale, bias, dtype))[:, 0] / u[c0 + j, c0 + j]
             block[:, j + 1 :] -= np.outer(err[:, j], u[c0 + j, c0 + j + 1 : c1])
         work[:, c1:] -= err @ u[c0:c1, c1:]
-    damped = h + DAMPING * np.diag(np.where(mean_square > 0, mean_square, 1.0))
-    result = (q, *refit(w, q, scales, biases, damped, group_size, dtype))
+    result = (q, *refit(w, q, scales, biases, _damped(h), group_size, dtype))
 
     def dense(codes_: np.ndarray, s: np.ndarray, b: np.ndarray) -> np.ndarray:
         return dequantized(codes_, _expand(s, group_size), _expand(b, group_size), dtype)
 
-    better = objective(w, dense(*result), h) < objective(w, dense(*rtn), h)
+    better = objective(given, dense(*result), h, cross) < objective(given, dense(*rtn), h, cross)
     return pick(better, result, rtn)
 
 

@@ -6,7 +6,8 @@ The format written is MLX's in every case; only the choice differs.
   the group's squared dequantization error, never worse than rtn on any group (``_search``).
 * ``"gptq"``: calibrated on inputs X, column-by-column rounding with error feedback through
   ``inv(X^T X)``, group scales chosen when each group starts; per output row never worse
-  than rtn on the calibration inputs (``_gptq``).
+  than rtn on the calibration inputs (``_gptq``). With ``float_calibration`` (the float
+  model's inputs on the same samples) it fits the float model's outputs instead.
 
 The searches run once, offline, on the host in NumPy float64: the weight (and calibration)
 are copied to the host, and the result goes back to the weight's backend and device.
@@ -32,9 +33,9 @@ METHODS = {
 }
 
 
-def check_method(method: Any, mode: str, calibration: Any) -> None:
+def check_method(method: Any, mode: str, calibration: Any, float_calibration: Any = None) -> None:
     """QuantizationError unless ``method`` is known, fits ``mode``, and has the calibration
-    it needs (and only then)."""
+    it needs (and only then); ``float_calibration`` goes with gptq's ``calibration`` only."""
     if not isinstance(method, str) or method not in METHODS:
         raise QuantizationError(f"unknown quantization method {method!r}; use one of {list(METHODS)}")
     if method != "rtn" and mode != "affine":
@@ -47,8 +48,13 @@ def check_method(method: Any, mode: str, calibration: Any) -> None:
             "method 'gptq' needs calibration=X: the layer's inputs, shape (n_samples, K) with K the weight's "
             "last dimension (e.g. the activations that reach this Linear on a few hundred tokens)"
         )
-    if method != "gptq" and calibration is not None:
+    if method != "gptq" and (calibration is not None or float_calibration is not None):
         raise QuantizationError(f"calibration is used by method 'gptq' only, not by {method!r}; drop it")
+    if float_calibration is not None and calibration is None:
+        raise QuantizationError(
+            "float_calibration (the float model's inputs) goes with calibration=X (the same samples' inputs in the "
+            "model being quantized); pass both, or pass the float inputs as calibration alone"
+        )
 
 
 def host_calibration(calibration: Any, cols: int) -> np.ndarray:
@@ -77,10 +83,22 @@ def host_calibration(calibration: Any, cols: int) -> np.ndarray:
     return x
 
 
-def run(backend: Any, w: Any, rtn: tuple, group_size: int, bits: int, method: str, x: Any) -> tuple:
+def host_float_calibration(float_calibration: Any, x: np.ndarray) -> np.ndarray:
+    """``float_calibration`` checked as :func:`host_calibration` and against the calibration
+    ``x``: one row per sample of ``x``, so the same shape."""
+    xf = host_calibration(float_calibration, x.shape[1])
+    if xf.shape != x.shape:
+        raise QuantizationError(
+            f"float_calibration must hold the same samples as calibration, row for row: shape {x.shape}, got {xf.shape}"
+        )
+    return xf
+
+
+def run(backend: Any, w: Any, rtn: tuple, group_size: int, bits: int, method: str, x: Any, xf: Any = None) -> tuple:
     """(packed, scales, biases) on ``w``'s backend and device for ``method`` ("mse" or
     "gptq"), given MLX's rtn result ``rtn`` = (packed, scales, biases) for the same ``w``
-    (..., R, K); ``x``: the host calibration (n, K) for gptq, else None."""
+    (..., R, K); ``x``: the host calibration (n, K) for gptq, else None; ``xf``: the host
+    float calibration (n, K) or None."""
     shape = tuple(int(d) for d in w.shape)
     rows, k = int(np.prod(shape[:-1])), shape[-1]
     groups = k // group_size
@@ -93,7 +111,7 @@ def run(backend: Any, w: Any, rtn: tuple, group_size: int, bits: int, method: st
     rtn_codes = unpack(np, np.asarray(backend.to_numpy(rtn[0])).reshape(rows, -1), bits).astype(np.float64)
     before = (rtn_codes, host(rtn[1], groups), host(rtn[2], groups))
     if method == "gptq":
-        q, scales, biases = _gptq.gptq(host(w, k), x, before, bits, group_size, stored_dtype)
+        q, scales, biases = _gptq.gptq(host(w, k), x, before, bits, group_size, stored_dtype, xf)
     else:
         q, scales, biases = _search.mse(host(w, k), before, bits, group_size, stored_dtype)
     device = backend.device_of(w)

@@ -200,3 +200,19 @@ def test_compile_is_jax_jit_and_host_reads_raise_compile_error():
 
     with pytest.raises(aq.CompileError):
         looks_up(x, _jax(np.array([1], np.int32)))
+
+
+def test_row_block_form_covers_every_row():
+    """A weight large enough for the row-block form (lax.map over blocks of rows) whose row count
+    is not a multiple of the block: the blocks and the tail together give every output row."""
+    from arrayq_jax._quantized import block_rows
+
+    n, k = 200, 8192
+    block = block_rows(n, k)
+    assert block and n % block  # the form runs, with a tail
+    qw = aq.quantize(_weight(np.float32, (n, k), seed=3), group_size=64, bits=4)
+    x = np.random.default_rng(4).standard_normal((2, 3, k)).astype(np.float32)  # batch axes on x
+    want = aq.to_numpy(aq.quant.reference_matmul(x, qw))
+    got = aq.to_numpy(aq.linalg.quantized_matmul(_jax(x), aq.to_backend(qw, "jax")))
+    # float32 sums of 8192 products in another order: ~2e-6 of the largest output; 1e-5 leaves margin
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())

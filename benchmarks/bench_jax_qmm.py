@@ -82,7 +82,7 @@ def main() -> None:
     on_jax = [jax.device_put(a) for a in (qw.packed, qw.scales, qw.biases)]
     print(f"jax {jax.__version__} on {jax.default_backend()}; weight ({n}, {k}) 4-bit affine, group 64, float32")
     qw_jax = aq.to_backend(qw, "jax")
-    print(f"| form | M | wall ms | CPU ms |\n|---|---:|---:|---:|")
+    print("| form | M | wall ms | CPU ms |\n|---|---:|---:|---:|")
     for m in (1, 32):
         x = rng.standard_normal((m, k)).astype(np.float32)
         want = aq.linalg.quantized_matmul(x, qw)
@@ -91,7 +91,9 @@ def main() -> None:
         runs = {"numpy (arrayq, C kernels)": lambda x=x: aq.linalg.quantized_matmul(x, qw)}
         for name, fn in forms(jax).items():
             runs[name] = lambda fn=fn, xj=xj: fn(xj, *on_jax).block_until_ready()
-        runs["lax.map row blocks (arrayq_jax)"] = lambda xj=xj: aq.linalg.quantized_matmul(xj, qw_jax).block_until_ready()
+        runs["lax.map row blocks (arrayq_jax)"] = lambda xj=xj: aq.linalg.quantized_matmul(
+            xj, qw_jax
+        ).block_until_ready()
         for name, run in runs.items():
             # float32 sums of 4096 products in another order: ~1e-6 of the largest output
             np.testing.assert_allclose(np.asarray(run()), want, rtol=0, atol=1e-5 * scale, err_msg=name)

@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("jax")
 
-import arrayq  # noqa: E402
-from arrayq.conformance import run  # noqa: E402
+import arrayq
+from arrayq.conformance import run
 
 X64_DTYPES = {"float64", "int64", "uint64", "complex128"}
 

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("jax")
 
-import arrayq as aq  # noqa: E402
-from arrayq import cli, models  # noqa: E402
-from tests.test_qwen3 import LOGIT_RTOL, PROMPT, _greedy  # noqa: E402
+import arrayq as aq
+from arrayq import cli, models
+from tests.test_qwen3 import LOGIT_RTOL, PROMPT, _greedy
 
 STEPS = 12
 

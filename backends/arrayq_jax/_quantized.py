@@ -131,7 +131,7 @@ def block_rows(n: int, k: int) -> int:
     return rows if n >= 2 * rows else 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fused(jax: Any, group_size: int, bits: int, transpose: bool) -> Any:
     """The jitted ``x @ dequantize(w).T`` (or ``x @ dequantize(w)``), result in x's dtype.
 

@@ -21,4 +21,4 @@ def x64_enabled(jax: Any) -> bool:
 
 def gaps_without_x64() -> dict[str, str]:
     """The declared gaps while ``jax_enable_x64`` is off: each 64-bit dtype, with how to opt in."""
-    return {name: X64_HINT for name in X64_DTYPES}
+    return dict.fromkeys(X64_DTYPES, X64_HINT)

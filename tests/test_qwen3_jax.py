@@ -13,7 +13,7 @@ import arrayq as aq
 from arrayq import cli, models
 from tests.test_qwen3 import LOGIT_RTOL, PROMPT, _greedy
 
-STEPS = 12
+STEPS = 8
 
 
 @pytest.fixture(scope="module")

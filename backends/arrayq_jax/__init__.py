@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from arrayq.backend import Array, Backend, UnsupportedDTypeError
+from arrayq.backend import Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
-from arrayq_jax import _quantized
+from arrayq_jax import _fast, _quantized
+from arrayq_jax._linalg import JAXLinalg
 from arrayq_jax._x64 import X64_HINT, gaps_without_x64, x64_enabled
 
 # arrayq op name -> jax.numpy function name, where they differ. Ops not listed use the same
@@ -21,7 +22,7 @@ _UNARY_NAMES: dict[str, str] = {}
 _BINARY_NAMES = {"pow": "power"}
 
 
-class JAXBackend(Backend):
+class JAXBackend(JAXLinalg):
     """The JAX backend: ``jax.Array`` on XLA's CPU (or GPU) device, ``arrayq.compile`` as ``jax.jit``.
 
     **Dtypes and the x64 flag.** JAX keeps 64-bit dtypes behind its process-wide flag
@@ -39,6 +40,8 @@ class JAXBackend(Backend):
     formats bit for bit: XLA rewrites ``a / b`` into ``a * (1 / b)`` and contracts ``q * s + b`` into
     a fused multiply-add inside a jitted computation, so they run on the host in NumPy
     (:mod:`arrayq_jax._quantized`).
+
+    **Linear algebra**: ``jax.numpy.linalg`` for the decompositions and solvers (:mod:`arrayq_jax._linalg`).
 
     **Indexing.** ``take`` and ``take_along_axis`` get indices the frontend has checked in range
     (IndexError otherwise, as on every backend); jax's own ``take`` would give NaN or clamp instead.
@@ -282,6 +285,14 @@ class JAXBackend(Backend):
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, x1: Array, x2: Array) -> Array:
         return self.jnp.matmul(x1, x2, precision=self.jax.lax.Precision.HIGHEST)
+
+    # ------------------------------------------------------------------ model composites
+    # arrayq.nn has checked the arguments; the references, jitted once per shape (arrayq_jax._fast)
+    def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
+        return _fast.rms_norm(self, x, weight, eps)
+
+    def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
+        return _fast.scaled_dot_product_attention(self, q, k, v, scale, mask)
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quant) has validated every argument before these run.

@@ -40,9 +40,11 @@ def rms_norm(backend: JAXBackend, x: Array, weight: Array | None, eps: float) ->
 
 def scaled_dot_product_attention(backend: JAXBackend, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
     if mask is None or isinstance(mask, str):
-        key = ("attention", scale, mask)
-        return _jitted(backend, key, lambda: lambda q, k, v: nn.attention_reference(q, k, v, scale, mask))(q, k, v)
+        return _jitted(
+            backend, ("attention", scale, mask), lambda: lambda q, k, v: nn.attention_reference(q, k, v, scale, mask)
+        )(q, k, v)
     if not backend.is_array(mask):
         return NotImplemented
-    key = ("attention_masked", scale)
-    return _jitted(backend, key, lambda: lambda q, k, v, m: nn.attention_reference(q, k, v, scale, m))(q, k, v, mask)
+    return _jitted(
+        backend, ("attention_masked", scale), lambda: lambda q, k, v, m: nn.attention_reference(q, k, v, scale, m)
+    )(q, k, v, mask)

@@ -45,7 +45,7 @@ def test_jax_passes_the_suite_with_x64_off(x64_run):
     assert not report.failed, "\n" + report.table()
     assert report.counts()["pass"] > 2000
     skipped = _skipped_gaps([{"status": r.status, "message": r.message} for r in report.results])
-    assert skipped == X64_DTYPES  # every skip is a 64-bit dtype, declared
+    assert skipped and skipped <= X64_DTYPES  # every skip is a 64-bit dtype, declared
     assert set(report.versions) == {"jax", "jaxlib"} and "libraries: jax " in report.table()
 
 

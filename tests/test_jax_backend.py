@@ -85,7 +85,7 @@ def test_out_of_range_indices_raise_index_error(op, bad):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, "bfloat16"])
 @pytest.mark.parametrize("divisor", ["scalar", "row", "column", "full"])
 def test_division_is_ieee_division_eagerly_and_compiled(dtype, divisor):
-    """XLA turns ``a / broadcast(b)`` into ``a * (1 / b)``: 1 ulp off in ~half of the elements
+    """XLA turns ``a / broadcast(b)`` into ``a * (1 / b)``: 1 ulp off in about a quarter of the elements
     (measured: 66951 of 262144 float32 quotients for a column divisor). NumPy's division is
     IEEE's, correctly rounded: the results must be equal, bit for bit."""
     import ml_dtypes

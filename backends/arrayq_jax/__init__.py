@@ -149,7 +149,7 @@ class JAXBackend(JAXLinalg):
 
     def notes(self) -> list[str]:
         versions = ", ".join(f"{p} {_version(p)}" for p in self.library_packages)
-        x64 = "on" if x64_enabled(self.jax) else f"off ({X64_HINT})"
+        x64 = "on" if x64_enabled(self.jax) else "off: 64-bit dtypes are declared gaps (JAX_ENABLE_X64=1 turns it on)"
         return [f"{versions} on {self.jax.default_backend()}; jax_enable_x64 {x64}"]
 
     # ------------------------------------------------------------------ creation

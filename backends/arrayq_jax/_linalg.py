@@ -5,7 +5,8 @@ The frontend (``arrayq.linalg``) hands these finite float32/float64/complex matr
 empty, batch axes broadcast. JAX never raises for a singular matrix: its inverse and solutions hold
 inf or NaN, and a Cholesky factor of a matrix that is not positive definite holds NaN, which the
 frontend reports as ``LinAlgError``, as the contract asks. ``eigh`` and ``cholesky`` read the lower
-triangle only (``symmetrize_input=False``). Not overridden (their composites call these): lstsq,
+triangle only (``symmetrize_input=False``). Complex ``lu`` takes the composite: LAPACK chooses
+complex pivots by ``|re| + |im|``, the contract by ``|z|``, so tied rows would swap. Not overridden (their composites call these): lstsq,
 pinv, matrix_rank, matrix_power, the norms, trace, cross, outer.
 """
 
@@ -46,6 +47,8 @@ class JAXLinalg(Backend):
     def lu(self, x: Array) -> tuple[Array, Array, Array]:
         # lax.linalg.lu: the packed factors and the permutation with x[..., perm, :] = L @ U
         jnp = _lib().numpy
+        if jnp.iscomplexobj(x):  # LAPACK pivots complex rows on |re| + |im|, the contract on |z|
+            return super().lu(x)
         packed, _, perm = _lib().lax.linalg.lu(x)
         m, n = x.shape[-2], x.shape[-1]
         k = min(m, n)

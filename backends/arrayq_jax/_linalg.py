@@ -6,8 +6,9 @@ empty, batch axes broadcast. JAX never raises for a singular matrix: its inverse
 inf or NaN, and a Cholesky factor of a matrix that is not positive definite holds NaN, which the
 frontend reports as ``LinAlgError``, as the contract asks. ``eigh`` and ``cholesky`` read the lower
 triangle only (``symmetrize_input=False``). Complex ``lu`` takes the composite: LAPACK chooses
-complex pivots by ``|re| + |im|``, the contract by ``|z|``, so tied rows would swap. Not overridden (their composites call these): lstsq,
-pinv, matrix_rank, matrix_power, the norms, trace, cross, outer.
+complex pivots by ``|re| + |im|``, the contract by ``|z|``, so tied rows would swap. Not overridden
+(their composites call these): lstsq, pinv, matrix_rank, matrix_power, the norms, trace, cross,
+outer.
 """
 
 from __future__ import annotations

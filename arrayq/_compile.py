@@ -226,7 +226,12 @@ class Compiled:
 
 
 def _is_trace_error(e: Exception) -> bool:
+    """A host sync met while tracing: MLX raises RuntimeError/ValueError about compile or
+    transformations; JAX's ``float(tracer)`` raises a TypeError about a tracer
+    (``jax.errors.ConcretizationTypeError``)."""
     text = str(e).lower()
+    if isinstance(e, TypeError):
+        return "tracer" in text
     return isinstance(e, (RuntimeError, ValueError)) and (
         "compile" in text or "transformation" in text or "tracer" in text
     )

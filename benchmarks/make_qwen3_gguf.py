@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_tokenizer_model("gpt2")
     w.add_token_list([f"t{i}" for i in range(c["vocab"])])
     w.add_token_types([1] * c["vocab"])
+    w.add_token_merges(["t 0"])  # llama.cpp refuses a BPE vocabulary without merges; the ids are all it uses
     w.add_eos_token_id(c["vocab"] - 1)
 
     def matrix(name: str, rows: int, cols: int, std: float) -> None:

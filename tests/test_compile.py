@@ -10,17 +10,20 @@ import arrayq as aq
 from arrayq import nn
 from arrayq._compile import flatten, unflatten
 
-BACKENDS = ["numpy", "mlx", "strict"]
+BACKENDS = ["numpy", "mlx", "strict", "jax"]
+#: Backends whose compile hook traces (mx.compile, jax.jit): the Python function runs once per signature.
+TRACING = ("mlx", "jax")
 #: Where MLX's compiler fuses elementwise chains (exp, silu, rms_norm's mean and rsqrt) it
 #: evaluates them in one kernel with its own rounding order, so compiled and eager MLX may
-#: differ by a few float32 ulps; NumPy and the strict example run the same eager kernels
+#: differ by a few float32 ulps (XLA likewise: it fuses, and contracts a * b + c into one
+#: fused multiply-add); NumPy and the strict example run the same eager kernels
 #: both ways (their compile hook is the default, NotImplemented), so they match exactly.
 TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 2e-2}
 
 
 def _backend(name):
-    if name == "mlx":
-        pytest.importorskip("mlx.core")
+    if name in ("mlx", "jax"):
+        pytest.importorskip("mlx.core" if name == "mlx" else "jax")
     if name == "strict":
         pytest.importorskip("arrayq_strict", reason="install examples/arrayq-strict (CI does)")
     return aq.get_backend(name)
@@ -28,7 +31,7 @@ def _backend(name):
 
 def _close(name, got, want, dtype="float32"):
     got, want = aq.to_numpy(got), aq.to_numpy(want)
-    if name == "mlx":
+    if name in TRACING:
         np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
     else:
         np.testing.assert_array_equal(got, want)
@@ -67,7 +70,7 @@ def test_compiled_equals_eager(name):
         _close(name, fast(x, m["w"], m["qw"], m["norm"], m["mlp"], 0.5), want)
     info = fast.cache_info()
     assert (info.signatures, info.misses, info.hits) == (1, 1, 2)
-    assert info.native == (1 if name == "mlx" else 0)
+    assert info.native == (1 if name in TRACING else 0)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -88,7 +91,7 @@ def test_one_trace_per_signature(name):
     f(aq.astype(x3, aq.float64 if name == "strict" else aq.float16), 3.0)  # a new dtype
     f(x3, 3)  # 3 and 3.0 are different static values
     assert f.cache_info().signatures == 5
-    if name == "mlx":  # traced once per signature; replays do not run the Python function
+    if name in TRACING:  # traced once per signature; replays do not run the Python function
         assert len(traces) == 5
     else:  # eager: the function runs every call
         assert len(traces) == 8
@@ -161,8 +164,9 @@ def test_flatten_round_trip():
     assert back["layer"].weight.shape == (8, 64) and back["layer"].weight.bits == 4
 
 
-def test_host_sync_in_a_trace_is_a_compile_error_on_mlx():
-    b = _backend("mlx")
+@pytest.mark.parametrize("name", TRACING)
+def test_host_sync_in_a_trace_is_a_compile_error(name):
+    b = _backend(name)
     x = _arr(b, (3,))
 
     @aq.compile

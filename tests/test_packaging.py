@@ -122,6 +122,8 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
         "arrayq_mlx/__init__.py",
         "arrayq_mlx/cuda/__init__.py",
         "arrayq_mlx/cuda/_launch.py",
+        "arrayq_jax/__init__.py",
+        "arrayq_jax/_quantized.py",
         *(path.removeprefix("backends/") for path in CUDA_SOURCES),
     ):
         assert required in names, f"{required} is not in {dist['wheel'].name}"
@@ -132,6 +134,7 @@ def test_wheel_holds_every_package(dist: dict[str, Path]) -> None:
     assert "License-Expression: MIT" in text or "License: MIT" in text
     eps = zipfile.ZipFile(dist["wheel"]).read(meta.replace("METADATA", "entry_points.txt")).decode()
     assert "[arrayq.backends]" in eps and "numpy = arrayq_numpy:NumPyBackend" in eps
+    assert "jax = arrayq_jax:JAXBackend" in eps
     assert "arrayq = arrayq.cli:main" in eps
 
 

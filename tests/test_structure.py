@@ -10,7 +10,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = {"arrayq": ROOT / "arrayq", "arrayq_numpy": ROOT / "backends" / "arrayq_numpy",
-            "arrayq_mlx": ROOT / "backends" / "arrayq_mlx",
+            "arrayq_mlx": ROOT / "backends" / "arrayq_mlx", "arrayq_jax": ROOT / "backends" / "arrayq_jax",
             "arrayq_strict": ROOT / "examples" / "arrayq-strict" / "arrayq_strict"}  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def test_modules_stay_readable(name):
     assert lines <= 550, f"{MODULES[name].relative_to(ROOT)}: {lines} lines; split it by what its parts do"
 
 
-@pytest.mark.parametrize("backend", ["arrayq_numpy", "arrayq_mlx", "arrayq_strict"])
+@pytest.mark.parametrize("backend", ["arrayq_numpy", "arrayq_mlx", "arrayq_jax", "arrayq_strict"])
 def test_backends_import_only_public_names(backend):
     for name in MODULES:
         if not name.startswith(backend):

@@ -39,6 +39,9 @@ class Contract:
     name: str = "unnamed"
     #: The module of the array library (checked in sys.modules to recognise its arrays).
     library_module: str | None = None
+    #: Distributions whose versions the conformance report names (empty: the distribution of
+    #: ``library_module``'s top-level package).
+    library_packages: tuple[str, ...] = ()
     #: What to tell a user whose library is missing.
     install_hint: str | None = None
     #: NumPy, the reference, moves its arrays to the other backend in a mixed call.

@@ -2,7 +2,7 @@
 on the very same checkpoint (when installed), side by side in one run.
 
     python benchmarks/bench_generate.py [--model DIR] [--prompt-tokens 64] [--decode-tokens 16]
-                                        [--engines numpy,numpy-int8,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16]
+                                        [--engines numpy,numpy-int8,mlx,jax,mlx-lm] [--mlx-lm-prompt-tokens 16]
                                         [--repeat 2] [--threads T] [--llama-bench PATH]
 
 Engines: ``numpy`` and ``mlx`` are arrayq on that backend (decoding through a compiled step
@@ -229,7 +229,7 @@ def run_engines(
     mlx_lm_prompt_tokens: int = 16,
     dtype: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "mlx-lm"), each measured in its own process;
+    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "jax", "mlx-lm"), each measured in its own process;
     an engine whose library is missing is skipped with a note on stderr. ``dtype``: arrayq's
     activations (None: float32 on a CPU, bfloat16 on a GPU; mlx-lm computes in the checkpoint's).
     (``arrayq bench --only generate`` calls this.)"""
@@ -239,8 +239,8 @@ def run_engines(
         if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
             print("mlx-lm is not installed: skipped (pip install mlx-lm)", file=sys.stderr)
             continue
-        if engine.partition("-")[0] == "mlx" and not _available("mlx"):
-            print("mlx is not installed: skipped", file=sys.stderr)
+        if engine.partition("-")[0] in ("mlx", "jax") and not _available(engine.partition("-")[0]):
+            print(f"{engine} is not installed: skipped", file=sys.stderr)
             continue
         row = _worker(args, engine, mlx_lm_prompt_tokens if engine == "mlx-lm" else prompt_tokens)
         if row is not None:

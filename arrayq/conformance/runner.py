@@ -40,6 +40,8 @@ class Report:
     backend: str
     device: Any
     results: list[CaseResult]
+    #: The versions of the backend's libraries (:func:`library_versions`), named in the table.
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def failed(self) -> list[CaseResult]:
@@ -75,6 +77,8 @@ class Report:
             counts = f"{row['pass']:>5} {row['fail']:>5} {row['skip']:>5}"
             lines.append(f"{row['op']:<20} {row['status']:<8} {counts} {err:>10}  {row['note'][:100]}")
         c = self.counts()
+        if self.versions:
+            lines.append("libraries: " + ", ".join(f"{name} {v}" for name, v in self.versions.items()))
         lines.append(
             f"{self.backend}{'' if self.device is None else ' on ' + str(self.device)}: "
             f"{c['pass']} passed, {c['fail']} failed, {c['skip']} skipped (declared gaps)"
@@ -86,12 +90,28 @@ class Report:
             {
                 "backend": self.backend,
                 "device": None if self.device is None else str(self.device),
+                "versions": self.versions,
                 "counts": self.counts(),
                 "ops": self.by_op(),
                 "cases": [dataclasses.asdict(r) for r in self.results],
             },
             indent=1,
         )
+
+
+def library_versions(backend: Any) -> dict[str, str]:
+    """The installed versions of ``backend.library_packages`` (by default the distribution of
+    its ``library_module``'s top-level package), e.g. ``{"jax": "0.6.2", "jaxlib": "0.6.2"}``."""
+    from importlib import metadata
+
+    names = backend.library_packages or ((backend.library_module or "").split(".")[0],)
+    out = {}
+    for name in filter(None, names):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -314,7 +334,7 @@ def run(
                 progress(i + 1, len(cases))
     if not pattern or "default_backend" in pattern:
         results += context_results(b, device)
-    return Report(b.name, device, results)
+    return Report(b.name, device, results, library_versions(b))
 
 
 def progress_bar(stream: TextIO = sys.stderr) -> Callable[[int, int], None]:

@@ -229,7 +229,7 @@ def run_engines(
     mlx_lm_prompt_tokens: int = 16,
     dtype: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "jax", "mlx-lm"), each measured in its own process;
+    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "jax", "mlx-lm"), each in its own process;
     an engine whose library is missing is skipped with a note on stderr. ``dtype``: arrayq's
     activations (None: float32 on a CPU, bfloat16 on a GPU; mlx-lm computes in the checkpoint's).
     (``arrayq bench --only generate`` calls this.)"""

@@ -283,12 +283,14 @@ def test_full_server_refuses_with_503_and_disconnects_free_places(client, url):
             c = stack.enter_context(httpx.Client(base_url=url, timeout=60))
             responses.append(stack.enter_context(c.stream("POST", "/v1/completions", json=body)))
             assert responses[-1].status_code == 200
-        for r in responses[:MAX_BATCH]:  # the running ones stream tokens
-            assert json.loads(next(r.iter_lines())[6:])["choices"][0]["token_ids"]
+        # at once, before a running stream can finish its tokens and let a waiting one in
+        # (on a fast machine the tiny model decodes thousands of tokens a second)
         full = client.post("/v1/completions", json={**body, "stream": False, "max_tokens": 1})
         assert full.status_code == 503, full.text
         assert full.headers["retry-after"] == "1"
         assert "max_batch" in full.json()["error"]["message"]
+        for r in responses[:MAX_BATCH]:  # the running ones stream tokens
+            assert json.loads(next(r.iter_lines())[6:])["choices"][0]["token_ids"]
         assert client.get("/health").json()["running"] == MAX_BATCH
     # the clients are closed, their connections with them
     load = wait_idle(client)

@@ -298,7 +298,7 @@ def add_parsers(sub: Any) -> None:
         "--compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="decode through one compiled step (default: where the backend compiles, i.e. MLX)",
+        help="decode through one compiled step (default: where the backend compiles, MLX and JAX)",
     )
     gen.set_defaults(func=cmd_generate)
 

@@ -159,7 +159,7 @@ def generate(
     :class:`~arrayq.nn.FixedKVCache` inputs and outputs); needs a model whose ``hidden``
     takes ``rope_tables=`` and ``index_mode=`` and which has ``rope_tables(position,
     length)`` (Qwen3 has). None (the default) compiles where the backend has a compile hook
-    (MLX) and the model allows it; NumPy has no hook, and its in-place cache is faster
+    (MLX, JAX) and the model allows it; NumPy has no hook, and its in-place cache is faster
     there. The attention window grows by :data:`WINDOW_STEP` positions, each size compiling
     once. The tokens are the same either way, up to the backend's compiled rounding
     (docs/compile.md). Raises ValueError for an empty prompt, ids outside the vocabulary,

@@ -43,3 +43,11 @@ def positive_number(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"needs a finite number > 0, got {text!r}")
     return value
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser, dtype_help: str, dtype_default: str | None = None) -> None:
+    """The options every model command takes: ``--backend``, ``--device`` and the
+    activations' ``--dtype`` (float32, float16 or bfloat16)."""
+    parser.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
+    parser.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=dtype_default, help=dtype_help)

@@ -73,9 +73,14 @@ def _grown(cached: Any, new: Any, room: int) -> Any:
     parts = [new] if cached is None else [cached, new]
     end = sum(int(p.shape[2]) for p in parts)
     if room > end and _writable(new):
-        b, h, _, d = (int(n) for n in new.shape)
-        parts.append(aq.broadcast_to(aq.zeros_like(new[:, :, :1]), (b, h, room - end, d)))
+        parts.append(_zeros(new, room - end))
     return aq.concat(parts, axis=2)
+
+
+def _zeros(like: Any, positions: int) -> Any:
+    """Zeros (B, Hkv, positions, D) in the dtype and on the backend of ``like`` (B, Hkv, *, D)."""
+    b, h, _, d = (int(n) for n in like.shape)
+    return aq.broadcast_to(aq.zeros_like(like[:, :, :1]), (b, h, positions, d))
 
 
 @dataclasses.dataclass
@@ -115,9 +120,7 @@ class FixedKVCache:
         buffers = []
         for held in (cache._keys, cache._values):
             if int(held.shape[2]) != capacity:
-                b, h, _, d = (int(n) for n in held.shape)
-                pad = aq.broadcast_to(aq.zeros_like(held[:, :, :1]), (b, h, capacity - length, d))
-                held = aq.concat([held[:, :, :length], pad], axis=2)
+                held = aq.concat([held[:, :, :length], _zeros(held, capacity - length)], axis=2)
             buffers.append(held)
         position = aq.asarray(length, dtype=aq.int32, like=buffers[0])
         return cls(buffers[0], buffers[1], position, window)

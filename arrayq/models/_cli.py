@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._cli_common import CommandError, positive_number
+from .._cli_common import CommandError, add_placement_arguments, positive_number
 from ._host import cache_dir, peak_memory_bytes
 
 
@@ -61,24 +61,6 @@ def cmd_make_checkpoint(args: argparse.Namespace) -> int:
         f"{fmt}, {_format_bytes(size)} in {len(files)} file{'s' if len(files) != 1 else ''}"
     )
     return 0
-
-
-class _TextStream:
-    """Incremental detokenization: the text added by each new token (held back while
-    the text so far ends in an incomplete UTF-8 sequence)."""
-
-    def __init__(self, tokenizer: Any):
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.shown = 0
-
-    def add(self, token: int) -> str:
-        self.ids.append(token)
-        text = self.tokenizer.decode(self.ids)
-        if text.endswith("\ufffd"):
-            return ""
-        new, self.shown = text[self.shown :], len(text)
-        return new
 
 
 def _tokenizer(path: Path) -> Any:
@@ -135,6 +117,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .. import distributed, nn
     from . import CheckpointError, GenerationStats, default_dtype, generate, load, make_checkpoint
     from .generate import check_sampling
+    from .tokenizer import TextStream
 
     out, err = sys.stdout, sys.stderr
     if args.max_tokens < 0:
@@ -182,7 +165,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     stop = () if args.ignore_eos else model.config.eos_token_id
     stats = GenerationStats()
-    text = _TextStream(tokenizer) if tokenizer is not None else None
+    text = TextStream(tokenizer)
     for token in generate(
         model,
         prompt,
@@ -195,7 +178,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         stats=stats,
         compile=args.compile,
     ):
-        out.write(text.add(token) if text is not None else f"{token} ")
+        out.write(text.add(token))
         out.flush()
     out.write("\n")
     out.flush()
@@ -278,12 +261,8 @@ def add_parsers(sub: Any) -> None:
         help="checkpoint directory or .gguf file (default: a tiny random checkpoint, "
         "made on first use in $ARRAYQ_CACHE or ~/.cache/arrayq)",
     )
-    gen.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
-    gen.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
-    gen.add_argument(
-        "--dtype",
-        choices=("float32", "float16", "bfloat16"),
-        help="activations' dtype (default: float32 on a CPU, bfloat16 on a GPU, where arrayq's CUDA kernels take it)",
+    add_placement_arguments(
+        gen, "activations' dtype (default: float32 on a CPU, bfloat16 on a GPU, where arrayq's CUDA kernels take it)"
     )
     prompt = gen.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="prompt text (needs tokenizer.json in the model directory)")
@@ -311,14 +290,7 @@ def add_parsers(sub: Any) -> None:
         "--model", required=True, help="checkpoint directory with tokenizer.json (a sentence-transformers folder)"
     )
     emb.add_argument("--text", action="append", required=True, help="a text to embed; repeat for several")
-    emb.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
-    emb.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
-    emb.add_argument(
-        "--dtype",
-        choices=("float32", "float16", "bfloat16"),
-        default="float32",
-        help="activations' dtype (default float32)",
-    )
+    add_placement_arguments(emb, "activations' dtype (default float32)", "float32")
     emb.add_argument(
         "--similarity", action="store_true", help="print the texts' cosine-similarity matrix instead of the embeddings"
     )

@@ -115,4 +115,33 @@ def load_tokenizer(
     return SentenceTokenizer(tokenizer, max_length, lowercase, str(path / "tokenizer.json"))
 
 
-__all__ = ["Batch", "SentenceTokenizer", "TOKENIZERS_MISSING", "load_tokenizer", "read_tokenizer"]
+class TextStream:
+    """Incremental detokenization: :meth:`add` gives the text each new token adds (held
+    back while the text ends in an incomplete UTF-8 sequence); :meth:`rest` whatever is
+    still held back at the end. ``codec``: anything with ``decode(ids) -> str`` (a
+    ``tokenizers.Tokenizer``, the server's ``TextCodec``), or None: each token then shows as
+    its id and a space."""
+
+    def __init__(self, codec: Any):
+        self.codec, self.shown = codec, 0
+        self.ids: list[int] = []
+
+    def add(self, token: int) -> str:
+        if self.codec is None:
+            return f"{token} "
+        self.ids.append(token)
+        text = self.codec.decode(self.ids)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self.shown = text[self.shown :], len(text)
+        return new
+
+    def rest(self) -> str:
+        if self.codec is None or not self.ids:
+            return ""
+        text = self.codec.decode(self.ids)
+        new, self.shown = text[self.shown :], len(text)
+        return new
+
+
+__all__ = ["Batch", "SentenceTokenizer", "TOKENIZERS_MISSING", "TextStream", "load_tokenizer", "read_tokenizer"]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._cli_common import CommandError
+from .._cli_common import CommandError, add_placement_arguments
 
 SERVE_MISSING = "arrayq serve needs Starlette and uvicorn: pip install 'arrayq[serve]'"
 
@@ -95,11 +95,7 @@ def add_parser(sub: Any) -> None:
         help="checkpoint directory, .gguf file, or a preset name of make-checkpoint (its random "
         "checkpoint in $ARRAYQ_CACHE or ~/.cache/arrayq; default: tiny)",
     )
-    srv.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
-    srv.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
-    srv.add_argument(
-        "--dtype", choices=("float32", "float16", "bfloat16"), help="activations' dtype (default as arrayq generate)"
-    )
+    add_placement_arguments(srv, "activations' dtype (default as arrayq generate)")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, printed)")
     srv.add_argument("--model-name", help="the model's id in the API (default: the checkpoint's folder name)")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..models._errors import CheckpointError
 from ..models._files import member, open_regular, read_json
+from ..models.tokenizer import TextStream
 
 
 class TextCodec:
@@ -108,33 +109,6 @@ def load_codec(folder: str | os.PathLike) -> TextCodec | None:
         )
     special = {key: _token_text(config.get(key)) for key in ("bos_token", "eos_token")}
     return TextCodec(tokenizer, template, special)
-
-
-class TextStream:
-    """Incremental detokenization: :meth:`add` gives the text each new token adds (held
-    back while the text ends in an incomplete UTF-8 sequence); :meth:`rest` whatever is
-    still held back at the end. Without a codec, each token shows as its id and a space."""
-
-    def __init__(self, codec: TextCodec | None):
-        self.codec, self.shown = codec, 0
-        self.ids: list[int] = []
-
-    def add(self, token: int) -> str:
-        if self.codec is None:
-            return f"{token} "
-        self.ids.append(token)
-        text = self.codec.decode(self.ids)
-        if text.endswith("\ufffd"):
-            return ""
-        new, self.shown = text[self.shown :], len(text)
-        return new
-
-    def rest(self) -> str:
-        if self.codec is None or not self.ids:
-            return ""
-        text = self.codec.decode(self.ids)
-        new, self.shown = text[self.shown :], len(text)
-        return new
 
 
 __all__ = ["TextCodec", "TextStream", "load_codec"]

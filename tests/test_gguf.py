@@ -501,6 +501,26 @@ def test_k_quants_against_the_gguf_package(tmp_path, kind):
         assert np.all(np.abs(got - expected).reshape(rows, -1, 32) <= step * (1 + 1e-6))
 
 
+@pytest.mark.parametrize(
+    ("kind", "at"), [("Q4_0", 0), ("Q4_1", 2), ("Q8_0", 0), ("Q4_K", 0), ("Q4_K", 2), ("Q6_K", 208)]
+)
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_block_scales_are_refused(tmp_path, kind, at, bad):
+    """A NaN or infinite float16 scale field (d, m, dmin) in any block type is refused naming
+    the tensor, never loaded as NaN weights (nor, for Q6_K, met as a QuantizationError)."""
+    size, per = {"Q4_0": (18, 32), "Q4_1": (20, 32), "Q8_0": (34, 32), "Q4_K": (144, 256), "Q6_K": (210, 256)}[kind]
+    raw = np.random.default_rng(5).integers(0, 256, (2, 256 // per, size), dtype=np.uint8)
+    for field in (0, 2) if kind in ("Q4_1", "Q4_K") else (at,):  # finite scales everywhere first
+        raw[..., field : field + 2] = np.float16(0.01).reshape(1).view(np.uint8)
+    raw[1, -1, at : at + 2] = np.float16(bad).reshape(1).view(np.uint8)
+    path = write_gguf(
+        tmp_path / "n.gguf", [("general.architecture", STRING, "test")], [("w", kind, (2, 256), raw.tobytes())]
+    )
+    with pytest.raises(CheckpointError, match="NaN or infinite float16 scale") as e:
+        gguf.GGUFFile(path).affine("w")
+    assert "'w'" in str(e.value)
+
+
 def test_wrong_architecture_and_missing_metadata(tmp_path):
     _fails(
         _write_model(tmp_path / "a.gguf", metadata=_metadata(**{"general.architecture": (STRING, "llama")})),

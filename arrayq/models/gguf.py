@@ -93,6 +93,8 @@ DENSE_TYPES = {
 }
 #: ggml types mapped onto arrayq's affine format: (bits, group size)
 AFFINE_TYPES = {"Q4_0": (4, 32), "Q4_1": (4, 32), "Q8_0": (8, 32), "Q4_K": (4, 32), "Q6_K": (8, 32)}
+#: Byte offsets of the float16 scale fields (d, and m or dmin) in each block type's block.
+_F16_FIELDS = {"Q4_0": (0,), "Q4_1": (0, 2), "Q8_0": (0,), "Q4_K": (0, 2), "Q6_K": (208,)}
 
 
 class GGUFTensorInfo:
@@ -271,7 +273,8 @@ class GGUFFile:
         arrayq's affine format: (packed uint32 (..., N, K*bits/32), scales float32
         (..., N, K/32), biases float32 (..., N, K/32), group_size, bits). Exact (dequantizing
         it gives llama.cpp's float32 values) but for Q6_K, requantized to 8 bits (see the
-        module docstring). CheckpointError for any other type."""
+        module docstring). CheckpointError for any other type, or a block whose float16 scale
+        fields are NaN or infinite."""
         info = self.tensors[name]
         if info.type not in AFFINE_TYPES:
             raise self._unsupported(info)
@@ -283,6 +286,9 @@ class GGUFFile:
         *lead, k = info.shape
         _, block, block_bytes = GGML_TYPES[info.type_id]
         blocks = self._bytes(info).reshape(*lead, k // block, block_bytes)
+        for at in _F16_FIELDS[info.type]:  # one check for every type: a NaN/inf scale would make NaN weights
+            if not np.isfinite(np.ascontiguousarray(blocks[..., at : at + 2]).view("<f2")).all():
+                raise CheckpointError(self.path, f"a {info.type} block holds a NaN or infinite float16 scale", name)
         d = np.ascontiguousarray(blocks[..., 0:2]).view("<f2")[..., 0].astype(np.float32)
         if info.type == "Q4_K":
             return (*_q4_k(blocks, d, lead, k), group, bits)

@@ -363,6 +363,20 @@ class NumPyBackend(NumPyLinalg):
             return _native.attention(q, k, v, scale, mask is not None)
         return NotImplemented
 
+    def prefix_attention(self, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:
+        """The first ``length`` keys sliced off (NumPy reads an array length on the host: it is
+        eager, so it checks it too), then attention over exactly those."""
+        n, low = int(length), q.shape[2] if causal else 1
+        if not low <= n <= k.shape[2]:
+            raise ValueError(f"key_length must be from {low} to the {k.shape[2]} keys, got {n}")
+        k, v, mask = k[:, :, :n], v[:, :, :n], "causal" if causal and q.shape[2] > 1 else None
+        out = self.scaled_dot_product_attention(q, k, v, scale, mask)
+        if out is NotImplemented:
+            from arrayq.nn import attention_reference
+
+            out = attention_reference(q, k, v, scale, mask)
+        return out
+
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
         """float32/float64 in four NumPy calls (the sum of squares as one vecdot); other
         dtypes through the reference (which widens them to float32)."""

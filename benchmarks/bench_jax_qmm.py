@@ -106,6 +106,7 @@ def main() -> None:
         f"group 64, x, scales and biases in {args.dtype}"
     )
     forms = {**reference_forms(jax), **_quantized._forms(jax, 64, 4)}
+    jitted = {name: jax.jit(fn) for name, fn in forms.items()}
     tolerance = 1e-5 if args.dtype == "float32" else 2e-2
     print("| form | M | wall ms | CPU ms |\n|---|---:|---:|---:|")
     for m in (int(r) for r in args.rows.split(",")):
@@ -115,8 +116,8 @@ def main() -> None:
         want = aq.linalg.quantized_matmul(x, qw)
         scale = float(np.abs(want).max())
         runs = {"numpy (arrayq, C kernels)": lambda x=x: aq.linalg.quantized_matmul(x, qw)}
-        for name, fn in forms.items():
-            runs[name] = lambda fn=jax.jit(fn), xj=xj: fn(xj, *on_jax).block_until_ready()
+        for name, fn in jitted.items():
+            runs[name] = lambda fn=fn, xj=xj: fn(xj, *on_jax).block_until_ready()
         picked = _quantized.linear_form(platform, m)
         runs[f"arrayq ({picked})"] = lambda xj=xj: aq.linalg.quantized_matmul(xj, qw_jax).block_until_ready()
         for name, run in runs.items():

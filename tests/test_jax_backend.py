@@ -261,7 +261,8 @@ def test_the_form_follows_the_platform_the_program_is_lowered_for():
     fused = _quantized._fused(jax, 64, 4, True)
     cases = ((1, "cpu", {"while", "dot_general"}), (1, "cuda", {"reduce"}), (32, "cuda", {"dot_general"}))
     for rows, platform, want in cases:
-        args = (jax.numpy.ones((rows, 256), np.float32), *(jax.numpy.asarray(a) for a in (qw.packed, qw.scales, qw.biases)))
+        weight = (jax.numpy.asarray(a) for a in (qw.packed, qw.scales, qw.biases))
+        args = (jax.numpy.ones((rows, 256), np.float32), *weight)
         program = jax.export.export(fused, platforms=[platform])(*args).mlir_module()
         found = {op for op in ("while", "reduce", "dot_general") if f"stablehlo.{op}" in program}
         assert found == want, (rows, platform, found)

@@ -211,7 +211,8 @@ def _fused(jax: Any, group_size: int, bits: int, transpose: bool) -> Any:
             gpu = forms[linear_form("gpu", rows)]
             return lax.platform_dependent(x, packed, scales, biases, cpu=forms["row_blocks"], default=gpu)
         w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits)
-        y = jnp.matmul(x.astype(jnp.float32), jnp.swapaxes(w, -1, -2) if transpose else w, precision=lax.Precision.HIGHEST)
+        w = jnp.swapaxes(w, -1, -2) if transpose else w
+        y = jnp.matmul(x.astype(jnp.float32), w, precision=lax.Precision.HIGHEST)
         return y.astype(x.dtype)
 
     return jax.jit(qmm)

@@ -266,3 +266,44 @@ def test_the_form_follows_the_platform_the_program_is_lowered_for():
         program = jax.export.export(fused, platforms=[platform])(*args).mlir_module()
         found = {op for op in ("while", "reduce", "dot_general") if f"stablehlo.{op}" in program}
         assert found == want, (rows, platform, found)
+
+
+def test_gpu_device_names_map_to_jax_gpu_devices():
+    """With a CUDA jaxlib, jax's default backend is "gpu" and its arrays report the platform
+    "gpu": this backend then lists ["gpu", "cpu"], puts an array asked for on "gpu" on jax's first
+    GPU device (and one for "cpu" on the CPU), names a GPU array's device "gpu", and refuses a
+    device it lacks. No GPU here: jax's device functions are replaced by stand-ins that record
+    where arrays are put (the rest of jax is the real one)."""
+    import types
+
+    real = JAX.jax
+    gpu = types.SimpleNamespace(platform="gpu", id=0)
+    cpu = real.devices("cpu")[0]
+    put = []
+
+    def devices(platform=None):
+        return [gpu] if platform in (None, "gpu") else real.devices(platform)
+
+    def device_put(a, device=None):
+        put.append(device)
+        return real.device_put(a)
+
+    backend = type(JAX)()
+    backend.jax = types.SimpleNamespace(
+        **{n: getattr(real, n) for n in ("Array", "core", "numpy", "lax", "config")},
+        default_backend=lambda: "gpu",
+        devices=devices,
+        device_put=device_put,
+    )
+    assert backend.devices() == ["gpu", "cpu"]
+    backend.from_numpy(np.ones(2, np.float32), "gpu")
+    backend.from_numpy(np.ones(2, np.float32), "cpu")
+    backend.from_numpy(np.ones(2, np.float32))
+    assert put == [gpu, cpu, None]  # None: jax's default device (the GPU)
+    with pytest.raises(ValueError, match="has no device 'tpu'"):
+        backend.from_numpy(np.ones(2, np.float32), "tpu")
+    on_gpu = types.SimpleNamespace(devices=lambda: {gpu})
+    assert backend.device_of(on_gpu) == "gpu" and backend.device_of(_jax(np.ones(2, np.float32))) == "cpu"
+    from arrayq import models
+
+    assert models.default_dtype(backend.devices()[0]) == "bfloat16"

@@ -12,11 +12,12 @@
   rewrites it (documented in docs/backends-jax.md).
 * **quantized_matmul: a fused dequantize-matmul in one jitted function** for affine weights
   (every bit width, both ``transpose`` values): the packed words are unpacked with shifts and
-  masks, widened with the scales and biases to float32, and multiplied at HIGHEST precision.
-  XLA keeps the unpacking in one fused loop feeding the dot. The forms measured against it
-  (per-group ``dot_general`` with the scales applied after the dot, a ``lax.map`` over row
-  blocks) were slower on the CPU: benchmarks/bench_jax_qmm.py, docs/benchmarks.md. The
-  mx formats (mxfp4, mxfp8, nvfp4) take arrayq's reference.
+  masks and widened with the scales and biases to float32. A linear layer (an unbatched weight,
+  ``transpose``) takes the form of the platform XLA lowers the program for
+  (``lax.platform_dependent``; :func:`linear_form`): on the CPU a ``lax.map`` over row blocks
+  (the fastest of the forms measured there: benchmarks/bench_jax_qmm.py, docs/benchmarks.md),
+  on a GPU a fused multiply-reduce for a few rows and a whole-weight dequantize + dot for more.
+  The mx formats (mxfp4, mxfp8, nvfp4) take arrayq's reference.
 """
 
 from __future__ import annotations

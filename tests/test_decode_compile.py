@@ -178,16 +178,25 @@ def test_compiled_generation_gives_eager_tokens(tiny, backend, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_compiled_step_is_traced_anew_for_new_weights(tiny, backend):
+def test_compiled_step_takes_the_weights_as_inputs(tiny, backend):
     model = models.load(tiny, backend=backend)
     first = list(models.generate(model, PROMPT, 6, compile=True))
     step = _steps(model)[(0.0, 0, 1.0)]
-    # a new final norm (scaled): the held step's constants are stale, so it must not be used
+    signatures = step.cache_info().signatures
+    # a new final norm of the same shape (negated): the held step is replayed with it, and
+    # must give the new model's tokens (a step that had kept the old weights as constants
+    # would give the first ones)
     model.norm = nn.RMSNorm(aq.multiply(model.norm.weight, -1.0), model.norm.eps)
     again = list(models.generate(model, PROMPT, 6, compile=True))
-    assert _steps(model)[(0.0, 0, 1.0)] is not step
+    assert _steps(model)[(0.0, 0, 1.0)] is step and step.cache_info().signatures == signatures
     assert again == list(models.generate(model, PROMPT, 6, compile=False))
     assert again != first
+    # a changed static field (the norm's eps) is another structure: a step of its own
+    model.norm = nn.RMSNorm(model.norm.weight, model.norm.eps * 2)
+    assert list(models.generate(model, PROMPT, 6, compile=True)) == list(
+        models.generate(model, PROMPT, 6, compile=False)
+    )
+    assert _steps(model)[(0.0, 0, 1.0)] is not step
 
 
 def test_compile_needs_a_model_that_can(tiny):

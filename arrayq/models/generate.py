@@ -20,6 +20,7 @@ import numpy as np
 
 import arrayq as aq
 
+from .._compile import flatten, unflatten
 from ..backend import Backend
 from ..nn import FixedKVCache, parameters
 
@@ -230,26 +231,33 @@ def generate(
 
 
 def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> Any:
-    """The model's decode step for these sampling settings, :func:`arrayq.compile`'d, kept on
-    the model (so a second generate call replays it) for as long as the model's arrays are
-    the same objects: the compiled step holds them as constants, so a model whose arrays
-    were replaced is traced anew."""
-    fingerprint = tuple(map(id, parameters(model)))
+    """The model's decode step for these sampling settings, :func:`arrayq.compile`'d, and
+    the model's arrays: call it as ``step(weights, ids, cache, tables, u)``.
+
+    The weights are an input of the step, not constants it closes over: a backend that
+    compiles into an executable of its own (JAX's XLA) would otherwise keep a second copy
+    of every weight in it. The model is flattened here, once per :func:`generate` call, and
+    the step gets the flat list of its arrays (cheaper to check each token than the
+    model's dataclasses); the trace rebuilds the model from them. The compiled step is kept
+    on the model, for as long as the model's structure (its layers, their static fields,
+    the arrays' places) is the same, so a second generate call replays it."""
+    weights, structure = flatten(model, "the model")
     held = vars(model).get("_arrayq_decode_steps")
-    if held is None or held[0] != fingerprint:
-        held = (fingerprint, {})
+    if held is None or held[0] != structure:
+        held = (structure, {})
         vars(model)["_arrayq_decode_steps"] = held
     key = (temperature, top_k, top_p)
     if key not in held[1]:
 
-        def traced(ids: Any, cache: list, tables: Any, u: Any) -> tuple[Any, list]:
+        def traced(weights: list, ids: Any, cache: list, tables: Any, u: Any) -> tuple[Any, list]:
+            traced_model = unflatten(structure, weights)
             for c in cache[1:]:  # one position for all layers: its clamp, mask and advance are made once
                 c.position = cache[0].position
-            h = model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
-            return _sample_with(model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u), cache
+            h = traced_model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
+            return _sample_with(traced_model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u), cache
 
         held[1][key] = aq.compile(traced)
-    return held[1][key]
+    return held[1][key], weights
 
 
 def _compiled_steps(
@@ -261,7 +269,7 @@ def _compiled_steps(
     fixed = [FixedKVCache.from_cache(c, capacity, min(capacity, state["position"] + 1)) for c in cache]
     state["cache"] = fixed
 
-    compiled = _compiled_step(model, temperature, top_k, top_p)
+    compiled, weights = _compiled_step(model, temperature, top_k, top_p)
 
     def step(ids: Any) -> Any:
         position = state["position"]
@@ -271,7 +279,7 @@ def _compiled_steps(
         host = model.rope_tables(position, 1)
         tables = None if host is None else tuple(aq.asarray(t, like=ids) for t in host)
         u = None if temperature == 0 else aq.asarray(rng.random(), dtype=aq.float32, like=ids)
-        token, state["cache"] = compiled(ids, state["cache"], tables, u)
+        token, state["cache"] = compiled(weights, ids, state["cache"], tables, u)
         state["position"] = position + 1
         return token
 

@@ -7,6 +7,7 @@ so every result is an ``numpy.ndarray``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -390,9 +391,7 @@ class NumPyBackend(NumPyLinalg):
         order, so the same result in fewer calls); other dtypes through the reference."""
         if x.dtype not in (np.float32, np.float64) or x.ndim < 2:
             return NotImplemented
-        from arrayq.nn import rope_tables
-
-        cos, sin = rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
+        cos, sin = _rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
         pairs = (slice(0, dims, 2), slice(1, dims, 2)) if traditional else (slice(0, dims // 2), slice(dims // 2, dims))
         x1, x2 = x[..., pairs[0]], x[..., pairs[1]]
         out = np.array(x)  # the features past dims stay as they are
@@ -407,6 +406,18 @@ class NumPyBackend(NumPyLinalg):
         where[axis] = slice(int(start), int(start) + update.shape[axis])
         out[tuple(where)] = update
         return _arr(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _rope_tables(dims: int, base: float, scale: float, offset: int, length: int, dtype: Any) -> tuple[Array, Array]:
+    """``arrayq.nn.rope_tables``, read-only and remembered: a decoder's layers rotate q and
+    k at the same positions (56 calls a token for qwen3-0.6b, one set of tables)."""
+    from arrayq.nn import rope_tables
+
+    tables = rope_tables(dims, base, scale, offset, length, dtype)
+    for t in tables:
+        t.setflags(write=False)
+    return tables
 
 
 def _affine_2d(

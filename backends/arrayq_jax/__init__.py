@@ -147,6 +147,8 @@ class JAXBackend(JAXLinalg):
             if not isinstance(x, self.jax.core.Tracer):
                 x.block_until_ready()
 
+    compile_copies_captured_arrays = True  # XLA embeds closed-over arrays in its program
+
     def compile(self, fn: Any) -> Any:
         """``jax.jit(fn)``: one XLA program per signature (arrayq keys the signatures)."""
         return self.jax.jit(fn)

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bits", type=int, default=4)
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--format", choices=["mlx", "q4_0", "q8_0"], default="mlx")
+    p.add_argument("--paths", nargs="+", default=None, help="run only these paths (default: all)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if _native._kernels is None:
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(copies - 1)
         ]
         paths = _paths(level, qws, k, a.group_size, a.bits)
+        if a.paths:
+            paths = {name: paths[name] for name in a.paths}
         x = rng.standard_normal((1, k), dtype=np.float32)
         out = np.empty((1, n), np.float32)
         for threads in a.threads:

@@ -174,6 +174,25 @@ static void after_fork_in_child(void) {
 }
 
 
+struct probe_task {
+    const uint64_t *words;
+    int64_t n;
+    _Atomic uint64_t folded;
+};
+
+static void probe_part(void *ctx, int part, int parts) {
+    struct probe_task *t = ctx;
+    uint64_t acc = 0;
+    for (int64_t i = t->n * part / parts; i < t->n * (part + 1) / parts; i++) acc ^= t->words[i];
+    atomic_fetch_xor(&t->folded, acc);
+}
+
+uint64_t pool_probe(const uint64_t *words, int64_t n, int64_t parts) {
+    struct probe_task task = {words, n, 0};
+    run_parallel(probe_part, &task, parts);
+    return atomic_load(&task.folded);
+}
+
 int pool_threads(void) {
     const int wanted = atomic_load(&wanted_threads);
     return wanted > 0 ? wanted : default_threads();

@@ -267,7 +267,12 @@ DEFINE_TO_SLOT_ORDER(to_slot_order_i64, int64_t)
  * both loops (decode quantizes x once per matmul; fmaxf and lrintf per element cost more
  * than the 8-bit kernel's reading of a small weight): |x| is compared as its bits (for
  * floats without a sign those order as the values do, NaN above infinity), and adding and
- * subtracting 1.5 * 2^23 rounds a float below 2^22 in magnitude half to even. */
+ * subtracting 1.5 * 2^23 rounds a float below 2^22 in magnitude half to even. The product
+ * x / dx is rounded to float32 first, as lrintf's argument was: no fused multiply-add
+ * (GCC contracts across statements unless told not to; Clang only within one). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
 static void quantize_activations(int8_t *xi, float *dx, const float *x, int64_t k, int group_size) {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     for (int64_t g = 0; g < k / group_size; g++) {
@@ -285,7 +290,8 @@ static void quantize_activations(int8_t *xi, float *dx, const float *x, int64_t 
         /* an infinite or NaN amax: codes 0 (the result is inf or NaN through dx) */
         const float inv = amax > 0.0f && top < 0x7f800000 ? 127.0f / amax : 0.0f;
         for (int i = 0; i < group_size; i++) {
-            const float code = (xg[i] * inv + shifter) - shifter; /* |code| <= 127 */
+            const float scaled = xg[i] * inv;
+            const float code = (scaled + shifter) - shifter; /* |code| <= 127 */
             xi[g * group_size + i] = (int8_t)(code == code ? (int32_t)code : 0);
         }
     }

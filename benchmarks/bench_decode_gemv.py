@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--level", default="avx2", help="SIMD level (arrayq_numpy._native.levels())")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument(
-        "--shapes", nargs="+", default=["4096x1024", "1024x2048", "6144x1024", "1024x3072", "151936x1024"]
-    )
+    p.add_argument("--shapes", nargs="+", default=["4096x1024", "1024x2048", "6144x1024", "1024x3072", "151936x1024"])
     p.add_argument("--bits", type=int, default=4)
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--format", choices=["mlx", "q4_0", "q8_0"], default="mlx")

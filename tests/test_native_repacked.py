@@ -16,6 +16,7 @@ expectations computed in float64 from arrayq's own dequantization:
 from __future__ import annotations
 
 import gc
+import mmap
 
 import numpy as np
 import pytest
@@ -200,6 +201,24 @@ def test_int8_decode_through_the_frontend_keeps_one_copy_per_weight() -> None:
     del qw
     gc.collect()
     assert backend.repacked.nbytes() == 0  # dropped with its weight
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="huge-page maps: Linux only")
+def test_the_arena_hands_out_copies_one_after_another_and_unmaps_with_them() -> None:
+    arena = _native.HugePageArena()
+    a, b = arena.take(1000), arena.take(5000)
+    assert a.ctypes.data % 64 == 0 and a.flags.writeable and (a.nbytes, b.nbytes) == (1000, 5000)
+    assert b.ctypes.data == a.ctypes.data + 1024  # the next 64-byte boundary in the same map
+    big = arena.take(arena.CHUNK + 1)  # larger than a chunk: a map of its own
+    c = arena.take(10)
+    assert big.nbytes == arena.CHUNK + 1 and c.ctypes.data == a.ctypes.data + 6080  # 1024 + 5000, aligned
+    a[:], b[:], c[:], big[-1] = 1, 2, 3, 4  # all writable, none overlapping
+    assert (a == 1).all() and (b == 2).all() and (c == 3).all()
+    del a, b, c
+    gc.collect()
+    assert arena._region is not None and arena._region() is None  # no copy left: the map is gone
+    d = arena.take(10)  # a fresh map
+    assert d.nbytes == 10
 
 
 def test_int8_costs_about_half_a_percent_on_gaussian_data() -> None:

@@ -53,6 +53,7 @@ from ._functional import (
     silu,
     softmax,
 )
+from ._distill import distill_quantized
 from ._kv_cache import FixedKVCache, KVCache
 from ._quantize_model import Predicate, quantize
 from ._quantize_sequential import sequential as _sequential
@@ -441,6 +442,7 @@ __all__ = [
     "bytes_per_token",
     "causal_mask",
     "column_sharded",
+    "distill_quantized",
     "fuse_linear",
     "gelu",
     "layer_norm",

@@ -6,6 +6,7 @@ takes, kernels included."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,14 @@ class _Recording:
 class ArrayqEncoder:
     """``models.load(folder)`` on ``backend`` with ``models.load_tokenizer(folder)``; weight
     names are the model's layer paths (``layers.0.attention.q_proj``, ...), and every
-    ``nn.Linear`` is quantized (the embedding tables stay dense)."""
+    ``nn.Linear`` is quantized (the embedding tables stay dense). ``settings``: how
+    :meth:`distilled` trains."""
 
-    def __init__(self, folder: str | Path, backend: str = "numpy") -> None:
+    def __init__(self, folder: str | Path, backend: str = "numpy", settings: DistillSettings | None = None) -> None:
         import arrayq as aq
         from arrayq import models
+
+        self.settings = settings or DistillSettings()  # of distilled()
 
         self.backend = aq.get_backend(backend)
         self.model = models.load(folder, backend=self.backend)
@@ -71,9 +75,9 @@ class ArrayqEncoder:
         )
         return lambda texts: self._run(model, texts)
 
-    def quantized(
-        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
-    ) -> Callable[[Sequence[str]], np.ndarray]:
+    def _quantized_model(
+        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None
+    ) -> Any:
         from arrayq import nn
 
         def predicate(path: str, layer: Any) -> Any:
@@ -83,5 +87,66 @@ class ArrayqEncoder:
                 return {"method": method, "calibration": calibration[path]}
             return {"method": method}
 
-        model = nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
+        return nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
+
+    def quantized(
+        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
+    ) -> Callable[[Sequence[str]], np.ndarray]:
+        model = self._quantized_model(bits, group_size, method, calibration)
         return lambda texts: self._run(model, texts)
+
+    def distilled(
+        self, bits: int, group_size: int, texts: Sequence[str]
+    ) -> Callable[[Sequence[str]], np.ndarray]:
+        """GPTQ (calibrated on ``texts``' float inputs), then ``nn.distill_quantized`` on the
+        gradient backend ``settings.backend``: every block's token states and the sentence
+        embedding of ``texts`` (in batches of ``settings.batch`` texts of similar length) fitted
+        to the float model's; the result runs on this encoder's backend."""
+        import arrayq as aq
+        from arrayq import nn
+
+        settings = self.settings
+        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(texts))
+        grad = aq.get_backend(settings.backend)
+        student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
+        ordered = sorted(texts, key=lambda t: int(self.tokenizer([t]).attention_mask.sum()))
+        batches = []
+        for i in range(0, len(ordered), settings.batch):
+            tokens = self.tokenizer(ordered[i : i + settings.batch])
+            ids, types = (aq.to_backend(a, grad) for a in (tokens.ids, tokens.token_type_ids))
+            keep = tokens.attention_mask.astype(np.float32)
+            h = teacher.embeddings(ids, types, teacher.dtype)  # (no parameter to train before the blocks)
+            mask = nn.padding_mask(aq.to_backend(tokens.attention_mask, grad), dtype=teacher.dtype)
+            batches.append((h, mask, aq.to_backend(keep[..., None], grad)))
+        model = nn.distill_quantized(
+            student, teacher, batches, forward=block_states, steps=settings.steps, lr=settings.lr
+        )
+        model = nn.to_backend(model, self.backend)
+        return lambda texts: self._run(model, texts)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSettings:
+    """How :meth:`ArrayqEncoder.distilled` trains: Adam ``steps`` at learning rate ``lr``,
+    ``batch`` calibration texts a step, on the gradient backend ``backend``."""
+
+    steps: int = 240
+    lr: float = 3e-5
+    batch: int = 16
+    backend: str = "jax"
+
+
+def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:
+    """A BERT's outputs for distillation from its embedding output ``h`` (B, L, hidden),
+    additive ``mask`` and ``keep`` (B, L, 1; 1 for tokens, 0 for padding): each block's
+    token states with the padding zeroed, then the mean-pooled unit-length sentence
+    embedding once per block (so it weighs as much as all the states together)."""
+    import arrayq as aq
+
+    states = []
+    for layer in model.layers:
+        h = layer(h, mask)
+        states.append(aq.multiply(h, keep))
+    pooled = aq.divide(aq.sum(states[-1], axis=1), aq.sum(keep, axis=1))
+    unit = aq.divide(pooled, aq.linalg.vector_norm(pooled, axis=-1, keepdims=True))
+    return states + [unit] * len(states)

@@ -145,7 +145,8 @@ def distill_quantized(
     float32 copies of the parameters (cast to their own dtypes, float16 or bfloat16 as
     given, in every forward and in the result). The objective over all batches is computed
     before and after: if training did not lower it, ``model`` itself is returned.
-    ``progress(step, value)``: called after each step with its batch's objective.
+    ``progress(step, value)``: called with step 0 and the objective over all batches
+    before training, then after each step with that step's batch's objective.
 
     Needs a backend with automatic differentiation (``Backend.value_and_grad``: MLX and
     JAX); ``model``, ``teacher`` and the batches must be on it (:func:`arrayq.nn.to_backend`).
@@ -183,13 +184,6 @@ def distill_quantized(
     def objective(p: list, batch: tuple, target: list) -> Any:
         return _objective(_outputs(run(trainable.build(p), *batch)), target, loss)
 
-    def total(p: list) -> float:
-        values = [float(aq.to_numpy(objective(p, b, t))) for b, t in zip(batches, targets)]
-        return float(np.mean(values))
-
-    start = total(params)
-    if not math.isfinite(start):
-        raise QuantizationError("the quantized model's objective is not finite at the start; check the inputs")
     if steps == 0:
         return model
     grad = backend.value_and_grad(objective)
@@ -199,6 +193,15 @@ def distill_quantized(
             "the model, the teacher and the inputs to a backend that has it (mlx or jax) with "
             "arrayq.nn.to_backend / arrayq.to_backend, distill, and move the result back"
         )
+
+    def total(p: list) -> float:  # (through grad: one compiled function per batch shape on JAX)
+        return float(np.mean([float(aq.to_numpy(grad(p, b, t)[0])) for b, t in zip(batches, targets)]))
+
+    start = total(params)
+    if not math.isfinite(start):
+        raise QuantizationError("the quantized model's objective is not finite at the start; check the inputs")
+    if progress is not None:
+        progress(0, start)
     first = [aq.zeros_like(p) for p in params]
     second = [aq.zeros_like(p) for p in params]
     current = list(params)

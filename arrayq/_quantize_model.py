@@ -22,9 +22,7 @@ def _quantizable(o: Any) -> bool:
     return not isinstance(o, type) and callable(getattr(o, "quantize", None))
 
 
-def _rebuilt(
-    o: Any, path: str, swap: Callable[[str, Any], Any], match: Callable[[Any], bool] = _quantizable
-) -> Any:
+def _rebuilt(o: Any, path: str, swap: Callable[[str, Any], Any], match: Callable[[Any], bool] = _quantizable) -> Any:
     """``o`` with every layer inside that ``match``es (default: quantizable ones) replaced
     by ``swap(path, layer)``: dataclasses (through ``dataclasses.replace``), lists, tuples
     and dicts are rebuilt where something inside changed and returned as they are (shared)

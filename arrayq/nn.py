@@ -35,6 +35,7 @@ import numpy as np
 import arrayq as aq
 
 from . import linalg as _linalg
+from ._distill import distill_quantized
 from ._functional import (
     _like,
     _narrow,
@@ -53,7 +54,6 @@ from ._functional import (
     silu,
     softmax,
 )
-from ._distill import distill_quantized
 from ._kv_cache import FixedKVCache, KVCache
 from ._quantize_model import Predicate, quantize
 from ._quantize_sequential import sequential as _sequential

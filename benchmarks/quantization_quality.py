@@ -42,7 +42,9 @@ def main() -> None:
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
     dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend)
-    encoder = ArrayqEncoder(args.model, args.backend, dwq) if args.encoder == "arrayq" else NumpyMiniLM.from_dir(args.model)
+    encoder = (
+        ArrayqEncoder(args.model, args.backend, dwq) if args.encoder == "arrayq" else NumpyMiniLM.from_dir(args.model)
+    )
     rows = _quality.measure(
         encoder, texts, CALIBRATION, pairs, configs, methods, progress=lambda s: print(s, file=sys.stderr, flush=True)
     )

@@ -72,9 +72,10 @@ class Backend(Contract):
         """Automatic differentiation for :func:`arrayq.nn.distill_quantized`, or
         NotImplemented (the default: no gradients on this backend). ``fn(params, *args)``
         takes a list of this backend's float arrays and further arguments (arrays, or lists
-        and tuples of them), and returns a scalar array; the result, called the same way, returns ``(value, grads)`` with ``grads`` a
-        list of the gradients of the value with respect to ``params`` (their shapes and
-        dtypes). MLX: ``mx.value_and_grad(fn)``; JAX: ``jax.jit(jax.value_and_grad(fn))``."""
+        and tuples of them), and returns a scalar array; the result, called the same way,
+        returns ``(value, grads)`` with ``grads`` a list of the gradients of the value with
+        respect to ``params`` (their shapes and dtypes). MLX: ``mx.value_and_grad(fn)``;
+        JAX: ``jax.jit(jax.value_and_grad(fn))``."""
         return NotImplemented
 
     def notes(self) -> list[str]:

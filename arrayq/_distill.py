@@ -5,6 +5,7 @@ module because it walks and differentiates any model)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -50,7 +51,8 @@ class _Trainable:
     (scales, biases, and each layer's bias when trained), and the model rebuilt from them."""
 
     def __init__(self, model: Any, train_bias: bool) -> None:
-        self.model, self.layers = model, {}
+        self.model = model
+        self.layers: dict[int, tuple[str, Any, list[int]]] = {}
         self.params: list = []
 
         def take(path: str, layer: Any) -> Any:
@@ -74,7 +76,6 @@ class _Trainable:
     def build(self, params: Sequence[Any]) -> Any:
         """The model with each layer's scales and biases (and bias) from ``params``, in the
         layer's own dtypes; the packed codes unchanged."""
-        import dataclasses
 
         def swap(path: str, layer: Any) -> Any:
             _, _, slots = self.layers[id(layer)]
@@ -94,7 +95,7 @@ def _check_arguments(steps: Any, lr: Any, loss: Any, batches: Any) -> list[tuple
         raise ValueError(f"steps must be 0 or more, got {steps}")
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a number, got {type(lr).__name__} {lr!r}")
-    if not (math.isfinite(lr) and lr > 0):
+    if not (math.isfinite(lr) and float(lr) > 0):
         raise ValueError(f"lr must be a finite number above 0, got {lr!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
@@ -171,6 +172,7 @@ def distill_quantized(
         )
     params = trainable.params
     backend = aq.backend_of(params[0])
+    assert backend is not None  # (params are arrays)
     targets = []
     for i, batch in enumerate(batches):
         outs = [aq.astype(t, "float32") for t in _outputs(run(teacher, *batch))]

@@ -22,11 +22,12 @@ def _quantizable(o: Any) -> bool:
     return not isinstance(o, type) and callable(getattr(o, "quantize", None))
 
 
-def _rebuilt(o: Any, path: str, swap: Callable[[str, Any], Any]) -> Any:
-    """``o`` with every quantizable layer inside replaced by ``swap(path, layer)``: dataclasses
-    (through ``dataclasses.replace``), lists, tuples and dicts are rebuilt where something
-    inside changed and returned as they are (shared) where nothing did."""
-    if _quantizable(o):
+def _rebuilt(o: Any, path: str, swap: Callable[[str, Any], Any], match: Callable[[Any], bool] = _quantizable) -> Any:
+    """``o`` with every layer inside that ``match``es (default: quantizable ones) replaced
+    by ``swap(path, layer)``: dataclasses (through ``dataclasses.replace``), lists, tuples
+    and dicts are rebuilt where something inside changed and returned as they are (shared)
+    where nothing did."""
+    if match(o):
         return swap(path, o)
     prefix = f"{path}." if path else ""
     if isinstance(o, (QuantizedWeight, type)):
@@ -36,17 +37,17 @@ def _rebuilt(o: Any, path: str, swap: Callable[[str, Any], Any]) -> Any:
         for f in dataclasses.fields(o):
             if f.init:  # (a field the constructor does not take cannot hold a layer to replace)
                 value = getattr(o, f.name)
-                new = _rebuilt(value, prefix + f.name, swap)
+                new = _rebuilt(value, prefix + f.name, swap, match)
                 if new is not value:
                     changes[f.name] = new
         return dataclasses.replace(o, **changes) if changes else o
     if isinstance(o, (list, tuple)):
-        items = [_rebuilt(v, f"{prefix}{i}", swap) for i, v in enumerate(o)]
+        items = [_rebuilt(v, f"{prefix}{i}", swap, match) for i, v in enumerate(o)]
         if all(a is b for a, b in zip(items, o)):
             return o
         return type(o)(*items) if isinstance(o, tuple) and hasattr(o, "_fields") else type(o)(items)
     if isinstance(o, dict):
-        entries = {k: _rebuilt(v, f"{prefix}{k}", swap) for k, v in o.items()}
+        entries = {k: _rebuilt(v, f"{prefix}{k}", swap, match) for k, v in o.items()}
         return o if all(entries[k] is v for k, v in o.items()) else type(o)(entries)
     return o
 

@@ -35,6 +35,7 @@ import numpy as np
 import arrayq as aq
 
 from . import linalg as _linalg
+from ._distill import distill_quantized
 from ._functional import (
     _like,
     _narrow,
@@ -447,6 +448,7 @@ __all__ = [
     "bytes_per_token",
     "causal_mask",
     "column_sharded",
+    "distill_quantized",
     "fuse_linear",
     "gelu",
     "layer_norm",

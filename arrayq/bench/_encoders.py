@@ -6,6 +6,8 @@ takes, kernels included."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,14 @@ class _Recording:
 class ArrayqEncoder:
     """``models.load(folder)`` on ``backend`` with ``models.load_tokenizer(folder)``; weight
     names are the model's layer paths (``layers.0.attention.q_proj``, ...), and every
-    ``nn.Linear`` is quantized (the embedding tables stay dense)."""
+    ``nn.Linear`` is quantized (the embedding tables stay dense). ``settings``: how
+    :meth:`distilled` trains."""
 
-    def __init__(self, folder: str | Path, backend: str = "numpy") -> None:
+    def __init__(self, folder: str | Path, backend: str = "numpy", settings: DistillSettings | None = None) -> None:
         import arrayq as aq
         from arrayq import models
+
+        self.settings = settings or DistillSettings()  # of distilled()
 
         self.backend = aq.get_backend(backend)
         self.model = models.load(folder, backend=self.backend)
@@ -71,9 +76,9 @@ class ArrayqEncoder:
         )
         return lambda texts: self._run(model, texts)
 
-    def quantized(
-        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
-    ) -> Callable[[Sequence[str]], np.ndarray]:
+    def _quantized_model(
+        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None
+    ) -> Any:
         from arrayq import nn
 
         def predicate(path: str, layer: Any) -> Any:
@@ -83,5 +88,70 @@ class ArrayqEncoder:
                 return {"method": method, "calibration": calibration[path]}
             return {"method": method}
 
-        model = nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
+        return nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
+
+    def quantized(
+        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
+    ) -> Callable[[Sequence[str]], np.ndarray]:
+        model = self._quantized_model(bits, group_size, method, calibration)
         return lambda texts: self._run(model, texts)
+
+    def distilled(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+        """GPTQ (calibrated on ``texts``' float inputs), then ``nn.distill_quantized`` on the
+        gradient backend ``settings.backend``: every block's token states on ``texts`` (in
+        batches of ``settings.batch`` texts of similar length) fitted to the float model's
+        (:func:`block_states`); the result runs on this encoder's backend."""
+        import arrayq as aq
+        from arrayq import nn
+
+        settings = self.settings
+        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(texts))
+        grad = aq.get_backend(settings.backend)
+        student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
+        ordered = sorted(texts, key=lambda t: int(self.tokenizer([t]).attention_mask.sum()))
+        batches = []
+        for i in range(0, len(ordered), settings.batch):
+            tokens = self.tokenizer(ordered[i : i + settings.batch])
+            # padded to a multiple of 8 tokens: fewer shapes, so fewer compilations on JAX
+            pad = ((0, 0), (0, -tokens.ids.shape[1] % 8))
+            ids, real, types = (np.pad(a, pad) for a in (tokens.ids, tokens.attention_mask, tokens.token_type_ids))
+            h = teacher.embeddings(*(aq.to_backend(a, grad) for a in (ids, types)), teacher.dtype)
+            mask = nn.padding_mask(aq.to_backend(real, grad), dtype=teacher.dtype)  # (h: no parameter to train)
+            batches.append((h, mask, aq.to_backend(real.astype(np.float32)[..., None], grad)))
+
+        def progress(step: int, value: float) -> None:  # the objective, on stderr
+            if step % 40 == 0:
+                print(f"  gptq-dwq step {step}: objective {value:.6f}", file=sys.stderr, flush=True)
+
+        model = nn.distill_quantized(
+            student, teacher, batches, forward=block_states, steps=settings.steps, lr=settings.lr, progress=progress
+        )
+
+        model = nn.to_backend(model, self.backend)
+        return lambda texts: self._run(model, texts)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSettings:
+    """How :meth:`ArrayqEncoder.distilled` trains: Adam ``steps`` at learning rate ``lr``,
+    ``batch`` calibration texts a step, on the gradient backend ``backend``."""
+
+    steps: int = 160
+    lr: float = 1e-5
+    batch: int = 16
+    backend: str = "jax"
+
+
+def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:
+    """A BERT's outputs for distillation, from its embedding output ``h`` (B, L, hidden),
+    additive ``mask`` and ``keep`` (B, L, 1; 1 for tokens, 0 for padding): each block's
+    token states with the padding zeroed. (Adding the pooled sentence embedding as a further
+    output fitted the calibration texts closer and the measured ones less well:
+    docs/quantization-quality.md.)"""
+    import arrayq as aq
+
+    states = []
+    for layer in model.layers:
+        h = layer(h, mask)
+        states.append(aq.multiply(h, keep))
+    return states

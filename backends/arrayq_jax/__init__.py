@@ -153,6 +153,11 @@ class JAXBackend(JAXLinalg):
         """``jax.jit(fn)``: one XLA program per signature (arrayq keys the signatures)."""
         return self.jax.jit(fn)
 
+    def value_and_grad(self, fn: Any) -> Any:
+        """``jax.jit(jax.value_and_grad(fn))``: traced once per signature, so ``fn`` must not
+        read an array's value on the host (as inside :meth:`compile`)."""
+        return self.jax.jit(self.jax.value_and_grad(fn))
+
     def notes(self) -> list[str]:
         versions = ", ".join(f"{p} {_version(p)}" for p in self.library_packages)
         x64 = "on" if x64_enabled(self.jax) else "off: 64-bit dtypes are declared gaps (JAX_ENABLE_X64=1 turns it on)"

@@ -222,6 +222,9 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
     def compile(self, fn: Any) -> Any:  # mx.compile: the graph traced once, fused where MLX can
         return self.mx.compile(fn)
 
+    def value_and_grad(self, fn: Any) -> Any:  # gradients with respect to the first argument, a list
+        return self.mx.value_and_grad(fn)
+
     # ------------------------------------------------------------------ creation
     def _dtype_or(self, dtype: dt.DType | None, fallback: dt.DType, device: Any) -> Any:
         return self._native_for(dtype or fallback, device)

@@ -1,0 +1,226 @@
+"""``arrayq.nn.distill_quantized``: the scales and biases of a quantized model's affine
+weights (and its quantized layers' biases) trained with Adam so that its outputs match a
+float teacher's, the integer codes kept as they are (re-exported by :mod:`arrayq.nn`; its own
+module because it walks and differentiates any model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import arrayq as aq
+
+from ._quantize_model import _rebuilt
+from .errors import QuantizationError, UnsupportedOperationError
+from .quant import QuantizedWeight
+
+#: The objectives: how an output of the student is compared with the teacher's.
+LOSSES = ("mse", "cosine")
+#: Adam's moment decays and its denominator's guard.
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+def _outputs(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _objective(student: list, teacher: list, loss: str) -> Any:
+    """The mean over outputs of ``mean((s - t)^2) / mean(t^2)`` ("mse": every output weighs
+    alike whatever its scale) or of ``1 - mean cosine`` along the last axis ("cosine")."""
+    total: Any = 0.0
+    for s, t in zip(student, teacher):
+        s = aq.astype(s, "float32", copy=False)
+        if loss == "mse":
+            err = aq.mean(aq.square(aq.subtract(s, t)))
+            term = aq.divide(err, aq.maximum(aq.mean(aq.square(t)), 1e-30))
+        else:
+            dot = aq.sum(aq.multiply(s, t), axis=-1)
+            norms = aq.multiply(aq.linalg.vector_norm(s, axis=-1), aq.linalg.vector_norm(t, axis=-1))
+            term = aq.subtract(1.0, aq.mean(aq.divide(dot, aq.maximum(norms, 1e-30))))
+        total = aq.add(total, term)
+    return aq.divide(total, len(student))
+
+
+class _Trainable:
+    """The affine quantized layers of a model: their paths, their float32 master parameters
+    (scales, biases, and each layer's bias when trained), and the model rebuilt from them."""
+
+    def __init__(self, model: Any, train_bias: bool) -> None:
+        self.model = model
+        self.layers: dict[int, tuple[str, Any, list[int]]] = {}
+        self.params: list = []
+
+        def take(path: str, layer: Any) -> Any:
+            if id(layer) not in self.layers:
+                w = layer.weight
+                slots = [len(self.params), len(self.params) + 1]
+                self.params += [aq.astype(w.scales, "float32"), aq.astype(w.biases, "float32")]
+                if train_bias and layer.bias is not None:
+                    slots.append(len(self.params))
+                    self.params.append(aq.astype(layer.bias, "float32"))
+                self.layers[id(layer)] = (path, layer, slots)
+            return layer
+
+        _rebuilt(model, "", take, self.is_layer)
+
+    @staticmethod
+    def is_layer(o: Any) -> bool:
+        w = getattr(o, "weight", None)
+        return isinstance(w, QuantizedWeight) and w.mode == "affine" and callable(o) and hasattr(o, "bias")
+
+    def build(self, params: Sequence[Any]) -> Any:
+        """The model with each layer's scales and biases (and bias) from ``params``, in the
+        layer's own dtypes; the packed codes unchanged."""
+
+        def swap(path: str, layer: Any) -> Any:
+            _, _, slots = self.layers[id(layer)]
+            w = layer.weight
+            scales, biases = (aq.astype(params[i], w.dtype) for i in slots[:2])
+            new = QuantizedWeight(w.packed, scales, biases, w.group_size, w.bits, w.mode, w.dtype)
+            bias = aq.astype(params[slots[2]], aq.dtype(layer.bias)) if len(slots) > 2 else layer.bias
+            return dataclasses.replace(layer, weight=new, bias=bias)
+
+        return _rebuilt(self.model, "", swap, self.is_layer)
+
+
+def _check_arguments(steps: Any, lr: Any, loss: Any, batches: Any) -> list[tuple]:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise TypeError(f"steps must be an int, got {type(steps).__name__} {steps!r}")
+    if steps < 0:
+        raise ValueError(f"steps must be 0 or more, got {steps}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"lr must be a number, got {type(lr).__name__} {lr!r}")
+    if not (math.isfinite(lr) and float(lr) > 0):
+        raise ValueError(f"lr must be a finite number above 0, got {lr!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    if not isinstance(batches, (list, tuple)) or not batches:
+        raise TypeError(
+            f"inputs must be a non-empty list of batches, each a tuple of forward's arguments, got "
+            f"{type(batches).__name__}"
+        )
+    return [tuple(b) if isinstance(b, (list, tuple)) else (b,) for b in batches]
+
+
+def _finite(value: Any) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(aq.to_numpy(aq.astype(value, "float32"))))))
+
+
+def distill_quantized(
+    model: Any,
+    teacher: Any,
+    inputs: Sequence[Any],
+    *,
+    forward: Callable[..., Any] | None = None,
+    steps: int = 200,
+    lr: float = 1e-4,
+    loss: str = "mse",
+    train_bias: bool = True,
+    progress: Callable[[int, float], Any] | None = None,
+) -> Any:
+    """A copy of ``model`` whose affine quantized layers have their scales and biases (and,
+    with ``train_bias``, their own bias vectors) trained so that ``model``'s outputs match
+    ``teacher``'s on ``inputs``; the packed integer codes stay as they are, so the result is
+    in MLX's format and every kernel runs it unchanged (what mlx-lm calls DWQ, distilled
+    weight quantization). Start from good codes: ``arrayq.nn.quantize(..., method="gptq")``
+    or :func:`arrayq.nn.quantize_sequential` (docs/quantization-formats.md, section 10).
+
+    ``model``: a model built from arrayq layers (as :func:`arrayq.nn.quantize` walks them)
+    holding layers with an affine :class:`~arrayq.QuantizedWeight` ``weight`` and a
+    ``bias`` (``nn.QuantizedLinear``); the others stay as they are. ``teacher``: the
+    float model, run once per batch for the targets. ``inputs``: a non-empty list of
+    batches, each a tuple of arguments for ``forward`` (a single array is a 1-tuple).
+    ``forward(m, *batch)`` returns an array or a list/tuple of arrays (e.g. each block's
+    hidden states, padding zeroed); default ``m(*batch)``. Step ``i`` (from 1) trains on
+    batch ``(i - 1) % len(inputs)``.
+
+    ``loss``: ``"mse"``, each output's mean squared error divided by the teacher's mean
+    square (outputs of any scale weigh alike), or ``"cosine"``, one minus the mean cosine
+    of the outputs' rows (last axis); averaged over the outputs. ``steps`` Adam steps
+    (betas 0.9, 0.999) with learning rate ``lr`` decayed to 0 along a half cosine, on
+    float32 copies of the parameters (cast to their own dtypes, float16 or bfloat16 as
+    given, in every forward and in the result). The objective over all batches is computed
+    before and after: if training did not lower it, ``model`` itself is returned.
+    ``progress(step, value)``: called with step 0 and the objective over all batches
+    before training, then after each step with that step's batch's objective.
+
+    Needs a backend with automatic differentiation (``Backend.value_and_grad``: MLX and
+    JAX); ``model``, ``teacher`` and the batches must be on it (:func:`arrayq.nn.to_backend`).
+    On JAX the step is compiled (``jax.jit``): ``forward`` must not read values on the host,
+    as inside :func:`arrayq.compile` (e.g. start a BERT from its embedding output rather than
+    its token ids, whose range check reads them).
+
+    Raises TypeError for ``steps`` that is not an int, ``lr`` that is not a number, or
+    ``inputs`` that is not a non-empty list; ValueError for negative ``steps``, an ``lr`` that is not a finite
+    number above 0, or an unknown ``loss``; QuantizationError when ``model`` has no affine
+    quantized layer, the teacher's outputs or the starting objective are not finite (NaN
+    or inf inputs), or the objective becomes non-finite while training (lower ``lr``);
+    :class:`~arrayq.UnsupportedOperationError` on a backend without gradients; and
+    whatever ``forward`` raises."""
+    batches = _check_arguments(steps, lr, loss, inputs)
+    run = forward if forward is not None else (lambda m, *args: m(*args))
+    trainable = _Trainable(model, train_bias)
+    if not trainable.layers:
+        raise QuantizationError(
+            "the model has no layer with an affine QuantizedWeight to distill; quantize it first "
+            "(arrayq.nn.quantize or quantize_sequential, mode='affine')"
+        )
+    params = trainable.params
+    backend = aq.backend_of(params[0])
+    assert backend is not None  # (params are arrays)
+    targets = []
+    for i, batch in enumerate(batches):
+        outs = [aq.astype(t, "float32") for t in _outputs(run(teacher, *batch))]
+        if not all(_finite(t) for t in outs):
+            raise QuantizationError(
+                f"the teacher's outputs on batch {i} are not all finite (NaN or inf): check the inputs and the "
+                "teacher's weights"
+            )
+        targets.append(outs)
+
+    def objective(p: list, batch: tuple, target: list) -> Any:
+        return _objective(_outputs(run(trainable.build(p), *batch)), target, loss)
+
+    if steps == 0:
+        return model
+    grad = backend.value_and_grad(objective)
+    if grad is NotImplemented:
+        raise UnsupportedOperationError(
+            f"backend {backend.name!r} has no automatic differentiation, which distill_quantized needs; move "
+            "the model, the teacher and the inputs to a backend that has it (mlx or jax) with "
+            "arrayq.nn.to_backend / arrayq.to_backend, distill, and move the result back"
+        )
+
+    def total(p: list) -> float:  # (through grad: one compiled function per batch shape on JAX)
+        return float(np.mean([float(aq.to_numpy(grad(p, b, t)[0])) for b, t in zip(batches, targets)]))
+
+    start = total(params)
+    if not math.isfinite(start):
+        raise QuantizationError("the quantized model's objective is not finite at the start; check the inputs")
+    if progress is not None:
+        progress(0, start)
+    first = [aq.zeros_like(p) for p in params]
+    second = [aq.zeros_like(p) for p in params]
+    current = list(params)
+    for step in range(1, steps + 1):
+        i = (step - 1) % len(batches)
+        value, grads = grad(current, batches[i], targets[i])
+        value = float(aq.to_numpy(value))
+        if not math.isfinite(value):
+            raise QuantizationError(f"the objective became {value} at step {step}; lower lr (it was {lr})")
+        if progress is not None:
+            progress(step, value)
+        rate = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))  # cosine decay to 0
+        c1, c2 = 1.0 - BETA1**step, 1.0 - BETA2**step
+        for k, g in enumerate(grads):
+            first[k] = aq.add(aq.multiply(first[k], BETA1), aq.multiply(g, 1.0 - BETA1))
+            second[k] = aq.add(aq.multiply(second[k], BETA2), aq.multiply(aq.square(g), 1.0 - BETA2))
+            move = aq.divide(aq.divide(first[k], c1), aq.add(aq.sqrt(aq.divide(second[k], c2)), EPS))
+            current[k] = aq.subtract(current[k], aq.multiply(move, rate))
+        aq.eval(*current, *first, *second)
+    return trainable.build(current) if total(current) < start else model

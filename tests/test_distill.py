@@ -1,0 +1,209 @@
+"""arrayq.nn.distill_quantized: a quantized model's affine scales and biases (and its layers'
+biases) trained so that its outputs match the float teacher's, the codes kept.
+
+The expectations are computed here in NumPy, independently of the function: the objective
+from weights rebuilt by hand (4-bit codes unpacked with shifts and masks from the result's
+own packed words, times its scales, plus its biases), and the gradients of the backend hook
+from the chain rule written out for one quantized matmul. The real-model measurement
+(all-MiniLM-L6-v2) is benchmarks/quantization_quality.py's, not a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import arrayq as aq
+from arrayq import QuantizationError, UnsupportedOperationError, nn
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+#: the backends with automatic differentiation (Backend.value_and_grad)
+GRAD_BACKENDS = [
+    pytest.param(name, marks=pytest.mark.skipif(not _has(name), reason=f"{name} not installed"))
+    for name in ("mlx", "jax")
+]
+
+
+@dataclasses.dataclass
+class Tiny:
+    """``down(tanh(up(x)))``, 32 -> 64 -> 32."""
+
+    up: Any
+    down: Any
+
+    def __call__(self, x: Any) -> Any:
+        return self.down(aq.tanh(self.up(x)))
+
+
+def _float_model(rng: np.random.Generator, dtype: str = "float32") -> Tiny:
+    def linear(n: int, k: int) -> nn.Linear:
+        w = (rng.standard_normal((n, k)) / math.sqrt(k)).astype(np.float32)
+        b = (0.1 * rng.standard_normal(n)).astype(np.float32)
+        return nn.Linear(aq.astype(aq.asarray(w), dtype), aq.astype(aq.asarray(b), dtype))
+
+    return Tiny(linear(64, 32), linear(32, 64))
+
+
+def _weight(qw: aq.QuantizedWeight) -> np.ndarray:
+    """The 4-bit weight from its own arrays: eight codes a word, lowest bits first
+    (MLX's packing), each group's code * scale + bias, in float64."""
+    packed = np.asarray(aq.to_numpy(qw.packed)).astype(np.uint64)
+    codes = (packed[..., None] >> (4 * np.arange(8, dtype=np.uint64))) & 15
+    codes = codes.reshape(packed.shape[0], -1).astype(np.float64)
+    scales, biases = (np.asarray(aq.to_numpy(aq.astype(a, "float32")), np.float64) for a in (qw.scales, qw.biases))
+    return codes * np.repeat(scales, qw.group_size, axis=1) + np.repeat(biases, qw.group_size, axis=1)
+
+
+def _layer(layer: Any) -> tuple[np.ndarray, np.ndarray]:
+    b = np.asarray(aq.to_numpy(aq.astype(layer.bias, "float32")), np.float64)
+    if isinstance(layer, nn.QuantizedLinear):
+        return _weight(layer.weight), b
+    return np.asarray(aq.to_numpy(aq.astype(layer.weight, "float32")), np.float64), b
+
+
+def _numpy_forward(model: Tiny, x: np.ndarray) -> np.ndarray:
+    (w1, b1), (w2, b2) = _layer(model.up), _layer(model.down)
+    return np.tanh(x @ w1.T + b1) @ w2.T + b2
+
+
+def _objective(model: Tiny, teacher: Tiny, xs: list[np.ndarray]) -> float:
+    """The "mse" objective by hand: mean over batches of mean((s - t)^2) / mean(t^2)."""
+    values = []
+    for x in xs:
+        s, t = _numpy_forward(model, x), _numpy_forward(teacher, x)
+        values.append(np.mean((s - t) ** 2) / np.mean(t**2))
+    return float(np.mean(values))
+
+
+def _setup(backend: str, dtype: str = "float32", seed: int = 0) -> tuple[Tiny, Tiny, list[np.ndarray], list]:
+    rng = np.random.default_rng(seed)
+    teacher = _float_model(rng, dtype)
+    student = nn.quantize(teacher, bits=4, group_size=32)  # rtn: far from the best scales
+    xs = [rng.standard_normal((24, 32)).astype(np.float32) for _ in range(3)]
+    on = lambda o: nn.to_backend(o, backend)  # noqa: E731
+    batches = [(aq.astype(aq.to_backend(x, backend), dtype),) for x in xs]
+    return on(student), on(teacher), xs, batches
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_lowers_its_objective_and_keeps_the_codes(backend: str) -> None:
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend)
+    before = _objective(student, teacher, xs)
+    out = nn.distill_quantized(student, teacher, batches, steps=60, lr=2e-3)
+    after = _objective(out, teacher, xs)
+    # rtn 4-bit leaves a few per cent of the output's energy; 60 steps remove a good part
+    assert after < 0.8 * before, (before, after)
+    for old, new in ((student.up, out.up), (student.down, out.down)):
+        np.testing.assert_array_equal(aq.to_numpy(new.weight.packed), aq.to_numpy(old.weight.packed))
+        assert (new.weight.group_size, new.weight.bits, new.weight.mode) == (32, 4, "affine")
+    assert out is not student and student.up.weight.scales is not out.up.weight.scales
+    assert _objective(student, teacher, xs) == before  # the input model is not modified
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_result_is_mlx_format_in_the_weights_dtype(backend: str, dtype: str) -> None:
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend, dtype)
+    out = nn.distill_quantized(student, teacher, batches, steps=20, lr=2e-3, loss="cosine")
+    for layer in (out.up, out.down):
+        qw = layer.weight
+        assert aq.dtype(qw.scales).name == dtype and aq.dtype(qw.biases).name == dtype
+        assert aq.dtype(layer.bias).name == dtype
+        # arrayq's dequantize of the result is codes * scale + bias of its own arrays, computed
+        # in the scales' dtype as MLX does: the product and the sum each rounded once, so within
+        # two half-ulps of the larger of |code * scale| <= 15 |scale| and |bias| (a sum that
+        # nearly cancels has a large relative error, but not a large absolute one)
+        got = np.asarray(aq.to_numpy(aq.dequantize(qw, dtype="float32")), np.float64)
+        eps = {"float16": 2.0**-10, "bfloat16": 2.0**-7}[dtype]
+        size = np.repeat(15 * np.abs(_host(qw.scales)) + np.abs(_host(qw.biases)), 32, axis=1)
+        assert np.all(np.abs(got - _weight(qw)) <= eps * size)
+    assert out.up.weight.scales is not student.up.weight.scales  # trained, not handed back
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_never_worse_than_its_start(backend: str) -> None:
+    # a learning rate far too large: the result is the input model unchanged, or better
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend, seed=1)
+    before = _objective(student, teacher, xs)
+    out = nn.distill_quantized(student, teacher, batches, steps=5, lr=0.5)
+    assert out is student or _objective(out, teacher, xs) < before
+    assert nn.distill_quantized(student, teacher, batches, steps=0) is student
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+@pytest.mark.parametrize("rows", [5, 130])  # (MLX's CPU: the quantized kernel, and dequantize + matmul from 128)
+def test_backend_gradient_matches_the_chain_rule(backend: str, rows: int) -> None:
+    """The backend hook differentiates a quantized matmul with respect to the scales and
+    biases: L = sum((x @ W^T - t)^2), W = code * scale + bias per group, so
+    dL/dW = 2 (y - t)^T x and each group's dL/dscale = sum(dL/dW * code), dL/dbias = sum(dL/dW)."""
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((16, 64)).astype(np.float32)
+    x, t = rng.standard_normal((rows, 64)).astype(np.float32), rng.standard_normal((rows, 16)).astype(np.float32)
+    qw = aq.to_backend(aq.quantize(w, group_size=32, bits=4), backend)
+    xb, tb = aq.to_backend(x, backend), aq.to_backend(t, backend)
+
+    def loss(p: list, x: Any, t: Any) -> Any:
+        q = aq.QuantizedWeight(qw.packed, p[0], p[1], 32, 4)
+        return aq.sum(aq.square(aq.subtract(aq.linalg.quantized_matmul(x, q), t)))
+
+    grad = aq.backend_of(xb).value_and_grad(loss)
+    value, (g_scales, g_biases) = grad([qw.scales, qw.biases], xb, tb)
+    weight = _weight(qw)
+    residual = x.astype(np.float64) @ weight.T - t
+    d_w = 2 * residual.T @ x.astype(np.float64)
+    codes = (weight - np.repeat(_host(qw.biases), 32, axis=1)) / np.repeat(_host(qw.scales), 32, axis=1)
+    want_s = (d_w * codes).reshape(16, 2, 32).sum(-1)
+    want_b = d_w.reshape(16, 2, 32).sum(-1)
+    # float32 sums of up to ~8000 terms of size ~10: relative 1e-4 of the largest gradient
+    np.testing.assert_allclose(float(aq.to_numpy(value)), np.sum(residual**2), rtol=1e-5)
+    np.testing.assert_allclose(_host(g_scales), want_s, atol=1e-4 * np.abs(want_s).max())
+    np.testing.assert_allclose(_host(g_biases), want_b, atol=1e-4 * np.abs(want_b).max())
+
+
+def _host(a: Any) -> np.ndarray:
+    return np.asarray(aq.to_numpy(a), np.float64)
+
+
+def test_bad_input() -> None:
+    pytest.importorskip("mlx")
+    student, teacher, _, batches = _setup("mlx")
+    for steps, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError), ("3", TypeError)):
+        with pytest.raises(error, match="steps"):
+            nn.distill_quantized(student, teacher, batches, steps=steps)
+    for lr, error in ((0.0, ValueError), (-1e-3, ValueError), (math.nan, ValueError), (math.inf, ValueError)):
+        with pytest.raises(error, match="lr"):
+            nn.distill_quantized(student, teacher, batches, lr=lr)
+    for lr in ("1e-3", None, True):
+        with pytest.raises(TypeError, match="lr"):
+            nn.distill_quantized(student, teacher, batches, lr=lr)
+    with pytest.raises(ValueError, match="loss"):
+        nn.distill_quantized(student, teacher, batches, loss="kl")
+    for inputs in ([], batches[0][0], None):
+        with pytest.raises(TypeError, match="inputs"):
+            nn.distill_quantized(student, teacher, inputs)
+    with pytest.raises(QuantizationError, match="no layer with an affine QuantizedWeight"):
+        nn.distill_quantized(teacher, teacher, batches)
+    nan = np.ones((4, 32), np.float32)
+    nan[1, 3] = np.nan
+    with pytest.raises(QuantizationError, match="not all finite"):
+        nn.distill_quantized(student, teacher, [(aq.to_backend(nan, "mlx"),)])
+
+
+def test_a_backend_without_gradients_is_refused() -> None:
+    student, teacher, _, _ = _setup("numpy")
+    batch = [(aq.asarray(np.ones((4, 32), np.float32)),)]
+    with pytest.raises(UnsupportedOperationError, match="no automatic differentiation.*mlx or jax"):
+        nn.distill_quantized(student, teacher, batch, steps=1)

@@ -121,8 +121,11 @@ struct rows4 {
 /* whether the shapes fit: q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), out (B, H, L, Dv) */
 int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct rows4 *v, const struct rows4 *o,
                    int causal);
+/* lengths: NULL, or B key counts (1 <= lengths[b] <= S, with L = 1): row b of the batch sees
+ * its first lengths[b] keys only (a batch of sequences of different lengths in one padded
+ * buffer, each computed exactly as it would be alone) */
 int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
-              const struct rows4 *o, float scale, int causal);
+              const struct rows4 *o, float scale, int causal, const int64_t *lengths);
 
 #pragma GCC visibility pop
 

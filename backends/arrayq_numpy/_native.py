@@ -365,12 +365,9 @@ def key_lengths(mask: Any, batch: int, keys: int) -> np.ndarray | None:
     if mask.shape[0] not in (1, batch) or mask.dtype.kind != "f":
         return None
     rows = mask.reshape(mask.shape[0], keys)
-    seen = rows == 0
-    lengths = seen.sum(axis=1)
-    hidden = rows[~seen]
-    if lengths.min() < 1 or (seen != (np.arange(keys) < lengths[:, None])).any():
-        return None
-    if hidden.size and not (hidden <= np.finfo(np.float32).min).all():
+    lengths = np.count_nonzero(rows == 0, axis=1)
+    prefix = np.arange(keys) < lengths[:, None]
+    if lengths.min() < 1 or not np.where(prefix, rows == 0, rows <= np.finfo(np.float32).min).all():
         return None
     return np.ascontiguousarray(np.broadcast_to(lengths, (batch,)), dtype=np.int64)
 

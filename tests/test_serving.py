@@ -100,6 +100,13 @@ def test_a_row_leaving_the_batch_cache_leaves_the_others_intact(model):
         decode_step(model, [1, 2], cache, like)
     with pytest.raises(ValueError, match="prefilled cache of one sequence"):
         cache.add(model.make_cache())
+    for row in (2, 0, 0):  # the last row, then the others: the cache is empty and takes new ones
+        cache.remove(row)
+    assert len(cache) == 0
+    cache.add(_prefilled(model, PROMPTS[3]))
+    got = aq.to_numpy(decode_step(model, [9], cache, like))
+    want = _alone(model, PROMPTS[3], 9)[None]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
 def test_concurrent_greedy_requests_equal_single_requests(model, load):

@@ -71,7 +71,8 @@ class BatchCache:
         self.lengths.append(length)
 
     def remove(self, row: int) -> None:
-        """Take row ``row`` out; the last row moves into its place."""
+        """Take row ``row`` out; the last row moves into its place. The buffers are freed
+        with the last row."""
         last = len(self.lengths) - 1
         if row != last:
             length = self.lengths[last]
@@ -80,6 +81,9 @@ class BatchCache:
                     b[row : row + 1, :, :length] = b[last : last + 1, :, :length]
             self.lengths[row] = length
         self.lengths.pop()
+        if not self.lengths:  # the buffers go with the last sequence (the next one may be shorter)
+            self._keys = [None] * len(self._keys)
+            self._values = [None] * len(self._values)
 
     def _reserve(self, like: Any, rows: int, positions: int) -> None:
         """Room for ``rows`` rows of ``positions`` positions (doubling), keeping what is held."""
@@ -87,7 +91,8 @@ class BatchCache:
         have = (0, 0) if held is None else (int(held.shape[0]), int(held.shape[2]))
         if rows <= have[0] and positions <= have[1]:
             return
-        shape = (max(rows, 2 * have[0]), int(like.shape[1]), max(positions, 2 * have[1]), int(like.shape[3]))
+        rows, positions = (size if n <= size else max(n, 2 * size) for n, size in zip((rows, positions), have))
+        shape = (rows, int(like.shape[1]), positions, int(like.shape[3]))
         used, longest = len(self.lengths), max(self.lengths, default=0)
         for buffers in (self._keys, self._values):
             for n, old in enumerate(buffers):

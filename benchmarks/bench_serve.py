@@ -235,8 +235,9 @@ def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
             setattr(kernels, name, real)
     med = {b: np.median(np.array(t), axis=0) for b, t in times.items()}
     first = sizes[0]
-    print(f"\ndecode_step, NumPy backend ({_native.level()}, {_native.current_activations()} activations), median of {rounds} interleaved rounds")
-    print("| B | step ms | in the kernels ms | rest ms | kernels vs B=" + str(first) + " | rate vs B=" + str(first) + " |")
+    mode = f"{_native.level()}, {_native.current_activations()} activations"
+    print(f"\ndecode_step, NumPy backend ({mode}), median of {rounds} interleaved rounds")
+    print(f"| B | step ms | in the kernels ms | rest ms | kernels vs B={first} | rate vs B={first} |")
     print("|---:|---:|---:|---:|---:|---:|")
     for b in sizes:
         total, kern = med[b]

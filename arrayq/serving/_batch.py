@@ -180,9 +180,7 @@ def _tables(positions: list[int], like: Any) -> Any:
         key = (rope.dims, rope.base, rope.scale)
         if key not in made:
             rows = [rope.cos_sin(p, 1) for p in positions]
-            made[key] = tuple(
-                aq.asarray(np.stack([r[i] for r in rows])[:, None, None, 0], like=like) for i in (0, 1)
-            )
+            made[key] = tuple(aq.asarray(np.stack([r[i] for r in rows])[:, None, None, 0], like=like) for i in (0, 1))
         return made[key]
 
     return tables

@@ -128,6 +128,11 @@ def test_concurrent_greedy_requests_equal_single_requests(model, load):
             t.join(60)
         assert serving.steps > 0
         assert serving.stepped_sequences > serving.steps  # some steps decoded several sequences
+        # the finished sequences leave the batch's KV cache, which then frees its buffers
+        deadline = time.monotonic() + 10
+        while len(serving._cache) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(serving._cache) == 0 and serving._cache._keys[0] is None
     assert got == want
 
 

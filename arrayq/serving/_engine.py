@@ -340,12 +340,16 @@ class Serving:
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)
+        if self._cache is not None:  # finished and cancelled sequences leave the batch cache now
+            self._rows_for([r for r in self._rows if not r.done])
 
     def _prefill_chunk(self, r: Request) -> None:
         """One chunk of ``r``'s prompt into its cache; after the last, its first token."""
         model, chunk = self.model, self.limits.prefill_chunk
         if r.cache is None:
-            r.cache = model.make_cache(len(r.prompt) + min(r.max_tokens, _FIRST_CAPACITY))
+            # (batched, the prompt's cache is copied into the batch cache, which decodes)
+            room = 0 if self._cache is not None else min(r.max_tokens, _FIRST_CAPACITY)
+            r.cache = model.make_cache(len(r.prompt) + room)
         part = r.prompt[r.prefilled : r.prefilled + chunk]
         h = model.hidden(aq.asarray([part], dtype=aq.int32, like=self._like), r.cache)
         r.prefilled += len(part)

@@ -136,6 +136,7 @@ struct dequant_job {
 #endif
 #define LEVEL avx512
 #define VW 16
+#define RQ_PASS_ROWS 8 /* 32 vector registers: 8 rows' accumulators stay in them */
 #define WIDEN_BYTES(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define IB 32
 #define INT8_MAX_BITS 8
@@ -144,6 +145,7 @@ struct dequant_job {
 #include "kernels_simd.inc"
 #undef LEVEL
 #undef VW
+#undef RQ_PASS_ROWS
 #undef WIDEN_BYTES
 #undef IB
 #undef INT8_MAX_BITS

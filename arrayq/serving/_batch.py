@@ -44,12 +44,16 @@ class BatchCache:
     """The KV caches of the sequences a decode step carries, row i for sequence i: per
     layer, keys and values (rows, Hkv, capacity, D) in one buffer each, written in place
     (the backend's arrays must take slice assignment, as NumPy's and MLX's do), and
-    ``lengths[i]``, the positions row i holds. Rows and positions grow by doubling.
+    ``lengths[i]``, the positions row i holds. Rows beyond ``rows`` and positions grow by
+    doubling.
     :meth:`add` copies a prefilled sequence in as the last row; :meth:`remove` takes a row
     out, moving the last row into its place (the batch order changes: the caller keeps its
     own list in step, as the serving engine does)."""
 
-    def __init__(self, layers: int):
+    def __init__(self, layers: int, rows: int = 1):
+        """``layers``: the model's layer count; ``rows``: the rows to allocate at the first
+        :meth:`add` (the most sequences expected, so that the buffers need not grow)."""
+        self._rows = max(1, int(rows))
         self.lengths: list[int] = []
         self._keys: list[Any] = [None] * layers
         self._values: list[Any] = [None] * layers
@@ -64,7 +68,7 @@ class BatchCache:
         if len(cache) != len(self._keys) or cache[0].keys is None or int(cache[0].keys.shape[0]) != 1:
             raise ValueError(f"need a prefilled cache of one sequence with {len(self._keys)} layers")
         row, length = len(self.lengths), cache[0].offset
-        self._reserve(cache[0].keys, row + 1, length + 1)
+        self._reserve(cache[0].keys, max(row + 1, self._rows), length + 1)
         for n, c in enumerate(cache):
             self._keys[n][row : row + 1, :, :length] = c.keys
             self._values[n][row : row + 1, :, :length] = c.values

@@ -199,7 +199,7 @@ class Serving:
         self._like = weights[0] if weights else None
         # one padded KV cache for the batch, where the backend's arrays take slice assignment
         self.batched = _batch.supports(model) and _writable(aq.zeros((1, 1, 1, 1), like=self._like))
-        self._cache = _batch.BatchCache(len(model.layers)) if self.batched else None
+        self._cache = _batch.BatchCache(len(model.layers), self.limits.max_batch) if self.batched else None
         self._rows: list[Request] = []  # the requests in the batch cache, row i for request i
 
     # ------------------------------------------------------------------ callers

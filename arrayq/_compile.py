@@ -43,21 +43,30 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
     ``static_must_hash``, a value that is not hashable raises TypeError naming ``where``."""
     leaves: list[Any] = []
 
-    def walk(o: Any, path: str) -> Any:
-        if isinstance(o, _SCALARS):
-            return ("s", type(o), o)  # the type too: 1, 1.0 and True hash alike
+    # (a value's path is kept as (parent, key, is_attribute) and spelt out only for an error:
+    # a compiled call flattens every argument, a model's hundreds of arrays included)
+    def walk(o: Any, path: Any) -> Any:
         if _type_cache.get(type(o)) is not None:  # an array (the common case, found first)
             leaves.append(o)
             return _LEAF
+        if isinstance(o, _SCALARS):
+            return ("s", type(o), o)  # the type too: 1, 1.0 and True hash alike
         if isinstance(o, tuple) and hasattr(o, "_fields"):
-            return ("n", type(o), tuple(walk(v, f"{path}.{f}") for f, v in zip(o._fields, o)))
+            return ("n", type(o), tuple(walk(v, (path, f, True)) for f, v in zip(o._fields, o)))
         if isinstance(o, (tuple, list)):
-            return ("t", type(o), tuple(walk(v, f"{path}[{i}]") for i, v in enumerate(o)))
+            parts = []
+            for i, v in enumerate(o):  # (a list of arrays, such as a model's weights: no call per array)
+                if _type_cache.get(type(v)) is not None:
+                    leaves.append(v)
+                    parts.append(_LEAF)
+                else:
+                    parts.append(walk(v, (path, i, False)))
+            return ("t", type(o), tuple(parts))
         if isinstance(o, dict):
-            return ("d", type(o), tuple(o), tuple(walk(v, f"{path}[{k!r}]") for k, v in o.items()))
+            return ("d", type(o), tuple(o), tuple(walk(v, (path, k, False)) for k, v in o.items()))
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             names = _init_fields(type(o))
-            return ("c", type(o), names, tuple(walk(getattr(o, n), f"{path}.{n}") for n in names))
+            return ("c", type(o), names, tuple(walk(getattr(o, n), (path, n, True)) for n in names))
         if _is_array(o):
             leaves.append(o)
             return _LEAF
@@ -66,13 +75,21 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
                 hash(o)
             except TypeError:
                 raise TypeError(
-                    f"arrayq.compile: {path} is a {type(o).__name__}, which is not hashable; a non-array "
-                    "argument is static (its value selects the compiled version), so it must be hashable: "
-                    "pass a tuple, a frozen dataclass or an array instead"
+                    f"arrayq.compile: {_path_text(path)} is a {type(o).__name__}, which is not hashable; a "
+                    "non-array argument is static (its value selects the compiled version), so it must be "
+                    "hashable: pass a tuple, a frozen dataclass or an array instead"
                 ) from None
         return ("o", o)
 
     return leaves, walk(obj, where)
+
+
+def _path_text(path: Any) -> str:
+    """``argument 'x'.layers[0]['k']`` for the path ``flatten`` keeps."""
+    if isinstance(path, str):
+        return path
+    parent, key, attribute = path
+    return f"{_path_text(parent)}.{key}" if attribute else f"{_path_text(parent)}[{key!r}]"
 
 
 @functools.cache

@@ -249,19 +249,28 @@ def padding_mask(
     return aq.reshape(aq.multiply(aq.astype(pad, dtype), fmin), (b, 1, 1, s))
 
 
-def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: Any = None) -> Any:
+def scaled_dot_product_attention(
+    q: Any, k: Any, v: Any, *, scale: float, mask: Any = None, key_length: Any = None
+) -> Any:
     """Multi-head attention ``softmax(q @ k.T * scale + mask) @ v`` with grouped query heads.
 
     ``q``: (B, H, L, D); ``k``, ``v``: (B, Hkv, S, D) with H a multiple of Hkv: query head h
     reads key/value head ``h // (H // Hkv)`` (the grouping of Llama/Qwen checkpoints).
     ``mask``: None, ``"causal"`` (the last L of S positions, see :func:`causal_mask`), or
-    an additive array broadcasting to (B, H, L, S). Scores and softmax are in float32;
+    an additive array broadcasting to (B, H, L, S). ``key_length``: None (all S keys), or
+    the number n of keys that exist: an int from 1 to S, or a 0-d integer array on q's
+    backend that is never read on the host (a fixed-size cache's position, inside
+    :func:`arrayq.compile`); keys n .. S-1 are ignored, and ``"causal"`` then places the L
+    queries at positions n-L .. n-1 (:func:`prefix_mask`). An array n must lie in
+    L .. S (causal) or 1 .. S; nothing can check it. Scores and softmax are in float32;
     the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes, an
-    unknown mask string, or a causal mask with more queries than keys.
+    unknown mask string, a causal mask with more queries than keys, or a key_length that
+    is not such an int or array.
 
     The backend's ``scaled_dot_product_attention`` runs it (a backend may fuse it: the
-    NumPy backend's native kernels do for float32 decode); the reference is
-    :func:`attention_reference`."""
+    NumPy backend's native kernels do for float32 decode), with ``key_length`` its
+    ``prefix_attention`` where it has one (else the prefix becomes a mask); the reference
+    is :func:`attention_reference`."""
     b, h, length, d = (int(n) for n in q.shape)
     hkv, s = int(k.shape[1]), int(k.shape[2])
     if hkv < 1 or h % hkv or tuple(k.shape) != (b, hkv, s, d) or tuple(v.shape)[:3] != (b, hkv, s):
@@ -270,9 +279,54 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, *, scale: float, mask: 
         raise ValueError(f"mask must be None, 'causal' or an array, got {mask!r}")
     if isinstance(mask, str) and length > s:
         raise ValueError(f"a causal mask needs at least as many keys ({s}) as queries ({length})")
-    backend, (q, k, v) = resolve(q, k, v)
+    if key_length is None or isinstance(key_length, (int, np.integer)):
+        backend, (q, k, v) = resolve(q, k, v)
+    elif hasattr(key_length, "shape") and hasattr(key_length, "dtype"):
+        backend, (q, k, v, key_length) = resolve(q, k, v, key_length)
+    else:
+        raise ValueError(f"key_length must be an int or a 0-d integer array, got {key_length!r}")
+    if key_length is not None:
+        causal = isinstance(mask, str)  # (only "causal" gets here)
+        key_length = _checked_key_length(backend, key_length, length, s, causal)
+        if mask is None or causal:
+            out = backend.prefix_attention(q, k, v, float(scale), key_length, causal)
+            if out is not NotImplemented:
+                return out
+        prefix = prefix_mask(key_length, length, s, causal=causal, dtype=aq.dtype(q), like=q)
+        mask = prefix if mask is None or causal else aq.add(mask, _narrow(prefix, aq.dtype(mask)))
     out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
     return attention_reference(q, k, v, float(scale), mask) if out is NotImplemented else out
+
+
+def _checked_key_length(backend: Any, n: Any, length: int, total: int, causal: bool) -> Any:
+    if backend.is_array(n):
+        if len(n.shape) or backend.dtype_of(n).kind not in ("signed", "unsigned"):
+            raise ValueError(f"key_length must be an int or a 0-d integer array, got shape {tuple(n.shape)}")
+        return n
+    low = length if causal else 1
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not low <= int(n) <= total:
+        raise ValueError(f"key_length must be an int from {low} to the {total} keys, or a 0-d integer array; got {n!r}")
+    return int(n)
+
+
+def prefix_mask(key_length: Any, length: int, total: int, *, causal: bool, dtype: Any, like: Any) -> Any:
+    """The additive mask (1, 1, L, S) in ``dtype`` on ``like``'s backend that lets query i
+    of ``length`` L see key j of ``total`` S when j < n (``key_length``, an int or a 0-d
+    integer array, not read on the host) and, with ``causal``, j <= n - L + i: 0 there,
+    ``-inf`` elsewhere. What :func:`scaled_dot_product_attention` adds for ``key_length``
+    where the backend has no ``prefix_attention``."""
+    # aranges and scalars only, so that a compiler sees the same computation in every layer
+    # sharing one position and makes it once
+    n = aq.asarray(key_length, dtype=aq.int32, like=like) if isinstance(key_length, int) else key_length
+    keys = aq.reshape(aq.arange(total, dtype=aq.dtype(n), like=n), (1, total))
+    last = aq.subtract(n, length)
+    if causal and length > 1:
+        last = aq.add(last, aq.reshape(aq.arange(length, dtype=aq.dtype(n), like=n), (length, 1)))
+    else:
+        last = aq.add(last, length - 1)
+    visible = aq.broadcast_to(aq.less_equal(keys, last), (length, total))
+    zero = aq.zeros((), dtype=dtype, like=n)
+    return aq.reshape(aq.where(visible, zero, -math.inf), (1, 1, length, total))
 
 
 def attention_reference(q: Any, k: Any, v: Any, scale: float, mask: Any) -> Any:

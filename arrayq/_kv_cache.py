@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import arrayq as aq
+
+from ._functional import prefix_mask
 
 
 def _writable(x: Any) -> bool:
@@ -142,15 +143,4 @@ class FixedKVCache:
         """The additive mask (1, 1, L, window) in ``dtype`` for the L positions just
         written: 0 where a query may see a key, -inf elsewhere (keys not yet written; with
         ``causal``, keys after the query's own position)."""
-        # key j is visible to query i when j <= (position - L) + i (i = L - 1 for every query
-        # when not causal). Made of aranges and scalars only, so that a compiler sees the same
-        # computation in every layer sharing one position and makes it once.
-        keys = aq.reshape(aq.arange(self.window, dtype=aq.int32, like=self.position), (1, self.window))
-        last = aq.subtract(self.position, length)
-        if causal and length > 1:
-            last = aq.add(last, aq.reshape(aq.arange(length, dtype=aq.int32, like=self.position), (length, 1)))
-        else:
-            last = aq.add(last, length - 1)
-        visible = aq.broadcast_to(aq.less_equal(keys, last), (length, self.window))
-        zero = aq.zeros((), dtype=dtype, like=self.position)
-        return aq.reshape(aq.where(visible, zero, -math.inf), (1, 1, length, self.window))
+        return prefix_mask(self.position, length, self.window, causal=causal, dtype=dtype, like=self.position)

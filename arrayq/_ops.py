@@ -190,6 +190,7 @@ NATIVE_OPS = (
     "quantized_matmul",
     "gather_qmm",
     "scaled_dot_product_attention",
+    "prefix_attention",
     "rms_norm",
     "rope",
     "slice_update",

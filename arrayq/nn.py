@@ -43,6 +43,7 @@ from ._functional import (
     gelu,
     layer_norm,
     padding_mask,
+    prefix_mask,
     rms_norm,
     rms_norm_reference,
     rope,
@@ -306,9 +307,14 @@ class Attention:
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
+        key_length = None
         if isinstance(cache, FixedKVCache):  # its buffers hold positions not written yet
-            fixed = cache.mask(length, aq.dtype(q), self.causal)
-            mask = fixed if mask is None else aq.add(mask, _narrow(_like(fixed, mask), aq.dtype(mask)))
+            causal = self.causal and length > 1
+            if mask is None:  # attention over the written keys (a fused kernel where the backend has one)
+                mask, key_length = ("causal" if causal else None), cache.position
+            else:  # the caller's mask and the written prefix (causal among the new positions) in one array
+                prefix = prefix_mask(cache.position, length, int(k.shape[2]), causal=causal, dtype=aq.dtype(q), like=q)
+                mask = aq.add(mask, _narrow(_like(prefix, mask), aq.dtype(mask)))
         elif self.causal and length > 1:  # (one new position sees every key: no mask to build)
             total = int(k.shape[2])
             mask = (
@@ -316,7 +322,7 @@ class Attention:
                 if mask is None
                 else aq.add(mask, _narrow(_like(causal_mask(length, total), mask), aq.dtype(mask)))
             )
-        out = scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        out = scaled_dot_product_attention(q, k, v, scale=scale, mask=mask, key_length=key_length)
         out = aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, length, self.n_heads * self.head_dim))
         return self.o_proj(out)
 
@@ -447,6 +453,7 @@ __all__ = [
     "num_parameters",
     "padding_mask",
     "parameters",
+    "prefix_mask",
     "quantize",
     "rms_norm",
     "rms_norm_reference",

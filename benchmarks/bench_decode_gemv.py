@@ -1,16 +1,22 @@
 """Decode GEMV speed of the NumPy backend's native kernels, per shape, path and thread count.
 
     python benchmarks/bench_decode_gemv.py [--level avx2] [--threads 1 2] [--rounds 7]
-        [--shapes 1024x1024 3072x1024 1024x3072 151936x1024] [--bits 4] [--group-size 64]
+        [--shapes 4096x1024 ...] [--bits 4] [--group-size 64] [--format mlx|q4_0|q8_0]
+        [--paths "int8 repacked" "read probe"]
 
 For each shape (N x K: x (1, K) @ W.T), a 4-bit group-64 weight with float16 scales (the
 qwen3-0.6b preset's format; ``--format q4_0``/``q8_0``: GGUF's blocks as the GGUF reader
 gives them, group 32, float32 scales and biases -8 or -128 times the scale) is run through
-three paths of ``arrayq_numpy._kernels``:
+three paths of ``arrayq_numpy._kernels``, beside a probe of the memory bandwidth:
 
 * ``float32``: the default decode kernel on MLX's packed layout, float32 activations;
 * ``int8``: the 8-bit-activation kernel on MLX's packed layout (before the repacked one);
-* ``int8 repacked``: the 8-bit-activation kernel on the backend's repacked layout.
+* ``int8 repacked``: the 8-bit-activation kernel on the backend's repacked layout;
+* ``read probe``: the repacked copies' bytes read on the kernels' thread pool and nothing
+  else (``_kernels.pool_probe``), the speed a memory-bound kernel can reach here.
+
+The default shapes are the qwen3-0.6b preset's decode matmuls: q/k/v (4096x1024), o
+(1024x2048), gate/up (6144x1024), down (1024x3072) and the tied LM head (151936x1024).
 
 Every call reads its weight from memory, as in a model: the benchmark cycles through
 distinct copies of the weight totalling at least 256 MB (more than any cache here). Rounds
@@ -52,6 +58,9 @@ def _paths(level: int, qws: list, k: int, group_size: int, bits: int) -> dict:
         )
 
     return {
+        # the bandwidth to beat: the same bytes as the repacked copies, read (XOR of their
+        # 64-bit words) on the kernels' own thread pool, split as a call splits its rows
+        "read probe": (size, lambda i, x, out: kern.pool_probe(repacked[i][0], 1 << 30)),
         "float32": (mlx_bytes, mlx(False)),
         "int8": (mlx_bytes, mlx(True)),
         "int8 repacked": (
@@ -80,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--level", default="avx2", help="SIMD level (arrayq_numpy._native.levels())")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--shapes", nargs="+", default=["1024x1024", "3072x1024", "1024x3072", "151936x1024"])
+    p.add_argument("--shapes", nargs="+", default=["4096x1024", "1024x2048", "6144x1024", "1024x3072", "151936x1024"])
     p.add_argument("--bits", type=int, default=4)
     p.add_argument("--group-size", type=int, default=64)
     p.add_argument("--format", choices=["mlx", "q4_0", "q8_0"], default="mlx")
+    p.add_argument("--paths", nargs="+", default=None, help="run only these paths (default: all)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if _native._kernels is None:
@@ -105,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(copies - 1)
         ]
         paths = _paths(level, qws, k, a.group_size, a.bits)
+        if a.paths:
+            paths = {name: paths[name] for name in a.paths}
         x = rng.standard_normal((1, k), dtype=np.float32)
         out = np.empty((1, n), np.float32)
         for threads in a.threads:

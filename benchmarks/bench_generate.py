@@ -2,8 +2,8 @@
 on the very same checkpoint (when installed), side by side in one run.
 
     python benchmarks/bench_generate.py [--model DIR] [--prompt-tokens 64] [--decode-tokens 16]
-                                        [--engines numpy,numpy-int8,mlx,mlx-lm] [--mlx-lm-prompt-tokens 16]
-                                        [--repeat 2]
+                                        [--engines numpy,numpy-int8,mlx,jax,mlx-lm] [--mlx-lm-prompt-tokens 16]
+                                        [--repeat 2] [--device cpu|gpu] [--dtype bfloat16]
 
 A command line over ``arrayq.bench`` (``arrayq bench --only generate`` runs the same
 engines); what it measures and prints is described there (``arrayq/bench/_generate.py``).

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from arrayq_mlx.cuda import DECODE_TC_KS, DECODE_TC_KSPLIT, decode_tc_m_tile, layout
+from arrayq_mlx.cuda import (
+    ATTENTION_KEYS_PER_STEP,
+    ATTENTION_WARPS,
+    DECODE_TC_KS,
+    DECODE_TC_KSPLIT,
+    decode_tc_m_tile,
+    layout,
+)
 
 
 def emulate_decode(xp: Any, x: Any, packed: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
@@ -327,4 +334,40 @@ def emulate_decode_tc(
                             out[m, n] = part[lane, nb, j]
                             written[m, n] += 1
     assert (written == 1).all(), "every output element written once"
+    return out
+
+
+def emulate_prefix_attention(xp: Any, q: Any, k: Any, v: Any, scale: float, n_keys: int) -> Any:
+    """A NumPy emulation of attention.cu: each of WARPS warps takes runs of U keys
+    (``j0 = U*w + U*WARPS*t``), keeps a running maximum, sum and weighted value sum (the
+    online softmax, rescaled once per run), and the warps' partial results are merged with
+    the global maximum; keys past ``n_keys`` in a run are dropped. In float64, so it checks the
+    indexing and the merging, not the rounding. q ``(B, HQ, 1, D)``, k/v ``(B, HKV, S, D)``."""
+    warps, u_run = ATTENTION_WARPS, ATTENTION_KEYS_PER_STEP
+    b, hq, _, d = q.shape
+    hkv, s = k.shape[1], k.shape[2]
+    n = min(max(n_keys, 0), s)
+    out = xp.zeros(q.shape)
+    for bi in range(b):
+        for h in range(hq):
+            kvh = h // (hq // hkv)
+            qs = xp.asarray(q[bi, h, 0], dtype=xp.float64) * scale
+            parts = []
+            for w in range(warps):
+                m, total, acc = -xp.inf, 0.0, xp.zeros(d)
+                for j0 in range(w * u_run, n, warps * u_run):
+                    rows = [min(j0 + u, n - 1) for u in range(u_run)]
+                    sc = xp.array([qs @ k[bi, kvh, r] for r in rows], dtype=xp.float64)
+                    sc[[j0 + u >= n for u in range(u_run)]] = -xp.inf
+                    m2 = max(m, sc.max())
+                    c = xp.exp(m - m2)
+                    p = xp.exp(sc - m2)
+                    total = total * c + p.sum()
+                    acc = acc * c + (p[:, None] * xp.asarray(v[bi, kvh, rows], dtype=xp.float64)).sum(0)
+                    m = m2
+                parts.append((m, total, acc))
+            mt = max(pm for pm, _, _ in parts)
+            wt = [0.0 if pm == -xp.inf else xp.exp(pm - mt) for pm, _, _ in parts]
+            lt = sum(pl * wi for (_, pl, _), wi in zip(parts, wt, strict=True))
+            out[bi, h, 0] = sum(pa * wi for (_, _, pa), wi in zip(parts, wt, strict=True)) / lt
     return out

@@ -141,3 +141,37 @@ def test_tables_and_unknown_benchmark() -> None:
     assert "2.00x" in text and "+1.00 µs/op" in text and "100.00" in text
     with pytest.raises(ValueError, match="unknown benchmark"):
         bench.run("nope")
+
+
+def test_generate_engines_run_on_the_device_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--device`` reaches every arrayq engine's process and its model: the parent passes it on
+    (the child's command line, captured here), and a child loads the model on that device, with
+    the activations' default dtype of that device (float32 on the CPU: the only device here; the
+    GPU mapping of each backend is tested with the backend). A device the backend lacks fails in
+    the child with the backend's message."""
+    import subprocess
+
+    from arrayq import models
+    from arrayq.bench import _worker
+
+    commands = []
+
+    def child(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"engine": "arrayq numpy"}) + "\n", stderr="")
+
+    monkeypatch.setattr(_generate.subprocess, "run", child)
+    _generate.run_engines(tmp_path, ["numpy", "numpy-eager"], device="gpu", dtype="bfloat16")
+    assert [c[c.index("--device") + 1] for c in commands] == ["gpu", "gpu"]
+    assert [c[c.index("--dtype") + 1] for c in commands] == ["bfloat16", "bfloat16"]
+    monkeypatch.undo()
+
+    tiny = models.make_checkpoint(tmp_path / "tiny", "tiny")
+    argv = [str(tiny), "--prompt-tokens", "4", "--decode-tokens", "3", "--repeat", "1"]
+    assert _worker.main(["numpy", "--model", *argv, "--device", "cpu"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (row["device"], row["dtype"], row["decode_tokens"]) == ("cpu", "float32", 2)
+    with pytest.raises(ValueError, match="has no device 'tpu'"):
+        _worker.main(["numpy", "--model", *argv, "--device", "tpu"])

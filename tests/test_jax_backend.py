@@ -216,3 +216,94 @@ def test_row_block_form_covers_every_row():
     got = aq.to_numpy(aq.linalg.quantized_matmul(_jax(x), aq.to_backend(qw, "jax")))
     # float32 sums of 8192 products in another order: ~2e-6 of the largest output; 1e-5 leaves margin
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("form", ["row_blocks", "reduce", "dequantize"])
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_every_linear_form_matches_the_reference(form, bits):
+    """Each form a platform may run (arrayq_jax._quantized.linear_form), run here on the CPU:
+    float32 x against the reference within float32 rounding (sums of 256 products in another
+    order, ~1e-6 of the largest output; 1e-5 leaves margin); bfloat16 x and scales, against the
+    reference on the same (rounded) values: bfloat16 keeps 8 significant bits, and the output
+    (and, in the dequantize form, the weight) is rounded to it once, ~4e-3 of the largest output
+    at most; 1e-2 leaves margin."""
+    import ml_dtypes
+
+    from arrayq_jax import _quantized
+
+    run = jax.jit(_quantized._forms(jax, 32, bits)[form])
+    w = _weight(np.float32, (64, 256), seed=bits)
+    qw = aq.quantize(w, group_size=32, bits=bits)
+    for dtype, tolerance in ((np.float32, 1e-5), (ml_dtypes.bfloat16, 1e-2)):
+        scales, biases = (np.asarray(a).astype(dtype) for a in (qw.scales, qw.biases))
+        rounded = aq.QuantizedWeight(qw.packed, scales.astype(np.float32), biases.astype(np.float32), 32, bits)
+        for rows in ((1,), (3,), (2, 5)):
+            x = np.random.default_rng(1).standard_normal((*rows, 256)).astype(dtype)
+            want = aq.to_numpy(aq.quant.reference_matmul(x.astype(np.float32), rounded))
+            got = run(*(jax.numpy.asarray(a) for a in (x, qw.packed, scales, biases)))
+            assert got.shape == want.shape and got.dtype == dtype
+            np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=0, atol=tolerance * np.abs(want).max())
+
+
+def test_the_form_follows_the_platform_the_program_is_lowered_for():
+    """lax.platform_dependent picks the form when XLA lowers the program (the arrays' device, also
+    inside an outer jax.jit): exported for the CPU the linear layer loops over row blocks (a while
+    loop around a dot); for CUDA, one decoded row is a fused reduction (no loop, no dot) and 32 rows a dot."""
+    from arrayq_jax import _quantized
+
+    assert [_quantized.linear_form("cpu", m) for m in (1, 512)] == ["row_blocks"] * 2
+    assert [_quantized.linear_form(p, m) for p, m in (("cuda", 1), ("rocm", 8), ("cuda", 9))] == [
+        "reduce",
+        "reduce",
+        "dequantize",
+    ]
+    qw = aq.quantize(_weight(np.float32, (4096, 256), seed=5), group_size=64, bits=4)
+    fused = _quantized._fused(jax, 64, 4, True)
+    cases = ((1, "cpu", {"while", "dot_general"}), (1, "cuda", {"reduce"}), (32, "cuda", {"dot_general"}))
+    for rows, platform, want in cases:
+        weight = (jax.numpy.asarray(a) for a in (qw.packed, qw.scales, qw.biases))
+        args = (jax.numpy.ones((rows, 256), np.float32), *weight)
+        program = jax.export.export(fused, platforms=[platform])(*args).mlir_module()
+        found = {op for op in ("while", "reduce", "dot_general") if f"stablehlo.{op}" in program}
+        assert found == want, (rows, platform, found)
+
+
+def test_gpu_device_names_map_to_jax_gpu_devices():
+    """With a CUDA jaxlib, jax's default backend is "gpu" and its arrays report the platform
+    "gpu": this backend then lists ["gpu", "cpu"], puts an array asked for on "gpu" on jax's first
+    GPU device (and one for "cpu" on the CPU), names a GPU array's device "gpu", and refuses a
+    device it lacks. No GPU here: jax's device functions are replaced by stand-ins that record
+    where arrays are put (the rest of jax is the real one)."""
+    import types
+
+    real = JAX.jax
+    gpu = types.SimpleNamespace(platform="gpu", id=0)
+    cpu = real.devices("cpu")[0]
+    put = []
+
+    def devices(platform=None):
+        return [gpu] if platform in (None, "gpu") else real.devices(platform)
+
+    def device_put(a, device=None):
+        put.append(device)
+        return real.device_put(a)
+
+    backend = type(JAX)()
+    backend.jax = types.SimpleNamespace(
+        **{n: getattr(real, n) for n in ("Array", "core", "numpy", "lax", "config")},
+        default_backend=lambda: "gpu",
+        devices=devices,
+        device_put=device_put,
+    )
+    assert backend.devices() == ["gpu", "cpu"]
+    backend.from_numpy(np.ones(2, np.float32), "gpu")
+    backend.from_numpy(np.ones(2, np.float32), "cpu")
+    backend.from_numpy(np.ones(2, np.float32))
+    assert put == [gpu, cpu, None]  # None: jax's default device (the GPU)
+    with pytest.raises(ValueError, match="has no device 'tpu'"):
+        backend.from_numpy(np.ones(2, np.float32), "tpu")
+    on_gpu = types.SimpleNamespace(devices=lambda: {gpu})
+    assert backend.device_of(on_gpu) == "gpu" and backend.device_of(_jax(np.ones(2, np.float32))) == "cpu"
+    from arrayq import models
+
+    assert models.default_dtype(backend.devices()[0]) == "bfloat16"

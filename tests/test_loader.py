@@ -179,3 +179,22 @@ def test_a_second_architecture_loads_from_gguf(tmp_path):
         models.load(path)
     with pytest.raises(CheckpointError, match="general.architecture is 'toy'; this loader takes 'qwen3'"):
         models.qwen3.load(path)
+
+
+def test_every_weight_is_computed_when_load_returns(tmp_path):
+    # on a lazy backend a weight left as a graph (a copy from the file not yet run) would be
+    # recomputed inside every step that uses it: the embeddings and the final norm, built
+    # outside the layers, once were
+    mx = pytest.importorskip("mlx.core")
+    import io
+
+    models.make_checkpoint(tmp_path, "tiny")
+    for dtype in ("bfloat16", "float32"):
+        model = models.load(tmp_path, backend="mlx", dtype=dtype)
+        pending = []
+        for i, p in enumerate(nn.parameters(model)):
+            dot = io.StringIO()
+            mx.export_to_dot(dot, p)
+            if "label" in dot.getvalue():  # a node to run (an evaluated array is only an input)
+                pending.append(i)
+        assert pending == [], f"{dtype}: parameters {pending} are not computed"

@@ -400,3 +400,22 @@ def test_tensor_core_decode_source_matches_its_emulation() -> None:
     assert dict(t)["MT"] == 8 and dict(t)["SK"] == launch.SCALE_KINDS["float32"]
     assert [ck.decode_tc_m_tile(m) for m in (1, 2, 8, 9, 16)] == [1, 8, 8, 16, 16]
     assert "__launch_bounds__(128, 1)" in launch.decode_tc_header()
+
+
+@pytest.mark.parametrize(
+    "hq,hkv,s,d,n", [(4, 2, 70, 32, 70), (2, 2, 9, 64, 1), (6, 3, 50, 32, 33), (4, 1, 200, 32, 37)]
+)
+def test_prefix_attention_emulation_matches_reference(hq: int, hkv: int, s: int, d: int, n: int) -> None:
+    # runs of keys that end past n, warps without any key (n < U*WARPS) and grouped heads
+    q, k, v = (
+        RNG.standard_normal((2, hq, 1, d)),
+        RNG.standard_normal((2, hkv, s, d)),
+        RNG.standard_normal((2, hkv, s, d)),
+    )
+    k[:, :, n:] = 1e3  # the unwritten tail must not count
+    rep = hq // hkv
+    kk, vv = np.repeat(k[:, :, :n], rep, 1), np.repeat(v[:, :, :n], rep, 1)
+    sc = q @ np.swapaxes(kk, -1, -2) * 0.3
+    p = np.exp(sc - sc.max(-1, keepdims=True))
+    want = (p / p.sum(-1, keepdims=True)) @ vv
+    np.testing.assert_allclose(emu.emulate_prefix_attention(np, q, k, v, 0.3, n), want, rtol=1e-12, atol=1e-12)

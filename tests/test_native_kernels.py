@@ -269,6 +269,28 @@ def test_a_forked_child_starts_its_own_pool() -> None:
     assert queue.get(timeout=5) < 1e-3
 
 
+def test_the_pool_probe_reads_every_word_once() -> None:
+    """pool_probe (the benchmark's bandwidth probe) XORs a buffer's whole 64-bit words on the
+    pool: the same as NumPy's XOR of them at every thread and part count (a word read twice
+    or skipped changes it); empty gives 0; a buffer not 8-byte aligned is refused."""
+    k = _kernels()
+    rng = np.random.default_rng(14)
+    words = rng.integers(0, 2**63, size=100_003, dtype=np.uint64)
+    expected = int(np.bitwise_xor.reduce(words))
+    before = _native.num_threads()
+    try:
+        for threads in (1, 2, 3):
+            _native.set_num_threads(threads)
+            for parts in (1, 2, 7, 1 << 30):
+                assert k.pool_probe(words, parts) == expected, (threads, parts)
+    finally:
+        _native.set_num_threads(before)
+    assert k.pool_probe(words[:0], 8) == 0
+    raw = np.zeros(8 * 17, np.uint8)
+    with pytest.raises(ValueError, match="aligned"):
+        k.pool_probe(raw[1:129], 4)
+
+
 def test_the_kernels_check_their_buffers() -> None:
     k = _kernels()
     x = np.zeros((1, 64), np.float32)

@@ -16,6 +16,7 @@ expectations computed in float64 from arrayq's own dequantization:
 from __future__ import annotations
 
 import gc
+import mmap
 
 import numpy as np
 import pytest
@@ -101,6 +102,9 @@ def test_every_format_at_every_level(level: int, bits: int) -> None:
                 x[-1, group_size : 2 * group_size] *= 1000  # one group of a far larger magnitude
                 y, _ = _run(level, x, qw)
                 _check(y, x, qw, (bits, group_size, scale_dtype, m))
+                if m == 3:  # one row of x alone takes the M = 1 body: the same floats as in a pass of 3
+                    alone, _ = _run(level, x[1:2], qw)
+                    np.testing.assert_array_equal(alone, y[1:2], err_msg=str((bits, group_size, scale_dtype)))
 
 
 @pytest.mark.parametrize("bits", [4, 8])  # (8 bits: codes stored signed on AVX2)
@@ -138,25 +142,48 @@ def test_symmetric_weights_read_as_many_bytes_as_gguf_blocks(level: int, bits: i
     block = 2 + 32 * bits // 8  # llama.cpp's Q4_0 / Q8_0 block: float16 scale + codes
     for f16, scale_bytes in ((True, 2), (False, 4)):
         qw = _symmetric_weight(rng, n, k, bits, f16)
-        x = rng.standard_normal((2, k)).astype(np.float32)
-        y, nbytes = _run(level, x, qw)
-        assert nbytes == rows * (k // 32) * (block - 2 + scale_bytes)  # no biases stored
-        _check(y, x, qw, (bits, f16))
+        for m in (1, 2):  # decode's body and the general one
+            x = rng.standard_normal((m, k)).astype(np.float32)
+            y, nbytes = _run(level, x, qw)
+            assert nbytes == rows * (k // 32) * (block - 2 + scale_bytes)  # no biases stored
+            _check(y, x, qw, (bits, f16, m))
 
 
 def test_results_do_not_depend_on_the_thread_count() -> None:
     rng = np.random.default_rng(3)
     qw = aq.quantize(rng.standard_normal((1000, 512), dtype=np.float32), group_size=64, bits=4)
-    x = rng.standard_normal((2, 512)).astype(np.float32)
     before = _native.num_threads()
-    try:
-        arrayq_numpy.set_num_threads(1)
-        one, _ = _run(0, x, qw)
-        arrayq_numpy.set_num_threads(2)
-        two, _ = _run(0, x, qw)
-    finally:
-        arrayq_numpy.set_num_threads(before)
-    np.testing.assert_array_equal(one, two)
+    for m in (1, 2):
+        x = rng.standard_normal((m, 512)).astype(np.float32)
+        try:
+            arrayq_numpy.set_num_threads(1)
+            one, _ = _run(0, x, qw)
+            arrayq_numpy.set_num_threads(2)
+            two, _ = _run(0, x, qw)
+        finally:
+            arrayq_numpy.set_num_threads(before)
+        np.testing.assert_array_equal(one, two)
+
+
+def test_x_rounds_half_to_even_and_a_non_finite_x_gives_non_finite_rows(level: int) -> None:
+    """The quantization of x (vectorized in C): with max|x_g| = 127 the code step is exactly
+    1, so x / dx = x and halves are ties, which round to even (hand-written codes below; half
+    away from zero would move each tie by a whole code). A NaN or an infinity in x makes
+    every output of its row non-finite, as float32 arithmetic would."""
+    rng = np.random.default_rng(13)
+    qw = aq.quantize(rng.standard_normal((16, 64), dtype=np.float32), group_size=64, bits=4)
+    ties = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5]
+    x = np.array([[127.0, *ties * 9]], np.float32)
+    codes = np.array([127.0, *[0, 2, 2, 0, -2, -2, 4] * 9])  # round half to even, by hand
+    dense = _dense(qw)
+    y, _ = _run(level, x, qw)
+    expected = codes @ dense.T  # dx = 127 / 127 = 1
+    assert np.all(np.abs(y[0] - expected) <= F32_RTOL * (np.abs(codes) @ np.abs(dense).T))
+    for bad in (np.nan, np.inf, -np.inf):
+        xb = rng.standard_normal((1, 64)).astype(np.float32)
+        xb[0, 5] = bad
+        y, _ = _run(level, xb, qw)
+        assert not np.isfinite(y).any(), bad
 
 
 def test_int8_decode_through_the_frontend_keeps_one_copy_per_weight() -> None:
@@ -187,6 +214,24 @@ def test_int8_decode_through_the_frontend_keeps_one_copy_per_weight() -> None:
     del qw
     gc.collect()
     assert backend.repacked.nbytes() == 0  # dropped with its weight
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="huge-page maps: Linux only")
+def test_the_arena_hands_out_copies_one_after_another_and_unmaps_with_them() -> None:
+    arena = _native.HugePageArena()
+    a, b = arena.take(1000), arena.take(5000)
+    assert a.ctypes.data % 64 == 0 and a.flags.writeable and (a.nbytes, b.nbytes) == (1000, 5000)
+    assert b.ctypes.data == a.ctypes.data + 1024  # the next 64-byte boundary in the same map
+    big = arena.take(arena.CHUNK + 1)  # larger than a chunk: a map of its own
+    c = arena.take(10)
+    assert big.nbytes == arena.CHUNK + 1 and c.ctypes.data == a.ctypes.data + 6080  # 1024 + 5000, aligned
+    a[:], b[:], c[:], big[-1] = 1, 2, 3, 4  # all writable, none overlapping
+    assert (a == 1).all() and (b == 2).all() and (c == 3).all()
+    del a, b, c
+    gc.collect()
+    assert arena._region is not None and arena._region() is None  # no copy left: the map is gone
+    d = arena.take(10)  # a fresh map
+    assert d.nbytes == 10
 
 
 def test_int8_costs_about_half_a_percent_on_gaussian_data() -> None:

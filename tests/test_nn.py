@@ -442,3 +442,50 @@ def test_kv_cache_appends_equal_one_concatenation(backend, in_place, capacity, m
         assert len(buffers) == 1 and int(cache._keys.shape[2]) == 28
     for step, (k_in, _) in zip(steps, given):  # the caller's arrays are never written into
         np.testing.assert_array_equal(aq.to_numpy(k_in), step)
+
+
+@pytest.mark.parametrize("as_array", [False, True])
+@pytest.mark.parametrize(
+    "length,total,n,causal", [(1, 9, 4, False), (1, 9, 9, False), (3, 8, 5, True), (2, 6, 6, True)]
+)
+def test_attention_over_a_key_prefix(backend, as_array, length, total, n, causal):
+    # key_length n: keys n.. (a fixed-size cache's unwritten tail) must not matter, so
+    # they are filled with huge values; the expectation is attention over the first n keys
+    q64 = rng.standard_normal((2, 4, length, 16))
+    k64, v64 = rng.standard_normal((2, 2, total, 16)), rng.standard_normal((2, 2, total, 16))
+    k64[:, :, n:], v64[:, :, n:] = 1e4, -1e4
+    q, k, v = _on(backend, q64.astype(np.float32), k64.astype(np.float32), v64.astype(np.float32))
+    key_length = aq.asarray(n, dtype=aq.int32, like=q) if as_array else n
+    out = nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask="causal" if causal else None, key_length=key_length)
+    expected = _attention_reference(q64, k64[:, :, :n], v64[:, :, :n], 0.25, causal=causal)
+    _close(out, expected)
+    # a caller's additive mask on top of the prefix (the mask-array path on every backend)
+    extra = rng.standard_normal((1, 1, length, total))
+    out = nn.scaled_dot_product_attention(
+        q, k, v, scale=0.25, mask=_on(backend, extra.astype(np.float32)), key_length=key_length
+    )
+    _close(out, _attention_reference(q64, k64[:, :, :n], v64[:, :, :n], 0.25, causal=False, mask=extra[..., :n]))
+
+
+def test_prefix_mask_by_hand():
+    # 3 keys written of a 5-key buffer, 2 new queries (positions 1 and 2): causal sees j <= 1 + i
+    m = aq.to_numpy(nn.prefix_mask(3, 2, 5, causal=True, dtype=aq.float32, like=aq.asarray(0)))
+    inf = -np.inf
+    assert m.shape == (1, 1, 2, 5)
+    np.testing.assert_array_equal(m[0, 0], [[0, 0, inf, inf, inf], [0, 0, 0, inf, inf]])
+    m = aq.to_numpy(nn.prefix_mask(3, 2, 5, causal=False, dtype=aq.float32, like=aq.asarray(0)))
+    np.testing.assert_array_equal(m[0, 0], [[0, 0, 0, inf, inf]] * 2)
+
+
+@pytest.mark.parametrize("bad", [0, 10, -1, True, 2.0, "3", [3]])
+def test_key_length_refused(backend, bad):
+    q, k = _on(backend, np.ones((1, 2, 1, 4), np.float32), np.ones((1, 2, 9, 4), np.float32))
+    with pytest.raises(ValueError, match="key_length"):
+        nn.scaled_dot_product_attention(q, k, k, scale=1.0, key_length=bad)
+
+
+def test_numpy_reads_and_checks_an_array_key_length():
+    # NumPy is eager, so its prefix_attention can check the count that a lazy backend cannot
+    q, k = np.ones((1, 2, 1, 4), np.float32), np.ones((1, 2, 9, 4), np.float32)
+    with pytest.raises(ValueError, match="key_length"):
+        nn.scaled_dot_product_attention(q, k, k, scale=1.0, key_length=np.asarray(12, dtype=np.int32))

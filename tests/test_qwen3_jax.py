@@ -4,6 +4,9 @@ float32 rounding of NumPy's; ``arrayq generate --backend jax`` prints the same t
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 
@@ -84,3 +87,45 @@ def test_cli_generate_on_jax(tiny, numpy_run, capsys):
     out, err = capsys.readouterr()
     assert [int(t) for t in out.split()] == numpy_run[0][:6]
     assert "decode:  6 tokens" in err
+
+
+def _constant_elements(hlo: str) -> int:
+    """Elements of every array constant in a lowered program's text (``stablehlo.constant
+    dense<...> : tensor<4x8xf32>``; scalars count 1)."""
+    total = 0
+    for dims in re.findall(r"stablehlo\.constant dense<[^>]*> : tensor<((?:\d+x)*)\w+>", hlo):
+        total += math.prod(int(d) for d in dims.split("x") if d)
+    return total
+
+
+def test_compiled_decode_step_takes_the_weights_as_arguments(tiny, numpy_run, monkeypatch):
+    """The compiled decode step on JAX gets the model's arrays as arguments of the XLA program:
+    a step that closed over them would have them embedded as constants, which XLA keeps a copy
+    of in the executable (twice the weights' memory). Checked on the lowered program the hook
+    compiles: every model array is an argument, and its constants hold a small fraction of the
+    weights' elements (the unpacking's shift tables; the tiny model's weights are ~80k elements)."""
+    from arrayq import nn
+
+    model = models.load(tiny, backend="jax")
+    weights = nn.parameters(model)
+    backend = aq.get_backend("jax")
+    real = type(backend).compile
+    lowered: list[str] = []
+
+    def spy(self, fn):
+        jitted = real(self, fn)
+
+        def run(*args):
+            if not lowered:
+                lowered.append(jitted.lower(*args).as_text())
+            return jitted(*args)
+
+        return run
+
+    monkeypatch.setattr(type(backend), "compile", spy)
+    assert list(models.generate(model, PROMPT, STEPS)) == numpy_run[0]
+    (hlo,) = lowered
+    main = re.search(r"func\.func public @main\((.*?)\) ->", hlo).group(1)
+    assert main.count("%arg") >= len(weights)
+    elements = sum(math.prod(w.shape) for w in weights)
+    assert _constant_elements(hlo) < elements / 100

@@ -59,6 +59,13 @@ class Backend(Contract):
         Eager backends, and lazy ones without the facility, do nothing (reading them
         computes them then)."""
 
+    #: Whether :meth:`compile` copies the arrays a compiled function closes over into a
+    #: program of its own (JAX's XLA embeds them as constants). Code that compiles a step
+    #: over large arrays (``models.generate``'s decode step over the weights) then passes
+    #: them as inputs instead; where it does not (MLX refers to its arrays), closing over
+    #: them is cheaper per call. False by default.
+    compile_copies_captured_arrays: bool = False
+
     def compile(self, fn: Any) -> Any:
         """A compiled version of ``fn`` for :func:`arrayq.compile`, or NotImplemented (the
         default: the frontend then runs ``fn`` eagerly). ``fn`` takes this backend's arrays

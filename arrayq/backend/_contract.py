@@ -196,6 +196,13 @@ class Contract:
         additive array (checked by arrayq.nn)."""
         return NotImplemented
 
+    def prefix_attention(self, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:
+        """Attention of q (B, H, L, D) over the first ``length`` keys of k, v (B, Hkv, S, D)
+        (the rest ignored: a fixed-size cache's unwritten tail); with ``causal`` query i sees
+        keys up to ``length - L + i``. ``length``: an int in range, or a 0-d integer array not
+        to be read on the host (checked by arrayq.nn as far as it can be)."""
+        return NotImplemented
+
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
         """``x / sqrt(mean(x**2, axis=-1) + eps) * weight``, in x's dtype."""
         return NotImplemented

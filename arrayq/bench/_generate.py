@@ -4,9 +4,11 @@ on the very same checkpoint (when installed), side by side in one run.
     python benchmarks/bench_generate.py [--model DIR] [--prompt-tokens 64] [--decode-tokens 16]
                                         [--engines numpy,numpy-int8,mlx,jax,mlx-lm] [--mlx-lm-prompt-tokens 16]
                                         [--repeat 2] [--threads T] [--llama-bench PATH]
+                                        [--device cpu|gpu] [--dtype float32|float16|bfloat16]
 
-Engines: ``numpy`` and ``mlx`` are arrayq on that backend (decoding through a compiled step
-where the backend compiles: MLX); ``mlx-eager`` is arrayq on MLX without compiling;
+Engines: ``numpy``, ``mlx`` and ``jax`` are arrayq on that backend (decoding through a compiled
+step where the backend compiles: MLX, JAX); ``mlx-eager`` and ``jax-eager`` are arrayq on that
+backend without compiling;
 ``numpy-int8`` is the NumPy backend with 8-bit activations (arrayq_numpy.activations: its
 repacked kernels); ``mlx-lm`` is mlx-lm on the same checkpoint. ``--llama-bench PATH`` (with
 ``--model`` a GGUF file) also runs llama.cpp's llama-bench on that file with the same
@@ -24,6 +26,9 @@ since other processes on the machine add noise), then for arrayq an instrumented
 ``arrayq.linalg.quantized_matmul`` call (inputs evaluated before the clock starts, output
 evaluated before it stops, so lazy MLX is measured too): the rest of a decoded token's time
 is the framework overhead (attention, norms, RoPE, embedding, sampling, Python).
+``--device gpu`` puts every arrayq engine's model on its backend's GPU (JAX: the CUDA device
+of a CUDA jaxlib; MLX: Metal or CUDA), with bfloat16 activations unless ``--dtype`` says
+otherwise; the memory floor and its shares stay the CPU copy's, so read them for CPU runs only.
 
 Memory floor: a decoded token must read every weight once (the tied head reads the whole
 embedding table); the floor is weight bytes per token over the copy bandwidth of a large
@@ -57,22 +62,29 @@ def prompt_ids(n: int, vocab: int) -> list[int]:
 
 
 def run_arrayq(
-    engine: str, model_dir: str, n_prompt: int, n_decode: int, repeat: int, dtype: str | None = None
+    engine: str,
+    model_dir: str,
+    n_prompt: int,
+    n_decode: int,
+    repeat: int,
+    dtype: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """``engine``: a backend name, or ``numpy-int8`` (the NumPy backend with its native
-    decode kernel on 8-bit activations). ``dtype``: the activations' dtype (None: what
-    ``arrayq generate`` takes on the backend's default device)."""
+    decode kernel on 8-bit activations). ``device``: the backend's device name ("cpu",
+    "gpu"; None: its default). ``dtype``: the activations' dtype (None: what ``arrayq
+    generate`` takes on that device)."""
     backend, _, variant = engine.partition("-")
     if variant == "int8":
         import arrayq_numpy
 
         with arrayq_numpy.activations("int8"):
-            row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype)
+            row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype, device)
         return {**row, "engine": f"arrayq {backend} int8"}
     if variant == "eager":
-        row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype, compile=False)
+        row = _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype, device, compile=False)
         return {**row, "engine": f"arrayq {backend} eager"}
-    return _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype)
+    return _run_arrayq(backend, model_dir, n_prompt, n_decode, repeat, dtype, device)
 
 
 def _run_arrayq(
@@ -82,6 +94,7 @@ def _run_arrayq(
     n_decode: int,
     repeat: int,
     dtype: str | None,
+    device: str | None,
     compile: bool | None = None,  # noqa: A002
 ) -> dict[str, Any]:
     """One engine's row; ``compile``: generate's (None: compiled where the backend can)."""
@@ -90,9 +103,10 @@ def _run_arrayq(
     from arrayq import models, nn
     from arrayq.models._host import peak_memory_bytes
 
-    dtype = dtype or models.default_dtype(aq.get_backend(backend).devices()[0])
+    device = device or aq.get_backend(backend).devices()[0]
+    dtype = dtype or models.default_dtype(device)
     t0 = time.perf_counter()
-    model = models.load(model_dir, backend=backend, dtype=dtype)
+    model = models.load(model_dir, backend=backend, device=device, dtype=dtype)
     aq.eval(nn.parameters(model))
     load_s = time.perf_counter() - t0
     vocab = model.config.vocab_size
@@ -132,6 +146,7 @@ def _run_arrayq(
     return {
         "engine": f"arrayq {backend}",
         "dtype": dtype,
+        "device": str(device),
         "prompt_tokens": stats.prompt_tokens,
         "prefill_tps": max(r.prefill_tps for r in runs),
         "decode_tokens": stats.decode_tokens,
@@ -209,6 +224,7 @@ def _worker(args: argparse.Namespace, engine: str, n_prompt: int) -> dict[str, A
         "--repeat",
         str(args.repeat),
         *(["--dtype", args.dtype] if args.dtype else []),
+        *(["--device", args.device] if getattr(args, "device", None) else []),
     ]
     print(f"running {engine} ...", file=sys.stderr, flush=True)
     # (the parent stays small: a child's maxrss starts from its parent's at exec)
@@ -228,12 +244,14 @@ def run_engines(
     repeat: int = 2,
     mlx_lm_prompt_tokens: int = 16,
     dtype: str | None = None,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "jax", "mlx-lm"), each in its own process;
-    an engine whose library is missing is skipped with a note on stderr. ``dtype``: arrayq's
-    activations (None: float32 on a CPU, bfloat16 on a GPU; mlx-lm computes in the checkpoint's).
-    (``arrayq bench --only generate`` calls this.)"""
-    args = argparse.Namespace(model=model, decode_tokens=decode_tokens, repeat=repeat, dtype=dtype)
+    """One row per engine ("numpy", "numpy-int8", "mlx", "mlx-eager", "jax", "jax-eager", "mlx-lm"), each
+    in its own process; an engine whose library is missing is skipped with a note on stderr. ``device``:
+    arrayq's device ("cpu", "gpu"; None: each backend's default; mlx-lm runs on MLX's default).
+    ``dtype``: arrayq's activations (None: float32 on a CPU, bfloat16 on a GPU; mlx-lm computes in the
+    checkpoint's). (``arrayq bench --only generate`` calls this.)"""
+    args = argparse.Namespace(model=model, decode_tokens=decode_tokens, repeat=repeat, dtype=dtype, device=device)
     rows: list[dict[str, Any]] = []
     for engine in engines:
         if engine == "mlx-lm" and not (_available("mlx_lm") and _available("mlx")):
@@ -304,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine; the best is kept (default 2)")
     parser.add_argument("--dtype", help="arrayq's activations (default: float32 on a CPU, bfloat16 on a GPU)")
     parser.add_argument(
+        "--device", help="arrayq's device for every arrayq engine, e.g. cpu or gpu (default: each backend's default)"
+    )
+    parser.add_argument(
         "--llama-bench", metavar="PATH", help="also run llama.cpp's llama-bench on --model (a GGUF file)"
     )
     parser.add_argument(
@@ -332,7 +353,14 @@ def main(argv: list[str] | None = None) -> int:
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows = run_engines(
-        args.model, engines, args.prompt_tokens, args.decode_tokens, args.repeat, args.mlx_lm_prompt_tokens, args.dtype
+        args.model,
+        engines,
+        args.prompt_tokens,
+        args.decode_tokens,
+        args.repeat,
+        args.mlx_lm_prompt_tokens,
+        args.dtype,
+        args.device,
     )
     if not rows:
         return 1
@@ -379,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         "overhead: share of a decoded token's time outside quantized_matmul (instrumented run, up to 8 tokens);"
     )
     print("peak RSS: getrusage maxrss of the engine's own process (weights memory-mapped on NumPy).")
+    placed = ", ".join(f"{r['engine']} on {r['device']} in {r['dtype']}" for r in rows if "device" in r)
+    if placed:
+        print(f"devices and activations: {placed}.")
     if ref:
         print("mlx-lm's first tokens come from its own (shorter) prompt, computed in bfloat16 (arrayq: float32).")
     if args.llama_bench:

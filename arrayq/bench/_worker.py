@@ -1,8 +1,9 @@
 """The benchmarks' child processes: ``python -m arrayq.bench._worker WHAT ...`` measures one
 thing in a process of its own and prints it as one line of JSON.
 
-* ``numpy``, ``numpy-int8``, ``mlx``, ``mlx-eager`` (arrayq on that backend) or ``mlx-lm`` with ``--model
-  DIR --prompt-tokens N --decode-tokens N --repeat N``: one engine's generation row
+* ``numpy``, ``numpy-int8``, ``mlx``, ``mlx-eager``, ``jax``, ``jax-eager`` (arrayq on that backend) or
+  ``mlx-lm`` with ``--model DIR --prompt-tokens N --decode-tokens N --repeat N`` (and for arrayq
+  ``--dtype`` and ``--device``): one engine's generation row
   (:mod:`._generate`; its own process, so that its peak RSS is its own).
 * ``bandwidth``: the copy bandwidth of 512 MiB (its memory must not count in the engines').
 * ``pure-numpy DIR``: quantized matmul on the NumPy backend's pure-NumPy path, started with
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-tokens", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--dtype")
+    parser.add_argument("--device")
     args = parser.parse_args(argv)
 
     result: dict
@@ -44,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from ._generate import run_arrayq
 
-        result = run_arrayq(args.what, args.model, args.prompt_tokens, args.decode_tokens, args.repeat, args.dtype)
+        result = run_arrayq(
+            args.what, args.model, args.prompt_tokens, args.decode_tokens, args.repeat, args.dtype, args.device
+        )
     print(json.dumps(result))
     return 0
 

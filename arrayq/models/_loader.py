@@ -442,6 +442,10 @@ def load(
     if sharded:
         prefix = architecture.gguf_names.layers
         model = _copy_shard(nn.shard(model, shard), src, prefix, backend_obj.name, device, fuse)
+    # every weight computed now, the ones built outside a layer too (embeddings, final norm,
+    # head): a lazy backend would otherwise redo their copy from the file inside every step
+    # that uses them (on MLX's GPU that made each compiled decode step wait for it)
+    aq.eval(nn.parameters(model))
     return model
 
 

@@ -48,7 +48,11 @@ class JAXBackend(JAXLinalg):
 
     **Compile.** :meth:`compile` is ``jax.jit``: arrayq traces once per signature (shapes, dtypes,
     static values), and reading a value inside the trace (``to_numpy``, ``float(x)``) raises
-    arrayq's CompileError.
+    arrayq's CompileError. Arrays a compiled function closes over become constants that XLA copies
+    into the executable: pass weights as arguments (``models.generate``'s decode step does).
+
+    **Devices.** ``"cpu"``, and ``"gpu"`` (the default) where jax's default backend is a GPU (a CUDA
+    or ROCm jaxlib): ``device="gpu"`` is jax's first GPU device.
     """
 
     library_module = "jax"
@@ -142,6 +146,8 @@ class JAXBackend(JAXLinalg):
         for x in xs:
             if not isinstance(x, self.jax.core.Tracer):
                 x.block_until_ready()
+
+    compile_copies_captured_arrays = True  # XLA embeds closed-over arrays in its program
 
     def compile(self, fn: Any) -> Any:
         """``jax.jit(fn)``: one XLA program per signature (arrayq keys the signatures)."""

@@ -12,11 +12,12 @@
   rewrites it (documented in docs/backends-jax.md).
 * **quantized_matmul: a fused dequantize-matmul in one jitted function** for affine weights
   (every bit width, both ``transpose`` values): the packed words are unpacked with shifts and
-  masks, widened with the scales and biases to float32, and multiplied at HIGHEST precision.
-  XLA keeps the unpacking in one fused loop feeding the dot. The forms measured against it
-  (per-group ``dot_general`` with the scales applied after the dot, a ``lax.map`` over row
-  blocks) were slower on the CPU: benchmarks/bench_jax_qmm.py, docs/benchmarks.md. The
-  mx formats (mxfp4, mxfp8, nvfp4) take arrayq's reference.
+  masks and widened with the scales and biases to float32. A linear layer (an unbatched weight,
+  ``transpose``) takes the form of the platform XLA lowers the program for
+  (``lax.platform_dependent``; :func:`linear_form`): on the CPU a ``lax.map`` over row blocks
+  (the fastest of the forms measured there: benchmarks/bench_jax_qmm.py, docs/benchmarks.md),
+  on a GPU a fused multiply-reduce for a few rows and a whole-weight dequantize + dot for more.
+  The mx formats (mxfp4, mxfp8, nvfp4) take arrayq's reference.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def _dequantized_f32(jnp: Any, packed: Array, scales: Array, biases: Array, grou
 #: the fastest of 0.5, 2, 8 and 32 MiB measured for a 4096 x 4096 weight (docs/benchmarks.md).
 BLOCK_BYTES = 2 << 20
 
+#: Rows of x up to which a GPU runs the multiply-reduce form (decoding); more rows (prefill)
+#: dequantize the weight once and take the GPU's matrix multiply.
+GPU_REDUCE_ROWS = 8
+
 
 def block_rows(n: int, k: int) -> int:
     """Rows of an (n, k) weight per block of the row-block form: BLOCK_BYTES of float32, a power of
@@ -131,37 +136,84 @@ def block_rows(n: int, k: int) -> int:
     return rows if n >= 2 * rows else 0
 
 
+def linear_form(platform: str, rows: int) -> str:
+    """The form of ``x @ dequantize(w).T`` for an (N, K) weight and ``rows`` rows of x on an XLA
+    ``platform`` ("cpu", "cuda", "rocm", "gpu", ...). docs/backend-jax.md gives the reasons:
+
+    * "row_blocks" on the CPU: ``lax.map`` over blocks of output rows, each dequantized in cache
+      and contracted by one ``dot_general`` (the fastest there at 1 and at 32 rows:
+      benchmarks/bench_jax_qmm.py);
+    * "reduce" on a GPU for up to :data:`GPU_REDUCE_ROWS` rows: ``sum(x * w, -1)`` with the
+      dequantization as the reduction's input, which XLA fuses into one kernel reading the packed
+      words once (a loop of ``lax.map`` on a GPU is one small kernel launch per block);
+    * "dequantize" on a GPU for more rows: the whole weight dequantized (in x's dtype where that
+      is a 16-bit float), then one ``dot_general`` on the GPU's matrix units."""
+    if platform == "cpu":
+        return "row_blocks"
+    return "reduce" if rows <= GPU_REDUCE_ROWS else "dequantize"
+
+
+def _forms(jax: Any, group_size: int, bits: int) -> dict[str, Any]:
+    """The forms of :func:`linear_form`, each ``(x, packed, scales, biases) -> x @ w.T`` for an
+    unbatched weight (N, K), in x's dtype."""
+    jnp, lax = jax.numpy, jax.lax
+    hi = lax.Precision.HIGHEST
+    f32 = jnp.float32
+
+    def rows_of(xf: Array, packed: Array, scales: Array, biases: Array) -> Array:  # (..., rows)
+        w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits)
+        return lax.dot_general(xf, w, (((xf.ndim - 1,), (1,)), ((), ())), precision=hi)
+
+    def row_blocks(x: Array, packed: Array, scales: Array, biases: Array) -> Array:
+        xf = x.astype(f32)
+        n, k = packed.shape[0], xf.shape[-1]
+        block = block_rows(n, k)
+        if not block:
+            return rows_of(xf, packed, scales, biases).astype(x.dtype)
+        whole = n // block * block
+        blocks = tuple(a[:whole].reshape(n // block, block, -1) for a in (packed, scales, biases))
+        out = lax.map(lambda a: rows_of(xf, *a), blocks)  # (n // block, ..., block)
+        parts = [jnp.moveaxis(out, 0, -2).reshape(*xf.shape[:-1], whole)]
+        if whole < n:
+            parts.append(rows_of(xf, packed[whole:], scales[whole:], biases[whole:]))
+        return jnp.concatenate(parts, axis=-1).astype(x.dtype)
+
+    def reduce(x: Array, packed: Array, scales: Array, biases: Array) -> Array:
+        w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits)  # fused into the sum
+        return jnp.sum(x.astype(f32)[..., None, :] * w, axis=-1).astype(x.dtype)
+
+    def dequantize(x: Array, packed: Array, scales: Array, biases: Array) -> Array:
+        # a 16-bit float x: the weight in x's dtype, products on the matrix units, float32 sums;
+        # else float32 throughout, at HIGHEST precision (no TF32)
+        half = x.dtype in (jnp.bfloat16, jnp.float16)
+        dtype = x.dtype if half else f32
+        w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits).astype(dtype)
+        dims = (((x.ndim - 1,), (1,)), ((), ()))
+        y = lax.dot_general(x.astype(dtype), w, dims, precision=None if half else hi, preferred_element_type=f32)
+        return y.astype(x.dtype)
+
+    return {"row_blocks": row_blocks, "reduce": reduce, "dequantize": dequantize}
+
+
 @functools.cache
 def _fused(jax: Any, group_size: int, bits: int, transpose: bool) -> Any:
     """The jitted ``x @ dequantize(w).T`` (or ``x @ dequantize(w)``), result in x's dtype.
 
-    For an unbatched weight and ``transpose`` (a linear layer), ``lax.map`` runs over blocks of
-    :func:`block_rows` output rows, each dequantized and contracted with x by a ``dot_general``
-    over both operands' last axis: the block stays in cache, and no transpose of the weight is
-    made (XLA lowers a one-row dot with a transposed operand to a slow strided reduction).
-    Otherwise the whole weight is dequantized and multiplied with ``matmul``."""
+    For an unbatched weight and ``transpose`` (a linear layer), the form :func:`linear_form`
+    picks for the platform the program is lowered for (``lax.platform_dependent``: the device
+    of the arrays, also inside an outer ``jax.jit``) and x's rows. Otherwise the whole weight
+    is dequantized in float32 and multiplied with ``matmul``."""
     jnp, lax = jax.numpy, jax.lax
-    hi = lax.Precision.HIGHEST
-
-    def rows_of(x: Array, packed: Array, scales: Array, biases: Array) -> Array:  # (..., rows)
-        w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits)
-        return lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())), precision=hi)
+    forms = _forms(jax, group_size, bits)
 
     def qmm(x: Array, packed: Array, scales: Array, biases: Array) -> Array:
-        xf = x.astype(jnp.float32)
-        n, k = packed.shape[-2], xf.shape[-1]
-        block = block_rows(n, k) if transpose and packed.ndim == 2 else 0
-        if block:
-            whole = n // block * block
-            blocks = tuple(a[:whole].reshape(n // block, block, -1) for a in (packed, scales, biases))
-            out = lax.map(lambda a: rows_of(xf, *a), blocks)  # (n // block, ..., block)
-            parts = [jnp.moveaxis(out, 0, -2).reshape(*xf.shape[:-1], whole)]
-            if whole < n:
-                parts.append(rows_of(xf, packed[whole:], scales[whole:], biases[whole:]))
-            y = jnp.concatenate(parts, axis=-1)
-        else:
-            w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits)
-            y = jnp.matmul(xf, jnp.swapaxes(w, -1, -2) if transpose else w, precision=hi)
+        if transpose and packed.ndim == 2:
+            rows = int(np.prod(x.shape[:-1]))
+            gpu = forms[linear_form("gpu", rows)]
+            return lax.platform_dependent(x, packed, scales, biases, cpu=forms["row_blocks"], default=gpu)
+        w = _dequantized_f32(jnp, packed, scales, biases, group_size, bits)
+        w = jnp.swapaxes(w, -1, -2) if transpose else w
+        y = jnp.matmul(x.astype(jnp.float32), w, precision=lax.Precision.HIGHEST)
         return y.astype(x.dtype)
 
     return jax.jit(qmm)

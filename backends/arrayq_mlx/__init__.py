@@ -506,6 +506,7 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
     # functions take the backend first, so they are these methods as they are.
     rms_norm = _fast.rms_norm
     scaled_dot_product_attention = _fast.scaled_dot_product_attention
+    prefix_attention = _fast.prefix_attention
     rope = _fast.rope
     slice_update = _fast.slice_update
 

@@ -33,6 +33,20 @@ def scaled_dot_product_attention(b: MLXBackend, q: Array, k: Array, v: Array, sc
     return NotImplemented
 
 
+def prefix_attention(b: MLXBackend, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:
+    # One query row on MLX's CUDA device: arrayq's kernel, which reads the key count on the
+    # device (MLX 0.32's fused attention leaves its vector kernel for any mask array, and
+    # takes no key count). Elsewhere NotImplemented: the frontend then masks the prefix.
+    from arrayq_mlx import cuda as ck
+
+    length_q, d = q.shape[2], q.shape[3]
+    fits = length_q == 1 and d % 32 == 0 and d <= 256 and k.dtype == q.dtype and v.dtype == q.dtype
+    if fits and q.dtype in _floats(b) and v.shape == k.shape and b._devices.targets_gpu():
+        if b._cuda_route.available() and ck.enabled():
+            return b._cuda_route.kernels().prefix_attention(q, k, v, scale, length)
+    return NotImplemented
+
+
 def rope(b: MLXBackend, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: Any) -> Any:
     # Half precision only: mx.fast.rope computes its angles in float32 (position 1000 is off
     # by ~3e-5, 40000 by ~1e-3), below bfloat16/float16 rounding but not float32's, where

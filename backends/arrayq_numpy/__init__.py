@@ -7,6 +7,7 @@ so every result is an ``numpy.ndarray``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -367,6 +368,20 @@ class NumPyBackend(NumPyLinalg):
         lengths = _native.key_lengths(mask, q.shape[0], k.shape[2])
         return NotImplemented if lengths is None else _native.attention(q, k, v, scale, False, lengths)
 
+    def prefix_attention(self, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:
+        """The first ``length`` keys sliced off (NumPy reads an array length on the host: it is
+        eager, so it checks it too), then attention over exactly those."""
+        n, low = int(length), q.shape[2] if causal else 1
+        if not low <= n <= k.shape[2]:
+            raise ValueError(f"key_length must be from {low} to the {k.shape[2]} keys, got {n}")
+        k, v, mask = k[:, :, :n], v[:, :, :n], "causal" if causal and q.shape[2] > 1 else None
+        out = self.scaled_dot_product_attention(q, k, v, scale, mask)
+        if out is NotImplemented:
+            from arrayq.nn import attention_reference
+
+            out = attention_reference(q, k, v, scale, mask)
+        return out
+
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
         """float32/float64 in four NumPy calls (the sum of squares as one vecdot); other
         dtypes through the reference (which widens them to float32)."""
@@ -380,9 +395,7 @@ class NumPyBackend(NumPyLinalg):
         order, so the same result in fewer calls); other dtypes through the reference."""
         if x.dtype not in (np.float32, np.float64) or x.ndim < 2:
             return NotImplemented
-        from arrayq.nn import rope_tables
-
-        cos, sin = rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
+        cos, sin = _rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
         pairs = (slice(0, dims, 2), slice(1, dims, 2)) if traditional else (slice(0, dims // 2), slice(dims // 2, dims))
         x1, x2 = x[..., pairs[0]], x[..., pairs[1]]
         out = np.array(x)  # the features past dims stay as they are
@@ -397,6 +410,18 @@ class NumPyBackend(NumPyLinalg):
         where[axis] = slice(int(start), int(start) + update.shape[axis])
         out[tuple(where)] = update
         return _arr(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _rope_tables(dims: int, base: float, scale: float, offset: int, length: int, dtype: Any) -> tuple[Array, Array]:
+    """``arrayq.nn.rope_tables``, read-only and remembered: a decoder's layers rotate q and
+    k at the same positions (56 calls a token for qwen3-0.6b, one set of tables)."""
+    from arrayq.nn import rope_tables
+
+    tables = rope_tables(dims, base, scale, offset, length, dtype)
+    for t in tables:
+        t.setflags(write=False)
+    return tables
 
 
 def _affine_2d(

@@ -49,6 +49,41 @@ def nn_cases() -> list[Case]:
                 upcast=dtype in ("float16", "bfloat16"),
             )
         )
+    # key_length: attention over the first n keys of a longer (fixed-size cache) buffer, the
+    # count as an int and as a 0-d array (a backend's prefix_attention, else the prefix mask)
+    for (b, h, hkv, length, s, d, mask, n, as_array), dtype in itertools.product(
+        (
+            (1, 4, 2, 1, 9, 32, None, 5, True),
+            (2, 2, 2, 1, 6, 64, None, 6, False),
+            (1, 2, 1, 3, 8, 8, "causal", 4, True),
+            (1, 4, 2, 2, 7, 16, (1, 1, 2, 7), 3, True),
+        ),
+        FLOATS,
+    ):
+        specs = [((b, h, length, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2), ((b, hkv, s, d), dtype, -2, 2)]
+        if isinstance(mask, tuple):
+            specs.append((mask, dtype, -1, 1))
+            mask = "array"
+
+        def prefix_call(
+            aq: Any, q: Any, k: Any, v: Any, *m: Any, mask: Any = mask, n: int = n, arr: bool = as_array
+        ) -> Any:
+            key_length = aq.asarray(n, dtype=aq.int32, like=q) if arr else n
+            return aq.nn.scaled_dot_product_attention(
+                q, k, v, scale=0.25, mask=m[0] if m else mask, key_length=key_length
+            )
+
+        cases.append(
+            Case(
+                f"scaled_dot_product_attention[{dtype},q{(b, h, length, d)},kv{(b, hkv, s, d)},{mask},"
+                f"key_length={n}{' array' if as_array else ''}]",
+                "scaled_dot_product_attention",
+                (dtype,),
+                _arrays(*specs),
+                prefix_call,
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
     for (shape, with_weight), dtype in itertools.product((((3, 8), True), ((2, 1, 4, 16), False)), FLOATS):
         norm_specs: list[tuple[tuple[int, ...], str, float, float]] = [(shape, dtype, -3, 3)]
         if with_weight:
@@ -116,6 +151,30 @@ def nn_cases() -> list[Case]:
                 _arrays((qs, "float32", -1, 1), (ks, "float32", -1, 1), (vs, "float32", -1, 1)),
                 lambda aq, q, k, v, mask=mask: aq.nn.scaled_dot_product_attention(q, k, v, scale=1.0, mask=mask),
                 expect="raises",
+            )
+        )
+    bad_lengths = {  # key_length values the call must reject with ValueError (4 keys, 1 query)
+        "key_length 0": lambda aq, q: 0,
+        "key_length above the keys": lambda aq, q: 5,
+        "key_length a 1-d array": lambda aq, q: aq.asarray([2], dtype=aq.int32, like=q),
+        "key_length a float array": lambda aq, q: aq.asarray(2.0, dtype=aq.float32, like=q),
+        "key_length a string": lambda aq, q: "2",
+    }
+    for what, make in bad_lengths.items():
+        cases.append(
+            Case(
+                f"error:scaled_dot_product_attention[{what}]",
+                "scaled_dot_product_attention",
+                ("float32",),
+                _arrays(
+                    ((1, 2, 1, 4), "float32", -1, 1), ((1, 2, 4, 4), "float32", -1, 1), ((1, 2, 4, 4), "float32", -1, 1)
+                ),
+                lambda aq, q, k, v, make=make: aq.nn.scaled_dot_product_attention(
+                    q, k, v, scale=1.0, key_length=make(aq, q)
+                ),
+                expect="raises",
+                raises="ValueError",
+                match="key_length",
             )
         )
     return cases

@@ -97,6 +97,8 @@ SCALE_DTYPES = ("bfloat16", "float16", "float32")
 #: Threads per block of the decode and dequantize kernels.
 DECODE_BLOCK = 128  # 4 warps (the decode source assumes it)
 DEQUANT_BLOCK = 256
+ATTENTION_WARPS = 8  # warps of a prefix_attention block
+ATTENTION_KEYS_PER_STEP = 4  # keys a warp loads at once (their latencies overlap)
 
 
 def enabled() -> bool:

@@ -18,6 +18,8 @@ from importlib import resources
 from typing import Any
 
 from arrayq_mlx.cuda import (
+    ATTENTION_KEYS_PER_STEP,
+    ATTENTION_WARPS,
     DECODE_BLOCK,
     DECODE_TC_KSPLIT,
     DECODE_TC_MAX_ROWS,
@@ -213,6 +215,8 @@ class CudaKernels:
         self.tc_split: int | None = None  # None: DECODE_TC_KSPLIT
         self.tc_stages: int | None = None  # None: DECODE_TC_STAGES
         self._tc_launches: dict[tuple, tuple[Any, dict]] = {}
+        self._attention: Any = None
+        self._scales: dict[float, Any] = {}
 
     def _init_value(self) -> float | None:
         return float("nan") if self.poison else None
@@ -359,3 +363,30 @@ class CudaKernels:
         else:
             out = self.prefill(x2, packed, scales, biases, bits, gs)
         return out if x.ndim == 2 else mx.reshape(out, lead + (int(packed.shape[0]),))
+
+    def prefix_attention(self, q: Any, k: Any, v: Any, scale: float, n_keys: Any) -> Any:
+        """Attention of q ``(B, HQ, 1, D)`` over the first ``n_keys`` (a 0-d int32 array or an
+        int) keys of k, v ``(B, HKV, S, D)``, one dtype (bfloat16/float16/float32), D a multiple
+        of 32 up to 256, HQ a multiple of HKV: ``(B, HQ, 1, D)`` in q's dtype (attention.cu)."""
+        mx = self.mx
+        if self._attention is None:
+            self._attention = mx.fast.cuda_kernel(
+                name="arrayq_prefix_attention",
+                input_names=["q", "k", "v", "n_keys", "scale"],
+                output_names=["out"],
+                source=source("attention.cu"),
+            )
+        scale_array = self._scales.get(scale)
+        if scale_array is None:  # one constant per scale (a model has one)
+            scale_array = self._scales[scale] = mx.array([scale], dtype=mx.float32)
+        n = n_keys.astype(mx.int32) if isinstance(n_keys, mx.array) else mx.array(n_keys, dtype=mx.int32)
+        b, hq, _, d = (int(s) for s in q.shape)
+        return self._attention(
+            inputs=[q, k, v, n, scale_array],
+            template=[("T", q.dtype), ("D", d), ("WARPS", ATTENTION_WARPS), ("U", ATTENTION_KEYS_PER_STEP)],
+            grid=(b * hq * 32 * ATTENTION_WARPS, 1, 1),
+            threadgroup=(32 * ATTENTION_WARPS, 1, 1),
+            output_shapes=[tuple(q.shape)],
+            output_dtypes=[q.dtype],
+            init_value=self._init_value(),
+        )[0]

@@ -265,20 +265,39 @@ DEFINE_TO_SLOT_ORDER(to_slot_order, float)
 DEFINE_TO_SLOT_ORDER(to_slot_order_i8, int8_t)
 DEFINE_TO_SLOT_ORDER(to_slot_order_i64, int64_t)
 
-/* x (k values) as int8 codes per group, xi = round(x / dx) with dx = max|x_g| / 127
- * (dx = 0 and codes 0 for an all-zero group), codes in natural order. */
+/* x (k values) as int8 codes per group, xi = round(x / dx) half to even with dx =
+ * max|x_g| / 127 (dx = 0 and codes 0 for an all-zero group; dx NaN for a group holding a
+ * NaN), codes in natural order. Written without libm calls so that the compiler vectorizes
+ * both loops (decode quantizes x once per matmul; fmaxf and lrintf per element cost more
+ * than the 8-bit kernel's reading of a small weight): |x| is compared as its bits (for
+ * floats without a sign those order as the values do, NaN above infinity), and adding and
+ * subtracting 1.5 * 2^23 rounds a float below 2^22 in magnitude half to even. The product
+ * x / dx is rounded to float32 first, as lrintf's argument was: no fused multiply-add
+ * (GCC contracts across statements unless told not to; Clang only within one). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
 static void quantize_activations(int8_t *xi, float *dx, const float *x, int64_t k, int group_size) {
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     for (int64_t g = 0; g < k / group_size; g++) {
         const float *xg = x + g * group_size;
-        float amax = 0.0f;
-        int nan = 0;
+        int32_t top = 0; /* the largest |x| of the group, as bits */
         for (int i = 0; i < group_size; i++) {
-            amax = fmaxf(amax, fabsf(xg[i]));
-            nan |= xg[i] != xg[i];
+            int32_t bits;
+            memcpy(&bits, xg + i, 4);
+            bits &= 0x7fffffff;
+            top = bits > top ? bits : top;
         }
-        dx[g] = nan ? NAN : amax / 127.0f; /* a NaN in x makes the group's result NaN, as in float32 */
-        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int i = 0; i < group_size; i++) xi[g * group_size + i] = (int8_t)lrintf(xg[i] * inv);
+        float amax;
+        memcpy(&amax, &top, 4);
+        dx[g] = amax / 127.0f; /* NaN where x is: the group's result is NaN, as in float32 */
+        /* an infinite or NaN amax: codes 0 (the result is inf or NaN through dx) */
+        const float inv = amax > 0.0f && top < 0x7f800000 ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < group_size; i++) {
+            const float scaled = xg[i] * inv;
+            const float code = (scaled + shifter) - shifter; /* |code| <= 127 */
+            xi[g * group_size + i] = (int8_t)(code == code ? (int32_t)code : 0);
+        }
     }
 }
 

@@ -113,6 +113,9 @@ void run_parallel(task_fn fn, void *ctx, int64_t max_parts);
 int pool_threads(void);           /* threads a parallel call uses, the caller included */
 void set_pool_threads(int n);     /* 0: one per CPU; restarts the pool after calls in flight */
 void pool_init(void);             /* once, at import: a forked child starts a fresh pool */
+/* the XOR of n words, read in at most `parts` parts on the pool: the benchmark's read
+ * bandwidth probe, and with n = 0 the cost of one parallel call */
+uint64_t pool_probe(const uint64_t *words, int64_t n, int64_t parts);
 
 /* ---- attention.c. A float32 4-d array whose last axis is contiguous: strides in bytes. */
 struct rows4 {

@@ -370,6 +370,21 @@ fail_x:
     return NULL;
 }
 
+/* pool_probe(words, parts): the XOR of a buffer's whole 64-bit words, read on the pool
+ * in at most `parts` parts (benchmarks/bench_decode_gemv.py: read bandwidth, and the cost
+ * of an empty parallel call) */
+static PyObject *py_pool_probe(PyObject *self, PyObject *args) {
+    PyObject *ow;
+    long long parts;
+    if (!PyArg_ParseTuple(args, "OL", &ow, &parts)) return NULL;
+    Py_buffer w;
+    if (get_buffer(ow, &w, 0, 8, 0, "words") < 0) return NULL;
+    uint64_t folded;
+    Py_BEGIN_ALLOW_THREADS folded = pool_probe(w.buf, (int64_t)(w.len / 8), parts);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&w);
+    return PyLong_FromUnsignedLongLong(folded);
+}
+
 static PyMethodDef methods[] = {
     {"levels", py_levels, METH_NOARGS, "SIMD levels this CPU runs, best first."},
     {"num_threads", py_num_threads, METH_NOARGS, "Threads a parallel call uses (the caller included)."},
@@ -381,6 +396,7 @@ static PyMethodDef methods[] = {
     {"repack", py_repack, METH_VARARGS, "A weight in MLX's format into the repacked layout (csrc/repack.c)."},
     {"gemv_repacked", py_gemv_repacked, METH_VARARGS, "out = x @ W.T, 8-bit activations, W repacked."},
     {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
+    {"pool_probe", py_pool_probe, METH_VARARGS, "XOR of a buffer's words read on the pool (a probe)."},
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
     {NULL, NULL, 0, NULL},
 };

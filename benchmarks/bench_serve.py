@@ -4,7 +4,7 @@ generated tokens per second and p50/p99 request latency for each N.
 
     python benchmarks/bench_serve.py [--model DIR|PRESET] [--engines numpy,mlx,mlx-lm]
         [--clients 1,2,4,8] [--requests 2] [--prompt-tokens 8] [--tokens 16]
-        [--level-seconds 120] [--kernel numpy,mlx]
+        [--level-seconds 120] [--kernel numpy,mlx] [--step 1,8]
 
 Every engine serves the same directory: the checkpoint's files linked into a folder beside
 it (``<model>-words``) with a word-level tokenizer whose token i is the word ``t<i>`` (mlx_lm.server
@@ -17,6 +17,9 @@ Tokens/s = all completion tokens of the level / its wall time (prefill included)
 
 ``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
 each of the model's weight shapes on those backends: what batching can gain at most here.
+``--step 1,8`` times the batched decode step itself (``arrayq.serving.decode_step``) on the
+NumPy backend for those batch sizes, interleaved, and how much of it is inside the
+quantized-matmul kernels: the kernels' growth with B bounds the batch's gain.
 
 Short runs only on a shared machine: other processes change every number here.
 """
@@ -182,6 +185,69 @@ def kernel_table(model: Path, backends: list[str]) -> None:
             print(f"| {name} | {qw.shape[0]}×{qw.shape[1]} | {cells} |", flush=True)
 
 
+def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
+    """decode_step on the NumPy backend at each batch size (sequences of 16+ cached
+    positions), interleaved: median step time, the part inside the quantized-matmul
+    kernels (timed around the extension's calls), and the rate against the first size."""
+    import numpy as np
+
+    import arrayq as aq
+    from arrayq import models
+    from arrayq.serving import BatchCache, decode_step
+    from arrayq_numpy import _native
+
+    inside = [0.0]
+
+    def timed(real):
+        def call(*args):
+            t0 = time.perf_counter()
+            try:
+                return real(*args)
+            finally:
+                inside[0] += time.perf_counter() - t0
+
+        return call
+
+    kernels = _native._kernels
+    saved = {name: getattr(kernels, name) for name in ("gemv", "gemv_repacked")}
+    m = models.load(model, backend="numpy")
+    like = m.layers[0].self_attn.o_proj.weight.scales
+    caches = {}
+    for b in sizes:
+        caches[b] = BatchCache(len(m.layers))
+        for i in range(b):
+            c = m.make_cache()
+            m.hidden(aq.asarray([[1 + i + j for j in range(16 + i)]], dtype=aq.int32, like=like), c)
+            caches[b].add(c)
+    times: dict[int, list[tuple[float, float]]] = {b: [] for b in sizes}
+    try:
+        for name, real in saved.items():
+            setattr(kernels, name, timed(real))
+        for r in range(rounds + 1):
+            for b in sizes:
+                inside[0] = 0.0
+                t0 = time.perf_counter()
+                aq.to_numpy(decode_step(m, [5] * b, caches[b], like))
+                if r:  # (the first round warms up)
+                    times[b].append((time.perf_counter() - t0, inside[0]))
+    finally:
+        for name, real in saved.items():
+            setattr(kernels, name, real)
+    med = {b: np.median(np.array(t), axis=0) for b, t in times.items()}
+    first = sizes[0]
+    mode = f"{_native.level()}, {_native.current_activations()} activations"
+    print(f"\ndecode_step, NumPy backend ({mode}), median of {rounds} interleaved rounds")
+    print(f"| B | step ms | in the kernels ms | rest ms | kernels vs B={first} | rate vs B={first} |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for b in sizes:
+        total, kern = med[b]
+        print(
+            f"| {b} | {total * 1e3:.1f} | {kern * 1e3:.1f} | {(total - kern) * 1e3:.1f} | "
+            f"{kern / med[first][1]:.2f}× | {b / first * med[first][0] / total:.2f}× |",
+            flush=True,
+        )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="qwen3-0.6b", help="checkpoint directory or preset (default qwen3-0.6b)")
@@ -192,6 +258,7 @@ def main() -> int:
     p.add_argument("--tokens", type=int, default=16, help="completion tokens per request (default 16)")
     p.add_argument("--level-seconds", type=float, default=120, help="no new requests after this (default 120)")
     p.add_argument("--kernel", help="also time quantized_matmul against M on these backends (e.g. numpy,mlx)")
+    p.add_argument("--step", help="also time the batched decode step at these batch sizes (e.g. 1,8), NumPy")
     args = p.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     if not counts or min(counts) < 1 or max(counts) > 64 or args.requests < 1 or args.requests > 100:
@@ -229,6 +296,8 @@ def main() -> int:
                 stop(proc)
     if args.kernel:
         kernel_table(model, args.kernel.split(","))
+    if args.step:
+        step_table(model, [int(b) for b in args.step.split(",")])
     return 0
 
 

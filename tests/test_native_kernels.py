@@ -87,9 +87,24 @@ def test_decode_kernel_every_format_at_every_level(level: int, bits: int) -> Non
     for group_size in GROUPS:
         for scale_dtype in SCALE_DTYPES:
             qw, dense, _ = _weight(rng, 37, 3 * group_size, bits, group_size, scale_dtype)
-            for m in (1, 3, _kernels().MAX_ROWS):
+            for m in (1, 3, 5, _kernels().MAX_ROWS):  # (5 and 8: passes of 4 rows)
                 x = rng.standard_normal((m, 3 * group_size)).astype(np.float32)
                 _close(_call(level, x, qw), x, dense)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_decode_kernel_rows_do_not_depend_on_m(level: int, int8: bool) -> None:
+    """Each row of x gets the same result, bit for bit, alone (M = 1) and among M = 2 to 8
+    rows (one pass, or passes of 4 rows over blocks of weight rows): what makes a serving
+    batch's greedy tokens those of each request alone. 45 weight rows: blocks of 16 and a
+    partial one."""
+    rng = np.random.default_rng(8)
+    for bits in (4, 3):
+        qw, _, _ = _weight(rng, 45, 256, bits, 64, "float16")
+        x = rng.standard_normal((_kernels().MAX_ROWS, 256)).astype(np.float32)
+        alone = np.concatenate([_call(level, x[i : i + 1], qw, int8) for i in range(len(x))])
+        for m in range(2, len(x) + 1):
+            np.testing.assert_array_equal(_call(level, x[:m], qw, int8), alone[:m])
 
 
 @pytest.mark.parametrize("bits", BITS)
@@ -453,3 +468,73 @@ def test_attention_kernel_propagates_nan_and_checks_its_arrays() -> None:
         _kernels().attention(0, q, k, k[:, :, :3], out, 1.0, False)
     with pytest.raises(ValueError, match="4-d float32"):
         _kernels().attention(0, q.astype(np.float64), k, k, out, 1.0, False)
+
+
+def test_attention_kernel_with_lengths_reads_each_rows_own_keys(level: int) -> None:
+    """A batch of 3 sequences of 5, 1 and 12 keys in one padded buffer (the serving batch
+    cache): each row equals the kernel on that sequence alone, bit for bit (the same
+    arithmetic on the same keys), and the float64 reference within float32 rounding. The
+    padding holds NaN: a read of it would show."""
+    rng = np.random.default_rng(7)
+    lengths = np.array([5, 1, 12], np.int64)
+    q = rng.standard_normal((3, 4, 1, 24)).astype(np.float32)
+    k = np.full((3, 2, 16, 24), np.nan, np.float32)
+    v = np.full((3, 2, 16, 20), np.nan, np.float32)
+    for b, n in enumerate(lengths):
+        k[b, :, :n] = rng.standard_normal((2, n, 24))
+        v[b, :, :n] = rng.standard_normal((2, n, 20))
+    out = np.empty((3, 4, 1, 20), np.float32)
+    _kernels().attention(level, q, k[:, :, :12], v[:, :, :12], out, 0.3, False, lengths)
+    for b, n in enumerate(lengths):
+        alone = np.empty((1, 4, 1, 20), np.float32)
+        _kernels().attention(level, q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n], alone, 0.3, False)
+        np.testing.assert_array_equal(out[b : b + 1], alone)
+        ref = _attention64(q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n], 0.3, False)
+        assert np.max(np.abs(out[b : b + 1] - ref)) <= 2e-6 * max(1.0, float(np.max(np.abs(ref))))
+
+
+def test_attention_kernel_refuses_bad_lengths() -> None:
+    q = np.ones((2, 2, 1, 8), np.float32)
+    k = np.ones((2, 1, 4, 8), np.float32)
+    out = np.empty((2, 2, 1, 8), np.float32)
+    for lengths, causal in [([1, 5], False), ([0, 2], False), ([1, 2, 3], False), ([1, 2], True)]:
+        with pytest.raises(ValueError, match="lengths must be B int64 key counts"):
+            _kernels().attention(0, q, k, k, out, 1.0, causal, np.array(lengths, np.int64))
+    q2 = np.ones((2, 2, 2, 8), np.float32)  # two query rows
+    with pytest.raises(ValueError, match="one query row"):
+        _kernels().attention(0, q2, k, k, np.empty((2, 2, 2, 8), np.float32), 1.0, False, np.ones(2, np.int64))
+
+
+def test_a_padding_mask_takes_the_kernel_and_other_masks_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nn.padding_mask's masks (rows of different lengths: a serving batch) run the kernel
+    with each row's key count; masks of another form (a hidden key in the middle, a row
+    with no key, a finite -1e9 in place of float32's lowest) take the reference.
+    Either way the result is the reference's: 1e-5 relative, float32 sums over 9 keys."""
+    rng = np.random.default_rng(4)
+    seen = []
+    real = _native.attention
+
+    def counted(*args):
+        seen.append(None if len(args) < 6 else list(args[5]))
+        return real(*args)
+
+    monkeypatch.setattr(_native, "attention", counted)
+    q = rng.standard_normal((3, 4, 1, 16)).astype(np.float32)
+    kv = rng.standard_normal((3, 2, 9, 16)).astype(np.float32)
+    pad = np.asarray(aq.nn.padding_mask(lengths=[4, 9, 1], length=9))
+    middle = pad.copy()
+    middle[0, ..., 2] = np.finfo(np.float32).min
+    empty = np.asarray(aq.nn.padding_mask(lengths=[4, 0, 1], length=9))
+    for m, native in [
+        (pad, [4, 9, 1]),
+        (pad[:1], [4, 4, 4]),  # one row's mask for every row
+        (np.where(pad < 0, -np.inf, 0).astype(np.float32), [4, 9, 1]),
+        (middle, None),
+        (empty, None),
+        (np.where(pad < 0, -1e9, 0).astype(np.float32), None),
+        (pad.astype(np.float64), [4, 9, 1]),
+    ]:
+        seen.clear()
+        out = aq.nn.scaled_dot_product_attention(q, kv, kv, scale=1.0, mask=m)
+        assert seen == ([] if native is None else [native])
+        np.testing.assert_allclose(out, aq.nn.attention_reference(q, kv, kv, 1.0, m), rtol=1e-5, atol=1e-6)

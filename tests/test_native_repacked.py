@@ -96,7 +96,7 @@ def test_every_format_at_every_level(level: int, bits: int) -> None:
             # 29 rows: a last tile only partly filled at every level (8 or 4 rows a tile)
             w = rng.standard_normal((29, 3 * group_size)).astype(np.float32)
             qw = aq.quantize(aq.astype(w, getattr(aq, scale_dtype)), group_size=group_size, bits=bits)
-            for m in (1, 3, 6, 33):  # 6, 33 rows of x: several passes of the kernel (4 rows each at most)
+            for m in (1, 3, 6, 33):  # 33 rows of x: several passes of the kernel (4 or 8 rows each)
                 x = rng.standard_normal((m, 3 * group_size)).astype(np.float32)
                 x[0, :group_size] = 0  # an all-zero group: scale 0, codes 0
                 x[-1, group_size : 2 * group_size] *= 1000  # one group of a far larger magnitude
@@ -105,6 +105,19 @@ def test_every_format_at_every_level(level: int, bits: int) -> None:
                 if m == 3:  # one row of x alone takes the M = 1 body: the same floats as in a pass of 3
                     alone, _ = _run(level, x[1:2], qw)
                     np.testing.assert_array_equal(alone, y[1:2], err_msg=str((bits, group_size, scale_dtype)))
+
+
+@pytest.mark.parametrize("bits", [4, 8])  # (8 bits: codes stored signed on AVX2)
+def test_rows_do_not_depend_on_m(level: int, bits: int) -> None:
+    """Each row of x gets the same result, bit for bit, alone and among M = 2 to 12 rows
+    (one pass of the kernel, or several of 4 or 8 rows): a serving batch's greedy tokens
+    are each request's alone."""
+    rng = np.random.default_rng(9)
+    qw = aq.quantize(rng.standard_normal((37, 256)).astype(np.float32), group_size=64, bits=bits)
+    x = rng.standard_normal((12, 256)).astype(np.float32)
+    alone = np.concatenate([_run(level, x[i : i + 1], qw)[0] for i in range(len(x))])
+    for m in range(2, len(x) + 1):
+        np.testing.assert_array_equal(_run(level, x[:m], qw)[0], alone[:m])
 
 
 def _symmetric_weight(rng: np.random.Generator, n: int, k: int, bits: int, f16: bool = True) -> aq.QuantizedWeight:

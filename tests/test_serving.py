@@ -14,7 +14,7 @@ import pytest
 import arrayq as aq
 from arrayq import models
 from arrayq.nn import parameters
-from arrayq.serving import Limits, ServerBusy, Serving, ServingClosed, decode_step
+from arrayq.serving import BatchCache, Limits, ServerBusy, Serving, ServingClosed, decode_step
 
 BACKENDS = ["numpy"] + (["mlx"] if "mlx" in [b.name for b in aq.list_backends() if b.available] else [])
 
@@ -45,29 +45,68 @@ def reference(model, prompt, n, **kw):
     return list(models.generate(model, prompt, n, stop_ids=kw.pop("stop_ids", ()), **kw))
 
 
-def test_batched_step_rows_are_the_single_sequence_logits(model):
-    """decode_step on 3 sequences of cache lengths 3, 1 and 7 gives each row the logits the
-    model's own forward gives that sequence alone. Float32 throughout; tolerance 1e-5
-    relative to the largest logit: the batched projections may take another kernel (M = 3
-    instead of 1), which may sum in another order (float32 rounding ~6e-8 per add, a few
-    hundred adds per dot product)."""
-    prompts = PROMPTS[:3]
-    nxt = [11, 22, 33]
+def _prefilled(model, prompt):
     like = parameters(model)[0]
-    caches, alone = [], []
-    for p, t in zip(prompts, nxt):
-        c = model.make_cache()
-        model.hidden(aq.asarray([p], dtype=aq.int32, like=like), c)
-        caches.append(c)
-        c1 = model.make_cache()
-        model.hidden(aq.asarray([p], dtype=aq.int32, like=like), c1)
-        alone.append(aq.to_numpy(model(aq.asarray([[t]], dtype=aq.int32, like=like), c1))[0, -1])
-    got = aq.to_numpy(decode_step(model, nxt, caches, like))
-    want = np.stack(alone)
-    assert got.shape == (3, model.config.vocab_size)
+    cache = model.make_cache()
+    model.hidden(aq.asarray([prompt], dtype=aq.int32, like=like), cache)
+    return cache
+
+
+def _alone(model, prompt, token):
+    """The logits (vocab,) the model's own forward gives ``token`` after ``prompt``."""
+    like = parameters(model)[0]
+    return aq.to_numpy(model(aq.asarray([[token]], dtype=aq.int32, like=like), _prefilled(model, prompt)))[0, -1]
+
+
+def test_batched_step_rows_are_the_single_sequence_logits(model):
+    """decode_step on 3 sequences of cache lengths 3, 1 and 7 in one padded BatchCache
+    gives each row the logits the model's own forward gives that sequence alone, for two
+    steps in a row. Float32 throughout; tolerance 1e-5 relative to the largest logit: the
+    batched projections may take another kernel (M = 3 instead of 1), which may sum in
+    another order (float32 rounding ~6e-8 per add, a few hundred adds per dot product),
+    and the masked attention over padded keys may too."""
+    prompts = PROMPTS[:3]
+    like = parameters(model)[0]
+    cache = BatchCache(len(model.layers))
+    for p in prompts:
+        cache.add(_prefilled(model, p))
+    for nxt in ([11, 22, 33], [44, 55, 66]):
+        got = aq.to_numpy(decode_step(model, nxt, cache, like))
+        want = np.stack([_alone(model, p, t) for p, t in zip(prompts, nxt)])
+        assert got.shape == (3, model.config.vocab_size)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+        assert list(got.argmax(-1)) == list(want.argmax(-1))
+        prompts = [p + [t] for p, t in zip(prompts, nxt)]
+    assert cache.lengths == [len(p) for p in prompts]
+
+
+def test_a_row_leaving_the_batch_cache_leaves_the_others_intact(model):
+    """remove() moves the last row into the hole: the remaining sequences' next logits are
+    still their single-sequence ones (same tolerance as above), and a sequence added after
+    goes on from its own prompt."""
+    prompts = [PROMPTS[0], PROMPTS[2], PROMPTS[1]]
+    like = parameters(model)[0]
+    cache = BatchCache(len(model.layers))
+    for p in prompts:
+        cache.add(_prefilled(model, p))
+    cache.remove(0)  # rows: [PROMPTS[1], PROMPTS[2]]
+    cache.add(_prefilled(model, PROMPTS[4]))
+    rows = [PROMPTS[1], PROMPTS[2], PROMPTS[4]]
+    assert cache.lengths == [len(p) for p in rows]
+    got = aq.to_numpy(decode_step(model, [5, 6, 7], cache, like))
+    want = np.stack([_alone(model, p, t) for p, t in zip(rows, [5, 6, 7])])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
-    assert [c[0].offset for c in caches] == [len(p) + 1 for p in prompts]
-    assert list(got.argmax(-1)) == list(want.argmax(-1))
+    with pytest.raises(ValueError, match="one token per cached sequence"):
+        decode_step(model, [1, 2], cache, like)
+    with pytest.raises(ValueError, match="prefilled cache of one sequence"):
+        cache.add(model.make_cache())
+    for row in (2, 0, 0):  # the last row, then the others: the cache is empty and takes new ones
+        cache.remove(row)
+    assert len(cache) == 0
+    cache.add(_prefilled(model, PROMPTS[3]))
+    got = aq.to_numpy(decode_step(model, [9], cache, like))
+    want = _alone(model, PROMPTS[3], 9)[None]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
 def test_concurrent_greedy_requests_equal_single_requests(model, load):
@@ -89,6 +128,11 @@ def test_concurrent_greedy_requests_equal_single_requests(model, load):
             t.join(60)
         assert serving.steps > 0
         assert serving.stepped_sequences > serving.steps  # some steps decoded several sequences
+        # the finished sequences leave the batch's KV cache, which then frees its buffers
+        deadline = time.monotonic() + 10
+        while len(serving._cache) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(serving._cache) == 0 and serving._cache._keys[0] is None
     assert got == want
 
 

@@ -323,6 +323,21 @@ MUTATIONS = (
         "x, xf = np.concatenate(float_sinks[key]), np.concatenate(float_sinks[key])",
         ("tests/test_quantize_sequential.py::test_layers_are_quantized_in_order_on_the_partly_quantized_inputs",),
     ),
+    # serving: the batch's padded KV cache and the NumPy kernel's reading of padding masks
+    Mutation(
+        "serving BatchCache: a leaving row's keys left in place (the last row not moved in)",
+        "arrayq/serving/_batch.py",
+        "b[row : row + 1, :, :length] = b[last : last + 1, :, :length]",
+        "b[row : row + 1, :, :length] = b[row : row + 1, :, :length]",
+        ("tests/test_serving.py::test_a_row_leaving_the_batch_cache_leaves_the_others_intact",),
+    ),
+    Mutation(
+        "NumPy attention: any negative additive mask read as padding",
+        "backends/arrayq_numpy/_native.py",
+        "rows <= np.finfo(np.float32).min",
+        "rows < 0",
+        ("tests/test_native_kernels.py::test_a_padding_mask_takes_the_kernel_and_other_masks_do_not",),
+    ),
 )
 
 

@@ -4,8 +4,9 @@ Callers :meth:`Serving.submit` requests from any thread; one worker thread owns 
 At each token boundary the worker admits waiting requests into the running batch (up to
 ``max_batch``), prefills one chunk of one newly admitted prompt, then runs one batched
 decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
-hands each its new token and drops the finished ones. Each sequence has its own KV cache
-(``model.make_cache``), freed when it leaves.
+hands each its new token and drops the finished ones. A prompt is prefilled into its own
+KV cache (``model.make_cache``), which is then copied into the batch's padded cache
+(:class:`._batch.BatchCache`) and freed; a finished sequence leaves that cache.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 import arrayq as aq
 
+from .._kv_cache import _writable
 from ..errors import ArrayqError
 from ..models.generate import check_sampling, sample_array
 from ..nn import parameters
@@ -193,9 +195,12 @@ class Serving:
         self.max_context = self.limits.max_context or int(getattr(config, "max_position_embeddings", 1 << 30))
         stops = config.eos_token_id if self._stop_ids is None else self._stop_ids
         self.stop_ids = frozenset(int(t) for t in stops)
-        self.batched = _batch.supports(model)
         weights = parameters(model)
         self._like = weights[0] if weights else None
+        # one padded KV cache for the batch, where the backend's arrays take slice assignment
+        self.batched = _batch.supports(model) and _writable(aq.zeros((1, 1, 1, 1), like=self._like))
+        self._cache = _batch.BatchCache(len(model.layers), self.limits.max_batch) if self.batched else None
+        self._rows: list[Request] = []  # the requests in the batch cache, row i for request i
 
     # ------------------------------------------------------------------ callers
 
@@ -335,12 +340,16 @@ class Serving:
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)
+        if self._cache is not None:  # finished and cancelled sequences leave the batch cache now
+            self._rows_for([r for r in self._rows if not r.done])
 
     def _prefill_chunk(self, r: Request) -> None:
         """One chunk of ``r``'s prompt into its cache; after the last, its first token."""
         model, chunk = self.model, self.limits.prefill_chunk
         if r.cache is None:
-            r.cache = model.make_cache(len(r.prompt) + min(r.max_tokens, _FIRST_CAPACITY))
+            # (batched, the prompt's cache is copied into the batch cache, which decodes)
+            room = 0 if self._cache is not None else min(r.max_tokens, _FIRST_CAPACITY)
+            r.cache = model.make_cache(len(r.prompt) + room)
         part = r.prompt[r.prefilled : r.prefilled + chunk]
         h = model.hidden(aq.asarray([part], dtype=aq.int32, like=self._like), r.cache)
         r.prefilled += len(part)
@@ -349,10 +358,30 @@ class Serving:
             return
         self._take([r], model.logits(h[:, -1]))
 
+    def _rows_for(self, batch: list[Request]) -> list[Request]:
+        """The batch cache holding exactly ``batch``'s sequences (finished ones out, each
+        newly prefilled one copied in, its own cache freed); its rows' requests in order."""
+        assert self._cache is not None
+        keep = set(map(id, batch))
+        for i in reversed(range(len(self._rows))):
+            if id(self._rows[i]) not in keep:
+                self._cache.remove(i)  # (the last row moves into row i)
+                self._rows[i] = self._rows[-1]
+                self._rows.pop()
+        held = set(map(id, self._rows))
+        for r in batch:
+            if id(r) not in held:
+                self._cache.add(r.cache)
+                r.cache = None
+                self._rows.append(r)
+        return list(self._rows)
+
     def _decode(self, batch: list[Request]) -> None:
-        tokens = [int(r.pending) for r in batch if r.pending is not None]
         if self.batched:
-            logits = _batch.decode_step(self.model, tokens, [r.cache for r in batch], self._like)
+            batch = self._rows_for(batch)
+        tokens = [int(r.pending) for r in batch if r.pending is not None]
+        if self._cache is not None:
+            logits = _batch.decode_step(self.model, tokens, self._cache, self._like)
         else:
             rows = [
                 self.model.logits(self.model.hidden(aq.asarray([[t]], dtype=aq.int32, like=self._like), r.cache)[:, -1])

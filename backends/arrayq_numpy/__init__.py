@@ -356,13 +356,17 @@ class NumPyBackend(NumPyLinalg):
         return out.reshape(*lhs.shape, m, out.shape[-1])
 
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
-        """Float32 decode (one query row, up to 2048 keys, no mask or the causal one) takes
-        the native kernel (one pass over the keys, no BLAS calls); the rest, the reference
+        """Float32 decode (one query row, up to 2048 keys, no mask, the causal one, or a
+        padding mask: a batch of sequences of different lengths) takes the native kernel
+        (one pass over each row's own keys, no BLAS calls); the rest, the reference
         composite."""
+        if not _native.attends(q, k, v):
+            return NotImplemented
         # (a string mask is "causal": arrayq.nn checked it)
-        if (mask is None or isinstance(mask, str)) and _native.attends(q, k, v):
+        if mask is None or isinstance(mask, str):
             return _native.attention(q, k, v, scale, mask is not None)
-        return NotImplemented
+        lengths = _native.key_lengths(mask, q.shape[0], k.shape[2])
+        return NotImplemented if lengths is None else _native.attention(q, k, v, scale, False, lengths)
 
     def prefix_attention(self, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:
         """The first ``length`` keys sliced off (NumPy reads an array length on the host: it is

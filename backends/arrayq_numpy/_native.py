@@ -413,12 +413,37 @@ def attends(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> bool:
     )
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool) -> np.ndarray:
+def key_lengths(mask: Any, batch: int, keys: int) -> np.ndarray | None:
+    """The keys each batch row sees, where ``mask`` is a padding mask over ``keys`` keys
+    (:func:`arrayq.nn.padding_mask`: shape (B, 1, 1, S) or (1, 1, 1, S), 0 on each row's
+    first keys and float32's lowest value or -inf on the rest, each row seeing at least
+    one key): int64 (B,). Then the kernel reading each row's first keys only is the same
+    attention (the masked keys' weights are exactly 0). None for any other mask."""
+    if not isinstance(mask, np.ndarray) or mask.ndim != 4 or mask.shape[1:] != (1, 1, keys):
+        return None
+    if mask.shape[0] not in (1, batch) or mask.dtype.kind != "f":
+        return None
+    rows = mask.reshape(mask.shape[0], keys)
+    lengths = np.count_nonzero(rows == 0, axis=1)
+    prefix = np.arange(keys) < lengths[:, None]
+    if lengths.min() < 1 or not np.where(prefix, rows == 0, rows <= np.finfo(np.float32).min).all():
+        return None
+    return np.ascontiguousarray(np.broadcast_to(lengths, (batch,)), dtype=np.int64)
+
+
+def attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool, lengths: np.ndarray | None = None
+) -> np.ndarray:
     """``softmax(scale * q @ k.T [+ causal mask]) @ v`` with grouped query heads, in
     float32, on the calling thread. q: (B, H, L, D); k: (B, Hkv, S, D); v: (B, Hkv, S, Dv)
-    (shapes checked by the caller, :func:`attends` true). Returns (B, H, L, Dv) float32."""
+    (shapes checked by the caller, :func:`attends` true). ``lengths``: int64 (B,) from
+    :func:`key_lengths` (one query row, not causal): row b sees its first lengths[b] keys.
+    Returns (B, H, L, Dv) float32."""
     index = _chosen_level()
     assert _kernels is not None and index is not None
     out = np.empty(q.shape[:3] + v.shape[3:], np.float32)
-    _kernels.attention(index, q, k, v, out, scale, causal)
+    if lengths is None:
+        _kernels.attention(index, q, k, v, out, scale, causal)
+    else:
+        _kernels.attention(index, q, k, v, out, scale, causal, lengths)
     return out

@@ -26,7 +26,7 @@ static inline float *row_at(const struct rows4 *a, int64_t i0, int64_t i1, int64
 }
 
 int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
-              const struct rows4 *o, float scale, int causal) {
+              const struct rows4 *o, float scale, int causal, const int64_t *lengths) {
     const int64_t B = q->shape[0], H = q->shape[1], L = q->shape[2], D = q->shape[3];
     const int64_t S = k->shape[2], Dv = v->shape[3], rep = H / k->shape[1];
     float *scores = malloc((size_t)(S > 0 ? S : 1) * sizeof(float));
@@ -35,7 +35,7 @@ int attention(const struct level *lv, const struct rows4 *q, const struct rows4 
         for (int64_t h = 0; h < H; h++) {
             const float *keys = row_at(k, b, h / rep, 0), *values = row_at(v, b, h / rep, 0);
             for (int64_t l = 0; l < L; l++) {
-                const int64_t seen = causal ? S - L + l + 1 : S;
+                const int64_t seen = lengths ? lengths[b] : causal ? S - L + l + 1 : S;
                 lv->attend_row(row_at(q, b, h, l), keys, k->strides[2] / 4, values, v->strides[2] / 4, seen, D, Dv,
                                scale, scores, row_at(o, b, h, l));
             }

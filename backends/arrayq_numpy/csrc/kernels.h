@@ -52,7 +52,7 @@ struct rq_job {
     float *out;                        /* (m, n) */
     int64_t m;                         /* at most RQ_MAX_ROWS */
 };
-#define RQ_MAX_ROWS 4 /* rows of x one pass of the repacked kernel takes (more: several passes) */
+#define RQ_MAX_ROWS 8 /* most rows of x one pass of the repacked kernel takes, on any level (level.rq_rows) */
 
 struct gemv_job;
 struct dequant_job;
@@ -63,6 +63,7 @@ struct level {
     int lanes;         /* float32 lanes of a vector */
     int int8_bytes;    /* bytes of a chunk in the 8-bit-activation kernel */
     int int8_max_bits; /* widest codes its byte dot product takes without overflow */
+    int rq_rows;       /* rows of x one pass of its repacked kernel takes (more: several passes) */
     void (*gemv_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*gemv_i8_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*dequant_rows)(const struct dequant_job *, int64_t, int64_t, uint8_t *);
@@ -124,8 +125,11 @@ struct rows4 {
 /* whether the shapes fit: q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), out (B, H, L, Dv) */
 int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct rows4 *v, const struct rows4 *o,
                    int causal);
+/* lengths: NULL, or B key counts (1 <= lengths[b] <= S, with L = 1): row b of the batch sees
+ * its first lengths[b] keys only (a batch of sequences of different lengths in one padded
+ * buffer, each computed exactly as it would be alone) */
 int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
-              const struct rows4 *o, float scale, int causal);
+              const struct rows4 *o, float scale, int causal, const int64_t *lengths);
 
 #pragma GCC visibility pop
 

@@ -220,15 +220,18 @@ static int get_rows4(PyObject *obj, Py_buffer *view, struct rows4 *rows, int wri
     return 0;
 }
 
-/* attention(level, q, k, v, out, scale, causal): see attention.c */
+/* attention(level, q, k, v, out, scale, causal, lengths=None): see attention.c; lengths: B
+ * int64 key counts (a bytes-like object), each from 1 to S, with one query row */
 static PyObject *py_attention(PyObject *self, PyObject *args) {
     int level_index, causal;
     float scale;
-    PyObject *oq, *ok, *ov, *oo;
-    if (!PyArg_ParseTuple(args, "iOOOOfp", &level_index, &oq, &ok, &ov, &oo, &scale, &causal)) return NULL;
+    PyObject *oq, *ok, *ov, *oo, *olengths = Py_None;
+    if (!PyArg_ParseTuple(args, "iOOOOfp|O", &level_index, &oq, &ok, &ov, &oo, &scale, &causal, &olengths))
+        return NULL;
     const struct level *lv = level_arg(level_index);
     if (!lv) return NULL;
-    Py_buffer q, k, v, o;
+    Py_buffer q, k, v, o, lens = {0};
+    const int64_t *lengths = NULL;
     struct rows4 rq, rk, rv, ro;
     if (get_rows4(oq, &q, &rq, 0, "q") < 0) return NULL;
     if (get_rows4(ok, &k, &rk, 0, "k") < 0) goto fail_q;
@@ -238,17 +241,30 @@ static PyObject *py_attention(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "attention shapes do not fit");
         goto fail_o;
     }
+    if (olengths != Py_None) {
+        if (PyObject_GetBuffer(olengths, &lens, PyBUF_SIMPLE) < 0) goto fail_o;
+        lengths = lens.buf;
+        int ok_lengths = rq.shape[2] == 1 && !causal && lens.len == rq.shape[0] * (Py_ssize_t)sizeof(int64_t);
+        for (int64_t b = 0; ok_lengths && b < rq.shape[0]; b++) ok_lengths = lengths[b] >= 1 && lengths[b] <= rk.shape[2];
+        if (!ok_lengths) {
+            PyErr_SetString(PyExc_ValueError, "lengths must be B int64 key counts from 1 to S, with one query row");
+            goto fail_lens;
+        }
+    }
     int failed;
-    Py_BEGIN_ALLOW_THREADS failed = attention(lv, &rq, &rk, &rv, &ro, scale, causal);
+    Py_BEGIN_ALLOW_THREADS failed = attention(lv, &rq, &rk, &rv, &ro, scale, causal, lengths);
     Py_END_ALLOW_THREADS if (failed) {
         PyErr_NoMemory();
-        goto fail_o;
+        goto fail_lens;
     }
+    if (lengths) PyBuffer_Release(&lens);
     PyBuffer_Release(&o);
     PyBuffer_Release(&v);
     PyBuffer_Release(&k);
     PyBuffer_Release(&q);
     Py_RETURN_NONE;
+fail_lens:
+    if (lengths) PyBuffer_Release(&lens);
 fail_o:
     PyBuffer_Release(&o);
 fail_v:

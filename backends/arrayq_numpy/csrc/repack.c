@@ -103,7 +103,7 @@ int repack(const struct rq_layout *L, const uint8_t *packed, const void *scales,
 
 struct rq_task {
     const struct level *lv;
-    const struct rq_job *passes; /* one job per RQ_MAX_ROWS rows of x */
+    const struct rq_job *passes; /* one job per lv->rq_rows rows of x */
     int64_t n_passes;
 };
 
@@ -124,7 +124,7 @@ static void rq_part(void *ctx, int part, int parts) {
 
 int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, const struct rq_layout *L, float *out,
                   int64_t m) {
-    const int64_t k = L->k, groups = k / L->group_size, n_passes = (m + RQ_MAX_ROWS - 1) / RQ_MAX_ROWS;
+    const int64_t k = L->k, groups = k / L->group_size, rows = lv->rq_rows, n_passes = (m + rows - 1) / rows;
     float *xscale = malloc((size_t)(2 * m * groups) * sizeof(float) + (size_t)(m * k));
     struct rq_job *passes = malloc((size_t)n_passes * sizeof *passes);
     if (!xscale || !passes) {
@@ -135,10 +135,10 @@ int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, c
     float *xsum = xscale + m * groups;
     int8_t *xq = (int8_t *)(xsum + m * groups);
     int8_activations(x, m, k, L->group_size, xq, xscale, xsum);
-    for (int64_t i = 0; i < n_passes; i++) { /* RQ_MAX_ROWS rows of x a pass */
-        const int64_t r = i * RQ_MAX_ROWS;
+    for (int64_t i = 0; i < n_passes; i++) { /* lv->rq_rows rows of x a pass */
+        const int64_t r = i * rows;
         const struct rq_job job = {data,           *L,          xq + r * k, xscale + r * groups, xsum + r * groups,
-                                   out + r * L->n, m - r < RQ_MAX_ROWS ? m - r : RQ_MAX_ROWS};
+                                   out + r * L->n, m - r < rows ? m - r : rows};
         passes[i] = job;
     }
     struct rq_task task = {lv, passes, n_passes};

@@ -439,9 +439,9 @@ def load(
     )
     model = architecture.build(builder, config)
     builder.check_leftovers(lambda name: architecture.why_unexpected(name, config))
-    if sharded:
+    if sharded:  # (evaluated there, layer by layer, before their file pages are dropped)
         prefix = architecture.gguf_names.layers
-        model = _copy_shard(nn.shard(model, shard), src, prefix, backend_obj.name, device, fuse)
+        return _copy_shard(nn.shard(model, shard), src, prefix, backend_obj.name, device, fuse)
     # every weight computed now, the ones built outside a layer too (embeddings, final norm,
     # head): a lazy backend would otherwise redo their copy from the file inside every step
     # that uses them (on MLX's GPU that made each compiled decode step wait for it)

@@ -270,6 +270,27 @@ class Attention:
         qkv = None if self.qkv_proj is not None else fuse_linear(self.q_proj, self.k_proj, self.v_proj)
         return self if qkv is None else dataclasses.replace(self, q_proj=None, k_proj=None, v_proj=None, qkv_proj=qkv)
 
+    def heads(self, x: Any) -> tuple[Any, Any, Any]:
+        """q (B, n_heads, L, head_dim) and k, v (B, n_kv_heads, L, head_dim) for ``x``
+        (B, L, hidden): the projections, split into heads, q and k through their norms;
+        before rotary positions (the first half of :meth:`__call__`)."""
+        b, length = int(x.shape[0]), int(x.shape[1])
+
+        def split(y: Any, n: int, norm: RMSNorm | None) -> Any:
+            y = aq.reshape(y, (b, length, n, self.head_dim))
+            return aq.permute_dims(y if norm is None else norm(y), (0, 2, 1, 3))
+
+        if self.qkv_proj is not None:
+            qkv, nq, nk = self.qkv_proj(x), self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+            yq, yk, yv = qkv[..., :nq], qkv[..., nq : nq + nk], qkv[..., nq + nk :]
+        else:
+            yq, yk, yv = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        return (
+            split(yq, self.n_heads, self.q_norm),
+            split(yk, self.n_kv_heads, self.k_norm),
+            split(yv, self.n_kv_heads, None),
+        )
+
     def __call__(
         self, x: Any, mask: Any = None, cache: KVCache | FixedKVCache | None = None, rope_tables: Any = None
     ) -> Any:
@@ -287,24 +308,9 @@ class Attention:
             )
         b, length = int(x.shape[0]), int(x.shape[1])
         offset = cache.offset if cache is not None else 0
-
-        def heads(y: Any, n: int, norm: RMSNorm | None) -> Any:
-            y = aq.reshape(y, (b, length, n, self.head_dim))
-            if norm is not None:
-                y = norm(y)
-            return aq.permute_dims(y, (0, 2, 1, 3))
-
-        def rotate(y: Any) -> Any:
-            return y if self.rope is None else self.rope(y, offset, rope_tables)
-
-        if self.qkv_proj is not None:
-            qkv, nq, nk = self.qkv_proj(x), self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
-            yq, yk, yv = qkv[..., :nq], qkv[..., nq : nq + nk], qkv[..., nq + nk :]
-        else:
-            yq, yk, yv = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        q = rotate(heads(yq, self.n_heads, self.q_norm))
-        k = rotate(heads(yk, self.n_kv_heads, self.k_norm))
-        v = heads(yv, self.n_kv_heads, None)
+        q, k, v = self.heads(x)
+        if self.rope is not None:
+            q, k = self.rope(q, offset, rope_tables), self.rope(k, offset, rope_tables)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5

@@ -118,22 +118,7 @@ def _attention(attn: nn.Attention, x: Any, layer: int, cache: BatchCache, step: 
     """``attn`` on x (B, 1, hidden) whose row i is the next position of the cache's row i
     (written there): the projections, rotary positions and attention each run once."""
     b, hd = int(x.shape[0]), attn.head_dim
-    nq, nk = attn.n_heads * hd, attn.n_kv_heads * hd
-    if attn.qkv_proj is not None:
-        qkv = attn.qkv_proj(x)
-        yq, yk, yv = qkv[..., :nq], qkv[..., nq : nq + nk], qkv[..., nq + nk :]
-    else:
-        yq, yk, yv = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
-
-    def heads(y: Any, n: int, norm: nn.RMSNorm | None) -> Any:  # (B, 1, n*hd) -> (B, n, 1, hd)
-        y = aq.reshape(y, (b, 1, n, hd))
-        return aq.permute_dims(y if norm is None else norm(y), (0, 2, 1, 3))
-
-    q, k, v = (
-        heads(yq, attn.n_heads, attn.q_norm),
-        heads(yk, attn.n_kv_heads, attn.k_norm),
-        heads(yv, attn.n_kv_heads, None),
-    )
+    q, k, v = attn.heads(x)
     if attn.rope is not None:
         tables = step["rope"](attn.rope)
         q = nn.rope_reference(q, attn.rope.dims, attn.rope.traditional, tables)
@@ -141,7 +126,7 @@ def _attention(attn: nn.Attention, x: Any, layer: int, cache: BatchCache, step: 
     keys, values = cache._step(layer, k, v, step["rows"], step["positions"], step["span"])
     scale = attn.scale if attn.scale is not None else hd**-0.5
     out = nn.scaled_dot_product_attention(q, keys, values, scale=scale, mask=step["mask"])  # (B, H, 1, hd)
-    return attn.o_proj(aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, 1, nq)))
+    return attn.o_proj(aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, 1, attn.n_heads * hd)))
 
 
 def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any) -> Any:

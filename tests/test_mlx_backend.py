@@ -876,6 +876,23 @@ def test_quantize_equals_mx_quantize_exactly(fmt):
     assert aq.dequantize(qw, dtype=aq.bfloat16).dtype == mx.bfloat16
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("fmt", QUANT_FORMATS, ids=fmt_id)
+def test_dequantize_aimed_at_the_gpu_is_mx_dequantize_exactly(fmt, dtype, monkeypatch):
+    """With the GPU as the target the backend hands dequantize to the frontend's format code
+    (MLX's CUDA kernel rounds differently, and the CPU stream would stall a compiled decode
+    step); here the same code runs on MLX's CPU and must equal ``mx.dequantize`` bit for bit."""
+    mode, gs, bits = fmt
+    w = mx.array(floats((3, 16, 256), specials=False)).astype(getattr(mx, dtype))
+    ref = mx.quantize(w, gs, bits, mode)
+    expected = mx.dequantize(*ref[:2], ref[2] if len(ref) > 2 else None, gs, bits, mode, dtype=w.dtype)
+    monkeypatch.setattr(MLX._devices, "targets_gpu", lambda device=None: True)
+    qw = aq.QuantizedWeight(ref[0], ref[1], ref[2] if len(ref) > 2 else None, gs, bits, mode, getattr(aq, dtype))
+    assert MLX.dequantize(qw, getattr(aq, dtype)) is NotImplemented
+    got = aq.dequantize(qw)
+    assert got.dtype == w.dtype and mx.array_equal(got, expected, equal_nan=True).item()
+
+
 def _reference_qmm(x, qw, transpose=True):
     """``x @ dequantize(w).T`` in float64 NumPy (dequantized weights are exact in float32)."""
     w = aq.to_numpy(aq.dequantize(qw, dtype=aq.float32)).astype(np.float64)

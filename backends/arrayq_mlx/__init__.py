@@ -515,14 +515,15 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
 
     # ------------------------------------------------------------------ quantized linear algebra
     # The frontend (arrayq.quant) has validated every argument before these run.
-    # quantize and dequantize run on MLX's CPU stream on every device (fix.quantize_stream);
-    # the matmuls' strategy (CPU float32 and dequantize-then-matmul, arrayq's CUDA kernels)
-    # is arrayq_mlx._quantized.
+    # quantize runs on MLX's CPU stream on every device (fix.quantize_stream); the matmuls'
+    # strategy (CPU float32 and dequantize-then-matmul, CUDA kernels) is arrayq_mlx._quantized.
     def quantize(self, w: Array, group_size: int, bits: int, mode: str) -> tuple[Array, Array, Array | None]:
         out = self.mx.quantize(w, group_size=group_size, bits=bits, mode=mode, stream=fix.quantize_stream(self.mx))
         return out[0], out[1], (out[2] if len(out) > 2 else None)
 
     def dequantize(self, qw: QuantizedWeight, dtype: dt.DType) -> Array:
+        if self._devices.targets_gpu():  # the frontend's format code on the GPU: exact, and no hop to the
+            return NotImplemented  # CPU stream (it made each compiled decode step wait for the one before)
         return self.mx.dequantize(
             qw.packed,
             qw.scales,

@@ -84,6 +84,8 @@ class _Tracer:
         self.rec.native(operator.setitem, (self, key, update), "x[...] = v")
 
     def __getattr__(self, name: str) -> Any:  # anything else of the array: read on the host
+        if name.startswith("__"):  # protocols probed (NumPy's __array_struct__...): not offered
+            raise AttributeError(name)
         self.rec.stop(f"the array's .{name} (only .shape, .ndim, .dtype and .size are traced)")
         return getattr(self.value, name)
 
@@ -287,10 +289,11 @@ class _Recorder:
         for o in outputs:
             if isinstance(o, _Tracer) and o.rec is self:
                 out_places.append(o.slot)
-            else:  # a constant: a fresh copy each call, as eager code makes a fresh array
-                place = self._new()
-                dtype = self.backend.dtype_of(o)
-                self.steps.append(_Step(self.backend.astype, (self._constant(o), self._constant(dtype)), place, "copy"))
+            else:  # a constant: a fresh copy each call, as eager code makes a fresh array (and
+                # one the caller's, whose first result is this one, cannot change)
+                place, dtype = self._new(), self.backend.dtype_of(o)
+                kept = self._constant(self.backend.astype(o, dtype, True))
+                self.steps.append(_Step(self.backend.astype, (kept, self._constant(dtype)), place, "copy"))
                 out_places.append(place)
         steps = self._shared(self.steps, out_places)
         uses: dict[int, int] = {}

@@ -259,7 +259,8 @@ class Compiled:
         """The places among a call's arrays of those in the donated arguments."""
         *parts, (_, _, kw_names, kw_parts) = structure[2]
         names = [self._names[i] if i < len(self._names) else None for i in range(len(parts))] + list(kw_names)
-        places, start = [], 0
+        places: list[int] = []
+        start = 0
         for name, part in zip(names, [*parts, *kw_parts]):
             count = _count_leaves(part)
             if name in self._donate:

@@ -106,7 +106,7 @@ def _host_read(name: str, convert: Callable[[Any], Any]) -> Callable[..., Any]:
     return read
 
 
-for _name, _convert in {
+_READS: dict[str, Callable[..., Any]] = {
     "__bool__": bool,
     "__int__": int,
     "__float__": float,
@@ -116,7 +116,8 @@ for _name, _convert in {
     "__format__": format,
     "item": lambda v, *a: v.item(*a),
     "tolist": lambda v: v.tolist(),
-}.items():
+}
+for _name, _convert in _READS.items():
     setattr(_Tracer, _name, _host_read(f"{_name.strip('_')}(x)", _convert))
 
 
@@ -126,12 +127,28 @@ def _operator(fn: Callable[..., Any], reflected: bool) -> Callable[..., Any]:
     return lambda self, *other: self.rec.native(fn, (self, *other), fn.__name__)
 
 
-for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor", "lshift", "rshift"):
+for _name in (
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+):
     _fn = getattr(operator, f"{_name}_" if _name in ("and", "or") else _name)
     setattr(_Tracer, f"__{_name}__", _operator(_fn, False))
     setattr(_Tracer, f"__r{_name}__", _operator(_fn, True))
     # x += y writes into x: eager code changes the array; the recording stops (correct, eager)
-    setattr(_Tracer, f"__i{_name}__", _host_read(f"x {_name}= y (an in-place operator)", getattr(operator, f"i{_name}")))
+    setattr(
+        _Tracer, f"__i{_name}__", _host_read(f"x {_name}= y (an in-place operator)", getattr(operator, f"i{_name}"))
+    )
 for _name in ("lt", "le", "gt", "ge", "eq", "ne", "neg", "pos", "abs", "invert"):
     setattr(_Tracer, f"__{_name}__", _operator(getattr(operator, _name), False))
 _Tracer.__hash__ = None  # type: ignore[assignment]  # as an array's: == is elementwise
@@ -357,7 +374,7 @@ def _reuse_places(
             if last.get(a) == i:
                 free.append(moved[a])
         places = []
-        for o in (step.out,) if type(step.out) is int else step.out:
+        for o in (step.out,) if isinstance(step.out, int) else step.out:
             if o < 0:
                 places.append(-1)
                 continue
@@ -366,7 +383,11 @@ def _reuse_places(
             else:
                 moved[o], top = top, top + 1
             places.append(moved[o])
-        get = operator.itemgetter(*args) if len(args) > 1 else operator.itemgetter(slice(args[0], args[0] + 1) if args else slice(0, 0))
+        get = (
+            operator.itemgetter(*args)
+            if len(args) > 1
+            else operator.itemgetter(slice(args[0], args[0] + 1) if args else slice(0, 0))
+        )
         out.append((step.fn, get, places[0] if type(step.out) is int else tuple(places)))
     return out, [moved[o] for o in outputs], top
 
@@ -374,7 +395,9 @@ def _reuse_places(
 class Plan:
     """The recorded steps of one signature: call it with the signature's arrays."""
 
-    def __init__(self, inputs: int, env: list[Any], steps: list[_Step], outputs: list[int], constants: set[int]) -> None:
+    def __init__(
+        self, inputs: int, env: list[Any], steps: list[_Step], outputs: list[int], constants: set[int]
+    ) -> None:
         self.inputs = inputs
         self.steps, self.outputs, size = _reuse_places(inputs, steps, outputs, constants)
         self.env = env + [None] * max(0, size - len(env))

@@ -148,7 +148,11 @@ def compile_cases() -> list[Case]:
     cases += [
         Case("compile[cache slice_update,4 calls]", "compile", ("float32",), make_cache, _call_cache),
         Case(
-            "compile[constants made inside]", "compile", ("float32",), _arrays(((3, 5), "float32", -1, 1)), _call_constants
+            "compile[constants made inside]",
+            "compile",
+            ("float32",),
+            _arrays(((3, 5), "float32", -1, 1)),
+            _call_constants,
         ),
         Case("compile[host read inside]", "compile", ("float32",), _arrays(((4,), "float32", 0.1, 1)), _call_branchy),
         Case(

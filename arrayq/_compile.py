@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ._dispatch import _context_device, resolve
-from ._plan import Declined, record
+from ._plan import Declined, Recording, record
 from ._registry import _type_cache, backend_of
 from .errors import CompileError
 
@@ -195,6 +195,8 @@ class Compiled:
             kw_parts.append(s)
         structure = ("t", tuple, (*parts, ("d", dict, tuple(kwargs), tuple(kw_parts))))
         backend, leaves = resolve(*leaves)
+        if type(backend) is Recording:  # called inside another function's recording: part of its plan
+            return self.fn(*args, **kwargs)
         device = backend.device_of(leaves[0]) if leaves else _context_device(backend)
         key = (
             id(backend),

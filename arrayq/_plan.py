@@ -154,7 +154,7 @@ for _name in ("lt", "le", "gt", "ge", "eq", "ne", "neg", "pos", "abs", "invert")
 _Tracer.__hash__ = None  # type: ignore[assignment]  # as an array's: == is elementwise
 
 
-class _Stand(Backend):
+class Recording(Backend):
     """The backend as a recording sees it (a Backend, for the frontend's checks): the real
     backend's attributes, and its methods recorded."""
 
@@ -199,7 +199,7 @@ class _Recorder:
         self.constants: dict[Any, tuple[int, Any]] = {}  # id (or a plain value) -> (place, value kept alive)
         self.reason: str | None = None
         self.cls = type("TracedArray", (_Tracer,), {"__slots__": ()})
-        self.stand = _Stand(self)
+        self.stand = Recording(self)
         self.stand.name = backend.name
 
     def stop(self, reason: str) -> None:

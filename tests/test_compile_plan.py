@@ -199,3 +199,18 @@ def test_quantized_layers_replay_exactly():
         for got, want in zip(g(x, qw, mlp), f(x, qw, mlp)):
             np.testing.assert_array_equal(got, want)
     assert g.cache_info().native == 1 and not g.eager_reasons()
+
+
+def test_a_compiled_function_called_inside_another_is_part_of_its_plan():
+    inner = aq.compile(lambda x: aq.multiply(aq.exp(x), 0.5))
+
+    @aq.compile
+    def outer(x):
+        return aq.add(inner(x), inner(aq.negative(x)))
+
+    for i in range(3):
+        x = _f32((4,), i)
+        np.testing.assert_array_equal(outer(x), np.exp(x) * 0.5 + np.exp(-x) * 0.5)
+    assert outer.cache_info() == (2, 1, 1, 1) and inner.cache_info().signatures == 0
+    np.testing.assert_array_equal(inner(x), np.exp(x) * 0.5)  # called on its own: its own plan
+    assert inner.cache_info().signatures == 1

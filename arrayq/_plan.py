@@ -218,7 +218,9 @@ class _Recorder:
         return self._constant(arg), _values(arg)
 
     def _constant(self, value: Any) -> int:
-        key: Any = (type(value), value) if type(value) in _PLAIN else id(value)  # equal numbers: one place
+        key: Any = id(value)
+        if type(value) in _PLAIN:  # equal numbers: one place (floats by repr: -0.0 is not 0.0)
+            key = (type(value), repr(value) if type(value) is float else value)
         found = self.constants.get(key)
         if found is None:
             found = self.constants[key] = (self._new(), value)

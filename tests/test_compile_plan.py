@@ -214,3 +214,30 @@ def test_a_compiled_function_called_inside_another_is_part_of_its_plan():
     assert outer.cache_info() == (2, 1, 1, 1) and inner.cache_info().signatures == 0
     np.testing.assert_array_equal(inner(x), np.exp(x) * 0.5)  # called on its own: its own plan
     assert inner.cache_info().signatures == 1
+
+
+def test_decoding_replays_without_the_frontend(tmp_path, monkeypatch):
+    import arrayq.quant
+    from arrayq import models
+
+    model = models.load(models.make_checkpoint(tmp_path / "tiny", "tiny"), backend="numpy")
+    prompt = [3, 1, 4, 1, 5]
+    eager = list(models.generate(model, prompt, 6, compile=False))
+    assert list(models.generate(model, prompt, 6)) == eager  # compiled by default: records the step
+    checks = []
+    real = arrayq.quant._checked_x  # quantized_matmul's validation of x, on every eager call
+    monkeypatch.setattr(arrayq.quant, "_checked_x", lambda *a: checks.append(1) or real(*a))
+    stats = models.GenerationStats()
+    tokens = models.generate(model, prompt, 6, stats=stats)
+    first = next(tokens)  # the eager prefill, and the first decode step (already started)
+    validated = len(checks)
+    assert validated > 0 and [first, *tokens] == eager
+    assert len(checks) == validated and stats.compiled  # the other steps: replays, no validation
+
+
+def test_negative_zero_and_zero_stay_apart():
+    f = aq.compile(lambda x: (aq.multiply(x, 0.0), aq.multiply(x, -0.0)))
+    x = np.ones(2, np.float32)
+    for _ in range(2):
+        pos, neg = f(x)
+        assert not np.signbit(pos).any() and np.signbit(neg).all()

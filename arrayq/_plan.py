@@ -212,10 +212,9 @@ class _Recorder:
             if arg.rec is not self:
                 raise _Stop("an array of another compiled function's trace")
             return arg.slot, arg.value
-        if isinstance(arg, (list, tuple, dict)) or (dataclasses.is_dataclass(arg) and not isinstance(arg, type)):
-            if _holds_tracer(arg):
-                return self._built(arg)
-        return self._constant(arg), _values(arg)
+        if _holds_tracer(arg):
+            return self._built(arg)
+        return self._constant(arg), arg
 
     def _constant(self, value: Any) -> int:
         key: Any = id(value)
@@ -252,7 +251,8 @@ class _Recorder:
         """A backend method called on the stand-in."""
         if name in _NO_OPS:
             return None
-        if self.reason is not None or name in _METADATA or not _holds_tracer((args, kwargs)):
+        traced = any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))
+        if self.reason is not None or name in _METADATA or not traced:
             return method(*_values(args), **_values(kwargs))  # no input behind it: a constant
         if name == "to_numpy":
             self.stop("arrayq.to_numpy(x) reads the array on the host")
@@ -445,13 +445,36 @@ def record(backend: Any, fn: Callable[..., list[Any]], leaves: list[Any], donate
 def _holds_tracer(o: Any) -> bool:
     if isinstance(o, _Tracer):
         return True
-    if isinstance(o, (list, tuple)):
+    kind = _KINDS.get(type(o))
+    if kind is None:
+        kind = _kind(type(o))
+    if kind == "leaf":
+        return False
+    if kind == "sequence":
         return any(map(_holds_tracer, o))
-    if isinstance(o, dict):
+    if kind == "dict":
         return any(map(_holds_tracer, o.values()))
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return any(_holds_tracer(getattr(o, f.name)) for f in dataclasses.fields(o))
-    return False
+    return any(_holds_tracer(getattr(o, name)) for name in kind)
+
+
+#: type -> "leaf" (holds no array), "sequence", "dict", or a dataclass's field names
+_KINDS: dict[type, Any] = {t: "leaf" for t in (int, float, complex, bool, str, bytes, type(None), slice)}
+
+
+def _kind(t: type) -> Any:
+    if issubclass(t, (list, tuple)):
+        kind: Any = "sequence"
+    elif issubclass(t, dict):
+        kind = "dict"
+    elif dataclasses.is_dataclass(t):
+        kind = tuple(f.name for f in dataclasses.fields(t))
+    elif _type_cache.get(t) is not None or t is type(Ellipsis):  # a backend's array, ...
+        kind = "leaf"
+    else:
+        return "leaf"  # anything else (not kept: an unknown type may become an array type)
+    if len(_KINDS) < 256:  # bounded: types are few
+        _KINDS[t] = kind
+    return kind
 
 
 def _values(o: Any) -> Any:

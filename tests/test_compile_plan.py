@@ -241,3 +241,16 @@ def test_negative_zero_and_zero_stay_apart():
     for _ in range(2):
         pos, neg = f(x)
         assert not np.signbit(pos).any() and np.signbit(neg).all()
+
+
+def test_a_read_only_donated_buffer_is_copied_not_written():
+    f = aq.compile(_cache_step, donate=("cache",))
+    keys = np.zeros((2, 6), np.float32)
+    cache = {"keys": keys, "position": np.asarray(0, np.int32)}
+    _, cache = f(cache, np.ones((2, 1), np.float32))  # recorded
+    frozen = cache["keys"].copy()
+    frozen.setflags(write=False)
+    _, out = f({"keys": frozen, "position": cache["position"]}, np.full((2, 1), 2.0, np.float32))
+    np.testing.assert_array_equal(frozen, [[1, 0, 0, 0, 0, 0]] * 2)
+    np.testing.assert_array_equal(out["keys"], [[1, 2, 0, 0, 0, 0]] * 2)
+    assert out["keys"] is not frozen

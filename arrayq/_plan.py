@@ -458,7 +458,7 @@ def _holds_tracer(o: Any) -> bool:
 
 
 #: type -> "leaf" (holds no array), "sequence", "dict", or a dataclass's field names
-_KINDS: dict[type, Any] = {t: "leaf" for t in (int, float, complex, bool, str, bytes, type(None), slice)}
+_KINDS: dict[type, Any] = dict.fromkeys((int, float, complex, bool, str, bytes, type(None), slice), "leaf")
 
 
 def _kind(t: type) -> Any:

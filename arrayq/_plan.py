@@ -13,10 +13,11 @@ Later calls replay the steps: no dispatch, no validation, no containers rebuilt.
   constants of the plan; one returned as a result is copied on each replay.
 * A host read (``int(x)``, ``bool(x)``, ``float(x)``, ``.item()``, ``to_numpy``, an array
   converted by NumPy, a data-dependent shape) ends the recording: the trace's results are
-  kept (it ran eagerly) and the signature runs eagerly from then on, with the reason in
-  :attr:`Plan.reason`'s place (``Compiled.eager_reasons()``).
+  kept (it ran eagerly) and the signature runs eagerly from then on
+  (``Compiled.eager_reasons()`` says why).
 * ``x[key] = v`` on an array derived from the inputs replays as the same write (as eager
-  code writes the caller's array, so does the replay); on a constant it ends the recording.
+  code writes the caller's array, so does the replay). Plain arrays (constants) are not
+  watched: a write into one happens once, when recording.
 * ``slice_update`` of a *donated* input (``arrayq.compile(fn, donate=...)``) that no other
   step reads writes into that input in place on replay instead of copying it.
 * A native op that returned a result when traced but declines on replay (``NotImplemented``,
@@ -267,8 +268,6 @@ class _Recorder:
         """An operation of the array library itself on a tracer (indexing, an operator)."""
         if self.reason is None and fn is operator.getitem and _masks(args[1]):
             self.stop("indexing with a boolean array (a shape that depends on the values)")
-        if self.reason is None and fn is operator.setitem and not isinstance(args[0], _Tracer):
-            self.stop("x[...] = v into an array that is not derived from the inputs")
         if self.reason is not None:
             return fn(*_values(args))
         return self._step(fn, args, what)

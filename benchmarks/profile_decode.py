@@ -18,7 +18,10 @@ with the most own time outside the kernels (one extra generation, its decode pro
 cProfile's own cost inflates it). ``--compile`` decodes through ``arrayq.compile``'s recorded
 plan (on), eagerly (off), or both, alternating run by run (the default, ``generate``'s default
 being on): a replayed plan calls the backend directly, so the frontend's quantized_matmul is
-not called at all (its row reads 0).
+not called at all (its row reads 0). ``--stub-kernels`` replaces the backend's quantized matmul
+by one returning zeros of the right shape: every op outside it runs as before (on other
+values), so the token's time is the time outside alone, without the kernels' variance on a
+shared machine.
 
 To compare two versions side by side, run the script from each tree alternately
 (``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cprofile", type=int, default=0, metavar="N", help="show the N top functions by own time")
     p.add_argument("--label", default="", help="a name for this tree in the output")
     p.add_argument("--json", action="store_true", help="also print one line of JSON")
+    p.add_argument("--stub-kernels", action="store_true", help="quantized matmuls return zeros (time outside alone)")
     p.add_argument("--compile", choices=["on", "off", "both"], default="both", help="decode compiled, eagerly, or both")
     p.add_argument(
         "--activations", choices=["float32", "int8"], help="the decode kernel's activations (default: the setting)"
@@ -88,9 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             acc["prof_on"] = True
         return True
 
+    def kernel_stub(self: Any, x: Any, qw: Any, transpose: bool) -> Any:
+        import numpy as np
+
+        return np.zeros((*x.shape[:-1], qw.shape[-2] if transpose else qw.shape[-1]), x.dtype)
+
+    kernel = kernel_stub if args.stub_kernels else kernel_real
+
     def kernel_timed(self: Any, *a: Any, **kw: Any) -> Any:
         t = time.perf_counter()
-        y = kernel_real(self, *a, **kw)
+        y = kernel(self, *a, **kw)
         if decoding():
             acc["kernel"] += time.perf_counter() - t
             acc["calls"] += 1

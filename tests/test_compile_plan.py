@@ -254,3 +254,18 @@ def test_a_read_only_donated_buffer_is_copied_not_written():
     np.testing.assert_array_equal(frozen, [[1, 0, 0, 0, 0, 0]] * 2)
     np.testing.assert_array_equal(out["keys"], [[1, 2, 0, 0, 0, 0]] * 2)
     assert out["keys"] is not frozen
+
+
+def test_another_backend_opts_in_with_the_flag(monkeypatch):
+    """The strict example (array_api_strict arrays: no NumPy inside) records plans once it sets
+    compile_records_plan: the compile conformance cases pass, replayed."""
+    pytest.importorskip("arrayq_strict", reason="install examples/arrayq-strict (CI does)")
+    from arrayq.conformance import run
+    from arrayq.conformance.cases import compiled
+
+    strict = aq.get_backend("strict")
+    monkeypatch.setattr(type(strict), "compile_records_plan", True)
+    report = run("strict", pattern="compile")
+    assert not report.failed and report.counts()["pass"] >= 5, report.table()
+    on_strict = [e for f in compiled._COMPILED.values() for key, e in f._cache.items() if key[0] == id(strict)]
+    assert sum(e.native for e in on_strict) >= 3  # recorded plans (the host read case runs eagerly)

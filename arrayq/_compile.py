@@ -6,8 +6,9 @@ signature hands the function, taking its arrays flattened, to the backend's hook
 :meth:`arrayq.backend.Backend.compile` (MLX: ``mx.compile``). Where that returns
 ``NotImplemented``, a backend with ``compile_records_plan`` (NumPy) gets a recorded plan of
 its calls (:mod:`arrayq._plan`), and any other (the strict example) runs the function
-eagerly, which is correct everywhere. Arrays inside tuples, lists, dicts and dataclasses (a ``QuantizedWeight``, an
-``nn`` layer, a model) are inputs too: :func:`flatten` finds them. See docs/compile.md.
+eagerly, which is correct everywhere. Arrays inside tuples, lists, dicts and dataclasses
+(a ``QuantizedWeight``, an ``nn`` layer, a model) are inputs too: :func:`flatten` finds
+them. See docs/compile.md.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from ._dispatch import _context_device, resolve
-from ._plan import Declined, Recording, record
+from ._plan import Declined, Plan, Recording, record
 from ._registry import _type_cache, backend_of
 from .errors import CompileError
 
@@ -218,7 +219,7 @@ class Compiled:
             entry.run, entry.native, entry.reason = entry.eager, False, str(e)
             flat_out = entry.run(*leaves)
         except Exception as e:
-            if entry.native and _is_trace_error(e):
+            if entry.native and not isinstance(entry.run, Plan) and _is_trace_error(e):
                 del self._cache[key]
                 raise CompileError(
                     f"arrayq.compile({getattr(self.fn, '__qualname__', self.fn)!r}) on backend {backend.name!r}: "
@@ -309,6 +310,10 @@ def _is_trace_error(e: Exception) -> bool:
     )
 
 
+@overload
+def compile(fn: Callable[..., Any], *, donate: Sequence[str] = ()) -> Compiled: ...  # noqa: A001
+@overload
+def compile(fn: None = None, *, donate: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Compiled]: ...  # noqa: A001
 def compile(fn: Callable[..., Any] | None = None, *, donate: Sequence[str] = ()) -> Any:  # noqa: A001
     """``fn`` compiled once per signature (backend, device, array shapes and dtypes, static
     argument values) by the backend's :meth:`~arrayq.backend.Backend.compile` hook; where it

@@ -68,7 +68,8 @@ class Backend(Contract):
     #: Whether :func:`arrayq.compile`, where :meth:`compile` gives NotImplemented, records the
     #: backend calls of a function's first run per signature and replays them (a *plan*: no
     #: dispatch or validation per op; docs/compile.md). For eager backends whose methods
-    #: compute their results from their arguments alone (NumPy). False by default: eager.
+    #: compute their results from their arguments alone and never write into them (NumPy):
+    #: a plan runs a repeated call once. False by default: eager.
     compile_records_plan: bool = False
 
     def compile(self, fn: Any) -> Any:

@@ -269,3 +269,23 @@ def test_another_backend_opts_in_with_the_flag(monkeypatch):
     assert not report.failed and report.counts()["pass"] >= 5, report.table()
     on_strict = [e for f in compiled._COMPILED.values() for key, e in f._cache.items() if key[0] == id(strict)]
     assert sum(e.native for e in on_strict) >= 3  # recorded plans (the host read case runs eagerly)
+
+
+def test_an_error_on_replay_is_the_backend_s_own(monkeypatch):
+    backend = aq.get_backend("numpy")
+    real = type(backend).rms_norm
+
+    def rms_norm(self, x, weight, eps):  # fails on inputs with a negative first value
+        if x.flat[0] < 0:
+            raise RuntimeError("the kernel failed to compile its loop")  # (a message naming compile)
+        return real(self, x, weight, eps)
+
+    monkeypatch.setattr(type(backend), "rms_norm", rms_norm)
+    f = aq.compile(lambda x: nn.rms_norm(x, None, eps=1e-5))
+    x = np.abs(_f32((2, 8))) + 0.5
+    f(x)
+    with pytest.raises(RuntimeError, match="failed to compile its loop") as raised:
+        f(-x)
+    assert not isinstance(raised.value, aq.CompileError)
+    np.testing.assert_array_equal(f(x), nn.rms_norm(x, None, eps=1e-5))  # the plan is kept
+    assert f.cache_info() == (2, 1, 1, 1)

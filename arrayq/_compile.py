@@ -3,10 +3,12 @@
 A call's *signature* is its backend, device, each array input's shape and dtype, and the
 values of everything else (static arguments: they must be hashable). The first call with a
 signature hands the function, taking its arrays flattened, to the backend's hook
-:meth:`arrayq.backend.Backend.compile` (MLX: ``mx.compile``); a backend that returns
-``NotImplemented`` (NumPy, the strict example) runs the function eagerly, which is correct
-everywhere. Arrays inside tuples, lists, dicts and dataclasses (a ``QuantizedWeight``, an
-``nn`` layer, a model) are inputs too: :func:`flatten` finds them. See docs/compile.md.
+:meth:`arrayq.backend.Backend.compile` (MLX: ``mx.compile``). Where that returns
+``NotImplemented``, a backend with ``compile_records_plan`` (NumPy) gets a recorded plan of
+its calls (:mod:`arrayq._plan`), and any other (the strict example) runs the function
+eagerly, which is correct everywhere. Arrays inside tuples, lists, dicts and dataclasses
+(a ``QuantizedWeight``, an ``nn`` layer, a model) are inputs too: :func:`flatten` finds
+them. See docs/compile.md.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, overload
 
 from ._dispatch import _context_device, resolve
+from ._plan import Declined, Plan, Recording, record
 from ._registry import _type_cache, backend_of
 from .errors import CompileError
 
@@ -134,8 +137,8 @@ def _is_array(o: Any) -> bool:
 class CacheInfo(NamedTuple):
     """What :meth:`Compiled.cache_info` reports: ``hits`` and ``misses`` (calls that found,
     or had to make, a compiled version), ``signatures`` (versions made so far: one per
-    signature; a number that keeps growing means retracing) and ``native`` (how many of those the
-    backend compiled; the rest run eagerly)."""
+    signature; a number that keeps growing means retracing) and ``native`` (how many of those
+    run compiled: by the backend's hook, or as a recorded plan; the rest run eagerly)."""
 
     hits: int
     misses: int
@@ -144,18 +147,20 @@ class CacheInfo(NamedTuple):
 
 
 class _Entry:
-    __slots__ = ("run", "native", "out_structure")
+    __slots__ = ("run", "eager", "native", "out_structure", "reason")
 
     def __init__(self) -> None:
         self.run: Callable[..., Any] = lambda *a: None
+        self.eager: Callable[..., Any] = self.run
         self.native = False
         self.out_structure: Any = None
+        self.reason: str | None = None  # why a recorded plan runs eagerly instead
 
 
 class Compiled:
     """A function wrapped by :func:`compile`. Call it like the function."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], donate: tuple[str, ...] = ()) -> None:
         self.fn = fn
         functools.update_wrapper(self, fn)
         self._cache: dict[Any, _Entry] = {}
@@ -166,6 +171,13 @@ class Compiled:
             params = []
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self._names = [p.name for p in params if p.kind in positional]
+        unknown = sorted(set(donate) - {p.name for p in params})
+        if unknown:
+            raise ValueError(
+                f"arrayq.compile(donate=...) names {unknown}, which are not parameters of "
+                f"{getattr(fn, '__qualname__', fn)!r}; name the arguments whose arrays it may write into"
+            )
+        self._donate = frozenset(donate)
 
     def _arg_name(self, i: int) -> str:
         return f"argument {self._names[i]!r}" if i < len(self._names) else f"positional argument {i}"
@@ -184,6 +196,8 @@ class Compiled:
             kw_parts.append(s)
         structure = ("t", tuple, (*parts, ("d", dict, tuple(kwargs), tuple(kw_parts))))
         backend, leaves = resolve(*leaves)
+        if type(backend) is Recording:  # called inside another function's recording: part of its plan
+            return self.fn(*args, **kwargs)
         device = backend.device_of(leaves[0]) if leaves else _context_device(backend)
         key = (
             id(backend),
@@ -201,8 +215,11 @@ class Compiled:
             flat_out = entry.run(*leaves)
         except CompileError:
             raise
+        except Declined as e:  # a recorded plan met a value-dependent choice: eager from now on
+            entry.run, entry.native, entry.reason = entry.eager, False, str(e)
+            flat_out = entry.run(*leaves)
         except Exception as e:
-            if entry.native and _is_trace_error(e):
+            if entry.native and not isinstance(entry.run, Plan) and _is_trace_error(e):
                 del self._cache[key]
                 raise CompileError(
                     f"arrayq.compile({getattr(self.fn, '__qualname__', self.fn)!r}) on backend {backend.name!r}: "
@@ -225,11 +242,39 @@ class Compiled:
             return out_leaves
 
         compiled = backend.compile(flat_fn)
-        if compiled is NotImplemented:
-            entry.run = flat_fn
-        else:
+        entry.eager = flat_fn
+        if compiled is not NotImplemented:
             entry.run, entry.native = compiled, True
+        elif getattr(backend, "compile_records_plan", False):
+            donated = self._donated(structure)
+
+            def first(*leaves: Any) -> list[Any]:  # records, then replays from the next call on
+                results, plan, entry.reason = record(backend, flat_fn, list(leaves), donated)
+                entry.run, entry.native = (flat_fn, False) if plan is None else (plan, True)
+                return results
+
+            entry.run = first
+        else:
+            entry.run = flat_fn
         return entry
+
+    def _donated(self, structure: Any) -> frozenset[int]:
+        """The places among a call's arrays of those in the donated arguments."""
+        *parts, (_, _, kw_names, kw_parts) = structure[2]
+        names = [self._names[i] if i < len(self._names) else None for i in range(len(parts))] + list(kw_names)
+        places: list[int] = []
+        start = 0
+        for name, part in zip(names, [*parts, *kw_parts]):
+            count = _count_leaves(part)
+            if name in self._donate:
+                places.extend(range(start, start + count))
+            start += count
+        return frozenset(places)
+
+    def eager_reasons(self) -> list[str]:
+        """Why signatures run eagerly on a backend that records plans (a host read, a
+        data-dependent shape, ...: docs/compile.md), one line per such signature."""
+        return [e.reason for e in self._cache.values() if e.reason is not None]
 
     def cache_info(self) -> CacheInfo:
         """Calls and compiled versions so far (see :class:`CacheInfo`)."""
@@ -240,6 +285,17 @@ class Compiled:
         """Forget every compiled version (the next call of each signature compiles anew)."""
         self._cache.clear()
         self._hits = self._misses = 0
+
+
+def _count_leaves(s: Any) -> int:
+    """How many arrays the structure ``s`` (of :func:`flatten`) holds."""
+    if s is _LEAF:
+        return 1
+    if s[0] in ("n", "t"):
+        return sum(map(_count_leaves, s[2]))
+    if s[0] in ("d", "c"):
+        return sum(map(_count_leaves, s[3]))
+    return 0
 
 
 def _is_trace_error(e: Exception) -> bool:
@@ -254,9 +310,24 @@ def _is_trace_error(e: Exception) -> bool:
     )
 
 
-def compile(fn: Callable[..., Any]) -> Compiled:  # noqa: A001 (arrayq.compile, like mx.compile)
+@overload
+def compile(fn: Callable[..., Any], *, donate: Sequence[str] = ()) -> Compiled: ...  # noqa: A001
+@overload
+def compile(fn: None = None, *, donate: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Compiled]: ...  # noqa: A001
+def compile(fn: Callable[..., Any] | None = None, *, donate: Sequence[str] = ()) -> Any:  # noqa: A001
     """``fn`` compiled once per signature (backend, device, array shapes and dtypes, static
-    argument values) by the backend's :meth:`~arrayq.backend.Backend.compile` hook, and run
-    eagerly where the backend has none. Use as a decorator. See docs/compile.md for what may
-    be traced and when a call compiles anew; ``.cache_info()`` counts the versions made."""
-    return Compiled(fn)
+    argument values) by the backend's :meth:`~arrayq.backend.Backend.compile` hook; where it
+    has none, a recorded plan of its calls on a backend with ``compile_records_plan``
+    (NumPy), else run eagerly. Use as a decorator (``@arrayq.compile`` or
+    ``@arrayq.compile(donate=("cache",))``).
+
+    ``donate``: names of parameters whose arrays the compiled function may write into in
+    place on a recorded plan (``slice_update`` of a buffer no other step reads, as a KV
+    cache's), instead of copying them; the caller must not use those arrays afterwards.
+    Backends with their own hook ignore it. Raises ValueError for a name that is not a
+    parameter of ``fn``. See docs/compile.md for what may be traced and when a call compiles
+    anew; ``.cache_info()`` counts the versions made, ``.eager_reasons()`` says why any run
+    eagerly."""
+    if fn is None:
+        return functools.partial(Compiled, donate=tuple(donate))
+    return Compiled(fn, tuple(donate))

@@ -44,7 +44,9 @@ def resolve(*xs: Any) -> tuple[Backend, list[Any]]:
             mixed = True
         elif chosen.gives_way and not b.gives_way:
             chosen, mixed = b, True
-        else:
+        elif getattr(b, "arrayq_records", None) is chosen:  # arrayq.compile recording this backend (_plan)
+            chosen = b
+        elif getattr(chosen, "arrayq_records", None) is not b:
             raise BackendMismatchError(
                 f"this op got arrays of two backends, {chosen.name!r} and {b.name!r}; move one "
                 f"with arrayq.to_backend(x, {chosen.name!r}) (or {b.name!r}) first"

@@ -2,7 +2,8 @@
 outside them (the framework: attention, norms, RoPE, KV cache, sampling, dispatch, Python).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_decode.py \\
-        [--model DIR] [--prompt-tokens 32] [--tokens 32] [--repeat 3] [--cprofile 15]
+        [--model DIR] [--prompt-tokens 32] [--tokens 32] [--repeat 3] [--cprofile 15] \\
+        [--compile on|off|both]
 
 The qwen3-0.6b preset checkpoint (4-bit, written to the cache first when missing, as
 ``arrayq bench`` does) is loaded on the NumPy backend; after a warm-up, ``--repeat`` greedy
@@ -14,7 +15,13 @@ GGUF file; ``--activations int8`` runs decode with 8-bit activations. Decode tim
 :class:`~arrayq.models.GenerationStats`' ``decode_seconds`` (the model and sampling, per
 token after the first). Medians over the repeats. ``--cprofile N`` adds the N functions
 with the most own time outside the kernels (one extra generation, its decode profiled;
-cProfile's own cost inflates it).
+cProfile's own cost inflates it). ``--compile`` decodes through ``arrayq.compile``'s recorded
+plan (on), eagerly (off), or both, alternating run by run (the default, ``generate``'s default
+being on): a replayed plan calls the backend directly, so the frontend's quantized_matmul is
+not called at all (its row reads 0). ``--stub-kernels`` replaces the backend's quantized matmul
+by one returning zeros of the right shape: every op outside it runs as before (on other
+values), so the token's time is the time outside alone, without the kernels' variance on a
+shared machine.
 
 To compare two versions side by side, run the script from each tree alternately
 (``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
@@ -43,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cprofile", type=int, default=0, metavar="N", help="show the N top functions by own time")
     p.add_argument("--label", default="", help="a name for this tree in the output")
     p.add_argument("--json", action="store_true", help="also print one line of JSON")
+    p.add_argument("--stub-kernels", action="store_true", help="quantized matmuls return zeros (time outside alone)")
+    p.add_argument("--compile", choices=["on", "off", "both"], default="both", help="decode compiled, eagerly, or both")
     p.add_argument(
         "--activations", choices=["float32", "int8"], help="the decode kernel's activations (default: the setting)"
     )
@@ -83,9 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             acc["prof_on"] = True
         return True
 
+    def kernel_stub(self: Any, x: Any, qw: Any, transpose: bool) -> Any:
+        import numpy as np
+
+        return np.zeros((*x.shape[:-1], qw.shape[-2] if transpose else qw.shape[-1]), x.dtype)
+
+    kernel = kernel_stub if args.stub_kernels else kernel_real
+
     def kernel_timed(self: Any, *a: Any, **kw: Any) -> Any:
         t = time.perf_counter()
-        y = kernel_real(self, *a, **kw)
+        y = kernel(self, *a, **kw)
         if decoding():
             acc["kernel"] += time.perf_counter() - t
             acc["calls"] += 1
@@ -98,58 +114,74 @@ def main(argv: list[str] | None = None) -> int:
             acc["front"] += time.perf_counter() - t
         return y
 
-    def run(prof: cProfile.Profile | None = None) -> models.GenerationStats:
+    def run(compiled: bool, prof: cProfile.Profile | None = None) -> models.GenerationStats:
         stats = models.GenerationStats()
         acc.update(kernel=0.0, front=0.0, calls=0, stats=stats, prof=prof, prof_on=False)
-        for _ in models.generate(model, prompt, args.tokens, stats=stats):
+        for _ in models.generate(model, prompt, args.tokens, stats=stats, compile=compiled):
             pass
         if prof is not None:
             prof.disable()
         acc.update(stats=None, prof=None)
         return stats
 
-    list(models.generate(model, prompt[:4], 3))  # warm-up
-    rows = []
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.compile]
+    rows: dict[bool, list[dict[str, float]]] = {m: [] for m in modes}
+    profiles = {}
+    # timed from the warm-up on: a recorded plan keeps the (timed) method it was traced with
     type(backend).quantized_matmul = kernel_timed
     arrayq.linalg.quantized_matmul = front_timed
     try:
+        for m in modes:  # warm-up (the compiled step is traced here, for the timed runs' shapes)
+            list(models.generate(model, prompt, args.tokens, compile=m))
         for _ in range(args.repeat):
-            s = run()
-            n = s.decode_tokens
-            rows.append(
-                {
-                    "token_ms": 1e3 * s.decode_seconds / n,
-                    "kernel_ms": 1e3 * acc["kernel"] / n,
-                    "front_ms": 1e3 * acc["front"] / n,
-                    "calls": acc["calls"] / n,
-                }
-            )
-        profile_text = ""
-        if args.cprofile:
+            for m in modes:  # alternating, so that both see the same machine
+                s = run(m)
+                n = s.decode_tokens
+                rows[m].append(
+                    {
+                        "token_ms": 1e3 * s.decode_seconds / n,
+                        "kernel_ms": 1e3 * acc["kernel"] / n,
+                        "front_ms": 1e3 * acc["front"] / n,
+                        "calls": acc["calls"] / n,
+                    }
+                )
+        for m in modes if args.cprofile else ():
             prof = cProfile.Profile()
-            run(prof)
+            run(m, prof)
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.cprofile)
-            profile_text = out.getvalue()
+            profiles[m] = out.getvalue()
     finally:
         type(backend).quantized_matmul = kernel_real
         arrayq.linalg.quantized_matmul = front_real
 
-    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    tok = med["token_ms"]
-    label = f" ({args.label})" if args.label else ""
-    print(f"decode on numpy{label}: {args.prompt_tokens}-token prompt, {args.tokens} tokens, medians of {args.repeat}")
-    print(f"{'':34}{'ms/token':>10}{'share':>8}")
-    print(f"{'decoded token':34}{tok:10.2f}{1:8.1%}")
-    print(f"{'  inside backend quantized_matmul':34}{med['kernel_ms']:10.2f}{med['kernel_ms'] / tok:8.1%}")
-    print(f"{'  outside it':34}{tok - med['kernel_ms']:10.2f}{1 - med['kernel_ms'] / tok:8.1%}")
-    print(f"{'  inside linalg.quantized_matmul':34}{med['front_ms']:10.2f}{med['front_ms'] / tok:8.1%}")
-    print(f"{'  outside it':34}{tok - med['front_ms']:10.2f}{1 - med['front_ms'] / tok:8.1%}")
-    print(f"tokens/s {1e3 / tok:.1f}; quantized_matmul calls per token {med['calls']:.0f}")
-    if profile_text:
-        print(profile_text)
-    if args.json:
-        print(json.dumps({"label": args.label, **med, "tok_s": 1e3 / tok}))
+    meds = {}
+    for m in modes:
+        med = meds[m] = {k: statistics.median(r[k] for r in rows[m]) for k in rows[m][0]}
+        tok = med["token_ms"]
+        label = f" ({args.label})" if args.label else ""
+        print(
+            f"decode on numpy{label}, compile {'on' if m else 'off'}: {args.prompt_tokens}-token prompt, "
+            f"{args.tokens} tokens, medians of {args.repeat}"
+        )
+        print(f"{'':34}{'ms/token':>10}{'share':>8}")
+        print(f"{'decoded token':34}{tok:10.2f}{1:8.1%}")
+        print(f"{'  inside backend quantized_matmul':34}{med['kernel_ms']:10.2f}{med['kernel_ms'] / tok:8.1%}")
+        print(f"{'  outside it':34}{tok - med['kernel_ms']:10.2f}{1 - med['kernel_ms'] / tok:8.1%}")
+        print(f"{'  inside linalg.quantized_matmul':34}{med['front_ms']:10.2f}{med['front_ms'] / tok:8.1%}")
+        print(f"{'  outside it':34}{tok - med['front_ms']:10.2f}{1 - med['front_ms'] / tok:8.1%}")
+        print(f"tokens/s {1e3 / tok:.1f}; quantized_matmul calls per token {med['calls']:.0f}")
+        if m in profiles:
+            print(profiles[m])
+        if args.json:
+            print(json.dumps({"label": args.label, "compile": m, **med, "tok_s": 1e3 / tok}))
+    if len(meds) == 2:
+        off, on = meds[False], meds[True]
+        outside = (off["token_ms"] - off["kernel_ms"], on["token_ms"] - on["kernel_ms"])
+        print(
+            f"compile on / off: token time x{on['token_ms'] / off['token_ms']:.3f}, outside the kernels "
+            f"x{outside[1] / outside[0]:.3f} ({outside[0]:.2f} -> {outside[1]:.2f} ms/token)"
+        )
     return 0
 
 

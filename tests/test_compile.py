@@ -13,11 +13,14 @@ from arrayq._compile import flatten, unflatten
 BACKENDS = ["numpy", "mlx", "strict", "jax"]
 #: Backends whose compile hook traces (mx.compile, jax.jit): the Python function runs once per signature.
 TRACING = ("mlx", "jax")
+#: Backends that record a plan of their calls (Backend.compile_records_plan): traced once per
+#: signature too, then replayed; the same kernels run, so the results match eager exactly.
+PLANNED = ("numpy",)
 #: Where MLX's compiler fuses elementwise chains (exp, silu, rms_norm's mean and rsqrt) it
 #: evaluates them in one kernel with its own rounding order, so compiled and eager MLX may
 #: differ by a few float32 ulps (XLA likewise: it fuses, and contracts a * b + c into one
-#: fused multiply-add); NumPy and the strict example run the same eager kernels
-#: both ways (their compile hook is the default, NotImplemented), so they match exactly.
+#: fused multiply-add); NumPy (a recorded plan replays the same backend calls) and the
+#: strict example (eager: no hook) run the same kernels both ways, so they match exactly.
 TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 2e-2}
 
 
@@ -70,7 +73,7 @@ def test_compiled_equals_eager(name):
         _close(name, fast(x, m["w"], m["qw"], m["norm"], m["mlp"], 0.5), want)
     info = fast.cache_info()
     assert (info.signatures, info.misses, info.hits) == (1, 1, 2)
-    assert info.native == (1 if name in TRACING else 0)
+    assert info.native == (1 if name in TRACING + PLANNED else 0)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -91,7 +94,7 @@ def test_one_trace_per_signature(name):
     f(aq.astype(x3, aq.float64 if name == "strict" else aq.float16), 3.0)  # a new dtype
     f(x3, 3)  # 3 and 3.0 are different static values
     assert f.cache_info().signatures == 5
-    if name in TRACING:  # traced once per signature; replays do not run the Python function
+    if name in TRACING + PLANNED:  # traced once per signature; replays do not run the Python function
         assert len(traces) == 5
     else:  # eager: the function runs every call
         assert len(traces) == 8

@@ -65,6 +65,12 @@ class Backend(Contract):
     #: them as inputs instead; where it does not (MLX refers to its arrays), closing over
     #: them is cheaper per call. False by default.
     compile_copies_captured_arrays: bool = False
+    #: Whether :func:`arrayq.compile`, where :meth:`compile` gives NotImplemented, records the
+    #: backend calls of a function's first run per signature and replays them (a *plan*: no
+    #: dispatch or validation per op; docs/compile.md). For eager backends whose methods
+    #: compute their results from their arguments alone and never write into them (NumPy):
+    #: a plan runs a repeated call once. False by default: eager.
+    compile_records_plan: bool = False
 
     def compile(self, fn: Any) -> Any:
         """A compiled version of ``fn`` for :func:`arrayq.compile`, or NotImplemented (the

@@ -7,8 +7,8 @@ on the very same checkpoint (when installed), side by side in one run.
                                         [--device cpu|gpu] [--dtype float32|float16|bfloat16]
 
 Engines: ``numpy``, ``mlx`` and ``jax`` are arrayq on that backend (decoding through a compiled
-step where the backend compiles: MLX, JAX); ``mlx-eager`` and ``jax-eager`` are arrayq on that
-backend without compiling;
+step: MLX's and JAX's compilers, NumPy's recorded plan); ``numpy-eager``, ``mlx-eager`` and
+``jax-eager`` are arrayq on that backend without compiling;
 ``numpy-int8`` is the NumPy backend with 8-bit activations (arrayq_numpy.activations: its
 repacked kernels); ``mlx-lm`` is mlx-lm on the same checkpoint. ``--llama-bench PATH`` (with
 ``--model`` a GGUF file) also runs llama.cpp's llama-bench on that file with the same

@@ -59,6 +59,7 @@ def reference_backend_class() -> type[Backend]:
         namespace[name] = _tagging(getattr(Backend, name) if name in (*COMPOSITES, *NATIVE_OPS) else attr)
     namespace.update(
         gives_way=False,  # plain NumPy arrays made inside a composite move here
+        compile_records_plan=False,  # arrayq.compile runs eagerly here: what compiled results are checked against
         library_module=None,
         is_array=lambda self, x: isinstance(x, ReferenceArray),
         to_numpy=lambda self, x: np.asarray(x).view(np.ndarray),

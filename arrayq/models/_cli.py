@@ -277,7 +277,7 @@ def add_parsers(sub: Any) -> None:
         "--compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="decode through one compiled step (default: where the backend compiles, MLX and JAX)",
+        help="decode through one compiled step (default: where the backend compiles: MLX, JAX, NumPy's recorded plans)",
     )
     gen.set_defaults(func=cmd_generate)
 

@@ -160,9 +160,10 @@ def generate(
     the sampling traced once, then replayed each token with the KV cache as
     :class:`~arrayq.nn.FixedKVCache` inputs and outputs); needs a model whose ``hidden``
     takes ``rope_tables=`` and ``index_mode=`` and which has ``rope_tables(position,
-    length)`` (Qwen3 has). None (the default) compiles where the backend has a compile hook
-    (MLX, JAX) and the model allows it; NumPy has no hook, and its in-place cache is faster
-    there. The attention window grows by :data:`WINDOW_STEP` positions, each size compiling
+    length)`` (Qwen3 has). None (the default) compiles where the backend compiles (a hook of
+    its own, MLX and JAX, or a recorded plan, NumPy: ``Backend.compile_records_plan``) and the
+    model allows it; a recorded plan writes the cache buffers in place (``donate``). The
+    attention window grows by :data:`WINDOW_STEP` positions, each size compiling
     once. The tokens are the same either way, up to the backend's compiled rounding
     (docs/compile.md). Raises ValueError for an empty prompt, ids outside the vocabulary,
     bad sampling parameters, or ``compile=True`` for a model that cannot."""
@@ -199,8 +200,9 @@ def generate(
     h = model.hidden(aq.asarray([chunks[-1]], dtype=aq.int32, like=like), cache)
     backend = aq.backend_of(h)
     assert backend is not None  # h is an array
-    if compile is None:  # where the backend compiles (a hook of its own) and the model can
-        compile = can_compile and type(backend).compile is not Backend.compile  # noqa: A001
+    if compile is None:  # where the backend compiles (a hook of its own, or recorded plans) and the model can
+        compiles = type(backend).compile is not Backend.compile or backend.compile_records_plan
+        compile = can_compile and compiles  # noqa: A001
     stats.compiled = bool(compile)
     if compile:
         step = _compiled_steps(model, cache, capacity, temperature, top_k, top_p, rng)
@@ -261,7 +263,7 @@ def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> 
             h = traced_model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
             return _sample_with(traced_model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u), cache
 
-        held[1][key] = aq.compile(traced)
+        held[1][key] = aq.compile(traced, donate=("cache",))  # the buffers are ours: written in place
     return held[1][key], weights if as_inputs else []
 
 

@@ -63,6 +63,8 @@ class NumPyBackend(NumPyLinalg):
     library_module = "numpy"
     install_hint = "pip install numpy array-api-compat ml_dtypes"
     gives_way = True
+    #: arrayq.compile records a function's backend calls once per signature and replays them
+    compile_records_plan = True
     default_float = dt.float64
     default_int = dt.int64
     #: no distributed engine: arrayq.distributed's group of this process alone runs instead

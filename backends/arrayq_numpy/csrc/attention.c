@@ -17,7 +17,9 @@
 
 /* Multiply-adds (heads x query rows x keys x (D + Dv)) from which the pool takes a call:
  * 16 heads of 128 against 16 keys. */
+#ifndef ATTENTION_PARALLEL_MIN
 #define ATTENTION_PARALLEL_MIN (1 << 16)
+#endif
 
 int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct rows4 *v, const struct rows4 *o,
                    int causal) {

@@ -1,7 +1,7 @@
 """The NumPy backend's float32 row kernels (backends/arrayq_numpy/csrc/rowops.c: rms_norm,
-rope, swiglu) and its attention kernel across heads, against float64 NumPy written here,
-and against the frontend's references; the NumPy fallback for what the kernels do not
-take, hostile values, and the kernels' own argument checks.
+rope, swiglu) against float64 NumPy written here and against the frontend's references;
+the NumPy fallback for what the kernels do not take, hostile values, and the kernels' own
+argument checks.
 
 Tolerances, per kernel (docs/native-kernels.md states the same):
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import arrayq as aq
 from arrayq import nn
 from arrayq_numpy import _native, _rowops
 
@@ -316,25 +315,3 @@ def test_native_off_takes_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     np.testing.assert_array_equal(nn.swiglu(x, x), nn.swiglu_reference(x, x))
     assert not any(calls)
-
-
-# ---------------------------------------------------------------------- attention across heads
-
-
-def test_attention_does_not_depend_on_the_thread_count() -> None:
-    # 16 heads x 300 keys: well past the size from which the pool takes the call
-    rng = np.random.default_rng(10)
-    q = rng.standard_normal((2, 16, 1, 64)).astype(np.float32)
-    k, v = (rng.standard_normal((2, 8, 300, 64)).astype(np.float32) for _ in range(2))
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            _native.set_num_threads(threads)
-            results.append(_native.attention(q, k, v, 0.125, False))
-    finally:
-        _native.set_num_threads(0)
-        _native._threads_set_by_call = False
-    np.testing.assert_array_equal(results[0], results[1])
-    np.testing.assert_array_equal(results[0], results[2])
-    out = aq.nn.attention_reference(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), 0.125, None)
-    assert np.max(np.abs(results[0] - out)) <= 2e-6  # the attention kernel's own bound (test_native_kernels)

@@ -2,24 +2,14 @@
  * q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), in float32; query head h reads
  * key/value head h / (H / Hkv). causal: query l sees keys j <= S - L + l.
  *
- * The (batch, query head) pairs are cut into parts on the thread pool where the call has
- * ATTENTION_PARALLEL_MIN multiply-adds or more (decode's keys and values come from a cache
- * too large to stay in cache between layers: reading them is the cost, and two cores read
- * faster than one); smaller calls run on the calling thread. Each query row runs the
- * level's attend_row (kernels_simd.inc, compiled there with the other kernels of
+ * On the calling thread: decode's attention is a few microseconds of work. Each query row
+ * runs the level's attend_row (kernels_simd.inc, compiled there with the other kernels of
  * its level, whose vector helpers it shares).
  */
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "kernels.h"
-
-/* Multiply-adds (heads x query rows x keys x (D + Dv)) from which the pool takes a call:
- * 16 heads of 128 against 16 keys. */
-#ifndef ATTENTION_PARALLEL_MIN
-#define ATTENTION_PARALLEL_MIN (1 << 16)
-#endif
 
 int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct rows4 *v, const struct rows4 *o,
                    int causal) {
@@ -35,45 +25,22 @@ static inline float *row_at(const struct rows4 *a, int64_t i0, int64_t i1, int64
     return (float *)(a->buf + i0 * a->strides[0] + i1 * a->strides[1] + i2 * a->strides[2]);
 }
 
-struct attention_task {
-    const struct level *lv;
-    const struct rows4 *q, *k, *v, *o;
-    float scale;
-    int causal;
-    const int64_t *lengths;
-    atomic_int failed;
-};
-
-/* The query heads [B*H * part / parts, B*H * (part + 1) / parts) of the (batch, head)
- * pairs, every query row of each: consecutive heads share a key/value head, so a part
- * reads its keys and values once into cache. */
-static void attention_part(void *ctx, int part, int parts) {
-    struct attention_task *t = ctx;
-    const int64_t H = t->q->shape[1], L = t->q->shape[2], D = t->q->shape[3];
-    const int64_t S = t->k->shape[2], Dv = t->v->shape[3], rep = H / t->k->shape[1], heads = t->q->shape[0] * H;
+int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
+              const struct rows4 *o, float scale, int causal, const int64_t *lengths) {
+    const int64_t B = q->shape[0], H = q->shape[1], L = q->shape[2], D = q->shape[3];
+    const int64_t S = k->shape[2], Dv = v->shape[3], rep = H / k->shape[1];
     float *scores = malloc((size_t)(S > 0 ? S : 1) * sizeof(float));
-    if (!scores) {
-        atomic_store(&t->failed, 1);
-        return;
-    }
-    for (int64_t bh = heads * part / parts; bh < heads * (part + 1) / parts; bh++) {
-        const int64_t b = bh / H, h = bh % H;
-        const float *keys = row_at(t->k, b, h / rep, 0), *values = row_at(t->v, b, h / rep, 0);
-        for (int64_t l = 0; l < L; l++) {
-            const int64_t seen = t->lengths ? t->lengths[b] : t->causal ? S - L + l + 1 : S;
-            t->lv->attend_row(row_at(t->q, b, h, l), keys, t->k->strides[2] / 4, values, t->v->strides[2] / 4, seen, D,
-                              Dv, t->scale, scores, row_at(t->o, b, h, l));
+    if (!scores) return -1;
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < H; h++) {
+            const float *keys = row_at(k, b, h / rep, 0), *values = row_at(v, b, h / rep, 0);
+            for (int64_t l = 0; l < L; l++) {
+                const int64_t seen = lengths ? lengths[b] : causal ? S - L + l + 1 : S;
+                lv->attend_row(row_at(q, b, h, l), keys, k->strides[2] / 4, values, v->strides[2] / 4, seen, D, Dv,
+                               scale, scores, row_at(o, b, h, l));
+            }
         }
     }
     free(scores);
-}
-
-int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
-              const struct rows4 *o, float scale, int causal, const int64_t *lengths) {
-    struct attention_task task = {lv, q, k, v, o, scale, causal, lengths, 0};
-    const int64_t heads = q->shape[0] * q->shape[1];
-    /* multiply-adds of the whole call: below ATTENTION_PARALLEL_MIN, one thread */
-    const double work = (double)heads * (double)q->shape[2] * (double)k->shape[2] * (double)(q->shape[3] + v->shape[3]);
-    run_parallel(attention_part, &task, work < ATTENTION_PARALLEL_MIN ? 1 : heads);
-    return atomic_load(&task.failed) ? -1 : 0;
+    return 0;
 }

@@ -33,6 +33,8 @@ def _rows(a: np.ndarray, width: int) -> np.ndarray | None:
     if a.dtype != np.float32 or a.size == 0:
         return None
     rows = a.reshape(-1, width)
+    if rows.flags.c_contiguous:  # (decode's case: no more checks)
+        return rows
     if rows.strides[1] != 4 and width > 1 or min(rows.strides) < 0 or not rows.flags.aligned:
         rows = np.ascontiguousarray(rows)
     return rows
@@ -46,10 +48,10 @@ def rms_norm(x: np.ndarray, weight: np.ndarray | None, eps: float) -> np.ndarray
     rows = _rows(x, x.shape[-1])
     if rows is None:
         return None
-    out = np.empty(x.shape, np.float32)
-    w = None if weight is None else np.ascontiguousarray(weight)
-    _native._kernels.rms_norm(rows, w, out.reshape(rows.shape), float(eps))
-    return out
+    out = np.empty(rows.shape, np.float32)
+    w = weight if weight is None or weight.flags.c_contiguous else np.ascontiguousarray(weight)
+    _native._kernels.rms_norm(rows, w, out, eps)
+    return out.reshape(x.shape)
 
 
 def rope(x: np.ndarray, dims: int, traditional: bool, cos: np.ndarray, sin: np.ndarray) -> np.ndarray | None:

@@ -64,7 +64,8 @@ def silu(x: Any) -> Any:
 def swiglu(gate: Any, up: Any) -> Any:
     """SwiGLU's gate, ``silu(gate) * up`` elementwise (the gated MLP of Llama/Qwen: the
     input of its down projection). ``gate``, ``up``: floating arrays of one shape and
-    dtype; same shape and dtype out. Raises ValueError where the shapes or dtypes differ.
+    dtype; same shape and dtype out. Raises ValueError where the shapes or dtypes differ,
+    TypeError where the dtype is not a real floating one.
 
     The backend's ``swiglu`` runs it where it has one (NumPy's native kernels: float32 in
     one pass); the reference is :func:`swiglu_reference`."""
@@ -73,6 +74,8 @@ def swiglu(gate: Any, up: Any) -> Any:
             f"swiglu takes gate and up of one shape and dtype, got {tuple(gate.shape)} {aq.dtype(gate)} "
             f"and {tuple(up.shape)} {aq.dtype(up)}"
         )
+    if not aq.isdtype(aq.dtype(gate), "real floating"):
+        raise TypeError(f"swiglu takes real floating arrays, got {aq.dtype(gate)}")
     backend, (gate, up) = resolve(gate, up)
     out = backend.swiglu(gate, up)
     return swiglu_reference(gate, up) if out is NotImplemented else out

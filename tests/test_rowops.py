@@ -266,6 +266,11 @@ def test_swiglu_rejects_mismatched_arguments(g: np.ndarray, u: np.ndarray) -> No
         nn.swiglu(g, u)
 
 
+def test_swiglu_rejects_integers() -> None:
+    with pytest.raises(TypeError, match="swiglu takes real floating arrays, got arrayq.int32"):
+        nn.swiglu(np.zeros(3, np.int32), np.zeros(3, np.int32))
+
+
 def test_swiglu_layer_computes_the_gated_mlp() -> None:
     rng = np.random.default_rng(8)
     w = [rng.standard_normal(s).astype(np.float32) * 0.2 for s in ((12, 8), (12, 8), (8, 12))]

@@ -111,20 +111,21 @@ def nn_cases() -> list[Case]:
                 upcast=dtype in ("float16", "bfloat16"),
             )
         )
-    for what, (gs, us), dtypes in (
-        ("shapes differ", ((2, 8), (2, 9)), ("float32", "float32")),
-        ("dtypes differ", ((2, 8), (2, 8)), ("float32", "float64")),
+    for what, (gs, us), dtypes, error, match in (
+        ("shapes differ", ((2, 8), (2, 9)), ("float32", "float32"), "ValueError", "swiglu takes gate and up"),
+        ("dtypes differ", ((2, 8), (2, 8)), ("float32", "float64"), "ValueError", "swiglu takes gate and up"),
+        ("integers", ((2, 8), (2, 8)), ("int32", "int32"), "TypeError", "swiglu takes real floating"),
     ):
         cases.append(
             Case(
                 f"error:swiglu[{what}]",
                 "swiglu",
-                ("float32",),
+                (dtypes[0],),
                 _arrays((gs, dtypes[0], -1, 1), (us, dtypes[1], -1, 1)),
                 lambda aq, g, u: aq.nn.swiglu(g, u),
                 expect="raises",
-                raises="ValueError",
-                match="swiglu takes gate and up",
+                raises=error,
+                match=match,
             )
         )
     # rope: all features or a prefix, both pair layouts, positions from 0 and after a cache;

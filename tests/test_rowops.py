@@ -196,7 +196,7 @@ def test_swiglu_across_float32s_range(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _counting(monkeypatch, "swiglu")
     rng = np.random.default_rng(4)
     g = np.concatenate([np.linspace(-110, 110, 200_000), -np.logspace(-40, 2, 20_000), np.logspace(-40, 2, 20_000)])
-    g = g.astype(np.float32).reshape(-1, 240)  # (1000 rows: on the thread pool)
+    g = g.astype(np.float32).reshape(-1, 240)
     u = rng.standard_normal(g.shape).astype(np.float32)
     y = nn.swiglu(g, u)
     assert len(calls) == 1 and y.dtype == np.float32
@@ -233,11 +233,11 @@ def test_swiglu_special_values_match_the_reference() -> None:
     assert np.signbit(y[4]) == np.signbit(ref[4])  # silu(-0) = -0
 
 
-def test_swiglu_results_do_not_depend_on_how_rows_are_cut() -> None:
+def test_swiglu_computes_each_row_on_its_own() -> None:
     rng = np.random.default_rng(6)
     g, u = (rng.standard_normal((64, 1024)).astype(np.float32) for _ in range(2))
-    whole = nn.swiglu(g, u)  # on the pool
-    rows = np.concatenate([nn.swiglu(g[i : i + 1], u[i : i + 1]) for i in range(64)])  # inline
+    whole = nn.swiglu(g, u)
+    rows = np.concatenate([nn.swiglu(g[i : i + 1], u[i : i + 1]) for i in range(64)])
     np.testing.assert_array_equal(whole, rows)
 
 

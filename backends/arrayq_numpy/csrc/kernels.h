@@ -132,8 +132,7 @@ int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct ro
 int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
               const struct rows4 *o, float scale, int causal, const int64_t *lengths);
 
-/* ---- rowops.c (float32; strides in elements; out contiguous; cut into parts on the pool
- * for large inputs). */
+/* ---- rowops.c (float32; strides in elements; out contiguous; on the calling thread). */
 /* out (rows, d) = x / sqrt(mean(x^2) + eps) [* w], x's rows `stride` apart; w: NULL or d */
 void rms_norm_rows(const float *x, int64_t stride, const float *w, float *out, int64_t rows, int64_t d, double eps);
 /* out (B, H, L, D) = x with its first dims features rotated by the (L, dims/2) tables:

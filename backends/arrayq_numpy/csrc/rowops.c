@@ -1,14 +1,15 @@
 /* The float32 row kernels of a decode step outside the quantized matmuls: RMS norm, rotary
  * positions and SwiGLU's silu(gate) * up. Each is one pass over its rows in place of the
- * four to ten NumPy calls (and temporaries) the NumPy backend's float32 path makes; large
- * inputs (prefill) are cut into parts on the thread pool. The arithmetic is that of the
- * reference (arrayq/_functional.py), in float32, operation for operation, except where a
- * comment says otherwise; docs/native-kernels.md states the precision of each.
+ * four to ten NumPy calls (and temporaries) the NumPy backend's float32 path makes. The
+ * arithmetic is the reference's (arrayq/_functional.py) in float32, operation for
+ * operation, except where a comment says otherwise; docs/native-kernels.md states the
+ * precision of each. Products are not fused into FMAs (contraction off below), so rope and
+ * the products of rms_norm and swiglu round as the NumPy reference does.
  *
- * Compiled for the baseline instruction set (no per-level copies): these passes are a few
- * microseconds each and the call around them costs more. Products are not fused into FMAs
- * (FP_CONTRACT off below), so rope and the products of rms_norm and swiglu round as the
- * NumPy reference does.
+ * One copy for the baseline instruction set, plus AVX2 clones of rms_norm and swiglu (no
+ * per-level copies: these passes are a few microseconds). They run on the calling thread:
+ * parts on the thread pool measured slower for prefill's 32-row calls on the shared 2-core
+ * machine, and these passes are a small share of prefill.
  */
 #include <math.h>
 #include <stdint.h>
@@ -23,26 +24,20 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-/* Elements from which a call is cut into parts on the thread pool (below: inline on the
- * calling thread, where a parallel call's hand-off costs about as much as the pass). */
-#define ROWOPS_PARALLEL_MIN 32768
-
-static int64_t parts_for(int64_t rows, int64_t elements) {
-    return elements < ROWOPS_PARALLEL_MIN ? 1 : rows;
-}
+/* CLONES: an AVX2 copy of a function beside the baseline one where the compiler makes such
+ * clones (GCC or Clang on x86-64 Linux, chosen at load time by the CPU): the same
+ * operations (no FMA: contraction is off), in wider vectors. */
+#if defined(X86) && defined(__linux__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
 
 /* ---- rms_norm */
 
-struct norm_task {
-    const float *x, *w;
-    float *out;
-    int64_t rows, d, stride;
-    double eps;
-};
-
 /* The sum of squares of a row in float64: four independent chains, no float32 rounding of
  * the squares or the sum (the reference sums in float32). */
-static double sum_squares(const float *x, int64_t d) {
+static inline double sum_squares(const float *x, int64_t d) {
     double acc[4] = {0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 4 <= d; i += 4)
@@ -51,35 +46,21 @@ static double sum_squares(const float *x, int64_t d) {
     return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-static void norm_part(void *ctx, int part, int parts) {
-    const struct norm_task *t = ctx;
-    for (int64_t r = t->rows * part / parts; r < t->rows * (part + 1) / parts; r++) {
-        const float *x = t->x + r * t->stride;
-        float *o = t->out + r * t->d;
+CLONES void rms_norm_rows(const float *xs, int64_t stride, const float *w, float *out, int64_t rows, int64_t d, double eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = xs + r * stride;
+        float *o = out + r * d;
         /* 1 / sqrt(mean + eps) in float64, rounded once to float32 (the reference: float32
          * mean, sqrt and division, each rounded) */
-        const float inv = (float)(1.0 / sqrt(sum_squares(x, t->d) / (double)t->d + t->eps));
-        if (t->w)
-            for (int64_t i = 0; i < t->d; i++) o[i] = (x[i] * inv) * t->w[i];
+        const float inv = (float)(1.0 / sqrt(sum_squares(x, d) / (double)d + eps));
+        if (w)
+            for (int64_t i = 0; i < d; i++) o[i] = (x[i] * inv) * w[i];
         else
-            for (int64_t i = 0; i < t->d; i++) o[i] = x[i] * inv;
+            for (int64_t i = 0; i < d; i++) o[i] = x[i] * inv;
     }
 }
 
-void rms_norm_rows(const float *x, int64_t stride, const float *w, float *out, int64_t rows, int64_t d, double eps) {
-    struct norm_task task = {x, w, out, rows, d, stride, eps};
-    run_parallel(norm_part, &task, parts_for(rows, rows * d));
-}
-
 /* ---- rope */
-
-struct rope_task {
-    const struct rows4 *x;
-    const float *cos, *sin; /* (L, dims/2) */
-    float *out;             /* (B, H, L, D), contiguous */
-    int64_t dims;
-    int traditional;
-};
 
 static void rope_row(const float *x, const float *c, const float *s, float *o, int64_t dims, int64_t d,
                      int traditional) {
@@ -97,22 +78,13 @@ static void rope_row(const float *x, const float *c, const float *s, float *o, i
     if (d > dims) memcpy(o + dims, x + dims, (size_t)(d - dims) * sizeof(float));
 }
 
-static void rope_part(void *ctx, int part, int parts) {
-    const struct rope_task *t = ctx;
-    const struct rows4 *x = t->x;
+void rope_rows(const struct rows4 *x, const float *cos, const float *sin, float *out, int64_t dims, int traditional) {
     const int64_t H = x->shape[1], L = x->shape[2], D = x->shape[3], rows = x->shape[0] * H * L;
-    for (int64_t r = rows * part / parts; r < rows * (part + 1) / parts; r++) {
+    for (int64_t r = 0; r < rows; r++) {
         const int64_t b = r / (H * L), h = r / L % H, l = r % L;
         const float *row = (const float *)(x->buf + b * x->strides[0] + h * x->strides[1] + l * x->strides[2]);
-        rope_row(row, t->cos + l * (t->dims / 2), t->sin + l * (t->dims / 2), t->out + r * D, t->dims, D,
-                 t->traditional);
+        rope_row(row, cos + l * (dims / 2), sin + l * (dims / 2), out + r * D, dims, D, traditional);
     }
-}
-
-void rope_rows(const struct rows4 *x, const float *cos, const float *sin, float *out, int64_t dims, int traditional) {
-    struct rope_task task = {x, cos, sin, out, dims, traditional};
-    const int64_t rows = x->shape[0] * x->shape[1] * x->shape[2];
-    run_parallel(rope_part, &task, parts_for(rows, rows * x->shape[3]));
 }
 
 /* ---- swiglu */
@@ -159,49 +131,28 @@ static inline __attribute__((always_inline)) vf8 swiglu8(vf8 g, vf8 u) {
     return (g * sig) * u;
 }
 
-struct swiglu_task {
-    const float *gate, *up;
-    float *out;
-    int64_t rows, n, gate_stride, up_stride;
-};
-
-/* An AVX2 copy beside the baseline one where the compiler makes such clones (GCC or Clang
- * on x86-64 Linux, chosen at load time by the CPU): the same operations, half the
- * instructions. */
-#if defined(X86) && defined(__linux__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
-
-CLONES static void swiglu_part(void *ctx, int part, int parts) {
-    const struct swiglu_task *t = ctx;
-    for (int64_t r = t->rows * part / parts; r < t->rows * (part + 1) / parts; r++) {
-        const float *g = t->gate + r * t->gate_stride, *u = t->up + r * t->up_stride;
-        float *o = t->out + r * t->n;
+CLONES void swiglu_rows(const float *gate, int64_t gate_stride, const float *up, int64_t up_stride, float *out,
+                        int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *g = gate + r * gate_stride, *u = up + r * up_stride;
+        float *o = out + r * n;
         int64_t i = 0;
-        for (; i + 16 <= t->n; i += 16) { /* two independent chains */
+        for (; i + 16 <= n; i += 16) { /* two independent chains */
             const vf8 v0 = swiglu8(load8(g + i), load8(u + i)), v1 = swiglu8(load8(g + i + 8), load8(u + i + 8));
             memcpy(o + i, &v0, sizeof v0);
             memcpy(o + i + 8, &v1, sizeof v1);
         }
-        for (; i + 8 <= t->n; i += 8) {
+        for (; i + 8 <= n; i += 8) {
             const vf8 v = swiglu8(load8(g + i), load8(u + i));
             memcpy(o + i, &v, sizeof v);
         }
-        if (i < t->n) { /* the last lanes, through a padded copy */
+        if (i < n) { /* the last lanes, through a padded copy */
             float gt[8] = {0}, ut[8] = {0}, ot[8];
-            memcpy(gt, g + i, (size_t)(t->n - i) * sizeof(float));
-            memcpy(ut, u + i, (size_t)(t->n - i) * sizeof(float));
+            memcpy(gt, g + i, (size_t)(n - i) * sizeof(float));
+            memcpy(ut, u + i, (size_t)(n - i) * sizeof(float));
             const vf8 v = swiglu8(load8(gt), load8(ut));
             memcpy(ot, &v, sizeof v);
-            memcpy(o + i, ot, (size_t)(t->n - i) * sizeof(float));
+            memcpy(o + i, ot, (size_t)(n - i) * sizeof(float));
         }
     }
-}
-
-void swiglu_rows(const float *gate, int64_t gate_stride, const float *up, int64_t up_stride, float *out, int64_t rows,
-                 int64_t n) {
-    struct swiglu_task task = {gate, up, out, rows, n, gate_stride, up_stride};
-    run_parallel(swiglu_part, &task, parts_for(rows, rows * n));
 }

@@ -3,11 +3,13 @@ one native pass each instead of four to ten NumPy calls, for what a decode step 
 its time on outside the quantized matmuls.
 
 Each function returns None where the kernels do not take the call (native kernels not
-built or turned off by ``ARRAYQ_NATIVE``, a dtype other than float32, a last axis that is
-not contiguous, an empty array); the backend then runs its NumPy path. Precision
-(docs/native-kernels.md): rope is the NumPy path's arithmetic, operation for operation;
-rms_norm sums the squares in float64 (more accurate than the float32 NumPy path); swiglu
-is the frontend's silu formula in float32 with the C library's ``expf``.
+built or turned off by ``ARRAYQ_NATIVE``, a dtype other than float32, an empty array, rope
+on more than 4 axes); the backend then runs its NumPy path or the reference. Layouts the
+kernels cannot read through strides (a last axis that is not contiguous, negative strides)
+are copied first. Precision (docs/native-kernels.md): rope is the NumPy path's arithmetic,
+operation for operation; rms_norm sums the squares in float64 (more accurate than the
+float32 NumPy path); swiglu is the frontend's silu formula in float32 with a polynomial
+exp (within 2 ulp).
 """
 
 from __future__ import annotations

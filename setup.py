@@ -13,7 +13,7 @@ flags = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-fno-strict-al
 csrc = "backends/arrayq_numpy/csrc/"
 kernels = Extension(
     "arrayq_numpy._kernels",
-    sources=[csrc + name for name in ("module.c", "kernels.c", "threadpool.c", "attention.c", "repack.c")],
+    sources=[csrc + name for name in ("module.c", "kernels.c", "threadpool.c", "attention.c", "repack.c", "rowops.c")],
     depends=[csrc + "kernels.h", csrc + "kernels_simd.inc", csrc + "repacked_simd.inc"],
     extra_compile_args=flags,
     optional=True,

@@ -61,6 +61,32 @@ def silu(x: Any) -> Any:
     return aq.multiply(x, sigmoid(x))
 
 
+def swiglu(gate: Any, up: Any) -> Any:
+    """SwiGLU's gate, ``silu(gate) * up`` elementwise (the gated MLP of Llama/Qwen: the
+    input of its down projection). ``gate``, ``up``: floating arrays of one shape and
+    dtype; same shape and dtype out. Raises ValueError where the shapes or dtypes differ,
+    TypeError where the dtype is not a real floating one.
+
+    The backend's ``swiglu`` runs it where it has one (NumPy's native kernels: float32 in
+    one pass); the reference is :func:`swiglu_reference`."""
+    if tuple(gate.shape) != tuple(up.shape) or aq.dtype(gate) != aq.dtype(up):
+        raise ValueError(
+            f"swiglu takes gate and up of one shape and dtype, got {tuple(gate.shape)} {aq.dtype(gate)} "
+            f"and {tuple(up.shape)} {aq.dtype(up)}"
+        )
+    if not aq.isdtype(aq.dtype(gate), "real floating"):
+        raise TypeError(f"swiglu takes real floating arrays, got {aq.dtype(gate)}")
+    backend, (gate, up) = resolve(gate, up)
+    out = backend.swiglu(gate, up)
+    return swiglu_reference(gate, up) if out is NotImplemented else out
+
+
+def swiglu_reference(gate: Any, up: Any) -> Any:
+    """:func:`swiglu` written with arrayq's array ops (the contract's default):
+    ``multiply(silu(gate), up)``."""
+    return aq.multiply(silu(gate), up)
+
+
 def gelu(x: Any, approximate: str = "none") -> Any:
     """GELU elementwise: ``x * Phi(x)`` with the exact normal CDF (``approximate="none"``)
     or the tanh approximation (``"tanh"``). Raises ValueError for another ``approximate``."""

@@ -54,6 +54,8 @@ from ._functional import (
     sigmoid,
     silu,
     softmax,
+    swiglu,
+    swiglu_reference,
 )
 from ._kv_cache import FixedKVCache, KVCache
 from ._quantize_model import Predicate, quantize
@@ -354,10 +356,10 @@ class SwiGLU:
 
     def __call__(self, x: Any) -> Any:
         if self.gate_up_proj is None:
-            return self.down_proj(aq.multiply(silu(self.gate_proj(x)), self.up_proj(x)))
+            return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
         gu = self.gate_up_proj(x)
         n = int(gu.shape[-1]) // 2
-        return self.down_proj(aq.multiply(silu(gu[..., :n]), gu[..., n:]))
+        return self.down_proj(swiglu(gu[..., :n], gu[..., n:]))
 
 
 def fuse_linear(*layers: Any) -> QuantizedLinear | None:
@@ -477,6 +479,8 @@ __all__ = [
     "sigmoid",
     "silu",
     "softmax",
+    "swiglu",
+    "swiglu_reference",
     "to_backend",
 ]
 

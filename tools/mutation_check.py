@@ -81,6 +81,20 @@ MUTATIONS = (
         "(np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1]) + eps)",
         (CONFORMANCE_NUMPY, "tests/test_nn.py::test_norms"),
     ),
+    Mutation(
+        "NumPy swiglu kernel: gate and up swapped",
+        "backends/arrayq_numpy/_rowops.py",
+        "_native._kernels.swiglu(g, u, out.reshape(g.shape))",
+        "_native._kernels.swiglu(u, g, out.reshape(g.shape))",
+        ("tests/test_rowops.py",),
+    ),
+    Mutation(
+        "NumPy rope kernel: the sine table read as the cosine",
+        "backends/arrayq_numpy/_rowops.py",
+        "_native._kernels.rope(x4, cos, sin, out, int(dims), bool(traditional))",
+        "_native._kernels.rope(x4, sin, cos, out, int(dims), bool(traditional))",
+        ("tests/test_rowops.py",),
+    ),
     # norms: inputs and tolerances a misplaced eps or a swapped weight/bias cannot hide in
     Mutation(
         "nn.LayerNorm: eps outside the square root",

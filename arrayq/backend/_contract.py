@@ -214,6 +214,11 @@ class Contract:
         returns NotImplemented where it cannot take it as an array)."""
         return NotImplemented
 
+    def swiglu(self, gate: Array, up: Array) -> Any:
+        """``silu(gate) * up`` elementwise (``arrayq.nn.swiglu``; one shape and one floating
+        dtype, checked there), in their dtype."""
+        return NotImplemented
+
     def slice_update(self, x: Array, update: Array, start: Any, axis: int) -> Any:
         """``x`` with ``update`` written at ``start`` .. along ``axis`` (``arrayq.slice_update``;
         shapes and dtypes checked there): ``start`` an int in range, or a 0-d int32 array

@@ -18,7 +18,7 @@ from arrayq.backend import DISTRIBUTED_OPS, Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 
-from . import _native
+from . import _native, _rowops
 from ._fastpath import affine_matmul
 from ._linalg import NumPyLinalg
 from ._native import activations, num_threads, set_num_threads
@@ -385,25 +385,39 @@ class NumPyBackend(NumPyLinalg):
         return out
 
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:
-        """float32/float64 in four NumPy calls (the sum of squares as one vecdot); other
+        """float32 in one native pass (``_rowops``, where the kernels were built); float32
+        and float64 otherwise in four NumPy calls (the sum of squares as one vecdot); other
         dtypes through the reference (which widens them to float32)."""
         if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or (weight is not None and weight.dtype != x.dtype):
             return NotImplemented
+        native = _rowops.rms_norm(x, weight, eps)
+        if native is not None:
+            return native
         out = x * (1 / np.sqrt(np.vecdot(x, x)[..., None] / x.shape[-1] + eps))
         return out if weight is None else out * weight
 
     def rope(self, x: Array, dims: int, traditional: bool, base: float, scale: float, offset: Any) -> Any:
-        """float32/float64 with NumPy's in-place products (the reference's operations in its
-        order, so the same result in fewer calls); other dtypes through the reference."""
+        """float32/float64 with the reference's operations in its order, so the same result
+        in fewer calls: float32 in one native pass (``_rowops``, where the kernels were
+        built), else NumPy's products; other dtypes through the reference."""
         if x.dtype not in (np.float32, np.float64) or x.ndim < 2:
             return NotImplemented
         cos, sin = _rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
+        native = _rowops.rope(x, dims, traditional, cos, sin)
+        if native is not None:
+            return native
         pairs = (slice(0, dims, 2), slice(1, dims, 2)) if traditional else (slice(0, dims // 2), slice(dims // 2, dims))
         x1, x2 = x[..., pairs[0]], x[..., pairs[1]]
         out = np.array(x)  # the features past dims stay as they are
         out[..., pairs[0]] = x1 * cos - x2 * sin
         out[..., pairs[1]] = x2 * cos + x1 * sin
         return _arr(out)
+
+    def swiglu(self, gate: Array, up: Array) -> Any:
+        """float32 in one native pass (``_rowops``, where the kernels were built); the rest
+        through the reference."""
+        out = _rowops.swiglu(gate, up)
+        return NotImplemented if out is None else out
 
     def slice_update(self, x: Array, update: Array, start: Any, axis: int) -> Any:
         """A copy with the slice assigned (NumPy reads an array start on the host: it is eager)."""

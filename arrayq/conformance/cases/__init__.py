@@ -8,7 +8,7 @@ and the reason for each value are in :mod:`._common` (``TOLERANCE``).
 One module per family: :mod:`.elementwise`, :mod:`.structural` (reductions, manipulation,
 searching, linear algebra, creation), :mod:`.fft` (the fft extension), :mod:`.quantized`
 (formats, matmul, gather, empty x, seeded random cases), :mod:`.errors` (bad input, with the
-exception type and message each must raise), :mod:`.nn` (attention, rms_norm, rope),
+exception type and message each must raise), :mod:`.nn` (attention, rms_norm, rope, swiglu),
 :mod:`.compiled` (``arrayq.compile`` against eager) and :mod:`.linalg` and
 :mod:`.linalg_edges` (the linear algebra extension; decompositions compared by
 reconstruction; hand, empty, NaN and bad-input cases). :func:`all_cases` lists them in that

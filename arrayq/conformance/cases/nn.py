@@ -1,5 +1,5 @@
 """Cases for the fused model ops arrayq.nn calls: scaled_dot_product_attention (with its
-bad-input cases), rms_norm and rope."""
+bad-input cases), rms_norm, rope and swiglu."""
 
 from __future__ import annotations
 
@@ -96,6 +96,36 @@ def nn_cases() -> list[Case]:
                 _arrays(*norm_specs),
                 lambda aq, x, *w: aq.nn.rms_norm(x, w[0] if w else None, eps=1e-5),
                 upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    # swiglu: a decode row and prefill rows whose length leaves a tail after any vector width;
+    # gate values past the exponential's overflow for float16 (|g| > 11) on both sides
+    for shape, dtype in itertools.product(((1, 1, 40), (3, 2, 13)), FLOATS):
+        cases.append(
+            Case(
+                f"swiglu[{dtype},{shape}]",
+                "swiglu",
+                (dtype,),
+                _arrays((shape, dtype, -14, 14), (shape, dtype, -2, 2)),
+                lambda aq, g, u: aq.nn.swiglu(g, u),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    for what, (gs, us), dtypes, error, match in (
+        ("shapes differ", ((2, 8), (2, 9)), ("float32", "float32"), "ValueError", "swiglu takes gate and up"),
+        ("dtypes differ", ((2, 8), (2, 8)), ("float32", "float64"), "ValueError", "swiglu takes gate and up"),
+        ("integers", ((2, 8), (2, 8)), ("int32", "int32"), "TypeError", "swiglu takes real floating"),
+    ):
+        cases.append(
+            Case(
+                f"error:swiglu[{what}]",
+                "swiglu",
+                (dtypes[0],),
+                _arrays((gs, dtypes[0], -1, 1), (us, dtypes[1], -1, 1)),
+                lambda aq, g, u: aq.nn.swiglu(g, u),
+                expect="raises",
+                raises=error,
+                match=match,
             )
         )
     # rope: all features or a prefix, both pair layouts, positions from 0 and after a cache;

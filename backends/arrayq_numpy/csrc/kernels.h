@@ -4,6 +4,7 @@
  *   kernels_simd.inc  the per-level arithmetic, included by kernels.c once per level
  *   threadpool.c  the persistent thread pool the decode kernel runs on
  *   attention.c   the attention kernel over batches, heads and query rows
+ *   rowops.c      float32 row kernels of a decode step: rms_norm, rope, swiglu
  * Nothing below needs Python.h; every entry point runs without the GIL.
  */
 #ifndef ARRAYQ_KERNELS_H
@@ -130,6 +131,16 @@ int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct ro
  * buffer, each computed exactly as it would be alone) */
 int attention(const struct level *lv, const struct rows4 *q, const struct rows4 *k, const struct rows4 *v,
               const struct rows4 *o, float scale, int causal, const int64_t *lengths);
+
+/* ---- rowops.c (float32; strides in elements; out contiguous; on the calling thread). */
+/* out (rows, d) = x / sqrt(mean(x^2) + eps) [* w], x's rows `stride` apart; w: NULL or d */
+void rms_norm_rows(const float *x, int64_t stride, const float *w, float *out, int64_t rows, int64_t d, double eps);
+/* out (B, H, L, D) = x with its first dims features rotated by the (L, dims/2) tables:
+ * pairs (i, i + dims/2), or (2i, 2i + 1) where traditional */
+void rope_rows(const struct rows4 *x, const float *cos, const float *sin, float *out, int64_t dims, int traditional);
+/* out (rows, n) = silu(gate) * up, gate's and up's rows gate_stride / up_stride apart */
+void swiglu_rows(const float *gate, int64_t gate_stride, const float *up, int64_t up_stride, float *out, int64_t rows,
+                 int64_t n);
 
 #pragma GCC visibility pop
 

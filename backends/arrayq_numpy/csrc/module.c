@@ -201,23 +201,126 @@ static PyObject *py_slot_order(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* A float32 4-d array whose last axis is contiguous, as (buffer, strides in bytes). */
-static int get_rows4(PyObject *obj, Py_buffer *view, struct rows4 *rows, int writable, const char *what) {
+/* A float32 array of `ndim` axes whose last axis is contiguous (or of at most one element)
+ * and whose other strides are non-negative multiples of 4 bytes. */
+static int get_float_rows(PyObject *obj, Py_buffer *view, int ndim, int writable, const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
-    int ok = view->ndim == 4 && view->itemsize == 4 && view->format && strcmp(view->format, "f") == 0 &&
-             (uintptr_t)view->buf % 4 == 0 && (view->shape[3] <= 1 || view->strides[3] == 4);
-    for (int i = 0; ok && i < 3; i++) ok = view->strides[i] >= 0 && view->strides[i] % 4 == 0;
+    int ok = view->ndim == ndim && view->itemsize == 4 && view->format && strcmp(view->format, "f") == 0 &&
+             (uintptr_t)view->buf % 4 == 0 && (view->shape[ndim - 1] <= 1 || view->strides[ndim - 1] == 4);
+    for (int i = 0; ok && i < ndim - 1; i++) ok = view->strides[i] >= 0 && view->strides[i] % 4 == 0;
     if (!ok) {
-        PyErr_Format(PyExc_ValueError, "%s must be a 4-d float32 array with a contiguous last axis", what);
+        PyErr_Format(PyExc_ValueError, "%s must be a %d-d float32 array with a contiguous last axis", what, ndim);
         PyBuffer_Release(view);
         return -1;
     }
+    return 0;
+}
+
+/* A float32 4-d array whose last axis is contiguous, as (buffer, strides in bytes). */
+static int get_rows4(PyObject *obj, Py_buffer *view, struct rows4 *rows, int writable, const char *what) {
+    if (get_float_rows(obj, view, 4, writable, what) < 0) return -1;
     rows->buf = view->buf;
     for (int i = 0; i < 4; i++) {
         rows->shape[i] = view->shape[i];
         rows->strides[i] = view->strides[i];
     }
     return 0;
+}
+
+/* A C-contiguous float32 array of exactly `shape` (ndim axes), writable or not. */
+static int get_exact(PyObject *obj, Py_buffer *view, int ndim, const Py_ssize_t *shape, int writable,
+                     const char *what) {
+    if (get_float_rows(obj, view, ndim, writable, what) < 0) return -1;
+    int ok = PyBuffer_IsContiguous(view, 'C');
+    for (int i = 0; ok && i < ndim; i++) ok = view->shape[i] == shape[i];
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float32 array of the shape the call needs", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* rms_norm(x, weight, out, eps): x (rows, d) float32 rows with a contiguous last axis;
+ * weight None or (d,); out (rows, d) C-contiguous */
+static PyObject *py_rms_norm(PyObject *self, PyObject *args) {
+    PyObject *ox, *ow, *oo;
+    double eps;
+    if (!PyArg_ParseTuple(args, "OOOd", &ox, &ow, &oo, &eps)) return NULL;
+    Py_buffer x, w = {0}, o;
+    if (get_float_rows(ox, &x, 2, 0, "x") < 0) return NULL;
+    const Py_ssize_t rows = x.shape[0], d = x.shape[1];
+    if (ow != Py_None && get_exact(ow, &w, 1, &d, 0, "weight") < 0) goto fail_x;
+    if (get_exact(oo, &o, 2, x.shape, 1, "out") < 0) goto fail_w;
+    Py_BEGIN_ALLOW_THREADS rms_norm_rows(x.buf, x.strides[0] / 4, w.buf, o.buf, rows, d, eps);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    if (w.buf) PyBuffer_Release(&w);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+fail_w:
+    if (w.buf) PyBuffer_Release(&w);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
+/* rope(x, cos, sin, out, dims, traditional): x (B, H, L, D) float32 with a contiguous last
+ * axis; cos, sin (L, dims/2) and out (B, H, L, D) C-contiguous; dims even, 0 < dims <= D */
+static PyObject *py_rope(PyObject *self, PyObject *args) {
+    PyObject *ox, *oc, *os, *oo;
+    long long dims;
+    int traditional;
+    if (!PyArg_ParseTuple(args, "OOOOLp", &ox, &oc, &os, &oo, &dims, &traditional)) return NULL;
+    Py_buffer x, c, s, o;
+    struct rows4 rx;
+    if (get_rows4(ox, &x, &rx, 0, "x") < 0) return NULL;
+    if (dims <= 0 || dims % 2 || dims > rx.shape[3]) {
+        PyErr_Format(PyExc_ValueError, "rope dims %lld must be even, positive and at most %lld", dims,
+                     (long long)rx.shape[3]);
+        goto fail_x;
+    }
+    const Py_ssize_t table[2] = {x.shape[2], (Py_ssize_t)(dims / 2)};
+    if (get_exact(oc, &c, 2, table, 0, "cos") < 0) goto fail_x;
+    if (get_exact(os, &s, 2, table, 0, "sin") < 0) goto fail_c;
+    if (get_exact(oo, &o, 4, x.shape, 1, "out") < 0) goto fail_s;
+    Py_BEGIN_ALLOW_THREADS rope_rows(&rx, c.buf, s.buf, o.buf, dims, traditional);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&x);
+    Py_RETURN_NONE;
+fail_s:
+    PyBuffer_Release(&s);
+fail_c:
+    PyBuffer_Release(&c);
+fail_x:
+    PyBuffer_Release(&x);
+    return NULL;
+}
+
+/* swiglu(gate, up, out): gate, up (rows, n) float32 rows with a contiguous last axis; out
+ * (rows, n) C-contiguous */
+static PyObject *py_swiglu(PyObject *self, PyObject *args) {
+    PyObject *og, *ou, *oo;
+    if (!PyArg_ParseTuple(args, "OOO", &og, &ou, &oo)) return NULL;
+    Py_buffer g, u, o;
+    if (get_float_rows(og, &g, 2, 0, "gate") < 0) return NULL;
+    if (get_float_rows(ou, &u, 2, 0, "up") < 0) goto fail_g;
+    if (u.shape[0] != g.shape[0] || u.shape[1] != g.shape[1]) {
+        PyErr_SetString(PyExc_ValueError, "gate and up must have the same shape");
+        goto fail_u;
+    }
+    if (get_exact(oo, &o, 2, g.shape, 1, "out") < 0) goto fail_u;
+    Py_BEGIN_ALLOW_THREADS swiglu_rows(g.buf, g.strides[0] / 4, u.buf, u.strides[0] / 4, o.buf, g.shape[0], g.shape[1]);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    PyBuffer_Release(&u);
+    PyBuffer_Release(&g);
+    Py_RETURN_NONE;
+fail_u:
+    PyBuffer_Release(&u);
+fail_g:
+    PyBuffer_Release(&g);
+    return NULL;
 }
 
 /* attention(level, q, k, v, out, scale, causal, lengths=None): see attention.c; lengths: B
@@ -398,6 +501,9 @@ static PyMethodDef methods[] = {
     {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
     {"pool_probe", py_pool_probe, METH_VARARGS, "XOR of a buffer's words read on the pool (a probe)."},
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
+    {"rms_norm", py_rms_norm, METH_VARARGS, "float32 RMS norm over rows (see csrc/rowops.c)."},
+    {"rope", py_rope, METH_VARARGS, "float32 rotary positions from cos/sin tables (see csrc/rowops.c)."},
+    {"swiglu", py_swiglu, METH_VARARGS, "float32 silu(gate) * up over rows (see csrc/rowops.c)."},
     {NULL, NULL, 0, NULL},
 };
 

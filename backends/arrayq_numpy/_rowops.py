@@ -1,0 +1,83 @@
+"""The NumPy backend's float32 row kernels (``csrc/rowops.c``): rms_norm, rope and swiglu,
+one native pass each instead of four to ten NumPy calls, for what a decode step spends
+its time on outside the quantized matmuls.
+
+Each function returns None where the kernels do not take the call (native kernels not
+built or turned off by ``ARRAYQ_NATIVE``, a dtype other than float32, an empty array, rope
+on more than 4 axes); the backend then runs its NumPy path or the reference. Layouts the
+kernels cannot read through strides (a last axis that is not contiguous, negative strides)
+are copied first. Precision (docs/native-kernels.md): rope is the NumPy path's arithmetic,
+operation for operation; rms_norm sums the squares in float64 (more accurate than the
+float32 NumPy path); swiglu is the frontend's silu formula in float32 with a polynomial
+exp (within 2 ulp).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import _native
+
+
+@functools.cache
+def _runs() -> bool:
+    """Whether the row kernels are in use: the native kernels are (``ARRAYQ_NATIVE``) and
+    this build has them."""
+    return _native._chosen_level() is not None and hasattr(_native._kernels, "swiglu")
+
+
+def _rows(a: np.ndarray, width: int) -> np.ndarray | None:
+    """``a`` as float32 (rows, width) with a contiguous last axis and non-negative strides,
+    without a copy where NumPy can view it so (a copy where it cannot); None for another
+    dtype or an empty array."""
+    if a.dtype != np.float32 or a.size == 0:
+        return None
+    rows = a.reshape(-1, width)
+    if rows.flags.c_contiguous:  # (decode's case: no more checks)
+        return rows
+    if rows.strides[1] != 4 and width > 1 or min(rows.strides) < 0 or not rows.flags.aligned:
+        rows = np.ascontiguousarray(rows)
+    return rows
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray | None, eps: float) -> np.ndarray | None:
+    """``x / sqrt(mean(x**2, axis=-1) + eps) * weight`` for float32 x (..., D) with weight
+    None or float32 (D,); a new C-contiguous array of x's shape, or None (see the module)."""
+    if not _runs() or x.ndim == 0 or (weight is not None and (weight.dtype != np.float32 or weight.ndim != 1)):
+        return None
+    rows = _rows(x, x.shape[-1])
+    if rows is None:
+        return None
+    out = np.empty(rows.shape, np.float32)
+    w = weight if weight is None or weight.flags.c_contiguous else np.ascontiguousarray(weight)
+    _native._kernels.rms_norm(rows, w, out, eps)
+    return out.reshape(x.shape)
+
+
+def rope(x: np.ndarray, dims: int, traditional: bool, cos: np.ndarray, sin: np.ndarray) -> np.ndarray | None:
+    """float32 x (..., L, D), 2 to 4 axes, with its first ``dims`` features rotated by the
+    float32 (L, dims/2) tables (``arrayq.nn.rope_tables``): a new C-contiguous array of
+    x's shape, or None (see the module)."""
+    if not _runs() or x.dtype != np.float32 or not 2 <= x.ndim <= 4 or x.size == 0 or cos.dtype != np.float32:
+        return None
+    x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)  # (a view: only leading axes of one added)
+    if x4.strides[-1] != 4 or min(x4.strides) < 0 or not x4.flags.aligned:
+        x4 = np.ascontiguousarray(x4)
+    out = np.empty(x4.shape, np.float32)
+    _native._kernels.rope(x4, cos, sin, out, int(dims), bool(traditional))
+    return out.reshape(x.shape)
+
+
+def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray | None:
+    """``silu(gate) * up`` for float32 gate and up of one shape (..., N): a new C-contiguous
+    array of that shape, or None (see the module)."""
+    if not _runs() or gate.shape != up.shape or gate.ndim == 0:
+        return None
+    g, u = _rows(gate, gate.shape[-1]), _rows(up, up.shape[-1])
+    if g is None or u is None:
+        return None
+    out = np.empty(gate.shape, np.float32)
+    _native._kernels.swiglu(g, u, out.reshape(g.shape))
+    return out

@@ -89,7 +89,8 @@ def kernel_table(builds: dict[str, Any], level_name: str, rounds: int) -> None:
             row = f"| {name} {n}×{k} | {b} | {cells} |"
             if extra and b == "new":
                 same = np.array_equal(outs["new"], outs["baseline"])
-                row += f" {med[('new', 1)] / med[('baseline', 1)]:.3f} | {med[('new', 8)] / med[('baseline', 8)]:.3f} | {same} |"
+                ratio = {m: med[("new", m)] / med[("baseline", m)] for m in (1, 8)}
+                row += f" {ratio[1]:.3f} | {ratio[8]:.3f} | {same} |"
             elif extra:
                 row += " | | |"
             print(row, flush=True)
@@ -151,11 +152,12 @@ def step_table(builds: dict[str, Any], model_dir: str, rounds: int) -> None:
                 time.sleep(0.005)  # the other build's pool goes idle
     finally:
         _native._kernels = own
-    print(f"\ndecode_step, {_native.level()}, {_native.current_activations()} activations, 2 threads, ms (median of {rounds})")
+    mode = f"{_native.level()}, {_native.current_activations()} activations"
+    print(f"\ndecode_step, {mode}, 2 threads, ms (median of {rounds})")
     print("| build | B=1 step | B=1 kernels | B=8 step | B=8 kernels | B=8 rest | kernels B8/B1 | rate B=8 vs B=1 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in builds:
-        (t1, k1), (t8, k8) = ((statistics.median(v[i] for v in times[(b, s)]) for i in (0, 1)) for s in sizes)
+        (t1, k1), (t8, k8) = ([statistics.median(v[i] for v in times[(b, s)]) for i in (0, 1)] for s in sizes)
         print(
             f"| {b} | {t1 * 1e3:.1f} | {k1 * 1e3:.1f} | {t8 * 1e3:.1f} | {k8 * 1e3:.1f} | {(t8 - k8) * 1e3:.1f} | "
             f"{k8 / k1:.2f}× | {8 * t1 / t8:.2f}× |"

@@ -69,7 +69,9 @@ def _run(level: int, x: np.ndarray, qw: aq.QuantizedWeight) -> np.ndarray:
     data, kind, symmetric = _native.repack(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, level)
     n = qw.packed.shape[0]
     out = np.full((x.shape[0], n), np.nan, np.float32)
-    _native._kernels.gemv_repacked(level, x, data, out, x.shape[0], n, x.shape[1], qw.group_size, qw.bits, kind, symmetric)
+    _native._kernels.gemv_repacked(
+        level, x, data, out, x.shape[0], n, x.shape[1], qw.group_size, qw.bits, kind, symmetric
+    )
     return out
 
 
@@ -80,7 +82,9 @@ def test_every_batch_size_at_every_level(level: int, bits: int, group_size: int)
     bit for bit (integer dots are exact, and every row's floats are summed in one order)."""
     rng = np.random.default_rng(bits * 1000 + group_size)
     k, n = 3 * group_size, 21
-    qw = aq.quantize(aq.astype(rng.standard_normal((n, k), dtype=np.float32), aq.bfloat16), group_size=group_size, bits=bits)
+    qw = aq.quantize(
+        aq.astype(rng.standard_normal((n, k), dtype=np.float32), aq.bfloat16), group_size=group_size, bits=bits
+    )
     x = rng.standard_normal((9, k)).astype(np.float32)
     x[2, group_size : 2 * group_size] *= 1e3  # rows of very different magnitudes side by side
     x[5, :group_size] = 0  # an all-zero group: scale 0

@@ -146,9 +146,9 @@ int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, c
     int8_activations(x, m, k, L->group_size, xq, xscale, xsum);
     for (int64_t i = 0; i < n_passes; i++) { /* lv->rq_rows rows of x a pass */
         const int64_t r = i * rows, pass_rows = m - r < rows ? m - r : rows;
-        if (pass_rows > 1) interleave_rows(xq + r * k, pass_rows, k, xi + r * k); /* (one row: as it is) */
-        const struct rq_job job = {data,           *L,       pass_rows > 1 ? xi + r * k : xq + r * k, xscale + r * groups,
-                                   xsum + r * groups, out + r * L->n, pass_rows};
+        const int8_t *codes = pass_rows > 1 ? xi + r * k : xq + r * k; /* one row: as it is */
+        if (pass_rows > 1) interleave_rows(xq + r * k, pass_rows, k, xi + r * k);
+        const struct rq_job job = {data, *L, codes, xscale + r * groups, xsum + r * groups, out + r * L->n, pass_rows};
         passes[i] = job;
     }
     struct rq_task task = {lv, passes, n_passes};

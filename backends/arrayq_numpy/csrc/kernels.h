@@ -48,7 +48,7 @@ struct rq_layout {
 struct rq_job {
     const uint8_t *data;
     struct rq_layout layout;
-    const int8_t *xq;                  /* (m, k) activation codes, natural order */
+    const int8_t *xq;                  /* (m, k) activation codes, rows interleaved by 4 columns (repack.c) */
     const float *xscale, *xsum;        /* (m, G): their scales, and the sums of the rounded x */
     float *out;                        /* (m, n) */
     int64_t m;                         /* at most RQ_MAX_ROWS */

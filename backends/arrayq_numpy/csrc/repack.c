@@ -122,10 +122,19 @@ static void rq_part(void *ctx, int part, int parts) {
 /* below this many weights a call runs on the calling thread alone (as gemv) */
 #define RQ_PARALLEL_MIN_WEIGHTS (1 << 15)
 
+/* The codes of `rows` rows of x (rows, k) for one pass: four columns of each row, then the
+ * next four (chunk c of row i at (c * rows + i) * 4), so that the kernel reads the chunks
+ * it multiplies one word of weights by from one pointer at constant offsets, whatever k
+ * is. One row: the natural order. */
+static void interleave_rows(const int8_t *xq, int64_t rows, int64_t k, int8_t *dst) {
+    for (int64_t c = 0; c < k / 4; c++)
+        for (int64_t i = 0; i < rows; i++) memcpy(dst + (c * rows + i) * 4, xq + i * k + c * 4, 4);
+}
+
 int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, const struct rq_layout *L, float *out,
                   int64_t m) {
     const int64_t k = L->k, groups = k / L->group_size, rows = lv->rq_rows, n_passes = (m + rows - 1) / rows;
-    float *xscale = malloc((size_t)(2 * m * groups) * sizeof(float) + (size_t)(m * k));
+    float *xscale = malloc((size_t)(2 * m * groups) * sizeof(float) + (size_t)(2 * m * k));
     struct rq_job *passes = malloc((size_t)n_passes * sizeof *passes);
     if (!xscale || !passes) {
         free(xscale);
@@ -133,12 +142,13 @@ int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, c
         return -1;
     }
     float *xsum = xscale + m * groups;
-    int8_t *xq = (int8_t *)(xsum + m * groups);
+    int8_t *xq = (int8_t *)(xsum + m * groups), *xi = xq + m * k;
     int8_activations(x, m, k, L->group_size, xq, xscale, xsum);
     for (int64_t i = 0; i < n_passes; i++) { /* lv->rq_rows rows of x a pass */
-        const int64_t r = i * rows;
-        const struct rq_job job = {data,           *L,          xq + r * k, xscale + r * groups, xsum + r * groups,
-                                   out + r * L->n, m - r < rows ? m - r : rows};
+        const int64_t r = i * rows, pass_rows = m - r < rows ? m - r : rows;
+        const int8_t *codes = pass_rows > 1 ? xi + r * k : xq + r * k; /* one row: as it is */
+        if (pass_rows > 1) interleave_rows(xq + r * k, pass_rows, k, xi + r * k);
+        const struct rq_job job = {data, *L, codes, xscale + r * groups, xsum + r * groups, out + r * L->n, pass_rows};
         passes[i] = job;
     }
     struct rq_task task = {lv, passes, n_passes};

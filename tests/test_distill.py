@@ -251,7 +251,11 @@ def test_similarity_training_lowers_the_relational_error(backend: str) -> None:
     student, teacher, xs, batches = _setup(backend, seed=5)
 
     def relational(model: Tiny) -> float:
-        return float(np.mean([np.mean((_cosines(_numpy_forward(model, x)) - _cosines(_numpy_forward(teacher, x))) ** 2) for x in xs]))
+        return float(
+            np.mean(
+                [np.mean((_cosines(_numpy_forward(model, x)) - _cosines(_numpy_forward(teacher, x))) ** 2) for x in xs]
+            )
+        )
 
     out = nn.distill_quantized(student, teacher, batches, steps=100, lr=3e-3, loss="similarity")
     assert relational(out) < 0.8 * relational(student)

@@ -96,16 +96,16 @@ class ArrayqEncoder:
         model = self._quantized_model(bits, group_size, method, calibration)
         return lambda texts: self._run(model, texts)
 
-    def _batches(self, texts: Sequence[str], teacher: Any, grad: Any) -> list[tuple]:
-        """``texts`` sorted by length in batches of ``settings.batch``, each as
+    def _batches(self, texts: Sequence[str], size: int, teacher: Any, grad: Any) -> list[tuple]:
+        """``texts`` sorted by length in batches of ``size``, each as
         ``(embedding output, additive mask, keep)`` on the gradient backend ``grad``."""
         import arrayq as aq
         from arrayq import nn
 
         ordered = sorted(texts, key=lambda t: int(self.tokenizer([t]).attention_mask.sum()))
         batches = []
-        for i in range(0, len(ordered), self.settings.batch):
-            tokens = self.tokenizer(ordered[i : i + self.settings.batch])
+        for i in range(0, len(ordered), size):
+            tokens = self.tokenizer(ordered[i : i + size])
             # padded to a multiple of 8 tokens: fewer shapes, so fewer compilations on JAX
             pad = ((0, 0), (0, -tokens.ids.shape[1] % 8))
             ids, real, types = (np.pad(a, pad) for a in (tokens.ids, tokens.attention_mask, tokens.token_type_ids))
@@ -114,8 +114,11 @@ class ArrayqEncoder:
             batches.append((h, mask, aq.to_backend(real.astype(np.float32)[..., None], grad)))
         return batches
 
-    def distilled(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
-        """GPTQ (calibrated on the trained texts' float inputs), then
+    def distilled(
+        self, bits: int, group_size: int, texts: Sequence[str], method: str = "gptq-dwq"
+    ) -> Callable[[Sequence[str]], np.ndarray]:
+        """``method`` "gptq-dwq" (trained as ``self.settings`` says) or "gptq-rd" (as
+        ``self.relational`` says): GPTQ (calibrated on the trained texts' float inputs), then
         ``nn.distill_quantized`` on the gradient backend ``settings.backend``: every block's
         token states (:func:`block_states`), and with ``settings.similarity`` the cosine
         matrix of the batch's sentence embeddings (:func:`sentence_outputs`), fitted to the
@@ -126,7 +129,9 @@ class ArrayqEncoder:
         import arrayq as aq
         from arrayq import nn
 
-        settings = self.settings
+        if method not in ("gptq-dwq", "gptq-rd"):
+            raise ValueError(f"distilled() measures 'gptq-dwq' or 'gptq-rd', not {method!r}")
+        settings = self.settings if method == "gptq-dwq" else self.relational
         k = settings.holdout
         held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
         trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
@@ -147,13 +152,13 @@ class ArrayqEncoder:
         model = nn.distill_quantized(
             student,
             teacher,
-            self._batches(trained, teacher, grad),
+            self._batches(trained, settings.batch, teacher, grad),
             forward=forward,
             steps=settings.steps,
             lr=settings.lr,
             loss=loss,
             weights=weights,
-            validation=self._batches(held, teacher, grad) if held else None,
+            validation=self._batches(held, settings.batch, teacher, grad) if held else None,
             check_every=settings.check_every,
             progress=progress,
         )
@@ -177,6 +182,11 @@ class DistillSettings:
     similarity: float = 0.0
     holdout: int = 0
     check_every: int = 20
+
+
+#: gptq-rd's settings: block states and the relational term (weighted alike), every fifth
+#: calibration text held out to choose the step (docs/quantization-quality.md)
+RELATIONAL = DistillSettings(similarity=10.0, holdout=5)
 
 
 def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:

@@ -77,7 +77,12 @@ class ArrayqEncoder:
         return lambda texts: self._run(model, texts)
 
     def _quantized_model(
-        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None
+        self,
+        bits: int,
+        group_size: int,
+        method: str,
+        calibration: Mapping[str, np.ndarray] | None,
+        damping: float | None = None,
     ) -> Any:
         from arrayq import nn
 
@@ -85,7 +90,7 @@ class ArrayqEncoder:
             if not isinstance(layer, nn.Linear):
                 return False
             if method == "gptq" and calibration is not None:
-                return {"method": method, "calibration": calibration[path]}
+                return {"method": method, "calibration": calibration[path], "damping": damping}
             return {"method": method}
 
         return nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
@@ -135,7 +140,7 @@ class ArrayqEncoder:
         k = settings.holdout
         held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
         trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
-        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(trained))
+        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(trained), settings.damping)
         grad = aq.get_backend(settings.backend)
         student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
 
@@ -173,7 +178,8 @@ class DistillSettings:
     the weight of the relational term (the batch's sentence-embedding cosine matrix)
     against the block states' terms together (0: block states only); ``holdout``: every
     ``holdout``-th calibration text held out to choose the step kept, checked every
-    ``check_every`` steps (0: none, the last step is kept if it improved the objective)."""
+    ``check_every`` steps (0: none, the last step is kept if it improved the objective);
+    ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default)."""
 
     steps: int = 160
     lr: float = 1e-5
@@ -182,11 +188,13 @@ class DistillSettings:
     similarity: float = 0.0
     holdout: int = 0
     check_every: int = 20
+    damping: float | None = None
 
 
-#: gptq-rd's settings: block states and the relational term (weighted alike), every fifth
-#: calibration text held out to choose the step (docs/quantization-quality.md)
-RELATIONAL = DistillSettings(similarity=10.0, holdout=5)
+#: gptq-rd's settings: GPTQ damped 0.1, then block states and the relational term (weighted
+#: alike), every fifth calibration text held out to choose the step
+#: (docs/quantization-quality.md: chosen on held-out calibration texts, not the measured ones)
+RELATIONAL = DistillSettings(similarity=10.0, holdout=5, damping=0.1)
 
 
 def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:

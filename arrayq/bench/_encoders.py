@@ -32,13 +32,20 @@ class ArrayqEncoder:
     """``models.load(folder)`` on ``backend`` with ``models.load_tokenizer(folder)``; weight
     names are the model's layer paths (``layers.0.attention.q_proj``, ...), and every
     ``nn.Linear`` is quantized (the embedding tables stay dense). ``settings``: how
-    :meth:`distilled` trains."""
+    :meth:`distilled` trains for ``gptq-dwq``, ``relational`` for ``gptq-rd``."""
 
-    def __init__(self, folder: str | Path, backend: str = "numpy", settings: DistillSettings | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        backend: str = "numpy",
+        settings: DistillSettings | None = None,
+        relational: DistillSettings | None = None,
+    ) -> None:
         import arrayq as aq
         from arrayq import models
 
-        self.settings = settings or DistillSettings()  # of distilled()
+        self.settings = settings or DistillSettings()  # of distilled(..., "gptq-dwq")
+        self.relational = relational or RELATIONAL  # of distilled(..., "gptq-rd")
 
         self.backend = aq.get_backend(backend)
         self.model = models.load(folder, backend=self.backend)
@@ -191,10 +198,10 @@ class DistillSettings:
     damping: float | None = None
 
 
-#: gptq-rd's settings: GPTQ damped 0.1, then block states and the relational term (weighted
-#: alike), every fifth calibration text held out to choose the step
-#: (docs/quantization-quality.md: chosen on held-out calibration texts, not the measured ones)
-RELATIONAL = DistillSettings(similarity=10.0, holdout=5, damping=0.1)
+#: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
+#: relational term (weighted alike), every fifth calibration text held out to choose the step
+#: kept (docs/quantization-quality.md: chosen on held-out calibration texts, not the measured ones)
+RELATIONAL = DistillSettings(steps=320, similarity=10.0, holdout=5)
 
 
 def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:

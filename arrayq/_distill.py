@@ -135,7 +135,7 @@ def _per_output(loss: Any, weights: Any, count: int) -> tuple[list[str], list[fl
     if not isinstance(weights, (list, tuple)) or len(weights) != count:
         raise ValueError(f"weights must be a list with one number per output of forward ({count}), got {weights!r}")
     for w in weights:
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and w >= 0):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and float(w) >= 0):
             raise ValueError(f"weights must be finite numbers of 0 or more, got {w!r}")
     if not sum(weights) > 0:
         raise ValueError(f"weights must not all be 0, got {weights!r}")

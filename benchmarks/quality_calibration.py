@@ -604,10 +604,8 @@ MORE_CALIBRATION = [
     "offer the slot to another patient.",
     "The software stores each user's settings in a small file in their home folder, which is read when the "
     "program starts and written when it closes.",
-    "The harvest was poor this year: a wet spring delayed planting, and a dry summer left the grain small "
-    "and light.",
-    "Before the match the captain reminded the players to stay calm, keep the ball and wait for their "
-    "chances.",
+    "The harvest was poor this year: a wet spring delayed planting, and a dry summer left the grain small and light.",
+    "Before the match the captain reminded the players to stay calm, keep the ball and wait for their chances.",
     "The old mill by the river has been turned into flats, but the waterwheel has been kept and still turns "
     "when the water is high.",
     "Researchers asked volunteers to keep a diary of what they ate for a month, then compared it with "

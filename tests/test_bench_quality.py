@@ -164,17 +164,21 @@ def test_arrayq_encoder_agrees_with_the_numpy_forward(minilm):
 
 
 def test_measure_asks_the_encoder_for_the_distilled_method():
-    """gptq-dwq is the encoder's ``distilled(bits, group_size, calibration_texts)``; an encoder
-    without one is refused by name (the NumPy forward has no gradients to distill with)."""
+    """gptq-dwq and gptq-rd are the encoder's ``distilled(bits, group_size, calibration_texts,
+    method)``; an encoder without one is refused by name (the NumPy forward has no gradients
+    to distill with)."""
     texts, calibration = ["alpha beta", "gamma", "delta"], ["iota kappa", "mu nu"]
     asked = []
 
     class WithDistilled(_TinyEncoder):
-        def distilled(self, bits, group_size, texts):
-            asked.append((bits, group_size, list(texts)))
+        def distilled(self, bits, group_size, texts, method):
+            asked.append((bits, group_size, list(texts), method))
             return self.quantized(bits, group_size, "rtn", None)
 
-    rows = _quality.measure(WithDistilled(), texts, calibration, configs=[(4, 32)], methods=[_quality.DISTILLED])
-    assert asked == [(4, 32, calibration)] and [r["method"] for r in rows] == ["float32", "gptq-dwq"]
-    with pytest.raises(ValueError, match="cannot measure 'gptq-dwq'.*no distilled"):
-        _quality.measure(_TinyEncoder(), texts, calibration, configs=[(4, 32)], methods=[_quality.DISTILLED])
+    methods = ["gptq-dwq", "gptq-rd"]
+    rows = _quality.measure(WithDistilled(), texts, calibration, configs=[(4, 32)], methods=methods)
+    assert asked == [(4, 32, calibration, m) for m in methods]
+    assert [r["method"] for r in rows] == ["float32", *methods]
+    for method in methods:
+        with pytest.raises(ValueError, match=f"cannot measure '{method}'.*no distilled"):
+            _quality.measure(_TinyEncoder(), texts, calibration, configs=[(4, 32)], methods=[method])

@@ -207,3 +207,127 @@ def test_a_backend_without_gradients_is_refused() -> None:
     batch = [(aq.asarray(np.ones((4, 32), np.float32)),)]
     with pytest.raises(UnsupportedOperationError, match="no automatic differentiation.*mlx or jax"):
         nn.distill_quantized(student, teacher, batch, steps=1)
+
+
+def _cosines(a: np.ndarray) -> np.ndarray:
+    unit = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    return unit @ unit.T
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_similarity_loss_and_weights_match_a_hand_computation(backend: str) -> None:
+    """The objective before training (progress's step 0) with one "mse" and one "similarity"
+    output weighted 1 and 3: per batch (1 * mse + 3 * sim) / 4, mse = mean((s - t)^2) /
+    mean(t^2), sim = mean((C_s - C_t)^2) with C the rows' cosine matrix, computed here in
+    NumPy from the weights rebuilt by hand."""
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend, seed=4)
+    seen: dict[int, float] = {}
+    nn.distill_quantized(
+        student,
+        teacher,
+        batches,
+        forward=lambda m, x: [m(x), m(x)],
+        steps=1,
+        lr=1e-4,
+        loss=["mse", "similarity"],
+        weights=[1, 3],
+        progress=lambda step, value: seen.setdefault(step, value),
+    )
+    want = []
+    for x in xs:
+        s, t = _numpy_forward(student, x), _numpy_forward(teacher, x)
+        mse = np.mean((s - t) ** 2) / np.mean(t**2)
+        sim = np.mean((_cosines(s) - _cosines(t)) ** 2)
+        assert sim > 1e-5  # (the relational term is not negligible here: the test sees it)
+        want.append((mse + 3 * sim) / 4)
+    # float32 forward and sums: relative 1e-3 of an objective of ~1e-3
+    assert seen[0] == pytest.approx(float(np.mean(want)), rel=1e-3)
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_similarity_training_lowers_the_relational_error(backend: str) -> None:
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend, seed=5)
+
+    def relational(model: Tiny) -> float:
+        return float(
+            np.mean(
+                [np.mean((_cosines(_numpy_forward(model, x)) - _cosines(_numpy_forward(teacher, x))) ** 2) for x in xs]
+            )
+        )
+
+    out = nn.distill_quantized(student, teacher, batches, steps=100, lr=3e-3, loss="similarity")
+    assert relational(out) < 0.8 * relational(student)
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_validation_keeps_the_best_checked_parameters(backend: str) -> None:
+    """With ``validation``, the result is the checked parameters of least objective on the
+    validation batches: never worse there than the start (the input model itself when no
+    check beat it, as with a learning rate far too large), and lower after useful training."""
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend, seed=6)
+    rng = np.random.default_rng(7)
+    held_x = [rng.standard_normal((24, 32)).astype(np.float32) for _ in range(2)]
+    held = [(aq.to_backend(x, backend),) for x in held_x]
+    seen: dict[int, float] = {}
+    out = nn.distill_quantized(
+        student, teacher, batches, steps=40, lr=2e-3, validation=held, check_every=5, progress=seen.setdefault
+    )
+    # step 0 reports the validation objective: the hand-computed one on the held-out batches
+    assert seen[0] == pytest.approx(_objective(student, teacher, held_x), rel=1e-4)
+    assert _objective(out, teacher, held_x) < _objective(student, teacher, held_x)
+    wild = nn.distill_quantized(student, teacher, batches, steps=4, lr=0.5, validation=held, check_every=1)
+    assert wild is student or _objective(wild, teacher, held_x) < _objective(student, teacher, held_x)
+
+
+def test_bad_loss_weights_and_validation() -> None:
+    pytest.importorskip("mlx")
+    student, teacher, _, batches = _setup("mlx")
+    two = lambda m, x: [m(x), m(x)]  # noqa: E731
+    for loss in (["mse"], ["mse", "kl"], ("mse", "mse", "mse"), 3):
+        with pytest.raises(ValueError, match="loss"):
+            nn.distill_quantized(student, teacher, batches, forward=two, loss=loss)
+    for weights in ([1.0], [1.0, -1.0], [1.0, math.nan], [0, 0], [1.0, math.inf], [True, 1.0], "11", 2.0):
+        with pytest.raises(ValueError, match="weights"):
+            nn.distill_quantized(student, teacher, batches, forward=two, weights=weights)
+    for check, error in ((0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="check_every"):
+            nn.distill_quantized(student, teacher, batches, validation=batches, check_every=check)
+    for validation in ([], batches[0][0], "batches"):
+        with pytest.raises(TypeError, match="validation"):
+            nn.distill_quantized(student, teacher, batches, validation=validation)
+    nan = np.ones((4, 32), np.float32)
+    nan[0, 0] = np.nan
+    with pytest.raises(QuantizationError, match="validation batch 0 are not all finite"):
+        nn.distill_quantized(student, teacher, batches, validation=[(aq.to_backend(nan, "mlx"),)])
+
+
+def test_mlx_reads_a_relational_distilled_result_as_its_own_codes_scales_and_biases() -> None:
+    """The result of the new options (a per-output loss list with "similarity", weights,
+    validation) is still MLX's format: ``mx.dequantize`` of its packed words, scales and
+    biases equals code * scale + bias computed here by hand from the same arrays."""
+    mx = pytest.importorskip("mlx.core")
+    student, teacher, xs, batches = _setup("mlx", seed=8)
+    out = nn.distill_quantized(
+        student,
+        teacher,
+        batches,
+        forward=lambda m, x: [m(x), m(x)],
+        steps=30,
+        lr=2e-3,
+        loss=["mse", "similarity"],
+        weights=[1.0, 2.0],
+        validation=batches[1:],  # (trained on too: here only the format is under test)
+        check_every=5,
+    )
+    assert out is not student  # (trained: a validation check beat the start)
+    for old, layer in ((student.up, out.up), (student.down, out.down)):
+        qw = layer.weight
+        np.testing.assert_array_equal(np.asarray(qw.packed), np.asarray(old.weight.packed))  # codes kept
+        got = np.asarray(mx.dequantize(qw.packed, qw.scales, qw.biases, group_size=32, bits=4), np.float64)
+        # float32: MLX rounds code * scale and the sum once each, the hand version not at all:
+        # within two float32 half-ulps of the values' size (|code * scale| + |bias|)
+        size = np.repeat(15 * np.abs(_host(qw.scales)) + np.abs(_host(qw.biases)), 32, axis=1)
+        assert np.all(np.abs(got - _weight(qw)) <= 2.0**-23 * size)

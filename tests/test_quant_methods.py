@@ -222,6 +222,34 @@ def test_gptq_is_never_worse_than_rtn_per_row_on_its_calibration(bits):
     assert gptq.sum() < 0.3 * rtn.sum()  # 40 samples, 128 features: much room, measured 0.06-0.09
 
 
+def test_gptq_damping_trades_calibration_fit_for_caution():
+    """``damping`` d inverts H + d diag(H). With many samples (4096 for 128 features) H is
+    well estimated, so a small damping fits the calibration objective ||X W^T - X Wq^T||
+    closest and a huge one (error feedback nearly off) leaves it near rtn's; the default
+    (None) is 0.3 exactly."""
+    rng = np.random.default_rng(12)
+    x = _correlated_inputs(rng, rng.standard_normal((16, 128)), 4096)
+    w = rng.standard_normal((32, 128)).astype(np.float32)
+
+    def quantized(damping=None, method="gptq"):
+        calibration = x if method == "gptq" else None
+        return aq.quantize(w, bits=4, group_size=32, method=method, calibration=calibration, damping=damping)
+
+    def error(qw):
+        return np.linalg.norm(x.astype(np.float64) @ (w - _dense(qw)).T)
+
+    small, default, huge, rtn = (
+        error(quantized(0.01)),
+        error(quantized()),
+        error(quantized(1e4)),
+        error(quantized(method="rtn")),
+    )
+    assert small < default < huge <= rtn * (1 + SUM_ORDER)
+    assert small < 0.5 * rtn and huge > 0.8 * rtn
+    for a, b in zip((quantized(0.3).packed, quantized(0.3).scales), (quantized().packed, quantized().scales)):
+        np.testing.assert_array_equal(aq.to_numpy(a), aq.to_numpy(b))
+
+
 def test_gptq_with_inputs_that_are_all_zero_keeps_rtn():
     """No input reaches the layer: every output error is 0, nothing beats rtn, rtn stays."""
     w = _weights("gaussian", (8, 128))
@@ -340,6 +368,12 @@ X64 = np.ones((8, 64), np.float32)
         ({"method": "gptq", "calibration": X64, "float_calibration": X64[:, :32]}, r"\(n_samples, 64\)"),
         ({"method": "gptq", "calibration": X64, "float_calibration": X64 * np.nan}, "NaN or inf"),
         ({"method": "gptq", "calibration": X64, "float_calibration": "x"}, "calibration must be an array"),
+        ({"method": "mse", "damping": 0.1}, "damping is used by method 'gptq' only"),
+        ({"damping": 0.1}, "damping is used by method 'gptq' only, not by 'rtn'"),
+        *(
+            ({"method": "gptq", "calibration": X64, "damping": d}, "damping must be a finite number above 0")
+            for d in (0.0, -0.1, np.nan, np.inf, True, "0.1", [0.1])
+        ),
     ],
 )
 def test_bad_method_or_calibration_is_refused(kwargs, message):

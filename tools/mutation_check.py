@@ -326,9 +326,23 @@ MUTATIONS = (
     Mutation(
         "quantize method=gptq with float_calibration: the float targets ignored (plain GPTQ on drifted inputs)",
         "arrayq/quant/_gptq.py",
-        "    given, w = w, (w if x_float is None else float_target(w, x, x_float, h))\n",
+        "    given, w = w, (w if x_float is None else float_target(w, x, x_float, h, damping))\n",
         "    given = w\n",
         ("tests/test_quant_methods.py::test_float_targets_make_up_for_drifted_inputs_on_held_out_samples",),
+    ),
+    Mutation(
+        "nn.distill_quantized loss='similarity': dot products instead of cosines",
+        "arrayq/_distill.py",
+        "    unit = aq.divide(a, aq.maximum(aq.linalg.vector_norm(a, axis=-1, keepdims=True), 1e-30))\n",
+        "    unit = a\n",
+        ("tests/test_distill.py::test_similarity_loss_and_weights_match_a_hand_computation",),
+    ),
+    Mutation(
+        "nn.distill_quantized with validation: the last check kept, not the best",
+        "arrayq/_distill.py",
+        "            if now < best_value:\n",
+        "            if True:\n",
+        ("tests/test_distill.py::test_validation_keeps_the_best_checked_parameters",),
     ),
     Mutation(
         "nn.quantize_sequential: every layer calibrated on the float model's inputs",

@@ -32,13 +32,20 @@ class ArrayqEncoder:
     """``models.load(folder)`` on ``backend`` with ``models.load_tokenizer(folder)``; weight
     names are the model's layer paths (``layers.0.attention.q_proj``, ...), and every
     ``nn.Linear`` is quantized (the embedding tables stay dense). ``settings``: how
-    :meth:`distilled` trains."""
+    :meth:`distilled` trains for ``gptq-dwq``, ``relational`` for ``gptq-rd``."""
 
-    def __init__(self, folder: str | Path, backend: str = "numpy", settings: DistillSettings | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        backend: str = "numpy",
+        settings: DistillSettings | None = None,
+        relational: DistillSettings | None = None,
+    ) -> None:
         import arrayq as aq
         from arrayq import models
 
-        self.settings = settings or DistillSettings()  # of distilled()
+        self.settings = settings or DistillSettings()  # of distilled(..., "gptq-dwq")
+        self.relational = relational or RELATIONAL  # of distilled(..., "gptq-rd")
 
         self.backend = aq.get_backend(backend)
         self.model = models.load(folder, backend=self.backend)
@@ -77,7 +84,12 @@ class ArrayqEncoder:
         return lambda texts: self._run(model, texts)
 
     def _quantized_model(
-        self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None
+        self,
+        bits: int,
+        group_size: int,
+        method: str,
+        calibration: Mapping[str, np.ndarray] | None,
+        damping: float | None = None,
     ) -> Any:
         from arrayq import nn
 
@@ -85,7 +97,7 @@ class ArrayqEncoder:
             if not isinstance(layer, nn.Linear):
                 return False
             if method == "gptq" and calibration is not None:
-                return {"method": method, "calibration": calibration[path]}
+                return {"method": method, "calibration": calibration[path], "damping": damping}
             return {"method": method}
 
         return nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
@@ -96,37 +108,72 @@ class ArrayqEncoder:
         model = self._quantized_model(bits, group_size, method, calibration)
         return lambda texts: self._run(model, texts)
 
-    def distilled(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
-        """GPTQ (calibrated on ``texts``' float inputs), then ``nn.distill_quantized`` on the
-        gradient backend ``settings.backend``: every block's token states on ``texts`` (in
-        batches of ``settings.batch`` texts of similar length) fitted to the float model's
-        (:func:`block_states`); the result runs on this encoder's backend."""
+    def _batches(self, texts: Sequence[str], size: int, teacher: Any, grad: Any) -> list[tuple]:
+        """``texts`` sorted by length in batches of ``size``, each as
+        ``(embedding output, additive mask, keep)`` on the gradient backend ``grad``."""
         import arrayq as aq
         from arrayq import nn
 
-        settings = self.settings
-        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(texts))
-        grad = aq.get_backend(settings.backend)
-        student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
         ordered = sorted(texts, key=lambda t: int(self.tokenizer([t]).attention_mask.sum()))
         batches = []
-        for i in range(0, len(ordered), settings.batch):
-            tokens = self.tokenizer(ordered[i : i + settings.batch])
+        for i in range(0, len(ordered), size):
+            tokens = self.tokenizer(ordered[i : i + size])
             # padded to a multiple of 8 tokens: fewer shapes, so fewer compilations on JAX
             pad = ((0, 0), (0, -tokens.ids.shape[1] % 8))
             ids, real, types = (np.pad(a, pad) for a in (tokens.ids, tokens.attention_mask, tokens.token_type_ids))
             h = teacher.embeddings(*(aq.to_backend(a, grad) for a in (ids, types)), teacher.dtype)
             mask = nn.padding_mask(aq.to_backend(real, grad), dtype=teacher.dtype)  # (h: no parameter to train)
             batches.append((h, mask, aq.to_backend(real.astype(np.float32)[..., None], grad)))
+        return batches
+
+    def distilled(
+        self, bits: int, group_size: int, texts: Sequence[str], method: str = "gptq-dwq"
+    ) -> Callable[[Sequence[str]], np.ndarray]:
+        """``method`` "gptq-dwq" (trained as ``self.settings`` says) or "gptq-rd" (as
+        ``self.relational`` says): GPTQ (calibrated on the trained texts' float inputs), then
+        ``nn.distill_quantized`` on the gradient backend ``settings.backend``: every block's
+        token states (:func:`block_states`), and with ``settings.similarity`` the cosine
+        matrix of the batch's sentence embeddings (:func:`sentence_outputs`), fitted to the
+        float model's on ``texts`` in batches of ``settings.batch`` texts of similar length.
+        With ``settings.holdout`` = k, every k-th text (in the given order) is held out:
+        neither GPTQ nor the training sees it, and it chooses the step to keep (early
+        stopping). The result runs on this encoder's backend."""
+        import arrayq as aq
+        from arrayq import nn
+
+        if method not in ("gptq-dwq", "gptq-rd"):
+            raise ValueError(f"distilled() measures 'gptq-dwq' or 'gptq-rd', not {method!r}")
+        settings = self.settings if method == "gptq-dwq" else self.relational
+        k = settings.holdout
+        held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
+        trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
+        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(trained), settings.damping)
+        grad = aq.get_backend(settings.backend)
+        student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
 
         def progress(step: int, value: float) -> None:  # the objective, on stderr
             if step % 40 == 0:
-                print(f"  gptq-dwq step {step}: objective {value:.6f}", file=sys.stderr, flush=True)
+                print(f"  distill step {step}: objective {value:.6f}", file=sys.stderr, flush=True)
 
+        blocks = len(self.model.layers)
+        if settings.similarity:
+            forward: Callable[..., Any] = sentence_outputs
+            loss, weights = ["mse"] * blocks + ["similarity"], [1.0] * blocks + [settings.similarity * blocks]
+        else:
+            forward, loss, weights = block_states, ["mse"] * blocks, [1.0] * blocks
         model = nn.distill_quantized(
-            student, teacher, batches, forward=block_states, steps=settings.steps, lr=settings.lr, progress=progress
+            student,
+            teacher,
+            self._batches(trained, settings.batch, teacher, grad),
+            forward=forward,
+            steps=settings.steps,
+            lr=settings.lr,
+            loss=loss,
+            weights=weights,
+            validation=self._batches(held, settings.batch, teacher, grad) if held else None,
+            check_every=settings.check_every,
+            progress=progress,
         )
-
         model = nn.to_backend(model, self.backend)
         return lambda texts: self._run(model, texts)
 
@@ -134,12 +181,27 @@ class ArrayqEncoder:
 @dataclasses.dataclass(frozen=True)
 class DistillSettings:
     """How :meth:`ArrayqEncoder.distilled` trains: Adam ``steps`` at learning rate ``lr``,
-    ``batch`` calibration texts a step, on the gradient backend ``backend``."""
+    ``batch`` calibration texts a step, on the gradient backend ``backend``; ``similarity``:
+    the weight of the relational term (the batch's sentence-embedding cosine matrix)
+    against the block states' terms together (0: block states only); ``holdout``: every
+    ``holdout``-th calibration text held out to choose the step kept, checked every
+    ``check_every`` steps (0: none, the last step is kept if it improved the objective);
+    ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default)."""
 
     steps: int = 160
     lr: float = 1e-5
     batch: int = 16
     backend: str = "jax"
+    similarity: float = 0.0
+    holdout: int = 0
+    check_every: int = 20
+    damping: float | None = None
+
+
+#: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
+#: relational term (weighted alike), every fifth calibration text held out to choose the step
+#: kept. On held-out texts block states alone did better (docs/quantization-quality.md).
+RELATIONAL = DistillSettings(steps=320, similarity=10.0, holdout=5)
 
 
 def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:
@@ -155,3 +217,13 @@ def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:
         h = layer(h, mask)
         states.append(aq.multiply(h, keep))
     return states
+
+
+def sentence_outputs(model: Any, h: Any, mask: Any, keep: Any) -> list:
+    """:func:`block_states` and, last, the batch's mean-pooled sentence embeddings (B,
+    hidden) over the real tokens (for ``loss="similarity"``, which compares their cosines)."""
+    import arrayq as aq
+
+    states = block_states(model, h, mask, keep)
+    pooled = aq.divide(aq.sum(states[-1], axis=1), aq.maximum(aq.sum(keep, axis=1), 1.0))
+    return [*states, pooled]

@@ -18,7 +18,10 @@ gptq calibrated on the float model's inputs), ``gptq-seq``, the encoder's layers
 one after the other as :func:`arrayq.nn.quantize_sequential` does (each calibrated on the
 inputs it gets from the layers already quantized, fitted to the float model's outputs), and
 ``gptq-dwq``, gptq's codes with their scales and biases then trained end to end by
-:func:`arrayq.nn.distill_quantized` on the calibration texts (``ArrayqEncoder.distilled``).
+:func:`arrayq.nn.distill_quantized` on the calibration texts (``ArrayqEncoder.distilled``),
+and ``gptq-rd``, the same with a relational term (the cosines between a batch's sentence
+embeddings) in the objective and a held-out slice of the calibration texts choosing the
+step kept.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ import numpy as np
 #: (bits, group_size) measured by default: the issue's 4-bit gs64 target and its neighbours.
 CONFIGS = ((4, 64), (4, 32), (3, 64), (5, 64))
 METHODS = ("rtn", "mse", "gptq", "gptq-seq")
-#: The distilled method (GPTQ's codes, then nn.distill_quantized): measured when asked for,
+#: The distilled methods (GPTQ's codes, then nn.distill_quantized): measured when asked for,
 #: by an encoder with a ``distilled`` method (it needs a backend with gradients).
-DISTILLED = "gptq-dwq"
+DISTILLED = ("gptq-dwq", "gptq-rd")
 
 
 class Encoder(Protocol):
@@ -105,11 +108,11 @@ def measure(
             start = time.perf_counter()
             if method == "gptq-seq":
                 embed = encoder.sequential(bits, group_size, calibration_texts)
-            elif method == DISTILLED:
+            elif method in DISTILLED:
                 distilled = getattr(encoder, "distilled", None)
                 if distilled is None:
-                    raise ValueError(f"{type(encoder).__name__} cannot measure {DISTILLED!r}: it has no distilled()")
-                embed = distilled(bits, group_size, calibration_texts)
+                    raise ValueError(f"{type(encoder).__name__} cannot measure {method!r}: it has no distilled()")
+                embed = distilled(bits, group_size, calibration_texts, method)
             else:
                 embed = encoder.quantized(bits, group_size, method, calibration)
             seconds = time.perf_counter() - start

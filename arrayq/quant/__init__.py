@@ -219,23 +219,23 @@ def quantize(
     method: str = "rtn",
     calibration: Any = None,
     float_calibration: Any = None,
+    damping: float | None = None,
 ) -> QuantizedWeight:
     """Quantize ``w`` (..., rows, cols), float32/float16/bfloat16, in groups of
     ``group_size`` along the last axis, into MLX's format.
 
     ``method="rtn"`` (the default) does exactly what ``mlx.core.quantize`` does. For affine
-    mode two methods choose the scales, biases and codes better, in the same format (every
-    kernel runs the result unchanged); they compute once on the host in NumPy float64 and
-    return arrays on ``w``'s backend and device (docs/quantization-formats.md, section 10):
+    mode two methods choose better in the same format (every kernel runs the result
+    unchanged), once on the host in NumPy float64 (docs/quantization-formats.md, section 10):
 
-    * ``"mse"``: per group, the scale and bias of least squared error (clipping search and
+    * ``"mse"``: per group, the scale and bias of least squared error (clipping search,
       least-squares refits); never worse than rtn on any group.
-    * ``"gptq"``: GPTQ error feedback with ``calibration``, the inputs ``x`` of
-      ``x @ w.T`` (shape (n_samples, cols), any backend, real numbers); one matrix's rows or
-      every matrix of a batched ``w`` share it. Per row never worse than rtn on them.
-      ``float_calibration`` (optional, same shape): the float model's inputs on those
-      samples when ``calibration`` comes from a partly quantized model; GPTQ then fits the
-      float outputs ``float_calibration @ w.T`` (:func:`arrayq.nn.quantize_sequential`).
+    * ``"gptq"``: GPTQ error feedback with ``calibration``, the inputs ``x`` of ``x @ w.T``
+      (shape (n_samples, cols), any backend, real numbers), shared by every matrix of a
+      batched ``w``; per row never worse than rtn on them. ``float_calibration`` (optional,
+      same shape): the float model's inputs on those samples when ``calibration`` comes
+      from a partly quantized model, to fit ``float_calibration @ w.T`` (nn.quantize_sequential).
+      ``damping`` (above 0; None: 0.3): ``H + damping * diag(H)`` is inverted (H = x^T x / n).
 
     Defaults per mode: affine 64/4, mxfp4 32/4, mxfp8 32/8, nvfp4 16/4.
     Raises QuantizationError for fewer than 2 dims, cols not divisible by group_size, a
@@ -243,9 +243,10 @@ def quantize(
     meaningful scale, and MLX would silently produce garbage), an unknown method, a method
     other than rtn for a non-affine mode, and calibration that is missing (gptq), not
     wanted (other methods), of the wrong shape, empty, or not finite (float_calibration
-    likewise, and without calibration or of another shape than it)."""
+    likewise, and without calibration or of another shape than it), and a damping not
+    finite and above 0 or given to another method than gptq."""
     group_size, bits = check_format(group_size, bits, mode)
-    _methods.check_method(method, mode, calibration, float_calibration)
+    _methods.check_method(method, mode, calibration, float_calibration, damping)
     _check_array(w, "the weight")
     backend, (w,) = resolve(w)
     shape, wdt = _shape(w), _dtype_of(w)
@@ -281,7 +282,7 @@ def quantize(
     if out is NotImplemented:
         out = _run_reference(backend, _formats.quantize, w, group_size, bits, mode)
     if method != "rtn":  # starts from rtn's result, which it keeps wherever it finds nothing better
-        out = _methods.run(backend, w, out, group_size, bits, method, x, xf)
+        out = _methods.run(backend, w, out, group_size, bits, method, x, xf, damping)
     packed, scales, biases = out
     qw = QuantizedWeight(packed, scales, biases, group_size, bits, mode, wdt)
     _check_representable(backend, w, qw)

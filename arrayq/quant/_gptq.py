@@ -45,21 +45,22 @@ import numpy as np
 from ..errors import QuantizationError
 from ._search import codes, dequantized, fit, pick, stored_group, to_stored
 
-#: H's diagonal is scaled by 1 + DAMPING before inverting (see the module's docstring). On
-#: MiniLM at 4-bit gs64 (docs/quantization-quality.md, before the refit was added), 0.3 kept
-#: a minimum cosine of 0.981, 1.0 kept 0.978, and GPTQ's usual 0.01 * mean(diag H) * I in
-#: natural column order kept 0.977.
+#: The default damping: H's diagonal is scaled by 1 + DAMPING before inverting (see the
+#: module's docstring). On MiniLM at 4-bit gs64 with 114 calibration texts
+#: (docs/quantization-quality.md, before the refit was added), 0.3 kept a minimum cosine of
+#: 0.981, 1.0 kept 0.978, and GPTQ's usual 0.01 * mean(diag H) * I in natural column order
+#: kept 0.977; with 546 texts, 0.1 did better than 0.3 on held-out texts.
 DAMPING = 0.3
 
 
-def _inverse_cholesky(h: np.ndarray) -> np.ndarray:
-    """The upper Cholesky factor U of the damped inverse, ``inv(H + DAMPING diag(H)) = U^T U``.
+def _inverse_cholesky(h: np.ndarray, damping: float) -> np.ndarray:
+    """The upper Cholesky factor U of the damped inverse, ``inv(H + damping diag(H)) = U^T U``.
     Features no sample uses (``H_kk == 0``) get ``H_kk = 1``: no error flows to or from them.
     The damping grows tenfold while the factorisation fails (rounding can leave a
     near-singular H indefinite)."""
     damped = h.copy()
     diag = np.where(np.diagonal(h) > 0, np.diagonal(h), 1.0)
-    damp = DAMPING
+    damp = damping
     for _ in range(6):
         np.fill_diagonal(damped, diag * (1.0 + damp))
         try:
@@ -88,19 +89,19 @@ def objective(w: np.ndarray, wq: np.ndarray, h: np.ndarray, cross: np.ndarray | 
     return np.sum((wq @ h - 2.0 * (w @ cross.T)) * wq, axis=1, keepdims=True)
 
 
-def _damped(h: np.ndarray) -> np.ndarray:
-    """``H + DAMPING * diag(H)``, an unused feature's zero diagonal counted as 1."""
+def _damped(h: np.ndarray, damping: float) -> np.ndarray:
+    """``H + damping * diag(H)``, an unused feature's zero diagonal counted as 1."""
     diag = np.diagonal(h)
-    return h + DAMPING * np.diag(np.where(diag > 0, diag, 1.0))
+    return h + damping * np.diag(np.where(diag > 0, diag, 1.0))
 
 
-def float_target(w: np.ndarray, x: np.ndarray, x_float: np.ndarray, h: np.ndarray) -> np.ndarray:
+def float_target(w: np.ndarray, x: np.ndarray, x_float: np.ndarray, h: np.ndarray, damping: float) -> np.ndarray:
     """The weight ``t`` (R, K) whose outputs on ``x`` come closest to the float outputs
     ``x_float @ w.T``, with ``w`` as the prior: ``t^T = w^T + (H + D)^-1 x^T (x_float - x) w^T / n``,
     ``H + D`` damped as GPTQ's (a ridge regression towards ``w``: a few hundred samples
     cannot pin down K x K interactions, and equal inputs give ``t = w``)."""
     drift = (x.T @ (x_float - x)) / x.shape[0]  # (K, K)
-    return w + np.linalg.solve(_damped(h), drift @ w.T).T
+    return w + np.linalg.solve(_damped(h, damping), drift @ w.T).T
 
 
 def gptq(
@@ -111,24 +112,25 @@ def gptq(
     group_size: int,
     dtype: Any,
     x_float: np.ndarray | None = None,
+    damping: float = DAMPING,
 ) -> tuple[np.ndarray, ...]:
     """method="gptq": ``w`` (R, K) float64, ``x`` (n, K) float64 calibration inputs, ``rtn``
     MLX's (codes (R, K), scales (R, G), biases (R, G)) for ``w``; ``x_float`` (n, K): the
     float model's inputs on the same samples (float targets, see the module's docstring) or
-    None. Returns the same three arrays for the result, float64 holding values of the
-    stored ``dtype``."""
+    None; ``damping`` (> 0): H's diagonal is scaled by 1 + damping. Returns the same three
+    arrays for the result, float64 holding values of the stored ``dtype``."""
     rows, k = w.shape
     groups = k // group_size
     n = (1 << bits) - 1
     h = (x.T @ x) / x.shape[0]
     cross = None if x_float is None else (x.T @ x_float) / x.shape[0]
-    given, w = w, (w if x_float is None else float_target(w, x, x_float, h))
+    given, w = w, (w if x_float is None else float_target(w, x, x_float, h, damping))
     mean_square = np.diagonal(h)
     by_group = mean_square.reshape(groups, group_size)
     group_order = np.argsort(-by_group.max(axis=1), kind="stable")
     inner = np.argsort(-by_group, axis=1, kind="stable")[group_order]
     perm = (group_order[:, None] * group_size + inner).reshape(-1)  # columns in the order quantized
-    u = _inverse_cholesky(h[np.ix_(perm, perm)])
+    u = _inverse_cholesky(h[np.ix_(perm, perm)], damping)
     work = w[:, perm]  # a copy (fancy indexing); updated in place by the error feedback
     q = np.zeros_like(w)
     scales = np.zeros((rows, groups))
@@ -146,7 +148,7 @@ def gptq(
             err[:, j] = (col - dequantized(qj, scale, bias, dtype))[:, 0] / u[c0 + j, c0 + j]
             block[:, j + 1 :] -= np.outer(err[:, j], u[c0 + j, c0 + j + 1 : c1])
         work[:, c1:] -= err @ u[c0:c1, c1:]
-    result = (q, *refit(w, q, scales, biases, _damped(h), group_size, dtype))
+    result = (q, *refit(w, q, scales, biases, _damped(h, damping), group_size, dtype))
 
     def dense(codes_: np.ndarray, s: np.ndarray, b: np.ndarray) -> np.ndarray:
         return dequantized(codes_, _expand(s, group_size), _expand(b, group_size), dtype)

@@ -15,6 +15,7 @@ are copied to the host, and the result goes back to the weight's backend and dev
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,10 @@ METHODS = {
 }
 
 
-def check_method(method: Any, mode: str, calibration: Any, float_calibration: Any = None) -> None:
+def check_method(method: Any, mode: str, calibration: Any, float_calibration: Any = None, damping: Any = None) -> None:
     """QuantizationError unless ``method`` is known, fits ``mode``, and has the calibration
-    it needs (and only then); ``float_calibration`` goes with gptq's ``calibration`` only."""
+    it needs (and only then); ``float_calibration`` goes with gptq's ``calibration`` only,
+    and ``damping`` (None, or a finite number above 0) with gptq only."""
     if not isinstance(method, str) or method not in METHODS:
         raise QuantizationError(f"unknown quantization method {method!r}; use one of {list(METHODS)}")
     if method != "rtn" and mode != "affine":
@@ -50,6 +52,16 @@ def check_method(method: Any, mode: str, calibration: Any, float_calibration: An
         )
     if method != "gptq" and (calibration is not None or float_calibration is not None):
         raise QuantizationError(f"calibration is used by method 'gptq' only, not by {method!r}; drop it")
+    if damping is not None and method != "gptq":
+        raise QuantizationError(f"damping is used by method 'gptq' only, not by {method!r}; drop it")
+    if damping is not None and (
+        isinstance(damping, bool)
+        or not isinstance(damping, (int, float))
+        or not (math.isfinite(damping) and damping > 0)
+    ):
+        raise QuantizationError(
+            f"damping must be a finite number above 0 (H's diagonal is scaled by 1 + damping), got {damping!r}"
+        )
     if float_calibration is not None and calibration is None:
         raise QuantizationError(
             "float_calibration (the float model's inputs) goes with calibration=X (the same samples' inputs in the "
@@ -94,11 +106,21 @@ def host_float_calibration(float_calibration: Any, x: np.ndarray) -> np.ndarray:
     return xf
 
 
-def run(backend: Any, w: Any, rtn: tuple, group_size: int, bits: int, method: str, x: Any, xf: Any = None) -> tuple:
+def run(
+    backend: Any,
+    w: Any,
+    rtn: tuple,
+    group_size: int,
+    bits: int,
+    method: str,
+    x: Any,
+    xf: Any = None,
+    damping: float | None = None,
+) -> tuple:
     """(packed, scales, biases) on ``w``'s backend and device for ``method`` ("mse" or
     "gptq"), given MLX's rtn result ``rtn`` = (packed, scales, biases) for the same ``w``
     (..., R, K); ``x``: the host calibration (n, K) for gptq, else None; ``xf``: the host
-    float calibration (n, K) or None."""
+    float calibration (n, K) or None; ``damping``: gptq's, None for its default."""
     shape = tuple(int(d) for d in w.shape)
     rows, k = int(np.prod(shape[:-1])), shape[-1]
     groups = k // group_size
@@ -111,7 +133,8 @@ def run(backend: Any, w: Any, rtn: tuple, group_size: int, bits: int, method: st
     rtn_codes = unpack(np, np.asarray(backend.to_numpy(rtn[0])).reshape(rows, -1), bits).astype(np.float64)
     before = (rtn_codes, host(rtn[1], groups), host(rtn[2], groups))
     if method == "gptq":
-        q, scales, biases = _gptq.gptq(host(w, k), x, before, bits, group_size, stored_dtype, xf)
+        damp = _gptq.DAMPING if damping is None else float(damping)
+        q, scales, biases = _gptq.gptq(host(w, k), x, before, bits, group_size, stored_dtype, xf, damp)
     else:
         q, scales, biases = _search.mse(host(w, k), before, bits, group_size, stored_dtype)
     device = backend.device_of(w)

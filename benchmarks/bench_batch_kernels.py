@@ -97,19 +97,15 @@ def kernel_table(builds: dict[str, Any], level_name: str, rounds: int) -> None:
 
 
 def step_table(builds: dict[str, Any], model_dir: str, rounds: int) -> None:
+    from _batch_step import filled_caches, timed
+
     from arrayq import models
-    from arrayq.serving import BatchCache, decode_step
+    from arrayq.serving import decode_step
 
     model = models.load(model_dir, backend="numpy")
     like = model.layers[0].self_attn.o_proj.weight.scales
     sizes = (1, 8)
-    caches = {}
-    for b in sizes:
-        caches[b] = BatchCache(len(model.layers))
-        for i in range(b):
-            c = model.make_cache()
-            model.hidden(aq.asarray([[1 + i + j for j in range(16 + i)]], dtype=aq.int32, like=like), c)
-            caches[b].add(c)
+    caches = filled_caches(model, sizes, like)
     start_lengths = {b: list(caches[b].lengths) for b in sizes}
     inside = [0.0]
 
@@ -121,17 +117,7 @@ def step_table(builds: dict[str, Any], model_dir: str, rounds: int) -> None:
 
         def __getattr__(self, attr: str) -> Any:
             real = getattr(self._kern, attr)
-            if attr not in ("gemv", "gemv_repacked"):
-                return real
-
-            def call(*args: Any) -> Any:
-                t0 = time.perf_counter()
-                try:
-                    return real(*args)
-                finally:
-                    inside[0] += time.perf_counter() - t0
-
-            return call
+            return timed(real, inside) if attr in ("gemv", "gemv_repacked") else real
 
     for kern in builds.values():
         kern.set_num_threads(2)

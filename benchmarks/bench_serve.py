@@ -190,39 +190,23 @@ def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
     positions), interleaved: median step time, the part inside the quantized-matmul
     kernels (timed around the extension's calls), and the rate against the first size."""
     import numpy as np
+    from _batch_step import filled_caches, timed
 
     import arrayq as aq
     from arrayq import models
-    from arrayq.serving import BatchCache, decode_step
+    from arrayq.serving import decode_step
     from arrayq_numpy import _native
 
     inside = [0.0]
-
-    def timed(real):
-        def call(*args):
-            t0 = time.perf_counter()
-            try:
-                return real(*args)
-            finally:
-                inside[0] += time.perf_counter() - t0
-
-        return call
-
     kernels = _native._kernels
     saved = {name: getattr(kernels, name) for name in ("gemv", "gemv_repacked")}
     m = models.load(model, backend="numpy")
     like = m.layers[0].self_attn.o_proj.weight.scales
-    caches = {}
-    for b in sizes:
-        caches[b] = BatchCache(len(m.layers))
-        for i in range(b):
-            c = m.make_cache()
-            m.hidden(aq.asarray([[1 + i + j for j in range(16 + i)]], dtype=aq.int32, like=like), c)
-            caches[b].add(c)
+    caches = filled_caches(m, sizes, like)
     times: dict[int, list[tuple[float, float]]] = {b: [] for b in sizes}
     try:
         for name, real in saved.items():
-            setattr(kernels, name, timed(real))
+            setattr(kernels, name, timed(real, inside))
         for r in range(rounds + 1):
             for b in sizes:
                 inside[0] = 0.0

@@ -179,7 +179,9 @@ def empty_range(start: Any, stop: Any, step: Any) -> bool:
 
 
 def quantize_stream(mx: Any) -> Any:
-    """The stream ``mx.quantize``/``mx.dequantize`` run on: the CPU, whatever the target.
+    """The stream ``mx.quantize`` runs on: the CPU, whatever the target (``mx.dequantize``
+    runs only where the CPU is the target; aimed at the GPU, the backend's dequantize is the
+    frontend's format code on GPU ops instead, which a compiled step keeps on the device).
 
     MLX 0.32.4, CUDA: the kernels do not produce MLX's format exactly: quantize rounds exact
     ties up (the CPU rounds them to even), dequantize rounds once where the CPU rounds twice,

@@ -1,6 +1,6 @@
 """``arrayq.compile``: trace a backend-agnostic function once per signature and replay it.
 
-A call's *signature* is its backend, device, each array input's shape and dtype, and the
+A call's *signature* is its backend, device, each array input's type, shape and dtype, and the
 values of everything else (static arguments: they must be hashable). The first call with a
 signature hands the function, taking its arrays flattened, to the backend's hook
 :meth:`arrayq.backend.Backend.compile` (MLX: ``mx.compile``). Where that returns
@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, overload
 
 from ._dispatch import _context_device, resolve
-from ._plan import Declined, Plan, Recording, record
+from ._plan import Recording, record
 from ._registry import _type_cache, backend_of
+from ._replay import Declined, Plan
 from .errors import CompileError
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
@@ -203,7 +204,7 @@ class Compiled:
             id(backend),
             device,
             structure,
-            tuple((tuple(x.shape), backend.dtype_of(x)) for x in leaves),
+            tuple((type(x), tuple(x.shape), backend.dtype_of(x)) for x in leaves),
         )
         entry = self._cache.get(key)
         if entry is None:

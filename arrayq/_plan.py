@@ -36,6 +36,7 @@ from typing import Any, cast
 import numpy as np
 
 from ._registry import _type_cache
+from ._replay import Plan, _Step, describe, lower
 from .backend import Backend
 
 #: Backend methods that say something about arrays without computing new ones: run, never recorded.
@@ -47,10 +48,6 @@ _VALUE_SHAPED = frozenset({"nonzero", "unique_all", "unique_counts", "unique_inv
 
 
 _PLAIN = (int, float, str, bool, type(None))
-
-
-class Declined(Exception):
-    """A recorded native op returned NotImplemented on replay (its choice depends on values)."""
 
 
 class _Stop(Exception):
@@ -181,14 +178,6 @@ class Recording(Backend):
         return f"<recording of {self.arrayq_records!r}>"
 
 
-@dataclasses.dataclass
-class _Step:
-    fn: Callable[..., Any]
-    args: tuple[int, ...]
-    out: int | tuple[int, ...]  # a place, or places for a tuple of results (-1: None there)
-    name: str
-
-
 class _Recorder:
     """One recording: the environment's places, the steps, and why it stopped (if it did)."""
 
@@ -261,8 +250,10 @@ class _Recorder:
             self.stop(f"{name}: its result's shape depends on the values")
         if self.reason is not None:
             return method(*_values(args), **_values(kwargs))
-        fn = method if not kwargs else functools.partial(_keywords, method, tuple(kwargs), len(args))
-        return self._step(fn, (*args, *kwargs.values()), f"backend.{name}")
+        if kwargs:  # (the frontend passes arguments by position: these are not lowered)
+            fn = functools.partial(_keywords, method, tuple(kwargs), len(args))
+            return self._step(fn, (*args, *kwargs.values()), f"backend.{name}")
+        return self._step(method, args, f"backend.{name}", name)
 
     def native(self, fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> Any:
         """An operation of the array library itself on a tracer (indexing, an operator)."""
@@ -270,10 +261,11 @@ class _Recorder:
             self.stop("indexing with a boolean array (a shape that depends on the values)")
         if self.reason is not None:
             return fn(*_values(args))
-        return self._step(fn, args, what)
+        return self._step(fn, args, what, "getitem" if fn is operator.getitem else None)
 
-    def _step(self, fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> Any:
-        """Run ``fn`` on the arguments' values now, and record it on their places."""
+    def _step(self, fn: Callable[..., Any], args: tuple[Any, ...], what: str, method: str | None = None) -> Any:
+        """Run ``fn`` on the arguments' values now, and record it on their places; a step of
+        a backend ``method`` (or indexing) is described for :func:`arrayq._replay.lower`."""
         try:
             placed = [self._place(a) for a in args]
         except _Stop as stop:
@@ -288,7 +280,11 @@ class _Recorder:
             return None
         if self._is_array(result):
             out = self._new()
-            self.steps.append(_Step(fn, slots, out, what))
+            step = _Step(fn, slots, out, what)
+            if method is not None:
+                fixed = tuple(not _holds_tracer(a) for a in args)
+                describe(step, self.backend, method, tuple(v for _, v in placed), fixed, result)
+            self.steps.append(step)
             return self.cls(self, out, result)
         if isinstance(result, (tuple, list)) and all(r is None or self._is_array(r) for r in result):
             outs = tuple(-1 if r is None else self._new() for r in result)
@@ -313,7 +309,7 @@ class _Recorder:
                 kept = self._constant(self.backend.astype(o, dtype, True))
                 self.steps.append(_Step(self.backend.astype, (kept, self._constant(dtype)), place, "copy"))
                 out_places.append(place)
-        steps = self._shared(self.steps, out_places)
+        steps = lower(self._shared(self.steps, out_places), out_places)
         uses: dict[int, int] = {}
         for step in steps:
             for a in step.args:
@@ -350,77 +346,6 @@ class _Recorder:
                     continue
             kept.append(step)
         return kept
-
-
-def _reuse_places(
-    inputs: int, steps: list[_Step], outputs: list[int], constants: set[int]
-) -> tuple[list[tuple], list[int], int]:
-    """The steps as ``(fn, get, out)`` with each result's place taken from those whose
-    arrays nothing reads any more (so that the environment holds only live arrays: writing
-    a place drops its old array), the outputs' new places, and the places needed."""
-    last: dict[int, int] = {}
-    for i, step in enumerate(steps):
-        for a in step.args:
-            if a not in constants:
-                last[a] = i
-    for place in outputs:
-        last.pop(place, None)
-    moved = {p: p for p in (*range(inputs), *constants)}
-    free: list[int] = []
-    top = max(moved, default=-1) + 1
-    out = []
-    for i, step in enumerate(steps):
-        args = tuple(moved[a] for a in step.args)
-        for a in dict.fromkeys(step.args):  # (once each)
-            if last.get(a) == i:
-                free.append(moved[a])
-        places = []
-        for o in (step.out,) if isinstance(step.out, int) else step.out:
-            if o < 0:
-                places.append(-1)
-                continue
-            if free:
-                moved[o] = free.pop()
-            else:
-                moved[o], top = top, top + 1
-            places.append(moved[o])
-        get = (
-            operator.itemgetter(*args)
-            if len(args) > 1
-            else operator.itemgetter(slice(args[0], args[0] + 1) if args else slice(0, 0))
-        )
-        out.append((step.fn, get, places[0] if type(step.out) is int else tuple(places)))
-    return out, [moved[o] for o in outputs], top
-
-
-class Plan:
-    """The recorded steps of one signature: call it with the signature's arrays."""
-
-    def __init__(
-        self, inputs: int, env: list[Any], steps: list[_Step], outputs: list[int], constants: set[int]
-    ) -> None:
-        self.inputs = inputs
-        self.steps, self.outputs, size = _reuse_places(inputs, steps, outputs, constants)
-        self.env = env + [None] * max(0, size - len(env))
-        self.names = [s.name for s in steps]
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def __call__(self, *leaves: Any) -> list[Any]:
-        env = self.env.copy()
-        env[: self.inputs] = leaves
-        for fn, get, out in self.steps:
-            result = fn(*get(env))
-            if result is NotImplemented:  # an optional op that ran when traced declines now
-                raise Declined(f"{self.names[self.steps.index((fn, get, out))]} declined on replay")
-            if type(out) is int:
-                env[out] = result
-            else:
-                for o, r in zip(out, result):
-                    if o >= 0:
-                        env[o] = r
-        return [env[o] for o in self.outputs]
 
 
 def record(backend: Any, fn: Callable[..., list[Any]], leaves: list[Any], donated: frozenset[int]) -> tuple:

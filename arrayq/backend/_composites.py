@@ -81,6 +81,22 @@ class Backend(Contract):
         the frontend turns into :class:`arrayq.errors.CompileError`."""
         return NotImplemented
 
+    def replay_form(self, method: str, args: tuple[Any, ...], fixed: tuple[bool, ...], result: Any) -> Any:
+        """For a recorded plan (``compile_records_plan``): a cheaper way to replay one call
+        ``getattr(self, method)(*args)`` that gave ``result``, or None (the default: the
+        method itself is called on every replay). ``fixed[i]`` says whether ``args[i]`` is
+        the same object on every replay (a static value, or a constant array of the plan);
+        the others are arrays of the same shapes and dtypes as ``args[i]`` (other values).
+
+        A form is ``(fn, positions)``: on replay ``fn(*(arg[i] for i in positions))`` must
+        give what the method would give, bit for bit, for any such arguments (choices made
+        from shapes and dtypes may be made here once; none from values or memory layouts,
+        which may differ from one replay to the next), and must never return
+        NotImplemented. Every argument not fixed is among ``positions``; fixed ones may be
+        bound into ``fn`` instead. NumPy: ``reshape`` as the array's own ``reshape`` with
+        the shape bound, ``binary`` as the ufunc."""
+        return None
+
     def value_and_grad(self, fn: Any) -> Any:
         """Automatic differentiation for :func:`arrayq.nn.distill_quantized`, or
         NotImplemented (the default: no gradients on this backend). ``fn(params, *args)``

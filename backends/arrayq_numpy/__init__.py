@@ -18,7 +18,7 @@ from arrayq.backend import DISTRIBUTED_OPS, Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 
-from . import _native, _rowops
+from . import _native, _replay, _rowops
 from ._fastpath import affine_matmul
 from ._linalg import NumPyLinalg
 from ._native import activations, num_threads, set_num_threads
@@ -81,6 +81,10 @@ class NumPyBackend(NumPyLinalg):
         }
         #: repacked copies of the weights 8-bit-activation decode reads (``repacked.nbytes()``)
         self.repacked = _native.RepackedWeights()
+
+    def replay_form(self, method: str, args: tuple[Any, ...], fixed: tuple[bool, ...], result: Any) -> Any:
+        """Recorded plans call NumPy directly for thin wrappers (``_replay``)."""
+        return _replay.replay_form(self, method, args, fixed, result)
 
     def notes(self) -> list[str]:
         return [_native.status(), "erf: NumPy has none; the contract's polynomial formula, run in cache-sized blocks"]

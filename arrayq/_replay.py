@@ -1,0 +1,179 @@
+"""A recorded plan (:mod:`arrayq._plan`) made cheap to replay, and its replay.
+
+When a recording finishes, its steps are *lowered* (:func:`lower`) before the plan is made:
+
+* **Steps that change nothing are dropped.** By the contract's meaning of the method, a
+  step whose result has its first argument's values (``reshape`` or ``squeeze`` or
+  ``broadcast_to`` to the same shape, ``permute_dims`` by the identity, ``astype`` to the
+  same dtype with ``copy=False``, indexing with slices that keep every element) is left
+  out and its readers read the argument instead. Not a step whose result the plan
+  returns (a result stays a new array), nor anything in a plan that writes into an array
+  (``x[key] = v``: there a view and its base are not interchangeable).
+* **Steps take the backend's replay form.** :meth:`arrayq.backend.Backend.replay_form`
+  may offer, for one recorded call, a callable that gives the same result for arrays of
+  the recorded shapes and dtypes, with the static arguments bound (NumPy: ``x.reshape``
+  with the shape bound instead of the backend's ``reshape`` and NumPy's function around
+  it, the ufunc itself instead of ``binary``'s checks). The form is asked while
+  recording, when the arguments' values are at hand; it is used for every replay.
+
+Both keep the plan's promise: a replay gives the results the function gives eagerly, bit
+for bit (the same kernels run on the same values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable
+from typing import Any
+
+#: Backend methods whose result has the first argument's values when their shapes and
+#: dtypes agree (beside the identity permutation, ``astype`` without a copy and indexing).
+_SAME_WHEN_SAME_SHAPE = frozenset({"reshape", "squeeze", "broadcast_to"})
+
+
+class Declined(Exception):
+    """A recorded native op returned NotImplemented on replay (its choice depends on values)."""
+
+
+@dataclasses.dataclass
+class _Step:
+    fn: Callable[..., Any]
+    args: tuple[int, ...]
+    out: int | tuple[int, ...]  # a place, or places for a tuple of results (-1: None there)
+    name: str
+    #: the backend's replay form: a callable and the positions of the arguments it takes
+    form: tuple[Callable[..., Any], tuple[int, ...]] | None = None
+    #: whether the result has the first argument's values (a step that changes nothing)
+    same: bool = False
+
+
+def describe(
+    step: _Step, backend: Any, method: str, values: tuple[Any, ...], fixed: tuple[bool, ...], result: Any
+) -> None:
+    """Note on a recorded ``step`` (``method`` of ``backend``, or ``"getitem"`` for
+    indexing, called on ``values``; ``fixed[i]``: whether argument i is a constant of the
+    plan) whether it changes nothing and the backend's replay form of it."""
+    step.same = _unchanged(backend, method, values, result)
+    if method == "getitem":
+        return
+    form = backend.replay_form(method, values, fixed, result)
+    if form is None:
+        return
+    fn, positions = form
+    dropped = [i for i, f in enumerate(fixed) if not f and i not in positions]
+    if not callable(fn) or dropped:
+        raise TypeError(
+            f"{type(backend).__name__}.replay_form({method!r}) gave {form!r}: it must be None or "
+            f"(callable, positions) with every argument that is not fixed among the positions (missing: {dropped})"
+        )
+    step.form = (fn, tuple(positions))
+
+
+def _unchanged(backend: Any, method: str, values: tuple[Any, ...], result: Any) -> bool:
+    x = values[0] if values else None
+    if not backend.is_array(x) or tuple(x.shape) != tuple(result.shape):
+        return False
+    if backend.dtype_of(x) != backend.dtype_of(result):
+        return False
+    if method in _SAME_WHEN_SAME_SHAPE:
+        return True
+    if method == "permute_dims":
+        return tuple(values[1]) == tuple(range(len(x.shape)))
+    if method == "astype":
+        return len(values) == 3 and values[2] is False
+    if method == "getitem":
+        parts = values[1] if type(values[1]) is tuple else (values[1],)
+        # (slices of step 1 that keep each axis's length take all of it)
+        return all(p is Ellipsis or (type(p) is slice and p.step in (None, 1)) for p in parts)
+    return False
+
+
+def lower(steps: list[_Step], outputs: list[int]) -> list[_Step]:
+    """``steps`` with those that change nothing dropped (their readers read the argument)
+    and the backend's replay forms in place of the methods (see the module)."""
+    writes = any(step.fn is operator.setitem for step in steps)
+    results = set(outputs)
+    alias: dict[int, int] = {}
+    kept = []
+    for step in steps:
+        step.args = tuple(alias.get(a, a) for a in step.args)
+        if step.same and not writes and type(step.out) is int and step.out not in results:
+            alias[step.out] = step.args[0]
+            continue
+        if step.form is not None:
+            fn, positions = step.form
+            step.fn, step.args = fn, tuple(step.args[i] for i in positions)
+        kept.append(step)
+    return kept
+
+
+def _reuse_places(
+    inputs: int, steps: list[_Step], outputs: list[int], constants: set[int]
+) -> tuple[list[tuple], list[int], int]:
+    """The steps as ``(fn, get, out)`` with each result's place taken from those whose
+    arrays nothing reads any more (so that the environment holds only live arrays: writing
+    a place drops its old array), the outputs' new places, and the places needed."""
+    last: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for a in step.args:
+            if a not in constants:
+                last[a] = i
+    for place in outputs:
+        last.pop(place, None)
+    moved = {p: p for p in (*range(inputs), *constants)}
+    free: list[int] = []
+    top = max(moved, default=-1) + 1
+    out = []
+    for i, step in enumerate(steps):
+        args = tuple(moved[a] for a in step.args)
+        for a in dict.fromkeys(step.args):  # (once each)
+            if last.get(a) == i:
+                free.append(moved[a])
+        places = []
+        for o in (step.out,) if isinstance(step.out, int) else step.out:
+            if o < 0:
+                places.append(-1)
+                continue
+            if free:
+                moved[o] = free.pop()
+            else:
+                moved[o], top = top, top + 1
+            places.append(moved[o])
+        get = (
+            operator.itemgetter(*args)
+            if len(args) > 1
+            else operator.itemgetter(slice(args[0], args[0] + 1) if args else slice(0, 0))
+        )
+        out.append((step.fn, get, places[0] if type(step.out) is int else tuple(places)))
+    return out, [moved[o] for o in outputs], top
+
+
+class Plan:
+    """The recorded steps of one signature: call it with the signature's arrays."""
+
+    def __init__(
+        self, inputs: int, env: list[Any], steps: list[_Step], outputs: list[int], constants: set[int]
+    ) -> None:
+        self.inputs = inputs
+        self.steps, self.outputs, size = _reuse_places(inputs, steps, outputs, constants)
+        self.env = env + [None] * max(0, size - len(env))
+        self.names = [s.name for s in steps]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __call__(self, *leaves: Any) -> list[Any]:
+        env = self.env.copy()
+        env[: self.inputs] = leaves
+        for fn, get, out in self.steps:
+            result = fn(*get(env))
+            if result is NotImplemented:  # an optional op that ran when traced declines now
+                raise Declined(f"{self.names[self.steps.index((fn, get, out))]} declined on replay")
+            if type(out) is int:
+                env[out] = result
+            else:
+                for o, r in zip(out, result):
+                    if o >= 0:
+                        env[o] = r
+        return [env[o] for o in self.outputs]

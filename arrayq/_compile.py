@@ -56,21 +56,14 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
         if isinstance(o, _SCALARS):
             return ("s", type(o), o)  # the type too: 1, 1.0 and True hash alike
         if isinstance(o, tuple) and hasattr(o, "_fields"):
-            return ("n", type(o), tuple(walk(v, (path, f, True)) for f, v in zip(o._fields, o)))
+            return ("n", type(o), walk_all(zip(o._fields, o), path, True))
         if isinstance(o, (tuple, list)):
-            parts = []
-            for i, v in enumerate(o):  # (a list of arrays, such as a model's weights: no call per array)
-                if _type_cache.get(type(v)) is not None:
-                    leaves.append(v)
-                    parts.append(_LEAF)
-                else:
-                    parts.append(walk(v, (path, i, False)))
-            return ("t", type(o), tuple(parts))
+            return ("t", type(o), walk_all(enumerate(o), path, False))
         if isinstance(o, dict):
-            return ("d", type(o), tuple(o), tuple(walk(v, (path, k, False)) for k, v in o.items()))
-        if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            names = _init_fields(type(o))
-            return ("c", type(o), names, tuple(walk(getattr(o, n), (path, n, True)) for n in names))
+            return ("d", type(o), tuple(o), walk_all(o.items(), path, False))
+        names = _dataclass_fields(type(o))
+        if names is not None:
+            return ("c", type(o), names, walk_all(((n, getattr(o, n)) for n in names), path, True))
         if _is_array(o):
             leaves.append(o)
             return _LEAF
@@ -85,6 +78,18 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
                 ) from None
         return ("o", o)
 
+    def walk_all(items: Any, path: Any, attribute: bool) -> tuple[Any, ...]:
+        """A container's ``(key, value)`` items walked (its arrays without a call each: a
+        list of a model's weights, a cache's buffers)."""
+        parts = []
+        for key, v in items:
+            if _type_cache.get(type(v)) is not None:
+                leaves.append(v)
+                parts.append(_LEAF)
+            else:
+                parts.append(walk(v, (path, key, attribute)))
+        return tuple(parts)
+
     return leaves, walk(obj, where)
 
 
@@ -96,9 +101,12 @@ def _path_text(path: Any) -> str:
     return f"{_path_text(parent)}.{key}" if attribute else f"{_path_text(parent)}[{key!r}]"
 
 
-@functools.cache
-def _init_fields(cls: type) -> tuple[str, ...]:
-    """A dataclass's constructor fields (dataclasses.fields is slow per call)."""
+@functools.lru_cache(maxsize=256)  # (bounded: types are few, but classes can be made at run time)
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's constructor fields, None for any other type (dataclasses.is_dataclass
+    and dataclasses.fields are slow per call)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls) if f.init)
 
 
@@ -114,13 +122,14 @@ def unflatten(structure: Any, leaves: list[Any]) -> Any:
             return s[2]
         if tag == "o":
             return s[1]
+        parts = [next(it) if p is _LEAF else build(p) for p in s[-1]]  # (arrays without a call each)
         if tag == "n":
-            return s[1](*map(build, s[2]))
+            return s[1](*parts)
         if tag == "t":
-            return s[1](map(build, s[2]))
+            return s[1](parts)
         if tag == "d":
-            return s[1](zip(s[2], map(build, s[3])))
-        return s[1](**dict(zip(s[2], map(build, s[3]))))  # a dataclass, rebuilt (and re-validated)
+            return s[1](zip(s[2], parts))
+        return s[1](**dict(zip(s[2], parts)))  # a dataclass, rebuilt (and re-validated)
 
     return build(structure)
 

@@ -110,10 +110,10 @@ def lower(steps: list[_Step], outputs: list[int]) -> list[_Step]:
 
 def _reuse_places(
     inputs: int, steps: list[_Step], outputs: list[int], constants: set[int]
-) -> tuple[list[tuple], list[int], int]:
-    """The steps as ``(fn, get, out)`` with each result's place taken from those whose
-    arrays nothing reads any more (so that the environment holds only live arrays: writing
-    a place drops its old array), the outputs' new places, and the places needed."""
+) -> tuple[list[tuple], list[int]]:
+    """The steps as ``(fn, args, out)`` with each result's place taken from those whose
+    arrays nothing reads any more (so that a replay holds only live arrays: writing a place
+    drops its old array), and the outputs' new places."""
     last: dict[int, int] = {}
     for i, step in enumerate(steps):
         for a in step.args:
@@ -140,40 +140,59 @@ def _reuse_places(
             else:
                 moved[o], top = top, top + 1
             places.append(moved[o])
-        get = (
-            operator.itemgetter(*args)
-            if len(args) > 1
-            else operator.itemgetter(slice(args[0], args[0] + 1) if args else slice(0, 0))
-        )
-        out.append((step.fn, get, places[0] if type(step.out) is int else tuple(places)))
-    return out, [moved[o] for o in outputs], top
+        out.append((step.fn, args, places[0] if type(step.out) is int else tuple(places)))
+    return out, [moved[o] for o in outputs]
 
 
 class Plan:
-    """The recorded steps of one signature: call it with the signature's arrays."""
+    """The recorded steps of one signature: call it with the signature's arrays.
+
+    The steps run as one generated Python function (:func:`_source`): each place is a local
+    variable, each step one call of its function on them, so a replay costs the steps'
+    calls and nothing per step besides (no loop over a step list, no argument tuples)."""
 
     def __init__(
         self, inputs: int, env: list[Any], steps: list[_Step], outputs: list[int], constants: set[int]
     ) -> None:
         self.inputs = inputs
-        self.steps, self.outputs, size = _reuse_places(inputs, steps, outputs, constants)
-        self.env = env + [None] * max(0, size - len(env))
+        self.steps, self.outputs = _reuse_places(inputs, steps, outputs, constants)
         self.names = [s.name for s in steps]
+        fixed = sorted(constants)
+        namespace: dict[str, Any] = {}
+        exec(_source(inputs, self.steps, [s.form is None for s in steps], self.outputs, fixed), namespace)
+        fns = [fn for fn, _, _ in self.steps]
+        self._replay = namespace["make"](fns, [env[p] for p in fixed], NotImplemented, self._declined)
 
     def __len__(self) -> int:
         return len(self.steps)
 
     def __call__(self, *leaves: Any) -> list[Any]:
-        env = self.env.copy()
-        env[: self.inputs] = leaves
-        for fn, get, out in self.steps:
-            result = fn(*get(env))
-            if result is NotImplemented:  # an optional op that ran when traced declines now
-                raise Declined(f"{self.names[self.steps.index((fn, get, out))]} declined on replay")
-            if type(out) is int:
-                env[out] = result
-            else:
-                for o, r in zip(out, result):
-                    if o >= 0:
-                        env[o] = r
-        return [env[o] for o in self.outputs]
+        return self._replay(*leaves)
+
+    def _declined(self, i: int) -> Declined:
+        return Declined(f"{self.names[i]} declined on replay")
+
+
+def _source(inputs: int, steps: list[tuple], may_decline: list[bool], outputs: list[int], fixed: list[int]) -> str:
+    """The text of ``make(fns, constants, not_implemented, declined)``, which returns the
+    replay function of ``steps`` (``(fn, args, out)``, places as in :func:`_reuse_places`):
+    the inputs are its parameters ``v0``..., the constants and step functions variables of
+    ``make`` (read from the closure), the results of the steps its locals. Only names made
+    here from numbers are in the text."""
+    lines = ["def make(fns, constants, not_implemented, declined):"]
+    if steps:
+        lines.append(f"    {''.join(f'f{i}, ' for i in range(len(steps)))}= fns")
+    if fixed:
+        lines.append(f"    {''.join(f'v{p}, ' for p in fixed)}= constants")
+    lines.append(f"    def replay({', '.join(f'v{i}' for i in range(inputs))}):")
+    for i, (_, args, out) in enumerate(steps):
+        call = f"f{i}({', '.join(f'v{a}' for a in args)})"
+        result = f"v{out}" if type(out) is int else "r"
+        lines.append(f"        {result} = {call}")
+        if may_decline[i]:  # an optional op that ran when recorded declines now
+            lines.append(f"        if {result} is not_implemented: raise declined({i})")
+        if type(out) is not int:
+            lines.append(f"        {''.join(f'v{o}, ' if o >= 0 else '_, ' for o in out)}= r")
+    lines.append(f"        return [{', '.join(f'v{o}' for o in outputs)}]")
+    lines.append("    return replay")
+    return "\n".join(lines)

@@ -101,13 +101,20 @@ def _path_text(path: Any) -> str:
     return f"{_path_text(parent)}.{key}" if attribute else f"{_path_text(parent)}[{key!r}]"
 
 
-@functools.lru_cache(maxsize=256)  # (bounded: types are few, but classes can be made at run time)
 def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
     """A dataclass's constructor fields, None for any other type (dataclasses.is_dataclass
-    and dataclasses.fields are slow per call)."""
-    if not dataclasses.is_dataclass(cls):
-        return None
-    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    and dataclasses.fields are slow per call: kept per type)."""
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        pass
+    names = tuple(f.name for f in dataclasses.fields(cls) if f.init) if dataclasses.is_dataclass(cls) else None
+    if len(_FIELDS) < 256:  # (bounded: types are few, but classes can be made at run time)
+        _FIELDS[cls] = names
+    return names
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
 def unflatten(structure: Any, leaves: list[Any]) -> Any:

@@ -21,7 +21,11 @@ Later calls replay the steps: no dispatch, no validation, no containers rebuilt.
 * ``slice_update`` of a *donated* input (``arrayq.compile(fn, donate=...)``) that no other
   step reads writes into that input in place on replay instead of copying it.
 * A native op that returned a result when traced but declines on replay (``NotImplemented``,
-  a choice made from values) raises :class:`Declined`; the caller runs the call eagerly.
+  a choice made from values) raises :class:`arrayq._replay.Declined`; the caller runs the
+  call eagerly.
+* When the recording ends, its steps are lowered (:func:`arrayq._replay.lower`: steps that
+  change nothing dropped, the backend's replay forms) and made into a
+  :class:`arrayq._replay.Plan`.
 """
 
 from __future__ import annotations

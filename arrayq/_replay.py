@@ -71,8 +71,10 @@ def describe(
 
 
 def _unchanged(backend: Any, method: str, values: tuple[Any, ...], result: Any) -> bool:
-    x = values[0] if values else None
-    if not backend.is_array(x) or tuple(x.shape) != tuple(result.shape):
+    if not values or not backend.is_array(values[0]):
+        return False
+    x = values[0]
+    if tuple(x.shape) != tuple(result.shape):
         return False
     if backend.dtype_of(x) != backend.dtype_of(result):
         return False

@@ -76,8 +76,8 @@ def _clip(backend: Any, x: np.ndarray, low: Any, high: Any) -> Any:
             return None
         if kind != "f" and not (bound is None or type(bound) is int and _inside(bound, x.dtype)):
             return None
-    bounds = [None if b is None else np.asarray(b, dtype=x.dtype) for b in (low, high)]
-    return functools.partial(_clipped, *bounds), (0,)
+    low, high = (None if b is None else np.asarray(b, dtype=x.dtype) for b in (low, high))
+    return functools.partial(_clipped, low, high), (0,)
 
 
 def _inside(n: int, dtype: np.dtype) -> bool:

@@ -74,7 +74,7 @@ def _unchanged(backend: Any, method: str, values: tuple[Any, ...], result: Any) 
     if not values or not backend.is_array(values[0]):
         return False
     x = values[0]
-    if tuple(x.shape) != tuple(result.shape):
+    if type(x) is not type(result) or tuple(x.shape) != tuple(result.shape):  # (NumPy: x[()] is a scalar)
         return False
     if backend.dtype_of(x) != backend.dtype_of(result):
         return False

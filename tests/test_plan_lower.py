@@ -199,3 +199,29 @@ def test_a_replay_form_that_drops_an_array_argument_is_refused():
     step = _Step(lambda op, x: -x, (0, 1), 2, "backend.unary")
     with pytest.raises(TypeError, match=r"every argument that is not fixed.*missing: \[1\]"):
         describe(step, _Numpy(), "unary", ("negative", np.ones(3)), (True, False), -np.ones(3))
+
+
+def test_a_plan_replays_tuple_results_with_gaps_constants_and_inputs():
+    """Plan on hand-made steps: a step giving (a, None, b) (a place of -1 for the None), a
+    constant, an input returned as it is; worked out by hand."""
+    from arrayq._replay import Plan
+
+    split = _Step(lambda x: (x + 1, None, x * 2), (0,), (2, -1, 3), "split")
+    add = _Step(np.add, (2, 1), 4, "add")  # place 1: the constant 10.0
+    plan = Plan(1, [None, 10.0], [split, add], [4, 3, 0], {1})
+    x = np.arange(3.0)
+    got = plan(x)
+    np.testing.assert_array_equal(got[0], x + 11)
+    np.testing.assert_array_equal(got[1], x * 2)
+    assert got[2] is x and len(plan) == 2
+
+
+def test_indexing_a_0d_array_to_a_numpy_scalar_is_not_a_no_op():
+    """``x[()]`` of a 0-d array keeps its shape but gives a NumPy scalar: another type, so
+    not the argument's values as they were (kept; ``x[...]`` is a 0-d array: dropped)."""
+    f = aq.compile(lambda x: (x[()] * 2.0, x[...] * 3.0))
+    for v in (1.5, -2.0):
+        x = np.asarray(v, np.float32)
+        got, want = f(x), f.__wrapped__(x)
+        assert [type(g) for g in got] == [type(w) for w in want] and got == want
+    assert _plan(f).names == ["indexing", "mul", "mul"]

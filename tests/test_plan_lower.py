@@ -225,3 +225,21 @@ def test_indexing_a_0d_array_to_a_numpy_scalar_is_not_a_no_op():
         got, want = f(x), f.__wrapped__(x)
         assert [type(g) for g in got] == [type(w) for w in want] and got == want
     assert _plan(f).names == ["indexing", "mul", "mul"]
+
+
+def test_a_replay_warns_as_eager_code_does():
+    """NumPy's floating-point warnings of the steps (called directly from the generated
+    replay) still come, one per overflowing call, as eagerly."""
+    import warnings
+
+    def fn(x):
+        return aq.exp(x), aq.multiply(aq.exp(aq.add(x, 1.0)), 2.0)
+
+    f = aq.compile(fn)
+    x = np.full(3, 100.0, np.float32)  # exp(100) overflows float32
+    for run in (f, f, f, fn):  # recorded, replayed twice, eager
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            got = run(x)
+        assert [str(w.message) for w in seen] == ["overflow encountered in exp"] * 2
+        assert np.isinf(got[0]).all() and np.isinf(got[1]).all()

@@ -23,6 +23,7 @@ for bit (the same kernels run on the same values).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -167,7 +168,8 @@ class Plan:
         source = _source(inputs, self.steps, [s.form is None for s in steps], self.outputs, fixed)
         exec(compile(source, "<arrayq recorded plan>", "exec"), namespace)
         fns = [fn for fn, _, _ in self.steps]
-        self._replay = namespace["make"](fns, [env[p] for p in fixed], NotImplemented, self._declined)
+        declined = functools.partial(_declined, self.names)  # (not a method: no cycle through the plan)
+        self._replay = namespace["make"](fns, [env[p] for p in fixed], NotImplemented, declined)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -175,8 +177,9 @@ class Plan:
     def __call__(self, *leaves: Any) -> list[Any]:
         return self._replay(*leaves)
 
-    def _declined(self, i: int) -> None:
-        raise Declined(f"{self.names[i]} declined on replay")
+
+def _declined(names: list[str], i: int) -> None:
+    raise Declined(f"{names[i]} declined on replay")
 
 
 def _source(inputs: int, steps: list[tuple], may_decline: list[bool], outputs: list[int], fixed: list[int]) -> str:

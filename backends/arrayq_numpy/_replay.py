@@ -92,7 +92,7 @@ def _clipped(low: np.ndarray | None, high: np.ndarray | None, x: np.ndarray) -> 
 
 
 def _array_out() -> bool:
-    """Whether ufuncs take ``out=...`` (return an array, also for a 0-d result: NumPy 2.3 on)."""
+    """Whether this NumPy's ufuncs take ``out=...`` (an array back, also for a 0-d result)."""
     try:
         return type(np.negative(np.int8(1), out=...)) is np.ndarray
     except TypeError:

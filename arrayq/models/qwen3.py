@@ -165,8 +165,10 @@ class Qwen3Layer:
     def __call__(self, x: Any, mask: Any = None, cache: nn.KVCache | None = None, rope_tables: Any = None) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden); ``mask``: an additive mask on top of the
         causal one, or None (see :class:`~arrayq.nn.Attention`)."""
-        h = aq.add(x, self.self_attn(self.input_layernorm(x), mask, cache, rope_tables))
-        return aq.add(h, self.mlp(self.post_attention_layernorm(h)))
+        post = self.post_attention_layernorm
+        attended = self.self_attn(self.input_layernorm(x), mask, cache, rope_tables)
+        h, normed = nn.add_rms_norm(x, attended, post.weight, post.eps)  # h = x + attended, and its norm
+        return aq.add(h, self.mlp(normed))
 
 
 @dataclasses.dataclass

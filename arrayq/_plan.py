@@ -286,13 +286,15 @@ class _Recorder:
             out = self._new()
             step = _Step(fn, slots, out, what)
             if method is not None:
-                fixed = tuple(not _holds_tracer(a) for a in args)
-                describe(step, self.backend, method, tuple(v for _, v in placed), fixed, result)
+                describe(step, self.backend, method, tuple(v for _, v in placed), fixed_of(args), result)
             self.steps.append(step)
             return self.cls(self, out, result)
         if isinstance(result, (tuple, list)) and all(r is None or self._is_array(r) for r in result):
             outs = tuple(-1 if r is None else self._new() for r in result)
-            self.steps.append(_Step(fn, slots, outs, what))
+            step = _Step(fn, slots, outs, what)
+            if method is not None:  # (a fused op's results: the backend may give a form)
+                describe(step, self.backend, method, tuple(v for _, v in placed), fixed_of(args), result)
+            self.steps.append(step)
             return type(result)(None if r is None else self.cls(self, o, r) for o, r in zip(outs, result))
         self.stop(f"{what} gave a {type(result).__name__}, not an array (a value read on the host)")
         return result
@@ -368,6 +370,11 @@ def record(backend: Any, fn: Callable[..., list[Any]], leaves: list[Any], donate
 
 
 # ---- helpers of the steps -----------------------------------------------------------------
+
+
+def fixed_of(args: tuple[Any, ...]) -> tuple[bool, ...]:
+    """For each argument of a step, whether it is a constant of the plan (holds no tracer)."""
+    return tuple(not _holds_tracer(a) for a in args)
 
 
 def _holds_tracer(o: Any) -> bool:

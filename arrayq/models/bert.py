@@ -209,15 +209,17 @@ class BertEmbeddings:
     token_type_embeddings: Any
     norm: nn.LayerNorm
 
-    def __call__(self, ids: Any, token_type_ids: Any = None, dtype: Any = "float32") -> Any:
+    def __call__(
+        self, ids: Any, token_type_ids: Any = None, dtype: Any = "float32", index_mode: str = "raise"
+    ) -> Any:
         """``ids`` (B, L) → (B, L, hidden) in ``dtype``; positions are 0 .. L-1, token types
-        0 unless given ((B, L) integers)."""
+        0 unless given ((B, L) integers). ``index_mode``: as :meth:`Bert.hidden`'s."""
         length = int(ids.shape[1])
-        h = aq.astype(self.word_embeddings(ids), dtype, copy=False)
+        h = aq.astype(self.word_embeddings(ids, index_mode), dtype, copy=False)
         types = np.zeros((1, 1), np.int32) if token_type_ids is None else token_type_ids
         positions, types = (_like(a, h) for a in (np.arange(length, dtype=np.int32), types))
         h = aq.add(h, aq.astype(self.position_embeddings(positions), dtype, copy=False))
-        h = aq.add(h, aq.astype(self.token_type_embeddings(types), dtype, copy=False))
+        h = aq.add(h, aq.astype(self.token_type_embeddings(types, index_mode), dtype, copy=False))
         return self.norm(h)
 
 
@@ -250,13 +252,18 @@ class Bert:
     layers: list
     dtype: str = "float32"
 
-    def hidden(self, ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
+    def hidden(
+        self, ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *, index_mode: str = "raise"
+    ) -> Any:
         """Final-layer token states (B, L, hidden) in the model's dtype for token ``ids``
         (B, L), integers of any backend. ``attention_mask`` (B, L): nonzero for tokens, 0 for
         padding (keys that no token attends to), or None for none; ``token_type_ids``
-        (B, L) or None for all 0. Raises ValueError for ids that are not 2-D, a sequence
-        longer than max_position_embeddings, or masks and types of another shape;
-        IndexError for an id outside the vocabulary or token types."""
+        (B, L) or None for all 0. ``index_mode``: "raise" checks the ids and token types
+        on the host (IndexError for one outside the vocabulary or token types); "clip" does
+        not (:func:`arrayq.take`), for ids already checked, and inside
+        :func:`arrayq.compile`, where the host check would make the call run eagerly. Raises
+        ValueError for ids that are not 2-D, a sequence longer than max_position_embeddings,
+        or masks and types of another shape."""
         if len(ids.shape) != 2:
             raise ValueError(f"ids must have shape (batch, length), got {tuple(ids.shape)}")
         length, limit = int(ids.shape[1]), self.config.max_position_embeddings
@@ -265,7 +272,7 @@ class Bert:
         for name, a in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if a is not None and tuple(a.shape) != tuple(ids.shape):
                 raise ValueError(f"{name} must have the shape of ids {tuple(ids.shape)}, got {tuple(a.shape)}")
-        h = self.embeddings(ids, token_type_ids, self.dtype)
+        h = self.embeddings(ids, token_type_ids, self.dtype, index_mode)
         # (on the activations' backend: a fused attention takes only its own arrays as masks)
         mask = None if attention_mask is None else nn.padding_mask(_like(attention_mask, h), dtype=self.dtype)
         for layer in self.layers:
@@ -295,10 +302,12 @@ class Bert:
             out = aq.divide(out, aq.maximum(norm, _MIN_NORM))
         return aq.astype(out, dtype, copy=False)
 
-    def __call__(self, ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
+    def __call__(
+        self, ids: Any, attention_mask: Any = None, token_type_ids: Any = None, *, index_mode: str = "raise"
+    ) -> Any:
         """Sentence embeddings (B, hidden) for ``ids`` (B, L): :meth:`pool` of
         :meth:`hidden` (see both for the arguments and errors)."""
-        return self.pool(self.hidden(ids, attention_mask, token_type_ids), attention_mask)
+        return self.pool(self.hidden(ids, attention_mask, token_type_ids, index_mode=index_mode), attention_mask)
 
 
 # ---------------------------------------------------------------------- names

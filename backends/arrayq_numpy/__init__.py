@@ -83,8 +83,11 @@ class NumPyBackend(NumPyLinalg):
         self.repacked = _native.RepackedWeights()
 
     def replay_form(self, method: str, args: tuple[Any, ...], fixed: tuple[bool, ...], result: Any) -> Any:
-        """Recorded plans call NumPy directly for thin wrappers (``_replay``)."""
-        return _replay.replay_form(self, method, args, fixed, result)
+        """Recorded plans call NumPy directly for thin wrappers, and the native kernels
+        without the checks the recorded call settled (``_replay``); not for a method that a
+        subclass (or a patch) replaced."""
+        own = getattr(type(self), method, None) is _METHODS.get(method)
+        return _replay.replay_form(self, method, args, fixed, result) if own else None
 
     def notes(self) -> list[str]:
         return [_native.status(), "erf: NumPy has none; the contract's polynomial formula, run in cache-sized blocks"]
@@ -460,6 +463,11 @@ class NumPyBackend(NumPyLinalg):
         where[axis] = slice(int(start), int(start) + update.shape[axis])
         out[tuple(where)] = update
         return _arr(out)
+
+
+#: The class's own methods, as defined here: a form replaces only these (not a subclass's
+#: method, nor one patched onto the class later).
+_METHODS = {name: getattr(NumPyBackend, name) for name in dir(NumPyBackend) if not name.startswith("__")}
 
 
 @functools.lru_cache(maxsize=8)

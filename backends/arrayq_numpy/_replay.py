@@ -11,6 +11,9 @@ and ``unary`` become the ufunc itself (with ``out=...`` where the result is 0-d:
 gives a scalar there, which the method turns into an array); ``clip`` with Python bounds
 inside the dtype's range becomes the one ``np.clip`` call that array-api-compat's
 ``clip`` ends in, its bounds converted once.
+The native ops (rms_norm, add_rms_norm, swiglu, rope, qkv_heads, prefix_attention and
+8-bit-activation quantized_matmul) get their kernel call without the checks the recorded
+call settled (:mod:`arrayq_numpy._native_forms`).
 Plain ``numpy.ndarray`` arguments only (NumPy scalars and subclasses keep the method; a
 compiled function's signature includes its arrays' types, so a replay gets the same types).
 """
@@ -25,6 +28,8 @@ import numpy as np
 
 from arrayq.backend import dtypes as dt
 
+from . import _native_forms
+
 #: Methods that only reshape their first argument: replayed as ``x.reshape(result's shape)``
 #: (the backend's composites ``expand_dims`` and ``squeeze`` end in its ``reshape``).
 _RESHAPES = frozenset({"reshape", "expand_dims", "squeeze"})
@@ -33,6 +38,9 @@ _RESHAPES = frozenset({"reshape", "expand_dims", "squeeze"})
 def replay_form(backend: Any, method: str, args: tuple[Any, ...], fixed: tuple[bool, ...], result: Any) -> Any:
     """``(fn, positions)`` for a recorded call of ``backend``'s ``method`` (see
     :meth:`arrayq.backend.Backend.replay_form`), or None."""
+    native = _native_forms.form(backend, method, args, fixed, result)
+    if native is not None:
+        return native
     # (plain arrays only: a NumPy scalar's methods and a subclass's ufuncs differ)
     if type(result) is not np.ndarray or not all(type(a) is np.ndarray for a in args if backend.is_array(a)):
         return None

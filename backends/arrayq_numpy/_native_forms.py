@@ -1,0 +1,222 @@
+"""Replay forms of the NumPy backend's native ops (:mod:`arrayq_numpy._replay` asks here):
+the kernel call each method ends in, with what the recorded call settled bound.
+
+A recorded plan replays arrays of the recorded shapes and dtypes (its signature fixes the
+inputs', and so every step's), and its static arguments are the recorded ones; the native
+kernels being in use (``ARRAYQ_NATIVE``, read once) and their SIMD level do not change in a
+process. So a form is made only where the recorded call took the kernel path, and checks
+on each call only what the signature leaves open:
+
+* memory layout: the kernel path of a method reads a C-contiguous array without a copy
+  (attention: with a contiguous last axis); another layout on replay calls the method.
+* values: ``prefix_attention``'s key count (checked as the method checks it, and the
+  kernel's limits, read per call as the method reads them), ``quantized_matmul``'s finite activations and the thread's activation
+  setting (a context variable): where they differ from the recorded call, the method runs.
+* ``quantized_matmul``'s repacked weight is found once, when recording, and held weakly:
+  once :meth:`RepackedWeights.clear` (or a new ``backend.repacked``) drops it, the method
+  runs, which builds the copy anew.
+
+Each form returns what the method returns for such arrays, bit for bit: the same kernel on
+the same arrays (tests/test_native_forms.py).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any
+
+import numpy as np
+
+from . import _native, _rowops
+
+_F32 = np.dtype(np.float32)
+
+
+def _f32(*arrays: Any) -> bool:
+    """Plain float32 arrays, C-contiguous and non-empty (the recorded layout the forms bind)."""
+    return all(
+        type(a) is np.ndarray and a.dtype == _F32 and a.size and _laid(a)
+        for a in arrays
+    )
+
+
+def _laid(a: np.ndarray) -> bool:
+    """C-contiguous, aligned, writeable, with no negative stride (NumPy sets the contiguity
+    flag whatever the stride of a length-1 axis): the layout the kernels read as it is."""
+    return a.flags.carray and min(a.strides) >= 0
+
+
+def _weight(w: Any, width: int) -> bool:
+    """A norm weight a form may bind: None, or a float32 (width,) C-contiguous array (bound
+    by reference, as the plan binds its constants: a write into it is seen)."""
+    return w is None or (_f32(w) and w.shape == (width,))
+
+
+def form(backend: Any, method: str, args: tuple[Any, ...], fixed: tuple[bool, ...], result: Any) -> Any:
+    """``(fn, positions)`` for a recorded call of one of the native ops, or None."""
+    make = _FORMS.get(method)
+    if make is None or not _rowops._runs():
+        return None
+    return make(backend, args, fixed, result)
+
+
+def _rms_norm(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    x, weight, eps = args
+    if not (fixed[1] and fixed[2] and _f32(x) and x.ndim and _weight(weight, x.shape[-1])):
+        return None
+    method, kernel, shape, rows = backend.rms_norm, _native._kernels.rms_norm, x.shape, (-1, x.shape[-1])
+
+    def rms_norm(x: np.ndarray) -> np.ndarray:
+        if not x.flags.c_contiguous:
+            return method(x, weight, eps)
+        out = np.empty(shape, _F32)
+        kernel(x.reshape(rows), weight, out.reshape(rows), eps)
+        return out
+
+    return rms_norm, (0,)
+
+
+def _add_rms_norm(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    x, y, weight, eps = args
+    if not (fixed[2] and fixed[3] and _f32(x, y) and x.ndim and x.shape == y.shape and _weight(weight, x.shape[-1])):
+        return None
+    method, kernel, shape, rows = backend.add_rms_norm, _native._kernels.add_rms_norm, x.shape, (-1, x.shape[-1])
+
+    def add_rms_norm(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not (x.flags.c_contiguous and y.flags.c_contiguous):
+            return method(x, y, weight, eps)
+        total, out = np.empty(shape, _F32), np.empty(shape, _F32)
+        kernel(x.reshape(rows), y.reshape(rows), weight, total.reshape(rows), out.reshape(rows), eps)
+        return total, out
+
+    return add_rms_norm, (0, 1)
+
+
+def _swiglu(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    gate, up = args
+    if not (_f32(gate, up) and gate.ndim and gate.shape == up.shape):
+        return None
+    method, kernel, shape, rows = backend.swiglu, _native._kernels.swiglu, gate.shape, (-1, gate.shape[-1])
+
+    def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+        if not (gate.flags.c_contiguous and up.flags.c_contiguous):
+            return method(gate, up)
+        out = np.empty(shape, _F32)
+        kernel(gate.reshape(rows), up.reshape(rows), out.reshape(rows))
+        return out
+
+    return swiglu, (0, 1)
+
+
+def _tables(rope_tables: Any, dims: int, base: float, scale: float, offset: Any, fixed: bool, length: int) -> Any:
+    """The (cos, sin) tables of the backend's method: bound where the offset is a constant
+    (read-only arrays the backend keeps), else a function of the replayed offset."""
+    if fixed:
+        tables = rope_tables(dims, base, scale, int(offset), length, _F32)
+        return lambda offset: tables
+    return lambda offset: rope_tables(dims, base, scale, int(offset), length, _F32)
+
+
+def _rope(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    x, dims, traditional, base, scale, offset = args
+    if not (all(fixed[1:5]) and _f32(x) and 2 <= x.ndim <= 4):
+        return None
+    from . import _rope_tables
+
+    method, kernel, shape = backend.rope, _native._kernels.rope, x.shape
+    shape4, tables = (1,) * (4 - x.ndim) + shape, _tables(_rope_tables, dims, base, scale, offset, fixed[5], shape[-2])
+    dims, traditional = int(dims), bool(traditional)
+
+    def rope(x: np.ndarray, offset: Any) -> np.ndarray:
+        if not _laid(x):
+            return method(x, dims, traditional, base, scale, offset)
+        cos, sin = tables(offset)
+        out = np.empty(shape4, _F32)
+        kernel(x.reshape(shape4), cos, sin, out, dims, traditional)
+        return out.reshape(shape)
+
+    return rope, (0, 5)
+
+
+def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    qkv, n_heads, n_kv, head_dim, q_weight, k_weight, eps, dims, traditional, base, scale, offset = args
+    if not (all(fixed[1:11]) and _f32(qkv) and qkv.ndim == 3):
+        return None
+    if not (_weight(q_weight, head_dim) and _weight(k_weight, head_dim) and q_weight is not None is not k_weight):
+        return None
+    from . import _rope_tables
+
+    method, kernel, (b, length, width) = backend.qkv_heads, _native._kernels.qkv_heads, qkv.shape
+    tables = _tables(_rope_tables, dims, base, scale, offset, fixed[11], length)
+    q_shape, kv_shape, static = (b, n_heads, length, head_dim), (b, n_kv, length, head_dim), args[1:11]
+    dims, traditional = int(dims), bool(traditional)
+
+    def qkv_heads(qkv: np.ndarray, offset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not qkv.flags.c_contiguous:
+            return method(qkv, *static, offset)
+        cos, sin = tables(offset)
+        q, k, v = np.empty(q_shape, _F32), np.empty(kv_shape, _F32), np.empty(kv_shape, _F32)
+        kernel(qkv.reshape(-1, width), q_weight, k_weight, cos, sin, q, k, v, eps, dims, traditional)
+        return q, k, v
+
+    return qkv_heads, (0, 11)
+
+
+def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    q, k, v, scale, length, causal = args
+    if not (fixed[3] and fixed[5] and _f32(q, k, v) and q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS):
+        return None
+    method, attention, native, keys, rows = backend.prefix_attention, _native.attention, _native, k.shape[2], q.shape[2]
+    low, masked = rows if causal else 1, bool(causal and rows > 1)  # (the method's mask: "causal" for rows > 1)
+
+    def prefix_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, length: Any) -> np.ndarray:
+        n = int(length)  # (the kernel's limits read as the method reads them, per call)
+        limits = rows <= native.ATTENTION_MAX_ROWS and n <= native.ATTENTION_MAX_KEYS
+        if not (low <= n <= keys and limits and _laid(q) and _laid(k) and _laid(v)):
+            return method(q, k, v, scale, length, causal)  # (its error, or the reference, or another layout)
+        return attention(q, k[:, :, :n], v[:, :, :n], scale, masked)
+
+    return prefix_attention, (0, 1, 2, 4)
+
+
+def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    x, qw, transpose = args
+    if not (fixed[1] and fixed[2] and transpose and _f32(x) and _native.repacked_runs()):
+        return None
+    packed = qw.packed
+    if qw.mode != "affine" or type(packed) is not np.ndarray or packed.ndim != 2 or qw.group_size % 32:
+        return None
+    if not (type(result) is np.ndarray and np.isfinite(x).all()):  # (the method's repacked path ran)
+        return None
+    index, cache = _native._chosen_level(), backend.repacked
+    assert index is not None
+    data, kind, symmetric = cache.get(packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
+    found = weakref.ref(data)  # (not kept alive by the plan: RepackedWeights.clear frees it)
+    del data
+    method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
+    n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
+    m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
+
+    def quantized_matmul(x: np.ndarray) -> np.ndarray:
+        data = found()
+        if data is None or backend.repacked is not cache or current() != "int8" or not _laid(x):
+            return method(x, qw, True)
+        if not np.isfinite(x).all():  # (non-finite activations take the unfactored path)
+            return method(x, qw, True)
+        out = np.empty(shape, _F32)
+        kernel(index, x.reshape(m, k), data, out.reshape(m, n), m, n, k, group_size, bits, kind, symmetric)
+        return out
+
+    return quantized_matmul, (0,)
+
+
+_FORMS = {
+    "rms_norm": _rms_norm,
+    "add_rms_norm": _add_rms_norm,
+    "swiglu": _swiglu,
+    "rope": _rope,
+    "qkv_heads": _qkv_heads,
+    "prefix_attention": _prefix_attention,
+    "quantized_matmul": _quantized_matmul,
+}

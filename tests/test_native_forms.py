@@ -1,0 +1,231 @@
+"""The NumPy backend's replay forms of its native ops (arrayq_numpy._native_forms): a
+compiled function's recorded plan calls the kernel directly for rms_norm, add_rms_norm,
+swiglu, rope, qkv_heads, prefix_attention and 8-bit-activation quantized_matmul.
+
+Each replay is checked bit for bit against the same function run eagerly (the backend's
+method, on the same values): a form must change no bit. That the form ran, and not the
+method, is counted on the helper each method calls and the form does not (the method
+path's ``_rowops``/``_native`` function). Hostile replays (another memory layout with the
+signature's shapes, non-finite activations, a key count outside the kernel's range,
+activations switched to float32, the repacked copies cleared, a subclass's own method)
+must take the method, with its result or its error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import arrayq as aq
+from arrayq import nn
+from arrayq_numpy import NumPyBackend, _native, _rowops, activations
+
+pytestmark = pytest.mark.skipif(
+    not _rowops._runs(), reason="the native kernels are not built or turned off (ARRAYQ_NATIVE)"
+)
+
+RNG = np.random.default_rng(7)
+
+
+def _f32(*shape: int) -> np.ndarray:
+    return (RNG.standard_normal(shape) * 2).astype(np.float32)
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[int]:
+    """Count calls of ``module.name`` (the method path's helper)."""
+    calls = [0]
+    real = getattr(module, name)
+
+    def counting(*a: object, **k: object) -> object:
+        calls[0] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def _same(got: object, want: object) -> None:
+    got, want = (list(v) if isinstance(v, (tuple, list)) else [v] for v in (got, want))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert type(g) is np.ndarray and g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)  # bit for bit (NaN where the method gives NaN)
+
+
+_W = _f32(64) + 3
+_QW, _KW = (_f32(16) + 3 for _ in range(2))
+_WEIGHT = aq.quantize(_f32(96, 64), group_size=32, bits=4)
+
+CASES = {
+    # name: (the method path's helper, the function, its inputs)
+    "rms_norm": ((_rowops, "rms_norm"), lambda x: nn.rms_norm(x, _W, 1e-5), lambda: [_f32(3, 64)]),
+    "add_rms_norm": (
+        (_rowops, "add_rms_norm"),
+        lambda x, y: nn.add_rms_norm(x, y, _W, 1e-5),
+        lambda: [_f32(1, 2, 64), _f32(1, 2, 64)],
+    ),
+    "swiglu": ((_rowops, "swiglu"), nn.swiglu, lambda: [_f32(2, 5, 48), _f32(2, 5, 48)]),
+    "rope": (
+        (_rowops, "rope"),
+        lambda x, offset: nn.rope(x, 12, offset=offset),
+        lambda: [_f32(1, 4, 3, 16), np.array(RNG.integers(0, 50), np.int32)],
+    ),
+    "qkv_heads": (
+        (_rowops, "qkv_heads"),
+        lambda qkv, offset: nn.qkv_heads(qkv, 4, 2, 16, q_weight=_QW, k_weight=_KW, eps=1e-6, rope_dims=16, offset=offset),
+        lambda: [_f32(2, 1, 128), np.array(RNG.integers(0, 50), np.int32)],
+    ),
+    "prefix_attention": (
+        (_native, "attends"),
+        lambda q, k, v, n: nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask="causal", key_length=n),
+        lambda: [_f32(1, 4, 1, 16), _f32(1, 2, 40, 16), _f32(1, 2, 40, 16), np.array(RNG.integers(1, 41), np.int32)],
+    ),
+    "quantized_matmul": (
+        (_native, "matmul_repacked"),
+        lambda x: aq.linalg.quantized_matmul(x, _WEIGHT, transpose=True),
+        lambda: [_f32(1, 2, 64)],
+    ),
+}
+
+
+def _plan_fns(compiled: aq.Compiled) -> list[str]:
+    (entry,) = compiled._cache.values()
+    return [getattr(fn, "__qualname__", "") for fn, _, _ in entry.run.steps]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_form_replays_the_method_bit_for_bit(name, monkeypatch):
+    (module, helper), fn, inputs = CASES[name]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        first = inputs()
+        _same(compiled(*first), fn(*first))  # recorded (eager) == eager
+        assert f"_{name}.<locals>.{name}" in _plan_fns(compiled)  # the form is in the plan
+        calls = _counted(monkeypatch, module, helper)
+        for _ in range(3):  # new values of the signature's shapes
+            args = inputs()
+            got = compiled(*args)
+            assert calls[0] == 0, "the replay called the method's path"
+            _same(got, fn(*args))
+            assert calls[0] == 1  # (the eager call)
+            calls[0] = 0
+    assert compiled.cache_info().signatures == 1 and compiled.cache_info().native == 1
+
+
+def _strided(a: np.ndarray) -> np.ndarray:
+    """``a``'s values in a layout that is not C-contiguous, of a's shape and dtype."""
+    wide = np.zeros((*a.shape[:-1], a.shape[-1] * 2), a.dtype)
+    wide[..., ::2] = a
+    return wide[..., ::2]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_another_layout_takes_the_method(name, monkeypatch):
+    (module, helper), fn, inputs = CASES[name]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        compiled(*inputs())
+        args = [_strided(a) if a.ndim else a for a in inputs()]
+        assert not args[0].flags.c_contiguous
+        calls = _counted(monkeypatch, module, helper)
+        got = compiled(*args)
+        assert calls[0] >= 1  # the method ran
+        _same(got, fn(*args))  # (the method on this layout: for attention, its reference)
+
+
+def test_attention_key_count_outside_the_range_takes_the_method():
+    _, fn, inputs = CASES["prefix_attention"]
+    compiled = aq.compile(fn)
+    q, k, v, _ = inputs()
+    compiled(q, k, v, np.array(5, np.int32))
+    with pytest.raises(ValueError, match="key_length must be from 1 to the 40 keys, got 41"):
+        compiled(q, k, v, np.array(41, np.int32))
+    with pytest.raises(ValueError, match="got 0"):
+        compiled(q, k, v, np.array(0, np.int32))
+    _same(compiled(q, k, v, np.array(40, np.int32)), fn(q, k, v, np.array(40, np.int32)))
+
+
+def test_attention_past_the_kernels_key_limit_takes_the_reference(monkeypatch):
+    """Keys beyond ATTENTION_MAX_KEYS: the method's reference composite, not the kernel."""
+    _, fn, inputs = CASES["prefix_attention"]
+    compiled = aq.compile(fn)
+    q, k, v, _ = inputs()
+    compiled(q, k, v, np.array(3, np.int32))
+    monkeypatch.setattr(_native, "ATTENTION_MAX_KEYS", 8)  # (the method reads it per call)
+    calls = _counted(monkeypatch, _native, "attention")
+    got = compiled(q, k, v, np.array(30, np.int32))
+    want = fn(q, k, v, np.array(30, np.int32))
+    assert calls[0] == 0  # neither took the kernel past the limit
+    _same(got, want)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (NaN activations)
+def test_quantized_matmul_guards(monkeypatch):
+    _, fn, inputs = CASES["quantized_matmul"]
+    compiled = aq.compile(fn)
+    backend = aq.get_backend("numpy")
+    with activations("int8"):
+        compiled(*inputs())
+        calls = _counted(monkeypatch, _native, "matmul_repacked")
+        # non-finite activations: the method's unfactored path, as eagerly (inf, NaN)
+        x = inputs()[0]
+        x[0, 1, 5] = np.inf
+        _same(compiled(x), fn(x))
+        x[0, 0, 3] = np.nan
+        _same(compiled(x), fn(x))
+        assert calls[0] == 0  # (neither took the repacked kernel)
+        # the repacked copies cleared: the method builds them anew
+        backend.repacked.clear()
+        x = inputs()[0]
+        got = compiled(x)
+        assert calls[0] == 1 and backend.repacked.nbytes() > 0
+        _same(got, fn(x))
+    # float32 activations in this thread: the float32 kernel, as eagerly
+    x = inputs()[0]
+    with activations("float32"):
+        calls[0] = 0
+        got = compiled(x)
+        assert calls[0] == 0
+        _same(got, fn(x))
+
+
+def test_repacked_copy_is_not_kept_alive_by_a_plan():
+    import gc
+    import weakref
+
+    weight = aq.quantize(_f32(64, 64), group_size=32, bits=4)
+    compiled = aq.compile(lambda x: aq.linalg.quantized_matmul(x, weight, transpose=True))
+    backend = aq.get_backend("numpy")
+    with activations("int8"):
+        compiled(_f32(1, 64))
+        index = _native._chosen_level()
+        data = weakref.ref(backend.repacked.get(weight.packed, weight.scales, weight.biases, 32, 4, index)[0])
+        backend.repacked.clear()
+        gc.collect()
+        assert data() is None
+
+
+def test_no_form_for_a_subclass_method_or_other_dtypes():
+    class Own(NumPyBackend):
+        def rms_norm(self, x, weight, eps):  # a backend's own method: replayed as it is
+            return super().rms_norm(x, weight, eps)
+
+    x, w = _f32(2, 8), _f32(8)
+    assert Own().replay_form("rms_norm", (x, w, 1e-5), (False, True, True), x) is None
+    backend = aq.get_backend("numpy")
+    assert backend.replay_form("rms_norm", (x, w, 1e-5), (False, True, True), x) is not None
+    x64 = x.astype(np.float64)  # (not the float32 kernel's)
+    assert backend.replay_form("rms_norm", (x64, w.astype(np.float64), 1e-5), (False, True, True), x64) is None
+    # a weight that is an input of the plan, or an eps that is: the method
+    assert backend.replay_form("rms_norm", (x, w, 1e-5), (False, False, True), x) is None
+    # an empty array, a non-contiguous one when recorded
+    e = np.zeros((0, 8), np.float32)
+    assert backend.replay_form("rms_norm", (e, w, 1e-5), (False, True, True), e) is None
+    assert backend.replay_form("rms_norm", (_strided(x), w, 1e-5), (False, True, True), x) is None
+
+
+def test_no_form_for_a_method_patched_onto_the_class(monkeypatch):
+    backend = aq.get_backend("numpy")
+    x, w = _f32(2, 8), _f32(8)
+    monkeypatch.setattr(NumPyBackend, "rms_norm", lambda self, x, weight, eps: x)
+    assert backend.replay_form("rms_norm", (x, w, 1e-5), (False, True, True), x) is None

@@ -227,6 +227,26 @@ def test_bad_inputs(tmp_path):
         model(np.array([[1, 60]], np.int32))
 
 
+def test_compiled_forward_records_a_plan_and_matches_eager(tmp_path):
+    """index_mode="clip" (ids checked by the caller): arrayq.compile on NumPy records the
+    encoder's forward (no host read of the ids) and each replay gives the eager embeddings
+    bit for bit; the default "raise" still checks the ids, so compiled it runs eagerly."""
+    w = weights()
+    model = models.load(folder(tmp_path, w))
+    forward = aq.compile(lambda m, ids, mask, types: m(ids, mask, types, index_mode="clip"))
+    for seed in (1, 2, 3):
+        ids, mask, types = _inputs(seed)
+        got = forward(model, ids, mask, types)
+        np.testing.assert_array_equal(aq.to_numpy(got), aq.to_numpy(model(ids, mask, types)))
+        np.testing.assert_allclose(_np(got), reference(w, ids, mask, types)[1], rtol=0, atol=ATOL)
+    assert forward.eager_reasons() == [] and forward.cache_info().native == 1
+    assert forward.cache_info().hits == 2
+    checked = aq.compile(lambda m, ids: m(ids))
+    ids, mask, _ = _inputs()
+    np.testing.assert_array_equal(aq.to_numpy(checked(model, ids)), aq.to_numpy(model(ids)))
+    assert checked.eager_reasons() and checked.cache_info().native == 0
+
+
 # ---------------------------------------------------------------------- names, quantized, GGUF
 
 

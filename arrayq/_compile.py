@@ -13,6 +13,7 @@ them. See docs/compile.md.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import inspect
@@ -50,20 +51,23 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
     # (a value's path is kept as (parent, key, is_attribute) and spelt out only for an error:
     # a compiled call flattens every argument, a model's hundreds of arrays included)
     def walk(o: Any, path: Any) -> Any:
-        if _type_cache.get(type(o)) is not None:  # an array (the common case, found first)
+        t = type(o)
+        if _type_cache.get(t) is not None:  # an array (the common case, found first)
             leaves.append(o)
             return _LEAF
-        if isinstance(o, _SCALARS):
-            return ("s", type(o), o)  # the type too: 1, 1.0 and True hash alike
-        if isinstance(o, tuple) and hasattr(o, "_fields"):
-            return ("n", type(o), walk_all(zip(o._fields, o), path, True))
-        if isinstance(o, (tuple, list)):
-            return ("t", type(o), walk_all(enumerate(o), path, False))
-        if isinstance(o, dict):
-            return ("d", type(o), tuple(o), walk_all(o.items(), path, False))
-        names = _dataclass_fields(type(o))
-        if names is not None:
-            return ("c", type(o), names, walk_all(((n, getattr(o, n)) for n in names), path, True))
+        kind = _KINDS.get(t) or _kind(t)
+        if kind == "s":
+            return ("s", t, o)  # the type too: 1, 1.0 and True hash alike
+        if kind == "tuple?":  # (a tuple subclass: named if it has _fields)
+            kind = "n" if hasattr(o, "_fields") else "t"
+        if kind == "n":
+            return ("n", t, walk_all(zip(o._fields, o), path, True))
+        if kind == "t":
+            return ("t", t, walk_all(enumerate(o), path, False))
+        if kind == "d":
+            return ("d", t, tuple(o), walk_all(o.items(), path, False))
+        if type(kind) is tuple:  # a dataclass's fields
+            return ("c", t, kind, walk_all(((n, getattr(o, n)) for n in kind), path, True))
         if _is_array(o):
             leaves.append(o)
             return _LEAF
@@ -83,14 +87,44 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
         list of a model's weights, a cache's buffers)."""
         parts = []
         for key, v in items:
-            if _type_cache.get(type(v)) is not None:
+            t = type(v)
+            if _type_cache.get(t) is not None:
                 leaves.append(v)
                 parts.append(_LEAF)
+            elif t in _SCALAR_TYPES:  # (what walk gives them, without the call)
+                parts.append(("s", t, v))
             else:
                 parts.append(walk(v, (path, key, attribute)))
         return tuple(parts)
 
     return leaves, walk(obj, where)
+
+
+_SCALAR_TYPES = frozenset(_SCALARS)
+
+
+def _kind(t: type) -> Any:
+    """How :func:`flatten` walks a value of type ``t`` (not an array type): "s" (a scalar),
+    "n" (a named tuple), "t" (a tuple or list), "tuple?" (a tuple subclass: named where the
+    value has ``_fields``), "d" (a dict), a dataclass's field names, or "o" (anything else),
+    kept per type."""
+    if issubclass(t, _SCALARS):
+        kind: Any = "s"
+    elif issubclass(t, tuple):
+        kind = "t" if t is tuple else "tuple?"
+    elif issubclass(t, list):
+        kind = "t"
+    elif issubclass(t, dict):
+        kind = "d"
+    else:
+        names = _dataclass_fields(t)
+        kind = "o" if names is None else names
+    if len(_KINDS) < 256:  # (bounded: types are few, but classes can be made at run time)
+        _KINDS[t] = kind
+    return kind
+
+
+_KINDS: dict[type, Any] = {}
 
 
 def _path_text(path: Any) -> str:
@@ -141,6 +175,55 @@ def unflatten(structure: Any, leaves: list[Any]) -> Any:
     return build(structure)
 
 
+def rebuilder(structure: Any) -> Callable[[list[Any]], Any]:
+    """A function of the leaves doing what ``unflatten(structure, leaves)`` does, made once
+    for a structure that is rebuilt on every call (a compiled function's result): one
+    generated expression, without the walk over the structure. Only names made here from
+    numbers are in its text (the structure's types and static values are variables); a
+    structure too deep for one expression gets :func:`unflatten` itself."""
+    constants: list[Any] = []
+    count = [0]
+
+    def const(value: Any) -> str:
+        constants.append(value)
+        return f"c{len(constants) - 1}"
+
+    def expr(s: Any, depth: int) -> str:
+        if depth > 40:
+            raise RecursionError
+        if s is _LEAF:
+            count[0] += 1
+            return f"a[{count[0] - 1}]"
+        tag = s[0]
+        if tag in ("s", "o"):
+            return const(s[-1])
+        parts = "".join(f"{expr(p, depth + 1)}, " for p in s[-1])
+        if tag == "n":
+            return f"{const(s[1])}({parts})"
+        if tag == "t":
+            return f"({parts})" if s[1] is tuple else f"[{parts}]" if s[1] is list else f"{const(s[1])}([{parts}])"
+        if tag == "d":
+            return f"{const(s[1])}(zip({const(s[2])}, ({parts})))"
+        if _positional(s[1], s[2]):  # a dataclass, rebuilt (and re-validated) by its constructor
+            return f"{const(s[1])}({parts})"
+        return f"{const(s[1])}(**dict(zip({const(s[2])}, ({parts}))))"
+
+    try:
+        body = expr(structure, 0)
+    except RecursionError:
+        return functools.partial(unflatten, structure)
+    names = "".join(f"c{i}, " for i in range(len(constants)))
+    source = f"def make(constants):\n    {names or '_'} = constants\n    return lambda a: {body}"
+    namespace: dict[str, Any] = {}
+    exec(builtins.compile(source, "<arrayq result structure>", "exec"), namespace)  # (not this module's)
+    return namespace["make"](constants)
+
+
+def _positional(cls: type, names: tuple[str, ...]) -> bool:
+    """Whether the dataclass's constructor takes ``names`` (its init fields) by position."""
+    return not any(f.kw_only for f in dataclasses.fields(cls) if f.init)
+
+
 def _is_array(o: Any) -> bool:
     try:
         return backend_of(o) is not None
@@ -164,13 +247,15 @@ class CacheInfo(NamedTuple):
 
 
 class _Entry:
-    __slots__ = ("run", "eager", "native", "out_structure", "reason")
+    __slots__ = ("run", "eager", "native", "out_structure", "rebuild", "reason")
 
     def __init__(self) -> None:
         self.run: Callable[..., Any] = lambda *a: None
         self.eager: Callable[..., Any] = self.run
         self.native = False
         self.out_structure: Any = None
+        #: (out_structure, its :func:`rebuilder` or None before the second call with it)
+        self.rebuild: tuple[Any, Callable[[list[Any]], Any] | None] | None = None
         self.reason: str | None = None  # why a recorded plan runs eagerly instead
 
 
@@ -216,12 +301,8 @@ class Compiled:
         if type(backend) is Recording:  # called inside another function's recording: part of its plan
             return self.fn(*args, **kwargs)
         device = backend.device_of(leaves[0]) if leaves else _context_device(backend)
-        key = (
-            id(backend),
-            device,
-            structure,
-            tuple((type(x), tuple(x.shape), backend.dtype_of(x)) for x in leaves),
-        )
+        dtype_of = backend.dtype_of
+        key = (id(backend), device, structure, tuple([(type(x), tuple(x.shape), dtype_of(x)) for x in leaves]))
         entry = self._cache.get(key)
         if entry is None:
             self._misses += 1
@@ -246,7 +327,15 @@ class Compiled:
                     f"arrayq.where for the branch. ({type(e).__name__}: {e})"
                 ) from e
             raise
-        return unflatten(entry.out_structure, list(flat_out))
+        structure = entry.out_structure
+        if not entry.native:  # (run eagerly: the result's static values may change call to call)
+            return unflatten(structure, list(flat_out))
+        if entry.rebuild is None or entry.rebuild[0] is not structure:  # a traced result's structure
+            entry.rebuild = (structure, None)  # (the first call with it: perhaps the only one)
+            return unflatten(structure, list(flat_out))
+        if entry.rebuild[1] is None:
+            entry.rebuild = (structure, rebuilder(structure))
+        return entry.rebuild[1](flat_out)
 
     def _make(self, backend: Any, structure: Any) -> _Entry:
         entry = _Entry()

@@ -85,7 +85,7 @@ def flatten(obj: Any, where: str = "argument", static_must_hash: bool = True) ->
     def walk_all(items: Any, path: Any, attribute: bool) -> tuple[Any, ...]:
         """A container's ``(key, value)`` items walked (its arrays without a call each: a
         list of a model's weights, a cache's buffers)."""
-        parts = []
+        parts: list[Any] = []
         for key, v in items:
             t = type(v)
             if _type_cache.get(t) is not None:
@@ -333,9 +333,11 @@ class Compiled:
         if entry.rebuild is None or entry.rebuild[0] is not structure:  # a traced result's structure
             entry.rebuild = (structure, None)  # (the first call with it: perhaps the only one)
             return unflatten(structure, list(flat_out))
-        if entry.rebuild[1] is None:
-            entry.rebuild = (structure, rebuilder(structure))
-        return entry.rebuild[1](flat_out)
+        rebuild = entry.rebuild[1]
+        if rebuild is None:
+            rebuild = rebuilder(structure)
+            entry.rebuild = (structure, rebuild)
+        return rebuild(flat_out)
 
     def _make(self, backend: Any, structure: Any) -> _Entry:
         entry = _Entry()

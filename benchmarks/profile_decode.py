@@ -21,7 +21,9 @@ being on): a replayed plan calls the backend directly, so the frontend's quantiz
 not called at all (its row reads 0). ``--stub-kernels`` replaces the backend's quantized matmul
 by one returning zeros of the right shape: every op outside it runs as before (on other
 values), so the token's time is the time outside alone, without the kernels' variance on a
-shared machine.
+shared machine. ``--untimed-kernels`` leaves the backend's quantized matmul unwrapped
+(the rows inside it read 0): a recorded plan replays a wrapped method as it is, so only
+then does the decode time include the NumPy backend's replay form of the kernel call.
 
 To compare two versions side by side, run the script from each tree alternately
 (``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
@@ -51,11 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label", default="", help="a name for this tree in the output")
     p.add_argument("--json", action="store_true", help="also print one line of JSON")
     p.add_argument("--stub-kernels", action="store_true", help="quantized matmuls return zeros (time outside alone)")
+    p.add_argument(
+        "--untimed-kernels",
+        action="store_true",
+        help="leave the backend's quantized_matmul as it is (its rows read 0; a recorded plan replays its form)",
+    )
     p.add_argument("--compile", choices=["on", "off", "both"], default="both", help="decode compiled, eagerly, or both")
     p.add_argument(
         "--activations", choices=["float32", "int8"], help="the decode kernel's activations (default: the setting)"
     )
     args = p.parse_args(argv)
+    if args.untimed_kernels and args.stub_kernels:
+        p.error("--untimed-kernels and --stub-kernels exclude each other (the stub replaces the kernel)")
     if args.activations:  # read at the first quantized matmul
         import os
 
@@ -128,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[bool, list[dict[str, float]]] = {m: [] for m in modes}
     profiles = {}
     # timed from the warm-up on: a recorded plan keeps the (timed) method it was traced with
-    type(backend).quantized_matmul = kernel_timed
+    if not args.untimed_kernels:
+        type(backend).quantized_matmul = kernel_timed
     arrayq.linalg.quantized_matmul = front_timed
     try:
         for m in modes:  # warm-up (the compiled step is traced here, for the timed runs' shapes)

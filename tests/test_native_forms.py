@@ -72,7 +72,7 @@ CASES = {
     ),
     "qkv_heads": (
         (_rowops, "qkv_heads"),
-        lambda qkv, offset: nn.qkv_heads(qkv, 4, 2, 16, q_weight=_QW, k_weight=_KW, eps=1e-6, rope_dims=16, offset=offset),
+        lambda qkv, at: nn.qkv_heads(qkv, 4, 2, 16, q_weight=_QW, k_weight=_KW, eps=1e-6, rope_dims=16, offset=at),
         lambda: [_f32(2, 1, 128), np.array(RNG.integers(0, 50), np.int32)],
     ),
     "prefix_attention": (

@@ -209,9 +209,7 @@ class BertEmbeddings:
     token_type_embeddings: Any
     norm: nn.LayerNorm
 
-    def __call__(
-        self, ids: Any, token_type_ids: Any = None, dtype: Any = "float32", index_mode: str = "raise"
-    ) -> Any:
+    def __call__(self, ids: Any, token_type_ids: Any = None, dtype: Any = "float32", index_mode: str = "raise") -> Any:
         """``ids`` (B, L) → (B, L, hidden) in ``dtype``; positions are 0 .. L-1, token types
         0 unless given ((B, L) integers). ``index_mode``: as :meth:`Bert.hidden`'s."""
         length = int(ids.shape[1])

@@ -10,8 +10,9 @@ on each call only what the signature leaves open:
 * memory layout: the kernel path of a method reads a C-contiguous array without a copy
   (attention: with a contiguous last axis); another layout on replay calls the method.
 * values: ``prefix_attention``'s key count (checked as the method checks it, and the
-  kernel's limits, read per call as the method reads them), ``quantized_matmul``'s finite activations and the thread's activation
-  setting (a context variable): where they differ from the recorded call, the method runs.
+  kernel's limits, read per call as the method reads them), ``quantized_matmul``'s
+  finite activations and the thread's activation setting (a context variable): where
+  they differ from the recorded call, the method runs.
 * ``quantized_matmul``'s repacked weight is found once, when recording, and held weakly:
   once :meth:`RepackedWeights.clear` (or a new ``backend.repacked``) drops it, the method
   runs, which builds the copy anew.
@@ -35,10 +36,7 @@ _F32 = np.dtype(np.float32)
 
 def _f32(*arrays: Any) -> bool:
     """Plain float32 arrays, C-contiguous and non-empty (the recorded layout the forms bind)."""
-    return all(
-        type(a) is np.ndarray and a.dtype == _F32 and a.size and _laid(a)
-        for a in arrays
-    )
+    return all(type(a) is np.ndarray and a.dtype == _F32 and a.size and _laid(a) for a in arrays)
 
 
 def _laid(a: np.ndarray) -> bool:

@@ -68,7 +68,7 @@ def qkv_heads(
         float(base), float(scale), offset,
     )  # fmt: skip
     if out is not NotImplemented:
-        return tuple(out)  # type: ignore[return-value]
+        return tuple(out)
     rope_args = {"traditional": traditional, "base": base, "scale": scale, "offset": offset, "tables": tables}
     return qkv_heads_reference(qkv, n_heads, n_kv_heads, head_dim, q_weight, k_weight, eps, rope_dims, rope_args)
 
@@ -142,7 +142,7 @@ def add_rms_norm(x: Any, y: Any, weight: Any, eps: float = 1e-6) -> tuple[Any, A
     backend, (x, y, weight) = resolve(x, y, weight)
     out = backend.add_rms_norm(x, y, weight, float(eps))
     if out is not NotImplemented:
-        return tuple(out)  # type: ignore[return-value]
+        return tuple(out)
     return add_rms_norm_reference(x, y, weight, float(eps))
 
 

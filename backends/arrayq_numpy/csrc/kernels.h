@@ -3,7 +3,7 @@
  *   kernels.c     the SIMD levels (chosen by cpuid/xgetbv) and the kernels' entry points
  *   kernels_simd.inc  the per-level arithmetic, included by kernels.c once per level
  *   threadpool.c  the persistent thread pool the decode kernel runs on
- *   attention.c   the attention kernel over batches, heads and query rows
+ *   attention.c   the attention kernel over batches, heads and query rows (on the pool)
  *   rowops.c      float32 row kernels of a decode step: rms_norm, rope, swiglu, and the
  *                 fused qkv heads and residual add + rms_norm
  * Nothing below needs Python.h; every entry point runs without the GIL.

@@ -166,7 +166,14 @@ def test_quantized_matmul_guards(monkeypatch):
     backend = aq.get_backend("numpy")
     with activations("int8"):
         compiled(*inputs())
-        calls = _counted(monkeypatch, _native, "matmul_repacked")
+    calls = _counted(monkeypatch, _native, "matmul_repacked")
+    # float32 activations in this thread: the float32 kernel, as eagerly
+    with activations("float32"):
+        x = inputs()[0]
+        got = compiled(x)
+        assert calls[0] == 0
+        _same(got, fn(x))
+    with activations("int8"):
         # non-finite activations: the method's unfactored path, as eagerly (inf, NaN)
         x = inputs()[0]
         x[0, 1, 5] = np.inf
@@ -174,18 +181,22 @@ def test_quantized_matmul_guards(monkeypatch):
         x[0, 0, 3] = np.nan
         _same(compiled(x), fn(x))
         assert calls[0] == 0  # (neither took the repacked kernel)
-        # the repacked copies cleared: the method builds them anew
+        # the repacked copies cleared: the method builds them anew, the next replay uses them
         backend.repacked.clear()
         x = inputs()[0]
         got = compiled(x)
         assert calls[0] == 1 and backend.repacked.nbytes() > 0
         _same(got, fn(x))
-    # float32 activations in this thread: the float32 kernel, as eagerly
-    x = inputs()[0]
-    with activations("float32"):
         calls[0] = 0
+        x = inputs()[0]
         got = compiled(x)
         assert calls[0] == 0
+        _same(got, fn(x))
+        # another RepackedWeights on the backend: the method (which uses it)
+        monkeypatch.setattr(backend, "repacked", _native.RepackedWeights())
+        calls[0] = 0  # (the eager call above counted)
+        got = compiled(x)
+        assert calls[0] == 1 and backend.repacked.nbytes() > 0
         _same(got, fn(x))
 
 

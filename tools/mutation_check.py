@@ -294,6 +294,21 @@ MUTATIONS = (
         "    if isinstance(o, list):\n",
         ("tests/test_nn_quantize.py",),
     ),
+    # the NumPy backend's replay forms of its native ops (a recorded plan's kernel calls)
+    Mutation(
+        "NumPy replay form: prefix_attention's key count unchecked",
+        "backends/arrayq_numpy/_native_forms.py",
+        "if not (low <= n <= keys and limits and _laid(q) and _laid(k) and _laid(v)):",
+        "if not (limits and _laid(q) and _laid(k) and _laid(v)):",
+        ("tests/test_native_forms.py::test_attention_key_count_outside_the_range_takes_the_method",),
+    ),
+    Mutation(
+        "NumPy replay form: quantized_matmul blind to the thread's activations",
+        "backends/arrayq_numpy/_native_forms.py",
+        'or current() != "int8" or',
+        "or",
+        ("tests/test_native_forms.py::test_quantized_matmul_guards",),
+    ),
     # BERT and the encoder's attention: against the float64 NumPy BERT of tests/test_bert.py
     Mutation(
         "BERT: the tanh GELU for hidden_act 'gelu'",

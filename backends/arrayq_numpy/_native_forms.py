@@ -14,8 +14,9 @@ on each call only what the signature leaves open:
   finite activations and the thread's activation setting (a context variable): where
   they differ from the recorded call, the method runs.
 * ``quantized_matmul``'s repacked weight is found once, when recording, and held weakly:
-  once :meth:`RepackedWeights.clear` (or a new ``backend.repacked``) drops it, the method
-  runs, which builds the copy anew.
+  once :meth:`RepackedWeights.clear` drops it, the method runs (building the copy anew),
+  and the form finds the new copy for the next call; with another ``backend.repacked``,
+  the method runs.
 
 Each form returns what the method returns for such arrays, bit for bit: the same kernel on
 the same arrays (tests/test_native_forms.py).
@@ -189,17 +190,25 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
         return None
     index, cache = _native._chosen_level(), backend.repacked
     assert index is not None
-    data, kind, symmetric = cache.get(packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
-    found = weakref.ref(data)  # (not kept alive by the plan: RepackedWeights.clear frees it)
-    del data
+
+    def lookup() -> tuple[Any, int, bool]:
+        """The repacked copy (made where missing), held weakly: RepackedWeights.clear frees it."""
+        data, kind, symmetric = cache.get(packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
+        return weakref.ref(data), kind, symmetric
+
+    found, kind, symmetric = lookup()
     method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
     n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
     m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
 
     def quantized_matmul(x: np.ndarray) -> np.ndarray:
+        nonlocal found, kind, symmetric
         data = found()
         if data is None or backend.repacked is not cache or current() != "int8" or not _laid(x):
-            return method(x, qw, True)
+            out = method(x, qw, True)
+            if data is None and backend.repacked is cache and current() == "int8":
+                found, kind, symmetric = lookup()  # (the copy the method made, for the next call)
+            return out
         if not np.isfinite(x).all():  # (non-finite activations take the unfactored path)
             return method(x, qw, True)
         out = np.empty(shape, _F32)

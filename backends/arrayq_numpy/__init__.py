@@ -7,7 +7,6 @@ so every result is an ``numpy.ndarray``.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -409,7 +408,7 @@ class NumPyBackend(NumPyLinalg):
         built), else NumPy's products; other dtypes through the reference."""
         if x.dtype not in (np.float32, np.float64) or x.ndim < 2:
             return NotImplemented
-        cos, sin = _rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
+        cos, sin = _rowops.rope_tables(dims, base, scale, int(offset), x.shape[-2], x.dtype)  # (NumPy is eager)
         native = _rowops.rope(x, dims, traditional, cos, sin)
         if native is not None:
             return native
@@ -445,7 +444,7 @@ class NumPyBackend(NumPyLinalg):
         rope tables of ``rope``; the rest through the reference."""
         if qkv.dtype != np.float32:
             return NotImplemented
-        cos, sin = _rope_tables(dims, base, scale, int(offset), qkv.shape[1], qkv.dtype)  # (NumPy is eager)
+        cos, sin = _rowops.rope_tables(dims, base, scale, int(offset), qkv.shape[1], qkv.dtype)  # (NumPy is eager)
         weights = (q_weight, k_weight)
         out = _rowops.qkv_heads(qkv, n_heads, n_kv_heads, head_dim, *weights, eps, dims, traditional, cos, sin)
         return NotImplemented if out is None else out
@@ -468,18 +467,6 @@ class NumPyBackend(NumPyLinalg):
 #: The class's own methods, as defined here: a form replaces only these (not a subclass's
 #: method, nor one patched onto the class later).
 _METHODS = {name: getattr(NumPyBackend, name) for name in dir(NumPyBackend) if not name.startswith("__")}
-
-
-@functools.lru_cache(maxsize=8)
-def _rope_tables(dims: int, base: float, scale: float, offset: int, length: int, dtype: Any) -> tuple[Array, Array]:
-    """``arrayq.nn.rope_tables``, read-only and remembered: a decoder's layers rotate q and
-    k at the same positions (56 calls a token for qwen3-0.6b, one set of tables)."""
-    from arrayq.nn import rope_tables
-
-    tables = rope_tables(dims, base, scale, offset, length, dtype)
-    for t in tables:
-        t.setflags(write=False)
-    return tables
 
 
 def _affine_2d(

@@ -108,9 +108,10 @@ def _swiglu(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     return swiglu, (0, 1)
 
 
-def _tables(rope_tables: Any, dims: int, base: float, scale: float, offset: Any, fixed: bool, length: int) -> Any:
+def _tables(dims: int, base: float, scale: float, offset: Any, fixed: bool, length: int) -> Any:
     """The (cos, sin) tables of the backend's method: bound where the offset is a constant
     (read-only arrays the backend keeps), else a function of the replayed offset."""
+    rope_tables = _rowops.rope_tables
     if fixed:
         tables = rope_tables(dims, base, scale, int(offset), length, _F32)
         return lambda offset: tables
@@ -121,10 +122,11 @@ def _rope(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     x, dims, traditional, base, scale, offset = args
     if not (all(fixed[1:5]) and _f32(x) and 2 <= x.ndim <= 4):
         return None
-    from . import _rope_tables
-
     method, kernel, shape = backend.rope, _native._kernels.rope, x.shape
-    shape4, tables = (1,) * (4 - x.ndim) + shape, _tables(_rope_tables, dims, base, scale, offset, fixed[5], shape[-2])
+    shape4, tables = (
+        (1,) * (4 - x.ndim) + shape,
+        _tables(dims, base, scale, offset, fixed[5], shape[-2]),
+    )
     dims, traditional = int(dims), bool(traditional)
 
     def rope(x: np.ndarray, offset: Any) -> np.ndarray:
@@ -144,10 +146,8 @@ def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
         return None
     if not (_weight(q_weight, head_dim) and _weight(k_weight, head_dim) and q_weight is not None is not k_weight):
         return None
-    from . import _rope_tables
-
     method, kernel, (b, length, width) = backend.qkv_heads, _native._kernels.qkv_heads, qkv.shape
-    tables = _tables(_rope_tables, dims, base, scale, offset, fixed[11], length)
+    tables = _tables(dims, base, scale, offset, fixed[11], length)
     q_shape, kv_shape, static = (b, n_heads, length, head_dim), (b, n_kv, length, head_dim), args[1:11]
     dims, traditional = int(dims), bool(traditional)
 

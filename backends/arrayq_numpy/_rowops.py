@@ -18,6 +18,7 @@ add and rms_norm, of these kernels.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,18 @@ def _runs() -> bool:
     """Whether the row kernels are in use: the native kernels are (``ARRAYQ_NATIVE``) and
     this build has them."""
     return _native._chosen_level() is not None and hasattr(_native._kernels, "swiglu")
+
+
+@functools.lru_cache(maxsize=8)
+def rope_tables(dims: int, base: float, scale: float, offset: int, length: int, dtype: Any) -> tuple[Any, Any]:
+    """``arrayq.nn.rope_tables``, read-only and remembered: a decoder's layers rotate q and
+    k at the same positions (56 calls a token for qwen3-0.6b, one set of tables)."""
+    from arrayq.nn import rope_tables
+
+    tables = rope_tables(dims, base, scale, offset, length, dtype)
+    for t in tables:
+        t.setflags(write=False)
+    return tables
 
 
 def _rows(a: np.ndarray, width: int) -> np.ndarray | None:

@@ -133,6 +133,26 @@ def test_another_layout_takes_the_method(name, monkeypatch):
         _same(got, fn(*args))  # (the method on this layout: for attention, its reference)
 
 
+def test_attention_reads_a_window_of_a_longer_cache_without_the_method(monkeypatch):
+    """generate's caches: k and v are the first `window` positions of longer buffers (not
+    C-contiguous, a contiguous last axis): the kernel's layout, so the form takes them."""
+    _, fn, inputs = CASES["prefix_attention"]
+
+    def windowed(q, k, v, n):
+        return fn(q, k[:, :, :40], v[:, :, :40], n)
+
+    compiled = aq.compile(windowed)
+    buffers = [_f32(1, 2, 96, 16) for _ in range(2)]
+    q = _f32(1, 4, 1, 16)
+    compiled(q, *buffers, np.array(7, np.int32))
+    calls = _counted(monkeypatch, _native, "attends")
+    for n in (1, 23, 40):
+        got = compiled(q, *buffers, np.array(n, np.int32))
+        assert calls[0] == 0
+        _same(got, windowed(q, *buffers, np.array(n, np.int32)))
+        calls[0] = 0
+
+
 def test_attention_key_count_outside_the_range_takes_the_method():
     _, fn, inputs = CASES["prefix_attention"]
     compiled = aq.compile(fn)

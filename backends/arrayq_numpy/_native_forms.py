@@ -8,7 +8,8 @@ process. So a form is made only where the recorded call took the kernel path, an
 on each call only what the signature leaves open:
 
 * memory layout: the kernel path of a method reads a C-contiguous array without a copy
-  (attention: with a contiguous last axis); another layout on replay calls the method.
+  (attention: any with a contiguous last axis, as a cache's window); another layout on
+  replay calls the method.
 * values: ``prefix_attention``'s key count (checked as the method checks it, and the
   kernel's limits, read per call as the method reads them), ``quantized_matmul``'s
   finite activations and the thread's activation setting (a context variable): where
@@ -44,6 +45,13 @@ def _laid(a: np.ndarray) -> bool:
     """C-contiguous, aligned, writeable, with no negative stride (NumPy sets the contiguity
     flag whatever the stride of a length-1 axis): the layout the kernels read as it is."""
     return a.flags.carray and min(a.strides) >= 0
+
+
+def _attendable(a: np.ndarray) -> bool:
+    """The attention kernel's layout, as the method checks it (``_native.attends``): a
+    contiguous last axis, aligned, no negative stride (a cache's window of a longer
+    buffer is one, though not C-contiguous)."""
+    return a.strides[-1] == 4 and a.flags.aligned and min(a.strides) >= 0
 
 
 def _weight(w: Any, width: int) -> bool:
@@ -164,7 +172,8 @@ def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
 
 def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     q, k, v, scale, length, causal = args
-    if not (fixed[3] and fixed[5] and _f32(q, k, v) and q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS):
+    f32 = all(type(a) is np.ndarray and a.dtype == _F32 and a.size and _attendable(a) for a in (q, k, v))
+    if not (fixed[3] and fixed[5] and f32 and q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS):
         return None
     method, attention, native, keys, rows = backend.prefix_attention, _native.attention, _native, k.shape[2], q.shape[2]
     low, masked = rows if causal else 1, bool(causal and rows > 1)  # (the method's mask: "causal" for rows > 1)
@@ -172,7 +181,7 @@ def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     def prefix_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, length: Any) -> np.ndarray:
         n = int(length)  # (the kernel's limits read as the method reads them, per call)
         limits = rows <= native.ATTENTION_MAX_ROWS and n <= native.ATTENTION_MAX_KEYS
-        if not (low <= n <= keys and limits and _laid(q) and _laid(k) and _laid(v)):
+        if not (low <= n <= keys and limits and _attendable(q) and _attendable(k) and _attendable(v)):
             return method(q, k, v, scale, length, causal)  # (its error, or the reference, or another layout)
         return attention(q, k[:, :, :n], v[:, :, :n], scale, masked)
 

@@ -136,6 +136,35 @@ def test_concurrent_greedy_requests_equal_single_requests(model, load):
     assert got == want
 
 
+@pytest.mark.parametrize("chunk", [512, 4])
+def test_requests_that_arrive_together_join_the_batch_together(model, load, chunk):
+    """While the worker is held (a listener blocking on the first request's first token),
+    three more requests queue; released, the worker prefills all three in its next step
+    (their prompts, 3 + 1 + 7 tokens, fit a prefill_chunk of 512) and they decode beside
+    the first from then on: n steps in all (the first request's n - 1 decode steps,
+    steps 1 to n - 1, the others' n - 1, steps 2 to n; one prompt a step, as before, made
+    n + 2). With a prefill_chunk of 4 (prompt tokens a step) the 3- and 1-token prompts
+    join at step 2 and the 7-token one, in chunks of 4 and 3, at step 4: n + 2 steps. Each
+    request's tokens are generate()'s."""
+    n = 6
+    held, release = threading.Event(), threading.Event()
+
+    def hold(request, token):
+        if not held.is_set():
+            held.set()
+            release.wait(30)
+
+    with Serving(load, Limits(max_batch=4, prefill_chunk=chunk), stop_ids=()) as serving:
+        first = serving.submit(PROMPTS[4], n, listener=hold)
+        assert held.wait(30)
+        others = [serving.submit(p, n) for p in PROMPTS[:3]]
+        release.set()
+        got = [r.result(30) for r in [first, *others]]
+        steps = serving.steps
+    assert got == [reference(model, p, n) for p in [PROMPTS[4], *PROMPTS[:3]]]
+    assert steps == (n if chunk == 512 else n + 2)
+
+
 def test_stop_tokens_end_a_request_without_being_returned(model, load):
     prompt, n = PROMPTS[2], 20
     full = reference(model, prompt, n)

@@ -2,7 +2,9 @@
 
 Callers :meth:`Serving.submit` requests from any thread; one worker thread owns the model.
 At each token boundary the worker admits waiting requests into the running batch (up to
-``max_batch``), prefills one chunk of one newly admitted prompt, then runs one batched
+``max_batch``), prefills the next chunk of the newly admitted prompts (up to
+``prefill_chunk`` prompt tokens a step, so that requests arriving together join the batch
+together), then runs one batched
 decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
 hands each its new token and drops the finished ones. A prompt is prefilled into its own
 KV cache (``model.make_cache``), which is then copied into the batch's padded cache
@@ -50,7 +52,9 @@ class Limits:
     ``max_queued``: requests waiting for a place in the batch (more are refused with
     :class:`ServerBusy`); ``max_tokens``: new tokens one request may ask for;
     ``max_context``: prompt plus new tokens of one request (default: the model's
-    ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass."""
+    ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass, and
+    per step: the prompts waiting for prefill take a chunk each until the next one would
+    pass it (at least one chunk a step)."""
 
     max_batch: int = 8
     max_queued: int = 32
@@ -330,13 +334,20 @@ class Serving:
         for r in running:
             if r._cancelled:
                 r._emit(None, "cancelled")
-        prefilling = [r for r in running if not r.done and r.pending is None]
-        if prefilling:
+        # the next chunk of each prompt still to prefill, in order of arrival, while this
+        # step's prompt tokens stay within prefill_chunk (at least one chunk a step): requests
+        # that arrive together join the batch together
+        spent = 0
+        for r in [r for r in running if not r.done and r.pending is None]:
+            part = min(self.limits.prefill_chunk, len(r.prompt) - r.prefilled)
+            if spent and spent + part > self.limits.prefill_chunk:
+                break
+            spent += part
             try:
-                self._prefill_chunk(prefilling[0])
+                self._prefill_chunk(r)
             except Exception as exc:  # that request fails alone
-                _log.exception("prefill of request %d failed", prefilling[0].id)
-                prefilling[0]._emit(None, "error", exc)
+                _log.exception("prefill of request %d failed", r.id)
+                r._emit(None, "error", exc)
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)

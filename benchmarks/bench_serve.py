@@ -18,8 +18,9 @@ Tokens/s = all completion tokens of the level / its wall time (prefill included)
 ``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
 each of the model's weight shapes on those backends: what batching can gain at most here.
 ``--step 1,8`` times the batched decode step itself (``arrayq.serving.decode_step``) on the
-NumPy backend for those batch sizes, interleaved, and how much of it is inside the
-quantized-matmul kernels: the kernels' growth with B bounds the batch's gain.
+NumPy backend for those batch sizes, eager and compiled (a recorded plan, as the server
+runs it), interleaved, and how much of it is inside the quantized-matmul kernels: the
+kernels' growth with B bounds the batch's gain.
 
 Short runs only on a shared machine: other processes change every number here.
 """
@@ -187,8 +188,9 @@ def kernel_table(model: Path, backends: list[str]) -> None:
 
 def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
     """decode_step on the NumPy backend at each batch size (sequences of 16+ cached
-    positions), interleaved: median step time, the part inside the quantized-matmul
-    kernels (timed around the extension's calls), and the rate against the first size."""
+    positions), eager and compiled (``compiled=True``: a recorded plan), interleaved:
+    median step time, the part inside the quantized-matmul kernels (timed around the
+    extension's calls), and the rate against the first size's eager step."""
     import numpy as np
     from _batch_step import filled_caches, timed
 
@@ -202,32 +204,36 @@ def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
     saved = {name: getattr(kernels, name) for name in ("gemv", "gemv_repacked")}
     m = models.load(model, backend="numpy")
     like = m.layers[0].self_attn.o_proj.weight.scales
-    caches = filled_caches(m, sizes, like)
-    times: dict[int, list[tuple[float, float]]] = {b: [] for b in sizes}
+    variants = [(b, compiled) for b in sizes for compiled in (False, True)]
+    caches = {v: filled_caches(m, [v[0]], like)[v[0]] for v in variants}
+    for (b, _), cache in caches.items():  # room for every round: no buffer grows while timed
+        cache._reserve(cache._keys[0], b, 256)
+    times: dict[tuple[int, bool], list[tuple[float, float]]] = {v: [] for v in variants}
     try:
         for name, real in saved.items():
             setattr(kernels, name, timed(real, inside))
-        for r in range(rounds + 1):
-            for b in sizes:
+        for r in range(rounds + 2):
+            for b, compiled in variants:
                 inside[0] = 0.0
                 t0 = time.perf_counter()
-                aq.to_numpy(decode_step(m, [5] * b, caches[b], like))
-                if r:  # (the first round warms up)
-                    times[b].append((time.perf_counter() - t0, inside[0]))
+                aq.to_numpy(decode_step(m, [5] * b, caches[b, compiled], like, compiled=compiled))
+                if r > 1:  # (the first rounds warm up, and record the compiled step's plan)
+                    times[b, compiled].append((time.perf_counter() - t0, inside[0]))
     finally:
         for name, real in saved.items():
             setattr(kernels, name, real)
-    med = {b: np.median(np.array(t), axis=0) for b, t in times.items()}
-    first = sizes[0]
+    med = {v: np.median(np.array(t), axis=0) for v, t in times.items()}
+    first = (sizes[0], False)
     mode = f"{_native.level()}, {_native.current_activations()} activations"
     print(f"\ndecode_step, NumPy backend ({mode}), median of {rounds} interleaved rounds")
-    print(f"| B | step ms | in the kernels ms | rest ms | kernels vs B={first} | rate vs B={first} |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for b in sizes:
-        total, kern = med[b]
+    b0 = sizes[0]
+    print(f"| B | step | step ms | in the kernels ms | rest ms | kernels vs B={b0} | rate vs B={b0} eager |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for b, compiled in variants:
+        total, kern = med[b, compiled]
         print(
-            f"| {b} | {total * 1e3:.1f} | {kern * 1e3:.1f} | {(total - kern) * 1e3:.1f} | "
-            f"{kern / med[first][1]:.2f}× | {b / first * med[first][0] / total:.2f}× |",
+            f"| {b} | {'compiled' if compiled else 'eager'} | {total * 1e3:.1f} | {kern * 1e3:.1f} | "
+            f"{(total - kern) * 1e3:.1f} | {kern / med[first][1]:.2f}× | {b / first[0] * med[first][0] / total:.2f}× |",
             flush=True,
         )
 

@@ -58,6 +58,39 @@ def _alone(model, prompt, token):
     return aq.to_numpy(model(aq.asarray([[token]], dtype=aq.int32, like=like), _prefilled(model, prompt)))[0, -1]
 
 
+def test_the_compiled_step_is_the_eager_step(model):
+    """decode_step(compiled=True) (a recorded plan on NumPy, the attention window padded
+    to WINDOW positions and hidden by the mask) gives the eager step's logits bit for bit
+    (the same backend calls on the same values; NumPy's attention reads each row's own
+    keys only), step after step, as rows leave and join, replaying one plan per batch
+    size and window. Elsewhere it is refused (a compiler's trace writes no buffer in place)."""
+    like = parameters(model)[0]
+    if not getattr(aq.backend_of(like), "compile_records_plan", False):
+        cache = BatchCache(len(model.layers))
+        cache.add(_prefilled(model, PROMPTS[0]))
+        with pytest.raises(ValueError, match="recorded plans"):
+            decode_step(model, [1], cache, like, compiled=True)
+        return
+    caches = [BatchCache(len(model.layers)) for _ in range(2)]
+    for cache in caches:
+        for p in PROMPTS[:3]:
+            cache.add(_prefilled(model, p))
+    for step in range(10):
+        if step == 3:  # a row leaves, another joins
+            for cache in caches:
+                cache.remove(1)
+                cache.add(_prefilled(model, PROMPTS[3]))
+        tokens = [11 + step, 22, 33 + step]
+        eager, compiled = (
+            aq.to_numpy(decode_step(model, tokens, c, like, compiled=flag)) for c, flag in zip(caches, (False, True))
+        )
+        np.testing.assert_array_equal(compiled, eager)
+    assert caches[0].lengths == caches[1].lengths
+    info = caches[1]._held[1].cache_info()
+    # replayed, not run eagerly: a new signature only where a buffer grew or a row joined
+    assert info.native == info.signatures and info.hits >= 5
+
+
 def test_batched_step_rows_are_the_single_sequence_logits(model):
     """decode_step on 3 sequences of cache lengths 3, 1 and 7 in one padded BatchCache
     gives each row the logits the model's own forward gives that sequence alone, for two

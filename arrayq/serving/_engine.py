@@ -204,6 +204,8 @@ class Serving:
         # one padded KV cache for the batch, where the backend's arrays take slice assignment
         self.batched = _batch.supports(model) and _writable(aq.zeros((1, 1, 1, 1), like=self._like))
         self._cache = _batch.BatchCache(len(model.layers), self.limits.max_batch) if self.batched else None
+        # a backend of recorded plans (NumPy) replays the step's backend calls without the frontend
+        self._compiled = bool(getattr(aq.backend_of(self._like), "compile_records_plan", False))
         self._rows: list[Request] = []  # the requests in the batch cache, row i for request i
 
     # ------------------------------------------------------------------ callers
@@ -392,7 +394,7 @@ class Serving:
             batch = self._rows_for(batch)
         tokens = [int(r.pending) for r in batch if r.pending is not None]
         if self._cache is not None:
-            logits = _batch.decode_step(self.model, tokens, self._cache, self._like)
+            logits = _batch.decode_step(self.model, tokens, self._cache, self._like, compiled=self._compiled)
         else:
             rows = [
                 self.model.logits(self.model.hidden(aq.asarray([[t]], dtype=aq.int32, like=self._like), r.cache)[:, -1])

@@ -27,7 +27,8 @@ import arrayq as aq
 
 from .. import nn
 
-#: Positions the compiled step's attention window grows by (each window is a signature).
+#: The fewest positions of the batch cache's buffers and of the compiled step's attention
+#: window; both are powers of two (each window and buffer size is a signature of the step).
 WINDOW = 256
 
 
@@ -49,7 +50,7 @@ class BatchCache:
     layer, keys and values (rows, Hkv, capacity, D) in one buffer each, written in place
     (the backend's arrays must take slice assignment, as NumPy's and MLX's do), and
     ``lengths[i]``, the positions row i holds. Rows beyond ``rows`` and positions grow by
-    doubling.
+    doubling; the positions are a power of two, at least :data:`WINDOW`.
     :meth:`add` copies a prefilled sequence in as the last row; :meth:`remove` takes a row
     out, moving the last row into its place (the batch order changes: the caller keeps its
     own list in step, as the serving engine does)."""
@@ -101,6 +102,7 @@ class BatchCache:
         if rows <= have[0] and positions <= have[1]:
             return
         rows, positions = (size if n <= size else max(n, 2 * size) for n, size in zip((rows, positions), have))
+        positions = _window(positions)  # (a few sizes: a few signatures of the compiled step)
         shape = (rows, int(like.shape[1]), positions, int(like.shape[3]))
         used, longest = len(self.lengths), max(self.lengths, default=0)
         for buffers in (self._keys, self._values):
@@ -157,9 +159,10 @@ def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any,
     ``compiled``: run the step through :func:`arrayq.compile` (for a backend with recorded
     plans, NumPy: the frontend's Python is recorded once per signature and replayed), with
     the ids, the cache buffers (written in place), the rows' positions, rotary tables and
-    padding mask as inputs; attention then spans a window of :data:`WINDOW` positions (the
-    padding mask hides each row's rest), so that a signature serves many steps: one per
-    batch size, window and buffer size. The same logits as eager where the backend's
+    padding mask as inputs; attention then spans a window of positions, the power of two
+    of at least :data:`WINDOW` that holds the longest row, or the buffer where that is
+    shorter (the padding mask hides each row's rest), so that a signature serves many
+    steps: one per batch size, window and buffer size, all powers of two. The same logits as eager where the backend's
     attention reads only each row's own keys (NumPy's kernel does). Raises ValueError for
     no sequences, a token count other than the cache's rows, or ``compiled`` on a backend
     without recorded plans (a compiler's trace, MLX's or JAX's, does not write the
@@ -174,7 +177,7 @@ def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any,
     span = max(positions) + 1
     cache._reserve(cache._keys[0], len(positions), span)
     if compiled:  # a window of positions (hidden past each row's length) instead of the exact span
-        span = min(int(cache._keys[0].shape[2]), -(-span // WINDOW) * WINDOW)
+        span = min(int(cache._keys[0].shape[2]), _window(span))
     lengths = [p + 1 for p in positions]
     # (every row as long as the span: nothing to hide, no mask, as a sequence alone has)
     mask = None if min(lengths) == span else nn.padding_mask(lengths=lengths, length=span, dtype=model.dtype)
@@ -194,6 +197,11 @@ def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any,
         logits = _forward(model, ids, cache._keys, cache._values, step)
     cache.lengths[:] = lengths
     return logits
+
+
+def _window(positions: int) -> int:
+    """The power of two of at least ``positions`` and :data:`WINDOW` positions."""
+    return max(WINDOW, 1 << (positions - 1).bit_length())
 
 
 def _tables(model: Any, positions: list[int], like: Any) -> dict:

@@ -13,7 +13,11 @@ same token ids everywhere. Each server runs in its own process, started and stop
 with ``--max-batch`` the largest N. A level stops sending new requests after
 ``--level-seconds``, which also bounds each request (one that takes longer is dropped and
 not counted); the rows say how many requests were done.
-Tokens/s = all completion tokens of the level / its wall time (prefill included).
+Tokens/s = all completion tokens of the level / its wall time (prefill included). For
+``arrayq serve`` the rows also give the decode throughput inside the server's decode steps
+(its ``/health`` counters before and after the level: tokens decoded / seconds in the
+batched steps and their sampling; prefill and idle time left out): the aggregate decode
+rate the batch reaches, which the prefill of short requests hides in tokens/s.
 
 ``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
 each of the model's weight shapes on those backends: what batching can gain at most here.
@@ -145,15 +149,36 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
                     latencies.append(time.perf_counter() - t0)
                     tokens[0] += r.json()["usage"]["completion_tokens"]
 
+    before = _decode_stats(url)
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         list(pool.map(client, range(n)))
     wall = time.perf_counter() - t0
+    after = _decode_stats(url)
     lat = sorted(latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
+    decode = float("nan")
+    if before and after and after["decode_seconds"] > before["decode_seconds"]:
+        tokens_in_steps = after["decoded_tokens"] - before["decoded_tokens"]
+        decode = tokens_in_steps / (after["decode_seconds"] - before["decode_seconds"])
     return dict(
-        clients=n, requests=len(latencies), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98]
+        clients=n,
+        requests=len(latencies),
+        tokens=tokens[0],
+        seconds=wall,
+        tps=tokens[0] / wall,
+        p50=q[49],
+        p99=q[98],
+        decode=decode,
     )
+
+
+def _decode_stats(url: str) -> dict | None:
+    """arrayq serve's decode counters (/health's ``decode``); None for other servers."""
+    try:
+        return httpx.get(url + "/health", timeout=30).json().get("decode")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
 
 
 def kernel_table(model: Path, backends: list[str]) -> None:
@@ -261,25 +286,29 @@ def main() -> int:
         prompt = " ".join(f"t{100 + 37 * i}" for i in range(args.prompt_tokens))
         print(f"{model.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new tokens a request, greedy")
         columns = ["engine", "clients", "requests", "tokens", "seconds", "tokens/s", "vs 1 client", "p50 latency s"]
-        print("| " + " | ".join([*columns, "p99 latency s"]) + " |")
-        print("|---|" + "---:|" * len(columns))
+        columns += ["p99 latency s", "decode tokens/s in steps", "vs 1 client"]
+        print("| " + " | ".join(columns) + " |")
+        print("|---|" + "---:|" * (len(columns) - 1))
         for engine in [e for e in args.engines.split(",") if e]:
             try:
                 proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
             except (RuntimeError, OSError) as exc:
                 log = Path(tmp) / f"{engine}.log"
                 tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
-                print(f"| {engine} | not run: {exc}: {tail} |||||||")
+                print(f"| {engine} | not run: {exc}: {tail} |||||||||")
                 continue
             try:
                 one = None
                 httpx.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=600)
                 for n in counts:
                     row = level(url, n, args, prompt)
-                    one = one or row["tps"]
+                    one = one or (row["tps"], row["decode"])
+                    decode = "– | –" if row["decode"] != row["decode"] else f"{row['decode']:.2f} | "
+                    decode += "" if row["decode"] != row["decode"] else f"{row['decode'] / one[1]:.2f}×"
                     print(
                         f"| {engine} | {n} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
-                        f"{row['tps']:.2f} | {row['tps'] / one:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} |",
+                        f"{row['tps']:.2f} | {row['tps'] / one[0]:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} | "
+                        f"{decode} |",
                         flush=True,
                     )
             finally:

@@ -195,9 +195,12 @@ def test_requests_that_arrive_together_join_the_batch_together(model, load, chun
         others = [serving.submit(p, n) for p in PROMPTS[:3]]
         release.set()
         got = [r.result(30) for r in [first, *others]]
-        steps = serving.steps
+        steps, stats = serving.steps, serving.stats()
     assert got == [reference(model, p, n) for p in [PROMPTS[4], *PROMPTS[:3]]]
     assert steps == (n if chunk == 512 else n + 2)
+    # stats(): each request's first token comes from its prefill, the other n - 1 from steps
+    assert stats["decode_steps"] == steps and stats["decoded_tokens"] == 4 * (n - 1)
+    assert stats["decode_seconds"] > 0
 
 
 def test_stop_tokens_end_a_request_without_being_returned(model, load):

@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -178,8 +179,9 @@ class Serving:
         self._running: list[Request] = []
         self._cond = threading.Condition()
         self._closed = False
-        self.steps = 0  # decode steps run, and the sequences they carried (for the mean batch size)
+        self.steps = 0  # decode steps run, the sequences they carried, and their seconds (stats())
         self.stepped_sequences = 0
+        self.decode_seconds = 0.0
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
             self._setup(model)
@@ -279,6 +281,18 @@ class Serving:
                 "max_batch": self.limits.max_batch,
                 "max_queued": self.limits.max_queued,
             }
+
+    def stats(self) -> dict[str, float]:
+        """What the decode steps did so far: ``decode_steps`` run, ``decoded_tokens`` (the
+        sequences they carried: one token each) and ``decode_seconds`` spent in them (the
+        batched step and its sampling; not prefill, nor waiting). ``decoded_tokens /
+        decode_seconds`` is the decode throughput; differences between two calls give it
+        for the time between them."""
+        return {
+            "decode_steps": self.steps,
+            "decoded_tokens": self.stepped_sequences,
+            "decode_seconds": self.decode_seconds,
+        }
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop the worker; requests not finished end with finish_reason ``"cancelled"``."""
@@ -390,6 +404,7 @@ class Serving:
         return list(self._rows)
 
     def _decode(self, batch: list[Request]) -> None:
+        start = time.perf_counter()
         if self.batched:
             batch = self._rows_for(batch)
         tokens = [int(r.pending) for r in batch if r.pending is not None]
@@ -401,9 +416,10 @@ class Serving:
                 for t, r in zip(tokens, batch)
             ]
             logits = aq.concat(rows, axis=0)
+        self._take(batch, logits)
         self.steps += 1
         self.stepped_sequences += len(batch)
-        self._take(batch, logits)
+        self.decode_seconds += time.perf_counter() - start
 
     def _take(self, batch: list[Request], logits: Any) -> None:
         """Sample each request's next token from its row of ``logits`` (B, vocab) and hand

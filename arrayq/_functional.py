@@ -160,13 +160,7 @@ def rope(
     if dims <= 0 or dims % 2 or dims > d:
         raise ValueError(f"rope dims {dims} must be even, positive and at most the feature size {d}")
     backend, (x,) = resolve(x)
-    if backend.is_array(offset):
-        if len(offset.shape) or backend.dtype_of(offset).kind not in ("signed", "unsigned"):
-            raise ValueError(f"rope offset must be an int or a 0-d integer array, got shape {tuple(offset.shape)}")
-    elif offset < 0:
-        raise ValueError(f"rope offset must be >= 0, got {offset}")
-    else:
-        offset = int(offset)
+    offset = rope_offset(backend, offset)
     out = backend.rope(x, int(dims), bool(traditional), float(base), float(scale), offset)
     if out is not NotImplemented:
         return out
@@ -181,6 +175,18 @@ def rope(
         wide = np.float64 if aq.dtype(x) == aq.float64 else np.float32
         tables = tuple(_like(t, x) for t in rope_tables(dims, base, scale, offset, int(x.shape[-2]), wide))
     return rope_reference(x, dims, traditional, tables)
+
+
+def rope_offset(backend: Any, offset: Any) -> Any:
+    """:func:`rope`'s ``offset`` checked: a 0-d integer array of ``backend`` as it is, or a
+    non-negative int. Raises ValueError for anything else."""
+    if backend.is_array(offset):
+        if len(offset.shape) or backend.dtype_of(offset).kind not in ("signed", "unsigned"):
+            raise ValueError(f"rope offset must be an int or a 0-d integer array, got shape {tuple(offset.shape)}")
+        return offset
+    if offset < 0:
+        raise ValueError(f"rope offset must be >= 0, got {offset}")
+    return int(offset)
 
 
 def rope_reference(x: Any, dims: int, traditional: bool, tables: tuple[Any, Any]) -> Any:

@@ -180,8 +180,8 @@ COMPOSITES = (
 #: The collectives of a distributed engine (``arrayq.distributed``), optional native ops.
 DISTRIBUTED_OPS = ("distributed_init", "all_sum", "all_gather", "send", "recv")
 #: Optional native ops: the contract's default returns NotImplemented and the frontend then
-#: runs its reference (the quantized formats in ``arrayq.quant``, attention, rms_norm, rope
-#: and swiglu in ``arrayq.nn``; for the distributed ones, ``arrayq.distributed``'s group of one
+#: runs its reference (the quantized formats in ``arrayq.quant``, attention, rms_norm, rope,
+#: swiglu, qkv_heads and add_rms_norm in ``arrayq.nn``; for the distributed ones, ``arrayq.distributed``'s group of one
 #: process). A backend overrides one where its library has a fused kernel (or a distributed
 #: engine), and may itself return NotImplemented for the cases that kernel does not cover.
 NATIVE_OPS = (
@@ -194,6 +194,8 @@ NATIVE_OPS = (
     "rms_norm",
     "rope",
     "swiglu",
+    "qkv_heads",
+    "add_rms_norm",
     "slice_update",
     *DISTRIBUTED_OPS,
 )

@@ -57,6 +57,7 @@ from ._functional import (
     swiglu,
     swiglu_reference,
 )
+from ._fused import add_rms_norm, add_rms_norm_reference, attention_heads, qkv_heads, qkv_heads_reference
 from ._kv_cache import FixedKVCache, KVCache
 from ._quantize_model import Predicate, quantize
 from ._quantize_sequential import sequential as _sequential
@@ -310,9 +311,7 @@ class Attention:
             )
         b, length = int(x.shape[0]), int(x.shape[1])
         offset = cache.offset if cache is not None else 0
-        q, k, v = self.heads(x)
-        if self.rope is not None:
-            q, k = self.rope(q, offset, rope_tables), self.rope(k, offset, rope_tables)
+        q, k, v = attention_heads(self, x, offset, rope_tables)  # (one fused call where the layer allows)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         scale = self.scale if self.scale is not None else self.head_dim**-0.5
@@ -452,6 +451,8 @@ __all__ = [
     "RowShardedLinear",
     "SwiGLU",
     "VocabShardedEmbedding",
+    "add_rms_norm",
+    "add_rms_norm_reference",
     "attention_reference",
     "bytes_per_token",
     "causal_mask",
@@ -464,6 +465,8 @@ __all__ = [
     "padding_mask",
     "parameters",
     "prefix_mask",
+    "qkv_heads",
+    "qkv_heads_reference",
     "quantize",
     "rms_norm",
     "rms_norm_reference",

@@ -493,6 +493,39 @@ def test_attention_kernel_with_lengths_reads_each_rows_own_keys(level: int) -> N
         assert np.max(np.abs(out[b : b + 1] - ref)) <= 2e-6 * max(1.0, float(np.max(np.abs(ref))))
 
 
+@pytest.mark.parametrize("b,h,hkv,total,lengths", [(1, 16, 8, 256, None), (8, 16, 8, 96, "ragged"), (3, 4, 4, 5, None)])
+def test_attention_kernel_is_the_same_on_any_number_of_threads(level: int, b, h, hkv, total, lengths) -> None:
+    """Decode shapes large enough to be split over the pool (16 heads against 256 keys; a
+    serving batch of 8 with its own key counts) and one too small to be: every thread count
+    gives the one-thread result bit for bit (each row computed whole by one thread), and
+    the float64 reference within float32 rounding. Unread padding keys hold NaN."""
+    rng = np.random.default_rng(total)
+    q = rng.standard_normal((b, h, 1, 128)).astype(np.float32)
+    k, v = (rng.standard_normal((b, hkv, total + 4, 128)).astype(np.float32) for _ in range(2))
+    counts = None
+    if lengths == "ragged":
+        counts = rng.integers(1, total + 1, size=b).astype(np.int64)
+        for row, n in enumerate(counts):
+            k[row, :, n:], v[row, :, n:] = np.nan, np.nan
+    extra = () if counts is None else (counts,)
+    before = _native.num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3, 8):
+            _native.set_num_threads(threads)
+            out = np.full((b, h, 1, 128), np.nan, np.float32)
+            _kernels().attention(level, q, k[:, :, :total], v[:, :, :total], out, 0.3, False, *extra)
+            results.append(out)
+    finally:
+        _native.set_num_threads(0 if "ARRAYQ_NUM_THREADS" not in os.environ else before)
+    for out in results[1:]:
+        np.testing.assert_array_equal(out, results[0])
+    for row in range(b):
+        n = total if counts is None else int(counts[row])
+        ref = _attention64(q[row : row + 1], k[row : row + 1, :, :n], v[row : row + 1, :, :n], 0.3, False)
+        assert np.max(np.abs(results[0][row : row + 1] - ref)) <= 2e-6 * max(1.0, float(np.max(np.abs(ref))))
+
+
 def test_attention_kernel_refuses_bad_lengths() -> None:
     q = np.ones((2, 2, 1, 8), np.float32)
     k = np.ones((2, 1, 4, 8), np.float32)

@@ -95,6 +95,28 @@ MUTATIONS = (
         "_native._kernels.rope(x4, sin, cos, out, int(dims), bool(traditional))",
         ("tests/test_rowops.py",),
     ),
+    Mutation(
+        "NumPy qkv_heads kernel: q's and k's norm weights swapped",
+        "backends/arrayq_numpy/_rowops.py",
+        "_native._kernels.qkv_heads(rows, *weights, cos, sin, q, k, v, eps, int(dims), bool(traditional))",
+        "_native._kernels.qkv_heads(rows, *list(weights)[::-1], cos, sin, q, k, v, eps, int(dims), bool(traditional))",
+        ("tests/test_fused_ops.py",),
+    ),
+    Mutation(
+        "NumPy add_rms_norm kernel: x added to itself",
+        "backends/arrayq_numpy/_rowops.py",
+        "_native._kernels.add_rms_norm(xs, ys, w, total, out, eps)",
+        "_native._kernels.add_rms_norm(xs, xs, w, total, out, eps)",
+        ("tests/test_fused_ops.py",),
+    ),
+    Mutation(
+        "NumPy attention on the pool: a part stops one (batch, kv head) group short",
+        "backends/arrayq_numpy/csrc/attention.c",
+        "groups * part / parts, groups * (part + 1) / parts)",
+        "groups * part / parts, groups * (part + 1) / parts - (part + 1 < parts))",
+        ("tests/test_native_kernels.py::test_attention_kernel_is_the_same_on_any_number_of_threads",),
+        rebuild=True,
+    ),
     # norms: inputs and tolerances a misplaced eps or a swapped weight/bias cannot hide in
     Mutation(
         "nn.LayerNorm: eps outside the square root",

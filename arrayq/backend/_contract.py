@@ -219,6 +219,31 @@ class Contract:
         dtype, checked there), in their dtype."""
         return NotImplemented
 
+    def qkv_heads(
+        self,
+        qkv: Array,
+        n_heads: int,
+        n_kv_heads: int,
+        head_dim: int,
+        q_weight: Array,
+        k_weight: Array,
+        eps: float,
+        dims: int,
+        traditional: bool,
+        base: float,
+        scale: float,
+        offset: Any,
+    ) -> Any:
+        """``(q, k, v)`` of a fused q/k/v projection's output (``arrayq.nn.qkv_heads``;
+        arguments checked there): heads split, q and k RMS-normed then rotated as ``rope``
+        (``offset`` as there), each (B, heads, L, head_dim), in qkv's dtype."""
+        return NotImplemented
+
+    def add_rms_norm(self, x: Array, y: Array, weight: Array, eps: float) -> Any:
+        """``(x + y, rms_norm(x + y, weight, eps))`` (``arrayq.nn.add_rms_norm``; one shape
+        and floating dtype, checked there), in x's dtype."""
+        return NotImplemented
+
     def slice_update(self, x: Array, update: Array, start: Any, axis: int) -> Any:
         """``x`` with ``update`` written at ``start`` .. along ``axis`` (``arrayq.slice_update``;
         shapes and dtypes checked there): ``start`` an int in range, or a 0-d int32 array

@@ -165,8 +165,16 @@ class Qwen3Layer:
     def __call__(self, x: Any, mask: Any = None, cache: nn.KVCache | None = None, rope_tables: Any = None) -> Any:
         """``x`` (B, L, hidden) → (B, L, hidden); ``mask``: an additive mask on top of the
         causal one, or None (see :class:`~arrayq.nn.Attention`)."""
-        h = aq.add(x, self.self_attn(self.input_layernorm(x), mask, cache, rope_tables))
-        return aq.add(h, self.mlp(self.post_attention_layernorm(h)))
+        return aq.add(*self.residuals(x, self.input_layernorm(x), mask, cache, rope_tables))
+
+    def residuals(self, x: Any, normed: Any, mask: Any, cache: Any, rope_tables: Any) -> tuple[Any, Any]:
+        """The two terms whose sum is the layer's output for ``x``, given ``normed``, x
+        through ``input_layernorm``: ``h = x + attention(normed)`` and ``mlp(norm(h))`` (so a
+        caller can fuse the sum with the next layer's norm: :func:`arrayq.nn.add_rms_norm`)."""
+        post = self.post_attention_layernorm
+        attended = self.self_attn(normed, mask, cache, rope_tables)
+        h, h_normed = nn.add_rms_norm(x, attended, post.weight, post.eps)  # h = x + attended, and its norm
+        return h, self.mlp(h_normed)
 
 
 @dataclasses.dataclass
@@ -221,8 +229,15 @@ class Qwen3:
         tables = rope_tables
         if tables is None:  # made once for every layer, and only where the backend has no native rope
             tables = functools.cache(lambda: tuple(aq.asarray(t, like=first) for t in rope.cos_sin(offset, length)))
+        # each layer's output sum fused with the next layer's input norm (the same values)
+        normed = self.layers[0].input_layernorm(h) if self.layers else None
         for i, layer in enumerate(self.layers):
-            h = layer(h, None, cache[i] if cache is not None else None, tables)
+            h, mlp_out = layer.residuals(h, normed, None, cache[i] if cache is not None else None, tables)
+            if i + 1 < len(self.layers):
+                norm = self.layers[i + 1].input_layernorm
+                h, normed = nn.add_rms_norm(h, mlp_out, norm.weight, norm.eps)
+            else:
+                h = aq.add(h, mlp_out)
         return h
 
     def rope_tables(self, position: int, length: int) -> tuple[Any, Any]:

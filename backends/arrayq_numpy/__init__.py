@@ -425,6 +425,36 @@ class NumPyBackend(NumPyLinalg):
         out = _rowops.swiglu(gate, up)
         return NotImplemented if out is None else out
 
+    def qkv_heads(
+        self,
+        qkv: Array,
+        n_heads: int,
+        n_kv_heads: int,
+        head_dim: int,
+        q_weight: Array,
+        k_weight: Array,
+        eps: float,
+        dims: int,
+        traditional: bool,
+        base: float,
+        scale: float,
+        offset: Any,
+    ) -> Any:
+        """float32 in one native pass (``_rowops``, where the kernels were built), with the
+        rope tables of ``rope``; the rest through the reference."""
+        if qkv.dtype != np.float32:
+            return NotImplemented
+        cos, sin = _rope_tables(dims, base, scale, int(offset), qkv.shape[1], qkv.dtype)  # (NumPy is eager)
+        weights = (q_weight, k_weight)
+        out = _rowops.qkv_heads(qkv, n_heads, n_kv_heads, head_dim, *weights, eps, dims, traditional, cos, sin)
+        return NotImplemented if out is None else out
+
+    def add_rms_norm(self, x: Array, y: Array, weight: Array | None, eps: float) -> Any:
+        """float32 in one native pass (``_rowops``, where the kernels were built); the rest
+        through the reference."""
+        out = _rowops.add_rms_norm(x, y, weight, eps)
+        return NotImplemented if out is None else out
+
     def slice_update(self, x: Array, update: Array, start: Any, axis: int) -> Any:
         """A copy with the slice assigned (NumPy reads an array start on the host: it is eager)."""
         out = np.array(x)

@@ -458,8 +458,9 @@ def attention(
     q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool, lengths: np.ndarray | None = None
 ) -> np.ndarray:
     """``softmax(scale * q @ k.T [+ causal mask]) @ v`` with grouped query heads, in
-    float32, on the calling thread. q: (B, H, L, D); k: (B, Hkv, S, D); v: (B, Hkv, S, Dv)
-    (shapes checked by the caller, :func:`attends` true). ``lengths``: int64 (B,) from
+    float32, on the thread pool where the call is large enough (csrc/attention.c).
+    q: (B, H, L, D); k: (B, Hkv, S, D); v: (B, Hkv, S, Dv) (shapes checked by the caller,
+    :func:`attends` true). ``lengths``: int64 (B,) from
     :func:`key_lengths` (one query row, not causal): row b sees its first lengths[b] keys.
     Returns (B, H, L, Dv) float32."""
     index = _chosen_level()

@@ -1,6 +1,8 @@
 """The NumPy backend's float32 row kernels (``csrc/rowops.c``): rms_norm, rope and swiglu,
 one native pass each instead of four to ten NumPy calls, for what a decode step spends
-its time on outside the quantized matmuls.
+its time on outside the quantized matmuls; and two fused steps of a decoder layer,
+qkv_heads (a fused projection's heads, normed and rotated) and add_rms_norm (a residual
+sum and its norm), each one call in place of a dozen and of two.
 
 Each function returns None where the kernels do not take the call (native kernels not
 built or turned off by ``ARRAYQ_NATIVE``, a dtype other than float32, an empty array, rope
@@ -9,7 +11,8 @@ kernels cannot read through strides (a last axis that is not contiguous, negativ
 are copied first. Precision (docs/native-kernels.md): rope is the NumPy path's arithmetic,
 operation for operation; rms_norm sums the squares in float64 (more accurate than the
 float32 NumPy path); swiglu is the frontend's silu formula in float32 with a polynomial
-exp (within 2 ulp).
+exp (within 2 ulp); qkv_heads and add_rms_norm are bit for bit rms_norm and rope, and an
+add and rms_norm, of these kernels.
 """
 
 from __future__ import annotations
@@ -81,3 +84,50 @@ def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray | None:
     out = np.empty(gate.shape, np.float32)
     _native._kernels.swiglu(g, u, out.reshape(g.shape))
     return out
+
+
+def qkv_heads(
+    qkv: np.ndarray,
+    n_heads: int,
+    n_kv_heads: int,
+    head_dim: int,
+    q_weight: np.ndarray,
+    k_weight: np.ndarray,
+    eps: float,
+    dims: int,
+    traditional: bool,
+    cos: np.ndarray,
+    sin: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """q (B, n_heads, L, head_dim), k and v (B, n_kv_heads, L, head_dim) from float32 qkv
+    (B, L, (n_heads + 2 n_kv_heads) * head_dim) (shapes checked by the caller): q's and k's
+    heads RMS-normed with the float32 (head_dim,) weights and rotated by the float32
+    (L, dims/2) tables, v's heads copied; new C-contiguous arrays, or None (see the module)."""
+    f32 = np.float32  # (plain comparisons: this runs 28 times a token)
+    if not _runs() or q_weight.dtype != f32 or k_weight.dtype != f32 or cos.dtype != f32:
+        return None
+    rows = _rows(qkv, qkv.shape[-1])
+    if rows is None:
+        return None
+    b, length = qkv.shape[:2]
+    q = np.empty((b, n_heads, length, head_dim), f32)
+    k, v = np.empty((b, n_kv_heads, length, head_dim), f32), np.empty((b, n_kv_heads, length, head_dim), f32)
+    weights = [w if w.flags.c_contiguous else np.ascontiguousarray(w) for w in (q_weight, k_weight)]
+    _native._kernels.qkv_heads(rows, *weights, cos, sin, q, k, v, eps, int(dims), bool(traditional))
+    return q, k, v
+
+
+def add_rms_norm(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(x + y, rms_norm(x + y))`` for float32 x and y of one shape (..., D) and weight None
+    or float32 (D,): two new C-contiguous arrays of x's shape, or None (see the module)."""
+    if not _runs() or x.ndim == 0 or (weight is not None and weight.dtype != np.float32):
+        return None
+    xs, ys = _rows(x, x.shape[-1]), _rows(y, y.shape[-1])
+    if xs is None or ys is None:
+        return None
+    total, out = np.empty(xs.shape, np.float32), np.empty(xs.shape, np.float32)
+    w = weight if weight is None or weight.flags.c_contiguous else np.ascontiguousarray(weight)
+    _native._kernels.add_rms_norm(xs, ys, w, total, out, eps)
+    return total.reshape(x.shape), out.reshape(x.shape)

@@ -1,5 +1,5 @@
 """Cases for the fused model ops arrayq.nn calls: scaled_dot_product_attention (with its
-bad-input cases), rms_norm, rope and swiglu."""
+bad-input cases), rms_norm, rope, swiglu, qkv_heads and add_rms_norm."""
 
 from __future__ import annotations
 
@@ -207,4 +207,67 @@ def nn_cases() -> list[Case]:
                 match="key_length",
             )
         )
+    return cases + _fused_cases()
+
+
+def _fused_cases() -> list[Case]:
+    """qkv_heads (decode and prefill rows, both pair layouts, rope over a prefix of the
+    features, positions after a cache) and add_rms_norm (with and without a weight), with
+    their bad-input cases."""
+    cases = []
+    for (b, length, h, hkv, d, dims, traditional, offset), dtype in itertools.product(
+        ((1, 1, 4, 2, 16, 16, False, 7), (2, 3, 2, 1, 8, 8, True, 0), (1, 2, 3, 3, 12, 8, False, 5)), FLOATS
+    ):
+        cases.append(
+            Case(
+                f"qkv_heads[{dtype},qkv{(b, length, (h + 2 * hkv) * d)},heads={h}/{hkv},dims={dims},"
+                f"{'traditional' if traditional else 'rotate-half'},offset={offset}]",
+                "qkv_heads",
+                (dtype,),
+                _arrays(((b, length, (h + 2 * hkv) * d), dtype, -3, 3), ((d,), dtype, 0.5, 2), ((d,), dtype, 0.5, 2)),
+                lambda aq, qkv, qw, kw, h=h, hkv=hkv, d=d, dims=dims, t=traditional, o=offset: aq.nn.qkv_heads(
+                    qkv, h, hkv, d, q_weight=qw, k_weight=kw, eps=1e-5, rope_dims=dims, traditional=t, offset=o
+                ),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    for (shape, with_weight), dtype in itertools.product((((1, 1, 40), True), ((2, 3, 13), False)), FLOATS):
+        specs: list[tuple[tuple[int, ...], str, float, float]] = [(shape, dtype, -3, 3), (shape, dtype, -3, 3)]
+        if with_weight:
+            specs.append(((shape[-1],), dtype, -2, 2))
+        cases.append(
+            Case(
+                f"add_rms_norm[{dtype},x{shape},{'weight' if with_weight else 'no weight'}]",
+                "add_rms_norm",
+                (dtype,),
+                _arrays(*specs),
+                lambda aq, x, y, *w: aq.nn.add_rms_norm(x, y, w[0] if w else None, 1e-5),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    for what, width, wd in (("qkv width", 40, 8), ("weight shape", 32, 4)):
+        cases.append(
+            Case(
+                f"error:qkv_heads[{what}]",
+                "qkv_heads",
+                ("float32",),
+                _arrays(((1, 1, width), "float32", -1, 1), ((wd,), "float32", -1, 1)),
+                lambda aq, qkv, w: aq.nn.qkv_heads(qkv, 2, 1, 8, q_weight=w, k_weight=w, eps=1e-6, rope_dims=8),
+                expect="raises",
+                raises="ValueError",
+                match="qkv_heads",
+            )
+        )
+    cases.append(
+        Case(
+            "error:add_rms_norm[shapes differ]",
+            "add_rms_norm",
+            ("float32",),
+            _arrays(((2, 8), "float32", -1, 1), ((2, 9), "float32", -1, 1)),
+            lambda aq, x, y: aq.nn.add_rms_norm(x, y, None),
+            expect="raises",
+            raises="ValueError",
+            match="add_rms_norm takes x and y",
+        )
+    )
     return cases

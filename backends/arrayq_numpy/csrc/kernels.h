@@ -3,8 +3,9 @@
  *   kernels.c     the SIMD levels (chosen by cpuid/xgetbv) and the kernels' entry points
  *   kernels_simd.inc  the per-level arithmetic, included by kernels.c once per level
  *   threadpool.c  the persistent thread pool the decode kernel runs on
- *   attention.c   the attention kernel over batches, heads and query rows
- *   rowops.c      float32 row kernels of a decode step: rms_norm, rope, swiglu
+ *   attention.c   the attention kernel over batches, heads and query rows (on the pool)
+ *   rowops.c      float32 row kernels of a decode step: rms_norm, rope, swiglu, and the
+ *                 fused qkv heads and residual add + rms_norm
  * Nothing below needs Python.h; every entry point runs without the GIL.
  */
 #ifndef ARRAYQ_KERNELS_H
@@ -141,6 +142,17 @@ void rope_rows(const struct rows4 *x, const float *cos, const float *sin, float 
 /* out (rows, n) = silu(gate) * up, gate's and up's rows gate_stride / up_stride apart */
 void swiglu_rows(const float *gate, int64_t gate_stride, const float *up, int64_t up_stride, float *out, int64_t rows,
                  int64_t n);
+
+/* q (B, hq, L, d), k and v (B, hkv, L, d) from a fused projection's rows qkv (B*L rows,
+ * `stride` apart, each hq + 2 hkv heads of d): q's and k's heads through rms_norm_rows (with
+ * qw, kw) then rotated by the (L, dims/2) tables, as rms_norm_rows then rope_rows would;
+ * v's copied. -1 where memory ran out. */
+int qkv_heads_rows(const float *qkv, int64_t stride, int64_t B, int64_t L, int64_t hq, int64_t hkv, int64_t d,
+                   const float *qw, const float *kw, double eps, const float *cos, const float *sin, int64_t dims,
+                   int traditional, float *q, float *k, float *v);
+/* sum (rows, d) = x + y, and out (rows, d) = rms_norm_rows of sum */
+void add_rms_norm_rows(const float *x, int64_t x_stride, const float *y, int64_t y_stride, const float *w,
+                       float *sum, float *out, int64_t rows, int64_t d, double eps);
 
 #pragma GCC visibility pop
 

@@ -323,6 +323,90 @@ fail_g:
     return NULL;
 }
 
+/* qkv_heads(qkv, q_weight, k_weight, cos, sin, q, k, v, eps, dims, traditional): qkv
+ * (B*L, (H + 2 Hkv) * D) float32 rows with a contiguous last axis; q_weight, k_weight (D,);
+ * cos, sin (L, dims/2); out q (B, H, L, D), k and v (B, Hkv, L, D), all C-contiguous */
+static PyObject *py_qkv_heads(PyObject *self, PyObject *args) {
+    PyObject *ox, *oqw, *okw, *oc, *os, *oq, *ok, *ov;
+    double eps;
+    long long dims;
+    int traditional;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdLp", &ox, &oqw, &okw, &oc, &os, &oq, &ok, &ov, &eps, &dims, &traditional))
+        return NULL;
+    Py_buffer views[8];
+    int held = 0;
+    if (get_float_rows(ox, &views[held], 2, 0, "qkv") < 0) return NULL;
+    held++;
+    if (get_float_rows(oq, &views[held], 4, 1, "q") < 0) goto fail;
+    held++;
+    const Py_ssize_t *qs = views[1].shape, rows = views[0].shape[0], width = views[0].shape[1];
+    const Py_ssize_t B = qs[0], H = qs[1], L = qs[2], D = qs[3];
+    const Py_ssize_t hkv = D > 0 ? (width / D - H) / 2 : 0;
+    const Py_ssize_t kv_shape[4] = {B, hkv, L, D}, table[2] = {L, (Py_ssize_t)(dims / 2)};
+    if (!PyBuffer_IsContiguous(&views[1], 'C') || D <= 0 || hkv < 1 || rows != B * L || width != (H + 2 * hkv) * D ||
+        dims <= 0 || dims % 2 || dims > D) {
+        PyErr_SetString(PyExc_ValueError, "qkv_heads shapes do not fit");
+        goto fail;
+    }
+    if (get_exact(ok, &views[held], 4, kv_shape, 1, "k") < 0) goto fail;
+    held++;
+    if (get_exact(ov, &views[held], 4, kv_shape, 1, "v") < 0) goto fail;
+    held++;
+    if (get_exact(oqw, &views[held], 1, &D, 0, "q_weight") < 0) goto fail;
+    held++;
+    if (get_exact(okw, &views[held], 1, &D, 0, "k_weight") < 0) goto fail;
+    held++;
+    if (get_exact(oc, &views[held], 2, table, 0, "cos") < 0) goto fail;
+    held++;
+    if (get_exact(os, &views[held], 2, table, 0, "sin") < 0) goto fail;
+    held++;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS failed = qkv_heads_rows(views[0].buf, views[0].strides[0] / 4, B, L, H, hkv, D,
+                                                   views[4].buf, views[5].buf, eps, views[6].buf, views[7].buf, dims,
+                                                   traditional, views[1].buf, views[2].buf, views[3].buf);
+    Py_END_ALLOW_THREADS release_buffers(views, held);
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+fail:
+    release_buffers(views, held);
+    return NULL;
+}
+
+/* add_rms_norm(x, y, weight, sum, out, eps): x, y (rows, d) float32 rows with a contiguous
+ * last axis; weight None or (d,); sum and out (rows, d) C-contiguous */
+static PyObject *py_add_rms_norm(PyObject *self, PyObject *args) {
+    PyObject *ox, *oy, *ow, *osum, *oo;
+    double eps;
+    if (!PyArg_ParseTuple(args, "OOOOOd", &ox, &oy, &ow, &osum, &oo, &eps)) return NULL;
+    Py_buffer views[5]; /* x, y, sum, out, weight */
+    int held = 0;
+    if (get_float_rows(ox, &views[held], 2, 0, "x") < 0) return NULL;
+    held++;
+    const Py_ssize_t *shape = views[0].shape;
+    if (get_float_rows(oy, &views[held], 2, 0, "y") < 0) goto fail;
+    held++;
+    if (views[1].shape[0] != shape[0] || views[1].shape[1] != shape[1]) {
+        PyErr_SetString(PyExc_ValueError, "x and y must have the same shape");
+        goto fail;
+    }
+    if (get_exact(osum, &views[held], 2, shape, 1, "sum") < 0) goto fail;
+    held++;
+    if (get_exact(oo, &views[held], 2, shape, 1, "out") < 0) goto fail;
+    held++;
+    if (ow != Py_None) {
+        if (get_exact(ow, &views[held], 1, &shape[1], 0, "weight") < 0) goto fail;
+        held++;
+    }
+    Py_BEGIN_ALLOW_THREADS add_rms_norm_rows(views[0].buf, views[0].strides[0] / 4, views[1].buf,
+                                             views[1].strides[0] / 4, held > 4 ? views[4].buf : NULL, views[2].buf,
+                                             views[3].buf, shape[0], shape[1], eps);
+    Py_END_ALLOW_THREADS release_buffers(views, held);
+    Py_RETURN_NONE;
+fail:
+    release_buffers(views, held);
+    return NULL;
+}
+
 /* attention(level, q, k, v, out, scale, causal, lengths=None): see attention.c; lengths: B
  * int64 key counts (a bytes-like object), each from 1 to S, with one query row */
 static PyObject *py_attention(PyObject *self, PyObject *args) {
@@ -504,6 +588,8 @@ static PyMethodDef methods[] = {
     {"rms_norm", py_rms_norm, METH_VARARGS, "float32 RMS norm over rows (see csrc/rowops.c)."},
     {"rope", py_rope, METH_VARARGS, "float32 rotary positions from cos/sin tables (see csrc/rowops.c)."},
     {"swiglu", py_swiglu, METH_VARARGS, "float32 silu(gate) * up over rows (see csrc/rowops.c)."},
+    {"qkv_heads", py_qkv_heads, METH_VARARGS, "float32 q/k/v heads of a fused projection, normed and rotated."},
+    {"add_rms_norm", py_add_rms_norm, METH_VARARGS, "float32 x + y and its RMS norm over rows (see csrc/rowops.c)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,6 +6,9 @@
  * precision of each. Products are not fused into FMAs (contraction off below), so rope and
  * the products of rms_norm and swiglu round as the NumPy reference does.
  *
+ * qkv_heads_rows and add_rms_norm_rows run the same arithmetic as rms_norm then rope, and
+ * an add then rms_norm, in one call each (bit for bit the unfused kernels' results).
+ *
  * One copy for the baseline instruction set, plus AVX2 clones of rms_norm and swiglu (no
  * per-level copies: these passes are a few microseconds). They run on the calling thread:
  * parts on the thread pool measured slower for prefill's 32-row calls on the shared 2-core
@@ -158,4 +161,40 @@ CLONES void swiglu_rows(const float *gate, int64_t gate_stride, const float *up,
             memcpy(o + i, ot, (size_t)(n - i) * sizeof(float));
         }
     }
+}
+
+/* ---- fused: a fused qkv projection's heads, and residual add + rms_norm */
+
+int qkv_heads_rows(const float *qkv, int64_t stride, int64_t B, int64_t L, int64_t hq, int64_t hkv, int64_t d,
+                   const float *qw, const float *kw, double eps, const float *cos, const float *sin, int64_t dims,
+                   int traditional, float *q, float *k, float *v) {
+    float *normed = malloc((size_t)(hq > hkv ? hq : hkv) * (size_t)d * sizeof(float));
+    if (!normed) return -1;
+    const int64_t half = dims / 2;
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t l = 0; l < L; l++) {
+            const float *row = qkv + (b * L + l) * stride, *c = cos + l * half, *s = sin + l * half;
+            /* each head as rms_norm_rows and rope_rows compute it, one after the other */
+            rms_norm_rows(row, d, qw, normed, hq, d, eps);
+            for (int64_t h = 0; h < hq; h++)
+                rope_row(normed + h * d, c, s, q + ((b * hq + h) * L + l) * d, dims, d, traditional);
+            rms_norm_rows(row + hq * d, d, kw, normed, hkv, d, eps);
+            for (int64_t h = 0; h < hkv; h++)
+                rope_row(normed + h * d, c, s, k + ((b * hkv + h) * L + l) * d, dims, d, traditional);
+            for (int64_t h = 0; h < hkv; h++)
+                memcpy(v + ((b * hkv + h) * L + l) * d, row + (hq + hkv + h) * d, (size_t)d * sizeof(float));
+        }
+    }
+    free(normed);
+    return 0;
+}
+
+CLONES void add_rms_norm_rows(const float *x, int64_t x_stride, const float *y, int64_t y_stride, const float *w,
+                              float *sum, float *out, int64_t rows, int64_t d, double eps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * x_stride, *yr = y + r * y_stride;
+        float *sr = sum + r * d;
+        for (int64_t i = 0; i < d; i++) sr[i] = xr[i] + yr[i];
+    }
+    rms_norm_rows(sum, d, w, out, rows, d, eps);
 }

@@ -13,13 +13,18 @@ same token ids everywhere. Each server runs in its own process, started and stop
 with ``--max-batch`` the largest N. A level stops sending new requests after
 ``--level-seconds``, which also bounds each request (one that takes longer is dropped and
 not counted); the rows say how many requests were done.
-Tokens/s = all completion tokens of the level / its wall time (prefill included).
+Tokens/s = all completion tokens of the level / its wall time (prefill included). For
+``arrayq serve`` the rows also give the decode throughput inside the server's decode steps
+(its ``/health`` counters before and after the level: tokens decoded / seconds in the
+batched steps and their sampling; prefill and idle time left out): the aggregate decode
+rate the batch reaches, which the prefill of short requests hides in tokens/s.
 
 ``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
 each of the model's weight shapes on those backends: what batching can gain at most here.
 ``--step 1,8`` times the batched decode step itself (``arrayq.serving.decode_step``) on the
-NumPy backend for those batch sizes, interleaved, and how much of it is inside the
-quantized-matmul kernels: the kernels' growth with B bounds the batch's gain.
+NumPy backend for those batch sizes, eager and compiled (a recorded plan, as the server
+runs it), interleaved, and how much of it is inside the quantized-matmul kernels: the
+kernels' growth with B bounds the batch's gain.
 
 Short runs only on a shared machine: other processes change every number here.
 """
@@ -144,15 +149,36 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
                     latencies.append(time.perf_counter() - t0)
                     tokens[0] += r.json()["usage"]["completion_tokens"]
 
+    before = _decode_stats(url)
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         list(pool.map(client, range(n)))
     wall = time.perf_counter() - t0
+    after = _decode_stats(url)
     lat = sorted(latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
+    decode = float("nan")
+    if before and after and after["decode_seconds"] > before["decode_seconds"]:
+        tokens_in_steps = after["decoded_tokens"] - before["decoded_tokens"]
+        decode = tokens_in_steps / (after["decode_seconds"] - before["decode_seconds"])
     return dict(
-        clients=n, requests=len(latencies), tokens=tokens[0], seconds=wall, tps=tokens[0] / wall, p50=q[49], p99=q[98]
+        clients=n,
+        requests=len(latencies),
+        tokens=tokens[0],
+        seconds=wall,
+        tps=tokens[0] / wall,
+        p50=q[49],
+        p99=q[98],
+        decode=decode,
     )
+
+
+def _decode_stats(url: str) -> dict | None:
+    """arrayq serve's decode counters (/health's ``decode``); None for other servers."""
+    try:
+        return httpx.get(url + "/health", timeout=30).json().get("decode")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
 
 
 def kernel_table(model: Path, backends: list[str]) -> None:
@@ -187,8 +213,9 @@ def kernel_table(model: Path, backends: list[str]) -> None:
 
 def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
     """decode_step on the NumPy backend at each batch size (sequences of 16+ cached
-    positions), interleaved: median step time, the part inside the quantized-matmul
-    kernels (timed around the extension's calls), and the rate against the first size."""
+    positions), eager and compiled (``compiled=True``: a recorded plan), interleaved:
+    median step time, the part inside the quantized-matmul kernels (timed around the
+    extension's calls), and the rate against the first size's eager step."""
     import numpy as np
     from _batch_step import filled_caches, timed
 
@@ -202,32 +229,36 @@ def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
     saved = {name: getattr(kernels, name) for name in ("gemv", "gemv_repacked")}
     m = models.load(model, backend="numpy")
     like = m.layers[0].self_attn.o_proj.weight.scales
-    caches = filled_caches(m, sizes, like)
-    times: dict[int, list[tuple[float, float]]] = {b: [] for b in sizes}
+    variants = [(b, compiled) for b in sizes for compiled in (False, True)]
+    caches = {v: filled_caches(m, [v[0]], like)[v[0]] for v in variants}
+    for (b, _), cache in caches.items():  # room for every round: no buffer grows while timed
+        cache._reserve(cache._keys[0], b, 256)
+    times: dict[tuple[int, bool], list[tuple[float, float]]] = {v: [] for v in variants}
     try:
         for name, real in saved.items():
             setattr(kernels, name, timed(real, inside))
-        for r in range(rounds + 1):
-            for b in sizes:
+        for r in range(rounds + 2):
+            for b, compiled in variants:
                 inside[0] = 0.0
                 t0 = time.perf_counter()
-                aq.to_numpy(decode_step(m, [5] * b, caches[b], like))
-                if r:  # (the first round warms up)
-                    times[b].append((time.perf_counter() - t0, inside[0]))
+                aq.to_numpy(decode_step(m, [5] * b, caches[b, compiled], like, compiled=compiled))
+                if r > 1:  # (the first rounds warm up, and record the compiled step's plan)
+                    times[b, compiled].append((time.perf_counter() - t0, inside[0]))
     finally:
         for name, real in saved.items():
             setattr(kernels, name, real)
-    med = {b: np.median(np.array(t), axis=0) for b, t in times.items()}
-    first = sizes[0]
+    med = {v: np.median(np.array(t), axis=0) for v, t in times.items()}
+    first = (sizes[0], False)
     mode = f"{_native.level()}, {_native.current_activations()} activations"
     print(f"\ndecode_step, NumPy backend ({mode}), median of {rounds} interleaved rounds")
-    print(f"| B | step ms | in the kernels ms | rest ms | kernels vs B={first} | rate vs B={first} |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for b in sizes:
-        total, kern = med[b]
+    b0 = sizes[0]
+    print(f"| B | step | step ms | in the kernels ms | rest ms | kernels vs B={b0} | rate vs B={b0} eager |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for b, compiled in variants:
+        total, kern = med[b, compiled]
         print(
-            f"| {b} | {total * 1e3:.1f} | {kern * 1e3:.1f} | {(total - kern) * 1e3:.1f} | "
-            f"{kern / med[first][1]:.2f}× | {b / first * med[first][0] / total:.2f}× |",
+            f"| {b} | {'compiled' if compiled else 'eager'} | {total * 1e3:.1f} | {kern * 1e3:.1f} | "
+            f"{(total - kern) * 1e3:.1f} | {kern / med[first][1]:.2f}× | {b / first[0] * med[first][0] / total:.2f}× |",
             flush=True,
         )
 
@@ -255,25 +286,29 @@ def main() -> int:
         prompt = " ".join(f"t{100 + 37 * i}" for i in range(args.prompt_tokens))
         print(f"{model.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new tokens a request, greedy")
         columns = ["engine", "clients", "requests", "tokens", "seconds", "tokens/s", "vs 1 client", "p50 latency s"]
-        print("| " + " | ".join([*columns, "p99 latency s"]) + " |")
-        print("|---|" + "---:|" * len(columns))
+        columns += ["p99 latency s", "decode tokens/s in steps", "vs 1 client"]
+        print("| " + " | ".join(columns) + " |")
+        print("|---|" + "---:|" * (len(columns) - 1))
         for engine in [e for e in args.engines.split(",") if e]:
             try:
                 proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
             except (RuntimeError, OSError) as exc:
                 log = Path(tmp) / f"{engine}.log"
                 tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
-                print(f"| {engine} | not run: {exc}: {tail} |||||||")
+                print(f"| {engine} | not run: {exc}: {tail} |||||||||")
                 continue
             try:
                 one = None
                 httpx.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=600)
                 for n in counts:
                     row = level(url, n, args, prompt)
-                    one = one or row["tps"]
+                    one = one or (row["tps"], row["decode"])
+                    decode = "– | –" if row["decode"] != row["decode"] else f"{row['decode']:.2f} | "
+                    decode += "" if row["decode"] != row["decode"] else f"{row['decode'] / one[1]:.2f}×"
                     print(
                         f"| {engine} | {n} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
-                        f"{row['tps']:.2f} | {row['tps'] / one:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} |",
+                        f"{row['tps']:.2f} | {row['tps'] / one[0]:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} | "
+                        f"{decode} |",
                         flush=True,
                     )
             finally:

@@ -145,3 +145,25 @@ def test_batch_attention_is_each_sequence_alone(level: int) -> None:
         ref = _attention64(q[i : i + 1], k[i : i + 1, :, :n], v[i : i + 1, :, :n], 0.09)
         # float32 dot products over d and sums over the keys: a few hundred epsilons at most
         assert np.max(np.abs(alone - ref)) <= 2e-6 * max(1.0, float(np.max(np.abs(ref))))
+
+
+def test_remembered_key_lengths_follow_the_mask_bytes() -> None:
+    """KeyLengths (the backend's attention reads a padding mask's key counts through it)
+    answers as key_lengths, whose expectations are the lengths the mask was made from:
+    for a new mask, for an equal one (another object: the remembered answer), for the same
+    object written in place (new bytes: checked anew, including into a mask that is not a
+    padding mask, None), and for another shape."""
+    from arrayq import nn
+
+    remember = _native.KeyLengths()
+    mask = np.asarray(nn.padding_mask(lengths=[3, 1, 5], length=5, dtype="float32"))
+    assert remember(mask, 3, 5).tolist() == [3, 1, 5]
+    again = remember(mask.copy(), 3, 5)
+    assert again.tolist() == [3, 1, 5] and not again.flags.writeable
+    mask[1, 0, 0, 1] = 0.0  # row 1 now sees 2 keys
+    assert remember(mask, 3, 5).tolist() == [3, 2, 5]
+    mask[0, 0, 0, 0] = np.finfo(np.float32).min  # a hole before row 0's last key: not padding
+    assert remember(mask, 3, 5) is None
+    other = np.asarray(nn.padding_mask(lengths=[2, 4], length=4, dtype="float32"))
+    assert remember(other, 2, 4).tolist() == [2, 4]
+    assert remember(mask.tolist(), 3, 5) is None  # not an array

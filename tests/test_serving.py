@@ -14,7 +14,7 @@ import pytest
 import arrayq as aq
 from arrayq import models
 from arrayq.nn import parameters
-from arrayq.serving import BatchCache, Limits, ServerBusy, Serving, ServingClosed, decode_step
+from arrayq.serving import WINDOW, BatchCache, Limits, ServerBusy, Serving, ServingClosed, decode_step
 
 BACKENDS = ["numpy"] + (["mlx"] if "mlx" in [b.name for b in aq.list_backends() if b.available] else [])
 
@@ -56,6 +56,41 @@ def _alone(model, prompt, token):
     """The logits (vocab,) the model's own forward gives ``token`` after ``prompt``."""
     like = parameters(model)[0]
     return aq.to_numpy(model(aq.asarray([[token]], dtype=aq.int32, like=like), _prefilled(model, prompt)))[0, -1]
+
+
+def test_the_compiled_step_is_the_eager_step(model):
+    """decode_step(compiled=True) (a recorded plan on NumPy, the attention window padded
+    to a power of two of at least WINDOW positions and hidden by the mask) gives the eager step's logits bit for bit
+    (the same backend calls on the same values; NumPy's attention reads each row's own
+    keys only), step after step, as rows leave and join, replaying one plan per batch
+    size and window. Elsewhere it is refused (a compiler's trace writes no buffer in place)."""
+    like = parameters(model)[0]
+    if not getattr(aq.backend_of(like), "compile_records_plan", False):
+        cache = BatchCache(len(model.layers))
+        cache.add(_prefilled(model, PROMPTS[0]))
+        with pytest.raises(ValueError, match="recorded plans"):
+            decode_step(model, [1], cache, like, compiled=True)
+        return
+    caches = [BatchCache(len(model.layers)) for _ in range(2)]
+    for cache in caches:
+        for p in PROMPTS[:3]:
+            cache.add(_prefilled(model, p))
+    for step in range(10):
+        if step == 3:  # a row leaves, another joins
+            for cache in caches:
+                cache.remove(1)
+                cache.add(_prefilled(model, PROMPTS[3]))
+        tokens = [11 + step, 22, 33 + step]
+        eager, compiled = (
+            aq.to_numpy(decode_step(model, tokens, c, like, compiled=flag)) for c, flag in zip(caches, (False, True))
+        )
+        np.testing.assert_array_equal(compiled, eager)
+    assert caches[0].lengths == caches[1].lengths
+    info = caches[1]._held[1].cache_info()
+    # one plan, replayed for every step: the buffers hold WINDOW (256) positions, the rows
+    # fewer, so the batch size, window and buffer size stay the same as rows leave and join
+    assert info.native == info.signatures == 1 and info.hits == 9
+    assert caches[1]._keys[0].shape[2] == WINDOW
 
 
 def test_batched_step_rows_are_the_single_sequence_logits(model):
@@ -134,6 +169,38 @@ def test_concurrent_greedy_requests_equal_single_requests(model, load):
             time.sleep(0.01)
         assert len(serving._cache) == 0 and serving._cache._keys[0] is None
     assert got == want
+
+
+@pytest.mark.parametrize("chunk", [512, 4])
+def test_requests_that_arrive_together_join_the_batch_together(model, load, chunk):
+    """While the worker is held (a listener blocking on the first request's first token),
+    three more requests queue; released, the worker prefills all three in its next step
+    (their prompts, 3 + 1 + 7 tokens, fit a prefill_chunk of 512) and they decode beside
+    the first from then on: n steps in all (the first request's n - 1 decode steps,
+    steps 1 to n - 1, the others' n - 1, steps 2 to n; one prompt a step, as before, made
+    n + 2). With a prefill_chunk of 4 (prompt tokens a step) the 3- and 1-token prompts
+    join at step 2 and the 7-token one, in chunks of 4 and 3, at step 4: n + 2 steps. Each
+    request's tokens are generate()'s."""
+    n = 6
+    held, release = threading.Event(), threading.Event()
+
+    def hold(request, token):
+        if not held.is_set():
+            held.set()
+            release.wait(30)
+
+    with Serving(load, Limits(max_batch=4, prefill_chunk=chunk), stop_ids=()) as serving:
+        first = serving.submit(PROMPTS[4], n, listener=hold)
+        assert held.wait(30)
+        others = [serving.submit(p, n) for p in PROMPTS[:3]]
+        release.set()
+        got = [r.result(30) for r in [first, *others]]
+        steps, stats = serving.steps, serving.stats()
+    assert got == [reference(model, p, n) for p in [PROMPTS[4], *PROMPTS[:3]]]
+    assert steps == (n if chunk == 512 else n + 2)
+    # stats(): each request's first token comes from its prefill, the other n - 1 from steps
+    assert stats["decode_steps"] == steps and stats["decoded_tokens"] == 4 * (n - 1)
+    assert stats["decode_seconds"] > 0
 
 
 def test_stop_tokens_end_a_request_without_being_returned(model, load):

@@ -142,7 +142,11 @@ def wait_idle(client, seconds=5):  # a 3000-token request left running takes ~15
 def test_health_and_models(client):
     h = client.get("/health")
     assert h.status_code == 200
-    assert h.json() == {"status": "ok", "running": 0, "waiting": 0, "max_batch": MAX_BATCH, "max_queued": MAX_QUEUED}
+    body = h.json()
+    decode = body.pop("decode")
+    assert body == {"status": "ok", "running": 0, "waiting": 0, "max_batch": MAX_BATCH, "max_queued": MAX_QUEUED}
+    assert set(decode) == {"decode_steps", "decoded_tokens", "decode_seconds"}
+    assert decode["decoded_tokens"] >= decode["decode_steps"] >= 0 and decode["decode_seconds"] >= 0
     m = client.get("/v1/models").json()
     assert m["object"] == "list" and [d["id"] for d in m["data"]] == ["tiny-test"]
 

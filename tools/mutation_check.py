@@ -397,6 +397,20 @@ MUTATIONS = (
         ("tests/test_serving.py::test_a_row_leaving_the_batch_cache_leaves_the_others_intact",),
     ),
     Mutation(
+        "serving: one prompt prefilled a step (requests arriving together join one a step)",
+        "arrayq/serving/_engine.py",
+        "if spent and spent + part > self.limits.prefill_chunk:",
+        "if spent:",
+        ("tests/test_serving.py::test_requests_that_arrive_together_join_the_batch_together",),
+    ),
+    Mutation(
+        "NumPy attention: the remembered key lengths of a mask written in place",
+        "backends/arrayq_numpy/_native.py",
+        "if last is not None and last[0] == key and last[1] == data:",
+        "if last is not None and last[0] == key:",
+        ("tests/test_native_batch.py::test_remembered_key_lengths_follow_the_mask_bytes",),
+    ),
+    Mutation(
         "NumPy attention: any negative additive mask read as padding",
         "backends/arrayq_numpy/_native.py",
         "rows <= np.finfo(np.float32).min",

@@ -17,6 +17,7 @@ The model is a decoder of the Qwen3/Llama layout: ``embed_tokens``, ``layers`` (
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ import numpy as np
 import arrayq as aq
 
 from .. import nn
+
+#: The fewest positions of the batch cache's buffers and of the compiled step's attention
+#: window; both are powers of two (each window and buffer size is a signature of the step).
+WINDOW = 256
 
 
 def supports(model: Any) -> bool:
@@ -45,7 +50,7 @@ class BatchCache:
     layer, keys and values (rows, Hkv, capacity, D) in one buffer each, written in place
     (the backend's arrays must take slice assignment, as NumPy's and MLX's do), and
     ``lengths[i]``, the positions row i holds. Rows beyond ``rows`` and positions grow by
-    doubling.
+    doubling; the positions are a power of two, at least :data:`WINDOW`.
     :meth:`add` copies a prefilled sequence in as the last row; :meth:`remove` takes a row
     out, moving the last row into its place (the batch order changes: the caller keeps its
     own list in step, as the serving engine does)."""
@@ -57,6 +62,7 @@ class BatchCache:
         self.lengths: list[int] = []
         self._keys: list[Any] = [None] * layers
         self._values: list[Any] = [None] * layers
+        self._held: tuple[Any, Any] | None = None  # the model and its compiled step (decode_step)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -96,6 +102,7 @@ class BatchCache:
         if rows <= have[0] and positions <= have[1]:
             return
         rows, positions = (size if n <= size else max(n, 2 * size) for n, size in zip((rows, positions), have))
+        positions = _window(positions)  # (a few sizes: a few signatures of the compiled step)
         shape = (rows, int(like.shape[1]), positions, int(like.shape[3]))
         used, longest = len(self.lengths), max(self.lengths, default=0)
         for buffers in (self._keys, self._values):
@@ -105,42 +112,72 @@ class BatchCache:
                     new[:used, :, :longest] = old[:used, :, :longest]
                 buffers[n] = new
 
-    def _step(self, layer: int, keys: Any, values: Any, rows: Any, positions: Any, span: int) -> tuple[Any, Any]:
-        """Write each row's new key/value (B, Hkv, 1, D) at its position; return the first
-        ``span`` positions of every row."""
-        b = len(self.lengths)
-        self._keys[layer][rows, :, positions] = keys[:, :, 0]
-        self._values[layer][rows, :, positions] = values[:, :, 0]
-        return self._keys[layer][:b, :, :span], self._values[layer][:b, :, :span]
+    def _compiled(self, model: Any) -> Any:
+        """:func:`_forward` of ``model``, :func:`arrayq.compile`'d, kept here while the model
+        is the same object (its weights are closed over, read by identity)."""
+        held = self._held
+        if held is None or held[0] is not model:
+            held = (model, aq.compile(functools.partial(_forward, model)))
+            self._held = held
+        return held[1]
 
 
-def _attention(attn: nn.Attention, x: Any, layer: int, cache: BatchCache, step: dict) -> Any:
-    """``attn`` on x (B, 1, hidden) whose row i is the next position of the cache's row i
-    (written there): the projections, rotary positions and attention each run once."""
-    b, hd = int(x.shape[0]), attn.head_dim
-    q, k, v = attn.heads(x)
-    if attn.rope is not None:
-        tables = step["rope"](attn.rope)
-        q = nn.rope_reference(q, attn.rope.dims, attn.rope.traditional, tables)
-        k = nn.rope_reference(k, attn.rope.dims, attn.rope.traditional, tables)
-    keys, values = cache._step(layer, k, v, step["rows"], step["positions"], step["span"])
-    scale = attn.scale if attn.scale is not None else hd**-0.5
-    out = nn.scaled_dot_product_attention(q, keys, values, scale=scale, mask=step["mask"])  # (B, H, 1, hd)
-    return attn.o_proj(aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, 1, attn.n_heads * hd)))
+def _forward(model: Any, ids: Any, keys: list, values: list, step: dict) -> Any:
+    """Logits (B, vocab) of the B sequences' next position: ``ids`` (B, 1) their newest
+    tokens, ``keys``/``values`` the cache buffers per layer (rows, Hkv, capacity, D), row i
+    written at ``step["positions"][i]`` and attended over its first ``step["span"]``
+    positions under ``step["mask"]``; the same code eager and traced (:func:`arrayq.compile`)."""
+    b, tables = int(ids.shape[0]), step["tables"]
+    h = aq.astype(model.embed_tokens(ids, step["index_mode"]), model.dtype, copy=False)
+    for n, layer in enumerate(model.layers):
+        attn = layer.self_attn
+        q, k, v = attn.heads(layer.input_layernorm(h))
+        if attn.rope is not None:
+            t = tables[(attn.rope.dims, attn.rope.base, attn.rope.scale)]
+            q = nn.rope_reference(q, attn.rope.dims, attn.rope.traditional, t)
+            k = nn.rope_reference(k, attn.rope.dims, attn.rope.traditional, t)
+        keys[n][step["rows"], :, step["positions"]] = k[:, :, 0]  # each row's new position, in place
+        values[n][step["rows"], :, step["positions"]] = v[:, :, 0]
+        span = step["span"]
+        scale = attn.scale if attn.scale is not None else attn.head_dim**-0.5
+        out = nn.scaled_dot_product_attention(
+            q, keys[n][:b, :, :span], values[n][:b, :, :span], scale=scale, mask=step["mask"]
+        )  # (B, H, 1, hd)
+        out = attn.o_proj(aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, 1, attn.n_heads * attn.head_dim)))
+        h = aq.add(h, out)
+        h = aq.add(h, layer.mlp(layer.post_attention_layernorm(h)))
+    return model.logits(h)[:, 0]
 
 
-def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any) -> Any:
+def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any, *, compiled: bool = False) -> Any:
     """Logits (B, vocab) of the next position of the B sequences in ``cache``: ``tokens[i]``
     is row i's newest token, appended to its row (its length grows by one). ``like``: an
     array of the model's backend and device, where the ids are made. Each row is the
     logits its sequence alone would get (the same attention over its own keys; the batched
-    projections compute each row as its own product). Raises ValueError for no sequences
-    or a token count other than the cache's rows."""
+    projections compute each row as its own product).
+
+    ``compiled``: run the step through :func:`arrayq.compile` (for a backend with recorded
+    plans, NumPy: the frontend's Python is recorded once per signature and replayed), with
+    the ids, the cache buffers (written in place), the rows' positions, rotary tables and
+    padding mask as inputs; attention then spans a window of positions, the power of two
+    of at least :data:`WINDOW` that holds the longest row, or the buffer where that is
+    shorter (the padding mask hides each row's rest), so that a signature serves many
+    steps: one per batch size, window and buffer size, all powers of two. The same logits as eager where the backend's
+    attention reads only each row's own keys (NumPy's kernel does). Raises ValueError for
+    no sequences, a token count other than the cache's rows, or ``compiled`` on a backend
+    without recorded plans (a compiler's trace, MLX's or JAX's, does not write the
+    buffers in place)."""
     if not tokens or len(tokens) != len(cache):
         raise ValueError(f"need one token per cached sequence and at least one, got {len(tokens)} and {len(cache)}")
+    backend = aq.backend_of(like)
+    if compiled and not getattr(backend, "compile_records_plan", False):
+        name = getattr(backend, "name", None)
+        raise ValueError(f"compiled=True needs a backend of recorded plans (NumPy), not {name}")
     positions = list(cache.lengths)
     span = max(positions) + 1
     cache._reserve(cache._keys[0], len(positions), span)
+    if compiled:  # a window of positions (hidden past each row's length) instead of the exact span
+        span = min(int(cache._keys[0].shape[2]), _window(span))
     lengths = [p + 1 for p in positions]
     # (every row as long as the span: nothing to hide, no mask, as a sequence alone has)
     mask = None if min(lengths) == span else nn.padding_mask(lengths=lengths, length=span, dtype=model.dtype)
@@ -149,30 +186,36 @@ def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any)
         "positions": aq.asarray(np.asarray(positions), like=like),
         "span": span,
         "mask": None if mask is None else aq.asarray(mask, like=like),
-        "rope": _tables(positions, like),
+        "tables": _tables(model, positions, like),
+        "index_mode": "raise",
     }
     ids = aq.asarray([[int(t)] for t in tokens], dtype=aq.int32, like=like)
-    h = aq.astype(model.embed_tokens(ids), model.dtype, copy=False)
-    for n, layer in enumerate(model.layers):
-        h = aq.add(h, _attention(layer.self_attn, layer.input_layernorm(h), n, cache, step))
-        h = aq.add(h, layer.mlp(layer.post_attention_layernorm(h)))
+    if compiled:
+        step["index_mode"] = "clip"  # (checked above: in range)
+        logits = cache._compiled(model)(ids, cache._keys, cache._values, step)
+    else:
+        logits = _forward(model, ids, cache._keys, cache._values, step)
     cache.lengths[:] = lengths
-    return model.logits(h)[:, 0]
+    return logits
 
 
-def _tables(positions: list[int], like: Any) -> Any:
-    """A function of a RoPE returning (cos, sin) (B, 1, 1, dims/2) on ``like``'s backend for
-    row i at ``positions[i]``, made once per step (every layer's RoPE is the same)."""
+def _window(positions: int) -> int:
+    """The power of two of at least ``positions`` and :data:`WINDOW` positions."""
+    return max(WINDOW, 1 << (positions - 1).bit_length())
+
+
+def _tables(model: Any, positions: list[int], like: Any) -> dict:
+    """The (cos, sin) tables (B, 1, 1, dims/2) on ``like``'s backend for row i at
+    ``positions[i]``, for each distinct RoPE of the model's layers (keyed by dims, base and
+    scale), made once per step."""
     made: dict = {}
-
-    def tables(rope: nn.RoPE) -> tuple[Any, Any]:
-        key = (rope.dims, rope.base, rope.scale)
-        if key not in made:
+    for layer in model.layers:
+        rope = layer.self_attn.rope
+        key = None if rope is None else (rope.dims, rope.base, rope.scale)
+        if key is not None and key not in made:
             rows = [rope.cos_sin(p, 1) for p in positions]
             made[key] = tuple(aq.asarray(np.stack([r[i] for r in rows])[:, None, None, 0], like=like) for i in (0, 1))
-        return made[key]
-
-    return tables
+    return made
 
 
-__all__ = ["BatchCache", "decode_step", "supports"]
+__all__ = ["WINDOW", "BatchCache", "decode_step", "supports"]

@@ -2,7 +2,9 @@
 
 Callers :meth:`Serving.submit` requests from any thread; one worker thread owns the model.
 At each token boundary the worker admits waiting requests into the running batch (up to
-``max_batch``), prefills one chunk of one newly admitted prompt, then runs one batched
+``max_batch``), prefills the next chunk of the newly admitted prompts (up to
+``prefill_chunk`` prompt tokens a step, so that requests arriving together join the batch
+together), then runs one batched
 decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
 hands each its new token and drops the finished ones. A prompt is prefilled into its own
 KV cache (``model.make_cache``), which is then copied into the batch's padded cache
@@ -16,6 +18,7 @@ import dataclasses
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -50,7 +53,9 @@ class Limits:
     ``max_queued``: requests waiting for a place in the batch (more are refused with
     :class:`ServerBusy`); ``max_tokens``: new tokens one request may ask for;
     ``max_context``: prompt plus new tokens of one request (default: the model's
-    ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass."""
+    ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass, and
+    per step: the prompts waiting for prefill take a chunk each until the next one would
+    pass it (at least one chunk a step)."""
 
     max_batch: int = 8
     max_queued: int = 32
@@ -174,8 +179,9 @@ class Serving:
         self._running: list[Request] = []
         self._cond = threading.Condition()
         self._closed = False
-        self.steps = 0  # decode steps run, and the sequences they carried (for the mean batch size)
+        self.steps = 0  # decode steps run, the sequences they carried, and their seconds (stats())
         self.stepped_sequences = 0
+        self.decode_seconds = 0.0
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
             self._setup(model)
@@ -200,6 +206,8 @@ class Serving:
         # one padded KV cache for the batch, where the backend's arrays take slice assignment
         self.batched = _batch.supports(model) and _writable(aq.zeros((1, 1, 1, 1), like=self._like))
         self._cache = _batch.BatchCache(len(model.layers), self.limits.max_batch) if self.batched else None
+        # a backend of recorded plans (NumPy) replays the step's backend calls without the frontend
+        self._compiled = bool(getattr(aq.backend_of(self._like), "compile_records_plan", False))
         self._rows: list[Request] = []  # the requests in the batch cache, row i for request i
 
     # ------------------------------------------------------------------ callers
@@ -274,6 +282,18 @@ class Serving:
                 "max_queued": self.limits.max_queued,
             }
 
+    def stats(self) -> dict[str, float]:
+        """What the decode steps did so far: ``decode_steps`` run, ``decoded_tokens`` (the
+        sequences they carried: one token each) and ``decode_seconds`` spent in them (the
+        batched step and its sampling; not prefill, nor waiting). ``decoded_tokens /
+        decode_seconds`` is the decode throughput; differences between two calls give it
+        for the time between them."""
+        return {
+            "decode_steps": self.steps,
+            "decoded_tokens": self.stepped_sequences,
+            "decode_seconds": self.decode_seconds,
+        }
+
     def close(self, timeout: float | None = 10.0) -> None:
         """Stop the worker; requests not finished end with finish_reason ``"cancelled"``."""
         with self._cond:
@@ -330,13 +350,20 @@ class Serving:
         for r in running:
             if r._cancelled:
                 r._emit(None, "cancelled")
-        prefilling = [r for r in running if not r.done and r.pending is None]
-        if prefilling:
+        # the next chunk of each prompt still to prefill, in order of arrival, while this
+        # step's prompt tokens stay within prefill_chunk (at least one chunk a step): requests
+        # that arrive together join the batch together
+        spent = 0
+        for r in [r for r in running if not r.done and r.pending is None]:
+            part = min(self.limits.prefill_chunk, len(r.prompt) - r.prefilled)
+            if spent and spent + part > self.limits.prefill_chunk:
+                break
+            spent += part
             try:
-                self._prefill_chunk(prefilling[0])
+                self._prefill_chunk(r)
             except Exception as exc:  # that request fails alone
-                _log.exception("prefill of request %d failed", prefilling[0].id)
-                prefilling[0]._emit(None, "error", exc)
+                _log.exception("prefill of request %d failed", r.id)
+                r._emit(None, "error", exc)
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)
@@ -377,20 +404,22 @@ class Serving:
         return list(self._rows)
 
     def _decode(self, batch: list[Request]) -> None:
+        start = time.perf_counter()
         if self.batched:
             batch = self._rows_for(batch)
         tokens = [int(r.pending) for r in batch if r.pending is not None]
         if self._cache is not None:
-            logits = _batch.decode_step(self.model, tokens, self._cache, self._like)
+            logits = _batch.decode_step(self.model, tokens, self._cache, self._like, compiled=self._compiled)
         else:
             rows = [
                 self.model.logits(self.model.hidden(aq.asarray([[t]], dtype=aq.int32, like=self._like), r.cache)[:, -1])
                 for t, r in zip(tokens, batch)
             ]
             logits = aq.concat(rows, axis=0)
+        self._take(batch, logits)
         self.steps += 1
         self.stepped_sequences += len(batch)
-        self._take(batch, logits)
+        self.decode_seconds += time.perf_counter() - start
 
     def _take(self, batch: list[Request], logits: Any) -> None:
         """Sample each request's next token from its row of ``logits`` (B, vocab) and hand

@@ -162,7 +162,7 @@ class API:
     # -------------------------------------------------------------- routes
 
     async def health(self, request: HTTPRequest) -> Response:
-        return JSONResponse({"status": "ok", **self.serving.counts()})
+        return JSONResponse({"status": "ok", **self.serving.counts(), "decode": self.serving.stats()})
 
     async def models(self, request: HTTPRequest) -> Response:
         card = {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "arrayq"}

@@ -80,6 +80,8 @@ class NumPyBackend(NumPyLinalg):
         }
         #: repacked copies of the weights 8-bit-activation decode reads (``repacked.nbytes()``)
         self.repacked = _native.RepackedWeights()
+        #: the keys each row of a padding mask sees, the last mask's remembered (attention)
+        self.key_lengths = _native.KeyLengths()
 
     def replay_form(self, method: str, args: tuple[Any, ...], fixed: tuple[bool, ...], result: Any) -> Any:
         """Recorded plans call NumPy directly for thin wrappers, and the native kernels
@@ -373,7 +375,7 @@ class NumPyBackend(NumPyLinalg):
         # (a string mask is "causal": arrayq.nn checked it)
         if mask is None or isinstance(mask, str):
             return _native.attention(q, k, v, scale, mask is not None)
-        lengths = _native.key_lengths(mask, q.shape[0], k.shape[2])
+        lengths = self.key_lengths(mask, q.shape[0], k.shape[2])
         return NotImplemented if lengths is None else _native.attention(q, k, v, scale, False, lengths)
 
     def prefix_attention(self, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:

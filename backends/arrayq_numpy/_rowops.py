@@ -116,15 +116,16 @@ def qkv_heads(
     (B, L, (n_heads + 2 n_kv_heads) * head_dim) (shapes checked by the caller): q's and k's
     heads RMS-normed with the float32 (head_dim,) weights and rotated by the float32
     (L, dims/2) tables, v's heads copied; new C-contiguous arrays, or None (see the module)."""
-    if not _runs() or qkv.size == 0 or any(a.dtype != np.float32 for a in (qkv, q_weight, k_weight, cos)):
+    f32 = np.float32  # (plain comparisons: this runs 28 times a token)
+    if not _runs() or q_weight.dtype != f32 or k_weight.dtype != f32 or cos.dtype != f32:
         return None
     rows = _rows(qkv, qkv.shape[-1])
     if rows is None:
         return None
     b, length = qkv.shape[:2]
-    q = np.empty((b, n_heads, length, head_dim), np.float32)
-    k, v = (np.empty((b, n_kv_heads, length, head_dim), np.float32) for _ in range(2))
-    weights = (w if w.flags.c_contiguous else np.ascontiguousarray(w) for w in (q_weight, k_weight))
+    q = np.empty((b, n_heads, length, head_dim), f32)
+    k, v = np.empty((b, n_kv_heads, length, head_dim), f32), np.empty((b, n_kv_heads, length, head_dim), f32)
+    weights = [w if w.flags.c_contiguous else np.ascontiguousarray(w) for w in (q_weight, k_weight)]
     _native._kernels.qkv_heads(rows, *weights, cos, sin, q, k, v, eps, int(dims), bool(traditional))
     return q, k, v
 

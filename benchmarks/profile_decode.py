@@ -24,6 +24,10 @@ values), so the token's time is the time outside alone, without the kernels' var
 shared machine. ``--untimed-kernels`` leaves the backend's quantized matmul unwrapped
 (the rows inside it read 0): a recorded plan replays a wrapped method as it is, so only
 then does the decode time include the NumPy backend's replay form of the kernel call.
+``--c-kernels`` moves the boundary down to the C matmul kernels (``gemv``,
+``gemv_repacked``), timed wherever they are called from (the replay forms included):
+everything else, the Python around each kernel call too, counts as outside — the
+strictest split, and the one that sees the forms.
 
 To compare two versions side by side, run the script from each tree alternately
 (``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
@@ -60,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--compile", choices=["on", "off", "both"], default="both", help="decode compiled, eagerly, or both")
     p.add_argument(
+        "--c-kernels",
+        action="store_true",
+        help="time the C matmul kernels themselves (gemv, gemv_repacked): their Python wrappers count as outside",
+    )
+    p.add_argument(
         "--activations", choices=["float32", "int8"], help="the decode kernel's activations (default: the setting)"
     )
     args = p.parse_args(argv)
-    if args.untimed_kernels and args.stub_kernels:
-        p.error("--untimed-kernels and --stub-kernels exclude each other (the stub replaces the kernel)")
+    if sum((args.untimed_kernels, args.stub_kernels, args.c_kernels)) > 1:
+        p.error("--untimed-kernels, --stub-kernels and --c-kernels exclude each other (each sets the boundary)")
     if args.activations:  # read at the first quantized matmul
         import os
 
@@ -137,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[bool, list[dict[str, float]]] = {m: [] for m in modes}
     profiles = {}
     # timed from the warm-up on: a recorded plan keeps the (timed) method it was traced with
-    if not args.untimed_kernels:
+    from arrayq_numpy import _native
+
+    c_real = _native._kernels
+    if args.c_kernels:  # a plan's forms bind the module's functions when lowered: after this
+        _native._kernels = _TimedKernels(c_real, acc, decoding)
+    elif not args.untimed_kernels:
         type(backend).quantized_matmul = kernel_timed
     arrayq.linalg.quantized_matmul = front_timed
     try:
@@ -162,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.cprofile)
             profiles[m] = out.getvalue()
     finally:
+        _native._kernels = c_real
         type(backend).quantized_matmul = kernel_real
         arrayq.linalg.quantized_matmul = front_real
 
@@ -176,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{'':34}{'ms/token':>10}{'share':>8}")
         print(f"{'decoded token':34}{tok:10.2f}{1:8.1%}")
-        print(f"{'  inside backend quantized_matmul':34}{med['kernel_ms']:10.2f}{med['kernel_ms'] / tok:8.1%}")
+        inside = "  inside the C matmul kernels" if args.c_kernels else "  inside backend quantized_matmul"
+        print(f"{inside:34}{med['kernel_ms']:10.2f}{med['kernel_ms'] / tok:8.1%}")
         print(f"{'  outside it':34}{tok - med['kernel_ms']:10.2f}{1 - med['kernel_ms'] / tok:8.1%}")
         print(f"{'  inside linalg.quantized_matmul':34}{med['front_ms']:10.2f}{med['front_ms'] / tok:8.1%}")
         print(f"{'  outside it':34}{tok - med['front_ms']:10.2f}{1 - med['front_ms'] / tok:8.1%}")
@@ -193,6 +209,30 @@ def main(argv: list[str] | None = None) -> int:
             f"x{outside[1] / outside[0]:.3f} ({outside[0]:.2f} -> {outside[1]:.2f} ms/token)"
         )
     return 0
+
+
+class _TimedKernels:
+    """The kernels module with its matmul kernels timed (``--c-kernels``); the rest as is."""
+
+    def __init__(self, real: Any, acc: dict[str, Any], decoding: Any) -> None:
+        self._real = real
+        for name in ("gemv", "gemv_repacked"):
+            setattr(self, name, self._timed(getattr(real, name), acc, decoding))
+
+    @staticmethod
+    def _timed(fn: Any, acc: dict[str, Any], decoding: Any) -> Any:
+        def timed(*a: Any) -> Any:
+            t = time.perf_counter()
+            y = fn(*a)
+            if decoding():
+                acc["kernel"] += time.perf_counter() - t
+                acc["calls"] += 1
+            return y
+
+        return timed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 if __name__ == "__main__":

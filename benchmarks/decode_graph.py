@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     aq.eval(cache)
     fixed = [nn.FixedKVCache.from_cache(c, capacity, capacity) for c in cache]
     tables = tuple(aq.asarray(t, like=ids) for t in model.rope_tables(len(prompt), 1))
-    out, fixed = _compiled_step(model, 0.0, 0, 1.0)(token, fixed, tables, None)
+    compiled, weights = _compiled_step(model, 0.0, 0, 1.0)
+    out, fixed = compiled(weights, token, fixed, tables, None)
     rows["arrayq compiled"] = count(mx, [out] + [c.keys for c in fixed] + [c.values for c in fixed])
     h = model.hidden(token, cache, index_mode="clip")
     out = aq.argmax(aq.reshape(model.logits(h[:, -1:]), (-1,)))

@@ -36,6 +36,7 @@ import arrayq as aq
 
 from . import linalg as _linalg
 from ._distill import distill_quantized
+from ._equalize import equalize_attention
 from ._functional import (
     _like,
     _narrow,
@@ -458,6 +459,7 @@ __all__ = [
     "causal_mask",
     "column_sharded",
     "distill_quantized",
+    "equalize_attention",
     "fuse_linear",
     "gelu",
     "layer_norm",

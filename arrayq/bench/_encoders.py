@@ -40,12 +40,14 @@ class ArrayqEncoder:
         backend: str = "numpy",
         settings: DistillSettings | None = None,
         relational: DistillSettings | None = None,
+        equalized: DistillSettings | None = None,
     ) -> None:
         import arrayq as aq
         from arrayq import models
 
         self.settings = settings or DistillSettings()  # of distilled(..., "gptq-dwq")
         self.relational = relational or RELATIONAL  # of distilled(..., "gptq-rd")
+        self.equalized = equalized or EQUALIZED  # of distilled(..., "eq-dwq")
 
         self.backend = aq.get_backend(backend)
         self.model = models.load(folder, backend=self.backend)
@@ -61,7 +63,8 @@ class ArrayqEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._run(self.model, texts)
 
-    def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def linear_inputs(self, texts: Sequence[str], model: Any = None) -> dict[str, np.ndarray]:
+        """Every Linear's inputs on ``texts``' real tokens in ``model`` (default: the float model)."""
         from arrayq import nn
         from arrayq._quantize_model import _rebuilt
 
@@ -70,7 +73,7 @@ class ArrayqEncoder:
         def record(path: str, layer: Any) -> Any:
             return _Recording(layer, path, sink) if isinstance(layer, nn.Linear) else layer
 
-        self._run(_rebuilt(self.model, "", record), texts)
+        self._run(_rebuilt(self.model if model is None else model, "", record), texts)
         real = self.tokenizer(list(texts)).attention_mask.astype(bool)
         return {path: np.concatenate(xs)[real] for path, xs in sink.items()}
 
@@ -90,6 +93,7 @@ class ArrayqEncoder:
         method: str,
         calibration: Mapping[str, np.ndarray] | None,
         damping: float | None = None,
+        model: Any = None,
     ) -> Any:
         from arrayq import nn
 
@@ -100,7 +104,7 @@ class ArrayqEncoder:
                 return {"method": method, "calibration": calibration[path], "damping": damping}
             return {"method": method}
 
-        return nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
+        return nn.quantize(self.model if model is None else model, bits=bits, group_size=group_size, predicate=predicate)
 
     def quantized(
         self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
@@ -141,13 +145,20 @@ class ArrayqEncoder:
         import arrayq as aq
         from arrayq import nn
 
-        if method not in ("gptq-dwq", "gptq-rd"):
-            raise ValueError(f"distilled() measures 'gptq-dwq' or 'gptq-rd', not {method!r}")
-        settings = self.settings if method == "gptq-dwq" else self.relational
+        if method not in DISTILLED_SETTINGS:
+            raise ValueError(f"distilled() measures one of {sorted(DISTILLED_SETTINGS)}, not {method!r}")
+        settings = {"gptq-dwq": self.settings, "gptq-rd": self.relational, "eq-dwq": self.equalized}[method]
         k = settings.holdout
         held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
         trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
-        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(trained), settings.damping)
+        source, calibration = self.model, self.linear_inputs(trained)
+        if settings.equalize:  # AWQ-style o_proj scales folded into v_proj, searched per layer; GPTQ re-recorded
+            options = {"bits": bits, "group_size": group_size, "method": "gptq", "damping": settings.damping}
+            o_inputs = {p: x for p, x in calibration.items() if p.endswith("attention.o_proj")}
+            source, alphas = nn.equalize_attention(self.model, o_inputs, alpha=list(settings.equalize), options=options)
+            print(f"  equalize_attention alphas: {alphas}", file=sys.stderr, flush=True)
+            calibration = self.linear_inputs(trained, source)
+        start = self._quantized_model(bits, group_size, "gptq", calibration, settings.damping, source)
         grad = aq.get_backend(settings.backend)
         student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
 
@@ -186,7 +197,9 @@ class DistillSettings:
     against the block states' terms together (0: block states only); ``holdout``: every
     ``holdout``-th calibration text held out to choose the step kept, checked every
     ``check_every`` steps (0: none, the last step is kept if it improved the objective);
-    ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default)."""
+    ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default);
+    ``equalize``: alpha candidates of ``nn.equalize_attention`` applied before GPTQ (searched
+    per layer on the trained texts' o_proj inputs with that GPTQ; empty: none)."""
 
     steps: int = 160
     lr: float = 1e-5
@@ -196,12 +209,18 @@ class DistillSettings:
     holdout: int = 0
     check_every: int = 20
     damping: float | None = None
+    equalize: tuple[float, ...] = ()
 
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
 #: relational term (weighted alike), every fifth calibration text held out to choose the step
 #: kept. On held-out texts block states alone did better (docs/quantization-quality.md).
 RELATIONAL = DistillSettings(steps=320, similarity=10.0, holdout=5)
+#: eq-dwq's settings: gptq-dwq's kept ones (320 steps, every fifth text held out) after
+#: ``nn.equalize_attention`` with alpha searched per layer over these candidates (0: none).
+EQUALIZED = DistillSettings(steps=320, holdout=5, equalize=(0.0, 0.25, 0.5, 0.75, 1.0))
+#: distilled()'s methods (which settings attribute each uses: settings, relational, equalized)
+DISTILLED_SETTINGS = ("gptq-dwq", "gptq-rd", "eq-dwq")
 
 
 def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:

@@ -35,7 +35,7 @@ import numpy as np
 import arrayq as aq
 
 from . import linalg as _linalg
-from ._distill import distill_quantized
+from ._distill import distill_quantized, reround_quantized
 from ._equalize import equalize_attention
 from ._functional import (
     _like,
@@ -470,6 +470,7 @@ __all__ = [
     "qkv_heads",
     "qkv_heads_reference",
     "quantize",
+    "reround_quantized",
     "rms_norm",
     "rms_norm_reference",
     "rope",

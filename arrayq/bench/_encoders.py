@@ -158,7 +158,17 @@ class ArrayqEncoder:
             source, alphas = nn.equalize_attention(self.model, o_inputs, alpha=list(settings.equalize), options=options)
             print(f"  equalize_attention alphas: {alphas}", file=sys.stderr, flush=True)
             calibration = self.linear_inputs(trained, source)
-        start = self._quantized_model(bits, group_size, "gptq", calibration, settings.damping, source)
+        if settings.sequential:
+            mask = self.tokenizer(list(trained)).attention_mask
+            start = nn.quantize_sequential(
+                source, lambda m: self._run(m, trained), bits=bits, group_size=group_size, mask=mask
+            )
+        else:
+            start = self._quantized_model(bits, group_size, "gptq", calibration, settings.damping, source)
+        rng, base = np.random.default_rng(0), list(trained)
+        for _ in range(settings.augment):  # DWQ's further texts: trained texts joined in pairs (new contexts)
+            order = rng.permutation(len(base))
+            trained += [f"{base[a]} {base[b]}" for a, b in zip(order, np.roll(order, 1))]
         grad = aq.get_backend(settings.backend)
         student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
 
@@ -172,19 +182,25 @@ class ArrayqEncoder:
             loss, weights = ["mse"] * blocks + ["similarity"], [1.0] * blocks + [settings.similarity * blocks]
         else:
             forward, loss, weights = block_states, ["mse"] * blocks, [1.0] * blocks
-        model = nn.distill_quantized(
-            student,
-            teacher,
-            self._batches(trained, settings.batch, teacher, grad),
-            forward=forward,
-            steps=settings.steps,
-            lr=settings.lr,
-            loss=loss,
-            weights=weights,
-            validation=self._batches(held, settings.batch, teacher, grad) if held else None,
-            check_every=settings.check_every,
-            progress=progress,
-        )
+        inputs = self._batches(trained, settings.batch, teacher, grad)
+        validation = self._batches(held, settings.batch, teacher, grad) if held else None
+        for round_ in range(settings.rounds):
+            if round_:  # coordinate descent: the codes re-chosen for the distilled grid, then the grid again
+                student = nn.reround_quantized(student, source, calibration, damping=settings.damping)
+            student = nn.distill_quantized(
+                student,
+                teacher,
+                inputs,
+                forward=forward,
+                steps=settings.steps,
+                lr=settings.lr,
+                loss=loss,
+                weights=weights,
+                validation=validation,
+                check_every=settings.check_every,
+                progress=progress,
+            )
+        model = student
         model = nn.to_backend(model, self.backend)
         return lambda texts: self._run(model, texts)
 
@@ -210,6 +226,9 @@ class DistillSettings:
     check_every: int = 20
     damping: float | None = None
     equalize: tuple[float, ...] = ()
+    sequential: bool = False
+    augment: int = 0
+    rounds: int = 1
 
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the

@@ -347,8 +347,8 @@ def reround_quantized(model: Any, reference: Any, calibration: Any, *, damping: 
         host = lambda a, width: np.asarray(aq.to_numpy(a)).astype(np.float64).reshape(rows, width)  # noqa: E731
         x = _methods.host_calibration(aq.asarray(calibration[path]), k)
         groups = k // qw.group_size
-        current = (unpack(np, np.asarray(aq.to_numpy(qw.packed)).reshape(rows, -1), qw.bits).astype(np.float64),)
-        current += (host(aq.astype(qw.scales, "float32"), groups), host(aq.astype(qw.biases, "float32"), groups))
+        codes = unpack(np, np.asarray(aq.to_numpy(qw.packed)).reshape(rows, -1), qw.bits).astype(np.float64)
+        current = (codes, host(aq.astype(qw.scales, "float32"), groups), host(aq.astype(qw.biases, "float32"), groups))
         damp = _gptq.DAMPING if damping is None else float(damping)
         stored = _search.narrow_dtype(aq.dtype(qw.scales).name)
         w = host(aq.astype(ref.weight, "float32"), k)

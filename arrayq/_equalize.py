@@ -63,7 +63,8 @@ def scaled(attention: Any, s: np.ndarray) -> Any:
         return aq.astype(aq.multiply(a, aq.asarray(factor.astype(np.float32), like=a)), aq.dtype(a))
 
     inv = 1.0 / s
-    new_v = dataclasses.replace(v, weight=times(v.weight, inv[:, None]), bias=None if v.bias is None else times(v.bias, inv))
+    bias = None if v.bias is None else times(v.bias, inv)
+    new_v = dataclasses.replace(v, weight=times(v.weight, inv[:, None]), bias=bias)
     new_o = dataclasses.replace(o, weight=times(o.weight, per_query[None, :]))
     return dataclasses.replace(attention, v_proj=new_v, o_proj=new_o)
 
@@ -89,7 +90,7 @@ def _check_alphas(alpha: Any) -> list[float]:
     if not values:
         raise ValueError("alpha must be a number of 0 or more, or a non-empty list of them, got []")
     for a in values:
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not (math.isfinite(a) and a >= 0):
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not (math.isfinite(a) and float(a) >= 0):
             raise ValueError(f"alpha must be a finite number of 0 or more (or a list of them), got {a!r}")
     return [float(a) for a in values]
 

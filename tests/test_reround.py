@@ -57,6 +57,7 @@ def _setup(seed: int = 0, shift: float = 1.0):
     calibration = {"up": x.astype(np.float32), "down": h.astype(np.float32)}
     quantized = nn.quantize(model, bits=4, group_size=32)
     if shift != 1.0:  # a moved grid, as distillation leaves it: the old codes no longer fit it
+
         def move(path: str, layer: Any) -> Any:
             w = layer.weight
             scales = aq.multiply(w.scales, shift)
@@ -84,14 +85,15 @@ def test_keeps_the_grid_and_never_raises_the_objective(shift):
         assert np.all(new <= old * (1 + 1e-12))
         if shift != 1.0:  # stale codes on a moved grid: GPTQ finds much better ones
             assert new.sum() < 0.5 * old.sum()
-    assert getattr(out.up, "bias") is quantized.up.bias
+    assert out.up.bias is quantized.up.bias
 
 
 def test_result_is_mlx_format():
     mx = pytest.importorskip("mlx.core")
     model, quantized, calibration = _setup(1, shift=0.9)
     qw = nn.reround_quantized(quantized, model, calibration).up.weight
-    theirs = mx.dequantize(*(mx.array(np.asarray(aq.to_numpy(a))) for a in (qw.packed, qw.scales, qw.biases)), group_size=32, bits=4)
+    arrays = (mx.array(np.asarray(aq.to_numpy(a))) for a in (qw.packed, qw.scales, qw.biases))
+    theirs = mx.dequantize(*arrays, group_size=32, bits=4)
     np.testing.assert_array_equal(np.asarray(theirs), np.asarray(aq.to_numpy(aq.dequantize(qw))))
     # MLX rounds q*s and +b to float32 (values ~0.1: ulp 7e-9 each); our sum is float64
     np.testing.assert_allclose(np.asarray(theirs), _weight(qw), rtol=0, atol=1e-7)

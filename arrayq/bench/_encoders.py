@@ -104,7 +104,8 @@ class ArrayqEncoder:
                 return {"method": method, "calibration": calibration[path], "damping": damping}
             return {"method": method}
 
-        return nn.quantize(self.model if model is None else model, bits=bits, group_size=group_size, predicate=predicate)
+        source = self.model if model is None else model
+        return nn.quantize(source, bits=bits, group_size=group_size, predicate=predicate)
 
     def quantized(
         self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
@@ -133,8 +134,10 @@ class ArrayqEncoder:
     def distilled(
         self, bits: int, group_size: int, texts: Sequence[str], method: str = "gptq-dwq"
     ) -> Callable[[Sequence[str]], np.ndarray]:
-        """``method`` "gptq-dwq" (trained as ``self.settings`` says) or "gptq-rd" (as
-        ``self.relational`` says): GPTQ (calibrated on the trained texts' float inputs), then
+        """``method`` "gptq-dwq" (trained as ``self.settings`` says), "gptq-rd" (as
+        ``self.relational`` says) or "eq-dwq" (as ``self.equalized`` says; the other
+        :class:`DistillSettings` options apply to any of them): GPTQ (calibrated on the
+        trained texts' float inputs), then
         ``nn.distill_quantized`` on the gradient backend ``settings.backend``: every block's
         token states (:func:`block_states`), and with ``settings.similarity`` the cosine
         matrix of the batch's sentence embeddings (:func:`sentence_outputs`), fitted to the
@@ -151,6 +154,10 @@ class ArrayqEncoder:
         k = settings.holdout
         held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
         trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
+        rng, base = np.random.default_rng(0), list(trained)
+        for _ in range(settings.augment):  # further texts: trained texts joined in pairs (new contexts)
+            order = rng.permutation(len(base))
+            trained += [f"{base[a]} {base[b]}" for a, b in zip(order, np.roll(order, 1))]
         source, calibration = self.model, self.linear_inputs(trained)
         if settings.equalize:  # AWQ-style o_proj scales folded into v_proj, searched per layer; GPTQ re-recorded
             options = {"bits": bits, "group_size": group_size, "method": "gptq", "damping": settings.damping}
@@ -165,10 +172,6 @@ class ArrayqEncoder:
             )
         else:
             start = self._quantized_model(bits, group_size, "gptq", calibration, settings.damping, source)
-        rng, base = np.random.default_rng(0), list(trained)
-        for _ in range(settings.augment):  # DWQ's further texts: trained texts joined in pairs (new contexts)
-            order = rng.permutation(len(base))
-            trained += [f"{base[a]} {base[b]}" for a, b in zip(order, np.roll(order, 1))]
         grad = aq.get_backend(settings.backend)
         student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
 
@@ -215,7 +218,12 @@ class DistillSettings:
     ``check_every`` steps (0: none, the last step is kept if it improved the objective);
     ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default);
     ``equalize``: alpha candidates of ``nn.equalize_attention`` applied before GPTQ (searched
-    per layer on the trained texts' o_proj inputs with that GPTQ; empty: none)."""
+    per layer on the trained texts' o_proj inputs with that GPTQ; empty: none);
+    ``sequential``: the codes from ``nn.quantize_sequential`` instead of GPTQ layer by layer;
+    ``augment``: that many rounds of further trained texts, each a permutation of the trained
+    texts joined in pairs (GPTQ's calibration and the training; the held-out texts stay
+    apart); ``rounds``: distillations, each after the first preceded by
+    ``nn.reround_quantized`` (coordinate descent; the last round is kept)."""
 
     steps: int = 160
     lr: float = 1e-5

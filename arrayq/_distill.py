@@ -299,3 +299,67 @@ def distill_quantized(
             if now < best_value:
                 best, best_value = list(current), now
     return model if best is params else trainable.build(best)
+
+
+def reround_quantized(model: Any, reference: Any, calibration: Any, *, damping: float | None = None) -> Any:
+    """A copy of ``model`` whose affine quantized layers named in ``calibration`` have their
+    integer codes chosen again by GPTQ for their own scales and biases, which stay as they
+    are (as distilled by :func:`distill_quantized`, for instance); the rest of the model is
+    unchanged and the result is in MLX's format. Alternating the two is coordinate descent:
+    distillation moves the grid for fixed codes, re-rounding picks the codes for the new grid
+    (docs/quantization-formats.md, section 10).
+
+    ``reference``: the float model ``model`` was quantized from (the same structure; its
+    dense layer at each path gives the weight ``w`` (R, K) to approach). ``calibration``: a
+    dict, layer path (as :func:`arrayq.nn.quantize` names it) -> that layer's inputs in the
+    float model, (n_samples, K), any backend. Each row of each layer keeps whichever codes,
+    new or old, give the smaller GPTQ objective ``(w_r - wq_r) H (w_r - wq_r)^T`` on them
+    (``H = X^T X / n``; never worse there). ``damping``: GPTQ's (None: its default).
+
+    Raises ValueError for a ``calibration`` path that names no affine quantized layer of
+    ``model`` or no dense layer of ``reference`` of the same shape; QuantizationError for
+    calibration of the wrong shape or not finite, or a bad ``damping``."""
+    from .quant import _gptq, _methods, _search
+    from .quant._packing import pack, unpack
+
+    if not isinstance(calibration, dict):
+        raise TypeError(f"calibration must be a dict of layer path -> inputs, got {type(calibration).__name__}")
+    _methods.check_method("gptq", "affine", np.zeros((1, 1)), None, damping)
+    dense: dict[str, Any] = {}
+
+    def collect(path: str, layer: Any) -> Any:
+        dense[path] = layer
+        return layer
+
+    _rebuilt(reference, "", collect, lambda o: hasattr(o, "weight") and callable(getattr(o, "quantize", None)))
+    done: set[str] = set()
+
+    def swap(path: str, layer: Any) -> Any:
+        if path not in calibration:
+            return layer
+        qw = layer.weight
+        if len(qw.shape) != 2:
+            raise ValueError(f"{path!r}: reround_quantized takes 2-D weights, got shape {tuple(qw.shape)}")
+        rows, k = (int(d) for d in qw.shape)
+        ref = dense.get(path)
+        if ref is None or tuple(int(d) for d in ref.weight.shape) != (rows, k):
+            raise ValueError(f"reference has no dense layer of shape ({rows}, {k}) at {path!r} to re-round towards")
+        host = lambda a, width: np.asarray(aq.to_numpy(a)).astype(np.float64).reshape(rows, width)  # noqa: E731
+        x = _methods.host_calibration(aq.asarray(calibration[path]), k)
+        groups = k // qw.group_size
+        codes = unpack(np, np.asarray(aq.to_numpy(qw.packed)).reshape(rows, -1), qw.bits).astype(np.float64)
+        current = (codes, host(aq.astype(qw.scales, "float32"), groups), host(aq.astype(qw.biases, "float32"), groups))
+        damp = _gptq.DAMPING if damping is None else float(damping)
+        stored = _search.narrow_dtype(aq.dtype(qw.scales).name)
+        w = host(aq.astype(ref.weight, "float32"), k)
+        q, _, _ = _gptq.gptq(w, x, current, qw.bits, qw.group_size, stored, None, damp, grid=True)
+        packed = aq.asarray(pack(np, q.astype(np.uint32), qw.bits).reshape(tuple(qw.packed.shape)), like=qw.packed)
+        done.add(path)
+        new = QuantizedWeight(packed, qw.scales, qw.biases, qw.group_size, qw.bits, qw.mode, qw.dtype)
+        return dataclasses.replace(layer, weight=new)
+
+    result = _rebuilt(model, "", swap, _Trainable.is_layer)
+    missing = sorted(set(calibration) - done)
+    if missing:
+        raise ValueError(f"calibration names no affine quantized layer of the model at {missing[:3]!r}")
+    return result

@@ -35,7 +35,8 @@ import numpy as np
 import arrayq as aq
 
 from . import linalg as _linalg
-from ._distill import distill_quantized
+from ._distill import distill_quantized, reround_quantized
+from ._equalize import equalize_attention
 from ._functional import (
     _like,
     _narrow,
@@ -458,6 +459,7 @@ __all__ = [
     "causal_mask",
     "column_sharded",
     "distill_quantized",
+    "equalize_attention",
     "fuse_linear",
     "gelu",
     "layer_norm",
@@ -468,6 +470,7 @@ __all__ = [
     "qkv_heads",
     "qkv_heads_reference",
     "quantize",
+    "reround_quantized",
     "rms_norm",
     "rms_norm_reference",
     "rope",

@@ -382,6 +382,20 @@ MUTATIONS = (
         ("tests/test_distill.py::test_validation_keeps_the_best_checked_parameters",),
     ),
     Mutation(
+        "nn.equalize_attention: v_proj left unscaled (the model's function changes)",
+        "arrayq/_equalize.py",
+        "    inv = 1.0 / s\n",
+        "    inv = np.ones_like(s)\n",
+        ("tests/test_equalize.py::test_keeps_the_function_and_scales_the_weights",),
+    ),
+    Mutation(
+        "nn.reround_quantized: codes chosen for GPTQ's own refitted grid, then put on the layer's grid",
+        "arrayq/_distill.py",
+        "stored, None, damp, grid=True)",
+        "stored, None, damp, grid=False)",
+        ("tests/test_reround.py::test_keeps_the_grid_and_never_raises_the_objective",),
+    ),
+    Mutation(
         "nn.quantize_sequential: every layer calibrated on the float model's inputs",
         "arrayq/_quantize_sequential.py",
         "x, xf = np.concatenate(sinks[key]), np.concatenate(float_sinks[key])",

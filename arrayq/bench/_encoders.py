@@ -40,12 +40,14 @@ class ArrayqEncoder:
         backend: str = "numpy",
         settings: DistillSettings | None = None,
         relational: DistillSettings | None = None,
+        equalized: DistillSettings | None = None,
     ) -> None:
         import arrayq as aq
         from arrayq import models
 
         self.settings = settings or DistillSettings()  # of distilled(..., "gptq-dwq")
         self.relational = relational or RELATIONAL  # of distilled(..., "gptq-rd")
+        self.equalized = equalized or EQUALIZED  # of distilled(..., "eq-dwq")
 
         self.backend = aq.get_backend(backend)
         self.model = models.load(folder, backend=self.backend)
@@ -61,7 +63,8 @@ class ArrayqEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._run(self.model, texts)
 
-    def linear_inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def linear_inputs(self, texts: Sequence[str], model: Any = None) -> dict[str, np.ndarray]:
+        """Every Linear's inputs on ``texts``' real tokens in ``model`` (default: the float model)."""
         from arrayq import nn
         from arrayq._quantize_model import _rebuilt
 
@@ -70,7 +73,7 @@ class ArrayqEncoder:
         def record(path: str, layer: Any) -> Any:
             return _Recording(layer, path, sink) if isinstance(layer, nn.Linear) else layer
 
-        self._run(_rebuilt(self.model, "", record), texts)
+        self._run(_rebuilt(self.model if model is None else model, "", record), texts)
         real = self.tokenizer(list(texts)).attention_mask.astype(bool)
         return {path: np.concatenate(xs)[real] for path, xs in sink.items()}
 
@@ -90,6 +93,7 @@ class ArrayqEncoder:
         method: str,
         calibration: Mapping[str, np.ndarray] | None,
         damping: float | None = None,
+        model: Any = None,
     ) -> Any:
         from arrayq import nn
 
@@ -100,7 +104,8 @@ class ArrayqEncoder:
                 return {"method": method, "calibration": calibration[path], "damping": damping}
             return {"method": method}
 
-        return nn.quantize(self.model, bits=bits, group_size=group_size, predicate=predicate)
+        source = self.model if model is None else model
+        return nn.quantize(source, bits=bits, group_size=group_size, predicate=predicate)
 
     def quantized(
         self, bits: int, group_size: int, method: str, calibration: Mapping[str, np.ndarray] | None = None
@@ -129,8 +134,10 @@ class ArrayqEncoder:
     def distilled(
         self, bits: int, group_size: int, texts: Sequence[str], method: str = "gptq-dwq"
     ) -> Callable[[Sequence[str]], np.ndarray]:
-        """``method`` "gptq-dwq" (trained as ``self.settings`` says) or "gptq-rd" (as
-        ``self.relational`` says): GPTQ (calibrated on the trained texts' float inputs), then
+        """``method`` "gptq-dwq" (trained as ``self.settings`` says), "gptq-rd" (as
+        ``self.relational`` says) or "eq-dwq" (as ``self.equalized`` says; the other
+        :class:`DistillSettings` options apply to any of them): GPTQ (calibrated on the
+        trained texts' float inputs), then
         ``nn.distill_quantized`` on the gradient backend ``settings.backend``: every block's
         token states (:func:`block_states`), and with ``settings.similarity`` the cosine
         matrix of the batch's sentence embeddings (:func:`sentence_outputs`), fitted to the
@@ -141,13 +148,30 @@ class ArrayqEncoder:
         import arrayq as aq
         from arrayq import nn
 
-        if method not in ("gptq-dwq", "gptq-rd"):
-            raise ValueError(f"distilled() measures 'gptq-dwq' or 'gptq-rd', not {method!r}")
-        settings = self.settings if method == "gptq-dwq" else self.relational
+        if method not in DISTILLED_SETTINGS:
+            raise ValueError(f"distilled() measures one of {sorted(DISTILLED_SETTINGS)}, not {method!r}")
+        settings = {"gptq-dwq": self.settings, "gptq-rd": self.relational, "eq-dwq": self.equalized}[method]
         k = settings.holdout
         held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
         trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
-        start = self._quantized_model(bits, group_size, "gptq", self.linear_inputs(trained), settings.damping)
+        rng, base = np.random.default_rng(0), list(trained)
+        for _ in range(settings.augment):  # further texts: trained texts joined in pairs (new contexts)
+            order = rng.permutation(len(base))
+            trained += [f"{base[a]} {base[b]}" for a, b in zip(order, np.roll(order, 1))]
+        source, calibration = self.model, self.linear_inputs(trained)
+        if settings.equalize:  # AWQ-style o_proj scales folded into v_proj, searched per layer; GPTQ re-recorded
+            options = {"bits": bits, "group_size": group_size, "method": "gptq", "damping": settings.damping}
+            o_inputs = {p: x for p, x in calibration.items() if p.endswith("attention.o_proj")}
+            source, alphas = nn.equalize_attention(self.model, o_inputs, alpha=list(settings.equalize), options=options)
+            print(f"  equalize_attention alphas: {alphas}", file=sys.stderr, flush=True)
+            calibration = self.linear_inputs(trained, source)
+        if settings.sequential:
+            mask = self.tokenizer(list(trained)).attention_mask
+            start = nn.quantize_sequential(
+                source, lambda m: self._run(m, trained), bits=bits, group_size=group_size, mask=mask
+            )
+        else:
+            start = self._quantized_model(bits, group_size, "gptq", calibration, settings.damping, source)
         grad = aq.get_backend(settings.backend)
         student, teacher = nn.to_backend(start, grad), nn.to_backend(self.model, grad)
 
@@ -161,19 +185,25 @@ class ArrayqEncoder:
             loss, weights = ["mse"] * blocks + ["similarity"], [1.0] * blocks + [settings.similarity * blocks]
         else:
             forward, loss, weights = block_states, ["mse"] * blocks, [1.0] * blocks
-        model = nn.distill_quantized(
-            student,
-            teacher,
-            self._batches(trained, settings.batch, teacher, grad),
-            forward=forward,
-            steps=settings.steps,
-            lr=settings.lr,
-            loss=loss,
-            weights=weights,
-            validation=self._batches(held, settings.batch, teacher, grad) if held else None,
-            check_every=settings.check_every,
-            progress=progress,
-        )
+        inputs = self._batches(trained, settings.batch, teacher, grad)
+        validation = self._batches(held, settings.batch, teacher, grad) if held else None
+        for round_ in range(settings.rounds):
+            if round_:  # coordinate descent: the codes re-chosen for the distilled grid, then the grid again
+                student = nn.reround_quantized(student, source, calibration, damping=settings.damping)
+            student = nn.distill_quantized(
+                student,
+                teacher,
+                inputs,
+                forward=forward,
+                steps=settings.steps,
+                lr=settings.lr,
+                loss=loss,
+                weights=weights,
+                validation=validation,
+                check_every=settings.check_every,
+                progress=progress,
+            )
+        model = student
         model = nn.to_backend(model, self.backend)
         return lambda texts: self._run(model, texts)
 
@@ -186,7 +216,14 @@ class DistillSettings:
     against the block states' terms together (0: block states only); ``holdout``: every
     ``holdout``-th calibration text held out to choose the step kept, checked every
     ``check_every`` steps (0: none, the last step is kept if it improved the objective);
-    ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default)."""
+    ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default);
+    ``equalize``: alpha candidates of ``nn.equalize_attention`` applied before GPTQ (searched
+    per layer on the trained texts' o_proj inputs with that GPTQ; empty: none);
+    ``sequential``: the codes from ``nn.quantize_sequential`` instead of GPTQ layer by layer;
+    ``augment``: that many rounds of further trained texts, each a permutation of the trained
+    texts joined in pairs (GPTQ's calibration and the training; the held-out texts stay
+    apart); ``rounds``: distillations, each after the first preceded by
+    ``nn.reround_quantized`` (coordinate descent; the last round is kept)."""
 
     steps: int = 160
     lr: float = 1e-5
@@ -196,12 +233,21 @@ class DistillSettings:
     holdout: int = 0
     check_every: int = 20
     damping: float | None = None
+    equalize: tuple[float, ...] = ()
+    sequential: bool = False
+    augment: int = 0
+    rounds: int = 1
 
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
 #: relational term (weighted alike), every fifth calibration text held out to choose the step
 #: kept. On held-out texts block states alone did better (docs/quantization-quality.md).
 RELATIONAL = DistillSettings(steps=320, similarity=10.0, holdout=5)
+#: eq-dwq's settings: gptq-dwq's kept ones (320 steps, every fifth text held out) after
+#: ``nn.equalize_attention`` with alpha searched per layer over these candidates (0: none).
+EQUALIZED = DistillSettings(steps=320, holdout=5, equalize=(0.0, 0.25, 0.5, 0.75, 1.0))
+#: distilled()'s methods (which settings attribute each uses: settings, relational, equalized)
+DISTILLED_SETTINGS = ("gptq-dwq", "gptq-rd", "eq-dwq")
 
 
 def block_states(model: Any, h: Any, mask: Any, keep: Any) -> list:

@@ -19,9 +19,10 @@ one after the other as :func:`arrayq.nn.quantize_sequential` does (each calibrat
 inputs it gets from the layers already quantized, fitted to the float model's outputs), and
 ``gptq-dwq``, gptq's codes with their scales and biases then trained end to end by
 :func:`arrayq.nn.distill_quantized` on the calibration texts (``ArrayqEncoder.distilled``),
-and ``gptq-rd``, the same with a relational term (the cosines between a batch's sentence
+``gptq-rd``, the same with a relational term (the cosines between a batch's sentence
 embeddings) in the objective and a held-out slice of the calibration texts choosing the
-step kept.
+step kept, and ``eq-dwq``, ``gptq-dwq`` (with the held-out slice) on a model first
+equalised by :func:`arrayq.nn.equalize_attention`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ CONFIGS = ((4, 64), (4, 32), (3, 64), (5, 64))
 METHODS = ("rtn", "mse", "gptq", "gptq-seq")
 #: The distilled methods (GPTQ's codes, then nn.distill_quantized): measured when asked for,
 #: by an encoder with a ``distilled`` method (it needs a backend with gradients).
-DISTILLED = ("gptq-dwq", "gptq-rd")
+DISTILLED = ("gptq-dwq", "gptq-rd", "eq-dwq")
 
 
 class Encoder(Protocol):

@@ -113,12 +113,16 @@ def gptq(
     dtype: Any,
     x_float: np.ndarray | None = None,
     damping: float = DAMPING,
+    grid: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """method="gptq": ``w`` (R, K) float64, ``x`` (n, K) float64 calibration inputs, ``rtn``
     MLX's (codes (R, K), scales (R, G), biases (R, G)) for ``w``; ``x_float`` (n, K): the
     float model's inputs on the same samples (float targets, see the module's docstring) or
     None; ``damping`` (> 0): H's diagonal is scaled by 1 + damping. Returns the same three
-    arrays for the result, float64 holding values of the stored ``dtype``."""
+    arrays for the result, float64 holding values of the stored ``dtype``. ``grid``: keep
+    ``rtn``'s scales and biases (any stored values, e.g. distilled ones) and choose only the
+    codes, without the refit; each row then keeps whichever of the new codes and ``rtn``'s
+    has the smaller objective (re-rounding, :func:`arrayq.nn.reround_quantized`)."""
     rows, k = w.shape
     groups = k // group_size
     n = (1 << bits) - 1
@@ -138,7 +142,10 @@ def gptq(
     for g, original in enumerate(group_order):
         c0, c1 = g * group_size, (g + 1) * group_size
         block = work[:, c0:c1]  # a view
-        _, scale, bias = stored_group(block, *fit(block, bits, mean_square[perm[c0:c1]]), bits, dtype)
+        if grid:
+            scale, bias = rtn[1][:, original : original + 1], rtn[2][:, original : original + 1]
+        else:
+            _, scale, bias = stored_group(block, *fit(block, bits, mean_square[perm[c0:c1]]), bits, dtype)
         scales[:, original], biases[:, original] = scale[:, 0], bias[:, 0]
         err = np.zeros((rows, group_size))
         for j in range(group_size):
@@ -148,7 +155,7 @@ def gptq(
             err[:, j] = (col - dequantized(qj, scale, bias, dtype))[:, 0] / u[c0 + j, c0 + j]
             block[:, j + 1 :] -= np.outer(err[:, j], u[c0 + j, c0 + j + 1 : c1])
         work[:, c1:] -= err @ u[c0:c1, c1:]
-    result = (q, *refit(w, q, scales, biases, _damped(h, damping), group_size, dtype))
+    result = (q, scales, biases) if grid else (q, *refit(w, q, scales, biases, _damped(h, damping), group_size, dtype))
 
     def dense(codes_: np.ndarray, s: np.ndarray, b: np.ndarray) -> np.ndarray:
         return dequantized(codes_, _expand(s, group_size), _expand(b, group_size), dtype)

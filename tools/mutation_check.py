@@ -6,7 +6,7 @@ checkout itself is never written), then runs the tests named for it there; the m
 is "killed" when they fail. A mutation that survives means the suite went blind where it
 used to see: the script lists it and exits 1. Run from the repository root:
 
-    python tools/mutation_check.py            # all mutations (a few minutes)
+    python tools/mutation_check.py            # all mutations (a few minutes; --jobs N at once)
     python tools/mutation_check.py -k gguf    # those whose name contains "gguf"
     python tools/mutation_check.py --list
 
@@ -18,6 +18,7 @@ that every mutation still applies to the source as it is).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import os
 import pathlib
@@ -488,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", default="", help="only mutations whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mutation's test run")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="mutations judged at once (default: one per CPU)"
+    )
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if args.k.lower() in m.name.lower()]
     if args.list or not chosen:
@@ -503,17 +507,25 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             print(f"the unmutated tests fail, so no mutation can be judged:\n{out}")
             return 1
-        for i, m in enumerate(chosen):
+
+        def judge(i: int, m: Mutation) -> tuple[int, float]:
             tree = pathlib.Path(tmp) / f"m{i}"
             shutil.copytree(base, tree, symlinks=True)
-            _apply(tree, m)
-            start = time.perf_counter()
-            code, out = _run_tests(tree, m.tests, args.timeout)
-            verdict = "killed" if code != 0 else "SURVIVED"
-            print(f"{verdict:<9} {time.perf_counter() - start:6.1f} s  {m.name}", flush=True)
-            if code == 0:
-                survived.append(m)
-            shutil.rmtree(tree)
+            try:
+                _apply(tree, m)
+                start = time.perf_counter()
+                code, _ = _run_tests(tree, m.tests, args.timeout)
+                return code, time.perf_counter() - start
+            finally:
+                shutil.rmtree(tree)
+
+        # each mutation's tests run in a process of their own: as many at once as --jobs
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            for m, (code, seconds) in zip(chosen, pool.map(judge, range(len(chosen)), chosen)):
+                verdict = "killed" if code != 0 else "SURVIVED"
+                print(f"{verdict:<9} {seconds:6.1f} s  {m.name}", flush=True)
+                if code == 0:
+                    survived.append(m)
     print(f"{len(chosen) - len(survived)} of {len(chosen)} mutations killed")
     return 1 if survived else 0
 

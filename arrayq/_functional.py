@@ -156,9 +156,7 @@ def rope(
     read on the host: the reference then needs ``tables``. Raises ValueError if dims is odd,
     not positive or more than D, an int offset is negative, or an array offset comes without
     tables where the backend has no native rope for it."""
-    d = int(x.shape[-1]) if len(x.shape) else 0
-    if dims <= 0 or dims % 2 or dims > d:
-        raise ValueError(f"rope dims {dims} must be even, positive and at most the feature size {d}")
+    check_rope_dims(dims, int(x.shape[-1]) if len(x.shape) else 0)
     backend, (x,) = resolve(x)
     offset = rope_offset(backend, offset)
     out = backend.rope(x, int(dims), bool(traditional), float(base), float(scale), offset)
@@ -175,6 +173,13 @@ def rope(
         wide = np.float64 if aq.dtype(x) == aq.float64 else np.float32
         tables = tuple(_like(t, x) for t in rope_tables(dims, base, scale, offset, int(x.shape[-2]), wide))
     return rope_reference(x, dims, traditional, tables)
+
+
+def check_rope_dims(dims: int, features: int) -> None:
+    """:func:`rope`'s ``dims`` checked against the feature size: ValueError unless even,
+    positive and at most ``features``."""
+    if dims <= 0 or dims % 2 or dims > features:
+        raise ValueError(f"rope dims {dims} must be even, positive and at most the feature size {features}")
 
 
 def rope_offset(backend: Any, offset: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import arrayq as aq
 
 from ._dispatch import resolve
-from ._functional import rms_norm, rope, rope_offset
+from ._functional import check_rope_dims, rms_norm, rope, rope_offset
 
 
 def qkv_heads(
@@ -59,8 +59,7 @@ def qkv_heads(
     for name, w in (("q_weight", q_weight), ("k_weight", k_weight)):
         if tuple(int(n) for n in w.shape) != (head_dim,):
             raise ValueError(f"qkv_heads {name} must have shape ({head_dim},), got {tuple(w.shape)}")
-    if rope_dims <= 0 or rope_dims % 2 or rope_dims > head_dim:
-        raise ValueError(f"rope dims {rope_dims} must be even, positive and at most the feature size {head_dim}")
+    check_rope_dims(rope_dims, head_dim)
     backend, (qkv, q_weight, k_weight) = resolve(qkv, q_weight, k_weight)
     offset = rope_offset(backend, offset)
     out = backend.qkv_heads(

@@ -13,11 +13,18 @@ same token ids everywhere. Each server runs in its own process, started and stop
 with ``--max-batch`` the largest N. A level stops sending new requests after
 ``--level-seconds``, which also bounds each request (one that takes longer is dropped and
 not counted); the rows say how many requests were done.
-Tokens/s = all completion tokens of the level / its wall time (prefill included). For
-``arrayq serve`` the rows also give the decode throughput inside the server's decode steps
-(its ``/health`` counters before and after the level: tokens decoded / seconds in the
-batched steps and their sampling; prefill and idle time left out): the aggregate decode
-rate the batch reaches, which the prefill of short requests hides in tokens/s.
+Two throughputs, both printed, neither preferred:
+
+* **end-to-end tokens/s**: all completion tokens of the level / its wall time, as a client
+  sees it (prefill, HTTP, the gaps between a client's requests included);
+* **decode-only tokens/s** (``arrayq serve`` only): from its ``/health`` counters before
+  and after the level, tokens decoded / seconds inside the batched decode steps and their
+  sampling (prefill, HTTP and idle time left out): the aggregate decode rate the batch
+  reaches, which the prefill of short requests hides in the end-to-end rate.
+
+For ``arrayq serve`` each row also splits the server's time in the level (the same
+counters): the mean milliseconds of a decode step, and the shares spent prefilling
+prompts and idle (waiting for requests: HTTP and the clients' turnaround).
 
 ``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
 each of the model's weight shapes on those backends: what batching can gain at most here.
@@ -157,10 +164,14 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
     after = _decode_stats(url)
     lat = sorted(latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
-    decode = float("nan")
+    decode = step_ms = prefill_share = idle_share = float("nan")
     if before and after and after["decode_seconds"] > before["decode_seconds"]:
-        tokens_in_steps = after["decoded_tokens"] - before["decoded_tokens"]
-        decode = tokens_in_steps / (after["decode_seconds"] - before["decode_seconds"])
+        d = {k: after[k] - before[k] for k in after if k in before}
+        decode = d["decoded_tokens"] / d["decode_seconds"]
+        step_ms = 1e3 * d["decode_seconds"] / d["decode_steps"]
+        if "idle_seconds" in d:  # (servers of this checkout on)
+            busy = sum(d[k] for k in ("decode_seconds", "prefill_seconds", "idle_seconds", "other_seconds"))
+            prefill_share, idle_share = d["prefill_seconds"] / busy, d["idle_seconds"] / busy
     return dict(
         clients=n,
         requests=len(latencies),
@@ -170,6 +181,9 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
         p50=q[49],
         p99=q[98],
         decode=decode,
+        step_ms=step_ms,
+        prefill=prefill_share,
+        idle=idle_share,
     )
 
 
@@ -285,8 +299,9 @@ def main() -> int:
         folder = shared_folder(model, model.parent / f"{model.name}-words")
         prompt = " ".join(f"t{100 + 37 * i}" for i in range(args.prompt_tokens))
         print(f"{model.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new tokens a request, greedy")
-        columns = ["engine", "clients", "requests", "tokens", "seconds", "tokens/s", "vs 1 client", "p50 latency s"]
-        columns += ["p99 latency s", "decode tokens/s in steps", "vs 1 client"]
+        columns = ["engine", "clients", "requests", "tokens", "seconds", "end-to-end tokens/s", "vs 1 client"]
+        columns += ["p50 latency s", "p99 latency s", "decode-only tokens/s", "vs 1 client", "ms a decode step"]
+        columns += ["prefill share", "idle share"]
         print("| " + " | ".join(columns) + " |")
         print("|---|" + "---:|" * (len(columns) - 1))
         for engine in [e for e in args.engines.split(",") if e]:
@@ -305,6 +320,10 @@ def main() -> int:
                     one = one or (row["tps"], row["decode"])
                     decode = "– | –" if row["decode"] != row["decode"] else f"{row['decode']:.2f} | "
                     decode += "" if row["decode"] != row["decode"] else f"{row['decode'] / one[1]:.2f}×"
+                    decode += " | " + " | ".join(
+                        "–" if v != v else f"{v:.1f}" if k == "step_ms" else f"{100 * v:.0f}%"
+                        for k, v in ((k, row[k]) for k in ("step_ms", "prefill", "idle"))
+                    )
                     print(
                         f"| {engine} | {n} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
                         f"{row['tps']:.2f} | {row['tps'] / one[0]:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} | "
@@ -313,6 +332,12 @@ def main() -> int:
                     )
             finally:
                 stop(proc)
+        print(
+            "\nend-to-end tokens/s: completion tokens / the level's wall time (prefill, HTTP and the "
+            "gaps between requests included); decode-only tokens/s: tokens / seconds inside the "
+            "server's decode steps (its /health counters; prefill, HTTP and idle time left out); "
+            "shares: of the server's time in the level"
+        )
     if args.kernel:
         kernel_table(model, args.kernel.split(","))
     if args.step:

@@ -201,6 +201,29 @@ def test_requests_that_arrive_together_join_the_batch_together(model, load, chun
     # stats(): each request's first token comes from its prefill, the other n - 1 from steps
     assert stats["decode_steps"] == steps and stats["decoded_tokens"] == 4 * (n - 1)
     assert stats["decode_seconds"] > 0
+    assert stats["prefilled_tokens"] == sum(map(len, [PROMPTS[4], *PROMPTS[:3]]))  # every prompt token once
+    assert 0 < stats["sample_seconds"] < stats["decode_seconds"]  # (sampling is part of the steps' time)
+
+
+def test_stats_split_the_workers_time_and_count_the_step_plans(model, load):
+    """stats() after two requests of the same prompt, one after another with a pause:
+    the pause is idle time (at least most of it); on NumPy the compiled step records one
+    plan, at the first request's first decode step, and every later step of both requests
+    (B = 1, the same window and buffer) finds it: no retracing. MLX steps eagerly: no plans."""
+    n, pause = 5, 0.3
+    with Serving(load, Limits(max_batch=2), stop_ids=()) as serving:
+        zero = serving.stats()
+        serving.generate(PROMPTS[0], n)
+        time.sleep(pause)
+        serving.generate(PROMPTS[0], n)
+        stats = serving.stats()
+    assert all(v == 0 for v in zero.values())
+    assert stats["decode_steps"] == 2 * (n - 1) and stats["prefilled_tokens"] == 2 * len(PROMPTS[0])
+    assert stats["idle_seconds"] >= pause / 2  # (the worker waits from the first result on)
+    assert stats["prefill_seconds"] > 0 and stats["other_seconds"] >= 0
+    compiled = aq.backend_of(parameters(model)[0]).name == "numpy"
+    assert stats["step_plans"] == (1 if compiled else 0) and stats["step_plans_eager"] == 0
+    assert stats["step_plan_hits"] == (2 * (n - 1) - 1 if compiled else 0)
 
 
 def test_stop_tokens_end_a_request_without_being_returned(model, load):

@@ -145,7 +145,11 @@ def test_health_and_models(client):
     body = h.json()
     decode = body.pop("decode")
     assert body == {"status": "ok", "running": 0, "waiting": 0, "max_batch": MAX_BATCH, "max_queued": MAX_QUEUED}
-    assert set(decode) == {"decode_steps", "decoded_tokens", "decode_seconds"}
+    assert set(decode) == {"decode_steps", "decoded_tokens", "decode_seconds", "prefilled_tokens", "step_plans"} | {
+        "step_plans_eager",
+        "step_plan_hits",
+        *(f"{name}_seconds" for name in ("idle", "prefill", "sample", "other")),
+    }
     assert decode["decoded_tokens"] >= decode["decode_steps"] >= 0 and decode["decode_seconds"] >= 0
     m = client.get("/v1/models").json()
     assert m["object"] == "list" and [d["id"] for d in m["data"]] == ["tiny-test"]

@@ -112,6 +112,11 @@ class BatchCache:
                     new[:used, :, :longest] = old[:used, :, :longest]
                 buffers[n] = new
 
+    def compiled_info(self) -> Any:
+        """The compiled step's :meth:`arrayq.Compiled.cache_info` (its signatures, plan hits
+        and misses), or None before the first compiled :func:`decode_step`."""
+        return None if self._held is None else self._held[1].cache_info()
+
     def _compiled(self, model: Any) -> Any:
         """:func:`_forward` of ``model``, :func:`arrayq.compile`'d, kept here while the model
         is the same object (its weights are closed over, read by identity)."""

@@ -182,6 +182,9 @@ class Serving:
         self.steps = 0  # decode steps run, the sequences they carried, and their seconds (stats())
         self.stepped_sequences = 0
         self.decode_seconds = 0.0
+        # where the worker's time went (stats()): waiting for work, prefill, sampling, the rest
+        self._seconds = dict.fromkeys(("idle", "prefill", "sample", "other"), 0.0)
+        self.prefilled_tokens = 0
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
             self._setup(model)
@@ -283,15 +286,29 @@ class Serving:
             }
 
     def stats(self) -> dict[str, float]:
-        """What the decode steps did so far: ``decode_steps`` run, ``decoded_tokens`` (the
+        """What the worker did so far: ``decode_steps`` run, ``decoded_tokens`` (the
         sequences they carried: one token each) and ``decode_seconds`` spent in them (the
         batched step and its sampling; not prefill, nor waiting). ``decoded_tokens /
         decode_seconds`` is the decode throughput; differences between two calls give it
-        for the time between them."""
+        for the time between them. Where the rest of the worker's time went:
+        ``sample_seconds`` (the part of ``decode_seconds`` spent sampling and handing the
+        tokens over), ``prefill_seconds`` and ``prefilled_tokens`` (prompt chunks),
+        ``idle_seconds`` (waiting for requests) and ``other_seconds`` (the loop's own
+        bookkeeping: admitting, cancelling, finishing requests). Where the step runs
+        compiled (NumPy): ``step_plans``, the signatures recorded so far (one per batch size,
+        window, buffer size and mask or none: a count that keeps growing means retracing),
+        ``step_plans_eager``, those of them that run eagerly instead (a recording failed),
+        and ``step_plan_hits``, the steps that found their plan."""
+        plans = self._cache.compiled_info() if self._cache is not None else None
         return {
             "decode_steps": self.steps,
             "decoded_tokens": self.stepped_sequences,
             "decode_seconds": self.decode_seconds,
+            "prefilled_tokens": self.prefilled_tokens,
+            **{f"{name}_seconds": seconds for name, seconds in self._seconds.items()},
+            "step_plans": plans.signatures if plans else 0,
+            "step_plans_eager": plans.signatures - plans.native if plans else 0,
+            "step_plan_hits": plans.hits if plans else 0,
         }
 
     def close(self, timeout: float | None = 10.0) -> None:
@@ -322,9 +339,13 @@ class Serving:
         with self._cond:
             ready.append(None)
             self._cond.notify_all()
+        seconds, clock = self._seconds, time.perf_counter
         while True:
             with self._cond:
+                t0 = clock()
                 self._cond.wait_for(lambda: self._closed or self._waiting or self._running)
+                t1 = clock()
+                seconds["idle"] += t1 - t0
                 if self._closed:
                     for r in [*self._waiting, *self._running]:
                         r._emit(None, "cancelled")
@@ -337,6 +358,7 @@ class Serving:
                     self._waiting.remove(r)
                     r._emit(None, "cancelled")
                 running = list(self._running)
+            decode, prefill = self.decode_seconds, seconds["prefill"]
             try:
                 self._step(running)
             except Exception as exc:  # the batch's requests fail; the server goes on
@@ -345,6 +367,9 @@ class Serving:
                     r._emit(None, "error", exc)
             with self._cond:
                 self._running = [r for r in self._running if not r.done]
+            seconds["other"] = (
+                seconds["other"] + (clock() - t1) - (self.decode_seconds - decode) - (seconds["prefill"] - prefill)
+            )
 
     def _step(self, running: list[Request]) -> None:
         for r in running:
@@ -359,11 +384,14 @@ class Serving:
             if spent and spent + part > self.limits.prefill_chunk:
                 break
             spent += part
+            t0 = time.perf_counter()
             try:
                 self._prefill_chunk(r)
             except Exception as exc:  # that request fails alone
                 _log.exception("prefill of request %d failed", r.id)
                 r._emit(None, "error", exc)
+            self._seconds["prefill"] += time.perf_counter() - t0
+            self.prefilled_tokens += part
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)
@@ -416,7 +444,9 @@ class Serving:
                 for t, r in zip(tokens, batch)
             ]
             logits = aq.concat(rows, axis=0)
+        t0 = time.perf_counter()
         self._take(batch, logits)
+        self._seconds["sample"] += time.perf_counter() - t0
         self.steps += 1
         self.stepped_sequences += len(batch)
         self.decode_seconds += time.perf_counter() - start

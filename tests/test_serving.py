@@ -163,12 +163,49 @@ def test_concurrent_greedy_requests_equal_single_requests(model, load):
             t.join(60)
         assert serving.steps > 0
         assert serving.stepped_sequences > serving.steps  # some steps decoded several sequences
-        # the finished sequences leave the batch's KV cache, which then frees its buffers
+        # the finished sequences leave the batch's KV cache, which keeps its buffers (of
+        # WINDOW positions: every sequence here is shorter) for the next ones
         deadline = time.monotonic() + 10
         while len(serving._cache) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(serving._cache) == 0 and serving._cache._keys[0] is None
+        assert len(serving._cache) == 0 and int(serving._cache._keys[0].shape[2]) == WINDOW
     assert got == want
+
+
+def test_the_batch_cache_is_zero_past_each_rows_length(model):
+    """Rows leaving (the last moving into the hole) and sequences joining rows that longer
+    ones held before: every position past a row's length is zero, as in fresh buffers, and
+    the row's own positions are its prompt's cache (checked after each change; the rows
+    not in use may keep what left them); buffers of WINDOW positions stay when the last
+    row leaves, grown ones go."""
+    cache = BatchCache(len(model.layers), rows=3)
+
+    def check(prompts):
+        assert cache.lengths == [len(p) for p in prompts]
+        for n in range(len(model.layers)):
+            keys = aq.to_numpy(cache._keys[n])
+            for i, p in enumerate(prompts):
+                want = aq.to_numpy(_prefilled(model, p)[n].keys)[0]
+                np.testing.assert_array_equal(keys[i, :, : len(p)], want)
+                assert not keys[i, :, len(p) :].any()
+
+    for p in (PROMPTS[3], PROMPTS[2], PROMPTS[1]):
+        cache.add(_prefilled(model, p))
+    cache.remove(0)  # the 1-token row moves into the 50-token row's place
+    check([PROMPTS[1], PROMPTS[2]])
+    cache.remove(1)
+    cache.add(_prefilled(model, PROMPTS[0]))  # into the row the 7-token prompt held
+    check([PROMPTS[1], PROMPTS[0]])
+    cache.remove(0)
+    cache.remove(0)
+    assert len(cache) == 0 and int(cache._keys[0].shape[2]) == WINDOW  # kept
+    cache.add(_prefilled(model, PROMPTS[4]))  # 2 tokens into the row that held 3
+    check([PROMPTS[4]])
+    cache.remove(0)
+    cache.add(_prefilled(model, list(range(1, WINDOW + 2))))  # longer than WINDOW: the buffers grow
+    assert int(cache._keys[0].shape[2]) == 2 * WINDOW
+    cache.remove(0)
+    assert cache._keys[0] is None  # grown buffers go with the last row
 
 
 @pytest.mark.parametrize("chunk", [512, 4])
@@ -221,6 +258,7 @@ def test_stats_split_the_workers_time_and_count_the_step_plans(model, load):
     assert stats["decode_steps"] == 2 * (n - 1) and stats["prefilled_tokens"] == 2 * len(PROMPTS[0])
     assert stats["idle_seconds"] >= pause / 2  # (the worker waits from the first result on)
     assert stats["prefill_seconds"] > 0 and stats["other_seconds"] >= 0
+    assert stats["sample_seconds"] + stats["join_seconds"] < stats["decode_seconds"]
     compiled = aq.backend_of(parameters(model)[0]).name == "numpy"
     assert stats["step_plans"] == (1 if compiled else 0) and stats["step_plans_eager"] == 0
     assert stats["step_plan_hits"] == (2 * (n - 1) - 1 if compiled else 0)

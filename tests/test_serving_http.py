@@ -148,7 +148,7 @@ def test_health_and_models(client):
     assert set(decode) == {"decode_steps", "decoded_tokens", "decode_seconds", "prefilled_tokens", "step_plans"} | {
         "step_plans_eager",
         "step_plan_hits",
-        *(f"{name}_seconds" for name in ("idle", "prefill", "sample", "other")),
+        *(f"{name}_seconds" for name in ("idle", "prefill", "sample", "join", "other")),
     }
     assert decode["decoded_tokens"] >= decode["decode_steps"] >= 0 and decode["decode_seconds"] >= 0
     m = client.get("/v1/models").json()

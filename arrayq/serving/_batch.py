@@ -49,11 +49,15 @@ class BatchCache:
     """The KV caches of the sequences a decode step carries, row i for sequence i: per
     layer, keys and values (rows, Hkv, capacity, D) in one buffer each, written in place
     (the backend's arrays must take slice assignment, as NumPy's and MLX's do), and
-    ``lengths[i]``, the positions row i holds. Rows beyond ``rows`` and positions grow by
-    doubling; the positions are a power of two, at least :data:`WINDOW`.
-    :meth:`add` copies a prefilled sequence in as the last row; :meth:`remove` takes a row
-    out, moving the last row into its place (the batch order changes: the caller keeps its
-    own list in step, as the serving engine does)."""
+    ``lengths[i]``, the positions row i holds; every position past a row's length is zero
+    (as in fresh buffers). Rows beyond ``rows`` and positions grow by doubling; the
+    positions are a power of two, at least :data:`WINDOW`. :meth:`add` copies a prefilled
+    sequence in as the last row; :meth:`remove` takes a row out, moving the last row into
+    its place (the batch order changes: the caller keeps its own list in step, as the
+    serving engine does). Buffers of :data:`WINDOW` positions stay when the last row
+    leaves, for the next sequences (allocating and zeroing them again cost a single
+    client's request more than its decode steps: docs/serving.md, session 11); grown ones
+    go, so that a long sequence's memory is not held."""
 
     def __init__(self, layers: int, rows: int = 1):
         """``layers``: the model's layer count; ``rows``: the rows to allocate at the first
@@ -62,6 +66,7 @@ class BatchCache:
         self.lengths: list[int] = []
         self._keys: list[Any] = [None] * layers
         self._values: list[Any] = [None] * layers
+        self._written: list[int] = []  # per free row (index >= len(lengths)): leading positions it may hold
         self._held: tuple[Any, Any] | None = None  # the model and its compiled step (decode_step)
 
     def __len__(self) -> int:
@@ -78,22 +83,33 @@ class BatchCache:
         for n, c in enumerate(cache):
             self._keys[n][row : row + 1, :, :length] = c.keys
             self._values[n][row : row + 1, :, :length] = c.values
+        self._zero(row, length, self._written[row])  # what an earlier sequence left past this one
         self.lengths.append(length)
 
     def remove(self, row: int) -> None:
-        """Take row ``row`` out; the last row moves into its place. The buffers are freed
-        with the last row."""
+        """Take row ``row`` out; the last row moves into its place. Buffers of more than
+        :data:`WINDOW` positions are freed with the last row."""
         last = len(self.lengths) - 1
         if row != last:
-            length = self.lengths[last]
+            length, before = self.lengths[last], self.lengths[row]
             for buffers in (self._keys, self._values):
                 for b in buffers:
                     b[row : row + 1, :, :length] = b[last : last + 1, :, :length]
+            self._zero(row, length, before)
             self.lengths[row] = length
+        self._written[last] = max(self._written[last], self.lengths[last])
         self.lengths.pop()
-        if not self.lengths:  # the buffers go with the last sequence (the next one may be shorter)
+        if not self.lengths and int(self._keys[0].shape[2]) > WINDOW:  # (the next sequences may be shorter)
             self._keys = [None] * len(self._keys)
             self._values = [None] * len(self._values)
+            self._written = []
+
+    def _zero(self, row: int, start: int, stop: int) -> None:
+        """Positions [start, stop) of ``row`` back to zero, in every buffer."""
+        if stop > start:
+            for buffers in (self._keys, self._values):
+                for b in buffers:
+                    b[row : row + 1, :, start:stop] = 0
 
     def _reserve(self, like: Any, rows: int, positions: int) -> None:
         """Room for ``rows`` rows of ``positions`` positions (doubling), keeping what is held."""
@@ -111,6 +127,7 @@ class BatchCache:
                 if old is not None and used:
                     new[:used, :, :longest] = old[:used, :, :longest]
                 buffers[n] = new
+        self._written = [0] * rows  # (fresh rows; the rows in use copied, zero past their lengths)
 
     def compiled_info(self) -> Any:
         """The compiled step's :meth:`arrayq.Compiled.cache_info` (its signatures, plan hits

@@ -183,7 +183,7 @@ class Serving:
         self.stepped_sequences = 0
         self.decode_seconds = 0.0
         # where the worker's time went (stats()): waiting for work, prefill, sampling, the rest
-        self._seconds = dict.fromkeys(("idle", "prefill", "sample", "other"), 0.0)
+        self._seconds = dict.fromkeys(("idle", "prefill", "sample", "join", "other"), 0.0)
         self.prefilled_tokens = 0
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
@@ -291,8 +291,9 @@ class Serving:
         batched step and its sampling; not prefill, nor waiting). ``decoded_tokens /
         decode_seconds`` is the decode throughput; differences between two calls give it
         for the time between them. Where the rest of the worker's time went:
-        ``sample_seconds`` (the part of ``decode_seconds`` spent sampling and handing the
-        tokens over), ``prefill_seconds`` and ``prefilled_tokens`` (prompt chunks),
+        ``sample_seconds`` and ``join_seconds`` (the parts of ``decode_seconds`` spent
+        sampling and handing the tokens over, and copying newly prefilled sequences into
+        the batch's cache and finished ones out), ``prefill_seconds`` and ``prefilled_tokens`` (prompt chunks),
         ``idle_seconds`` (waiting for requests) and ``other_seconds`` (the loop's own
         bookkeeping: admitting, cancelling, finishing requests). Where the step runs
         compiled (NumPy): ``step_plans``, the signatures recorded so far (one per batch size,
@@ -435,6 +436,7 @@ class Serving:
         start = time.perf_counter()
         if self.batched:
             batch = self._rows_for(batch)
+            self._seconds["join"] += time.perf_counter() - start
         tokens = [int(r.pending) for r in batch if r.pending is not None]
         if self._cache is not None:
             logits = _batch.decode_step(self.model, tokens, self._cache, self._like, compiled=self._compiled)

@@ -412,6 +412,13 @@ MUTATIONS = (
         ("tests/test_serving.py::test_a_row_leaving_the_batch_cache_leaves_the_others_intact",),
     ),
     Mutation(
+        "serving BatchCache: a joining row keeps what an earlier, longer sequence left past its length",
+        "arrayq/serving/_batch.py",
+        "self._zero(row, length, self._written[row])",
+        "self._zero(row, length, 0)",
+        ("tests/test_serving.py::test_the_batch_cache_is_zero_past_each_rows_length",),
+    ),
+    Mutation(
         "serving: one prompt prefilled a step (requests arriving together join one a step)",
         "arrayq/serving/_engine.py",
         "if spent and spent + part > self.limits.prefill_chunk:",

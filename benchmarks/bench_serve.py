@@ -332,12 +332,13 @@ def main() -> int:
                     )
             finally:
                 stop(proc)
-        print(
-            "\nend-to-end tokens/s: completion tokens / the level's wall time (prefill, HTTP and the "
-            "gaps between requests included); decode-only tokens/s: tokens / seconds inside the "
-            "server's decode steps (its /health counters; prefill, HTTP and idle time left out); "
-            "shares: of the server's time in the level"
-        )
+        if any(args.engines.split(",")):
+            print(
+                "\nend-to-end tokens/s: completion tokens / the level's wall time (prefill, HTTP and the "
+                "gaps between requests included); decode-only tokens/s: tokens / seconds inside the "
+                "server's decode steps (its /health counters; prefill, HTTP and idle time left out); "
+                "shares: of the server's time in the level"
+            )
     if args.kernel:
         kernel_table(model, args.kernel.split(","))
     if args.step:

@@ -209,19 +209,22 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
     n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
     m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
+    empty, vdot, isfinite = np.empty, np.vdot, math.isfinite  # (the kernel reads x and out whatever their shape)
 
     def quantized_matmul(x: np.ndarray) -> np.ndarray:
         nonlocal found, kind, symmetric
         data = found()
-        if data is None or backend.repacked is not cache or current() != "int8" or not _laid(x):
+        if data is None or backend.repacked is not cache or current() != "int8":
             out = method(x, qw, True)
             if data is None and backend.repacked is cache and current() == "int8":
                 found, kind, symmetric = lookup()  # (the copy the method made, for the next call)
             return out
-        if not np.isfinite(x).all():  # (non-finite activations take the unfactored path)
-            return method(x, qw, True)
-        out = np.empty(shape, _F32)
-        kernel(index, x.reshape(m, k), data, out.reshape(m, n), m, n, k, group_size, bits, kind, symmetric)
+        # x . x is finite only where every element is (NaN and inf carry into it; a finite x
+        # whose squares overflow goes to the method too, which gives the same result)
+        if not (x.flags.carray and isfinite(vdot(x, x))):
+            return method(x, qw, True)  # (non-finite activations take the unfactored path; another layout)
+        out = empty(shape, _F32)
+        kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)
         return out
 
     return quantized_matmul, (0,)

@@ -65,6 +65,7 @@ CASES = {
         lambda: [_f32(1, 2, 64), _f32(1, 2, 64)],
     ),
     "swiglu": ((_rowops, "swiglu"), nn.swiglu, lambda: [_f32(2, 5, 48), _f32(2, 5, 48)]),
+    "swiglu_halves": ((_rowops, "swiglu"), lambda gate_up: nn.swiglu(gate_up), lambda: [_f32(2, 5, 96)]),
     "rope": (
         (_rowops, "rope"),
         lambda x, offset: nn.rope(x, 12, offset=offset),

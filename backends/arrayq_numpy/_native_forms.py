@@ -116,6 +116,24 @@ def _swiglu(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     return swiglu, (0, 1)
 
 
+def _swiglu_halves(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    (gate_up,) = args
+    if not (_f32(gate_up) and gate_up.ndim and gate_up.shape[-1] % 2 == 0):
+        return None
+    method, kernel, width = backend.swiglu_halves, _native._kernels.swiglu, gate_up.shape[-1]
+    n, shape = width // 2, (*gate_up.shape[:-1], width // 2)
+
+    def swiglu_halves(gate_up: np.ndarray) -> np.ndarray:
+        if not gate_up.flags.c_contiguous:
+            return method(gate_up)
+        rows = gate_up.reshape(-1, width)  # (the kernel reads rows of any stride: the halves as views)
+        out = np.empty(shape, _F32)
+        kernel(rows[:, :n], rows[:, n:], out.reshape(-1, n))
+        return out
+
+    return swiglu_halves, (0,)
+
+
 def _tables(dims: int, base: float, scale: float, offset: Any, fixed: bool, length: int) -> Any:
     """The (cos, sin) tables of the backend's method: bound where the offset is a constant
     (read-only arrays the backend keeps), else a function of the replayed offset."""
@@ -234,6 +252,7 @@ _FORMS = {
     "rms_norm": _rms_norm,
     "add_rms_norm": _add_rms_norm,
     "swiglu": _swiglu,
+    "swiglu_halves": _swiglu_halves,
     "rope": _rope,
     "qkv_heads": _qkv_heads,
     "prefix_attention": _prefix_attention,

@@ -262,7 +262,9 @@ def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> 
                 c.position = cache[0].position
             h = traced_model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
             token = _sample_with(traced_model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u)
-            for c in cache[1:]:  # (and one advance: each layer added 1 to that position, the same sum)
+            # one advanced position out for all layers (each layer's advance is the same sum): a
+            # plan makes each of its results, so 28 positions out would be 28 adds a token
+            for c in cache[1:]:
                 c.position = cache[0].position
             return token, cache
 

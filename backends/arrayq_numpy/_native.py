@@ -147,7 +147,6 @@ def _check_mode(mode: str, where: str) -> str:
 
 
 @functools.cache
-@functools.cache  # (read once, as the module says: a per-call read of the environment cost ~1 µs a matmul)
 def _default_activations() -> str:
     setting = os.environ.get("ARRAYQ_NATIVE_ACTIVATIONS", "float32").strip().lower() or "float32"
     return _check_mode(setting, "ARRAYQ_NATIVE_ACTIVATIONS")

@@ -227,7 +227,7 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
     n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
     m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
-    empty, vdot, isfinite = np.empty, np.vdot, math.isfinite  # (the kernel reads x and out whatever their shape)
+    empty, vdot, isfinite = np.empty, np.vdot, math.isfinite
 
     def quantized_matmul(x: np.ndarray) -> np.ndarray:
         nonlocal found, kind, symmetric
@@ -242,7 +242,7 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
         if not (x.flags.carray and isfinite(vdot(x, x))):
             return method(x, qw, True)  # (non-finite activations take the unfactored path; another layout)
         out = empty(shape, _F32)
-        kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)
+        kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)  # (C-contiguous: any shape)
         return out
 
     return quantized_matmul, (0,)

@@ -61,14 +61,20 @@ def silu(x: Any) -> Any:
     return aq.multiply(x, sigmoid(x))
 
 
-def swiglu(gate: Any, up: Any) -> Any:
+def swiglu(gate: Any, up: Any = None) -> Any:
     """SwiGLU's gate, ``silu(gate) * up`` elementwise (the gated MLP of Llama/Qwen: the
     input of its down projection). ``gate``, ``up``: floating arrays of one shape and
-    dtype; same shape and dtype out. Raises ValueError where the shapes or dtypes differ,
-    TypeError where the dtype is not a real floating one.
+    dtype; same shape and dtype out. With ``up`` None, ``gate`` holds both, as a fused
+    gate/up projection gives them: (..., 2N), gate the first N columns of its last axis and
+    up the last N; (..., N) out. Raises ValueError where the shapes or dtypes differ (or
+    the one array's last axis is not of even length), TypeError where the dtype is not a
+    real floating one.
 
-    The backend's ``swiglu`` runs it where it has one (NumPy's native kernels: float32 in
-    one pass); the reference is :func:`swiglu_reference`."""
+    The backend's ``swiglu`` (``swiglu_halves`` for one array) runs it where it has one
+    (NumPy's native kernels: float32 in one pass); the reference is :func:`swiglu_reference`
+    (of the two halves)."""
+    if up is None:
+        return _swiglu_halves(gate)
     if tuple(gate.shape) != tuple(up.shape) or aq.dtype(gate) != aq.dtype(up):
         raise ValueError(
             f"swiglu takes gate and up of one shape and dtype, got {tuple(gate.shape)} {aq.dtype(gate)} "
@@ -79,6 +85,23 @@ def swiglu(gate: Any, up: Any) -> Any:
     backend, (gate, up) = resolve(gate, up)
     out = backend.swiglu(gate, up)
     return swiglu_reference(gate, up) if out is NotImplemented else out
+
+
+def _swiglu_halves(gate_up: Any) -> Any:
+    shape = tuple(gate_up.shape)
+    if not shape or shape[-1] % 2:
+        raise ValueError(
+            f"swiglu of one array takes gate and up side by side, (..., 2N), got shape {shape}: "
+            "pass gate and up as two arrays, or an array whose last axis has even length"
+        )
+    if not aq.isdtype(aq.dtype(gate_up), "real floating"):
+        raise TypeError(f"swiglu takes real floating arrays, got {aq.dtype(gate_up)}")
+    backend, (gate_up,) = resolve(gate_up)
+    out = backend.swiglu_halves(gate_up)
+    if out is not NotImplemented:
+        return out
+    n = shape[-1] // 2
+    return swiglu(gate_up[..., :n], gate_up[..., n:])
 
 
 def swiglu_reference(gate: Any, up: Any) -> Any:

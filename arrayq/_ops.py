@@ -181,9 +181,10 @@ COMPOSITES = (
 DISTRIBUTED_OPS = ("distributed_init", "all_sum", "all_gather", "send", "recv")
 #: Optional native ops: the contract's default returns NotImplemented and the frontend then
 #: runs its reference (the quantized formats in ``arrayq.quant``, attention, rms_norm, rope,
-#: swiglu, qkv_heads and add_rms_norm in ``arrayq.nn``; for the distributed ones, ``arrayq.distributed``'s group of one
-#: process). A backend overrides one where its library has a fused kernel (or a distributed
-#: engine), and may itself return NotImplemented for the cases that kernel does not cover.
+#: swiglu, swiglu_halves, qkv_heads and add_rms_norm in ``arrayq.nn``; for the distributed
+#: ones, ``arrayq.distributed``'s group of one process). A backend overrides one where its
+#: library has a fused kernel (or a distributed engine), and may itself return
+#: NotImplemented for the cases that kernel does not cover.
 NATIVE_OPS = (
     "quantize",
     "dequantize",
@@ -194,6 +195,7 @@ NATIVE_OPS = (
     "rms_norm",
     "rope",
     "swiglu",
+    "swiglu_halves",
     "qkv_heads",
     "add_rms_norm",
     "slice_update",

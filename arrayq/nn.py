@@ -357,9 +357,7 @@ class SwiGLU:
     def __call__(self, x: Any) -> Any:
         if self.gate_up_proj is None:
             return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
-        gu = self.gate_up_proj(x)
-        n = int(gu.shape[-1]) // 2
-        return self.down_proj(swiglu(gu[..., :n], gu[..., n:]))
+        return self.down_proj(swiglu(self.gate_up_proj(x)))  # (gate and up: its halves)
 
 
 def fuse_linear(*layers: Any) -> QuantizedLinear | None:

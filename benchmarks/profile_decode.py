@@ -27,7 +27,10 @@ then does the decode time include the NumPy backend's replay form of the kernel 
 ``--c-kernels`` moves the boundary down to the C matmul kernels (``gemv``,
 ``gemv_repacked``), timed wherever they are called from (the replay forms included):
 everything else, the Python around each kernel call too, counts as outside — the
-strictest split, and the one that sees the forms.
+strictest split, and the one that sees the forms. ``--stub-c-kernels`` is that boundary
+with the C matmul kernels writing zeros instead (the output of the right shape, as
+``--stub-kernels``): the replay forms and everything else run as before (on other values),
+so the token's time is the time outside alone, forms included.
 
 To compare two versions side by side, run the script from each tree alternately
 (``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import json
 import pstats
@@ -69,9 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         help="time the C matmul kernels themselves (gemv, gemv_repacked): their Python wrappers count as outside",
     )
     p.add_argument(
+        "--stub-c-kernels",
+        action="store_true",
+        help="--c-kernels, the C matmul kernels writing zeros (time outside alone, forms included)",
+    )
+    p.add_argument(
         "--activations", choices=["float32", "int8"], help="the decode kernel's activations (default: the setting)"
     )
     args = p.parse_args(argv)
+    args.c_kernels = args.c_kernels or args.stub_c_kernels
     if sum((args.untimed_kernels, args.stub_kernels, args.c_kernels)) > 1:
         p.error("--untimed-kernels, --stub-kernels and --c-kernels exclude each other (each sets the boundary)")
     if args.activations:  # read at the first quantized matmul
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     c_real = _native._kernels
     if args.c_kernels:  # a plan's forms bind the module's functions when lowered: after this
-        _native._kernels = _TimedKernels(c_real, acc, decoding)
+        _native._kernels = _TimedKernels(c_real, acc, decoding, args.stub_c_kernels)
     elif not args.untimed_kernels:
         type(backend).quantized_matmul = kernel_timed
     arrayq.linalg.quantized_matmul = front_timed
@@ -214,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
 class _TimedKernels:
     """The kernels module with its matmul kernels timed (``--c-kernels``); the rest as is."""
 
-    def __init__(self, real: Any, acc: dict[str, Any], decoding: Any) -> None:
+    #: where each kernel's output array is among its arguments
+    _OUT = {"gemv": 5, "gemv_repacked": 3}
+
+    def __init__(self, real: Any, acc: dict[str, Any], decoding: Any, stub: bool = False) -> None:
         self._real = real
-        for name in ("gemv", "gemv_repacked"):
-            setattr(self, name, self._timed(getattr(real, name), acc, decoding))
+        for name, out in self._OUT.items():
+            fn = getattr(real, name)
+            setattr(self, name, self._timed(functools.partial(_zeros, out) if stub else fn, acc, decoding))
 
     @staticmethod
     def _timed(fn: Any, acc: dict[str, Any], decoding: Any) -> Any:
@@ -233,6 +247,11 @@ class _TimedKernels:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+def _zeros(out: int, *args: Any) -> None:
+    """A stub kernel: zeros into its output argument."""
+    args[out].fill(0)
 
 
 if __name__ == "__main__":

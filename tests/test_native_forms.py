@@ -65,6 +65,7 @@ CASES = {
         lambda: [_f32(1, 2, 64), _f32(1, 2, 64)],
     ),
     "swiglu": ((_rowops, "swiglu"), nn.swiglu, lambda: [_f32(2, 5, 48), _f32(2, 5, 48)]),
+    "swiglu_halves": ((_rowops, "swiglu"), lambda gate_up: nn.swiglu(gate_up), lambda: [_f32(2, 5, 96)]),
     "rope": (
         (_rowops, "rope"),
         lambda x, offset: nn.rope(x, 12, offset=offset),
@@ -200,7 +201,18 @@ def test_quantized_matmul_guards(monkeypatch):
         _same(compiled(x), fn(x))
         x[0, 0, 3] = np.nan
         _same(compiled(x), fn(x))
-        assert calls[0] == 0  # (neither took the repacked kernel)
+        x = inputs()[0]
+        x[0, 0, 7] = -np.inf
+        _same(compiled(x), fn(x))
+        assert calls[0] == 0  # (none took the repacked kernel)
+        # finite, but x . x overflows float32 (the form's finiteness test): the method, which
+        # takes the repacked kernel as eagerly (3e19 squared is past float32's 3.4e38)
+        x = inputs()[0]
+        x[0, 1, 2] = 3e19
+        got = compiled(x)
+        assert calls[0] == 1
+        _same(got, fn(x))
+        calls[0] = 0
         # the repacked copies cleared: the method builds them anew, the next replay uses them
         backend.repacked.clear()
         x = inputs()[0]

@@ -218,6 +218,20 @@ def test_swiglu_reads_the_halves_of_a_fused_projection_in_place(monkeypatch: pyt
     y = nn.swiglu(g, u)
     assert np.shares_memory(calls[0][0], gu) and np.shares_memory(calls[0][1], gu)  # no copies
     _swiglu_close(y, g, u)
+    # the one array itself (nn.swiglu(gu)): the same kernel on the same halves, no copies
+    halves = nn.swiglu(gu)
+    assert len(calls) == 2 and all(np.shares_memory(a, gu) for a in calls[1][:2])
+    np.testing.assert_array_equal(halves, y)
+
+
+@pytest.mark.parametrize("shape", [(2, 7), (), (1, 1, 0)])
+def test_swiglu_of_one_array_needs_an_even_last_axis(shape: tuple) -> None:
+    gu = np.zeros(shape, np.float32)
+    if shape == (1, 1, 0):  # (0 is even: empty halves, an empty result)
+        assert nn.swiglu(gu).shape == (1, 1, 0)
+        return
+    with pytest.raises(ValueError, match="swiglu of one array takes gate and up side by side"):
+        nn.swiglu(gu)
 
 
 def test_swiglu_special_values_match_the_reference() -> None:

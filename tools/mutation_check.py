@@ -306,8 +306,22 @@ MUTATIONS = (
     Mutation(
         "NumPy replay form: quantized_matmul blind to the thread's activations",
         "backends/arrayq_numpy/_native_forms.py",
-        'or current() != "int8" or',
-        "or",
+        'backend.repacked is not cache or current() != "int8":',
+        "backend.repacked is not cache:",
+        ("tests/test_native_forms.py::test_quantized_matmul_guards",),
+    ),
+    Mutation(
+        "NumPy replay form: swiglu_halves with the halves swapped",
+        "backends/arrayq_numpy/_native_forms.py",
+        "kernel(rows[:, :n], rows[:, n:], out.reshape(-1, n))",
+        "kernel(rows[:, n:], rows[:, :n], out.reshape(-1, n))",
+        ("tests/test_native_forms.py::test_form_replays_the_method_bit_for_bit",),
+    ),
+    Mutation(
+        "NumPy replay form: quantized_matmul blind to non-finite activations",
+        "backends/arrayq_numpy/_native_forms.py",
+        "if not (x.flags.carray and isfinite(vdot(x, x))):",
+        "if not x.flags.carray:",
         ("tests/test_native_forms.py::test_quantized_matmul_guards",),
     ),
     # BERT and the encoder's attention: against the float64 NumPy BERT of tests/test_bert.py

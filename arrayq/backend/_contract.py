@@ -219,6 +219,12 @@ class Contract:
         dtype, checked there), in their dtype."""
         return NotImplemented
 
+    def swiglu_halves(self, gate_up: Array) -> Any:
+        """``swiglu`` of the halves of ``gate_up``'s last axis (..., 2N): gate the first N
+        columns, up the last N, as a fused gate/up projection gives them (``arrayq.nn.swiglu``
+        with one array; checked there); (..., N) in its dtype."""
+        return NotImplemented
+
     def qkv_heads(
         self,
         qkv: Array,

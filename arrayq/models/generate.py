@@ -261,7 +261,12 @@ def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> 
             for c in cache[1:]:  # one position for all layers: its clamp, mask and advance are made once
                 c.position = cache[0].position
             h = traced_model.hidden(ids, cache, rope_tables=tables, index_mode="clip")
-            return _sample_with(traced_model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u), cache
+            token = _sample_with(traced_model.logits(h[:, -1:])[0, -1], temperature, top_k, top_p, u)
+            # one advanced position out for all layers (each layer's advance is the same sum): a
+            # plan makes each of its results, so 28 positions out would be 28 adds a token
+            for c in cache[1:]:
+                c.position = cache[0].position
+            return token, cache
 
         held[1][key] = aq.compile(traced, donate=("cache",))  # the buffers are ours: written in place
     return held[1][key], weights if as_inputs else []

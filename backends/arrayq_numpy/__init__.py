@@ -427,6 +427,12 @@ class NumPyBackend(NumPyLinalg):
         out = _rowops.swiglu(gate, up)
         return NotImplemented if out is None else out
 
+    def swiglu_halves(self, gate_up: Array) -> Any:
+        """:meth:`swiglu` of the two halves (views, not copies)."""
+        n = gate_up.shape[-1] // 2
+        out = _rowops.swiglu(gate_up[..., :n], gate_up[..., n:])
+        return NotImplemented if out is None else out
+
     def qkv_heads(
         self,
         qkv: Array,

@@ -116,6 +116,24 @@ def _swiglu(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     return swiglu, (0, 1)
 
 
+def _swiglu_halves(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    (gate_up,) = args
+    if not (_f32(gate_up) and gate_up.ndim and gate_up.shape[-1] % 2 == 0):
+        return None
+    method, kernel, width = backend.swiglu_halves, _native._kernels.swiglu, gate_up.shape[-1]
+    n, shape = width // 2, (*gate_up.shape[:-1], width // 2)
+
+    def swiglu_halves(gate_up: np.ndarray) -> np.ndarray:
+        if not gate_up.flags.c_contiguous:
+            return method(gate_up)
+        rows = gate_up.reshape(-1, width)  # (the kernel reads rows of any stride: the halves as views)
+        out = np.empty(shape, _F32)
+        kernel(rows[:, :n], rows[:, n:], out.reshape(-1, n))
+        return out
+
+    return swiglu_halves, (0,)
+
+
 def _tables(dims: int, base: float, scale: float, offset: Any, fixed: bool, length: int) -> Any:
     """The (cos, sin) tables of the backend's method: bound where the offset is a constant
     (read-only arrays the backend keeps), else a function of the replayed offset."""
@@ -209,19 +227,22 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
     n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
     m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
+    empty, vdot, isfinite = np.empty, np.vdot, math.isfinite
 
     def quantized_matmul(x: np.ndarray) -> np.ndarray:
         nonlocal found, kind, symmetric
         data = found()
-        if data is None or backend.repacked is not cache or current() != "int8" or not _laid(x):
+        if data is None or backend.repacked is not cache or current() != "int8":
             out = method(x, qw, True)
             if data is None and backend.repacked is cache and current() == "int8":
                 found, kind, symmetric = lookup()  # (the copy the method made, for the next call)
             return out
-        if not np.isfinite(x).all():  # (non-finite activations take the unfactored path)
-            return method(x, qw, True)
-        out = np.empty(shape, _F32)
-        kernel(index, x.reshape(m, k), data, out.reshape(m, n), m, n, k, group_size, bits, kind, symmetric)
+        # x . x is finite only where every element is (NaN and inf carry into it; a finite x
+        # whose squares overflow goes to the method too, which gives the same result)
+        if not (x.flags.carray and isfinite(vdot(x, x))):
+            return method(x, qw, True)  # (non-finite activations take the unfactored path; another layout)
+        out = empty(shape, _F32)
+        kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)  # (C-contiguous: any shape)
         return out
 
     return quantized_matmul, (0,)
@@ -231,6 +252,7 @@ _FORMS = {
     "rms_norm": _rms_norm,
     "add_rms_norm": _add_rms_norm,
     "swiglu": _swiglu,
+    "swiglu_halves": _swiglu_halves,
     "rope": _rope,
     "qkv_heads": _qkv_heads,
     "prefix_attention": _prefix_attention,

@@ -57,6 +57,13 @@ def _branchy(x: Any) -> Any:
     return aq.multiply(x, 2.0) if float(aq.sum(x)) > 0 else aq.negative(x)
 
 
+def _gated(gate_up: Any) -> Any:
+    """A gated MLP's middle: swiglu of a fused gate/up projection's halves, then a norm."""
+    import arrayq as aq
+
+    return aq.nn.rms_norm(aq.nn.swiglu(gate_up), None, eps=1e-5)
+
+
 def _norm_rows(x: Any) -> Any:
     import arrayq as aq
 
@@ -112,6 +119,11 @@ def _call_branchy(aq: Any, x: Any) -> Any:
         return _branchy(x), _branchy(aq.negative(x)), _branchy(x)
 
 
+def _call_gated(aq: Any, gate_up: Any) -> Any:
+    f = _compiled(aq, _gated)
+    return f(gate_up), f(aq.multiply(gate_up, -0.5)), f(gate_up)
+
+
 def _call_shapes(aq: Any, x: Any, y: Any) -> Any:
     f = _compiled(aq, _norm_rows)
     return f(x), f(y), f(x), f(y)
@@ -155,6 +167,13 @@ def compile_cases() -> list[Case]:
             _call_constants,
         ),
         Case("compile[host read inside]", "compile", ("float32",), _arrays(((4,), "float32", 0.1, 1)), _call_branchy),
+        Case(
+            "compile[swiglu of one array's halves,3 calls]",
+            "compile",
+            ("float32",),
+            _arrays(((1, 1, 96), "float32", -4, 4)),
+            _call_gated,
+        ),
         Case(
             "compile[new shapes retrace]",
             "compile",

@@ -1,5 +1,6 @@
 """Cases for the fused model ops arrayq.nn calls: scaled_dot_product_attention (with its
-bad-input cases), rms_norm, rope, swiglu, qkv_heads and add_rms_norm."""
+bad-input cases), rms_norm, rope, swiglu (of two arrays, and of one's halves), qkv_heads and
+add_rms_norm."""
 
 from __future__ import annotations
 
@@ -109,6 +110,35 @@ def nn_cases() -> list[Case]:
                 _arrays((shape, dtype, -14, 14), (shape, dtype, -2, 2)),
                 lambda aq, g, u: aq.nn.swiglu(g, u),
                 upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    # swiglu of one array (a fused gate/up projection's output): its halves
+    for shape, dtype in itertools.product(((1, 1, 80), (3, 2, 26)), FLOATS):
+        cases.append(
+            Case(
+                f"swiglu_halves[{dtype},{shape}]",
+                "swiglu_halves",
+                (dtype,),
+                _arrays((shape, dtype, -14, 14)),
+                lambda aq, gu: aq.nn.swiglu(gu),
+                upcast=dtype in ("float16", "bfloat16"),
+            )
+        )
+    for what, shape, dtype, error, match in (
+        ("odd width", (2, 9), "float32", "ValueError", "swiglu of one array takes"),
+        ("0-d", (), "float32", "ValueError", "swiglu of one array takes"),
+        ("integers", (2, 8), "int32", "TypeError", "swiglu takes real floating"),
+    ):
+        cases.append(
+            Case(
+                f"error:swiglu_halves[{what}]",
+                "swiglu_halves",
+                (dtype,),
+                _arrays((shape, dtype, -1, 1)),
+                lambda aq, gu: aq.nn.swiglu(gu),
+                expect="raises",
+                raises=error,
+                match=match,
             )
         )
     for what, (gs, us), dtypes, error, match in (

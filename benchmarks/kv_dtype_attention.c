@@ -12,7 +12,10 @@
  * where 28 would not fit the memory cap), with 12 MiB of other memory streamed before it
  * (a layer's quantized weights), so the cache comes from memory as in a decode step.
  * Rounds interleave float32 and float16 (the order alternating); per-call medians over
- * rounds, and the median of the per-round ratios.
+ * rounds, and the median of the per-round ratios; the last column is the largest difference
+ * between the two outputs for one layer (the float16 rounding of keys and values, whose
+ * entries lie in [-0.5, 0.5], rounded in steps of at most 2^-12: no difference above ~2.5e-4
+ * expected), a check that both compute one attention.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -99,7 +102,9 @@ int main(void) {
     float *junk = malloc(EVICT), *q = malloc(8 * H * D * 4), *o = malloc(8 * H * D * 4), *scores = malloc(1024 * 4);
     for (size_t i = 0; i < EVICT / 4; i++) junk[i] = (float)(i % 7);
     for (int i = 0; i < 8 * H * D; i++) q[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
-    printf("%3s %5s %6s %11s %11s %9s %12s\n", "B", "keys", "caches", "f32 us", "f16 us", "f32/f16", "median ratio");
+    printf("%3s %5s %6s %11s %11s %9s %12s %10s\n", "B", "keys", "caches", "f32 us", "f16 us", "f32/f16", "median ratio",
+           "max diff");
+    float *o16 = malloc(8 * H * D * 4);
     for (int bi = 0; bi < 2; bi++)
         for (int si = 0; si < 3; si++) {
             const int64_t B = batches[bi], S = lengths[si], n = B * HKV * S * D; /* elements of k (and of v) */
@@ -137,8 +142,12 @@ int main(void) {
                 t32[r] = s32 / LAYERS * 1e6, t16[r] = s16 / LAYERS * 1e6, ratio[r] = s32 / s16;
             }
             const double m32 = median(t32, ROUNDS), m16 = median(t16, ROUNDS);
-            printf("%3ld %5ld %6d %11.1f %11.1f %9.2f %12.2f\n", (long)B, (long)S, layers, m32, m16, m32 / m16,
-                   median(ratio, ROUNDS));
+            groups_f32(B, S, q, k32[0], v32[0], o, scores);
+            groups_f16(B, S, q, k16[0], v16[0], o16, scores);
+            double diff = 0;
+            for (int64_t i = 0; i < B * H * D; i++) diff = fmax(diff, fabs((double)o[i] - o16[i]));
+            printf("%3ld %5ld %6d %11.1f %11.1f %9.2f %12.2f %10.2e\n", (long)B, (long)S, layers, m32, m16, m32 / m16,
+                   median(ratio, ROUNDS), diff);
             fflush(stdout);
             for (int l = 0; l < layers; l++) free(k32[l]), free(v32[l]), free(k16[l]), free(v16[l]);
             free(k32), free(v32), free(k16), free(v16);

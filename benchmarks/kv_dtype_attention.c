@@ -65,7 +65,7 @@ ATTEND(attend_f16, uint16_t, load16)
 
 /* all (batch, kv head) groups, as attention.c's attend_groups (L = 1) */
 #define GROUPS(NAME, T, ROW)                                                                    \
-    static void NAME(int64_t B, int64_t S, const float *q, const T *k, const T *v, float *o, float *scores) { \
+    void NAME(int64_t B, int64_t S, const float *q, const T *k, const T *v, float *o, float *scores) { \
         for (int64_t g = 0; g < B * HKV; g++)                                                   \
             for (int64_t h = (g % HKV) * (H / HKV); h < (g % HKV + 1) * (H / HKV); h++) {       \
                 const int64_t b = g / HKV;                                                      \

@@ -155,28 +155,28 @@ MUTATIONS = (
         "backends/arrayq_mlx/_quantized.py",
         "CPU_DEQUANTIZE_MIN_ROWS = 128",
         "CPU_DEQUANTIZE_MIN_ROWS = 1",
-        ("tests/test_mlx_backend.py",),
+        ("tests/test_mlx_backend.py::test_cpu_dequantize_threshold",),
     ),
     Mutation(
         "NumPy: per-matrix path for batched weights of any size",
         "backends/arrayq_numpy/__init__.py",
         "PER_MATRIX_MIN_WEIGHTS = 4096",
         "PER_MATRIX_MIN_WEIGHTS = 1",
-        ("tests/test_numpy_quantized.py",),
+        ("tests/test_numpy_quantized.py::test_per_matrix_threshold_counts_weights",),
     ),
     Mutation(
         "NumPy: GGUF's symmetric weights repacked with their biases",
         "backends/arrayq_numpy/_native.py",
         "return bool(np.array_equal(biases, scales * scales.dtype.type(-(1 << (bits - 1)))))",
         "return False",
-        ("tests/test_native_repacked.py",),
+        ("tests/test_native_repacked.py::test_symmetric_weights_read_as_many_bytes_as_gguf_blocks",),
     ),
     Mutation(
         "NumPy: native kernels never chosen",
         "backends/arrayq_numpy/__init__.py",
         "if finite and _native.supports(x2d, packed, transpose, group_size):",
         "if False:",
-        ("tests/test_numpy_quantized.py",),
+        ("tests/test_numpy_quantized.py::test_fast_path_routing",),
     ),
     # dispatch: NumPy gives way wherever its array stands
     Mutation(
@@ -272,7 +272,7 @@ MUTATIONS = (
         "arrayq/backend/_erf.py",
         "    narrow = dtype in (dt.float16, dt.bfloat16)\n",
         "    narrow = False\n",
-        ("tests/test_ops_erf.py",),
+        ("tests/test_ops_erf.py::test_every_narrow_value",),
     ),
     Mutation(
         "erf: a NumPy block one element short",

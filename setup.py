@@ -5,11 +5,16 @@ found (or the build fails), the install goes on without the extension and the Nu
 uses its pure-NumPy path (``arrayq info`` says which path is in use).
 """
 
+import os
 import sys
 
 from setuptools import Extension, setup
 
-flags = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-fno-strict-aliasing"]
+# -O3, unless CFLAGS names an optimization level of its own: kernels.c takes minutes to
+# compile at -O3 and seconds at -O0, which the test suite's throwaway builds ask for
+# (tests/test_packaging.py, tools/mutation_check.py)
+own_level = any(flag.startswith("-O") for flag in os.environ.get("CFLAGS", "").split())
+flags = [] if sys.platform == "win32" else ([] if own_level else ["-O3"]) + ["-std=gnu11", "-fno-strict-aliasing"]
 csrc = "backends/arrayq_numpy/csrc/"
 kernels = Extension(
     "arrayq_numpy._kernels",

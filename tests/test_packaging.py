@@ -68,8 +68,10 @@ def _build(out: Path, source: Path, extra_env: dict[str, str] | None = None) -> 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sdist and the wheel ``python -m build`` makes (the wheel built from the sdist)."""
-    return _build(tmp_path_factory.mktemp("dist"), ROOT)
+    """The sdist and the wheel ``python -m build`` makes (the wheel built from the sdist). Its
+    kernels are compiled at -O0 (setup.py keeps a level CFLAGS names): what ships in the wheel
+    is tested here, not how fast it runs, and kernels.c takes minutes to compile at -O3."""
+    return _build(tmp_path_factory.mktemp("dist"), ROOT, extra_env={"CFLAGS": "-O0"})
 
 
 @pytest.fixture(scope="module")

@@ -297,36 +297,58 @@ def test_gguf_tensors_may_not_share_bytes(tmp_path):
 # ---------------------------------------------------------------------- non-regular files
 
 
+FIFO_NAMES = ["model.safetensors", "config.json", "model.safetensors.index.json", "x.gguf", "alone.safetensors"]
+# each (folder, name) of argv in turn: a FIFO made there, then opened as that file; a read that
+# blocks is cut by the alarm (and the whole run by the parent's timeout) instead of hanging
 HANG_SCRIPT = """
-import os, sys
+import os, signal, sys
 from arrayq import models
 from arrayq.models import CheckpointError, gguf, safetensors
-d, name = sys.argv[1], sys.argv[2]
-os.mkfifo(os.path.join(d, name)) if name != "dir" else None
-try:
-    if name == "x.gguf":
-        gguf.GGUFFile(os.path.join(d, name))
-    elif name == "alone.safetensors":
-        safetensors.SafetensorsFile(os.path.join(d, name))
-    else:
-        models.load(d)
-except CheckpointError as exc:
-    print("REFUSED", exc)
+
+def blocked(signum, frame):
+    raise TimeoutError("blocked")
+
+signal.signal(signal.SIGALRM, blocked)
+for d, name in zip(sys.argv[1::2], sys.argv[2::2]):
+    os.mkfifo(os.path.join(d, name))
+    signal.alarm(20)
+    try:
+        if name == "x.gguf":
+            gguf.GGUFFile(os.path.join(d, name))
+        elif name == "alone.safetensors":
+            safetensors.SafetensorsFile(os.path.join(d, name))
+        else:
+            models.load(d)
+        print(name, "LOADED")
+    except CheckpointError as exc:
+        print(name, "REFUSED", str(exc).replace(chr(10), " "))
+    except TimeoutError:
+        print(name, "BLOCKED")
+    finally:
+        signal.alarm(0)
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-@pytest.mark.parametrize(
-    "name", ["model.safetensors", "config.json", "model.safetensors.index.json", "x.gguf", "alone.safetensors"]
-)
-def test_fifos_are_refused_without_blocking(ckpt, name):
-    if name == "model.safetensors" or name == "config.json":
-        (ckpt / name).unlink()
-    proc = subprocess.run(
-        [sys.executable, "-c", HANG_SCRIPT, str(ckpt), name], capture_output=True, text=True, timeout=60
-    )
+@pytest.fixture(scope="module")
+def fifo_outcomes(pristine, tmp_path_factory):
+    """What opening each of FIFO_NAMES as a FIFO gave, one line per name, from one subprocess
+    (a FIFO that is opened blocks until a writer comes: never in this process)."""
+    args = []
+    for name in FIFO_NAMES:
+        folder = shutil.copytree(pristine, tmp_path_factory.mktemp("fifo") / "tiny", symlinks=True)
+        if name in ("model.safetensors", "config.json"):
+            (folder / name).unlink()
+        args += [str(folder), name]
+    proc = subprocess.run([sys.executable, "-c", HANG_SCRIPT, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "REFUSED" in proc.stdout and "FIFO" in proc.stdout and name in proc.stdout, proc.stdout
+    return {line.split(" ", 1)[0]: line for line in proc.stdout.splitlines()}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("name", FIFO_NAMES)
+def test_fifos_are_refused_without_blocking(fifo_outcomes, name):
+    line = fifo_outcomes.get(name, "")
+    assert line.startswith(f"{name} REFUSED") and "FIFO" in line and name in line.split("REFUSED", 1)[1], line
 
 
 def test_a_folder_named_like_a_weights_file_is_refused(ckpt):

@@ -137,6 +137,9 @@ struct dequant_job {
 #define LEVEL avx512
 #define VW 16
 #define RQ_PASS_ROWS 8 /* 32 vector registers: 8 rows' accumulators stay in them */
+/* accumulator sets a row of x in the repacked kernel: 16 chains of dot products for 5 to 8
+ * rows (their 16 accumulators and 8 totals fit the 32 registers), 4 sets below */
+#define RQ_SETS(M) ((M) >= 5 ? 2 : 4)
 #define WIDEN_BYTES(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define IB 32
 #define INT8_MAX_BITS 8
@@ -146,6 +149,7 @@ struct dequant_job {
 #undef LEVEL
 #undef VW
 #undef RQ_PASS_ROWS
+#undef RQ_SETS
 #undef WIDEN_BYTES
 #undef IB
 #undef INT8_MAX_BITS

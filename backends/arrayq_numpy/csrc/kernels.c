@@ -146,8 +146,11 @@ struct dequant_job {
 /* DOT_U8S8 with b the four bytes at x broadcast to every lane, as the instruction's own
  * broadcast memory operand: GCC 12 emits a separate broadcast then the dot product, which
  * at 8 rows of x is nearly half the instructions of the repacked kernel's inner loop */
-typedef int32_t v8si_avx512 __attribute__((vector_size(32))); /* the kernel's accumulators' own type */
-static inline __attribute__((always_inline)) v8si_avx512 dpbusd_at_avx512(v8si_avx512 acc, __m256i a, const int8_t *x) {
+/* the accumulators' own type (int32 lanes): on __m256i (int64 lanes) GCC copied every
+ * accumulator into and out of the asm's register on every word */
+typedef int32_t v8si_avx512 __attribute__((vector_size(32)));
+static inline __attribute__((always_inline)) v8si_avx512 dpbusd_at_avx512(v8si_avx512 acc, __m256i a,
+                                                                          const int8_t *x) {
     __asm__("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const int32_t *)x));
     return acc;
 }

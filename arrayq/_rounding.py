@@ -28,6 +28,10 @@ from .quant._packing import pack, unpack
 #: How far the anchor lies from the starting code at most, on the grid (below 0.5, so that
 #: rounding the anchor gives the code back).
 LIMIT = 0.49
+#: Where the anchor of a code that is not the float weight's nearest lies, on the float
+#: weight's side: the start chose that code for a reason (GPTQ: the error of the weights
+#: before it), so it takes this much of an offset's range to undo.
+DEVIATED = 0.49
 
 
 def _host(a: Any, rows: int) -> np.ndarray:
@@ -59,7 +63,8 @@ def anchor(qw: QuantizedWeight, w: Any, path: str) -> Any:
         raise ValueError(f"{path!r}: the teacher's weight is not all finite (NaN or inf)")
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.where(scales != 0, (dense - biases) / scales, q)
-    u = q + np.clip(x - q, -LIMIT, LIMIT)
+    r = x - q  # (beyond 0.5 where the start is not round-to-nearest, as GPTQ's error feedback makes it)
+    u = np.where(np.abs(r) <= 0.5, q + np.clip(r, -LIMIT, LIMIT), q + np.sign(r) * DEVIATED)
     return aq.asarray(u.astype(np.float32), like=qw.scales)
 
 

@@ -446,3 +446,33 @@ def test_learned_rounding_bad_input() -> None:
     nan[1, 3] = np.nan
     with pytest.raises(QuantizationError, match="not all finite"):
         nn.distill_quantized(student, teacher, [(aq.to_backend(nan, backend),)], learn_rounding=True)
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_offsets_gradient_is_the_straight_through_chain_rule(backend: str) -> None:
+    """While training, a rounded layer's weight is scale * (code + v - v') + bias with v'
+    equal to v but passed as data: its value is the codes' weight, and for
+    L = sum((x @ W^T - t)^2) the gradient with respect to v is dL/dW * scale (each weight's
+    group scale), dL/dW = 2 (y - t)^T x written out here."""
+    from arrayq import _rounding
+
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((16, 64)).astype(np.float32)
+    x, t = rng.standard_normal((9, 64)).astype(np.float32), rng.standard_normal((9, 16)).astype(np.float32)
+    qw = aq.to_backend(aq.quantize(w, group_size=32, bits=4), backend)
+    code = aq.to_backend(_codes(qw).astype(np.float32), backend)
+    v = aq.to_backend(rng.uniform(-0.5, 0.5, (16, 64)).astype(np.float32), backend)
+    xb, tb = aq.to_backend(x, backend), aq.to_backend(t, backend)
+
+    def loss(p: list, x: Any, t: Any, frozen: Any) -> Any:
+        weight = _rounding.dense(qw, qw.scales, qw.biases, code, p[0], frozen)
+        return aq.sum(aq.square(aq.subtract(aq.matmul(x, aq.matrix_transpose(weight)), t)))
+
+    value, (g_v,) = aq.backend_of(xb).value_and_grad(loss)([v], xb, tb, v)
+    weight = _weight(qw)
+    residual = x.astype(np.float64) @ weight.T - t
+    want = 2 * residual.T @ x.astype(np.float64) * np.repeat(_host(qw.scales), 32, axis=1)
+    # float32 sums of 9 terms of size ~10 and the loss of 144: relative 1e-5 of the largest
+    np.testing.assert_allclose(float(aq.to_numpy(value)), np.sum(residual**2), rtol=1e-5)
+    np.testing.assert_allclose(_host(g_v), want, atol=1e-5 * np.abs(want).max())

@@ -385,7 +385,7 @@ MUTATIONS = (
     Mutation(
         "distill_quantized(learn_rounding=True): anchors at the float weight (offsets 0 lose the start codes)",
         "arrayq/_rounding.py",
-        "    u = q + np.clip(x - q, -LIMIT, LIMIT)\n",
+        "    u = np.where(np.abs(r) <= 0.5, q + np.clip(r, -LIMIT, LIMIT), q + np.sign(r) * DEVIATED)\n",
         "    u = x\n",
         (
             "tests/test_distill.py::"
@@ -397,7 +397,10 @@ MUTATIONS = (
         "arrayq/_rounding.py",
         "aq.add(code, aq.subtract(v, frozen))",
         "aq.add(code, aq.multiply(aq.subtract(v, frozen), 0.0))",
-        ("tests/test_distill.py::test_learned_rounding_lowers_the_objective_below_plain_distillation",),
+        (
+            "tests/test_distill.py::test_learned_rounding_lowers_the_objective_below_plain_distillation",
+            "tests/test_distill.py::test_offsets_gradient_is_the_straight_through_chain_rule",
+        ),
     ),
     Mutation(
         "nn.equalize_attention: v_proj left unscaled (the model's function changes)",

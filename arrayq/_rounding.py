@@ -4,7 +4,10 @@ written back in MLX's format.
 
 Each weight ``j`` of a layer gets an *anchor* ``u_j`` next to its starting code ``q_j``:
 ``u_j = q_j + clip(x_j - q_j, -LIMIT, LIMIT)``, where ``x_j = (w_j - bias) / scale`` is the
-float weight's place on its group's grid. A trained offset ``v_j`` in ``[-0.5, 0.5]``
+float weight's place on its group's grid, or ``q_j + DEVIATED * sign(x_j - q_j)`` where
+``q_j`` is not ``x_j``'s nearest code (``|x_j - q_j| > 0.5``: GPTQ's error feedback chose it,
+and anchored at the boundary, the first signed steps would undo those choices at random;
+on MiniLM that doubled the training objective early on, docs/quantization-quality.md). A trained offset ``v_j`` in ``[-0.5, 0.5]``
 (starting at 0) gives the code ``clip(round(u_j + v_j), 0, 2**bits - 1)``. So ``v = 0``
 gives back the starting codes exactly (``|u_j - q_j| < 0.5``), a weight whose float value
 lies near the boundary between two codes changes code after a small step, and every code
@@ -31,7 +34,7 @@ LIMIT = 0.49
 #: Where the anchor of a code that is not the float weight's nearest lies, on the float
 #: weight's side: the start chose that code for a reason (GPTQ: the error of the weights
 #: before it), so it takes this much of an offset's range to undo.
-DEVIATED = 0.49
+DEVIATED = 0.25
 
 
 def _host(a: Any, rows: int) -> np.ndarray:

@@ -5,16 +5,17 @@ written back in MLX's format.
 Each weight ``j`` of a layer gets an *anchor* ``u_j`` next to its starting code ``q_j``:
 ``u_j = q_j + clip(x_j - q_j, -LIMIT, LIMIT)``, where ``x_j = (w_j - bias) / scale`` is the
 float weight's place on its group's grid, or ``q_j + DEVIATED * sign(x_j - q_j)`` where
-``q_j`` is not ``x_j``'s nearest code (``|x_j - q_j| > 0.5``: GPTQ's error feedback chose it,
-and anchored at the boundary, the first signed steps would undo those choices at random;
-on MiniLM that doubled the training objective early on, docs/quantization-quality.md).
+``q_j`` is not ``x_j``'s nearest code (``|x_j - q_j| > 0.5``: GPTQ's error feedback chose
+it; anchored at the boundary, the first signed steps would undo those choices at random,
+which on MiniLM doubled the training objective early on: docs/quantization-quality.md).
 A trained offset ``v_j`` in ``[-0.5, 0.5]`` (starting at 0) gives the code
-``clip(round(u_j + v_j), 0, 2**bits - 1)``. So ``v = 0`` gives back the starting codes exactly (``|u_j - q_j| < 0.5``), a weight whose float value
-lies near the boundary between two codes changes code after a small step, and every code
-can move at most one step, towards the float weight's side. While training, the layer runs
-on the dense weight ``scale * (code + v - v') + bias``, where ``v'`` is ``v`` passed as
-data: its value is the code's, and its gradient with respect to ``v`` is the code's
-straight-through estimate (``d code / d v = 1``). ``v`` moves by signed gradient descent."""
+``clip(round(u_j + v_j), 0, 2**bits - 1)``. So ``v = 0`` gives back the starting codes
+exactly (``|u_j - q_j| < 0.5``), a weight whose float value lies near the boundary between
+two codes changes code after a small step, and every code can move at most one step,
+towards the float weight's side. While training, the layer runs on the dense weight
+``scale * (code + v - v') + bias``, where ``v'`` is ``v`` passed as data: its value is the
+code's, and its gradient with respect to ``v`` is the code's straight-through estimate
+(``d code / d v = 1``). ``v`` moves by signed gradient descent."""
 
 from __future__ import annotations
 

@@ -260,9 +260,9 @@ RELATIONAL = DistillSettings(steps=320, similarity=10.0, holdout=5)
 #: eq-dwq's settings: gptq-dwq's kept ones (320 steps, every fifth text held out) after
 #: ``nn.equalize_attention`` with alpha searched per layer over these candidates (0: none).
 EQUALIZED = DistillSettings(steps=320, holdout=5, equalize=(0.0, 0.25, 0.5, 0.75, 1.0))
-#: gptq-round's settings: gptq-dwq's kept ones (every fifth text held out) with learned
-#: rounding (the codes trained too, from GPTQ's), chosen on the held-out texts
-#: (docs/quantization-quality.md).
+#: gptq-round's settings: gptq-dwq's kept ones (640 steps, every fifth text held out) with
+#: learned rounding (the codes trained too, from GPTQ's): its run with the highest held-out
+#: mean cosine; its held-out minimum is below gptq-dwq's (docs/quantization-quality.md).
 ROUNDING = DistillSettings(steps=640, holdout=5, learn_rounding=True)
 #: distilled()'s methods (which settings attribute each uses: settings, relational, equalized, rounding)
 DISTILLED_SETTINGS = ("gptq-dwq", "gptq-rd", "eq-dwq", "gptq-round")

@@ -15,6 +15,7 @@ import numpy as np
 
 import arrayq as aq
 
+from . import _rounding
 from ._quantize_model import _rebuilt
 from .errors import QuantizationError, UnsupportedOperationError
 from .quant import QuantizedWeight
@@ -61,12 +62,19 @@ def _objective(student: list, teacher: list, losses: Sequence[str], weights: Seq
 
 class _Trainable:
     """The affine quantized layers of a model: their paths, their float32 master parameters
-    (scales, biases, and each layer's bias when trained), and the model rebuilt from them."""
+    (scales, biases, and each layer's bias when trained), and the model rebuilt from them.
+    With a ``teacher`` (learned rounding), each layer also has its rounding offsets ``v``
+    (a parameter) and anchors (:mod:`arrayq._rounding`): ``rounding[id(layer)]`` is
+    ``(index in the codes list, v's slot, anchors, bits)``."""
 
-    def __init__(self, model: Any, train_bias: bool) -> None:
+    def __init__(self, model: Any, train_bias: bool, teacher: Any = None) -> None:
         self.model = model
         self.layers: dict[int, tuple[str, Any, list[int]]] = {}
         self.params: list = []
+        self.rounding: dict[int, tuple[int, int, Any, int]] = {}
+        floats: dict[str, Any] = {}
+        if teacher is not None:  # the float weight at each path, for the anchors
+            _rebuilt(teacher, "", lambda p, o: floats.setdefault(p, o), lambda o: hasattr(o, "weight"))
 
         def take(path: str, layer: Any) -> Any:
             if id(layer) not in self.layers:
@@ -76,26 +84,51 @@ class _Trainable:
                 if train_bias and layer.bias is not None:
                     slots.append(len(self.params))
                     self.params.append(aq.astype(layer.bias, "float32"))
+                if teacher is not None:
+                    source = getattr(floats.get(path), "weight", None)
+                    if source is None or isinstance(source, QuantizedWeight):
+                        raise ValueError(
+                            f"learn_rounding: the teacher has no float weight at {path!r}; pass the float model the "
+                            "student was quantized from as teacher"
+                        )
+                    u = _rounding.anchor(w, source, path)
+                    self.rounding[id(layer)] = (len(self.rounding), len(self.params), u, w.bits)
+                    self.params.append(aq.zeros_like(u))
                 self.layers[id(layer)] = (path, layer, slots)
             return layer
 
         _rebuilt(model, "", take, self.is_layer)
+
+    def codes(self, params: Sequence[Any]) -> list:
+        """Each rounded layer's ``(codes, v)`` for ``params``' offsets, as data for
+        :meth:`build` (the straight-through estimate; :mod:`arrayq._rounding`)."""
+        return [(_rounding.rounded(u, params[slot], bits), params[slot]) for _, slot, u, bits in self.rounding.values()]
 
     @staticmethod
     def is_layer(o: Any) -> bool:
         w = getattr(o, "weight", None)
         return isinstance(w, QuantizedWeight) and w.mode == "affine" and callable(o) and hasattr(o, "bias")
 
-    def build(self, params: Sequence[Any]) -> Any:
+    def build(self, params: Sequence[Any], codes: Sequence[Any] | None = None) -> Any:
         """The model with each layer's scales and biases (and bias) from ``params``, in the
-        layer's own dtypes; the packed codes unchanged."""
+        layer's own dtypes; the packed codes unchanged, or with learned rounding the codes
+        that ``params``' offsets give, packed, or with ``codes`` (:meth:`codes`, for
+        training) each rounded layer as a dense :class:`arrayq._rounding.Dense`."""
 
         def swap(path: str, layer: Any) -> Any:
             _, _, slots = self.layers[id(layer)]
             w = layer.weight
             scales, biases = (aq.astype(params[i], w.dtype) for i in slots[:2])
-            new = QuantizedWeight(w.packed, scales, biases, w.group_size, w.bits, w.mode, w.dtype)
             bias = aq.astype(params[slots[2]], aq.dtype(layer.bias)) if len(slots) > 2 else layer.bias
+            packed = w.packed
+            if id(layer) in self.rounding:
+                index, slot, u, _ = self.rounding[id(layer)]
+                if codes is not None:
+                    code, frozen = codes[index]
+                    weight = _rounding.dense(w, scales, biases, code, params[slot], frozen)
+                    return _rounding.Dense(aq.astype(weight, w.dtype), bias)
+                packed = _rounding.packed(w, _rounding.rounded(u, params[slot], w.bits))
+            new = QuantizedWeight(packed, scales, biases, w.group_size, w.bits, w.mode, w.dtype)
             return dataclasses.replace(layer, weight=new, bias=bias)
 
         return _rebuilt(self.model, "", swap, self.is_layer)
@@ -106,11 +139,15 @@ def _check_arguments(steps: Any, lr: Any, batches: Any, what: str = "inputs") ->
         raise TypeError(f"steps must be an int, got {type(steps).__name__} {steps!r}")
     if steps < 0:
         raise ValueError(f"steps must be 0 or more, got {steps}")
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr must be a number, got {type(lr).__name__} {lr!r}")
-    if not (math.isfinite(lr) and float(lr) > 0):
-        raise ValueError(f"lr must be a finite number above 0, got {lr!r}")
+    _rate("lr", lr)
     return _batches(batches, what)
+
+
+def _rate(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and float(value) > 0):
+        raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
 
 
 def _batches(batches: Any, what: str) -> list[tuple]:
@@ -174,6 +211,8 @@ def distill_quantized(
     validation: Sequence[Any] | None = None,
     check_every: int = 20,
     progress: Callable[[int, float], Any] | None = None,
+    learn_rounding: bool = False,
+    rounding_lr: float | None = None,
 ) -> Any:
     """A copy of ``model`` whose affine quantized layers have their scales and biases (and,
     with ``train_bias``, their own bias vectors) trained so that ``model``'s outputs match
@@ -214,21 +253,35 @@ def distill_quantized(
     validation batches when given) before training, then after each step with that step's
     batch's objective.
 
+    ``learn_rounding``: train the integer codes too (SignRound's learned rounding, module
+    :mod:`arrayq._rounding`). Each weight gets an offset in [-0.5, 0.5], starting at 0,
+    that may move its code one step towards the float weight's side of the grid (read from
+    ``teacher``'s float layer at the same path, which must exist with the same shape); the
+    offsets move by signed gradient descent (straight-through estimate of the rounding) at
+    ``rounding_lr`` (default ``1 / steps``) with the same cosine decay, while Adam trains
+    the scales and biases as above. While training, each such layer runs as a dense matmul
+    of its dequantized weight; the result is packed in MLX's format again (the codes that
+    the kept offsets give), so every kernel runs it unchanged. Offsets 0 give the starting
+    codes exactly, so the start is among the checked candidates as above.
+
     Needs a backend with automatic differentiation (``Backend.value_and_grad``: MLX and
     JAX); ``model``, ``teacher`` and the batches must be on it (:func:`arrayq.nn.to_backend`).
     On JAX the step is compiled (``jax.jit``): ``forward`` must not read values on the host,
     as inside :func:`arrayq.compile` (e.g. start a BERT from its embedding output rather than
     its token ids, whose range check reads them).
 
-    Raises TypeError for ``steps`` or ``check_every`` that is not an int, ``lr`` that is
-    not a number, or ``inputs`` or ``validation`` that is not a non-empty list; ValueError
-    for negative ``steps``, ``check_every`` below 1, an ``lr`` that is not a finite number
-    above 0, an unknown ``loss``, or ``loss`` and ``weights`` lists that do not give one
-    valid entry per output (weights: finite, 0 or more, not all 0); QuantizationError when
-    ``model`` has no affine quantized layer, the teacher's outputs or the starting
-    objective are not finite (NaN or inf inputs), or the objective becomes non-finite while
-    training (lower ``lr``); :class:`~arrayq.UnsupportedOperationError` on a backend
-    without gradients; and whatever ``forward`` raises."""
+    Raises TypeError for ``steps`` or ``check_every`` that is not an int, ``lr`` or a given
+    ``rounding_lr`` that is not a number, ``learn_rounding`` that is not a bool, or
+    ``inputs`` or ``validation`` that is not a non-empty list; ValueError for negative
+    ``steps``, ``check_every`` below 1, an ``lr`` or ``rounding_lr`` that is not a finite
+    number above 0, with ``learn_rounding`` a teacher without a finite float weight of the
+    layer's (2-D) shape at one of its paths, an unknown ``loss``, or ``loss`` and
+    ``weights`` lists that do not give one valid entry per output (weights: finite, 0 or
+    more, not all 0); QuantizationError when ``model`` has no affine quantized layer, the
+    teacher's outputs or the starting objective are not finite (NaN or inf inputs), or the
+    objective becomes non-finite while training (lower ``lr``);
+    :class:`~arrayq.UnsupportedOperationError` on a backend without gradients; and whatever
+    ``forward`` raises."""
     batches = _check_arguments(steps, lr, inputs)
     held = None if validation is None else _batches(validation, "validation")
     if isinstance(check_every, bool) or not isinstance(check_every, numbers.Integral):
@@ -237,8 +290,12 @@ def distill_quantized(
         raise ValueError(f"check_every must be 1 or more, got {check_every}")
     if isinstance(loss, str) and loss not in LOSSES:
         raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    if not isinstance(learn_rounding, bool):
+        raise TypeError(f"learn_rounding must be a bool, got {type(learn_rounding).__name__} {learn_rounding!r}")
+    if rounding_lr is not None:
+        _rate("rounding_lr", rounding_lr)
     run = forward if forward is not None else (lambda m, *args: m(*args))
-    trainable = _Trainable(model, train_bias)
+    trainable = _Trainable(model, train_bias, teacher if learn_rounding else None)
     if not trainable.layers:
         raise QuantizationError(
             "the model has no layer with an affine QuantizedWeight to distill; quantize it first "
@@ -251,8 +308,9 @@ def distill_quantized(
     held_targets = None if held is None else _targets(run, teacher, held, "validation")
     losses, scale = _per_output(loss, weights, len(targets[0]))
 
-    def objective(p: list, batch: tuple, target: list) -> Any:
-        return _objective(_outputs(run(trainable.build(p), *batch)), target, losses, scale)
+    def objective(p: list, batch: tuple, target: list, codes: list) -> Any:
+        student = trainable.build(p, codes if trainable.rounding else None)
+        return _objective(_outputs(run(student, *batch)), target, losses, scale)
 
     if steps == 0:
         return model
@@ -267,7 +325,8 @@ def distill_quantized(
 
     def total(p: list) -> float:  # (through grad: one compiled function per batch shape on JAX)
         pairs = checked if checked is not None else zip(batches, targets)
-        return float(np.mean([float(aq.to_numpy(grad(p, b, t)[0])) for b, t in pairs]))
+        codes = trainable.codes(p)
+        return float(np.mean([float(aq.to_numpy(grad(p, b, t, codes)[0])) for b, t in pairs]))
 
     start = total(params)
     if not math.isfinite(start):
@@ -278,17 +337,23 @@ def distill_quantized(
     first = [aq.zeros_like(p) for p in params]
     second = [aq.zeros_like(p) for p in params]
     current = list(params)
+    offsets = {slot for _, slot, _, _ in trainable.rounding.values()}
+    offset_lr = 1.0 / steps if rounding_lr is None else float(rounding_lr)
     for step in range(1, steps + 1):
         i = (step - 1) % len(batches)
-        value, grads = grad(current, batches[i], targets[i])
+        value, grads = grad(current, batches[i], targets[i], trainable.codes(current))
         value = float(aq.to_numpy(value))
         if not math.isfinite(value):
             raise QuantizationError(f"the objective became {value} at step {step}; lower lr (it was {lr})")
         if progress is not None:
             progress(step, value)
-        rate = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))  # cosine decay to 0
+        decay = 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))  # cosine decay to 0
+        rate = lr * decay
         c1, c2 = 1.0 - BETA1**step, 1.0 - BETA2**step
         for k, g in enumerate(grads):
+            if k in offsets:  # learned rounding: signed steps (Adam's moments stay unused)
+                current[k] = _rounding.sign_step(current[k], g, offset_lr * decay)
+                continue
             first[k] = aq.add(aq.multiply(first[k], BETA1), aq.multiply(g, 1.0 - BETA1))
             second[k] = aq.add(aq.multiply(second[k], BETA2), aq.multiply(aq.square(g), 1.0 - BETA2))
             move = aq.divide(aq.divide(first[k], c1), aq.add(aq.sqrt(aq.divide(second[k], c2)), EPS))

@@ -1,7 +1,8 @@
 """How much of all-MiniLM-L6-v2's embeddings each quantization method keeps.
 
     python benchmarks/quantization_quality.py --model DIR [--configs 4/64,4/32,3/64,5/64]
-        [--methods rtn,mse,gptq,gptq-seq,gptq-dwq,gptq-rd,eq-dwq] [--encoder arrayq|numpy] [--backend numpy|mlx]
+        [--methods rtn,mse,gptq,gptq-seq,gptq-dwq,gptq-rd,eq-dwq,gptq-round]
+        [--encoder arrayq|numpy] [--backend numpy|mlx]
         [--calibration base|more] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR] [--dwq-holdout N]
 
 DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
@@ -24,7 +25,7 @@ from quality_calibration import MORE_CALIBRATION
 from quality_sentences import CALIBRATION, PAIRS, SINGLES
 
 from arrayq.bench import _quality
-from arrayq.bench._encoders import EQUALIZED, RELATIONAL, ArrayqEncoder, DistillSettings
+from arrayq.bench._encoders import EQUALIZED, RELATIONAL, ROUNDING, ArrayqEncoder, DistillSettings
 from arrayq.bench._minilm import NumpyMiniLM
 
 
@@ -53,8 +54,9 @@ def main() -> None:
     dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend, holdout=args.dwq_holdout)
     rd = dataclasses.replace(RELATIONAL, backend=args.dwq_backend)
     eq = dataclasses.replace(EQUALIZED, backend=args.dwq_backend)
+    rounding = dataclasses.replace(ROUNDING, backend=args.dwq_backend)
     encoder = (
-        ArrayqEncoder(args.model, args.backend, dwq, rd, eq)
+        ArrayqEncoder(args.model, args.backend, dwq, rd, eq, rounding)
         if args.encoder == "arrayq"
         else NumpyMiniLM.from_dir(args.model)
     )
@@ -64,7 +66,7 @@ def main() -> None:
     )
     where = f"arrayq's model on {args.backend}" if args.encoder == "arrayq" else "the NumPy forward"
     print(f"{len(texts)} texts ({len(PAIRS)} paraphrase pairs), GPTQ calibrated on {len(calibration)} others; {where}")
-    for method, settings in (("gptq-dwq", dwq), ("gptq-rd", rd), ("eq-dwq", eq)):
+    for method, settings in (("gptq-dwq", dwq), ("gptq-rd", rd), ("eq-dwq", eq), ("gptq-round", rounding)):
         if method in methods:
             print(f"{method}: {settings}")
     print()

@@ -164,7 +164,7 @@ def test_arrayq_encoder_agrees_with_the_numpy_forward(minilm):
 
 
 def test_measure_asks_the_encoder_for_the_distilled_method():
-    """gptq-dwq, gptq-rd and eq-dwq are the encoder's ``distilled(bits, group_size, calibration_texts,
+    """gptq-dwq, gptq-rd, eq-dwq and gptq-round are the encoder's ``distilled(bits, group_size, calibration_texts,
     method)``; an encoder without one is refused by name (the NumPy forward has no gradients
     to distill with)."""
     texts, calibration = ["alpha beta", "gamma", "delta"], ["iota kappa", "mu nu"]
@@ -175,7 +175,7 @@ def test_measure_asks_the_encoder_for_the_distilled_method():
             asked.append((bits, group_size, list(texts), method))
             return self.quantized(bits, group_size, "rtn", None)
 
-    methods = ["gptq-dwq", "gptq-rd", "eq-dwq"]
+    methods = ["gptq-dwq", "gptq-rd", "eq-dwq", "gptq-round"]
     rows = _quality.measure(WithDistilled(), texts, calibration, configs=[(4, 32)], methods=methods)
     assert asked == [(4, 32, calibration, m) for m in methods]
     assert [r["method"] for r in rows] == ["float32", *methods]

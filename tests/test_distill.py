@@ -331,3 +331,148 @@ def test_mlx_reads_a_relational_distilled_result_as_its_own_codes_scales_and_bia
         # within two float32 half-ulps of the values' size (|code * scale| + |bias|)
         size = np.repeat(15 * np.abs(_host(qw.scales)) + np.abs(_host(qw.biases)), 32, axis=1)
         assert np.all(np.abs(got - _weight(qw)) <= 2.0**-23 * size)
+
+
+# ---- learned rounding (learn_rounding=True; arrayq/_rounding.py) ----
+
+
+def _codes(qw: aq.QuantizedWeight) -> np.ndarray:
+    """4-bit codes unpacked by hand (eight a word, lowest bits first, as MLX packs them)."""
+    packed = np.asarray(aq.to_numpy(qw.packed)).astype(np.uint64)
+    return ((packed[..., None] >> (4 * np.arange(8, dtype=np.uint64))) & 15).reshape(packed.shape[0], -1)
+
+
+def _packed_by_hand(codes: np.ndarray) -> np.ndarray:
+    words = codes.reshape(codes.shape[0], -1, 8).astype(np.uint64) << (4 * np.arange(8, dtype=np.uint64))
+    return words.sum(-1).astype(np.uint32)
+
+
+def test_zero_offsets_give_the_codes_back_and_full_ones_move_one_step_towards_the_float_weight() -> None:
+    """The anchors of codes that are not round-to-nearest (rtn's codes moved by -2..2 at
+    random, as GPTQ's error feedback moves some): offsets 0 round back to exactly those codes;
+    offsets of +-0.5 towards the float weight x = (w - bias) / scale move each code by one
+    step towards x, clipped to 0..15, and leave a code where x lies on it."""
+    from arrayq import _rounding
+
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, 64)).astype(np.float32)
+    rtn = aq.quantize(w, group_size=32, bits=4)
+    moved = np.clip(_codes(rtn).astype(np.int64) + rng.integers(-2, 3, size=(8, 64)), 0, 15)
+    qw = aq.QuantizedWeight(aq.asarray(_packed_by_hand(moved)), rtn.scales, rtn.biases, 32, 4)
+    u = _rounding.anchor(qw, aq.asarray(w), "layer")
+    zero = _rounding.rounded(u, aq.zeros_like(u), 4)
+    np.testing.assert_array_equal(np.asarray(aq.to_numpy(zero)), moved)
+    x = (w - np.repeat(_host(rtn.biases), 32, axis=1)) / np.repeat(_host(rtn.scales), 32, axis=1)
+    towards = np.sign(x - moved)
+    full = _rounding.rounded(u, aq.asarray((0.5 * towards).astype(np.float32)), 4)
+    np.testing.assert_array_equal(np.asarray(aq.to_numpy(full)), np.clip(moved + towards, 0, 15))
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_learned_rounding_lowers_the_objective_below_plain_distillation(backend: str) -> None:
+    """From rtn's codes on the tiny model: learned rounding changes some codes, each by one
+    step at most, and ends with a lower objective (computed here by hand from the result's
+    own arrays) than the start and than the same training with the codes kept."""
+    pytest.importorskip(backend)
+    student, teacher, xs, batches = _setup(backend, seed=5)
+    before, start = _objective(student, teacher, xs), _codes(student.up.weight)
+    kept = nn.distill_quantized(student, teacher, batches, steps=60, lr=2e-3)
+    out = nn.distill_quantized(student, teacher, batches, steps=60, lr=2e-3, learn_rounding=True)
+    after = _objective(out, teacher, xs)
+    assert after < _objective(kept, teacher, xs) < before, (before, after)
+    moves = [
+        _codes(new.weight).astype(int) - _codes(old.weight)
+        for old, new in ((student.up, out.up), (student.down, out.down))
+    ]
+    assert all(np.abs(m).max() <= 1 for m in moves) and sum(np.count_nonzero(m) for m in moves) > 0
+    np.testing.assert_array_equal(_codes(student.up.weight), start)  # the input model is not modified
+    assert _objective(student, teacher, xs) == before
+
+
+def test_learned_rounding_result_runs_as_mlx_format_on_every_kernel() -> None:
+    """The trained codes are packed as MLX packs them: ``mx.dequantize`` of the result's own
+    packed words, scales and biases equals code * scale + bias by hand, and arrayq's
+    quantized_matmul (the NumPy kernels, through nn.QuantizedLinear) gives x @ that weight."""
+    mx = pytest.importorskip("mlx.core")
+    backend = "jax" if _has("jax") else "mlx"
+    student, teacher, xs, batches = _setup(backend, seed=6)
+    out = nn.to_backend(
+        nn.distill_quantized(student, teacher, batches, steps=30, lr=2e-3, learn_rounding=True), "numpy"
+    )
+    assert any(
+        np.any(_codes(a.weight) != _codes(b.weight)) for a, b in ((student.up, out.up), (student.down, out.down))
+    )
+    for layer in (out.up, out.down):
+        qw = layer.weight
+        assert isinstance(layer, nn.QuantizedLinear) and (qw.bits, qw.group_size, qw.mode) == (4, 32, "affine")
+        words, scales, biases = (mx.array(np.asarray(aq.to_numpy(a))) for a in (qw.packed, qw.scales, qw.biases))
+        got = np.asarray(mx.dequantize(words, scales, biases, group_size=32, bits=4), np.float64)
+        # float32: MLX rounds code * scale and the sum once each, the hand version not at all
+        size = np.repeat(15 * np.abs(_host(qw.scales)) + np.abs(_host(qw.biases)), 32, axis=1)
+        assert np.all(np.abs(got - _weight(qw)) <= 2.0**-23 * size)
+        x = xs[0] if layer is out.up else np.tanh(xs[0] @ _weight(out.up.weight).T + _host(out.up.bias))
+        y = np.asarray(aq.to_numpy(layer(aq.asarray(x.astype(np.float32)))), np.float64)
+        want = x @ _weight(qw).T + _host(layer.bias)
+        # float32 dot products of 32 or 64 terms of size ~1: 1e-5 relative to the largest output
+        np.testing.assert_allclose(y, want, atol=1e-5 * np.abs(want).max())
+
+
+def test_learned_rounding_bad_input() -> None:
+    backend = "jax" if _has("jax") else "mlx"
+    pytest.importorskip(backend)
+    student, teacher, _, batches = _setup(backend)
+    with pytest.raises(TypeError, match="learn_rounding must be a bool"):
+        nn.distill_quantized(student, teacher, batches, learn_rounding="yes")
+    for rate, error in ((0.0, ValueError), (math.nan, ValueError), ("0.1", TypeError)):
+        with pytest.raises(error, match="rounding_lr"):
+            nn.distill_quantized(student, teacher, batches, learn_rounding=True, rounding_lr=rate)
+    with pytest.raises(ValueError, match="steps"):
+        nn.distill_quantized(student, teacher, batches, steps=-1, learn_rounding=True)
+    rng = np.random.default_rng(0)
+    wrong = nn.to_backend(
+        dataclasses.replace(teacher, up=nn.Linear(aq.asarray(rng.standard_normal((64, 16)).astype(np.float32)))),
+        backend,
+    )
+    with pytest.raises(ValueError, match="same shape"):
+        nn.distill_quantized(student, wrong, batches, steps=1, learn_rounding=True)
+    with pytest.raises(ValueError, match="no float weight at 'up'"):
+        nn.distill_quantized(student, student, batches, steps=1, learn_rounding=True)
+    bad = np.asarray(aq.to_numpy(teacher.down.weight)).copy()
+    bad[0, 0] = np.nan
+    poisoned = dataclasses.replace(teacher, down=nn.Linear(aq.to_backend(bad, backend), teacher.down.bias))
+    with pytest.raises(ValueError, match="'down'.*not all finite"):
+        nn.distill_quantized(student, poisoned, batches, steps=1, learn_rounding=True)
+    nan = np.ones((4, 32), np.float32)
+    nan[1, 3] = np.nan
+    with pytest.raises(QuantizationError, match="not all finite"):
+        nn.distill_quantized(student, teacher, [(aq.to_backend(nan, backend),)], learn_rounding=True)
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+def test_offsets_gradient_is_the_straight_through_chain_rule(backend: str) -> None:
+    """While training, a rounded layer's weight is scale * (code + v - v') + bias with v'
+    equal to v but passed as data: its value is the codes' weight, and for
+    L = sum((x @ W^T - t)^2) the gradient with respect to v is dL/dW * scale (each weight's
+    group scale), dL/dW = 2 (y - t)^T x written out here."""
+    from arrayq import _rounding
+
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((16, 64)).astype(np.float32)
+    x, t = rng.standard_normal((9, 64)).astype(np.float32), rng.standard_normal((9, 16)).astype(np.float32)
+    qw = aq.to_backend(aq.quantize(w, group_size=32, bits=4), backend)
+    code = aq.to_backend(_codes(qw).astype(np.float32), backend)
+    v = aq.to_backend(rng.uniform(-0.5, 0.5, (16, 64)).astype(np.float32), backend)
+    xb, tb = aq.to_backend(x, backend), aq.to_backend(t, backend)
+
+    def loss(p: list, x: Any, t: Any, frozen: Any) -> Any:
+        weight = _rounding.dense(qw, qw.scales, qw.biases, code, p[0], frozen)
+        return aq.sum(aq.square(aq.subtract(aq.matmul(x, aq.matrix_transpose(weight)), t)))
+
+    value, (g_v,) = aq.backend_of(xb).value_and_grad(loss)([v], xb, tb, v)
+    weight = _weight(qw)
+    residual = x.astype(np.float64) @ weight.T - t
+    want = 2 * residual.T @ x.astype(np.float64) * np.repeat(_host(qw.scales), 32, axis=1)
+    # float32 sums of 9 terms of size ~10 and the loss of 144: relative 1e-5 of the largest
+    np.testing.assert_allclose(float(aq.to_numpy(value)), np.sum(residual**2), rtol=1e-5)
+    np.testing.assert_allclose(_host(g_v), want, atol=1e-5 * np.abs(want).max())

@@ -398,6 +398,26 @@ MUTATIONS = (
         ("tests/test_distill.py::test_validation_keeps_the_best_checked_parameters",),
     ),
     Mutation(
+        "distill_quantized(learn_rounding=True): anchors at the float weight (offsets 0 lose the start codes)",
+        "arrayq/_rounding.py",
+        "    u = np.where(np.abs(r) <= 0.5, q + np.clip(r, -LIMIT, LIMIT), q + np.sign(r) * DEVIATED)\n",
+        "    u = x\n",
+        (
+            "tests/test_distill.py::"
+            "test_zero_offsets_give_the_codes_back_and_full_ones_move_one_step_towards_the_float_weight",
+        ),
+    ),
+    Mutation(
+        "distill_quantized(learn_rounding=True): no straight-through gradient (the codes never move)",
+        "arrayq/_rounding.py",
+        "aq.add(code, aq.subtract(v, frozen))",
+        "aq.add(code, aq.multiply(aq.subtract(v, frozen), 0.0))",
+        (
+            "tests/test_distill.py::test_learned_rounding_lowers_the_objective_below_plain_distillation",
+            "tests/test_distill.py::test_offsets_gradient_is_the_straight_through_chain_rule",
+        ),
+    ),
+    Mutation(
         "nn.equalize_attention: v_proj left unscaled (the model's function changes)",
         "arrayq/_equalize.py",
         "    inv = 1.0 / s\n",

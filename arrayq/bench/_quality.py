@@ -21,8 +21,10 @@ inputs it gets from the layers already quantized, fitted to the float model's ou
 :func:`arrayq.nn.distill_quantized` on the calibration texts (``ArrayqEncoder.distilled``),
 ``gptq-rd``, the same with a relational term (the cosines between a batch's sentence
 embeddings) in the objective and a held-out slice of the calibration texts choosing the
-step kept, and ``eq-dwq``, ``gptq-dwq`` (with the held-out slice) on a model first
-equalised by :func:`arrayq.nn.equalize_attention`.
+step kept, ``eq-dwq``, ``gptq-dwq`` (with the held-out slice) on a model first
+equalised by :func:`arrayq.nn.equalize_attention`, and ``gptq-round``, ``gptq-dwq`` (with
+the held-out slice) with learned rounding: the integer codes trained too
+(``distill_quantized(learn_rounding=True)``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ CONFIGS = ((4, 64), (4, 32), (3, 64), (5, 64))
 METHODS = ("rtn", "mse", "gptq", "gptq-seq")
 #: The distilled methods (GPTQ's codes, then nn.distill_quantized): measured when asked for,
 #: by an encoder with a ``distilled`` method (it needs a backend with gradients).
-DISTILLED = ("gptq-dwq", "gptq-rd", "eq-dwq")
+DISTILLED = ("gptq-dwq", "gptq-rd", "eq-dwq", "gptq-round")
 
 
 class Encoder(Protocol):

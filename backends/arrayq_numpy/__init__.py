@@ -131,6 +131,11 @@ class NumPyBackend(NumPyLinalg):
     def full(self, shape: tuple[int, ...], fill_value: Any, dtype: dt.DType | None, device: Any) -> Array:
         return np.full(shape, fill_value, dtype=self._native[dtype] if dtype else None)
 
+    def zeros(self, shape: tuple[int, ...], dtype: dt.DType | None, device: Any) -> Array:
+        # np.zeros maps fresh zero pages lazily; np.full(.., 0) writes every byte (a serving
+        # batch's 448 MiB KV cache paid that in full)
+        return np.zeros(shape, dtype=self._native[dtype or self.default_float])
+
     def arange(self, start: Any, stop: Any, step: Any, dtype: dt.DType | None, device: Any) -> Array:
         return np.arange(start, stop, step, dtype=self._native[dtype] if dtype else None)
 

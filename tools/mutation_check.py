@@ -442,7 +442,7 @@ MUTATIONS = (
     Mutation(
         "serving stats: the finished sequences' removal left out of join_seconds",
         "arrayq/serving/_engine.py",
-        'self._seconds["join"] += spent',
+        'self._seconds["join"] += took',
         'self._seconds["join"] += 0',
         ("tests/test_serving.py::test_join_seconds_count_the_finished_sequences_leaving",),
     ),

@@ -386,8 +386,8 @@ class Compiled:
 
     def cache_info(self) -> CacheInfo:
         """Calls and compiled versions so far (see :class:`CacheInfo`)."""
-        native = sum(e.native for e in self._cache.values())
-        return CacheInfo(self._hits, self._misses, len(self._cache), native)
+        entries = list(self._cache.values())  # (one step: another thread may be adding a signature)
+        return CacheInfo(self._hits, self._misses, len(entries), sum(e.native for e in entries))
 
     def cache_clear(self) -> None:
         """Forget every compiled version (the next call of each signature compiles anew)."""

@@ -134,6 +134,36 @@ def test_another_layout_takes_the_method(name, monkeypatch):
         _same(got, fn(*args))  # (the method on this layout: for attention, its reference)
 
 
+def _misaligned(a: np.ndarray) -> np.ndarray:
+    """``a``'s values C-contiguous but one byte off float32's alignment (an array made by
+    ``np.frombuffer`` at an odd offset): a layout the kernels refuse."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(raw.data, a.dtype, a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous and not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_misaligned_array_gives_the_aligned_result(name):
+    """C-contiguous but misaligned inputs, eagerly and in a replay: the method's result on
+    them, which is the aligned arrays' (before, the row ops handed them to the kernel,
+    which raised ValueError "must be a 2-d float32 array")."""
+    _, fn, inputs = CASES[name]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        args = inputs()
+        compiled(*args)
+        odd = [_misaligned(a) if a.ndim else a for a in args]
+        want = fn(*odd)
+        _same(compiled(*odd), want)
+        if name == "prefix_attention":  # (the kernel's layout only: the reference composite, float32
+            # roundings of 16-term dot products and a softmax apart from the kernel's)
+            np.testing.assert_allclose(want, fn(*args), rtol=1e-5, atol=1e-6)
+        else:  # (an aligned copy for the kernel, or the method: the same bits)
+            _same(want, fn(*args))
+
+
 def test_attention_reads_a_window_of_a_longer_cache_without_the_method(monkeypatch):
     """generate's caches: k and v are the first `window` positions of longer buffers (not
     C-contiguous, a contiguous last axis): the kernel's layout, so the form takes them."""

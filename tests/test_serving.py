@@ -264,6 +264,48 @@ def test_stats_split_the_workers_time_and_count_the_step_plans(model, load):
     assert stats["step_plan_hits"] == (2 * (n - 1) - 1 if compiled else 0)
 
 
+def test_join_seconds_count_the_finished_sequences_leaving(model, load, monkeypatch):
+    """join_seconds is the copies into and out of the batch cache (stats()' docstring,
+    docs/serving.md): a request's sequence leaves the cache after the step that finished
+    it; each removal made to take 0.2 s shows in join_seconds (and so in decode_seconds,
+    of which it is a part), not in other_seconds."""
+    pause, remove = 0.2, BatchCache.remove
+
+    def slow_remove(self, row):
+        time.sleep(pause)
+        remove(self, row)
+
+    monkeypatch.setattr(BatchCache, "remove", slow_remove)
+    with Serving(load, Limits(max_batch=2), stop_ids=()) as serving:
+        serving.generate(PROMPTS[0], 3)
+        deadline = time.monotonic() + 10  # (the removal runs after the request's end)
+        while serving.stats()["join_seconds"] < pause and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stats = serving.stats()
+    assert len(serving._cache) == 0  # (the one removal ran)
+    assert stats["join_seconds"] >= pause and stats["decode_seconds"] >= pause
+    assert stats["other_seconds"] < pause
+
+
+def test_stats_read_while_the_step_records_a_plan():
+    """stats() runs on the caller's thread while the worker may record a new plan of the
+    compiled step (a new batch size or window): cache_info, which stats() reads, must not
+    iterate the plans' dict as it grows. The worker's insertion is made here at the point
+    where a thread switch can put it: between two entries read."""
+    f = aq.compile(lambda x: aq.multiply(x, 2.0))
+    f(np.ones(1, np.float32))
+
+    class Growing:
+        @property
+        def native(self):
+            f._cache[object()] = next(iter(f._cache.values()))  # (another thread's new signature)
+            return False
+
+    f._cache["switch"] = Growing()
+    info = f.cache_info()  # (RuntimeError: dictionary changed size during iteration, before)
+    assert info.signatures == 2  # (the snapshot it read)
+
+
 def test_stop_tokens_end_a_request_without_being_returned(model, load):
     prompt, n = PROMPTS[2], 20
     full = reference(model, prompt, n)

@@ -397,7 +397,11 @@ class Serving:
         if decoding:
             self._decode(decoding)
         if self._cache is not None:  # finished and cancelled sequences leave the batch cache now
+            start = time.perf_counter()
             self._rows_for([r for r in self._rows if not r.done])
+            took = time.perf_counter() - start  # (join_seconds: copies out, part of the decode's time)
+            self._seconds["join"] += took
+            self.decode_seconds += took
 
     def _prefill_chunk(self, r: Request) -> None:
         """One chunk of ``r``'s prompt into its cache; after the last, its first token."""

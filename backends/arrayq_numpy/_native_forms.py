@@ -75,7 +75,7 @@ def _rms_norm(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     method, kernel, shape, rows = backend.rms_norm, _native._kernels.rms_norm, x.shape, (-1, x.shape[-1])
 
     def rms_norm(x: np.ndarray) -> np.ndarray:
-        if not x.flags.c_contiguous:
+        if not x.flags.carray:
             return method(x, weight, eps)
         out = np.empty(shape, _F32)
         kernel(x.reshape(rows), weight, out.reshape(rows), eps)
@@ -91,7 +91,7 @@ def _add_rms_norm(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     method, kernel, shape, rows = backend.add_rms_norm, _native._kernels.add_rms_norm, x.shape, (-1, x.shape[-1])
 
     def add_rms_norm(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not (x.flags.c_contiguous and y.flags.c_contiguous):
+        if not (x.flags.carray and y.flags.carray):
             return method(x, y, weight, eps)
         total, out = np.empty(shape, _F32), np.empty(shape, _F32)
         kernel(x.reshape(rows), y.reshape(rows), weight, total.reshape(rows), out.reshape(rows), eps)
@@ -107,7 +107,7 @@ def _swiglu(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     method, kernel, shape, rows = backend.swiglu, _native._kernels.swiglu, gate.shape, (-1, gate.shape[-1])
 
     def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
-        if not (gate.flags.c_contiguous and up.flags.c_contiguous):
+        if not (gate.flags.carray and up.flags.carray):
             return method(gate, up)
         out = np.empty(shape, _F32)
         kernel(gate.reshape(rows), up.reshape(rows), out.reshape(rows))
@@ -124,7 +124,7 @@ def _swiglu_halves(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     n, shape = width // 2, (*gate_up.shape[:-1], width // 2)
 
     def swiglu_halves(gate_up: np.ndarray) -> np.ndarray:
-        if not gate_up.flags.c_contiguous:
+        if not gate_up.flags.carray:
             return method(gate_up)
         rows = gate_up.reshape(-1, width)  # (the kernel reads rows of any stride: the halves as views)
         out = np.empty(shape, _F32)
@@ -178,7 +178,7 @@ def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     dims, traditional = int(dims), bool(traditional)
 
     def qkv_heads(qkv: np.ndarray, offset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not qkv.flags.c_contiguous:
+        if not qkv.flags.carray:
             return method(qkv, *static, offset)
         cos, sin = tables(offset)
         q, k, v = np.empty(q_shape, _F32), np.empty(kv_shape, _F32), np.empty(kv_shape, _F32)

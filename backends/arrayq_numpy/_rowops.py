@@ -51,10 +51,10 @@ def _rows(a: np.ndarray, width: int) -> np.ndarray | None:
     if a.dtype != np.float32 or a.size == 0:
         return None
     rows = a.reshape(-1, width)
-    if rows.flags.c_contiguous:  # (decode's case: no more checks)
+    if rows.flags.carray:  # (decode's case: no more checks)
         return rows
     if rows.strides[1] != 4 and width > 1 or min(rows.strides) < 0 or not rows.flags.aligned:
-        rows = np.ascontiguousarray(rows)
+        rows = np.require(rows, requirements=["C", "A"])  # (ascontiguousarray keeps a misaligned one)
     return rows
 
 
@@ -80,7 +80,7 @@ def rope(x: np.ndarray, dims: int, traditional: bool, cos: np.ndarray, sin: np.n
         return None
     x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)  # (a view: only leading axes of one added)
     if x4.strides[-1] != 4 or min(x4.strides) < 0 or not x4.flags.aligned:
-        x4 = np.ascontiguousarray(x4)
+        x4 = np.require(x4, requirements=["C", "A"])
     out = np.empty(x4.shape, np.float32)
     _native._kernels.rope(x4, cos, sin, out, int(dims), bool(traditional))
     return out.reshape(x.shape)

@@ -67,14 +67,15 @@ def swiglu(gate: Any, up: Any = None) -> Any:
     dtype; same shape and dtype out. With ``up`` None, ``gate`` holds both, as a fused
     gate/up projection gives them: (..., 2N), gate the first N columns of its last axis and
     up the last N; (..., N) out. Raises ValueError where the shapes or dtypes differ (or
-    the one array's last axis is not of even length), TypeError where the dtype is not a
-    real floating one.
+    the one array's last axis is not of even length), TypeError where an argument is not an
+    array of a loaded backend or the dtype is not a real floating one.
 
     The backend's ``swiglu`` (``swiglu_halves`` for one array) runs it where it has one
     (NumPy's native kernels: float32 in one pass); the reference is :func:`swiglu_reference`
     (of the two halves)."""
     if up is None:
         return _swiglu_halves(gate)
+    backend, (gate, up) = resolve(gate, up)  # (first: a TypeError naming what is not an array)
     if tuple(gate.shape) != tuple(up.shape) or aq.dtype(gate) != aq.dtype(up):
         raise ValueError(
             f"swiglu takes gate and up of one shape and dtype, got {tuple(gate.shape)} {aq.dtype(gate)} "
@@ -82,12 +83,12 @@ def swiglu(gate: Any, up: Any = None) -> Any:
         )
     if not aq.isdtype(aq.dtype(gate), "real floating"):
         raise TypeError(f"swiglu takes real floating arrays, got {aq.dtype(gate)}")
-    backend, (gate, up) = resolve(gate, up)
     out = backend.swiglu(gate, up)
     return swiglu_reference(gate, up) if out is NotImplemented else out
 
 
 def _swiglu_halves(gate_up: Any) -> Any:
+    backend, (gate_up,) = resolve(gate_up)
     shape = tuple(gate_up.shape)
     if not shape or shape[-1] % 2:
         raise ValueError(
@@ -96,7 +97,6 @@ def _swiglu_halves(gate_up: Any) -> Any:
         )
     if not aq.isdtype(aq.dtype(gate_up), "real floating"):
         raise TypeError(f"swiglu takes real floating arrays, got {aq.dtype(gate_up)}")
-    backend, (gate_up,) = resolve(gate_up)
     out = backend.swiglu_halves(gate_up)
     if out is not NotImplemented:
         return out

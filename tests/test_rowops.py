@@ -285,6 +285,16 @@ def test_swiglu_rejects_integers() -> None:
         nn.swiglu(np.zeros(3, np.int32), np.zeros(3, np.int32))
 
 
+@pytest.mark.parametrize(
+    "args",
+    [([1.0, 2.0],), ([1.0], [2.0]), (np.zeros(2, np.float32), [2.0, 3.0]), ([1.0, 2.0], np.zeros(2, np.float32))],
+)
+def test_swiglu_names_an_argument_that_is_not_an_array(args: tuple) -> None:
+    # a list is not an array of any backend: the frontend's own TypeError, not an AttributeError
+    with pytest.raises(TypeError, match="no loaded backend recognises as an array"):
+        nn.swiglu(*args)
+
+
 def test_swiglu_layer_computes_the_gated_mlp() -> None:
     rng = np.random.default_rng(8)
     w = [rng.standard_normal(s).astype(np.float32) * 0.2 for s in ((12, 8), (12, 8), (8, 12))]

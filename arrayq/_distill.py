@@ -385,7 +385,6 @@ def reround_quantized(model: Any, reference: Any, calibration: Any, *, damping: 
     ``model`` or no dense layer of ``reference`` of the same shape; QuantizationError for
     calibration of the wrong shape or not finite, or a bad ``damping``."""
     from .quant import _gptq, _methods, _search
-    from .quant._packing import pack, unpack
 
     if not isinstance(calibration, dict):
         raise TypeError(f"calibration must be a dict of layer path -> inputs, got {type(calibration).__name__}")
@@ -409,18 +408,18 @@ def reround_quantized(model: Any, reference: Any, calibration: Any, *, damping: 
         ref = dense.get(path)
         if ref is None or tuple(int(d) for d in ref.weight.shape) != (rows, k):
             raise ValueError(f"reference has no dense layer of shape ({rows}, {k}) at {path!r} to re-round towards")
-        host = lambda a, width: np.asarray(aq.to_numpy(a)).astype(np.float64).reshape(rows, width)  # noqa: E731
         x = _methods.host_calibration(aq.asarray(calibration[path]), k)
-        groups = k // qw.group_size
-        codes = unpack(np, np.asarray(aq.to_numpy(qw.packed)).reshape(rows, -1), qw.bits).astype(np.float64)
-        current = (codes, host(aq.astype(qw.scales, "float32"), groups), host(aq.astype(qw.biases, "float32"), groups))
+        current = (
+            _rounding.codes_of(qw),
+            _rounding.host(qw.scales, rows),
+            _rounding.host(qw.biases, rows),
+        )
         damp = _gptq.DAMPING if damping is None else float(damping)
         stored = _search.narrow_dtype(aq.dtype(qw.scales).name)
-        w = host(aq.astype(ref.weight, "float32"), k)
+        w = _rounding.host(ref.weight, rows)
         q, _, _ = _gptq.gptq(w, x, current, qw.bits, qw.group_size, stored, None, damp, grid=True)
-        packed = aq.asarray(pack(np, q.astype(np.uint32), qw.bits).reshape(tuple(qw.packed.shape)), like=qw.packed)
         done.add(path)
-        new = QuantizedWeight(packed, qw.scales, qw.biases, qw.group_size, qw.bits, qw.mode, qw.dtype)
+        new = QuantizedWeight(_rounding.packed(qw, q), qw.scales, qw.biases, qw.group_size, qw.bits, qw.mode, qw.dtype)
         return dataclasses.replace(layer, weight=new)
 
     result = _rebuilt(model, "", swap, _Trainable.is_layer)

@@ -38,7 +38,8 @@ LIMIT = 0.49
 DEVIATED = 0.25
 
 
-def _host(a: Any, rows: int) -> np.ndarray:
+def host(a: Any, rows: int) -> np.ndarray:
+    """``a`` (rows of any width) as a float64 NumPy array of ``rows`` rows (via float32)."""
     return np.asarray(aq.to_numpy(aq.astype(a, "float32")), np.float64).reshape(rows, -1)
 
 
@@ -60,9 +61,9 @@ def anchor(qw: QuantizedWeight, w: Any, path: str) -> Any:
         )
     rows = int(qw.shape[0])
     q = codes_of(qw)
-    scales = np.repeat(_host(qw.scales, rows), qw.group_size, axis=1)
-    biases = np.repeat(_host(qw.biases, rows), qw.group_size, axis=1)
-    dense = _host(w, rows)
+    scales = np.repeat(host(qw.scales, rows), qw.group_size, axis=1)
+    biases = np.repeat(host(qw.biases, rows), qw.group_size, axis=1)
+    dense = host(w, rows)
     if not np.all(np.isfinite(dense)):
         raise ValueError(f"{path!r}: the teacher's weight is not all finite (NaN or inf)")
     with np.errstate(divide="ignore", invalid="ignore"):

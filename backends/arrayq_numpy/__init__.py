@@ -435,8 +435,7 @@ class NumPyBackend(NumPyLinalg):
     def swiglu_halves(self, gate_up: Array) -> Any:
         """:meth:`swiglu` of the two halves (views, not copies)."""
         n = gate_up.shape[-1] // 2
-        out = _rowops.swiglu(gate_up[..., :n], gate_up[..., n:])
-        return NotImplemented if out is None else out
+        return self.swiglu(gate_up[..., :n], gate_up[..., n:])
 
     def qkv_heads(
         self,

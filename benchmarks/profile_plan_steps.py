@@ -1,0 +1,269 @@
+"""Where a compiled decode step's time goes, step by step, on the NumPy backend.
+
+    ARRAYQ_NATIVE=avx2 python benchmarks/profile_plan_steps.py --model DIR [--activations int8]
+
+The model decodes through ``arrayq.compile`` (a recorded plan) for a warm-up; the decode
+step's plan (the one with the most steps) and its last inputs are then replayed on their
+own, ``--repeat`` times per measurement, medians:
+
+* **plan**: the replay as it runs in ``generate`` (one generated Python function);
+* **steps**: the same steps called one by one from a loop, each timed with
+  ``perf_counter_ns`` (the loop's and timer's own cost, measured on a step that does
+  nothing, subtracted per step), summed by the step's function (``quantized_matmul``,
+  ``add_rms_norm``, a ufunc, ``reshape``, ...);
+* **C kernels**: each C function of the NumPy backend (``_kernels.*``) timed where the
+  steps call it (bound when the plan is recorded, so wrapped before the warm-up): a
+  step's time minus its kernels' time is the Python around the kernel (the form, its
+  checks, ``np.empty``);
+* **floor**: the generated replay with every step's function replaced by one returning
+  the step's recorded result (the plan's own Python: the calls, the locals).
+
+Replaying one step's inputs again writes the same KV-cache rows again: the timing is that
+of one decode position, repeated. No speed claim is made from one run on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="checkpoint directory")
+    p.add_argument("--prompt-tokens", type=int, default=32)
+    p.add_argument("--tokens", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=200)
+    p.add_argument("--activations", choices=["float32", "int8"])
+    p.add_argument("--slowest", type=int, default=12, help="list the N steps with the most time outside C")
+    p.add_argument("--list", default="", metavar="A:B", help="list steps A to B (their arguments' places and results)")
+    args = p.parse_args(argv)
+    if args.activations:
+        os.environ["ARRAYQ_NATIVE_ACTIVATIONS"] = args.activations
+
+    import arrayq as aq
+    from arrayq import _replay, models, nn
+    from arrayq_numpy import _native
+
+    kernel_ns: collections.Counter[str] = collections.Counter()
+    timing = [False]
+    real = _native._kernels
+    _native._kernels = _Timed(real, kernel_ns, timing)  # (forms bind the kernels when recorded)
+
+    plans: list[Any] = []
+    real_call = _replay.Plan.__call__
+
+    def call(self: Any, *leaves: Any) -> Any:
+        self.last_leaves = leaves
+        if self not in plans:
+            plans.append(self)
+        return real_call(self, *leaves)
+
+    _replay.Plan.__call__ = call  # type: ignore[method-assign]
+    try:
+        model = models.load(args.model, backend="numpy")
+        aq.eval(nn.parameters(model))
+        vocab = model.config.vocab_size
+        prompt = [(i * 7919) % vocab for i in range(1, args.prompt_tokens + 1)]
+        list(models.generate(model, prompt, args.tokens, compile=True))
+    finally:
+        _replay.Plan.__call__ = real_call  # type: ignore[method-assign]
+    plan = max(plans, key=len)
+    leaves = plan.last_leaves
+    steps, names = plan.steps, plan.names
+
+    def median_ns(fn: Any) -> float:
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter_ns()
+            fn()
+            times.append(time.perf_counter_ns() - t)
+        return statistics.median(times)
+
+    places = max(max([o for *_, o in steps if type(o) is int] or [0]), len(leaves)) + 1
+    for *_, o in steps:
+        if type(o) is tuple:
+            places = max(places, max(o) + 1)
+    env0: list[Any] = [None] * (places + 64)
+    constants = _constants(plan)
+
+    def loop(
+        record: dict[int, list[int]] | None = None,
+        results: list[Any] | None = None,
+        inside: dict[int, list[int]] | None = None,
+    ) -> None:
+        env = list(env0)
+        env[: len(leaves)] = leaves
+        for p, v in constants.items():
+            env[p] = v
+        clock = time.perf_counter_ns
+        for i, (fn, a, o) in enumerate(steps):
+            before = kernel_ns.total()
+            t = clock()
+            r = fn(*[env[j] for j in a])
+            if record is not None:
+                record.setdefault(i, []).append(clock() - t)
+            if inside is not None:
+                inside.setdefault(i, []).append(kernel_ns.total() - before)
+            if results is not None:
+                results.append(r)
+            if type(o) is int:
+                env[o] = r
+            else:
+                for j, v in zip(o, r):
+                    if j >= 0:
+                        env[j] = v
+
+    whole = median_ns(lambda: plan(*leaves))
+    tokens = []
+    for _ in range(3):  # a decoded token in generate: the plan plus generate's own work around it
+        stats = models.GenerationStats()
+        list(models.generate(model, prompt, args.tokens, stats=stats, compile=True))
+        tokens.append(stats.decode_seconds / stats.decode_tokens)
+    token_us = 1e6 * statistics.median(tokens)
+    samples: dict[int, list[int]] = {}
+    c_samples: dict[int, list[int]] = {}
+    timing[0] = True
+    kernel_ns.clear()
+    for _ in range(args.repeat):
+        loop(samples, inside=c_samples)
+    timing[0] = False
+    # per step, medians over the repeats (a preemption on a shared machine hits one sample)
+    per_step = {i: statistics.median(v) for i, v in samples.items()}
+    in_kernels = {i: statistics.median(v) for i, v in c_samples.items()}
+    kernels_per_call = {k: v / args.repeat for k, v in kernel_ns.items()}
+    empty_step = _empty_step_ns(args.repeat)
+    recorded: list[Any] = []
+    loop(results=recorded)
+    floor = median_ns(_floor_replay(plan, recorded, leaves))
+
+    by_fn: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for i, ns in per_step.items():
+        key = _fn_name(steps[i][0], names[i])
+        by_fn[key][0] += 1
+        by_fn[key][1] += ns - empty_step
+        by_fn[key][2] += in_kernels.get(i, 0)
+    total = sum(v for _, v, _ in by_fn.values())
+    print(f"decode step plan: {len(steps)} steps; replay {whole / 1e3:.1f} us (median of {args.repeat})")
+    print(f"a decoded token in generate: {token_us:.1f} us (median of 3 runs of {args.tokens} tokens)")
+    print(
+        f"steps timed one by one, each step's median: {total / 1e3:.1f} us "
+        f"(timer cost {empty_step:.0f} ns a step subtracted)"
+    )
+    print(f"plan floor (every step returns its recorded result): {floor / 1e3:.1f} us")
+    print(f"\n{'step function [method]':48}{'steps':>6}{'us':>9}{'in C':>9}{'around':>9}{'around/step':>12}")
+    for key, (count, ns, c) in sorted(by_fn.items(), key=lambda kv: -kv[1][1]):
+        print(f"{key:48}{count:6d}{ns / 1e3:9.1f}{c / 1e3:9.1f}{(ns - c) / 1e3:9.1f}{(ns - c) / count / 1e3:12.2f}")
+    print(f"\n{'slowest steps outside C kernels':48}{'around us':>10}  result")
+    around = {i: ns - empty_step - in_kernels.get(i, 0) for i, ns in per_step.items()}
+    for i in sorted(around, key=lambda i: -around[i])[: args.slowest]:
+        print(f"{i:4d} {_fn_name(steps[i][0], names[i])[:43]:43}{around[i] / 1e3:10.1f}  {_shape(recorded[i])}")
+    if args.list:
+        a, b = (int(v) for v in args.list.split(":"))
+        print(f"\n{'step':48}{'us':>8}{'in C':>8}  args -> out: result")
+        for i in range(a, min(b, len(steps))):
+            _, places, o = steps[i]
+            where = f"{list(places)} -> {o}"
+            print(
+                f"{i:4d} {_fn_name(steps[i][0], names[i])[:43]:43}{(per_step[i] - empty_step) / 1e3:8.1f}"
+                f"{in_kernels.get(i, 0) / 1e3:8.1f}  {where}: {_shape(recorded[i])}"
+            )
+    print(f"\n{'C kernel (timed where called)':34}{'us':>10}")
+    for key, ns in sorted(kernels_per_call.items(), key=lambda kv: -kv[1]):
+        print(f"{key:34}{ns / 1e3:10.1f}")
+    c_total = sum(kernels_per_call.values())
+    qmm = kernels_per_call.get("gemv_repacked", 0.0) + kernels_per_call.get("gemv", 0.0)
+    print(f"\nC kernels in all {c_total / 1e3:.1f} us, of which quantized matmul {qmm / 1e3:.1f} us")
+    print(f"outside the matmul kernels (replay - matmul kernels): {(whole - qmm) / 1e3:.1f} us")
+    print(
+        f"  other C kernels {(c_total - qmm) / 1e3:.1f} us; the rest (Python, NumPy) {(whole - c_total) / 1e3:.1f} us"
+    )
+    _native._kernels = real
+    return 0
+
+
+def _fn_name(fn: Any, name: str) -> str:
+    own = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None)
+    if own is None and type(fn).__name__ == "methodcaller":
+        own = repr(fn).split("(")[1].strip("'\"").split("'")[0]
+    return f"{own or type(fn).__name__} [{name}]" if own != name else str(own)
+
+
+def _constants(plan: Any) -> dict[int, Any]:
+    """The plan's constants by place, read from its generated function's closure."""
+    import inspect
+
+    replay = plan._replay
+    cells = dict(zip(replay.__code__.co_freevars, (c.cell_contents for c in replay.__closure__ or ())))
+    del inspect
+    return {int(k[1:]): v for k, v in cells.items() if k.startswith("v")}
+
+
+def _floor_replay(plan: Any, results: list[Any], leaves: tuple) -> Any:
+    from arrayq import _replay
+
+    steps = [(_returns(r), a, o) for r, (_, a, o) in zip(results, plan.steps)]
+    fixed = sorted(_constants(plan))
+    source = _replay._source(plan.inputs, steps, [False] * len(steps), plan.outputs, fixed)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<floor>", "exec"), namespace)
+    consts = _constants(plan)
+    replay = namespace["make"]([fn for fn, _, _ in steps], [consts[p] for p in fixed], NotImplemented, None)
+    return lambda: replay(*leaves)
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_shape(v) for v in value) + ")"
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    return f"{dtype}{list(shape)}" if shape is not None else type(value).__name__
+
+
+def _returns(value: Any) -> Any:
+    def step(*args: Any) -> Any:
+        return value
+
+    return step
+
+
+def _empty_step_ns(repeat: int) -> float:
+    clock, fn, record = time.perf_counter_ns, _returns(None), []
+    for _ in range(repeat):
+        for _ in range(400):
+            t = clock()
+            fn(*[None for j in (0,)])
+            record.append(clock() - t)
+    return statistics.median(record)
+
+
+class _Timed:
+    """The kernels module with every function timed (ns by name) while ``timing[0]``."""
+
+    def __init__(self, real: Any, acc: Any, timing: list[bool]) -> None:
+        self._real, self._acc, self._timing = real, acc, timing
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._real, name)
+        if not callable(fn):
+            return fn
+        acc, timing, clock = self._acc, self._timing, time.perf_counter_ns
+
+        def timed(*a: Any) -> Any:
+            if not timing[0]:
+                return fn(*a)
+            t = clock()
+            y = fn(*a)
+            acc[name] += clock() - t
+            return y
+
+        setattr(self, name, timed)
+        return timed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,12 @@ own, ``--repeat`` times per measurement, medians:
   median: a step's time minus its kernels' time is the Python around the kernel (the
   form, its checks, ``np.empty``; the timing wrapper's own ~0.3 us a kernel call too);
 * **floor**: the generated replay with every step's function replaced by one returning
-  the step's recorded result (the plan's own Python: the calls, the locals).
+  the step's recorded result (the plan's own Python: the calls, the locals);
+* **what a native runner would leave**: the replay with each native step replaced by its
+  recorded kernel calls on the same arrays (no checks, no allocation, the outputs reused),
+  and also without the cache writes and views a runner would absorb, against the plan
+  itself, in turn, the C matmul kernels writing zeros in all three (their time is not what
+  a runner changes, and on a busy machine it swings by more than the difference).
 
 Replaying one step's inputs again writes the same KV-cache rows again: the timing is that
 of one decode position, repeated. No speed claim is made from one run on a shared machine.
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=200)
     p.add_argument("--activations", choices=["float32", "int8"])
     p.add_argument("--slowest", type=int, default=12, help="list the N steps with the most time outside C")
+    p.add_argument("--fastest", action="store_true", help="each step's fastest time, not its median")
     p.add_argument("--list", default="", metavar="A:B", help="list steps A to B (their arguments' places and results)")
     args = p.parse_args(argv)
     if args.activations:
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     kernel_ns: collections.Counter[str] = collections.Counter()
     timing = [False]
     real = _native._kernels
-    _native._kernels = _Timed(real, kernel_ns, timing)  # (forms bind the kernels when recorded)
+    _native._kernels = timed = _Timed(real, kernel_ns, timing)  # (forms bind the kernels when recorded)
 
     plans: list[Any] = []
     real_call = _replay.Plan.__call__
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         record: dict[int, list[int]] | None = None,
         results: list[Any] | None = None,
         inside: dict[int, list[int]] | None = None,
+        calls: dict[int, list[tuple[Any, tuple]]] | None = None,
     ) -> None:
         env = list(env0)
         env[: len(leaves)] = leaves
@@ -103,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             env[p] = v
         clock = time.perf_counter_ns
         for i, (fn, a, o) in enumerate(steps):
+            if calls is not None:
+                timed.capture = calls.setdefault(i, [])
             before = kernel_ns.total()
             t = clock()
             r = fn(*[env[j] for j in a])
@@ -118,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 for j, v in zip(o, r):
                     if j >= 0:
                         env[j] = v
+        timed.capture = None
 
     whole = median_ns(lambda: plan(*leaves))
     tokens = []
@@ -133,13 +143,45 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         loop(samples, inside=c_samples)
     timing[0] = False
-    # per step, medians over the repeats (a preemption on a shared machine hits one sample)
-    per_step = {i: statistics.median(v) for i, v in samples.items()}
-    in_kernels = {i: statistics.median(v) for i, v in c_samples.items()}
+    # per step, medians over the repeats (a preemption on a shared machine hits one sample),
+    # or the fastest (--fastest: on a busy machine, the least disturbed)
+    pick = min if args.fastest else statistics.median
+    per_step = {i: pick(v) for i, v in samples.items()}
+    in_kernels = {i: pick(v) for i, v in c_samples.items()}
     empty_step = _empty_step_ns(args.repeat)
     recorded: list[Any] = []
-    loop(results=recorded)
+    calls: dict[int, list[tuple[Any, tuple]]] = {}
+    loop(results=recorded, calls=calls)
     floor = median_ns(_floor_replay(plan, recorded, leaves))
+    # what a native runner would leave: the native steps' kernels called with the arguments
+    # they got (the same arrays, outputs included: no checks, no allocation), every other
+    # step as it is; "ideal" also drops the cache writes and views a runner would absorb
+    kernels_only = [
+        _kernel_calls(calls[i], recorded[i]) if names[i] in _NATIVE and calls.get(i) else None
+        for i in range(len(steps))
+    ]
+    absorbed = [names[i] in _ABSORBED for i in range(len(steps))]
+    runs = {"plan": lambda: plan(*leaves)}
+    for label, drop in (("kernels only", False), ("ideal", True)):
+        fns = [
+            k if k is not None else (_returns(recorded[i]) if drop and absorbed[i] else steps[i][0])
+            for i, k in enumerate(kernels_only)
+        ]
+        runs[label] = _replay_of(plan, fns, leaves)
+    times: dict[str, list[int]] = {label: [] for label in runs}
+    timed.stub = True  # (the matmul kernels' time, and its swings on a busy machine, left out)
+    for _ in range(args.repeat):  # (the three in turn: each repeat sees the same machine)
+        for label, fn in runs.items():
+            t = time.perf_counter_ns()
+            fn()
+            times[label].append(time.perf_counter_ns() - t)
+    timed.stub = False
+    variants = {label: statistics.median(v) for label, v in times.items()}
+    fastest = {label: min(v) for label, v in times.items()}  # (a busy machine's least disturbed run)
+    saved = {
+        label: statistics.median(p - v for p, v in zip(times["plan"], times[label]))
+        for label in ("kernels only", "ideal")
+    }
 
     by_fn: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
     for i, ns in per_step.items():
@@ -152,10 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decode step plan: {len(steps)} steps; replay {whole / 1e3:.1f} us (median of {args.repeat})")
     print(f"a decoded token in generate: {token_us:.1f} us (median of 3 runs of {args.tokens} tokens)")
     print(
-        f"steps timed one by one, each step's median: {total / 1e3:.1f} us "
+        f"steps timed one by one, each step's {'fastest' if args.fastest else 'median'}: {total / 1e3:.1f} us "
         f"(timer cost {empty_step:.0f} ns a step subtracted)"
     )
     print(f"plan floor (every step returns its recorded result): {floor / 1e3:.1f} us")
+    print(
+        f"the matmul kernels writing zeros, in turn, medians: the plan {variants['plan'] / 1e3:.1f} us; "
+        f"its native steps as their bare kernel calls "
+        f"{variants['kernels only'] / 1e3:.1f} us (the plan minus it, each repeat's: "
+        f"{saved['kernels only'] / 1e3:.1f} us); "
+        f"also without the cache writes and views {variants['ideal'] / 1e3:.1f} us ({saved['ideal'] / 1e3:.1f} us)"
+    )
+    print("  fastest of each: " + ", ".join(f"{label} {ns / 1e3:.1f} us" for label, ns in fastest.items()))
     print(f"\n{'step function [method]':48}{'steps':>6}{'us':>9}{'in C':>9}{'around':>9}{'around/step':>12}")
     for key, (count, ns, c) in sorted(by_fn.items(), key=lambda kv: -kv[1][1]):
         print(f"{key:48}{count:6d}{ns / 1e3:9.1f}{c / 1e3:9.1f}{(ns - c) / 1e3:9.1f}{(ns - c) / count / 1e3:12.2f}")
@@ -200,10 +250,35 @@ def _constants(plan: Any) -> dict[int, Any]:
     return {int(k[1:]): v for k, v in cells.items() if k.startswith("v")}
 
 
+#: the steps whose kernels a native runner would call (by the step's recorded method)
+_NATIVE = {
+    f"backend.{m}"
+    for m in ("quantized_matmul", "rms_norm", "add_rms_norm", "qkv_heads", "swiglu", "swiglu_halves", "rope")
+} | {"backend.prefix_attention"}
+#: steps a runner would absorb: cache writes into fixed buffers, views
+_ABSORBED = {"backend.slice_update", "backend.reshape", "backend.permute_dims"}
+
+
+def _kernel_calls(calls: list[tuple[Any, tuple]], result: Any) -> Any:
+    """A step that makes its recorded kernel calls again and returns its recorded result."""
+
+    def step(*args: Any) -> Any:
+        for fn, a in calls:
+            fn(*a)
+        return result
+
+    return step
+
+
 def _floor_replay(plan: Any, results: list[Any], leaves: tuple) -> Any:
+    return _replay_of(plan, [_returns(r) for r in results], leaves)
+
+
+def _replay_of(plan: Any, fns: list[Any], leaves: tuple) -> Any:
+    """The plan's generated replay with its steps' functions replaced by ``fns``."""
     from arrayq import _replay
 
-    steps = [(_returns(r), a, o) for r, (_, a, o) in zip(results, plan.steps)]
+    steps = [(fn, a, o) for fn, (_, a, o) in zip(fns, plan.steps)]
     fixed = sorted(_constants(plan))
     source = _replay._source(plan.inputs, steps, [False] * len(steps), plan.outputs, fixed)
     namespace: dict[str, Any] = {}
@@ -237,11 +312,17 @@ def _empty_step_ns(repeat: int) -> float:
     return statistics.median(record)
 
 
+#: where each matmul kernel's output array is among its arguments
+_OUT = {"gemv": 5, "gemv_repacked": 3}
+
+
 class _Timed:
     """The kernels module with every function timed (ns by name) while ``timing[0]``."""
 
     def __init__(self, real: Any, acc: Any, timing: list[bool]) -> None:
         self._real, self._acc, self._timing = real, acc, timing
+        self.capture: list[tuple[Any, tuple]] | None = None  # (kernel, arguments) of each call
+        self.stub = False  # the matmul kernels write zeros
 
     def __getattr__(self, name: str) -> Any:
         fn = getattr(self._real, name)
@@ -249,7 +330,14 @@ class _Timed:
             return fn
         acc, timing, clock = self._acc, self._timing, time.perf_counter_ns
 
+        out = _OUT.get(name)
+
         def timed(*a: Any) -> Any:
+            if self.capture is not None:
+                self.capture.append((timed, a))
+            if out is not None and self.stub:  # (a matmul kernel writing zeros; x reported finite)
+                a[out].fill(0)
+                return True
             if not timing[0]:
                 return fn(*a)
             t = clock()

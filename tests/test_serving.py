@@ -239,6 +239,10 @@ def test_requests_that_arrive_together_join_the_batch_together(model, load, chun
     assert stats["decode_steps"] == steps and stats["decoded_tokens"] == 4 * (n - 1)
     assert stats["decode_seconds"] > 0
     assert stats["prefilled_tokens"] == sum(map(len, [PROMPTS[4], *PROMPTS[:3]]))  # every prompt token once
+    # forward passes: the first prompt's, then the three together (prompts of 3, 1 and 7
+    # tokens in one pass); with a chunk of 4, the 3- and 1-token ones together and the
+    # 7-token one alone, in two chunks
+    assert stats["prefill_passes"] == (2 if chunk == 512 else 4)
     assert 0 < stats["sample_seconds"] < stats["decode_seconds"]  # (sampling is part of the steps' time)
 
 
@@ -398,16 +402,17 @@ def test_a_loader_that_fails_fails_the_constructor(tiny):
 
 def test_a_failing_prefill_fails_its_request_alone(model, load, monkeypatch):
     """A request whose prompt fails in the forward pass ends with finish_reason "error" and
-    its exception; the others, and later requests, go on."""
+    its exception; the others, and later requests, go on (prompts prefilled together fail
+    together, then each goes again alone)."""
     with Serving(load, stop_ids=()) as serving:
-        hidden = serving.model.hidden
+        norm = serving.model.layers[0].input_layernorm
 
-        def fragile(ids, cache):
-            if int(ids.shape[1]) == 13:  # the poisoned prompt's length
+        def fragile(x):
+            if int(x.shape[1]) == 13:  # the poisoned prompt's length (the longest of its pass)
                 raise MemoryError("no room for this prompt")
-            return hidden(ids, cache)
+            return norm(x)
 
-        monkeypatch.setattr(serving.model, "hidden", fragile)
+        monkeypatch.setattr(serving.model.layers[0], "input_layernorm", fragile)
         good = serving.submit(PROMPTS[0], 6)
         bad = serving.submit(list(range(13)), 6)
         with pytest.raises(MemoryError, match="no room"):

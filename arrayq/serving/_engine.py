@@ -8,7 +8,10 @@ together), then runs one batched
 decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
 hands each its new token and drops the finished ones. A prompt is prefilled into its own
 KV cache (``model.make_cache``), which is then copied into the batch's padded cache
-(:class:`._batch.BatchCache`) and freed; a finished sequence leaves that cache.
+(:class:`._batch.BatchCache`) and freed; a finished sequence leaves that cache. Where the
+batch cache is in use, the prompts of a step that fit ``prefill_chunk`` whole are prefilled
+together instead, in one forward pass written straight into the batch cache's next rows
+(:func:`._batch.prefill`); only longer prompts take their own cache, a chunk a step.
 """
 
 from __future__ import annotations
@@ -185,6 +188,7 @@ class Serving:
         # where the worker's time went (stats()): waiting for work, prefill, sampling, the rest
         self._seconds = dict.fromkeys(("idle", "prefill", "sample", "join", "other"), 0.0)
         self.prefilled_tokens = 0
+        self.prefill_passes = 0
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
             self._setup(model)
@@ -293,7 +297,9 @@ class Serving:
         for the time between them. Where the rest of the worker's time went:
         ``sample_seconds`` and ``join_seconds`` (the parts of ``decode_seconds`` spent
         sampling and handing the tokens over, and copying newly prefilled sequences into
-        the batch's cache and finished ones out), ``prefill_seconds`` and ``prefilled_tokens`` (prompt chunks),
+        the batch's cache and finished ones out), ``prefill_seconds``, ``prefilled_tokens`` and
+        ``prefill_passes`` (the forward passes that prefilled them: one a step for the prompts
+        that fit ``prefill_chunk`` whole, which go together, one a chunk for longer ones),
         ``idle_seconds`` (waiting for requests) and ``other_seconds`` (the loop's own
         bookkeeping: admitting, cancelling, finishing requests). Where the step runs
         compiled (NumPy): ``step_plans``, the signatures recorded so far (one per batch size,
@@ -306,6 +312,7 @@ class Serving:
             "decoded_tokens": self.stepped_sequences,
             "decode_seconds": self.decode_seconds,
             "prefilled_tokens": self.prefilled_tokens,
+            "prefill_passes": self.prefill_passes,
             **{f"{name}_seconds": seconds for name, seconds in self._seconds.items()},
             "step_plans": plans.signatures if plans else 0,
             "step_plans_eager": plans.signatures - plans.native if plans else 0,
@@ -378,13 +385,17 @@ class Serving:
                 r._emit(None, "cancelled")
         # the next chunk of each prompt still to prefill, in order of arrival, while this
         # step's prompt tokens stay within prefill_chunk (at least one chunk a step): requests
-        # that arrive together join the batch together
-        spent = 0
+        # that arrive together join the batch together. Where the batch cache is in use, the
+        # prompts that fit a chunk whole are prefilled together, in one forward pass
+        spent, together = 0, []
         for r in [r for r in running if not r.done and r.pending is None]:
             part = min(self.limits.prefill_chunk, len(r.prompt) - r.prefilled)
             if spent and spent + part > self.limits.prefill_chunk:
                 break
             spent += part
+            if self._cache is not None and r.prefilled == 0 and part == len(r.prompt):
+                together.append(r)
+                continue
             t0 = time.perf_counter()
             try:
                 self._prefill_chunk(r)
@@ -393,6 +404,11 @@ class Serving:
                 r._emit(None, "error", exc)
             self._seconds["prefill"] += time.perf_counter() - t0
             self.prefilled_tokens += part
+        if together:
+            t0 = time.perf_counter()
+            self._prefill_together(together)
+            self._seconds["prefill"] += time.perf_counter() - t0
+            self.prefilled_tokens += sum(len(r.prompt) for r in together)
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)
@@ -411,12 +427,35 @@ class Serving:
             room = 0 if self._cache is not None else min(r.max_tokens, _FIRST_CAPACITY)
             r.cache = model.make_cache(len(r.prompt) + room)
         part = r.prompt[r.prefilled : r.prefilled + chunk]
+        self.prefill_passes += 1
         h = model.hidden(aq.asarray([part], dtype=aq.int32, like=self._like), r.cache)
         r.prefilled += len(part)
         if r.prefilled < len(r.prompt):
             aq.eval(r.cache)  # lazy backends: compute this chunk now, keeping graphs small
             return
         self._take([r], model.logits(h[:, -1]))
+
+    def _prefill_together(self, batch: list[Request]) -> None:
+        """``batch``'s whole prompts in one forward pass, straight into the batch cache's
+        next rows (:func:`._batch.prefill`), and their first tokens. Where that fails, each
+        prompt again alone, so that a failing prompt fails its own request only."""
+        assert self._cache is not None
+        self.prefill_passes += 1
+        try:
+            logits = _batch.prefill(self.model, [r.prompt for r in batch], self._cache, self._like)
+        except Exception as exc:
+            if len(batch) > 1:
+                _log.info("prefill of %d prompts together failed (%s); prefilling each alone", len(batch), exc)
+                for r in batch:
+                    self._prefill_together([r])
+                return
+            _log.exception("prefill of request %d failed", batch[0].id)
+            batch[0]._emit(None, "error", exc)
+            return
+        for r in batch:
+            r.prefilled = len(r.prompt)
+        self._rows.extend(batch)
+        self._take(batch, logits)
 
     def _rows_for(self, batch: list[Request]) -> list[Request]:
         """The batch cache holding exactly ``batch``'s sequences (finished ones out, each

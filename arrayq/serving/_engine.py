@@ -58,16 +58,25 @@ class Limits:
     ``max_context``: prompt plus new tokens of one request (default: the model's
     ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass, and
     per step: the prompts waiting for prefill take a chunk each until the next one would
-    pass it (at least one chunk a step)."""
+    pass it (at least one chunk a step); ``prefill_together``: the prompts of a step that fit
+    a chunk whole are prefilled in one forward pass (where the model is decoded in batches).
+    Off, each prompt is a forward pass of its own, as it would be alone: on NumPy with
+    float32 activations a prompt prefilled with others takes another matmul kernel (more
+    rows), whose logits differ in float32 rounding, so a greedy token could then differ
+    where two logits are that close (docs/serving.md)."""
 
     max_batch: int = 8
     max_queued: int = 32
     max_tokens: int = 2048
     max_context: int | None = None
     prefill_chunk: int = 512
+    prefill_together: bool = True
 
     def check(self) -> None:
-        """ValueError unless every limit is a positive integer (max_queued may be 0)."""
+        """ValueError unless every limit is a positive integer (max_queued may be 0) and
+        prefill_together a bool."""
+        if not isinstance(self.prefill_together, bool):
+            raise ValueError(f"prefill_together must be True or False, got {self.prefill_together!r}")
         for name in ("max_batch", "max_queued", "max_tokens", "max_context", "prefill_chunk"):
             v = getattr(self, name)
             low = 0 if name == "max_queued" else 1
@@ -393,7 +402,7 @@ class Serving:
             if spent and spent + part > self.limits.prefill_chunk:
                 break
             spent += part
-            if self._cache is not None and r.prefilled == 0 and part == len(r.prompt):
+            if self._cache is not None and self.limits.prefill_together and part == len(r.prompt):
                 together.append(r)
                 continue
             t0 = time.perf_counter()

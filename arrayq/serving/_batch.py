@@ -250,7 +250,7 @@ def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, lik
         attn = layer.self_attn
         q, k, v = attention_heads(attn, normed, 0, tables)  # (B, heads, L, head_dim)
         if n == 0:
-            cache._reserve(k, first + b, longest + 1)
+            cache._reserve(k, max(first + b, cache._rows), longest + 1)
             for row in range(first, first + b):  # (a failure from here leaves these rows dirty)
                 cache._written[row] = max(cache._written[row], longest)
         scale = attn.scale if attn.scale is not None else attn.head_dim**-0.5

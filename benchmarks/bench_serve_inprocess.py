@@ -48,7 +48,8 @@ def main() -> int:
     prompt = [100 + 37 * i for i in range(args.prompt_tokens)]  # (bench_serve.py's prompt, as ids)
     cache = BatchCache(len(model.layers), args.batch)
     print(f"{args.batch} sequences, prompt {args.prompt_tokens} tokens, {args.tokens} new tokens, NumPy backend")
-    print("| round | served ms a step | of it: sampling, joining | steps | prefill ms | alone ms a step | served / alone |")
+    columns = ["round", "served ms a step", "of it: sampling, joining", "steps", "prefill ms", "alone ms a step"]
+    print("| " + " | ".join([*columns, "served / alone"]) + " |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     ratios = []
     with Serving(model, Limits(max_batch=args.batch), stop_ids=()) as serving:

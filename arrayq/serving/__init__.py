@@ -9,4 +9,14 @@ finished ones leave (see :mod:`._engine` and :mod:`._batch`)."""
 from ._batch import WINDOW, BatchCache, decode_step, prefill
 from ._engine import Limits, Request, ServerBusy, Serving, ServingClosed
 
-__all__ = ["WINDOW", "BatchCache", "Limits", "Request", "ServerBusy", "Serving", "ServingClosed", "decode_step", "prefill"]
+__all__ = [
+    "WINDOW",
+    "BatchCache",
+    "Limits",
+    "Request",
+    "ServerBusy",
+    "Serving",
+    "ServingClosed",
+    "decode_step",
+    "prefill",
+]

@@ -1,11 +1,15 @@
 """arrayq.serving.prefill: prompts of different lengths prefilled together in one forward
 pass, against each prompt's own forward pass through the model (``model(ids, cache)``: the
 single-sequence path, a second implementation of the layer loop and its attention), bit for
-bit; then decode steps on the rows it wrote; bad input."""
+bit (within float32 rounding where a kernel changes with the rows); then decode steps on
+the rows it wrote; bad input; and through ``Serving``, requests joining at once against
+``arrayq.models.generate`` alone."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +17,7 @@ import pytest
 import arrayq as aq
 from arrayq import models
 from arrayq.nn import parameters
-from arrayq.serving import BatchCache, decode_step, prefill
+from arrayq.serving import BatchCache, Limits, Serving, decode_step, prefill
 
 BACKENDS = ["numpy"] + (["mlx"] if "mlx" in [b.name for b in aq.list_backends() if b.available] else [])
 
@@ -152,3 +156,34 @@ def test_bad_prompts_are_refused_and_leave_the_cache_as_it_was(model, prompts, e
     np.testing.assert_array_equal(got[0], _alone(model, PROMPTS[2])[0])  # (one prompt: its own M)
     for buffers in (cache._keys, cache._values):
         assert not aq.to_numpy(buffers[0][1, :, len(PROMPTS[2]) :]).any()
+
+
+def test_requests_joining_at_once_some_ending_at_their_first_token(model, tiny):
+    """While the worker is held, five requests of prompts of 1 to 20 tokens queue; released,
+    they are prefilled in one pass beside a running one. The two asking for one token end
+    at their prefill and leave the batch cache at once; every request gets generate()'s
+    tokens alone, and the cache is empty at the end."""
+    backend = aq.backend_of(model.norm.weight).name
+    held, release = threading.Event(), threading.Event()
+
+    def hold(request, token):
+        if not held.is_set():
+            held.set()
+            release.wait(30)
+
+    wants = [5, 1, 6, 1, 4]
+    with Serving(lambda: models.load(tiny, backend=backend), Limits(max_batch=8), stop_ids=()) as serving:
+        first = serving.submit([3, 4], 8, listener=hold)
+        assert held.wait(30)
+        others = [serving.submit(p, n) for p, n in zip(PROMPTS, wants)]
+        passes = serving.stats()["prefill_passes"]
+        release.set()
+        got = [r.result(30) for r in [first, *others]]
+        assert serving.stats()["prefill_passes"] == passes + 1  # (the five in one pass)
+        deadline = time.monotonic() + 10  # (the last ones leave the cache at the end of their step)
+        while len(serving._cache) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(serving._cache) == 0
+    expect = [list(models.generate(model, p, n, stop_ids=())) for p, n in zip([[3, 4], *PROMPTS], [8, *wants])]
+    assert got == expect
+    assert [len(t) for t in got] == [8, *wants]

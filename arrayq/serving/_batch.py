@@ -243,8 +243,9 @@ def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, lik
     b, longest, first = len(prompts), max(lengths), len(cache)
     ids = aq.asarray([list(p) + [int(p[-1])] * (longest - len(p)) for p in prompts], dtype=aq.int32, like=like)
     h = aq.astype(model.embed_tokens(ids, "raise"), model.dtype, copy=False)
-    rope = model.layers[0].self_attn.rope
-    tables = functools.cache(lambda: tuple(aq.asarray(t, like=h) for t in rope.cos_sin(0, longest)))
+    rope, embedded = model.layers[0].self_attn.rope, h
+    # (made once, at the first layer that asks: where the backend has no native rope)
+    tables = functools.cache(lambda: tuple(aq.asarray(t, like=embedded) for t in rope.cos_sin(0, longest)))
     normed = model.layers[0].input_layernorm(h)
     for n, layer in enumerate(model.layers):
         attn = layer.self_attn

@@ -180,7 +180,9 @@ class Serving:
     loaded there, e.g. ``Serving(lambda: arrayq.models.load(path, backend="mlx"))``. ``limits``: a :class:`Limits`.
     ``stop_ids``: the default stop tokens (default: the model's ``config.eos_token_id``).
     The worker thread starts at construction; :meth:`close` (or leaving a ``with`` block)
-    stops it. Greedy tokens of a request do not depend on what else runs in the batch.
+    stops it. Greedy tokens of a request do not depend on what else runs in the batch
+    (but for float32 rounding of prompts prefilled together on NumPy with float32
+    activations: see :class:`Limits`' ``prefill_together``).
     Raises ValueError for bad limits."""
 
     def __init__(self, model: Any, limits: Limits | None = None, *, stop_ids: Sequence[int] | None = None):

@@ -476,6 +476,20 @@ MUTATIONS = (
         ("tests/test_serving.py::test_the_batch_cache_is_zero_past_each_rows_length",),
     ),
     Mutation(
+        "serving prefill: a prompt prefilled together keeps what an earlier, longer sequence left past it",
+        "arrayq/serving/_batch.py",
+        "cache._zero(first + i, length, cache._written[first + i])",
+        "cache._zero(first + i, length, length)",
+        ("tests/test_serving_prefill.py::test_a_row_a_longer_sequence_left_is_zero_past_the_new_prompt",),
+    ),
+    Mutation(
+        "serving prefill: a shorter prompt's logits read at the padded end, not its last token",
+        "arrayq/serving/_batch.py",
+        "aq.stack([h[i, length - 1] for i, length in enumerate(lengths)])",
+        "aq.stack([h[i, -1] for i, length in enumerate(lengths)])",
+        ("tests/test_serving_prefill.py::test_prompts_prefilled_together_are_each_prompts_own_forward",),
+    ),
+    Mutation(
         "serving stats: the finished sequences' removal left out of join_seconds",
         "arrayq/serving/_engine.py",
         'self._seconds["join"] += took',

@@ -83,8 +83,9 @@ def shared_folder(model: Path, into: Path) -> Path:
     return into
 
 
-def start(engine: str, folder: Path, max_batch: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """Start a server; return its process and base URL once it answers."""
+def start(engine: str, folder: Path, max_batch: int, log: Path, together: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start a server (arrayq's with ``--prefill-together`` where ``together``); return its
+    process and base URL once it answers."""
     if engine == "mlx-lm":
         port = _free_port()
         cmd = [
@@ -102,6 +103,7 @@ def start(engine: str, folder: Path, max_batch: int, log: Path) -> tuple[subproc
     else:
         cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(folder), "--backend", engine, "--port", "0"]
         cmd += ["--max-batch", str(max_batch), "--max-queued", str(4 * max_batch), "--max-tokens", "4096"]
+        cmd += ["--prefill-together"] if together else []
         url = ""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     deadline = time.monotonic() + START_SECONDS
@@ -321,6 +323,11 @@ def main() -> int:
     p.add_argument("--tokens", type=int, default=16, help="completion tokens per request (default 16)")
     p.add_argument("--level-seconds", type=float, default=120, help="no new requests after this (default 120)")
     p.add_argument("--kernel", help="also time quantized_matmul against M on these backends (e.g. numpy,mlx)")
+    p.add_argument(
+        "--prefill-together",
+        action="store_true",
+        help="arrayq's servers prefill the prompts that arrive together in one pass (arrayq serve's flag)",
+    )
     p.add_argument("--step", help="also time the batched decode step at these batch sizes (e.g. 1,8), NumPy")
     args = p.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
@@ -347,7 +354,7 @@ def main() -> int:
         print("|---|" + "---:|" * (len(columns) - 1))
         for engine in [e for e in args.engines.split(",") if e]:
             try:
-                proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
+                proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log", args.prefill_together)
             except (RuntimeError, OSError) as exc:
                 log = Path(tmp) / f"{engine}.log"
                 tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""

@@ -52,7 +52,7 @@ def main() -> int:
     print("| " + " | ".join([*columns, "served / alone"]) + " |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     ratios = []
-    with Serving(model, Limits(max_batch=args.batch), stop_ids=()) as serving:
+    with Serving(model, Limits(max_batch=args.batch, prefill_together=True), stop_ids=()) as serving:
         for r in range(args.rounds + 1):
             before = serving.stats()
             for request in [serving.submit(prompt, args.tokens) for _ in range(args.batch)]:

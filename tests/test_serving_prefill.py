@@ -172,7 +172,9 @@ def test_requests_joining_at_once_some_ending_at_their_first_token(model, tiny):
             release.wait(30)
 
     wants = [5, 1, 6, 1, 4]
-    with Serving(lambda: models.load(tiny, backend=backend), Limits(max_batch=8), stop_ids=()) as serving:
+    with Serving(
+        lambda: models.load(tiny, backend=backend), Limits(max_batch=8, prefill_together=True), stop_ids=()
+    ) as serving:
         first = serving.submit([3, 4], 8, listener=hold)
         assert held.wait(30)
         others = [serving.submit(p, n) for p, n in zip(PROMPTS, wants)]

@@ -58,19 +58,21 @@ class Limits:
     ``max_context``: prompt plus new tokens of one request (default: the model's
     ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass, and
     per step: the prompts waiting for prefill take a chunk each until the next one would
-    pass it (at least one chunk a step); ``prefill_together``: the prompts of a step that fit
-    a chunk whole are prefilled in one forward pass (where the model is decoded in batches).
-    Off, each prompt is a forward pass of its own, as it would be alone: on NumPy with
-    float32 activations a prompt prefilled with others takes another matmul kernel (more
-    rows), whose logits differ in float32 rounding, so a greedy token could then differ
-    where two logits are that close (docs/serving.md)."""
+    pass it (at least one chunk a step); ``prefill_together`` (off by default): the prompts
+    of a step that fit a chunk whole are prefilled in one forward pass (where the model is
+    decoded in batches). Off, each prompt is a forward pass of its own, as it would be
+    alone, so a request's tokens never depend on which others arrived with it. On, that
+    holds on MLX and with NumPy's int8 activations, but on NumPy with float32 activations
+    a prompt prefilled with others takes another matmul kernel (more rows), whose logits
+    differ in float32 rounding, so a greedy token could differ where two logits are that
+    close (docs/serving.md)."""
 
     max_batch: int = 8
     max_queued: int = 32
     max_tokens: int = 2048
     max_context: int | None = None
     prefill_chunk: int = 512
-    prefill_together: bool = True
+    prefill_together: bool = False
 
     def check(self) -> None:
         """ValueError unless every limit is a positive integer (max_queued may be 0) and

@@ -79,9 +79,12 @@ def _grown(cached: Any, new: Any, room: int) -> Any:
 
 
 def _zeros(like: Any, positions: int) -> Any:
-    """Zeros (B, Hkv, positions, D) in the dtype and on the backend of ``like`` (B, Hkv, *, D)."""
+    """Zeros (B, Hkv, positions, D) in the dtype and on the backend of ``like`` (B, Hkv, *, D):
+    a new array, not a broadcast view (NumPy lays out a concatenation by its inputs' strides,
+    and a view's zero stride then made the positions the last axis in memory when the new
+    part was one position: attention kernels that need a contiguous last axis declined)."""
     b, h, _, d = (int(n) for n in like.shape)
-    return aq.broadcast_to(aq.zeros_like(like[:, :, :1]), (b, h, positions, d))
+    return aq.zeros((b, h, positions, d), dtype=aq.dtype(like), like=like)
 
 
 @dataclasses.dataclass

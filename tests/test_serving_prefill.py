@@ -141,7 +141,13 @@ def test_a_row_a_longer_sequence_left_is_zero_past_the_new_prompt(model):
     [
         ([], ValueError, "at least one prompt"),
         ([[1, 2], []], ValueError, "at least one token"),
-        ([[1, 2], [3, 512]], IndexError, ""),  # (the tiny model's vocabulary: 512 ids)
+        ([[1, 2], [3, 512]], ValueError, "lie in"),  # (the tiny model's vocabulary: 512 ids)
+        ([[1, -1]], ValueError, "lie in"),  # (not wrapped round to the vocabulary's end)
+        ([[1.7, 2.2]], ValueError, "integer token ids"),  # (not truncated)
+        ([[1, True]], ValueError, "integer token ids"),
+        ([np.array([1, 2])], ValueError, "list of token ids"),
+        ((p for p in [[1, 2]]), ValueError, "list of prompts"),
+        (["ab"], ValueError, "list of token ids"),
     ],
 )
 def test_bad_prompts_are_refused_and_leave_the_cache_as_it_was(model, prompts, error, message):

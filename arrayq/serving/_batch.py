@@ -222,6 +222,18 @@ def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any,
     return logits
 
 
+def token_ids(values: Sequence[int], vocab: int, what: str) -> list[int]:
+    """``values`` as a list of ints in [0, vocab); ValueError otherwise."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what} must be a list of token ids, got {type(values).__name__}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{what} must contain only integer token ids")
+    ids = [int(v) for v in values]
+    if ids and (min(ids) < 0 or max(ids) >= vocab):
+        raise ValueError(f"{what} ids must lie in [0, {vocab}), got values from {min(ids)} to {max(ids)}")
+    return ids
+
+
 def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, like: Any) -> Any:
     """Prefill the B ``prompts`` together in one forward pass and append them to ``cache``
     as its last B rows (row ``len(cache) + i`` holds prompt i, its length the prompt's);
@@ -236,7 +248,11 @@ def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, lik
     pass the prompt alone gets, where the backend's quantized matmul computes a row of x
     the same way whatever the number of rows (NumPy with int8 activations does; with float32
     activations its kernel changes at 8 rows, docs/serving.md). Raises ValueError for no
-    prompts or an empty one, IndexError for ids outside the vocabulary."""
+    prompts or an empty one, a prompt that is not a list of integer ids, or ids outside
+    the vocabulary (nothing is written then)."""
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+        raise ValueError(f"prefill takes a list of prompts, got {type(prompts).__name__}")
+    prompts = [token_ids(p, int(model.config.vocab_size), "prompt") for p in prompts]
     if not prompts or not all(prompts):
         raise ValueError("prefill takes at least one prompt, each of at least one token")
     lengths = [len(p) for p in prompts]
@@ -262,8 +278,8 @@ def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, lik
             cache._values[n][row : row + 1, :, :length] = v[i : i + 1, :, :length]
             out = nn.scaled_dot_product_attention(
                 q[i : i + 1, :, :length],
-                cache._keys[n][row : row + 1, :, :length],
-                cache._values[n][row : row + 1, :, :length],
+                k[i : i + 1, :, :length],  # (the keys as computed, as a prompt alone attends over them)
+                v[i : i + 1, :, :length],
                 scale=scale,
                 mask="causal" if length > 1 else None,
             )  # (1, H, length, hd): the prompt's own attention

@@ -255,7 +255,7 @@ class Serving:
         outside [1, limits.max_tokens], prompt plus max_tokens over ``max_context``, bad
         sampling parameters; :class:`ServerBusy` when ``max_queued`` requests wait
         already; :class:`ServingClosed` after :meth:`close`."""
-        prompt = _ids(prompt_ids, self.vocab_size, "prompt")
+        prompt = _batch.token_ids(prompt_ids, self.vocab_size, "prompt")
         if not prompt:
             raise ValueError("the prompt needs at least one token")
         if (
@@ -272,7 +272,9 @@ class Serving:
         check_sampling(temperature, top_k, top_p)
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        stops = self.stop_ids if stop_ids is None else frozenset(_ids(stop_ids, self.vocab_size, "stop_ids"))
+        stops = (
+            self.stop_ids if stop_ids is None else frozenset(_batch.token_ids(stop_ids, self.vocab_size, "stop_ids"))
+        )
         request = Request(prompt, max_tokens, (float(temperature), int(top_k), float(top_p)), seed, stops, listener)
         with self._cond:
             if self._closed:
@@ -530,18 +532,6 @@ class Serving:
             else:
                 r.pending = token
                 r._emit(token)
-
-
-def _ids(values: Sequence[int], vocab: int, what: str) -> list[int]:
-    """``values`` as a list of ints in [0, vocab); ValueError otherwise."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{what} must be a list of token ids, got {type(values).__name__}")
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{what} must contain only integer token ids")
-    ids = [int(v) for v in values]
-    if ids and (min(ids) < 0 or max(ids) >= vocab):
-        raise ValueError(f"{what} ids must lie in [0, {vocab}), got values from {min(ids)} to {max(ids)}")
-    return ids
 
 
 __all__ = ["Limits", "Request", "ServerBusy", "Serving", "ServingClosed"]

@@ -145,7 +145,8 @@ class ArrayqEncoder:
         ``nn.distill_quantized`` on the gradient backend ``settings.backend``: every block's
         token states (:func:`block_states`), with ``settings.embedding`` each text's sentence
         embedding (its cosine) and with ``settings.similarity`` the cosine matrix of the
-        batch's sentence embeddings (:func:`objective`), fitted to the float model's on ``texts`` in batches of ``settings.batch`` texts of similar length.
+        batch's sentence embeddings (:func:`objective`), fitted to the float model's on
+        ``texts`` in batches of ``settings.batch`` texts of similar length.
         With ``settings.holdout`` = k, every k-th text (in the given order) is held out:
         neither GPTQ nor the training sees it, and it chooses the step to keep (early
         stopping). The result runs on this encoder's backend."""

@@ -252,6 +252,13 @@ class DistillSettings:
     rounds: int = 1
     learn_rounding: bool = False
 
+    def __post_init__(self) -> None:
+        """Raises ValueError for a sentence term's weight that is negative or not finite."""
+        for name in ("similarity", "embedding"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"DistillSettings.{name} must be a finite number, 0 or more, got {weight!r}")
+
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
 #: relational term (weighted alike), every fifth calibration text held out to choose the step
@@ -299,12 +306,9 @@ def objective(settings: DistillSettings, blocks: int) -> tuple[Callable[..., Any
     mean-pooled sentence embeddings (B, hidden) once per sentence term: "cosine" (each text's
     cosine to the float model's; pooling's L2 normalisation does not change it) weighted
     ``settings.embedding * blocks``, and "similarity" weighted ``settings.similarity * blocks``
-    (each 0: left out). Raises ValueError for a negative or non-finite weight."""
-    terms = [("cosine", settings.embedding), ("similarity", settings.similarity)]
-    for name, weight in terms:
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"the {name} term's weight must be a finite number, 0 or more, got {weight!r}")
-    terms = [(name, weight) for name, weight in terms if weight]
+    (each 0: left out)."""
+    both = (("cosine", settings.embedding), ("similarity", settings.similarity))
+    terms = [(name, weight) for name, weight in both if weight]
     if not terms:
         return block_states, ["mse"] * blocks, [1.0] * blocks
 

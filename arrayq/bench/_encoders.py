@@ -7,6 +7,7 @@ takes, kernels included."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -142,9 +143,10 @@ class ArrayqEncoder:
         :class:`DistillSettings` options apply to any of them): GPTQ (calibrated on the
         trained texts' float inputs), then
         ``nn.distill_quantized`` on the gradient backend ``settings.backend``: every block's
-        token states (:func:`block_states`), and with ``settings.similarity`` the cosine
-        matrix of the batch's sentence embeddings (:func:`sentence_outputs`), fitted to the
-        float model's on ``texts`` in batches of ``settings.batch`` texts of similar length.
+        token states (:func:`block_states`), with ``settings.embedding`` each text's sentence
+        embedding (its cosine) and with ``settings.similarity`` the cosine matrix of the
+        batch's sentence embeddings (:func:`objective`), fitted to the float model's on
+        ``texts`` in batches of ``settings.batch`` texts of similar length.
         With ``settings.holdout`` = k, every k-th text (in the given order) is held out:
         neither GPTQ nor the training sees it, and it chooses the step to keep (early
         stopping). The result runs on this encoder's backend."""
@@ -190,12 +192,7 @@ class ArrayqEncoder:
             if step % 40 == 0:
                 print(f"  distill step {step}: objective {value:.6f}", file=sys.stderr, flush=True)
 
-        blocks = len(self.model.layers)
-        if settings.similarity:
-            forward: Callable[..., Any] = sentence_outputs
-            loss, weights = ["mse"] * blocks + ["similarity"], [1.0] * blocks + [settings.similarity * blocks]
-        else:
-            forward, loss, weights = block_states, ["mse"] * blocks, [1.0] * blocks
+        forward, loss, weights = objective(settings, len(self.model.layers))
         inputs = self._batches(trained, settings.batch, teacher, grad)
         validation = self._batches(held, settings.batch, teacher, grad) if held else None
         for round_ in range(settings.rounds):
@@ -225,7 +222,9 @@ class DistillSettings:
     """How :meth:`ArrayqEncoder.distilled` trains: Adam ``steps`` at learning rate ``lr``,
     ``batch`` calibration texts a step, on the gradient backend ``backend``; ``similarity``:
     the weight of the relational term (the batch's sentence-embedding cosine matrix)
-    against the block states' terms together (0: block states only); ``holdout``: every
+    against the block states' terms together (0: none); ``embedding``: the weight, in the
+    same units, of one minus each text's sentence-embedding cosine to the float model's (what
+    the quality table measures; 0: none); ``holdout``: every
     ``holdout``-th calibration text held out to choose the step kept, checked every
     ``check_every`` steps (0: none, the last step is kept if it improved the objective);
     ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default);
@@ -243,6 +242,7 @@ class DistillSettings:
     batch: int = 16
     backend: str = "jax"
     similarity: float = 0.0
+    embedding: float = 0.0
     holdout: int = 0
     check_every: int = 20
     damping: float | None = None
@@ -251,6 +251,13 @@ class DistillSettings:
     augment: int = 0
     rounds: int = 1
     learn_rounding: bool = False
+
+    def __post_init__(self) -> None:
+        """Raises ValueError for a sentence term's weight that is negative or not finite."""
+        for name in ("similarity", "embedding"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"DistillSettings.{name} must be a finite number, 0 or more, got {weight!r}")
 
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the
@@ -291,3 +298,23 @@ def sentence_outputs(model: Any, h: Any, mask: Any, keep: Any) -> list:
     states = block_states(model, h, mask, keep)
     pooled = aq.divide(aq.sum(states[-1], axis=1), aq.maximum(aq.sum(keep, axis=1), 1.0))
     return [*states, pooled]
+
+
+def objective(settings: DistillSettings, blocks: int) -> tuple[Callable[..., Any], list[str], list[float]]:
+    """``(forward, loss, weights)`` for ``nn.distill_quantized`` as ``settings`` asks, for a
+    BERT of ``blocks`` blocks: each block's token states ("mse", weight 1 each), then the
+    mean-pooled sentence embeddings (B, hidden) once per sentence term: "cosine" (each text's
+    cosine to the float model's; pooling's L2 normalisation does not change it) weighted
+    ``settings.embedding * blocks``, and "similarity" weighted ``settings.similarity * blocks``
+    (each 0: left out)."""
+    both = (("cosine", settings.embedding), ("similarity", settings.similarity))
+    terms = [(name, weight) for name, weight in both if weight]
+    if not terms:
+        return block_states, ["mse"] * blocks, [1.0] * blocks
+
+    def forward(model: Any, h: Any, mask: Any, keep: Any) -> list:
+        *states, pooled = sentence_outputs(model, h, mask, keep)
+        return [*states] + [pooled] * len(terms)
+
+    losses = ["mse"] * blocks + [name for name, _ in terms]
+    return forward, losses, [1.0] * blocks + [weight * blocks for _, weight in terms]

@@ -108,8 +108,8 @@ def add_parser(sub: Any) -> None:
     srv.add_argument(
         "--prefill-together",
         action="store_true",
-        help="prefill the prompts that arrive together in one forward pass (faster; exact on MLX and with "
-        "NumPy's int8 activations, float32 rounding may differ on NumPy's float32 activations: docs/serving.md)",
+        help="prefill the prompts that arrive together in one forward pass (faster; exact on MLX's CPU device and with "
+        "NumPy's int8 activations; float32 rounding may differ on NumPy's float32 activations: docs/serving.md)",
     )
     srv.add_argument(
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn's"

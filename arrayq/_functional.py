@@ -323,7 +323,9 @@ def scaled_dot_product_attention(
     :func:`arrayq.compile`); keys n .. S-1 are ignored, and ``"causal"`` then places the L
     queries at positions n-L .. n-1 (:func:`prefix_mask`). An array n must lie in
     L .. S (causal) or 1 .. S; nothing can check it. Scores and softmax are in float32;
-    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes, an
+    the result is (B, H, L, D) in q's dtype. Keys or values in a narrower floating dtype
+    than q's (a float16 :class:`~arrayq.nn.FixedKVCache`) are converted to q's dtype first:
+    the result is attention over the rounded keys and values. Raises ValueError for mismatched shapes, an
     unknown mask string, a causal mask with more queries than keys, or a key_length that
     is not such an int or array.
 
@@ -345,6 +347,7 @@ def scaled_dot_product_attention(
         backend, (q, k, v, key_length) = resolve(q, k, v, key_length)
     else:
         raise ValueError(f"key_length must be an int or a 0-d integer array, got {key_length!r}")
+    k, v = (_widened(backend, x, backend.dtype_of(q)) for x in (k, v))
     if key_length is not None:
         causal = isinstance(mask, str)  # (only "causal" gets here)
         key_length = _checked_key_length(backend, key_length, length, s, causal)
@@ -356,6 +359,15 @@ def scaled_dot_product_attention(
         mask = prefix if mask is None or causal else aq.add(mask, _narrow(prefix, aq.dtype(mask)))
     out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
     return attention_reference(q, k, v, float(scale), mask) if out is NotImplemented else out
+
+
+def _widened(backend: Any, x: Any, target: Any) -> Any:
+    """``x`` converted to ``target`` where it is a narrower floating dtype (a float16 KV
+    cache read by float32 queries); else ``x`` itself."""
+    have = backend.dtype_of(x)
+    if have == target or have.kind != "float" or target.kind != "float" or have.bits >= target.bits:
+        return x
+    return backend.astype(x, target, True)
 
 
 def _checked_key_length(backend: Any, n: Any, length: int, total: int, causal: bool) -> Any:

@@ -126,14 +126,24 @@ def tiny(tmp_path_factory):
 PROMPT = [3, 1, 4, 1, 5, 9, 2, 6]
 
 
-def test_generate_float16_cache_gives_tokens_of_rounded_eager_decode(tiny, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_generate_float16_cache_gives_tokens_of_rounded_eager_decode(tiny, backend, monkeypatch):
     """The second implementation: eager decoding whose float32 cache hands each one-token
     step its keys and values rounded to float16 and back (the prefill, as in generate, reads
     them unrounded): the same greedy tokens as the compiled step over a float16 cache."""
     from arrayq import models
 
-    model = models.load(tiny, backend="numpy")
+    model = models.load(tiny, backend=backend)
+    made, from_cache = [], nn.FixedKVCache.from_cache.__func__
+
+    def spied(cls, *args, **kwargs):
+        made.append(from_cache(cls, *args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(nn.FixedKVCache, "from_cache", classmethod(spied))
     compiled = list(models.generate(model, PROMPT, 12, compile=True, kv_dtype="float16"))
+    assert made and all(aq.dtype(c.keys) == aq.float16 == aq.dtype(c.values) for c in made)  # the step's buffers
+    monkeypatch.undo()
     original = nn.KVCache.update_and_fetch
 
     def rounded(self, keys, values):

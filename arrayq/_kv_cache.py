@@ -120,10 +120,12 @@ class FixedKVCache:
     dtype: Any = None  # None, or the name of the floating dtype the buffers are stored in
 
     def __post_init__(self) -> None:
-        if self.dtype is not None:  # (kept as its name: a static value for arrayq.compile)
-            self.dtype = _kv_dtype(self.dtype).name
-            self.keys = aq.astype(self.keys, self.dtype, copy=False)
-            self.values = aq.astype(self.values, self.dtype, copy=False)
+        if self.dtype is None:
+            return
+        target = _kv_dtype(self.dtype)
+        self.dtype = target.name  # (a name: a static value for arrayq.compile, which rebuilds the cache each call)
+        if aq.as_dtype(self.keys.dtype) is not target or aq.as_dtype(self.values.dtype) is not target:
+            self.keys, self.values = aq.astype(self.keys, target), aq.astype(self.values, target)
 
     @classmethod
     def from_cache(cls, cache: KVCache, capacity: int, window: int, dtype: Any = None) -> FixedKVCache:

@@ -373,8 +373,9 @@ class NumPyBackend(NumPyLinalg):
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
         """Float32 decode (one query row, up to 2048 keys, no mask, the causal one, or a
         padding mask: a batch of sequences of different lengths) takes the native kernel
-        (one pass over each row's own keys, no BLAS calls); the rest, the reference
-        composite."""
+        (one pass over each row's own keys, no BLAS calls), with float32 or float16 keys and
+        values (a float16 KV cache, read as it is: the float32 kernel's result on the
+        widened keys, bit for bit); the rest, the reference composite (NotImplemented)."""
         if not _native.attends(q, k, v):
             return NotImplemented
         # (a string mask is "causal": arrayq.nn checked it)
@@ -391,6 +392,8 @@ class NumPyBackend(NumPyLinalg):
             raise ValueError(f"key_length must be from {low} to the {k.shape[2]} keys, got {n}")
         k, v, mask = k[:, :, :n], v[:, :, :n], "causal" if causal and q.shape[2] > 1 else None
         out = self.scaled_dot_product_attention(q, k, v, scale, mask)
+        if out is NotImplemented and (k.dtype != q.dtype or v.dtype != q.dtype):
+            return NotImplemented  # (narrower keys or values the kernel did not take: arrayq.nn widens them)
         if out is NotImplemented:
             from arrayq.nn import attention_reference
 

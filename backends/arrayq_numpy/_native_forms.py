@@ -53,7 +53,7 @@ def _attendable(a: np.ndarray) -> bool:
     """The attention kernel's layout, as the method checks it (``_native.attends``): a
     contiguous last axis, aligned, no negative stride (a cache's window of a longer
     buffer is one, though not C-contiguous)."""
-    return a.strides[-1] == 4 and a.flags.aligned and min(a.strides) >= 0
+    return a.strides[-1] == a.itemsize and a.flags.aligned and min(a.strides) >= 0
 
 
 def _weight(w: Any, width: int) -> bool:
@@ -191,12 +191,14 @@ def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
 
 
 def _attended(q: Any, k: Any, v: Any) -> bool:
-    """Arrays the attention kernel took when recording: plain float32, non-empty, laid out
-    as :func:`_attendable` says; q 4-d with at most ATTENTION_MAX_ROWS rows."""
+    """Arrays the attention kernel took when recording: plain arrays, non-empty, laid out as
+    :func:`_attendable` says; q float32, 4-d, with at most ATTENTION_MAX_ROWS rows; k and v
+    float32 or float16 (``_native.kv_dtype_fits``: dtypes fixed by the signature)."""
     arrays = (q, k, v)
-    if not all(type(a) is np.ndarray and a.dtype == _F32 and a.size and _attendable(a) for a in arrays):
+    if not all(type(a) is np.ndarray and a.size and _attendable(a) for a in arrays):
         return False
-    return q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS
+    fits = q.dtype == _F32 and _native.kv_dtype_fits(k, v)
+    return fits and q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS
 
 
 def _attention_kernel(q: np.ndarray, v: np.ndarray) -> tuple[Any, int, tuple[int, ...]]:
@@ -205,6 +207,18 @@ def _attention_kernel(q: np.ndarray, v: np.ndarray) -> tuple[Any, int, tuple[int
     index = _native._chosen_level()
     assert index is not None, "forms are made only where the native kernels run"
     return _native._kernels.attention, index, q.shape[:3] + v.shape[3:]
+
+
+def _eager(method: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``method(k, v)`` as arrayq.nn calls an attention method, for a replayed call the
+    kernel does not take: float16 keys and values it declines are widened to q's float32
+    and offered again. Returns the result (NotImplemented where it declines those too) and
+    the keys and values it was last given."""
+    out = method(k, v)
+    if out is NotImplemented and k.dtype != q.dtype:
+        k, v = k.astype(q.dtype), v.astype(q.dtype)
+        out = method(k, v)
+    return out, k, v
 
 
 def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
@@ -219,7 +233,8 @@ def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
         n = int(length)  # (the kernel's limits read as the method reads them, per call)
         limits = rows <= native.ATTENTION_MAX_ROWS and n <= native.ATTENTION_MAX_KEYS
         if not (low <= n <= keys and limits and _attendable(q) and _attendable(k) and _attendable(v)):
-            return method(q, k, v, scale, length, causal)  # (its error, or the reference, or another layout)
+            # (its error, or the reference, or another layout; float16 keys it declines: widened)
+            return _eager(lambda k, v: method(q, k, v, scale, length, causal), q, k, v)[0]
         out = np.empty(shape, _F32)
         kernel(index, q, k[:, :, :n], v[:, :, :n], out, scale, masked)
         return out
@@ -249,7 +264,7 @@ def _scaled_dot_product_attention(backend: Any, args: tuple, fixed: tuple, resul
         # (the kernel's limits read per call, as the method reads them)
         fits = rows <= native.ATTENTION_MAX_ROWS and keys <= native.ATTENTION_MAX_KEYS
         if (padded and lengths is None) or not (fits and _attendable(q) and _attendable(k) and _attendable(v)):
-            out = method(q, k, v, scale, mask)
+            out, k, v = _eager(lambda k, v: method(q, k, v, scale, mask), q, k, v)
             if out is NotImplemented:
                 from arrayq.nn import attention_reference
 

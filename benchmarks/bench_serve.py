@@ -23,8 +23,13 @@ Two throughputs, both printed, neither preferred:
   reaches, which the prefill of short requests hides in the end-to-end rate.
 
 For ``arrayq serve`` each row also splits the server's time in the level (the same
-counters): the mean milliseconds of a decode step, and the shares spent prefilling
-prompts and idle (waiting for requests: HTTP and the clients' turnaround).
+counters): the mean milliseconds of a decode step, the shares spent prefilling
+prompts and idle (waiting for requests: HTTP and the clients' turnaround), the prompts a
+prefill pass took on average (prompts that arrive together are prefilled together); and the CPU
+the level took, in cores busy on average (CPU seconds / wall seconds, from /proc and
+this process's own clock): the benchmark's clients, the server's event loop, and the rest
+of the server (its worker and the kernels' threads). On a machine of few cores the clients
+and the event loop take cores from the kernels: that is the benchmark's own load.
 
 ``--kernel numpy,mlx`` also prints the quantized matmul time against M (the rows of x) at
 each of the model's weight shapes on those backends: what batching can gain at most here.
@@ -78,8 +83,9 @@ def shared_folder(model: Path, into: Path) -> Path:
     return into
 
 
-def start(engine: str, folder: Path, max_batch: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """Start a server; return its process and base URL once it answers."""
+def start(engine: str, folder: Path, max_batch: int, log: Path, together: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start a server (arrayq's with ``--prefill-together`` where ``together``); return its
+    process and base URL once it answers."""
     if engine == "mlx-lm":
         port = _free_port()
         cmd = [
@@ -97,6 +103,7 @@ def start(engine: str, folder: Path, max_batch: int, log: Path) -> tuple[subproc
     else:
         cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(folder), "--backend", engine, "--port", "0"]
         cmd += ["--max-batch", str(max_batch), "--max-queued", str(4 * max_batch), "--max-tokens", "4096"]
+        cmd += ["--prefill-together"] if together else []
         url = ""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     deadline = time.monotonic() + START_SECONDS
@@ -135,8 +142,29 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(20)
 
 
-def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
-    """N clients, ``args.requests`` requests each (fewer once ``level_seconds`` passed)."""
+def thread_cpu(pid: int | None) -> tuple[float, float]:
+    """CPU seconds so far of process ``pid``'s main thread (``arrayq serve``'s event loop:
+    HTTP, JSON, handing tokens over) and of its other threads together (the serving
+    worker and the kernels' thread pool), from /proc; NaN where it cannot be read."""
+    main = rest = 0.0
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            if int(task.name) == pid:
+                main += seconds
+            else:
+                rest += seconds
+    except (OSError, ValueError, IndexError, TypeError):
+        return float("nan"), float("nan")
+    return main, rest
+
+
+def level(url: str, n: int, args: argparse.Namespace, prompt: str, pid: int | None = None) -> dict:
+    """N clients, ``args.requests`` requests each (fewer once ``level_seconds`` passed).
+    With the server's ``pid``, also where the CPU time went: the clients' (this process),
+    the server's event loop and its worker with the kernels' threads."""
     stop_at = time.monotonic() + args.level_seconds
     lock, latencies, tokens = threading.Lock(), [], [0]
     body = {"prompt": prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
@@ -157,14 +185,16 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
                     tokens[0] += r.json()["usage"]["completion_tokens"]
 
     before = _decode_stats(url)
+    cpu0, server0 = time.process_time(), thread_cpu(pid)
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         list(pool.map(client, range(n)))
     wall = time.perf_counter() - t0
+    cpu1, server1 = time.process_time(), thread_cpu(pid)
     after = _decode_stats(url)
     lat = sorted(latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
-    decode = step_ms = prefill_share = idle_share = float("nan")
+    decode = step_ms = prefill_share = idle_share = per_pass = float("nan")
     if before and after and after["decode_seconds"] > before["decode_seconds"]:
         d = {k: after[k] - before[k] for k in after if k in before}
         decode = d["decoded_tokens"] / d["decode_seconds"]
@@ -172,6 +202,8 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
         if "idle_seconds" in d:  # (servers of this checkout on)
             busy = sum(d[k] for k in ("decode_seconds", "prefill_seconds", "idle_seconds", "other_seconds"))
             prefill_share, idle_share = d["prefill_seconds"] / busy, d["idle_seconds"] / busy
+        if d.get("prefill_passes"):  # (servers of prompts prefilled together on)
+            per_pass = len(latencies) / d["prefill_passes"]
     return dict(
         clients=n,
         requests=len(latencies),
@@ -184,6 +216,10 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str) -> dict:
         step_ms=step_ms,
         prefill=prefill_share,
         idle=idle_share,
+        per_pass=per_pass,
+        client_cpu=(cpu1 - cpu0) / wall,
+        loop_cpu=(server1[0] - server0[0]) / wall,
+        worker_cpu=(server1[1] - server0[1]) / wall,
     )
 
 
@@ -288,6 +324,11 @@ def main() -> int:
     p.add_argument("--tokens", type=int, default=16, help="completion tokens per request (default 16)")
     p.add_argument("--level-seconds", type=float, default=120, help="no new requests after this (default 120)")
     p.add_argument("--kernel", help="also time quantized_matmul against M on these backends (e.g. numpy,mlx)")
+    p.add_argument(
+        "--prefill-together",
+        action="store_true",
+        help="arrayq's servers prefill the prompts that arrive together in one pass (arrayq serve's flag)",
+    )
     p.add_argument("--step", help="also time the batched decode step at these batch sizes (e.g. 1,8), NumPy")
     p.add_argument(
         "--kv-dtype",
@@ -307,12 +348,19 @@ def main() -> int:
         print(f"{model.name}: prompt {args.prompt_tokens} tokens, {args.tokens} new tokens a request, greedy")
         columns = ["engine", "clients", "requests", "tokens", "seconds", "end-to-end tokens/s", "vs 1 client"]
         columns += ["p50 latency s", "p99 latency s", "decode-only tokens/s", "vs 1 client", "ms a decode step"]
-        columns += ["prefill share", "idle share"]
+        columns += [
+            "prefill share",
+            "prompts a prefill pass",
+            "idle share",
+            "CPU: clients",
+            "CPU: server loop",
+            "CPU: server worker",
+        ]
         print("| " + " | ".join(columns) + " |")
         print("|---|" + "---:|" * (len(columns) - 1))
         for engine in [e for e in args.engines.split(",") if e]:
             try:
-                proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log")
+                proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log", args.prefill_together)
             except (RuntimeError, OSError) as exc:
                 log = Path(tmp) / f"{engine}.log"
                 tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
@@ -322,14 +370,15 @@ def main() -> int:
                 one = None
                 httpx.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=600)
                 for n in counts:
-                    row = level(url, n, args, prompt)
+                    row = level(url, n, args, prompt, proc.pid)
                     one = one or (row["tps"], row["decode"])
                     decode = "– | –" if row["decode"] != row["decode"] else f"{row['decode']:.2f} | "
                     decode += "" if row["decode"] != row["decode"] else f"{row['decode'] / one[1]:.2f}×"
                     decode += " | " + " | ".join(
-                        "–" if v != v else f"{v:.1f}" if k == "step_ms" else f"{100 * v:.0f}%"
-                        for k, v in ((k, row[k]) for k in ("step_ms", "prefill", "idle"))
+                        "–" if v != v else f"{v:.1f}" if k in ("step_ms", "per_pass") else f"{100 * v:.0f}%"
+                        for k, v in ((k, row[k]) for k in ("step_ms", "prefill", "per_pass", "idle"))
                     )
+                    decode += " | " + " | ".join(f"{row[k]:.2f}" for k in ("client_cpu", "loop_cpu", "worker_cpu"))
                     print(
                         f"| {engine} | {n} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
                         f"{row['tps']:.2f} | {row['tps'] / one[0]:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} | "
@@ -343,7 +392,10 @@ def main() -> int:
                 "\nend-to-end tokens/s: completion tokens / the level's wall time (prefill, HTTP and the "
                 "gaps between requests included); decode-only tokens/s: tokens / seconds inside the "
                 "server's decode steps (its /health counters; prefill, HTTP and idle time left out); "
-                "shares: of the server's time in the level"
+                "shares: of the server's time in the level; prompts a prefill pass: the level's requests / "
+                "the server's prefill forward passes; CPU: CPU seconds a wall second in the level "
+                "(cores busy) of the benchmark's clients, the server's event loop (its main thread) and "
+                "the rest of the server (the worker and the kernels' threads)"
             )
     if args.kernel:
         kernel_table(model, args.kernel.split(","))

@@ -253,9 +253,11 @@ class _TimedKernels:
         return getattr(self._real, name)
 
 
-def _zeros(out: int, *args: Any) -> None:
-    """A stub kernel: zeros into its output argument."""
+def _zeros(out: int, *args: Any) -> bool:
+    """A stub kernel: zeros into its output argument; True (``gemv_repacked``'s report that
+    x was finite, so that the replay form takes the result)."""
     args[out].fill(0)
+    return True
 
 
 if __name__ == "__main__":

@@ -95,6 +95,28 @@ def test_every_batch_size_at_every_level(level: int, bits: int, group_size: int)
         _check(y, x[:m], qw, (bits, group_size, m))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tiles_run_in_pairs_over_any_range(level: int, threads: int) -> None:
+    """The AVX-512 level runs two tiles of 8 weight rows at once (tile t beside t + h, h half
+    the range a thread takes in one go, rounded up: an odd range's last tile alone). 363
+    rows are 46 tiles: blocks of 32 and 14 on one thread, two parts of 23 (odd) on two.
+    Each of M = 2..8 rows of x gives its one-row result (the one-tile body) bit for bit."""
+    rng = np.random.default_rng(23)
+    n, k = 8 * 45 + 3, 192  # a partly filled last tile; three groups of 64
+    qw = aq.quantize(aq.astype(rng.standard_normal((n, k), dtype=np.float32), aq.bfloat16), group_size=64, bits=4)
+    x = rng.standard_normal((8, k)).astype(np.float32)
+    before = _native.num_threads()
+    try:
+        arrayq_numpy.set_num_threads(threads)
+        alone = np.concatenate([_run(level, x[i : i + 1], qw) for i in range(len(x))])
+        for m in range(2, len(x) + 1):
+            y = _run(level, x[:m], qw)
+            np.testing.assert_array_equal(y, alone[:m], err_msg=f"M={m}")
+            _check(y, x[:m], qw, (threads, m))
+    finally:
+        arrayq_numpy.set_num_threads(before)
+
+
 def test_the_frontend_takes_empty_and_strided_x_at_int8() -> None:
     """M = 0 gives an empty (0, N) result; a transposed or strided x, the result of its
     contiguous copy."""

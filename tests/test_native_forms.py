@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import arrayq as aq
+import arrayq_numpy
 from arrayq import nn
 from arrayq_numpy import NumPyBackend, _native, _rowops, activations
 
@@ -284,23 +285,37 @@ def test_quantized_matmul_guards(monkeypatch):
         assert calls[0] == 0
         _same(got, fn(x))
     with activations("int8"):
-        # non-finite activations: the method's unfactored path, as eagerly (inf, NaN)
+        # non-finite activations: the kernel reports them and the method's unfactored path
+        # gives the result, as eagerly (inf, NaN): the dequantized weight times x, so an inf
+        # gives +-inf where the factored kernel's 0 * inf gives NaN
+        factored: list[bool] = []
+        real_affine = arrayq_numpy.affine_matmul
+
+        def affine(*a: object, **k: object) -> object:
+            factored.append(bool(k["factored"]))
+            return real_affine(*a, **k)
+
+        monkeypatch.setattr(arrayq_numpy, "affine_matmul", affine)
         x = inputs()[0]
         x[0, 1, 5] = np.inf
-        _same(compiled(x), fn(x))
+        got = compiled(x)
+        assert np.isinf(got[0, 1]).any()
+        _same(got, fn(x))
         x[0, 0, 3] = np.nan
         _same(compiled(x), fn(x))
         x = inputs()[0]
         x[0, 0, 7] = -np.inf
         _same(compiled(x), fn(x))
-        assert calls[0] == 0  # (none took the repacked kernel)
-        # finite, but x . x overflows float32 (the form's finiteness test): the method, which
-        # takes the repacked kernel as eagerly (3e19 squared is past float32's 3.4e38)
+        assert factored == [False] * 6  # (three replays, three eager calls)
+        # finite, but large (3e19 squared is past float32's 3.4e38): the form's own kernel
+        # call, not the method, as eagerly the repacked kernel
+        calls[0] = 0
         x = inputs()[0]
         x[0, 1, 2] = 3e19
         got = compiled(x)
-        assert calls[0] == 1
+        assert calls[0] == 0
         _same(got, fn(x))
+        assert calls[0] == 1 and factored == [False] * 6
         calls[0] = 0
         # the repacked copies cleared: the method builds them anew, the next replay uses them
         backend.repacked.clear()

@@ -186,6 +186,33 @@ def test_x_rounds_half_to_even_and_a_non_finite_x_gives_non_finite_rows(level: i
         assert not np.isfinite(y).any(), bad
 
 
+def test_the_kernel_reports_whether_x_is_finite(level: int) -> None:
+    """gemv_repacked returns True for finite x and False where any element of any row is
+    NaN or +-inf (the replay form and the method send such x to the unfactored path), in
+    the first and last column of each group; a finite x near float32's largest value is
+    finite (its square is not, which the form's check was once about)."""
+    rng = np.random.default_rng(17)
+    qw = aq.quantize(rng.standard_normal((16, 128), dtype=np.float32), group_size=64, bits=4)
+    data, kind, symmetric = _native.repack(qw.packed, qw.scales, qw.biases, 64, 4, level)
+
+    def finite(x: np.ndarray) -> object:
+        out = np.empty((x.shape[0], 16), np.float32)
+        return _native._kernels.gemv_repacked(level, x, data, out, x.shape[0], 16, 128, 64, 4, kind, symmetric)
+
+    x = rng.standard_normal((3, 128)).astype(np.float32)
+    assert finite(x) is True and finite(x[:1]) is True
+    big = x.copy()
+    big[1, 70] = 3e38
+    assert finite(big) is True
+    for bad in (np.nan, np.inf, -np.inf):
+        for row in range(3):
+            for col in (0, 63, 64, 127):
+                xb = x.copy()
+                xb[row, col] = bad
+                assert finite(xb) is False, (bad, row, col)
+                assert finite(np.ascontiguousarray(xb[row : row + 1])) is False, (bad, row, col)
+
+
 def test_int8_decode_through_the_frontend_keeps_one_copy_per_weight() -> None:
     backend = aq.get_backend("numpy")
     rng = np.random.default_rng(4)

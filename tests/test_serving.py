@@ -208,8 +208,8 @@ def test_the_batch_cache_is_zero_past_each_rows_length(model):
     assert cache._keys[0] is None  # grown buffers go with the last row
 
 
-@pytest.mark.parametrize("chunk", [512, 4])
-def test_requests_that_arrive_together_join_the_batch_together(model, load, chunk):
+@pytest.mark.parametrize("chunk, together", [(512, True), (4, True), (512, False)])
+def test_requests_that_arrive_together_join_the_batch_together(model, load, chunk, together):
     """While the worker is held (a listener blocking on the first request's first token),
     three more requests queue; released, the worker prefills all three in its next step
     (their prompts, 3 + 1 + 7 tokens, fit a prefill_chunk of 512) and they decode beside
@@ -217,7 +217,8 @@ def test_requests_that_arrive_together_join_the_batch_together(model, load, chun
     steps 1 to n - 1, the others' n - 1, steps 2 to n; one prompt a step, as before, made
     n + 2). With a prefill_chunk of 4 (prompt tokens a step) the 3- and 1-token prompts
     join at step 2 and the 7-token one, in chunks of 4 and 3, at step 4: n + 2 steps. Each
-    request's tokens are generate()'s."""
+    request's tokens are generate()'s; with prefill_together off too, where each prompt is
+    a forward pass of its own."""
     n = 6
     held, release = threading.Event(), threading.Event()
 
@@ -226,7 +227,8 @@ def test_requests_that_arrive_together_join_the_batch_together(model, load, chun
             held.set()
             release.wait(30)
 
-    with Serving(load, Limits(max_batch=4, prefill_chunk=chunk), stop_ids=()) as serving:
+    limits = Limits(max_batch=4, prefill_chunk=chunk, prefill_together=together)
+    with Serving(load, limits, stop_ids=()) as serving:
         first = serving.submit(PROMPTS[4], n, listener=hold)
         assert held.wait(30)
         others = [serving.submit(p, n) for p in PROMPTS[:3]]
@@ -239,6 +241,10 @@ def test_requests_that_arrive_together_join_the_batch_together(model, load, chun
     assert stats["decode_steps"] == steps and stats["decoded_tokens"] == 4 * (n - 1)
     assert stats["decode_seconds"] > 0
     assert stats["prefilled_tokens"] == sum(map(len, [PROMPTS[4], *PROMPTS[:3]]))  # every prompt token once
+    # forward passes: the first prompt's, then the three together (prompts of 3, 1 and 7
+    # tokens in one pass); with a chunk of 4, the 3- and 1-token ones together and the
+    # 7-token one alone, in two chunks; not together, one a prompt
+    assert stats["prefill_passes"] == (4 if chunk == 4 or not together else 2)
     assert 0 < stats["sample_seconds"] < stats["decode_seconds"]  # (sampling is part of the steps' time)
 
 
@@ -356,7 +362,9 @@ def test_bad_requests_are_refused_before_queueing(model, load, args, kw, message
         assert serving.counts()["waiting"] == 0
 
 
-@pytest.mark.parametrize("bad", [{"max_batch": 0}, {"max_queued": -1}, {"max_tokens": 1.5}, {"prefill_chunk": None}])
+@pytest.mark.parametrize(
+    "bad", [{"max_batch": 0}, {"max_queued": -1}, {"max_tokens": 1.5}, {"prefill_chunk": None}, {"prefill_together": 1}]
+)
 def test_bad_limits(model, load, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Serving(load, Limits(**bad))
@@ -398,16 +406,17 @@ def test_a_loader_that_fails_fails_the_constructor(tiny):
 
 def test_a_failing_prefill_fails_its_request_alone(model, load, monkeypatch):
     """A request whose prompt fails in the forward pass ends with finish_reason "error" and
-    its exception; the others, and later requests, go on."""
+    its exception; the others, and later requests, go on (prompts prefilled together fail
+    together, then each goes again alone)."""
     with Serving(load, stop_ids=()) as serving:
-        hidden = serving.model.hidden
+        norm = serving.model.layers[0].input_layernorm
 
-        def fragile(ids, cache):
-            if int(ids.shape[1]) == 13:  # the poisoned prompt's length
+        def fragile(x):
+            if int(x.shape[1]) == 13:  # the poisoned prompt's length (the longest of its pass)
                 raise MemoryError("no room for this prompt")
-            return hidden(ids, cache)
+            return norm(x)
 
-        monkeypatch.setattr(serving.model, "hidden", fragile)
+        monkeypatch.setattr(serving.model.layers[0], "input_layernorm", fragile)
         good = serving.submit(PROMPTS[0], 6)
         bad = serving.submit(list(range(13)), 6)
         with pytest.raises(MemoryError, match="no room"):

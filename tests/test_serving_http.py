@@ -145,7 +145,14 @@ def test_health_and_models(client):
     body = h.json()
     decode = body.pop("decode")
     assert body == {"status": "ok", "running": 0, "waiting": 0, "max_batch": MAX_BATCH, "max_queued": MAX_QUEUED}
-    assert set(decode) == {"decode_steps", "decoded_tokens", "decode_seconds", "prefilled_tokens", "step_plans"} | {
+    assert set(decode) == {
+        "decode_steps",
+        "decoded_tokens",
+        "decode_seconds",
+        "prefilled_tokens",
+        "prefill_passes",
+        "step_plans",
+    } | {
         "step_plans_eager",
         "step_plan_hits",
         *(f"{name}_seconds" for name in ("idle", "prefill", "sample", "join", "other")),

@@ -119,6 +119,21 @@ MUTATIONS = (
         ("tests/test_native_kernels.py::test_attention_kernel_is_the_same_on_any_number_of_threads",),
         rebuild=True,
     ),
+    Mutation(
+        "NumPy repacked kernel: reports every x as finite",
+        "backends/arrayq_numpy/csrc/repack.c",
+        "return finite ? 0 : 1;",
+        "return 0;",
+        ("tests/test_native_repacked.py::test_the_kernel_reports_whether_x_is_finite",),
+        rebuild=True,
+    ),
+    Mutation(
+        "NumPy dequantize: scale * q not rounded to the scales' dtype (one rounding, not MLX's two)",
+        "backends/arrayq_numpy/_fastpath.py",
+        "if narrow != np.float32:  # (as the reference's _round_narrow",
+        "if False:  # (as the reference's _round_narrow",
+        ("tests/test_numpy_dequantize.py::test_matches_the_reference_bit_for_bit",),
+    ),
     # norms: inputs and tolerances a misplaced eps or a swapped weight/bias cannot hide in
     Mutation(
         "nn.LayerNorm: eps outside the square root",
@@ -321,8 +336,8 @@ MUTATIONS = (
     Mutation(
         "NumPy replay form: quantized_matmul blind to non-finite activations",
         "backends/arrayq_numpy/_native_forms.py",
-        "if not (x.flags.carray and isfinite(vdot(x, x))):",
-        "if not x.flags.carray:",
+        "return out if finite else method(x, qw, True)",
+        "return out",
         ("tests/test_native_forms.py::test_quantized_matmul_guards",),
     ),
     # BERT and the encoder's attention: against the float64 NumPy BERT of tests/test_bert.py
@@ -459,6 +474,20 @@ MUTATIONS = (
         "self._zero(row, length, before)",
         "self._zero(row, length, length)",
         ("tests/test_serving.py::test_the_batch_cache_is_zero_past_each_rows_length",),
+    ),
+    Mutation(
+        "serving prefill: a prompt prefilled together keeps what an earlier, longer sequence left past it",
+        "arrayq/serving/_batch.py",
+        "cache._zero(first + i, length, cache._written[first + i])",
+        "cache._zero(first + i, length, length)",
+        ("tests/test_serving_prefill.py::test_a_row_a_longer_sequence_left_is_zero_past_the_new_prompt",),
+    ),
+    Mutation(
+        "serving prefill: a shorter prompt's logits read at the padded end, not its last token",
+        "arrayq/serving/_batch.py",
+        "aq.stack([h[i, length - 1] for i, length in enumerate(lengths)])",
+        "aq.stack([h[i, -1] for i, length in enumerate(lengths)])",
+        ("tests/test_serving_prefill.py::test_prompts_prefilled_together_are_each_prompts_own_forward",),
     ),
     Mutation(
         "serving stats: the finished sequences' removal left out of join_seconds",

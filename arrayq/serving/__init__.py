@@ -6,7 +6,17 @@ needs ``pip install 'arrayq[serve]'``).
 one quantized matmul with M = B per weight; new requests join at token boundaries and
 finished ones leave (see :mod:`._engine` and :mod:`._batch`)."""
 
-from ._batch import WINDOW, BatchCache, decode_step
+from ._batch import WINDOW, BatchCache, decode_step, prefill
 from ._engine import Limits, Request, ServerBusy, Serving, ServingClosed
 
-__all__ = ["WINDOW", "BatchCache", "Limits", "Request", "ServerBusy", "Serving", "ServingClosed", "decode_step"]
+__all__ = [
+    "WINDOW",
+    "BatchCache",
+    "Limits",
+    "Request",
+    "ServerBusy",
+    "Serving",
+    "ServingClosed",
+    "decode_step",
+    "prefill",
+]

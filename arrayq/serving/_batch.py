@@ -26,6 +26,7 @@ import numpy as np
 import arrayq as aq
 
 from .. import nn
+from .._fused import attention_heads
 from .._kv_cache import _kv_dtype
 
 #: The fewest positions of the batch cache's buffers and of the compiled step's attention
@@ -227,6 +228,77 @@ def decode_step(model: Any, tokens: Sequence[int], cache: BatchCache, like: Any,
     return logits
 
 
+def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, like: Any) -> Any:
+    """Prefill the B ``prompts`` together in one forward pass and append them to ``cache``
+    as its last B rows (row ``len(cache) + i`` holds prompt i, its length the prompt's);
+    return the logits (B, vocab) of each prompt's next position. ``like``: an array of the
+    model's backend and device.
+
+    The prompts are right-padded to the longest (L tokens): the embedding, the norms, the
+    q/k/v heads and rotary positions (the model's own heads, as its attention layer makes them),
+    every projection and the MLP run once on (B, L, hidden), one quantized matmul with
+    M = B L per weight; attention runs per prompt over exactly its own keys (causal, as a
+    prompt alone), and the padding's keys are never written. So each row is the forward
+    pass the prompt alone gets, where the backend's quantized matmul computes a row of x
+    the same way whatever the number of rows (NumPy with int8 activations does; with float32
+    activations its kernel changes at 8 rows, docs/serving.md). Raises ValueError for no
+    prompts or an empty one, IndexError for ids outside the vocabulary."""
+    if not prompts or not all(prompts):
+        raise ValueError("prefill takes at least one prompt, each of at least one token")
+    lengths = [len(p) for p in prompts]
+    b, longest, first = len(prompts), max(lengths), len(cache)
+    ids = aq.asarray([list(p) + [int(p[-1])] * (longest - len(p)) for p in prompts], dtype=aq.int32, like=like)
+    h = aq.astype(model.embed_tokens(ids, "raise"), model.dtype, copy=False)
+    rope, embedded = model.layers[0].self_attn.rope, h
+    # (made once, at the first layer that asks: where the backend has no native rope)
+    tables = functools.cache(lambda: tuple(aq.asarray(t, like=embedded) for t in rope.cos_sin(0, longest)))
+    normed = model.layers[0].input_layernorm(h)
+    for n, layer in enumerate(model.layers):
+        attn = layer.self_attn
+        q, k, v = attention_heads(attn, normed, 0, tables)  # (B, heads, L, head_dim)
+        if n == 0:
+            cache._reserve(k, max(first + b, cache._rows), longest + 1)
+            for row in range(first, first + b):  # (a failure from here leaves these rows dirty)
+                cache._written[row] = max(cache._written[row], longest)
+        scale = attn.scale if attn.scale is not None else attn.head_dim**-0.5
+        rows = []
+        for i, length in enumerate(lengths):
+            row = first + i
+            cache._keys[n][row : row + 1, :, :length] = k[i : i + 1, :, :length]
+            cache._values[n][row : row + 1, :, :length] = v[i : i + 1, :, :length]
+            out = nn.scaled_dot_product_attention(
+                q[i : i + 1, :, :length],
+                cache._keys[n][row : row + 1, :, :length],
+                cache._values[n][row : row + 1, :, :length],
+                scale=scale,
+                mask="causal" if length > 1 else None,
+            )  # (1, H, length, hd): the prompt's own attention
+            if length < longest:  # (the padding's rows: zeros, finite, read by no real row)
+                out = aq.concat([out, aq.zeros(_padding(out, longest - length), dtype=aq.dtype(out), like=out)], axis=2)
+            rows.append(out)
+        out = rows[0] if b == 1 else aq.concat(rows, axis=0)
+        out = aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, longest, attn.n_heads * attn.head_dim))
+        post = layer.post_attention_layernorm
+        h, h_normed = nn.add_rms_norm(h, attn.o_proj(out), post.weight, post.eps)
+        mlp_out = layer.mlp(h_normed)
+        if n + 1 < len(model.layers):  # (the sum fused with the next layer's norm, as Qwen3.hidden does)
+            following = model.layers[n + 1].input_layernorm
+            h, normed = nn.add_rms_norm(h, mlp_out, following.weight, following.eps)
+        else:
+            h = aq.add(h, mlp_out)
+    last = h[:, -1] if min(lengths) == longest else aq.stack([h[i, length - 1] for i, length in enumerate(lengths)])
+    logits = model.logits(last)
+    for i, length in enumerate(lengths):
+        cache._zero(first + i, length, cache._written[first + i])  # what an earlier sequence left past it
+    cache.lengths.extend(lengths)
+    return logits
+
+
+def _padding(out: Any, positions: int) -> tuple[int, ...]:
+    """The shape of ``positions`` more positions of attention output ``out`` (1, H, L, hd)."""
+    return (int(out.shape[0]), int(out.shape[1]), positions, int(out.shape[3]))
+
+
 def _window(positions: int) -> int:
     """The power of two of at least ``positions`` and :data:`WINDOW` positions."""
     return max(WINDOW, 1 << (positions - 1).bit_length())
@@ -246,4 +318,4 @@ def _tables(model: Any, positions: list[int], like: Any) -> dict:
     return made
 
 
-__all__ = ["WINDOW", "BatchCache", "decode_step", "supports"]
+__all__ = ["WINDOW", "BatchCache", "decode_step", "prefill", "supports"]

@@ -49,7 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from . import Limits, Serving
     from ._text import load_codec
 
-    limits = Limits(args.max_batch, args.max_queued, args.max_tokens, args.max_context)
+    limits = Limits(
+        args.max_batch, args.max_queued, args.max_tokens, args.max_context, prefill_together=args.prefill_together
+    )
     limits.check()
     try:  # the socket is ours, so the port is known (--port 0: any free one) before serving starts
         sock = socket.create_server((args.host, args.port))
@@ -103,6 +105,12 @@ def add_parser(sub: Any) -> None:
     srv.add_argument("--max-queued", type=int, default=32, help="requests waiting beyond the batch (default 32)")
     srv.add_argument("--max-tokens", type=int, default=2048, help="most new tokens per request (default 2048)")
     srv.add_argument("--max-context", type=int, help="most prompt + new tokens per request (default: the model's)")
+    srv.add_argument(
+        "--prefill-together",
+        action="store_true",
+        help="prefill the prompts that arrive together in one forward pass (faster; exact on MLX and with "
+        "NumPy's int8 activations, float32 rounding may differ on NumPy's float32 activations: docs/serving.md)",
+    )
     srv.add_argument(
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn's"
     )

@@ -8,7 +8,10 @@ together), then runs one batched
 decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
 hands each its new token and drops the finished ones. A prompt is prefilled into its own
 KV cache (``model.make_cache``), which is then copied into the batch's padded cache
-(:class:`._batch.BatchCache`) and freed; a finished sequence leaves that cache.
+(:class:`._batch.BatchCache`) and freed; a finished sequence leaves that cache. Where the
+batch cache is in use, the prompts of a step that fit ``prefill_chunk`` whole are prefilled
+together instead, in one forward pass written straight into the batch cache's next rows
+(:func:`._batch.prefill`); only longer prompts take their own cache, a chunk a step.
 """
 
 from __future__ import annotations
@@ -55,16 +58,27 @@ class Limits:
     ``max_context``: prompt plus new tokens of one request (default: the model's
     ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass, and
     per step: the prompts waiting for prefill take a chunk each until the next one would
-    pass it (at least one chunk a step)."""
+    pass it (at least one chunk a step); ``prefill_together`` (off by default): the prompts
+    of a step that fit a chunk whole are prefilled in one forward pass (where the model is
+    decoded in batches). Off, each prompt is a forward pass of its own, as it would be
+    alone, so a request's tokens never depend on which others arrived with it. On, that
+    holds on MLX and with NumPy's int8 activations, but on NumPy with float32 activations
+    a prompt prefilled with others takes another matmul kernel (more rows), whose logits
+    differ in float32 rounding, so a greedy token could differ where two logits are that
+    close (docs/serving.md)."""
 
     max_batch: int = 8
     max_queued: int = 32
     max_tokens: int = 2048
     max_context: int | None = None
     prefill_chunk: int = 512
+    prefill_together: bool = False
 
     def check(self) -> None:
-        """ValueError unless every limit is a positive integer (max_queued may be 0)."""
+        """ValueError unless every limit is a positive integer (max_queued may be 0) and
+        prefill_together a bool."""
+        if not isinstance(self.prefill_together, bool):
+            raise ValueError(f"prefill_together must be True or False, got {self.prefill_together!r}")
         for name in ("max_batch", "max_queued", "max_tokens", "max_context", "prefill_chunk"):
             v = getattr(self, name)
             low = 0 if name == "max_queued" else 1
@@ -168,7 +182,9 @@ class Serving:
     loaded there, e.g. ``Serving(lambda: arrayq.models.load(path, backend="mlx"))``. ``limits``: a :class:`Limits`.
     ``stop_ids``: the default stop tokens (default: the model's ``config.eos_token_id``).
     The worker thread starts at construction; :meth:`close` (or leaving a ``with`` block)
-    stops it. Greedy tokens of a request do not depend on what else runs in the batch.
+    stops it. Greedy tokens of a request do not depend on what else runs in the batch
+    (but for float32 rounding of prompts prefilled together on NumPy with float32
+    activations: see :class:`Limits`' ``prefill_together``).
     Raises ValueError for bad limits."""
 
     def __init__(self, model: Any, limits: Limits | None = None, *, stop_ids: Sequence[int] | None = None):
@@ -185,6 +201,7 @@ class Serving:
         # where the worker's time went (stats()): waiting for work, prefill, sampling, the rest
         self._seconds = dict.fromkeys(("idle", "prefill", "sample", "join", "other"), 0.0)
         self.prefilled_tokens = 0
+        self.prefill_passes = 0
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
             self._setup(model)
@@ -293,7 +310,9 @@ class Serving:
         for the time between them. Where the rest of the worker's time went:
         ``sample_seconds`` and ``join_seconds`` (the parts of ``decode_seconds`` spent
         sampling and handing the tokens over, and copying newly prefilled sequences into
-        the batch's cache and finished ones out), ``prefill_seconds`` and ``prefilled_tokens`` (prompt chunks),
+        the batch's cache and finished ones out), ``prefill_seconds``, ``prefilled_tokens`` and
+        ``prefill_passes`` (the forward passes that prefilled them: one a step for the prompts
+        that fit ``prefill_chunk`` whole, which go together, one a chunk for longer ones),
         ``idle_seconds`` (waiting for requests) and ``other_seconds`` (the loop's own
         bookkeeping: admitting, cancelling, finishing requests). Where the step runs
         compiled (NumPy): ``step_plans``, the signatures recorded so far (one per batch size,
@@ -306,6 +325,7 @@ class Serving:
             "decoded_tokens": self.stepped_sequences,
             "decode_seconds": self.decode_seconds,
             "prefilled_tokens": self.prefilled_tokens,
+            "prefill_passes": self.prefill_passes,
             **{f"{name}_seconds": seconds for name, seconds in self._seconds.items()},
             "step_plans": plans.signatures if plans else 0,
             "step_plans_eager": plans.signatures - plans.native if plans else 0,
@@ -378,13 +398,17 @@ class Serving:
                 r._emit(None, "cancelled")
         # the next chunk of each prompt still to prefill, in order of arrival, while this
         # step's prompt tokens stay within prefill_chunk (at least one chunk a step): requests
-        # that arrive together join the batch together
-        spent = 0
+        # that arrive together join the batch together. Where the batch cache is in use, the
+        # prompts that fit a chunk whole are prefilled together, in one forward pass
+        spent, together = 0, []
         for r in [r for r in running if not r.done and r.pending is None]:
             part = min(self.limits.prefill_chunk, len(r.prompt) - r.prefilled)
             if spent and spent + part > self.limits.prefill_chunk:
                 break
             spent += part
+            if self._cache is not None and self.limits.prefill_together and part == len(r.prompt):
+                together.append(r)
+                continue
             t0 = time.perf_counter()
             try:
                 self._prefill_chunk(r)
@@ -393,6 +417,11 @@ class Serving:
                 r._emit(None, "error", exc)
             self._seconds["prefill"] += time.perf_counter() - t0
             self.prefilled_tokens += part
+        if together:
+            t0 = time.perf_counter()
+            self._prefill_together(together)
+            self._seconds["prefill"] += time.perf_counter() - t0
+            self.prefilled_tokens += sum(len(r.prompt) for r in together)
         decoding = [r for r in running if not r.done and r.pending is not None]
         if decoding:
             self._decode(decoding)
@@ -411,12 +440,35 @@ class Serving:
             room = 0 if self._cache is not None else min(r.max_tokens, _FIRST_CAPACITY)
             r.cache = model.make_cache(len(r.prompt) + room)
         part = r.prompt[r.prefilled : r.prefilled + chunk]
+        self.prefill_passes += 1
         h = model.hidden(aq.asarray([part], dtype=aq.int32, like=self._like), r.cache)
         r.prefilled += len(part)
         if r.prefilled < len(r.prompt):
             aq.eval(r.cache)  # lazy backends: compute this chunk now, keeping graphs small
             return
         self._take([r], model.logits(h[:, -1]))
+
+    def _prefill_together(self, batch: list[Request]) -> None:
+        """``batch``'s whole prompts in one forward pass, straight into the batch cache's
+        next rows (:func:`._batch.prefill`), and their first tokens. Where that fails, each
+        prompt again alone, so that a failing prompt fails its own request only."""
+        assert self._cache is not None
+        self.prefill_passes += 1
+        try:
+            logits = _batch.prefill(self.model, [r.prompt for r in batch], self._cache, self._like)
+        except Exception as exc:
+            if len(batch) > 1:
+                _log.info("prefill of %d prompts together failed (%s); prefilling each alone", len(batch), exc)
+                for r in batch:
+                    self._prefill_together([r])
+                return
+            _log.exception("prefill of request %d failed", batch[0].id)
+            batch[0]._emit(None, "error", exc)
+            return
+        for r in batch:
+            r.prefilled = len(r.prompt)
+        self._rows.extend(batch)
+        self._take(batch, logits)
 
     def _rows_for(self, batch: list[Request]) -> list[Request]:
         """The batch cache holding exactly ``batch``'s sequences (finished ones out, each

@@ -17,7 +17,7 @@ from arrayq.backend import DISTRIBUTED_OPS, Array, UnsupportedDTypeError
 from arrayq.backend import dtypes as dt
 from arrayq.quant import QuantizedWeight
 
-from . import _native, _replay, _rowops
+from . import _fastpath, _native, _replay, _rowops
 from ._fastpath import affine_matmul
 from ._linalg import NumPyLinalg
 from ._native import activations, num_threads, set_num_threads
@@ -308,6 +308,13 @@ class NumPyBackend(NumPyLinalg):
         return out.copy() if copy else out
 
     # ---- quantized linear algebra
+    def dequantize(self, qw: QuantizedWeight, dtype: dt.DType) -> Any:
+        """Affine weights: the reference's arithmetic in a few NumPy calls
+        (``_fastpath.dequantize``); the other modes take the reference (NotImplemented)."""
+        if qw.mode != "affine":
+            return NotImplemented
+        return _fastpath.dequantize(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, self._native[dtype])
+
     def quantized_matmul(self, x: Array, qw: QuantizedWeight, transpose: bool) -> Any:
         """Affine weights take the native kernels (``_native``, for ``transpose=True`` where
         they were built; with 8-bit activations, 2-D weights read the backend's repacked copy,
@@ -323,15 +330,10 @@ class NumPyBackend(NumPyLinalg):
             out = self.gather_qmm(x3, qw, None, None, transpose)
             return out[..., 0, :] if x.ndim == 1 else out
         x2d = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
-        if (
-            transpose
-            and x2d.shape[0]
-            and qw.group_size % 32 == 0
-            and _native.repacked_runs()
-            and np.isfinite(x2d).all()
-        ):
+        if transpose and x2d.shape[0] and qw.group_size % 32 == 0 and _native.repacked_runs():
             out = _native.matmul_repacked(x2d, qw, self.repacked)
-            return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
+            if out is not None:  # (None: x holds a NaN or an infinity, which takes _affine_2d)
+                return out.reshape(*x.shape[:-1], out.shape[-1]).astype(x.dtype, copy=False)
         return _affine_2d(x, packed, qw.scales, qw.biases, transpose, qw.group_size, bits)
 
     def gather_qmm(

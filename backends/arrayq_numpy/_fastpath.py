@@ -78,6 +78,25 @@ def _dequantize_rows(
     return codes
 
 
+def dequantize(
+    packed: np.ndarray, scales: np.ndarray, biases: np.ndarray, group_size: int, bits: int, dtype: np.dtype
+) -> np.ndarray:
+    """MLX's affine dequantization in NumPy calls: the reference's arithmetic
+    (``arrayq.quant._formats.dequantize``) step for step, ``scale * q`` rounded to the
+    scales' dtype, ``+ bias`` rounded again, then cast to ``dtype``; only the unpacking is
+    NumPy's own (``codes_f32``: exact small integers either way). packed (..., rows, words),
+    scales and biases (..., rows, groups) of one float dtype. Returns (..., rows, cols)."""
+    codes = codes_f32(packed, bits)
+    lead, cols = codes.shape[:-1], codes.shape[-1]
+    t = codes.reshape(*lead, cols // group_size, group_size)
+    t *= scales.astype(np.float32)[..., None]
+    narrow = scales.dtype
+    if narrow != np.float32:  # (as the reference's _round_narrow: to the scales' dtype and back)
+        t = t.astype(narrow).astype(np.float32)
+    t += biases.astype(np.float32)[..., None]
+    return t.astype(narrow).astype(dtype, copy=False).reshape(*lead, cols)
+
+
 def rows_per_block(cols: int) -> int:
     """Rows of a weight with ``cols`` columns in one float32 block of ``BLOCK_ELEMENTS``."""
     return max(1, BLOCK_ELEMENTS // cols)

@@ -338,10 +338,11 @@ def repacked_runs() -> bool:
     return _chosen_level() is not None and current_activations() == "int8"
 
 
-def matmul_repacked(x: np.ndarray, qw: Any, cache: RepackedWeights) -> np.ndarray:
+def matmul_repacked(x: np.ndarray, qw: Any, cache: RepackedWeights) -> np.ndarray | None:
     """``x @ W.T`` with 8-bit activations from W's repacked copy in ``cache``. x: (M, K)
     float32, M >= 1; qw: a 2-D affine QuantizedWeight of NumPy arrays. Returns (M, N)
-    float32."""
+    float32, or None where x holds a NaN or an infinity (the kernel reports it; such x
+    takes the unfactored path, see the backend's ``_affine_2d``)."""
     index = _chosen_level()
     assert _kernels is not None and index is not None
     data, kind, symmetric = cache.get(qw.packed, qw.scales, qw.biases, qw.group_size, qw.bits, index)
@@ -349,8 +350,8 @@ def matmul_repacked(x: np.ndarray, qw: Any, cache: RepackedWeights) -> np.ndarra
     n = qw.packed.shape[0]
     xc = x if x.flags.c_contiguous and x.flags.aligned else np.require(x, np.float32, requirements=["C", "A"])
     out = np.empty((m, n), np.float32)
-    _kernels.gemv_repacked(index, xc, data, out, m, n, k, qw.group_size, qw.bits, kind, symmetric)
-    return out
+    finite = _kernels.gemv_repacked(index, xc, data, out, m, n, k, qw.group_size, qw.bits, kind, symmetric)
+    return out if finite else None
 
 
 def supports(x: np.ndarray, packed: np.ndarray, transpose: bool, group_size: int) -> bool:

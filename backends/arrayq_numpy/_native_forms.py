@@ -13,9 +13,10 @@ on each call only what the signature leaves open:
 * values: ``prefix_attention``'s key count (checked as the method checks it, and the
   kernel's limits, read per call as the method reads them), ``scaled_dot_product_attention``'s
   padding mask (its key lengths read per call, as the method reads them; a mask that is
-  not a padding mask gets the method, and the frontend's reference where it declines), ``quantized_matmul``'s
-  finite activations and the thread's activation setting (a context variable): where
-  they differ from the recorded call, the method runs.
+  not a padding mask gets the method, and the frontend's reference where it declines),
+  ``quantized_matmul``'s finite activations (the kernel reports them: it scans x for its
+  scales anyway) and the thread's activation setting (a context variable): where they
+  differ from the recorded call, the method runs.
 * ``quantized_matmul``'s repacked weight is found once, when recording, and held weakly:
   once :meth:`RepackedWeights.clear` drops it, the method runs (building the copy anew),
   and the form finds the new copy for the next call; with another ``backend.repacked``,
@@ -301,7 +302,7 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
     n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
     m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
-    empty, vdot, isfinite = np.empty, np.vdot, math.isfinite
+    empty = np.empty
 
     def quantized_matmul(x: np.ndarray) -> np.ndarray:
         nonlocal found, kind, symmetric
@@ -311,13 +312,13 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
             if data is None and backend.repacked is cache and current() == "int8":
                 found, kind, symmetric = lookup()  # (the copy the method made, for the next call)
             return out
-        # x . x is finite only where every element is (NaN and inf carry into it; a finite x
-        # whose squares overflow goes to the method too, which gives the same result)
-        if not (x.flags.carray and isfinite(vdot(x, x))):
-            return method(x, qw, True)  # (non-finite activations take the unfactored path; another layout)
+        if not x.flags.carray:
+            return method(x, qw, True)  # (another layout)
         out = empty(shape, _F32)
-        kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)  # (C-contiguous: any shape)
-        return out
+        # (C-contiguous: any shape.) The kernel says whether x was finite (read off the scan of
+        # x its codes need): NaN or inf in x takes the method's unfactored path, as eagerly
+        finite = kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)
+        return out if finite else method(x, qw, True)
 
     return quantized_matmul, (0,)
 

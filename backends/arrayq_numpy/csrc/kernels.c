@@ -155,10 +155,23 @@ static inline __attribute__((always_inline)) v8si_avx512 dpbusd_at_avx512(v8si_a
     __asm__("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const int32_t *)x));
     return acc;
 }
+/* rq_body on 512-bit vectors: two tiles a pass (RQ_PAIR), each of the four activation codes
+ * broadcast to all 16 lanes by the instruction ({1to16}) */
+#define RQ_PAIR
+#define DOT_U8S8_AT2(acc, a, x) dpbusd2_at_avx512((acc), (a), (x))
+typedef int32_t v16si_avx512 __attribute__((vector_size(64)));
+typedef uint8_t v64qu_avx512 __attribute__((vector_size(64)));
+static inline __attribute__((always_inline)) v16si_avx512 dpbusd2_at_avx512(v16si_avx512 acc, v64qu_avx512 a,
+                                                                            const int8_t *x) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const int32_t *)x));
+    return acc;
+}
 #include "kernels_simd.inc"
 #undef LEVEL
 #undef VW
 #undef RQ_PASS_ROWS
+#undef RQ_PAIR
+#undef DOT_U8S8_AT2
 #undef DOT_U8S8_AT
 #undef WIDEN_BYTES
 #undef IB

@@ -104,7 +104,8 @@ int rq_layout_of(const struct level *lv, int64_t n, int64_t k, int group_size, i
  * (layout->total_bytes), on the thread pool; -1 where memory ran out */
 int repack(const struct rq_layout *layout, const uint8_t *packed, const void *scales, const void *biases,
            uint8_t *out);
-/* out (m, n) = x (m, k) @ W.T with 8-bit activations, on the thread pool */
+/* out (m, n) = x (m, k) @ W.T with 8-bit activations, on the thread pool; 0, or 1 where x
+ * holds a NaN or an infinity (out is computed all the same), -1 where memory ran out */
 int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, const struct rq_layout *layout,
                   float *out, int64_t m);
 

@@ -561,8 +561,8 @@ static PyObject *py_gemv_repacked(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS PyBuffer_Release(&o);
     PyBuffer_Release(&d);
     PyBuffer_Release(&x);
-    if (failed) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    if (failed < 0) return PyErr_NoMemory();
+    return PyBool_FromLong(failed == 0); /* False: x holds a NaN or an infinity */
 fail_d:
     PyBuffer_Release(&d);
 fail_x:
@@ -594,7 +594,7 @@ static PyMethodDef methods[] = {
     {"dequantize", py_dequantize, METH_VARARGS, "Rows of W as float32, columns in slot order (see csrc/kernels.c)."},
     {"repacked_size", py_repacked_size, METH_VARARGS, "Bytes of a weight in the repacked layout (csrc/repack.c)."},
     {"repack", py_repack, METH_VARARGS, "A weight in MLX's format into the repacked layout (csrc/repack.c)."},
-    {"gemv_repacked", py_gemv_repacked, METH_VARARGS, "out = x @ W.T, 8-bit activations, W repacked."},
+    {"gemv_repacked", py_gemv_repacked, METH_VARARGS, "out = x @ W.T, 8-bit activations, W repacked; False where x is not finite."},
     {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
     {"pool_probe", py_pool_probe, METH_VARARGS, "XOR of a buffer's words read on the pool (a probe)."},
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},

@@ -16,6 +16,7 @@
  * saturate at 16 bits), 8-bit codes are stored as code - 128 in signed bytes.
  * Rows past n in the last tile are zeros (scale 0: they add nothing; never written out).
  */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -144,6 +145,10 @@ int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, c
     float *xsum = xscale + m * groups;
     int8_t *xq = (int8_t *)(xsum + m * groups), *xi = xq + m * k;
     int8_activations(x, m, k, L->group_size, xq, xscale, xsum);
+    /* a group's scale is its largest |x| / 127: finite exactly where all of its x are (the
+     * caller's finiteness check, read off the scan the codes need anyway) */
+    int finite = 1;
+    for (int64_t i = 0; i < m * groups; i++) finite &= isfinite(xscale[i]) != 0;
     for (int64_t i = 0; i < n_passes; i++) { /* lv->rq_rows rows of x a pass */
         const int64_t r = i * rows, pass_rows = m - r < rows ? m - r : rows;
         const int8_t *codes = pass_rows > 1 ? xi + r * k : xq + r * k; /* one row: as it is */
@@ -155,5 +160,5 @@ int gemv_repacked(const struct level *lv, const float *x, const uint8_t *data, c
     run_parallel(rq_part, &task, L->n * k < RQ_PARALLEL_MIN_WEIGHTS ? 1 : (L->tiles + 1) / 2);
     free(passes);
     free(xscale);
-    return 0;
+    return finite ? 0 : 1;
 }

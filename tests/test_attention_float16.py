@@ -9,6 +9,8 @@ of another head size, float16 q."""
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 
@@ -175,3 +177,32 @@ def test_batch_cache_stores_float16_and_its_compiled_step_equals_eager(tmp_path)
         np.testing.assert_allclose(eager, wide, rtol=0, atol=5e-3 * max(1.0, float(np.abs(wide).max())))
     with pytest.raises(TypeError, match="floating"):
         BatchCache(2, dtype="int8")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # (NumPy's, past 65504)
+def test_float16_conversion_is_numpys():
+    """The backend's float32 -> float16 astype (F16C where it runs) gives NumPy's float16,
+    bit for bit: over a sweep of float32 bit patterns (normal, subnormal, past float16's
+    range, infinities, signed zeros) and around float16's ties and its largest finite; an
+    array holding a NaN takes NumPy's conversion (payload bits kept)."""
+    from arrayq_numpy import NumPyBackend, _rowops
+
+    backend = NumPyBackend()
+    sweep = np.arange(0, 2**32, 997, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    finite = sweep[~np.isnan(sweep)]
+    ties = (np.arange(-4096, 4096, dtype=np.float32) + 0.5) * np.float32(2.0**-10)  # (halfway cases)
+    edges = np.array([65504, 65519.99, 65520, -65520, 2.0**-24, 2.0**-25, 3 * 2.0**-26, -0.0, np.inf], np.float32)
+    for x in (finite, ties, np.tile(edges, 64), finite[:1000].reshape(10, 100)):
+        got = backend.astype(x, aq.float16)
+        _same_half(got, x.astype(np.float16))
+    if platform.machine().lower() in ("x86_64", "amd64"):  # (F16C: on every x86-64 CPU with AVX2)
+        assert _rowops.to_half(finite) is not None
+    with_nan = finite[:1000].copy()
+    with_nan[7] = np.frombuffer(np.uint32(0x7FC01234).tobytes(), np.float32)[0]
+    assert _rowops.to_half(with_nan) is None
+    _same_half(backend.astype(with_nan, aq.float16), with_nan.astype(np.float16))
+
+
+def _same_half(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype == np.float16 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))

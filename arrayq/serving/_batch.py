@@ -165,8 +165,9 @@ def _forward(model: Any, ids: Any, keys: list, values: list, step: dict) -> Any:
             t = tables[(attn.rope.dims, attn.rope.base, attn.rope.scale)]
             q = nn.rope_reference(q, attn.rope.dims, attn.rope.traditional, t)
             k = nn.rope_reference(k, attn.rope.dims, attn.rope.traditional, t)
-        keys[n][step["rows"], :, step["positions"]] = k[:, :, 0]  # each row's new position, in place
-        values[n][step["rows"], :, step["positions"]] = v[:, :, 0]
+        stored = aq.dtype(keys[n])  # (a float16 cache: converted first, by the backend's own astype)
+        keys[n][step["rows"], :, step["positions"]] = aq.astype(k[:, :, 0], stored, copy=False)
+        values[n][step["rows"], :, step["positions"]] = aq.astype(v[:, :, 0], stored, copy=False)
         span = step["span"]
         scale = attn.scale if attn.scale is not None else attn.head_dim**-0.5
         out = nn.scaled_dot_product_attention(

@@ -110,7 +110,13 @@ class NumPyBackend(NumPyLinalg):
         return np.asarray(x)
 
     def astype(self, x: Array, dtype: dt.DType, copy: bool = True) -> Array:
-        return _arr(x).astype(self._native[dtype], copy=copy)
+        """NumPy's ``astype``; float32 to float16 by :func:`_rowops.to_half` (the same values)."""
+        native = self._native[dtype]
+        if native == np.float16 and type(x) is np.ndarray and x.dtype == np.float32:
+            half = _rowops.to_half(x)
+            if half is not None:
+                return half
+        return _arr(x).astype(native, copy=copy)
 
     def asarray(self, obj: Any, dtype: dt.DType | None, device: Any, copy: bool | None) -> Array:
         native = None if dtype is None else self._native[dtype]

@@ -52,6 +52,9 @@ def replay_form(backend: Any, method: str, args: tuple[Any, ...], fixed: tuple[b
         return operator.methodcaller("reshape", result.shape), (0,)
     if method == "permute_dims":
         return operator.methodcaller("transpose", args[1]), (0,)
+    if method == "astype" and result.dtype == np.float16 and args[0].dtype == np.float32:
+        # (the method: its F16C conversion, the same values as NumPy's, for a float16 KV cache)
+        return functools.partial(backend.astype, dtype=args[1], copy=args[2] if len(args) > 2 else True), (0,)
     if method == "astype":  # (copy: True when not given, as the method's default)
         return operator.methodcaller("astype", result.dtype, copy=args[2] if len(args) > 2 else True), (0,)
     if method == "clip":

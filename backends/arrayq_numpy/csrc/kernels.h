@@ -144,6 +144,10 @@ void rms_norm_rows(const float *x, int64_t stride, const float *w, float *out, i
  * pairs (i, i + dims/2), or (2i, 2i + 1) where traditional */
 void rope_rows(const struct rows4 *x, const float *cos, const float *sin, float *out, int64_t dims, int traditional);
 /* out (rows, n) = silu(gate) * up, gate's and up's rows gate_stride / up_stride apart */
+/* dst[0:n] = src[0:n] rounded to float16 (to nearest, ties to even: NumPy's astype's values)
+ * where the CPU has F16C and no src is NaN; returns 0 then, -1 without F16C, or the NaNs'
+ * count (dst not written: NumPy keeps NaN payload bits that F16C does not) */
+int64_t float_to_half(const float *src, uint16_t *dst, int64_t n);
 void swiglu_rows(const float *gate, int64_t gate_stride, const float *up, int64_t up_stride, float *out, int64_t rows,
                  int64_t n);
 

@@ -310,6 +310,30 @@ fail_x:
     return NULL;
 }
 
+/* to_half(x, out) -> bool: out (n,) float16 = x (n,) float32 rounded to nearest, both
+ * C-contiguous; False (out not written) where this CPU lacks F16C or x holds a NaN */
+static PyObject *py_to_half(PyObject *self, PyObject *args) {
+    PyObject *ox, *oo;
+    if (!PyArg_ParseTuple(args, "OO", &ox, &oo)) return NULL;
+    Py_buffer x, o;
+    if (get_float_rows(ox, &x, 1, 0, "x") < 0) return NULL;
+    if (get_rows_of(oo, &o, 1, 1, 1, "out") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    if (o.itemsize != 2 || o.shape[0] != x.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "out must be a float16 array of x's length");
+        PyBuffer_Release(&o);
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    int64_t done;
+    Py_BEGIN_ALLOW_THREADS done = float_to_half(x.buf, o.buf, x.shape[0]);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    PyBuffer_Release(&x);
+    return PyBool_FromLong(done == 0);
+}
+
 /* swiglu(gate, up, out): gate, up (rows, n) float32 rows with a contiguous last axis; out
  * (rows, n) C-contiguous */
 static PyObject *py_swiglu(PyObject *self, PyObject *args) {
@@ -600,6 +624,7 @@ static PyMethodDef methods[] = {
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
     {"rms_norm", py_rms_norm, METH_VARARGS, "float32 RMS norm over rows (see csrc/rowops.c)."},
     {"rope", py_rope, METH_VARARGS, "float32 rotary positions from cos/sin tables (see csrc/rowops.c)."},
+    {"to_half", py_to_half, METH_VARARGS, "float32 to float16, rounded to nearest (F16C; see csrc/rowops.c)."},
     {"swiglu", py_swiglu, METH_VARARGS, "float32 silu(gate) * up over rows (see csrc/rowops.c)."},
     {"qkv_heads", py_qkv_heads, METH_VARARGS, "float32 q/k/v heads of a fused projection, normed and rotated."},
     {"add_rms_norm", py_add_rms_norm, METH_VARARGS, "float32 x + y and its RMS norm over rows (see csrc/rowops.c)."},

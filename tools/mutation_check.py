@@ -554,6 +554,14 @@ MUTATIONS = (
         rebuild=True,
     ),
     Mutation(
+        "NumPy float32 -> float16: F16C rounding toward zero",
+        "backends/arrayq_numpy/csrc/rowops.c",
+        "_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT)",
+        "_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_ZERO)",
+        ("tests/test_attention_float16.py::test_float16_conversion_is_numpys",),
+        rebuild=True,
+    ),
+    Mutation(
         "NumPy attention: float16 keys of any head size handed to the kernel",
         "backends/arrayq_numpy/_native.py",
         "and k.shape[-1] % 16 == 0 and v.shape[-1] % 16 == 0",

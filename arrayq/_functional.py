@@ -323,13 +323,17 @@ def scaled_dot_product_attention(
     :func:`arrayq.compile`); keys n .. S-1 are ignored, and ``"causal"`` then places the L
     queries at positions n-L .. n-1 (:func:`prefix_mask`). An array n must lie in
     L .. S (causal) or 1 .. S; nothing can check it. Scores and softmax are in float32;
-    the result is (B, H, L, D) in q's dtype. Raises ValueError for mismatched shapes, an
-    unknown mask string, a causal mask with more queries than keys, or a key_length that
-    is not such an int or array.
+    the result is (B, H, L, D) in q's dtype. Keys and values in a narrower floating dtype
+    than q's (a float16 :class:`~arrayq.nn.FixedKVCache`) give attention over those rounded
+    keys and values, as if converted to q's dtype (exactly: every float16 is a float32).
+    Raises ValueError for mismatched shapes, an unknown mask string, a causal mask with more
+    queries than keys, or a key_length that is not such an int or array.
 
     The backend's ``scaled_dot_product_attention`` runs it (a backend may fuse it: the
-    NumPy backend's native kernels do for float32 decode), with ``key_length`` its
-    ``prefix_attention`` where it has one (else the prefix becomes a mask); the reference
+    NumPy backend's native kernels do for float32 decode, reading float16 keys and values
+    as they are), with ``key_length`` its ``prefix_attention`` where it has one (else the
+    prefix becomes a mask); narrower keys and values are offered to the backend as they are,
+    and converted to q's dtype where it declines them; the reference
     is :func:`attention_reference`."""
     b, h, length, d = (int(n) for n in q.shape)
     hkv, s = int(k.shape[1]), int(k.shape[2])
@@ -345,17 +349,42 @@ def scaled_dot_product_attention(
         backend, (q, k, v, key_length) = resolve(q, k, v, key_length)
     else:
         raise ValueError(f"key_length must be an int or a 0-d integer array, got {key_length!r}")
+    # (narrower K/V go to the backend as they are first; where it declines, widened)
+    narrow = any(_narrower(backend.dtype_of(x), backend.dtype_of(q)) for x in (k, v))
     if key_length is not None:
         causal = isinstance(mask, str)  # (only "causal" gets here)
         key_length = _checked_key_length(backend, key_length, length, s, causal)
         if mask is None or causal:
             out = backend.prefix_attention(q, k, v, float(scale), key_length, causal)
+            if out is NotImplemented and narrow:
+                (k, v), narrow = _widened_kv(backend, q, k, v), False
+                out = backend.prefix_attention(q, k, v, float(scale), key_length, causal)
             if out is not NotImplemented:
                 return out
         prefix = prefix_mask(key_length, length, s, causal=causal, dtype=aq.dtype(q), like=q)
         mask = prefix if mask is None or causal else aq.add(mask, _narrow(prefix, aq.dtype(mask)))
     out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
+    if out is NotImplemented and narrow:
+        k, v = _widened_kv(backend, q, k, v)
+        out = backend.scaled_dot_product_attention(q, k, v, float(scale), mask)
     return attention_reference(q, k, v, float(scale), mask) if out is NotImplemented else out
+
+
+def _widened_kv(backend: Any, q: Any, k: Any, v: Any) -> tuple[Any, Any]:
+    """k and v, each widened to q's dtype where narrower (see :func:`_widened`)."""
+    target = backend.dtype_of(q)
+    return _widened(backend, k, target), _widened(backend, v, target)
+
+
+def _narrower(have: Any, target: Any) -> bool:
+    """Whether ``have`` is a narrower floating dtype than ``target`` (float16 against float32)."""
+    return have != target and have.kind == "float" and target.kind == "float" and have.bits < target.bits
+
+
+def _widened(backend: Any, x: Any, target: Any) -> Any:
+    """``x`` converted to ``target`` where it is a narrower floating dtype (a float16 KV
+    cache read by float32 queries); else ``x`` itself."""
+    return backend.astype(x, target, True) if _narrower(backend.dtype_of(x), target) else x
 
 
 def _checked_key_length(backend: Any, n: Any, length: int, total: int, causal: bool) -> Any:

@@ -103,6 +103,14 @@ class FixedKVCache:
     from the first token. ``update_and_fetch`` replaces the arrays (functional, as a compiled
     function must); the caller's arrays are never written into.
 
+    ``dtype``: None (the buffers keep the dtype they are given), or a floating dtype (an
+    arrayq dtype or its name, e.g. ``"float16"``) the buffers are stored in: the given buffers
+    and every written position are converted once, when written (half the memory of float32
+    for float16). Attention converts the keys and values it reads to the query's dtype
+    (:func:`arrayq.nn.scaled_dot_product_attention`), so the result is attention over the
+    rounded keys and values. TypeError for a name arrayq does not know or a dtype that is
+    not floating; the backend's UnsupportedDTypeError where it lacks the dtype.
+
     The caller keeps ``position + L <= window <= capacity``: the position is never read on
     the host, so nothing can check it there. Past the capacity, the write is clamped onto the
     last positions; past the window, attention does not see the new keys. (generate grows
@@ -112,12 +120,22 @@ class FixedKVCache:
     values: Any
     position: Any
     window: int
+    dtype: Any = None  # None, or the name of the floating dtype the buffers are stored in
+
+    def __post_init__(self) -> None:
+        if self.dtype is None:
+            return
+        target = _kv_dtype(self.dtype)
+        self.dtype = target.name  # (a name: a static value for arrayq.compile, which rebuilds the cache each call)
+        if aq.as_dtype(self.keys.dtype) is not target or aq.as_dtype(self.values.dtype) is not target:
+            self.keys, self.values = aq.astype(self.keys, target), aq.astype(self.values, target)
 
     @classmethod
-    def from_cache(cls, cache: KVCache, capacity: int, window: int) -> FixedKVCache:
+    def from_cache(cls, cache: KVCache, capacity: int, window: int, dtype: Any = None) -> FixedKVCache:
         """The positions ``cache`` holds, in buffers of ``capacity`` positions (its own
-        buffers where they are that size already); ValueError for an empty cache, or a
-        capacity or window that does not hold them."""
+        buffers where they are that size already), stored in ``dtype`` where given (see the
+        class); ValueError for an empty cache, or a capacity or window that does not hold
+        them; TypeError for a ``dtype`` that is not floating."""
         length = cache.offset
         if cache._keys is None or not length <= window <= capacity:
             raise ValueError(f"need a filled cache and {length} <= window ({window}) <= capacity ({capacity})")
@@ -127,7 +145,7 @@ class FixedKVCache:
                 held = aq.concat([held[:, :, :length], _zeros(held, capacity - length)], axis=2)
             buffers.append(held)
         position = aq.asarray(length, dtype=aq.int32, like=buffers[0])
-        return cls(buffers[0], buffers[1], position, window)
+        return cls(buffers[0], buffers[1], position, window, dtype)
 
     @property
     def offset(self) -> Any:
@@ -136,7 +154,10 @@ class FixedKVCache:
 
     def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
         """Write ``keys``/``values`` (B, Hkv, L, D) at ``position``, advance it by L, and
-        return the first ``window`` positions of both buffers (B, Hkv, window, D)."""
+        return the first ``window`` positions of both buffers (B, Hkv, window, D), in the
+        cache's ``dtype`` where it has one (the new positions converted to it)."""
+        if self.dtype is not None:
+            keys, values = aq.astype(keys, self.dtype, copy=False), aq.astype(values, self.dtype, copy=False)
         self.keys = aq.slice_update(self.keys, keys, self.position, axis=2)
         self.values = aq.slice_update(self.values, values, self.position, axis=2)
         self.position = aq.add(self.position, int(keys.shape[2]))
@@ -147,3 +168,14 @@ class FixedKVCache:
         written: 0 where a query may see a key, -inf elsewhere (keys not yet written; with
         ``causal``, keys after the query's own position)."""
         return prefix_mask(self.position, length, self.window, causal=causal, dtype=dtype, like=self.position)
+
+
+def _kv_dtype(dtype: Any) -> Any:
+    """The arrayq dtype of a cache's ``dtype`` argument; TypeError where it names no
+    floating dtype."""
+    if isinstance(dtype, bool):
+        raise TypeError(f"a KV cache dtype must be a floating dtype such as 'float16', got {dtype!r}")
+    found = aq.as_dtype(dtype)  # (TypeError, listing the known names, for one arrayq does not know)
+    if found.kind != "float":
+        raise TypeError(f"a KV cache dtype must be a floating dtype such as 'float16', got {found.name}")
+    return found

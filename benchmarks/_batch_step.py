@@ -11,13 +11,14 @@ from typing import Any
 import arrayq as aq
 
 
-def filled_caches(model: Any, sizes: Any, like: Any) -> dict[int, Any]:
-    """A ``BatchCache`` per batch size in ``sizes``: sequence i holds 16 + i prefilled positions."""
+def filled_caches(model: Any, sizes: Any, like: Any, dtype: Any = None) -> dict[int, Any]:
+    """A ``BatchCache`` per batch size in ``sizes``: sequence i holds 16 + i prefilled
+    positions (stored in ``dtype``: None, the model's, or e.g. "float16")."""
     from arrayq.serving import BatchCache
 
     caches = {}
     for b in sizes:
-        caches[b] = BatchCache(len(model.layers))
+        caches[b] = BatchCache(len(model.layers), dtype=dtype)
         for i in range(b):
             c = model.make_cache()
             model.hidden(aq.asarray([[1 + i + j for j in range(16 + i)]], dtype=aq.int32, like=like), c)

@@ -261,11 +261,12 @@ def kernel_table(model: Path, backends: list[str]) -> None:
             print(f"| {name} | {qw.shape[0]}×{qw.shape[1]} | {cells} |", flush=True)
 
 
-def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
+def step_table(model: Path, sizes: list[int], rounds: int = 15, kv_dtypes: tuple = (None,)) -> None:
     """decode_step on the NumPy backend at each batch size (sequences of 16+ cached
-    positions), eager and compiled (``compiled=True``: a recorded plan), interleaved:
-    median step time, the part inside the quantized-matmul kernels (timed around the
-    extension's calls), and the rate against the first size's eager step."""
+    positions), eager and compiled (``compiled=True``: a recorded plan), and with each KV
+    cache dtype of ``kv_dtypes`` (None: the model's), interleaved: median step time, the
+    part inside the quantized-matmul kernels (timed around the extension's calls), and the
+    rate against the first size's eager step."""
     import numpy as np
     from _batch_step import filled_caches, timed
 
@@ -279,35 +280,35 @@ def step_table(model: Path, sizes: list[int], rounds: int = 15) -> None:
     saved = {name: getattr(kernels, name) for name in ("gemv", "gemv_repacked")}
     m = models.load(model, backend="numpy")
     like = m.layers[0].self_attn.o_proj.weight.scales
-    variants = [(b, compiled) for b in sizes for compiled in (False, True)]
-    caches = {v: filled_caches(m, [v[0]], like)[v[0]] for v in variants}
-    for (b, _), cache in caches.items():  # room for every round: no buffer grows while timed
+    variants = [(b, compiled, kv) for kv in kv_dtypes for b in sizes for compiled in (False, True)]
+    caches = {v: filled_caches(m, [v[0]], like, v[2])[v[0]] for v in variants}
+    for (b, _, _), cache in caches.items():  # room for every round: no buffer grows while timed
         cache._reserve(cache._keys[0], b, 256)
-    times: dict[tuple[int, bool], list[tuple[float, float]]] = {v: [] for v in variants}
+    times: dict[tuple, list[tuple[float, float]]] = {v: [] for v in variants}
     try:
         for name, real in saved.items():
             setattr(kernels, name, timed(real, inside))
         for r in range(rounds + 2):
-            for b, compiled in variants:
+            for b, compiled, kv in variants:
                 inside[0] = 0.0
                 t0 = time.perf_counter()
-                aq.to_numpy(decode_step(m, [5] * b, caches[b, compiled], like, compiled=compiled))
+                aq.to_numpy(decode_step(m, [5] * b, caches[b, compiled, kv], like, compiled=compiled))
                 if r > 1:  # (the first rounds warm up, and record the compiled step's plan)
-                    times[b, compiled].append((time.perf_counter() - t0, inside[0]))
+                    times[b, compiled, kv].append((time.perf_counter() - t0, inside[0]))
     finally:
         for name, real in saved.items():
             setattr(kernels, name, real)
     med = {v: np.median(np.array(t), axis=0) for v, t in times.items()}
-    first = (sizes[0], False)
+    first = (sizes[0], False, kv_dtypes[0])
     mode = f"{_native.level()}, {_native.current_activations()} activations"
     print(f"\ndecode_step, NumPy backend ({mode}), median of {rounds} interleaved rounds")
     b0 = sizes[0]
-    print(f"| B | step | step ms | in the kernels ms | rest ms | kernels vs B={b0} | rate vs B={b0} eager |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    for b, compiled in variants:
-        total, kern = med[b, compiled]
+    print(f"| B | step | KV cache | step ms | in the kernels ms | rest ms | kernels vs B={b0} | rate vs B={b0} eager |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    for v in variants:
+        (b, compiled, kv), (total, kern) = v, med[v]
         print(
-            f"| {b} | {'compiled' if compiled else 'eager'} | {total * 1e3:.1f} | {kern * 1e3:.1f} | "
+            f"| {b} | {'compiled' if compiled else 'eager'} | {kv or 'model'} | {total * 1e3:.1f} | {kern * 1e3:.1f} | "
             f"{(total - kern) * 1e3:.1f} | {kern / med[first][1]:.2f}× | {b / first[0] * med[first][0] / total:.2f}× |",
             flush=True,
         )
@@ -329,6 +330,11 @@ def main() -> int:
         help="arrayq's servers prefill the prompts that arrive together in one pass (arrayq serve's flag)",
     )
     p.add_argument("--step", help="also time the batched decode step at these batch sizes (e.g. 1,8), NumPy")
+    p.add_argument(
+        "--kv-dtype",
+        default="",
+        help="with --step: also a batch KV cache of this dtype (e.g. float16), interleaved with the model's",
+    )
     args = p.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     if not counts or min(counts) < 1 or max(counts) > 64 or args.requests < 1 or args.requests > 100:
@@ -394,7 +400,8 @@ def main() -> int:
     if args.kernel:
         kernel_table(model, args.kernel.split(","))
     if args.step:
-        step_table(model, [int(b) for b in args.step.split(",")])
+        kv_dtypes = (None, args.kv_dtype) if args.kv_dtype else (None,)
+        step_table(model, [int(b) for b in args.step.split(",")], kv_dtypes=kv_dtypes)
     return 0
 
 

@@ -30,7 +30,8 @@ everything else, the Python around each kernel call too, counts as outside — t
 strictest split, and the one that sees the forms. ``--stub-c-kernels`` is that boundary
 with the C matmul kernels writing zeros instead (the output of the right shape, as
 ``--stub-kernels``): the replay forms and everything else run as before (on other values),
-so the token's time is the time outside alone, forms included.
+so the token's time is the time outside alone, forms included. ``--kv-dtype float16`` decodes
+with a float16 KV cache (``generate(kv_dtype=...)``; compiled decode only).
 
 To compare two versions side by side, run the script from each tree alternately
 (``PYTHONPATH=<other tree>``); it prints one table and, with ``--json``, one line of JSON.
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=32, help="tokens generated per run")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--cprofile", type=int, default=0, metavar="N", help="show the N top functions by own time")
+    p.add_argument("--kv-dtype", default="", help="store the KV cache in this dtype (e.g. float16; needs --compile on)")
     p.add_argument("--label", default="", help="a name for this tree in the output")
     p.add_argument("--json", action="store_true", help="also print one line of JSON")
     p.add_argument("--stub-kernels", action="store_true", help="quantized matmuls return zeros (time outside alone)")
@@ -142,10 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             acc["front"] += time.perf_counter() - t
         return y
 
+    kv_dtype = args.kv_dtype or None
+
     def run(compiled: bool, prof: cProfile.Profile | None = None) -> models.GenerationStats:
         stats = models.GenerationStats()
         acc.update(kernel=0.0, front=0.0, calls=0, stats=stats, prof=prof, prof_on=False)
-        for _ in models.generate(model, prompt, args.tokens, stats=stats, compile=compiled):
+        for _ in models.generate(model, prompt, args.tokens, stats=stats, compile=compiled, kv_dtype=kv_dtype):
             pass
         if prof is not None:
             prof.disable()
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     arrayq.linalg.quantized_matmul = front_timed
     try:
         for m in modes:  # warm-up (the compiled step is traced here, for the timed runs' shapes)
-            list(models.generate(model, prompt, args.tokens, compile=m))
+            list(models.generate(model, prompt, args.tokens, compile=m, kv_dtype=kv_dtype))
         for _ in range(args.repeat):
             for m in modes:  # alternating, so that both see the same machine
                 s = run(m)

@@ -1,13 +1,15 @@
 """The NumPy backend's replay forms of its native ops (arrayq_numpy._native_forms): a
 compiled function's recorded plan calls the kernel directly for rms_norm, add_rms_norm,
-swiglu, rope, qkv_heads, prefix_attention and 8-bit-activation quantized_matmul.
+swiglu, rope, qkv_heads, prefix_attention, scaled_dot_product_attention (decode, under a
+padding mask) and 8-bit-activation quantized_matmul.
 
 Each replay is checked bit for bit against the same function run eagerly (the backend's
 method, on the same values): a form must change no bit. That the form ran, and not the
 method, is counted on the helper each method calls and the form does not (the method
 path's ``_rowops``/``_native`` function). Hostile replays (another memory layout with the
 signature's shapes, non-finite activations, a key count outside the kernel's range,
-activations switched to float32, the repacked copies cleared, a subclass's own method)
+activations switched to float32, the repacked copies cleared, a subclass's own method, a
+mask that is not a padding mask)
 must take the method, with its result or its error.
 """
 
@@ -53,6 +55,11 @@ def _same(got: object, want: object) -> None:
         np.testing.assert_array_equal(g, w)  # bit for bit (NaN where the method gives NaN)
 
 
+def _padding(rows: int, keys: int) -> np.ndarray:
+    """A padding mask (rows, 1, 1, keys) of random row lengths from 1 to keys."""
+    return np.asarray(nn.padding_mask(lengths=RNG.integers(1, keys + 1, rows), length=keys, dtype="float32"))
+
+
 _W = _f32(64) + 3
 _QW, _KW = (_f32(16) + 3 for _ in range(2))
 _WEIGHT = aq.quantize(_f32(96, 64), group_size=32, bits=4)
@@ -81,6 +88,11 @@ CASES = {
         (_native, "attends"),
         lambda q, k, v, n: nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask="causal", key_length=n),
         lambda: [_f32(1, 4, 1, 16), _f32(1, 2, 40, 16), _f32(1, 2, 40, 16), np.array(RNG.integers(1, 41), np.int32)],
+    ),
+    "scaled_dot_product_attention": (  # (a batched decode step's: 3 rows of their own lengths)
+        (_native, "attends"),
+        lambda q, k, v, mask: nn.scaled_dot_product_attention(q, k, v, scale=0.25, mask=mask),
+        lambda: [_f32(3, 4, 1, 16), _f32(3, 2, 40, 16), _f32(3, 2, 40, 16), _padding(3, 40)],
     ),
     "quantized_matmul": (
         (_native, "matmul_repacked"),
@@ -158,9 +170,12 @@ def test_a_misaligned_array_gives_the_aligned_result(name):
         odd = [_misaligned(a) if a.ndim else a for a in args]
         want = fn(*odd)
         _same(compiled(*odd), want)
-        if name == "prefix_attention":  # (the kernel's layout only: the reference composite, float32
-            # roundings of 16-term dot products and a softmax apart from the kernel's)
-            np.testing.assert_allclose(want, fn(*args), rtol=1e-5, atol=1e-6)
+        if name.endswith("attention"):  # (the kernel's layout only: the reference composite, float32
+            # roundings of 16-term dot products and a softmax apart from the kernel's; under a
+            # padding mask the reference also sums the masked keys' zero weights, and outputs of
+            # values ~N(0, 2) weighted over up to 40 keys differ by a few float32 ulps of ~2)
+            atol = 1e-6 if name == "prefix_attention" else 5e-6
+            np.testing.assert_allclose(want, fn(*args), rtol=1e-5, atol=atol)
         else:  # (an aligned copy for the kernel, or the method: the same bits)
             _same(want, fn(*args))
 
@@ -209,6 +224,50 @@ def test_attention_past_the_kernels_key_limit_takes_the_reference(monkeypatch):
     want = fn(q, k, v, np.array(30, np.int32))
     assert calls[0] == 0  # neither took the kernel past the limit
     _same(got, want)
+
+
+def test_attention_under_a_mask_that_is_not_a_padding_mask_takes_the_reference(monkeypatch):
+    """A replay whose mask is not a padding mask (a key hidden in the middle of a row, or
+    an additive mask of other values): the method declines and the frontend's reference
+    runs, as eagerly; the plan does not decline (a step with a form never does)."""
+    _, fn, inputs = CASES["scaled_dot_product_attention"]
+    compiled = aq.compile(fn)
+    q, k, v, mask = inputs()
+    compiled(q, k, v, mask)
+    holed = _padding(3, 40)
+    holed[1, 0, 0, 0] = np.finfo(np.float32).min  # (row 1 cannot see its first key)
+    calls = _counted(monkeypatch, _native, "attention")
+    for other in (holed, _f32(3, 1, 1, 40)):
+        got, want = compiled(q, k, v, other), fn(q, k, v, other)
+        assert calls[0] == 0  # neither took the kernel
+        _same(got, want)
+    assert compiled.cache_info().signatures == 1 and compiled.cache_info().native == 1
+
+
+def test_attention_form_reads_each_rows_own_keys_from_a_window(monkeypatch):
+    """The batched step's call: k and v a window of longer buffers (not C-contiguous), each
+    row seeing its first keys; the form takes the kernel (the method's helper is not
+    called) and equals, row by row, each sequence's attention over its own keys alone."""
+    _, fn, _ = CASES["scaled_dot_product_attention"]
+
+    def windowed(q, k, v, mask):
+        return fn(q, k[:, :, :32], v[:, :, :32], mask)
+
+    compiled = aq.compile(windowed)
+    buffers = [_f32(3, 2, 64, 16) for _ in range(2)]
+    q = _f32(3, 4, 1, 16)
+    compiled(q, *buffers, _padding(3, 32))
+    calls = _counted(monkeypatch, _native, "attends")
+    for lengths in ([1, 32, 7], [32, 32, 2], [5, 1, 1]):
+        mask = np.asarray(nn.padding_mask(lengths=lengths, length=32, dtype="float32"))
+        got = compiled(q, *buffers, mask)
+        assert calls[0] == 0
+        _same(got, windowed(q, *buffers, mask))
+        calls[0] = 0
+        for b, n in enumerate(lengths):  # (one sequence alone: its own n keys, no mask)
+            alone = [a[b : b + 1, :, :n] for a in buffers]
+            _same(got[b : b + 1], fn(q[b : b + 1], *alone, None))
+        calls[0] = 0
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (NaN activations)

@@ -538,6 +538,43 @@ MUTATIONS = (
         "rows < 0",
         ("tests/test_native_kernels.py::test_a_padding_mask_takes_the_kernel_and_other_masks_do_not",),
     ),
+    Mutation(
+        "NumPy replay form: the batched step's attention blind to its padding mask",
+        "backends/arrayq_numpy/_native_forms.py",
+        "kernel(index, q, k, v, out, scale, False, lengths)",
+        "kernel(index, q, k, v, out, scale, False)",
+        ("tests/test_native_forms.py::test_form_replays_the_method_bit_for_bit",),
+    ),
+    Mutation(
+        "NumPy attention: float16 values read as if they were the float32 kernel's",
+        "backends/arrayq_numpy/csrc/kernels_simd.inc",
+        "    if (!half) return NAME(load_f)((const float *)p + i);",
+        "    if (!half || i % 64 == 0) return NAME(load_f)((const float *)p + i);",
+        ("tests/test_attention_float16.py::test_float16_kernel_is_the_float32_kernel_on_widened_keys",),
+        rebuild=True,
+    ),
+    Mutation(
+        "NumPy float32 -> float16: F16C rounding toward zero",
+        "backends/arrayq_numpy/csrc/rowops.c",
+        "_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT)",
+        "_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_ZERO)",
+        ("tests/test_attention_float16.py::test_float16_conversion_is_numpys",),
+        rebuild=True,
+    ),
+    Mutation(
+        "NumPy attention: float16 keys of any head size handed to the kernel",
+        "backends/arrayq_numpy/_native.py",
+        "and k.shape[-1] % 16 == 0 and v.shape[-1] % 16 == 0",
+        "",
+        ("tests/test_attention_float16.py::test_nn_attention_widens_float16_keys_the_kernel_declines",),
+    ),
+    Mutation(
+        "arrayq.nn: float16 keys the backend declines handed to the reference unwidened",
+        "arrayq/_functional.py",
+        "    if out is NotImplemented and narrow:\n        k, v = _widened_kv(backend, q, k, v)",
+        "    if False:\n        k, v = _widened_kv(backend, q, k, v)",
+        ("tests/test_attention_float16.py::test_nn_attention_widens_float16_keys_the_kernel_declines",),
+    ),
 )
 
 

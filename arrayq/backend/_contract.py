@@ -193,14 +193,17 @@ class Contract:
 
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
         """Attention of q (B, H, L, D) over k, v (B, Hkv, S, D); ``mask`` None, "causal" or an
-        additive array (checked by arrayq.nn)."""
+        additive array (checked by arrayq.nn). k and v may be of a narrower floating dtype
+        than q (a float16 KV cache): a backend that does not read them as they are returns
+        NotImplemented, and arrayq.nn asks again with them converted to q's dtype."""
         return NotImplemented
 
     def prefix_attention(self, q: Array, k: Array, v: Array, scale: float, length: Any, causal: bool) -> Any:
         """Attention of q (B, H, L, D) over the first ``length`` keys of k, v (B, Hkv, S, D)
         (the rest ignored: a fixed-size cache's unwritten tail); with ``causal`` query i sees
         keys up to ``length - L + i``. ``length``: an int in range, or a 0-d integer array not
-        to be read on the host (checked by arrayq.nn as far as it can be)."""
+        to be read on the host (checked by arrayq.nn as far as it can be). k and v may be
+        narrower than q, as for :meth:`scaled_dot_product_attention`."""
         return NotImplemented
 
     def rms_norm(self, x: Array, weight: Array | None, eps: float) -> Any:

@@ -177,6 +177,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         stop_ids=stop,
         stats=stats,
         compile=args.compile,
+        kv_dtype=args.kv_dtype,
     ):
         out.write(text.add(token))
         out.flush()
@@ -278,6 +279,12 @@ def add_parsers(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="decode through one compiled step (default: where the backend compiles: MLX, JAX, NumPy's recorded plans)",
+    )
+    gen.add_argument(
+        "--kv-dtype",
+        choices=["float16", "bfloat16", "float32"],
+        help="dtype the compiled decode step's KV cache is stored in (default: the activations' dtype; "
+        "float16 halves a float32 cache's memory)",
     )
     gen.set_defaults(func=cmd_generate)
 

@@ -21,6 +21,7 @@ import numpy as np
 import arrayq as aq
 
 from .._compile import flatten, unflatten
+from .._kv_cache import _kv_dtype
 from .._registry import backend_of
 from ..backend import Backend
 from ..nn import FixedKVCache, parameters
@@ -142,6 +143,7 @@ def generate(
     prefill_chunk: int = 512,
     stats: GenerationStats | None = None,
     compile: bool | None = None,  # noqa: A002 (the name arrayq.compile has)
+    kv_dtype: Any = None,
 ) -> Iterator[int]:
     """Yield up to ``max_tokens`` new token ids after ``prompt_ids``, one as soon as it is
     known.
@@ -165,8 +167,16 @@ def generate(
     model allows it; a recorded plan writes the cache buffers in place (``donate``). The
     attention window grows by :data:`WINDOW_STEP` positions, each size compiling
     once. The tokens are the same either way, up to the backend's compiled rounding
-    (docs/compile.md). Raises ValueError for an empty prompt, ids outside the vocabulary,
-    bad sampling parameters, or ``compile=True`` for a model that cannot."""
+    (docs/compile.md).
+
+    ``kv_dtype``: None (the cache keeps the activations' dtype), or a floating dtype such as
+    ``"float16"`` for the compiled decode step's cache (:class:`~arrayq.nn.FixedKVCache`'s
+    ``dtype``: half float32's cache memory; the prompt's keys and values are rounded to it
+    when they move into that cache after the prefill; tokens may then differ from a float32
+    cache's). It needs the compiled decode step. Raises ValueError for an empty prompt, ids
+    outside the vocabulary, bad sampling parameters, ``compile=True`` for a model that
+    cannot, or a ``kv_dtype`` where decode does not compile; TypeError for a ``kv_dtype``
+    that is not a floating dtype."""
     prompt = [int(t) for t in prompt_ids]
     vocab = model.config.vocab_size
     if not prompt:
@@ -176,6 +186,8 @@ def generate(
     if max_tokens < 0 or prefill_chunk < 1:
         raise ValueError(f"need max_tokens >= 0 and prefill_chunk >= 1, got {max_tokens}, {prefill_chunk}")
     check_sampling(temperature, top_k, top_p)
+    if kv_dtype is not None:
+        kv_dtype = _kv_dtype(kv_dtype).name  # (TypeError for a bad one, before any work)
     can_compile = hasattr(model, "rope_tables")
     if compile and not can_compile:
         raise ValueError(
@@ -204,8 +216,12 @@ def generate(
         compiles = type(backend).compile is not Backend.compile or backend.compile_records_plan
         compile = can_compile and compiles  # noqa: A001
     stats.compiled = bool(compile)
+    if kv_dtype is not None and not compile:
+        raise ValueError(
+            f"kv_dtype={kv_dtype!r} needs the compiled decode step (compile=True, on a backend that compiles)"
+        )
     if compile:
-        step = _compiled_steps(model, cache, capacity, temperature, top_k, top_p, rng)
+        step = _compiled_steps(model, cache, capacity, temperature, top_k, top_p, rng, kv_dtype)
     else:
 
         def step(ids: Any) -> Any:  # sampled ids are in range: not checked on the host
@@ -273,12 +289,21 @@ def _compiled_step(model: Any, temperature: float, top_k: int, top_p: float) -> 
 
 
 def _compiled_steps(
-    model: Any, cache: list, capacity: int, temperature: float, top_k: int, top_p: float, rng: np.random.Generator
+    model: Any,
+    cache: list,
+    capacity: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    rng: np.random.Generator,
+    kv_dtype: Any = None,
 ) -> Any:
     """A function of the fed token's ids (1, 1) giving the next token, through one compiled
-    step per attention window; the cache moves into FixedKVCache buffers of ``capacity``."""
+    step per attention window; the cache moves into FixedKVCache buffers of ``capacity``
+    (stored in ``kv_dtype`` where given)."""
     state = {"position": cache[0].offset}
-    fixed = [FixedKVCache.from_cache(c, capacity, min(capacity, state["position"] + 1)) for c in cache]
+    window = min(capacity, state["position"] + 1)
+    fixed = [FixedKVCache.from_cache(c, capacity, window, kv_dtype) for c in cache]
     state["cache"] = fixed
 
     compiled, weights = _compiled_step(model, temperature, top_k, top_p)

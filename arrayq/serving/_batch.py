@@ -27,6 +27,7 @@ import arrayq as aq
 
 from .. import nn
 from .._fused import attention_heads
+from .._kv_cache import _kv_dtype
 
 #: The fewest positions of the batch cache's buffers and of the compiled step's attention
 #: window; both are powers of two (each window and buffer size is a signature of the step).
@@ -58,12 +59,17 @@ class BatchCache:
     serving engine does). Buffers of :data:`WINDOW` positions stay when the last row
     leaves, for the next sequences (allocating and zeroing them again cost a single
     client's request more than its decode steps: docs/serving.md, session 11); grown ones
-    go, so that a long sequence's memory is not held."""
+    go, so that a long sequence's memory is not held. ``dtype``: None (the buffers take
+    the prefilled caches' dtype), or a floating dtype to store keys and values in (e.g.
+    ``"float16"``, half the bytes of float32 for attention to read): every position is
+    rounded to it once, when written, as :class:`arrayq.nn.FixedKVCache` does."""
 
-    def __init__(self, layers: int, rows: int = 1):
+    def __init__(self, layers: int, rows: int = 1, dtype: Any = None):
         """``layers``: the model's layer count; ``rows``: the rows to allocate at the first
-        :meth:`add` (the most sequences expected, so that the buffers need not grow)."""
+        :meth:`add` (the most sequences expected, so that the buffers need not grow);
+        ``dtype``: see the class (TypeError for a dtype that is not floating)."""
         self._rows = max(1, int(rows))
+        self.dtype = None if dtype is None else _kv_dtype(dtype)
         self.lengths: list[int] = []
         self._keys: list[Any] = [None] * layers
         self._values: list[Any] = [None] * layers
@@ -124,7 +130,7 @@ class BatchCache:
         used, longest = len(self.lengths), max(self.lengths, default=0)
         for buffers in (self._keys, self._values):
             for n, old in enumerate(buffers):
-                new = aq.zeros(shape, dtype=aq.dtype(like), like=like)
+                new = aq.zeros(shape, dtype=aq.dtype(like) if self.dtype is None else self.dtype, like=like)
                 if old is not None and used:
                     new[:used, :, :longest] = old[:used, :, :longest]
                 buffers[n] = new
@@ -159,8 +165,9 @@ def _forward(model: Any, ids: Any, keys: list, values: list, step: dict) -> Any:
             t = tables[(attn.rope.dims, attn.rope.base, attn.rope.scale)]
             q = nn.rope_reference(q, attn.rope.dims, attn.rope.traditional, t)
             k = nn.rope_reference(k, attn.rope.dims, attn.rope.traditional, t)
-        keys[n][step["rows"], :, step["positions"]] = k[:, :, 0]  # each row's new position, in place
-        values[n][step["rows"], :, step["positions"]] = v[:, :, 0]
+        stored = aq.dtype(keys[n])  # (a float16 cache: converted first, by the backend's own astype)
+        keys[n][step["rows"], :, step["positions"]] = aq.astype(k[:, :, 0], stored, copy=False)
+        values[n][step["rows"], :, step["positions"]] = aq.astype(v[:, :, 0], stored, copy=False)
         span = step["span"]
         scale = attn.scale if attn.scale is not None else attn.head_dim**-0.5
         out = nn.scaled_dot_product_attention(

@@ -39,6 +39,8 @@ def rms_norm(backend: JAXBackend, x: Array, weight: Array | None, eps: float) ->
 
 
 def scaled_dot_product_attention(backend: JAXBackend, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
+    if k.dtype != q.dtype or v.dtype != q.dtype:  # (narrower keys and values: arrayq.nn converts them)
+        return NotImplemented
     if mask is None or isinstance(mask, str):
         return _jitted(
             backend, ("attention", scale, mask), lambda: lambda q, k, v: nn.attention_reference(q, k, v, scale, mask)

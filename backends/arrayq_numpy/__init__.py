@@ -110,7 +110,13 @@ class NumPyBackend(NumPyLinalg):
         return np.asarray(x)
 
     def astype(self, x: Array, dtype: dt.DType, copy: bool = True) -> Array:
-        return _arr(x).astype(self._native[dtype], copy=copy)
+        """NumPy's ``astype``; float32 to float16 by :func:`_rowops.to_half` (the same values)."""
+        native = self._native[dtype]
+        if native == np.float16 and type(x) is np.ndarray and x.dtype == np.float32:
+            half = _rowops.to_half(x)
+            if half is not None:
+                return half
+        return _arr(x).astype(native, copy=copy)
 
     def asarray(self, obj: Any, dtype: dt.DType | None, device: Any, copy: bool | None) -> Array:
         native = None if dtype is None else self._native[dtype]
@@ -375,8 +381,9 @@ class NumPyBackend(NumPyLinalg):
     def scaled_dot_product_attention(self, q: Array, k: Array, v: Array, scale: float, mask: Any) -> Any:
         """Float32 decode (one query row, up to 2048 keys, no mask, the causal one, or a
         padding mask: a batch of sequences of different lengths) takes the native kernel
-        (one pass over each row's own keys, no BLAS calls); the rest, the reference
-        composite."""
+        (one pass over each row's own keys, no BLAS calls), with float32 or float16 keys and
+        values (a float16 KV cache, read as it is: the float32 kernel's result on the
+        widened keys, bit for bit); the rest, the reference composite (NotImplemented)."""
         if not _native.attends(q, k, v):
             return NotImplemented
         # (a string mask is "causal": arrayq.nn checked it)
@@ -393,6 +400,8 @@ class NumPyBackend(NumPyLinalg):
             raise ValueError(f"key_length must be from {low} to the {k.shape[2]} keys, got {n}")
         k, v, mask = k[:, :, :n], v[:, :, :n], "causal" if causal and q.shape[2] > 1 else None
         out = self.scaled_dot_product_attention(q, k, v, scale, mask)
+        if out is NotImplemented and (k.dtype != q.dtype or v.dtype != q.dtype):
+            return NotImplemented  # (narrower keys or values the kernel did not take: arrayq.nn widens them)
         if out is NotImplemented:
             from arrayq.nn import attention_reference
 

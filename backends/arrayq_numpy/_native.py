@@ -402,16 +402,26 @@ ATTENTION_MAX_KEYS = 2048
 
 
 def attends(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> bool:
-    """Whether :func:`attention` takes this call: float32 q/k/v with a contiguous last
-    axis and non-negative strides, one query row, 1 to ATTENTION_MAX_KEYS keys."""
+    """Whether :func:`attention` takes this call: float32 q, float32 or float16 k and v
+    (:func:`kv_dtype_fits`), each with a contiguous last axis and non-negative strides, one
+    query row, 1 to ATTENTION_MAX_KEYS keys."""
     return (
         _chosen_level() is not None
         and q.shape[2] <= ATTENTION_MAX_ROWS
         and 0 < k.shape[2] <= ATTENTION_MAX_KEYS
-        and all(
-            a.dtype == np.float32 and a.flags.aligned and a.strides[-1] == 4 and min(a.strides) >= 0 for a in (q, k, v)
-        )
+        and q.dtype == np.float32
+        and kv_dtype_fits(k, v)
+        and all(a.flags.aligned and a.strides[-1] == a.itemsize and min(a.strides) >= 0 for a in (q, k, v))
     )
+
+
+def kv_dtype_fits(k: np.ndarray, v: np.ndarray) -> bool:
+    """Keys and values the kernel reads: both float32, or both float16 (a float16 KV cache)
+    with k's and v's last axes multiples of 16 (the widest level's lanes: no row has a
+    scalar tail, which could round differently from the float32 kernel's)."""
+    if k.dtype == np.float32 and v.dtype == np.float32:
+        return True
+    return k.dtype == np.float16 and v.dtype == np.float16 and k.shape[-1] % 16 == 0 and v.shape[-1] % 16 == 0
 
 
 def key_lengths(mask: Any, batch: int, keys: int) -> np.ndarray | None:
@@ -459,7 +469,8 @@ def attention(
     q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool, lengths: np.ndarray | None = None
 ) -> np.ndarray:
     """``softmax(scale * q @ k.T [+ causal mask]) @ v`` with grouped query heads, in
-    float32, on the thread pool where the call is large enough (csrc/attention.c).
+    float32 (k and v float32 or float16, widened as read), on the thread pool where the
+    call is large enough (csrc/attention.c).
     q: (B, H, L, D); k: (B, Hkv, S, D); v: (B, Hkv, S, Dv) (shapes checked by the caller,
     :func:`attends` true). ``lengths``: int64 (B,) from
     :func:`key_lengths` (one query row, not causal): row b sees its first lengths[b] keys.

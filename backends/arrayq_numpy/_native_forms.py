@@ -11,10 +11,12 @@ on each call only what the signature leaves open:
   (attention: any with a contiguous last axis, as a cache's window); another layout on
   replay calls the method.
 * values: ``prefix_attention``'s key count (checked as the method checks it, and the
-  kernel's limits, read per call as the method reads them), ``quantized_matmul``'s
-  finite activations (the kernel reports them: it scans x for its scales anyway) and the
-  thread's activation setting (a context variable): where they differ from the recorded
-  call, the method runs.
+  kernel's limits, read per call as the method reads them), ``scaled_dot_product_attention``'s
+  padding mask (its key lengths read per call, as the method reads them; a mask that is
+  not a padding mask gets the method, and the frontend's reference where it declines),
+  ``quantized_matmul``'s finite activations (the kernel reports them: it scans x for its
+  scales anyway) and the thread's activation setting (a context variable): where they
+  differ from the recorded call, the method runs.
 * ``quantized_matmul``'s repacked weight is found once, when recording, and held weakly:
   once :meth:`RepackedWeights.clear` drops it, the method runs (building the copy anew),
   and the form finds the new copy for the next call; with another ``backend.repacked``,
@@ -52,7 +54,7 @@ def _attendable(a: np.ndarray) -> bool:
     """The attention kernel's layout, as the method checks it (``_native.attends``): a
     contiguous last axis, aligned, no negative stride (a cache's window of a longer
     buffer is one, though not C-contiguous)."""
-    return a.strides[-1] == 4 and a.flags.aligned and min(a.strides) >= 0
+    return a.strides[-1] == a.itemsize and a.flags.aligned and min(a.strides) >= 0
 
 
 def _weight(w: Any, width: int) -> bool:
@@ -189,22 +191,94 @@ def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     return qkv_heads, (0, 11)
 
 
+def _attended(q: Any, k: Any, v: Any) -> bool:
+    """Arrays the attention kernel took when recording: plain arrays, non-empty, laid out as
+    :func:`_attendable` says; q float32, 4-d, with at most ATTENTION_MAX_ROWS rows; k and v
+    float32 or float16 (``_native.kv_dtype_fits``: dtypes fixed by the signature)."""
+    arrays = (q, k, v)
+    if not all(type(a) is np.ndarray and a.size and _attendable(a) for a in arrays):
+        return False
+    fits = q.dtype == _F32 and _native.kv_dtype_fits(k, v)
+    return fits and q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS
+
+
+def _attention_kernel(q: np.ndarray, v: np.ndarray) -> tuple[Any, int, tuple[int, ...]]:
+    """The kernel, the SIMD level's index (fixed in a process) and the output's shape,
+    bound once by the attention forms."""
+    index = _native._chosen_level()
+    assert index is not None, "forms are made only where the native kernels run"
+    return _native._kernels.attention, index, q.shape[:3] + v.shape[3:]
+
+
+def _eager(method: Any, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``method(k, v)`` as arrayq.nn calls an attention method, for a replayed call the
+    kernel does not take: float16 keys and values it declines are widened to q's float32
+    and offered again. Returns the result (NotImplemented where it declines those too) and
+    the keys and values it was last given."""
+    out = method(k, v)
+    if out is NotImplemented and k.dtype != q.dtype:
+        k, v = k.astype(q.dtype), v.astype(q.dtype)
+        out = method(k, v)
+    return out, k, v
+
+
 def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     q, k, v, scale, length, causal = args
-    f32 = all(type(a) is np.ndarray and a.dtype == _F32 and a.size and _attendable(a) for a in (q, k, v))
-    if not (fixed[3] and fixed[5] and f32 and q.ndim == 4 and q.shape[2] <= _native.ATTENTION_MAX_ROWS):
+    if not (fixed[3] and fixed[5] and _attended(q, k, v)):
         return None
-    method, attention, native, keys, rows = backend.prefix_attention, _native.attention, _native, k.shape[2], q.shape[2]
+    method, native, keys, rows = backend.prefix_attention, _native, k.shape[2], q.shape[2]
+    kernel, index, shape = _attention_kernel(q, v)
     low, masked = rows if causal else 1, bool(causal and rows > 1)  # (the method's mask: "causal" for rows > 1)
 
     def prefix_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, length: Any) -> np.ndarray:
         n = int(length)  # (the kernel's limits read as the method reads them, per call)
         limits = rows <= native.ATTENTION_MAX_ROWS and n <= native.ATTENTION_MAX_KEYS
         if not (low <= n <= keys and limits and _attendable(q) and _attendable(k) and _attendable(v)):
-            return method(q, k, v, scale, length, causal)  # (its error, or the reference, or another layout)
-        return attention(q, k[:, :, :n], v[:, :, :n], scale, masked)
+            # (its error, or the reference, or another layout; float16 keys it declines: widened)
+            return _eager(lambda k, v: method(q, k, v, scale, length, causal), q, k, v)[0]
+        out = np.empty(shape, _F32)
+        kernel(index, q, k[:, :, :n], v[:, :, :n], out, scale, masked)
+        return out
 
     return prefix_attention, (0, 1, 2, 4)
+
+
+def _scaled_dot_product_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
+    """Decode attention (a batched step's: under a padding mask, an input of the plan whose
+    key lengths are read on each call through the backend's remembered last answer; or
+    under none or the causal one, fixed when recording). Where the kernel does not take a
+    call, the method runs, and where it declines, the frontend's reference (what eager
+    code gets): a step with a form never declines."""
+    q, k, v, scale, mask = args
+    if not (fixed[3] and _attended(q, k, v) and type(result) is np.ndarray):
+        return None
+    if fixed[4] and not (mask is None or isinstance(mask, str)):
+        return None
+    method, native, lengths_of = backend.scaled_dot_product_attention, _native, backend.key_lengths
+    (batch, rows), keys = (q.shape[0], q.shape[2]), k.shape[2]
+    kernel, index, shape = _attention_kernel(q, v)
+    padded = not fixed[4]  # (else None or a string, "causal": arrayq.nn checked it)
+    causal = not padded and mask is not None
+
+    def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Any = mask) -> np.ndarray:
+        lengths = lengths_of(mask, batch, keys) if padded else None
+        # (the kernel's limits read per call, as the method reads them)
+        fits = rows <= native.ATTENTION_MAX_ROWS and keys <= native.ATTENTION_MAX_KEYS
+        if (padded and lengths is None) or not (fits and _attendable(q) and _attendable(k) and _attendable(v)):
+            out, k, v = _eager(lambda k, v: method(q, k, v, scale, mask), q, k, v)
+            if out is NotImplemented:
+                from arrayq.nn import attention_reference
+
+                out = attention_reference(q, k, v, scale, mask)
+            return out
+        out = np.empty(shape, _F32)
+        if lengths is None:
+            kernel(index, q, k, v, out, scale, causal)
+        else:
+            kernel(index, q, k, v, out, scale, False, lengths)
+        return out
+
+    return scaled_dot_product_attention, (0, 1, 2, 4) if padded else (0, 1, 2)
 
 
 def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
@@ -257,5 +331,6 @@ _FORMS = {
     "rope": _rope,
     "qkv_heads": _qkv_heads,
     "prefix_attention": _prefix_attention,
+    "scaled_dot_product_attention": _scaled_dot_product_attention,
     "quantized_matmul": _quantized_matmul,
 }

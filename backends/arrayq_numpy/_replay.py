@@ -11,9 +11,9 @@ and ``unary`` become the ufunc itself (with ``out=...`` where the result is 0-d:
 gives a scalar there, which the method turns into an array); ``clip`` with Python bounds
 inside the dtype's range becomes the one ``np.clip`` call that array-api-compat's
 ``clip`` ends in, its bounds converted once.
-The native ops (rms_norm, add_rms_norm, swiglu, swiglu_halves, rope, qkv_heads, prefix_attention and
-8-bit-activation quantized_matmul) get their kernel call without the checks the recorded
-call settled (:mod:`arrayq_numpy._native_forms`).
+The native ops (rms_norm, add_rms_norm, swiglu, swiglu_halves, rope, qkv_heads, prefix_attention,
+scaled_dot_product_attention's decode calls and 8-bit-activation quantized_matmul) get their
+kernel call without the checks the recorded call settled (:mod:`arrayq_numpy._native_forms`).
 Plain ``numpy.ndarray`` arguments only (NumPy scalars and subclasses keep the method; a
 compiled function's signature includes its arrays' types, so a replay gets the same types).
 """
@@ -52,6 +52,9 @@ def replay_form(backend: Any, method: str, args: tuple[Any, ...], fixed: tuple[b
         return operator.methodcaller("reshape", result.shape), (0,)
     if method == "permute_dims":
         return operator.methodcaller("transpose", args[1]), (0,)
+    if method == "astype" and result.dtype == np.float16 and args[0].dtype == np.float32:
+        # (the method: its F16C conversion, the same values as NumPy's, for a float16 KV cache)
+        return functools.partial(backend.astype, dtype=args[1], copy=args[2] if len(args) > 2 else True), (0,)
     if method == "astype":  # (copy: True when not given, as the method's default)
         return operator.methodcaller("astype", result.dtype, copy=args[2] if len(args) > 2 else True), (0,)
     if method == "clip":

@@ -144,3 +144,21 @@ def add_rms_norm(
     w = weight if weight is None or weight.flags.c_contiguous else np.ascontiguousarray(weight)
     _native._kernels.add_rms_norm(xs, ys, w, total, out, eps)
     return total.reshape(x.shape), out.reshape(x.shape)
+
+
+#: Elements from which :func:`to_half` takes a float32 -> float16 conversion (below, NumPy's
+#: own costs less than checking the kernels' setting)
+TO_HALF_MIN = 256
+
+
+def to_half(x: Any) -> np.ndarray | None:
+    """``x.astype(float16)`` for a C-contiguous float32 array of at least TO_HALF_MIN
+    elements by the CPU's F16C conversion (a float16 KV cache's writes: NumPy converts some
+    5 ns an element), the same values (rounded to nearest, ties to even; past float16's
+    range, infinity without NumPy's overflow warning); None where the
+    kernels do not run, the CPU lacks F16C or x holds a NaN (NumPy's conversion keeps NaN
+    payload bits F16C does not): the caller converts then."""
+    if x.size < TO_HALF_MIN or not x.flags.c_contiguous or not _runs() or not x.flags.aligned:
+        return None
+    out = np.empty(x.shape, np.float16)
+    return out if _native._kernels.to_half(x.reshape(-1), out.reshape(-1)) else None

@@ -24,14 +24,18 @@ int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct ro
                    int causal) {
     const int64_t B = q->shape[0], H = q->shape[1], L = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[1], S = k->shape[2], Dv = v->shape[3];
-    return !(Hkv < 1 || H % Hkv || k->shape[0] != B || k->shape[3] != D || v->shape[0] != B || v->shape[1] != Hkv ||
+    /* float16 k/v: D and Dv multiples of the widest level's 16 lanes, so that no row has a
+     * scalar tail (where the compiler may contract the float32 form's multiply-add and not the
+     * widened one's, or the other way round: not the same bits) */
+    const int half_fits = k->itemsize == 4 || (D % 16 == 0 && Dv % 16 == 0);
+    return !(Hkv < 1 || H % Hkv || k->itemsize != v->itemsize || !half_fits || k->shape[0] != B || k->shape[3] != D || v->shape[0] != B || v->shape[1] != Hkv ||
              v->shape[2] != S || o->shape[0] != B || o->shape[1] != H || o->shape[2] != L || o->shape[3] != Dv ||
              (causal && L > S));
 }
 
 /* the row (i0, i1, i2) of a 4-d array */
-static inline float *row_at(const struct rows4 *a, int64_t i0, int64_t i1, int64_t i2) {
-    return (float *)(a->buf + i0 * a->strides[0] + i1 * a->strides[1] + i2 * a->strides[2]);
+static inline void *row_at(const struct rows4 *a, int64_t i0, int64_t i1, int64_t i2) {
+    return a->buf + i0 * a->strides[0] + i1 * a->strides[1] + i2 * a->strides[2];
 }
 
 struct attention_task {
@@ -53,12 +57,13 @@ static int attend_groups(const struct attention_task *t, int64_t g0, int64_t g1)
     if (!scores) return -1;
     for (int64_t g = g0; g < g1; g++) {
         const int64_t b = g / Hkv, kh = g % Hkv;
-        const float *keys = row_at(k, b, kh, 0), *values = row_at(v, b, kh, 0);
+        const void *keys = row_at(k, b, kh, 0), *values = row_at(v, b, kh, 0);
         for (int64_t h = kh * rep; h < (kh + 1) * rep; h++)
             for (int64_t l = 0; l < L; l++) {
                 const int64_t seen = t->lengths ? t->lengths[b] : t->causal ? S - L + l + 1 : S;
-                t->lv->attend_row(row_at(q, b, h, l), keys, k->strides[2] / 4, values, v->strides[2] / 4, seen, D,
-                                  Dv, t->scale, scores, row_at(o, b, h, l));
+                t->lv->attend_row(row_at(q, b, h, l), keys, k->strides[2] / k->itemsize, values,
+                                  v->strides[2] / v->itemsize, seen, D, Dv, t->scale, scores, row_at(o, b, h, l),
+                                  k->itemsize == 2);
             }
     }
     free(scores);

@@ -143,6 +143,7 @@ struct dequant_job {
 #define DOT_U8S8(acc, a, b) _mm256_dpbusd_epi32((__m256i)(acc), (__m256i)(a), (__m256i)(b))
 #define DOT_U8S8_AT(acc, a, x) dpbusd_at_avx512((acc), (__m256i)(a), (x))
 #define HALF_TO_FLOAT_IB(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define LOAD_HALF_F(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p))) /* 16 halves */
 /* DOT_U8S8 with b the four bytes at x broadcast to every lane, as the instruction's own
  * broadcast memory operand: GCC 12 emits a separate broadcast then the dot product, which
  * at 8 rows of x is nearly half the instructions of the repacked kernel's inner loop */
@@ -177,6 +178,7 @@ static inline __attribute__((always_inline)) v16si_avx512 dpbusd2_at_avx512(v16s
 #undef INT8_MAX_BITS
 #undef DOT_U8S8
 #undef HALF_TO_FLOAT_IB
+#undef LOAD_HALF_F
 #ifdef __clang__
 #pragma clang attribute pop
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -201,9 +203,11 @@ static inline __attribute__((always_inline)) v16si_avx512 dpbusd2_at_avx512(v16s
 /* signed a: |a| times b with a's sign (|a| <= 128, |b| <= 127: pairs stay within int16) */
 #define DOT_S8S8(acc, a, b) DOT_U8S8(acc, _mm256_abs_epi8((__m256i)(a)), _mm256_sign_epi8((__m256i)(b), (__m256i)(a)))
 #define HALF_TO_FLOAT_IB(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define LOAD_HALF_F HALF_TO_FLOAT_IB /* (8 halves: a vector of this level) */
 #include "kernels_simd.inc"
 #undef LEVEL
 #undef VW
+#undef LOAD_HALF_F
 #undef WIDEN_BYTES
 #undef IB
 #undef INT8_MAX_BITS

@@ -70,8 +70,9 @@ struct level {
     void (*gemv_i8_rows)(const struct gemv_job *, int64_t, int64_t, uint8_t *);
     void (*dequant_rows)(const struct dequant_job *, int64_t, int64_t, uint8_t *);
     void (*gemv_rq_tiles)(const struct rq_job *, int64_t, int64_t);
-    void (*attend_row)(const float *, const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, float,
-                       float *, float *);
+    /* k and v: float32, or float16 where the last argument is 1 (rows ks / vs elements apart) */
+    void (*attend_row)(const float *, const void *, int64_t, const void *, int64_t, int64_t, int64_t, int64_t, float,
+                       float *, float *, int);
 };
 
 /* ---- kernels.c. Entry points return 0, or -1 where memory ran out. */
@@ -123,9 +124,11 @@ uint64_t pool_probe(const uint64_t *words, int64_t n, int64_t parts);
 /* ---- attention.c. A float32 4-d array whose last axis is contiguous: strides in bytes. */
 struct rows4 {
     char *buf;
-    int64_t shape[4], strides[4];
+    int64_t shape[4], strides[4]; /* strides in bytes */
+    int64_t itemsize;             /* 4 (float32), or 2 (float16: attention's k and v) */
 };
-/* whether the shapes fit: q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), out (B, H, L, Dv) */
+/* whether the shapes fit: q (B, H, L, D), k (B, Hkv, S, D), v (B, Hkv, S, Dv), out (B, H, L, Dv),
+ * k and v of one element size */
 int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct rows4 *v, const struct rows4 *o,
                    int causal);
 /* lengths: NULL, or B key counts (1 <= lengths[b] <= S, with L = 1): row b of the batch sees
@@ -141,6 +144,10 @@ void rms_norm_rows(const float *x, int64_t stride, const float *w, float *out, i
  * pairs (i, i + dims/2), or (2i, 2i + 1) where traditional */
 void rope_rows(const struct rows4 *x, const float *cos, const float *sin, float *out, int64_t dims, int traditional);
 /* out (rows, n) = silu(gate) * up, gate's and up's rows gate_stride / up_stride apart */
+/* dst[0:n] = src[0:n] rounded to float16 (to nearest, ties to even: NumPy's astype's values)
+ * where the CPU has F16C and no src is NaN; returns 0 then, -1 without F16C, or the NaNs'
+ * count (dst not written: NumPy keeps NaN payload bits that F16C does not) */
+int64_t float_to_half(const float *src, uint16_t *dst, int64_t n);
 void swiglu_rows(const float *gate, int64_t gate_stride, const float *up, int64_t up_stride, float *out, int64_t rows,
                  int64_t n);
 

@@ -203,23 +203,35 @@ static PyObject *py_slot_order(PyObject *self, PyObject *args) {
 
 /* A float32 array of `ndim` axes whose last axis is contiguous (or of at most one element)
  * and whose other strides are non-negative multiples of 4 bytes. */
-static int get_float_rows(PyObject *obj, Py_buffer *view, int ndim, int writable, const char *what) {
+/* An ndim-d float32 array (or, where half_ok, float16: 2-byte elements, NumPy's format "e")
+ * whose last axis is contiguous, aligned, with non-negative strides. */
+static int get_rows_of(PyObject *obj, Py_buffer *view, int ndim, int writable, int half_ok, const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
-    int ok = view->ndim == ndim && view->itemsize == 4 && view->format && strcmp(view->format, "f") == 0 &&
-             (uintptr_t)view->buf % 4 == 0 && (view->shape[ndim - 1] <= 1 || view->strides[ndim - 1] == 4);
-    for (int i = 0; ok && i < ndim - 1; i++) ok = view->strides[i] >= 0 && view->strides[i] % 4 == 0;
+    const Py_ssize_t size = view->itemsize;
+    const int f32 = size == 4 && view->format && strcmp(view->format, "f") == 0;
+    const int f16 = half_ok && size == 2 && view->format && strcmp(view->format, "e") == 0;
+    int ok = view->ndim == ndim && (f32 || f16) && (uintptr_t)view->buf % size == 0 &&
+             (view->shape[ndim - 1] <= 1 || view->strides[ndim - 1] == size);
+    for (int i = 0; ok && i < ndim - 1; i++) ok = view->strides[i] >= 0 && view->strides[i] % size == 0;
     if (!ok) {
-        PyErr_Format(PyExc_ValueError, "%s must be a %d-d float32 array with a contiguous last axis", what, ndim);
+        PyErr_Format(PyExc_ValueError, "%s must be a %d-d float32%s array with a contiguous last axis", what, ndim,
+                     half_ok ? " or float16" : "");
         PyBuffer_Release(view);
         return -1;
     }
     return 0;
 }
 
-/* A float32 4-d array whose last axis is contiguous, as (buffer, strides in bytes). */
-static int get_rows4(PyObject *obj, Py_buffer *view, struct rows4 *rows, int writable, const char *what) {
-    if (get_float_rows(obj, view, 4, writable, what) < 0) return -1;
+static int get_float_rows(PyObject *obj, Py_buffer *view, int ndim, int writable, const char *what) {
+    return get_rows_of(obj, view, ndim, writable, 0, what);
+}
+
+/* A 4-d array as get_rows_of takes it, as (buffer, strides in bytes, element size). */
+static int get_rows4(PyObject *obj, Py_buffer *view, struct rows4 *rows, int writable, int half_ok,
+                     const char *what) {
+    if (get_rows_of(obj, view, 4, writable, half_ok, what) < 0) return -1;
     rows->buf = view->buf;
+    rows->itemsize = view->itemsize;
     for (int i = 0; i < 4; i++) {
         rows->shape[i] = view->shape[i];
         rows->strides[i] = view->strides[i];
@@ -273,7 +285,7 @@ static PyObject *py_rope(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOLp", &ox, &oc, &os, &oo, &dims, &traditional)) return NULL;
     Py_buffer x, c, s, o;
     struct rows4 rx;
-    if (get_rows4(ox, &x, &rx, 0, "x") < 0) return NULL;
+    if (get_rows4(ox, &x, &rx, 0, 0, "x") < 0) return NULL;
     if (dims <= 0 || dims % 2 || dims > rx.shape[3]) {
         PyErr_Format(PyExc_ValueError, "rope dims %lld must be even, positive and at most %lld", dims,
                      (long long)rx.shape[3]);
@@ -296,6 +308,30 @@ fail_c:
 fail_x:
     PyBuffer_Release(&x);
     return NULL;
+}
+
+/* to_half(x, out) -> bool: out (n,) float16 = x (n,) float32 rounded to nearest, both
+ * C-contiguous; False (out not written) where this CPU lacks F16C or x holds a NaN */
+static PyObject *py_to_half(PyObject *self, PyObject *args) {
+    PyObject *ox, *oo;
+    if (!PyArg_ParseTuple(args, "OO", &ox, &oo)) return NULL;
+    Py_buffer x, o;
+    if (get_float_rows(ox, &x, 1, 0, "x") < 0) return NULL;
+    if (get_rows_of(oo, &o, 1, 1, 1, "out") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    if (o.itemsize != 2 || o.shape[0] != x.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "out must be a float16 array of x's length");
+        PyBuffer_Release(&o);
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    int64_t done;
+    Py_BEGIN_ALLOW_THREADS done = float_to_half(x.buf, o.buf, x.shape[0]);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&o);
+    PyBuffer_Release(&x);
+    return PyBool_FromLong(done == 0);
 }
 
 /* swiglu(gate, up, out): gate, up (rows, n) float32 rows with a contiguous last axis; out
@@ -407,8 +443,9 @@ fail:
     return NULL;
 }
 
-/* attention(level, q, k, v, out, scale, causal, lengths=None): see attention.c; lengths: B
- * int64 key counts (a bytes-like object), each from 1 to S, with one query row */
+/* attention(level, q, k, v, out, scale, causal, lengths=None): see attention.c; q and out
+ * float32, k and v both float32 or both float16; lengths: B int64 key counts (a bytes-like
+ * object), each from 1 to S, with one query row */
 static PyObject *py_attention(PyObject *self, PyObject *args) {
     int level_index, causal;
     float scale;
@@ -420,12 +457,12 @@ static PyObject *py_attention(PyObject *self, PyObject *args) {
     Py_buffer q, k, v, o, lens = {0};
     const int64_t *lengths = NULL;
     struct rows4 rq, rk, rv, ro;
-    if (get_rows4(oq, &q, &rq, 0, "q") < 0) return NULL;
-    if (get_rows4(ok, &k, &rk, 0, "k") < 0) goto fail_q;
-    if (get_rows4(ov, &v, &rv, 0, "v") < 0) goto fail_k;
-    if (get_rows4(oo, &o, &ro, 1, "out") < 0) goto fail_v;
+    if (get_rows4(oq, &q, &rq, 0, 0, "q") < 0) return NULL;
+    if (get_rows4(ok, &k, &rk, 0, 1, "k") < 0) goto fail_q;
+    if (get_rows4(ov, &v, &rv, 0, 1, "v") < 0) goto fail_k;
+    if (get_rows4(oo, &o, &ro, 1, 0, "out") < 0) goto fail_v;
     if (!attention_fits(&rq, &rk, &rv, &ro, causal)) {
-        PyErr_SetString(PyExc_ValueError, "attention shapes do not fit");
+        PyErr_SetString(PyExc_ValueError, "attention shapes do not fit (or k and v differ in dtype)");
         goto fail_o;
     }
     if (olengths != Py_None) {
@@ -587,6 +624,7 @@ static PyMethodDef methods[] = {
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
     {"rms_norm", py_rms_norm, METH_VARARGS, "float32 RMS norm over rows (see csrc/rowops.c)."},
     {"rope", py_rope, METH_VARARGS, "float32 rotary positions from cos/sin tables (see csrc/rowops.c)."},
+    {"to_half", py_to_half, METH_VARARGS, "float32 to float16, rounded to nearest (F16C; see csrc/rowops.c)."},
     {"swiglu", py_swiglu, METH_VARARGS, "float32 silu(gate) * up over rows (see csrc/rowops.c)."},
     {"qkv_heads", py_qkv_heads, METH_VARARGS, "float32 q/k/v heads of a fused projection, normed and rotated."},
     {"add_rms_norm", py_add_rms_norm, METH_VARARGS, "float32 x + y and its RMS norm over rows (see csrc/rowops.c)."},

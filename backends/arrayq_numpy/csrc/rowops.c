@@ -198,3 +198,30 @@ CLONES void add_rms_norm_rows(const float *x, int64_t x_stride, const float *y, 
     }
     rms_norm_rows(sum, d, w, out, rows, d, eps);
 }
+
+/* ---- float32 to float16 (a float16 KV cache's writes) */
+
+#if defined(X86) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* F16C's conversion, rounding to nearest, ties to even (IEEE's, as NumPy's astype) */
+__attribute__((target("avx,f16c"))) static void halves_f16c(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(src[i]), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+#endif
+
+int64_t float_to_half(const float *src, uint16_t *dst, int64_t n) {
+#if defined(X86) && (defined(__GNUC__) || defined(__clang__))
+    if (!__builtin_cpu_supports("f16c")) return -1;
+    int64_t nans = 0;
+    for (int64_t i = 0; i < n; i++) nans += src[i] != src[i];
+    if (nans) return nans; /* (NaN payloads: F16C's differ from NumPy's; the caller converts) */
+    halves_f16c(src, dst, n);
+    return 0;
+#else
+    (void)src, (void)dst, (void)n;
+    return -1;
+#endif
+}

@@ -466,6 +466,8 @@ def test_attention_kernel_propagates_nan_and_checks_its_arrays() -> None:
         _kernels().attention(0, q, k[..., ::2], k, out, 1.0, False)
     with pytest.raises(ValueError, match="shapes do not fit"):
         _kernels().attention(0, q, k, k[:, :, :3], out, 1.0, False)
+    with pytest.raises(ValueError, match="shapes do not fit"):  # (no keys: no softmax to take)
+        _kernels().attention(0, q, k[:, :, :0], k[:, :, :0], out, 1.0, False)
     with pytest.raises(ValueError, match="4-d float32"):
         _kernels().attention(0, q.astype(np.float64), k, k, out, 1.0, False)
 

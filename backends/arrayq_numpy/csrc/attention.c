@@ -28,7 +28,7 @@ int attention_fits(const struct rows4 *q, const struct rows4 *k, const struct ro
      * scalar tail (where the compiler may contract the float32 form's multiply-add and not the
      * widened one's, or the other way round: not the same bits) */
     const int half_fits = k->itemsize == 4 || (D % 16 == 0 && Dv % 16 == 0);
-    return !(Hkv < 1 || H % Hkv || k->itemsize != v->itemsize || !half_fits || k->shape[0] != B || k->shape[3] != D || v->shape[0] != B || v->shape[1] != Hkv ||
+    return !(Hkv < 1 || S < 1 || H % Hkv || k->itemsize != v->itemsize || !half_fits || k->shape[0] != B || k->shape[3] != D || v->shape[0] != B || v->shape[1] != Hkv ||
              v->shape[2] != S || o->shape[0] != B || o->shape[1] != H || o->shape[2] != L || o->shape[3] != Dv ||
              (causal && L > S));
 }

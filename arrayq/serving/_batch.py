@@ -259,12 +259,12 @@ def prefill(model: Any, prompts: Sequence[Sequence[int]], cache: BatchCache, lik
     the vocabulary (nothing is written then)."""
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
         raise ValueError(f"prefill takes a list of prompts, got {type(prompts).__name__}")
-    prompts = [token_ids(p, int(model.config.vocab_size), "prompt") for p in prompts]
-    if not prompts or not all(prompts):
+    checked = [token_ids(p, int(model.config.vocab_size), "prompt") for p in prompts]
+    if not checked or not all(checked):
         raise ValueError("prefill takes at least one prompt, each of at least one token")
-    lengths = [len(p) for p in prompts]
-    b, longest, first = len(prompts), max(lengths), len(cache)
-    ids = aq.asarray([list(p) + [int(p[-1])] * (longest - len(p)) for p in prompts], dtype=aq.int32, like=like)
+    lengths = [len(p) for p in checked]
+    b, longest, first = len(checked), max(lengths), len(cache)
+    ids = aq.asarray([p + [p[-1]] * (longest - len(p)) for p in checked], dtype=aq.int32, like=like)
     h = aq.astype(model.embed_tokens(ids, "raise"), model.dtype, copy=False)
     rope, embedded = model.layers[0].self_attn.rope, h
     # (made once, at the first layer that asks: where the backend has no native rope)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class CommandError(Exception):
@@ -51,3 +51,27 @@ def add_placement_arguments(parser: argparse.ArgumentParser, dtype_help: str, dt
     parser.add_argument("--backend", help="backend name, e.g. numpy or mlx (default: the default backend)")
     parser.add_argument("--device", help="device, e.g. cpu or gpu (default: the backend's default)")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=dtype_default, help=dtype_help)
+
+
+def add_activations_argument(parser: argparse.ArgumentParser) -> None:
+    """``--activations {auto,float32,int8}`` of ``arrayq serve`` and ``arrayq generate``
+    (the backend's ``activations()`` mode; ``auto``: its first ``activation_modes()``)."""
+    parser.add_argument(
+        "--activations",
+        choices=("auto", "float32", "int8"),
+        default="auto",
+        help="how quantized matmuls take their activations: int8 rounds each group to 8-bit codes (as llama.cpp on a "
+        "CPU; ~0.5%% error a product, batch-invariant), float32 as they are (--dtype's dtype); auto (default): int8 "
+        "where NumPy's native kernels run, float32 elsewhere (docs/cli.md)",
+    )
+
+
+def chosen_activations(backend: Any, mode: str) -> str:
+    """``--activations``' mode on ``backend`` (``auto``: its first ``activation_modes()``);
+    CommandError for one it does not offer, before any loading."""
+    chosen = backend.activation_modes()[0] if mode == "auto" else mode
+    try:
+        backend.activations(chosen)  # (checks the mode; the caller enters it)
+    except ValueError as exc:
+        raise CommandError(f"--activations {mode}: {exc}") from None
+    return str(chosen)

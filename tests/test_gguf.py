@@ -297,6 +297,7 @@ def test_cli_generate_with_gguf(gguf_model, capsys):
     assert (
         cli.main(
             ["generate", "--model", str(gguf_model), "--prompt-ids", "5,17,3", "--max-tokens", "4", "--ignore-eos"]
+            + ["--activations", "float32"]  # (the float32 tokens below; the default, auto, tests/test_qwen3.py)
         )
         == 0
     )

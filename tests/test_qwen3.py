@@ -364,10 +364,18 @@ def test_checkpoint_variants(tmp_path, model):
     assert mixed.layers[1].mlp.gate_up_proj is not None
 
 
+def as_cli(fn):
+    """``fn()`` in the activation mode ``arrayq generate`` takes by default (``--activations
+    auto``: the backend's first ``activation_modes()``, int8 on NumPy's native kernels)."""
+    backend = aq.current_backend()
+    with backend.activations(backend.activation_modes()[0]):
+        return fn()
+
+
 def test_cli_generate(tiny, model, capsys):
     assert cli.main(["generate", "--model", str(tiny), "--prompt-ids", "1,2,3,4,5,6,7", "--max-tokens", "8"]) == 0
     out, err = capsys.readouterr()
-    assert [int(t) for t in out.split()] == list(models.generate(model, PROMPT, 8))
+    assert [int(t) for t in out.split()] == as_cli(lambda: list(models.generate(model, PROMPT, 8)))
     assert "prefill: 7 tokens" in err and "decode:  8 tokens" in err and "peak memory" in err
     assert "loading tiny" in err
     assert (
@@ -393,7 +401,9 @@ def test_cli_generate(tiny, model, capsys):
         == 0
     )
     sampled = [int(t) for t in capsys.readouterr()[0].split()]
-    assert sampled == list(models.generate(model, [1, 2, 3], 5, temperature=0.7, top_p=0.9, top_k=50, seed=4))
+    assert sampled == as_cli(
+        lambda: list(models.generate(model, [1, 2, 3], 5, temperature=0.7, top_p=0.9, top_k=50, seed=4))
+    )
 
 
 def test_cli_generate_dtype(tiny, capsys):
@@ -405,7 +415,8 @@ def test_cli_generate_dtype(tiny, capsys):
     assert cli.main([*args, "--dtype", "bfloat16"]) == 0
     out, err = capsys.readouterr()
     bf16 = models.load(tiny, dtype="bfloat16")
-    assert "bfloat16 activations" in err and [int(t) for t in out.split()] == list(models.generate(bf16, [1, 2, 3], 3))
+    assert "bfloat16 activations" in err
+    assert [int(t) for t in out.split()] == as_cli(lambda: list(models.generate(bf16, [1, 2, 3], 3)))
     assert cli.main([*args, "--dtype", "int8"]) == 2
     assert "invalid choice: 'int8'" in capsys.readouterr().err
 

@@ -2,7 +2,9 @@
 checkpoint with a word-level tokenizer and a chat template written here.
 
 Expected tokens come from ``arrayq.models.generate`` in this process (one request alone,
-no server, no batching); expected texts from the ``tokenizers`` library; expected chat
+no server, no batching), in the activation mode ``arrayq serve`` picks by default (``auto``:
+the backend's first ``activation_modes()``, int8 on NumPy's native kernels); expected texts
+from the ``tokenizers`` library; expected chat
 prompts are written out by hand from the template below. The server is started once
 (a few seconds), with small limits so that back-pressure is reachable, and is stopped
 (terminated, then killed) whatever happens."""
@@ -26,6 +28,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("jinja2")
 tokenizers = pytest.importorskip("tokenizers")
 
+import arrayq as aq  # noqa: E402
 from arrayq import models  # noqa: E402
 
 START_SECONDS = 60  # the server prints its address after loading; on 2 busy cores ~3 s
@@ -60,6 +63,16 @@ def ids(words):
     table = {**{t: i for i, t in enumerate(SPECIALS)}, **{w: i + 2 for i, w in enumerate(WORDS)}}
     table.update(user=502, system=503, assistant=504)
     return [table[w] for w in words.split()]
+
+
+#: the NumPy backend's mode for ``--activations auto``
+AUTO = aq.get_backend("numpy").activation_modes()[0]
+
+
+def alone(model, prompt, n):
+    """generate()'s tokens for one request, in the server's default activation mode."""
+    with aq.get_backend("numpy").activations(AUTO):
+        return list(models.generate(model, prompt, n, stop_ids=()))
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +157,16 @@ def test_health_and_models(client):
     assert h.status_code == 200
     body = h.json()
     decode = body.pop("decode")
-    assert body == {"status": "ok", "running": 0, "waiting": 0, "max_batch": MAX_BATCH, "max_queued": MAX_QUEUED}
+    assert body == {
+        "status": "ok",
+        "running": 0,
+        "waiting": 0,
+        "max_batch": MAX_BATCH,
+        "max_queued": MAX_QUEUED,
+        # the defaults: auto's mode, and prompts prefilled together where that is exact (int8)
+        "activations": AUTO,
+        "prefill_together": AUTO == "int8",
+    }
     assert set(decode) == {
         "decode_steps",
         "decoded_tokens",
@@ -171,7 +193,7 @@ def test_concurrent_greedy_completions_equal_single_requests(client, url, model,
     gets the tokens generate() gives its prompt alone, and the tokenizer's text of them."""
     tok = tokenizers.Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
     prompt_ids = [p if isinstance(p, list) else tok.encode(p).ids for p in PROMPTS]
-    want = [list(models.generate(model, p, n, stop_ids=())) for p, n in zip(prompt_ids, LENGTHS)]
+    want = [alone(model, p, n) for p, n in zip(prompt_ids, LENGTHS)]
 
     def one(i):
         with httpx.Client(base_url=url, timeout=60) as c:
@@ -234,7 +256,7 @@ def test_chat_uses_the_template(client, model):
     """A conversation's prompt is the template's text, tokenized: written out by hand."""
     messages = [{"role": "system", "content": "w1"}, {"role": "user", "content": [{"type": "text", "text": "w2 w3"}]}]
     prompt = ids("<|im_start|> system w1 <|im_end|> <|im_start|> user w2 w3 <|im_end|> <|im_start|> assistant")
-    want = list(models.generate(model, prompt, 10, stop_ids=()))
+    want = alone(model, prompt, 10)
     body = {"messages": messages, "max_tokens": 10, "temperature": 0, "ignore_eos": True}
     got = client.post("/v1/chat/completions", json=body).json()
     assert got["usage"]["prompt_tokens"] == len(prompt)

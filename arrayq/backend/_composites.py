@@ -4,6 +4,7 @@ has something native or faster; :func:`arrayq.capabilities` reports which it did
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -106,6 +107,33 @@ class Backend(Contract):
         respect to ``params`` (their shapes and dtypes). MLX: ``mx.value_and_grad(fn)``;
         JAX: ``jax.jit(jax.value_and_grad(fn))``."""
         return NotImplemented
+
+    def activation_modes(self) -> tuple[str, ...]:
+        """How this backend's quantized matmuls may take their activations here (for
+        :meth:`activations`), the first the one ``--activations auto`` of ``arrayq serve``
+        and ``arrayq generate`` picks. ``"float32"``: as they come, in their own float dtype
+        (the default, and the only mode by default); NumPy's native kernels add ``"int8"``."""
+        return ("float32",)
+
+    def activations(self, mode: str) -> contextlib.AbstractContextManager[None]:
+        """A context manager within which this thread's quantized matmuls take their
+        activations as ``mode``. Raises ValueError for a mode not in :meth:`activation_modes`.
+        The default checks ``mode`` and changes nothing (float32 is how activations come)."""
+        modes = self.activation_modes()
+        if mode not in modes:
+            raise ValueError(
+                f"backend {self.name!r} takes its activations as {' or '.join(map(repr, modes))} here, not "
+                f"{mode!r} (arrayq info says how it runs)"
+            )
+        return contextlib.nullcontext()
+
+    def batch_invariant(self, device: Any = None) -> bool:
+        """Whether a model's forward pass on ``device`` (None: the default) gives each
+        sequence bit for bit the same rows whatever other sequences share the pass, in this
+        thread's activation mode (``arrayq.serving`` then prefills prompts together by
+        default). False (not known) by default; NumPy with int8 activations and MLX on the
+        CPU say True (tests/test_serving_prefill.py checks it)."""
+        return False
 
     def notes(self) -> list[str]:
         """Lines about how this backend runs on this machine (which kernels, why not

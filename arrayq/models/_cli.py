@@ -10,7 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._cli_common import CommandError, add_placement_arguments, positive_number
+from .._cli_common import (
+    CommandError,
+    add_activations_argument,
+    add_placement_arguments,
+    chosen_activations,
+    positive_number,
+)
 from ._host import cache_dir, peak_memory_bytes
 
 
@@ -138,6 +144,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _for_task(path, "generate", "arrayq generate")
     backend = aq.get_backend(args.backend) if args.backend else aq.current_backend()
     _use_device(backend, args.device)
+    activations = chosen_activations(backend, args.activations)
     tokenizer = _tokenizer(path)
     if args.prompt is not None:
         if tokenizer is None:
@@ -166,25 +173,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
     stop = () if args.ignore_eos else model.config.eos_token_id
     stats = GenerationStats()
     text = TextStream(tokenizer)
-    for token in generate(
-        model,
-        prompt,
-        args.max_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        stop_ids=stop,
-        stats=stats,
-        compile=args.compile,
-        kv_dtype=args.kv_dtype,
-    ):
-        out.write(text.add(token))
-        out.flush()
+    with backend.activations(activations):  # (as arrayq serve's worker: the same tokens)
+        for token in generate(
+            model,
+            prompt,
+            args.max_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+            stop_ids=stop,
+            stats=stats,
+            compile=args.compile,
+            kv_dtype=args.kv_dtype,
+        ):
+            out.write(text.add(token))
+            out.flush()
     out.write("\n")
     out.flush()
     compiled = "compiled decode" if stats.compiled else "eager decode"
-    print(f"backend {backend.name} ({device}), {model.dtype} activations, {compiled}", file=err)
+    mode = f"{model.dtype} activations ({activations} into quantized matmuls)"
+    print(f"backend {backend.name} ({device}), {mode}, {compiled}", file=err)
     print(f"prefill: {stats.prompt_tokens} tokens, {stats.prefill_tps:.2f} tok/s", file=err)
     print(f"decode:  {stats.generated_tokens} tokens, {stats.decode_tps:.2f} tok/s", file=err)
     peak = [peak_memory_bytes()]
@@ -280,6 +289,7 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="decode through one compiled step (default: where the backend compiles: MLX, JAX, NumPy's recorded plans)",
     )
+    add_activations_argument(gen)
     gen.add_argument(
         "--kv-dtype",
         choices=["float16", "bfloat16", "float32"],

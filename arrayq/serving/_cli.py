@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._cli_common import CommandError, add_placement_arguments
+from .._cli_common import CommandError, add_activations_argument, add_placement_arguments, chosen_activations
 
 SERVE_MISSING = "arrayq serve needs Starlette and uvicorn: pip install 'arrayq[serve]'"
 
@@ -62,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _for_task(path, "generate", "arrayq serve")
     backend = aq.get_backend(args.backend) if args.backend else aq.current_backend()
     _use_device(backend, args.device)
+    activations = chosen_activations(backend, args.activations)
     codec = load_codec(path)
     device = args.device or backend.devices()[0]
 
@@ -72,11 +73,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}")
         )
 
-    with Serving(load_model, limits) as serving:
+    with Serving(load_model, limits, activations=activations) as serving:
         app = create_app(serving, args.model_name or path.name, codec)
         config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=2)
+        prefill = "prompts together" if serving.prefill_together else "each prompt alone"
         print(
-            f"arrayq serve: {path.name} on {backend.name} ({device}), {'tokenizer' if codec else 'token ids only'}",
+            f"arrayq serve: {path.name} on {backend.name} ({device}), {'tokenizer' if codec else 'token ids only'}, "
+            f"{serving.activations} activations, prefill {prefill}",
             file=sys.stderr,
         )
         print(f"arrayq serve: listening on http://{host}:{port}", flush=True)
@@ -105,11 +108,13 @@ def add_parser(sub: Any) -> None:
     srv.add_argument("--max-queued", type=int, default=32, help="requests waiting beyond the batch (default 32)")
     srv.add_argument("--max-tokens", type=int, default=2048, help="most new tokens per request (default 2048)")
     srv.add_argument("--max-context", type=int, help="most prompt + new tokens per request (default: the model's)")
+    add_activations_argument(srv)
     srv.add_argument(
         "--prefill-together",
-        action="store_true",
-        help="prefill the prompts that arrive together in one forward pass (faster; exact on MLX's CPU device and with "
-        "NumPy's int8 activations; float32 rounding may differ on NumPy's float32 activations: docs/serving.md)",
+        action=argparse.BooleanOptionalAction,
+        help="prefill the prompts that arrive together in one forward pass (faster) or each alone (default: together "
+        "where that gives each prompt's own logits bit for bit: NumPy's int8 activations, MLX's CPU device; with "
+        "float32 activations on NumPy rounding could differ, docs/serving.md)",
     )
     srv.add_argument(
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn's"

@@ -17,157 +17,25 @@ together instead, in one forward pass written straight into the batch cache's ne
 from __future__ import annotations
 
 import collections
-import dataclasses
-import itertools
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
-
-import numpy as np
 
 import arrayq as aq
 
 from .._kv_cache import _writable
-from ..errors import ArrayqError
 from ..models.generate import check_sampling, sample_array
 from ..nn import parameters
 from . import _batch
+from ._request import Limits, Request, ServerBusy, ServingClosed
 
 _log = logging.getLogger("arrayq.serving")
 
 #: positions a new sequence's KV cache holds before it first grows (it doubles when full)
 _FIRST_CAPACITY = 256
-
-
-class ServerBusy(ArrayqError, RuntimeError):
-    """The queue of waiting requests is full (back-pressure): retry later, or start the
-    server with a larger ``max_queued``."""
-
-
-class ServingClosed(ArrayqError, RuntimeError):
-    """The serving object was closed; it takes no more requests."""
-
-
-@dataclasses.dataclass
-class Limits:
-    """What one :class:`Serving` accepts. ``max_batch``: sequences decoded together;
-    ``max_queued``: requests waiting for a place in the batch (more are refused with
-    :class:`ServerBusy`); ``max_tokens``: new tokens one request may ask for;
-    ``max_context``: prompt plus new tokens of one request (default: the model's
-    ``max_position_embeddings``); ``prefill_chunk``: prompt tokens per forward pass, and
-    per step: the prompts waiting for prefill take a chunk each until the next one would
-    pass it (at least one chunk a step); ``prefill_together`` (off by default): the prompts
-    of a step that fit a chunk whole are prefilled in one forward pass (where the model is
-    decoded in batches). Off, each prompt is a forward pass of its own, as it would be
-    alone, so a request's tokens never depend on which others arrived with it. On, that
-    holds on MLX and with NumPy's int8 activations, but on NumPy with float32 activations
-    a prompt prefilled with others takes another matmul kernel (more rows), whose logits
-    differ in float32 rounding, so a greedy token could differ where two logits are that
-    close (docs/serving.md)."""
-
-    max_batch: int = 8
-    max_queued: int = 32
-    max_tokens: int = 2048
-    max_context: int | None = None
-    prefill_chunk: int = 512
-    prefill_together: bool = False
-
-    def check(self) -> None:
-        """ValueError unless every limit is a positive integer (max_queued may be 0) and
-        prefill_together a bool."""
-        if not isinstance(self.prefill_together, bool):
-            raise ValueError(f"prefill_together must be True or False, got {self.prefill_together!r}")
-        for name in ("max_batch", "max_queued", "max_tokens", "max_context", "prefill_chunk"):
-            v = getattr(self, name)
-            low = 0 if name == "max_queued" else 1
-            if v is None and name == "max_context":
-                continue
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-
-
-class Request:
-    """One submitted generation. Read it with iteration (blocks for each new token id, ends
-    when the request finishes) or :meth:`result`; :meth:`cancel` stops it and frees its
-    place. After it ends, ``finish_reason`` is ``"stop"`` (a stop token, not included),
-    ``"length"`` (max_tokens reached), ``"cancelled"`` or ``"error"`` (``error`` holds the
-    exception). ``tokens``: the ids generated so far."""
-
-    _ids = itertools.count(1)
-
-    def __init__(
-        self,
-        prompt: list[int],
-        max_tokens: int,
-        sampling: tuple[float, int, float],
-        seed: int | None,
-        stop_ids: frozenset[int],
-        listener: Callable[[Request, int | None], None] | None,
-    ):
-        self.id = next(Request._ids)
-        self.prompt, self.max_tokens, self.stop_ids = prompt, max_tokens, stop_ids
-        self.temperature, self.top_k, self.top_p = sampling
-        self.rng = np.random.default_rng(seed)
-        self.tokens: list[int] = []
-        self.finish_reason: str | None = None
-        self.error: BaseException | None = None
-        self._listener = listener
-        self._cond = threading.Condition()
-        self._cancelled = False
-        # the worker's state: the KV cache, prompt tokens not yet prefilled, the token to feed next
-        self.cache: Any = None
-        self.prefilled = 0
-        self.pending: int | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.finish_reason is not None
-
-    def cancel(self) -> None:
-        """Stop generating (no effect once finished); the worker frees its place at the next
-        token boundary, and the request ends with finish_reason ``"cancelled"``."""
-        self._cancelled = True
-
-    def _emit(self, token: int | None, reason: str | None = None, error: BaseException | None = None) -> None:
-        with self._cond:
-            if self.finish_reason is not None:
-                return
-            if token is not None:
-                self.tokens.append(token)
-            if reason is not None:
-                self.finish_reason, self.error, self.cache = reason, error, None
-            self._cond.notify_all()
-        if self._listener is None:
-            return
-        for item in ([token] if token is not None else []) + ([None] if reason is not None else []):
-            try:
-                self._listener(self, item)
-            except Exception:  # a listener's failure is the caller's, not the batch's
-                _log.exception("listener of request %d failed", self.id)
-
-    def __iter__(self) -> Iterator[int]:
-        seen = 0
-        while True:
-            with self._cond:
-                while len(self.tokens) == seen and not self.done:
-                    self._cond.wait()
-                new, finished = self.tokens[seen:], self.done
-            yield from new
-            seen += len(new)
-            if finished and seen == len(self.tokens):
-                return
-
-    def result(self, timeout: float | None = None) -> list[int]:
-        """The generated ids once the request has finished (TimeoutError after ``timeout``
-        seconds); re-raises the worker's exception for finish_reason ``"error"``."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.done, timeout):
-                raise TimeoutError(f"request {self.id} did not finish within {timeout} s")
-        if self.error is not None:
-            raise self.error
-        return list(self.tokens)
 
 
 class Serving:
@@ -182,14 +50,29 @@ class Serving:
     loaded there, e.g. ``Serving(lambda: arrayq.models.load(path, backend="mlx"))``. ``limits``: a :class:`Limits`.
     ``stop_ids``: the default stop tokens (default: the model's ``config.eos_token_id``).
     The worker thread starts at construction; :meth:`close` (or leaving a ``with`` block)
-    stops it. Greedy tokens of a request do not depend on what else runs in the batch
-    (but for float32 rounding of prompts prefilled together on NumPy with float32
-    activations: see :class:`Limits`' ``prefill_together``).
-    Raises ValueError for bad limits."""
+    stops it. ``activations``: how the worker's quantized matmuls take their activations,
+    one of the backend's ``activation_modes()`` (NumPy's native kernels: ``"float32"`` or
+    ``"int8"``), ``"auto"`` (the first of them: int8 there, docs/serving.md) or None (the
+    default: as the backend does unasked, float32 unless ``ARRAYQ_NATIVE_ACTIVATIONS``
+    says otherwise); ``activations`` and ``prefill_together`` then hold what was chosen.
+    Greedy tokens of a request do not depend on what else runs in the batch (but for
+    float32 rounding where ``prefill_together`` is forced on: see :class:`Limits`).
+    Raises ValueError for bad limits, or an activation mode the backend does not offer."""
 
-    def __init__(self, model: Any, limits: Limits | None = None, *, stop_ids: Sequence[int] | None = None):
+    def __init__(
+        self,
+        model: Any,
+        limits: Limits | None = None,
+        *,
+        stop_ids: Sequence[int] | None = None,
+        activations: str | None = None,
+    ):
         self.limits = limits if limits is not None else Limits()
         self.limits.check()
+        if activations is not None and not isinstance(activations, str):
+            raise ValueError(f"activations must be a mode's name, 'auto' or None, got {activations!r}")
+        self.activations = activations
+        self.prefill_together = False
         self._stop_ids = stop_ids
         self._waiting: collections.deque[Request] = collections.deque()
         self._running: list[Request] = []
@@ -354,14 +237,26 @@ class Serving:
         try:
             if loader is not None:
                 self._setup(loader())
+            backend = aq.backend_of(self._like) or aq.current_backend()
+            if self.activations == "auto":
+                self.activations = backend.activation_modes()[0]
+            mode = backend.activations(self.activations) if self.activations else contextlib.nullcontext()
         except BaseException as exc:  # handed to the constructor, which raises it
             with self._cond:
                 ready.append(exc)
                 self._cond.notify_all()
             return
-        with self._cond:
-            ready.append(None)
-            self._cond.notify_all()
+        with mode:  # (a backend's activation mode holds in the thread that enters it)
+            together = self.limits.prefill_together
+            if together is None and self._cache is not None:  # where that gives each prompt's own logits
+                together = backend.batch_invariant(backend.device_of(self._like) if self._like is not None else None)
+            self.prefill_together = bool(together) and self._cache is not None
+            with self._cond:
+                ready.append(None)
+                self._cond.notify_all()
+            self._loop()
+
+    def _loop(self) -> None:
         seconds, clock = self._seconds, time.perf_counter
         while True:
             with self._cond:
@@ -408,7 +303,7 @@ class Serving:
             if spent and spent + part > self.limits.prefill_chunk:
                 break
             spent += part
-            if self._cache is not None and self.limits.prefill_together and part == len(r.prompt):
+            if self.prefill_together and part == len(r.prompt):
                 together.append(r)
                 continue
             t0 = time.perf_counter()

@@ -162,7 +162,9 @@ class API:
     # -------------------------------------------------------------- routes
 
     async def health(self, request: HTTPRequest) -> Response:
-        return JSONResponse({"status": "ok", **self.serving.counts(), "decode": self.serving.stats()})
+        serving = self.serving
+        chosen = {"activations": serving.activations, "prefill_together": serving.prefill_together}
+        return JSONResponse({"status": "ok", **serving.counts(), **chosen, "decode": serving.stats()})
 
     async def models(self, request: HTTPRequest) -> Response:
         card = {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "arrayq"}

@@ -66,16 +66,13 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
     distributed ops are ``mx.distributed``'s (:mod:`arrayq_mlx._distributed`). ``nonzero``,
     ``unique_*`` and boolean indexing are declared gaps: their output shape depends on the data.
 
-    **Precision.** float32 results agree with NumPy to a few ulp; float64 (CPU) ones too,
-    where MLX's own float64 kernels are float32-accurate they are rebuilt
-    (:mod:`arrayq_mlx._workarounds`). On NVIDIA (and M5) GPUs MLX runs float32 matmuls in
-    TF32 (~1e-3 relative, measured on an H100) unless the environment sets
-    ``MLX_ENABLE_TF32=0``.
+    **Precision.** float32 results agree with NumPy to a few ulp; float64 (CPU) ones too, where MLX's own float64
+    kernels are float32-accurate they are rebuilt (:mod:`arrayq_mlx._workarounds`). On NVIDIA (and M5) GPUs MLX runs
+    float32 matmuls in TF32 (~1e-3 relative, measured on an H100) unless the environment sets ``MLX_ENABLE_TF32=0``.
 
-    **MLX defects worked around**: one function each in :mod:`arrayq_mlx._workarounds`, with
-    the MLX version it was seen in and the test that fails once MLX is fixed. The quantized
-    strategy (CPU float32 and dequantize-then-matmul, arrayq's CUDA kernels) is
-    :mod:`arrayq_mlx._quantized`.
+    **MLX defects worked around**: one function each in :mod:`arrayq_mlx._workarounds`, with the MLX version it was
+    seen in and the test that fails once MLX is fixed. The quantized strategy (CPU float32 and dequantize-then-matmul,
+    arrayq's CUDA kernels) is :mod:`arrayq_mlx._quantized`.
     """
 
     library_module = "mlx.core"
@@ -210,6 +207,9 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
 
     def check_device(self, device: Any) -> None:
         self._devices.check(device)
+
+    def batch_invariant(self, device: Any = None) -> bool:
+        return not self._devices.targets_gpu(device)  # (the CPU measured so; a GPU not checked)
 
     def eval(self, *xs: Array) -> None:
         if xs:

@@ -55,7 +55,7 @@ _NO_ENGINE = (
 )
 
 
-class NumPyBackend(NumPyLinalg):
+class NumPyBackend(_native.NativeActivations, NumPyLinalg):
     """The reference backend, on ``numpy.ndarray``; its linear algebra is ``numpy.linalg``
     (:mod:`arrayq_numpy._linalg`)."""
 

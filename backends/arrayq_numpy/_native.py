@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from arrayq.backend import Backend
+
 from ._fastpath import blocks_times, rows_per_block
 
 try:
@@ -171,6 +173,26 @@ def activations(mode: str) -> Iterator[None]:
         yield
     finally:
         _activations.reset(token)
+
+
+class NativeActivations(Backend):
+    """The NumPy backend's activation modes (a base of ``NumPyBackend``): the contract's
+    ``activation_modes``, ``activations`` and ``batch_invariant`` on :func:`activations`."""
+
+    def activation_modes(self) -> tuple[str, ...]:
+        """int8 first where the native kernels run (``--activations auto``: as llama.cpp on
+        a CPU, docs/serving.md); float32 alone on the pure-NumPy path, which int8 leaves as is."""
+        return ("int8", "float32") if level() is not None else ("float32",)
+
+    def activations(self, mode: str) -> contextlib.AbstractContextManager[None]:
+        super().activations(mode)  # (ValueError for a mode this machine does not offer)
+        return activations(mode)
+
+    def batch_invariant(self, device: Any = None) -> bool:
+        """With int8 activations the kernels compute each row of x alone, for any number of
+        rows; with float32 the decode kernel (up to 8 rows) and dequantize + BLAS (more) sum
+        in other orders."""
+        return level() is not None and current_activations() == "int8"
 
 
 def _scale_view(a: np.ndarray) -> tuple[np.ndarray, int]:

@@ -5,6 +5,7 @@ generated tokens per second and p50/p99 request latency for each N.
     python benchmarks/bench_serve.py [--model DIR|PRESET] [--engines numpy,mlx,mlx-lm]
         [--clients 1,2,4,8] [--requests 2] [--prompt-tokens 8] [--tokens 16]
         [--level-seconds 120] [--kernel numpy,mlx] [--step 1,8]
+        [--serve-args "OPTIONS"] [--versus "OPTIONS"] [--repeat 1]
 
 Every engine serves the same directory: the checkpoint's files linked into a folder beside
 it (``<model>-words``) with a word-level tokenizer whose token i is the word ``t<i>`` (mlx_lm.server
@@ -12,7 +13,11 @@ needs a tokenizer; the random-weight presets have none), so the same prompt text
 same token ids everywhere. Each server runs in its own process, started and stopped here,
 with ``--max-batch`` the largest N. A level stops sending new requests after
 ``--level-seconds``, which also bounds each request (one that takes longer is dropped and
-not counted); the rows say how many requests were done.
+not counted); the rows say how many requests were done. A level's clients send their first
+requests together (a barrier), as a burst. ``--serve-args`` passes options to arrayq's
+servers; ``--versus`` starts a second arrayq server with more options and interleaves its
+levels with the first's (``--repeat`` levels of each client count each), then prints the
+median end-to-end rate of each: an A/B comparison on a machine whose load drifts.
 Two throughputs, both printed, neither preferred:
 
 * **end-to-end tokens/s**: all completion tokens of the level / its wall time, as a client
@@ -48,6 +53,7 @@ import concurrent.futures
 import json
 import os
 import selectors
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -55,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -83,9 +90,11 @@ def shared_folder(model: Path, into: Path) -> Path:
     return into
 
 
-def start(engine: str, folder: Path, max_batch: int, log: Path, together: bool = False) -> tuple[subprocess.Popen, str]:
-    """Start a server (arrayq's with ``--prefill-together`` where ``together``); return its
-    process and base URL once it answers."""
+def start(
+    engine: str, folder: Path, max_batch: int, log: Path, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen, str]:
+    """Start a server (arrayq's with the further options ``extra``); return its process and
+    base URL once it answers."""
     if engine == "mlx-lm":
         port = _free_port()
         cmd = [
@@ -103,7 +112,7 @@ def start(engine: str, folder: Path, max_batch: int, log: Path, together: bool =
     else:
         cmd = [sys.executable, "-m", "arrayq.cli", "serve", "--model", str(folder), "--backend", engine, "--port", "0"]
         cmd += ["--max-batch", str(max_batch), "--max-queued", str(4 * max_batch), "--max-tokens", "4096"]
-        cmd += ["--prefill-together"] if together else []
+        cmd += list(extra)
         url = ""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     deadline = time.monotonic() + START_SECONDS
@@ -168,9 +177,11 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str, pid: int | No
     stop_at = time.monotonic() + args.level_seconds
     lock, latencies, tokens = threading.Lock(), [], [0]
     body = {"prompt": prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
+    ready = threading.Barrier(n)  # (the clients' first requests leave together, as a burst)
 
     def client(_: int) -> None:
         with httpx.Client(base_url=url, timeout=args.level_seconds) as c:
+            ready.wait()
             for _ in range(args.requests):
                 if time.monotonic() > stop_at:
                     return
@@ -220,6 +231,21 @@ def level(url: str, n: int, args: argparse.Namespace, prompt: str, pid: int | No
         client_cpu=(cpu1 - cpu0) / wall,
         loop_cpu=(server1[0] - server0[0]) / wall,
         worker_cpu=(server1[1] - server0[1]) / wall,
+    )
+
+
+def print_row(label: str, row: dict, one: tuple[float, float]) -> None:
+    """One level's table row; ``one``: the server's first level's (end-to-end, decode-only) rates."""
+    decode = "– | –" if row["decode"] != row["decode"] else f"{row['decode']:.2f} | {row['decode'] / one[1]:.2f}×"
+    decode += " | " + " | ".join(
+        "–" if v != v else f"{v:.1f}" if k in ("step_ms", "per_pass") else f"{100 * v:.0f}%"
+        for k, v in ((k, row[k]) for k in ("step_ms", "prefill", "per_pass", "idle"))
+    )
+    decode += " | " + " | ".join(f"{row[k]:.2f}" for k in ("client_cpu", "loop_cpu", "worker_cpu"))
+    print(
+        f"| {label} | {row['clients']} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
+        f"{row['tps']:.2f} | {row['tps'] / one[0]:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} | {decode} |",
+        flush=True,
     )
 
 
@@ -325,10 +351,20 @@ def main() -> int:
     p.add_argument("--level-seconds", type=float, default=120, help="no new requests after this (default 120)")
     p.add_argument("--kernel", help="also time quantized_matmul against M on these backends (e.g. numpy,mlx)")
     p.add_argument(
-        "--prefill-together",
-        action="store_true",
-        help="arrayq's servers prefill the prompts that arrive together in one pass (arrayq serve's flag)",
+        "--serve-args",
+        default="",
+        help="further options of arrayq's servers, e.g. '--activations float32 --no-prefill-together' "
+        "(default: none, arrayq serve's defaults)",
     )
+    p.add_argument(
+        "--prefill-together", action="store_true", help="as --serve-args --prefill-together (earlier sessions' flag)"
+    )
+    p.add_argument(
+        "--versus",
+        help="also an arrayq server with these options added to --serve-args (e.g. '--burst-wait-ms 0'), its "
+        "levels interleaved with the first's (A B A B ...), --repeat times each",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="levels of each client count, interleaved (default 1)")
     p.add_argument("--step", help="also time the batched decode step at these batch sizes (e.g. 1,8), NumPy")
     p.add_argument(
         "--kv-dtype",
@@ -358,35 +394,40 @@ def main() -> int:
         ]
         print("| " + " | ".join(columns) + " |")
         print("|---|" + "---:|" * (len(columns) - 1))
+        summary: dict[tuple[str, int], list[float]] = {}
         for engine in [e for e in args.engines.split(",") if e]:
+            together = ["--prefill-together"] if args.prefill_together else []
+            options = [shlex.split(args.serve_args) + together] if engine != "mlx-lm" else [[]]
+            if args.versus and engine != "mlx-lm":
+                options.append(options[0] + shlex.split(args.versus))
+            servers = []
             try:
-                proc, url = start(engine, folder, max(counts), Path(tmp) / f"{engine}.log", args.prefill_together)
-            except (RuntimeError, OSError) as exc:
-                log = Path(tmp) / f"{engine}.log"
-                tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
-                print(f"| {engine} | not run: {exc}: {tail} |||||||||")
-                continue
-            try:
-                one = None
-                httpx.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=600)
+                for i, extra in enumerate(options):
+                    label = engine + (f" {args.versus}" if i else "")
+                    try:
+                        servers.append(
+                            (label, *start(engine, folder, max(counts), Path(tmp) / f"{engine}{i}.log", extra))
+                        )
+                    except (RuntimeError, OSError) as exc:
+                        log = Path(tmp) / f"{engine}{i}.log"
+                        tail = log.read_text()[-300:].replace("\n", " ") if log.exists() else ""
+                        print(f"| {label} | not run: {exc}: {tail} |||||||||")
+                for _, _, url in servers:
+                    httpx.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 2}, timeout=600)
+                ones: dict[str, tuple[float, float]] = {}
                 for n in counts:
-                    row = level(url, n, args, prompt, proc.pid)
-                    one = one or (row["tps"], row["decode"])
-                    decode = "– | –" if row["decode"] != row["decode"] else f"{row['decode']:.2f} | "
-                    decode += "" if row["decode"] != row["decode"] else f"{row['decode'] / one[1]:.2f}×"
-                    decode += " | " + " | ".join(
-                        "–" if v != v else f"{v:.1f}" if k in ("step_ms", "per_pass") else f"{100 * v:.0f}%"
-                        for k, v in ((k, row[k]) for k in ("step_ms", "prefill", "per_pass", "idle"))
-                    )
-                    decode += " | " + " | ".join(f"{row[k]:.2f}" for k in ("client_cpu", "loop_cpu", "worker_cpu"))
-                    print(
-                        f"| {engine} | {n} | {row['requests']} | {row['tokens']} | {row['seconds']:.1f} | "
-                        f"{row['tps']:.2f} | {row['tps'] / one[0]:.2f}× | {row['p50']:.2f} | {row['p99']:.2f} | "
-                        f"{decode} |",
-                        flush=True,
-                    )
+                    for _ in range(args.repeat):  # (the servers' levels interleaved: A B A B ...)
+                        for label, proc, url in servers:
+                            row = level(url, n, args, prompt, proc.pid)
+                            print_row(label, row, ones.setdefault(label, (row["tps"], row["decode"])))
+                            summary.setdefault((label, n), []).append(row["tps"])
             finally:
-                stop(proc)
+                for _, proc, _ in servers:
+                    stop(proc)
+        if args.repeat > 1 or args.versus:
+            print("\n| server | clients | levels | median end-to-end tokens/s |\n|---|---:|---:|---:|")
+            for (label, n), values in summary.items():
+                print(f"| {label} | {n} | {len(values)} | {statistics.median(values):.2f} |")
         if any(args.engines.split(",")):
             print(
                 "\nend-to-end tokens/s: completion tokens / the level's wall time (prefill, HTTP and the "

@@ -267,7 +267,8 @@ def test_stats_split_the_workers_time_and_count_the_step_plans(model, load):
         time.sleep(pause)
         serving.generate(PROMPTS[0], n)
         stats = serving.stats()
-    assert all(v == 0 for v in zero.values())
+    assert all(v == 0 for k, v in zero.items() if k != "idle_seconds")
+    assert 0 <= zero["idle_seconds"] < stats["idle_seconds"]  # (idle time counts as it goes)
     assert stats["decode_steps"] == 2 * (n - 1) and stats["prefilled_tokens"] == 2 * len(PROMPTS[0])
     assert stats["idle_seconds"] >= pause / 2  # (the worker waits from the first result on)
     assert stats["prefill_seconds"] > 0 and stats["other_seconds"] >= 0
@@ -370,7 +371,15 @@ def test_bad_requests_are_refused_before_queueing(model, load, args, kw, message
 
 
 @pytest.mark.parametrize(
-    "bad", [{"max_batch": 0}, {"max_queued": -1}, {"max_tokens": 1.5}, {"prefill_chunk": None}, {"prefill_together": 1}]
+    "bad",
+    [
+        {"max_batch": 0},
+        {"max_queued": -1},
+        {"max_tokens": 1.5},
+        {"prefill_chunk": None},
+        {"prefill_together": 1},
+        *({"burst_wait": v} for v in (-0.001, 1.5, float("nan"), True, "0.005")),
+    ],
 )
 def test_bad_limits(model, load, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
@@ -431,3 +440,47 @@ def test_a_failing_prefill_fails_its_request_alone(model, load, monkeypatch):
         assert bad.finish_reason == "error"
         assert good.result(30) == reference(model, PROMPTS[0], 6)
         assert serving.generate(PROMPTS[1], 4) == reference(model, PROMPTS[1], 4)
+
+
+def test_a_burst_from_an_empty_batch_starts_together(model, load):
+    """Woken from an empty batch, the worker waits while requests keep arriving within
+    burst_wait of each other: three submitted 50 ms apart (burst_wait 0.3 s, wide for a
+    loaded machine) are prefilled in one pass and decode in step (n - 1 steps for all);
+    one that comes after the batch started joins at a token boundary (a pass of its own);
+    with burst_wait 0 the first starts alone. Tokens as generate() gives each alone."""
+    n = 6
+    for wait in (0.3, 0.0):
+        limits = Limits(max_batch=4, prefill_together=True, burst_wait=wait)
+        with Serving(load, limits, stop_ids=()) as serving:
+            first = []
+            for p in PROMPTS[:3]:
+                first.append(serving.submit(p, n))
+                time.sleep(0.05)
+            if wait:
+                assert not first[0].tokens  # (still gathering: nothing prefilled yet)
+            got = [r.result(30) for r in first]
+            steps = serving.steps
+            late = serving.generate(PROMPTS[3], n)
+            stats = serving.stats()
+        assert got == [reference(model, p, n) for p in PROMPTS[:3]] and late == reference(model, PROMPTS[3], n)
+        if wait:  # the burst in one pass, then the late one
+            assert stats["prefill_passes"] == 2 and steps == n - 1
+        else:  # the first alone, the other two (together or not), the late one
+            assert stats["prefill_passes"] >= 3
+
+
+def test_the_burst_wait_is_bounded(model, load):
+    """Requests that keep coming (every 40 ms, within burst_wait 0.1 s of each other) hold
+    the start for at most 4 x burst_wait: the first request's first token comes before the
+    last of 16 requests is submitted (0.6 s), and they are prefilled in more than one pass."""
+    limits = Limits(max_batch=16, prefill_together=True, burst_wait=0.1)
+    with Serving(load, limits, stop_ids=()) as serving:
+        requests = []
+        for i in range(16):
+            requests.append(serving.submit([1 + i, 2], 4))
+            time.sleep(0.04)
+        started_before_the_last = bool(requests[0].tokens) or requests[0].done
+        for r in requests:
+            r.result(30)
+        passes = serving.stats()["prefill_passes"]
+    assert started_before_the_last and passes > 1

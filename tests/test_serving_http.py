@@ -352,7 +352,12 @@ def test_the_server_survived(server, client):
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [(["--max-batch", "0"], "max_batch must be an integer >= 1"), (["--port", "70000"], "cannot listen")],
+    [
+        (["--max-batch", "0"], "max_batch must be an integer >= 1"),
+        (["--burst-wait-ms", "-1"], "burst_wait must be a number of seconds from 0 to 1"),
+        (["--activations", "int4"], "invalid choice: 'int4'"),
+        (["--port", "70000"], "cannot listen"),
+    ],
 )
 def test_serve_refuses_bad_options_before_loading(checkpoint, capsys, option, message):
     from arrayq.cli import main

@@ -49,9 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from . import Limits, Serving
     from ._text import load_codec
 
-    limits = Limits(
-        args.max_batch, args.max_queued, args.max_tokens, args.max_context, prefill_together=args.prefill_together
-    )
+    limits = Limits(args.max_batch, args.max_queued, args.max_tokens, args.max_context)
+    limits.prefill_together, limits.burst_wait = args.prefill_together, args.burst_wait_ms / 1000
     limits.check()
     try:  # the socket is ours, so the port is known (--port 0: any free one) before serving starts
         sock = socket.create_server((args.host, args.port))
@@ -115,6 +114,13 @@ def add_parser(sub: Any) -> None:
         help="prefill the prompts that arrive together in one forward pass (faster) or each alone (default: together "
         "where that gives each prompt's own logits bit for bit: NumPy's int8 activations, MLX's CPU device; with "
         "float32 activations on NumPy rounding could differ, docs/serving.md)",
+    )
+    srv.add_argument(
+        "--burst-wait-ms",
+        type=float,
+        default=5.0,
+        help="woken from an empty batch, wait for more requests while they keep arriving within this many ms of each "
+        "other (at most 4x it), so that requests sent at once start together (default 5; 0: start at the first)",
     )
     srv.add_argument(
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn's"

@@ -85,6 +85,7 @@ class Serving:
         self._seconds = dict.fromkeys(("idle", "prefill", "sample", "join", "other"), 0.0)
         self.prefilled_tokens = 0
         self.prefill_passes = 0
+        self._idle_since: float | None = None  # (when the worker began waiting for requests)
         loader = model if callable(model) and not hasattr(model, "make_cache") else None
         if loader is None:
             self._setup(model)
@@ -198,13 +199,15 @@ class Serving:
         the batch's cache and finished ones out), ``prefill_seconds``, ``prefilled_tokens`` and
         ``prefill_passes`` (the forward passes that prefilled them: one a step for the prompts
         that fit ``prefill_chunk`` whole, which go together, one a chunk for longer ones),
-        ``idle_seconds`` (waiting for requests) and ``other_seconds`` (the loop's own
+        ``idle_seconds`` (waiting for requests, a burst's
+        included, and the wait going on) and ``other_seconds`` (the loop's own
         bookkeeping: admitting, cancelling, finishing requests). Where the step runs
         compiled (NumPy): ``step_plans``, the signatures recorded so far (one per batch size,
         window, buffer size and mask or none: a count that keeps growing means retracing),
         ``step_plans_eager``, those of them that run eagerly instead (a recording failed),
         and ``step_plan_hits``, the steps that found their plan."""
         plans = self._cache.compiled_info() if self._cache is not None else None
+        since = self._idle_since
         return {
             "decode_steps": self.steps,
             "decoded_tokens": self.stepped_sequences,
@@ -212,6 +215,8 @@ class Serving:
             "prefilled_tokens": self.prefilled_tokens,
             "prefill_passes": self.prefill_passes,
             **{f"{name}_seconds": seconds for name, seconds in self._seconds.items()},
+            # (an idle period counts as it goes, not once it ends: levels of a benchmark compare)
+            "idle_seconds": self._seconds["idle"] + (time.perf_counter() - since if since is not None else 0.0),
             "step_plans": plans.signatures if plans else 0,
             "step_plans_eager": plans.signatures - plans.native if plans else 0,
             "step_plan_hits": plans.hits if plans else 0,
@@ -260,9 +265,11 @@ class Serving:
         seconds, clock = self._seconds, time.perf_counter
         while True:
             with self._cond:
-                t0 = clock()
+                t0 = self._idle_since = clock()
                 self._cond.wait_for(lambda: self._closed or self._waiting or self._running)
-                t1 = clock()
+                if not self._running and self.limits.burst_wait:
+                    self._gather_burst()
+                t1, self._idle_since = clock(), None
                 seconds["idle"] += t1 - t0
                 if self._closed:
                     for r in [*self._waiting, *self._running]:
@@ -288,6 +295,19 @@ class Serving:
             seconds["other"] = (
                 seconds["other"] + (clock() - t1) - (self.decode_seconds - decode) - (seconds["prefill"] - prefill)
             )
+
+    def _gather_burst(self) -> None:
+        """From an empty batch (lock held): wait while requests keep arriving, each within
+        ``burst_wait`` of the one before, for at most 4 × ``burst_wait`` or until the batch
+        would be full, so that a burst is prefilled in one pass and decodes in step."""
+        quiet = self.limits.burst_wait
+        end = time.perf_counter() + 4 * quiet
+        seen = -1
+        while not self._closed and seen != len(self._waiting) and len(self._waiting) < self.limits.max_batch:
+            seen = len(self._waiting)
+            left = min(quiet, end - time.perf_counter())
+            if left > 0:
+                self._cond.wait(left)  # (woken by a submit, or quiet for left seconds)
 
     def _step(self, running: list[Request]) -> None:
         for r in running:

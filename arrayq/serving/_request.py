@@ -41,7 +41,10 @@ class Limits:
     (the backend's ``batch_invariant()`` in the worker's activation mode: NumPy with int8
     activations, MLX on the CPU), so that a request's tokens never depend on which others
     arrived with it; True on NumPy with float32 activations would prefill with another
-    matmul kernel (more rows), whose logits differ in float32 rounding (docs/serving.md)."""
+    matmul kernel (more rows), whose logits differ in float32 rounding (docs/serving.md).
+    ``burst_wait``: seconds the worker, woken from an empty batch, waits for more requests
+    while they keep arriving within that of each other (at most 4 × it in all), so that
+    requests sent at once start together (0: start at the first)."""
 
     max_batch: int = 8
     max_queued: int = 32
@@ -49,12 +52,16 @@ class Limits:
     max_context: int | None = None
     prefill_chunk: int = 512
     prefill_together: bool | None = None
+    burst_wait: float = 0.005
 
     def check(self) -> None:
         """ValueError unless every limit is a positive integer (max_queued may be 0) and
         prefill_together True, False or None."""
         if not (self.prefill_together is None or isinstance(self.prefill_together, bool)):
             raise ValueError(f"prefill_together must be True, False or None (auto), got {self.prefill_together!r}")
+        wait = self.burst_wait
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 1:
+            raise ValueError(f"burst_wait must be a number of seconds from 0 to 1, got {wait!r}")
         for name in ("max_batch", "max_queued", "max_tokens", "max_context", "prefill_chunk"):
             v = getattr(self, name)
             low = 0 if name == "max_queued" else 1

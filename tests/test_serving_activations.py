@@ -148,3 +148,36 @@ def test_cli_generate_takes_the_servers_mode(tiny, model, capsys):
         assert f"({mode} into quantized matmuls)" in err
     assert cli.main([*args, "--activations", "int4"]) == 2
     assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("together", [True, False])
+def test_a_float16_batch_cache_gives_generates_float16_tokens(tiny, model, together):
+    """``Serving(kv_dtype="float16")``: five requests at once, prefilled together or each
+    alone, each give exactly the tokens ``generate(kv_dtype="float16")`` gives it alone (both
+    round every key and value to float16 once, when written, and NumPy's attention reads
+    float16 as the float32 kernel reads the widened values), in the server's default mode."""
+    n = 6
+    limits = Limits(max_batch=8, prefill_together=together)
+    load = lambda: models.load(tiny, backend="numpy")  # noqa: E731
+    with Serving(load, limits, stop_ids=(), activations="auto", kv_dtype="float16") as serving:
+        assert serving._cache.dtype == aq.float16
+        requests = [serving.submit(p, n) for p in PROMPTS]
+        got = [r.result(60) for r in requests]
+        mode = serving.activations
+    with aq.get_backend("numpy").activations(mode):
+        want = [list(models.generate(model, p, n, stop_ids=(), kv_dtype="float16")) for p in PROMPTS]
+    assert got == want
+
+
+def test_kv_dtype_refusals(tiny, monkeypatch):
+    """A dtype that is not floating is a TypeError before any loading; a kv_dtype for a model
+    not decoded in batches (here: batching switched off) a ValueError from the constructor."""
+    from arrayq.serving import _batch
+
+    calls = []
+    with pytest.raises(TypeError, match="floating"):
+        Serving(lambda: calls.append(1), kv_dtype="int8")
+    assert not calls
+    monkeypatch.setattr(_batch, "supports", lambda model: False)
+    with pytest.raises(ValueError, match="not decoded in batches"):
+        Serving(lambda: models.load(tiny, backend="numpy"), kv_dtype="float16")

@@ -356,6 +356,7 @@ def test_the_server_survived(server, client):
         (["--max-batch", "0"], "max_batch must be an integer >= 1"),
         (["--burst-wait-ms", "-1"], "burst_wait must be a number of seconds from 0 to 1"),
         (["--activations", "int4"], "invalid choice: 'int4'"),
+        (["--kv-dtype", "int8"], "invalid choice: 'int8'"),
         (["--port", "70000"], "cannot listen"),
     ],
 )

@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             path, backend=backend, device=args.device, dtype=dtype, progress=progress_bar(f"loading {path.name}")
         )
 
-    with Serving(load_model, limits, activations=activations) as serving:
+    with Serving(load_model, limits, activations=activations, kv_dtype=args.kv_dtype) as serving:
         app = create_app(serving, args.model_name or path.name, codec)
         config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=2)
         prefill = "prompts together" if serving.prefill_together else "each prompt alone"
@@ -114,6 +114,12 @@ def add_parser(sub: Any) -> None:
         help="prefill the prompts that arrive together in one forward pass (faster) or each alone (default: together "
         "where that gives each prompt's own logits bit for bit: NumPy's int8 activations, MLX's CPU device; with "
         "float32 activations on NumPy rounding could differ, docs/serving.md)",
+    )
+    srv.add_argument(
+        "--kv-dtype",
+        choices=["float16", "bfloat16", "float32"],
+        help="dtype the batch's KV cache is stored in (default: the activations'; float16 halves a float32 cache, "
+        "as arrayq generate's --kv-dtype, whose tokens it gives)",
     )
     srv.add_argument(
         "--burst-wait-ms",

@@ -26,7 +26,7 @@ from typing import Any
 
 import arrayq as aq
 
-from .._kv_cache import _writable
+from .._kv_cache import _kv_dtype, _writable
 from ..models.generate import check_sampling, sample_array
 from ..nn import parameters
 from . import _batch
@@ -57,7 +57,12 @@ class Serving:
     says otherwise); ``activations`` and ``prefill_together`` then hold what was chosen.
     Greedy tokens of a request do not depend on what else runs in the batch (but for
     float32 rounding where ``prefill_together`` is forced on: see :class:`Limits`).
-    Raises ValueError for bad limits, or an activation mode the backend does not offer."""
+    ``kv_dtype``: None (the batch's KV cache keeps the activations' dtype) or a floating
+    dtype to store it in, as ``arrayq.models.generate``'s (``"float16"``: half a float32
+    cache's memory, rounded once when written).
+    Raises ValueError for bad limits, an activation mode the backend does not offer, or a
+    ``kv_dtype`` for a model not decoded in batches; TypeError for a ``kv_dtype`` that is
+    not floating."""
 
     def __init__(
         self,
@@ -66,9 +71,11 @@ class Serving:
         *,
         stop_ids: Sequence[int] | None = None,
         activations: str | None = None,
+        kv_dtype: Any = None,
     ):
         self.limits = limits if limits is not None else Limits()
         self.limits.check()
+        self._kv_dtype = None if kv_dtype is None else _kv_dtype(kv_dtype)  # (TypeError before any loading)
         if activations is not None and not isinstance(activations, str):
             raise ValueError(f"activations must be a mode's name, 'auto' or None, got {activations!r}")
         self.activations = activations
@@ -109,7 +116,13 @@ class Serving:
         self._like = weights[0] if weights else None
         # one padded KV cache for the batch, where the backend's arrays take slice assignment
         self.batched = _batch.supports(model) and _writable(aq.zeros((1, 1, 1, 1), like=self._like))
-        self._cache = _batch.BatchCache(len(model.layers), self.limits.max_batch) if self.batched else None
+        if self._kv_dtype is not None and not self.batched:
+            raise ValueError(
+                f"kv_dtype={self._kv_dtype.name!r} is the batch's KV cache's, and this model is not decoded in "
+                "batches (a Qwen3/Llama layout on a backend whose arrays take slice assignment: NumPy, MLX)"
+            )
+        batch_cache = _batch.BatchCache(len(model.layers), self.limits.max_batch, self._kv_dtype)
+        self._cache = batch_cache if self.batched else None
         # a backend of recorded plans (NumPy) replays the step's backend calls without the frontend
         self._compiled = bool(getattr(aq.backend_of(self._like), "compile_records_plan", False))
         self._rows: list[Request] = []  # the requests in the batch cache, row i for request i

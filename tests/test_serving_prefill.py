@@ -93,6 +93,8 @@ def test_prompts_prefilled_together_are_each_prompts_own_forward(model, mode_ind
         assert got.shape == (len(PROMPTS), model.config.vocab_size)
         assert cache.lengths == [len(first)] + [len(p) for p in PROMPTS]
         exact = _exact(model, modes[mode_index])
+        # the backend's own answer (Backend.batch_invariant: what prefill_together's default follows)
+        assert aq.backend_of(like).batch_invariant(aq.device(like).id) == exact
         for i, prompt in enumerate(PROMPTS):
             want, own = _alone(model, prompt)
             if exact:

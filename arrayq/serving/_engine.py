@@ -2,14 +2,15 @@
 
 Callers :meth:`Serving.submit` requests from any thread; one worker thread owns the model.
 At each token boundary the worker admits waiting requests into the running batch (up to
-``max_batch``), prefills the next chunk of the newly admitted prompts (up to
-``prefill_chunk`` prompt tokens a step, so that requests arriving together join the batch
-together), then runs one batched
-decode step (:func:`._batch.decode_step`) for every running sequence that has a token,
+``max_batch``; from an empty batch after a burst wait, ``Limits.burst_wait``), prefills
+the next chunk of the newly admitted prompts (up to ``prefill_chunk`` prompt tokens a step,
+so that requests arriving together join the batch together), then runs one batched decode
+step (:func:`._batch.decode_step`) for every running sequence that has a token,
 hands each its new token and drops the finished ones. A prompt is prefilled into its own
 KV cache (``model.make_cache``), which is then copied into the batch's padded cache
 (:class:`._batch.BatchCache`) and freed; a finished sequence leaves that cache. Where the
-batch cache is in use, the prompts of a step that fit ``prefill_chunk`` whole are prefilled
+batch cache is in use and ``prefill_together`` holds (by default where the backend is
+batch-invariant), the prompts of a step that fit ``prefill_chunk`` whole are prefilled
 together instead, in one forward pass written straight into the batch cache's next rows
 (:func:`._batch.prefill`); only longer prompts take their own cache, a chunk a step.
 """
@@ -121,8 +122,9 @@ class Serving:
                 f"kv_dtype={self._kv_dtype.name!r} is the batch's KV cache's, and this model is not decoded in "
                 "batches (a Qwen3/Llama layout on a backend whose arrays take slice assignment: NumPy, MLX)"
             )
-        batch_cache = _batch.BatchCache(len(model.layers), self.limits.max_batch, self._kv_dtype)
-        self._cache = batch_cache if self.batched else None
+        self._cache = (
+            _batch.BatchCache(len(model.layers), self.limits.max_batch, self._kv_dtype) if self.batched else None
+        )
         # a backend of recorded plans (NumPy) replays the step's backend calls without the frontend
         self._compiled = bool(getattr(aq.backend_of(self._like), "compile_records_plan", False))
         self._rows: list[Request] = []  # the requests in the batch cache, row i for request i
@@ -212,8 +214,8 @@ class Serving:
         the batch's cache and finished ones out), ``prefill_seconds``, ``prefilled_tokens`` and
         ``prefill_passes`` (the forward passes that prefilled them: one a step for the prompts
         that fit ``prefill_chunk`` whole, which go together, one a chunk for longer ones),
-        ``idle_seconds`` (waiting for requests, a burst's
-        included, and the wait going on) and ``other_seconds`` (the loop's own
+        ``idle_seconds`` (waiting for requests, a burst's included, and the wait going
+        on) and ``other_seconds`` (the loop's own
         bookkeeping: admitting, cancelling, finishing requests). Where the step runs
         compiled (NumPy): ``step_plans``, the signatures recorded so far (one per batch size,
         window, buffer size and mask or none: a count that keeps growing means retracing),

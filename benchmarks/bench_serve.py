@@ -425,9 +425,14 @@ def main() -> int:
                 for _, proc, _ in servers:
                     stop(proc)
         if args.repeat > 1 or args.versus:
-            print("\n| server | clients | levels | median end-to-end tokens/s |\n|---|---:|---:|---:|")
+            print(f"\n| server | clients | levels | median end-to-end tokens/s | vs {counts[0]} clients' median |")
+            print("|---|---:|---:|---:|---:|")
             for (label, n), values in summary.items():
-                print(f"| {label} | {n} | {len(values)} | {statistics.median(values):.2f} |")
+                base = statistics.median(summary[(label, counts[0])])
+                print(
+                    f"| {label} | {n} | {len(values)} | {statistics.median(values):.2f} | "
+                    f"{statistics.median(values) / base:.2f}× |"
+                )
         if any(args.engines.split(",")):
             print(
                 "\nend-to-end tokens/s: completion tokens / the level's wall time (prefill, HTTP and the "

@@ -10,7 +10,8 @@ This module is the choice: which kernel runs a quantized matmul (:func:`choose`)
 thresholds behind it, the chunk layouts and the fused kernel's block shapes. ``_launch.py``
 holds :class:`~arrayq_mlx.cuda._launch.CudaKernels`, which reads the CUDA sources beside it
 (``common.cuh``, ``decode.cu``, ``tc_helpers.cuh``, ``decode_tc.cu``, ``dequant.cu``,
-``async_helpers.cuh``, ``qmm_helpers.cuh``, ``qmm.cu``), builds each kernel's header and
+``async_helpers.cuh``, ``qmm_helpers.cuh``, ``qmm.cu``, ``attention.cu``, ``qkv_heads.cu``),
+builds each kernel's header and
 template arguments and launches it. The kernels' NumPy emulations are in the tests
 (``tests/_cuda_emulators.py``).
 
@@ -51,6 +52,13 @@ rows where the fused kernel does not run, shapes whose rows are not aligned for 
 ``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off. In models
 (``arrayq_mlx._quantized.CudaRoute``) the decode kernels' rows take MLX's kernel unless
 ``ARRAYQ_MLX_CUDA_KERNELS=all`` (:func:`decode_enabled`): end to end they do not pay.
+
+Two kernels of a model's step fewer launches: **prefix attention** (``attention.cu``: one
+query row over a fixed cache's written keys) and **qkv_heads** (``qkv_heads.cu``: a fused
+q/k/v projection's heads split, q's and k's through their RMS norms and rotary positions, in
+the layout attention reads; one launch where the composed ops make ~12 graph nodes a layer).
+qkv_heads runs where :func:`qkv_heads_fits` and :func:`fused_enabled` say so
+(``ARRAYQ_MLX_CUDA_FUSED_OFF=qkv_heads`` keeps it off, to measure it).
 """
 
 from __future__ import annotations
@@ -99,6 +107,12 @@ DECODE_BLOCK = 128  # 4 warps (the decode source assumes it)
 DEQUANT_BLOCK = 256
 ATTENTION_WARPS = 8  # warps of a prefix_attention block
 ATTENTION_KEYS_PER_STEP = 4  # keys a warp loads at once (their latencies overlap)
+QKV_WARPS = 4  # warps of a qkv_heads block, one (batch, position, head) row each
+#: activation dtypes (names) the qkv_heads kernel takes (its weights in the same dtype)
+QKV_DTYPES = ("bfloat16", "float16", "float32")
+#: Environment variable: a comma-separated list of arrayq's fused model-step kernels to keep
+#: off ("qkv_heads"), so that their effect can be measured against the composed MLX ops.
+FUSED_OFF_VAR = "ARRAYQ_MLX_CUDA_FUSED_OFF"
 
 
 def enabled() -> bool:
@@ -113,6 +127,22 @@ def decode_enabled() -> bool:
     134 without; docs/benchmarks-cuda.md), so by default those rows take MLX's kernel and
     arrayq's kernels run the prefill shapes."""
     return os.environ.get(ENV_VAR, "1").strip().lower() == "all"
+
+
+def fused_enabled(name: str) -> bool:
+    """Whether arrayq's fused model-step kernel ``name`` ("qkv_heads") may run: the kernels
+    are on (:func:`enabled`) and ``ARRAYQ_MLX_CUDA_FUSED_OFF`` does not list it."""
+    off = {part.strip() for part in os.environ.get(FUSED_OFF_VAR, "").split(",")}
+    return enabled() and name not in off
+
+
+def qkv_heads_fits(dtype: str, weight_dtypes: tuple[str, ...], head_dim: int, size: int) -> bool:
+    """Whether the qkv_heads kernel takes a projection output of ``dtype`` (a name) and
+    ``size`` elements, with norm weights of ``weight_dtypes`` and heads of ``head_dim``: a
+    dtype of :data:`QKV_DTYPES` shared by the weights, ``head_dim`` a multiple of 32 up to
+    256 (a lane's features), rows indexed in 32 bits and at least one element."""
+    same = all(w == dtype for w in weight_dtypes)
+    return dtype in QKV_DTYPES and same and head_dim % 32 == 0 and 0 < head_dim <= 256 and 0 < size < 2**31
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ Python strings.
 from __future__ import annotations
 
 import functools
+import math
+import struct
 from importlib import resources
 from typing import Any
 
@@ -25,6 +27,7 @@ from arrayq_mlx.cuda import (
     DECODE_TC_MAX_ROWS,
     DECODE_TC_STAGES,
     DEQUANT_BLOCK,
+    QKV_WARPS,
     QMM_KT,
     QmmConfig,
     decode_k_split,
@@ -201,6 +204,34 @@ def dequant_template(out_dtype: Any, scales_dtype: Any, bits: int, group_size: i
     )
 
 
+def qkv_heads_template(
+    dtype: Any, head_dim: int, n_heads: int, n_kv_heads: int, dims: int, traditional: bool
+) -> tuple[tuple[str, Any], ...]:
+    """MLX template arguments of the qkv_heads kernel (``dtype``: the activations' ``mx.Dtype``)."""
+    return (
+        ("T", dtype),
+        ("D", head_dim),
+        ("HQ", n_heads),
+        ("HKV", n_kv_heads),
+        ("DIMS", dims),
+        ("TRAD", bool(traditional)),
+        ("WARPS", QKV_WARPS),
+    )
+
+
+def qkv_heads_params(eps: float, base: float, scale: float) -> list[float]:
+    """The qkv_heads kernel's float32 ``params``: eps, then rope's log2(base) and scale as
+    ``mx.fast.rope`` rounds them (float32 base, its log2 rounded to float32), then base as a
+    float32 pair hi + lo and scale's lo part (scale's hi is the third value), from which the
+    float32 path rebuilds float64 base and scale (to 48 bits: exact for 10000, 1e6, 5e5)."""
+
+    def f32(v: float) -> float:
+        return float(struct.unpack("f", struct.pack("f", v))[0])
+
+    base_hi, scale_hi = f32(base), f32(scale)
+    return [f32(eps), f32(math.log2(base_hi)), scale_hi, base_hi, f32(base - base_hi), f32(scale - scale_hi)]
+
+
 class CudaKernels:
     """The kernels, built (as MLX kernel objects) on first use; create only when
     ``mx.cuda.is_available()``. ``poison`` fills outputs with NaN before each launch (tests)."""
@@ -217,6 +248,8 @@ class CudaKernels:
         self._tc_launches: dict[tuple, tuple[Any, dict]] = {}
         self._attention: Any = None
         self._scales: dict[float, Any] = {}
+        self._qkv: Any = None
+        self._qkv_params: dict[tuple[float, float, float], Any] = {}
 
     def _init_value(self) -> float | None:
         return float("nan") if self.poison else None
@@ -390,3 +423,51 @@ class CudaKernels:
             output_dtypes=[q.dtype],
             init_value=self._init_value(),
         )[0]
+
+    def qkv_heads(
+        self,
+        qkv: Any,
+        q_weight: Any,
+        k_weight: Any,
+        heads: tuple[int, int],
+        eps: float,
+        rope: tuple[int, bool, float, float],
+        offset: Any,
+    ) -> tuple[Any, Any, Any]:
+        """q ``(B, HQ, L, D)``, k and v ``(B, HKV, L, D)`` of a fused projection ``qkv``
+        ``(B, L, (HQ + 2 HKV) * D)`` (bfloat16/float16/float32, D a multiple of 32 up to 256;
+        :func:`~arrayq_mlx.cuda.qkv_heads_fits`), ``heads`` = (HQ, HKV): q's and k's heads
+        RMS-normed with ``q_weight``/``k_weight`` (D,) in qkv's dtype and ``eps``, then rotated
+        by ``rope`` = (dims, traditional, base, scale) at positions ``offset`` + 0 .. L-1
+        (``offset``: an int or a 0-d integer array, read on the device); in qkv's dtype
+        (qkv_heads.cu)."""
+        mx = self.mx
+        if self._qkv is None:
+            self._qkv = mx.fast.cuda_kernel(
+                name="arrayq_qkv_heads",
+                input_names=["qkv", "q_weight", "k_weight", "offset", "params"],
+                output_names=["q", "k", "v"],
+                source=source("qkv_heads.cu"),
+            )
+        (hq, hkv), (dims, traditional, base, scale) = heads, rope
+        b, length, width = (int(s) for s in qkv.shape)
+        d = width // (hq + 2 * hkv)
+        params = self._qkv_params.get((eps, base, scale))
+        if params is None:  # one constant per model (its eps and rope)
+            params = mx.array(qkv_heads_params(eps, base, scale), dtype=mx.float32)
+            self._qkv_params[(eps, base, scale)] = params
+        if isinstance(offset, int):
+            offset = mx.array(offset, dtype=mx.int32)
+        elif offset.dtype != mx.int32:
+            offset = offset.astype(mx.int32)
+        blocks = -(-b * length * (hq + 2 * hkv) // QKV_WARPS)
+        out = self._qkv(
+            inputs=[qkv, q_weight, k_weight, offset, params],
+            template=list(qkv_heads_template(qkv.dtype, d, hq, hkv, dims, traditional)),
+            grid=(blocks * 32 * QKV_WARPS, 1, 1),
+            threadgroup=(32 * QKV_WARPS, 1, 1),
+            output_shapes=[(b, hq, length, d), (b, hkv, length, d), (b, hkv, length, d)],
+            output_dtypes=[qkv.dtype] * 3,
+            init_value=self._init_value(),
+        )
+        return out[0], out[1], out[2]

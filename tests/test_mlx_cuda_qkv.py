@@ -1,0 +1,275 @@
+"""arrayq's qkv_heads CUDA kernel for MLX (backends/arrayq_mlx/cuda/qkv_heads.cu), without a GPU.
+
+The kernel runs only on MLX's CUDA device (``benchmarks/gpu_qkv_check.py`` checks it there
+against the composed MLX ops). Here: its NumPy emulation (tests/_cuda_emulators.py, the
+kernel's rows, lanes, sums, roundings and pair indexing step by step) against an independent
+float64 computation and against the composed path MLX's CPU runs; the float parameters the
+launcher hands it; when the MLX backend takes it (a CUDA device, the kernel's shapes and
+dtypes, the switches) and that a model's layers then call it once each.
+
+Tolerances: the kernel rounds three times to the output dtype (x * r, times the weight, the
+rotation), each within half a unit in the last place (u = 2**-8 bfloat16, 2**-11 float16,
+2**-24 float32) of the row's largest value m; the rotation carries the first two by |cos| +
+|sin| <= sqrt(2): under 4 u m. The float32 path also rounds cos, sin, both products and the
+sum (5 u m more) and uses rsqrtf (2 ulp), hence 12 u m; the 16-bit paths' float32 angles add
+under 0.3 u m at positions up to 1000 (about 1000 * 2**-22 radians).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import arrayq as aq
+from arrayq_mlx import cuda as ck
+from arrayq_mlx.cuda import _launch as launch
+from tests import _cuda_emulators as emu
+
+mx = pytest.importorskip("mlx.core")
+
+RNG = np.random.default_rng(17)
+UNIT = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24}
+BOUND = {"bfloat16": 4, "float16": 4, "float32": 12}  # in u * m (module docstring)
+# (B, L, HQ, HKV, D, rope dims, traditional, offset): qwen3-0.6b's decode and prefill rows,
+# grouped heads, rope over a prefix of the features, both pair layouts, positions after a cache
+CASES = [
+    (1, 1, 16, 8, 128, 128, False, 37),
+    (2, 5, 4, 2, 64, 64, True, 0),
+    (1, 3, 2, 1, 32, 16, False, 1000),
+    (3, 2, 6, 3, 96, 64, True, 5),
+]
+
+
+def reference(qkv, qw, kw, heads, eps, dims, traditional, base, scale, offset):
+    """q, k, v in float64, written from the definition (not arrayq's code): heads split and
+    moved to (B, heads, L, D), q's and k's RMS-normed and rotated."""
+    hq, hkv = heads
+    b, length, width = qkv.shape
+    d = width // (hq + 2 * hkv)
+    x = qkv.reshape(b, length, hq + 2 * hkv, d).transpose(0, 2, 1, 3)
+    angles = ((offset + np.arange(length)) * scale)[:, None] * base ** (-np.arange(0, dims, 2) / dims)
+    cos, sin = np.cos(angles), np.sin(angles)
+
+    def rotate(y, w):
+        y = y / np.sqrt((y**2).mean(-1, keepdims=True) + eps) * w
+        out = y.copy()
+        if traditional:
+            x1, x2 = y[..., 0:dims:2], y[..., 1:dims:2]
+            out[..., 0:dims:2], out[..., 1:dims:2] = x1 * cos - x2 * sin, x1 * sin + x2 * cos
+        else:
+            x1, x2 = y[..., : dims // 2], y[..., dims // 2 : dims]
+            out[..., : dims // 2], out[..., dims // 2 : dims] = x1 * cos - x2 * sin, x1 * sin + x2 * cos
+        return out
+
+    return rotate(x[:, :hq], qw), rotate(x[:, hq : hq + hkv], kw), x[:, hq + hkv :]
+
+
+def inputs(case, dtype):
+    """float64 qkv (values ~N(0, 9)) and weights (~1 +- 0.1), each exact in ``dtype``."""
+    b, length, hq, hkv, d = case[:5]
+    mxd = getattr(mx, dtype)
+
+    def exact(a):
+        return np.array(mx.array(a.astype(np.float32)).astype(mxd).astype(mx.float32), dtype=np.float64)
+
+    qkv = exact(3 * RNG.standard_normal((b, length, (hq + 2 * hkv) * d)))
+    return qkv, exact(1 + 0.1 * RNG.standard_normal(d)), exact(1 + 0.1 * RNG.standard_normal(d))
+
+
+def emulate(qkv, qw, kw, case, dtype, eps=1e-6, base=1e6, scale=1.0):
+    _, _, hq, hkv, _, dims, traditional, offset = case
+    params = launch.qkv_heads_params(eps, base, scale)
+    return emu.emulate_qkv_heads(np, qkv, qw, kw, (hq, hkv), params, (dims, traditional), offset, dtype)
+
+
+def assert_within(got, want, normed_max, dtype, factor=1.0):
+    """|got - want| <= BOUND u m per (batch, head, position) row (m: that row's largest value)."""
+    limit = factor * BOUND[dtype] * UNIT[dtype] * normed_max
+    excess = np.abs(got - want) - limit
+    assert excess.max() <= 0, f"{dtype}: off by {np.abs(got - want).max()} where the bound is {limit.min()}+"
+
+
+def test_float64_reference_is_arrayq_qkv_heads_on_numpy():
+    # anchors the reference's layout and pairing to arrayq's own definition (float64, NumPy)
+    for case in CASES:
+        b, length, hq, hkv, d, dims, traditional, offset = case
+        qkv, qw, kw = inputs(case, "float32")
+        with aq.default_backend("numpy"):
+            got = aq.nn.qkv_heads(
+                aq.asarray(qkv), hq, hkv, d, q_weight=aq.asarray(qw), k_weight=aq.asarray(kw), eps=1e-6,
+                rope_dims=dims, traditional=traditional, base=1e6, offset=offset,
+            )  # fmt: skip
+        want = reference(qkv, qw, kw, (hq, hkv), 1e-6, dims, traditional, 1e6, 1.0, offset)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12, atol=1e-12)
+
+
+def test_hand_computed_row():
+    # one q head of 32 ones, weight 2: the norm gives 2 everywhere (1 / sqrt(1 + eps) rounds to
+    # 1 in bfloat16); at position 3, pair i = 0 turns by 3 radians: (2 cos 3 - 2 sin 3,
+    # 2 sin 3 + 2 cos 3) = (-2.2622, -1.6977), bfloat16 -2.265625 and -1.6953125
+    qkv = np.zeros((1, 1, 3 * 32))
+    qkv[..., :32] = 1.0
+    q, k, v = emulate(qkv, np.full(32, 2.0), np.ones(32), (1, 1, 1, 1, 32, 32, False, 3), "bfloat16")
+    assert (q[0, 0, 0, 0], q[0, 0, 0, 16]) == (-2.265625, -1.6953125)
+    assert not k.any() and not v.any()  # zeros stay zeros (rsqrt(eps) times 0)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("case", CASES)
+def test_emulation_within_bound_of_float64(case, dtype):
+    qkv, qw, kw = inputs(case, dtype)
+    hq, hkv, dims, traditional, offset = case[2], case[3], case[5], case[6], case[7]
+    got = emulate(qkv, qw, kw, case, dtype)
+    want = reference(qkv, qw, kw, (hq, hkv), 1e-6, dims, traditional, 1e6, 1.0, offset)
+    for g, w in zip(got[:2], want[:2], strict=True):
+        assert_within(g, w, np.abs(w).max(-1, keepdims=True), dtype)
+    np.testing.assert_array_equal(got[2], want[2])  # v is moved, not changed
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("case", CASES[:2])
+def test_emulation_against_the_composed_path_on_mlx_cpu(case, dtype):
+    # what the MLX backend falls back to (slices, reshapes, mx.fast.rms_norm, rope): each
+    # within the bound of float64, so within twice the bound of each other; v exactly
+    b, length, hq, hkv, d, dims, traditional, offset = case
+    qkv, qw, kw = inputs(case, dtype)
+    mxd = getattr(mx, dtype)
+    with aq.default_backend("mlx", device="cpu"):
+        got = aq.nn.qkv_heads(
+            mx.array(qkv.astype(np.float32)).astype(mxd), hq, hkv, d, q_weight=mx.array(qw).astype(mxd),
+            k_weight=mx.array(kw).astype(mxd), eps=1e-6, rope_dims=dims, traditional=traditional, base=1e6,
+            offset=offset,
+        )  # fmt: skip
+    composed = [np.array(t.astype(mx.float32), dtype=np.float64) for t in got]
+    emulated = emulate(qkv, qw, kw, case, dtype)
+    for c, e in zip(composed[:2], emulated[:2], strict=True):
+        assert_within(e, c, np.abs(c).max(-1, keepdims=True), dtype, factor=2.0)
+    np.testing.assert_array_equal(composed[2], emulated[2])
+
+
+def test_params_are_mlx_rope_floats_and_float64_pairs():
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    eps, log2_base, scale, base_hi, base_lo, scale_lo = launch.qkv_heads_params(1e-6, 1e6, 1.0)
+    assert (eps, scale, base_hi, base_lo, scale_lo) == (f32(1e-6), 1.0, 1e6, 0.0, 0.0)
+    assert log2_base == f32(math.log2(1e6))  # std::log2 of MLX's float32 base, rounded to float32
+    p = launch.qkv_heads_params(1e-5, math.pi * 1e4, 1 / 3)
+    assert abs((p[3] + p[4]) - math.pi * 1e4) <= math.pi * 1e4 * 2.0**-47
+    assert abs((p[2] + p[5]) - 1 / 3) <= 2.0**-49
+    assert all(v == f32(v) for v in p)  # each a float32
+
+
+@pytest.mark.parametrize(
+    "kw,fits",
+    [
+        (dict(), True),
+        (dict(dtype="float16", weights=("float16", "float16")), True),
+        (dict(dtype="float32", weights=("float32", "float32")), True),
+        (dict(weights=("bfloat16", "float32")), False),  # MLX's rms_norm takes weights in x's dtype
+        (dict(dtype="float64", weights=("float64", "float64")), False),
+        (dict(head_dim=48), False),  # not a multiple of 32 (a lane's features)
+        (dict(head_dim=288), False),
+        (dict(size=0), False),
+        (dict(size=2**31), False),
+    ],
+)
+def test_kernel_takes_its_shapes_and_dtypes_only(kw, fits):
+    args = {"dtype": "bfloat16", "weights": ("bfloat16", "bfloat16"), "head_dim": 128, "size": 4096, **kw}
+    assert ck.qkv_heads_fits(args["dtype"], args["weights"], args["head_dim"], args["size"]) is fits
+
+
+class _EmulatedKernels:
+    """Stands in for CudaKernels: qkv_heads through the emulator, calls recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def qkv_heads(self, qkv, q_weight, k_weight, heads, eps, rope, offset):
+        self.calls.append((tuple(qkv.shape), heads, eps, rope, offset))
+        name = str(qkv.dtype).rsplit(".", 1)[-1]
+        f64 = [np.array(a.astype(mx.float32), dtype=np.float64) for a in (qkv, q_weight, k_weight)]
+        pos = offset if isinstance(offset, int) else int(offset.item())
+        params = launch.qkv_heads_params(eps, rope[2], rope[3])
+        out = emu.emulate_qkv_heads(np, *f64, heads, params, rope[:2], pos, name)
+        return tuple(mx.array(o.astype(np.float32)).astype(qkv.dtype) for o in out)
+
+
+@pytest.fixture
+def cuda_route(monkeypatch):
+    return _route(monkeypatch)
+
+
+def _route(monkeypatch):
+    """The MLX backend as if MLX targeted a CUDA device, with the emulated qkv_heads kernel
+    (quantized matmuls keep MLX's kernel); the test's ops still run on the CPU."""
+    backend = aq.get_backend("mlx")
+    kernels = _EmulatedKernels()
+    monkeypatch.setattr(backend._devices, "targets_gpu", lambda device=None: True)
+    monkeypatch.setattr(backend._cuda_route, "_available", True)
+    monkeypatch.setattr(backend._cuda_route, "_kernels", kernels)
+    monkeypatch.setattr(backend._cuda_route, "kernel_for", lambda *a, **k: None)
+    monkeypatch.delenv(ck.ENV_VAR, raising=False)
+    monkeypatch.delenv(ck.FUSED_OFF_VAR, raising=False)
+    return kernels
+
+
+def _call(dtype="bfloat16", d=64, weight_dtype=None, offset=4):
+    mxd = getattr(mx, dtype)
+    qkv = mx.array(RNG.standard_normal((1, 2, 4 * d)).astype(np.float32)).astype(mxd)
+    w = mx.ones((d,), dtype=getattr(mx, weight_dtype or dtype))
+    return aq.nn.qkv_heads(qkv, 2, 1, d, q_weight=w, k_weight=w, eps=1e-6, rope_dims=d, base=1e6, offset=offset)
+
+
+def test_mlx_backend_runs_the_kernel_on_cuda(cuda_route):
+    q, k, v = _call()
+    assert cuda_route.calls == [((1, 2, 256), (2, 1), 1e-6, (64, False, 1e6, 1.0), 4)]
+    assert (q.shape, k.shape, v.shape) == ((1, 2, 2, 64), (1, 1, 2, 64), (1, 1, 2, 64))
+    offset = mx.array(7, dtype=mx.int32)  # a position kept on the device goes as it is
+    _call(offset=offset)
+    assert cuda_route.calls[-1][-1] is offset
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["fused off", "kernels off", "weights in float32", "head_dim 48", "no cuda device", "cpu target"],
+)
+def test_mlx_backend_composes_where_the_kernel_does_not_run(cuda_route, monkeypatch, why):
+    backend = aq.get_backend("mlx")
+    kw: dict = {}
+    if why == "fused off":
+        monkeypatch.setenv(ck.FUSED_OFF_VAR, "add_rms_norm, qkv_heads")
+    elif why == "kernels off":
+        monkeypatch.setenv(ck.ENV_VAR, "0")
+    elif why == "weights in float32":
+        kw = {"weight_dtype": "float32"}
+    elif why == "head_dim 48":
+        kw = {"d": 48}
+    elif why == "no cuda device":
+        monkeypatch.setattr(backend._cuda_route, "_available", False)
+    else:
+        monkeypatch.setattr(backend._devices, "targets_gpu", lambda device=None: False)
+    q, k, v = _call(**kw)
+    assert cuda_route.calls == []
+    assert q.shape[1:] == (2, 2, kw.get("d", 64))
+
+
+def test_model_layers_each_call_the_kernel_once(monkeypatch, tmp_path):
+    # a fused qwen3 (the tiny preset) on the emulated kernel: one call per layer, and hidden
+    # states as close to float32's as the composed ops' are (bfloat16 rounding through two
+    # layers puts both ~4% from float32 here, and ~2% from each other)
+    from arrayq import models
+
+    models.make_checkpoint(tmp_path, "tiny")
+    model = models.load(tmp_path, backend="mlx", device="cpu", dtype="bfloat16")
+    ids = aq.asarray([[3, 1, 4]], dtype=aq.int32, like=aq.nn.parameters(model)[0])
+    wide = np.array(models.load(tmp_path, backend="mlx", device="cpu", dtype="float32").hidden(ids))
+    kernels = _route(monkeypatch)  # (the quantized matmuls then take their GPU path too)
+    fused = np.array(model.hidden(ids).astype(mx.float32))
+    monkeypatch.setenv(ck.FUSED_OFF_VAR, "qkv_heads")
+    composed = np.array(model.hidden(ids).astype(mx.float32))
+    assert len(kernels.calls) == len(model.layers)
+    assert all(call[1] == (4, 2) and call[3][:2] == (64, False) for call in kernels.calls)
+    assert np.isfinite(fused).all() and not np.array_equal(fused, composed)
+    assert np.linalg.norm(fused - wide) <= 1.25 * np.linalg.norm(composed - wide)

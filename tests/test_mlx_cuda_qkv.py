@@ -7,17 +7,17 @@ float64 computation and against the composed path MLX's CPU runs; the float para
 launcher hands it; when the MLX backend takes it (a CUDA device, the kernel's shapes and
 dtypes, the switches) and that a model's layers then call it once each.
 
-Tolerances: the kernel rounds three times to the output dtype (x * r, times the weight, the
-rotation), each within half a unit in the last place (u = 2**-8 bfloat16, 2**-11 float16,
-2**-24 float32) of the row's largest value m; the rotation carries the first two by |cos| +
-|sin| <= sqrt(2): under 4 u m. The float32 path also rounds cos, sin, both products and the
-sum (5 u m more) and uses rsqrtf (2 ulp), hence 12 u m; the 16-bit paths' float32 angles add
-under 0.3 u m at positions up to 1000 (about 1000 * 2**-22 radians).
+The float64 reference and the bounds (``BOUND`` u m: u the dtype's unit roundoff, 2**-8
+bfloat16, 2**-11 float16, 2**-24 float32, m the row's largest value; the reasoning is in the
+script's docstring) are benchmarks/gpu_qkv_check.py's, the device check's.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,8 +30,20 @@ from tests import _cuda_emulators as emu
 mx = pytest.importorskip("mlx.core")
 
 RNG = np.random.default_rng(17)
-UNIT = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24}
-BOUND = {"bfloat16": 4, "float16": 4, "float32": 12}  # in u * m (module docstring)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script() -> Any:
+    """benchmarks/gpu_qkv_check.py as a module: its float64 reference, bounds and check."""
+    spec = importlib.util.spec_from_file_location("_aq_gpu_qkv_check", ROOT / "benchmarks" / "gpu_qkv_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHECK = _script()
+UNIT, BOUND = CHECK.UNIT, CHECK.BOUND  # u per dtype; the bound in u m (module docstring)
 # (B, L, HQ, HKV, D, rope dims, traditional, offset): qwen3-0.6b's decode and prefill rows,
 # grouped heads, rope over a prefix of the features, both pair layouts, positions after a cache
 CASES = [
@@ -40,30 +52,6 @@ CASES = [
     (1, 3, 2, 1, 32, 16, False, 1000),
     (3, 2, 6, 3, 96, 64, True, 5),
 ]
-
-
-def reference(qkv, qw, kw, heads, eps, dims, traditional, base, scale, offset):
-    """q, k, v in float64, written from the definition (not arrayq's code): heads split and
-    moved to (B, heads, L, D), q's and k's RMS-normed and rotated."""
-    hq, hkv = heads
-    b, length, width = qkv.shape
-    d = width // (hq + 2 * hkv)
-    x = qkv.reshape(b, length, hq + 2 * hkv, d).transpose(0, 2, 1, 3)
-    angles = ((offset + np.arange(length)) * scale)[:, None] * base ** (-np.arange(0, dims, 2) / dims)
-    cos, sin = np.cos(angles), np.sin(angles)
-
-    def rotate(y, w):
-        y = y / np.sqrt((y**2).mean(-1, keepdims=True) + eps) * w
-        out = y.copy()
-        if traditional:
-            x1, x2 = y[..., 0:dims:2], y[..., 1:dims:2]
-            out[..., 0:dims:2], out[..., 1:dims:2] = x1 * cos - x2 * sin, x1 * sin + x2 * cos
-        else:
-            x1, x2 = y[..., : dims // 2], y[..., dims // 2 : dims]
-            out[..., : dims // 2], out[..., dims // 2 : dims] = x1 * cos - x2 * sin, x1 * sin + x2 * cos
-        return out
-
-    return rotate(x[:, :hq], qw), rotate(x[:, hq : hq + hkv], kw), x[:, hq + hkv :]
 
 
 def inputs(case, dtype):
@@ -101,7 +89,7 @@ def test_float64_reference_is_arrayq_qkv_heads_on_numpy():
                 aq.asarray(qkv), hq, hkv, d, q_weight=aq.asarray(qw), k_weight=aq.asarray(kw), eps=1e-6,
                 rope_dims=dims, traditional=traditional, base=1e6, offset=offset,
             )  # fmt: skip
-        want = reference(qkv, qw, kw, (hq, hkv), 1e-6, dims, traditional, 1e6, 1.0, offset)
+        want = CHECK.reference(qkv, qw, kw, (hq, hkv), 1e-6, (dims, traditional, 1e6, 1.0), offset)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12, atol=1e-12)
 
@@ -123,7 +111,7 @@ def test_emulation_within_bound_of_float64(case, dtype):
     qkv, qw, kw = inputs(case, dtype)
     hq, hkv, dims, traditional, offset = case[2], case[3], case[5], case[6], case[7]
     got = emulate(qkv, qw, kw, case, dtype)
-    want = reference(qkv, qw, kw, (hq, hkv), 1e-6, dims, traditional, 1e6, 1.0, offset)
+    want = CHECK.reference(qkv, qw, kw, (hq, hkv), 1e-6, (dims, traditional, 1e6, 1.0), offset)
     for g, w in zip(got[:2], want[:2], strict=True):
         assert_within(g, w, np.abs(w).max(-1, keepdims=True), dtype)
     np.testing.assert_array_equal(got[2], want[2])  # v is moved, not changed
@@ -273,3 +261,17 @@ def test_model_layers_each_call_the_kernel_once(monkeypatch, tmp_path):
     assert all(call[1] == (4, 2) and call[3][:2] == (64, False) for call in kernels.calls)
     assert np.isfinite(fused).all() and not np.array_equal(fused, composed)
     assert np.linalg.norm(fused - wide) <= 1.25 * np.linalg.norm(composed - wide)
+
+
+def test_device_check_passes_on_the_emulated_kernel(monkeypatch, tmp_path, capsys):
+    # the device script's part (a) end to end (its kernel calls, composed path, float64
+    # reference and pass rule) on the tiny preset's heads, with the emulation as the kernel
+    from arrayq import models
+
+    models.make_checkpoint(tmp_path, "tiny")
+    kernels = _route(monkeypatch)
+    assert CHECK.check(str(tmp_path), batches=(1, 2), lengths=(1, 3))
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("bfloat16", "float16", "float32"))]
+    assert len(rows) == 3 * 2 * 2 * 2 and all(row.endswith(" ok") for row in rows), out
+    assert len(kernels.calls) == 2 * 3 * 2 * 2 * 2  # the kernel, and the model's path to it

@@ -1,8 +1,9 @@
-"""On MLX's CUDA device: arrayq's qkv_heads kernel checked against the composed MLX ops, a
-decoded token's graph nodes with and without it, and decode tok/s with and without it.
+"""On MLX's CUDA device: arrayq's fused model-step kernels (qkv_heads, add_rms_norm) checked
+against the composed MLX ops, a decoded token's graph nodes with and without them, and
+decode tok/s with and without them.
 
     python benchmarks/gpu_qkv_check.py --model DIR [--prompt-tokens 128] [--decode-tokens 64]
-                                       [--repeat 3] [--rounds 2] [--off qkv_heads] [--skip PARTS]
+                                       [--repeat 3] [--rounds 2] [--off LIST] [--skip PARTS]
 
 ``--model``: a qwen3 checkpoint directory; where it holds no config.json the ``--preset``
 (qwen3-0.6b) random 4-bit checkpoint is written there first. Needs mlx and mlx-cuda, NumPy,
@@ -16,9 +17,11 @@ decode rate as a baseline). ``--skip`` takes a comma list of check, graph, time,
   (``arrayq.nn.qkv_heads_reference``: slices, reshapes, ``mx.fast.rms_norm``, rope) and
   against float64 on the host (:func:`reference`). Passes where the kernel is within
   :data:`BOUND` u m of float64 and 2 BOUND of the composed path, v is bit-equal, and
-  ``arrayq.nn.qkv_heads`` (what the model calls) gives the kernel's bits.
+  ``arrayq.nn.qkv_heads`` (what the model calls) gives the kernel's bits. add_rms_norm alike
+  at the checkpoint's hidden size, 1 to 256 rows, with the norm weight and without.
 * **graph**: ``decode_graph.arrayq_counts`` (the compiled step, one layer) with the fused
-  kernels on, and with each ``--off`` list off (``ARRAYQ_MLX_CUDA_FUSED_OFF``); mlx-lm's.
+  kernels on, and with each ``--off`` list off (``ARRAYQ_MLX_CUDA_FUSED_OFF``; default: both
+  kernels; ``--off qkv_heads --off add_rms_norm`` measures each alone); mlx-lm's.
 * **time**: decode tok/s of the compiled greedy decode (``arrayq.models.generate``: each token
   is the next step's input, a dependent chain; the next step is queued before the current
   token is read), each variant in a process of its own, alternating on, off, on, off
@@ -32,7 +35,10 @@ may be sqrt(2) smaller than the normed row's largest value (4 u m), then rounds 
 up to ~p 2**-22 radians off at position p (~0.5 u m of float16 at the check's 37 and 1000;
 at 40000 a float16 row may be ~20 u m off float64, bfloat16 ~2.5, the composed path alike).
 float32 adds rsqrtf's 2 ulp (a relative 6 u before the rotation: 12 u m) and the rounding
-of cos, sin, two products and a sum (5 u m): 20 u m.
+of cos, sin, two products and a sum (5 u m): 20 u m. add_rms_norm (:data:`NORM_BOUND`): the
+sum rounded once as MLX's add rounds it (so bit-equal), r from the rounded sum, then x * r
+and the weight's product rounded: under 4 u m, 5 with float32's sums; float32 adds rsqrtf's
+2 ulp: 10 u m.
 """
 
 from __future__ import annotations
@@ -52,7 +58,9 @@ import numpy as np
 UNIT = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24}
 #: the kernel's bound against float64, in u m (see the module docstring)
 BOUND = {"bfloat16": 6.0, "float16": 6.0, "float32": 20.0}
-FUSED = ("qkv_heads",)  # arrayq's fused model-step kernels (arrayq_mlx.cuda.fused_enabled)
+#: add_rms_norm's bound against float64, in u m (see the module docstring)
+NORM_BOUND = {"bfloat16": 5.0, "float16": 5.0, "float32": 10.0}
+FUSED = ("qkv_heads", "add_rms_norm")  # arrayq's fused model-step kernels (arrayq_mlx.cuda.fused_enabled)
 
 
 def reference(
@@ -80,6 +88,14 @@ def reference(
         return out
 
     return rotated(x[:, :hq], q_weight), rotated(x[:, hq : hq + hkv], k_weight), x[:, hq + hkv :]
+
+
+def reference_add_rms_norm(x: Any, y: Any, weight: Any, eps: float) -> tuple[Any, Any]:
+    """``arrayq.nn.add_rms_norm`` in float64 from the definition: s = x + y and
+    s / sqrt(mean(s**2) + eps) * weight (None: no weight)."""
+    s = np.asarray(x, dtype=np.float64) + np.asarray(y, dtype=np.float64)
+    normed = s / np.sqrt((s**2).mean(-1, keepdims=True) + eps)
+    return s, normed if weight is None else normed * np.asarray(weight, dtype=np.float64)
 
 
 def in_units(got: Any, want: Any, dtype: str) -> float:
@@ -160,6 +176,52 @@ def check(model_dir: str, batches: tuple[int, ...] = (1, 8), lengths: tuple[int,
                     )
     print(f"bound: {BOUND} u m against float64, twice that against the composed path")
     return ok_all
+
+
+def check_add_norm(model_dir: str, rows: tuple[int, ...] = (1, 8, 32, 256)) -> bool:
+    """Part (a) for add_rms_norm on MLX's default device: the kernel's sum against MLX's add
+    (bit for bit) and its norm against the composed ``mx.fast.rms_norm`` and float64, at the
+    checkpoint's hidden size, with the norm weight and without; True where all pass."""
+    import mlx.core as mx
+
+    import arrayq as aq
+    from arrayq import models
+
+    d, eps = models.read_config(model_dir).hidden_size, 1e-6
+    kernels = aq.get_backend("mlx")._cuda_route.kernels()
+    rng = np.random.default_rng(1)
+    print(f"\n(a) add_rms_norm, hidden {d}: sum vs MLX's add; norm in u m vs composed, vs float64")
+    ok_all = True
+    for dtype in ("bfloat16", "float16", "float32"):
+        t = getattr(mx, dtype)
+        for n in rows:
+            for with_weight in (True, False):
+                x, y = (mx.array(rng.standard_normal((1, n, d)).astype(np.float32)).astype(t) for _ in "xy")
+                w = mx.array(1 + 0.1 * rng.standard_normal(d).astype(np.float32)).astype(t) if with_weight else None
+                got = kernels.add_rms_norm(x, y, w, eps)
+                model_path = aq.nn.add_rms_norm(x, y, w, eps)
+                composed = (mx.add(x, y), aq.nn.rms_norm(mx.add(x, y), w, eps))
+                f64 = [f64_or_none(a) for a in (*got, *composed)]
+                want = reference_add_rms_norm(*(f64_or_none(a) for a in (x, y, w)), eps)
+                sum_same = bool(np.array_equal(f64[0], f64[2]))
+                vs_comp, vs_f64 = in_units(f64[1], f64[3], dtype), in_units(f64[1], want[1], dtype)
+                same = all(bool(mx.array_equal(g, m).item()) for g, m in zip(got, model_path, strict=True))
+                ok = sum_same and same and vs_f64 <= NORM_BOUND[dtype] and vs_comp <= 2 * NORM_BOUND[dtype]
+                ok_all &= ok
+                print(
+                    f"{dtype:9} rows {n:>4} {'weight' if with_weight else 'none':>6}  sum {'=' if sum_same else 'X'}"
+                    f"  vs composed {vs_comp:6.3f}  vs f64 {vs_f64:6.3f}  model {'=' if same else 'X'}"
+                    f"  {'ok' if ok else 'FAIL'}"
+                )
+    print(f"bound: {NORM_BOUND} u m against float64, twice that against the composed path")
+    return ok_all
+
+
+def f64_or_none(a: Any) -> Any:
+    """An MLX array's values as a float64 NumPy array (None stays None)."""
+    import mlx.core as mx
+
+    return None if a is None else np.array(a.astype(mx.float32), dtype=np.float64)
 
 
 def graph_worker(model_dir: str, prompt_tokens: int, dtype: str) -> dict[str, Any]:
@@ -270,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     if "check" not in skip:
         ok = check(args.model)
+        ok = check_add_norm(args.model) and ok
     if "graph" not in skip:
         print(f"\n(b) nodes of one decoded token ({args.prompt_tokens}-token prompt, {args.dtype})")
         rows = {}

@@ -449,3 +449,34 @@ def emulate_qkv_heads(
     for out in outs.values():
         assert not xp.isnan(out).any(), "every output element written"
     return outs["q"], outs["k"], outs["v"]
+
+
+def emulate_add_rms_norm(xp: Any, x: Any, y: Any, weight: Any, eps: float, block: int, dtype: str) -> tuple[Any, Any]:
+    """A NumPy emulation of add_rms_norm.cu: s = x + y rounded once to ``dtype``; thread t of
+    a ``block``-thread row sums the squares of its features t, t + block, ... in order in
+    float32, each warp by xor shuffles, then the warps' sums in warp order; ``s * rsqrt(ss /
+    D + eps)`` rounded to ``dtype``, times the weight (None: none) rounded again. x, y (..., D)
+    float64 values exact in ``dtype``; returns float64 (s, normed) of x's shape."""
+    d = x.shape[-1]
+
+    def to_t(v: Any) -> Any:
+        return _f32(xp, v) if dtype == "float32" else round_to(xp, _f32(xp, v), dtype)
+
+    exact = xp.asarray(x, dtype=xp.float64) + xp.asarray(y, dtype=xp.float64)
+    s = _f32(xp, exact) if dtype == "float32" else round_to(xp, exact, dtype)  # T's +: rounded once
+    rows = s.reshape(-1, d)
+    threads = xp.zeros((rows.shape[0], block))
+    for i in range(-(-d // block)):
+        part = rows[:, i * block : (i + 1) * block]
+        threads[:, : part.shape[1]] = _f32(xp, threads[:, : part.shape[1]] + _f32(xp, part**2))
+    lanes = threads.reshape(rows.shape[0], block // 32, 32)
+    for o in (16, 8, 4, 2, 1):
+        lanes = _f32(xp, lanes + lanes[..., xp.arange(32) ^ o])
+    ss = xp.zeros(rows.shape[0])
+    for w in range(block // 32):
+        ss = _f32(xp, ss + lanes[:, w, 0])
+    r = _f32(xp, 1 / xp.sqrt(_f32(xp, _f32(xp, ss / d) + eps)))
+    normed = to_t(rows * r[:, None])
+    if weight is not None:
+        normed = to_t(xp.asarray(weight, dtype=xp.float64) * normed)
+    return s, normed.reshape(s.shape)

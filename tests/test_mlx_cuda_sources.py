@@ -200,6 +200,26 @@ def _qkv_records() -> list[dict[str, Any]]:
     return mx.records
 
 
+#: add_rms_norm variants: dtype, rows' shape, with a weight (qwen3-0.6b's and -8b's hidden
+#: sizes, a size that is not a multiple of the block, the largest)
+NORM_CASES = [
+    ("bfloat16", (1, 1, 1024), True),
+    ("bfloat16", (8, 1, 4096), True),
+    ("float16", (2, 3, 1000), False),
+    ("float32", (5, 16384), True),
+]
+
+
+def _norm_records() -> list[dict[str, Any]]:
+    """The add_rms_norm kernel's build and launches over :data:`NORM_CASES`."""
+    mx = _FakeMx()
+    kern = CudaKernels(mx, poison=True)
+    for dtype, shape, with_weight in NORM_CASES:
+        x = _Array(shape, getattr(mx, dtype))
+        kern.add_rms_norm(x, x, _Array(shape[-1:], x.dtype) if with_weight else None, 1e-6)
+    return mx.records
+
+
 def _cuda_compile() -> Any:
     """benchmarks/cuda_compile.py as a module."""
     spec = importlib.util.spec_from_file_location("_aq_cuda_compile", ROOT / "benchmarks" / "cuda_compile.py")
@@ -229,6 +249,7 @@ def digests() -> dict[str, str]:
                     table[f"b{bits} gs{gs} x {xd} s {sd}"] = _digest(_format_records(bits, gs, xd, sd))
     table.update({label: _digest(recs) for label, recs in _variant_records().items()})
     table["qkv_heads"] = _digest(_qkv_records())
+    table["add_rms_norm"] = _digest(_norm_records())
     table.update(_compile_units())
     return table
 
@@ -281,6 +302,11 @@ def test_each_kernel_compiles_with_nvcc(tmp_path: Path) -> None:
         qkv_ins = [(n, dtype) for n in ("qkv", "q_weight", "k_weight")] + [("offset", "int32"), ("params", "float32")]
         func = launch.mlx_kernel_name(f"arrayq_qkv_heads_{dtype}", tmpl[1:])  # (T: a dtype, not in this name)
         units.append((func, "", "qkv_heads.cu", qkv_ins, tmpl, [(n, dtype) for n in ("q", "k", "v")]))
+    for dtype, shape, with_weight in NORM_CASES[1:]:
+        tmpl = launch.add_norm_template(dtype, shape[-1], with_weight)
+        norm_ins = [("x", dtype), ("y", dtype), ("weight", dtype), ("eps", "float32")]
+        func = launch.mlx_kernel_name(f"arrayq_add_rms_norm_{dtype}", tmpl[1:])
+        units.append((func, "", "add_rms_norm.cu", norm_ins, tmpl, [("s", dtype), ("normed", dtype)]))
     for func, header, name, inputs, template, outs in units:
         unit = tmp_path / f"{func}.cu"
         unit.write_text(cc.translation_unit(func, header, launch.source(name), inputs, outs, template))

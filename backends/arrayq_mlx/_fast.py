@@ -1,6 +1,6 @@
 """The model ops arrayq.nn calls, on MLX's fused kernels (``mlx.core.fast``): RMS norm,
 attention and rotary positions; on MLX's CUDA device also arrayq's own (``arrayq_mlx.cuda``:
-prefix attention, qkv_heads). Each returns NotImplemented for what its kernel does not
+prefix attention, qkv_heads, add_rms_norm). Each returns NotImplemented for what its kernel does not
 take, and arrayq.nn then runs the contract's reference. Called from the ``MLXBackend``
 method of the same name."""
 
@@ -84,6 +84,20 @@ def qkv_heads(
         return NotImplemented
     rope_args = (dims, traditional, base, scale)
     return b._cuda_route.kernels().qkv_heads(qkv, q_weight, k_weight, (n_heads, n_kv_heads), eps, rope_args, offset)
+
+
+def add_rms_norm(b: MLXBackend, x: Array, y: Array, weight: Array | None, eps: float) -> Any:
+    # On MLX's CUDA device one launch (add_rms_norm.cu) with both results for the add and
+    # mx.fast.rms_norm nodes; elsewhere NotImplemented (the frontend adds, then rms_norm).
+    from arrayq_mlx import cuda as ck
+
+    if not (b._devices.targets_gpu() and b._cuda_route.available() and ck.fused_enabled("add_rms_norm")):
+        return NotImplemented
+    name = getattr(b._from_native.get(x.dtype), "name", "")
+    w_name = None if weight is None else getattr(b._from_native.get(weight.dtype), "name", "")
+    if not ck.add_rms_norm_fits(name, w_name, int(x.shape[-1]), x.size):  # (x is 1-D or more: checked)
+        return NotImplemented
+    return b._cuda_route.kernels().add_rms_norm(x, y, weight, eps)
 
 
 def slice_update(b: MLXBackend, x: Array, update: Array, start: Any, axis: int) -> Any:

@@ -30,6 +30,7 @@ from arrayq_mlx.cuda import (
     QKV_WARPS,
     QMM_KT,
     QmmConfig,
+    add_norm_block,
     decode_k_split,
     decode_m_tile,
     decode_rows_per_warp,
@@ -219,17 +220,25 @@ def qkv_heads_template(
     )
 
 
+def add_norm_template(dtype: Any, d: int, has_weight: bool) -> tuple[tuple[str, Any], ...]:
+    """MLX template arguments of the add_rms_norm kernel for rows of ``d`` values of ``dtype``."""
+    return (("T", dtype), ("D", d), ("BLOCK", add_norm_block(d)), ("HAS_W", bool(has_weight)))
+
+
 def qkv_heads_params(eps: float, base: float, scale: float) -> list[float]:
     """The qkv_heads kernel's float32 ``params``: eps, then rope's log2(base) and scale as
     ``mx.fast.rope`` rounds them (float32 base, its log2 rounded to float32), then base as a
     float32 pair hi + lo and scale's lo part (scale's hi is the third value), from which the
     float32 path rebuilds float64 base and scale (to 48 bits: exact for 10000, 1e6, 5e5)."""
 
-    def f32(v: float) -> float:
-        return float(struct.unpack("f", struct.pack("f", v))[0])
-
+    f32 = struct_f32
     base_hi, scale_hi = f32(base), f32(scale)
     return [f32(eps), f32(math.log2(base_hi)), scale_hi, base_hi, f32(base - base_hi), f32(scale - scale_hi)]
+
+
+def struct_f32(v: float) -> float:
+    """``v`` rounded to float32 (to nearest even), as a Python float."""
+    return float(struct.unpack("f", struct.pack("f", v))[0])
 
 
 class CudaKernels:
@@ -249,7 +258,8 @@ class CudaKernels:
         self._attention: Any = None
         self._scales: dict[float, Any] = {}
         self._qkv: Any = None
-        self._qkv_params: dict[tuple[float, float, float], Any] = {}
+        self._add_norm: Any = None
+        self._constants: dict[tuple[float, ...], Any] = {}  # float32 parameter arrays, one per value
 
     def _init_value(self) -> float | None:
         return float("nan") if self.poison else None
@@ -424,6 +434,39 @@ class CudaKernels:
             init_value=self._init_value(),
         )[0]
 
+    def _constant(self, *values: float) -> Any:
+        """A float32 array of ``values``, made once (a model has one eps, one rope)."""
+        out = self._constants.get(values)
+        if out is None:
+            out = self._constants[values] = self.mx.array(list(values), dtype=self.mx.float32)
+        return out
+
+    def add_rms_norm(self, x: Any, y: Any, weight: Any, eps: float) -> tuple[Any, Any]:
+        """``(x + y, rms_norm(x + y, weight, eps))`` for x, y ``(..., D)`` of one dtype
+        (bfloat16/float16/float32; :func:`~arrayq_mlx.cuda.add_rms_norm_fits`) and ``weight``
+        ``(D,)`` in it or None; both in x's shape and dtype (add_rms_norm.cu)."""
+        mx = self.mx
+        if self._add_norm is None:
+            self._add_norm = mx.fast.cuda_kernel(
+                name="arrayq_add_rms_norm",
+                input_names=["x", "y", "weight", "eps"],
+                output_names=["s", "normed"],
+                source=source("add_rms_norm.cu"),
+            )
+        d = int(x.shape[-1])
+        block = add_norm_block(d)
+        rows = math.prod(int(n) for n in x.shape[:-1])
+        out = self._add_norm(
+            inputs=[x, y, x if weight is None else weight, self._constant(struct_f32(eps))],  # (x: unread)
+            template=list(add_norm_template(x.dtype, d, weight is not None)),
+            grid=(rows * block, 1, 1),
+            threadgroup=(block, 1, 1),
+            output_shapes=[tuple(x.shape)] * 2,
+            output_dtypes=[x.dtype] * 2,
+            init_value=self._init_value(),
+        )
+        return out[0], out[1]
+
     def qkv_heads(
         self,
         qkv: Any,
@@ -452,10 +495,7 @@ class CudaKernels:
         (hq, hkv), (dims, traditional, base, scale) = heads, rope
         b, length, width = (int(s) for s in qkv.shape)
         d = width // (hq + 2 * hkv)
-        params = self._qkv_params.get((eps, base, scale))
-        if params is None:  # one constant per model (its eps and rope)
-            params = mx.array(qkv_heads_params(eps, base, scale), dtype=mx.float32)
-            self._qkv_params[(eps, base, scale)] = params
+        params = self._constant(*qkv_heads_params(eps, base, scale))
         if isinstance(offset, int):
             offset = mx.array(offset, dtype=mx.int32)
         elif offset.dtype != mx.int32:

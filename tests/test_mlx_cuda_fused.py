@@ -1,13 +1,14 @@
-"""arrayq's qkv_heads CUDA kernel for MLX (backends/arrayq_mlx/cuda/qkv_heads.cu), without a GPU.
+"""arrayq's fused model-step CUDA kernels for MLX, qkv_heads and add_rms_norm
+(backends/arrayq_mlx/cuda/qkv_heads.cu, add_rms_norm.cu), without a GPU.
 
-The kernel runs only on MLX's CUDA device (``benchmarks/gpu_qkv_check.py`` checks it there
-against the composed MLX ops). Here: its NumPy emulation (tests/_cuda_emulators.py, the
-kernel's rows, lanes, sums, roundings and pair indexing step by step) against an independent
-float64 computation and against the composed path MLX's CPU runs; the float parameters the
-launcher hands it; when the MLX backend takes it (a CUDA device, the kernel's shapes and
-dtypes, the switches) and that a model's layers then call it once each.
+The kernels run only on MLX's CUDA device (``benchmarks/gpu_qkv_check.py`` checks them there
+against the composed MLX ops). Here: their NumPy emulations (tests/_cuda_emulators.py, the
+kernels' rows, lanes, sums, roundings and pair indexing step by step) against independent
+float64 computations and against the composed path MLX's CPU runs; the float parameters the
+launcher hands them; when the MLX backend takes them (a CUDA device, the kernels' shapes and
+dtypes, the switches) and that a model's layers then call them.
 
-The float64 reference and the bounds (``BOUND`` u m: u the dtype's unit roundoff, 2**-8
+The float64 references and the bounds (``BOUND``, ``NORM_BOUND`` u m: u the dtype's unit roundoff, 2**-8
 bfloat16, 2**-11 float16, 2**-24 float32, m the row's largest value; the reasoning is in the
 script's docstring) are benchmarks/gpu_qkv_check.py's, the device check's.
 """
@@ -30,6 +31,7 @@ from tests import _cuda_emulators as emu
 mx = pytest.importorskip("mlx.core")
 
 RNG = np.random.default_rng(17)
+DTYPES = ("bfloat16", "float16", "float32")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,7 +45,7 @@ def _script() -> Any:
 
 
 CHECK = _script()
-UNIT, BOUND = CHECK.UNIT, CHECK.BOUND  # u per dtype; the bound in u m (module docstring)
+UNIT, BOUND, NORM_BOUND = CHECK.UNIT, CHECK.BOUND, CHECK.NORM_BOUND  # u per dtype; bounds in u m
 # (B, L, HQ, HKV, D, rope dims, traditional, offset): qwen3-0.6b's decode and prefill rows,
 # grouped heads, rope over a prefix of the features, both pair layouts, positions after a cache
 CASES = [
@@ -72,9 +74,9 @@ def emulate(qkv, qw, kw, case, dtype, eps=1e-6, base=1e6, scale=1.0):
     return emu.emulate_qkv_heads(np, qkv, qw, kw, (hq, hkv), params, (dims, traditional), offset, dtype)
 
 
-def assert_within(got, want, normed_max, dtype, factor=1.0):
-    """|got - want| <= BOUND u m per (batch, head, position) row (m: that row's largest value)."""
-    limit = factor * BOUND[dtype] * UNIT[dtype] * normed_max
+def assert_within(got, want, normed_max, dtype, factor=1.0, bound=BOUND):
+    """|got - want| <= bound u m per (batch, head, position) row (m: that row's largest value)."""
+    limit = factor * bound[dtype] * UNIT[dtype] * normed_max
     excess = np.abs(got - want) - limit
     assert excess.max() <= 0, f"{dtype}: off by {np.abs(got - want).max()} where the bound is {limit.min()}+"
 
@@ -169,10 +171,19 @@ def test_kernel_takes_its_shapes_and_dtypes_only(kw, fits):
 
 
 class _EmulatedKernels:
-    """Stands in for CudaKernels: qkv_heads through the emulator, calls recorded."""
+    """Stands in for CudaKernels: qkv_heads and add_rms_norm through the emulators, calls
+    recorded (``calls``, ``norm_calls``)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
+        self.norm_calls: list[tuple] = []
+
+    def add_rms_norm(self, x, y, weight, eps):
+        self.norm_calls.append((tuple(x.shape), weight is not None, eps))
+        name = str(x.dtype).rsplit(".", 1)[-1]
+        f64 = [None if a is None else np.array(a.astype(mx.float32), dtype=np.float64) for a in (x, y, weight)]
+        out = emu.emulate_add_rms_norm(np, *f64, eps, ck.add_norm_block(int(x.shape[-1])), name)
+        return tuple(mx.array(o.astype(np.float32)).astype(x.dtype) for o in out)
 
     def qkv_heads(self, qkv, q_weight, k_weight, heads, eps, rope, offset):
         self.calls.append((tuple(qkv.shape), heads, eps, rope, offset))
@@ -243,10 +254,11 @@ def test_mlx_backend_composes_where_the_kernel_does_not_run(cuda_route, monkeypa
     assert q.shape[1:] == (2, 2, kw.get("d", 64))
 
 
-def test_model_layers_each_call_the_kernel_once(monkeypatch, tmp_path):
-    # a fused qwen3 (the tiny preset) on the emulated kernel: one call per layer, and hidden
-    # states as close to float32's as the composed ops' are (bfloat16 rounding through two
-    # layers puts both ~4% from float32 here, and ~2% from each other)
+def test_model_layers_call_the_kernels(monkeypatch, tmp_path):
+    # a fused qwen3 (the tiny preset, 2 layers) on the emulated kernels: qkv_heads once a
+    # layer, add_rms_norm after each attention and between layers (the last sum is a plain
+    # add); hidden states as close to float32's as the composed ops' are (bfloat16 rounding
+    # through two layers puts both ~4% from float32 here, and ~2% from each other)
     from arrayq import models
 
     models.make_checkpoint(tmp_path, "tiny")
@@ -255,23 +267,71 @@ def test_model_layers_each_call_the_kernel_once(monkeypatch, tmp_path):
     wide = np.array(models.load(tmp_path, backend="mlx", device="cpu", dtype="float32").hidden(ids))
     kernels = _route(monkeypatch)  # (the quantized matmuls then take their GPU path too)
     fused = np.array(model.hidden(ids).astype(mx.float32))
-    monkeypatch.setenv(ck.FUSED_OFF_VAR, "qkv_heads")
+    monkeypatch.setenv(ck.FUSED_OFF_VAR, "qkv_heads,add_rms_norm")
     composed = np.array(model.hidden(ids).astype(mx.float32))
-    assert len(kernels.calls) == len(model.layers)
+    layers = len(model.layers)
+    assert len(kernels.calls) == layers and len(kernels.norm_calls) == 2 * layers - 1
     assert all(call[1] == (4, 2) and call[3][:2] == (64, False) for call in kernels.calls)
+    assert all(call == ((1, 3, 128), True, 1e-6) for call in kernels.norm_calls)
     assert np.isfinite(fused).all() and not np.array_equal(fused, composed)
     assert np.linalg.norm(fused - wide) <= 1.25 * np.linalg.norm(composed - wide)
 
 
-def test_device_check_passes_on_the_emulated_kernel(monkeypatch, tmp_path, capsys):
-    # the device script's part (a) end to end (its kernel calls, composed path, float64
-    # reference and pass rule) on the tiny preset's heads, with the emulation as the kernel
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("shape", [(1, 1, 64), (2, 3, 1000), (1, 1, 4096), (3, 8192), (1, 1, 1024)])
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_add_rms_norm_emulation(shape, dtype, with_weight):
+    # the sum bit for bit MLX's add; the norm within NORM_BOUND u m of float64 (m: the row's
+    # largest |normed|) and twice that of mx.fast.rms_norm on MLX's CPU; blocks of 32 to 1024
+    # threads, rows that are not a multiple of the block
+    mxd = getattr(mx, dtype)
+    x, y = (mx.array(RNG.standard_normal(shape).astype(np.float32)).astype(mxd) for _ in "xy")
+    w = mx.array(1 + 0.1 * RNG.standard_normal(shape[-1]).astype(np.float32)).astype(mxd) if with_weight else None
+    f64 = [None if a is None else np.array(a.astype(mx.float32), dtype=np.float64) for a in (x, y, w)]
+    s, normed = emu.emulate_add_rms_norm(np, *f64, 1e-6, ck.add_norm_block(shape[-1]), dtype)
+    with aq.default_backend("mlx", device="cpu"):
+        cs, cn = (np.array(a.astype(mx.float32), dtype=np.float64) for a in aq.nn.add_rms_norm(x, y, w, 1e-6))
+    np.testing.assert_array_equal(s, cs)
+    want = CHECK.reference_add_rms_norm(f64[0], f64[1], f64[2], 1e-6)[1]
+    m = np.abs(want).max(-1, keepdims=True)
+    assert_within(normed, want, m, dtype, bound=NORM_BOUND)
+    assert_within(normed, cn, m, dtype, factor=2.0, bound=NORM_BOUND)
+
+
+def test_add_rms_norm_runs_the_kernel_on_cuda(cuda_route, monkeypatch):
+    x = mx.array(RNG.standard_normal((2, 1, 256)).astype(np.float32)).astype(mx.bfloat16)
+    w = mx.ones((256,), dtype=mx.bfloat16)
+    s, normed = aq.nn.add_rms_norm(x, x, w, 1e-5)
+    aq.nn.add_rms_norm(x, x, None, 1e-5)
+    assert cuda_route.norm_calls == [((2, 1, 256), True, 1e-5), ((2, 1, 256), False, 1e-5)]
+    assert s.shape == normed.shape == x.shape and s.dtype == normed.dtype == mx.bfloat16
+    aq.nn.add_rms_norm(x, x, w.astype(mx.float32), 1e-5)  # a wider weight: the composed ops
+    big = mx.zeros((1, ck.ADD_NORM_MAX_D + 1), dtype=mx.bfloat16)
+    aq.nn.add_rms_norm(big, big, None, 1e-5)
+    monkeypatch.setenv(ck.FUSED_OFF_VAR, "add_rms_norm")
+    aq.nn.add_rms_norm(x, x, w, 1e-5)
+    assert len(cuda_route.norm_calls) == 2
+
+
+@pytest.mark.parametrize("d,block", [(64, 32), (128, 32), (129, 64), (1024, 256), (4096, 1024), (16384, 1024)])
+def test_add_norm_block(d, block):
+    assert ck.add_norm_block(d) == block
+    assert -(-d // block) <= 16  # values a thread holds in registers
+
+
+def test_device_check_passes_on_the_emulated_kernels(monkeypatch, tmp_path, capsys):
+    # the device script's part (a) end to end (its kernel calls, composed paths, float64
+    # references and pass rules) on the tiny preset's shapes, with the emulations as kernels
     from arrayq import models
 
     models.make_checkpoint(tmp_path, "tiny")
     kernels = _route(monkeypatch)
     assert CHECK.check(str(tmp_path), batches=(1, 2), lengths=(1, 3))
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith(("bfloat16", "float16", "float32"))]
+    rows = [line for line in out.splitlines() if line.startswith(DTYPES)]
     assert len(rows) == 3 * 2 * 2 * 2 and all(row.endswith(" ok") for row in rows), out
     assert len(kernels.calls) == 2 * 3 * 2 * 2 * 2  # the kernel, and the model's path to it
+    assert CHECK.check_add_norm(str(tmp_path), rows=(1, 5))
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(DTYPES)]
+    assert len(rows) == 3 * 2 * 2 and all(row.endswith(" ok") for row in rows)
+    assert len(kernels.norm_calls) == 2 * 3 * 2 * 2

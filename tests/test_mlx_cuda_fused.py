@@ -335,3 +335,19 @@ def test_device_check_passes_on_the_emulated_kernels(monkeypatch, tmp_path, caps
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(DTYPES)]
     assert len(rows) == 3 * 2 * 2 and all(row.endswith(" ok") for row in rows)
     assert len(kernels.norm_calls) == 2 * 3 * 2 * 2
+
+
+def test_device_script_times_each_variant_on_a_cpu(tmp_path, capsys):
+    # the script's part (c) plumbing (worker processes, the switch, medians) on MLX's CPU,
+    # where the kernels do not run: every variant gets a rate and the same greedy tokens
+    from arrayq import models
+
+    models.make_checkpoint(tmp_path, "tiny")
+    argv = ["--model", str(tmp_path), "--device", "cpu", "--skip", "graph,mlx-lm", "--rounds", "1", "--repeat", "1"]
+    assert CHECK.main([*argv, "--prompt-tokens", "4", "--decode-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("decode tok/s (median)") :].splitlines()[1:]
+    rows = [line.split() for line in table if line.startswith(("fused on ", "off: ")) and " / " not in line]
+    assert [r[:2] for r in rows] == [["fused", "on"], ["off:", "qkv_heads,add_rms_norm"]]
+    assert all(float(r[2]) > 0 and "{'none'}" in " ".join(r) for r in rows)
+    assert "fused on / off: qkv_heads,add_rms_norm:" in out

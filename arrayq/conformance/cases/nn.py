@@ -245,8 +245,8 @@ def _fused_cases() -> list[Case]:
     features, positions after a cache; head sizes of 32 and 64 too, which MLX's CUDA kernel
     takes) and add_rms_norm (with and without a weight), with their bad-input cases."""
     cases = []
-    shapes = ((1, 1, 4, 2, 16, 16, False, 7), (2, 3, 2, 1, 8, 8, True, 0), (1, 2, 3, 3, 12, 8, False, 5))
-    shapes += ((2, 3, 2, 1, 32, 32, False, 9), (1, 2, 2, 2, 64, 32, True, 300))
+    shapes = [(1, 1, 4, 2, 16, 16, False, 7), (2, 3, 2, 1, 8, 8, True, 0), (1, 2, 3, 3, 12, 8, False, 5)]
+    shapes += [(2, 3, 2, 1, 32, 32, False, 9), (1, 2, 2, 2, 64, 32, True, 300)]
     for (b, length, h, hkv, d, dims, traditional, offset), dtype in itertools.product(shapes, FLOATS):
         cases.append(
             Case(

@@ -1,4 +1,4 @@
-"""On MLX's CUDA device: arrayq's fused model-step kernels (qkv_heads, add_rms_norm) checked
+"""On MLX's CUDA device: arrayq's fused model-step kernels (qkv_heads, add_rms_norm, swiglu) checked
 against the composed MLX ops, a decoded token's graph nodes with and without them, and
 decode tok/s with and without them.
 
@@ -18,10 +18,11 @@ decode rate as a baseline). ``--skip`` takes a comma list of check, graph, time,
   against float64 on the host (:func:`reference`). Passes where the kernel is within
   :data:`BOUND` u m of float64 and 2 BOUND of the composed path, v is bit-equal, and
   ``arrayq.nn.qkv_heads`` (what the model calls) gives the kernel's bits. add_rms_norm alike
-  at the checkpoint's hidden size, 1 to 256 rows, with the norm weight and without.
+  at the checkpoint's hidden size, 1 to 256 rows, with the norm weight and without; swiglu
+  at its intermediate size.
 * **graph**: ``decode_graph.arrayq_counts`` (the compiled step, one layer) with the fused
-  kernels on, and with each ``--off`` list off (``ARRAYQ_MLX_CUDA_FUSED_OFF``; default: both
-  kernels; ``--off qkv_heads --off add_rms_norm`` measures each alone); mlx-lm's.
+  kernels on, and with each ``--off`` list off (``ARRAYQ_MLX_CUDA_FUSED_OFF``; default: all
+  three; ``--off qkv_heads --off add_rms_norm --off swiglu`` measures each alone); mlx-lm's.
 * **time**: decode tok/s of the compiled greedy decode (``arrayq.models.generate``: each token
   is the next step's input, a dependent chain; the next step is queued before the current
   token is read), each variant in a process of its own, alternating on, off, on, off
@@ -38,7 +39,9 @@ float32 adds rsqrtf's 2 ulp (a relative 6 u before the rotation: 12 u m) and the
 of cos, sin, two products and a sum (5 u m): 20 u m. add_rms_norm (:data:`NORM_BOUND`): the
 sum rounded once as MLX's add rounds it (so bit-equal), r from the rounded sum, then x * r
 and the weight's product rounded: under 4 u m, 5 with float32's sums; float32 adds rsqrtf's
-2 ulp: 10 u m.
+2 ulp: 10 u m. swiglu (:data:`SWIGLU_BOUND`, in u of each value): float32 inside (expf,
+a sum, a quotient, a product: a few 2**-24) and one rounding: 1.5 u, 8 u for float32;
+the composed ops round sigmoid, g * sigmoid and the product with up to the dtype one by one.
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ UNIT = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24}
 BOUND = {"bfloat16": 6.0, "float16": 6.0, "float32": 20.0}
 #: add_rms_norm's bound against float64, in u m (see the module docstring)
 NORM_BOUND = {"bfloat16": 5.0, "float16": 5.0, "float32": 10.0}
-FUSED = ("qkv_heads", "add_rms_norm")  # arrayq's fused model-step kernels (arrayq_mlx.cuda.fused_enabled)
+#: swiglu_halves' bound against float64, in u of each value (see the module docstring)
+SWIGLU_BOUND = {"bfloat16": 1.5, "float16": 1.5, "float32": 8.0}
+FUSED = ("qkv_heads", "add_rms_norm", "swiglu")  # arrayq's fused model-step kernels (arrayq_mlx.cuda.fused_enabled)
 
 
 def reference(
@@ -96,6 +101,15 @@ def reference_add_rms_norm(x: Any, y: Any, weight: Any, eps: float) -> tuple[Any
     s = np.asarray(x, dtype=np.float64) + np.asarray(y, dtype=np.float64)
     normed = s / np.sqrt((s**2).mean(-1, keepdims=True) + eps)
     return s, normed if weight is None else normed * np.asarray(weight, dtype=np.float64)
+
+
+def reference_swiglu(gate_up: Any) -> Any:
+    """``arrayq.nn.swiglu`` of one array in float64 from the definition: silu(gate) * up,
+    gate and up the halves of the last axis."""
+    n = gate_up.shape[-1] // 2
+    g, u = np.asarray(gate_up[..., :n], dtype=np.float64), np.asarray(gate_up[..., n:], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return g / (1 + np.exp(-g)) * u
 
 
 def in_units(got: Any, want: Any, dtype: str) -> float:
@@ -214,6 +228,41 @@ def check_add_norm(model_dir: str, rows: tuple[int, ...] = (1, 8, 32, 256)) -> b
                     f"  {'ok' if ok else 'FAIL'}"
                 )
     print(f"bound: {NORM_BOUND} u m against float64, twice that against the composed path")
+    return ok_all
+
+
+def check_swiglu(model_dir: str, rows: tuple[int, ...] = (1, 8, 32, 256)) -> bool:
+    """Part (a) for swiglu_halves on MLX's default device: the kernel against float64 (each
+    value within SWIGLU_BOUND u of it) and the composed ops (4 SWIGLU_BOUND u m: they round
+    three times), at the checkpoint's intermediate size; True where all pass."""
+    import mlx.core as mx
+
+    import arrayq as aq
+    from arrayq import models
+
+    n = models.read_config(model_dir).intermediate_size
+    kernels = aq.get_backend("mlx")._cuda_route.kernels()
+    rng = np.random.default_rng(2)
+    print(f"\n(a) swiglu of the gate/up halves, intermediate {n}: in u of each value vs f64, u m vs composed")
+    ok_all = True
+    for dtype in ("bfloat16", "float16", "float32"):
+        for r in rows:
+            gate_up = mx.array(4 * rng.standard_normal((1, r, 2 * n)).astype(np.float32)).astype(getattr(mx, dtype))
+            got = kernels.swiglu_halves(gate_up)
+            same = bool(mx.array_equal(got, aq.nn.swiglu(gate_up)).item())
+            composed = aq.nn.swiglu(gate_up[..., :n], gate_up[..., n:])  # (two arrays: the composed ops)
+            f64 = [f64_or_none(a) for a in (got, composed, gate_up)]
+            want = reference_swiglu(f64[2])
+            slack = 2.0**-25 if dtype == "float16" else np.finfo(np.float32).tiny  # (float16 subnormals)
+            vs_f64 = float((np.abs(f64[0] - want) / (UNIT[dtype] * np.abs(want) + slack)).max())
+            vs_comp = in_units(f64[0], f64[1], dtype)
+            ok = same and vs_f64 <= SWIGLU_BOUND[dtype] and vs_comp <= 4 * SWIGLU_BOUND[dtype]
+            ok_all &= ok
+            print(
+                f"{dtype:9} rows {r:>4}  vs f64 {vs_f64:6.3f}  vs composed {vs_comp:6.3f}"
+                f"  model {'=' if same else 'X'}  {'ok' if ok else 'FAIL'}"
+            )
+    print(f"bound: {SWIGLU_BOUND} u against float64, 4 times that (u m) against the composed path")
     return ok_all
 
 
@@ -339,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device != "gpu":
         skip.add("check")  # (the kernels run on MLX's CUDA device only)
     if "check" not in skip:
-        for part in (check, check_add_norm):
+        for part in (check, check_add_norm, check_swiglu):
             try:
                 ok = part(args.model) and ok
             except Exception as e:  # (a kernel that does not compile or launch: say so, go on)

@@ -480,3 +480,16 @@ def emulate_add_rms_norm(xp: Any, x: Any, y: Any, weight: Any, eps: float, block
     if weight is not None:
         normed = to_t(xp.asarray(weight, dtype=xp.float64) * normed)
     return s, normed.reshape(s.shape)
+
+
+def emulate_swiglu_halves(xp: Any, gate_up: Any, dtype: str) -> Any:
+    """A NumPy emulation of swiglu_halves.cu: output value i of row r from gate_up[r, c] and
+    gate_up[r, N + c] (c = i - r N), ``g / (1 + exp(-g)) * u`` with each float32 operation
+    rounded (expf's error aside), rounded once to ``dtype``. float64 in and out."""
+    n = gate_up.shape[-1] // 2
+    g, u = (xp.asarray(gate_up, dtype=xp.float64).reshape(-1, 2 * n)[:, part] for part in (slice(0, n), slice(n, None)))
+    with xp.errstate(over="ignore"):  # (exp(-g) overflows to inf for g < -88: silu -> -0, as on the GPU)
+        silu = _f32(xp, g / _f32(xp, 1 + _f32(xp, xp.exp(-g))))
+    out = _f32(xp, silu * u)
+    out = out if dtype == "float32" else round_to(xp, out, dtype)
+    return out.reshape(*gate_up.shape[:-1], n)

@@ -171,12 +171,13 @@ def test_kernel_takes_its_shapes_and_dtypes_only(kw, fits):
 
 
 class _EmulatedKernels:
-    """Stands in for CudaKernels: qkv_heads and add_rms_norm through the emulators, calls
-    recorded (``calls``, ``norm_calls``)."""
+    """Stands in for CudaKernels: qkv_heads, add_rms_norm and swiglu_halves through the
+    emulators, calls recorded (``calls``, ``norm_calls``, ``swiglu_calls``)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.norm_calls: list[tuple] = []
+        self.swiglu_calls: list[tuple] = []
 
     def add_rms_norm(self, x, y, weight, eps):
         self.norm_calls.append((tuple(x.shape), weight is not None, eps))
@@ -184,6 +185,12 @@ class _EmulatedKernels:
         f64 = [None if a is None else np.array(a.astype(mx.float32), dtype=np.float64) for a in (x, y, weight)]
         out = emu.emulate_add_rms_norm(np, *f64, eps, ck.add_norm_block(int(x.shape[-1])), name)
         return tuple(mx.array(o.astype(np.float32)).astype(x.dtype) for o in out)
+
+    def swiglu_halves(self, gate_up):
+        self.swiglu_calls.append(tuple(gate_up.shape))
+        name = str(gate_up.dtype).rsplit(".", 1)[-1]
+        out = emu.emulate_swiglu_halves(np, np.array(gate_up.astype(mx.float32), dtype=np.float64), name)
+        return mx.array(out.astype(np.float32)).astype(gate_up.dtype)
 
     def qkv_heads(self, qkv, q_weight, k_weight, heads, eps, rope, offset):
         self.calls.append((tuple(qkv.shape), heads, eps, rope, offset))
@@ -255,9 +262,9 @@ def test_mlx_backend_composes_where_the_kernel_does_not_run(cuda_route, monkeypa
 
 
 def test_model_layers_call_the_kernels(monkeypatch, tmp_path):
-    # a fused qwen3 (the tiny preset, 2 layers) on the emulated kernels: qkv_heads once a
-    # layer, add_rms_norm after each attention and between layers (the last sum is a plain
-    # add); hidden states as close to float32's as the composed ops' are (bfloat16 rounding
+    # a fused qwen3 (the tiny preset, 2 layers) on the emulated kernels: qkv_heads and swiglu
+    # once a layer, add_rms_norm after each attention and between layers (the last sum is a
+    # plain add); hidden states as close to float32's as the composed ops' are (bfloat16 rounding
     # through two layers puts both ~4% from float32 here, and ~2% from each other)
     from arrayq import models
 
@@ -267,10 +274,11 @@ def test_model_layers_call_the_kernels(monkeypatch, tmp_path):
     wide = np.array(models.load(tmp_path, backend="mlx", device="cpu", dtype="float32").hidden(ids))
     kernels = _route(monkeypatch)  # (the quantized matmuls then take their GPU path too)
     fused = np.array(model.hidden(ids).astype(mx.float32))
-    monkeypatch.setenv(ck.FUSED_OFF_VAR, "qkv_heads,add_rms_norm")
+    monkeypatch.setenv(ck.FUSED_OFF_VAR, "qkv_heads,add_rms_norm,swiglu")
     composed = np.array(model.hidden(ids).astype(mx.float32))
     layers = len(model.layers)
     assert len(kernels.calls) == layers and len(kernels.norm_calls) == 2 * layers - 1
+    assert kernels.swiglu_calls == [(1, 3, 2 * 384)] * layers
     assert all(call[1] == (4, 2) and call[3][:2] == (64, False) for call in kernels.calls)
     assert all(call == ((1, 3, 128), True, 1e-6) for call in kernels.norm_calls)
     assert np.isfinite(fused).all() and not np.array_equal(fused, composed)
@@ -335,6 +343,10 @@ def test_device_check_passes_on_the_emulated_kernels(monkeypatch, tmp_path, caps
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(DTYPES)]
     assert len(rows) == 3 * 2 * 2 and all(row.endswith(" ok") for row in rows)
     assert len(kernels.norm_calls) == 2 * 3 * 2 * 2
+    assert CHECK.check_swiglu(str(tmp_path), rows=(1, 5))
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(DTYPES)]
+    assert len(rows) == 3 * 2 and all(row.endswith(" ok") for row in rows)
+    assert len(kernels.swiglu_calls) == 2 * 3 * 2
 
 
 def test_device_script_times_each_variant_on_a_cpu(tmp_path, capsys):
@@ -348,6 +360,38 @@ def test_device_script_times_each_variant_on_a_cpu(tmp_path, capsys):
     out = capsys.readouterr().out
     table = out[out.index("decode tok/s (median)") :].splitlines()[1:]
     rows = [line.split() for line in table if line.startswith(("fused on ", "off: ")) and " / " not in line]
-    assert [r[:2] for r in rows] == [["fused", "on"], ["off:", "qkv_heads,add_rms_norm"]]
+    assert [r[:2] for r in rows] == [["fused", "on"], ["off:", ",".join(CHECK.FUSED)]]
     assert all(float(r[2]) > 0 and "{'none'}" in " ".join(r) for r in rows)
-    assert "fused on / off: qkv_heads,add_rms_norm:" in out
+    assert f"fused on / off: {','.join(CHECK.FUSED)}:" in out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 2 * 3072), (2, 3, 2 * 100), (5, 2 * 33)])
+def test_swiglu_halves_emulation(shape, dtype):
+    # within SWIGLU_BOUND u of each value of float64 silu(gate) * up, and within SWIGLU_BOUND
+    # u m (m: the row's largest) of MLX's composed ops on its CPU; gates out to -120 (exp
+    # overflows: silu is -0) and +120
+    mxd = getattr(mx, dtype)
+    a = 4 * RNG.standard_normal(shape)
+    a[..., 0], a[..., 1] = -120.0, 120.0
+    gate_up = mx.array(a.astype(np.float32)).astype(mxd)
+    f64 = np.array(gate_up.astype(mx.float32), dtype=np.float64)
+    got = emu.emulate_swiglu_halves(np, f64, dtype)
+    want = CHECK.reference_swiglu(f64)
+    # (absolute slack: float16's subnormal rounding, 2**-25; silu(-120) underflows to -0)
+    tiny = 2.0**-25 if dtype == "float16" else np.finfo(np.float32).tiny
+    assert (np.abs(got - want) <= CHECK.SWIGLU_BOUND[dtype] * UNIT[dtype] * np.abs(want) + tiny).all()
+    with aq.default_backend("mlx", device="cpu"):
+        composed = np.array(aq.nn.swiglu(gate_up).astype(mx.float32), dtype=np.float64)
+    assert_within(got, composed, np.abs(want).max(-1, keepdims=True), dtype, bound=CHECK.SWIGLU_BOUND)
+
+
+def test_swiglu_runs_the_kernel_on_cuda(cuda_route, monkeypatch):
+    gate_up = mx.array(RNG.standard_normal((2, 1, 64)).astype(np.float32)).astype(mx.bfloat16)
+    out = aq.nn.swiglu(gate_up)
+    assert cuda_route.swiglu_calls == [(2, 1, 64)] and out.shape == (2, 1, 32) and out.dtype == mx.bfloat16
+    monkeypatch.setenv(ck.FUSED_OFF_VAR, "swiglu")
+    aq.nn.swiglu(gate_up)
+    monkeypatch.delenv(ck.FUSED_OFF_VAR)
+    aq.nn.swiglu(gate_up[..., :32], gate_up[..., 32:])  # two arrays: the composed ops
+    assert len(cuda_route.swiglu_calls) == 1

@@ -211,12 +211,14 @@ NORM_CASES = [
 
 
 def _norm_records() -> list[dict[str, Any]]:
-    """The add_rms_norm kernel's build and launches over :data:`NORM_CASES`."""
+    """The add_rms_norm kernel's build and launches over :data:`NORM_CASES`, and swiglu_halves'
+    over the same shapes doubled."""
     mx = _FakeMx()
     kern = CudaKernels(mx, poison=True)
     for dtype, shape, with_weight in NORM_CASES:
         x = _Array(shape, getattr(mx, dtype))
         kern.add_rms_norm(x, x, _Array(shape[-1:], x.dtype) if with_weight else None, 1e-6)
+        kern.swiglu_halves(_Array((*shape[:-1], 2 * shape[-1]), x.dtype))
     return mx.records
 
 
@@ -249,7 +251,7 @@ def digests() -> dict[str, str]:
                     table[f"b{bits} gs{gs} x {xd} s {sd}"] = _digest(_format_records(bits, gs, xd, sd))
     table.update({label: _digest(recs) for label, recs in _variant_records().items()})
     table["qkv_heads"] = _digest(_qkv_records())
-    table["add_rms_norm"] = _digest(_norm_records())
+    table["add_rms_norm, swiglu_halves"] = _digest(_norm_records())
     table.update(_compile_units())
     return table
 
@@ -307,6 +309,10 @@ def test_each_kernel_compiles_with_nvcc(tmp_path: Path) -> None:
         norm_ins = [("x", dtype), ("y", dtype), ("weight", dtype), ("eps", "float32")]
         func = launch.mlx_kernel_name(f"arrayq_add_rms_norm_{dtype}", tmpl[1:])
         units.append((func, "", "add_rms_norm.cu", norm_ins, tmpl, [("s", dtype), ("normed", dtype)]))
+    for dtype in ("bfloat16", "float32"):
+        tmpl = (("T", dtype), ("N", 3072))
+        func = launch.mlx_kernel_name(f"arrayq_swiglu_halves_{dtype}", tmpl[1:])
+        units.append((func, "", "swiglu_halves.cu", [("gu", dtype)], tmpl, [("out", dtype)]))
     for func, header, name, inputs, template, outs in units:
         unit = tmp_path / f"{func}.cu"
         unit.write_text(cc.translation_unit(func, header, launch.source(name), inputs, outs, template))

@@ -510,7 +510,7 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
     scaled_dot_product_attention = _fast.scaled_dot_product_attention
     prefix_attention = _fast.prefix_attention
     rope = _fast.rope
-    qkv_heads, add_rms_norm = _fast.qkv_heads, _fast.add_rms_norm
+    qkv_heads, add_rms_norm, swiglu_halves = _fast.qkv_heads, _fast.add_rms_norm, _fast.swiglu_halves
     slice_update = _fast.slice_update
 
     # ------------------------------------------------------------------ quantized linear algebra

@@ -1,6 +1,6 @@
 """The model ops arrayq.nn calls, on MLX's fused kernels (``mlx.core.fast``): RMS norm,
 attention and rotary positions; on MLX's CUDA device also arrayq's own (``arrayq_mlx.cuda``:
-prefix attention, qkv_heads, add_rms_norm). Each returns NotImplemented for what its kernel does not
+prefix attention, qkv_heads, add_rms_norm, swiglu_halves). Each returns NotImplemented for what its kernel does not
 take, and arrayq.nn then runs the contract's reference. Called from the ``MLXBackend``
 method of the same name."""
 
@@ -98,6 +98,18 @@ def add_rms_norm(b: MLXBackend, x: Array, y: Array, weight: Array | None, eps: f
     if not ck.add_rms_norm_fits(name, w_name, int(x.shape[-1]), x.size):  # (x is 1-D or more: checked)
         return NotImplemented
     return b._cuda_route.kernels().add_rms_norm(x, y, weight, eps)
+
+
+def swiglu_halves(b: MLXBackend, gate_up: Array) -> Any:
+    # On MLX's CUDA device one launch (swiglu_halves.cu) for the two halves' slices and the
+    # elementwise silu(gate) * up; elsewhere NotImplemented (the frontend slices and composes).
+    from arrayq_mlx import cuda as ck
+
+    if not (b._devices.targets_gpu() and b._cuda_route.available() and ck.fused_enabled("swiglu")):
+        return NotImplemented
+    if not ck.swiglu_fits(getattr(b._from_native.get(gate_up.dtype), "name", ""), gate_up.size):
+        return NotImplemented
+    return b._cuda_route.kernels().swiglu_halves(gate_up)
 
 
 def slice_update(b: MLXBackend, x: Array, update: Array, start: Any, axis: int) -> Any:

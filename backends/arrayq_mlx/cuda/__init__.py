@@ -11,7 +11,7 @@ thresholds behind it, the chunk layouts and the fused kernel's block shapes. ``_
 holds :class:`~arrayq_mlx.cuda._launch.CudaKernels`, which reads the CUDA sources beside it
 (``common.cuh``, ``decode.cu``, ``tc_helpers.cuh``, ``decode_tc.cu``, ``dequant.cu``,
 ``async_helpers.cuh``, ``qmm_helpers.cuh``, ``qmm.cu``, ``attention.cu``, ``qkv_heads.cu``,
-``add_rms_norm.cu``), builds each kernel's header and
+``add_rms_norm.cu``, ``swiglu_halves.cu``), builds each kernel's header and
 template arguments and launches it. The kernels' NumPy emulations are in the tests
 (``tests/_cuda_emulators.py``).
 
@@ -53,14 +53,16 @@ rows where the fused kernel does not run, shapes whose rows are not aligned for 
 (``arrayq_mlx._quantized.CudaRoute``) the decode kernels' rows take MLX's kernel unless
 ``ARRAYQ_MLX_CUDA_KERNELS=all`` (:func:`decode_enabled`): end to end they do not pay.
 
-Three kernels make a model's step fewer launches: **prefix attention** (``attention.cu``: one
+Four kernels make a model's step fewer launches: **prefix attention** (``attention.cu``: one
 query row over a fixed cache's written keys), **qkv_heads** (``qkv_heads.cu``: a fused
 q/k/v projection's heads split, q's and k's through their RMS norms and rotary positions, in
 the layout attention reads; one launch where the composed ops make ~12 graph nodes a layer)
-and **add_rms_norm** (``add_rms_norm.cu``: a residual sum and its RMS norm, two outputs of one
-launch where the composed ops make two nodes; twice a layer). They run where
-:func:`qkv_heads_fits`/:func:`add_rms_norm_fits` and :func:`fused_enabled` say so
-(``ARRAYQ_MLX_CUDA_FUSED_OFF=qkv_heads,add_rms_norm`` keeps them off, to measure them).
+**add_rms_norm** (``add_rms_norm.cu``: a residual sum and its RMS norm, two outputs of one
+launch where the composed ops make two nodes; twice a layer) and **swiglu** (``swiglu_halves.cu``:
+silu(gate) * up of a fused gate/up projection's halves, where the composed ops make two
+slices and an elementwise node). They run where :func:`qkv_heads_fits`,
+:func:`add_rms_norm_fits`, :func:`swiglu_fits` and :func:`fused_enabled` say so
+(``ARRAYQ_MLX_CUDA_FUSED_OFF=qkv_heads,add_rms_norm,swiglu`` keeps them off, to measure them).
 """
 
 from __future__ import annotations
@@ -115,8 +117,8 @@ QKV_DTYPES = ("bfloat16", "float16", "float32")
 #: rows up to this long take the add_rms_norm kernel (its threads hold a row in registers)
 ADD_NORM_MAX_D = 16384
 #: Environment variable: a comma-separated list of arrayq's fused model-step kernels to keep
-#: off ("qkv_heads", "add_rms_norm"), so that their effect can be measured against the
-#: composed MLX ops.
+#: off ("qkv_heads", "add_rms_norm", "swiglu"), so that their effect can be measured against
+#: the composed MLX ops.
 FUSED_OFF_VAR = "ARRAYQ_MLX_CUDA_FUSED_OFF"
 
 
@@ -135,7 +137,7 @@ def decode_enabled() -> bool:
 
 
 def fused_enabled(name: str) -> bool:
-    """Whether arrayq's fused model-step kernel ``name`` ("qkv_heads", "add_rms_norm") may run: the kernels
+    """Whether arrayq's fused model-step kernel ``name`` ("qkv_heads", "add_rms_norm", "swiglu") may run: the kernels
     are on (:func:`enabled`) and ``ARRAYQ_MLX_CUDA_FUSED_OFF`` does not list it."""
     off = {part.strip() for part in os.environ.get(FUSED_OFF_VAR, "").split(",")}
     return enabled() and name not in off
@@ -157,6 +159,15 @@ def add_rms_norm_fits(dtype: str, weight_dtype: str | None, d: int, size: int) -
     :data:`ADD_NORM_MAX_D`, 32-bit indexing and at least one value."""
     same = weight_dtype in (None, dtype)
     return dtype in QKV_DTYPES and same and 0 < d <= ADD_NORM_MAX_D and 0 < size < 2**31
+
+
+def swiglu_fits(dtype: str, size: int) -> bool:
+    """Whether the swiglu_halves kernel takes a gate/up array of ``dtype`` (a name) and
+    ``size`` values: a dtype of :data:`QKV_DTYPES`, at least one value, 32-bit sizes."""
+    return dtype in QKV_DTYPES and 0 < size < 2**31
+
+
+SWIGLU_BLOCK = 256  # threads of a swiglu_halves block, one output value each
 
 
 def add_norm_block(d: int) -> int:

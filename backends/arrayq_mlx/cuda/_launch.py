@@ -29,6 +29,7 @@ from arrayq_mlx.cuda import (
     DEQUANT_BLOCK,
     QKV_WARPS,
     QMM_KT,
+    SWIGLU_BLOCK,
     QmmConfig,
     add_norm_block,
     decode_k_split,
@@ -259,6 +260,7 @@ class CudaKernels:
         self._scales: dict[float, Any] = {}
         self._qkv: Any = None
         self._add_norm: Any = None
+        self._swiglu: Any = None
         self._constants: dict[tuple[float, ...], Any] = {}  # float32 parameter arrays, one per value
 
     def _init_value(self) -> float | None:
@@ -466,6 +468,31 @@ class CudaKernels:
             init_value=self._init_value(),
         )
         return out[0], out[1]
+
+    def swiglu_halves(self, gate_up: Any) -> Any:
+        """``silu(gate) * up`` for ``gate_up`` ``(..., 2N)`` (gate the first N values of the
+        last axis, up the last N; bfloat16/float16/float32, :func:`~arrayq_mlx.cuda.swiglu_fits`):
+        ``(..., N)`` in its dtype, float32 inside and rounded once (swiglu_halves.cu)."""
+        mx = self.mx
+        if self._swiglu is None:
+            self._swiglu = mx.fast.cuda_kernel(
+                name="arrayq_swiglu_halves",
+                input_names=["gu"],
+                output_names=["out"],
+                source=source("swiglu_halves.cu"),
+            )
+        n = int(gate_up.shape[-1]) // 2
+        shape = (*(int(s) for s in gate_up.shape[:-1]), n)
+        threads = math.prod(shape)
+        return self._swiglu(
+            inputs=[gate_up],
+            template=[("T", gate_up.dtype), ("N", n)],
+            grid=(-(-threads // SWIGLU_BLOCK) * SWIGLU_BLOCK, 1, 1),
+            threadgroup=(SWIGLU_BLOCK, 1, 1),
+            output_shapes=[shape],
+            output_dtypes=[gate_up.dtype],
+            init_value=self._init_value(),
+        )[0]
 
     def qkv_heads(
         self,

@@ -309,7 +309,7 @@ def time_worker(model_dir: str, prompt_tokens: int, decode_tokens: int, repeat: 
         tokens = list(models.generate(model, prompt, decode_tokens, stats=stats))
         runs.append((stats.prefill_tps, stats.decode_tps))
     kernels = aq.get_backend("mlx")._cuda_route._kernels
-    fused = (("qkv_heads", "_qkv"), ("add_rms_norm", "_add_norm"))  # (CudaKernels builds each on first use)
+    fused = (("qkv_heads", "_qkv"), ("add_rms_norm", "_add_norm"), ("swiglu", "_swiglu"))  # (built on first use)
     built = [name for name, attr in fused if getattr(kernels, attr, None) is not None]
     return {"prefill": [r[0] for r in runs], "decode": [r[1] for r in runs], "tokens": tokens[:8], "kernels": built}
 

@@ -332,7 +332,9 @@ class Attention:
                 else aq.add(mask, _narrow(_like(causal_mask(length, total), mask), aq.dtype(mask)))
             )
         out = scaled_dot_product_attention(q, k, v, scale=scale, mask=mask, key_length=key_length)
-        out = aq.reshape(aq.permute_dims(out, (0, 2, 1, 3)), (b, length, self.n_heads * self.head_dim))
+        if length > 1:  # (B, H, 1, D) is already (B, 1, H, D) in memory order: one graph node less a layer
+            out = aq.permute_dims(out, (0, 2, 1, 3))
+        out = aq.reshape(out, (b, length, self.n_heads * self.head_dim))
         return self.o_proj(out)
 
 

@@ -45,7 +45,13 @@ using Strides = cuda::std::array<int64_t, 10>;
 }
 """
 
-CUDA_TYPES = {"bfloat16": "__nv_bfloat16", "float16": "__half", "float32": "float", "uint32": "uint32_t"}
+CUDA_TYPES = {
+    "bfloat16": "__nv_bfloat16",
+    "float16": "__half",
+    "float32": "float",
+    "uint32": "uint32_t",
+    "int32": "int32_t",
+}
 
 
 def translation_unit(

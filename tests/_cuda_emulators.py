@@ -371,3 +371,125 @@ def emulate_prefix_attention(xp: Any, q: Any, k: Any, v: Any, scale: float, n_ke
             lt = sum(pl * wi for (_, pl, _), wi in zip(parts, wt, strict=True))
             out[bi, h, 0] = sum(pa * wi for (_, _, pa), wi in zip(parts, wt, strict=True)) / lt
     return out
+
+
+def _f32(xp: Any, v: Any) -> Any:
+    """float64 values rounded to float32 (one float32 operation's result), as float64."""
+    return xp.asarray(v, dtype=xp.float64).astype(xp.float32).astype(xp.float64)
+
+
+def emulate_qkv_heads(
+    xp: Any,
+    qkv: Any,
+    q_weight: Any,
+    k_weight: Any,
+    heads: tuple[int, int],
+    params: list[float],
+    rope: tuple[int, bool],
+    offset: int,
+    dtype: str,
+) -> tuple[Any, Any, Any]:
+    """A NumPy emulation of qkv_heads.cu: row ``(b * L + l) * H + h`` of the projection, lane
+    ``t``'s float32 sum of squares of features t, t + 32, ... and the warp's xor-butterfly sum,
+    ``x * rsqrt(ss / D + eps)`` rounded to ``dtype`` then times the weight rounded again, each
+    rotated pair's partner, the float32 (16-bit dtypes) or float64 (float32) angles from the
+    launcher's ``params`` (``_launch.qkv_heads_params``), and each output row's place in
+    q/k/v; every float32 operation rounded (an FMA's one rounding aside). ``qkv`` (B, L, (HQ +
+    2 HKV) * D) float64 values exact in ``dtype``; ``heads`` (HQ, HKV); ``rope`` (dims,
+    traditional). Returns float64 q (B, HQ, L, D), k and v (B, HKV, L, D); asserts each output
+    element is written once."""
+    hq, hkv = heads
+    dims, traditional = rope
+    eps, log2_base, scale, base_hi, base_lo, scale_lo = params
+    b_n, length, width = qkv.shape
+    h_n = hq + 2 * hkv
+    d = width // h_n
+    half = dims // 2
+
+    def to_t(v: Any) -> Any:
+        return _f32(xp, v) if dtype == "float32" else round_to(xp, _f32(xp, v), dtype)
+
+    rows = xp.asarray(qkv, dtype=xp.float64).reshape(b_n * length * h_n, d)
+    outs = {name: xp.full((b_n, n, length, d), xp.nan) for name, n in (("q", hq), ("k", hkv), ("v", hkv))}
+    j = xp.arange(d)
+    first = (j % 2 == 0) if traditional else (j < half)
+    pair = (j // 2) if traditional else xp.where(first, j, j - half)
+    mate = (xp.where(first, j + 1, j - 1)) if traditional else xp.where(first, j + half, j - half)
+    for row in range(rows.shape[0]):
+        h, b, pos = row % h_n, row // h_n // length, row // h_n % length
+        x = rows[row]
+        name, hh = ("q", h) if h < hq else ("k", h - hq) if h < hq + hkv else ("v", h - hq - hkv)
+        dst = outs[name][b, hh, pos]
+        assert xp.isnan(dst).all(), "written twice"
+        if name == "v":
+            dst[:] = x
+            continue
+        lanes = xp.zeros(32)
+        for e in range(d // 32):
+            lanes = _f32(xp, lanes + _f32(xp, x[32 * e : 32 * e + 32] ** 2))
+        for o in (16, 8, 4, 2, 1):
+            lanes = _f32(xp, lanes + lanes[xp.arange(32) ^ o])
+        r = _f32(xp, 1 / xp.sqrt(_f32(xp, _f32(xp, lanes[0] / d) + eps)))
+        w = xp.asarray(q_weight if name == "q" else k_weight, dtype=xp.float64)
+        normed = to_t(w * to_t(x * r))
+        pos += offset
+        if dtype == "float32":
+            angle = pos * (scale + scale_lo) * (base_hi + base_lo) ** (-(2.0 * pair) / dims)
+            c, s = _f32(xp, xp.cos(angle)), _f32(xp, xp.sin(angle))
+            own, other = _f32(xp, normed * c), _f32(xp, normed[mate] * s)  # x1 c, x2 s (x2 c, x1 s)
+            rotated = _f32(xp, xp.where(first, own - other, own + other))
+        else:
+            inv = _f32(xp, 2.0 ** _f32(xp, -_f32(xp, pair / half) * log2_base))
+            theta = _f32(xp, _f32(xp, scale * pos) * inv)
+            c, s = _f32(xp, xp.cos(theta)), _f32(xp, xp.sin(theta))
+            x1 = xp.where(first, normed, normed[mate])
+            x2 = xp.where(first, normed[mate], normed)
+            rotated = _f32(xp, xp.where(first, x1 * c - x2 * s, x1 * s + x2 * c))
+        dst[:] = to_t(xp.where(j < dims, rotated, normed))
+    for out in outs.values():
+        assert not xp.isnan(out).any(), "every output element written"
+    return outs["q"], outs["k"], outs["v"]
+
+
+def emulate_add_rms_norm(xp: Any, x: Any, y: Any, weight: Any, eps: float, block: int, dtype: str) -> tuple[Any, Any]:
+    """A NumPy emulation of add_rms_norm.cu: s = x + y rounded once to ``dtype``; thread t of
+    a ``block``-thread row sums the squares of its features t, t + block, ... in order in
+    float32, each warp by xor shuffles, then the warps' sums in warp order; ``s * rsqrt(ss /
+    D + eps)`` rounded to ``dtype``, times the weight (None: none) rounded again. x, y (..., D)
+    float64 values exact in ``dtype``; returns float64 (s, normed) of x's shape."""
+    d = x.shape[-1]
+
+    def to_t(v: Any) -> Any:
+        return _f32(xp, v) if dtype == "float32" else round_to(xp, _f32(xp, v), dtype)
+
+    exact = xp.asarray(x, dtype=xp.float64) + xp.asarray(y, dtype=xp.float64)
+    s = _f32(xp, exact) if dtype == "float32" else round_to(xp, exact, dtype)  # T's +: rounded once
+    rows = s.reshape(-1, d)
+    threads = xp.zeros((rows.shape[0], block))
+    for i in range(-(-d // block)):
+        part = rows[:, i * block : (i + 1) * block]
+        threads[:, : part.shape[1]] = _f32(xp, threads[:, : part.shape[1]] + _f32(xp, part**2))
+    lanes = threads.reshape(rows.shape[0], block // 32, 32)
+    for o in (16, 8, 4, 2, 1):
+        lanes = _f32(xp, lanes + lanes[..., xp.arange(32) ^ o])
+    ss = xp.zeros(rows.shape[0])
+    for w in range(block // 32):
+        ss = _f32(xp, ss + lanes[:, w, 0])
+    r = _f32(xp, 1 / xp.sqrt(_f32(xp, _f32(xp, ss / d) + eps)))
+    normed = to_t(rows * r[:, None])
+    if weight is not None:
+        normed = to_t(xp.asarray(weight, dtype=xp.float64) * normed)
+    return s, normed.reshape(s.shape)
+
+
+def emulate_swiglu_halves(xp: Any, gate_up: Any, dtype: str) -> Any:
+    """A NumPy emulation of swiglu_halves.cu: output value i of row r from gate_up[r, c] and
+    gate_up[r, N + c] (c = i - r N), ``g / (1 + exp(-g)) * u`` with each float32 operation
+    rounded (expf's error aside), rounded once to ``dtype``. float64 in and out."""
+    n = gate_up.shape[-1] // 2
+    g, u = (xp.asarray(gate_up, dtype=xp.float64).reshape(-1, 2 * n)[:, part] for part in (slice(0, n), slice(n, None)))
+    with xp.errstate(over="ignore"):  # (exp(-g) overflows to inf for g < -88: silu -> -0, as on the GPU)
+        silu = _f32(xp, g / _f32(xp, 1 + _f32(xp, xp.exp(-g))))
+    out = _f32(xp, silu * u)
+    out = out if dtype == "float32" else round_to(xp, out, dtype)
+    return out.reshape(*gate_up.shape[:-1], n)

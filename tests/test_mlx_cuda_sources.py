@@ -75,6 +75,7 @@ class _FakeMx:
 
     def __init__(self) -> None:
         self.bfloat16, self.float16, self.float32 = (_Dtype(n) for n in ("bfloat16", "float16", "float32"))
+        self.int32 = _Dtype("int32")
         self.records: list[dict[str, Any]] = []
         fake = self
 
@@ -85,11 +86,15 @@ class _FakeMx:
 
                 def launch(**call: Any) -> list[_Array]:
                     fake.records.append({"build": built, "launch": {k: _plain(v) for k, v in sorted(call.items())}})
-                    return [_Array(tuple(call["output_shapes"][0]), call["output_dtypes"][0])]
+                    shapes, dtypes = call["output_shapes"], call["output_dtypes"]
+                    return [_Array(tuple(sh), dt) for sh, dt in zip(shapes, dtypes, strict=True)]
 
                 return launch
 
         self.fast = _Fast()
+
+    def array(self, value: Any, dtype: _Dtype) -> _Array:
+        return _Array((len(value),) if isinstance(value, list) else (), dtype)
 
     def matmul(self, a: _Array, b: _Array) -> _Array:
         return _Array((a.shape[0], b.shape[1]), a.dtype)
@@ -171,6 +176,52 @@ def _variant_records() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+#: qkv_heads variants: dtype, B, L, (HQ, HKV), D, rope dims, traditional (qwen3-0.6b and -8b
+#: decode and prefill rows, rope over part of the features, the other pair layout)
+QKV_CASES = [
+    ("bfloat16", 1, 1, (16, 8), 128, 128, False),
+    ("bfloat16", 8, 1, (16, 8), 128, 128, False),
+    ("bfloat16", 1, 32, (32, 8), 128, 128, False),
+    ("float16", 2, 3, (4, 2), 64, 32, True),
+    ("float32", 1, 5, (2, 1), 256, 256, False),
+]
+
+
+def _qkv_records() -> list[dict[str, Any]]:
+    """The qkv_heads kernel's build and launches over :data:`QKV_CASES` (an int offset and a
+    0-d int32 array one)."""
+    mx = _FakeMx()
+    kern = CudaKernels(mx, poison=True)
+    for dtype, b, length, (hq, hkv), d, dims, trad in QKV_CASES:
+        t = getattr(mx, dtype)
+        qkv, w = _Array((b, length, (hq + 2 * hkv) * d), t), _Array((d,), t)
+        for offset in (3, _Array((), mx.int32)):
+            kern.qkv_heads(qkv, w, w, (hq, hkv), 1e-6, (dims, trad, 1e6, 1.0), offset)
+    return mx.records
+
+
+#: add_rms_norm variants: dtype, rows' shape, with a weight (qwen3-0.6b's and -8b's hidden
+#: sizes, a size that is not a multiple of the block, the largest)
+NORM_CASES = [
+    ("bfloat16", (1, 1, 1024), True),
+    ("bfloat16", (8, 1, 4096), True),
+    ("float16", (2, 3, 1000), False),
+    ("float32", (5, 16384), True),
+]
+
+
+def _norm_records() -> list[dict[str, Any]]:
+    """The add_rms_norm kernel's build and launches over :data:`NORM_CASES`, and swiglu_halves'
+    over the same shapes doubled."""
+    mx = _FakeMx()
+    kern = CudaKernels(mx, poison=True)
+    for dtype, shape, with_weight in NORM_CASES:
+        x = _Array(shape, getattr(mx, dtype))
+        kern.add_rms_norm(x, x, _Array(shape[-1:], x.dtype) if with_weight else None, 1e-6)
+        kern.swiglu_halves(_Array((*shape[:-1], 2 * shape[-1]), x.dtype))
+    return mx.records
+
+
 def _cuda_compile() -> Any:
     """benchmarks/cuda_compile.py as a module."""
     spec = importlib.util.spec_from_file_location("_aq_cuda_compile", ROOT / "benchmarks" / "cuda_compile.py")
@@ -199,6 +250,8 @@ def digests() -> dict[str, str]:
                 for sd in ck.SCALE_DTYPES:
                     table[f"b{bits} gs{gs} x {xd} s {sd}"] = _digest(_format_records(bits, gs, xd, sd))
     table.update({label: _digest(recs) for label, recs in _variant_records().items()})
+    table["qkv_heads"] = _digest(_qkv_records())
+    table["add_rms_norm, swiglu_halves"] = _digest(_norm_records())
     table.update(_compile_units())
     return table
 
@@ -245,9 +298,24 @@ def test_each_kernel_compiles_with_nvcc(tmp_path: Path) -> None:
         (launch.mlx_kernel_name("arrayq_qmv_tc", tc), launch.decode_tc_header(), "decode_tc.cu", ins, tc),
         (launch.mlx_kernel_name("arrayq_qmm", qmm), launch.qmm_header("qmm", cfg), "qmm.cu", ins, qmm),
     ]
-    for func, header, name, inputs, template in variants:
+    units = [(*v, [("out", "bfloat16")]) for v in variants]
+    for dtype, _, _, (hq, hkv), d, dims, trad in QKV_CASES[2:]:  # each dtype once; three outputs
+        tmpl = launch.qkv_heads_template(dtype, d, hq, hkv, dims, trad)
+        qkv_ins = [(n, dtype) for n in ("qkv", "q_weight", "k_weight")] + [("offset", "int32"), ("params", "float32")]
+        func = launch.mlx_kernel_name(f"arrayq_qkv_heads_{dtype}", tmpl[1:])  # (T: a dtype, not in this name)
+        units.append((func, "", "qkv_heads.cu", qkv_ins, tmpl, [(n, dtype) for n in ("q", "k", "v")]))
+    for dtype, shape, with_weight in NORM_CASES[1:]:
+        tmpl = launch.add_norm_template(dtype, shape[-1], with_weight)
+        norm_ins = [("x", dtype), ("y", dtype), ("weight", dtype), ("eps", "float32")]
+        func = launch.mlx_kernel_name(f"arrayq_add_rms_norm_{dtype}", tmpl[1:])
+        units.append((func, "", "add_rms_norm.cu", norm_ins, tmpl, [("s", dtype), ("normed", dtype)]))
+    for dtype in ("bfloat16", "float32"):
+        tmpl = (("T", dtype), ("N", 3072))
+        func = launch.mlx_kernel_name(f"arrayq_swiglu_halves_{dtype}", tmpl[1:])
+        units.append((func, "", "swiglu_halves.cu", [("gu", dtype)], tmpl, [("out", dtype)]))
+    for func, header, name, inputs, template, outs in units:
         unit = tmp_path / f"{func}.cu"
-        unit.write_text(cc.translation_unit(func, header, launch.source(name), inputs, [("out", "bfloat16")], template))
+        unit.write_text(cc.translation_unit(func, header, launch.source(name), inputs, outs, template))
         cmd = ["nvcc", "-arch=sm_90a", "-cubin", "-std=c++17", "-o", str(unit.with_suffix(".cubin")), str(unit)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, f"{name}: {res.stderr[-3000:]}"

@@ -193,6 +193,8 @@ def run_mlx_lm(model_dir: str, n_prompt: int, n_decode: int, repeat: int) -> dic
         "prefill_tps": max(prefill),
         "decode_tokens": len(tokens) - 1,
         "decode_tps": max(decode),
+        "prefill_runs": prefill,
+        "decode_runs": decode,
         "overhead": None,
         "peak_rss": peak_memory_bytes(),
         "load_s": load_s,

@@ -504,13 +504,13 @@ class MLXBackend(_fft.FFT, _distributed.Distributed, _linalg.MLXLinalg):
         return out if self.dtype_of(out) == dtype else self.astype(out, dtype)
 
     # ------------------------------------------------------------------ model composites
-    # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their statistics
-    # and softmax in float32, as the references do; float64 takes the reference. arrayq_mlx._fast's
-    # functions take the backend first, so they are these methods as they are.
+    # arrayq.nn has checked the arguments. MLX's fused kernels (mx.fast) keep their statistics and softmax in
+    # float32, as the references do; float64 takes the reference. (_fast's functions take the backend first.)
     rms_norm = _fast.rms_norm
     scaled_dot_product_attention = _fast.scaled_dot_product_attention
     prefix_attention = _fast.prefix_attention
     rope = _fast.rope
+    qkv_heads, add_rms_norm, swiglu_halves = _fast.qkv_heads, _fast.add_rms_norm, _fast.swiglu_halves
     slice_update = _fast.slice_update
 
     # ------------------------------------------------------------------ quantized linear algebra

@@ -1,5 +1,6 @@
 """The model ops arrayq.nn calls, on MLX's fused kernels (``mlx.core.fast``): RMS norm,
-attention and rotary positions. Each returns NotImplemented for what its kernel does not
+attention and rotary positions; on MLX's CUDA device also arrayq's own (``arrayq_mlx.cuda``:
+prefix attention, qkv_heads, add_rms_norm, swiglu_halves). Each returns NotImplemented for what its kernel does not
 take, and arrayq.nn then runs the contract's reference. Called from the ``MLXBackend``
 method of the same name."""
 
@@ -54,6 +55,61 @@ def rope(b: MLXBackend, x: Array, dims: int, traditional: bool, base: float, sca
     if x.dtype in (b.mx.float16, b.mx.bfloat16) and x.ndim >= 3 and x.size:
         return b.mx.fast.rope(x, dims, traditional=traditional, base=base, scale=scale, offset=offset)
     return NotImplemented
+
+
+def qkv_heads(
+    b: MLXBackend,
+    qkv: Array,
+    n_heads: int,
+    n_kv_heads: int,
+    head_dim: int,
+    q_weight: Array,
+    k_weight: Array,
+    eps: float,
+    dims: int,
+    traditional: bool,
+    base: float,
+    scale: float,
+    offset: Any,
+) -> Any:
+    # On MLX's CUDA device one launch of arrayq's kernel (qkv_heads.cu) for what the composed
+    # path makes ~12 graph nodes of (slices, reshapes, transposes, two norms, two rotations);
+    # elsewhere NotImplemented, and the frontend composes mx.fast.rms_norm and rope as before.
+    from arrayq_mlx import cuda as ck
+
+    if not (b._devices.targets_gpu() and b._cuda_route.available() and ck.fused_enabled("qkv_heads")):
+        return NotImplemented
+    names = tuple(getattr(b._from_native.get(a.dtype), "name", "") for a in (qkv, q_weight, k_weight))
+    if not ck.qkv_heads_fits(names[0], names[1:], head_dim, qkv.size):
+        return NotImplemented
+    rope_args = (dims, traditional, base, scale)
+    return b._cuda_route.kernels().qkv_heads(qkv, q_weight, k_weight, (n_heads, n_kv_heads), eps, rope_args, offset)
+
+
+def add_rms_norm(b: MLXBackend, x: Array, y: Array, weight: Array | None, eps: float) -> Any:
+    # On MLX's CUDA device one launch (add_rms_norm.cu) with both results for the add and
+    # mx.fast.rms_norm nodes; elsewhere NotImplemented (the frontend adds, then rms_norm).
+    from arrayq_mlx import cuda as ck
+
+    if not (b._devices.targets_gpu() and b._cuda_route.available() and ck.fused_enabled("add_rms_norm")):
+        return NotImplemented
+    name = getattr(b._from_native.get(x.dtype), "name", "")
+    w_name = None if weight is None else getattr(b._from_native.get(weight.dtype), "name", "")
+    if not ck.add_rms_norm_fits(name, w_name, int(x.shape[-1]), x.size):  # (x is 1-D or more: checked)
+        return NotImplemented
+    return b._cuda_route.kernels().add_rms_norm(x, y, weight, eps)
+
+
+def swiglu_halves(b: MLXBackend, gate_up: Array) -> Any:
+    # On MLX's CUDA device one launch (swiglu_halves.cu) for the two halves' slices and the
+    # elementwise silu(gate) * up; elsewhere NotImplemented (the frontend slices and composes).
+    from arrayq_mlx import cuda as ck
+
+    if not (b._devices.targets_gpu() and b._cuda_route.available() and ck.fused_enabled("swiglu")):
+        return NotImplemented
+    if not ck.swiglu_fits(getattr(b._from_native.get(gate_up.dtype), "name", ""), gate_up.size):
+        return NotImplemented
+    return b._cuda_route.kernels().swiglu_halves(gate_up)
 
 
 def slice_update(b: MLXBackend, x: Array, update: Array, start: Any, axis: int) -> Any:

@@ -242,12 +242,12 @@ def nn_cases() -> list[Case]:
 
 def _fused_cases() -> list[Case]:
     """qkv_heads (decode and prefill rows, both pair layouts, rope over a prefix of the
-    features, positions after a cache) and add_rms_norm (with and without a weight), with
-    their bad-input cases."""
+    features, positions after a cache; head sizes of 32 and 64 too, which MLX's CUDA kernel
+    takes) and add_rms_norm (with and without a weight), with their bad-input cases."""
     cases = []
-    for (b, length, h, hkv, d, dims, traditional, offset), dtype in itertools.product(
-        ((1, 1, 4, 2, 16, 16, False, 7), (2, 3, 2, 1, 8, 8, True, 0), (1, 2, 3, 3, 12, 8, False, 5)), FLOATS
-    ):
+    shapes = [(1, 1, 4, 2, 16, 16, False, 7), (2, 3, 2, 1, 8, 8, True, 0), (1, 2, 3, 3, 12, 8, False, 5)]
+    shapes += [(2, 3, 2, 1, 32, 32, False, 9), (1, 2, 2, 2, 64, 32, True, 300)]
+    for (b, length, h, hkv, d, dims, traditional, offset), dtype in itertools.product(shapes, FLOATS):
         cases.append(
             Case(
                 f"qkv_heads[{dtype},qkv{(b, length, (h + 2 * hkv) * d)},heads={h}/{hkv},dims={dims},"

@@ -10,7 +10,8 @@ This module is the choice: which kernel runs a quantized matmul (:func:`choose`)
 thresholds behind it, the chunk layouts and the fused kernel's block shapes. ``_launch.py``
 holds :class:`~arrayq_mlx.cuda._launch.CudaKernels`, which reads the CUDA sources beside it
 (``common.cuh``, ``decode.cu``, ``tc_helpers.cuh``, ``decode_tc.cu``, ``dequant.cu``,
-``async_helpers.cuh``, ``qmm_helpers.cuh``, ``qmm.cu``), builds each kernel's header and
+``async_helpers.cuh``, ``qmm_helpers.cuh``, ``qmm.cu``, ``attention.cu``, ``qkv_heads.cu``,
+``add_rms_norm.cu``, ``swiglu_halves.cu``), builds each kernel's header and
 template arguments and launches it. The kernels' NumPy emulations are in the tests
 (``tests/_cuda_emulators.py``).
 
@@ -51,6 +52,17 @@ rows where the fused kernel does not run, shapes whose rows are not aligned for 
 ``mx.quantized_matmul``. ``ARRAYQ_MLX_CUDA_KERNELS=0`` turns the kernels off. In models
 (``arrayq_mlx._quantized.CudaRoute``) the decode kernels' rows take MLX's kernel unless
 ``ARRAYQ_MLX_CUDA_KERNELS=all`` (:func:`decode_enabled`): end to end they do not pay.
+
+Four kernels make a model's step fewer launches: **prefix attention** (``attention.cu``: one
+query row over a fixed cache's written keys), **qkv_heads** (``qkv_heads.cu``: a fused
+q/k/v projection's heads split, q's and k's through their RMS norms and rotary positions, in
+the layout attention reads; one launch where the composed ops make ~12 graph nodes a layer)
+**add_rms_norm** (``add_rms_norm.cu``: a residual sum and its RMS norm, two outputs of one
+launch where the composed ops make two nodes; twice a layer) and **swiglu** (``swiglu_halves.cu``:
+silu(gate) * up of a fused gate/up projection's halves, where the composed ops make two
+slices and an elementwise node). They run where :func:`qkv_heads_fits`,
+:func:`add_rms_norm_fits`, :func:`swiglu_fits` and :func:`fused_enabled` say so
+(``ARRAYQ_MLX_CUDA_FUSED_OFF=qkv_heads,add_rms_norm,swiglu`` keeps them off, to measure them).
 """
 
 from __future__ import annotations
@@ -99,6 +111,15 @@ DECODE_BLOCK = 128  # 4 warps (the decode source assumes it)
 DEQUANT_BLOCK = 256
 ATTENTION_WARPS = 8  # warps of a prefix_attention block
 ATTENTION_KEYS_PER_STEP = 4  # keys a warp loads at once (their latencies overlap)
+QKV_WARPS = 4  # warps of a qkv_heads block, one (batch, position, head) row each
+#: activation dtypes (names) the qkv_heads kernel takes (its weights in the same dtype)
+QKV_DTYPES = ("bfloat16", "float16", "float32")
+#: rows up to this long take the add_rms_norm kernel (its threads hold a row in registers)
+ADD_NORM_MAX_D = 16384
+#: Environment variable: a comma-separated list of arrayq's fused model-step kernels to keep
+#: off ("qkv_heads", "add_rms_norm", "swiglu"), so that their effect can be measured against
+#: the composed MLX ops.
+FUSED_OFF_VAR = "ARRAYQ_MLX_CUDA_FUSED_OFF"
 
 
 def enabled() -> bool:
@@ -113,6 +134,46 @@ def decode_enabled() -> bool:
     134 without; docs/benchmarks-cuda.md), so by default those rows take MLX's kernel and
     arrayq's kernels run the prefill shapes."""
     return os.environ.get(ENV_VAR, "1").strip().lower() == "all"
+
+
+def fused_enabled(name: str) -> bool:
+    """Whether arrayq's fused model-step kernel ``name`` ("qkv_heads", "add_rms_norm", "swiglu") may run: the kernels
+    are on (:func:`enabled`) and ``ARRAYQ_MLX_CUDA_FUSED_OFF`` does not list it."""
+    off = {part.strip() for part in os.environ.get(FUSED_OFF_VAR, "").split(",")}
+    return enabled() and name not in off
+
+
+def qkv_heads_fits(dtype: str, weight_dtypes: tuple[str, ...], head_dim: int, size: int) -> bool:
+    """Whether the qkv_heads kernel takes a projection output of ``dtype`` (a name) and
+    ``size`` elements, with norm weights of ``weight_dtypes`` and heads of ``head_dim``: a
+    dtype of :data:`QKV_DTYPES` shared by the weights, ``head_dim`` a multiple of 32 up to
+    256 (a lane's features), rows indexed in 32 bits and at least one element."""
+    same = all(w == dtype for w in weight_dtypes)
+    return dtype in QKV_DTYPES and same and head_dim % 32 == 0 and 0 < head_dim <= 256 and 0 < size < 2**31
+
+
+def add_rms_norm_fits(dtype: str, weight_dtype: str | None, d: int, size: int) -> bool:
+    """Whether the add_rms_norm kernel takes rows of ``d`` values of ``dtype`` (a name),
+    ``size`` in all, with a weight of ``weight_dtype`` (None: no weight): a dtype of
+    :data:`QKV_DTYPES`, the weight's the same (as ``mx.fast.rms_norm`` takes it), ``d`` up to
+    :data:`ADD_NORM_MAX_D`, 32-bit indexing and at least one value."""
+    same = weight_dtype in (None, dtype)
+    return dtype in QKV_DTYPES and same and 0 < d <= ADD_NORM_MAX_D and 0 < size < 2**31
+
+
+def swiglu_fits(dtype: str, size: int) -> bool:
+    """Whether the swiglu_halves kernel takes a gate/up array of ``dtype`` (a name) and
+    ``size`` values: a dtype of :data:`QKV_DTYPES`, at least one value, 32-bit sizes."""
+    return dtype in QKV_DTYPES and 0 < size < 2**31
+
+
+SWIGLU_BLOCK = 256  # threads of a swiglu_halves block, one output value each
+
+
+def add_norm_block(d: int) -> int:
+    """Threads of an add_rms_norm block for rows of ``d`` values: a warp per 128 values (4 a
+    thread), at most 1024 (then up to 16 a thread)."""
+    return min(1024, 32 * -(-d // 128))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ Python strings.
 from __future__ import annotations
 
 import functools
+import math
+import struct
 from importlib import resources
 from typing import Any
 
@@ -25,8 +27,11 @@ from arrayq_mlx.cuda import (
     DECODE_TC_MAX_ROWS,
     DECODE_TC_STAGES,
     DEQUANT_BLOCK,
+    QKV_WARPS,
     QMM_KT,
+    SWIGLU_BLOCK,
     QmmConfig,
+    add_norm_block,
     decode_k_split,
     decode_m_tile,
     decode_rows_per_warp,
@@ -201,6 +206,42 @@ def dequant_template(out_dtype: Any, scales_dtype: Any, bits: int, group_size: i
     )
 
 
+def qkv_heads_template(
+    dtype: Any, head_dim: int, n_heads: int, n_kv_heads: int, dims: int, traditional: bool
+) -> tuple[tuple[str, Any], ...]:
+    """MLX template arguments of the qkv_heads kernel (``dtype``: the activations' ``mx.Dtype``)."""
+    return (
+        ("T", dtype),
+        ("D", head_dim),
+        ("HQ", n_heads),
+        ("HKV", n_kv_heads),
+        ("DIMS", dims),
+        ("TRAD", bool(traditional)),
+        ("WARPS", QKV_WARPS),
+    )
+
+
+def add_norm_template(dtype: Any, d: int, has_weight: bool) -> tuple[tuple[str, Any], ...]:
+    """MLX template arguments of the add_rms_norm kernel for rows of ``d`` values of ``dtype``."""
+    return (("T", dtype), ("D", d), ("BLOCK", add_norm_block(d)), ("HAS_W", bool(has_weight)))
+
+
+def qkv_heads_params(eps: float, base: float, scale: float) -> list[float]:
+    """The qkv_heads kernel's float32 ``params``: eps, then rope's log2(base) and scale as
+    ``mx.fast.rope`` rounds them (float32 base, its log2 rounded to float32), then base as a
+    float32 pair hi + lo and scale's lo part (scale's hi is the third value), from which the
+    float32 path rebuilds float64 base and scale (to 48 bits: exact for 10000, 1e6, 5e5)."""
+
+    f32 = struct_f32
+    base_hi, scale_hi = f32(base), f32(scale)
+    return [f32(eps), f32(math.log2(base_hi)), scale_hi, base_hi, f32(base - base_hi), f32(scale - scale_hi)]
+
+
+def struct_f32(v: float) -> float:
+    """``v`` rounded to float32 (to nearest even), as a Python float."""
+    return float(struct.unpack("f", struct.pack("f", v))[0])
+
+
 class CudaKernels:
     """The kernels, built (as MLX kernel objects) on first use; create only when
     ``mx.cuda.is_available()``. ``poison`` fills outputs with NaN before each launch (tests)."""
@@ -217,6 +258,10 @@ class CudaKernels:
         self._tc_launches: dict[tuple, tuple[Any, dict]] = {}
         self._attention: Any = None
         self._scales: dict[float, Any] = {}
+        self._qkv: Any = None
+        self._add_norm: Any = None
+        self._swiglu: Any = None
+        self._constants: dict[tuple[float, ...], Any] = {}  # float32 parameter arrays, one per value
 
     def _init_value(self) -> float | None:
         return float("nan") if self.poison else None
@@ -390,3 +435,106 @@ class CudaKernels:
             output_dtypes=[q.dtype],
             init_value=self._init_value(),
         )[0]
+
+    def _constant(self, *values: float) -> Any:
+        """A float32 array of ``values``, made once (a model has one eps, one rope)."""
+        out = self._constants.get(values)
+        if out is None:
+            out = self._constants[values] = self.mx.array(list(values), dtype=self.mx.float32)
+        return out
+
+    def add_rms_norm(self, x: Any, y: Any, weight: Any, eps: float) -> tuple[Any, Any]:
+        """``(x + y, rms_norm(x + y, weight, eps))`` for x, y ``(..., D)`` of one dtype
+        (bfloat16/float16/float32; :func:`~arrayq_mlx.cuda.add_rms_norm_fits`) and ``weight``
+        ``(D,)`` in it or None; both in x's shape and dtype (add_rms_norm.cu)."""
+        mx = self.mx
+        if self._add_norm is None:
+            self._add_norm = mx.fast.cuda_kernel(
+                name="arrayq_add_rms_norm",
+                input_names=["x", "y", "weight", "eps"],
+                output_names=["s", "normed"],
+                source=source("add_rms_norm.cu"),
+            )
+        d = int(x.shape[-1])
+        block = add_norm_block(d)
+        rows = math.prod(int(n) for n in x.shape[:-1])
+        out = self._add_norm(
+            inputs=[x, y, x if weight is None else weight, self._constant(struct_f32(eps))],  # (x: unread)
+            template=list(add_norm_template(x.dtype, d, weight is not None)),
+            grid=(rows * block, 1, 1),
+            threadgroup=(block, 1, 1),
+            output_shapes=[tuple(x.shape)] * 2,
+            output_dtypes=[x.dtype] * 2,
+            init_value=self._init_value(),
+        )
+        return out[0], out[1]
+
+    def swiglu_halves(self, gate_up: Any) -> Any:
+        """``silu(gate) * up`` for ``gate_up`` ``(..., 2N)`` (gate the first N values of the
+        last axis, up the last N; bfloat16/float16/float32, :func:`~arrayq_mlx.cuda.swiglu_fits`):
+        ``(..., N)`` in its dtype, float32 inside and rounded once (swiglu_halves.cu)."""
+        mx = self.mx
+        if self._swiglu is None:
+            self._swiglu = mx.fast.cuda_kernel(
+                name="arrayq_swiglu_halves",
+                input_names=["gu"],
+                output_names=["out"],
+                source=source("swiglu_halves.cu"),
+            )
+        n = int(gate_up.shape[-1]) // 2
+        shape = (*(int(s) for s in gate_up.shape[:-1]), n)
+        threads = math.prod(shape)
+        return self._swiglu(
+            inputs=[gate_up],
+            template=[("T", gate_up.dtype), ("N", n)],
+            grid=(-(-threads // SWIGLU_BLOCK) * SWIGLU_BLOCK, 1, 1),
+            threadgroup=(SWIGLU_BLOCK, 1, 1),
+            output_shapes=[shape],
+            output_dtypes=[gate_up.dtype],
+            init_value=self._init_value(),
+        )[0]
+
+    def qkv_heads(
+        self,
+        qkv: Any,
+        q_weight: Any,
+        k_weight: Any,
+        heads: tuple[int, int],
+        eps: float,
+        rope: tuple[int, bool, float, float],
+        offset: Any,
+    ) -> tuple[Any, Any, Any]:
+        """q ``(B, HQ, L, D)``, k and v ``(B, HKV, L, D)`` of a fused projection ``qkv``
+        ``(B, L, (HQ + 2 HKV) * D)`` (bfloat16/float16/float32, D a multiple of 32 up to 256;
+        :func:`~arrayq_mlx.cuda.qkv_heads_fits`), ``heads`` = (HQ, HKV): q's and k's heads
+        RMS-normed with ``q_weight``/``k_weight`` (D,) in qkv's dtype and ``eps``, then rotated
+        by ``rope`` = (dims, traditional, base, scale) at positions ``offset`` + 0 .. L-1
+        (``offset``: an int or a 0-d integer array, read on the device); in qkv's dtype
+        (qkv_heads.cu)."""
+        mx = self.mx
+        if self._qkv is None:
+            self._qkv = mx.fast.cuda_kernel(
+                name="arrayq_qkv_heads",
+                input_names=["qkv", "q_weight", "k_weight", "offset", "params"],
+                output_names=["q", "k", "v"],
+                source=source("qkv_heads.cu"),
+            )
+        (hq, hkv), (dims, traditional, base, scale) = heads, rope
+        b, length, width = (int(s) for s in qkv.shape)
+        d = width // (hq + 2 * hkv)
+        params = self._constant(*qkv_heads_params(eps, base, scale))
+        if isinstance(offset, int):
+            offset = mx.array(offset, dtype=mx.int32)
+        elif offset.dtype != mx.int32:
+            offset = offset.astype(mx.int32)
+        blocks = -(-b * length * (hq + 2 * hkv) // QKV_WARPS)
+        out = self._qkv(
+            inputs=[qkv, q_weight, k_weight, offset, params],
+            template=list(qkv_heads_template(qkv.dtype, d, hq, hkv, dims, traditional)),
+            grid=(blocks * 32 * QKV_WARPS, 1, 1),
+            threadgroup=(32 * QKV_WARPS, 1, 1),
+            output_shapes=[(b, hq, length, d), (b, hkv, length, d), (b, hkv, length, d)],
+            output_dtypes=[qkv.dtype] * 3,
+            init_value=self._init_value(),
+        )
+        return out[0], out[1], out[2]

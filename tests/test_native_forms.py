@@ -508,3 +508,33 @@ def test_row_ops_bound_refuses_bad_construction():
                tables=lambda offset: (np.zeros((1, 4), np.float32), np.zeros((1, 4), np.float32)))  # fmt: skip
     with pytest.raises(ValueError, match="tables"):
         bad(*qinputs())
+
+
+def test_prefix_attention_replays_one_bound_c_call_and_refuses_wrong_calls():
+    (_, _), fn, inputs = CASES["prefix_attention"]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        compiled(*inputs())
+    (entry,) = compiled._cache.values()
+    (step,) = [f for f, _, _ in entry.run.steps if type(f).__name__ == "PrefixAttention"]
+    args = inputs()
+    first, second = step(*args), step(*args)
+    assert first is not second and not np.shares_memory(first, second)
+    _same(first, fn(*args))
+    with pytest.raises(TypeError, match="key count"):
+        step(*args[:3])
+    # keys of float16 where float32 was recorded (a plan never gives them): the method's result
+    half = [args[0], args[1].astype(np.float16), args[2].astype(np.float16), args[3]]
+    _same(step(*half), fn(*half))
+    kind = type(step)
+    common = (np.ndarray, np.empty, np.float32, fn, "p")
+    for shapes in (((1, 4, 1), (1, 2, 40, 16)), ((1, 4, 1, 16), (1, 2, 0, 16))):  # (not 4-d; no keys)
+        with pytest.raises(ValueError, match="PrefixAttention"):
+            kind(0, *shapes, 16, 4, 1, 0.25, False, _native, *common)
+    with pytest.raises(ValueError, match="PrefixAttention"):  # (an element size of neither float)
+        kind(0, (1, 4, 1, 16), (1, 2, 40, 16), 16, 8, 1, 0.25, False, _native, *common)
+    with pytest.raises(ValueError, match="level"):
+        kind(99, (1, 4, 1, 16), (1, 2, 40, 16), 16, 4, 1, 0.25, False, _native, *common)
+    unready = kind.__new__(kind)
+    with pytest.raises(TypeError):
+        unready(*args)

@@ -232,21 +232,22 @@ def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     q, k, v, scale, length, causal = args
     if not (fixed[3] and fixed[5] and _attended(q, k, v)):
         return None
-    method, native, keys, rows = backend.prefix_attention, _native, k.shape[2], q.shape[2]
-    kernel, index, shape = _attention_kernel(q, v)
+    method, native, rows = backend.prefix_attention, _native, q.shape[2]
+    _, index, _ = _attention_kernel(q, v)
     low, masked = rows if causal else 1, bool(causal and rows > 1)  # (the method's mask: "causal" for rows > 1)
 
     def prefix_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, length: Any) -> np.ndarray:
-        n = int(length)  # (the kernel's limits read as the method reads them, per call)
-        limits = rows <= native.ATTENTION_MAX_ROWS and n <= native.ATTENTION_MAX_KEYS
-        if not (low <= n <= keys and limits and _attendable(q) and _attendable(k) and _attendable(v)):
-            # (its error, or the reference, or another layout; float16 keys it declines: widened)
-            return _eager(lambda k, v: method(q, k, v, scale, length, causal), q, k, v)[0]
-        out = np.empty(shape, _F32)
-        kernel(index, q, k[:, :, :n], v[:, :, :n], out, scale, masked)
-        return out
+        """What the bound call falls back to: the method (its error, or the reference, or
+        another layout; float16 keys it declines: widened)."""
+        return _eager(lambda k, v: method(q, k, v, scale, length, causal), q, k, v)[0]
 
-    return prefix_attention, (0, 1, 2, 4)
+    # (one C call a replay, csrc/bound.c: the key count checked as the method checks it, the
+    # kernel's limits read per call as the method reads them, the layout as _attendable says)
+    bound = _native._kernels.PrefixAttention(
+        index, q.shape, k.shape, v.shape[3], k.itemsize, low, scale, masked, native, np.ndarray, np.empty, _F32,
+        prefix_attention, prefix_attention.__qualname__,
+    )  # fmt: skip
+    return bound, (0, 1, 2, 4)
 
 
 def _scaled_dot_product_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:

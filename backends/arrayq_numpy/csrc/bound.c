@@ -456,6 +456,189 @@ static PyTypeObject RowsCallType = {
     .tp_members = rows_members,
 };
 
+/* PrefixAttention: a recorded plan's prefix_attention step (decode attention over the first
+ * `length` keys of a cache), bound once. Per call, as the form read them: the key count
+ * (an int of the length argument) from `low` to the recorded key count, the kernel's limits
+ * (the module's ATTENTION_MAX_ROWS / ATTENTION_MAX_KEYS attributes, read each call), and
+ * q, k, v plain arrays of the recorded shapes and dtypes whose last axis is contiguous,
+ * aligned, with no negative stride (a cache's window qualifies); else `fallback(q, k, v,
+ * length)`, the method (its error, its reference, or another layout). */
+typedef struct {
+    PyObject_HEAD
+    const struct level *lv;
+    int64_t q_shape[4], kv_shape[4], dv, low;
+    int kv_itemsize, masked;
+    float scale;
+    PyObject *limits, *ndarray, *empty, *out_shape, *dtype, *fallback, *qualname;
+    vectorcallfunc vectorcall;
+} PrefixAttention;
+
+/* a's buffer as rows4 where it is a plain array of `shape` (ndim 4), element size
+ * `itemsize` (float32, or float16 where 2), last axis contiguous, aligned, strides >= 0
+ * (and writable where asked); 0 where not (no error set) */
+static int plain_rows4(PrefixAttention *self, PyObject *a, Py_buffer *view, struct rows4 *r, const int64_t *shape,
+                       int itemsize, int writable) {
+    if (Py_TYPE(a) != (PyTypeObject *)self->ndarray) return 0;
+    if (PyObject_GetBuffer(a, view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = view->ndim == 4 && view->itemsize == itemsize && !strcmp(view->format, itemsize == 4 ? "f" : "e") &&
+             (uintptr_t)view->buf % itemsize == 0 && view->strides[3] == itemsize;
+    for (int i = 0; ok && i < 4; i++) ok = view->shape[i] == shape[i] && view->strides[i] >= 0;
+    if (!ok) {
+        PyBuffer_Release(view);
+        return 0;
+    }
+    r->buf = view->buf;
+    r->itemsize = itemsize;
+    for (int i = 0; i < 4; i++) r->shape[i] = view->shape[i], r->strides[i] = view->strides[i];
+    return 1;
+}
+
+/* the module's limit `name` (a Python int), or -1 with an error set */
+static long long limit_of(PyObject *module, const char *name) {
+    PyObject *value = PyObject_GetAttrString(module, name);
+    if (!value) return -1;
+    const long long n = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return n;
+}
+
+static PyObject *attention_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PrefixAttention *self = (PrefixAttention *)op;
+    const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 4 || kwnames) {
+        PyErr_SetString(PyExc_TypeError, "a bound prefix_attention takes q, k, v and the key count");
+        return NULL;
+    }
+    PyObject *index = PyNumber_Index(args[3]);
+    long long n = index ? PyLong_AsLongLong(index) : -1;
+    Py_XDECREF(index);
+    if (n == -1 && PyErr_Occurred()) PyErr_Clear(); /* (the method says what is wrong with it) */
+    const long long max_rows = limit_of(self->limits, "ATTENTION_MAX_ROWS");
+    const long long max_keys = max_rows < 0 ? -1 : limit_of(self->limits, "ATTENTION_MAX_KEYS");
+    if (max_keys < 0 && PyErr_Occurred()) return NULL;
+    if (n < self->low || n > self->kv_shape[2] || self->q_shape[2] > max_rows || n > max_keys)
+        return PyObject_Vectorcall(self->fallback, args, nargs, NULL);
+    Py_buffer views[4];
+    struct rows4 r[4];
+    int held = 0, got = 1;
+    const int64_t *shapes[3] = {self->q_shape, self->kv_shape, self->kv_shape};
+    const int64_t v_shape[4] = {self->kv_shape[0], self->kv_shape[1], self->kv_shape[2], self->dv};
+    shapes[2] = v_shape;
+    for (; held < 3; held++) {
+        got = plain_rows4(self, args[held], &views[held], &r[held], shapes[held], held ? self->kv_itemsize : 4, 0);
+        if (got <= 0) break;
+    }
+    PyObject *out = NULL, *result = NULL;
+    if (got > 0) {
+        PyObject *pair[2] = {self->out_shape, self->dtype};
+        out = PyObject_Vectorcall(self->empty, pair, 2, NULL);
+        const int64_t o_shape[4] = {self->q_shape[0], self->q_shape[1], self->q_shape[2], self->dv};
+        if (out) got = plain_rows4(self, out, &views[3], &r[3], o_shape, 4, 1);
+        if (!out || got <= 0) {
+            if (out) PyErr_SetString(PyExc_ValueError, "empty() gave another array than asked for");
+            got = -1; /* (an error, not the fallback) */
+            goto done;
+        }
+        held = 4;
+        r[1].shape[2] = r[2].shape[2] = n; /* the first n keys */
+        int failed = 0;
+        if (!attention_fits(&r[0], &r[1], &r[2], &r[3], self->masked)) {
+            PyErr_SetString(PyExc_ValueError, "attention shapes do not fit");
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS failed = attention(self->lv, &r[0], &r[1], &r[2], &r[3], self->scale, self->masked, NULL);
+        Py_END_ALLOW_THREADS if (failed) PyErr_NoMemory();
+        else result = (Py_INCREF(out), out);
+    }
+done:
+    while (held > 0) PyBuffer_Release(&views[--held]);
+    Py_XDECREF(out);
+    if (got == 0) return PyObject_Vectorcall(self->fallback, args, nargs, NULL);
+    return result;
+}
+
+static int attention_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    PrefixAttention *self = (PrefixAttention *)op;
+    self->vectorcall = NULL; /* (callable again only once this succeeds) */
+    int level_index, kv_itemsize, masked;
+    long long low;
+    float scale;
+    PyObject *q_shape, *kv_shape, *limits, *ndarray, *empty, *dtype, *fallback, *qualname;
+    static char *names[] = {"level", "q_shape", "kv_shape", "dv", "kv_itemsize", "low", "scale", "masked", "limits",
+                            "ndarray", "empty", "dtype", "fallback", "qualname", NULL};
+    long long dv;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!O!LiLfpOOOOOU", names, &level_index, &PyTuple_Type, &q_shape,
+                                     &PyTuple_Type, &kv_shape, &dv, &kv_itemsize, &low, &scale, &masked, &limits,
+                                     &ndarray, &empty, &dtype, &fallback, &qualname))
+        return -1;
+    self->lv = level_at(level_index);
+    if (!self->lv) {
+        PyErr_Format(PyExc_ValueError, "level index %d out of range", level_index);
+        return -1;
+    }
+    int ok = PyTuple_GET_SIZE(q_shape) == 4 && PyTuple_GET_SIZE(kv_shape) == 4 && dv >= 1 && low >= 1 &&
+             (kv_itemsize == 4 || kv_itemsize == 2);
+    for (int i = 0; ok && i < 4; i++) {
+        self->q_shape[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(q_shape, i));
+        self->kv_shape[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(kv_shape, i));
+        ok = self->q_shape[i] >= 1 && self->kv_shape[i] >= 1;
+    }
+    if (PyErr_Occurred()) return -1;
+    if (!ok || !PyType_Check(ndarray) || !PyCallable_Check(empty) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_ValueError, "PrefixAttention: 4-d shapes of positive sizes, dv >= 1, low >= 1, a "
+                                          "float32 or float16 element size, a type and callables are needed");
+        return -1;
+    }
+    self->dv = dv, self->low = low, self->kv_itemsize = kv_itemsize, self->masked = masked, self->scale = scale;
+    PyObject *out_dims = Py_BuildValue("(LLLL)", self->q_shape[0], self->q_shape[1], self->q_shape[2], dv);
+    if (!out_dims) return -1;
+    PyObject **fields[] = {&self->limits, &self->ndarray, &self->empty, &self->dtype, &self->fallback,
+                           &self->qualname};
+    PyObject *given[] = {limits, ndarray, empty, dtype, fallback, qualname};
+    for (size_t i = 0; i < sizeof given / sizeof *given; i++) {
+        Py_INCREF(given[i]);
+        Py_XSETREF(*fields[i], given[i]);
+    }
+    Py_XSETREF(self->out_shape, out_dims);
+    self->vectorcall = attention_call;
+    return 0;
+}
+
+static void attention_dealloc(PyObject *op) {
+    PrefixAttention *self = (PrefixAttention *)op;
+    Py_XDECREF(self->limits);
+    Py_XDECREF(self->ndarray);
+    Py_XDECREF(self->empty);
+    Py_XDECREF(self->out_shape);
+    Py_XDECREF(self->dtype);
+    Py_XDECREF(self->fallback);
+    Py_XDECREF(self->qualname);
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PyMemberDef attention_members[] = {
+    {"__qualname__", T_OBJECT, offsetof(PrefixAttention, qualname), READONLY, "the form's name, for profiles"},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(PrefixAttention, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject PrefixAttentionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "arrayq_numpy._kernels.PrefixAttention",
+    .tp_basicsize = sizeof(PrefixAttention),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "PrefixAttention(level, q_shape, kv_shape, dv, kv_itemsize, low, scale, masked, limits, ndarray, "
+              "empty, dtype, fallback, qualname): a bound prefix_attention (csrc/bound.c).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = attention_init,
+    .tp_dealloc = attention_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(PrefixAttention, vectorcall),
+    .tp_members = attention_members,
+};
+
 /* bound_clock(mode) -> (ns, calls): the kernel time and calls of bound objects since the
  * last bound_clock call, which sets the mode: 0 off, 1 timed, 2 timed writing zeros */
 PyObject *py_bound_clock(PyObject *module, PyObject *arg) {
@@ -472,9 +655,9 @@ PyObject *py_bound_clock(PyObject *module, PyObject *arg) {
 }
 
 int add_bound_types(PyObject *module) {
-    PyTypeObject *types[] = {&RepackedMatmulType, &RowsCallType};
-    const char *names[] = {"RepackedMatmul", "RowsCall"};
-    for (int i = 0; i < 2; i++) {
+    PyTypeObject *types[] = {&RepackedMatmulType, &RowsCallType, &PrefixAttentionType};
+    const char *names[] = {"RepackedMatmul", "RowsCall", "PrefixAttention"};
+    for (int i = 0; i < 3; i++) {
         if (PyType_Ready(types[i]) < 0) return -1;
         Py_INCREF(types[i]);
         if (PyModule_AddObject(module, names[i], (PyObject *)types[i]) < 0) {

@@ -16,7 +16,8 @@ own, ``--repeat`` times per measurement, medians:
   median: a step's time minus its kernels' time is the Python around the kernel (the
   form, its checks, ``np.empty``; the timing wrapper's own ~0.3 us a kernel call too); the
   bound C steps (``_kernels.RepackedMatmul``, csrc/bound.c) time their kernel calls inside
-  themselves (``_kernels.bound_clock``), without a wrapper;
+  themselves (``_kernels.bound_clock``), without a wrapper; ``--untimed-c`` leaves the C
+  kernels unwrapped (no "in C" column): each step's own time, comparable between trees;
 * **floor**: the generated replay with every step's function replaced by one returning
   the step's recorded result (the plan's own Python: the calls, the locals);
 * **what a native runner would leave**: the replay with each native step replaced by its
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--activations", choices=["float32", "int8"])
     p.add_argument("--slowest", type=int, default=12, help="list the N steps with the most time outside C")
     p.add_argument("--fastest", action="store_true", help="each step's fastest time, not its median")
+    p.add_argument(
+        "--untimed-c",
+        action="store_true",
+        help="leave the C kernels unwrapped (no 'in C' column, none of the wrapper's ~0.3 us a kernel call: "
+        "the steps' own times, comparable between trees)",
+    )
     p.add_argument("--list", default="", metavar="A:B", help="list steps A to B (their arguments' places and results)")
     args = p.parse_args(argv)
     if args.activations:
@@ -61,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     kernel_ns: collections.Counter[str] = collections.Counter()
     timing = [False]
     real = _native._kernels
-    _native._kernels = timed = _Timed(real, kernel_ns, timing)  # (forms bind the kernels when recorded)
-    bound_clock = getattr(real, "bound_clock", None)  # (a tree with bound C steps: their kernels' clock)
+    timed = _Timed(real, kernel_ns, timing)
+    if not args.untimed_c:
+        _native._kernels = timed  # (forms bind the kernels when recorded)
+    bound_clock = None if args.untimed_c else getattr(real, "bound_clock", None)  # (bound C steps' kernel clock)
 
     plans: list[Any] = []
     real_call = _replay.Plan.__call__

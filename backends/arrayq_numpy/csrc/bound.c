@@ -98,29 +98,35 @@ static PyObject *call(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
     PyObject *x = args[0], *data = PyWeakref_GetObject(self->ref);
     if (!data) return NULL;
     if (data == Py_None) return rebind_after(self, x);
+    Py_INCREF(data); /* (held from here: nothing below may free the copy under us) */
     PyObject *repacked = PyObject_GetAttrString(self->backend, "repacked");
-    if (!repacked) return NULL;
+    if (!repacked) {
+        Py_DECREF(data);
+        return NULL;
+    }
     Py_DECREF(repacked); /* (only its identity is compared) */
     const int int8 = int8_now(self);
-    if (int8 < 0) return NULL;
-    if (repacked != self->cache || !int8 || Py_TYPE(x) != (PyTypeObject *)self->ndarray) return fall_back(self, x);
     Py_buffer xv, dv, ov;
     const int64_t m = self->m, k = self->layout.k, n = self->layout.n;
-    if (PyObject_GetBuffer(x, &xv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+    int plain = int8 > 0 && repacked == self->cache && Py_TYPE(x) == (PyTypeObject *)self->ndarray;
+    if (plain && PyObject_GetBuffer(x, &xv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         PyErr_Clear(); /* (another layout: the method takes it) */
-        return fall_back(self, x);
-    }
-    if (xv.len != m * k * 4 || xv.itemsize != 4 || strcmp(xv.format, "f") || (uintptr_t)xv.buf % 4) {
+        plain = 0;
+    } else if (plain && (xv.len != m * k * 4 || xv.itemsize != 4 || strcmp(xv.format, "f") || (uintptr_t)xv.buf % 4)) {
         PyBuffer_Release(&xv);
-        return fall_back(self, x);
+        plain = 0;
     }
-    Py_INCREF(data); /* (the buffer holds it too; kept until released) */
+    if (!plain) {
+        Py_DECREF(data);
+        return int8 < 0 ? NULL : fall_back(self, x);
+    }
+    const struct rq_layout layout = self->layout; /* (another thread may rebind it meanwhile) */
     PyObject *pair[2] = {self->shape, self->dtype};
     PyObject *out = PyObject_Vectorcall(self->empty, pair, 2, NULL);
     int held = 1;
     if (!out || PyObject_GetBuffer(data, &dv, PyBUF_C_CONTIGUOUS) < 0) goto fail;
     held = 2;
-    if (dv.len < self->layout.total_bytes) {
+    if (dv.len < layout.total_bytes) {
         PyErr_SetString(PyExc_ValueError, "the repacked copy is smaller than its layout");
         goto fail;
     }
@@ -131,7 +137,6 @@ static PyObject *call(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
         goto fail;
     }
     int status;
-    const struct rq_layout layout = self->layout; /* (another thread may rebind it meanwhile) */
     const int mode = clock_mode;
     const long long t0 = mode ? now_ns() : 0;
     Py_BEGIN_ALLOW_THREADS if (mode == 2) {

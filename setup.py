@@ -18,8 +18,11 @@ flags = [] if sys.platform == "win32" else ([] if own_level else ["-O3"]) + ["-s
 csrc = "backends/arrayq_numpy/csrc/"
 kernels = Extension(
     "arrayq_numpy._kernels",
-    sources=[csrc + name for name in ("module.c", "kernels.c", "threadpool.c", "attention.c", "repack.c", "rowops.c")],
-    depends=[csrc + "kernels.h", csrc + "kernels_simd.inc", csrc + "repacked_simd.inc"],
+    sources=[
+        csrc + name
+        for name in ("module.c", "bound.c", "kernels.c", "threadpool.c", "attention.c", "repack.c", "rowops.c")
+    ],
+    depends=[csrc + "kernels.h", csrc + "glue.h", csrc + "kernels_simd.inc", csrc + "repacked_simd.inc"],
     extra_compile_args=flags,
     optional=True,
 )

@@ -459,12 +459,17 @@ def _keywords(method: Callable[..., Any], names: tuple[str, ...], positional: in
     return method(*args[:positional], **dict(zip(names, args[positional:])))
 
 
+#: ``(slice(None),) * axis`` for the axes a cache write may name, made once (building it
+#: on each write cost ~0.8 us of a decode step's 56 cache writes' ~4 us each)
+_WHOLE_AXES = tuple((slice(None),) * axis for axis in range(64))  # (NumPy: at most 64 axes)
+
+
 def _write_in_place(copying: Callable[..., Any], x: Any, update: Any, start: Any, axis: int) -> Any:
     """``slice_update`` of a donated array: written into ``x`` itself where it takes slice
     assignment (the backend is eager: ``start`` may be read), else the backend's copy."""
     try:
         begin = int(start)
-        x[(slice(None),) * axis + (slice(begin, begin + update.shape[axis]),)] = update
+        x[_WHOLE_AXES[axis] + (slice(begin, begin + update.shape[axis]),)] = update
         return x
     except (TypeError, ValueError):  # read-only, or arrays that take no assignment
         return copying(x, update, start, axis)

@@ -25,7 +25,8 @@ shared machine. ``--untimed-kernels`` leaves the backend's quantized matmul unwr
 (the rows inside it read 0): a recorded plan replays a wrapped method as it is, so only
 then does the decode time include the NumPy backend's replay form of the kernel call.
 ``--c-kernels`` moves the boundary down to the C matmul kernels (``gemv``,
-``gemv_repacked``), timed wherever they are called from (the replay forms included):
+``gemv_repacked``), timed wherever they are called from (the replay forms included; the
+bound C steps of a plan, ``_kernels.RepackedMatmul``, time theirs inside themselves):
 everything else, the Python around each kernel call too, counts as outside — the
 strictest split, and the one that sees the forms. ``--stub-c-kernels`` is that boundary
 with the C matmul kernels writing zeros instead (the output of the right shape, as
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import arrayq as aq
     import arrayq.linalg
-    from arrayq import models, nn
+    from arrayq import _replay, models, nn
 
     if args.model is None:
         from arrayq.models._host import cache_dir
@@ -163,8 +164,24 @@ def main(argv: list[str] | None = None) -> int:
     from arrayq_numpy import _native
 
     c_real = _native._kernels
+    bound_clock = getattr(c_real, "bound_clock", None)  # (bound C steps time their own kernels)
+    plan_call = _replay.Plan.__call__
     if args.c_kernels:  # a plan's forms bind the module's functions when lowered: after this
         _native._kernels = _TimedKernels(c_real, acc, decoding, args.stub_c_kernels)
+        if bound_clock is not None:
+            mode = 2 if args.stub_c_kernels else 1
+
+            def plan_timed(self: Any, *leaves: Any) -> Any:
+                counted = decoding()
+                bound_clock(mode)  # (drops what came before)
+                out = plan_call(self, *leaves)
+                ns, calls = bound_clock(mode)
+                if counted:
+                    acc["kernel"] += ns / 1e9
+                    acc["calls"] += calls
+                return out
+
+            _replay.Plan.__call__ = plan_timed  # type: ignore[method-assign]
     elif not args.untimed_kernels:
         type(backend).quantized_matmul = kernel_timed
     arrayq.linalg.quantized_matmul = front_timed
@@ -191,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             profiles[m] = out.getvalue()
     finally:
         _native._kernels = c_real
+        _replay.Plan.__call__ = plan_call  # type: ignore[method-assign]
+        if bound_clock is not None:
+            bound_clock(0)
         type(backend).quantized_matmul = kernel_real
         arrayq.linalg.quantized_matmul = front_real
 

@@ -14,7 +14,10 @@ own, ``--repeat`` times per measurement, medians:
 * **in C**: each C function of the NumPy backend (``_kernels.*``) timed where the steps
   call it (bound when the plan is recorded, so wrapped before the warm-up), each step's
   median: a step's time minus its kernels' time is the Python around the kernel (the
-  form, its checks, ``np.empty``; the timing wrapper's own ~0.3 us a kernel call too);
+  form, its checks, ``np.empty``; the timing wrapper's own ~0.3 us a kernel call too); the
+  bound C steps (``_kernels.RepackedMatmul``, csrc/bound.c) time their kernel calls inside
+  themselves (``_kernels.bound_clock``), without a wrapper; ``--untimed-c`` leaves the C
+  kernels unwrapped (no "in C" column): each step's own time, comparable between trees;
 * **floor**: the generated replay with every step's function replaced by one returning
   the step's recorded result (the plan's own Python: the calls, the locals);
 * **what a native runner would leave**: the replay with each native step replaced by its
@@ -47,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--activations", choices=["float32", "int8"])
     p.add_argument("--slowest", type=int, default=12, help="list the N steps with the most time outside C")
     p.add_argument("--fastest", action="store_true", help="each step's fastest time, not its median")
+    p.add_argument(
+        "--untimed-c",
+        action="store_true",
+        help="leave the C kernels unwrapped (no 'in C' column, none of the wrapper's ~0.3 us a kernel call: "
+        "the steps' own times, comparable between trees)",
+    )
     p.add_argument("--list", default="", metavar="A:B", help="list steps A to B (their arguments' places and results)")
     args = p.parse_args(argv)
     if args.activations:
@@ -59,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     kernel_ns: collections.Counter[str] = collections.Counter()
     timing = [False]
     real = _native._kernels
-    _native._kernels = timed = _Timed(real, kernel_ns, timing)  # (forms bind the kernels when recorded)
+    timed = _Timed(real, kernel_ns, timing)
+    if not args.untimed_c:
+        _native._kernels = timed  # (forms bind the kernels when recorded)
+    bound_clock = None if args.untimed_c else getattr(real, "bound_clock", None)  # (bound C steps' kernel clock)
 
     plans: list[Any] = []
     real_call = _replay.Plan.__call__
@@ -109,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         for p, v in constants.items():
             env[p] = v
         clock = time.perf_counter_ns
+        if bound_clock is not None:
+            bound_clock(1 if inside is not None else 0)
         for i, (fn, a, o) in enumerate(steps):
             if calls is not None:
                 timed.capture = calls.setdefault(i, [])
@@ -117,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             r = fn(*[env[j] for j in a])
             if record is not None:
                 record.setdefault(i, []).append(clock() - t)
-            if inside is not None:
-                inside.setdefault(i, []).append(kernel_ns.total() - before)
+            if inside is not None:  # (and the kernels of the bound C steps, csrc/bound.c, timed there)
+                bound_ns = bound_clock(1)[0] if bound_clock is not None else 0
+                inside.setdefault(i, []).append(kernel_ns.total() - before + bound_ns)
             if results is not None:
                 results.append(r)
             if type(o) is int:
@@ -192,12 +207,16 @@ def main(argv: list[str] | None = None) -> int:
         runs[label] = _replay_of(plan, fns, leaves)
     times: dict[str, list[int]] = {label: [] for label in runs}
     timed.stub = True  # (the matmul kernels' time, and its swings on a busy machine, left out)
+    if bound_clock is not None:
+        bound_clock(2)
     for _ in range(args.repeat):  # (the three in turn: each repeat sees the same machine)
         for label, fn in runs.items():
             t = time.perf_counter_ns()
             fn()
             times[label].append(time.perf_counter_ns() - t)
     timed.stub = False
+    if bound_clock is not None:
+        bound_clock(0)
     variants = {label: statistics.median(v) for label, v in times.items()}
     fastest = {label: min(v) for label, v in times.items()}  # (a busy machine's least disturbed run)
     saved = {
@@ -261,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fn_name(fn: Any, name: str) -> str:
     own = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None)
+    own = own or getattr(fn, "__qualname__", "").rpartition(".")[2] or None  # (a bound C step's form name)
     if own is None and type(fn).__name__ == "methodcaller":
         own = repr(fn).split("(")[1].strip("'\"").split("'")[0]
     return f"{own or type(fn).__name__} [{name}]" if own != name else str(own)
@@ -352,7 +372,7 @@ class _Timed:
 
     def __getattr__(self, name: str) -> Any:
         fn = getattr(self._real, name)
-        if not callable(fn):
+        if not callable(fn) or isinstance(fn, type):  # (the bound C steps' types: made as they are)
             return fn
         acc, timing, clock = self._acc, self._timing, time.perf_counter_ns
 

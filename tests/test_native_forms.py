@@ -376,3 +376,165 @@ def test_no_form_for_a_method_patched_onto_the_class(monkeypatch):
     x, w = _f32(2, 8), _f32(8)
     monkeypatch.setattr(NumPyBackend, "rms_norm", lambda self, x, weight, eps: x)
     assert backend.replay_form("rms_norm", (x, w, 1e-5), (False, True, True), x) is None
+
+
+def test_quantized_matmul_replays_one_bound_c_call():
+    """The plan's step is the C object (csrc/bound.c) itself, not a Python function around
+    the kernel; its result is a new array on every replay (a returned array stays fresh)."""
+    _, fn, inputs = CASES["quantized_matmul"]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        compiled(*inputs())
+        (entry,) = compiled._cache.values()
+        (step,) = [f for f, _, _ in entry.run.steps if type(f).__name__ == "RepackedMatmul"]
+        x = inputs()[0]
+        first, second = step(x), step(x)
+        assert first is not second and not np.shares_memory(first, second)
+        _same(first, fn(x))
+
+
+def test_bound_quantized_matmul_refuses_wrong_calls():
+    _, fn, inputs = CASES["quantized_matmul"]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        compiled(*inputs())
+        (entry,) = compiled._cache.values()
+        (step,) = [f for f, _, _ in entry.run.steps if type(f).__name__ == "RepackedMatmul"]
+        with pytest.raises(TypeError, match="one argument"):
+            step()
+        with pytest.raises(TypeError, match="one argument"):
+            step(inputs()[0], inputs()[0])
+        with pytest.raises(TypeError, match="one argument"):
+            step(x=inputs()[0])
+        # another shape of the same dtype (a plan never gives one): the method's result for it
+        x = _f32(3, 64)
+        _same(step(x), fn(x))
+        # float16 of the recorded bytes' count: not read as float32, the method's result
+        x16 = _f32(1, 4, 64).astype(np.float16)
+        _same(step(x16), aq.get_backend("numpy").quantized_matmul(x16, _WEIGHT, True))
+    kinds = type(step)
+    ref = step  # (not a weakref)
+    with pytest.raises(TypeError, match="weakref"):
+        kinds(0, 1, 96, 64, 32, 4, ref, 0, False, None, None, _native._activations, "int8", np.ndarray, np.empty,
+              (1, 96), np.float32, fn, fn, "x")  # fmt: skip
+    import weakref
+
+    data = np.zeros(8, np.uint8)
+    for level, group_size, m in ((99, 32, 1), (0, 48, 1), (0, 32, 0)):
+        with pytest.raises(ValueError):
+            kinds(level, m, 96, 64, group_size, 4, weakref.ref(data), 0, False, None, None, _native._activations,
+                  "int8", np.ndarray, np.empty, (1, 96), np.float32, fn, fn, "x")  # fmt: skip
+    unready = kinds.__new__(kinds)  # (never initialised: refuses calls, does not crash)
+    with pytest.raises(TypeError):
+        unready(np.zeros((1, 64), np.float32))
+
+
+def test_bound_clock_times_and_stubs_the_bound_kernels():
+    """The profiles' hook (benchmarks/profile_*.py): mode 1 counts the bound kernel calls,
+    mode 2 also writes zeros instead of running them; off again, the kernel's result."""
+    _, fn, inputs = CASES["quantized_matmul"]
+    compiled = aq.compile(fn)
+    kernels = _native._kernels
+    with activations("int8"):
+        compiled(*inputs())
+        x = inputs()[0]
+        kernels.bound_clock(1)
+        compiled(x)
+        compiled(x)
+        assert kernels.bound_clock(2)[1] == 2
+        assert not compiled(x).any()
+        ns, calls = kernels.bound_clock(0)
+        assert calls == 1 and ns >= 0
+        _same(compiled(x), fn(x))
+        assert kernels.bound_clock(0) == (0, 0)
+    with pytest.raises(ValueError, match="bound_clock"):
+        kernels.bound_clock(3)
+
+
+def _bound_step(name: str) -> tuple[object, object, object]:
+    """A compiled CASES function recorded once (int8), its bound C step and its inputs."""
+    _, fn, inputs = CASES[name]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        compiled(*inputs())
+    (entry,) = compiled._cache.values()
+    (step,) = [f for f, _, _ in entry.run.steps if type(f).__name__ == "RowsCall"]
+    return step, fn, inputs
+
+
+@pytest.mark.parametrize("name", ["add_rms_norm", "swiglu_halves", "qkv_heads"])
+def test_row_ops_replay_one_bound_c_call(name):
+    """add_rms_norm, swiglu_halves and qkv_heads replay as one C object (csrc/bound.c) with
+    fresh outputs on each call; another dtype or size falls back to the method."""
+    step, fn, inputs = _bound_step(name)
+    args = inputs()
+    first, second = step(*args), step(*args)
+    for a, b in zip(*(r if isinstance(r, tuple) else (r,) for r in (first, second))):
+        assert a is not b and not np.shares_memory(a, b)
+    _same(first, fn(*args))
+    with pytest.raises(TypeError, match="positional arguments"):
+        step(*args, args[0])
+    wider = [np.concatenate([args[0], args[0]], axis=0), *args[1:]]  # (another size: the method's result)
+    if name == "add_rms_norm":
+        wider[1] = np.concatenate([args[1], args[1]], axis=0)
+    _same(step(*wider), fn(*wider))
+
+
+def test_row_ops_bound_refuses_bad_construction():
+    step, fn, inputs = _bound_step("add_rms_norm")
+    kind, w = type(step), _f32(64)
+    common = (np.ndarray, np.empty, np.float32, ((1, 64), (1, 64)), fn, "x")
+    with pytest.raises(ValueError, match="binds"):
+        kind("matmul", 1, 64, (w,), 1e-5, *common)
+    with pytest.raises(ValueError, match="weight"):
+        kind("add_rms_norm", 1, 64, (_f32(32),), 1e-5, *common)  # (not d long)
+    with pytest.raises(ValueError, match="weight"):
+        kind("add_rms_norm", 1, 64, (w.astype(np.float64)[:32],), 1e-5, *common)  # (the bytes, not float32)
+    with pytest.raises(ValueError, match="sizes"):
+        kind("add_rms_norm", 0, 64, (w,), 1e-5, *common)
+    with pytest.raises(ValueError, match="sizes"):
+        kind("add_rms_norm", 2**40, 2**40, (w,), 1e-5, *common)
+    with pytest.raises(TypeError):
+        kind("add_rms_norm", 1, 64, (w, w, w), 1e-5, *common)
+    with pytest.raises(TypeError):  # (qkv_heads: two weights and the tables)
+        kind("qkv_heads", 1, 16, (w,), 1e-5, *common, B=1, L=1, hq=4, hkv=2, dims=16)
+    unready = kind.__new__(kind)
+    with pytest.raises(TypeError):
+        unready(_f32(1, 64), _f32(1, 64))
+    # a bound call's qkv tables of another size than recorded: an error, not a read past them
+    qstep, qfn, qinputs = _bound_step("qkv_heads")
+    bad = kind("qkv_heads", 2, 16, (_QW, _KW), 1e-6, np.ndarray, np.empty, np.float32,
+               ((2, 4, 1, 16), (2, 2, 1, 16), (2, 2, 1, 16)), qfn, "q", B=2, L=1, hq=4, hkv=2, dims=16,
+               tables=lambda offset: (np.zeros((1, 4), np.float32), np.zeros((1, 4), np.float32)))  # fmt: skip
+    with pytest.raises(ValueError, match="tables"):
+        bad(*qinputs())
+
+
+def test_prefix_attention_replays_one_bound_c_call_and_refuses_wrong_calls():
+    (_, _), fn, inputs = CASES["prefix_attention"]
+    compiled = aq.compile(fn)
+    with activations("int8"):
+        compiled(*inputs())
+    (entry,) = compiled._cache.values()
+    (step,) = [f for f, _, _ in entry.run.steps if type(f).__name__ == "PrefixAttention"]
+    args = inputs()
+    first, second = step(*args), step(*args)
+    assert first is not second and not np.shares_memory(first, second)
+    _same(first, fn(*args))
+    with pytest.raises(TypeError, match="key count"):
+        step(*args[:3])
+    # keys of float16 where float32 was recorded (a plan never gives them): the method's result
+    half = [args[0], args[1].astype(np.float16), args[2].astype(np.float16), args[3]]
+    _same(step(*half), fn(*half))
+    kind = type(step)
+    common = (np.ndarray, np.empty, np.float32, fn, "p")
+    for shapes in (((1, 4, 1), (1, 2, 40, 16)), ((1, 4, 1, 16), (1, 2, 0, 16))):  # (not 4-d; no keys)
+        with pytest.raises(ValueError, match="PrefixAttention"):
+            kind(0, *shapes, 16, 4, 1, 0.25, False, _native, *common)
+    with pytest.raises(ValueError, match="PrefixAttention"):  # (an element size of neither float)
+        kind(0, (1, 4, 1, 16), (1, 2, 40, 16), 16, 8, 1, 0.25, False, _native, *common)
+    with pytest.raises(ValueError, match="level"):
+        kind(99, (1, 4, 1, 16), (1, 2, 40, 16), 16, 4, 1, 0.25, False, _native, *common)
+    unready = kind.__new__(kind)
+    with pytest.raises(TypeError):
+        unready(*args)

@@ -99,7 +99,7 @@ def test_sdist_carries_the_kernel_sources(dist: dict[str, Path]) -> None:
     names = {n.split("/", 1)[1] for n in tarfile.open(dist["sdist"]).getnames() if "/" in n}
     csrc = "backends/arrayq_numpy/csrc/"
     sources = ("module.c", "kernels.c", "kernels.h", "kernels_simd.inc", "repacked_simd.inc", "repack.c")
-    sources += ("threadpool.c", "attention.c")
+    sources += ("threadpool.c", "attention.c", "bound.c", "glue.h")
     assert {"setup.py", *(csrc + name for name in sources)} <= names
     assert set(CUDA_SOURCES) <= names
 

@@ -23,7 +23,11 @@ on each call only what the signature leaves open:
   the method runs.
 
 Each form returns what the method returns for such arrays, bit for bit: the same kernel on
-the same arrays (tests/test_native_forms.py).
+the same arrays (tests/test_native_forms.py). The 8-bit ``quantized_matmul``,
+``add_rms_norm``, ``swiglu_halves``, ``qkv_heads`` and ``prefix_attention`` forms are C
+objects (``csrc/bound.c``) making these checks, the outputs and the kernel call in one call
+from the replay, the method as their fallback (a Python closure cost ~4-6 us a call
+around its kernel).
 """
 
 from __future__ import annotations
@@ -91,16 +95,14 @@ def _add_rms_norm(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     x, y, weight, eps = args
     if not (fixed[2] and fixed[3] and _f32(x, y) and x.ndim and x.shape == y.shape and _weight(weight, x.shape[-1])):
         return None
-    method, kernel, shape, rows = backend.add_rms_norm, _native._kernels.add_rms_norm, x.shape, (-1, x.shape[-1])
+    method, shape = backend.add_rms_norm, x.shape
 
     def add_rms_norm(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not (x.flags.carray and y.flags.carray):
-            return method(x, y, weight, eps)
-        total, out = np.empty(shape, _F32), np.empty(shape, _F32)
-        kernel(x.reshape(rows), y.reshape(rows), weight, total.reshape(rows), out.reshape(rows), eps)
-        return total, out
+        """What the bound call falls back to (another layout): the method."""
+        return method(x, y, weight, eps)
 
-    return add_rms_norm, (0, 1)
+    rows, d = math.prod(shape[:-1]), shape[-1]
+    return _bound_rows("add_rms_norm", add_rms_norm, rows, d, (weight,), eps, (shape, shape)), (0, 1)
 
 
 def _swiglu(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
@@ -123,18 +125,25 @@ def _swiglu_halves(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
     (gate_up,) = args
     if not (_f32(gate_up) and gate_up.ndim and gate_up.shape[-1] % 2 == 0):
         return None
-    method, kernel, width = backend.swiglu_halves, _native._kernels.swiglu, gate_up.shape[-1]
-    n, shape = width // 2, (*gate_up.shape[:-1], width // 2)
+    method, n = backend.swiglu_halves, gate_up.shape[-1] // 2
+    shape = (*gate_up.shape[:-1], n)
 
     def swiglu_halves(gate_up: np.ndarray) -> np.ndarray:
-        if not gate_up.flags.carray:
-            return method(gate_up)
-        rows = gate_up.reshape(-1, width)  # (the kernel reads rows of any stride: the halves as views)
-        out = np.empty(shape, _F32)
-        kernel(rows[:, :n], rows[:, n:], out.reshape(-1, n))
-        return out
+        """What the bound call falls back to (another layout): the method."""
+        return method(gate_up)
 
-    return swiglu_halves, (0,)
+    return _bound_rows("swiglu_halves", swiglu_halves, math.prod(shape[:-1]), n, (), 0.0, (shape,)), (0,)
+
+
+def _bound_rows(
+    op: str, fallback: Any, rows: int, d: int, weights: tuple, eps: float, shapes: tuple, **more: Any
+) -> Any:
+    """The C object that replays ``op`` on float32 arrays of the recorded sizes and calls
+    ``fallback`` (the method) for any other (csrc/bound.c, RowsCall): one C call a replay,
+    where the form's Python cost ~4-6 us a call (flags, reshapes, np.empty, argument parsing)."""
+    return _native._kernels.RowsCall(
+        op, rows, d, weights, float(eps), np.ndarray, np.empty, _F32, shapes, fallback, fallback.__qualname__, **more
+    )
 
 
 def _tables(dims: int, base: float, scale: float, offset: Any, fixed: bool, length: int) -> Any:
@@ -175,20 +184,21 @@ def _qkv_heads(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
         return None
     if not (_weight(q_weight, head_dim) and _weight(k_weight, head_dim) and q_weight is not None is not k_weight):
         return None
-    method, kernel, (b, length, width) = backend.qkv_heads, _native._kernels.qkv_heads, qkv.shape
+    method, (b, length, width) = backend.qkv_heads, qkv.shape
     tables = _tables(dims, base, scale, offset, fixed[11], length)
     q_shape, kv_shape, static = (b, n_heads, length, head_dim), (b, n_kv, length, head_dim), args[1:11]
-    dims, traditional = int(dims), bool(traditional)
+    if (n_heads + 2 * n_kv) * head_dim != width:  # (the method's error, on each call)
+        return None
 
     def qkv_heads(qkv: np.ndarray, offset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not qkv.flags.carray:
-            return method(qkv, *static, offset)
-        cos, sin = tables(offset)
-        q, k, v = np.empty(q_shape, _F32), np.empty(kv_shape, _F32), np.empty(kv_shape, _F32)
-        kernel(qkv.reshape(-1, width), q_weight, k_weight, cos, sin, q, k, v, eps, dims, traditional)
-        return q, k, v
+        """What the bound call falls back to (another layout): the method."""
+        return method(qkv, *static, offset)
 
-    return qkv_heads, (0, 11)
+    bound = _bound_rows(
+        "qkv_heads", qkv_heads, b * length, head_dim, (q_weight, k_weight), eps, (q_shape, kv_shape, kv_shape),
+        B=b, L=length, hq=n_heads, hkv=n_kv, dims=int(dims), traditional=bool(traditional), tables=tables,
+    )  # fmt: skip
+    return bound, (0, 11)
 
 
 def _attended(q: Any, k: Any, v: Any) -> bool:
@@ -226,21 +236,22 @@ def _prefix_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
     q, k, v, scale, length, causal = args
     if not (fixed[3] and fixed[5] and _attended(q, k, v)):
         return None
-    method, native, keys, rows = backend.prefix_attention, _native, k.shape[2], q.shape[2]
-    kernel, index, shape = _attention_kernel(q, v)
+    method, native, rows = backend.prefix_attention, _native, q.shape[2]
+    _, index, _ = _attention_kernel(q, v)
     low, masked = rows if causal else 1, bool(causal and rows > 1)  # (the method's mask: "causal" for rows > 1)
 
     def prefix_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, length: Any) -> np.ndarray:
-        n = int(length)  # (the kernel's limits read as the method reads them, per call)
-        limits = rows <= native.ATTENTION_MAX_ROWS and n <= native.ATTENTION_MAX_KEYS
-        if not (low <= n <= keys and limits and _attendable(q) and _attendable(k) and _attendable(v)):
-            # (its error, or the reference, or another layout; float16 keys it declines: widened)
-            return _eager(lambda k, v: method(q, k, v, scale, length, causal), q, k, v)[0]
-        out = np.empty(shape, _F32)
-        kernel(index, q, k[:, :, :n], v[:, :, :n], out, scale, masked)
-        return out
+        """What the bound call falls back to: the method (its error, or the reference, or
+        another layout; float16 keys it declines: widened)."""
+        return _eager(lambda k, v: method(q, k, v, scale, length, causal), q, k, v)[0]
 
-    return prefix_attention, (0, 1, 2, 4)
+    # (one C call a replay, csrc/bound.c: the key count checked as the method checks it, the
+    # kernel's limits read per call as the method reads them, the layout as _attendable says)
+    bound = _native._kernels.PrefixAttention(
+        index, q.shape, k.shape, v.shape[3], k.itemsize, low, scale, masked, native, np.ndarray, np.empty, _F32,
+        prefix_attention, prefix_attention.__qualname__,
+    )  # fmt: skip
+    return bound, (0, 1, 2, 4)
 
 
 def _scaled_dot_product_attention(backend: Any, args: tuple, fixed: tuple, result: Any) -> Any:
@@ -299,28 +310,23 @@ def _quantized_matmul(backend: Any, args: tuple, fixed: tuple, result: Any) -> A
         return weakref.ref(data), kind, symmetric
 
     found, kind, symmetric = lookup()
-    method, kernel, current = backend.quantized_matmul, _native._kernels.gemv_repacked, _native.current_activations
-    n, k, group_size, bits = packed.shape[0], x.shape[-1], qw.group_size, qw.bits
-    m, shape = math.prod(x.shape[:-1]), (*x.shape[:-1], packed.shape[0])
-    empty = np.empty
+    method = backend.quantized_matmul
 
     def quantized_matmul(x: np.ndarray) -> np.ndarray:
-        nonlocal found, kind, symmetric
-        data = found()
-        if data is None or backend.repacked is not cache or current() != "int8":
-            out = method(x, qw, True)
-            if data is None and backend.repacked is cache and current() == "int8":
-                found, kind, symmetric = lookup()  # (the copy the method made, for the next call)
-            return out
-        if not x.flags.carray:
-            return method(x, qw, True)  # (another layout)
-        out = empty(shape, _F32)
-        # (C-contiguous: any shape.) The kernel says whether x was finite (read off the scan of
-        # x its codes need): NaN or inf in x takes the method's unfactored path, as eagerly
-        finite = kernel(index, x, data, out, m, n, k, group_size, bits, kind, symmetric)
-        return out if finite else method(x, qw, True)
+        """What the bound call falls back to: the method (see RepackedMatmul)."""
+        return method(x, qw, True)
 
-    return quantized_matmul, (0,)
+    def relookup() -> tuple[Any, int, bool] | None:
+        """After the method ran for a cleared copy: the copy it made, for the next call."""
+        return lookup() if backend.repacked is cache and _native.current_activations() == "int8" else None
+
+    # (one C call a replay: the checks above and the kernel, csrc/bound.c)
+    bound = _native._kernels.RepackedMatmul(
+        index, math.prod(x.shape[:-1]), packed.shape[0], x.shape[-1], qw.group_size, qw.bits, found, kind, symmetric,
+        backend, cache, _native._activations, _native._default_activations(), np.ndarray, np.empty,
+        (*x.shape[:-1], packed.shape[0]), _F32, quantized_matmul, relookup, quantized_matmul.__qualname__,
+    )  # fmt: skip
+    return bound, (0,)
 
 
 _FORMS = {

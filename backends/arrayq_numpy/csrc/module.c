@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "glue.h"
 #include "kernels.h"
 
 static const struct level *level_arg(int index) {
@@ -513,7 +514,12 @@ static PyObject *py_int8_runs(PyObject *self, PyObject *args) {
 static const struct level *layout_arg(int level_index, long long n, long long k, int group_size, int bits,
                                       int scale_kind, int symmetric, struct rq_layout *L) {
     const struct level *lv = level_arg(level_index);
-    if (!lv || check_format(k, group_size, bits, scale_kind) < 0) return NULL;
+    return lv ? layout_of(lv, n, k, group_size, bits, scale_kind, symmetric, L) : NULL;
+}
+
+const struct level *layout_of(const struct level *lv, long long n, long long k, int group_size, int bits,
+                              int scale_kind, int symmetric, struct rq_layout *L) {
+    if (check_format(k, group_size, bits, scale_kind) < 0) return NULL;
     if (n < 0) {
         PyErr_Format(PyExc_ValueError, "need n >= 0, got %lld", n);
         return NULL;
@@ -621,6 +627,7 @@ static PyMethodDef methods[] = {
     {"gemv_repacked", py_gemv_repacked, METH_VARARGS, "out = x @ W.T, 8-bit activations, W repacked; False where x is not finite."},
     {"slot_order", py_slot_order, METH_VARARGS, "The columns in slot order, as int64 bytes."},
     {"pool_probe", py_pool_probe, METH_VARARGS, "XOR of a buffer's words read on the pool (a probe)."},
+    {"bound_clock", py_bound_clock, METH_O, "Time (and stub) the kernels of bound calls, for profiles (bound.c)."},
     {"attention", py_attention, METH_VARARGS, "Softmax attention for a few query rows (see csrc/attention.c)."},
     {"rms_norm", py_rms_norm, METH_VARARGS, "float32 RMS norm over rows (see csrc/rowops.c)."},
     {"rope", py_rope, METH_VARARGS, "float32 rotary positions from cos/sin tables (see csrc/rowops.c)."},
@@ -638,6 +645,6 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     find_levels();
     pool_init();
     PyObject *m = PyModule_Create(&module);
-    if (m) PyModule_AddIntConstant(m, "MAX_ROWS", MAX_ROWS);
+    if (m && (PyModule_AddIntConstant(m, "MAX_ROWS", MAX_ROWS) < 0 || add_bound_types(m) < 0)) Py_CLEAR(m);
     return m;
 }

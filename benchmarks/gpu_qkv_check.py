@@ -328,6 +328,7 @@ def _worker(args: argparse.Namespace, part: str, off: str | None) -> dict[str, A
     cmd += ["--repeat", str(args.repeat), "--device", args.device]
     env = dict(os.environ)
     env.pop("ARRAYQ_MLX_CUDA_FUSED_OFF", None)
+    env["ARRAYQ_MLX_CUDA_FUSED"] = "1"  # (off by default until run on a GPU)
     if off:
         env["ARRAYQ_MLX_CUDA_FUSED_OFF"] = off
     try:
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"writing the {args.preset} checkpoint to {args.model} ...", file=sys.stderr)
         make_checkpoint(args.model, args.preset)
     os.environ.pop("ARRAYQ_MLX_CUDA_FUSED_OFF", None)  # (the check compares the model's path with the kernel)
+    os.environ["ARRAYQ_MLX_CUDA_FUSED"] = "1"
     mx = _setup(args.device)
     info = mx.device_info() if args.device == "gpu" else {"device_name": "cpu"}
     print(f"device: {info.get('device_name', info.get('architecture', '?'))}; mlx {mx.__version__}; {time.ctime()}")

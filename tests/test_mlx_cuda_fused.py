@@ -218,6 +218,7 @@ def _route(monkeypatch):
     monkeypatch.setattr(backend._cuda_route, "kernel_for", lambda *a, **k: None)
     monkeypatch.delenv(ck.ENV_VAR, raising=False)
     monkeypatch.delenv(ck.FUSED_OFF_VAR, raising=False)
+    monkeypatch.setenv(ck.FUSED_ON_VAR, "1")
     return kernels
 
 
@@ -239,12 +240,22 @@ def test_mlx_backend_runs_the_kernel_on_cuda(cuda_route):
 
 @pytest.mark.parametrize(
     "why",
-    ["fused off", "kernels off", "weights in float32", "head_dim 48", "no cuda device", "cpu target"],
+    [
+        "fused not asked for",
+        "fused off",
+        "kernels off",
+        "weights in float32",
+        "head_dim 48",
+        "no cuda device",
+        "cpu target",
+    ],
 )
 def test_mlx_backend_composes_where_the_kernel_does_not_run(cuda_route, monkeypatch, why):
     backend = aq.get_backend("mlx")
     kw: dict = {}
-    if why == "fused off":
+    if why == "fused not asked for":  # (off by default until run on a GPU)
+        monkeypatch.delenv(ck.FUSED_ON_VAR)
+    elif why == "fused off":
         monkeypatch.setenv(ck.FUSED_OFF_VAR, "add_rms_norm, qkv_heads")
     elif why == "kernels off":
         monkeypatch.setenv(ck.ENV_VAR, "0")

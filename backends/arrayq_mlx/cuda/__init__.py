@@ -62,7 +62,9 @@ launch where the composed ops make two nodes; twice a layer) and **swiglu** (``s
 silu(gate) * up of a fused gate/up projection's halves, where the composed ops make two
 slices and an elementwise node). They run where :func:`qkv_heads_fits`,
 :func:`add_rms_norm_fits`, :func:`swiglu_fits` and :func:`fused_enabled` say so
-(``ARRAYQ_MLX_CUDA_FUSED_OFF=qkv_heads,add_rms_norm,swiglu`` keeps them off, to measure them).
+They are off unless ``ARRAYQ_MLX_CUDA_FUSED=1``: written and checked on a machine without a
+GPU (emulated, compiled by nvcc and NVRTC), not yet run on one; with it,
+``ARRAYQ_MLX_CUDA_FUSED_OFF=qkv_heads,add_rms_norm,swiglu`` keeps some off, to measure them.
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ ADD_NORM_MAX_D = 16384
 #: off ("qkv_heads", "add_rms_norm", "swiglu"), so that their effect can be measured against
 #: the composed MLX ops.
 FUSED_OFF_VAR = "ARRAYQ_MLX_CUDA_FUSED_OFF"
+#: Environment variable: "1" (or "on") lets the fused model-step kernels run. Off by default until
+#: they have run on a GPU (docs/benchmarks-cuda.md: written and checked without one).
+FUSED_ON_VAR = "ARRAYQ_MLX_CUDA_FUSED"
 
 
 def enabled() -> bool:
@@ -138,9 +143,11 @@ def decode_enabled() -> bool:
 
 def fused_enabled(name: str) -> bool:
     """Whether arrayq's fused model-step kernel ``name`` ("qkv_heads", "add_rms_norm", "swiglu") may run: the kernels
-    are on (:func:`enabled`) and ``ARRAYQ_MLX_CUDA_FUSED_OFF`` does not list it."""
+    are on (:func:`enabled`), ``ARRAYQ_MLX_CUDA_FUSED`` is "1" and ``ARRAYQ_MLX_CUDA_FUSED_OFF`` does
+    not list it."""
+    asked = os.environ.get(FUSED_ON_VAR, "0").strip().lower() in ("1", "on", "true", "yes")
     off = {part.strip() for part in os.environ.get(FUSED_OFF_VAR, "").split(",")}
-    return enabled() and name not in off
+    return enabled() and asked and name not in off
 
 
 def qkv_heads_fits(dtype: str, weight_dtypes: tuple[str, ...], head_dim: int, size: int) -> bool:

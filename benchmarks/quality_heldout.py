@@ -2,7 +2,7 @@
 measured texts: the rows of docs/quantization-quality.md's tables from the held-out sections on.
 
     python benchmarks/quality_heldout.py --model DIR [--config 4/64] [--method gptq-dwq]
-        [--steps 640] [--calibration more|large]
+        [--steps 640] [--calibration more|large] [--save FILE.npz]
     python benchmarks/quality_heldout.py --model DIR --overlap
 
 The held-out texts are every fifth of the first 682 calibration texts
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--method", default="gptq-dwq", choices=("gptq-dwq", "gptq-round", "rtn"))
     parser.add_argument("--steps", type=int, default=640, help="Adam steps of the distillation")
     parser.add_argument("--calibration", choices=("more", "large"), default="large")
+    parser.add_argument("--save", help="write the quantized held-out and measured embeddings to this .npz")
     parser.add_argument("--overlap", action="store_true", help="only the large set's cosines to the other texts")
     args = parser.parse_args()
     settings = DistillSettings(
@@ -79,7 +80,10 @@ def main() -> None:
     seconds = time.perf_counter() - start
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
     held_ref, held_got = encoder.embed(HELD), embed(HELD)
-    held, measured = scores(held_ref, held_got), scores(encoder.embed(MEASURED), embed(MEASURED), pairs)
+    measured_ref, measured_got = encoder.embed(MEASURED), embed(MEASURED)
+    if args.save:  # (the quantized embeddings, before any scoring)
+        np.savez(args.save, held=held_got, measured=measured_got)
+    held, measured = scores(held_ref, held_got, ()), scores(measured_ref, measured_got, pairs)
     cells = [f"{s['mean_cos']:.5f} / {s['min_cos']:.5f} / {s['nn_agree']:.3f}" for s in (held, measured)]
     print("| variant | held-out mean / min cos / NN | measured mean / min cos / NN | paraphrase@1 | seconds |")
     variant = f"{args.method} {args.steps} steps, {args.calibration}"

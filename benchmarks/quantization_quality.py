@@ -3,7 +3,7 @@
     python benchmarks/quantization_quality.py --model DIR [--configs 4/64,4/32,3/64,5/64]
         [--methods rtn,mse,gptq,gptq-seq,gptq-dwq,gptq-rd,eq-dwq,gptq-round]
         [--encoder arrayq|numpy] [--backend numpy|mlx]
-        [--calibration base|more] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR] [--dwq-holdout N]
+        [--calibration base|more|large] [--dwq-backend jax|mlx] [--dwq-steps N] [--dwq-lr LR] [--dwq-holdout N]
         [--dwq-embedding W]
 
 DIR holds the sentence-transformers folder of all-MiniLM-L6-v2 (config.json,
@@ -14,7 +14,9 @@ embeddings (arrayq/bench/_quality.py says what each column means). ``--encoder a
 (the default) is arrayq's own model quantized by nn.quantize and run by the quantized
 kernels on ``--backend``; ``--encoder numpy`` a plain NumPy BERT on the dequantized weights
 (arrayq/bench/_minilm.py; needs safetensors and tokenizers). ``--calibration more`` adds
-quality_calibration.py's texts to quality_sentences.py's calibration texts. Prints a
+quality_calibration.py's texts to quality_sentences.py's calibration texts, ``large`` those
+and quality_calibration_large.py's (the distilled methods' held-out texts stay every fifth of
+the first two sets' 682 with either: the large set's texts are trained on only). Prints a
 Markdown table (docs/quantization-quality.md).
 """
 
@@ -23,6 +25,7 @@ import dataclasses
 import sys
 
 from quality_calibration import MORE_CALIBRATION
+from quality_calibration_large import LARGE_CALIBRATION
 from quality_sentences import CALIBRATION, PAIRS, SINGLES
 
 from arrayq.bench import _quality
@@ -38,14 +41,20 @@ def main() -> None:
     parser.add_argument("--encoder", choices=("arrayq", "numpy"), default="arrayq")
     parser.add_argument("--backend", default="numpy", help="arrayq backend of --encoder arrayq")
     parser.add_argument(
-        "--calibration", choices=("base", "more"), default="base", help="more: with quality_calibration.py's texts"
+        "--calibration",
+        choices=("base", "more", "large"),
+        default="base",
+        help="more: with quality_calibration.py's texts; large: and quality_calibration_large.py's",
     )
     defaults = DistillSettings()
     parser.add_argument("--dwq-backend", default=defaults.backend, help="gradient backend of gptq-dwq (jax, mlx)")
     parser.add_argument("--dwq-steps", type=int, default=defaults.steps, help="Adam steps of gptq-dwq")
     parser.add_argument("--dwq-lr", type=float, default=defaults.lr, help="Adam learning rate of gptq-dwq")
     parser.add_argument(
-        "--dwq-holdout", type=int, default=defaults.holdout, help="gptq-dwq: hold out every N-th text (0: none)"
+        "--dwq-holdout",
+        type=int,
+        default=defaults.holdout,
+        help="gptq-dwq: hold out every N-th of the first 682 texts (0: none)",
     )
     parser.add_argument(
         "--dwq-embedding",
@@ -60,7 +69,8 @@ def main() -> None:
     texts = [t for pair in PAIRS for t in pair] + SINGLES
     pairs = [(2 * i, 2 * i + 1) for i in range(len(PAIRS))]
     dwq = DistillSettings(args.dwq_steps, args.dwq_lr, defaults.batch, args.dwq_backend, holdout=args.dwq_holdout)
-    chosen = {"backend": args.dwq_backend}
+    # held out: every --dwq-holdout-th text of the first 682 only, so that every calibration set holds out the same
+    chosen: dict = {"backend": args.dwq_backend, "holdout_span": len(CALIBRATION) + len(MORE_CALIBRATION)}
     if args.dwq_embedding is not None:
         chosen["embedding"] = args.dwq_embedding
     dwq, rd, eq, rounding = (dataclasses.replace(s, **chosen) for s in (dwq, RELATIONAL, EQUALIZED, ROUNDING))
@@ -69,7 +79,11 @@ def main() -> None:
         if args.encoder == "arrayq"
         else NumpyMiniLM.from_dir(args.model)
     )
-    calibration = CALIBRATION + (MORE_CALIBRATION if args.calibration == "more" else [])
+    calibration = {
+        "base": CALIBRATION,
+        "more": CALIBRATION + MORE_CALIBRATION,
+        "large": CALIBRATION + MORE_CALIBRATION + LARGE_CALIBRATION,
+    }[args.calibration]
     rows = _quality.measure(
         encoder, texts, calibration, pairs, configs, methods, progress=lambda s: print(s, file=sys.stderr, flush=True)
     )

@@ -182,3 +182,52 @@ def test_measure_asks_the_encoder_for_the_distilled_method():
     for method in methods:
         with pytest.raises(ValueError, match=f"cannot measure '{method}'.*no distilled"):
             _quality.measure(_TinyEncoder(), texts, calibration, configs=[(4, 32)], methods=[method])
+
+
+def test_holdout_split_counts_only_among_the_first_span_texts():
+    """Every k-th text of the first ``span`` is held out, in order; texts after the span are
+    trained on, so a set extended at its end keeps its held-out texts (hand-listed)."""
+    from arrayq.bench._encoders import holdout_split
+
+    texts = [f"t{i}" for i in range(12)]
+    assert holdout_split(texts, 5) == ([t for t in texts if t not in ("t4", "t9")], ["t4", "t9"])
+    assert holdout_split(texts, 5, 7) == ([t for t in texts if t != "t4"], ["t4"])
+    assert holdout_split(texts, 3, 100) == (
+        ["t0", "t1", "t3", "t4", "t6", "t7", "t9", "t10"],
+        ["t2", "t5", "t8", "t11"],
+    )
+    assert holdout_split(texts, 0) == (texts, [])  # 0: nothing held out
+    assert holdout_split(texts, 5, 0) == (texts, [])
+    assert holdout_split([], 5) == ([], [])
+    extended = texts + ["u0", "u1", "u2", "u3", "u4"]
+    assert holdout_split(extended, 5, len(texts))[1] == holdout_split(texts, 5)[1]
+
+
+@pytest.mark.parametrize(("every", "span"), [(-1, None), (5, -1)])
+def test_negative_holdouts_are_refused(every, span):
+    from arrayq.bench._encoders import DistillSettings, holdout_split
+
+    with pytest.raises(ValueError, match="holdout_split needs every >= 0 and span >= 0"):
+        holdout_split(["a", "b"], every, span)
+    with pytest.raises(ValueError, match="DistillSettings.holdout and holdout_span must be 0 or more"):
+        DistillSettings(holdout=every, holdout_span=span)
+
+
+def test_linear_inputs_are_the_same_recorded_in_chunks(minilm, monkeypatch):
+    """Recorded a few texts a forward pass (shorter padding per pass), every Linear's inputs
+    are the one-pass recording's: the same real tokens in the same order, within float32
+    rounding of different summation lengths (activations up to ~10: 1e-4)."""
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("safetensors")
+    from arrayq.bench import _encoders
+
+    texts = ["Good morning!", "The museum is closed on Mondays.", "Why?", "Bake the bread at two hundred degrees."]
+    encoder = _encoders.ArrayqEncoder(minilm)
+    whole = encoder.linear_inputs(texts)
+    monkeypatch.setattr(_encoders, "RECORD_CHUNK", 3)
+    chunked = encoder.linear_inputs(texts)
+    tokens = int(encoder.tokenizer(texts).attention_mask.sum())
+    assert sorted(chunked) == sorted(whole) and len(whole) == 36
+    for path, x in whole.items():
+        assert x.shape[0] == tokens
+        np.testing.assert_allclose(chunked[path], x, atol=1e-4)

@@ -17,16 +17,35 @@ import numpy as np
 
 
 class _Recording:
-    """A Linear that keeps its inputs (as NumPy) in ``sink[path]`` and computes as before."""
+    """A Linear that keeps its inputs (as NumPy) at the real tokens ``real`` (B, L) in
+    ``sink[path]`` and computes as before (only the real tokens are kept: padding would
+    multiply the memory by the longest text's length)."""
 
-    def __init__(self, layer: Any, path: str, sink: dict[str, list[np.ndarray]]) -> None:
-        self.layer, self.path, self.sink = layer, path, sink
+    def __init__(self, layer: Any, path: str, sink: dict[str, list[np.ndarray]], real: np.ndarray) -> None:
+        self.layer, self.path, self.sink, self.real = layer, path, sink, real
 
     def __call__(self, x: Any) -> Any:
         import arrayq as aq
 
-        self.sink.setdefault(self.path, []).append(np.asarray(aq.to_numpy(aq.astype(x, "float32"))))
+        self.sink.setdefault(self.path, []).append(np.asarray(aq.to_numpy(aq.astype(x, "float32")))[self.real])
         return self.layer(x)
+
+
+#: Texts a forward pass of :meth:`ArrayqEncoder.linear_inputs` takes at most (the 682
+#: calibration texts of docs/quantization-quality.md in one, as they always were recorded).
+RECORD_CHUNK = 1024
+
+
+def holdout_split(texts: Sequence[str], every: int, span: int | None = None) -> tuple[list[str], list[str]]:
+    """``(trained, held)``: with ``every`` = k > 0, every k-th text among the first ``span``
+    (None: all) is held out, and every other text trained on (0: none held out). Texts after
+    ``span`` are always trained on, so a calibration set extended at its end keeps the held-out
+    texts of the set it extends. Raises ValueError for a negative ``every`` or ``span``."""
+    if every < 0 or (span is not None and span < 0):
+        raise ValueError(f"holdout_split needs every >= 0 and span >= 0 (or None), got {every!r} and {span!r}")
+    end = len(texts) if span is None else span
+    held_out = [bool(every) and i < end and i % every == every - 1 for i in range(len(texts))]
+    return [t for t, h in zip(texts, held_out) if not h], [t for t, h in zip(texts, held_out) if h]
 
 
 class ArrayqEncoder:
@@ -67,18 +86,21 @@ class ArrayqEncoder:
         return self._run(self.model, texts)
 
     def linear_inputs(self, texts: Sequence[str], model: Any = None) -> dict[str, np.ndarray]:
-        """Every Linear's inputs on ``texts``' real tokens in ``model`` (default: the float model)."""
+        """Every Linear's inputs on ``texts``' real tokens in ``model`` (default: the float
+        model), in the order of the texts; :data:`RECORD_CHUNK` texts a forward pass."""
         from arrayq import nn
         from arrayq._quantize_model import _rebuilt
 
         sink: dict[str, list[np.ndarray]] = {}
+        for i in range(0, len(texts), RECORD_CHUNK):
+            chunk = list(texts[i : i + RECORD_CHUNK])
+            real = self.tokenizer(chunk).attention_mask.astype(bool)
 
-        def record(path: str, layer: Any) -> Any:
-            return _Recording(layer, path, sink) if isinstance(layer, nn.Linear) else layer
+            def record(path: str, layer: Any, real: np.ndarray = real) -> Any:
+                return _Recording(layer, path, sink, real) if isinstance(layer, nn.Linear) else layer
 
-        self._run(_rebuilt(self.model if model is None else model, "", record), texts)
-        real = self.tokenizer(list(texts)).attention_mask.astype(bool)
-        return {path: np.concatenate(xs)[real] for path, xs in sink.items()}
+            self._run(_rebuilt(self.model if model is None else model, "", record), chunk)
+        return {path: np.concatenate(xs) for path, xs in sink.items()}
 
     def sequential(self, bits: int, group_size: int, texts: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
         from arrayq import nn
@@ -147,9 +169,10 @@ class ArrayqEncoder:
         embedding (its cosine) and with ``settings.similarity`` the cosine matrix of the
         batch's sentence embeddings (:func:`objective`), fitted to the float model's on
         ``texts`` in batches of ``settings.batch`` texts of similar length.
-        With ``settings.holdout`` = k, every k-th text (in the given order) is held out:
-        neither GPTQ nor the training sees it, and it chooses the step to keep (early
-        stopping). The result runs on this encoder's backend."""
+        With ``settings.holdout`` = k, every k-th text (in the given order, among the first
+        ``settings.holdout_span``: :func:`holdout_split`) is held out: neither GPTQ nor the
+        training sees it, and it chooses the step to keep (early stopping). The result runs
+        on this encoder's backend."""
         import arrayq as aq
         from arrayq import nn
 
@@ -161,9 +184,7 @@ class ArrayqEncoder:
             "eq-dwq": self.equalized,
             "gptq-round": self.rounding,
         }[method]
-        k = settings.holdout
-        held = [t for i, t in enumerate(texts) if k and i % k == k - 1]
-        trained = [t for i, t in enumerate(texts) if not (k and i % k == k - 1)]
+        trained, held = holdout_split(texts, settings.holdout, settings.holdout_span)
         rng, base = np.random.default_rng(0), list(trained)
         for _ in range(settings.augment):  # further texts: trained texts joined in pairs (new contexts)
             order = rng.permutation(len(base))
@@ -226,7 +247,9 @@ class DistillSettings:
     same units, of one minus each text's sentence-embedding cosine to the float model's (what
     the quality table measures; 0: none); ``holdout``: every
     ``holdout``-th calibration text held out to choose the step kept, checked every
-    ``check_every`` steps (0: none, the last step is kept if it improved the objective);
+    ``check_every`` steps (0: none, the last step is kept if it improved the objective),
+    counting only among the first ``holdout_span`` texts (None: all; the texts after them
+    are trained on: :func:`holdout_split`);
     ``damping``: GPTQ's, for the codes trained from (None: ``arrayq.quantize``'s default);
     ``equalize``: alpha candidates of ``nn.equalize_attention`` applied before GPTQ (searched
     per layer on the trained texts' o_proj inputs with that GPTQ; empty: none);
@@ -251,13 +274,20 @@ class DistillSettings:
     augment: int = 0
     rounds: int = 1
     learn_rounding: bool = False
+    holdout_span: int | None = None
 
     def __post_init__(self) -> None:
-        """Raises ValueError for a sentence term's weight that is negative or not finite."""
+        """Raises ValueError for a sentence term's weight that is negative or not finite, and
+        for a negative ``holdout`` or ``holdout_span``."""
         for name in ("similarity", "embedding"):
             weight = getattr(self, name)
             if not (math.isfinite(weight) and weight >= 0):
                 raise ValueError(f"DistillSettings.{name} must be a finite number, 0 or more, got {weight!r}")
+        if self.holdout < 0 or (self.holdout_span is not None and self.holdout_span < 0):
+            raise ValueError(
+                f"DistillSettings.holdout and holdout_span must be 0 or more, got {self.holdout!r} and "
+                f"{self.holdout_span!r} (holdout 0: nothing held out; holdout_span None: count among all texts)"
+            )
 
 
 #: gptq-rd's settings: GPTQ (default damping), then 320 steps on block states and the

@@ -124,9 +124,9 @@ def add_parser(sub: Any) -> None:
     srv.add_argument(
         "--burst-wait-ms",
         type=float,
-        default=5.0,
+        default=0.0,
         help="woken from an empty batch, wait for more requests while they keep arriving within this many ms of each "
-        "other (at most 4x it), so that requests sent at once start together (default 5; 0: start at the first)",
+        "other (at most 4x it), so that requests sent at once start together (default 0: start at the first; e.g. 5)",
     )
     srv.add_argument(
         "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn's"

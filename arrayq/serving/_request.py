@@ -44,7 +44,7 @@ class Limits:
     matmul kernel (more rows), whose logits differ in float32 rounding (docs/serving.md).
     ``burst_wait``: seconds the worker, woken from an empty batch, waits for more requests
     while they keep arriving within that of each other (at most 4 × it in all), so that
-    requests sent at once start together (0: start at the first)."""
+    requests sent at once start together (0, the default: start at the first)."""
 
     max_batch: int = 8
     max_queued: int = 32
@@ -52,7 +52,7 @@ class Limits:
     max_context: int | None = None
     prefill_chunk: int = 512
     prefill_together: bool | None = None
-    burst_wait: float = 0.005
+    burst_wait: float = 0.0  # (off: it did not pay on the quiet machine, docs/serving.md)
 
     def check(self) -> None:
         """ValueError unless every limit is a positive integer (max_queued may be 0) and
